@@ -1,0 +1,82 @@
+//! Extractors that authenticate a request from its `Authorization: Bearer` header.
+//!
+//! Handlers state what they need in their signature: [`Principal`] (any signed-in caller,
+//! including invite guests), [`AuthUser`] (an account), or [`MaybePrincipal`] (optional). There
+//! is no middleware to forget.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+pub use super::tokens::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::users::AccountRole;
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        state.tokens.verify_access(token)
+    }
+}
+
+/// An authenticated caller, if the request has a valid token.
+#[derive(Debug, Clone)]
+pub struct MaybePrincipal(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybePrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match bearer(parts) {
+            None => Ok(MaybePrincipal(None)),
+            Some(token) => state
+                .tokens
+                .verify_access(token)
+                .map(|p| MaybePrincipal(Some(p))),
+        }
+    }
+}
+
+/// A signed-in account (not an invite guest).
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// User id.
+    pub id: String,
+    /// Platform role from the access token (at most one token lifetime old).
+    pub role: AccountRole,
+}
+
+impl AuthUser {
+    /// Refuses unless the account is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == AccountRole::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("only admins may do this"))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Principal::from_request_parts(parts, state).await? {
+            Principal::User { id, role } => Ok(AuthUser { id, role }),
+            Principal::Guest { .. } => Err(ApiError::Forbidden(
+                "this needs an account; invite links only open their interview",
+            )),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Sightline's HTTP API and composition root.
+//!
+//! This crate wires the others together: it loads settings, opens the database, signs and checks
+//! tokens, and serves the JSON API, the operations endpoints and the browser app. It is the only
+//! crate that knows HTTP status codes, SQL and JWT.
+//!
+//! - [`app`] builds the router from an [`AppState`]; tests drive it directly or through a
+//!   [`Server`] bound to port 0.
+//! - [`Server::build`] prepares everything from [`Settings`]; [`Server::run`] serves until the
+//!   shutdown future completes, then drains in-flight requests.
+//! - [`cli`] holds the operator commands of the `sightline` binary.
+
+pub mod auth;
+pub mod cli;
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+mod routes;
+mod secrets;
+mod state;
+mod store;
+pub mod telemetry;
+mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::from_fn_with_state;
+use secrecy::ExposeSecret;
+use sightline_config::Settings;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use crate::error::ApiError;
+pub use crate::openapi::ApiDoc;
+pub use crate::state::AppState;
+pub use crate::store::Db;
+pub use crate::store::users::AccountRole;
+
+/// Content Security Policy for everything we serve: only our own scripts, styles and
+/// connections; nothing may frame us.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The full router with every layer, ready to serve.
+pub fn app(state: AppState) -> Router {
+    let settings = &state.settings;
+    Router::new()
+        .merge(routes::auth::router(&state))
+        .merge(routes::me::router())
+        .merge(routes::interviews::router())
+        .merge(routes::invites::router(&state))
+        .merge(routes::admin::router())
+        .merge(routes::ops::router())
+        .fallback(web::serve)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(settings.http.max_body_bytes))
+        .layer(cors(&settings.http.cors_allowed_origins))
+        .layer(security_header(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(security_header(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
+        .layer(security_header(
+            HeaderName::from_static("permissions-policy"),
+            "camera=(self), microphone=(self), display-capture=(self), geolocation=()",
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600))
+}
+
+/// Opens the configured database and applies pending migrations.
+pub async fn open_database(settings: &Settings) -> Result<Db, ApiError> {
+    std::fs::create_dir_all(&settings.data.dir)?;
+    let db = Db::connect(&settings.database_url(), settings.database.max_connections).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// A prepared server: database migrated, secret loaded, socket bound.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Prepares everything `settings` describe; fails before binding if anything is missing.
+    pub async fn build(settings: Settings) -> Result<Server, ApiError> {
+        std::fs::create_dir_all(&settings.data.dir)?;
+        let secret = secrets::jwt_secret(&settings)?;
+        let db = open_database(&settings).await?;
+        let tokens = auth::TokenKeys::new(
+            secret.expose_secret().as_bytes(),
+            settings.auth.access_token_ttl_secs,
+            settings.auth.join_token_ttl_secs,
+        );
+        let listener = TcpListener::bind(settings.http.addr).await?;
+        Ok(Server {
+            listener,
+            state: AppState::new(db, tokens, settings),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, ApiError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The state handlers see.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, finishes in-flight requests, then closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ApiError> {
+        let router = app(self.state.clone());
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        self.state.db.close().await;
+        Ok(())
+    }
+}

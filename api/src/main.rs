@@ -1,0 +1,161 @@
+//! The `sightline` binary: serve, migrate, and bootstrap accounts.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use sightline_api::{AccountRole, Server, cli, telemetry};
+use sightline_config::Settings;
+
+#[derive(Parser)]
+#[command(
+    name = "sightline",
+    version,
+    about = "Self-hostable live technical interviews"
+)]
+struct Args {
+    /// A TOML settings file layered over the built-in defaults.
+    #[arg(long, global = true, env = "SIGHTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server until SIGTERM or Ctrl-C.
+    Serve,
+    /// Applies database migrations and exits.
+    Migrate,
+    /// Manages accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Creates an account with any role.
+    Create {
+        /// Email address (the sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Name shown to others.
+        #[arg(long)]
+        name: String,
+        /// candidate, interviewer, reviewer or admin.
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long, conflicts_with = "password_file")]
+        password_stdin: bool,
+        /// Generate a password and write it to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Do nothing (and succeed) if an admin already exists; for first-run scripts.
+        #[arg(long)]
+        if_no_admin: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref()).context("loading settings")?;
+    match args.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            cli::migrate(&settings).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    name,
+                    role,
+                    password_stdin,
+                    password_file,
+                    if_no_admin,
+                },
+        } => {
+            let role: AccountRole = role.parse().map_err(anyhow::Error::msg)?;
+            if if_no_admin && cli::has_admin(&settings).await? {
+                println!("an admin account already exists; nothing to do");
+                return Ok(());
+            }
+            let password = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                generate_password()?
+            };
+            if !password_stdin {
+                match &password_file {
+                    Some(path) => write_private(path, &password)?,
+                    None => println!("password: {password}"),
+                }
+            }
+            let id = cli::create_user(&settings, &email, &name, role, password).await?;
+            println!("created {role} {email} ({id})");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(&settings.log);
+    let server = Server::build(settings)
+        .await
+        .context("starting sightline")?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, "sightline listening on http://{addr}");
+    server.run(shutdown_signal()).await?;
+    tracing::info!("sightline stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+fn generate_password() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(sightline_api::auth::opaque::encode(&bytes))
+}
+
+fn write_private(path: &PathBuf, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        bail!("{} exists already; not overwriting", path.display());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    Ok(())
+}

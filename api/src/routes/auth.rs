@@ -1,0 +1,324 @@
+//! `/api/auth/*`: registration, sign-in, refresh-token rotation and sign-out.
+//!
+//! The refresh token travels in an `HttpOnly; Secure; SameSite=Strict` cookie scoped to
+//! `/api/auth` (browsers) and in the response body (other clients). Responses never say whether an
+//! email is registered.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::rate_limit::per_ip_layer;
+use crate::auth::{Principal, opaque, password};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, not_blank};
+use crate::routes::me::{MeView, me_view};
+use crate::state::AppState;
+use crate::store::refresh_tokens::{self, Rotation, SessionSubject};
+use crate::store::{self, interviews, users};
+
+/// Name of the refresh cookie.
+pub const REFRESH_COOKIE: &str = "sightline_refresh";
+const REFRESH_COOKIE_PATH: &str = "/api/auth";
+
+/// The auth routes; registration and sign-in sit behind the per-IP limit.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limited = Router::new()
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .layer(per_ip_layer(&state.settings.auth.rate_limit));
+    Router::new()
+        .merge(limited)
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
+}
+
+/// Body of `POST /api/auth/register`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Email address; compared case-insensitively.
+    #[garde(email, length(max = 254))]
+    pub email: String,
+    /// At least 10 characters.
+    #[garde(length(chars, min = 10, max = 256))]
+    pub password: String,
+    /// Name shown to others.
+    #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
+    pub display_name: String,
+}
+
+/// Body of `POST /api/auth/login`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email address.
+    #[garde(email, length(max = 254))]
+    pub email: String,
+    /// Password.
+    #[garde(length(chars, min = 1, max = 256))]
+    pub password: String,
+}
+
+/// Body of refresh and logout: the token, unless the cookie carries it.
+#[derive(Debug, Default, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token; omit to use the cookie.
+    #[garde(length(max = 128))]
+    pub refresh_token: Option<String>,
+}
+
+/// A neutral acknowledgement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// What happens next.
+    pub message: String,
+}
+
+/// A signed-in session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// Bearer token for the API.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single-use refresh token (also set as a cookie).
+    pub refresh_token: String,
+    /// Unix seconds after which the session must be started again.
+    pub session_expires_at: i64,
+    /// Who is signed in.
+    pub me: MeView,
+}
+
+pub(crate) fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn refresh_cookie(state: &AppState, token: String, expires_at: i64) -> Cookie<'static> {
+    let max_age = (expires_at - store::now()).max(0);
+    Cookie::build((REFRESH_COOKIE, token))
+        .path(REFRESH_COOKIE_PATH)
+        .http_only(true)
+        .secure(state.settings.auth.secure_cookies)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build()
+}
+
+fn removal_cookie(state: &AppState) -> Cookie<'static> {
+    let mut cookie = refresh_cookie(state, String::new(), 0);
+    cookie.make_removal();
+    cookie
+}
+
+/// Issues the access token and sets the refresh cookie for a session whose refresh token is
+/// already stored.
+pub(crate) async fn session_response(
+    state: &AppState,
+    jar: CookieJar,
+    principal: Principal,
+    refresh_token: String,
+    session_expires_at: i64,
+) -> Result<Response, ApiError> {
+    let access_token = state.tokens.issue_access(&principal, store::now())?;
+    let me = me_view(state, &principal).await?;
+    let jar = jar.add(refresh_cookie(
+        state,
+        refresh_token.clone(),
+        session_expires_at,
+    ));
+    let body = SessionResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_secs(),
+        refresh_token,
+        session_expires_at,
+        me,
+    };
+    Ok((jar, Json(body)).into_response())
+}
+
+/// Starts a new refresh family for `subject` and answers with the session.
+pub(crate) async fn start_session(
+    state: &AppState,
+    jar: CookieJar,
+    principal: Principal,
+    subject: SessionSubject,
+    expires_at: i64,
+) -> Result<Response, ApiError> {
+    let refresh_token = opaque::generate()?;
+    refresh_tokens::start_family(
+        state.db.pool(),
+        &opaque::hash(&refresh_token),
+        &subject,
+        expires_at,
+    )
+    .await?;
+    session_response(state, jar, principal, refresh_token, expires_at).await
+}
+
+/// Creates a candidate account.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 202, description = "Account created if the email was new", body = Accepted),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let email = normalize_email(&body.email);
+    // Hash before looking at the email so both outcomes cost the same.
+    let hash = password::hash(body.password).await?;
+    match users::insert(
+        state.db.pool(),
+        &email,
+        body.display_name.trim(),
+        &hash,
+        users::AccountRole::Candidate,
+    )
+    .await
+    {
+        Ok(_) => tracing::info!("account registered"),
+        Err(err) if store::is_unique_violation(&err) => {
+            tracing::info!("registration for an existing email ignored");
+        }
+        Err(err) => return Err(err.into()),
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: "If this email was not registered yet, the account is ready: sign in."
+                .to_owned(),
+        }),
+    ))
+}
+
+/// Signs in with email and password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = SessionResponse),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let email = normalize_email(&body.email);
+    state.account_limiter.check(&email)?;
+    let user = users::by_email(state.db.pool(), &email).await?;
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !password::verify(body.password, stored_hash).await {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user = user.ok_or(ApiError::InvalidCredentials)?;
+    let principal = Principal::User {
+        id: user.id.clone(),
+        role: user.role()?,
+    };
+    let expires_at =
+        store::now().saturating_add_unsigned(state.settings.auth.refresh_token_ttl_secs);
+    start_session(
+        &state,
+        jar,
+        principal,
+        SessionSubject::User(user.id),
+        expires_at,
+    )
+    .await
+}
+
+fn presented_token(jar: &CookieJar, body: Option<String>) -> Option<String> {
+    body.or_else(|| jar.get(REFRESH_COOKIE).map(|c| c.value().to_owned()))
+        .filter(|t| opaque::is_well_formed(t))
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Rotated", body = SessionResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused token", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let Some(old) = presented_token(&jar, body.refresh_token) else {
+        return Err(ApiError::InvalidRefreshToken);
+    };
+    let new = opaque::generate()?;
+    let rotation =
+        refresh_tokens::rotate(state.db.pool(), &opaque::hash(&old), &opaque::hash(&new)).await?;
+    let (subject, expires_at) = match rotation {
+        Rotation::Rotated {
+            subject,
+            expires_at,
+        } => (subject, expires_at),
+        Rotation::Reused => {
+            tracing::warn!("a used refresh token was presented again; its family is revoked");
+            return Err(ApiError::InvalidRefreshToken);
+        }
+        Rotation::Invalid => return Err(ApiError::InvalidRefreshToken),
+    };
+    let principal = match subject {
+        SessionSubject::User(id) => {
+            let user = users::by_id(state.db.pool(), &id)
+                .await?
+                .ok_or(ApiError::InvalidRefreshToken)?;
+            // The role is read afresh: role changes take effect at the next refresh.
+            Principal::User {
+                id: user.id.clone(),
+                role: user.role()?,
+            }
+        }
+        SessionSubject::Guest(participant_id) => {
+            let participant = interviews::participant(state.db.pool(), &participant_id)
+                .await?
+                .ok_or(ApiError::InvalidRefreshToken)?;
+            let interview = interviews::by_id(state.db.pool(), &participant.interview_id)
+                .await?
+                .ok_or(ApiError::InvalidRefreshToken)?;
+            if interview.is_cancelled() {
+                return Err(ApiError::InvalidRefreshToken);
+            }
+            Principal::Guest {
+                participant_id: participant.id,
+                interview_id: interview.id,
+            }
+        }
+    };
+    session_response(&state, jar, principal, new, expires_at).await
+}
+
+/// Ends the session the refresh token belongs to (every token of its family).
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out")))]
+#[tracing::instrument(skip_all)]
+pub async fn logout(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    if let Some(token) = presented_token(&jar, body.refresh_token) {
+        refresh_tokens::revoke_family_of(state.db.pool(), &opaque::hash(&token)).await?;
+    }
+    let jar = jar.add(removal_cookie(&state));
+    Ok((jar, StatusCode::NO_CONTENT).into_response())
+}

@@ -1,0 +1,187 @@
+//! `/api/invites/*`: looking at and redeeming a candidate's invite link.
+//!
+//! The token travels in the request body, not the URL, so it never lands in access logs or
+//! `Referer` headers. Inspecting does not use the link up; redeeming does, exactly once. A guest
+//! session from a redeemed link lasts until the interview ends; a signed-in account that redeems
+//! the link is linked to the candidate slot instead.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::rate_limit::per_ip_layer;
+use crate::auth::{MaybePrincipal, Principal, opaque};
+use crate::error::{ApiError, ErrorBody, InviteProblem};
+use crate::routes::auth::start_session;
+use crate::state::AppState;
+use crate::store::interviews::{InterviewRow, ParticipantRow};
+use crate::store::invites::InviteRow;
+use crate::store::refresh_tokens::SessionSubject;
+use crate::store::{self, interviews, invites};
+
+/// The invite routes, behind the per-IP limit (they take secrets from the client).
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/invites/inspect", post(inspect))
+        .route("/api/invites/redeem", post(redeem))
+        .layer(per_ip_layer(&state.settings.auth.rate_limit))
+}
+
+/// Body of both invite calls.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteTokenRequest {
+    /// The token from the link `/join/{token}`.
+    #[garde(length(max = 128))]
+    pub token: String,
+}
+
+/// What a candidate sees before accepting.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitePreview {
+    /// Interview id.
+    pub interview_id: String,
+    /// Title.
+    pub title: String,
+    /// RFC 3339, UTC.
+    pub scheduled_start: String,
+    /// Minutes.
+    pub duration_minutes: i64,
+    /// IANA zone.
+    pub time_zone: String,
+    /// The candidate's name as the interviewer entered it.
+    pub candidate_name: String,
+    /// Names of the interviewers.
+    pub interviewers: Vec<String>,
+}
+
+/// Result of redeeming with an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedToAccount {
+    /// The interview now on the account's dashboard.
+    pub interview_id: String,
+}
+
+struct UsableInvite {
+    invite: InviteRow,
+    participant: ParticipantRow,
+    interview: InterviewRow,
+}
+
+async fn usable(state: &AppState, token: &str) -> Result<UsableInvite, ApiError> {
+    if !opaque::is_well_formed(token) {
+        return Err(ApiError::Invite(InviteProblem::Unknown));
+    }
+    let invite = invites::by_hash(state.db.pool(), &opaque::hash(token))
+        .await?
+        .ok_or(ApiError::Invite(InviteProblem::Unknown))?;
+    if invite.used_at.is_some() {
+        return Err(ApiError::Invite(InviteProblem::Used));
+    }
+    if invite.revoked_at.is_some() {
+        return Err(ApiError::Invite(InviteProblem::Revoked));
+    }
+    if invite.expires_at <= store::now() {
+        return Err(ApiError::Invite(InviteProblem::Expired));
+    }
+    let participant = interviews::participant(state.db.pool(), &invite.participant_id)
+        .await?
+        .ok_or(ApiError::Invite(InviteProblem::Unknown))?;
+    let interview = interviews::by_id(state.db.pool(), &participant.interview_id)
+        .await?
+        .ok_or(ApiError::Invite(InviteProblem::Unknown))?;
+    if interview.is_cancelled() {
+        return Err(ApiError::Invite(InviteProblem::Revoked));
+    }
+    Ok(UsableInvite {
+        invite,
+        participant,
+        interview,
+    })
+}
+
+/// Shows what an invite link is for, without using it up.
+#[utoipa::path(post, path = "/api/invites/inspect", tag = "invites",
+    request_body = InviteTokenRequest,
+    responses((status = 200, body = InvitePreview),
+        (status = 404, description = "Unknown or malformed", body = ErrorBody),
+        (status = 410, description = "Used, expired or revoked", body = ErrorBody)))]
+pub async fn inspect(
+    State(state): State<AppState>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<InviteTokenRequest>,
+) -> Result<Json<InvitePreview>, ApiError> {
+    let found = usable(&state, &body.token).await?;
+    let interviewers = interviews::participants(state.db.pool(), &found.interview.id)
+        .await?
+        .into_iter()
+        .filter(|p| p.role == "interviewer")
+        .map(|p| p.display_name)
+        .collect();
+    Ok(Json(InvitePreview {
+        interview_id: found.interview.id,
+        title: found.interview.title,
+        scheduled_start: jiff::Timestamp::from_second(found.interview.scheduled_start)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        duration_minutes: found.interview.duration_minutes,
+        time_zone: found.interview.time_zone,
+        candidate_name: found.participant.display_name,
+        interviewers,
+    }))
+}
+
+/// Uses an invite link: a guest session, or a link to the signed-in account.
+#[utoipa::path(post, path = "/api/invites/redeem", tag = "invites",
+    request_body = InviteTokenRequest,
+    responses(
+        (status = 200, description = "Guest session (no account) or account linked",
+            body = crate::routes::auth::SessionResponse),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 410, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn redeem(
+    State(state): State<AppState>,
+    MaybePrincipal(caller): MaybePrincipal,
+    jar: CookieJar,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<InviteTokenRequest>,
+) -> Result<Response, ApiError> {
+    let found = usable(&state, &body.token).await?;
+    if let Some(Principal::User { id, .. }) = &caller {
+        let participants = interviews::participants(state.db.pool(), &found.interview.id).await?;
+        if participants
+            .iter()
+            .any(|p| p.user_id.as_deref() == Some(id.as_str()))
+        {
+            return Err(ApiError::Conflict {
+                code: "already_participant",
+                message: "this account already takes part in the interview".into(),
+            });
+        }
+    }
+    if !invites::redeem(state.db.pool(), &found.invite.id).await? {
+        return Err(ApiError::Invite(InviteProblem::Used));
+    }
+    tracing::info!(interview = %found.interview.id, "invite redeemed");
+    match caller {
+        Some(Principal::User { id, .. }) => {
+            interviews::claim_participant(state.db.pool(), &found.participant.id, &id).await?;
+            Ok(Json(LinkedToAccount {
+                interview_id: found.interview.id,
+            })
+            .into_response())
+        }
+        _ => {
+            let principal = Principal::Guest {
+                participant_id: found.participant.id.clone(),
+                interview_id: found.interview.id.clone(),
+            };
+            let subject = SessionSubject::Guest(found.participant.id);
+            start_session(&state, jar, principal, subject, found.invite.expires_at).await
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `/api/me`: who the caller is, and changing one's own name or password.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{AuthUser, Principal, password};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, not_blank};
+use crate::state::AppState;
+use crate::store::users::AccountRole;
+use crate::store::{interviews, refresh_tokens, users};
+
+/// The `/api/me` routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/me", get(get_me).patch(patch_me))
+}
+
+/// The caller.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MeView {
+    /// A signed-in account.
+    User {
+        /// User id.
+        id: String,
+        /// Email.
+        email: String,
+        /// Name shown to others.
+        display_name: String,
+        /// Platform role.
+        role: AccountRole,
+    },
+    /// A candidate who came in through an invite link.
+    Guest {
+        /// Participant id.
+        id: String,
+        /// Name shown to others.
+        display_name: String,
+        /// The interview they were invited to.
+        interview_id: String,
+    },
+}
+
+pub(crate) async fn me_view(state: &AppState, principal: &Principal) -> Result<MeView, ApiError> {
+    match principal {
+        Principal::User { id, .. } => {
+            let user = users::by_id(state.db.pool(), id)
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            Ok(MeView::User {
+                role: user.role()?,
+                id: user.id,
+                email: user.email,
+                display_name: user.display_name,
+            })
+        }
+        Principal::Guest {
+            participant_id,
+            interview_id,
+        } => {
+            let participant = interviews::participant(state.db.pool(), participant_id)
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            Ok(MeView::Guest {
+                id: participant.id,
+                display_name: participant.display_name,
+                interview_id: interview_id.clone(),
+            })
+        }
+    }
+}
+
+/// Body of `PATCH /api/me`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// New display name.
+    #[garde(inner(length(chars, min = 1, max = 100), custom(not_blank)))]
+    pub display_name: Option<String>,
+    /// Required with `new_password`.
+    #[garde(inner(length(chars, max = 256)))]
+    pub current_password: Option<String>,
+    /// New password; signs out every session.
+    #[garde(inner(length(chars, min = 10, max = 256)))]
+    pub new_password: Option<String>,
+}
+
+/// Who is calling.
+#[utoipa::path(get, path = "/api/me", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
+pub async fn get_me(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<MeView>, ApiError> {
+    Ok(Json(me_view(&state, &principal).await?))
+}
+
+/// Changes the caller's name and/or password.
+#[utoipa::path(patch, path = "/api/me", tag = "me", security(("bearer" = [])),
+    request_body = UpdateMeRequest,
+    responses((status = 200, body = MeView), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %user.id))]
+pub async fn patch_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<UpdateMeRequest>,
+) -> Result<Json<MeView>, ApiError> {
+    let row = users::by_id(state.db.pool(), &user.id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    if let Some(new_password) = body.new_password {
+        let current = body
+            .current_password
+            .ok_or_else(|| ApiError::field("current_password", "required to set a new password"))?;
+        if !password::verify(current, Some(row.password_hash.clone())).await {
+            return Err(ApiError::field("current_password", "is not correct"));
+        }
+        let hash = password::hash(new_password).await?;
+        users::set_password_hash(state.db.pool(), &user.id, &hash).await?;
+        refresh_tokens::revoke_all_for_user(state.db.pool(), &user.id).await?;
+    }
+    if let Some(name) = body.display_name {
+        users::set_display_name(state.db.pool(), &user.id, name.trim()).await?;
+    }
+    let principal = Principal::User {
+        id: user.id,
+        role: user.role,
+    };
+    Ok(Json(me_view(&state, &principal).await?))
+}

@@ -1,0 +1,8 @@
+//! HTTP routes, one module per resource, each with its own `router()`.
+
+pub mod admin;
+pub mod auth;
+pub mod interviews;
+pub mod invites;
+pub mod me;
+pub mod ops;

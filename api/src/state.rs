@@ -1,0 +1,55 @@
+//! What every handler can reach: database, token keys, settings, metrics, limiters.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use sightline_config::Settings;
+
+use crate::auth::TokenKeys;
+use crate::auth::rate_limit::AccountLimiter;
+use crate::metrics::Metrics;
+use crate::store::Db;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+/// The parts of [`AppState`].
+pub struct StateInner {
+    /// Database pool.
+    pub db: Db,
+    /// JWT keys and lifetimes.
+    pub tokens: TokenKeys,
+    /// Settings in force.
+    pub settings: Settings,
+    /// Prometheus registry and instruments.
+    pub metrics: Metrics,
+    /// Per-account sign-in limiter.
+    pub account_limiter: AccountLimiter,
+}
+
+impl AppState {
+    /// Bundles the parts.
+    pub fn new(db: Db, tokens: TokenKeys, settings: Settings) -> AppState {
+        let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
+        AppState {
+            inner: Arc::new(StateInner {
+                db,
+                tokens,
+                settings,
+                metrics: Metrics::new(),
+                account_limiter,
+            }),
+        }
+    }
+}
+
+impl Deref for AppState {
+    type Target = StateInner;
+
+    fn deref(&self) -> &StateInner {
+        &self.inner
+    }
+}

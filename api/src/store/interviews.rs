@@ -1,0 +1,256 @@
+//! The `interviews` and `interview_participants` tables.
+
+use sqlx::{AnyPool, FromRow};
+
+use super::{new_id, now};
+
+/// A row of `interviews`.
+#[derive(Debug, Clone, FromRow)]
+pub struct InterviewRow {
+    /// UUIDv7; also the id of the interview's room.
+    pub id: String,
+    /// Shown on dashboards and invites.
+    pub title: String,
+    /// Unix seconds.
+    pub scheduled_start: i64,
+    /// Planned length.
+    pub duration_minutes: i64,
+    /// IANA zone the interview was planned in, for display.
+    pub time_zone: String,
+    /// `scheduled` or `cancelled`.
+    pub status: String,
+}
+
+impl InterviewRow {
+    /// When the interview is planned to end, unix seconds.
+    pub fn ends_at(&self) -> i64 {
+        self.scheduled_start
+            .saturating_add(self.duration_minutes.saturating_mul(60))
+    }
+
+    /// Whether it was called off.
+    pub fn is_cancelled(&self) -> bool {
+        self.status == "cancelled"
+    }
+}
+
+/// A row of `interview_participants`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ParticipantRow {
+    /// UUIDv7; the participant's identity in the room.
+    pub id: String,
+    /// The interview.
+    pub interview_id: String,
+    /// Lower-cased email.
+    pub email: String,
+    /// Name shown in the room.
+    pub display_name: String,
+    /// Interview role name.
+    pub role: String,
+    /// The account, once known.
+    pub user_id: Option<String>,
+}
+
+/// What is needed to create an interview.
+#[derive(Debug, Clone)]
+pub struct NewInterview<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Unix seconds.
+    pub scheduled_start: i64,
+    /// Minutes.
+    pub duration_minutes: i64,
+    /// IANA zone.
+    pub time_zone: &'a str,
+    /// Creator's user id.
+    pub created_by: &'a str,
+}
+
+/// A participant to add.
+#[derive(Debug, Clone)]
+pub struct NewParticipant {
+    /// Lower-cased email.
+    pub email: String,
+    /// Name shown in the room.
+    pub display_name: String,
+    /// Interview role name.
+    pub role: &'static str,
+    /// The account, if already known.
+    pub user_id: Option<String>,
+}
+
+/// The columns of [`InterviewRow`], as a literal so queries stay static strings.
+macro_rules! interview_columns {
+    () => {
+        "id, title, scheduled_start, duration_minutes, time_zone, status"
+    };
+}
+
+/// The columns of [`ParticipantRow`].
+macro_rules! participant_columns {
+    () => {
+        "id, interview_id, email, display_name, role, user_id"
+    };
+}
+
+/// Creates an interview and its participants in one transaction.
+pub async fn insert(
+    pool: &AnyPool,
+    new: &NewInterview<'_>,
+    participants: &[NewParticipant],
+) -> Result<(InterviewRow, Vec<ParticipantRow>), sqlx::Error> {
+    let at = now();
+    let id = new_id();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO interviews (id, title, scheduled_start, duration_minutes, time_zone, status, \
+         created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $7)",
+    )
+    .bind(&id)
+    .bind(new.title)
+    .bind(new.scheduled_start)
+    .bind(new.duration_minutes)
+    .bind(new.time_zone)
+    .bind(new.created_by)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    let mut rows = Vec::with_capacity(participants.len());
+    for participant in participants {
+        let participant_id = new_id();
+        sqlx::query(
+            "INSERT INTO interview_participants \
+             (id, interview_id, email, display_name, role, user_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&participant_id)
+        .bind(&id)
+        .bind(&participant.email)
+        .bind(&participant.display_name)
+        .bind(participant.role)
+        .bind(participant.user_id.as_deref())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        rows.push(ParticipantRow {
+            id: participant_id,
+            interview_id: id.clone(),
+            email: participant.email.clone(),
+            display_name: participant.display_name.clone(),
+            role: participant.role.to_owned(),
+            user_id: participant.user_id.clone(),
+        });
+    }
+    tx.commit().await?;
+    let interview = InterviewRow {
+        id,
+        title: new.title.to_owned(),
+        scheduled_start: new.scheduled_start,
+        duration_minutes: new.duration_minutes,
+        time_zone: new.time_zone.to_owned(),
+        status: "scheduled".to_owned(),
+    };
+    Ok((interview, rows))
+}
+
+/// Looks an interview up by id.
+pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<InterviewRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        interview_columns!(),
+        " FROM interviews WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The participants of an interview, in the order they were added.
+pub async fn participants(
+    pool: &AnyPool,
+    interview_id: &str,
+) -> Result<Vec<ParticipantRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        participant_columns!(),
+        " FROM interview_participants \
+         WHERE interview_id = $1 ORDER BY id"
+    ))
+    .bind(interview_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Looks a participant up by id.
+pub async fn participant(pool: &AnyPool, id: &str) -> Result<Option<ParticipantRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        participant_columns!(),
+        " FROM interview_participants WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The interviews a user takes part in, with their participant row, soonest first.
+pub async fn for_user(
+    pool: &AnyPool,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<InterviewRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.id, i.title, i.scheduled_start, i.duration_minutes, i.time_zone, i.status \
+         FROM interviews i \
+         WHERE i.id IN (SELECT interview_id FROM interview_participants WHERE user_id = $1) \
+         ORDER BY i.scheduled_start, i.id LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Replaces the schedule fields.
+pub async fn update(pool: &AnyPool, row: &InterviewRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE interviews SET title = $1, scheduled_start = $2, duration_minutes = $3, \
+         time_zone = $4, updated_at = $5 WHERE id = $6",
+    )
+    .bind(&row.title)
+    .bind(row.scheduled_start)
+    .bind(row.duration_minutes)
+    .bind(&row.time_zone)
+    .bind(now())
+    .bind(&row.id)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Cancels a scheduled interview; false if it was already cancelled.
+pub async fn cancel(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE interviews SET status = 'cancelled', updated_at = $1 \
+         WHERE id = $2 AND status = 'scheduled'",
+    )
+    .bind(now())
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Links a participant to the account that redeemed their invite, unless already linked.
+pub async fn claim_participant(
+    pool: &AnyPool,
+    participant_id: &str,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE interview_participants SET user_id = $1 WHERE id = $2 AND user_id IS NULL")
+        .bind(user_id)
+        .bind(participant_id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}

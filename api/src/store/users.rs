@@ -1,0 +1,204 @@
+//! The `users` table: accounts with a platform-wide role.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyPool, FromRow};
+use utoipa::ToSchema;
+
+use super::{new_id, now};
+
+/// A person's role on the platform (their role in one interview is a separate thing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountRole {
+    /// Joins interviews they are invited to; the role self-registration gives.
+    Candidate,
+    /// Creates and runs interviews.
+    Interviewer,
+    /// Reviews interviews they are assigned to.
+    Reviewer,
+    /// Manages accounts and sees everything.
+    Admin,
+}
+
+impl AccountRole {
+    /// The stable name used in JSON, tokens and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Candidate => "candidate",
+            AccountRole::Interviewer => "interviewer",
+            AccountRole::Reviewer => "reviewer",
+            AccountRole::Admin => "admin",
+        }
+    }
+
+    /// Whether this role may create and run interviews.
+    pub fn is_staff(self) -> bool {
+        matches!(self, AccountRole::Interviewer | AccountRole::Admin)
+    }
+}
+
+impl fmt::Display for AccountRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AccountRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "candidate" => Ok(AccountRole::Candidate),
+            "interviewer" => Ok(AccountRole::Interviewer),
+            "reviewer" => Ok(AccountRole::Reviewer),
+            "admin" => Ok(AccountRole::Admin),
+            other => Err(format!("unknown role `{other}`")),
+        }
+    }
+}
+
+/// A row of `users`.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    /// UUIDv7.
+    pub id: String,
+    /// Lower-cased email; unique.
+    pub email: String,
+    /// Name shown to others.
+    pub display_name: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// Platform role name.
+    pub role: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl UserRow {
+    /// The parsed role; the CHECK constraint keeps storage to known names.
+    pub fn role(&self) -> Result<AccountRole, sqlx::Error> {
+        self.role
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))
+    }
+}
+
+/// The columns of [`UserRow`], as a literal so queries stay static strings.
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, password_hash, role, created_at"
+    };
+}
+
+/// Inserts a user; a taken email surfaces as a unique violation.
+pub async fn insert(
+    pool: &AnyPool,
+    email: &str,
+    display_name: &str,
+    password_hash: &str,
+    role: AccountRole,
+) -> Result<UserRow, sqlx::Error> {
+    let id = new_id();
+    let at = now();
+    sqlx::query(
+        "INSERT INTO users (id, email, display_name, password_hash, role, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&id)
+    .bind(email)
+    .bind(display_name)
+    .bind(password_hash)
+    .bind(role.as_str())
+    .bind(at)
+    .execute(pool)
+    .await?;
+    Ok(UserRow {
+        id,
+        email: email.to_owned(),
+        display_name: display_name.to_owned(),
+        password_hash: password_hash.to_owned(),
+        role: role.as_str().to_owned(),
+        created_at: at,
+    })
+}
+
+/// Looks a user up by (lower-cased) email.
+pub async fn by_email(pool: &AnyPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE email = $1"
+    ))
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Looks a user up by id.
+pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Every user, oldest first, at most `limit`.
+pub async fn list(pool: &AnyPool, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users ORDER BY created_at, id LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Changes the display name.
+pub async fn set_display_name(pool: &AnyPool, id: &str, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3")
+        .bind(name)
+        .bind(now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Replaces the password hash.
+pub async fn set_password_hash(pool: &AnyPool, id: &str, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(hash)
+        .bind(now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Changes the platform role; false if there is no such user.
+pub async fn set_role(pool: &AnyPool, id: &str, role: AccountRole) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
+        .bind(role.as_str())
+        .bind(now())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether any account has the admin role.
+pub async fn any_admin(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE role = $1 LIMIT 1")
+        .bind(AccountRole::Admin.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}

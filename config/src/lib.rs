@@ -1,0 +1,474 @@
+//! Sightline's typed settings.
+//!
+//! Settings are layered, later layers winning: the built-in defaults (`config/default.toml`,
+//! compiled in so the binary runs from any directory), an optional TOML file given with
+//! `--config`, then environment variables `SIGHTLINE__SECTION__KEY`. Loading checks every value
+//! and reports the first problem with the key's dotted name, so start-up fails with a message an
+//! operator can act on.
+//!
+//! This crate is data and validation only: it reads no secret files and opens no sockets. Each
+//! crate's constructor takes its own section.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The defaults every other layer overrides.
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// Prefix of environment overrides; `__` separates nesting levels.
+pub const ENV_PREFIX: &str = "SIGHTLINE__";
+
+/// Shortest accepted JWT secret, in bytes (HS256 wants at least the hash size).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// A setting that could not be loaded or failed validation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value has the wrong type or format, or a key is unknown.
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid {
+        /// Dotted key, e.g. `http.addr`.
+        key: String,
+        /// What is wrong, including where the value came from.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The dotted key the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            ConfigError::Invalid { key, .. } => key,
+        }
+    }
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        let key = if err.path.is_empty() {
+            "(root)".to_owned()
+        } else {
+            err.path.join(".")
+        };
+        let source = match err.metadata.as_ref() {
+            // Name the exact variable an operator has to fix, not just "the environment".
+            Some(meta) if meta.name.contains("environment") => {
+                format!(
+                    "environment variable {ENV_PREFIX}{}",
+                    err.path.join("__").to_uppercase()
+                )
+            }
+            Some(meta) => match &meta.source {
+                Some(source) => format!("{} {source}", meta.name),
+                None => meta.name.to_string(),
+            },
+            None => "settings".to_owned(),
+        };
+        ConfigError::invalid(&key, format!("{} (from {source})", err.kind))
+    }
+}
+
+/// How much the server may decide on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One machine: a generated JWT secret kept in `data.dir`, SQLite unless told otherwise.
+    Embedded,
+    /// Secrets and the database must be given explicitly.
+    Production,
+}
+
+/// Log output shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything Sightline can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Embedded or production behaviour.
+    pub mode: Mode,
+    /// HTTP listener and request limits.
+    pub http: HttpSettings,
+    /// Local data directory.
+    pub data: DataSettings,
+    /// Database connection.
+    pub database: DatabaseSettings,
+    /// How the server is reached from outside.
+    pub public: PublicSettings,
+    /// Tokens, cookies and rate limits.
+    pub auth: AuthSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address the HTTP server binds; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Origins allowed to make cross-origin API calls (exact `scheme://host[:port]`).
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+/// `[data]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    /// Directory for the SQLite file, the generated secret and local objects.
+    pub dir: PathBuf,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://...` or `postgres://...`; may hold a password, hence secret.
+    #[serde(default)]
+    pub url: Option<SecretString>,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+/// `[public]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicSettings {
+    /// Base of links handed to people: invites, pairing codes.
+    pub base_url: Url,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HMAC key for access and join tokens.
+    #[serde(default)]
+    pub jwt_secret: Option<SecretString>,
+    /// Lifetime of an access token.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token family member.
+    pub refresh_token_ttl_secs: u64,
+    /// Lifetime of a room join token (time allowed to connect).
+    pub join_token_ttl_secs: u64,
+    /// Whether the refresh cookie carries `Secure`.
+    pub secure_cookies: bool,
+    /// Brute-force protection for login and registration.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// `[auth.rate_limit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests a client IP may make at once.
+    pub per_ip_burst: u32,
+    /// Time for one more request per IP to be allowed.
+    pub per_ip_period_ms: u64,
+    /// Login attempts an account may receive at once.
+    pub per_account_burst: u32,
+    /// Time for one more attempt per account to be allowed.
+    pub per_account_period_ms: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Output shape.
+    pub format: LogFormat,
+    /// `tracing_subscriber::EnvFilter` directives.
+    pub filter: String,
+}
+
+impl Settings {
+    /// The layered sources: defaults, then `file` if given, then the process environment.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// Loads and validates settings from the standard layers.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::from_figment(Settings::figment(file))
+    }
+
+    /// Extracts and validates settings from any set of layers (tests add their own).
+    pub fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The database URL in force: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => {
+                let path = self.data.dir.join("sightline.db");
+                SecretString::from(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "http.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        for origin in &self.http.cors_allowed_origins {
+            let parsed = Url::parse(origin).map_err(|e| {
+                ConfigError::invalid("http.cors_allowed_origins", format!("`{origin}`: {e}"))
+            })?;
+            if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
+                return Err(ConfigError::invalid(
+                    "http.cors_allowed_origins",
+                    format!("`{origin}` must be an origin: scheme://host[:port], no path"),
+                ));
+            }
+        }
+        if self.data.dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data.dir", "must not be empty"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if let Some(url) = &self.database.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres:"))
+                && !url.starts_with("postgresql:")
+            {
+                return Err(ConfigError::invalid(
+                    "database.url",
+                    "must start with sqlite:, postgres: or postgresql:",
+                ));
+            }
+        }
+        if !matches!(self.public.base_url.scheme(), "http" | "https") {
+            return Err(ConfigError::invalid(
+                "public.base_url",
+                "must be an http or https URL",
+            ));
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose_secret().len() < MIN_JWT_SECRET_BYTES
+        {
+            return Err(ConfigError::invalid(
+                "auth.jwt_secret",
+                format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            ));
+        }
+        if !(60..=3600).contains(&self.auth.access_token_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "auth.access_token_ttl_secs",
+                "must be between 60 and 3600: access tokens are short-lived",
+            ));
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return Err(ConfigError::invalid(
+                "auth.refresh_token_ttl_secs",
+                "must not be shorter than auth.access_token_ttl_secs",
+            ));
+        }
+        if !(10..=300).contains(&self.auth.join_token_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "auth.join_token_ttl_secs",
+                "must be between 10 and 300",
+            ));
+        }
+        let limits = &self.auth.rate_limit;
+        for (key, value) in [
+            (
+                "auth.rate_limit.per_ip_burst",
+                u64::from(limits.per_ip_burst),
+            ),
+            ("auth.rate_limit.per_ip_period_ms", limits.per_ip_period_ms),
+            (
+                "auth.rate_limit.per_account_burst",
+                u64::from(limits.per_account_burst),
+            ),
+            (
+                "auth.rate_limit.per_account_period_ms",
+                limits.per_account_period_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.mode == Mode::Production {
+            if self.auth.jwt_secret.is_none() {
+                return Err(ConfigError::invalid(
+                    "auth.jwt_secret",
+                    "is required in production mode",
+                ));
+            }
+            if self.database.url.is_none() {
+                return Err(ConfigError::invalid(
+                    "database.url",
+                    "is required in production mode",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Settings, ConfigError> {
+        let path = file.map(|f| jail.directory().join(f));
+        Settings::load(path.as_deref())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail, None).expect("defaults are valid");
+            assert_eq!(settings.mode, Mode::Embedded);
+            assert_eq!(settings.http.addr.to_string(), "127.0.0.1:8080");
+            assert_eq!(settings.data.dir, PathBuf::from("./data"));
+            assert!(settings.auth.jwt_secret.is_none());
+            assert_eq!(
+                settings.database_url().expose_secret(),
+                "sqlite://./data/sightline.db?mode=rwc"
+            );
+            assert_eq!(settings.auth.access_token_ttl_secs, 900);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "sightline.toml",
+                "[http]\naddr = \"0.0.0.0:9000\"\n[data]\ndir = \"/srv/sl\"\n",
+            )?;
+            jail.set_env("SIGHTLINE__HTTP__ADDR", "127.0.0.1:9100");
+            let settings = load_in(jail, Some("sightline.toml")).expect("valid");
+            assert_eq!(settings.http.addr.to_string(), "127.0.0.1:9100");
+            assert_eq!(settings.data.dir, PathBuf::from("/srv/sl"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE__HTTP__ADDR", "not-an-address");
+            let err = load_in(jail, None).expect_err("invalid address");
+            assert_eq!(err.key(), "http.addr");
+            assert!(err.to_string().contains("SIGHTLINE__HTTP__ADDR"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE__HTTP__ADR", "127.0.0.1:1");
+            let err = load_in(jail, None).expect_err("typo");
+            assert!(err.to_string().contains("adr"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_requires_secret_and_database() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE__MODE", "production");
+            let err = load_in(jail, None).expect_err("no secret");
+            assert_eq!(err.key(), "auth.jwt_secret");
+            jail.set_env("SIGHTLINE__AUTH__JWT_SECRET", "x".repeat(40));
+            let err = load_in(jail, None).expect_err("no database");
+            assert_eq!(err.key(), "database.url");
+            jail.set_env("SIGHTLINE__DATABASE__URL", "postgres://db/sightline");
+            load_in(jail, None).expect("complete production settings");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn short_secret_and_long_tokens_are_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE__AUTH__JWT_SECRET", "short");
+            assert_eq!(
+                load_in(jail, None).expect_err("short").key(),
+                "auth.jwt_secret"
+            );
+            jail.set_env("SIGHTLINE__AUTH__JWT_SECRET", "y".repeat(32));
+            jail.set_env("SIGHTLINE__AUTH__ACCESS_TOKEN_TTL_SECS", "86400");
+            assert_eq!(
+                load_in(jail, None).expect_err("long").key(),
+                "auth.access_token_ttl_secs"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cors_entries_must_be_origins() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "SIGHTLINE__HTTP__CORS_ALLOWED_ORIGINS",
+                "[\"https://app.example.com/path\"]",
+            );
+            assert_eq!(
+                load_in(jail, None).expect_err("path").key(),
+                "http.cors_allowed_origins"
+            );
+            jail.set_env(
+                "SIGHTLINE__HTTP__CORS_ALLOWED_ORIGINS",
+                "[\"https://app.example.com\"]",
+            );
+            load_in(jail, None).expect("origin");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE__AUTH__JWT_SECRET", "z".repeat(48));
+            let settings = load_in(jail, None).expect("valid");
+            assert!(!format!("{settings:?}").contains(&"z".repeat(48)));
+            Ok(())
+        });
+    }
+}
