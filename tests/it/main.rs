@@ -1,1 +1,11 @@
-fn main() {}
+//! Sightline's integration tests: the real server on port 0, real HTTP, real databases.
+//! Each scenario runs on SQLite and on PostgreSQL (see `helpers::on_both_backends`).
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod http;
+mod interviews;
+mod invites;
+mod persistence;

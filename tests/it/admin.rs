@@ -1,0 +1,129 @@
+//! Role management by admins, and the audit log.
+
+use anyhow::Result;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sightline_api::AccountRole;
+
+use crate::helpers::{Backend, TestApp, expect_error, expect_json, session_from, text};
+use crate::on_both_backends;
+
+on_both_backends!(admins_grant_roles_and_it_is_audited);
+
+async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let admin = app
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    app.register("newbie@example.com").await?;
+    let newbie = app.login("newbie@example.com").await?;
+    let newbie_id = text(&newbie.me["id"])?;
+
+    expect_error(
+        app.get("/api/admin/users", Some(&newbie.access)).await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+    expect_error(
+        app.request(
+            Method::PATCH,
+            &format!("/api/admin/users/{newbie_id}"),
+            Some(json!({ "role": "admin" })),
+            Some(&newbie.access),
+        )
+        .await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+
+    let users = expect_json(
+        app.get("/api/admin/users", Some(&admin.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(users.as_array().map(Vec::len), Some(2));
+
+    let promoted = expect_json(
+        app.request(
+            Method::PATCH,
+            &format!("/api/admin/users/{newbie_id}"),
+            Some(json!({ "role": "interviewer" })),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(promoted["role"], "interviewer");
+
+    let bad_role = app
+        .request(
+            Method::PATCH,
+            &format!("/api/admin/users/{newbie_id}"),
+            Some(json!({ "role": "superuser" })),
+            Some(&admin.access),
+        )
+        .await?;
+    expect_error(
+        bad_role,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await?;
+    let admin_id = text(&admin.me["id"])?;
+    expect_error(
+        app.request(
+            Method::PATCH,
+            &format!("/api/admin/users/{admin_id}"),
+            Some(json!({ "role": "candidate" })),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::CONFLICT,
+        "own_role",
+    )
+    .await?;
+
+    // The new role arrives with the next refresh.
+    let refreshed = session_from(
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": newbie.refresh }),
+            None,
+        )
+        .await?,
+    )
+    .await?;
+    assert_eq!(refreshed.me["role"], "interviewer");
+    let interview = crate::helpers::interview_body("cand@example.com");
+    expect_json(
+        app.post("/api/interviews", interview, Some(&refreshed.access))
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+
+    let audit = expect_json(
+        app.get("/api/admin/audit", Some(&admin.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let entries = audit.as_array().cloned().unwrap_or_default();
+    let change = entries
+        .iter()
+        .find(|e| e["action"] == "user.role_changed")
+        .expect("role change audited");
+    assert_eq!(change["actor"], admin_id.as_str());
+    assert_eq!(change["target"], newbie_id.as_str());
+    let details: serde_json::Value = serde_json::from_str(&text(&change["details"])?)?;
+    assert_eq!(details, json!({ "from": "candidate", "to": "interviewer" }));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "user.created" && e["actor"] == "cli"),
+        "bootstrap through the command line is audited"
+    );
+    Ok(())
+}
