@@ -1,0 +1,90 @@
+// The app shell: header with navigation, and client-side routes.
+
+import type { ComponentChildren } from 'preact';
+import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
+import { signOut } from './api';
+import { SessionProvider, isStaff, useSession } from './session';
+import { AdminUsers } from './pages/AdminUsers';
+import { Dashboard } from './pages/Dashboard';
+import { InterviewPage } from './pages/Interview';
+import { JoinInvite } from './pages/JoinInvite';
+import { NewInterview } from './pages/NewInterview';
+import { NotFound } from './pages/NotFound';
+import { Register } from './pages/Register';
+import { Room } from './pages/Room';
+import { SignIn } from './pages/SignIn';
+
+function Header() {
+  const { me, setMe } = useSession();
+  const { route } = useLocation();
+  const onSignOut = async () => {
+    await signOut().catch(() => undefined);
+    setMe(null);
+    route('/signin');
+  };
+  return (
+    <header class="topbar">
+      <a class="brand" href="/">
+        Sightline
+      </a>
+      <nav aria-label="Main">
+        {me && <a href="/">Interviews</a>}
+        {isStaff(me) && <a href="/interviews/new">Schedule</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/users">Users</a>}
+      </nav>
+      <div class="who">
+        {me ? (
+          <>
+            <span>
+              {me.display_name}
+              <span class="muted"> · {me.kind === 'user' ? me.role : 'guest'}</span>
+            </span>
+            <button type="button" class="link" onClick={onSignOut}>
+              Sign out
+            </button>
+          </>
+        ) : (
+          <a href="/signin">Sign in</a>
+        )}
+      </div>
+    </header>
+  );
+}
+
+/** Shows its children once the session is known; sends signed-out visitors to sign in. */
+export function RequireSession({ children }: { children: ComponentChildren }) {
+  const { me, ready } = useSession();
+  const { route, url } = useLocation();
+  if (!ready) return <p class="muted" role="status">Loading…</p>;
+  if (!me) {
+    route(`/signin?next=${encodeURIComponent(url)}`, true);
+    return null;
+  }
+  return <>{children}</>;
+}
+
+export function App() {
+  return (
+    <LocationProvider>
+      <SessionProvider>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
+        <Header />
+        <main id="main">
+          <Router>
+            <Route path="/" component={Dashboard} />
+            <Route path="/signin" component={SignIn} />
+            <Route path="/register" component={Register} />
+            <Route path="/interviews/new" component={NewInterview} />
+            <Route path="/interviews/:id" component={InterviewPage} />
+            <Route path="/interviews/:id/room" component={Room} />
+            <Route path="/join/:token" component={JoinInvite} />
+            <Route path="/admin/users" component={AdminUsers} />
+            <Route default component={NotFound} />
+          </Router>
+        </main>
+      </SessionProvider>
+    </LocationProvider>
+  );
+}

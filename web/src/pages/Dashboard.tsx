@@ -1,0 +1,71 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api } from '../api';
+import { RequireSession } from '../app';
+import { ErrorAlert, Loading, PageTitle } from '../components/ui';
+import { isStaff, useSession } from '../session';
+import { formatWhen } from '../time';
+import type { InterviewSummary } from '../types';
+
+interface MyInterviews {
+  upcoming: InterviewSummary[];
+  past: InterviewSummary[];
+}
+
+function InterviewList({ label, items, empty }: { label: string; items: InterviewSummary[]; empty: string }) {
+  const headingId = `${label.toLowerCase()}-heading`;
+  return (
+    <section aria-labelledby={headingId}>
+      <h2 id={headingId}>{label}</h2>
+      {items.length === 0 ? (
+        <p class="muted">{empty}</p>
+      ) : (
+        <ul class="interviews">
+          {items.map((item) => (
+            <li key={item.id}>
+              <a href={`/interviews/${item.id}`}>{item.title}</a>
+              <span class="when">{formatWhen(item.scheduled_start)}</span>
+              {item.status === 'cancelled' && <span class="badge">Cancelled</span>}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function DashboardContent() {
+  const { me } = useSession();
+  const [data, setData] = useState<MyInterviews | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    api<MyInterviews>('GET', '/api/interviews/my').then(setData, setError);
+  }, []);
+  return (
+    <section>
+      <div class="page-head">
+        <PageTitle>Your interviews</PageTitle>
+        {isStaff(me) && (
+          <a class="button" href="/interviews/new">
+            Schedule an interview
+          </a>
+        )}
+      </div>
+      <ErrorAlert error={error} />
+      {!data && !error && <Loading what="interviews" />}
+      {data && (
+        <>
+          <InterviewList label="Upcoming" items={data.upcoming} empty="Nothing scheduled." />
+          <InterviewList label="Past" items={data.past} empty="No past interviews yet." />
+        </>
+      )}
+    </section>
+  );
+}
+
+export function Dashboard() {
+  return (
+    <RequireSession>
+      <DashboardContent />
+    </RequireSession>
+  );
+}

@@ -1,0 +1,140 @@
+import { useEffect, useState } from 'preact/hooks';
+import { useLocation, useRoute } from 'preact-iso';
+import { api } from '../api';
+import { RequireSession } from '../app';
+import { InviteLinks } from '../components/InviteLinks';
+import { ErrorAlert, Loading, PageTitle } from '../components/ui';
+import { formatWhen } from '../time';
+import type { Interview, InviteLink } from '../types';
+
+const ROLE_LABEL: Record<string, string> = {
+  candidate: 'Candidate',
+  interviewer: 'Interviewer',
+  observer: 'Observer',
+  reviewer: 'Reviewer',
+};
+
+function InterviewContent({ id }: { id: string }) {
+  const { route } = useLocation();
+  const [interview, setInterview] = useState<Interview | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [links, setLinks] = useState<InviteLink[]>([]);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    api<Interview>('GET', `/api/interviews/${encodeURIComponent(id)}`).then(setInterview, setError);
+  }, [id]);
+
+  const act = async (action: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const cancel = () =>
+    act(async () => {
+      if (!window.confirm('Cancel this interview? Invite links stop working.')) return;
+      setInterview(await api<Interview>('POST', `/api/interviews/${encodeURIComponent(id)}/cancel`, {}));
+    });
+  const reinvite = (participantId: string) =>
+    act(async () => {
+      const link = await api<InviteLink>(
+        'POST',
+        `/api/interviews/${encodeURIComponent(id)}/participants/${encodeURIComponent(participantId)}/invite`,
+        {},
+      );
+      setLinks((current) => [...current.filter((l) => l.participant_id !== participantId), link]);
+      setInterview(await api<Interview>('GET', `/api/interviews/${encodeURIComponent(id)}`));
+    });
+
+  if (!interview) {
+    return (
+      <section>
+        <ErrorAlert error={error} />
+        {!error && <Loading what="the interview" />}
+      </section>
+    );
+  }
+  const upcoming = interview.status === 'scheduled' && new Date(interview.ends_at) > new Date();
+  return (
+    <section class="card">
+      <PageTitle>{interview.title}</PageTitle>
+      <p class="when">
+        {formatWhen(interview.scheduled_start)} · {interview.duration_minutes} minutes
+        {interview.time_zone !== Intl.DateTimeFormat().resolvedOptions().timeZone && (
+          <span class="muted"> ({formatWhen(interview.scheduled_start, interview.time_zone)})</span>
+        )}
+      </p>
+      {interview.status === 'cancelled' && (
+        <p class="badge" role="status">
+          Cancelled
+        </p>
+      )}
+      <div class="actions">
+        {interview.can_join && (
+          <button type="button" onClick={() => route(`/interviews/${interview.id}/room`)}>
+            Join
+          </button>
+        )}
+        {interview.can_manage && upcoming && (
+          <button type="button" class="danger" disabled={busy} onClick={cancel}>
+            Cancel interview
+          </button>
+        )}
+      </div>
+      <ErrorAlert error={error} />
+      <section aria-labelledby="participants-heading">
+        <h2 id="participants-heading">Participants</h2>
+        <table class="participants">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Role</th>
+              {interview.participants.some((p) => p.email) && <th scope="col">Email</th>}
+              {interview.can_manage && <th scope="col">Invite</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {interview.participants.map((p) => (
+              <tr key={p.id}>
+                <td>{p.display_name}</td>
+                <td>{ROLE_LABEL[p.role] ?? p.role}</td>
+                {interview.participants.some((q) => q.email) && <td>{p.email}</td>}
+                {interview.can_manage && (
+                  <td>
+                    {p.role === 'candidate' && (
+                      <>
+                        <span class="badge">{p.invite ?? 'none'}</span>
+                        {upcoming && (
+                          <button type="button" class="secondary" disabled={busy}
+                            aria-label={`New invite link for ${p.display_name}`} onClick={() => reinvite(p.id)}>
+                            New link
+                          </button>
+                        )}
+                      </>
+                    )}
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+      <InviteLinks links={links} />
+    </section>
+  );
+}
+
+export function InterviewPage() {
+  const { params } = useRoute();
+  return (
+    <RequireSession>
+      <InterviewContent id={params.id} />
+    </RequireSession>
+  );
+}
