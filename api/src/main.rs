@@ -100,7 +100,14 @@ async fn main() -> anyhow::Result<()> {
                     None => println!("password: {password}"),
                 }
             }
-            let id = cli::create_user(&settings, &email, &name, role, password).await?;
+            let created = cli::create_user(&settings, &email, &name, role, password).await;
+            if created.is_err()
+                && let Some(path) = &password_file
+            {
+                // The file must never name a password for an account that does not exist.
+                let _ = std::fs::remove_file(path);
+            }
+            let id = created?;
             println!("created {role} {email} ({id})");
             Ok(())
         }

@@ -266,8 +266,9 @@ impl Settings {
         }
         if let Some(url) = &self.database.url {
             let url = url.expose_secret();
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres:"))
-                && !url.starts_with("postgresql:")
+            if !["sqlite:", "postgres:", "postgresql:"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
             {
                 return Err(ConfigError::invalid(
                     "database.url",
@@ -346,6 +347,8 @@ impl Settings {
 }
 
 #[cfg(test)]
+// `Jail::expect_with` fixes the closure's return type to `Result<(), figment::Error>`.
+#[allow(clippy::result_large_err)]
 mod tests {
     use figment::Jail;
 
