@@ -1,8 +1,32 @@
 //! Sightline's selective forwarding unit: the media plane.
 //!
-//! Status: not built yet. This crate will hold the sans-IO forwarding core on `str0m` (one `Rtc`
-//! per peer connection, RTP-level forwarding with sequence and timestamp rewriting, simulcast
-//! layer selection) and a thin tokio shell of per-core workers that own the UDP sockets.
+//! Status: the sans-IO forwarding core exists; the `str0m` peer connections, the per-core workers
+//! that own the UDP sockets, and the command/event API towards `signaling` are not built yet.
 //!
-//! Invariant, kept from the first line of code: this crate depends on no other Sightline crate
-//! and knows nothing of HTTP, JWT, SQL or what a room means to the business.
+//! The core decides, per packet and per subscriber, whether and how to forward, with no I/O, no
+//! clock reads (time is an argument), no locks and no allocation:
+//!
+//! - [`Incoming`]: one published RTP packet, parsed once (keyframe start, VP8 picture id) before
+//!   it fans out to every subscriber.
+//! - [`DownTrack`]: one subscriber's view of one published track. It rewrites sequence numbers,
+//!   RTP timestamps and VP8 picture ids so the subscriber sees one continuous stream across
+//!   simulcast layer switches, publisher restarts and pauses, and it switches layers only at a
+//!   keyframe of the new layer (forwarding the old layer until then).
+//! - [`LayerSelector`] and [`BitrateMeter`]: which simulcast layer a subscriber should get, from
+//!   the quality it asks for and the bandwidth it has.
+//! - [`KeyframeThrottle`]: at most one keyframe request per layer and interval towards a
+//!   publisher, however many subscribers are waiting for one.
+//!
+//! Invariant: this crate depends on no other Sightline crate and knows nothing of HTTP, JWT, SQL
+//! or what a room means to the business. Panic policy: input from a peer never panics; every
+//! packet field is treated as untrusted.
+
+mod codec;
+mod downtrack;
+mod keyframe;
+mod layer;
+
+pub use codec::Codec;
+pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, SourceId};
+pub use keyframe::KeyframeThrottle;
+pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
