@@ -1,9 +1,14 @@
 //! Sightline's selective forwarding unit: the media plane.
 //!
-//! Status: the sans-IO forwarding core exists; the `str0m` peer connections, the per-core workers
-//! that own the UDP sockets, and the command/event API towards `signaling` are not built yet.
+//! Status: the sans-IO core exists and is tested with real `str0m` peers in virtual time: the
+//! [`Engine`] (one worker's peer connections, datagram demux, fan-out, keyframe requests) and the
+//! forwarding decisions under it. Not built yet: the tokio shell (per-core workers owning UDP
+//! sockets), media taps, renegotiation when a track ends, and the signaling that drives it.
 //!
-//! The core decides, per packet and per subscriber, whether and how to forward, with no I/O, no
+//! The [`Engine`] follows str0m's contract: inputs in, then drain [`Engine::poll_output`] until it
+//! returns a timeout (see the `engine` module docs for the loop).
+//!
+//! The forwarding core decides, per packet and per subscriber, whether and how to forward, with no I/O, no
 //! clock reads (time is an argument), no locks and no allocation:
 //!
 //! - [`Incoming`]: one published RTP packet, parsed once (keyframe start, VP8 picture id) before
@@ -23,10 +28,12 @@
 
 mod codec;
 mod downtrack;
+mod engine;
 mod keyframe;
 mod layer;
 
 pub use codec::Codec;
 pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, SourceId};
+pub use engine::{CloseReason, Engine, Event, Output, PeerId, Role, SfuError, TrackId};
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};

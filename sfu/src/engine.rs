@@ -1,0 +1,836 @@
+//! The SFU engine: every peer connection of one worker, and forwarding between them.
+//!
+//! Sans-IO like the `str0m::Rtc`s it owns: datagrams, time and commands come in as arguments,
+//! datagrams to send, events and the next timeout come out of [`Engine::poll_output`]. The
+//! engine reads no clock and owns no socket.
+//!
+//! # Run-loop contract
+//!
+//! After every call that changes the engine (`handle_datagram`, `handle_timeout`, and every
+//! command: `add_publisher`, `add_subscriber`, `subscribe`, `accept_answer`, `remove_peer`), drain
+//! [`Engine::poll_output`] until it returns [`Output::Timeout`]; call `handle_timeout` no later
+//! than that instant. Skipping the drain leaves packets unsent and peers unpolled.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use sightline_sfu::{Engine, Output};
+//! # fn send(_: &str0m::net::Transmit) {}
+//! # fn receive() -> Option<(std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)> { None }
+//! # let mut engine = Engine::new("127.0.0.1:5000".parse().unwrap(), &[]);
+//! loop {
+//!     let deadline = loop {
+//!         match engine.poll_output() {
+//!             Output::Transmit(t) => send(&t),
+//!             Output::Event(_event) => { /* to signaling */ }
+//!             Output::Timeout(at) => break at,
+//!         }
+//!     };
+//!     match receive() {
+//!         Some((source, destination, data)) => {
+//!             engine.handle_datagram(Instant::now(), source, destination, &data)
+//!         }
+//!         None => engine.handle_timeout(deadline.min(Instant::now())),
+//!     }
+//! }
+//! ```
+//!
+//! # Connections
+//!
+//! Every participant has two peer connections, as in LiveKit: a publisher connection the client
+//! offers (its own tracks) and a subscriber connection the server offers (everyone else's), so
+//! renegotiation never glares. Datagrams are routed to their peer through a hash map from source
+//! address; the first datagram from a new address is a STUN request whose username names the
+//! peer's ICE credentials, looked up in a second hash map. A peer whose input is malformed or
+//! whose ICE fails is closed alone.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::{Codec as Str0mCodec, PayloadParams};
+use str0m::ice::StunMessage;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
+
+use crate::codec::Codec;
+use crate::downtrack::{Decision, DownTrack, Incoming, SourceId};
+use crate::keyframe::KeyframeThrottle;
+use crate::layer::{BitrateMeter, Layer};
+
+/// How long a peer may stay silent before it is removed (ICE consent freshness fails sooner).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A peer connection, named by the caller (signaling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+/// A published track, named by the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId(pub u64);
+
+/// What a peer connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Carries the client's own tracks to the server; the client offers.
+    Publisher,
+    /// Carries other participants' tracks to the client; the server offers.
+    Subscriber,
+}
+
+/// Why a peer connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// `remove_peer` was called.
+    Removed,
+    /// ICE failed or the peer went silent.
+    Disconnected,
+    /// The peer sent something str0m refused; the message says what.
+    Failed(String),
+}
+
+/// Things the signaling layer must act on.
+#[derive(Debug)]
+pub enum Event {
+    /// A connection is up (ICE and DTLS done).
+    Connected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A publisher started sending a track.
+    TrackPublished {
+        /// The publisher connection.
+        peer: PeerId,
+        /// The new track.
+        track: TrackId,
+        /// Audio or video.
+        kind: MediaKind,
+    },
+    /// A track went away with its publisher.
+    TrackUnpublished {
+        /// The track.
+        track: TrackId,
+    },
+    /// A subscriber connection needs renegotiating: send this offer to the client.
+    Offer {
+        /// The subscriber connection.
+        peer: PeerId,
+        /// The offer.
+        offer: SdpOffer,
+    },
+    /// A peer connection ended; every track it published is unpublished.
+    Closed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// What the engine wants done next.
+#[derive(Debug)]
+pub enum Output {
+    /// Send this datagram.
+    Transmit(Transmit),
+    /// Tell signaling.
+    Event(Event),
+    /// Nothing more until this instant (or new input).
+    Timeout(Instant),
+}
+
+/// Errors from engine commands; each concerns one peer only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SfuError {
+    /// No peer connection has this id.
+    #[error("unknown peer {0:?}")]
+    UnknownPeer(PeerId),
+    /// A peer connection with this id exists already.
+    #[error("peer {0:?} exists already")]
+    PeerExists(PeerId),
+    /// No published track has this id.
+    #[error("unknown track {0:?}")]
+    UnknownTrack(TrackId),
+    /// The command does not fit the connection's role.
+    #[error("peer {0:?} is not a {1:?} connection")]
+    WrongRole(PeerId, Role),
+    /// The peer's SDP or state was refused by str0m.
+    #[error("peer connection: {0}")]
+    Rtc(#[from] str0m::RtcError),
+}
+
+/// One subscriber's copy of one published track.
+#[derive(Debug)]
+struct Subscription {
+    peer: PeerId,
+    /// The subscriber's m-line, once an offer added it.
+    mid: Option<Mid>,
+    down: DownTrack,
+    /// Set once the client answered the offer that added the m-line.
+    negotiated: bool,
+}
+
+/// A track a publisher sends.
+#[derive(Debug)]
+struct Published {
+    origin: PeerId,
+    mid: Mid,
+    kind: MediaKind,
+    /// Codec of each payload type seen, learned from the publisher's negotiated parameters.
+    codecs: Vec<(u8, Codec, PayloadParams)>,
+    meters: [BitrateMeter; Layer::COUNT],
+    keyframes: KeyframeThrottle,
+    subscribers: Vec<Subscription>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    role: Role,
+    rtc: Rtc,
+    ufrag: String,
+    timeout: Instant,
+    last_input: Instant,
+    /// DTLS completed once; only then does silence mean the client is gone.
+    connected: bool,
+    /// Publisher: the track each m-line carries.
+    published: HashMap<Mid, TrackId>,
+    /// Subscriber: the track each m-line carries.
+    subscribed: HashMap<Mid, TrackId>,
+    pending_offer: Option<SdpPendingOffer>,
+    /// Subscriber: tracks waiting for an m-line in the next offer.
+    to_add: Vec<TrackId>,
+    queued: bool,
+}
+
+/// Every peer connection of one worker.
+#[derive(Debug)]
+pub struct Engine {
+    local: SocketAddr,
+    candidates: Vec<Candidate>,
+    peers: HashMap<PeerId, Peer>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    by_ufrag: HashMap<String, PeerId>,
+    tracks: HashMap<TrackId, Published>,
+    next_track: u64,
+    outputs: VecDeque<Output>,
+    dirty: VecDeque<PeerId>,
+    garbage_datagrams: u64,
+    /// The latest time given to the engine; commands that have no time of their own use it.
+    now: Instant,
+}
+
+impl Engine {
+    /// An engine receiving on `local` and advertising it plus `public_ips` (same port) as ICE
+    /// candidates, for clients that reach the server through another address.
+    pub fn new(local: SocketAddr, public_ips: &[IpAddr]) -> Engine {
+        let mut candidates: Vec<Candidate> = Candidate::host(local, "udp").into_iter().collect();
+        for ip in public_ips {
+            if let Ok(candidate) = Candidate::host(SocketAddr::new(*ip, local.port()), "udp") {
+                candidates.push(candidate);
+            }
+        }
+        Engine {
+            local,
+            candidates,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            tracks: HashMap::new(),
+            next_track: 1,
+            outputs: VecDeque::new(),
+            dirty: VecDeque::new(),
+            garbage_datagrams: 0,
+            now: Instant::now(),
+        }
+    }
+
+    /// Datagrams that belonged to no peer or that no peer accepted.
+    pub fn garbage_datagrams(&self) -> u64 {
+        self.garbage_datagrams
+    }
+
+    /// Number of live peer connections.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn new_peer(&mut self, id: PeerId, role: Role, now: Instant) -> Result<&mut Peer, SfuError> {
+        if self.peers.contains_key(&id) {
+            return Err(SfuError::PeerExists(id));
+        }
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_ice_lite(true)
+            .build(now);
+        for candidate in &self.candidates {
+            rtc.add_local_candidate(candidate.clone());
+        }
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        self.by_ufrag.insert(ufrag.clone(), id);
+        let peer = Peer {
+            role,
+            rtc,
+            ufrag,
+            timeout: now,
+            last_input: now,
+            connected: false,
+            published: HashMap::new(),
+            subscribed: HashMap::new(),
+            pending_offer: None,
+            to_add: Vec::new(),
+            queued: false,
+        };
+        Ok(self.peers.entry(id).or_insert(peer))
+    }
+
+    /// Creates a publisher connection from the client's offer; returns the answer.
+    pub fn add_publisher(
+        &mut self,
+        id: PeerId,
+        offer: SdpOffer,
+        now: Instant,
+    ) -> Result<SdpAnswer, SfuError> {
+        let peer = self.new_peer(id, Role::Publisher, now)?;
+        let answer = peer.rtc.sdp_api().accept_offer(offer);
+        if answer.is_err() {
+            self.drop_peer(id);
+        }
+        let answer = answer?;
+        self.mark_dirty(id);
+        Ok(answer)
+    }
+
+    /// Creates a subscriber connection; it is offered to the client when it gets its first track.
+    pub fn add_subscriber(&mut self, id: PeerId, now: Instant) -> Result<(), SfuError> {
+        self.new_peer(id, Role::Subscriber, now)?;
+        Ok(())
+    }
+
+    /// Starts sending `track` to subscriber connection `peer` (simulcast layer `layer` to begin
+    /// with). The offer that adds it comes out as [`Event::Offer`].
+    pub fn subscribe(
+        &mut self,
+        peer_id: PeerId,
+        track_id: TrackId,
+        layer: Option<Layer>,
+    ) -> Result<(), SfuError> {
+        let track = self
+            .tracks
+            .get_mut(&track_id)
+            .ok_or(SfuError::UnknownTrack(track_id))?;
+        let peer = self
+            .peers
+            .get_mut(&peer_id)
+            .ok_or(SfuError::UnknownPeer(peer_id))?;
+        if peer.role != Role::Subscriber {
+            return Err(SfuError::WrongRole(peer_id, Role::Subscriber));
+        }
+        if track.subscribers.iter().any(|s| s.peer == peer_id) {
+            return Ok(());
+        }
+        let codec = track
+            .codecs
+            .first()
+            .map(|c| c.1)
+            .unwrap_or(match track.kind {
+                MediaKind::Audio => Codec::Opus,
+                MediaKind::Video => Codec::Vp8,
+            });
+        peer.to_add.push(track_id);
+        track.subscribers.push(Subscription {
+            peer: peer_id,
+            mid: None,
+            down: DownTrack::new(codec, layer),
+            negotiated: false,
+        });
+        self.offer_if_possible(peer_id);
+        Ok(())
+    }
+
+    /// Chooses the simulcast layer a subscriber gets of a track.
+    pub fn set_layer(
+        &mut self,
+        peer: PeerId,
+        track: TrackId,
+        layer: Option<Layer>,
+    ) -> Result<(), SfuError> {
+        let published = self
+            .tracks
+            .get_mut(&track)
+            .ok_or(SfuError::UnknownTrack(track))?;
+        let subscription = published
+            .subscribers
+            .iter_mut()
+            .find(|s| s.peer == peer)
+            .ok_or(SfuError::UnknownPeer(peer))?;
+        subscription
+            .down
+            .set_paused(layer.is_none() && published.kind == MediaKind::Video);
+        subscription.down.set_target(layer);
+        Ok(())
+    }
+
+    /// The client's answer to the last [`Event::Offer`] for `peer`.
+    pub fn accept_answer(&mut self, peer_id: PeerId, answer: SdpAnswer) -> Result<(), SfuError> {
+        let peer = self
+            .peers
+            .get_mut(&peer_id)
+            .ok_or(SfuError::UnknownPeer(peer_id))?;
+        let Some(pending) = peer.pending_offer.take() else {
+            return Ok(());
+        };
+        peer.rtc.sdp_api().accept_answer(pending, answer)?;
+        for mid in peer.subscribed.keys() {
+            if let Some(track) = peer
+                .subscribed
+                .get(mid)
+                .and_then(|t| self.tracks.get_mut(t))
+                && let Some(sub) = track
+                    .subscribers
+                    .iter_mut()
+                    .find(|s| s.peer == peer_id && s.mid == Some(*mid))
+            {
+                sub.negotiated = true;
+            }
+        }
+        self.offer_if_possible(peer_id);
+        self.mark_dirty(peer_id);
+        Ok(())
+    }
+
+    /// Closes a peer connection and unpublishes its tracks.
+    pub fn remove_peer(&mut self, id: PeerId) -> Result<(), SfuError> {
+        if !self.peers.contains_key(&id) {
+            return Err(SfuError::UnknownPeer(id));
+        }
+        self.close(id, CloseReason::Removed);
+        Ok(())
+    }
+
+    /// Sends the subscriber an offer adding its queued tracks, unless one is still unanswered
+    /// (then the answer triggers the next offer: one negotiation at a time, no glare).
+    fn offer_if_possible(&mut self, id: PeerId) {
+        let Engine {
+            peers,
+            tracks,
+            outputs,
+            ..
+        } = self;
+        let Some(peer) = peers.get_mut(&id) else {
+            return;
+        };
+        if peer.pending_offer.is_some() || peer.to_add.is_empty() {
+            return;
+        }
+        let mut change = peer.rtc.sdp_api();
+        for track_id in peer.to_add.drain(..) {
+            let Some(track) = tracks.get_mut(&track_id) else {
+                continue;
+            };
+            let mid = change.add_media(
+                track.kind,
+                Direction::SendOnly,
+                Some(format!("p{}", track.origin.0)),
+                Some(format!("t{}", track_id.0)),
+                None,
+            );
+            peer.subscribed.insert(mid, track_id);
+            if let Some(sub) = track.subscribers.iter_mut().find(|s| s.peer == id) {
+                sub.mid = Some(mid);
+            }
+        }
+        if let Some((offer, pending)) = change.apply() {
+            peer.pending_offer = Some(pending);
+            outputs.push_back(Output::Event(Event::Offer { peer: id, offer }));
+        }
+    }
+
+    /// A datagram arrived on the worker's socket.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.now = self.now.max(now);
+        let Ok(parsed) = contents.try_into() else {
+            self.garbage_datagrams += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents: parsed,
+            },
+        );
+        let known = self.by_addr.get(&source).copied();
+        let id = known.or_else(|| {
+            // A new address: only a STUN binding request naming a peer's credentials may claim it.
+            let stun = StunMessage::parse(contents).ok()?;
+            let (local_ufrag, _) = stun.split_username()?;
+            self.by_ufrag.get(local_ufrag).copied()
+        });
+        let Some(id) = id else {
+            self.garbage_datagrams += 1;
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            self.garbage_datagrams += 1;
+            return;
+        };
+        if !peer.rtc.accepts(&input) {
+            self.garbage_datagrams += 1;
+            return;
+        }
+        if known.is_none() {
+            self.by_addr.insert(source, id);
+        }
+        peer.last_input = now;
+        if let Err(err) = peer.rtc.handle_input(input) {
+            self.close(id, CloseReason::Failed(err.to_string()));
+            return;
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Time has reached `now`: drives every peer whose timeout is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let mut failed = Vec::new();
+        let mut due = Vec::new();
+        for (id, peer) in &mut self.peers {
+            if peer.connected && now.saturating_duration_since(peer.last_input) > IDLE_TIMEOUT {
+                failed.push((*id, CloseReason::Disconnected));
+                continue;
+            }
+            if peer.timeout > now {
+                continue;
+            }
+            match peer.rtc.handle_input(Input::Timeout(now)) {
+                Ok(()) => due.push(*id),
+                Err(err) => failed.push((*id, CloseReason::Failed(err.to_string()))),
+            }
+        }
+        for id in due {
+            self.mark_dirty(id);
+        }
+        for (id, reason) in failed {
+            self.close(id, reason);
+        }
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id)
+            && !peer.queued
+        {
+            peer.queued = true;
+            self.dirty.push_back(id);
+        }
+    }
+
+    /// The next thing to do; see the run-loop contract in the module docs.
+    pub fn poll_output(&mut self) -> Output {
+        loop {
+            if let Some(output) = self.outputs.pop_front() {
+                return output;
+            }
+            let Some(id) = self.dirty.pop_front() else {
+                let next = self
+                    .peers
+                    .values()
+                    .map(|p| p.timeout)
+                    .min()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                return Output::Timeout(next);
+            };
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.queued = false;
+            }
+            self.drain_peer(id);
+        }
+    }
+
+    /// Polls one peer's `Rtc` until it has nothing more before its next timeout.
+    fn drain_peer(&mut self, id: PeerId) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            let output = match peer.rtc.poll_output() {
+                Ok(output) => output,
+                Err(err) => {
+                    self.close(id, CloseReason::Failed(err.to_string()));
+                    return;
+                }
+            };
+            match output {
+                RtcOutput::Timeout(at) => {
+                    peer.timeout = at;
+                    return;
+                }
+                RtcOutput::Transmit(transmit) => self.outputs.push_back(Output::Transmit(transmit)),
+                RtcOutput::Event(event) => self.on_event(id, event),
+            }
+        }
+    }
+
+    fn on_event(&mut self, id: PeerId, event: RtcEvent) {
+        match event {
+            RtcEvent::Connected => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connected = true;
+                }
+                self.outputs
+                    .push_back(Output::Event(Event::Connected { peer: id }));
+            }
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.close(id, CloseReason::Disconnected);
+            }
+            RtcEvent::MediaAdded(added) => self.on_media_added(id, added.mid, added.kind),
+            RtcEvent::RtpPacket(packet) => self.on_rtp(id, packet),
+            RtcEvent::KeyframeRequest(request) => self.on_keyframe_request(id, request.mid),
+            _ => {}
+        }
+    }
+
+    fn on_media_added(&mut self, id: PeerId, mid: Mid, kind: MediaKind) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.role != Role::Publisher || peer.published.contains_key(&mid) {
+            return;
+        }
+        let track = TrackId(self.next_track);
+        self.next_track += 1;
+        peer.published.insert(mid, track);
+        self.tracks.insert(
+            track,
+            Published {
+                origin: id,
+                mid,
+                kind,
+                codecs: Vec::new(),
+                meters: Default::default(),
+                keyframes: KeyframeThrottle::default(),
+                subscribers: Vec::new(),
+            },
+        );
+        self.outputs.push_back(Output::Event(Event::TrackPublished {
+            peer: id,
+            track,
+            kind,
+        }));
+    }
+
+    fn on_rtp(&mut self, publisher: PeerId, packet: RtpPacket) {
+        let Engine { peers, tracks, .. } = self;
+        let Some(peer) = peers.get_mut(&publisher) else {
+            return;
+        };
+        let now = packet.timestamp;
+        let ssrc = packet.header.ssrc;
+        let (mid, rid) = {
+            let mut api = peer.rtc.direct_api();
+            let Some(rx) = api.stream_rx(&ssrc) else {
+                return;
+            };
+            (rx.mid(), rx.rid())
+        };
+        let Some(track_id) = peer.published.get(&mid).copied() else {
+            return;
+        };
+        let Some(track) = tracks.get_mut(&track_id) else {
+            return;
+        };
+        let pt = *packet.header.payload_type;
+        let codec = match track.codecs.iter().find(|c| c.0 == pt) {
+            Some(known) => Some(known.1),
+            None => learn_codec(&peer.rtc, pt).map(|(codec, params)| {
+                track.codecs.push((pt, codec, params));
+                codec
+            }),
+        };
+        let Some(codec) = codec else {
+            return;
+        };
+        let Some(params) = track.codecs.iter().find(|c| c.0 == pt).map(|c| c.2) else {
+            return;
+        };
+        let layer = rid.as_ref().and_then(|r| Layer::from_rid(r));
+        if let Some(layer) = layer {
+            track.meters[layer.index()].record(packet.payload.len(), now);
+        }
+        let incoming = Incoming::parse(
+            codec,
+            SourceId(*ssrc),
+            layer,
+            *packet.seq_no,
+            packet.time.numer(),
+            now,
+            &packet.payload,
+        );
+        let ext_vals = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            ..Default::default()
+        };
+        // Which stream a waiting subscriber needs a keyframe on: a layer, or the only stream.
+        let mut wanted_layers = [false; Layer::COUNT];
+        let mut wanted_plain = false;
+        for sub in &mut track.subscribers {
+            let decision = sub.down.forward(&incoming);
+            if sub.down.needs_keyframe() {
+                match sub.down.target().or(layer) {
+                    Some(target) => wanted_layers[target.index()] = true,
+                    None => wanted_plain = true,
+                }
+            }
+            let Decision::Forward(rewritten) = decision else {
+                continue;
+            };
+            let (true, Some(sub_mid)) = (sub.negotiated, sub.mid) else {
+                continue;
+            };
+            let Some(out) = peers.get_mut(&sub.peer) else {
+                continue;
+            };
+            let Some(out_pt) = out.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
+                continue;
+            };
+            let mut write = RtpWrite::new(
+                out_pt,
+                rewritten.seq.into(),
+                rewritten.rtp_time as u32,
+                now,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .nackable(codec.is_video())
+            .ext_vals(ext_vals.clone());
+            if let (Some(picture_id), Some(original)) =
+                (rewritten.vp8_picture_id, incoming.vp8_picture_id)
+                && picture_id != original
+                && let Ok(descriptor) = Vp8Descriptor::parse(&packet.payload)
+                && let Ok(patch) = descriptor.patch().picture_id(picture_id).build()
+            {
+                write = write.vp8_patch(patch);
+            }
+            let mut api = out.rtc.direct_api();
+            if let Some(stream) = api.stream_tx_by_mid(sub_mid, None) {
+                stream.write_rtp(write);
+                if !out.queued {
+                    out.queued = true;
+                    self.dirty.push_back(sub.peer);
+                }
+            }
+        }
+        let Some(peer) = peers.get_mut(&publisher) else {
+            return;
+        };
+        for (index, want) in wanted_layers.iter().enumerate() {
+            let layer = Layer::ALL[index];
+            if *want && track.keyframes.try_request(layer, now) {
+                request_keyframe(&mut peer.rtc, track.mid, Some(layer.rid().into()));
+            }
+        }
+        // A track without simulcast uses the lowest layer's slot in the throttle.
+        if wanted_plain && track.keyframes.try_request(Layer::Low, now) {
+            request_keyframe(&mut peer.rtc, track.mid, None);
+        }
+        if !peer.queued {
+            peer.queued = true;
+            self.dirty.push_back(publisher);
+        }
+    }
+
+    fn on_keyframe_request(&mut self, subscriber: PeerId, mid: Mid) {
+        let Some(track_id) = self
+            .peers
+            .get(&subscriber)
+            .and_then(|p| p.subscribed.get(&mid))
+            .copied()
+        else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        let Some(sub) = track.subscribers.iter().find(|s| s.peer == subscriber) else {
+            return;
+        };
+        let current = sub.down.current();
+        if !track
+            .keyframes
+            .try_request(current.unwrap_or(Layer::Low), self.now)
+        {
+            return;
+        }
+        let rid: Option<Rid> = current.map(|layer| layer.rid().into());
+        if let Some(peer) = self.peers.get_mut(&track.origin) {
+            request_keyframe(&mut peer.rtc, track.mid, rid);
+            if !peer.queued {
+                peer.queued = true;
+                self.dirty.push_back(track.origin);
+            }
+        }
+    }
+
+    fn drop_peer(&mut self, id: PeerId) -> Option<Peer> {
+        let peer = self.peers.remove(&id)?;
+        self.by_ufrag.remove(&peer.ufrag);
+        self.by_addr.retain(|_, owner| *owner != id);
+        Some(peer)
+    }
+
+    fn close(&mut self, id: PeerId, reason: CloseReason) {
+        let Some(mut peer) = self.drop_peer(id) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        for track in peer.published.values() {
+            if self.tracks.remove(track).is_some() {
+                self.outputs
+                    .push_back(Output::Event(Event::TrackUnpublished { track: *track }));
+            }
+        }
+        for track in self.tracks.values_mut() {
+            track.subscribers.retain(|s| s.peer != id);
+        }
+        self.outputs
+            .push_back(Output::Event(Event::Closed { peer: id, reason }));
+    }
+
+    /// The address datagrams arrive on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+fn request_keyframe(rtc: &mut Rtc, mid: Mid, rid: Option<Rid>) {
+    if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, rid) {
+        rx.request_keyframe(KeyframeRequestKind::Pli);
+    }
+}
+
+fn learn_codec(rtc: &Rtc, pt: u8) -> Option<(Codec, PayloadParams)> {
+    let params = rtc
+        .codec_config()
+        .params()
+        .iter()
+        .find(|p| *p.pt() == pt)
+        .copied()?;
+    let codec = match params.spec().codec {
+        Str0mCodec::Opus => Codec::Opus,
+        Str0mCodec::Vp8 => Codec::Vp8,
+        Str0mCodec::Vp9 => Codec::Vp9,
+        Str0mCodec::H264 => Codec::H264,
+        _ => return None,
+    };
+    Some((codec, params))
+}

@@ -1,0 +1,350 @@
+//! The engine with real str0m peers on both ends: ICE, DTLS, SRTP and SDP happen for real; only
+//! the network is simulated, in virtual time, so the test is fast and has no sleeps.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sightline_sfu::{Engine, Event, Output, PeerId, TrackId};
+use str0m::format::Codec as Str0mCodec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
+
+const STEP: Duration = Duration::from_millis(1);
+
+/// A client peer connection at an address.
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    events: Vec<RtcEvent>,
+}
+
+impl Client {
+    fn new(addr: &str, now: Instant) -> Client {
+        let addr: SocketAddr = addr.parse().expect("address");
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        Client {
+            rtc,
+            addr,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// The engine and its clients on a lossless simulated network.
+struct Net {
+    now: Instant,
+    engine: Engine,
+    clients: Vec<Client>,
+    events: Vec<Event>,
+}
+
+impl Net {
+    fn new() -> Net {
+        let now = Instant::now();
+        let engine = Engine::new("10.0.0.1:5000".parse().expect("address"), &[]);
+        Net {
+            now,
+            engine,
+            clients: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn deliver_to_client(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        let now = self.now;
+        let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) else {
+            return;
+        };
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        client
+            .rtc
+            .handle_input(input)
+            .expect("client accepts input");
+    }
+
+    /// Moves every pending datagram until nobody has anything to send.
+    fn settle(&mut self) {
+        for _ in 0..100 {
+            let mut moved = false;
+            loop {
+                match self.engine.poll_output() {
+                    Output::Transmit(t) => {
+                        moved = true;
+                        let (source, destination) = (t.source, t.destination);
+                        let data = t.contents.to_vec();
+                        self.deliver_to_client(source, destination, &data);
+                    }
+                    Output::Event(event) => self.events.push(event),
+                    Output::Timeout(_) => break,
+                }
+            }
+            let mut outgoing = Vec::new();
+            for client in &mut self.clients {
+                loop {
+                    match client.rtc.poll_output().expect("client poll") {
+                        RtcOutput::Transmit(t) => {
+                            outgoing.push((t.source, t.destination, t.contents.to_vec()))
+                        }
+                        RtcOutput::Event(event) => client.events.push(event),
+                        RtcOutput::Timeout(_) => break,
+                    }
+                }
+            }
+            for (source, destination, data) in outgoing {
+                moved = true;
+                self.engine
+                    .handle_datagram(self.now, source, destination, &data);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Advances virtual time by one step.
+    fn tick(&mut self) {
+        self.settle();
+        self.now += STEP;
+        self.engine.handle_timeout(self.now);
+        for client in &mut self.clients {
+            client
+                .rtc
+                .handle_input(Input::Timeout(self.now))
+                .expect("client timeout");
+        }
+        self.settle();
+    }
+
+    fn published_track(&self) -> Option<TrackId> {
+        self.events.iter().find_map(|e| match e {
+            Event::TrackPublished { track, .. } => Some(*track),
+            _ => None,
+        })
+    }
+
+    fn take_offer(&mut self, peer: PeerId) -> Option<str0m::change::SdpOffer> {
+        let index = self
+            .events
+            .iter()
+            .position(|e| matches!(e, Event::Offer { peer: p, .. } if *p == peer))?;
+        match self.events.remove(index) {
+            Event::Offer { offer, .. } => Some(offer),
+            _ => None,
+        }
+    }
+}
+
+/// A VP8 payload: descriptor with a 15-bit picture id, then a VP8 header byte whose P bit says
+/// key or delta frame, then bytes unique to this frame.
+fn vp8_payload(frame: u32, keyframe: bool) -> Vec<u8> {
+    let picture_id = (frame & 0x7FFF) as u16;
+    let mut payload = vec![
+        0x90,
+        0x80,
+        0x80 | (picture_id >> 8) as u8,
+        (picture_id & 0xFF) as u8,
+        if keyframe { 0x00 } else { 0x01 },
+    ];
+    payload.extend(frame.to_be_bytes());
+    payload.extend(std::iter::repeat_n((frame % 251) as u8, 200));
+    payload
+}
+
+#[test]
+fn a_subscriber_receives_the_publishers_packets_unchanged() {
+    let mut net = Net::new();
+    let now = net.now;
+
+    // Publisher: the client offers one video track.
+    let mut publisher = Client::new("10.0.0.2:6000", now);
+    let mut change = publisher.rtc.sdp_api();
+    let mid: Mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, pending) = change.apply().expect("offer");
+    let answer = net
+        .engine
+        .add_publisher(PeerId(1), offer, now)
+        .expect("answer");
+    publisher
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .expect("answer accepted");
+    net.clients.push(publisher);
+
+    // Subscriber: the server offers once there is something to send.
+    net.clients.push(Client::new("10.0.0.3:7000", now));
+    net.engine
+        .add_subscriber(PeerId(2), now)
+        .expect("subscriber");
+    let mut track = None;
+    for _ in 0..500 {
+        net.tick();
+        track = net.published_track();
+        if track.is_some() {
+            break;
+        }
+    }
+    let track = track.expect("track published");
+    net.engine
+        .subscribe(PeerId(2), track, None)
+        .expect("subscribed");
+    net.settle();
+    let offer = net.take_offer(PeerId(2)).expect("offer for the subscriber");
+    let answer = net.clients[1]
+        .rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .expect("client answers");
+    net.engine
+        .accept_answer(PeerId(2), answer)
+        .expect("answer accepted");
+
+    // Let ICE and DTLS complete on both connections.
+    for _ in 0..500 {
+        net.tick();
+    }
+    assert!(
+        net.clients
+            .iter()
+            .all(|c| c.events.iter().any(|e| matches!(e, RtcEvent::Connected))),
+        "both clients connected"
+    );
+
+    // 90 frames at 30 fps, a keyframe every 30; one packet per frame.
+    let pt = {
+        let rtc = &net.clients[0].rtc;
+        let remote = rtc.media(mid).expect("media").remote_pts().to_vec();
+        rtc.codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Str0mCodec::Vp8 && remote.contains(&p.pt()))
+            .map(|p| p.pt())
+            .expect("VP8 negotiated")
+    };
+    let mut sent = Vec::new();
+    for frame in 0..90u32 {
+        let payload = vp8_payload(frame, frame % 30 == 5);
+        sent.push(payload.clone());
+        let now = net.now;
+        let mut api = net.clients[0].rtc.direct_api();
+        let stream = api.stream_tx_by_mid(mid, None).expect("send stream");
+        stream.write_rtp(
+            RtpWrite::new(
+                pt,
+                (1000 + u64::from(frame)).into(),
+                frame * 3000,
+                now,
+                payload,
+            )
+            .marker(true)
+            .nackable(true),
+        );
+        for _ in 0..33 {
+            net.tick();
+        }
+    }
+
+    let received: Vec<(u64, Vec<u8>)> = net.clients[1]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RtcEvent::RtpPacket(p) => Some((*p.seq_no, p.payload.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert!(!received.is_empty(), "the subscriber got media");
+    // The first packet it got is the first keyframe; from there, everything, unchanged.
+    let first = sent
+        .iter()
+        .position(|p| *p == received[0].1)
+        .expect("first received payload was sent");
+    assert_eq!(
+        sent[first][4] & 0x01,
+        0,
+        "the subscriber starts at a keyframe"
+    );
+    let expected = &sent[first..];
+    assert_eq!(
+        received.len(),
+        expected.len(),
+        "nothing lost after the keyframe"
+    );
+    for ((_, got), want) in received.iter().zip(expected) {
+        assert_eq!(got, want, "payload forwarded byte for byte");
+    }
+    for pair in received.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
+    }
+    assert_eq!(net.engine.garbage_datagrams(), 0);
+    // The subscriber joined between keyframes; the engine asked the publisher for one.
+    assert!(
+        net.clients[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, RtcEvent::KeyframeRequest(_))),
+        "the publisher was asked for a keyframe"
+    );
+}
+
+#[test]
+fn garbage_and_strangers_are_counted_not_fatal() {
+    let mut net = Net::new();
+    let now = net.now;
+    let mut publisher = Client::new("10.0.0.2:6000", now);
+    let mut change = publisher.rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = change.apply().expect("offer");
+    let answer = net
+        .engine
+        .add_publisher(PeerId(1), offer, now)
+        .expect("answer");
+    publisher
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .expect("accepted");
+    net.clients.push(publisher);
+    for _ in 0..300 {
+        net.tick();
+    }
+    let stranger: SocketAddr = "10.9.9.9:1234".parse().expect("address");
+    let local = net.engine.local_addr();
+    net.engine.handle_datagram(net.now, stranger, local, &[]);
+    net.engine.handle_datagram(
+        net.now,
+        stranger,
+        local,
+        &[0x80, 0x60, 0x00, 0x01, 0xde, 0xad],
+    );
+    net.engine
+        .handle_datagram(net.now, stranger, local, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(net.engine.garbage_datagrams() >= 2);
+    for _ in 0..100 {
+        net.tick();
+    }
+    assert_eq!(net.engine.peer_count(), 1, "the real peer is still there");
+    assert!(
+        !net.events.iter().any(|e| matches!(e, Event::Closed { .. })),
+        "nothing was closed"
+    );
+
+    // A malformed SDP offer fails that peer alone.
+    let bad: Result<str0m::change::SdpOffer, _> =
+        str0m::change::SdpOffer::from_sdp_string("v=0\r\nthis is not sdp\r\n");
+    assert!(bad.is_err(), "str0m refuses it before the engine sees it");
+    assert_eq!(net.engine.peer_count(), 1);
+}
