@@ -202,6 +202,9 @@ struct Peer {
     /// Subscriber: tracks waiting for an m-line in the next offer.
     to_add: Vec<TrackId>,
     queued: bool,
+    /// Makes the next step on this peer panic, to test isolation.
+    #[cfg(test)]
+    inject_panic: bool,
 }
 
 /// Every peer connection of one worker.
@@ -281,6 +284,8 @@ impl Engine {
             pending_offer: None,
             to_add: Vec::new(),
             queued: false,
+            #[cfg(test)]
+            inject_panic: false,
         };
         Ok(self.peers.entry(id).or_insert(peer))
     }
@@ -492,8 +497,8 @@ impl Engine {
             self.by_addr.insert(source, id);
         }
         peer.last_input = now;
-        if let Err(err) = peer.rtc.handle_input(input) {
-            self.close(id, CloseReason::Failed(err.to_string()));
+        if let Err(reason) = guarded(peer, |rtc| rtc.handle_input(input)) {
+            self.close(id, reason);
             return;
         }
         self.mark_dirty(id);
@@ -512,9 +517,9 @@ impl Engine {
             if peer.timeout > now {
                 continue;
             }
-            match peer.rtc.handle_input(Input::Timeout(now)) {
+            match guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now))) {
                 Ok(()) => due.push(*id),
-                Err(err) => failed.push((*id, CloseReason::Failed(err.to_string()))),
+                Err(reason) => failed.push((*id, reason)),
             }
         }
         for id in due {
@@ -562,10 +567,10 @@ impl Engine {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
             };
-            let output = match peer.rtc.poll_output() {
+            let output = match guarded(peer, |rtc| rtc.poll_output()) {
                 Ok(output) => output,
-                Err(err) => {
-                    self.close(id, CloseReason::Failed(err.to_string()));
+                Err(reason) => {
+                    self.close(id, reason);
                     return;
                 }
             };
@@ -812,6 +817,37 @@ impl Engine {
     }
 }
 
+/// Runs `step` on one peer's `Rtc`, turning its errors and panics into a reason to close that
+/// peer. A panic is a bug (str0m's or ours), but it must cost one connection, not the worker and
+/// every room on it; the `Rtc` it happened in is never used again.
+fn guarded<T>(
+    peer: &mut Peer,
+    step: impl FnOnce(&mut Rtc) -> Result<T, str0m::RtcError>,
+) -> Result<T, CloseReason> {
+    #[cfg(test)]
+    let inject = std::mem::take(&mut peer.inject_panic);
+    let rtc = &mut peer.rtc;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(test)]
+        if inject {
+            panic!("injected by a test");
+        }
+        step(rtc)
+    }));
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(CloseReason::Failed(err.to_string())),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(CloseReason::Failed(format!("panicked: {message}")))
+        }
+    }
+}
+
 fn request_keyframe(rtc: &mut Rtc, mid: Mid, rid: Option<Rid>) {
     if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, rid) {
         rx.request_keyframe(KeyframeRequestKind::Pli);
@@ -833,4 +869,79 @@ fn learn_codec(rtc: &Rtc, pt: u8) -> Option<(Codec, PayloadParams)> {
         _ => return None,
     };
     Some((codec, params))
+}
+
+#[cfg(test)]
+mod tests {
+    use str0m::media::{Direction, MediaKind};
+
+    use super::*;
+
+    fn client_offer(now: Instant) -> SdpOffer {
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        offer
+    }
+
+    fn drain(engine: &mut Engine) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            match engine.poll_output() {
+                Output::Event(event) => events.push(event),
+                Output::Transmit(_) => {}
+                Output::Timeout(_) => return events,
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_peer_is_closed_alone() {
+        let now = Instant::now();
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[]);
+        engine
+            .add_publisher(PeerId(1), client_offer(now), now)
+            .expect("first peer");
+        engine
+            .add_publisher(PeerId(2), client_offer(now), now)
+            .expect("second peer");
+        drain(&mut engine);
+        if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
+            peer.inject_panic = true;
+            peer.timeout = now;
+        }
+        engine.handle_timeout(now + Duration::from_millis(10));
+        let events = drain(&mut engine);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Closed { peer: PeerId(1), reason: CloseReason::Failed(why) } if why.contains("panicked")
+        )));
+        assert_eq!(engine.peer_count(), 1);
+        assert!(
+            engine.peers.contains_key(&PeerId(2)),
+            "the other peer lives on"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_unknown_peers_are_errors() {
+        let now = Instant::now();
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[]);
+        engine.add_subscriber(PeerId(7), now).expect("subscriber");
+        assert!(matches!(
+            engine.add_subscriber(PeerId(7), now),
+            Err(SfuError::PeerExists(PeerId(7)))
+        ));
+        assert!(matches!(
+            engine.subscribe(PeerId(8), TrackId(1), None),
+            Err(SfuError::UnknownTrack(TrackId(1)))
+        ));
+        assert!(matches!(
+            engine.remove_peer(PeerId(9)),
+            Err(SfuError::UnknownPeer(PeerId(9)))
+        ));
+        engine.remove_peer(PeerId(7)).expect("removed");
+        assert_eq!(engine.peer_count(), 0);
+    }
 }
