@@ -159,6 +159,12 @@ pub enum SfuError {
     /// The peer's SDP or state was refused by str0m.
     #[error("peer connection: {0}")]
     Rtc(#[from] str0m::RtcError),
+    /// The worker stopped, or its command queue is full.
+    #[error("the media worker is unavailable")]
+    WorkerUnavailable,
+    /// The worker's socket could not be set up.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// One subscriber's copy of one published track.

@@ -2,8 +2,10 @@
 //!
 //! Status: the sans-IO core exists and is tested with real `str0m` peers in virtual time: the
 //! [`Engine`] (one worker's peer connections, datagram demux, fan-out, keyframe requests) and the
-//! forwarding decisions under it. Not built yet: the tokio shell (per-core workers owning UDP
-//! sockets), media taps, renegotiation when a track ends, and the signaling that drives it.
+//! forwarding decisions under it, and the thin shell around it: [`WorkerHandle`] runs an engine on
+//! its own thread with its own UDP socket (tested over real loopback UDP). Not built yet: choosing
+//! a worker per room from the configured pool, media taps, renegotiation when a track ends, and the
+//! signaling that drives it all.
 //!
 //! The [`Engine`] follows str0m's contract: inputs in, then drain [`Engine::poll_output`] until it
 //! returns a timeout (see the `engine` module docs for the loop).
@@ -31,9 +33,11 @@ mod downtrack;
 mod engine;
 mod keyframe;
 mod layer;
+mod worker;
 
 pub use codec::Codec;
 pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, SourceId};
 pub use engine::{CloseReason, Engine, Event, Output, PeerId, Role, SfuError, TrackId};
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
+pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle, WorkerStats};
