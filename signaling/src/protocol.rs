@@ -1,0 +1,337 @@
+//! The signaling protocol: typed, versioned JSON messages over a WebSocket.
+//!
+//! Every message is an object with a `type`. Unknown types and unknown fields are refused, as are
+//! messages over [`MAX_MESSAGE_BYTES`]; a refused message gets an `error` reply and changes nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::grants::{InterviewRole, TrackSource};
+
+/// The protocol version this server speaks; a `join` with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest accepted message (SDP offers with simulcast are a few KiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest chat message.
+pub const MAX_CHAT_BYTES: usize = 4 * 1024;
+/// Most tracks one publish offer may declare.
+pub const MAX_TRACKS_PER_OFFER: usize = 8;
+
+/// Video quality a subscriber asks for, from the size and visibility of its tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedQuality {
+    /// Hidden tile: no video.
+    Off,
+    /// Thumbnail.
+    Low,
+    /// Medium tile.
+    Medium,
+    /// Large tile.
+    High,
+}
+
+/// A track the client is about to publish: which m-line carries which source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredTrack {
+    /// The m-line's mid in the client's offer.
+    pub mid: String,
+    /// What it carries.
+    pub source: TrackSource,
+}
+
+/// Messages from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// First message on a connection: the join token from the API.
+    Join {
+        /// Must be [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The room join token.
+        token: String,
+        /// Present when reconnecting within the resume window.
+        #[serde(default)]
+        resume_token: Option<String>,
+    },
+    /// The client's offer for its publisher connection.
+    PublishOffer {
+        /// SDP.
+        sdp: String,
+        /// What each m-line carries.
+        tracks: Vec<DeclaredTrack>,
+    },
+    /// The client's answer to a subscriber offer.
+    SubscriberAnswer {
+        /// SDP.
+        sdp: String,
+    },
+    /// The client muted or unmuted one of its tracks.
+    Mute {
+        /// Track id.
+        track: String,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// The quality the client wants of a remote track.
+    SetQuality {
+        /// Track id.
+        track: String,
+        /// Wanted quality.
+        quality: RequestedQuality,
+    },
+    /// A chat message to the room.
+    Chat {
+        /// Text, at most [`MAX_CHAT_BYTES`].
+        text: String,
+    },
+    /// Mute someone else's track (needs moderation rights).
+    ModerateMute {
+        /// Track id.
+        track: String,
+    },
+    /// Remove a participant (needs moderation rights).
+    ModerateRemove {
+        /// Participant identity.
+        participant: String,
+    },
+    /// The client is leaving. (A struct variant, so unknown fields are refused like elsewhere.)
+    Leave {},
+    /// Keep-alive.
+    Ping {
+        /// Echoed back.
+        #[serde(default)]
+        nonce: u64,
+    },
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Identity (participant id).
+    pub identity: String,
+    /// Display name.
+    pub name: String,
+    /// Role in the interview.
+    pub role: InterviewRole,
+    /// Whether their connection dropped and they may come back.
+    pub reconnecting: bool,
+}
+
+/// A published track as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Track id.
+    pub id: String,
+    /// Publisher identity.
+    pub participant: String,
+    /// What it carries.
+    pub source: TrackSource,
+    /// Whether the publisher muted it.
+    pub muted: bool,
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// They left.
+    Left,
+    /// Their connection dropped and they did not come back in time.
+    TimedOut,
+    /// A moderator removed them.
+    Removed,
+    /// They joined again from another connection.
+    Replaced,
+}
+
+/// Messages to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The join succeeded.
+    Joined {
+        /// The protocol version.
+        version: u32,
+        /// The client itself.
+        you: ParticipantInfo,
+        /// Everyone else visible.
+        participants: Vec<ParticipantInfo>,
+        /// Tracks published so far.
+        tracks: Vec<TrackInfo>,
+        /// Present this to resume after a dropped connection.
+        resume_token: String,
+    },
+    /// Answer to the client's publish offer.
+    PublishAnswer {
+        /// SDP.
+        sdp: String,
+    },
+    /// An offer for the client's subscriber connection.
+    SubscriberOffer {
+        /// SDP.
+        sdp: String,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone's connection dropped; they may come back.
+    ParticipantReconnecting {
+        /// Identity.
+        participant: String,
+    },
+    /// Someone came back.
+    ParticipantResumed {
+        /// Identity.
+        participant: String,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Identity.
+        participant: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A track appeared.
+    TrackPublished {
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track went away.
+    TrackUnpublished {
+        /// Track id.
+        track: String,
+    },
+    /// A track was muted or unmuted.
+    TrackMuted {
+        /// Track id.
+        track: String,
+        /// Muted or not.
+        muted: bool,
+        /// Set when a moderator did it.
+        by: Option<String>,
+    },
+    /// A chat message.
+    Chat {
+        /// Sender identity.
+        from: String,
+        /// Sender name.
+        name: String,
+        /// Text.
+        text: String,
+        /// Unix milliseconds.
+        at: i64,
+    },
+    /// This connection is being closed by the server.
+    Removed {
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A request failed; nothing changed.
+    Error {
+        /// Stable code.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// Reply to ping.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+}
+
+/// A client message that cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Over [`MAX_MESSAGE_BYTES`].
+    #[error("message larger than {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge,
+    /// Not JSON, unknown type or field, wrong shape.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+impl ProtocolError {
+    /// The stable code sent in an `error` message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::TooLarge => "message_too_large",
+            ProtocolError::Malformed(_) => "malformed_message",
+        }
+    }
+}
+
+/// Parses one client message, checking its size first.
+pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge);
+    }
+    serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_client_messages() {
+        assert_eq!(
+            parse(r#"{"type":"join","version":1,"token":"abc"}"#),
+            Ok(ClientMessage::Join {
+                version: 1,
+                token: "abc".into(),
+                resume_token: None
+            })
+        );
+        assert_eq!(
+            parse(
+                r#"{"type":"publish_offer","sdp":"v=0","tracks":[{"mid":"0","source":"camera"}]}"#
+            ),
+            Ok(ClientMessage::PublishOffer {
+                sdp: "v=0".into(),
+                tracks: vec![DeclaredTrack {
+                    mid: "0".into(),
+                    source: TrackSource::Camera
+                }]
+            })
+        );
+        assert_eq!(parse(r#"{"type":"leave"}"#), Ok(ClientMessage::Leave {}));
+        assert_eq!(
+            parse(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping { nonce: 0 })
+        );
+    }
+
+    #[test]
+    fn refuses_bad_messages() {
+        for bad in [
+            "",
+            "not json",
+            "{}",
+            r#"{"type":"hack"}"#,
+            r#"{"type":"leave","extra":1}"#,
+            r#"{"type":"chat"}"#,
+            r#"{"type":"set_quality","track":"t1","quality":"ultra"}"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ProtocolError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        let huge = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(parse(&huge), Err(ProtocolError::TooLarge));
+    }
+
+    #[test]
+    fn server_messages_are_tagged() {
+        let json = serde_json::to_value(ServerMessage::Pong { nonce: 7 }).expect("json");
+        assert_eq!(json, serde_json::json!({ "type": "pong", "nonce": 7 }));
+    }
+}

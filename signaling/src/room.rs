@@ -1,0 +1,949 @@
+//! One interview's room: who is in it, what they publish, and what they may do.
+//!
+//! A plain state machine with no I/O: the caller hands in verified members, client requests and
+//! media-plane events, and gets back [`Effect`]s to carry out (messages to send, subscriptions to
+//! make, connections to close). Time and resume tokens are arguments, so tests drive it directly.
+//!
+//! Every request is checked against the requester's grants here, on the server; a refused request
+//! changes nothing and yields a [`RoomError`] the caller reports to that client only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::grants::{Grants, InterviewRole, RoomId, TrackSource};
+use crate::protocol::{
+    DeclaredTrack, LeaveReason, MAX_CHAT_BYTES, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
+    ParticipantInfo, RequestedQuality, ServerMessage, TrackInfo,
+};
+
+/// How long a participant whose connection dropped may come back with its resume token.
+pub const RESUME_WINDOW: Duration = Duration::from_secs(30);
+
+/// A participant as verified by the API from its join token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Identity (participant id).
+    pub identity: String,
+    /// Display name.
+    pub name: String,
+    /// Role in the interview.
+    pub role: InterviewRole,
+    /// What they may do.
+    pub grants: Grants,
+}
+
+/// Something the caller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send a message to one participant's connection.
+    Send {
+        /// Identity.
+        to: String,
+        /// The message.
+        message: ServerMessage,
+    },
+    /// Media plane: start sending `track` to `subscriber`.
+    Subscribe {
+        /// Identity of the receiver.
+        subscriber: String,
+        /// Track id.
+        track: String,
+    },
+    /// Media plane: the quality `subscriber` wants of `track`.
+    SetQuality {
+        /// Identity of the receiver.
+        subscriber: String,
+        /// Track id.
+        track: String,
+        /// Wanted quality.
+        quality: RequestedQuality,
+    },
+    /// Close this participant's connection and media.
+    Disconnect {
+        /// Identity.
+        participant: String,
+    },
+}
+
+/// A request the room refuses; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// The join token was for another protocol version.
+    #[error("protocol version {0} is not supported")]
+    UnsupportedVersion(u32),
+    /// The requester is not (or no longer) in the room.
+    #[error("not in this room")]
+    NotInRoom,
+    /// The requester's grants do not allow this.
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
+    /// No such track, or not one the requester may act on.
+    #[error("unknown track")]
+    UnknownTrack,
+    /// No such participant.
+    #[error("unknown participant")]
+    UnknownParticipant,
+    /// A media line was published that the client never declared.
+    #[error("track `{0}` was not declared")]
+    Undeclared(String),
+    /// The chat message is empty or too long.
+    #[error("chat messages must be 1 to {MAX_CHAT_BYTES} bytes")]
+    BadChat,
+    /// The offer declares too many tracks or the same mid twice.
+    #[error("invalid track declaration")]
+    BadDeclaration,
+    /// The resume token is wrong or the window has passed.
+    #[error("cannot resume this session")]
+    ResumeRefused,
+}
+
+impl RoomError {
+    /// The stable code sent in an `error` message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RoomError::UnsupportedVersion(_) => "unsupported_version",
+            RoomError::NotInRoom => "not_in_room",
+            RoomError::NotAllowed(_) => "not_allowed",
+            RoomError::UnknownTrack => "unknown_track",
+            RoomError::UnknownParticipant => "unknown_participant",
+            RoomError::Undeclared(_) => "undeclared_track",
+            RoomError::BadChat => "bad_chat",
+            RoomError::BadDeclaration => "bad_declaration",
+            RoomError::ResumeRefused => "resume_refused",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Connected,
+    Reconnecting { since: Instant },
+}
+
+#[derive(Debug, Clone)]
+struct Participant {
+    member: Member,
+    presence: Presence,
+    resume_token: String,
+    declared: HashMap<String, TrackSource>,
+}
+
+impl Participant {
+    fn info(&self) -> ParticipantInfo {
+        ParticipantInfo {
+            identity: self.member.identity.clone(),
+            name: self.member.name.clone(),
+            role: self.member.role,
+            reconnecting: matches!(self.presence, Presence::Reconnecting { .. }),
+        }
+    }
+
+    fn hidden(&self) -> bool {
+        self.member.grants.hidden
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    owner: String,
+    source: TrackSource,
+    muted: bool,
+}
+
+/// One interview's room.
+#[derive(Debug)]
+pub struct Room {
+    id: RoomId,
+    participants: BTreeMap<String, Participant>,
+    tracks: BTreeMap<String, Track>,
+}
+
+impl Room {
+    /// An empty room.
+    pub fn new(id: RoomId) -> Room {
+        Room {
+            id,
+            participants: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+        }
+    }
+
+    /// The room's id.
+    pub fn id(&self) -> &RoomId {
+        &self.id
+    }
+
+    /// Whether nobody is in the room (it can be dropped).
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    /// Identities of everyone in the room.
+    pub fn identities(&self) -> impl Iterator<Item = &str> {
+        self.participants.keys().map(String::as_str)
+    }
+
+    fn track_info(&self, id: &str, track: &Track) -> TrackInfo {
+        TrackInfo {
+            id: id.to_owned(),
+            participant: track.owner.clone(),
+            source: track.source,
+            muted: track.muted,
+        }
+    }
+
+    /// Sends `message` to every connected participant except `except`; hidden participants get it
+    /// only when `to_hidden`.
+    fn broadcast(
+        &self,
+        effects: &mut Vec<Effect>,
+        except: Option<&str>,
+        message: &ServerMessage,
+        to_hidden: bool,
+    ) {
+        for (identity, participant) in &self.participants {
+            if Some(identity.as_str()) == except
+                || participant.presence != Presence::Connected
+                || (participant.hidden() && !to_hidden)
+            {
+                continue;
+            }
+            effects.push(Effect::Send {
+                to: identity.clone(),
+                message: message.clone(),
+            });
+        }
+    }
+
+    fn snapshot(&self, identity: &str) -> Option<ServerMessage> {
+        let me = self.participants.get(identity)?;
+        let participants = self
+            .participants
+            .values()
+            .filter(|p| p.member.identity != identity && !p.hidden())
+            .map(Participant::info)
+            .collect();
+        let tracks = self
+            .tracks
+            .iter()
+            .map(|(id, track)| self.track_info(id, track))
+            .collect();
+        Some(ServerMessage::Joined {
+            version: PROTOCOL_VERSION,
+            you: me.info(),
+            participants,
+            tracks,
+            resume_token: me.resume_token.clone(),
+        })
+    }
+
+    fn subscriptions_for(&self, identity: &str, effects: &mut Vec<Effect>) {
+        let Some(participant) = self.participants.get(identity) else {
+            return;
+        };
+        if !participant.member.grants.can_subscribe {
+            return;
+        }
+        for (track_id, track) in &self.tracks {
+            if track.owner != identity {
+                effects.push(Effect::Subscribe {
+                    subscriber: identity.to_owned(),
+                    track: track_id.clone(),
+                });
+            }
+        }
+    }
+
+    /// Admits a verified member. A member already in the room (a second tab, a reload) takes
+    /// over its identity; the caller closes the older connection.
+    pub fn join(
+        &mut self,
+        member: Member,
+        version: u32,
+        resume_token: String,
+    ) -> Result<Vec<Effect>, RoomError> {
+        if version != PROTOCOL_VERSION {
+            return Err(RoomError::UnsupportedVersion(version));
+        }
+        if !member.grants.room_join {
+            return Err(RoomError::NotAllowed("joining this room"));
+        }
+        let identity = member.identity.clone();
+        let hidden = member.grants.hidden;
+        let rejoining = self.participants.contains_key(&identity);
+        self.participants.insert(
+            identity.clone(),
+            Participant {
+                member,
+                presence: Presence::Connected,
+                resume_token,
+                declared: HashMap::new(),
+            },
+        );
+        let mut effects = Vec::new();
+        if let Some(snapshot) = self.snapshot(&identity) {
+            effects.push(Effect::Send {
+                to: identity.clone(),
+                message: snapshot,
+            });
+        }
+        if !hidden {
+            let message = match (rejoining, self.participants.get(&identity)) {
+                (false, Some(p)) => ServerMessage::ParticipantJoined {
+                    participant: p.info(),
+                },
+                _ => ServerMessage::ParticipantResumed {
+                    participant: identity.clone(),
+                },
+            };
+            self.broadcast(&mut effects, Some(&identity), &message, true);
+        }
+        self.subscriptions_for(&identity, &mut effects);
+        Ok(effects)
+    }
+
+    /// A participant whose connection dropped comes back with its resume token.
+    pub fn resume(
+        &mut self,
+        identity: &str,
+        resume_token: &str,
+        new_resume_token: String,
+        now: Instant,
+    ) -> Result<Vec<Effect>, RoomError> {
+        let participant = self
+            .participants
+            .get_mut(identity)
+            .ok_or(RoomError::ResumeRefused)?;
+        let in_window = match participant.presence {
+            Presence::Connected => true,
+            Presence::Reconnecting { since } => {
+                now.saturating_duration_since(since) <= RESUME_WINDOW
+            }
+        };
+        if !in_window || !constant_time_eq(&participant.resume_token, resume_token) {
+            return Err(RoomError::ResumeRefused);
+        }
+        participant.presence = Presence::Connected;
+        participant.resume_token = new_resume_token;
+        let hidden = participant.hidden();
+        let mut effects = Vec::new();
+        if let Some(snapshot) = self.snapshot(identity) {
+            effects.push(Effect::Send {
+                to: identity.to_owned(),
+                message: snapshot,
+            });
+        }
+        if !hidden {
+            let message = ServerMessage::ParticipantResumed {
+                participant: identity.to_owned(),
+            };
+            self.broadcast(&mut effects, Some(identity), &message, true);
+        }
+        Ok(effects)
+    }
+
+    /// A participant's connection dropped; they have [`RESUME_WINDOW`] to come back.
+    pub fn disconnected(&mut self, identity: &str, now: Instant) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(participant) = self.participants.get_mut(identity) else {
+            return effects;
+        };
+        if participant.presence != Presence::Connected {
+            return effects;
+        }
+        participant.presence = Presence::Reconnecting { since: now };
+        if !participant.hidden() {
+            let message = ServerMessage::ParticipantReconnecting {
+                participant: identity.to_owned(),
+            };
+            self.broadcast(&mut effects, Some(identity), &message, true);
+        }
+        effects
+    }
+
+    /// Removes participants whose resume window has passed.
+    pub fn tick(&mut self, now: Instant) -> Vec<Effect> {
+        let expired: Vec<String> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| match p.presence {
+                Presence::Reconnecting { since } => {
+                    now.saturating_duration_since(since) > RESUME_WINDOW
+                }
+                Presence::Connected => false,
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut effects = Vec::new();
+        for identity in expired {
+            effects.extend(self.leave(&identity, LeaveReason::TimedOut));
+        }
+        effects
+    }
+
+    /// Removes a participant and everything they published.
+    pub fn leave(&mut self, identity: &str, reason: LeaveReason) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(participant) = self.participants.remove(identity) else {
+            return effects;
+        };
+        let theirs: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.owner == identity)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for track in theirs {
+            self.tracks.remove(&track);
+            let message = ServerMessage::TrackUnpublished { track };
+            self.broadcast(&mut effects, None, &message, true);
+        }
+        if !participant.hidden() {
+            let message = ServerMessage::ParticipantLeft {
+                participant: identity.to_owned(),
+                reason,
+            };
+            self.broadcast(&mut effects, None, &message, true);
+        }
+        effects.push(Effect::Disconnect {
+            participant: identity.to_owned(),
+        });
+        effects
+    }
+
+    fn connected(&self, identity: &str) -> Result<&Participant, RoomError> {
+        self.participants
+            .get(identity)
+            .filter(|p| p.presence == Presence::Connected)
+            .ok_or(RoomError::NotInRoom)
+    }
+
+    /// Records what each m-line of a publish offer carries, after checking the grants.
+    pub fn declare_tracks(
+        &mut self,
+        identity: &str,
+        tracks: &[DeclaredTrack],
+    ) -> Result<(), RoomError> {
+        let grants = &self.connected(identity)?.member.grants;
+        if tracks.len() > MAX_TRACKS_PER_OFFER {
+            return Err(RoomError::BadDeclaration);
+        }
+        let mut declared = HashMap::with_capacity(tracks.len());
+        for track in tracks {
+            if !grants.may_publish(track.source) {
+                return Err(RoomError::NotAllowed("publishing this source"));
+            }
+            if declared.insert(track.mid.clone(), track.source).is_some() {
+                return Err(RoomError::BadDeclaration);
+            }
+        }
+        if let Some(participant) = self.participants.get_mut(identity) {
+            participant.declared = declared;
+        }
+        Ok(())
+    }
+
+    /// The media plane saw a new track on a participant's publisher connection.
+    pub fn track_published(
+        &mut self,
+        identity: &str,
+        track: String,
+        mid: &str,
+    ) -> Result<Vec<Effect>, RoomError> {
+        let participant = self.connected(identity)?;
+        let source = *participant
+            .declared
+            .get(mid)
+            .ok_or_else(|| RoomError::Undeclared(mid.to_owned()))?;
+        self.tracks.insert(
+            track.clone(),
+            Track {
+                owner: identity.to_owned(),
+                source,
+                muted: false,
+            },
+        );
+        let mut effects = Vec::new();
+        let info = self.track_info(
+            &track,
+            &Track {
+                owner: identity.to_owned(),
+                source,
+                muted: false,
+            },
+        );
+        let message = ServerMessage::TrackPublished { track: info };
+        self.broadcast(&mut effects, None, &message, true);
+        for (other, p) in &self.participants {
+            if other != identity && p.member.grants.can_subscribe {
+                effects.push(Effect::Subscribe {
+                    subscriber: other.clone(),
+                    track: track.clone(),
+                });
+            }
+        }
+        Ok(effects)
+    }
+
+    /// The media plane lost a track (its publisher connection closed).
+    pub fn track_unpublished(&mut self, track: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.tracks.remove(track).is_some() {
+            let message = ServerMessage::TrackUnpublished {
+                track: track.to_owned(),
+            };
+            self.broadcast(&mut effects, None, &message, true);
+        }
+        effects
+    }
+
+    /// A publisher muted or unmuted one of its own tracks.
+    pub fn mute(
+        &mut self,
+        identity: &str,
+        track_id: &str,
+        muted: bool,
+    ) -> Result<Vec<Effect>, RoomError> {
+        self.connected(identity)?;
+        let track = self
+            .tracks
+            .get_mut(track_id)
+            .filter(|t| t.owner == identity)
+            .ok_or(RoomError::UnknownTrack)?;
+        track.muted = muted;
+        let mut effects = Vec::new();
+        let message = ServerMessage::TrackMuted {
+            track: track_id.to_owned(),
+            muted,
+            by: None,
+        };
+        self.broadcast(&mut effects, None, &message, true);
+        Ok(effects)
+    }
+
+    /// A moderator mutes someone else's track.
+    pub fn moderate_mute(&mut self, actor: &str, track_id: &str) -> Result<Vec<Effect>, RoomError> {
+        if !self.connected(actor)?.member.grants.can_moderate {
+            return Err(RoomError::NotAllowed("muting others"));
+        }
+        let track = self
+            .tracks
+            .get_mut(track_id)
+            .ok_or(RoomError::UnknownTrack)?;
+        track.muted = true;
+        let mut effects = Vec::new();
+        let message = ServerMessage::TrackMuted {
+            track: track_id.to_owned(),
+            muted: true,
+            by: Some(actor.to_owned()),
+        };
+        self.broadcast(&mut effects, None, &message, true);
+        Ok(effects)
+    }
+
+    /// A moderator removes a participant.
+    pub fn moderate_remove(&mut self, actor: &str, target: &str) -> Result<Vec<Effect>, RoomError> {
+        if !self.connected(actor)?.member.grants.can_moderate {
+            return Err(RoomError::NotAllowed("removing participants"));
+        }
+        if actor == target {
+            return Err(RoomError::NotAllowed("removing yourself; leave instead"));
+        }
+        if !self.participants.contains_key(target) {
+            return Err(RoomError::UnknownParticipant);
+        }
+        let mut effects = vec![Effect::Send {
+            to: target.to_owned(),
+            message: ServerMessage::Removed {
+                reason: LeaveReason::Removed,
+            },
+        }];
+        effects.extend(self.leave(target, LeaveReason::Removed));
+        Ok(effects)
+    }
+
+    /// A chat message to everyone in the room.
+    pub fn chat(
+        &mut self,
+        identity: &str,
+        text: &str,
+        at_ms: i64,
+    ) -> Result<Vec<Effect>, RoomError> {
+        let participant = self.connected(identity)?;
+        if participant.hidden() {
+            return Err(RoomError::NotAllowed("chatting while hidden"));
+        }
+        if text.trim().is_empty() || text.len() > MAX_CHAT_BYTES {
+            return Err(RoomError::BadChat);
+        }
+        let message = ServerMessage::Chat {
+            from: identity.to_owned(),
+            name: participant.member.name.clone(),
+            text: text.to_owned(),
+            at: at_ms,
+        };
+        let mut effects = Vec::new();
+        self.broadcast(&mut effects, None, &message, true);
+        Ok(effects)
+    }
+
+    /// The quality a subscriber wants of a remote track.
+    pub fn set_quality(
+        &mut self,
+        identity: &str,
+        track_id: &str,
+        quality: RequestedQuality,
+    ) -> Result<Vec<Effect>, RoomError> {
+        if !self.connected(identity)?.member.grants.can_subscribe {
+            return Err(RoomError::NotAllowed("subscribing"));
+        }
+        self.tracks
+            .get(track_id)
+            .filter(|t| t.owner != identity)
+            .ok_or(RoomError::UnknownTrack)?;
+        Ok(vec![Effect::SetQuality {
+            subscriber: identity.to_owned(),
+            track: track_id.to_owned(),
+            quality,
+        }])
+    }
+}
+
+/// Compares secrets without stopping at the first difference.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(identity: &str, role: InterviewRole) -> Member {
+        Member {
+            identity: identity.to_owned(),
+            name: identity.to_uppercase(),
+            role,
+            grants: Grants::for_role(role),
+        }
+    }
+
+    fn room_with(members: &[(&str, InterviewRole)]) -> Room {
+        let mut room = Room::new(RoomId("r1".into()));
+        for (identity, role) in members {
+            room.join(
+                member(identity, *role),
+                PROTOCOL_VERSION,
+                format!("resume-{identity}"),
+            )
+            .expect("joins");
+        }
+        room
+    }
+
+    fn sent_to<'a>(effects: &'a [Effect], who: &str) -> Vec<&'a ServerMessage> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { to, message } if to == who => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn subscriptions(effects: &[Effect]) -> Vec<(String, String)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Subscribe { subscriber, track } => {
+                    Some((subscriber.clone(), track.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn publish(room: &mut Room, who: &str, track: &str, source: TrackSource) -> Vec<Effect> {
+        room.declare_tracks(
+            who,
+            &[DeclaredTrack {
+                mid: format!("m-{track}"),
+                source,
+            }],
+        )
+        .expect("declared");
+        room.track_published(who, track.to_owned(), &format!("m-{track}"))
+            .expect("published")
+    }
+
+    #[test]
+    fn joining_returns_a_snapshot_and_tells_the_others() {
+        let mut room = room_with(&[("ivy", InterviewRole::Interviewer)]);
+        let effects = room
+            .join(member("cas", InterviewRole::Candidate), 1, "tok".into())
+            .expect("joins");
+        let Some(ServerMessage::Joined {
+            you,
+            participants,
+            resume_token,
+            ..
+        }) = sent_to(&effects, "cas").first().copied()
+        else {
+            panic!("no snapshot: {effects:?}");
+        };
+        assert_eq!(you.identity, "cas");
+        assert_eq!(participants.len(), 1);
+        assert_eq!(resume_token, "tok");
+        assert!(matches!(
+            sent_to(&effects, "ivy")[..],
+            [ServerMessage::ParticipantJoined { .. }]
+        ));
+        assert_eq!(
+            room.join(member("x", InterviewRole::Candidate), 2, "t".into()),
+            Err(RoomError::UnsupportedVersion(2))
+        );
+    }
+
+    #[test]
+    fn hidden_reviewers_see_everyone_and_nobody_sees_them() {
+        let mut room = room_with(&[("ivy", InterviewRole::Interviewer)]);
+        let effects = room
+            .join(member("rev", InterviewRole::Reviewer), 1, "t".into())
+            .expect("joins");
+        assert!(sent_to(&effects, "ivy").is_empty(), "no announcement");
+        let late = room
+            .join(member("cas", InterviewRole::Candidate), 1, "t".into())
+            .expect("joins");
+        let Some(ServerMessage::Joined { participants, .. }) =
+            sent_to(&late, "cas").first().copied()
+        else {
+            panic!("no snapshot");
+        };
+        assert!(participants.iter().all(|p| p.identity != "rev"));
+        assert!(matches!(
+            room.chat("rev", "hello", 0),
+            Err(RoomError::NotAllowed(_))
+        ));
+    }
+
+    #[test]
+    fn published_tracks_reach_every_subscriber_but_the_publisher() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+            ("rev", InterviewRole::Reviewer),
+        ]);
+        let effects = publish(&mut room, "cas", "t1", TrackSource::Camera);
+        let mut subs = subscriptions(&effects);
+        subs.sort();
+        assert_eq!(
+            subs,
+            vec![("ivy".into(), "t1".into()), ("rev".into(), "t1".into())]
+        );
+        // A late joiner is subscribed to what exists.
+        let late = room
+            .join(member("obi", InterviewRole::Observer), 1, "t".into())
+            .expect("joins");
+        assert_eq!(subscriptions(&late), vec![("obi".into(), "t1".into())]);
+    }
+
+    #[test]
+    fn sources_need_grants_and_declarations() {
+        let mut room = room_with(&[
+            ("cas", InterviewRole::Candidate),
+            ("rev", InterviewRole::Reviewer),
+        ]);
+        let phone = [DeclaredTrack {
+            mid: "0".into(),
+            source: TrackSource::SecondaryCamera,
+        }];
+        assert!(matches!(
+            room.declare_tracks("cas", &phone),
+            Err(RoomError::NotAllowed(_))
+        ));
+        let camera = [DeclaredTrack {
+            mid: "0".into(),
+            source: TrackSource::Camera,
+        }];
+        assert!(matches!(
+            room.declare_tracks("rev", &camera),
+            Err(RoomError::NotAllowed(_))
+        ));
+        let twice = [camera[0].clone(), camera[0].clone()];
+        assert_eq!(
+            room.declare_tracks("cas", &twice),
+            Err(RoomError::BadDeclaration)
+        );
+        assert_eq!(
+            room.track_published("cas", "t9".into(), "7"),
+            Err(RoomError::Undeclared("7".into()))
+        );
+    }
+
+    #[test]
+    fn only_owners_mute_and_only_moderators_mute_others() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        publish(&mut room, "cas", "t1", TrackSource::Microphone);
+        publish(&mut room, "ivy", "t2", TrackSource::Camera);
+        assert_eq!(room.mute("ivy", "t1", true), Err(RoomError::UnknownTrack));
+        assert!(matches!(
+            room.moderate_mute("cas", "t2"),
+            Err(RoomError::NotAllowed(_))
+        ));
+        let effects = room.moderate_mute("ivy", "t1").expect("moderator mutes");
+        assert!(sent_to(&effects, "cas").iter().any(|m| matches!(
+            m,
+            ServerMessage::TrackMuted { muted: true, by: Some(by), .. } if by == "ivy"
+        )));
+        room.mute("cas", "t1", false).expect("owner unmutes");
+    }
+
+    #[test]
+    fn moderators_remove_participants_and_their_tracks() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        publish(&mut room, "cas", "t1", TrackSource::Camera);
+        assert!(matches!(
+            room.moderate_remove("cas", "ivy"),
+            Err(RoomError::NotAllowed(_))
+        ));
+        let effects = room.moderate_remove("ivy", "cas").expect("removed");
+        assert!(matches!(
+            sent_to(&effects, "cas")[..],
+            [ServerMessage::Removed {
+                reason: LeaveReason::Removed
+            }]
+        ));
+        assert!(effects.contains(&Effect::Disconnect {
+            participant: "cas".into()
+        }));
+        let ivy = sent_to(&effects, "ivy");
+        assert!(
+            ivy.iter()
+                .any(|m| matches!(m, ServerMessage::TrackUnpublished { track } if track == "t1"))
+        );
+        assert!(ivy.iter().any(|m| matches!(
+            m,
+            ServerMessage::ParticipantLeft {
+                reason: LeaveReason::Removed,
+                ..
+            }
+        )));
+        assert_eq!(room.identities().collect::<Vec<_>>(), vec!["ivy"]);
+    }
+
+    #[test]
+    fn chat_is_bounded_and_broadcast() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        assert_eq!(room.chat("cas", "   ", 0), Err(RoomError::BadChat));
+        assert_eq!(
+            room.chat("cas", &"x".repeat(MAX_CHAT_BYTES + 1), 0),
+            Err(RoomError::BadChat)
+        );
+        let effects = room.chat("cas", "hello", 42).expect("sent");
+        assert_eq!(sent_to(&effects, "ivy").len(), 1);
+        assert_eq!(
+            sent_to(&effects, "cas").len(),
+            1,
+            "the sender sees its own message"
+        );
+        assert_eq!(room.chat("nobody", "hi", 0), Err(RoomError::NotInRoom));
+    }
+
+    #[test]
+    fn dropped_connections_resume_within_the_window_or_leave() {
+        let start = Instant::now();
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        publish(&mut room, "cas", "t1", TrackSource::Camera);
+        let effects = room.disconnected("cas", start);
+        assert!(matches!(
+            sent_to(&effects, "ivy")[..],
+            [ServerMessage::ParticipantReconnecting { .. }]
+        ));
+        assert_eq!(room.chat("cas", "hi", 0), Err(RoomError::NotInRoom));
+        assert_eq!(
+            room.resume("cas", "wrong", "new".into(), start + Duration::from_secs(5)),
+            Err(RoomError::ResumeRefused)
+        );
+        let resumed = room
+            .resume(
+                "cas",
+                "resume-cas",
+                "new".into(),
+                start + Duration::from_secs(5),
+            )
+            .expect("resumed");
+        assert!(matches!(
+            sent_to(&resumed, "cas")[..],
+            [ServerMessage::Joined { .. }]
+        ));
+        assert!(
+            room.tick(start + Duration::from_secs(60)).is_empty(),
+            "connected again"
+        );
+
+        room.disconnected("cas", start + Duration::from_secs(61));
+        assert!(
+            room.tick(start + Duration::from_secs(80)).is_empty(),
+            "still in the window"
+        );
+        let gone = room.tick(start + Duration::from_secs(92));
+        assert!(sent_to(&gone, "ivy").iter().any(|m| matches!(
+            m,
+            ServerMessage::ParticipantLeft {
+                reason: LeaveReason::TimedOut,
+                ..
+            }
+        )));
+        assert!(
+            sent_to(&gone, "ivy")
+                .iter()
+                .any(|m| matches!(m, ServerMessage::TrackUnpublished { .. }))
+        );
+        assert_eq!(
+            room.resume(
+                "cas",
+                "new",
+                "newer".into(),
+                start + Duration::from_secs(93)
+            ),
+            Err(RoomError::ResumeRefused)
+        );
+    }
+
+    #[test]
+    fn quality_requests_are_for_remote_tracks_only() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        publish(&mut room, "cas", "t1", TrackSource::Camera);
+        assert_eq!(
+            room.set_quality("cas", "t1", RequestedQuality::Low),
+            Err(RoomError::UnknownTrack)
+        );
+        assert_eq!(
+            room.set_quality("ivy", "t1", RequestedQuality::Off),
+            Ok(vec![Effect::SetQuality {
+                subscriber: "ivy".into(),
+                track: "t1".into(),
+                quality: RequestedQuality::Off
+            }])
+        );
+    }
+}
