@@ -9,7 +9,7 @@
 //! This crate is data and validation only: it reads no secret files and opens no sockets. Each
 //! crate's constructor takes its own section.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -118,6 +118,8 @@ pub struct Settings {
     pub public: PublicSettings,
     /// Tokens, cookies and rate limits.
     pub auth: AuthSettings,
+    /// The media plane's sockets and workers.
+    pub rtc: RtcSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -192,6 +194,46 @@ pub struct RateLimitSettings {
     pub per_account_burst: u32,
     /// Time for one more attempt per account to be allowed.
     pub per_account_period_ms: u64,
+}
+
+/// `[rtc]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtcSettings {
+    /// Address the UDP sockets bind.
+    pub bind_ip: IpAddr,
+    /// First UDP port; 0 lets the system choose.
+    pub port_range_start: u16,
+    /// Last UDP port (inclusive) when a range is given.
+    pub port_range_end: u16,
+    /// Extra addresses advertised as ICE candidates.
+    pub public_ips: Vec<IpAddr>,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl RtcSettings {
+    /// The worker count in force.
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            self.workers
+        }
+    }
+
+    /// The UDP address worker `index` binds.
+    pub fn worker_addr(&self, index: usize) -> SocketAddr {
+        let port = if self.port_range_start == 0 {
+            0
+        } else {
+            u16::try_from(index)
+                .ok()
+                .and_then(|i| self.port_range_start.checked_add(i))
+                .unwrap_or(0)
+        };
+        SocketAddr::new(self.bind_ip, port)
+    }
 }
 
 /// `[log]`
@@ -328,6 +370,24 @@ impl Settings {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
         }
+        if self.rtc.workers > 64 {
+            return Err(ConfigError::invalid("rtc.workers", "must be at most 64"));
+        }
+        if self.rtc.port_range_start != 0 {
+            let available = usize::from(
+                self.rtc
+                    .port_range_end
+                    .saturating_sub(self.rtc.port_range_start),
+            ) + 1;
+            if self.rtc.port_range_end < self.rtc.port_range_start
+                || available < self.rtc.worker_count()
+            {
+                return Err(ConfigError::invalid(
+                    "rtc.port_range_end",
+                    "the port range needs one port per worker",
+                ));
+            }
+        }
         if self.mode == Mode::Production {
             if self.auth.jwt_secret.is_none() {
                 return Err(ConfigError::invalid(
@@ -461,6 +521,23 @@ mod tests {
                 "[\"https://app.example.com\"]",
             );
             load_in(jail, None).expect("origin");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rtc_ports_come_from_the_range() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE__RTC__PORT_RANGE_START", "50000");
+            jail.set_env("SIGHTLINE__RTC__PORT_RANGE_END", "50001");
+            jail.set_env("SIGHTLINE__RTC__WORKERS", "2");
+            let settings = load_in(jail, None).expect("valid");
+            assert_eq!(settings.rtc.worker_addr(1).port(), 50001);
+            jail.set_env("SIGHTLINE__RTC__WORKERS", "3");
+            assert_eq!(
+                load_in(jail, None).expect_err("too few ports").key(),
+                "rtc.port_range_end"
+            );
             Ok(())
         });
     }

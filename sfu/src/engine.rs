@@ -7,7 +7,7 @@
 //! # Run-loop contract
 //!
 //! After every call that changes the engine (`handle_datagram`, `handle_timeout`, and every
-//! command: `add_publisher`, `add_subscriber`, `subscribe`, `accept_answer`, `remove_peer`), drain
+//! command: `publisher_offer`, `add_subscriber`, `subscribe`, `accept_answer`, `remove_peer`), drain
 //! [`Engine::poll_output`] until it returns [`Output::Timeout`]; call `handle_timeout` no later
 //! than that instant. Skipping the drain leaves packets unsent and peers unpolled.
 //!
@@ -105,6 +105,8 @@ pub enum Event {
         peer: PeerId,
         /// The new track.
         track: TrackId,
+        /// The m-line it arrived on, as in the client's offer.
+        mid: String,
         /// Audio or video.
         kind: MediaKind,
     },
@@ -296,16 +298,23 @@ impl Engine {
         Ok(self.peers.entry(id).or_insert(peer))
     }
 
-    /// Creates a publisher connection from the client's offer; returns the answer.
-    pub fn add_publisher(
+    /// Accepts a client's offer for its publisher connection, creating the connection on the first
+    /// offer and renegotiating it on later ones (a screen share added); returns the answer. A
+    /// refused first offer leaves no connection behind.
+    pub fn publisher_offer(
         &mut self,
         id: PeerId,
         offer: SdpOffer,
         now: Instant,
     ) -> Result<SdpAnswer, SfuError> {
-        let peer = self.new_peer(id, Role::Publisher, now)?;
+        let existing = self.peers.contains_key(&id);
+        let peer = match self.peers.get_mut(&id) {
+            Some(peer) if peer.role == Role::Publisher => peer,
+            Some(_) => return Err(SfuError::WrongRole(id, Role::Publisher)),
+            None => self.new_peer(id, Role::Publisher, now)?,
+        };
         let answer = peer.rtc.sdp_api().accept_offer(offer);
-        if answer.is_err() {
+        if answer.is_err() && !existing {
             self.drop_peer(id);
         }
         let answer = answer?;
@@ -635,6 +644,7 @@ impl Engine {
         self.outputs.push_back(Output::Event(Event::TrackPublished {
             peer: id,
             track,
+            mid: mid.to_string(),
             kind,
         }));
     }
@@ -907,10 +917,10 @@ mod tests {
         let now = Instant::now();
         let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[]);
         engine
-            .add_publisher(PeerId(1), client_offer(now), now)
+            .publisher_offer(PeerId(1), client_offer(now), now)
             .expect("first peer");
         engine
-            .add_publisher(PeerId(2), client_offer(now), now)
+            .publisher_offer(PeerId(2), client_offer(now), now)
             .expect("second peer");
         drain(&mut engine);
         if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {

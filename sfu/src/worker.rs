@@ -164,8 +164,8 @@ impl WorkerHandle {
         answer.await.map_err(|_| SfuError::WorkerUnavailable)?
     }
 
-    /// See [`Engine::add_publisher`].
-    pub async fn add_publisher(
+    /// See [`Engine::publisher_offer`].
+    pub async fn publisher_offer(
         &self,
         peer: PeerId,
         offer: SdpOffer,
@@ -233,7 +233,7 @@ fn execute(engine: &mut Engine, command: Command) {
     // A caller that stopped waiting for its reply is no reason to stop the worker.
     match command {
         Command::AddPublisher { peer, offer, reply } => {
-            let _ = reply.send(engine.add_publisher(peer, offer, now));
+            let _ = reply.send(engine.publisher_offer(peer, offer, now));
         }
         Command::AddSubscriber { peer, reply } => {
             let _ = reply.send(engine.add_subscriber(peer, now));

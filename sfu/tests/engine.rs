@@ -176,7 +176,7 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     let (offer, pending) = change.apply().expect("offer");
     let answer = net
         .engine
-        .add_publisher(PeerId(1), offer, now)
+        .publisher_offer(PeerId(1), offer, now)
         .expect("answer");
     publisher
         .rtc
@@ -310,7 +310,7 @@ fn garbage_and_strangers_are_counted_not_fatal() {
     let (offer, pending) = change.apply().expect("offer");
     let answer = net
         .engine
-        .add_publisher(PeerId(1), offer, now)
+        .publisher_offer(PeerId(1), offer, now)
         .expect("answer");
     publisher
         .rtc

@@ -94,7 +94,7 @@ async fn media_flows_through_a_worker_over_real_udp() {
     let mid: Mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = change.apply().expect("offer");
     let answer = worker
-        .add_publisher(PeerId(1), offer)
+        .publisher_offer(PeerId(1), offer)
         .await
         .expect("answer");
     publisher
