@@ -17,6 +17,7 @@ mod extract;
 mod metrics;
 mod openapi;
 mod routes;
+mod rtc;
 mod secrets;
 mod state;
 mod store;
@@ -33,6 +34,8 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::from_fn_with_state;
 use secrecy::ExposeSecret;
 use sightline_config::Settings;
+use sightline_sfu::{WorkerConfig, WorkerHandle};
+use sightline_signaling::Hub;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -61,6 +64,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::invites::router(&state))
         .merge(routes::admin::router())
         .merge(routes::ops::router())
+        .merge(rtc::router())
         .fallback(web::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), metrics::track))
@@ -109,6 +113,24 @@ pub async fn open_database(settings: &Settings) -> Result<Db, ApiError> {
     Ok(db)
 }
 
+/// Starts the SFU workers (one UDP socket each) and the signaling hub over them.
+fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError> {
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for index in 0..settings.worker_count() {
+        let config = WorkerConfig {
+            bind: settings.worker_addr(index),
+            public_ips: settings.public_ips.clone(),
+        };
+        // The thread runs until the hub, and with it every handle, is dropped.
+        let (worker, _thread) = WorkerHandle::spawn(index, config, events_tx.clone())
+            .map_err(|e| ApiError::Internal(format!("starting media worker {index}: {e}")))?;
+        tracing::info!(worker = index, addr = %worker.local_addr(), "media worker started");
+        workers.push(worker);
+    }
+    Ok(Hub::new(workers, events_rx))
+}
+
 /// A prepared server: database migrated, secret loaded, socket bound.
 pub struct Server {
     listener: TcpListener,
@@ -126,10 +148,11 @@ impl Server {
             settings.auth.access_token_ttl_secs,
             settings.auth.join_token_ttl_secs,
         );
+        let hub = start_media(&settings.rtc)?;
         let listener = TcpListener::bind(settings.http.addr).await?;
         Ok(Server {
             listener,
-            state: AppState::new(db, tokens, settings),
+            state: AppState::new(db, tokens, settings, hub),
         })
     }
 

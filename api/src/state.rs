@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use sightline_config::Settings;
+use sightline_signaling::Hub;
 
 use crate::auth::TokenKeys;
 use crate::auth::rate_limit::AccountLimiter;
@@ -28,11 +29,13 @@ pub struct StateInner {
     pub metrics: Metrics,
     /// Per-account sign-in limiter.
     pub account_limiter: AccountLimiter,
+    /// Every room and the media workers.
+    pub hub: Hub,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(db: Db, tokens: TokenKeys, settings: Settings) -> AppState {
+    pub fn new(db: Db, tokens: TokenKeys, settings: Settings, hub: Hub) -> AppState {
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
         AppState {
             inner: Arc::new(StateInner {
@@ -41,6 +44,7 @@ impl AppState {
                 settings,
                 metrics: Metrics::new(),
                 account_limiter,
+                hub,
             }),
         }
     }

@@ -112,6 +112,8 @@ pub enum Event {
     },
     /// A track went away with its publisher.
     TrackUnpublished {
+        /// The publisher connection it came from.
+        peer: PeerId,
         /// The track.
         track: TrackId,
     },
@@ -817,7 +819,10 @@ impl Engine {
         for track in peer.published.values() {
             if self.tracks.remove(track).is_some() {
                 self.outputs
-                    .push_back(Output::Event(Event::TrackUnpublished { track: *track }));
+                    .push_back(Output::Event(Event::TrackUnpublished {
+                        peer: id,
+                        track: *track,
+                    }));
             }
         }
         for track in self.tracks.values_mut() {

@@ -40,4 +40,10 @@ pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, Source
 pub use engine::{CloseReason, Engine, Event, Output, PeerId, Role, SfuError, TrackId};
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
+pub use str0m::media::MediaKind;
 pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle, WorkerStats};
+
+/// The session descriptions the engine exchanges, so callers need not depend on str0m.
+pub mod sdp {
+    pub use str0m::change::{SdpAnswer, SdpOffer};
+}

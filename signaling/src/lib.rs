@@ -7,14 +7,17 @@
 //!   the requester's grants and returns [`Effect`]s (messages, subscriptions, disconnections) for
 //!   the caller to carry out; it has no I/O and takes time as an argument.
 //!
-//! Status: the WebSocket endpoint and the glue that carries out effects against the SFU's
-//! workers are not built yet.
+//! - [`Hub`]: the async shell. One task per room owns its `Room`, carries out its effects against
+//!   the room's SFU worker (pinned by room id) and routes the worker's events back; a transport
+//!   (the API's WebSocket) moves parsed messages through a [`Session`].
 //!
 //! This crate knows nothing of HTTP, JWT or SQL: the API verifies tokens and hands over grants.
 
 mod grants;
+mod hub;
 pub mod protocol;
 mod room;
 
 pub use grants::{Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
+pub use hub::{ConnectError, Hub, Session, SessionSender};
 pub use room::{Effect, Member, RESUME_WINDOW, Room, RoomError};

@@ -152,6 +152,7 @@ fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -
         .merge(("data.dir", data_dir.path().display().to_string()))
         .merge(("database.url", db_url))
         .merge(("database.max_connections", 5))
+        .merge(("rtc.workers", 1))
         .merge(("auth.jwt_secret", TEST_SECRET))
         .merge(("public.base_url", "http://sightline.test"));
     for (key, value) in overrides {

@@ -9,3 +9,4 @@ mod http;
 mod interviews;
 mod invites;
 mod persistence;
+mod rtc;

@@ -1,0 +1,635 @@
+//! The async shell around [`Room`]s: one task per room, connected to the SFU's workers.
+//!
+//! [`Hub::connect`] admits a verified member into its room's task and hands back a [`Session`]:
+//! a sender for the client's parsed messages and a receiver for the server's messages. The
+//! transport (the API's WebSocket, or channels in tests) only moves those. Each room task owns its
+//! `Room`, carries out its effects against the room's SFU worker, and routes the worker's events
+//! for its peers back into the room. A room is pinned to one worker, chosen by its id, so all of a
+//! room's media stays on one thread.
+//!
+//! Queues are bounded. A client that does not read its messages fast enough is disconnected rather
+//! than allowed to grow a queue; a room whose task is gone answers "unavailable" and its failure
+//! touches no other room.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sightline_sfu::sdp::{SdpAnswer, SdpOffer};
+use sightline_sfu::{
+    Event as SfuEvent, Layer, MediaKind, PeerId, TrackId, WorkerEvent, WorkerHandle,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::grants::RoomId;
+use crate::protocol::{ClientMessage, LeaveReason, RequestedQuality, ServerMessage};
+use crate::room::{Effect, Member, Room, RoomError};
+
+/// Messages one room task may hold before senders are told it is busy.
+const ROOM_QUEUE: usize = 1024;
+/// Messages to one client that may wait before it counts as too slow and is disconnected.
+const CLIENT_QUEUE: usize = 256;
+/// How often rooms check resume windows.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Why a connection could not be admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The room refused the member.
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    /// The room's task is overloaded or gone.
+    #[error("the room is unavailable")]
+    Unavailable,
+}
+
+impl ConnectError {
+    /// The stable code sent in an `error` message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConnectError::Room(err) => err.code(),
+            ConnectError::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// One admitted connection: what the transport needs to carry messages.
+#[derive(Debug)]
+pub struct Session {
+    /// The member's identity.
+    pub identity: String,
+    /// Parsed client messages go here (after the join).
+    pub to_room: SessionSender,
+    /// Server messages come from here; it ends when the room closes the connection.
+    pub from_room: mpsc::Receiver<ServerMessage>,
+}
+
+/// Sends one connection's messages to its room.
+#[derive(Debug, Clone)]
+pub struct SessionSender {
+    identity: String,
+    connection: u64,
+    room: mpsc::Sender<RoomInput>,
+}
+
+impl SessionSender {
+    /// Hands a client message to the room; false if the room is overloaded or gone.
+    pub fn send(&self, message: ClientMessage) -> bool {
+        self.room
+            .try_send(RoomInput::Client {
+                identity: self.identity.clone(),
+                connection: self.connection,
+                message,
+            })
+            .is_ok()
+    }
+
+    /// Tells the room the connection ended (the participant may resume).
+    pub fn closed(&self) {
+        let _ = self.room.try_send(RoomInput::Gone {
+            identity: self.identity.clone(),
+            connection: self.connection,
+        });
+    }
+}
+
+#[derive(Debug)]
+enum RoomInput {
+    Join {
+        member: Member,
+        version: u32,
+        resume_token: Option<String>,
+        new_resume_token: String,
+        connection: u64,
+        outbox: mpsc::Sender<ServerMessage>,
+        reply: oneshot::Sender<Result<(), RoomError>>,
+    },
+    Client {
+        identity: String,
+        connection: u64,
+        message: ClientMessage,
+    },
+    Gone {
+        identity: String,
+        connection: u64,
+    },
+    Sfu(SfuEvent),
+}
+
+struct HubInner {
+    workers: Vec<WorkerHandle>,
+    rooms: Mutex<HashMap<RoomId, mpsc::Sender<RoomInput>>>,
+    peers: Mutex<HashMap<PeerId, mpsc::Sender<RoomInput>>>,
+    next_id: AtomicU64,
+}
+
+/// Every room of this server and the workers they run on.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("workers", &self.inner.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub over running workers, routing the events they emit on `events`. Must be called
+    /// inside a tokio runtime (it spawns the routing task).
+    pub fn new(workers: Vec<WorkerHandle>, events: mpsc::UnboundedReceiver<WorkerEvent>) -> Hub {
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                workers,
+                rooms: Mutex::new(HashMap::new()),
+                peers: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+            }),
+        };
+        tokio::spawn(route_events(Arc::downgrade(&hub.inner), events));
+        hub
+    }
+
+    fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn room(&self, id: &RoomId) -> Option<mpsc::Sender<RoomInput>> {
+        let mut rooms = self.inner.rooms.lock().ok()?;
+        if let Some(room) = rooms.get(id).filter(|r| !r.is_closed()) {
+            return Some(room.clone());
+        }
+        let worker = self.worker_for(id)?.clone();
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        rooms.insert(id.clone(), tx.clone());
+        let actor = RoomActor {
+            room: Room::new(id.clone()),
+            worker,
+            hub: Arc::downgrade(&self.inner),
+            inbox: tx.clone(),
+            connections: HashMap::new(),
+            peers: HashMap::new(),
+            identity_of: HashMap::new(),
+            track_kinds: HashMap::new(),
+        };
+        tokio::spawn(actor.run(rx));
+        Some(tx)
+    }
+
+    fn worker_for(&self, id: &RoomId) -> Option<&WorkerHandle> {
+        let mut hasher = DefaultHasher::new();
+        id.hash(&mut hasher);
+        let count = self.inner.workers.len();
+        (count > 0).then(|| &self.inner.workers[(hasher.finish() % count as u64) as usize])
+    }
+
+    /// Admits a verified member into room `id` (a fresh join, or a resume when `resume_token` is
+    /// given). `new_resume_token` must be fresh randomness from the caller.
+    pub async fn connect(
+        &self,
+        id: &RoomId,
+        member: Member,
+        version: u32,
+        resume_token: Option<String>,
+        new_resume_token: String,
+    ) -> Result<Session, ConnectError> {
+        let room = self.room(id).ok_or(ConnectError::Unavailable)?;
+        let (outbox, from_room) = mpsc::channel(CLIENT_QUEUE);
+        let (reply, answer) = oneshot::channel();
+        let connection = self.next_id();
+        let identity = member.identity.clone();
+        room.try_send(RoomInput::Join {
+            member,
+            version,
+            resume_token,
+            new_resume_token,
+            connection,
+            outbox,
+            reply,
+        })
+        .map_err(|_| ConnectError::Unavailable)?;
+        answer.await.map_err(|_| ConnectError::Unavailable)??;
+        Ok(Session {
+            identity: identity.clone(),
+            to_room: SessionSender {
+                identity,
+                connection,
+                room,
+            },
+            from_room,
+        })
+    }
+}
+
+async fn route_events(
+    hub: std::sync::Weak<HubInner>,
+    mut events: mpsc::UnboundedReceiver<WorkerEvent>,
+) {
+    while let Some(WorkerEvent { event, .. }) = events.recv().await {
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        let peer = match &event {
+            SfuEvent::Connected { peer }
+            | SfuEvent::TrackPublished { peer, .. }
+            | SfuEvent::TrackUnpublished { peer, .. }
+            | SfuEvent::Offer { peer, .. }
+            | SfuEvent::Closed { peer, .. } => *peer,
+        };
+        let room = hub.peers.lock().ok().and_then(|p| p.get(&peer).cloned());
+        if let Some(room) = room
+            && room.try_send(RoomInput::Sfu(event)).is_err()
+        {
+            tracing::warn!(?peer, "room queue full; media event dropped");
+        }
+    }
+}
+
+fn quality_layer(quality: RequestedQuality) -> Option<Layer> {
+    match quality {
+        RequestedQuality::Off => None,
+        RequestedQuality::Low => Some(Layer::Low),
+        RequestedQuality::Medium => Some(Layer::Medium),
+        RequestedQuality::High => Some(Layer::High),
+    }
+}
+
+fn track_key(track: TrackId) -> String {
+    format!("t{}", track.0)
+}
+
+fn parse_track_key(key: &str) -> Option<TrackId> {
+    key.strip_prefix('t')?.parse().ok().map(TrackId)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+struct Connection {
+    id: u64,
+    outbox: mpsc::Sender<ServerMessage>,
+}
+
+/// A participant's two peer connections.
+#[derive(Clone, Copy)]
+struct Peers {
+    publisher: PeerId,
+    subscriber: PeerId,
+}
+
+struct RoomActor {
+    room: Room,
+    worker: WorkerHandle,
+    hub: std::sync::Weak<HubInner>,
+    inbox: mpsc::Sender<RoomInput>,
+    connections: HashMap<String, Connection>,
+    peers: HashMap<String, Peers>,
+    identity_of: HashMap<PeerId, String>,
+    track_kinds: HashMap<TrackId, bool>,
+}
+
+impl RoomActor {
+    async fn run(mut self, mut inbox: mpsc::Receiver<RoomInput>) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                input = inbox.recv() => match input {
+                    Some(input) => self.handle(input).await,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let effects = self.room.tick(Instant::now());
+                    self.apply(effects).await;
+                }
+            }
+            if self.room.is_empty() && self.connections.is_empty() {
+                break;
+            }
+        }
+        if let Some(hub) = self.hub.upgrade()
+            && let Ok(mut rooms) = hub.rooms.lock()
+            && rooms
+                .get(self.room.id())
+                .is_some_and(|r| r.same_channel(&self.inbox))
+        {
+            rooms.remove(self.room.id());
+        }
+    }
+
+    async fn handle(&mut self, input: RoomInput) {
+        match input {
+            RoomInput::Join {
+                member,
+                version,
+                resume_token,
+                new_resume_token,
+                connection,
+                outbox,
+                reply,
+            } => {
+                let identity = member.identity.clone();
+                let result = match resume_token {
+                    Some(token) => {
+                        self.room
+                            .resume(&identity, &token, new_resume_token, Instant::now())
+                    }
+                    None => self.room.join(member, version, new_resume_token),
+                };
+                match result {
+                    Ok(effects) => {
+                        if let Some(old) = self.connections.insert(
+                            identity.clone(),
+                            Connection {
+                                id: connection,
+                                outbox,
+                            },
+                        ) {
+                            let _ = old.outbox.try_send(ServerMessage::Removed {
+                                reason: LeaveReason::Replaced,
+                            });
+                        }
+                        if !self.peers.contains_key(&identity) {
+                            self.create_peers(&identity).await;
+                        }
+                        let _ = reply.send(Ok(()));
+                        self.apply(effects).await;
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            RoomInput::Client {
+                identity,
+                connection,
+                message,
+            } => {
+                if self.connections.get(&identity).map(|c| c.id) != Some(connection) {
+                    return;
+                }
+                self.client_message(&identity, message).await;
+            }
+            RoomInput::Gone {
+                identity,
+                connection,
+            } => {
+                if self.connections.get(&identity).map(|c| c.id) == Some(connection) {
+                    self.connections.remove(&identity);
+                    let effects = self.room.disconnected(&identity, Instant::now());
+                    self.apply(effects).await;
+                }
+            }
+            RoomInput::Sfu(event) => self.media_event(event).await,
+        }
+    }
+
+    async fn create_peers(&mut self, identity: &str) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let peers = Peers {
+            publisher: PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed)),
+            subscriber: PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed)),
+        };
+        if let Ok(mut map) = hub.peers.lock() {
+            map.insert(peers.publisher, self.inbox.clone());
+            map.insert(peers.subscriber, self.inbox.clone());
+        }
+        if let Err(err) = self.worker.add_subscriber(peers.subscriber).await {
+            tracing::warn!(%err, "subscriber connection not created");
+        }
+        self.identity_of
+            .insert(peers.publisher, identity.to_owned());
+        self.identity_of
+            .insert(peers.subscriber, identity.to_owned());
+        self.peers.insert(identity.to_owned(), peers);
+    }
+
+    fn reply(&self, identity: &str, message: ServerMessage) {
+        if let Some(connection) = self.connections.get(identity) {
+            let _ = connection.outbox.try_send(message);
+        }
+    }
+
+    fn refuse(&self, identity: &str, code: &str, message: String) {
+        self.reply(
+            identity,
+            ServerMessage::Error {
+                code: code.to_owned(),
+                message,
+            },
+        );
+    }
+
+    async fn client_message(&mut self, identity: &str, message: ClientMessage) {
+        let outcome = match message {
+            ClientMessage::Join { .. } => {
+                self.refuse(
+                    identity,
+                    "already_joined",
+                    "this connection has joined".into(),
+                );
+                return;
+            }
+            ClientMessage::PublishOffer { sdp, tracks } => {
+                if let Err(err) = self.room.declare_tracks(identity, &tracks) {
+                    Err(err)
+                } else {
+                    self.publish_offer(identity, &sdp).await;
+                    return;
+                }
+            }
+            ClientMessage::SubscriberAnswer { sdp } => {
+                self.subscriber_answer(identity, &sdp).await;
+                return;
+            }
+            ClientMessage::Mute { track, muted } => self.room.mute(identity, &track, muted),
+            ClientMessage::SetQuality { track, quality } => {
+                self.room.set_quality(identity, &track, quality)
+            }
+            ClientMessage::Chat { text } => self.room.chat(identity, &text, now_ms()),
+            ClientMessage::ModerateMute { track } => self.room.moderate_mute(identity, &track),
+            ClientMessage::ModerateRemove { participant } => {
+                self.room.moderate_remove(identity, &participant)
+            }
+            ClientMessage::Leave {} => Ok(self.room.leave(identity, LeaveReason::Left)),
+            ClientMessage::Ping { nonce } => {
+                self.reply(identity, ServerMessage::Pong { nonce });
+                return;
+            }
+        };
+        match outcome {
+            Ok(effects) => self.apply(effects).await,
+            Err(err) => self.refuse(identity, err.code(), err.to_string()),
+        }
+    }
+
+    async fn publish_offer(&mut self, identity: &str, sdp: &str) {
+        let Some(peers) = self.peers.get(identity).copied() else {
+            return;
+        };
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(offer) => offer,
+            Err(err) => {
+                self.refuse(
+                    identity,
+                    "bad_sdp",
+                    format!("the offer is not valid SDP: {err}"),
+                );
+                return;
+            }
+        };
+        match self.worker.publisher_offer(peers.publisher, offer).await {
+            Ok(answer) => self.reply(
+                identity,
+                ServerMessage::PublishAnswer {
+                    sdp: answer.to_sdp_string(),
+                },
+            ),
+            Err(err) => self.refuse(identity, "offer_refused", err.to_string()),
+        }
+    }
+
+    async fn subscriber_answer(&mut self, identity: &str, sdp: &str) {
+        let Some(peers) = self.peers.get(identity).copied() else {
+            return;
+        };
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(answer) => answer,
+            Err(err) => {
+                self.refuse(
+                    identity,
+                    "bad_sdp",
+                    format!("the answer is not valid SDP: {err}"),
+                );
+                return;
+            }
+        };
+        if let Err(err) = self.worker.accept_answer(peers.subscriber, answer).await {
+            self.refuse(identity, "answer_refused", err.to_string());
+        }
+    }
+
+    async fn media_event(&mut self, event: SfuEvent) {
+        match event {
+            SfuEvent::Offer { peer, offer } => {
+                if let Some(identity) = self.identity_of.get(&peer).cloned() {
+                    self.reply(
+                        &identity,
+                        ServerMessage::SubscriberOffer {
+                            sdp: offer.to_sdp_string(),
+                        },
+                    );
+                }
+            }
+            SfuEvent::TrackPublished {
+                peer,
+                track,
+                mid,
+                kind,
+            } => {
+                let Some(identity) = self.identity_of.get(&peer).cloned() else {
+                    return;
+                };
+                self.track_kinds.insert(track, kind == MediaKind::Video);
+                match self.room.track_published(&identity, track_key(track), &mid) {
+                    Ok(effects) => self.apply(effects).await,
+                    Err(err) => {
+                        tracing::info!(%err, "undeclared track is not forwarded");
+                        self.refuse(&identity, err.code(), err.to_string());
+                    }
+                }
+            }
+            SfuEvent::TrackUnpublished { track, .. } => {
+                self.track_kinds.remove(&track);
+                let effects = self.room.track_unpublished(&track_key(track));
+                self.apply(effects).await;
+            }
+            SfuEvent::Closed { peer, reason } => {
+                tracing::debug!(?peer, ?reason, "peer connection closed");
+            }
+            SfuEvent::Connected { .. } => {}
+        }
+    }
+
+    async fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, message } => {
+                    let too_slow = self
+                        .connections
+                        .get(&to)
+                        .is_some_and(|c| c.outbox.try_send(message).is_err());
+                    if too_slow {
+                        tracing::info!("client too slow to read its messages; disconnecting");
+                        self.connections.remove(&to);
+                        let more = self.room.disconnected(&to, Instant::now());
+                        Box::pin(self.apply(more)).await;
+                    }
+                }
+                Effect::Subscribe { subscriber, track } => {
+                    let (Some(peers), Some(track_id)) = (
+                        self.peers.get(&subscriber).copied(),
+                        parse_track_key(&track),
+                    ) else {
+                        continue;
+                    };
+                    let video = self.track_kinds.get(&track_id).copied().unwrap_or(false);
+                    let layer = video.then_some(Layer::High);
+                    if let Err(err) = self
+                        .worker
+                        .subscribe(peers.subscriber, track_id, layer)
+                        .await
+                    {
+                        tracing::warn!(%err, "subscription failed");
+                    }
+                }
+                Effect::SetQuality {
+                    subscriber,
+                    track,
+                    quality,
+                } => {
+                    let (Some(peers), Some(track_id)) = (
+                        self.peers.get(&subscriber).copied(),
+                        parse_track_key(&track),
+                    ) else {
+                        continue;
+                    };
+                    let layer = quality_layer(quality);
+                    if let Err(err) = self
+                        .worker
+                        .set_layer(peers.subscriber, track_id, layer)
+                        .await
+                    {
+                        tracing::warn!(%err, "quality change failed");
+                    }
+                }
+                Effect::Disconnect { participant } => {
+                    self.connections.remove(&participant);
+                    if let Some(peers) = self.peers.remove(&participant) {
+                        for peer in [peers.publisher, peers.subscriber] {
+                            self.identity_of.remove(&peer);
+                            let _ = self.worker.remove_peer(peer).await;
+                            if let Some(hub) = self.hub.upgrade()
+                                && let Ok(mut map) = hub.peers.lock()
+                            {
+                                map.remove(&peer);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

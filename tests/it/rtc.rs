@@ -1,0 +1,423 @@
+//! The `/rtc/{room}` signaling WebSocket against the real server, and media through its SFU:
+//! join tokens from the API, a WebSocket client, and str0m clients sending real RTP over UDP on
+//! 127.0.0.1. Every wait is bounded.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sightline_api::AccountRole;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec as Str0mCodec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{
+    Backend, TestApp, expect_json, interview_body, invite_token, session_from, text,
+};
+use crate::on_both_backends;
+
+on_both_backends!(
+    join_tokens_open_only_their_room,
+    participants_meet_chat_and_are_checked,
+    media_flows_through_the_server,
+);
+
+const WAIT: Duration = Duration::from_secs(15);
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A scheduled interview with an interviewer session and a guest candidate session.
+struct Interview {
+    id: String,
+    interviewer: String,
+    candidate: String,
+}
+
+async fn interview(app: &TestApp) -> Result<Interview> {
+    let interviewer = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let created = expect_json(
+        app.post(
+            "/api/interviews",
+            interview_body("cas@example.com"),
+            Some(&interviewer.access),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let token = invite_token(&text(&created["invites"][0]["url"])?)?;
+    let guest = session_from(
+        app.post("/api/invites/redeem", json!({ "token": token }), None)
+            .await?,
+    )
+    .await?;
+    Ok(Interview {
+        id: text(&created["interview"]["id"])?,
+        interviewer: interviewer.access,
+        candidate: guest.access,
+    })
+}
+
+async fn join_token(app: &TestApp, interview: &str, access: &str) -> Result<String> {
+    let joined = expect_json(
+        app.post(
+            &format!("/api/interviews/{interview}/join"),
+            json!({}),
+            Some(access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    text(&joined["token"])
+}
+
+async fn connect(app: &TestApp, room: &str) -> Result<Socket> {
+    let url = format!("{}/rtc/{room}", app.base.replacen("http", "ws", 1));
+    let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+    Ok(socket)
+}
+
+async fn send(socket: &mut Socket, message: Value) -> Result<()> {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await?;
+    Ok(())
+}
+
+/// The next JSON message of the given type, skipping others; fails after [`WAIT`].
+async fn next_of(socket: &mut Socket, kind: &str) -> Result<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, socket.next())
+            .await
+            .with_context(|| format!("no `{kind}` message in time"))?;
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                let value: Value = serde_json::from_str(&text)?;
+                if value["type"] == kind {
+                    return Ok(value);
+                }
+            }
+            Some(Ok(Message::Close(_))) | None => bail!("closed while waiting for `{kind}`"),
+            Some(Ok(_)) => {}
+            Some(Err(err)) => bail!("socket error while waiting for `{kind}`: {err}"),
+        }
+    }
+}
+
+async fn join(app: &TestApp, room: &str, access: &str) -> Result<(Socket, Value)> {
+    let token = join_token(app, room, access).await?;
+    let mut socket = connect(app, room).await?;
+    send(
+        &mut socket,
+        json!({ "type": "join", "version": 1, "token": token }),
+    )
+    .await?;
+    let joined = next_of(&mut socket, "joined").await?;
+    Ok((socket, joined))
+}
+
+async fn join_tokens_open_only_their_room(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let a = interview(&app).await?;
+    let created_b = expect_json(
+        app.post(
+            "/api/interviews",
+            interview_body("other@example.com"),
+            Some(&a.interviewer),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let b = text(&created_b["interview"]["id"])?;
+    let token_a = join_token(&app, &a.id, &a.interviewer).await?;
+
+    let mut wrong_room = connect(&app, &b).await?;
+    send(
+        &mut wrong_room,
+        json!({ "type": "join", "version": 1, "token": token_a }),
+    )
+    .await?;
+    let error = next_of(&mut wrong_room, "error").await?;
+    assert_eq!(error["code"], "wrong_room");
+
+    let mut forged = connect(&app, &a.id).await?;
+    send(
+        &mut forged,
+        json!({ "type": "join", "version": 1, "token": "not.a.token" }),
+    )
+    .await?;
+    assert_eq!(next_of(&mut forged, "error").await?["code"], "unauthorized");
+
+    let mut rude = connect(&app, &a.id).await?;
+    send(&mut rude, json!({ "type": "chat", "text": "hi" })).await?;
+    assert_eq!(next_of(&mut rude, "error").await?["code"], "join_required");
+
+    // The right room still works.
+    let mut right = connect(&app, &a.id).await?;
+    send(
+        &mut right,
+        json!({ "type": "join", "version": 1, "token": token_a }),
+    )
+    .await?;
+    let joined = next_of(&mut right, "joined").await?;
+    assert_eq!(joined["you"]["role"], "interviewer");
+    Ok(())
+}
+
+async fn participants_meet_chat_and_are_checked(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let room = interview(&app).await?;
+    let (mut ivy, _) = join(&app, &room.id, &room.interviewer).await?;
+    let (mut cas, joined) = join(&app, &room.id, &room.candidate).await?;
+    assert_eq!(joined["participants"][0]["role"], "interviewer");
+    let announced = next_of(&mut ivy, "participant_joined").await?;
+    assert_eq!(announced["participant"]["role"], "candidate");
+
+    send(
+        &mut cas,
+        json!({ "type": "chat", "text": "Hello from the candidate" }),
+    )
+    .await?;
+    for socket in [&mut ivy, &mut cas] {
+        let chat = next_of(socket, "chat").await?;
+        assert_eq!(chat["text"], "Hello from the candidate");
+    }
+
+    // Bad input gets an error and the connection stays usable.
+    cas.send(Message::Text("{ not json".into())).await?;
+    assert_eq!(
+        next_of(&mut cas, "error").await?["code"],
+        "malformed_message"
+    );
+    send(
+        &mut cas,
+        json!({ "type": "publish_offer", "sdp": "v=0", "tracks": [{ "mid": "0", "source": "secondary_camera" }] }),
+    )
+    .await?;
+    assert_eq!(next_of(&mut cas, "error").await?["code"], "not_allowed");
+    send(&mut cas, json!({ "type": "ping", "nonce": 9 })).await?;
+    assert_eq!(next_of(&mut cas, "pong").await?["nonce"], 9);
+
+    // Leaving is seen by the others.
+    send(&mut cas, json!({ "type": "leave" })).await?;
+    let left = next_of(&mut ivy, "participant_left").await?;
+    assert_eq!(left["reason"], "left");
+    Ok(())
+}
+
+/// A str0m client with its own UDP socket on 127.0.0.1.
+struct MediaClient {
+    rtc: Rtc,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    buffer: Vec<u8>,
+}
+
+impl MediaClient {
+    async fn new() -> Result<MediaClient> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let addr = socket.local_addr()?;
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp")?);
+        Ok(MediaClient {
+            rtc,
+            socket,
+            addr,
+            buffer: vec![0; 2048],
+        })
+    }
+
+    /// Sends pending datagrams, collects events, then waits a little for input.
+    async fn step(&mut self, events: &mut Vec<RtcEvent>) -> Result<()> {
+        let wake = loop {
+            match self.rtc.poll_output()? {
+                Output::Transmit(t) => {
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(event) => events.push(event),
+                Output::Timeout(at) => break at,
+            }
+        };
+        let wait = wake
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(5));
+        if let Ok(Ok((len, source))) =
+            tokio::time::timeout(wait, self.socket.recv_from(&mut self.buffer)).await
+            && let Ok(contents) = self.buffer[..len].try_into()
+        {
+            self.rtc.handle_input(Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: self.addr,
+                    contents,
+                },
+            ))?;
+        }
+        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
+        Ok(())
+    }
+}
+
+fn vp8_payload(frame: u32) -> Vec<u8> {
+    let keyframe = frame.is_multiple_of(10);
+    let mut payload = vec![0x90, 0x80, 0x80, (frame & 0x7F) as u8, u8::from(!keyframe)];
+    payload.extend(frame.to_be_bytes());
+    payload.extend(std::iter::repeat_n(0x5A, 400));
+    payload
+}
+
+/// Reads whatever signaling messages are waiting, without blocking.
+async fn drain(socket: &mut Socket) -> Result<Vec<Value>> {
+    let mut messages = Vec::new();
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(1), socket.next()).await
+    {
+        if let Message::Text(text) = frame? {
+            messages.push(serde_json::from_str(&text)?);
+        }
+    }
+    Ok(messages)
+}
+
+async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let room = interview(&app).await?;
+    let (mut ivy, _) = join(&app, &room.id, &room.interviewer).await?;
+    let (mut cas, _) = join(&app, &room.id, &room.candidate).await?;
+
+    // The candidate publishes a camera track.
+    let mut publisher = MediaClient::new().await?;
+    let mut change = publisher.rtc.sdp_api();
+    let mid: Mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, pending) = change.apply().context("offer")?;
+    send(
+        &mut cas,
+        json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(),
+                "tracks": [{ "mid": mid.to_string(), "source": "camera" }] }),
+    )
+    .await?;
+    let answer = next_of(&mut cas, "publish_answer").await?;
+    publisher
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&text(&answer["sdp"])?)?)?;
+
+    // The interviewer hears of the track and is offered it.
+    let mut subscriber = MediaClient::new().await?;
+    let mut published = None;
+    let mut pub_events = Vec::new();
+    let mut sub_events = Vec::new();
+    let started = Instant::now();
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    let mut next_frame = Instant::now();
+    while started.elapsed() < WAIT && sent.len() < 60 {
+        for message in drain(&mut ivy).await? {
+            match message["type"].as_str() {
+                Some("track_published") => published = Some(message["track"].clone()),
+                Some("subscriber_offer") => {
+                    let offer = SdpOffer::from_sdp_string(&text(&message["sdp"])?)?;
+                    let answer = subscriber.rtc.sdp_api().accept_offer(offer)?;
+                    send(
+                        &mut ivy,
+                        json!({ "type": "subscriber_answer", "sdp": answer.to_sdp_string() }),
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        let connected =
+            |events: &[RtcEvent]| events.iter().any(|e| matches!(e, RtcEvent::Connected));
+        if connected(&pub_events) && connected(&sub_events) && Instant::now() >= next_frame {
+            let frame = sent.len() as u32;
+            let payload = vp8_payload(frame);
+            let remote = publisher
+                .rtc
+                .media(mid)
+                .context("media")?
+                .remote_pts()
+                .to_vec();
+            let pt = publisher
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|p| p.spec().codec == Str0mCodec::Vp8 && remote.contains(&p.pt()))
+                .map(|p| p.pt())
+                .context("VP8 negotiated")?;
+            if let Some(stream) = publisher.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                stream.write_rtp(
+                    RtpWrite::new(
+                        pt,
+                        (100 + u64::from(frame)).into(),
+                        frame * 3000,
+                        Instant::now(),
+                        payload.clone(),
+                    )
+                    .marker(true)
+                    .nackable(true),
+                );
+                sent.push(payload);
+            }
+            next_frame += Duration::from_millis(20);
+        }
+        publisher.step(&mut pub_events).await?;
+        subscriber.step(&mut sub_events).await?;
+    }
+    let tail = Instant::now();
+    while tail.elapsed() < Duration::from_millis(300) {
+        publisher.step(&mut pub_events).await?;
+        subscriber.step(&mut sub_events).await?;
+    }
+
+    let track = published.context("the interviewer was told about the track")?;
+    assert_eq!(track["source"], "camera");
+    assert_eq!(
+        sent.len(),
+        60,
+        "both media connections came up and media was sent"
+    );
+    let received: Vec<(u64, Vec<u8>)> = sub_events
+        .iter()
+        .filter_map(|e| match e {
+            RtcEvent::RtpPacket(p) => Some((*p.seq_no, p.payload.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        received.len() >= 30,
+        "the interviewer got media: {}",
+        received.len()
+    );
+    let first = sent
+        .iter()
+        .position(|p| *p == received[0].1)
+        .context("received what was sent")?;
+    assert_eq!(
+        sent[first][4], 0,
+        "the interviewer's video starts at a keyframe"
+    );
+    for ((_, got), want) in received.iter().zip(&sent[first..]) {
+        assert_eq!(got, want, "byte for byte through the SFU");
+    }
+    for pair in received.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
+    }
+    Ok(())
+}
