@@ -58,7 +58,7 @@ use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as R
 use crate::codec::Codec;
 use crate::downtrack::{Decision, DownTrack, Incoming, SourceId};
 use crate::keyframe::KeyframeThrottle;
-use crate::layer::{BitrateMeter, Layer};
+use crate::layer::{BitrateMeter, Layer, LayerSelector, Quality};
 
 /// How long a peer may stay silent before it is removed (ICE consent freshness fails sooner).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,6 +175,8 @@ pub enum SfuError {
 #[derive(Debug)]
 struct Subscription {
     peer: PeerId,
+    /// What the subscriber asked for; the layer sent is the best live one within it.
+    quality: Quality,
     /// The subscriber's m-line, once an offer added it.
     mid: Option<Mid>,
     down: DownTrack,
@@ -330,13 +332,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts sending `track` to subscriber connection `peer` (simulcast layer `layer` to begin
-    /// with). The offer that adds it comes out as [`Event::Offer`].
+    /// Starts sending `track` to subscriber connection `peer`, at the best live simulcast layer
+    /// within `quality`. The offer that adds it comes out as [`Event::Offer`].
     pub fn subscribe(
         &mut self,
         peer_id: PeerId,
         track_id: TrackId,
-        layer: Option<Layer>,
+        quality: Quality,
     ) -> Result<(), SfuError> {
         let track = self
             .tracks
@@ -361,36 +363,41 @@ impl Engine {
                 MediaKind::Video => Codec::Vp8,
             });
         peer.to_add.push(track_id);
+        let mut down = DownTrack::new(codec, quality.max_layer());
+        down.set_paused(quality == Quality::Off && track.kind == MediaKind::Video);
         track.subscribers.push(Subscription {
             peer: peer_id,
+            quality,
             mid: None,
-            down: DownTrack::new(codec, layer),
+            down,
             negotiated: false,
         });
         self.offer_if_possible(peer_id);
         Ok(())
     }
 
-    /// Chooses the simulcast layer a subscriber gets of a track.
-    pub fn set_layer(
+    /// Changes the quality a subscriber wants of a track ([`Quality::Off`] pauses its video).
+    pub fn set_quality(
         &mut self,
         peer: PeerId,
         track: TrackId,
-        layer: Option<Layer>,
+        quality: Quality,
     ) -> Result<(), SfuError> {
         let published = self
             .tracks
             .get_mut(&track)
             .ok_or(SfuError::UnknownTrack(track))?;
+        let video = published.kind == MediaKind::Video;
         let subscription = published
             .subscribers
             .iter_mut()
             .find(|s| s.peer == peer)
             .ok_or(SfuError::UnknownPeer(peer))?;
+        subscription.quality = quality;
         subscription
             .down
-            .set_paused(layer.is_none() && published.kind == MediaKind::Video);
-        subscription.down.set_target(layer);
+            .set_paused(quality == Quality::Off && video);
+        subscription.down.set_target(quality.max_layer());
         Ok(())
     }
 
@@ -688,6 +695,16 @@ impl Engine {
         let layer = rid.as_ref().and_then(|r| Layer::from_rid(r));
         if let Some(layer) = layer {
             track.meters[layer.index()].record(packet.payload.len(), now);
+            // Layers come and go (a browser sends fewer for small or slow cameras): each
+            // subscriber gets the best layer that is actually arriving within what it asked for.
+            let live = track.meters.each_ref().map(|m| m.peek_bps(now));
+            let selector = LayerSelector::default();
+            for sub in &mut track.subscribers {
+                let best = selector.select(sub.quality, None, &live);
+                if best.is_some() && best != sub.down.target() {
+                    sub.down.set_target(best);
+                }
+            }
         }
         let incoming = Incoming::parse(
             codec,
@@ -709,7 +726,9 @@ impl Engine {
         for sub in &mut track.subscribers {
             let decision = sub.down.forward(&incoming);
             if sub.down.needs_keyframe() {
-                match sub.down.target().or(layer) {
+                // A simulcast packet asks on the layer the subscriber waits for; a plain stream
+                // has only itself to ask.
+                match layer.and(sub.down.target()) {
                     Some(target) => wanted_layers[target.index()] = true,
                     None => wanted_plain = true,
                 }
@@ -955,7 +974,7 @@ mod tests {
             Err(SfuError::PeerExists(PeerId(7)))
         ));
         assert!(matches!(
-            engine.subscribe(PeerId(8), TrackId(1), None),
+            engine.subscribe(PeerId(8), TrackId(1), Quality::High),
             Err(SfuError::UnknownTrack(TrackId(1)))
         ));
         assert!(matches!(

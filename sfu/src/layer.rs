@@ -167,7 +167,27 @@ impl BitrateMeter {
     /// Bits per second over the last second as of `now`; `None` if nothing arrived in it.
     pub fn bps(&mut self, now: Instant) -> Option<u64> {
         self.advance(now);
-        let bytes: u64 = self.buckets.iter().sum();
+        self.peek_bps(now)
+    }
+
+    /// Like [`BitrateMeter::bps`] without moving the window: buckets older than a second as of
+    /// `now` are left out, so a layer that stopped reads as absent.
+    pub fn peek_bps(&self, now: Instant) -> Option<u64> {
+        let start = self.bucket_start?;
+        let stale =
+            now.saturating_duration_since(start).as_millis() / BitrateMeter::BUCKET.as_millis();
+        if stale as usize >= BitrateMeter::BUCKETS {
+            return None;
+        }
+        // Buckets are a ring ending at `current`; the `stale` newest slots would be zeroed by an
+        // advance to `now`, so the oldest ones past them are what still counts.
+        let keep = BitrateMeter::BUCKETS - stale as usize;
+        let bytes: u64 = (0..keep)
+            .map(|back| {
+                let index = (self.current + BitrateMeter::BUCKETS - back) % BitrateMeter::BUCKETS;
+                self.buckets[index]
+            })
+            .sum();
         (bytes > 0).then_some(bytes.saturating_mul(8))
     }
 }
@@ -235,6 +255,12 @@ mod tests {
         }
         let rate = meter.bps(start + Duration::from_millis(990)).expect("data");
         assert_eq!(rate, 400_000);
+        // Peeking half a second later counts only what is still inside the window.
+        let half = meter
+            .peek_bps(start + Duration::from_millis(1490))
+            .expect("some left");
+        assert!(half < rate && half > 0, "{half}");
+        assert_eq!(meter.peek_bps(start + Duration::from_millis(2500)), None);
         // Two seconds of silence later, nothing is left.
         assert_eq!(meter.bps(start + Duration::from_millis(3000)), None);
     }

@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, Event, Output, PeerId, SfuError, TrackId};
-use crate::layer::Layer;
+use crate::layer::Quality;
 
 /// Largest datagram read; WebRTC keeps packets under the path MTU, this leaves room.
 const RECV_BUFFER: usize = 2048;
@@ -67,13 +67,13 @@ enum Command {
     Subscribe {
         peer: PeerId,
         track: TrackId,
-        layer: Option<Layer>,
+        quality: Quality,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
-    SetLayer {
+    SetQuality {
         peer: PeerId,
         track: TrackId,
-        layer: Option<Layer>,
+        quality: Quality,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
     AcceptAnswer {
@@ -185,28 +185,28 @@ impl WorkerHandle {
         &self,
         peer: PeerId,
         track: TrackId,
-        layer: Option<Layer>,
+        quality: Quality,
     ) -> Result<(), SfuError> {
         self.call(|reply| Command::Subscribe {
             peer,
             track,
-            layer,
+            quality,
             reply,
         })
         .await
     }
 
-    /// See [`Engine::set_layer`].
-    pub async fn set_layer(
+    /// See [`Engine::set_quality`].
+    pub async fn set_quality(
         &self,
         peer: PeerId,
         track: TrackId,
-        layer: Option<Layer>,
+        quality: Quality,
     ) -> Result<(), SfuError> {
-        self.call(|reply| Command::SetLayer {
+        self.call(|reply| Command::SetQuality {
             peer,
             track,
-            layer,
+            quality,
             reply,
         })
         .await
@@ -241,18 +241,18 @@ fn execute(engine: &mut Engine, command: Command) {
         Command::Subscribe {
             peer,
             track,
-            layer,
+            quality,
             reply,
         } => {
-            let _ = reply.send(engine.subscribe(peer, track, layer));
+            let _ = reply.send(engine.subscribe(peer, track, quality));
         }
-        Command::SetLayer {
+        Command::SetQuality {
             peer,
             track,
-            layer,
+            quality,
             reply,
         } => {
-            let _ = reply.send(engine.set_layer(peer, track, layer));
+            let _ = reply.send(engine.set_quality(peer, track, quality));
         }
         Command::AcceptAnswer {
             peer,

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sightline_sfu::{Engine, Event, Output, PeerId, TrackId};
+use sightline_sfu::{Engine, Event, Output, PeerId, Quality, TrackId};
 use str0m::format::Codec as Str0mCodec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -200,7 +200,7 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     }
     let track = track.expect("track published");
     net.engine
-        .subscribe(PeerId(2), track, None)
+        .subscribe(PeerId(2), track, Quality::High)
         .expect("subscribed");
     net.settle();
     let offer = net.take_offer(PeerId(2)).expect("offer for the subscriber");

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sightline_sfu::{Event, PeerId, WorkerConfig, WorkerEvent, WorkerHandle};
+use sightline_sfu::{Event, PeerId, Quality, WorkerConfig, WorkerEvent, WorkerHandle};
 use str0m::format::Codec as Str0mCodec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -115,7 +115,7 @@ async fn media_flows_through_a_worker_over_real_udp() {
             match event {
                 Event::TrackPublished { track, .. } => {
                     worker
-                        .subscribe(PeerId(2), track, None)
+                        .subscribe(PeerId(2), track, Quality::High)
                         .await
                         .expect("subscribed");
                 }

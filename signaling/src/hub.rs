@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sightline_sfu::sdp::{SdpAnswer, SdpOffer};
-use sightline_sfu::{
-    Event as SfuEvent, Layer, MediaKind, PeerId, TrackId, WorkerEvent, WorkerHandle,
-};
+use sightline_sfu::{Event as SfuEvent, PeerId, Quality, TrackId, WorkerEvent, WorkerHandle};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::grants::RoomId;
@@ -177,7 +175,6 @@ impl Hub {
             connections: HashMap::new(),
             peers: HashMap::new(),
             identity_of: HashMap::new(),
-            track_kinds: HashMap::new(),
         };
         tokio::spawn(actor.run(rx));
         Some(tx)
@@ -252,12 +249,12 @@ async fn route_events(
     }
 }
 
-fn quality_layer(quality: RequestedQuality) -> Option<Layer> {
+fn media_quality(quality: RequestedQuality) -> Quality {
     match quality {
-        RequestedQuality::Off => None,
-        RequestedQuality::Low => Some(Layer::Low),
-        RequestedQuality::Medium => Some(Layer::Medium),
-        RequestedQuality::High => Some(Layer::High),
+        RequestedQuality::Off => Quality::Off,
+        RequestedQuality::Low => Quality::Low,
+        RequestedQuality::Medium => Quality::Medium,
+        RequestedQuality::High => Quality::High,
     }
 }
 
@@ -296,7 +293,6 @@ struct RoomActor {
     connections: HashMap<String, Connection>,
     peers: HashMap<String, Peers>,
     identity_of: HashMap<PeerId, String>,
-    track_kinds: HashMap<TrackId, bool>,
 }
 
 impl RoomActor {
@@ -534,15 +530,11 @@ impl RoomActor {
                 }
             }
             SfuEvent::TrackPublished {
-                peer,
-                track,
-                mid,
-                kind,
+                peer, track, mid, ..
             } => {
                 let Some(identity) = self.identity_of.get(&peer).cloned() else {
                     return;
                 };
-                self.track_kinds.insert(track, kind == MediaKind::Video);
                 match self.room.track_published(&identity, track_key(track), &mid) {
                     Ok(effects) => self.apply(effects).await,
                     Err(err) => {
@@ -552,7 +544,6 @@ impl RoomActor {
                 }
             }
             SfuEvent::TrackUnpublished { track, .. } => {
-                self.track_kinds.remove(&track);
                 let effects = self.room.track_unpublished(&track_key(track));
                 self.apply(effects).await;
             }
@@ -585,11 +576,9 @@ impl RoomActor {
                     ) else {
                         continue;
                     };
-                    let video = self.track_kinds.get(&track_id).copied().unwrap_or(false);
-                    let layer = video.then_some(Layer::High);
                     if let Err(err) = self
                         .worker
-                        .subscribe(peers.subscriber, track_id, layer)
+                        .subscribe(peers.subscriber, track_id, Quality::High)
                         .await
                     {
                         tracing::warn!(%err, "subscription failed");
@@ -606,10 +595,9 @@ impl RoomActor {
                     ) else {
                         continue;
                     };
-                    let layer = quality_layer(quality);
                     if let Err(err) = self
                         .worker
-                        .set_layer(peers.subscriber, track_id, layer)
+                        .set_quality(peers.subscriber, track_id, media_quality(quality))
                         .await
                     {
                         tracing::warn!(%err, "quality change failed");

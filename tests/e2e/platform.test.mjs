@@ -98,11 +98,12 @@ test('an interviewer schedules an interview and the candidate opens the invite l
   await guest.getByRole('heading', { name: 'Staff engineer, systems design' }).waitFor();
   await guest.getByRole('cell', { name: 'Casey Candidate' }).waitFor();
 
-  // A reload keeps the guest in (refresh cookie), and the room grants candidate access.
+  // A reload keeps the guest in (refresh cookie), and the room's pre-join screen opens.
   await guest.reload();
   await guest.getByRole('heading', { name: 'Staff engineer, systems design' }).waitFor();
   await guest.getByRole('button', { name: 'Join' }).click();
-  await guest.getByText('You may enter this room as candidate').waitFor();
+  await guest.getByRole('heading', { name: 'Ready to join?' }).waitFor();
+  await guest.getByRole('button', { name: 'Join room' }).waitFor();
   await guest.screenshot({ path: join(artifacts, 'room.png'), fullPage: true });
 
   // The link is single-use: anyone else who opens it is told so.

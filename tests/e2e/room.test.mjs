@@ -1,0 +1,130 @@
+// The interview room in real browsers: three participants join through the UI, each sees the
+// other two's video with decoded frames increasing (media through our SFU), chat reaches the
+// others, and a participant who leaves disappears from the others' grid within 5 s.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { PASSWORD, artifacts, launchBrowser, startServer } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  server.createUser('ivy@example.com', 'Ivy Interviewer', 'interviewer');
+  server.createUser('obi@example.com', 'Obi Interviewer', 'interviewer');
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function api(path, body, token) {
+  const response = await fetch(`${server.base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+  return response.json();
+}
+
+async function signIn(page, email) {
+  await page.goto(`${server.base}/signin`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Your interviews' }).waitFor();
+}
+
+async function enterRoom(page, interviewId) {
+  await page.goto(`${server.base}/interviews/${interviewId}/room`);
+  const join = page.getByRole('button', { name: 'Join room' });
+  await join.waitFor();
+  await page.waitForFunction(() => !document.querySelector('button[disabled]'));
+  await join.click();
+  await page.getByRole('heading', { name: 'Interview room' }).waitFor();
+}
+
+/** Decoded frame counts of the remote camera videos on a page. */
+function remoteFrames(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('video')]
+      .filter((v) => (v.getAttribute('aria-label') ?? '').endsWith("'s camera"))
+      .map((v) => v.getVideoPlaybackQuality().totalVideoFrames),
+  );
+}
+
+async function waitForRemoteVideos(page, count, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let frames = [];
+  while (Date.now() < deadline) {
+    frames = await remoteFrames(page);
+    if (frames.length === count && frames.every((n) => n > 0)) return frames;
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`expected ${count} playing remote videos, saw frames ${JSON.stringify(frames)}`);
+}
+
+test('three participants see and hear each other through the SFU', async () => {
+  const ivySession = await api('/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const start = new Date(Date.now() + 10 * 60 * 1000).toISOString();
+  const created = await api(
+    '/api/interviews',
+    {
+      title: 'Room test',
+      scheduled_start: start,
+      duration_minutes: 60,
+      time_zone: 'UTC',
+      participants: [
+        { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
+        { email: 'obi@example.com', role: 'interviewer' },
+      ],
+    },
+    ivySession.access_token,
+  );
+  const interviewId = created.interview.id;
+
+  const ivy = await (await browser.newContext()).newPage();
+  const obi = await (await browser.newContext()).newPage();
+  const cas = await (await browser.newContext()).newPage();
+
+  await signIn(ivy, 'ivy@example.com');
+  await signIn(obi, 'obi@example.com');
+  await cas.goto(created.invites[0].url);
+  await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+  await cas.getByRole('heading', { name: 'Room test' }).waitFor();
+
+  await enterRoom(ivy, interviewId);
+  await enterRoom(obi, interviewId);
+  await enterRoom(cas, interviewId);
+
+  for (const page of [ivy, obi, cas]) {
+    const before = await waitForRemoteVideos(page, 2);
+    await page.waitForTimeout(1500);
+    const later = await remoteFrames(page);
+    assert.equal(later.length, 2);
+    later.forEach((n, i) => assert.ok(n > before[i], `frames keep coming: ${before} -> ${later}`));
+  }
+  await ivy.screenshot({ path: join(artifacts, 'room.png'), fullPage: true });
+
+  await cas.getByLabel('Message').fill('Hello, can you hear me?');
+  await cas.getByRole('button', { name: 'Send' }).click();
+  await ivy.getByText('Hello, can you hear me?').waitFor();
+  await obi.getByText('Hello, can you hear me?').waitFor();
+
+  await cas.getByRole('button', { name: 'Leave' }).click();
+  const leftAt = Date.now();
+  await ivy.waitForFunction(
+    () =>
+      [...document.querySelectorAll('video')].filter((v) =>
+        (v.getAttribute('aria-label') ?? '').endsWith("'s camera"),
+      ).length === 1,
+    null,
+    { timeout: 5000 },
+  );
+  assert.ok(Date.now() - leftAt <= 5000);
+});
