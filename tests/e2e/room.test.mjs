@@ -116,6 +116,12 @@ test('three participants see and hear each other through the SFU', async () => {
   await ivy.getByText('Hello, can you hear me?').waitFor();
   await obi.getByText('Hello, can you hear me?').waitFor();
 
+  // Turning a camera off is shown to the others.
+  await cas.getByRole('button', { name: 'Turn camera off' }).click();
+  await ivy.locator('figure', { hasText: 'Casey Candidate' }).getByText('Camera off').waitFor({ timeout: 5000 });
+  await cas.getByRole('button', { name: 'Turn camera on' }).click();
+  await ivy.locator(`video[aria-label="Casey Candidate's camera"]`).waitFor({ timeout: 5000 });
+
   await cas.getByRole('button', { name: 'Leave' }).click();
   const leftAt = Date.now();
   await ivy.waitForFunction(

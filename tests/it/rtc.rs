@@ -275,6 +275,17 @@ impl MediaClient {
     }
 }
 
+/// The SFU's UDP address from the first host candidate in an SDP.
+fn candidate_addr(sdp: &str) -> Result<SocketAddr> {
+    let line = sdp
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .context("the answer has a candidate")?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (ip, port) = (fields.get(4).context("ip")?, fields.get(5).context("port")?);
+    Ok(format!("{ip}:{port}").parse()?)
+}
+
 fn vp8_payload(frame: u32) -> Vec<u8> {
     let keyframe = frame.is_multiple_of(10);
     let mut payload = vec![0x90, 0x80, 0x80, (frame & 0x7F) as u8, u8::from(!keyframe)];
@@ -301,6 +312,15 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
     let (mut ivy, _) = join(&app, &room.id, &room.interviewer).await?;
     let (mut cas, _) = join(&app, &room.id, &room.candidate).await?;
 
+    // Malformed SDP is refused for that participant alone.
+    send(
+        &mut ivy,
+        json!({ "type": "publish_offer", "sdp": "v=0 this is not sdp",
+                "tracks": [{ "mid": "0", "source": "camera" }] }),
+    )
+    .await?;
+    assert_eq!(next_of(&mut ivy, "error").await?["code"], "bad_sdp");
+
     // The candidate publishes a camera track.
     let mut publisher = MediaClient::new().await?;
     let mut change = publisher.rtc.sdp_api();
@@ -313,6 +333,8 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
     )
     .await?;
     let answer = next_of(&mut cas, "publish_answer").await?;
+    let sfu_addr = candidate_addr(&text(&answer["sdp"])?)?;
+    let noise = UdpSocket::bind("127.0.0.1:0").await?;
     publisher
         .rtc
         .sdp_api()
@@ -361,6 +383,11 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
                 .find(|p| p.spec().codec == Str0mCodec::Vp8 && remote.contains(&p.pt()))
                 .map(|p| p.pt())
                 .context("VP8 negotiated")?;
+            if frame.is_multiple_of(5) {
+                // Garbage from a stranger, mid-call: counted and ignored by the SFU.
+                noise.send_to(b"\x80\x60garbage that is not RTP", sfu_addr).await?;
+                noise.send_to(&[0u8; 3], sfu_addr).await?;
+            }
             if let Some(stream) = publisher.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 stream.write_rtp(
                     RtpWrite::new(
