@@ -98,12 +98,7 @@ async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
     .await?;
     assert_eq!(refreshed.me["role"], "interviewer");
     let interview = crate::helpers::interview_body("cand@example.com");
-    expect_json(
-        app.post("/api/interviews", interview, Some(&refreshed.access))
-            .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    app.schedule(&refreshed.access, interview).await?;
 
     let audit = expect_json(
         app.get("/api/admin/audit", Some(&admin.access)).await?,

@@ -286,6 +286,12 @@ impl TestApp {
         session_from(response).await
     }
 
+    /// Schedules an interview as the holder of `access`; fails the test unless it is created.
+    pub async fn schedule(&self, access: &str, body: Value) -> Result<Value> {
+        let response = self.post("/api/interviews", body, Some(access)).await?;
+        expect_json(response, StatusCode::CREATED).await
+    }
+
     /// Creates an account with a role through the operator command path, then signs in.
     pub async fn user_with_role(&self, email: &str, role: AccountRole) -> Result<Session> {
         cli::create_user(

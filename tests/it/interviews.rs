@@ -67,16 +67,9 @@ async fn interviews_are_invisible_to_outsiders(backend: Backend) -> Result<()> {
     let interviewer = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
-    let created = expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body("cand@example.com"),
-            Some(&interviewer.access),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    let created = app
+        .schedule(&interviewer.access, interview_body("cand@example.com"))
+        .await?;
     let id = text(&created["interview"]["id"])?;
 
     // A candidate account with the invited email is still an outsider until it redeems the link.
@@ -133,26 +126,12 @@ async fn dashboard_splits_upcoming_and_past(backend: Backend) -> Result<()> {
     let interviewer = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
-    let soon = expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body("a@example.com"),
-            Some(&interviewer.access),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
-    let doomed = expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body("b@example.com"),
-            Some(&interviewer.access),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    let soon = app
+        .schedule(&interviewer.access, interview_body("a@example.com"))
+        .await?;
+    let doomed = app
+        .schedule(&interviewer.access, interview_body("b@example.com"))
+        .await?;
     let doomed_id = text(&doomed["interview"]["id"])?;
     expect_json(
         app.post(
@@ -242,22 +221,10 @@ async fn join_tokens_follow_the_role_and_the_room(backend: Backend) -> Result<()
     let list = body["participants"].as_array_mut().expect("participants");
     list.push(json!({ "email": "obi@example.com", "role": "observer" }));
     list.push(json!({ "email": "rev@example.com", "role": "reviewer" }));
-    let room_a = expect_json(
-        app.post("/api/interviews", body, Some(&interviewer.access))
-            .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
-    let room_b = expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body("other@example.com"),
-            Some(&interviewer.access),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    let room_a = app.schedule(&interviewer.access, body).await?;
+    let room_b = app
+        .schedule(&interviewer.access, interview_body("other@example.com"))
+        .await?;
     let a = text(&room_a["interview"]["id"])?;
     let b = text(&room_b["interview"]["id"])?;
     let keys = TokenKeys::new(TEST_SECRET.as_bytes(), 900, 300);
@@ -308,12 +275,7 @@ async fn reschedule_and_cancel(backend: Backend) -> Result<()> {
         .as_array_mut()
         .expect("participants")
         .push(json!({ "email": "obi@example.com", "role": "observer" }));
-    let created = expect_json(
-        app.post("/api/interviews", body, Some(&interviewer.access))
-            .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    let created = app.schedule(&interviewer.access, body).await?;
     let id = text(&created["interview"]["id"])?;
     let path = format!("/api/interviews/{id}");
 

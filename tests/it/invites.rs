@@ -19,16 +19,7 @@ on_both_backends!(
 );
 
 async fn schedule(app: &TestApp, interviewer: &str, candidate: &str) -> Result<serde_json::Value> {
-    expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body(candidate),
-            Some(interviewer),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await
+    app.schedule(interviewer, interview_body(candidate)).await
 }
 
 async fn invite_opens_one_interview_once(backend: Backend) -> Result<()> {

@@ -15,16 +15,9 @@ async fn everything_survives_a_restart(backend: Backend) -> Result<()> {
     let interviewer = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
-    let created = expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body("cand@example.com"),
-            Some(&interviewer.access),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    let created = app
+        .schedule(&interviewer.access, interview_body("cand@example.com"))
+        .await?;
     let id = text(&created["interview"]["id"])?;
     let old_base = app.base.clone();
 

@@ -46,16 +46,9 @@ async fn interview(app: &TestApp) -> Result<Interview> {
     let interviewer = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
-    let created = expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body("cas@example.com"),
-            Some(&interviewer.access),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    let created = app
+        .schedule(&interviewer.access, interview_body("cas@example.com"))
+        .await?;
     let token = invite_token(&text(&created["invites"][0]["url"])?)?;
     let guest = session_from(
         app.post("/api/invites/redeem", json!({ "token": token }), None)
@@ -133,16 +126,9 @@ async fn join(app: &TestApp, room: &str, access: &str) -> Result<(Socket, Value)
 async fn join_tokens_open_only_their_room(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let a = interview(&app).await?;
-    let created_b = expect_json(
-        app.post(
-            "/api/interviews",
-            interview_body("other@example.com"),
-            Some(&a.interviewer),
-        )
-        .await?,
-        StatusCode::CREATED,
-    )
-    .await?;
+    let created_b = app
+        .schedule(&a.interviewer, interview_body("other@example.com"))
+        .await?;
     let b = text(&created_b["interview"]["id"])?;
     let token_a = join_token(&app, &a.id, &a.interviewer).await?;
 
@@ -385,7 +371,9 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
                 .context("VP8 negotiated")?;
             if frame.is_multiple_of(5) {
                 // Garbage from a stranger, mid-call: counted and ignored by the SFU.
-                noise.send_to(b"\x80\x60garbage that is not RTP", sfu_addr).await?;
+                noise
+                    .send_to(b"\x80\x60garbage that is not RTP", sfu_addr)
+                    .await?;
                 noise.send_to(&[0u8; 3], sfu_addr).await?;
             }
             if let Some(stream) = publisher.rtc.direct_api().stream_tx_by_mid(mid, None) {

@@ -133,23 +133,12 @@ pub struct ParticipantView {
     pub invite: Option<InviteStatus>,
 }
 
-/// An interview as shown to a caller.
+/// An interview as shown to a caller: its summary plus the caller's view of it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InterviewView {
-    /// Id (also the room id).
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// RFC 3339, UTC.
-    pub scheduled_start: String,
-    /// RFC 3339, UTC.
-    pub ends_at: String,
-    /// Minutes.
-    pub duration_minutes: i64,
-    /// IANA zone it was planned in.
-    pub time_zone: String,
-    /// `scheduled` or `cancelled`.
-    pub status: String,
+    /// Id, title, schedule and status.
+    #[serde(flatten)]
+    pub summary: InterviewSummary,
     /// The caller's role in it, if they take part.
     #[schema(value_type = Option<String>)]
     pub my_role: Option<InterviewRole>,
@@ -370,15 +359,8 @@ async fn view(state: &AppState, access: &Access) -> Result<InterviewView, ApiErr
                 .flatten(),
         });
     }
-    let interview = &access.interview;
     Ok(InterviewView {
-        id: interview.id.clone(),
-        title: interview.title.clone(),
-        scheduled_start: rfc3339(interview.scheduled_start),
-        ends_at: rfc3339(interview.ends_at()),
-        duration_minutes: interview.duration_minutes,
-        time_zone: interview.time_zone.clone(),
-        status: interview.status.clone(),
+        summary: summary(&access.interview),
         my_role: access.my_role(),
         can_manage: access.can_manage(),
         can_join: access.can_join(now),
