@@ -213,6 +213,8 @@ struct Peer {
     pending_offer: Option<SdpPendingOffer>,
     /// Subscriber: tracks waiting for an m-line in the next offer.
     to_add: Vec<TrackId>,
+    /// Subscriber: m-lines whose track is gone, to stop in the next offer.
+    to_stop: Vec<Mid>,
     queued: bool,
     /// Makes the next step on this peer panic, to test isolation.
     #[cfg(test)]
@@ -295,6 +297,7 @@ impl Engine {
             subscribed: HashMap::new(),
             pending_offer: None,
             to_add: Vec::new(),
+            to_stop: Vec::new(),
             queued: false,
             #[cfg(test)]
             inject_panic: false,
@@ -450,10 +453,13 @@ impl Engine {
         let Some(peer) = peers.get_mut(&id) else {
             return;
         };
-        if peer.pending_offer.is_some() || peer.to_add.is_empty() {
+        if peer.pending_offer.is_some() || (peer.to_add.is_empty() && peer.to_stop.is_empty()) {
             return;
         }
         let mut change = peer.rtc.sdp_api();
+        for mid in peer.to_stop.drain(..) {
+            change.stop_media(mid);
+        }
         for track_id in peer.to_add.drain(..) {
             let Some(track) = tracks.get_mut(&track_id) else {
                 continue;
@@ -835,20 +841,39 @@ impl Engine {
             return;
         };
         peer.rtc.disconnect();
+        let mut renegotiate = Vec::new();
         for track in peer.published.values() {
-            if self.tracks.remove(track).is_some() {
-                self.outputs
-                    .push_back(Output::Event(Event::TrackUnpublished {
-                        peer: id,
-                        track: *track,
-                    }));
+            let Some(published) = self.tracks.remove(track) else {
+                continue;
+            };
+            // Every subscriber's m-line for this track is stopped, so clients release it.
+            for sub in published.subscribers {
+                let Some(subscriber) = self.peers.get_mut(&sub.peer) else {
+                    continue;
+                };
+                match sub.mid {
+                    Some(mid) => {
+                        subscriber.subscribed.remove(&mid);
+                        subscriber.to_stop.push(mid);
+                    }
+                    None => subscriber.to_add.retain(|t| t != track),
+                }
+                renegotiate.push(sub.peer);
             }
+            self.outputs
+                .push_back(Output::Event(Event::TrackUnpublished {
+                    peer: id,
+                    track: *track,
+                }));
         }
         for track in self.tracks.values_mut() {
             track.subscribers.retain(|s| s.peer != id);
         }
         self.outputs
             .push_back(Output::Event(Event::Closed { peer: id, reason }));
+        for subscriber in renegotiate {
+            self.offer_if_possible(subscriber);
+        }
     }
 
     /// The address datagrams arrive on.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sightline_sfu::{Engine, Event, Output, PeerId, Quality, TrackId};
 use str0m::format::Codec as Str0mCodec;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
@@ -164,6 +164,29 @@ fn vp8_payload(frame: u32, keyframe: bool) -> Vec<u8> {
     payload
 }
 
+/// Sends one frame from the publisher (client 0) and lets 33 ms pass; returns the payload.
+fn send_frame(net: &mut Net, mid: Mid, pt: Pt, frame: u32, keyframe: bool) -> Vec<u8> {
+    let payload = vp8_payload(frame, keyframe);
+    let now = net.now;
+    let mut api = net.clients[0].rtc.direct_api();
+    let stream = api.stream_tx_by_mid(mid, None).expect("send stream");
+    stream.write_rtp(
+        RtpWrite::new(
+            pt,
+            (1000 + u64::from(frame)).into(),
+            frame * 3000,
+            now,
+            payload.clone(),
+        )
+        .marker(true)
+        .nackable(true),
+    );
+    for _ in 0..33 {
+        net.tick();
+    }
+    payload
+}
+
 #[test]
 fn a_subscriber_receives_the_publishers_packets_unchanged() {
     let mut net = Net::new();
@@ -237,25 +260,7 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     };
     let mut sent = Vec::new();
     for frame in 0..90u32 {
-        let payload = vp8_payload(frame, frame % 30 == 5);
-        sent.push(payload.clone());
-        let now = net.now;
-        let mut api = net.clients[0].rtc.direct_api();
-        let stream = api.stream_tx_by_mid(mid, None).expect("send stream");
-        stream.write_rtp(
-            RtpWrite::new(
-                pt,
-                (1000 + u64::from(frame)).into(),
-                frame * 3000,
-                now,
-                payload,
-            )
-            .marker(true)
-            .nackable(true),
-        );
-        for _ in 0..33 {
-            net.tick();
-        }
+        sent.push(send_frame(&mut net, mid, pt, frame, frame % 30 == 5));
     }
 
     let received: Vec<(u64, Vec<u8>)> = net.clients[1]
@@ -290,6 +295,58 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
         assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
     }
     assert_eq!(net.engine.garbage_datagrams(), 0);
+    // A hidden tile (quality off) receives nothing; showing it again resumes at a keyframe.
+    let count = |net: &Net| {
+        net.clients[1]
+            .events
+            .iter()
+            .filter(|e| matches!(e, RtcEvent::RtpPacket(_)))
+            .count()
+    };
+    net.engine
+        .set_quality(PeerId(2), track, Quality::Off)
+        .expect("paused");
+    let before_pause = count(&net);
+    for frame in 90..120u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    assert_eq!(
+        count(&net),
+        before_pause,
+        "nothing is sent to a paused tile"
+    );
+    net.engine
+        .set_quality(PeerId(2), track, Quality::High)
+        .expect("resumed");
+    for frame in 120..160u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    assert!(count(&net) > before_pause, "video resumes");
+
+    // When the publisher goes, the subscriber is offered a renegotiation that stops its m-line.
+    net.events.clear();
+    net.engine.remove_peer(PeerId(1)).expect("removed");
+    net.settle();
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::TrackUnpublished { track: t, .. } if *t == track))
+    );
+    let offer = net
+        .take_offer(PeerId(2))
+        .expect("a renegotiation for the subscriber");
+    assert!(
+        offer.to_sdp_string().contains("m=video 0 "),
+        "the video m-line is stopped (port 0)"
+    );
+    let answer = net.clients[1]
+        .rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .expect("the client accepts");
+    net.engine
+        .accept_answer(PeerId(2), answer)
+        .expect("and the engine takes the answer");
     // The subscriber joined between keyframes; the engine asked the publisher for one.
     assert!(
         net.clients[0]

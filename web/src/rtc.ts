@@ -60,6 +60,16 @@ export const SIMULCAST: RTCRtpEncodingParameters[] = [
   { rid: 'f', maxBitrate: 1_500_000 },
 ];
 
+export type Quality = 'off' | 'low' | 'medium' | 'high';
+
+/** The layer a tile needs: none when hidden, then by its width on screen. */
+export function qualityFor(visible: boolean, width: number): Quality {
+  if (!visible) return 'off';
+  if (width < 240) return 'low';
+  if (width < 560) return 'medium';
+  return 'high';
+}
+
 export function rtcUrl(room: string, location: Location = window.location): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}/rtc/${encodeURIComponent(room)}`;
@@ -71,6 +81,7 @@ export class RoomConnection {
   private subscriber = new RTCPeerConnection();
   private trackMids = new Map<MediaStreamTrack, string>();
   private myTracks = new Map<string, string>();
+  private qualities = new Map<string, Quality>();
 
   constructor(
     room: string,
@@ -165,6 +176,14 @@ export class RoomConnection {
     }
     const id = this.myTracks.get(kind === 'video' ? 'camera' : 'microphone');
     if (id) this.send({ type: 'mute', track: id, muted });
+  }
+
+  /** Tells the server how a remote video tile is shown; only changes are sent. */
+  tileShown(trackId: string, visible: boolean, width: number) {
+    const quality = qualityFor(visible, width);
+    if (this.qualities.get(trackId) === quality) return;
+    this.qualities.set(trackId, quality);
+    this.send({ type: 'set_quality', track: trackId, quality });
   }
 
   chat(text: string) {

@@ -14,7 +14,15 @@ interface RemoteTrack {
   track?: MediaStreamTrack;
 }
 
-function Media({ track, kind, label }: { track: MediaStreamTrack; kind: 'video' | 'audio'; label: string }) {
+interface MediaProps {
+  track: MediaStreamTrack;
+  kind: 'video' | 'audio';
+  label: string;
+  /** For remote video: reports visibility and size so hidden tiles get no video. */
+  shown?: { connection: RoomConnection; trackId: string };
+}
+
+function Media({ track, kind, label, shown }: MediaProps) {
   const ref = useRef<HTMLVideoElement & HTMLAudioElement>(null);
   useEffect(() => {
     if (ref.current) {
@@ -22,6 +30,17 @@ function Media({ track, kind, label }: { track: MediaStreamTrack; kind: 'video' 
       void ref.current.play().catch(() => undefined);
     }
   }, [track]);
+  const connection = shown?.connection;
+  const trackId = shown?.trackId;
+  useEffect(() => {
+    const element = ref.current;
+    if (!element || !connection || !trackId) return;
+    const observer = new IntersectionObserver(([entry]) => {
+      if (entry) connection.tileShown(trackId, entry.isIntersecting, entry.boundingClientRect.width);
+    });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [connection, trackId]);
   return kind === 'video' ? (
     <video ref={ref} autoPlay playsInline muted aria-label={label} />
   ) : (
@@ -189,7 +208,8 @@ function RoomContent({ id }: { id: string }) {
           return (
             <figure class="tile" key={p.identity} data-participant={p.identity}>
               {video?.track && !video.info?.muted ? (
-                <Media track={video.track} kind="video" label={`${p.name}'s camera`} />
+                <Media track={video.track} kind="video" label={`${p.name}'s camera`}
+                  shown={video.info ? { connection, trackId: video.info.id } : undefined} />
               ) : (
                 <div class="no-video">{video?.info?.muted ? 'Camera off' : 'No video'}</div>
               )}
