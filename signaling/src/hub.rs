@@ -335,6 +335,9 @@ impl RoomActor {
                 reply,
             } => {
                 let identity = member.identity.clone();
+                // A fresh join from a participant who is already here (a reloaded page) comes
+                // with new peer connections; only a resume keeps the old ones.
+                let fresh = resume_token.is_none();
                 let result = match resume_token {
                     Some(token) => {
                         self.room
@@ -354,6 +357,9 @@ impl RoomActor {
                             let _ = old.outbox.try_send(ServerMessage::Removed {
                                 reason: LeaveReason::Replaced,
                             });
+                        }
+                        if fresh {
+                            self.drop_peers(&identity).await;
                         }
                         if !self.peers.contains_key(&identity) {
                             self.create_peers(&identity).await;
@@ -410,6 +416,17 @@ impl RoomActor {
         self.identity_of
             .insert(peers.subscriber, identity.to_owned());
         self.peers.insert(identity.to_owned(), peers);
+    }
+
+    /// Closes a participant's peer connections. Their tracks' unpublish events still reach this
+    /// room: the hub forgets the peers only after the worker has closed them.
+    async fn drop_peers(&mut self, identity: &str) {
+        let Some(peers) = self.peers.remove(identity) else {
+            return;
+        };
+        for peer in [peers.publisher, peers.subscriber] {
+            let _ = self.worker.remove_peer(peer).await;
+        }
     }
 
     fn reply(&self, identity: &str, message: ServerMessage) {
@@ -549,6 +566,13 @@ impl RoomActor {
             }
             SfuEvent::Closed { peer, reason } => {
                 tracing::debug!(?peer, ?reason, "peer connection closed");
+                // Its unpublish events came first; now nothing more will come from it.
+                self.identity_of.remove(&peer);
+                if let Some(hub) = self.hub.upgrade()
+                    && let Ok(mut map) = hub.peers.lock()
+                {
+                    map.remove(&peer);
+                }
             }
             SfuEvent::Connected { .. } => {}
         }
@@ -605,17 +629,7 @@ impl RoomActor {
                 }
                 Effect::Disconnect { participant } => {
                     self.connections.remove(&participant);
-                    if let Some(peers) = self.peers.remove(&participant) {
-                        for peer in [peers.publisher, peers.subscriber] {
-                            self.identity_of.remove(&peer);
-                            let _ = self.worker.remove_peer(peer).await;
-                            if let Some(hub) = self.hub.upgrade()
-                                && let Ok(mut map) = hub.peers.lock()
-                            {
-                                map.remove(&peer);
-                            }
-                        }
-                    }
+                    self.drop_peers(&participant).await;
                 }
             }
         }

@@ -166,8 +166,10 @@ function RoomContent({ id }: { id: string }) {
   };
 
   const remote = [...people.values()];
+  // The newest track wins: after a participant rejoins, their old track may linger until the
+  // server reports it gone.
   const trackOf = (identity: string, source: string) =>
-    [...tracks.values()].find((t) => t.info?.participant === identity && t.info.source === source);
+    [...tracks.values()].filter((t) => t.info?.participant === identity && t.info.source === source).at(-1);
 
   if (!connection) {
     return (
