@@ -34,6 +34,10 @@
 //! }
 //! ```
 //!
+//! Inside, the engine keeps str0m's own contract for every peer: each input to a peer's `Rtc` is
+//! followed at once by a full drain of it (str0m keeps a received RTP packet only until the next
+//! poll), so callers may hand in datagrams in any batching they like.
+//!
 //! # Connections
 //!
 //! Every participant has two peer connections, as in LiveKit: a publisher connection the client
@@ -531,7 +535,9 @@ impl Engine {
             self.close(id, reason);
             return;
         }
-        self.mark_dirty(id);
+        // str0m holds one received RTP packet until it is polled: drain now, or the next datagram
+        // for this peer would overwrite it.
+        self.drain_peer(id);
     }
 
     /// Time has reached `now`: drives every peer whose timeout is due.
@@ -553,7 +559,7 @@ impl Engine {
             }
         }
         for id in due {
-            self.mark_dirty(id);
+            self.drain_peer(id);
         }
         for (id, reason) in failed {
             self.close(id, reason);

@@ -33,6 +33,18 @@ impl Client {
     }
 }
 
+/// Polls a client until it waits for time; returns the datagrams it sends.
+fn drain_client(client: &mut Client) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+    let mut outgoing = Vec::new();
+    loop {
+        match client.rtc.poll_output().expect("client poll") {
+            RtcOutput::Transmit(t) => outgoing.push((t.source, t.destination, t.contents.to_vec())),
+            RtcOutput::Event(event) => client.events.push(event),
+            RtcOutput::Timeout(_) => return outgoing,
+        }
+    }
+}
+
 /// The engine and its clients on a lossless simulated network.
 struct Net {
     now: Instant,
@@ -53,13 +65,20 @@ impl Net {
         }
     }
 
-    fn deliver_to_client(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+    /// Delivers a datagram to a client and drains it at once (str0m's contract: a received RTP
+    /// packet is only kept until the next poll); returns what the client wants to send.
+    fn deliver_to_client(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
         let now = self.now;
         let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) else {
-            return;
+            return Vec::new();
         };
         let Ok(contents) = data.try_into() else {
-            return;
+            return Vec::new();
         };
         let input = Input::Receive(
             now,
@@ -74,19 +93,21 @@ impl Net {
             .rtc
             .handle_input(input)
             .expect("client accepts input");
+        drain_client(client)
     }
 
     /// Moves every pending datagram until nobody has anything to send.
     fn settle(&mut self) {
         for _ in 0..100 {
             let mut moved = false;
+            let mut replies = Vec::new();
             loop {
                 match self.engine.poll_output() {
                     Output::Transmit(t) => {
                         moved = true;
                         let (source, destination) = (t.source, t.destination);
                         let data = t.contents.to_vec();
-                        self.deliver_to_client(source, destination, &data);
+                        replies.extend(self.deliver_to_client(source, destination, &data));
                     }
                     Output::Event(event) => self.events.push(event),
                     Output::Timeout(_) => break,
@@ -94,17 +115,9 @@ impl Net {
             }
             let mut outgoing = Vec::new();
             for client in &mut self.clients {
-                loop {
-                    match client.rtc.poll_output().expect("client poll") {
-                        RtcOutput::Transmit(t) => {
-                            outgoing.push((t.source, t.destination, t.contents.to_vec()))
-                        }
-                        RtcOutput::Event(event) => client.events.push(event),
-                        RtcOutput::Timeout(_) => break,
-                    }
-                }
+                outgoing.extend(drain_client(client));
             }
-            for (source, destination, data) in outgoing {
+            for (source, destination, data) in replies.into_iter().chain(outgoing) {
                 moved = true;
                 self.engine
                     .handle_datagram(self.now, source, destination, &data);
@@ -164,27 +177,37 @@ fn vp8_payload(frame: u32, keyframe: bool) -> Vec<u8> {
     payload
 }
 
-/// Sends one frame from the publisher (client 0) and lets 33 ms pass; returns the payload.
-fn send_frame(net: &mut Net, mid: Mid, pt: Pt, frame: u32, keyframe: bool) -> Vec<u8> {
-    let payload = vp8_payload(frame, keyframe);
+/// Sends one frame from the publisher (client 0) as three packets, as video frames usually are,
+/// and lets 33 ms pass; returns the payloads.
+fn send_frame(net: &mut Net, mid: Mid, pt: Pt, frame: u32, keyframe: bool) -> Vec<Vec<u8>> {
     let now = net.now;
-    let mut api = net.clients[0].rtc.direct_api();
-    let stream = api.stream_tx_by_mid(mid, None).expect("send stream");
-    stream.write_rtp(
-        RtpWrite::new(
-            pt,
-            (1000 + u64::from(frame)).into(),
-            frame * 3000,
-            now,
-            payload.clone(),
-        )
-        .marker(true)
-        .nackable(true),
-    );
+    let mut payloads = Vec::new();
+    for part in 0..3u32 {
+        let mut payload = vp8_payload(frame, keyframe && part == 0);
+        if part > 0 {
+            // Not the start of the frame: S bit clear.
+            payload[0] = 0x80;
+        }
+        payload.push(part as u8);
+        let mut api = net.clients[0].rtc.direct_api();
+        let stream = api.stream_tx_by_mid(mid, None).expect("send stream");
+        stream.write_rtp(
+            RtpWrite::new(
+                pt,
+                (1000 + u64::from(frame * 3 + part)).into(),
+                frame * 3000,
+                now,
+                payload.clone(),
+            )
+            .marker(part == 2)
+            .nackable(true),
+        );
+        payloads.push(payload);
+    }
     for _ in 0..33 {
         net.tick();
     }
-    payload
+    payloads
 }
 
 #[test]
@@ -247,7 +270,8 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
         "both clients connected"
     );
 
-    // 90 frames at 30 fps, a keyframe every 30; one packet per frame.
+    // 90 frames at 30 fps, a keyframe every 30; three packets per frame, which arrive at the
+    // engine together (the simulated network delivers in batches).
     let pt = {
         let rtc = &net.clients[0].rtc;
         let remote = rtc.media(mid).expect("media").remote_pts().to_vec();
@@ -260,7 +284,7 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     };
     let mut sent = Vec::new();
     for frame in 0..90u32 {
-        sent.push(send_frame(&mut net, mid, pt, frame, frame % 30 == 5));
+        sent.extend(send_frame(&mut net, mid, pt, frame, frame % 30 == 5));
     }
 
     let received: Vec<(u64, Vec<u8>)> = net.clients[1]
