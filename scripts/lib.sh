@@ -23,10 +23,22 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+node_ok() {
+  command -v node >/dev/null && command -v npm >/dev/null && node -e '
+    const [major, minor] = process.versions.node.split(".").map(Number);
+    process.exit(major > 22 || (major === 22 && minor >= 12) || (major === 20 && minor >= 19) ? 0 : 1);'
+}
+
 require_toolchains() {
   command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
-  if ! command -v npm >/dev/null; then
+  # Vite 8 needs Node.js 20.19+ or 22.12+; Debian 12's own nodejs is 18.
+  if ! node_ok; then
     apt_install nodejs npm
+  fi
+  if ! node_ok; then
+    echo "Node.js 20.19+ or 22.12+ with npm is required (found: $(node --version 2>/dev/null || echo none))." >&2
+    echo "Install it (for example from Debian backports or nodejs.org), then run this again." >&2
+    exit 1
   fi
   apt_install ca-certificates pkg-config gcc g++ make
 }

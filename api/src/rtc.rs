@@ -155,6 +155,9 @@ async fn session(mut socket: WebSocket, state: AppState, room: RoomId) {
                 }
                 Some(Ok(Message::Binary(_))) => {
                     strikes += 1;
+                    if strikes > MAX_STRIKES || limiter.check().is_err() {
+                        break;
+                    }
                     refuse(&mut socket, "malformed_message", "binary frames are not part of the protocol").await;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}

@@ -100,6 +100,29 @@ async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
     let interview = crate::helpers::interview_body("cand@example.com");
     app.schedule(&refreshed.access, interview).await?;
 
+    // A demoted admin loses admin rights at once, even with an access token issued before.
+    let second = app
+        .user_with_role("root2@example.com", AccountRole::Admin)
+        .await?;
+    let second_id = text(&second.me["id"])?;
+    expect_json(
+        app.request(
+            Method::PATCH,
+            &format!("/api/admin/users/{second_id}"),
+            Some(json!({ "role": "candidate" })),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    expect_error(
+        app.get("/api/admin/users", Some(&second.access)).await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+
     let audit = expect_json(
         app.get("/api/admin/audit", Some(&admin.access)).await?,
         StatusCode::OK,
@@ -108,7 +131,7 @@ async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
     let entries = audit.as_array().cloned().unwrap_or_default();
     let change = entries
         .iter()
-        .find(|e| e["action"] == "user.role_changed")
+        .find(|e| e["action"] == "user.role_changed" && e["target"] == newbie_id.as_str())
         .expect("role change audited");
     assert_eq!(change["actor"], admin_id.as_str());
     assert_eq!(change["target"], newbie_id.as_str());

@@ -113,7 +113,8 @@ async fn refresh_cookie_is_locked_down(backend: Backend) -> Result<()> {
     let pair = cookie.split(';').next().unwrap_or_default().to_owned();
     assert_eq!(pair, format!("sightline_refresh={}", session.refresh));
 
-    // A browser sends only the cookie.
+    // A browser sends only the cookie; the new token comes back only as a cookie, never in a
+    // body a script could read.
     let rotated = app
         .client
         .post(app.url("/api/auth/refresh"))
@@ -121,7 +122,16 @@ async fn refresh_cookie_is_locked_down(backend: Backend) -> Result<()> {
         .json(&json!({}))
         .send()
         .await?;
-    session_from(rotated).await?;
+    let new_cookie = rotated
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(new_cookie.starts_with("sightline_refresh=") && !new_cookie.contains(&session.refresh));
+    let body = expect_json(rotated, StatusCode::OK).await?;
+    assert!(body["access_token"].is_string());
+    assert!(body.get("refresh_token").is_none(), "{body}");
 
     let logout = app
         .client

@@ -186,6 +186,12 @@ async fn reissued_invite_replaces_the_old_one(backend: Backend) -> Result<()> {
     let participant = text(&created["invites"][0]["participant_id"])?;
     let old = invite_token(&text(&created["invites"][0]["url"])?)?;
 
+    // Someone else used the link; the interviewer sends a new one.
+    let impostor = session_from(
+        app.post("/api/invites/redeem", json!({ "token": old }), None)
+            .await?,
+    )
+    .await?;
     app.register("cand@example.com").await?;
     let candidate = app.login("cand@example.com").await?;
     expect_error(
@@ -216,7 +222,19 @@ async fn reissued_invite_replaces_the_old_one(backend: Backend) -> Result<()> {
         app.post("/api/invites/inspect", json!({ "token": old }), None)
             .await?,
         StatusCode::GONE,
-        "invite_revoked",
+        "invite_used",
+    )
+    .await?;
+    // Whoever used the old link is signed out: their session cannot be renewed.
+    expect_error(
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": impostor.refresh }),
+            None,
+        )
+        .await?,
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
     )
     .await?;
     expect_json(
@@ -264,5 +282,26 @@ async fn signed_in_candidate_claims_the_invite(backend: Backend) -> Result<()> {
     )
     .await?;
     assert_eq!(seen["my_role"], "candidate");
+
+    // A new link for a candidate who signs in with an account cannot be used by anyone else.
+    let participant = text(&created["invites"][0]["participant_id"])?;
+    let reissued = expect_json(
+        app.post(
+            &format!("/api/interviews/{id}/participants/{participant}/invite"),
+            json!({}),
+            Some(&interviewer.access),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let link = invite_token(&text(&reissued["url"])?)?;
+    expect_error(
+        app.post("/api/invites/redeem", json!({ "token": link }), None)
+            .await?,
+        StatusCode::CONFLICT,
+        "invite_claimed",
+    )
+    .await?;
     Ok(())
 }

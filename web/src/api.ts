@@ -86,19 +86,26 @@ function adopt(session: SessionResponse): Me {
   return session.me;
 }
 
+async function refreshOnce(): Promise<Me | null> {
+  const response = await send('POST', '/api/auth/refresh', {});
+  if (!response.ok) {
+    accessToken = null;
+    return null;
+  }
+  return adopt((await response.json()) as SessionResponse);
+}
+
 /**
- * Exchanges the refresh cookie for a new session. Concurrent callers share one request: refresh
- * tokens are single-use, and two parallel refreshes would look like token theft to the server.
+ * Exchanges the refresh cookie for a new session. Refresh tokens are single-use, and a second
+ * use looks like theft to the server, which then ends the session: concurrent callers in this tab
+ * share one request, and tabs take turns through a Web Lock, so the tab that waited sends the
+ * cookie the other one just rotated.
  */
 export function refreshSession(): Promise<Me | null> {
   refreshing ??= (async () => {
     try {
-      const response = await send('POST', '/api/auth/refresh', {});
-      if (!response.ok) {
-        accessToken = null;
-        return null;
-      }
-      return adopt((await response.json()) as SessionResponse);
+      const locks = typeof navigator === 'undefined' ? undefined : navigator.locks;
+      return locks ? await locks.request('sightline-refresh', refreshOnce) : await refreshOnce();
     } finally {
       refreshing = null;
     }

@@ -58,6 +58,14 @@ describe('api', () => {
     expect(fetchMock).toHaveBeenCalledTimes(1);
   });
 
+  it('takes turns with other tabs through a Web Lock', async () => {
+    const request = vi.fn(async (_name: string, callback: () => Promise<unknown>) => callback());
+    vi.stubGlobal('navigator', { locks: { request } });
+    vi.stubGlobal('fetch', vi.fn(async () => json(200, session('t'))));
+    await refreshSession();
+    expect(request).toHaveBeenCalledWith('sightline-refresh', expect.any(Function));
+  });
+
   it('turns a network failure into a readable error', async () => {
     vi.stubGlobal('fetch', vi.fn(async () => {
       throw new TypeError('Failed to fetch');

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 pub use super::tokens::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::users::AccountRole;
+use crate::store::users::{self, AccountRole};
 
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
@@ -53,7 +53,7 @@ impl FromRequestParts<AppState> for MaybePrincipal {
 pub struct AuthUser {
     /// User id.
     pub id: String,
-    /// Platform role from the access token (at most one token lifetime old).
+    /// Platform role, as stored now.
     pub role: AccountRole,
 }
 
@@ -73,7 +73,17 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match Principal::from_request_parts(parts, state).await? {
-            Principal::User { id, role } => Ok(AuthUser { id, role }),
+            // The role is read afresh: a demoted admin must lose admin rights at once, not when
+            // their access token expires. One indexed lookup per account request.
+            Principal::User { id, .. } => {
+                let user = users::by_id(state.db.pool(), &id)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated)?;
+                Ok(AuthUser {
+                    role: user.role()?,
+                    id,
+                })
+            }
             Principal::Guest { .. } => Err(ApiError::Forbidden(
                 "this needs an account; invite links only open their interview",
             )),

@@ -92,8 +92,10 @@ pub struct SessionResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// Single-use refresh token (also set as a cookie).
-    pub refresh_token: String,
+    /// Single-use refresh token, also set as a cookie. Omitted when the refresh came from the
+    /// cookie, so a script in the page never sees it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Unix seconds after which the session must be started again.
     pub session_expires_at: i64,
     /// Who is signed in.
@@ -129,6 +131,7 @@ pub(crate) async fn session_response(
     principal: Principal,
     refresh_token: String,
     session_expires_at: i64,
+    token_in_body: bool,
 ) -> Result<Response, ApiError> {
     let access_token = state.tokens.issue_access(&principal, store::now())?;
     let me = me_view(state, &principal).await?;
@@ -141,7 +144,7 @@ pub(crate) async fn session_response(
         access_token,
         token_type: "Bearer",
         expires_in: state.tokens.access_ttl_secs(),
-        refresh_token,
+        refresh_token: token_in_body.then_some(refresh_token),
         session_expires_at,
         me,
     };
@@ -164,7 +167,7 @@ pub(crate) async fn start_session(
         expires_at,
     )
     .await?;
-    session_response(state, jar, principal, refresh_token, expires_at).await
+    session_response(state, jar, principal, refresh_token, expires_at, true).await
 }
 
 /// Creates a candidate account.
@@ -260,6 +263,7 @@ pub async fn refresh(
     jar: CookieJar,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
+    let in_body = body.refresh_token.is_some();
     let Some(old) = presented_token(&jar, body.refresh_token) else {
         return Err(ApiError::InvalidRefreshToken);
     };
@@ -304,7 +308,7 @@ pub async fn refresh(
             }
         }
     };
-    session_response(&state, jar, principal, new, expires_at).await
+    session_response(&state, jar, principal, new, expires_at, in_body).await
 }
 
 /// Ends the session the refresh token belongs to (every token of its family).

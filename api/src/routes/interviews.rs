@@ -23,12 +23,13 @@ use crate::state::AppState;
 use crate::store::interviews::{InterviewRow, NewInterview, NewParticipant, ParticipantRow};
 use crate::store::invites::InviteRow;
 use crate::store::users::AccountRole;
-use crate::store::{self, audit, interviews, invites, users};
+use crate::store::{self, audit, interviews, invites, refresh_tokens, users};
 
 /// Most participants one interview may have.
 const MAX_PARTICIPANTS: usize = 50;
-/// How long after its planned end a room may still be joined (interviews overrun).
-const JOIN_GRACE_SECS: i64 = 3600;
+/// How long after its planned end a room may still be joined (interviews overrun); guest
+/// sessions last as long.
+pub(crate) const JOIN_GRACE_SECS: i64 = 3600;
 /// Most interviews listed on a dashboard.
 const LIST_LIMIT: i64 = 500;
 
@@ -605,6 +606,12 @@ pub async fn update(
     }
     interviews::update(state.db.pool(), row).await?;
     invites::set_expiry_for_interview(state.db.pool(), &row.id, row.ends_at()).await?;
+    refresh_tokens::set_guest_expiry_for_interview(
+        state.db.pool(),
+        &row.id,
+        row.ends_at().saturating_add(JOIN_GRACE_SECS),
+    )
+    .await?;
     if access.is_admin && access.me.is_none() {
         audit::record(
             state.db.pool(),
@@ -734,6 +741,8 @@ pub async fn reissue_invite(
         .find(|p| p.id == participant_id && p.role == InterviewRole::Candidate.as_str())
         .ok_or(ApiError::NotFound)?;
     let link = issue_invite(&state, participant, access.interview.ends_at()).await?;
+    // Whoever used the old link (perhaps not the candidate) is signed out with it.
+    refresh_tokens::revoke_all_for_participant(state.db.pool(), &participant.id).await?;
     Ok((StatusCode::CREATED, Json(link)))
 }
 

@@ -151,6 +151,13 @@ pub async fn redeem(
     crate::extract::ApiJson(body): crate::extract::ApiJson<InviteTokenRequest>,
 ) -> Result<Response, ApiError> {
     let found = usable(&state, &body.token).await?;
+    if found.participant.user_id.is_some() {
+        // Checked before the link is spent: this candidate signs in with their account.
+        return Err(ApiError::Conflict {
+            code: "invite_claimed",
+            message: "this invite belongs to a candidate who signs in with their account".into(),
+        });
+    }
     if let Some(Principal::User { id, .. }) = &caller {
         let participants = interviews::participants(state.db.pool(), &found.interview.id).await?;
         if participants
@@ -181,7 +188,11 @@ pub async fn redeem(
                 interview_id: found.interview.id.clone(),
             };
             let subject = SessionSubject::Guest(found.participant.id);
-            start_session(&state, jar, principal, subject, found.invite.expires_at).await
+            let expires_at = found
+                .interview
+                .ends_at()
+                .saturating_add(crate::routes::interviews::JOIN_GRACE_SECS);
+            start_session(&state, jar, principal, subject, expires_at).await
         }
     }
 }

@@ -117,6 +117,8 @@ pub async fn patch_me(
         let current = body
             .current_password
             .ok_or_else(|| ApiError::field("current_password", "required to set a new password"))?;
+        // Same brute-force limit as sign-in: a stolen access token must not guess passwords.
+        state.account_limiter.check(&format!("user:{}", user.id))?;
         if !password::verify(current, Some(row.password_hash.clone())).await {
             return Err(ApiError::field("current_password", "is not correct"));
         }

@@ -173,6 +173,39 @@ pub async fn revoke_family_of(pool: &AnyPool, token_hash: &str) -> Result<(), sq
     Ok(())
 }
 
+/// Revokes every guest session of a participant (their invite link was replaced).
+pub async fn revoke_all_for_participant(
+    pool: &AnyPool,
+    participant_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 \
+         WHERE participant_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now())
+    .bind(participant_id)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Moves the end of every live guest session of an interview (it was rescheduled).
+pub async fn set_guest_expiry_for_interview(
+    pool: &AnyPool,
+    interview_id: &str,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET expires_at = $1 WHERE revoked_at IS NULL AND participant_id IN \
+         (SELECT id FROM interview_participants WHERE interview_id = $2)",
+    )
+    .bind(expires_at)
+    .bind(interview_id)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
 /// Revokes every session of a user (after a password change).
 pub async fn revoke_all_for_user(pool: &AnyPool, user_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
