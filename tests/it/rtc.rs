@@ -29,6 +29,7 @@ on_both_backends!(
     join_tokens_open_only_their_room,
     participants_meet_chat_and_are_checked,
     media_flows_through_the_server,
+    everyone_receives_everyone_and_rooms_stay_apart,
 );
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -215,6 +216,39 @@ struct MediaClient {
 }
 
 impl MediaClient {
+    /// Reads every datagram waiting without blocking, polling after each one (str0m keeps a
+    /// received RTP packet only until the next poll), then lets time advance.
+    fn pump(&mut self, events: &mut Vec<RtcEvent>) -> Result<()> {
+        loop {
+            loop {
+                match self.rtc.poll_output()? {
+                    Output::Transmit(t) => {
+                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    }
+                    Output::Event(event) => events.push(event),
+                    Output::Timeout(_) => break,
+                }
+            }
+            let Ok((len, source)) = self.socket.try_recv_from(&mut self.buffer) else {
+                break;
+            };
+            let Ok(contents) = self.buffer[..len].try_into() else {
+                continue;
+            };
+            self.rtc.handle_input(Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: self.addr,
+                    contents,
+                },
+            ))?;
+        }
+        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
+        Ok(())
+    }
+
     async fn new() -> Result<MediaClient> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let addr = socket.local_addr()?;
@@ -433,6 +467,239 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
     }
     for pair in received.windows(2) {
         assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
+    }
+    Ok(())
+}
+
+/// One participant with its signaling socket and both media connections.
+struct Member {
+    tag: u8,
+    ws: Socket,
+    publisher: MediaClient,
+    subscriber: MediaClient,
+    video: Mid,
+    audio: Mid,
+    pending: Option<str0m::change::SdpPendingOffer>,
+    pub_events: Vec<RtcEvent>,
+    sub_events: Vec<RtcEvent>,
+}
+
+impl Member {
+    async fn join(app: &TestApp, room: &str, access: &str, tag: u8) -> Result<Member> {
+        let (mut ws, _) = join(app, room, access).await?;
+        let mut publisher = MediaClient::new().await?;
+        let mut change = publisher.rtc.sdp_api();
+        let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, pending) = change.apply().context("offer")?;
+        send(
+            &mut ws,
+            json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
+                { "mid": video.to_string(), "source": "camera" },
+                { "mid": audio.to_string(), "source": "microphone" } ] }),
+        )
+        .await?;
+        Ok(Member {
+            tag,
+            ws,
+            publisher,
+            subscriber: MediaClient::new().await?,
+            video,
+            audio,
+            pending: Some(pending),
+            pub_events: Vec::new(),
+            sub_events: Vec::new(),
+        })
+    }
+
+    async fn signaling(&mut self) -> Result<()> {
+        for message in drain(&mut self.ws).await? {
+            match message["type"].as_str() {
+                Some("publish_answer") => {
+                    if let Some(pending) = self.pending.take() {
+                        let answer = SdpAnswer::from_sdp_string(&text(&message["sdp"])?)?;
+                        self.publisher
+                            .rtc
+                            .sdp_api()
+                            .accept_answer(pending, answer)?;
+                    }
+                }
+                Some("subscriber_offer") => {
+                    let offer = SdpOffer::from_sdp_string(&text(&message["sdp"])?)?;
+                    let answer = self.subscriber.rtc.sdp_api().accept_offer(offer)?;
+                    send(
+                        &mut self.ws,
+                        json!({ "type": "subscriber_answer", "sdp": answer.to_sdp_string() }),
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one video and one audio packet tagged with this member and a counter.
+    fn send_media(&mut self, counter: u32) -> Result<()> {
+        for (mid, codec, kind) in [
+            (self.video, Str0mCodec::Vp8, 1u8),
+            (self.audio, Str0mCodec::Opus, 2u8),
+        ] {
+            let remote = self
+                .publisher
+                .rtc
+                .media(mid)
+                .context("media")?
+                .remote_pts()
+                .to_vec();
+            let Some(pt) = self
+                .publisher
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
+                .map(|p| p.pt())
+            else {
+                continue;
+            };
+            // VP8 keyframe header on every video packet, so a late subscriber starts at once.
+            let mut payload = vec![0x10, 0x00, self.tag, kind];
+            payload.extend(counter.to_be_bytes());
+            payload.extend(std::iter::repeat_n(self.tag, 200));
+            if let Some(stream) = self.publisher.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                stream.write_rtp(
+                    RtpWrite::new(
+                        pt,
+                        u64::from(counter).into(),
+                        counter * 960,
+                        Instant::now(),
+                        payload,
+                    )
+                    .marker(true)
+                    .nackable(kind == 1),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn connected(&self) -> bool {
+        let up = |events: &[RtcEvent]| events.iter().any(|e| matches!(e, RtcEvent::Connected));
+        up(&self.pub_events) && up(&self.sub_events)
+    }
+
+    /// (sender tag, kind) of every payload received, with the payloads themselves.
+    fn received(&self) -> Vec<(u8, u8, Vec<u8>)> {
+        self.sub_events
+            .iter()
+            .filter_map(|e| match e {
+                RtcEvent::RtpPacket(p) if p.payload.len() > 4 => {
+                    Some((p.payload[2], p.payload[3], p.payload.to_vec()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn everyone_receives_everyone_and_rooms_stay_apart(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let interviewer = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let mut body_a = interview_body("c1@example.com");
+    body_a["participants"] = json!([
+        { "email": "c1@example.com", "role": "candidate" },
+        { "email": "c2@example.com", "role": "candidate" },
+        { "email": "c3@example.com", "role": "candidate" },
+    ]);
+    let room_a = app.schedule(&interviewer.access, body_a).await?;
+    let room_b = app
+        .schedule(&interviewer.access, interview_body("b1@example.com"))
+        .await?;
+    let mut members = Vec::new();
+    for (room, tag_base) in [(&room_a, 10u8), (&room_b, 20u8)] {
+        let id = text(&room["interview"]["id"])?;
+        members.push(Member::join(&app, &id, &interviewer.access, tag_base).await?);
+        for (i, invite) in room["invites"]
+            .as_array()
+            .context("invites")?
+            .iter()
+            .enumerate()
+        {
+            let token = invite_token(&text(&invite["url"])?)?;
+            let guest = session_from(
+                app.post("/api/invites/redeem", json!({ "token": token }), None)
+                    .await?,
+            )
+            .await?;
+            members.push(Member::join(&app, &id, &guest.access, tag_base + 1 + i as u8).await?);
+        }
+    }
+    assert_eq!(members.len(), 6, "four in room A, two in room B");
+
+    let started = Instant::now();
+    let mut counter = 0u32;
+    let mut next = Instant::now();
+    while started.elapsed() < WAIT && counter < 40 {
+        for member in &mut members {
+            member.signaling().await?;
+        }
+        if members.iter().all(Member::connected) && Instant::now() >= next {
+            for member in &mut members {
+                member.send_media(counter)?;
+            }
+            counter += 1;
+            next += Duration::from_millis(25);
+        }
+        for member in &mut members {
+            member.publisher.pump(&mut member.pub_events)?;
+            member.subscriber.pump(&mut member.sub_events)?;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let tail = Instant::now();
+    while tail.elapsed() < Duration::from_millis(400) {
+        for member in &mut members {
+            member.publisher.pump(&mut member.pub_events)?;
+            member.subscriber.pump(&mut member.sub_events)?;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(counter, 40, "everyone connected and sent media");
+
+    for member in &members {
+        let received = member.received();
+        let room = member.tag / 10;
+        let peers: Vec<u8> = members
+            .iter()
+            .filter(|m| m.tag / 10 == room && m.tag != member.tag)
+            .map(|m| m.tag)
+            .collect();
+        for (from, _, payload) in &received {
+            assert_eq!(
+                from / 10,
+                room,
+                "member {} got media from another room",
+                member.tag
+            );
+            assert_ne!(*from, member.tag, "nobody receives their own media");
+            assert!(payload[8..].iter().all(|b| b == from), "payload unchanged");
+        }
+        for peer in &peers {
+            for kind in [1u8, 2u8] {
+                let count = received
+                    .iter()
+                    .filter(|(from, k, _)| from == peer && *k == kind)
+                    .count();
+                assert!(
+                    count >= 30,
+                    "member {} got {count} packets of kind {kind} from {peer}",
+                    member.tag
+                );
+            }
+        }
     }
     Ok(())
 }
