@@ -22,6 +22,21 @@ async fn schedule(app: &TestApp, interviewer: &str, candidate: &str) -> Result<s
     app.schedule(interviewer, interview_body(candidate)).await
 }
 
+/// Asks for a new invite link for a candidate, as `access`.
+async fn reissue(
+    app: &TestApp,
+    interview: &str,
+    participant: &str,
+    access: &str,
+) -> Result<reqwest::Response> {
+    app.post(
+        &format!("/api/interviews/{interview}/participants/{participant}/invite"),
+        json!({}),
+        Some(access),
+    )
+    .await
+}
+
 async fn invite_opens_one_interview_once(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let interviewer = app
@@ -195,24 +210,14 @@ async fn reissued_invite_replaces_the_old_one(backend: Backend) -> Result<()> {
     app.register("cand@example.com").await?;
     let candidate = app.login("cand@example.com").await?;
     expect_error(
-        app.post(
-            &format!("/api/interviews/{id}/participants/{participant}/invite"),
-            json!({}),
-            Some(&candidate.access),
-        )
-        .await?,
+        reissue(&app, &id, &participant, &candidate.access).await?,
         StatusCode::NOT_FOUND,
         "not_found",
     )
     .await?;
 
     let fresh = expect_json(
-        app.post(
-            &format!("/api/interviews/{id}/participants/{participant}/invite"),
-            json!({}),
-            Some(&interviewer.access),
-        )
-        .await?,
+        reissue(&app, &id, &participant, &interviewer.access).await?,
         StatusCode::CREATED,
     )
     .await?;
@@ -286,12 +291,7 @@ async fn signed_in_candidate_claims_the_invite(backend: Backend) -> Result<()> {
     // A new link for a candidate who signs in with an account cannot be used by anyone else.
     let participant = text(&created["invites"][0]["participant_id"])?;
     let reissued = expect_json(
-        app.post(
-            &format!("/api/interviews/{id}/participants/{participant}/invite"),
-            json!({}),
-            Some(&interviewer.access),
-        )
-        .await?,
+        reissue(&app, &id, &participant, &interviewer.access).await?,
         StatusCode::CREATED,
     )
     .await?;

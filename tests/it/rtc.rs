@@ -262,36 +262,11 @@ impl MediaClient {
         })
     }
 
-    /// Sends pending datagrams, collects events, then waits a little for input.
+    /// Sends and receives what is waiting, then waits up to 5 ms for more input.
     async fn step(&mut self, events: &mut Vec<RtcEvent>) -> Result<()> {
-        let wake = loop {
-            match self.rtc.poll_output()? {
-                Output::Transmit(t) => {
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
-                }
-                Output::Event(event) => events.push(event),
-                Output::Timeout(at) => break at,
-            }
-        };
-        let wait = wake
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(5));
-        if let Ok(Ok((len, source))) =
-            tokio::time::timeout(wait, self.socket.recv_from(&mut self.buffer)).await
-            && let Ok(contents) = self.buffer[..len].try_into()
-        {
-            self.rtc.handle_input(Input::Receive(
-                Instant::now(),
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.addr,
-                    contents,
-                },
-            ))?;
-        }
-        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
-        Ok(())
+        self.pump(events)?;
+        let _ = tokio::time::timeout(Duration::from_millis(5), self.socket.readable()).await;
+        self.pump(events)
     }
 }
 
