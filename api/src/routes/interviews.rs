@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use sightline_signaling::{Grants, InterviewRole, RoomId};
+use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::auth::tokens::JoinSubject;
@@ -371,17 +372,12 @@ async fn view(state: &AppState, access: &Access) -> Result<InterviewView, ApiErr
 
 async fn issue_invite(
     state: &AppState,
+    tx: &mut AnyConnection,
     participant: &ParticipantRow,
     expires_at: i64,
 ) -> Result<InviteLink, ApiError> {
     let token = opaque::generate()?;
-    invites::issue(
-        state.db.pool(),
-        &participant.id,
-        &opaque::hash(&token),
-        expires_at,
-    )
-    .await?;
+    invites::issue(tx, &participant.id, &opaque::hash(&token), expires_at).await?;
     let base = state
         .settings
         .public
@@ -491,14 +487,17 @@ pub async fn create(
         time_zone: &body.time_zone,
         created_by: &user.id,
     };
-    let (interview, rows) = interviews::insert(state.db.pool(), &new, &participants).await?;
+    // One transaction: a failure part-way leaves no interview behind for a retry to duplicate.
+    let mut tx = state.db.pool().begin().await?;
+    let (interview, rows) = interviews::insert(&mut tx, &new, &participants).await?;
     let mut links = Vec::new();
     for row in rows
         .iter()
         .filter(|r| r.role == InterviewRole::Candidate.as_str())
     {
-        links.push(issue_invite(&state, row, interview.ends_at()).await?);
+        links.push(issue_invite(&state, &mut tx, row, interview.ends_at()).await?);
     }
+    tx.commit().await?;
     if user.role == AccountRole::Admin {
         audit::record(
             state.db.pool(),
@@ -740,9 +739,11 @@ pub async fn reissue_invite(
         .iter()
         .find(|p| p.id == participant_id && p.role == InterviewRole::Candidate.as_str())
         .ok_or(ApiError::NotFound)?;
-    let link = issue_invite(&state, participant, access.interview.ends_at()).await?;
+    let mut tx = state.db.pool().begin().await?;
+    let link = issue_invite(&state, &mut tx, participant, access.interview.ends_at()).await?;
     // Whoever used the old link (perhaps not the candidate) is signed out with it.
-    refresh_tokens::revoke_all_for_participant(state.db.pool(), &participant.id).await?;
+    refresh_tokens::revoke_all_for_participant(&mut tx, &participant.id).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(link)))
 }
 

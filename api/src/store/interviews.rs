@@ -1,6 +1,6 @@
 //! The `interviews` and `interview_participants` tables.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use super::{new_id, now};
 
@@ -93,15 +93,15 @@ macro_rules! participant_columns {
     };
 }
 
-/// Creates an interview and its participants in one transaction.
+/// Creates an interview and its participants, inside the caller's transaction (which also
+/// issues the invites, so a failure leaves nothing behind).
 pub async fn insert(
-    pool: &AnyPool,
+    tx: &mut AnyConnection,
     new: &NewInterview<'_>,
     participants: &[NewParticipant],
 ) -> Result<(InterviewRow, Vec<ParticipantRow>), sqlx::Error> {
     let at = now();
     let id = new_id();
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO interviews (id, title, scheduled_start, duration_minutes, time_zone, status, \
          created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $7)",
@@ -141,7 +141,6 @@ pub async fn insert(
             user_id: participant.user_id.clone(),
         });
     }
-    tx.commit().await?;
     let interview = InterviewRow {
         id,
         title: new.title.to_owned(),

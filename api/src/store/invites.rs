@@ -3,7 +3,7 @@
 //! Only a SHA-256 hash of each token is stored; the token itself exists in the response that
 //! created it and in the link the interviewer sends.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use super::{new_id, now};
 
@@ -23,14 +23,14 @@ pub struct InviteRow {
 }
 
 /// Issues a new invite for a participant, revoking any earlier one so one link works at a time.
+/// Runs in the caller's transaction: the revocation and the new link land together.
 pub async fn issue(
-    pool: &AnyPool,
+    tx: &mut AnyConnection,
     participant_id: &str,
     token_hash: &str,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
     let at = now();
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "UPDATE invites SET revoked_at = $1 \
          WHERE participant_id = $2 AND revoked_at IS NULL AND used_at IS NULL",
@@ -49,8 +49,8 @@ pub async fn issue(
     .bind(at)
     .bind(expires_at)
     .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    .await
+    .map(|_| ())
 }
 
 /// Finds an invite by the hash of its token.

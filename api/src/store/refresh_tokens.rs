@@ -5,7 +5,7 @@
 //! Presenting a used token means it was copied: the whole family is revoked, which signs out both
 //! the thief and the victim, who can sign in again.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use super::{new_id, now};
 
@@ -175,7 +175,7 @@ pub async fn revoke_family_of(pool: &AnyPool, token_hash: &str) -> Result<(), sq
 
 /// Revokes every guest session of a participant (their invite link was replaced).
 pub async fn revoke_all_for_participant(
-    pool: &AnyPool,
+    tx: &mut AnyConnection,
     participant_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -184,7 +184,7 @@ pub async fn revoke_all_for_participant(
     )
     .bind(now())
     .bind(participant_id)
-    .execute(pool)
+    .execute(tx)
     .await
     .map(|_| ())
 }
