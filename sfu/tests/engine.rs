@@ -429,3 +429,55 @@ fn garbage_and_strangers_are_counted_not_fatal() {
     assert!(bad.is_err(), "str0m refuses it before the engine sees it");
     assert_eq!(net.engine.peer_count(), 1);
 }
+
+#[test]
+fn a_silent_peer_is_removed() {
+    let mut net = Net::new();
+    let now = net.now;
+    let mut publisher = Client::new("10.0.0.2:6000", now);
+    let mut change = publisher.rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = change.apply().expect("offer");
+    let answer = net
+        .engine
+        .publisher_offer(PeerId(1), offer, now)
+        .expect("answer");
+    publisher
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .expect("accepted");
+    net.clients.push(publisher);
+    for _ in 0..300 {
+        net.tick();
+    }
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Connected { peer: PeerId(1) })),
+        "connected first"
+    );
+
+    // The client vanishes: nothing more arrives from it. Time goes on in 100 ms steps.
+    net.clients.clear();
+    let mut closed = None;
+    for _ in 0..600 {
+        net.now += Duration::from_millis(100);
+        net.engine.handle_timeout(net.now);
+        net.settle();
+        closed = net.events.iter().find_map(|e| match e {
+            Event::Closed { peer, reason } if *peer == PeerId(1) => Some(reason.clone()),
+            _ => None,
+        });
+        if closed.is_some() {
+            break;
+        }
+    }
+    let silence = net.now.saturating_duration_since(now);
+    assert!(closed.is_some(), "the silent peer was never removed");
+    assert!(
+        silence <= Duration::from_secs(40),
+        "removed after {silence:?}"
+    );
+    assert_eq!(net.engine.peer_count(), 0);
+}
