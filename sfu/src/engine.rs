@@ -63,6 +63,7 @@ use crate::codec::Codec;
 use crate::downtrack::{Decision, DownTrack, Incoming, SourceId};
 use crate::keyframe::KeyframeThrottle;
 use crate::layer::{BitrateMeter, Layer, LayerSelector, Quality};
+use crate::speech::SpeechDetector;
 
 /// How long a peer may stay silent before it is removed (ICE consent freshness fails sooner).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,6 +114,15 @@ pub enum Event {
         mid: String,
         /// Audio or video.
         kind: MediaKind,
+    },
+    /// An audio track started or stopped carrying speech.
+    Speaking {
+        /// The publisher connection.
+        peer: PeerId,
+        /// The audio track.
+        track: TrackId,
+        /// Whether it is speaking now.
+        speaking: bool,
     },
     /// A track went away with its publisher.
     TrackUnpublished {
@@ -198,6 +208,7 @@ struct Published {
     codecs: Vec<(u8, Codec, PayloadParams)>,
     meters: [BitrateMeter; Layer::COUNT],
     keyframes: KeyframeThrottle,
+    speech: SpeechDetector,
     subscribers: Vec<Subscription>,
 }
 
@@ -659,6 +670,7 @@ impl Engine {
                 codecs: Vec::new(),
                 meters: Default::default(),
                 keyframes: KeyframeThrottle::default(),
+                speech: SpeechDetector::default(),
                 subscribers: Vec::new(),
             },
         );
@@ -727,6 +739,15 @@ impl Engine {
             now,
             &packet.payload,
         );
+        if let Some(level) = packet.header.ext_vals.audio_level
+            && let Some(speaking) = track.speech.observe(level)
+        {
+            self.outputs.push_back(Output::Event(Event::Speaking {
+                peer: publisher,
+                track: track_id,
+                speaking,
+            }));
+        }
         let ext_vals = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,

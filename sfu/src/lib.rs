@@ -33,6 +33,7 @@ mod downtrack;
 mod engine;
 mod keyframe;
 mod layer;
+mod speech;
 mod worker;
 
 pub use codec::Codec;
@@ -40,6 +41,7 @@ pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, Source
 pub use engine::{CloseReason, Engine, Event, Output, PeerId, Role, SfuError, TrackId};
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
+pub use speech::SpeechDetector;
 pub use str0m::media::MediaKind;
 pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle, WorkerStats};
 

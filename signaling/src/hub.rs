@@ -237,6 +237,7 @@ async fn route_events(
             SfuEvent::Connected { peer }
             | SfuEvent::TrackPublished { peer, .. }
             | SfuEvent::TrackUnpublished { peer, .. }
+            | SfuEvent::Speaking { peer, .. }
             | SfuEvent::Offer { peer, .. }
             | SfuEvent::Closed { peer, .. } => *peer,
         };
@@ -559,6 +560,12 @@ impl RoomActor {
                         self.refuse(&identity, err.code(), err.to_string());
                     }
                 }
+            }
+            SfuEvent::Speaking {
+                track, speaking, ..
+            } => {
+                let effects = self.room.speaking(&track_key(track), speaking);
+                self.apply(effects).await;
             }
             SfuEvent::TrackUnpublished { track, .. } => {
                 let effects = self.room.track_unpublished(&track_key(track));

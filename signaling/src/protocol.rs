@@ -213,6 +213,11 @@ pub enum ServerMessage {
         /// Set when a moderator did it.
         by: Option<String>,
     },
+    /// Who is speaking now (empty when nobody is).
+    ActiveSpeakers {
+        /// Identities, in no particular order.
+        participants: Vec<String>,
+    },
     /// A chat message.
     Chat {
         /// Sender identity.

@@ -7,7 +7,7 @@
 //! Every request is checked against the requester's grants here, on the server; a refused request
 //! changes nothing and yields a [`RoomError`] the caller reports to that client only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::grants::{Grants, InterviewRole, RoomId, TrackSource};
@@ -157,6 +157,7 @@ pub struct Room {
     id: RoomId,
     participants: BTreeMap<String, Participant>,
     tracks: BTreeMap<String, Track>,
+    speakers: BTreeSet<String>,
 }
 
 impl Room {
@@ -166,6 +167,7 @@ impl Room {
             id,
             participants: BTreeMap::new(),
             tracks: BTreeMap::new(),
+            speakers: BTreeSet::new(),
         }
     }
 
@@ -388,6 +390,9 @@ impl Room {
         let Some(participant) = self.participants.remove(identity) else {
             return effects;
         };
+        if self.speakers.remove(identity) {
+            self.broadcast_speakers(&mut effects);
+        }
         let theirs: Vec<String> = self
             .tracks
             .iter()
@@ -496,6 +501,36 @@ impl Room {
             self.broadcast(&mut effects, None, &message, true);
         }
         effects
+    }
+
+    /// The media plane heard a participant's audio start or stop carrying speech. Everyone gets
+    /// the new set of speakers; muted tracks never count.
+    pub fn speaking(&mut self, track: &str, speaking: bool) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(owner) = self
+            .tracks
+            .get(track)
+            .filter(|t| !t.muted || !speaking)
+            .map(|t| t.owner.clone())
+        else {
+            return effects;
+        };
+        let changed = if speaking {
+            self.speakers.insert(owner)
+        } else {
+            self.speakers.remove(&owner)
+        };
+        if changed {
+            self.broadcast_speakers(&mut effects);
+        }
+        effects
+    }
+
+    fn broadcast_speakers(&self, effects: &mut Vec<Effect>) {
+        let message = ServerMessage::ActiveSpeakers {
+            participants: self.speakers.iter().cloned().collect(),
+        };
+        self.broadcast(effects, None, &message, true);
     }
 
     /// A publisher muted or unmuted one of its own tracks.
@@ -924,6 +959,27 @@ mod tests {
             ),
             Err(RoomError::ResumeRefused)
         );
+    }
+
+    #[test]
+    fn speakers_are_announced_on_change_only() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        publish(&mut room, "cas", "a1", TrackSource::Microphone);
+        let started = room.speaking("a1", true);
+        assert!(sent_to(&started, "ivy").iter().any(|m| matches!(
+            m,
+            ServerMessage::ActiveSpeakers { participants } if participants == &vec!["cas".to_owned()]
+        )));
+        assert!(room.speaking("a1", true).is_empty(), "no news, no message");
+        let stopped = room.speaking("a1", false);
+        assert!(sent_to(&stopped, "cas").iter().any(|m| matches!(
+            m,
+            ServerMessage::ActiveSpeakers { participants } if participants.is_empty()
+        )));
+        assert!(room.speaking("unknown", true).is_empty());
     }
 
     #[test]

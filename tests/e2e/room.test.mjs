@@ -119,6 +119,8 @@ test('three participants see and hear each other through the SFU', async () => {
   for (const page of [ivy, obi, cas]) {
     await assertFramesIncrease(page, 2);
   }
+  // The fake microphones beep: the server hears speech and the grid highlights a speaker.
+  await ivy.locator('figure.tile.speaking').first().waitFor({ timeout: 15_000 });
   await ivy.screenshot({ path: join(artifacts, 'room.png'), fullPage: true });
 
   // A reload rejoins: after joining again, the others see the candidate's video resume.

@@ -33,6 +33,7 @@ export interface RoomListener {
   trackMuted(id: string, muted: boolean): void;
   remoteTrack(trackId: string, track: MediaStreamTrack): void;
   chat(line: ChatLine): void;
+  activeSpeakers(identities: string[]): void;
   error(code: string, message: string): void;
   closed(reason: string): void;
 }
@@ -155,6 +156,9 @@ export class RoomConnection {
         break;
       case 'chat':
         this.listener.chat(message);
+        break;
+      case 'active_speakers':
+        this.listener.activeSpeakers(message.participants);
         break;
       case 'error':
         this.listener.error(message.code, message.message);

@@ -57,6 +57,7 @@ function RoomContent({ id }: { id: string }) {
   const [people, setPeople] = useState<Map<string, ParticipantInfo>>(new Map());
   const [tracks, setTracks] = useState<Map<string, RemoteTrack>>(new Map());
   const [chat, setChat] = useState<ChatLine[]>([]);
+  const [speakers, setSpeakers] = useState<Set<string>>(new Set());
   const [draft, setDraft] = useState('');
   const [micOff, setMicOff] = useState(false);
   const [camOff, setCamOff] = useState(false);
@@ -138,6 +139,9 @@ function RoomContent({ id }: { id: string }) {
         chat(line) {
           setChat((current) => [...current.slice(-199), line]);
         },
+        activeSpeakers(identities) {
+          setSpeakers(new Set(identities));
+        },
         error(code, message) {
           setError(new ApiError(0, code, message));
         },
@@ -200,7 +204,8 @@ function RoomContent({ id }: { id: string }) {
       )}
       <ErrorAlert error={error} />
       <div class="grid">
-        <figure class="tile" data-participant={me?.identity ?? 'me'}>
+        <figure class={me && speakers.has(me.identity) ? 'tile speaking' : 'tile'}
+          data-participant={me?.identity ?? 'me'}>
           <video ref={attachPreview} autoPlay playsInline muted aria-label="Your camera" />
           <figcaption>{me?.name ?? 'You'} (you)</figcaption>
         </figure>
@@ -208,7 +213,8 @@ function RoomContent({ id }: { id: string }) {
           const video = trackOf(p.identity, 'camera');
           const audio = trackOf(p.identity, 'microphone');
           return (
-            <figure class="tile" key={p.identity} data-participant={p.identity}>
+            <figure class={speakers.has(p.identity) ? 'tile speaking' : 'tile'} key={p.identity}
+              data-participant={p.identity}>
               {video?.track && !video.info?.muted ? (
                 <Media track={video.track} kind="video" label={`${p.name}'s camera`}
                   shown={video.info ? { connection, trackId: video.info.id } : undefined} />
@@ -218,6 +224,7 @@ function RoomContent({ id }: { id: string }) {
               {audio?.track && <Media track={audio.track} kind="audio" label={`${p.name}'s microphone`} />}
               <figcaption>
                 {p.name} · {p.role}
+                {speakers.has(p.identity) && <span class="badge">speaking</span>}
                 {audio?.info?.muted && <span class="badge">muted</span>}
               </figcaption>
             </figure>
