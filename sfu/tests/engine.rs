@@ -381,9 +381,8 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     );
 }
 
-#[test]
-fn garbage_and_strangers_are_counted_not_fatal() {
-    let mut net = Net::new();
+/// Connects an audio-only publisher (peer 1) and lets its connection come up.
+fn connect_audio_publisher(net: &mut Net) {
     let now = net.now;
     let mut publisher = Client::new("10.0.0.2:6000", now);
     let mut change = publisher.rtc.sdp_api();
@@ -402,6 +401,12 @@ fn garbage_and_strangers_are_counted_not_fatal() {
     for _ in 0..300 {
         net.tick();
     }
+}
+
+#[test]
+fn garbage_and_strangers_are_counted_not_fatal() {
+    let mut net = Net::new();
+    connect_audio_publisher(&mut net);
     let stranger: SocketAddr = "10.9.9.9:1234".parse().expect("address");
     let local = net.engine.local_addr();
     net.engine.handle_datagram(net.now, stranger, local, &[]);
@@ -434,23 +439,7 @@ fn garbage_and_strangers_are_counted_not_fatal() {
 fn a_silent_peer_is_removed() {
     let mut net = Net::new();
     let now = net.now;
-    let mut publisher = Client::new("10.0.0.2:6000", now);
-    let mut change = publisher.rtc.sdp_api();
-    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let (offer, pending) = change.apply().expect("offer");
-    let answer = net
-        .engine
-        .publisher_offer(PeerId(1), offer, now)
-        .expect("answer");
-    publisher
-        .rtc
-        .sdp_api()
-        .accept_answer(pending, answer)
-        .expect("accepted");
-    net.clients.push(publisher);
-    for _ in 0..300 {
-        net.tick();
-    }
+    connect_audio_publisher(&mut net);
     assert!(
         net.events
             .iter()
