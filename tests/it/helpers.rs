@@ -354,6 +354,18 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
     Ok(body)
 }
 
+/// The field names an error body lists under `error.fields`.
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["error"]["fields"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads a JSON body after checking the status.
 pub async fn expect_json(response: Response, status: StatusCode) -> Result<Value> {
     let actual = response.status();
