@@ -64,6 +64,7 @@ use crate::downtrack::{Decision, DownTrack, Incoming, SourceId};
 use crate::keyframe::KeyframeThrottle;
 use crate::layer::{BitrateMeter, Layer, LayerSelector, Quality};
 use crate::speech::SpeechDetector;
+use crate::tap::{Offered, SenderClock, Tap, TapPacket, TapReceiver};
 
 /// How long a peer may stay silent before it is removed (ICE consent freshness fails sooner).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,7 +125,8 @@ pub enum Event {
         /// Whether it is speaking now.
         speaking: bool,
     },
-    /// A track went away with its publisher.
+    /// A track ended: its publisher stopped sending it (an m-line stopped in a re-offer) or went
+    /// away.
     TrackUnpublished {
         /// The publisher connection it came from.
         peer: PeerId,
@@ -210,6 +212,8 @@ struct Published {
     keyframes: KeyframeThrottle,
     speech: SpeechDetector,
     subscribers: Vec<Subscription>,
+    /// Non-WebRTC consumers of this track (recorder, proctoring sampler).
+    taps: Vec<Tap>,
 }
 
 #[derive(Debug)]
@@ -340,6 +344,33 @@ impl Engine {
             self.drop_peer(id);
         }
         let answer = answer?;
+        // A re-offer that stops an m-line (a screen share ended) ends that track for everyone.
+        let ended: Vec<TrackId> = self
+            .peers
+            .get_mut(&id)
+            .map(|peer| {
+                let rtc = &peer.rtc;
+                let gone: Vec<Mid> = peer
+                    .published
+                    .keys()
+                    .filter(|mid| {
+                        rtc.media(**mid)
+                            .is_none_or(|m| m.disabled() || !m.direction().is_receiving())
+                    })
+                    .copied()
+                    .collect();
+                gone.iter()
+                    .filter_map(|mid| peer.published.remove(mid))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut renegotiate = Vec::new();
+        for track in ended {
+            self.unpublish(id, track, &mut renegotiate);
+        }
+        for subscriber in renegotiate {
+            self.offer_if_possible(subscriber);
+        }
         self.mark_dirty(id);
         Ok(answer)
     }
@@ -417,6 +448,32 @@ impl Engine {
             .set_paused(quality == Quality::Off && video);
         subscription.down.set_target(quality.max_layer());
         Ok(())
+    }
+
+    /// Attaches a consumer outside WebRTC to `track`: it receives the best live simulcast layer
+    /// within `quality`, starting at a keyframe, through a queue of `capacity` packets (see the
+    /// `tap` module). Dropping the receiver detaches it; the track ending closes it.
+    pub fn add_tap(
+        &mut self,
+        track_id: TrackId,
+        quality: Quality,
+        capacity: usize,
+    ) -> Result<TapReceiver, SfuError> {
+        let track = self
+            .tracks
+            .get_mut(&track_id)
+            .ok_or(SfuError::UnknownTrack(track_id))?;
+        let codec = track
+            .codecs
+            .first()
+            .map(|c| c.1)
+            .unwrap_or(match track.kind {
+                MediaKind::Audio => Codec::Opus,
+                MediaKind::Video => Codec::Vp8,
+            });
+        let (tap, receiver) = Tap::new(DownTrack::new(codec, quality.max_layer()), capacity);
+        track.taps.push(tap);
+        Ok(receiver)
     }
 
     /// The client's answer to the last [`Event::Offer`] for `peer`.
@@ -672,6 +729,7 @@ impl Engine {
                 keyframes: KeyframeThrottle::default(),
                 speech: SpeechDetector::default(),
                 subscribers: Vec::new(),
+                taps: Vec::new(),
             },
         );
         self.outputs.push_back(Output::Event(Event::TrackPublished {
@@ -756,16 +814,49 @@ impl Engine {
         // Which stream a waiting subscriber needs a keyframe on: a layer, or the only stream.
         let mut wanted_layers = [false; Layer::COUNT];
         let mut wanted_plain = false;
-        for sub in &mut track.subscribers {
-            let decision = sub.down.forward(&incoming);
-            if sub.down.needs_keyframe() {
-                // A simulcast packet asks on the layer the subscriber waits for; a plain stream
-                // has only itself to ask.
-                match layer.and(sub.down.target()) {
+        // A simulcast packet asks on the layer the subscriber or tap waits for; a plain stream
+        // has only itself to ask.
+        let mut want_keyframe = |down: &DownTrack| {
+            if down.needs_keyframe() {
+                match layer.and(down.target()) {
                     Some(target) => wanted_layers[target.index()] = true,
                     None => wanted_plain = true,
                 }
             }
+        };
+        let mut consumer_gone = false;
+        for tap in &mut track.taps {
+            let decision = tap.down.forward(&incoming);
+            want_keyframe(&tap.down);
+            let Decision::Forward(rewritten) = decision else {
+                continue;
+            };
+            // str0m hands each packet its stream's latest sender report.
+            let clock = packet.last_sender_info.map(|report| SenderClock {
+                ntp: report.ntp_time,
+                // The low 32 bits are the timestamp on the wire; str0m extends it.
+                rtp_time: report.rtp_time.numer() as u32,
+            });
+            let offered = tap.offer(|| TapPacket {
+                track: track_id,
+                codec,
+                seq: rewritten.seq,
+                rtp_time: rewritten.rtp_time,
+                marker: packet.header.marker,
+                keyframe: incoming.keyframe_start,
+                payload: packet.payload.clone(),
+                arrival: now,
+                sender_time: clock
+                    .and_then(|c| c.time_of(packet.header.timestamp, codec.clock_rate())),
+            });
+            consumer_gone |= offered == Offered::Gone;
+        }
+        if consumer_gone {
+            track.taps.retain(|tap| !tap.is_detached());
+        }
+        for sub in &mut track.subscribers {
+            let decision = sub.down.forward(&incoming);
+            want_keyframe(&sub.down);
             let Decision::Forward(rewritten) = decision else {
                 continue;
             };
@@ -856,6 +947,32 @@ impl Engine {
         }
     }
 
+    /// Ends a published track: every subscriber's m-line for it is stopped (collected in
+    /// `renegotiate` for the next offer), so clients release it.
+    fn unpublish(&mut self, origin: PeerId, track: TrackId, renegotiate: &mut Vec<PeerId>) {
+        let Some(published) = self.tracks.remove(&track) else {
+            return;
+        };
+        for sub in published.subscribers {
+            let Some(subscriber) = self.peers.get_mut(&sub.peer) else {
+                continue;
+            };
+            match sub.mid {
+                Some(mid) => {
+                    subscriber.subscribed.remove(&mid);
+                    subscriber.to_stop.push(mid);
+                }
+                None => subscriber.to_add.retain(|t| *t != track),
+            }
+            renegotiate.push(sub.peer);
+        }
+        self.outputs
+            .push_back(Output::Event(Event::TrackUnpublished {
+                peer: origin,
+                track,
+            }));
+    }
+
     fn drop_peer(&mut self, id: PeerId) -> Option<Peer> {
         let peer = self.peers.remove(&id)?;
         self.by_ufrag.remove(&peer.ufrag);
@@ -870,28 +987,7 @@ impl Engine {
         peer.rtc.disconnect();
         let mut renegotiate = Vec::new();
         for track in peer.published.values() {
-            let Some(published) = self.tracks.remove(track) else {
-                continue;
-            };
-            // Every subscriber's m-line for this track is stopped, so clients release it.
-            for sub in published.subscribers {
-                let Some(subscriber) = self.peers.get_mut(&sub.peer) else {
-                    continue;
-                };
-                match sub.mid {
-                    Some(mid) => {
-                        subscriber.subscribed.remove(&mid);
-                        subscriber.to_stop.push(mid);
-                    }
-                    None => subscriber.to_add.retain(|t| t != track),
-                }
-                renegotiate.push(sub.peer);
-            }
-            self.outputs
-                .push_back(Output::Event(Event::TrackUnpublished {
-                    peer: id,
-                    track: *track,
-                }));
+            self.unpublish(id, *track, &mut renegotiate);
         }
         for track in self.tracks.values_mut() {
             track.subscribers.retain(|s| s.peer != id);

@@ -34,6 +34,7 @@ mod engine;
 mod keyframe;
 mod layer;
 mod speech;
+mod tap;
 mod worker;
 
 pub use codec::Codec;
@@ -43,6 +44,7 @@ pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
 pub use speech::SpeechDetector;
 pub use str0m::media::MediaKind;
+pub use tap::{SenderClock, TapPacket, TapReceiver};
 pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle, WorkerStats};
 
 /// The session descriptions the engine exchanges, so callers need not depend on str0m.

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, Event, Output, PeerId, SfuError, TrackId};
 use crate::layer::Quality;
+use crate::tap::TapReceiver;
 
 /// Largest datagram read; WebRTC keeps packets under the path MTU, this leaves room.
 const RECV_BUFFER: usize = 2048;
@@ -84,6 +85,12 @@ enum Command {
     RemovePeer {
         peer: PeerId,
         reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    AddTap {
+        track: TrackId,
+        quality: Quality,
+        capacity: usize,
+        reply: oneshot::Sender<Result<TapReceiver, SfuError>>,
     },
 }
 
@@ -226,6 +233,22 @@ impl WorkerHandle {
     pub async fn remove_peer(&self, peer: PeerId) -> Result<(), SfuError> {
         self.call(|reply| Command::RemovePeer { peer, reply }).await
     }
+
+    /// See [`Engine::add_tap`].
+    pub async fn add_tap(
+        &self,
+        track: TrackId,
+        quality: Quality,
+        capacity: usize,
+    ) -> Result<TapReceiver, SfuError> {
+        self.call(|reply| Command::AddTap {
+            track,
+            quality,
+            capacity,
+            reply,
+        })
+        .await
+    }
 }
 
 fn execute(engine: &mut Engine, command: Command) {
@@ -263,6 +286,14 @@ fn execute(engine: &mut Engine, command: Command) {
         }
         Command::RemovePeer { peer, reply } => {
             let _ = reply.send(engine.remove_peer(peer));
+        }
+        Command::AddTap {
+            track,
+            quality,
+            capacity,
+            reply,
+        } => {
+            let _ = reply.send(engine.add_tap(track, quality, capacity));
         }
     }
 }

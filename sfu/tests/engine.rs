@@ -2,9 +2,9 @@
 //! the network is simulated, in virtual time, so the test is fast and has no sleeps.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use sightline_sfu::{Engine, Event, Output, PeerId, Quality, TrackId};
+use sightline_sfu::{Codec, Engine, Event, Output, PeerId, Quality, SfuError, TapPacket, TrackId};
 use str0m::format::Codec as Str0mCodec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -195,7 +195,9 @@ fn send_frame(net: &mut Net, mid: Mid, pt: Pt, frame: u32, keyframe: bool) -> Ve
             RtpWrite::new(
                 pt,
                 (1000 + u64::from(frame * 3 + part)).into(),
-                frame * 3000,
+                // 33 ms of a 90 kHz clock: the RTP clock runs exactly with the virtual one, as a
+                // real sender's does, so its sender reports agree with its timestamps.
+                frame * 2970,
                 now,
                 payload.clone(),
             )
@@ -210,12 +212,9 @@ fn send_frame(net: &mut Net, mid: Mid, pt: Pt, frame: u32, keyframe: bool) -> Ve
     payloads
 }
 
-#[test]
-fn a_subscriber_receives_the_publishers_packets_unchanged() {
-    let mut net = Net::new();
+/// The publisher (client 0, peer 1) offers one video track; returns its m-line.
+fn offer_video(net: &mut Net) -> Mid {
     let now = net.now;
-
-    // Publisher: the client offers one video track.
     let mut publisher = Client::new("10.0.0.2:6000", now);
     let mut change = publisher.rtc.sdp_api();
     let mid: Mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
@@ -230,7 +229,27 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
         .accept_answer(pending, answer)
         .expect("answer accepted");
     net.clients.push(publisher);
+    mid
+}
 
+/// The VP8 payload type the publisher and the engine agreed on.
+fn vp8_pt(net: &Net, mid: Mid) -> Pt {
+    let rtc = &net.clients[0].rtc;
+    let remote = rtc.media(mid).expect("media").remote_pts().to_vec();
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == Str0mCodec::Vp8 && remote.contains(&p.pt()))
+        .map(|p| p.pt())
+        .expect("VP8 negotiated")
+}
+
+#[test]
+fn a_subscriber_receives_the_publishers_packets_unchanged() {
+    let mut net = Net::new();
+    let now = net.now;
+
+    let mid = offer_video(&mut net);
     // Subscriber: the server offers once there is something to send.
     net.clients.push(Client::new("10.0.0.3:7000", now));
     net.engine
@@ -272,16 +291,7 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
 
     // 90 frames at 30 fps, a keyframe every 30; three packets per frame, which arrive at the
     // engine together (the simulated network delivers in batches).
-    let pt = {
-        let rtc = &net.clients[0].rtc;
-        let remote = rtc.media(mid).expect("media").remote_pts().to_vec();
-        rtc.codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == Str0mCodec::Vp8 && remote.contains(&p.pt()))
-            .map(|p| p.pt())
-            .expect("VP8 negotiated")
-    };
+    let pt = vp8_pt(&net, mid);
     let mut sent = Vec::new();
     for frame in 0..90u32 {
         sent.extend(send_frame(&mut net, mid, pt, frame, frame % 30 == 5));
@@ -382,11 +392,11 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
 }
 
 /// Connects an audio-only publisher (peer 1) and lets its connection come up.
-fn connect_audio_publisher(net: &mut Net) {
+fn connect_audio_publisher(net: &mut Net) -> Mid {
     let now = net.now;
     let mut publisher = Client::new("10.0.0.2:6000", now);
     let mut change = publisher.rtc.sdp_api();
-    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let (offer, pending) = change.apply().expect("offer");
     let answer = net
         .engine
@@ -401,6 +411,7 @@ fn connect_audio_publisher(net: &mut Net) {
     for _ in 0..300 {
         net.tick();
     }
+    mid
 }
 
 #[test]
@@ -469,4 +480,145 @@ fn a_silent_peer_is_removed() {
         "removed after {silence:?}"
     );
     assert_eq!(net.engine.peer_count(), 0);
+}
+
+#[test]
+fn a_stopped_m_line_unpublishes_its_track_and_keeps_the_connection() {
+    let mut net = Net::new();
+    let mid = connect_audio_publisher(&mut net);
+    let track = net.published_track().expect("published");
+
+    // The client stops the m-line (a screen share ended) and offers again.
+    let mut change = net.clients[0].rtc.sdp_api();
+    change.stop_media(mid);
+    let (offer, pending) = change.apply().expect("a re-offer");
+    let now = net.now;
+    let answer = net
+        .engine
+        .publisher_offer(PeerId(1), offer, now)
+        .expect("answered");
+    net.clients[0]
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .expect("accepted");
+    for _ in 0..50 {
+        net.tick();
+    }
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::TrackUnpublished { track: t, .. } if *t == track)),
+        "the track ended"
+    );
+    assert_eq!(net.engine.peer_count(), 1, "the connection stays up");
+    assert!(!net.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+    assert!(matches!(
+        net.engine.add_tap(track, Quality::High, 8),
+        Err(SfuError::UnknownTrack(_))
+    ));
+}
+
+#[test]
+fn taps_get_the_track_from_a_keyframe_with_sender_times_and_never_stall() {
+    let mut net = Net::new();
+    let mid = offer_video(&mut net);
+    let mut track = None;
+    for _ in 0..500 {
+        net.tick();
+        track = net.published_track();
+        if track.is_some() {
+            break;
+        }
+    }
+    let track = track.expect("track published");
+    for _ in 0..300 {
+        net.tick();
+    }
+    let pt = vp8_pt(&net, mid);
+    let mut tap = net
+        .engine
+        .add_tap(track, Quality::High, 4096)
+        .expect("tap attached");
+    // A consumer that never reads: its queue holds one packet.
+    let slow = net
+        .engine
+        .add_tap(track, Quality::High, 1)
+        .expect("slow tap attached");
+
+    let start = net.now;
+    let mut sent = Vec::new();
+    for frame in 0..120u32 {
+        sent.extend(send_frame(&mut net, mid, pt, frame, frame % 30 == 5));
+    }
+    let got: Vec<TapPacket> = std::iter::from_fn(|| tap.try_recv()).collect();
+    assert!(!got.is_empty(), "the tap got media");
+    assert!(got[0].keyframe, "a tap starts at a keyframe");
+    let first = sent
+        .iter()
+        .position(|p| **p == *got[0].payload)
+        .expect("the first tapped payload was sent");
+    assert_eq!(
+        got.len(),
+        sent.len() - first,
+        "nothing lost after the keyframe"
+    );
+    for (packet, want) in got.iter().zip(&sent[first..]) {
+        assert_eq!(
+            &*packet.payload,
+            want.as_slice(),
+            "payload handed over byte for byte"
+        );
+        assert_eq!(packet.track, track);
+        assert_eq!(packet.codec, Codec::Vp8);
+    }
+    for pair in got.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "contiguous sequence numbers");
+        assert!(pair[1].rtp_time >= pair[0].rtp_time);
+    }
+    assert_eq!(
+        got.iter().filter(|p| p.marker).count(),
+        got.len() / 3,
+        "one marker per frame"
+    );
+
+    // Once a sender report arrived, every packet carries the publisher's wall-clock time of its
+    // frame. Frame f was written at `start` + 33 ms × f; str0m maps Instants to wall time once
+    // per process, so the same mapping read here is good to well under a millisecond.
+    let wall = |at: Instant| -> SystemTime {
+        let (now, system) = (Instant::now(), SystemTime::now());
+        if at >= now {
+            system + (at - now)
+        } else {
+            system - (now - at)
+        }
+    };
+    let mut timed = 0;
+    for packet in &got {
+        let Some(sender_time) = packet.sender_time else {
+            continue;
+        };
+        timed += 1;
+        let frame = u32::from_be_bytes(packet.payload[5..9].try_into().expect("frame number"));
+        let written = wall(start + Duration::from_millis(33 * u64::from(frame)));
+        let error = sender_time
+            .duration_since(written)
+            .unwrap_or_else(|e| e.duration());
+        assert!(
+            error < Duration::from_millis(2),
+            "frame {frame} off by {error:?}"
+        );
+    }
+    assert!(timed > got.len() / 2, "sender reports arrived early");
+
+    // The slow consumer lost packets, counted; forwarding to the other tap did not suffer.
+    assert_eq!(slow.dropped() + 1, got.len() as u64);
+
+    // A consumer that goes away is detached; a track that ends closes its taps.
+    drop(slow);
+    send_frame(&mut net, mid, pt, 120, false);
+    net.engine.remove_peer(PeerId(1)).expect("removed");
+    net.settle();
+    while tap.try_recv().is_some() {}
+    assert_eq!(tap.blocking_recv(), None, "the tap closed with its track");
 }

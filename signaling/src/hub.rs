@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sightline_sfu::sdp::{SdpAnswer, SdpOffer};
-use sightline_sfu::{Event as SfuEvent, PeerId, Quality, TrackId, WorkerEvent, WorkerHandle};
+use sightline_sfu::{
+    Event as SfuEvent, PeerId, Quality, SfuError, TapReceiver, TrackId, WorkerEvent, WorkerHandle,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::grants::RoomId;
@@ -53,6 +55,18 @@ impl ConnectError {
             ConnectError::Unavailable => "unavailable",
         }
     }
+}
+
+/// Why a media tap could not be attached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TapError {
+    /// No such track is published in that room.
+    #[error("no such track")]
+    UnknownTrack,
+    /// The room's media worker is overloaded or gone.
+    #[error("the media worker is unavailable")]
+    Unavailable,
 }
 
 /// One admitted connection: what the transport needs to carry messages.
@@ -116,6 +130,12 @@ enum RoomInput {
         connection: u64,
     },
     Sfu(SfuEvent),
+    Tap {
+        track: String,
+        quality: Quality,
+        capacity: usize,
+        reply: oneshot::Sender<Result<TapReceiver, TapError>>,
+    },
 }
 
 struct HubInner {
@@ -185,6 +205,34 @@ impl Hub {
         id.hash(&mut hasher);
         let count = self.inner.workers.len();
         (count > 0).then(|| &self.inner.workers[(hasher.finish() % count as u64) as usize])
+    }
+
+    /// Attaches a media tap (recorder, proctoring sampler) to published track `track` of room
+    /// `id`, receiving the best live layer within `quality` through a queue of `capacity`
+    /// packets. The tap ends when the track does.
+    pub async fn tap(
+        &self,
+        id: &RoomId,
+        track: &str,
+        quality: Quality,
+        capacity: usize,
+    ) -> Result<TapReceiver, TapError> {
+        let room = self
+            .inner
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|rooms| rooms.get(id).cloned())
+            .ok_or(TapError::UnknownTrack)?;
+        let (reply, answer) = oneshot::channel();
+        room.try_send(RoomInput::Tap {
+            track: track.to_owned(),
+            quality,
+            capacity,
+            reply,
+        })
+        .map_err(|_| TapError::Unavailable)?;
+        answer.await.map_err(|_| TapError::Unavailable)?
     }
 
     /// Admits a verified member into room `id` (a fresh join, or a resume when `resume_token` is
@@ -394,6 +442,27 @@ impl RoomActor {
                 }
             }
             RoomInput::Sfu(event) => self.media_event(event).await,
+            RoomInput::Tap {
+                track,
+                quality,
+                capacity,
+                reply,
+            } => {
+                // Track ids are per worker, and workers host many rooms: only this room's own
+                // tracks may be tapped through it.
+                let result = match parse_track_key(&track) {
+                    Some(id) if self.room.has_track(&track) => self
+                        .worker
+                        .add_tap(id, quality, capacity)
+                        .await
+                        .map_err(|err| match err {
+                            SfuError::UnknownTrack(_) => TapError::UnknownTrack,
+                            _ => TapError::Unavailable,
+                        }),
+                    _ => Err(TapError::UnknownTrack),
+                };
+                let _ = reply.send(result);
+            }
         }
     }
 

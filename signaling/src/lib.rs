@@ -19,5 +19,5 @@ pub mod protocol;
 mod room;
 
 pub use grants::{Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
-pub use hub::{ConnectError, Hub, Session, SessionSender};
+pub use hub::{ConnectError, Hub, Session, SessionSender, TapError};
 pub use room::{Effect, Member, RESUME_WINDOW, Room, RoomError};

@@ -186,6 +186,11 @@ impl Room {
         self.participants.keys().map(String::as_str)
     }
 
+    /// Whether `track` is published in this room.
+    pub fn has_track(&self, track: &str) -> bool {
+        self.tracks.contains_key(track)
+    }
+
     fn track_info(&self, id: &str, track: &Track) -> TrackInfo {
         TrackInfo {
             id: id.to_owned(),

@@ -1,0 +1,216 @@
+//! Media taps: one published track's RTP handed to a consumer outside WebRTC (the recorder, the
+//! proctoring frame sampler), with the timing needed to line tracks up afterwards.
+//!
+//! A tap sees the track the way a subscriber does: one continuous stream (a [`DownTrack`] picks
+//! the simulcast layer, switches only at keyframes and keeps numbering contiguous), starting at a
+//! keyframe. Each packet carries its arrival time and, once the publisher has sent an RTCP sender
+//! report for its stream, the sender's wall-clock time for it (RTP ↔ NTP).
+//!
+//! A tap never slows forwarding: packets go into a bounded queue with `try_send`, and a packet
+//! the consumer has no room for is dropped and counted. A consumer that goes away (drops its
+//! [`TapReceiver`]) is detached on the next packet; a track that ends closes its taps' queues.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::codec::Codec;
+use crate::downtrack::DownTrack;
+use crate::engine::TrackId;
+
+/// Where a publisher's clock stood for one of its RTP streams, from its last sender report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderClock {
+    /// The sender's wall-clock time (NTP) of `rtp_time`.
+    pub ntp: SystemTime,
+    /// The RTP timestamp sampled at `ntp`, in the codec's clock.
+    pub rtp_time: u32,
+}
+
+impl SenderClock {
+    /// The sender's wall-clock time of an RTP timestamp of the same stream. Timestamps compare
+    /// modulo 2³², so a stream that wrapped since the report still maps correctly.
+    pub fn time_of(&self, rtp_time: u32, clock_rate: u32) -> Option<SystemTime> {
+        if clock_rate == 0 {
+            return None;
+        }
+        let ticks = i64::from(rtp_time.wrapping_sub(self.rtp_time) as i32);
+        let offset = Duration::from_nanos(
+            (ticks.unsigned_abs().saturating_mul(1_000_000_000)) / u64::from(clock_rate),
+        );
+        if ticks >= 0 {
+            self.ntp.checked_add(offset)
+        } else {
+            self.ntp.checked_sub(offset)
+        }
+    }
+}
+
+/// One RTP packet of a tapped track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapPacket {
+    /// The track.
+    pub track: TrackId,
+    /// Its codec (the RTP payload format of `payload`).
+    pub codec: Codec,
+    /// Sequence number, contiguous for the tap across layer switches and publisher restarts.
+    pub seq: u64,
+    /// RTP timestamp in the codec's clock, continuous for the tap in the same way.
+    pub rtp_time: u64,
+    /// The RTP marker bit (last packet of a video frame).
+    pub marker: bool,
+    /// Whether a decoder can start here.
+    pub keyframe: bool,
+    /// The RTP payload, exactly as the publisher sent it (shared with the forwarding path, not
+    /// copied).
+    pub payload: Arc<[u8]>,
+    /// When the server received it.
+    pub arrival: Instant,
+    /// The publisher's wall-clock time of this packet, from its stream's last sender report;
+    /// `None` until a report arrived.
+    pub sender_time: Option<SystemTime>,
+}
+
+/// The consumer's end of a tap.
+#[derive(Debug)]
+pub struct TapReceiver {
+    packets: mpsc::Receiver<TapPacket>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl TapReceiver {
+    /// The next packet; `None` once the track has ended.
+    pub async fn recv(&mut self) -> Option<TapPacket> {
+        self.packets.recv().await
+    }
+
+    /// The next packet if one is waiting (for consumers that poll, and for tests).
+    pub fn try_recv(&mut self) -> Option<TapPacket> {
+        self.packets.try_recv().ok()
+    }
+
+    /// The next packet, blocking the thread (for consumers on their own threads, as GStreamer
+    /// feeders are). Must not be called from an async task.
+    pub fn blocking_recv(&mut self) -> Option<TapPacket> {
+        self.packets.blocking_recv()
+    }
+
+    /// Packets dropped because this consumer was too slow to take them.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The engine's end of a tap.
+#[derive(Debug)]
+pub(crate) struct Tap {
+    pub(crate) down: DownTrack,
+    sender: mpsc::Sender<TapPacket>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// What offering a packet to a tap came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    /// Queued, or dropped because the queue was full (counted).
+    Kept,
+    /// The consumer is gone: detach the tap.
+    Gone,
+}
+
+impl Tap {
+    /// A tap holding up to `capacity` packets for its consumer.
+    pub(crate) fn new(down: DownTrack, capacity: usize) -> (Tap, TapReceiver) {
+        let (sender, packets) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let tap = Tap {
+            down,
+            sender,
+            dropped: Arc::clone(&dropped),
+        };
+        (tap, TapReceiver { packets, dropped })
+    }
+
+    /// Whether the consumer dropped its receiver.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Hands a packet the tap's [`DownTrack`] decided to forward to the consumer, never waiting.
+    pub(crate) fn offer(&self, make: impl FnOnce() -> TapPacket) -> Offered {
+        if self.is_detached() {
+            return Offered::Gone;
+        }
+        match self.sender.try_send(make()) {
+            Ok(()) => Offered::Kept,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Offered::Kept
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_time_follows_the_report_both_ways_and_across_a_wrap() {
+        let ntp = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let clock = SenderClock {
+            ntp,
+            rtp_time: 90_000,
+        };
+        assert_eq!(
+            clock.time_of(180_000, 90_000),
+            Some(ntp + Duration::from_secs(1))
+        );
+        assert_eq!(
+            clock.time_of(45_000, 90_000),
+            Some(ntp - Duration::from_millis(500))
+        );
+        let near_wrap = SenderClock {
+            ntp,
+            rtp_time: u32::MAX - 4_799,
+        };
+        // 4,800 ticks before the wrap plus 43,200 after: one second of 48 kHz audio.
+        assert_eq!(
+            near_wrap.time_of(43_200, 48_000),
+            Some(ntp + Duration::from_secs(1))
+        );
+        assert_eq!(clock.time_of(1, 0), None);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_a_gone_consumer_detaches() {
+        let (tap, mut receiver) = Tap::new(DownTrack::new(Codec::Opus, None), 1);
+        let packet = || TapPacket {
+            track: TrackId(1),
+            codec: Codec::Opus,
+            seq: 1,
+            rtp_time: 960,
+            marker: false,
+            keyframe: true,
+            payload: Arc::from(vec![1u8, 2, 3]),
+            arrival: Instant::now(),
+            sender_time: None,
+        };
+        assert_eq!(tap.offer(packet), Offered::Kept);
+        assert_eq!(tap.offer(packet), Offered::Kept);
+        assert_eq!(
+            receiver.dropped(),
+            1,
+            "the second packet found the queue full"
+        );
+        assert_eq!(
+            receiver.try_recv().map(|p| p.payload.to_vec()),
+            Some(vec![1, 2, 3])
+        );
+        drop(receiver);
+        assert_eq!(tap.offer(packet), Offered::Gone);
+    }
+}
