@@ -1,5 +1,7 @@
-// The interview room in real browsers: three participants join through the UI, each sees the
-// other two's video with decoded frames increasing (media through our SFU), chat reaches the
+// The interview room in real browsers: three participants join through the UI (device pickers
+// and a live microphone meter before joining), each sees the other two's video with decoded
+// frames increasing (media through our SFU), a shared screen reaches the others and goes when
+// it stops, a dropped signaling connection resumes without interrupting media, chat reaches the
 // others, and a participant who leaves disappears from the others' grid within 5 s.
 
 import assert from 'node:assert/strict';
@@ -47,6 +49,30 @@ async function enterRoom(page, interviewId) {
   await page.waitForFunction(() => !document.querySelector('button[disabled]'));
   await join.click();
   await page.getByRole('heading', { name: 'Interview room' }).waitFor();
+}
+
+/** The pre-join screen lists the fake devices by name and its meter hears the fake microphone. */
+async function checkPreJoin(page, interviewId) {
+  await page.goto(`${server.base}/interviews/${interviewId}/room`);
+  await page.getByRole('button', { name: 'Join room' }).waitFor();
+  const camera = page.getByLabel('Camera', { exact: true });
+  const microphone = page.getByLabel('Microphone', { exact: true });
+  await page.waitForFunction(() => document.querySelectorAll('#camera-picker option').length > 0);
+  assert.match(await camera.locator('option').first().innerText(), /fake/i);
+  assert.ok((await microphone.locator('option').count()) > 0, 'microphones are listed');
+  // The fake microphone beeps about once a second: the meter must move.
+  await page.waitForFunction(
+    () => Number(document.querySelector('meter[aria-labelledby="mic-level-label"]')?.value ?? 0) > 0.05,
+    null,
+    { timeout: 10_000 },
+  );
+  // Picking a device reopens the preview with it.
+  const choice = await camera.locator('option').last().getAttribute('value');
+  await camera.selectOption(choice);
+  await page.waitForFunction(
+    (id) => document.querySelector('video[aria-label="Your camera preview"]')?.srcObject?.getVideoTracks()[0]?.getSettings().deviceId === id,
+    choice,
+  );
 }
 
 /** Decoded frame counts of the remote camera videos on a page. */
@@ -105,6 +131,12 @@ test('three participants see and hear each other through the SFU', async () => {
   const ivy = await (await browser.newContext()).newPage();
   const obi = await (await browser.newContext()).newPage();
   const cas = await (await browser.newContext()).newPage();
+  // Obi's signaling socket goes through a route the test can cut, as a network drop would.
+  const obiSockets = [];
+  await obi.routeWebSocket(/\/rtc\//, (ws) => {
+    ws.connectToServer();
+    obiSockets.push(ws);
+  });
 
   await signIn(ivy, 'ivy@example.com');
   await signIn(obi, 'obi@example.com');
@@ -112,6 +144,7 @@ test('three participants see and hear each other through the SFU', async () => {
   await cas.getByRole('button', { name: 'Continue to the interview' }).click();
   await cas.getByRole('heading', { name: 'Room test' }).waitFor();
 
+  await checkPreJoin(ivy, interviewId);
   await enterRoom(ivy, interviewId);
   await enterRoom(obi, interviewId);
   await enterRoom(cas, interviewId);
@@ -121,7 +154,38 @@ test('three participants see and hear each other through the SFU', async () => {
   }
   // The fake microphones beep: the server hears speech and the grid highlights a speaker.
   await ivy.locator('figure.tile.speaking').first().waitFor({ timeout: 15_000 });
+  await ivy.getByRole('status').filter({ hasText: 'Connection: good' }).waitFor({ timeout: 10_000 });
   await ivy.screenshot({ path: join(artifacts, 'room.png'), fullPage: true });
+
+  // A shared screen appears for the others as its own tile, and goes when sharing stops.
+  await cas.getByRole('button', { name: 'Share screen' }).click();
+  await cas.getByRole('button', { name: 'Stop sharing' }).waitFor();
+  const casScreen = ivy.locator(`video[aria-label="Casey Candidate's screen"]`);
+  await casScreen.waitFor({ timeout: 15_000 });
+  await ivy.waitForFunction(
+    () => (document.querySelector(`video[aria-label="Casey Candidate's screen"]`)?.getVideoPlaybackQuality().totalVideoFrames ?? 0) > 0,
+    null,
+    { timeout: 15_000 },
+  );
+  await ivy.screenshot({ path: join(artifacts, 'room-screen-share.png'), fullPage: true });
+  await cas.getByRole('button', { name: 'Stop sharing' }).click();
+  await casScreen.waitFor({ state: 'detached', timeout: 5000 });
+  await assertFramesIncrease(ivy, 2);
+
+  // Obi's signaling connection drops: Obi sees the reconnecting banner, the others see Obi
+  // reconnecting, and the session resumes on its own with media flowing throughout.
+  assert.equal(obiSockets.length, 1);
+  await obiSockets[0].close({ code: 4000, reason: 'network drop' });
+  await obi.getByRole('status').filter({ hasText: 'Reconnecting' }).waitFor({ timeout: 5000 });
+  await ivy.locator('figure', { hasText: 'Obi Interviewer' }).getByText('reconnecting').waitFor({ timeout: 5000 });
+  await obi.getByRole('status').filter({ hasText: 'Reconnecting' }).waitFor({ state: 'detached', timeout: 15_000 });
+  await ivy.locator('figure', { hasText: 'Obi Interviewer' }).getByText('reconnecting').waitFor({ state: 'detached', timeout: 5000 });
+  assert.equal(obiSockets.length, 2, 'one new signaling connection, a resume');
+  await assertFramesIncrease(obi, 2);
+  // The resumed session still signals: chat from Obi reaches Ivy.
+  await obi.getByLabel('Message').fill('Back again');
+  await obi.getByRole('button', { name: 'Send' }).click();
+  await ivy.getByText('Back again').waitFor();
 
   // A reload rejoins: after joining again, the others see the candidate's video resume.
   await cas.reload();

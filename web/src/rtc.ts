@@ -1,5 +1,8 @@
 // The browser side of a room: the signaling socket and the two peer connections (publisher:
-// our camera and microphone; subscriber: everyone else), as the server expects them.
+// our camera, microphone and screen; subscriber: everyone else), as the server expects them.
+//
+// A dropped socket is not the end of a call: the peer connections keep carrying media while the
+// socket reconnects and resumes within the server's 30 s window, with a fresh join token.
 
 export type Source = 'camera' | 'microphone' | 'screen_share' | 'secondary_camera';
 
@@ -24,19 +27,38 @@ export interface ChatLine {
   at: number;
 }
 
+/** How well media flows, from the browser's own statistics. */
+export type ConnectionQuality = 'good' | 'fair' | 'poor' | 'lost';
+
 export interface RoomListener {
   joined(you: ParticipantInfo, participants: ParticipantInfo[], tracks: TrackInfo[]): void;
   participantJoined(p: ParticipantInfo): void;
   participantLeft(identity: string): void;
+  participantReconnecting(identity: string, reconnecting: boolean): void;
   trackPublished(t: TrackInfo): void;
   trackUnpublished(id: string): void;
   trackMuted(id: string, muted: boolean): void;
   remoteTrack(trackId: string, track: MediaStreamTrack): void;
   chat(line: ChatLine): void;
   activeSpeakers(identities: string[]): void;
+  /** Our own signaling connection dropped (true) or came back (false). */
+  reconnecting(active: boolean): void;
+  connectionQuality(quality: ConnectionQuality): void;
+  /** Our screen share ended (we stopped it, or the browser's own "Stop sharing" did). */
+  screenShareEnded(): void;
   error(code: string, message: string): void;
   closed(reason: string): void;
 }
+
+/** A room and a join token for it, from `POST /api/interviews/{id}/join`. */
+export interface JoinGrant {
+  room: string;
+  token: string;
+}
+
+/** How long the server keeps a dropped participant's place. */
+export const RESUME_WINDOW_MS = 30_000;
+const QUALITY_INTERVAL_MS = 2_000;
 
 /** Waits until a peer connection has gathered its candidates (the server does not trickle). */
 function gathered(pc: RTCPeerConnection): Promise<void> {
@@ -76,34 +98,165 @@ export function rtcUrl(room: string, location: Location = window.location): stri
   return `${scheme}//${location.host}/rtc/${encodeURIComponent(room)}`;
 }
 
+/** Delay before reconnect attempt `n` (0-based): quick at first, then every few seconds. */
+export function backoffMs(attempt: number): number {
+  return Math.min(3000, 250 * 2 ** attempt);
+}
+
+/**
+ * Rates a connection from packet loss (a fraction) and round-trip time (seconds), with the
+ * thresholds calls feel: a few percent loss or a few hundred milliseconds is noticeable.
+ */
+export function rateConnection(loss: number, rttSeconds: number | undefined): ConnectionQuality {
+  const rtt = rttSeconds ?? 0;
+  if (loss < 0.02 && rtt < 0.3) return 'good';
+  if (loss < 0.08 && rtt < 0.6) return 'fair';
+  return 'poor';
+}
+
+/** Packet counters summed over a connection's RTP streams, to compute loss between samples. */
+interface Counters {
+  received: number;
+  lost: number;
+}
+
+/** Reads loss counters and the round-trip time from one connection's statistics report. */
+export function readStats(report: RTCStatsReport): { counters: Counters; rtt?: number; remoteLoss: number } {
+  const counters = { received: 0, lost: 0 };
+  let rtt: number | undefined;
+  let remoteLoss = 0;
+  report.forEach((s) => {
+    if (s.type === 'inbound-rtp') {
+      counters.received += s.packetsReceived ?? 0;
+      counters.lost += Math.max(0, s.packetsLost ?? 0);
+    } else if (s.type === 'remote-inbound-rtp') {
+      remoteLoss = Math.max(remoteLoss, s.fractionLost ?? 0);
+    } else if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) {
+      rtt = s.currentRoundTripTime;
+    }
+  });
+  return { counters, rtt, remoteLoss };
+}
+
 export class RoomConnection {
-  private socket: WebSocket;
+  private socket!: WebSocket;
   private publisher = new RTCPeerConnection();
   private subscriber = new RTCPeerConnection();
-  private trackMids = new Map<MediaStreamTrack, string>();
-  private myTracks = new Map<string, string>();
+  /** What each of our publisher m-lines carries, declared with every offer. */
+  private sources = new Map<RTCRtpTransceiver, Source>();
+  /** Our own tracks' server ids by source, for mute messages. */
+  private myTracks = new Map<Source, string>();
+  private identity = '';
   private qualities = new Map<string, Quality>();
+  private resumeToken: string | null = null;
+  private published = false;
+  private leaving = false;
+  private droppedAt: number | null = null;
+  private attempt = 0;
+  /** Publisher offers go one at a time: each waits for the previous answer. */
+  private negotiation: Promise<void> = Promise.resolve();
+  private answerWaiter: ((sdp: string) => void) | null = null;
+  private screen: RTCRtpTransceiver | null = null;
+  private lastCounters: Counters = { received: 0, lost: 0 };
+  private qualityTimer: ReturnType<typeof setInterval>;
 
   constructor(
-    room: string,
-    token: string,
+    private grant: JoinGrant,
+    /** A fresh grant for reconnecting (join tokens live only minutes). */
+    private readonly renewGrant: () => Promise<JoinGrant>,
     private readonly local: MediaStream,
     private readonly listener: RoomListener,
   ) {
-    this.socket = new WebSocket(rtcUrl(room));
-    this.socket.onopen = () => this.send({ type: 'join', version: 1, token });
-    this.socket.onmessage = (event) => void this.onMessage(JSON.parse(String(event.data)));
-    this.socket.onclose = () => listener.closed('disconnected');
     this.subscriber.ontrack = (event) => listener.remoteTrack(event.track.id, event.track);
+    this.qualityTimer = setInterval(() => void this.sampleQuality(), QUALITY_INTERVAL_MS);
+    this.open();
+  }
+
+  private open() {
+    const socket = new WebSocket(rtcUrl(this.grant.room));
+    this.socket = socket;
+    socket.onopen = () =>
+      this.send({
+        type: 'join',
+        version: 1,
+        token: this.grant.token,
+        ...(this.droppedAt !== null && this.resumeToken ? { resume_token: this.resumeToken } : {}),
+      });
+    socket.onmessage = (event) => void this.onMessage(JSON.parse(String(event.data)));
+    socket.onclose = () => {
+      if (socket === this.socket) this.onSocketClosed();
+    };
+  }
+
+  private onSocketClosed() {
+    if (this.leaving) return;
+    if (this.resumeToken === null) {
+      this.finish('disconnected');
+      return;
+    }
+    if (this.droppedAt === null) {
+      this.droppedAt = Date.now();
+      this.attempt = 0;
+      this.listener.reconnecting(true);
+    }
+    const elapsed = Date.now() - this.droppedAt;
+    if (elapsed >= RESUME_WINDOW_MS) {
+      this.finish('timed_out');
+      return;
+    }
+    const delay = Math.min(backoffMs(this.attempt), RESUME_WINDOW_MS - elapsed);
+    this.attempt += 1;
+    setTimeout(() => void this.reconnect(), delay);
+  }
+
+  private async reconnect() {
+    if (this.leaving) return;
+    try {
+      this.grant = await this.renewGrant();
+    } catch {
+      // The API is unreachable too: try again on the same schedule.
+      this.onSocketClosed();
+      return;
+    }
+    this.open();
+  }
+
+  private finish(reason: string) {
+    if (this.leaving) return;
+    this.leaving = true;
+    clearInterval(this.qualityTimer);
+    this.listener.closed(reason);
   }
 
   private send(message: object) {
     if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
+  /** Sends a publisher offer for the current transceivers and waits for its answer. */
+  private renegotiate(): Promise<void> {
+    const step = this.negotiation.then(async () => {
+      const offer = await this.publisher.createOffer();
+      await this.publisher.setLocalDescription(offer);
+      await gathered(this.publisher);
+      const tracks: { mid: string; source: Source }[] = [];
+      for (const [transceiver, source] of this.sources) {
+        if (transceiver.mid && transceiver.currentDirection !== 'stopped' && transceiver.direction !== 'stopped') {
+          tracks.push({ mid: transceiver.mid, source });
+        }
+      }
+      const answered = new Promise<string>((resolve) => {
+        this.answerWaiter = resolve;
+      });
+      this.send({ type: 'publish_offer', sdp: this.publisher.localDescription?.sdp ?? '', tracks });
+      const sdp = await answered;
+      await this.publisher.setRemoteDescription({ type: 'answer', sdp });
+    });
+    // A failed negotiation is reported, and the next one still runs.
+    this.negotiation = step.catch((err) => this.listener.error('negotiation_failed', String(err)));
+    return step;
+  }
+
   private async publish() {
-    const tracks: { mid: string; source: Source }[] = [];
-    const transceivers: [RTCRtpTransceiver, Source][] = [];
     for (const track of this.local.getTracks()) {
       const video = track.kind === 'video';
       const transceiver = this.publisher.addTransceiver(track, {
@@ -111,27 +264,32 @@ export class RoomConnection {
         streams: [this.local],
         ...(video ? { sendEncodings: SIMULCAST } : {}),
       });
-      transceivers.push([transceiver, video ? 'camera' : 'microphone']);
+      this.sources.set(transceiver, video ? 'camera' : 'microphone');
     }
-    await this.publisher.setLocalDescription(await this.publisher.createOffer());
-    await gathered(this.publisher);
-    for (const [transceiver, source] of transceivers) {
-      if (transceiver.mid && transceiver.sender.track) {
-        tracks.push({ mid: transceiver.mid, source });
-        this.trackMids.set(transceiver.sender.track, transceiver.mid);
-      }
-    }
-    this.send({ type: 'publish_offer', sdp: this.publisher.localDescription?.sdp ?? '', tracks });
+    await this.renegotiate();
   }
 
   private async onMessage(message: any) {
     switch (message.type) {
       case 'joined':
+        this.resumeToken = message.resume_token;
+        this.identity = message.you.identity;
+        for (const t of message.tracks as TrackInfo[]) {
+          if (t.participant === this.identity) this.myTracks.set(t.source, t.id);
+        }
         this.listener.joined(message.you, message.participants, message.tracks);
-        await this.publish();
+        if (this.droppedAt !== null) {
+          this.droppedAt = null;
+          this.listener.reconnecting(false);
+        }
+        if (!this.published) {
+          this.published = true;
+          await this.publish();
+        }
         break;
       case 'publish_answer':
-        await this.publisher.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+        this.answerWaiter?.(message.sdp);
+        this.answerWaiter = null;
         break;
       case 'subscriber_offer':
         await this.subscriber.setRemoteDescription({ type: 'offer', sdp: message.sdp });
@@ -145,7 +303,14 @@ export class RoomConnection {
       case 'participant_left':
         this.listener.participantLeft(message.participant);
         break;
+      case 'participant_reconnecting':
+        this.listener.participantReconnecting(message.participant, true);
+        break;
+      case 'participant_resumed':
+        this.listener.participantReconnecting(message.participant, false);
+        break;
       case 'track_published':
+        if (message.track.participant === this.identity) this.myTracks.set(message.track.source, message.track.id);
         this.listener.trackPublished(message.track);
         break;
       case 'track_unpublished':
@@ -161,17 +326,17 @@ export class RoomConnection {
         this.listener.activeSpeakers(message.participants);
         break;
       case 'error':
+        if (message.code === 'resume_refused') {
+          this.finish('timed_out');
+          this.socket.close();
+          break;
+        }
         this.listener.error(message.code, message.message);
         break;
       case 'removed':
-        this.listener.closed(message.reason);
+        this.finish(message.reason);
         break;
     }
-  }
-
-  /** Remembers which server track id is ours, for mute messages. */
-  ownTrack(trackId: string, source: Source) {
-    this.myTracks.set(source, trackId);
   }
 
   setMuted(kind: 'audio' | 'video', muted: boolean) {
@@ -180,6 +345,74 @@ export class RoomConnection {
     }
     const id = this.myTracks.get(kind === 'video' ? 'camera' : 'microphone');
     if (id) this.send({ type: 'mute', track: id, muted });
+  }
+
+  /** The camera and microphone tracks being published now. */
+  localTracks(): MediaStreamTrack[] {
+    return this.local.getTracks();
+  }
+
+  /** Swaps in another camera or microphone without renegotiating. */
+  async replaceDevice(track: MediaStreamTrack) {
+    const old = this.local.getTracks().find((t) => t.kind === track.kind);
+    for (const transceiver of this.sources.keys()) {
+      if (transceiver.sender.track === old) await transceiver.sender.replaceTrack(track);
+    }
+    if (old) {
+      track.enabled = old.enabled;
+      this.local.removeTrack(old);
+      old.stop();
+    }
+    this.local.addTrack(track);
+  }
+
+  /** Publishes a screen (or window, or tab) the person picks; resolves to the captured track. */
+  async shareScreen(): Promise<MediaStreamTrack> {
+    const capture = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const [track] = capture.getVideoTracks();
+    if (!track) throw new Error('no screen was shared');
+    const transceiver = this.publisher.addTransceiver(track, { direction: 'sendonly', streams: [capture] });
+    this.sources.set(transceiver, 'screen_share');
+    this.screen = transceiver;
+    // The browser's own "Stop sharing" control ends the track.
+    track.addEventListener('ended', () => void this.stopScreenShare());
+    await this.renegotiate();
+    return track;
+  }
+
+  async stopScreenShare() {
+    const transceiver = this.screen;
+    if (!transceiver) return;
+    this.screen = null;
+    transceiver.sender.track?.stop();
+    transceiver.stop();
+    this.sources.delete(transceiver);
+    this.myTracks.delete('screen_share');
+    this.listener.screenShareEnded();
+    if (!this.leaving) await this.renegotiate();
+  }
+
+  private async sampleQuality() {
+    if (this.droppedAt !== null) {
+      this.listener.connectionQuality('lost');
+      return;
+    }
+    const states = [this.publisher.connectionState, this.subscriber.connectionState];
+    if (states.some((s) => s === 'failed' || s === 'disconnected')) {
+      this.listener.connectionQuality('lost');
+      return;
+    }
+    if (this.publisher.connectionState !== 'connected') return;
+    const [mine, theirs] = await Promise.all([this.publisher.getStats(), this.subscriber.getStats()]);
+    const sent = readStats(mine);
+    const received = readStats(theirs);
+    const delta = {
+      received: received.counters.received - this.lastCounters.received,
+      lost: received.counters.lost - this.lastCounters.lost,
+    };
+    this.lastCounters = received.counters;
+    const incomingLoss = delta.received + delta.lost > 0 ? delta.lost / (delta.received + delta.lost) : 0;
+    this.listener.connectionQuality(rateConnection(Math.max(incomingLoss, sent.remoteLoss), sent.rtt ?? received.rtt));
   }
 
   /** Tells the server how a remote video tile is shown; only changes are sent. */
@@ -196,7 +429,10 @@ export class RoomConnection {
 
   leave() {
     this.send({ type: 'leave' });
+    this.leaving = true;
+    clearInterval(this.qualityTimer);
     this.socket.close();
+    this.screen?.sender.track?.stop();
     this.publisher.close();
     this.subscriber.close();
     for (const track of this.local.getTracks()) track.stop();

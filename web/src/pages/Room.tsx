@@ -1,12 +1,22 @@
-// The interview room: a pre-join preview, then everyone's video through the SFU, mute toggles,
-// chat and leave. Participant changes and chat are announced to screen readers.
+// The interview room: a pre-join preview with device pickers and a microphone meter, then
+// everyone's cameras and screens through the SFU, mute toggles, screen share, chat and leave.
+// Participant changes, chat and our own connection state are announced to screen readers.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { ApiError, api } from '../api';
 import { RequireSession } from '../app';
+import { DevicePickers, MicLevel } from '../components/devices';
 import { ErrorAlert, PageTitle } from '../components/ui';
-import { type ChatLine, type ParticipantInfo, RoomConnection, type TrackInfo } from '../rtc';
+import { type DeviceChoice, openDevice, openDevices } from '../media';
+import {
+  type ChatLine,
+  type ConnectionQuality,
+  type JoinGrant,
+  type ParticipantInfo,
+  RoomConnection,
+  type TrackInfo,
+} from '../rtc';
 import type { JoinResponse } from '../types';
 
 interface RemoteTrack {
@@ -48,9 +58,22 @@ function Media({ track, kind, label, shown }: MediaProps) {
   );
 }
 
+const QUALITY_TEXT: Record<ConnectionQuality, string> = {
+  good: 'Connection: good',
+  fair: 'Connection: fair',
+  poor: 'Connection: poor',
+  lost: 'Connection: lost',
+};
+
+async function fetchGrant(interviewId: string): Promise<JoinGrant> {
+  const grant = await api<JoinResponse>('POST', `/api/interviews/${encodeURIComponent(interviewId)}/join`, {});
+  return { room: grant.room, token: grant.token };
+}
+
 function RoomContent({ id }: { id: string }) {
   const { route } = useLocation();
   const [preview, setPreview] = useState<MediaStream | null>(null);
+  const [choice, setChoice] = useState<DeviceChoice>({});
   const [error, setError] = useState<unknown>(null);
   const [connection, setConnection] = useState<RoomConnection | null>(null);
   const [me, setMe] = useState<ParticipantInfo | null>(null);
@@ -61,24 +84,35 @@ function RoomContent({ id }: { id: string }) {
   const [draft, setDraft] = useState('');
   const [micOff, setMicOff] = useState(false);
   const [camOff, setCamOff] = useState(false);
+  const [screen, setScreen] = useState<MediaStreamTrack | null>(null);
+  const [reconnecting, setReconnecting] = useState(false);
+  const [quality, setQuality] = useState<ConnectionQuality | null>(null);
+  const [showSettings, setShowSettings] = useState(false);
   const [announcement, setAnnouncement] = useState('');
   const [closed, setClosed] = useState<string | null>(null);
-  // Our identity, read by the room callbacks (which outlive any one render).
-  const myIdentity = useRef('');
 
+  // Before joining, a device choice reopens the preview with the picked devices.
   useEffect(() => {
+    if (connection) return;
     let stream: MediaStream | null = null;
-    navigator.mediaDevices
-      .getUserMedia({ video: { width: 640, height: 480 }, audio: true })
+    let cancelled = false;
+    openDevices(choice)
       .then((s) => {
+        if (cancelled) {
+          s.getTracks().forEach((t) => t.stop());
+          return;
+        }
         stream = s;
         setPreview(s);
       })
       .catch(() =>
         setError(new ApiError(0, 'no_devices', 'Camera or microphone unavailable. Allow access and reload.')),
       );
-    return () => stream?.getTracks().forEach((t) => t.stop());
-  }, []);
+    return () => {
+      cancelled = true;
+      stream?.getTracks().forEach((t) => t.stop());
+    };
+  }, [choice]);
 
   // A callback ref: the preview element is a new one after joining, and each must get the stream.
   const attachPreview = (element: HTMLVideoElement | null) => {
@@ -90,17 +124,39 @@ function RoomContent({ id }: { id: string }) {
   const updateTrack = (trackId: string, change: Partial<RemoteTrack>) =>
     setTracks((current) => new Map(current).set(trackId, { ...current.get(trackId), ...change }));
 
+  const pickDevice = async (kind: 'audio' | 'video', deviceId: string) => {
+    if (!connection) {
+      setChoice((current) => (kind === 'video' ? { ...current, camera: deviceId } : { ...current, microphone: deviceId }));
+      return;
+    }
+    try {
+      await connection.replaceDevice(await openDevice(kind, deviceId));
+      // The same stream now holds the new track: re-render the pickers and the meter.
+      setPreview(new MediaStream(connection.localTracks()));
+    } catch (err) {
+      setError(err);
+    }
+  };
+
   const join = async () => {
     if (!preview) return;
     setError(null);
     try {
-      const grant = await api<JoinResponse>('POST', `/api/interviews/${encodeURIComponent(id)}/join`, {});
-      const room = new RoomConnection(grant.room, grant.token, preview, {
+      const grant = await fetchGrant(id);
+      const room = new RoomConnection(grant, () => fetchGrant(id), preview, {
         joined(you, participants, existing) {
-          myIdentity.current = you.identity;
           setMe(you);
           setPeople(new Map(participants.map((p) => [p.identity, p])));
-          for (const t of existing) updateTrack(t.id, { info: t });
+          // After a resume the snapshot is the truth: tracks that ended meanwhile go.
+          const known = new Set(existing.map((t) => t.id));
+          setTracks((current) => {
+            const next = new Map<string, RemoteTrack>();
+            for (const [trackId, entry] of current) {
+              if (!entry.info || known.has(trackId)) next.set(trackId, entry);
+            }
+            for (const t of existing) next.set(t.id, { ...next.get(t.id), info: t });
+            return next;
+          });
         },
         participantJoined(p) {
           setPeople((current) => new Map(current).set(p.identity, p));
@@ -115,8 +171,14 @@ function RoomContent({ id }: { id: string }) {
             return next;
           });
         },
+        participantReconnecting(identity, active) {
+          setPeople((current) => {
+            const person = current.get(identity);
+            if (!person) return current;
+            return new Map(current).set(identity, { ...person, reconnecting: active });
+          });
+        },
         trackPublished(t) {
-          if (t.participant === myIdentity.current) room.ownTrack(t.id, t.source);
           updateTrack(t.id, { info: t });
         },
         trackUnpublished(trackId) {
@@ -142,10 +204,21 @@ function RoomContent({ id }: { id: string }) {
         activeSpeakers(identities) {
           setSpeakers(new Set(identities));
         },
+        reconnecting(active) {
+          setReconnecting(active);
+          setAnnouncement(active ? 'Connection lost, reconnecting' : 'Reconnected');
+        },
+        connectionQuality(q) {
+          setQuality(q);
+        },
+        screenShareEnded() {
+          setScreen(null);
+        },
         error(code, message) {
           setError(new ApiError(0, code, message));
         },
         closed(reason) {
+          setReconnecting(false);
           setClosed(reason);
         },
       });
@@ -159,6 +232,20 @@ function RoomContent({ id }: { id: string }) {
     connection?.leave();
     setConnection(null);
     route(`/interviews/${id}`);
+  };
+
+  const toggleScreen = async () => {
+    if (!connection) return;
+    if (screen) {
+      await connection.stopScreenShare();
+      return;
+    }
+    try {
+      setScreen(await connection.shareScreen());
+    } catch (err) {
+      // Cancelling the browser's picker is a choice, not an error.
+      if (!(err instanceof DOMException && err.name === 'NotAllowedError')) setError(err);
+    }
   };
 
   const sendChat = (event: Event) => {
@@ -181,6 +268,8 @@ function RoomContent({ id }: { id: string }) {
         <PageTitle>Ready to join?</PageTitle>
         <ErrorAlert error={error} />
         <video ref={attachPreview} class="preview" autoPlay playsInline muted aria-label="Your camera preview" />
+        {preview && <MicLevel stream={preview} />}
+        {preview && <DevicePickers stream={preview} onPick={(kind, deviceId) => void pickDevice(kind, deviceId)} />}
         <div class="actions">
           <button type="button" disabled={!preview} onClick={join}>
             Join room
@@ -197,6 +286,18 @@ function RoomContent({ id }: { id: string }) {
       <p class="visually-hidden" aria-live="polite">
         {announcement}
       </p>
+      <div class="room-status">
+        {quality && (
+          <span class={`badge quality-${quality}`} role="status">
+            {QUALITY_TEXT[quality]}
+          </span>
+        )}
+      </div>
+      {reconnecting && (
+        <p class="notice" role="status">
+          Reconnecting… Your camera and microphone stay on while Sightline reconnects.
+        </p>
+      )}
       {closed && (
         <p class="alert" role="alert">
           You are no longer connected ({closed}).
@@ -209,10 +310,17 @@ function RoomContent({ id }: { id: string }) {
           <video ref={attachPreview} autoPlay playsInline muted aria-label="Your camera" />
           <figcaption>{me?.name ?? 'You'} (you)</figcaption>
         </figure>
+        {screen && (
+          <figure class="tile screen" data-participant="me-screen">
+            <Media track={screen} kind="video" label="Your screen" />
+            <figcaption>Your screen</figcaption>
+          </figure>
+        )}
         {remote.map((p) => {
           const video = trackOf(p.identity, 'camera');
           const audio = trackOf(p.identity, 'microphone');
-          return (
+          const shared = trackOf(p.identity, 'screen_share');
+          return [
             <figure class={speakers.has(p.identity) ? 'tile speaking' : 'tile'} key={p.identity}
               data-participant={p.identity}>
               {video?.track && !video.info?.muted ? (
@@ -224,11 +332,19 @@ function RoomContent({ id }: { id: string }) {
               {audio?.track && <Media track={audio.track} kind="audio" label={`${p.name}'s microphone`} />}
               <figcaption>
                 {p.name} · {p.role}
+                {p.reconnecting && <span class="badge">reconnecting</span>}
                 {speakers.has(p.identity) && <span class="badge">speaking</span>}
                 {audio?.info?.muted && <span class="badge">muted</span>}
               </figcaption>
-            </figure>
-          );
+            </figure>,
+            shared?.track && shared.info && (
+              <figure class="tile screen" key={`${p.identity}-screen`} data-participant={`${p.identity}-screen`}>
+                <Media track={shared.track} kind="video" label={`${p.name}'s screen`}
+                  shown={{ connection, trackId: shared.info.id }} />
+                <figcaption>{p.name} — screen</figcaption>
+              </figure>
+            ),
+          ];
         })}
       </div>
       <div class="actions">
@@ -246,10 +362,23 @@ function RoomContent({ id }: { id: string }) {
           }}>
           {camOff ? 'Turn camera on' : 'Turn camera off'}
         </button>
+        <button type="button" class="secondary" aria-pressed={screen !== null} onClick={() => void toggleScreen()}>
+          {screen ? 'Stop sharing' : 'Share screen'}
+        </button>
+        <button type="button" class="secondary" aria-expanded={showSettings}
+          onClick={() => setShowSettings(!showSettings)}>
+          Devices
+        </button>
         <button type="button" class="danger" onClick={leave}>
           Leave
         </button>
       </div>
+      {showSettings && preview && (
+        <section class="card" aria-label="Devices">
+          <DevicePickers stream={preview} onPick={(kind, deviceId) => void pickDevice(kind, deviceId)} />
+          <MicLevel stream={preview} />
+        </section>
+      )}
       <section class="chat" aria-labelledby="chat-heading">
         <h2 id="chat-heading">Chat</h2>
         <ol aria-live="polite">
