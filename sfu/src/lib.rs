@@ -3,9 +3,9 @@
 //! Status: the sans-IO core exists and is tested with real `str0m` peers in virtual time: the
 //! [`Engine`] (one worker's peer connections, datagram demux, fan-out, keyframe requests) and the
 //! forwarding decisions under it, and the thin shell around it: [`WorkerHandle`] runs an engine on
-//! its own thread with its own UDP socket (tested over real loopback UDP). Not built yet: choosing
-//! a worker per room from the configured pool, media taps, renegotiation when a track ends, and the
-//! signaling that drives it all.
+//! its own thread with its own UDP socket (tested over real loopback UDP), and media taps that
+//! hand a track to consumers outside WebRTC ([`TapReceiver`]). Rooms, grants and the signaling
+//! that drives all this live in `sightline-signaling`.
 //!
 //! The [`Engine`] follows str0m's contract: inputs in, then drain [`Engine::poll_output`] until it
 //! returns a timeout (see the `engine` module docs for the loop).
