@@ -234,6 +234,8 @@ struct Peer {
     to_add: Vec<TrackId>,
     /// Subscriber: m-lines whose track is gone, to stop in the next offer.
     to_stop: Vec<Mid>,
+    /// Subscriber: the next offer restarts ICE (the client's network path changed).
+    restart_ice: bool,
     queued: bool,
     /// Makes the next step on this peer panic, to test isolation.
     #[cfg(test)]
@@ -317,6 +319,7 @@ impl Engine {
             pending_offer: None,
             to_add: Vec::new(),
             to_stop: Vec::new(),
+            restart_ice: false,
             queued: false,
             #[cfg(test)]
             inject_panic: false,
@@ -344,6 +347,8 @@ impl Engine {
             self.drop_peer(id);
         }
         let answer = answer?;
+        // A re-offer may restart ICE (new credentials on both sides).
+        self.follow_ice_credentials(id);
         // A re-offer that stops an m-line (a screen share ended) ends that track for everyone.
         let ended: Vec<TrackId> = self
             .peers
@@ -486,6 +491,11 @@ impl Engine {
             return Ok(());
         };
         peer.rtc.sdp_api().accept_answer(pending, answer)?;
+        // An ICE restart we offered takes effect with the answer.
+        self.follow_ice_credentials(peer_id);
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return Ok(());
+        };
         for mid in peer.subscribed.keys() {
             if let Some(track) = peer
                 .subscribed
@@ -525,10 +535,15 @@ impl Engine {
         let Some(peer) = peers.get_mut(&id) else {
             return;
         };
-        if peer.pending_offer.is_some() || (peer.to_add.is_empty() && peer.to_stop.is_empty()) {
+        let nothing_to_change =
+            peer.to_add.is_empty() && peer.to_stop.is_empty() && !peer.restart_ice;
+        if peer.pending_offer.is_some() || nothing_to_change {
             return;
         }
         let mut change = peer.rtc.sdp_api();
+        if std::mem::take(&mut peer.restart_ice) {
+            change.ice_restart(true);
+        }
         for mid in peer.to_stop.drain(..) {
             change.stop_media(mid);
         }
@@ -552,6 +567,34 @@ impl Engine {
             peer.pending_offer = Some(pending);
             outputs.push_back(Output::Event(Event::Offer { peer: id, offer }));
         }
+    }
+
+    /// An ICE restart gives a connection new local credentials: the first datagrams of the new
+    /// path name the new ufrag, so the demux map must know it (and forget the old one).
+    fn follow_ice_credentials(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag == peer.ufrag {
+            return;
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        self.by_ufrag.insert(ufrag.clone(), id);
+        peer.ufrag = ufrag;
+    }
+
+    /// Restarts ICE on a subscriber connection: its next offer carries new credentials, so a
+    /// client whose network changed can reach the server again on a new path. (A publisher
+    /// connection restarts by the client's own re-offer.)
+    pub fn restart_ice(&mut self, id: PeerId) -> Result<(), SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer(id))?;
+        if peer.role != Role::Subscriber {
+            return Err(SfuError::WrongRole(id, Role::Subscriber));
+        }
+        peer.restart_ice = true;
+        self.offer_if_possible(id);
+        Ok(())
     }
 
     /// A datagram arrived on the worker's socket.

@@ -86,6 +86,10 @@ enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
+    RestartIce {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
     AddTap {
         track: TrackId,
         quality: Quality,
@@ -234,6 +238,11 @@ impl WorkerHandle {
         self.call(|reply| Command::RemovePeer { peer, reply }).await
     }
 
+    /// See [`Engine::restart_ice`].
+    pub async fn restart_ice(&self, peer: PeerId) -> Result<(), SfuError> {
+        self.call(|reply| Command::RestartIce { peer, reply }).await
+    }
+
     /// See [`Engine::add_tap`].
     pub async fn add_tap(
         &self,
@@ -286,6 +295,9 @@ fn execute(engine: &mut Engine, command: Command) {
         }
         Command::RemovePeer { peer, reply } => {
             let _ = reply.send(engine.remove_peer(peer));
+        }
+        Command::RestartIce { peer, reply } => {
+            let _ = reply.send(engine.restart_ice(peer));
         }
         Command::AddTap {
             track,

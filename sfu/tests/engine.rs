@@ -51,6 +51,8 @@ struct Net {
     engine: Engine,
     clients: Vec<Client>,
     events: Vec<Event>,
+    /// Addresses that no longer exist (a client's old network): their datagrams are lost.
+    dead: Vec<SocketAddr>,
 }
 
 impl Net {
@@ -62,6 +64,7 @@ impl Net {
             engine,
             clients: Vec::new(),
             events: Vec::new(),
+            dead: Vec::new(),
         }
     }
 
@@ -119,6 +122,9 @@ impl Net {
             }
             for (source, destination, data) in replies.into_iter().chain(outgoing) {
                 moved = true;
+                if self.dead.contains(&source) {
+                    continue;
+                }
                 self.engine
                     .handle_datagram(self.now, source, destination, &data);
             }
@@ -244,12 +250,11 @@ fn vp8_pt(net: &Net, mid: Mid) -> Pt {
         .expect("VP8 negotiated")
 }
 
-#[test]
-fn a_subscriber_receives_the_publishers_packets_unchanged() {
-    let mut net = Net::new();
+/// A video publisher (client 0, peer 1) and a subscriber to its track (client 1, peer 2), both
+/// connected; returns the publisher's m-line and the track.
+fn publish_and_subscribe(net: &mut Net) -> (Mid, TrackId) {
     let now = net.now;
-
-    let mid = offer_video(&mut net);
+    let mid = offer_video(net);
     // Subscriber: the server offers once there is something to send.
     net.clients.push(Client::new("10.0.0.3:7000", now));
     net.engine
@@ -288,6 +293,13 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
             .all(|c| c.events.iter().any(|e| matches!(e, RtcEvent::Connected))),
         "both clients connected"
     );
+    (mid, track)
+}
+
+#[test]
+fn a_subscriber_receives_the_publishers_packets_unchanged() {
+    let mut net = Net::new();
+    let (mid, track) = publish_and_subscribe(&mut net);
 
     // 90 frames at 30 fps, a keyframe every 30; three packets per frame, which arrive at the
     // engine together (the simulated network delivers in batches).
@@ -621,4 +633,89 @@ fn taps_get_the_track_from_a_keyframe_with_sender_times_and_never_stall() {
     net.settle();
     while tap.try_recv().is_some() {}
     assert_eq!(tap.blocking_recv(), None, "the tap closed with its track");
+}
+
+/// How many RTP packets a client has received.
+fn rtp_count(client: &Client) -> usize {
+    client
+        .events
+        .iter()
+        .filter(|e| matches!(e, RtcEvent::RtpPacket(_)))
+        .count()
+}
+
+/// Moves client `index` to a new address: the old one goes dead.
+fn move_client(net: &mut Net, index: usize, to: &str) {
+    let to: SocketAddr = to.parse().expect("address");
+    let client = &mut net.clients[index];
+    net.dead.push(client.addr);
+    client.addr = to;
+    client
+        .rtc
+        .add_local_candidate(Candidate::host(to, "udp").expect("candidate"));
+}
+
+#[test]
+fn ice_restarts_move_both_connections_to_a_new_network_path() {
+    let mut net = Net::new();
+    let (mid, _track) = publish_and_subscribe(&mut net);
+    let pt = vp8_pt(&net, mid);
+    for frame in 0..30u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    assert!(
+        rtp_count(&net.clients[1]) > 0,
+        "media flows before the move"
+    );
+
+    // Both clients change networks. The publisher restarts ICE with a re-offer; the subscriber
+    // asks the server, which restarts ICE in its next offer.
+    move_client(&mut net, 0, "10.0.1.2:6001");
+    move_client(&mut net, 1, "10.0.1.3:7001");
+    let mut change = net.clients[0].rtc.sdp_api();
+    change.ice_restart(true);
+    let (offer, pending) = change.apply().expect("a restart offer");
+    let now = net.now;
+    let answer = net
+        .engine
+        .publisher_offer(PeerId(1), offer, now)
+        .expect("the engine answers the restart");
+    net.clients[0]
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .expect("accepted");
+    net.engine.restart_ice(PeerId(2)).expect("restart asked");
+    net.settle();
+    let offer = net.take_offer(PeerId(2)).expect("a restart offer");
+    assert!(
+        matches!(
+            net.engine.restart_ice(PeerId(1)),
+            Err(SfuError::WrongRole(..))
+        ),
+        "publishers restart through their own offers"
+    );
+    let answer = net.clients[1]
+        .rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .expect("the client answers");
+    net.engine
+        .accept_answer(PeerId(2), answer)
+        .expect("answer accepted");
+    for _ in 0..500 {
+        net.tick();
+    }
+
+    // Media flows again, over the new addresses only, and the peers were never closed.
+    let before = rtp_count(&net.clients[1]);
+    for frame in 30..90u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    assert!(
+        rtp_count(&net.clients[1]) > before + 100,
+        "media resumed on the new path"
+    );
+    assert!(!net.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+    assert_eq!(net.engine.peer_count(), 2);
 }

@@ -537,6 +537,14 @@ impl RoomActor {
                 self.subscriber_answer(identity, &sdp).await;
                 return;
             }
+            ClientMessage::RestartIce {} => {
+                if let Some(peers) = self.peers.get(identity).copied()
+                    && let Err(err) = self.worker.restart_ice(peers.subscriber).await
+                {
+                    self.refuse(identity, "restart_refused", err.to_string());
+                }
+                return;
+            }
             ClientMessage::Mute { track, muted } => self.room.mute(identity, &track, muted),
             ClientMessage::SetQuality { track, quality } => {
                 self.room.set_quality(identity, &track, quality)

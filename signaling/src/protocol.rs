@@ -66,6 +66,10 @@ pub enum ClientMessage {
         /// SDP.
         sdp: String,
     },
+    /// The client's network path changed (it resumed after a drop, or ICE failed): the server
+    /// restarts ICE on the subscriber connection with a new offer. The publisher connection
+    /// restarts through the client's own re-offer.
+    RestartIce {},
     /// The client muted or unmuted one of its tracks.
     Mute {
         /// Track id.

@@ -131,10 +131,16 @@ test('three participants see and hear each other through the SFU', async () => {
   const ivy = await (await browser.newContext()).newPage();
   const obi = await (await browser.newContext()).newPage();
   const cas = await (await browser.newContext()).newPage();
-  // Obi's signaling socket goes through a route the test can cut, as a network drop would.
+  // Obi's signaling socket goes through a route the test can cut, as a network drop would, and
+  // that records what Obi sends.
   const obiSockets = [];
+  const obiSent = [];
   await obi.routeWebSocket(/\/rtc\//, (ws) => {
-    ws.connectToServer();
+    const upstream = ws.connectToServer();
+    ws.onMessage((message) => {
+      obiSent.push(JSON.parse(String(message)));
+      upstream.send(message);
+    });
     obiSockets.push(ws);
   });
 
@@ -181,7 +187,18 @@ test('three participants see and hear each other through the SFU', async () => {
   await obi.getByRole('status').filter({ hasText: 'Reconnecting' }).waitFor({ state: 'detached', timeout: 15_000 });
   await ivy.locator('figure', { hasText: 'Obi Interviewer' }).getByText('reconnecting').waitFor({ state: 'detached', timeout: 5000 });
   assert.equal(obiSockets.length, 2, 'one new signaling connection, a resume');
+  // After the resume Obi restarted ICE on both connections (new credentials), and media
+  // keeps flowing both ways over the restarted connections.
+  const ufrag = (sdp) => /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
+  const deadline = Date.now() + 10_000;
+  while (!obiSent.some((m) => m.type === 'restart_ice') && Date.now() < deadline) await obi.waitForTimeout(100);
+  assert.ok(obiSent.some((m) => m.type === 'restart_ice'), 'the subscriber connection was restarted');
+  const offers = obiSent.filter((m) => m.type === 'publish_offer').map((m) => ufrag(m.sdp));
+  assert.ok(offers.length >= 2 && offers.at(-1) !== offers[0], `the publisher re-offered with new ICE credentials: ${offers}`);
+  assert.equal(obiSent.filter((m) => m.type === 'join').at(-1).resume_token !== undefined, true);
+  await obi.waitForTimeout(2000);
   await assertFramesIncrease(obi, 2);
+  await assertFramesIncrease(ivy, 2);
   // The resumed session still signals: chat from Obi reaches Ivy.
   await obi.getByLabel('Message').fill('Back again');
   await obi.getByRole('button', { name: 'Send' }).click();

@@ -59,6 +59,7 @@ export interface JoinGrant {
 /** How long the server keeps a dropped participant's place. */
 export const RESUME_WINDOW_MS = 30_000;
 const QUALITY_INTERVAL_MS = 2_000;
+const ICE_RESTART_SPACING_MS = 5_000;
 
 /** Waits until a peer connection has gathered its candidates (the server does not trickle). */
 function gathered(pc: RTCPeerConnection): Promise<void> {
@@ -157,6 +158,7 @@ export class RoomConnection {
   private negotiation: Promise<void> = Promise.resolve();
   private answerWaiter: ((sdp: string) => void) | null = null;
   private screen: RTCRtpTransceiver | null = null;
+  private lastRestart = 0;
   private lastCounters: Counters = { received: 0, lost: 0 };
   private qualityTimer: ReturnType<typeof setInterval>;
 
@@ -168,6 +170,11 @@ export class RoomConnection {
     private readonly listener: RoomListener,
   ) {
     this.subscriber.ontrack = (event) => listener.remoteTrack(event.track.id, event.track);
+    for (const pc of [this.publisher, this.subscriber]) {
+      pc.addEventListener('iceconnectionstatechange', () => {
+        if (pc.iceConnectionState === 'failed') this.restartIce();
+      });
+    }
     this.qualityTimer = setInterval(() => void this.sampleQuality(), QUALITY_INTERVAL_MS);
     this.open();
   }
@@ -233,9 +240,9 @@ export class RoomConnection {
   }
 
   /** Sends a publisher offer for the current transceivers and waits for its answer. */
-  private renegotiate(): Promise<void> {
+  private renegotiate(iceRestart = false): Promise<void> {
     const step = this.negotiation.then(async () => {
-      const offer = await this.publisher.createOffer();
+      const offer = await this.publisher.createOffer({ iceRestart });
       await this.publisher.setLocalDescription(offer);
       await gathered(this.publisher);
       const tracks: { mid: string; source: Source }[] = [];
@@ -254,6 +261,18 @@ export class RoomConnection {
     // A failed negotiation is reported, and the next one still runs.
     this.negotiation = step.catch((err) => this.listener.error('negotiation_failed', String(err)));
     return step;
+  }
+
+  /**
+   * Restarts ICE on both connections (new credentials, new candidate checks), so media follows
+   * a changed network path: our re-offer for the publisher, the server's offer for the
+   * subscriber. At most one restart every few seconds.
+   */
+  private restartIce() {
+    if (this.leaving || !this.published || Date.now() - this.lastRestart < ICE_RESTART_SPACING_MS) return;
+    this.lastRestart = Date.now();
+    this.send({ type: 'restart_ice' });
+    void this.renegotiate(true);
   }
 
   private async publish() {
@@ -281,6 +300,8 @@ export class RoomConnection {
         if (this.droppedAt !== null) {
           this.droppedAt = null;
           this.listener.reconnecting(false);
+          // Whatever dropped the socket may have moved us to another network: find a new path.
+          this.restartIce();
         }
         if (!this.published) {
           this.published = true;
