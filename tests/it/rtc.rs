@@ -2,7 +2,6 @@
 //! join tokens from the API, a WebSocket client, and str0m clients sending real RTP over UDP on
 //! 127.0.0.1. Every wait is bounded.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -10,12 +9,12 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sightline_api::AccountRole;
+use sightline_testkit::{UdpPeer, candidate_addr};
+use str0m::Event as RtcEvent;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec as Str0mCodec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -34,16 +33,16 @@ on_both_backends!(
 
 const WAIT: Duration = Duration::from_secs(15);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A scheduled interview with an interviewer session and a guest candidate session.
-struct Interview {
-    id: String,
-    interviewer: String,
-    candidate: String,
+pub(crate) struct Interview {
+    pub(crate) id: String,
+    pub(crate) interviewer: String,
+    pub(crate) candidate: String,
 }
 
-async fn interview(app: &TestApp) -> Result<Interview> {
+pub(crate) async fn interview(app: &TestApp) -> Result<Interview> {
     let interviewer = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
@@ -83,7 +82,7 @@ async fn connect(app: &TestApp, room: &str) -> Result<Socket> {
     Ok(socket)
 }
 
-async fn send(socket: &mut Socket, message: Value) -> Result<()> {
+pub(crate) async fn send(socket: &mut Socket, message: Value) -> Result<()> {
     socket
         .send(Message::Text(message.to_string().into()))
         .await?;
@@ -91,7 +90,7 @@ async fn send(socket: &mut Socket, message: Value) -> Result<()> {
 }
 
 /// The next JSON message of the given type, skipping others; fails after [`WAIT`].
-async fn next_of(socket: &mut Socket, kind: &str) -> Result<Value> {
+pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Result<Value> {
     let deadline = Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -112,7 +111,7 @@ async fn next_of(socket: &mut Socket, kind: &str) -> Result<Value> {
     }
 }
 
-async fn join(app: &TestApp, room: &str, access: &str) -> Result<(Socket, Value)> {
+pub(crate) async fn join(app: &TestApp, room: &str, access: &str) -> Result<(Socket, Value)> {
     let token = join_token(app, room, access).await?;
     let mut socket = connect(app, room).await?;
     send(
@@ -207,80 +206,6 @@ async fn participants_meet_chat_and_are_checked(backend: Backend) -> Result<()> 
     Ok(())
 }
 
-/// A str0m client with its own UDP socket on 127.0.0.1.
-struct MediaClient {
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
-    buffer: Vec<u8>,
-}
-
-impl MediaClient {
-    /// Reads every datagram waiting without blocking, polling after each one (str0m keeps a
-    /// received RTP packet only until the next poll), then lets time advance.
-    fn pump(&mut self, events: &mut Vec<RtcEvent>) -> Result<()> {
-        loop {
-            loop {
-                match self.rtc.poll_output()? {
-                    Output::Transmit(t) => {
-                        let _ = self.socket.try_send_to(&t.contents, t.destination);
-                    }
-                    Output::Event(event) => events.push(event),
-                    Output::Timeout(_) => break,
-                }
-            }
-            let Ok((len, source)) = self.socket.try_recv_from(&mut self.buffer) else {
-                break;
-            };
-            let Ok(contents) = self.buffer[..len].try_into() else {
-                continue;
-            };
-            self.rtc.handle_input(Input::Receive(
-                Instant::now(),
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.addr,
-                    contents,
-                },
-            ))?;
-        }
-        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
-        Ok(())
-    }
-
-    async fn new() -> Result<MediaClient> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
-        let addr = socket.local_addr()?;
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp")?);
-        Ok(MediaClient {
-            rtc,
-            socket,
-            addr,
-            buffer: vec![0; 2048],
-        })
-    }
-
-    /// Sends and receives what is waiting, then waits up to 5 ms for more input.
-    async fn step(&mut self, events: &mut Vec<RtcEvent>) -> Result<()> {
-        self.pump(events)?;
-        let _ = tokio::time::timeout(Duration::from_millis(5), self.socket.readable()).await;
-        self.pump(events)
-    }
-}
-
-/// The SFU's UDP address from the first host candidate in an SDP.
-fn candidate_addr(sdp: &str) -> Result<SocketAddr> {
-    let line = sdp
-        .lines()
-        .find(|l| l.starts_with("a=candidate:"))
-        .context("the answer has a candidate")?;
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let (ip, port) = (fields.get(4).context("ip")?, fields.get(5).context("port")?);
-    Ok(format!("{ip}:{port}").parse()?)
-}
-
 fn vp8_payload(frame: u32) -> Vec<u8> {
     let keyframe = frame.is_multiple_of(10);
     let mut payload = vec![0x90, 0x80, 0x80, (frame & 0x7F) as u8, u8::from(!keyframe)];
@@ -290,7 +215,7 @@ fn vp8_payload(frame: u32) -> Vec<u8> {
 }
 
 /// Reads whatever signaling messages are waiting, without blocking.
-async fn drain(socket: &mut Socket) -> Result<Vec<Value>> {
+pub(crate) async fn drain(socket: &mut Socket) -> Result<Vec<Value>> {
     let mut messages = Vec::new();
     while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(1), socket.next()).await
     {
@@ -317,7 +242,7 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
     assert_eq!(next_of(&mut ivy, "error").await?["code"], "bad_sdp");
 
     // The candidate publishes a camera track.
-    let mut publisher = MediaClient::new().await?;
+    let mut publisher = UdpPeer::rtp().await?;
     let mut change = publisher.rtc.sdp_api();
     let mid: Mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = change.apply().context("offer")?;
@@ -336,7 +261,7 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
         .accept_answer(pending, SdpAnswer::from_sdp_string(&text(&answer["sdp"])?)?)?;
 
     // The interviewer hears of the track and is offered it.
-    let mut subscriber = MediaClient::new().await?;
+    let mut subscriber = UdpPeer::rtp().await?;
     let mut published = None;
     let mut pub_events = Vec::new();
     let mut sub_events = Vec::new();
@@ -450,8 +375,8 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
 struct Member {
     tag: u8,
     ws: Socket,
-    publisher: MediaClient,
-    subscriber: MediaClient,
+    publisher: UdpPeer,
+    subscriber: UdpPeer,
     video: Mid,
     audio: Mid,
     pending: Option<str0m::change::SdpPendingOffer>,
@@ -462,7 +387,7 @@ struct Member {
 impl Member {
     async fn join(app: &TestApp, room: &str, access: &str, tag: u8) -> Result<Member> {
         let (mut ws, _) = join(app, room, access).await?;
-        let mut publisher = MediaClient::new().await?;
+        let mut publisher = UdpPeer::rtp().await?;
         let mut change = publisher.rtc.sdp_api();
         let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
         let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -478,7 +403,7 @@ impl Member {
             tag,
             ws,
             publisher,
-            subscriber: MediaClient::new().await?,
+            subscriber: UdpPeer::rtp().await?,
             video,
             audio,
             pending: Some(pending),
