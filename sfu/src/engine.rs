@@ -898,15 +898,18 @@ impl Engine {
             track.taps.retain(|tap| !tap.is_detached());
         }
         for sub in &mut track.subscribers {
+            // Only a subscriber that can receive now may advance its stream: a keyframe written
+            // before its m-line is negotiated and its connection up would be lost, and its
+            // decoder would wait for the next one.
+            let Some(out) = peers.get_mut(&sub.peer) else {
+                continue;
+            };
+            let (true, true, Some(sub_mid)) = (out.connected, sub.negotiated, sub.mid) else {
+                continue;
+            };
             let decision = sub.down.forward(&incoming);
             want_keyframe(&sub.down);
             let Decision::Forward(rewritten) = decision else {
-                continue;
-            };
-            let (true, Some(sub_mid)) = (sub.negotiated, sub.mid) else {
-                continue;
-            };
-            let Some(out) = peers.get_mut(&sub.peer) else {
                 continue;
             };
             let Some(out_pt) = out.rtc.codec_config().match_params(params).map(|p| p.pt()) else {

@@ -8,5 +8,6 @@ mod auth;
 mod http;
 mod interviews;
 mod invites;
+mod media;
 mod persistence;
 mod rtc;
