@@ -13,6 +13,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sightline_api::{AccountRole, Server, cli};
 use sightline_config::{DEFAULT_TOML, Settings};
+use sightline_signaling::Hub;
 use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -129,6 +130,8 @@ pub struct TestApp {
     pub settings: Settings,
     /// Plain client (no cookie store): tests see cookies as headers.
     pub client: reqwest::Client,
+    /// The server's rooms, for what only in-process consumers do (media taps).
+    pub hub: Hub,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     db: TestDb,
@@ -178,6 +181,7 @@ impl TestApp {
     async fn start(settings: Settings, db: TestDb, data_dir: TempDir) -> Result<TestApp> {
         let server = Server::build(settings.clone()).await?;
         let addr: SocketAddr = server.local_addr()?;
+        let hub = server.state().hub.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -191,6 +195,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             settings,
             client: reqwest::Client::new(),
+            hub,
             shutdown: Some(tx),
             task: Some(task),
             db,

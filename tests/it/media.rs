@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
+use sightline_sfu::{Quality, TapPacket};
+use sightline_signaling::{RoomId, TapError};
 use sightline_testkit::{MediaPublisher, UdpPeer, media};
 use str0m::Event as RtcEvent;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::MediaData;
 
-use crate::helpers::{Backend, TestApp, text};
+use crate::helpers::{Backend, TestApp, interview_body, text};
 use crate::rtc::{drain, interview, join, next_of, send};
 
 /// How long each quality is held once video flows.
@@ -174,4 +176,129 @@ fn frames(events: &[RtcEvent], codec: Codec) -> Vec<&MediaData> {
             _ => None,
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_taps_get_a_rooms_track_as_recordable_frames_and_only_from_that_room() -> Result<()> {
+    let media = media()?;
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let room = interview(&app).await?;
+    let other = app
+        .schedule(&room.interviewer, interview_body("other@example.com"))
+        .await?;
+    let other_room = RoomId(text(&other["interview"]["id"])?);
+    let (_other_socket, _) = join(&app, &other_room.0, &room.interviewer).await?;
+    let (mut cas, _) = join(&app, &room.id, &room.candidate).await?;
+    let (mut publisher, offer) = MediaPublisher::new(true).await?;
+    send(
+        &mut cas,
+        json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
+            { "mid": publisher.audio.to_string(), "source": "microphone" },
+            { "mid": publisher.video.to_string(), "source": "camera" } ] }),
+    )
+    .await?;
+    let answer = next_of(&mut cas, "publish_answer").await?;
+    publisher.accept_answer(SdpAnswer::from_sdp_string(&text(&answer["sdp"])?)?)?;
+
+    let mut events = Vec::new();
+    let mut tap = None;
+    let mut tapped_at = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && tapped_at.is_none_or(|t: Instant| t.elapsed() < PHASE) {
+        for message in drain(&mut cas).await? {
+            if message["type"] == "track_published" && message["track"]["source"] == "camera" {
+                let track = text(&message["track"]["id"])?;
+                // Track ids are per media worker, and the test server has one, so both rooms
+                // share it: the other room must still not reach this track.
+                let refused = app.hub.tap(&other_room, &track, Quality::High, 16).await;
+                assert_eq!(refused.err(), Some(TapError::UnknownTrack));
+                let room_id = RoomId(room.id.clone());
+                tap = Some(app.hub.tap(&room_id, &track, Quality::High, 4096).await?);
+                tapped_at = Some(Instant::now());
+            }
+        }
+        if UdpPeer::connected(&events) {
+            publisher.send_due(media, Instant::now())?;
+        }
+        publisher.peer.step(&mut events).await?;
+    }
+    let mut tap = tap.context("the camera track was published and tapped")?;
+    let packets: Vec<TapPacket> = std::iter::from_fn(|| tap.try_recv()).collect();
+    assert!(packets.len() > 100, "{} packets tapped", packets.len());
+    assert!(packets[0].keyframe, "a tap starts at a keyframe");
+    for pair in packets.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "contiguous sequence numbers");
+    }
+    assert!(
+        packets.iter().filter(|p| p.sender_time.is_some()).count() > packets.len() / 2,
+        "sender reports give the publisher's clock"
+    );
+    assert_eq!(tap.dropped(), 0);
+
+    // Depacketized, the tapped packets are exactly the full-size frames that were sent, in
+    // order: what a recorder writes to a file.
+    let frames = reassemble_vp8(&packets)?;
+    assert!(frames.len() > 30, "{} frames", frames.len());
+    let mut previous = None;
+    for frame in &frames {
+        let (layer, index) = media
+            .find_frame(frame)
+            .context("a tapped frame is not one that was sent")?;
+        assert_eq!(layer, 2, "the tap asked for full quality");
+        if let Some(before) = previous {
+            assert_eq!(index, (before + 1) % media.video[2].len(), "no frame lost");
+        }
+        previous = Some(index);
+    }
+
+    // When the publisher leaves, its tracks end and so does the tap.
+    send(&mut cas, json!({ "type": "leave" })).await?;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while tap.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the tap closed when its track ended");
+    Ok(())
+}
+
+/// Joins VP8 RTP payloads back into frames: a frame starts at a packet whose descriptor has the
+/// S bit and partition 0, and ends at the RTP marker.
+fn reassemble_vp8(packets: &[TapPacket]) -> Result<Vec<Vec<u8>>> {
+    let mut frames = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    for packet in packets {
+        let payload = &packet.payload[..];
+        let skip = vp8_descriptor_len(payload).context("a VP8 payload descriptor")?;
+        if payload[0] & 0x1F == 0x10 {
+            current = Some(Vec::new());
+        }
+        if let Some(frame) = current.as_mut() {
+            frame.extend_from_slice(&payload[skip..]);
+            if packet.marker {
+                frames.extend(current.take());
+            }
+        }
+    }
+    Ok(frames)
+}
+
+/// Length of an RFC 7741 VP8 payload descriptor.
+fn vp8_descriptor_len(payload: &[u8]) -> Option<usize> {
+    let first = *payload.first()?;
+    let mut len = 1;
+    if first & 0x80 != 0 {
+        let extension = *payload.get(1)?;
+        len += 1;
+        if extension & 0x80 != 0 {
+            // Picture id: 15 bits when the M bit is set, else 7.
+            len += if *payload.get(len)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if extension & 0x40 != 0 {
+            len += 1;
+        }
+        if extension & 0x30 != 0 {
+            len += 1;
+        }
+    }
+    (len <= payload.len()).then_some(len)
 }
