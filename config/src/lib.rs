@@ -210,6 +210,8 @@ pub struct RtcSettings {
     pub public_ips: Vec<IpAddr>,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Whether subscribers' bandwidth is estimated and drives their layers.
+    pub bandwidth_estimation: bool,
 }
 
 impl RtcSettings {

@@ -51,6 +51,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec as Str0mCodec, PayloadParams};
 use str0m::ice::StunMessage;
@@ -59,6 +60,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
+use crate::allocation::{Want, allocate};
 use crate::codec::Codec;
 use crate::downtrack::{Decision, DownTrack, Incoming, SourceId};
 use crate::keyframe::KeyframeThrottle;
@@ -68,6 +70,10 @@ use crate::tap::{Offered, SenderClock, Tap, TapPacket, TapReceiver};
 
 /// How long a peer may stay silent before it is removed (ICE consent freshness fails sooner).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Where a subscriber connection's bandwidth estimate starts, before TWCC feedback refines it.
+/// str0m paces sending at twice the estimate, so a low start would delay a full room's media
+/// until probing caught up; congestion brings it down within a second.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::mbps(5);
 
 /// A peer connection, named by the caller (signaling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -193,6 +199,8 @@ struct Subscription {
     peer: PeerId,
     /// What the subscriber asked for; the layer sent is the best live one within it.
     quality: Quality,
+    /// What the subscriber's bandwidth estimate allows this track (see `allocation`).
+    cap: Quality,
     /// The subscriber's m-line, once an offer added it.
     mid: Option<Mid>,
     down: DownTrack,
@@ -209,6 +217,8 @@ struct Published {
     /// Codec of each payload type seen, learned from the publisher's negotiated parameters.
     codecs: Vec<(u8, Codec, PayloadParams)>,
     meters: [BitrateMeter; Layer::COUNT],
+    /// Every packet of the track, whatever its layer: what a subscriber of a plain stream costs.
+    total: BitrateMeter,
     keyframes: KeyframeThrottle,
     speech: SpeechDetector,
     subscribers: Vec<Subscription>,
@@ -255,6 +265,8 @@ pub struct Engine {
     outputs: VecDeque<Output>,
     dirty: VecDeque<PeerId>,
     garbage_datagrams: u64,
+    /// Whether new subscriber connections estimate their bandwidth (see `allocation`).
+    bandwidth_estimation: bool,
     /// The latest time given to the engine; commands that have no time of their own use it.
     now: Instant,
 }
@@ -280,8 +292,16 @@ impl Engine {
             outputs: VecDeque::new(),
             dirty: VecDeque::new(),
             garbage_datagrams: 0,
+            bandwidth_estimation: false,
             now: Instant::now(),
         }
+    }
+
+    /// Whether subscriber connections created from now on estimate their bandwidth (TWCC) and
+    /// get their simulcast layers capped to fit it. Off by default: str0m's estimator paces what
+    /// is sent (latency) and, measured on loopback, does not probe back up to the full layer.
+    pub fn set_bandwidth_estimation(&mut self, on: bool) {
+        self.bandwidth_estimation = on;
     }
 
     /// Datagrams that belonged to no peer or that no peer accepted.
@@ -298,10 +318,12 @@ impl Engine {
         if self.peers.contains_key(&id) {
             return Err(SfuError::PeerExists(id));
         }
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .set_ice_lite(true)
-            .build(now);
+        let mut builder = Rtc::builder().set_rtp_mode(true).set_ice_lite(true);
+        if role == Role::Subscriber && self.bandwidth_estimation {
+            // The estimate of what the server can send this client drives its layer choice.
+            builder = builder.enable_bwe(Some(INITIAL_ESTIMATE));
+        }
+        let mut rtc = builder.build(now);
         for candidate in &self.candidates {
             rtc.add_local_candidate(candidate.clone());
         }
@@ -422,6 +444,7 @@ impl Engine {
         track.subscribers.push(Subscription {
             peer: peer_id,
             quality,
+            cap: Quality::High,
             mid: None,
             down,
             negotiated: false,
@@ -451,7 +474,9 @@ impl Engine {
         subscription
             .down
             .set_paused(quality == Quality::Off && video);
-        subscription.down.set_target(quality.max_layer());
+        subscription
+            .down
+            .set_target(quality.min(subscription.cap).max_layer());
         Ok(())
     }
 
@@ -747,8 +772,58 @@ impl Engine {
             RtcEvent::MediaAdded(added) => self.on_media_added(id, added.mid, added.kind),
             RtcEvent::RtpPacket(packet) => self.on_rtp(id, packet),
             RtcEvent::KeyframeRequest(request) => self.on_keyframe_request(id, request.mid),
+            RtcEvent::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.reallocate(id, estimate.as_u64());
+            }
             _ => {}
         }
+    }
+
+    /// A subscriber connection's bandwidth estimate changed: share it among the tracks it
+    /// receives, and tell the estimator what to probe for.
+    fn reallocate(&mut self, id: PeerId, estimate_bps: u64) {
+        let Engine {
+            peers, tracks, now, ..
+        } = self;
+        let Some(peer) = peers.get_mut(&id) else {
+            return;
+        };
+        let mut received: Vec<TrackId> = peer.subscribed.values().copied().collect();
+        // A stable order, so the same estimate gives the same shares.
+        received.sort_unstable();
+        let shares: Vec<(TrackId, Want)> = received
+            .iter()
+            .filter_map(|t| {
+                let track = tracks.get(t)?;
+                let sub = track.subscribers.iter().find(|s| s.peer == id)?;
+                let bitrates = track.meters.each_ref().map(|m| m.peek_bps(*now));
+                let want = if bitrates.iter().any(Option::is_some) {
+                    Want::Layered {
+                        quality: sub.quality,
+                        bitrates,
+                    }
+                } else {
+                    Want::Plain(track.total.peek_bps(*now).unwrap_or(0))
+                };
+                Some((*t, want))
+            })
+            .collect();
+        let wants: Vec<Want> = shares.iter().map(|(_, want)| *want).collect();
+        let headroom = LayerSelector::default().headroom;
+        let allocation = allocate((estimate_bps as f64 * headroom) as u64, &wants);
+        for ((track, _), cap) in shares.iter().zip(&allocation.caps) {
+            if let Some(sub) = tracks
+                .get_mut(track)
+                .and_then(|t| t.subscribers.iter_mut().find(|s| s.peer == id))
+            {
+                sub.cap = *cap;
+            }
+        }
+        tracing::debug!(peer = id.0, estimate_bps, caps = ?allocation.caps, "bandwidth shared");
+        peer.rtc.bwe().set_bitrate(
+            Bitrate::bps(allocation.minimum_bps),
+            Bitrate::bps(allocation.desired_bps),
+        );
     }
 
     fn on_media_added(&mut self, id: PeerId, mid: Mid, kind: MediaKind) {
@@ -769,6 +844,7 @@ impl Engine {
                 kind,
                 codecs: Vec::new(),
                 meters: Default::default(),
+                total: BitrateMeter::default(),
                 keyframes: KeyframeThrottle::default(),
                 speech: SpeechDetector::default(),
                 subscribers: Vec::new(),
@@ -818,6 +894,7 @@ impl Engine {
             return;
         };
         let layer = rid.as_ref().and_then(|r| Layer::from_rid(r));
+        track.total.record(packet.payload.len(), now);
         if let Some(layer) = layer {
             track.meters[layer.index()].record(packet.payload.len(), now);
             // Layers come and go (a browser sends fewer for small or slow cameras): each
@@ -825,7 +902,7 @@ impl Engine {
             let live = track.meters.each_ref().map(|m| m.peek_bps(now));
             let selector = LayerSelector::default();
             for sub in &mut track.subscribers {
-                let best = selector.select(sub.quality, None, &live);
+                let best = selector.select(sub.quality.min(sub.cap), None, &live);
                 if best.is_some() && best != sub.down.target() {
                     sub.down.set_target(best);
                 }
@@ -1156,6 +1233,58 @@ mod tests {
             engine.peers.contains_key(&PeerId(2)),
             "the other peer lives on"
         );
+    }
+
+    #[test]
+    fn the_bandwidth_estimate_caps_each_video_subscription() {
+        let now = Instant::now();
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[]);
+        engine.set_bandwidth_estimation(true);
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut change = client.sdp_api();
+        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        engine
+            .publisher_offer(PeerId(1), offer, now)
+            .expect("publisher");
+        // str0m reports the m-line once the connection is up; no network here, so say it.
+        engine.on_media_added(PeerId(1), mid, MediaKind::Video);
+        let track = drain(&mut engine)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::TrackPublished { track, .. } => Some(track),
+                _ => None,
+            })
+            .expect("published");
+        engine.add_subscriber(PeerId(2), now).expect("subscriber");
+        engine
+            .subscribe(PeerId(2), track, Quality::High)
+            .expect("subscribed");
+        drain(&mut engine);
+        let published = engine.tracks.get_mut(&track).expect("track");
+        for (layer, bps) in [(0, 150_000u64), (1, 500_000), (2, 1_500_000)] {
+            published.meters[layer].record((bps / 8) as usize, now);
+        }
+        engine.now = now;
+        let cap = |engine: &Engine| {
+            engine.tracks[&track]
+                .subscribers
+                .iter()
+                .find(|s| s.peer == PeerId(2))
+                .map(|s| s.cap)
+        };
+
+        // 800 kbit/s less headroom fits the low and medium layers, not the full one.
+        engine.reallocate(PeerId(2), 800_000);
+        assert_eq!(cap(&engine), Some(Quality::Medium));
+        engine.reallocate(PeerId(2), 100_000);
+        assert_eq!(
+            cap(&engine),
+            Some(Quality::Low),
+            "degrades, never disappears"
+        );
+        engine.reallocate(PeerId(2), 5_000_000);
+        assert_eq!(cap(&engine), Some(Quality::High));
     }
 
     #[test]

@@ -38,6 +38,15 @@ impl Layer {
         }
     }
 
+    /// The quality whose best layer this is.
+    pub fn quality(self) -> Quality {
+        match self {
+            Layer::Low => Quality::Low,
+            Layer::Medium => Quality::Medium,
+            Layer::High => Quality::High,
+        }
+    }
+
     /// The RID this layer is published under.
     pub fn rid(self) -> &'static str {
         match self {

@@ -28,6 +28,7 @@
 //! or what a room means to the business. Panic policy: input from a peer never panics; every
 //! packet field is treated as untrusted.
 
+mod allocation;
 mod codec;
 mod downtrack;
 mod engine;
@@ -37,6 +38,7 @@ mod speech;
 mod tap;
 mod worker;
 
+pub use allocation::{Allocation, Want, allocate};
 pub use codec::Codec;
 pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, SourceId};
 pub use engine::{CloseReason, Engine, Event, Output, PeerId, Role, SfuError, TrackId};

@@ -33,6 +33,8 @@ pub struct WorkerConfig {
     pub bind: SocketAddr,
     /// Extra addresses clients may reach this worker at (same port), e.g. a LAN or public IP.
     pub public_ips: Vec<IpAddr>,
+    /// See [`Engine::set_bandwidth_estimation`].
+    pub bandwidth_estimation: bool,
 }
 
 /// An event from a worker, tagged with the worker it came from.
@@ -127,14 +129,9 @@ impl WorkerHandle {
                     .enable_all()
                     .build();
                 match runtime {
-                    Ok(runtime) => runtime.block_on(run(
-                        index,
-                        socket,
-                        config.public_ips,
-                        inbox,
-                        events,
-                        thread_stats,
-                    )),
+                    Ok(runtime) => {
+                        runtime.block_on(run(index, socket, config, inbox, events, thread_stats))
+                    }
                     Err(err) => tracing::error!(worker = index, %err, "no runtime for worker"),
                 }
             })?;
@@ -313,7 +310,7 @@ fn execute(engine: &mut Engine, command: Command) {
 async fn run(
     index: usize,
     socket: std::net::UdpSocket,
-    public_ips: Vec<IpAddr>,
+    config: WorkerConfig,
     mut inbox: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<WorkerEvent>,
     stats: Arc<WorkerStats>,
@@ -332,7 +329,8 @@ async fn run(
             return;
         }
     };
-    let mut engine = Engine::new(local, &public_ips);
+    let mut engine = Engine::new(local, &config.public_ips);
+    engine.set_bandwidth_estimation(config.bandwidth_estimation);
     let mut buffer = vec![0u8; RECV_BUFFER];
     tracing::info!(worker = index, %local, "sfu worker running");
     loop {

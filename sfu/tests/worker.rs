@@ -86,6 +86,7 @@ async fn media_flows_through_a_worker_over_real_udp() {
     let config = WorkerConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         public_ips: Vec::new(),
+        bandwidth_estimation: false,
     };
     let (worker, thread) = WorkerHandle::spawn(0, config, events_tx).expect("worker");
 
