@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use sightline_benches::post;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
@@ -381,25 +382,6 @@ async fn start_server(bin: &PathBuf) -> Result<Server> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the server did not become ready");
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    body: Value,
-    token: Option<&str>,
-) -> Result<Value> {
-    let mut request = client.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let value: Value = response.json().await?;
-    if !status.is_success() {
-        bail!("{status}: {value}");
-    }
-    Ok(value)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {

@@ -9,6 +9,6 @@ mod media;
 mod peer;
 mod publish;
 
-pub use media::{AUDIO_PACKET_MS, EncodedMedia, Layer, VIDEO_FPS, Vp8Frame, media};
+pub use media::{AUDIO_PACKET_MS, EncodedMedia, Layer, TONE_DBOV, VIDEO_FPS, Vp8Frame, media};
 pub use peer::{UdpPeer, candidate_addr};
 pub use publish::MediaPublisher;

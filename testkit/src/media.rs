@@ -14,6 +14,9 @@ use anyhow::{Context, Result, anyhow, bail};
 pub const VIDEO_FPS: u32 = 30;
 /// Audio packet duration in milliseconds (Opus at 48 kHz).
 pub const AUDIO_PACKET_MS: u32 = 20;
+/// The tone's level as RFC 6464 puts it in each audio packet's header: a sine of amplitude 0.5
+/// has an RMS of 0.354, which is -9 dBov. Browsers send the measured level; ours is constant.
+pub const TONE_DBOV: i8 = -9;
 /// Three seconds of video, with a keyframe at least every second.
 const VIDEO_FRAMES: u32 = 90;
 /// Three seconds of audio.
@@ -68,7 +71,7 @@ pub struct Vp8Frame {
 /// Encoded audio and video to publish.
 #[derive(Debug)]
 pub struct EncodedMedia {
-    /// Opus packets of a 440 Hz tone, 20 ms each, mono 48 kHz.
+    /// Opus packets of a 440 Hz tone at [`TONE_DBOV`], 20 ms each, mono 48 kHz.
     pub opus: Vec<Vec<u8>>,
     /// VP8 frames of a moving test pattern for each of [`Layer::ALL`], 30 per second.
     pub video: [Vec<Vp8Frame>; 3],
@@ -110,6 +113,7 @@ fn encode_into(dir: &Path) -> Result<EncodedMedia> {
         &format!("num-buffers={AUDIO_PACKETS}"),
         "wave=sine",
         "freq=440",
+        "volume=0.5",
         "samplesperbuffer=960",
         "!",
         "audio/x-raw,rate=48000,channels=1",

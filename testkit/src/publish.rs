@@ -11,7 +11,7 @@ use str0m::media::{
     Direction, Frequency, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
 };
 
-use crate::media::{AUDIO_PACKET_MS, EncodedMedia, Layer, VIDEO_FPS};
+use crate::media::{AUDIO_PACKET_MS, EncodedMedia, Layer, TONE_DBOV, VIDEO_FPS};
 use crate::peer::UdpPeer;
 
 /// A camera and microphone publisher.
@@ -98,6 +98,8 @@ impl MediaPublisher {
                 .rtc
                 .writer(self.audio)
                 .context("audio writer")?
+                // As browsers do: the level in the header lets the SFU see who speaks.
+                .audio_level(TONE_DBOV, true)
                 .write(audio_pt, wallclock, time, packet.clone())?;
             self.audio_sent += 1;
         }

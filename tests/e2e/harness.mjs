@@ -17,6 +17,9 @@ export const artifacts = join(here, '.artifacts');
 mkdirSync(artifacts, { recursive: true });
 
 const BIN = process.env.SIGHTLINE_BIN ?? join(repo, 'target', 'debug', 'sightline');
+/** The Rust participant that publishes real media (benches/fake). */
+export const FAKE_PARTICIPANT =
+  process.env.SIGHTLINE_FAKE_PARTICIPANT_BIN ?? join(repo, 'target', 'debug', 'sightline-fake-participant');
 export const PASSWORD = 'correct horse battery staple';
 
 function freePort() {

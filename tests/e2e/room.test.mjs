@@ -5,9 +5,10 @@
 // others, and a participant who leaves disappears from the others' grid within 5 s.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { PASSWORD, artifacts, launchBrowser, startServer } from './harness.mjs';
+import { FAKE_PARTICIPANT, PASSWORD, artifacts, launchBrowser, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -16,6 +17,7 @@ before(async () => {
   server = await startServer();
   server.createUser('ivy@example.com', 'Ivy Interviewer', 'interviewer');
   server.createUser('obi@example.com', 'Obi Interviewer', 'interviewer');
+  server.createUser('bot@example.com', 'Rusty Bot', 'interviewer');
   browser = await launchBrowser();
 });
 
@@ -237,4 +239,44 @@ test('three participants see and hear each other through the SFU', async () => {
     { timeout: 5000 },
   );
   assert.ok(Date.now() - leftAt <= 5000);
+});
+
+test("browsers decode the Rust test client's real media through the SFU", async () => {
+  const ivySession = await api('/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const created = await api(
+    '/api/interviews',
+    {
+      title: 'Interop test',
+      scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
+      duration_minutes: 60,
+      time_zone: 'UTC',
+      participants: [
+        { email: 'cas2@example.com', display_name: 'Casey Candidate', role: 'candidate' },
+        { email: 'bot@example.com', role: 'interviewer' },
+      ],
+    },
+    ivySession.access_token,
+  );
+  // The fake participant publishes GStreamer-encoded Opus and three-layer simulcast VP8,
+  // packetized by str0m, exactly as the integration tests and load tool do.
+  const bot = spawn(
+    FAKE_PARTICIPANT,
+    ['--base', server.base, '--email', 'bot@example.com', '--interview', created.interview.id, '--seconds', '60'],
+    { env: { ...process.env, SIGHTLINE_FAKE_PASSWORD: PASSWORD }, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  try {
+    const ivy = await (await browser.newContext()).newPage();
+    await signIn(ivy, 'ivy@example.com');
+    await enterRoom(ivy, created.interview.id);
+    await assertFramesIncrease(ivy, 1);
+    const video = ivy.locator(`video[aria-label="Rusty Bot's camera"]`);
+    const size = await video.evaluate((v) => [v.videoWidth, v.videoHeight]);
+    assert.ok(size[0] >= 160 && size[1] >= 120, `decoded video has a real size: ${size}`);
+    await ivy.locator(`audio[aria-label="Rusty Bot's microphone"]`).waitFor({ state: 'attached' });
+    // The tone is speech to the SFU's level detector: the bot's tile lights up.
+    await ivy.locator('figure.tile.speaking', { hasText: 'Rusty Bot' }).waitFor({ timeout: 15_000 });
+    await ivy.screenshot({ path: join(artifacts, 'room-interop.png'), fullPage: true });
+  } finally {
+    bot.kill('SIGTERM');
+  }
 });
