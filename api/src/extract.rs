@@ -3,14 +3,18 @@
 //! `ApiJson<T>` parses with serde (unknown fields are refused by `deny_unknown_fields` on each
 //! request type), then runs `garde` validation, and maps every rejection to [`ApiError`]:
 //! malformed JSON 400, wrong content type 415, too large 413, wrong shape or invalid values 422.
+//! [`refuse_oversized_bodies`] answers 413 from `Content-Length` alone, before any body is read.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use garde::Validate;
 
 use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
 
 /// A validated JSON request body.
 #[derive(Debug, Clone)]
@@ -30,6 +34,27 @@ where
             .map_err(from_rejection)?;
         value.validate().map_err(from_report)?;
         Ok(ApiJson(value))
+    }
+}
+
+/// Middleware: a request that announces a body over `http.max_body_bytes` is refused before
+/// anything is read, instead of after reading a megabyte of it. Bodies without a length (chunked)
+/// are still cut off by the body limit as they are read.
+pub async fn refuse_oversized_bodies(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > state.settings.http.max_body_bytes as u64 => {
+            ApiError::PayloadTooLarge.into_response()
+        }
+        _ => next.run(request).await,
     }
 }
 

@@ -67,6 +67,10 @@ pub fn app(state: AppState) -> Router {
         .merge(rtc::router())
         .fallback(web::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(
+            state.clone(),
+            extract::refuse_oversized_bodies,
+        ))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(settings.http.max_body_bytes))
         .layer(cors(&settings.http.cors_allowed_origins))
