@@ -2,19 +2,20 @@
 //!
 //! Starts the `sightline` binary as its own process (so its CPU time can be read from /proc),
 //! schedules R interviews with P participants each through the API, and connects every
-//! participant like a browser would: the `/rtc` WebSocket, a publisher connection sending a video
-//! track (about 30 frames/s in 4 packets of 1,100 bytes) and an audio track (50 packets/s of 120
-//! bytes), and a subscriber connection receiving everyone else. After a warm-up it measures for T
-//! seconds and reports forwarded packets per server CPU-second, added end-to-end latency
-//! percentiles, loss, and server memory per participant.
+//! participant like a browser would: the `/rtc` WebSocket, a publisher connection sending real
+//! media from `sightline-testkit` (Opus every 20 ms, VP8 at 30 frames/s in three simulcast layers
+//! of 150, 500 and 1,500 kbit/s, packetized by str0m) and a subscriber connection receiving
+//! everyone else's frames. After a warm-up it measures for T seconds and reports forwarded packets
+//! per server CPU-second, end-to-end latency percentiles (from each frame's scheduled send time,
+//! which every publisher shares, to its arrival), loss (sequence gaps), and server memory per
+//! participant.
 //!
-//! Payloads are synthetic (VP8-shaped, with a send timestamp inside) because forwarding never
-//! decodes them. Traffic goes to 127.0.0.1 only; every loop is bounded by the run time.
+//! Traffic goes to 127.0.0.1 only; every loop is bounded by the run time.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -22,19 +23,13 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sightline_benches::post;
+use sightline_testkit::{AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, UdpPeer, VIDEO_FPS, media};
+use str0m::Event;
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use str0m::media::Mid;
 use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "load-test-password-1234";
-const VIDEO_PACKETS_PER_FRAME: u32 = 4;
-const VIDEO_PAYLOAD: usize = 1100;
-const AUDIO_PAYLOAD: usize = 120;
 
 #[derive(Parser, Debug)]
 #[command(about = "Measures Sightline's SFU with real WebRTC clients on loopback")]
@@ -53,104 +48,60 @@ struct Args {
     bin: PathBuf,
 }
 
-/// One participant's publisher or subscriber connection over its own UDP socket.
-struct Peer {
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
-    connected: bool,
-}
-
-impl Peer {
-    async fn new() -> Result<Peer> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
-        let addr = socket.local_addr()?;
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp")?);
-        Ok(Peer {
-            rtc,
-            socket,
-            addr,
-            connected: false,
-        })
-    }
-
-    /// Sends what is due and hands received RTP payloads to `on_rtp`; returns the next wake-up.
-    fn drive(&mut self, on_rtp: &mut impl FnMut(&[u8])) -> Result<Instant> {
-        loop {
-            match self.rtc.poll_output()? {
-                Output::Transmit(t) => {
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
-                }
-                Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::RtpPacket(packet)) => on_rtp(&packet.payload),
-                Output::Event(_) => {}
-                Output::Timeout(at) => return Ok(at),
-            }
-        }
-    }
-
-    /// Feeds every waiting datagram, draining after each one (str0m keeps a received RTP packet
-    /// only until the next poll).
-    fn receive(&mut self, buffer: &mut [u8], on_rtp: &mut impl FnMut(&[u8])) -> Result<()> {
-        while let Ok((len, source)) = self.socket.try_recv_from(buffer) {
-            let Ok(contents) = buffer[..len].try_into() else {
-                continue;
-            };
-            self.rtc.handle_input(Input::Receive(
-                Instant::now(),
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.addr,
-                    contents,
-                },
-            ))?;
-            self.drive(on_rtp)?;
-        }
-        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
-        Ok(())
-    }
-}
-
 /// What one participant saw.
 #[derive(Default)]
 struct Tally {
-    sent: u64,
+    /// RTP packets of the frames received while measuring.
     received: u64,
+    /// Packets missing between the frames received (sequence gaps), while measuring.
+    lost: u64,
     latencies_us: Vec<u64>,
 }
 
-fn payload(len: usize, keyframe: bool, epoch: Instant) -> Vec<u8> {
-    let mut bytes = vec![0u8; len];
-    // VP8 descriptor: start of partition 0; P bit clear on keyframes.
-    bytes[0] = 0x10;
-    bytes[1] = u8::from(!keyframe);
-    let sent_us = epoch.elapsed().as_micros() as u64;
-    bytes[2..10].copy_from_slice(&sent_us.to_be_bytes());
-    bytes
+/// Which encoded frame a payload is, by content: (video layer or `None` for audio, index).
+type FrameIndex = HashMap<&'static [u8], (Option<usize>, usize)>;
+
+/// Payloads that occur more than once (a steady tone repeats itself) say nothing about which
+/// frame arrived, so they are left out and not timed.
+fn frame_index(media: &'static EncodedMedia) -> FrameIndex {
+    let mut index = HashMap::new();
+    let mut repeated = Vec::new();
+    let mut add = |payload: &'static [u8], kind: Option<usize>, n: usize| {
+        if index.insert(payload, (kind, n)).is_some() {
+            repeated.push(payload);
+        }
+    };
+    for (n, packet) in media.opus.iter().enumerate() {
+        add(packet, None, n);
+    }
+    for (layer, frames) in media.video.iter().enumerate() {
+        for (n, frame) in frames.iter().enumerate() {
+            add(&frame.data, Some(layer), n);
+        }
+    }
+    for payload in repeated {
+        index.remove(payload);
+    }
+    index
 }
 
-fn sent_at(payload: &[u8]) -> Option<u64> {
-    payload
-        .get(2..10)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
+/// How long after its scheduled send time a frame arrived. Every publisher sends frame n of a
+/// loop of `len` frames at `epoch` + n × `period`, so the frame's index and its arrival time say
+/// which n it was (a loop lasts seconds, far longer than any delay here).
+fn lateness_us(arrival_us: u64, index: usize, len: usize, period_us: u64) -> Option<u64> {
+    let first = index as u64 * period_us;
+    let loop_us = len as u64 * period_us;
+    let since = arrival_us.checked_sub(first)?;
+    let n = index as u64 + len as u64 * (since / loop_us);
+    arrival_us.checked_sub(n * period_us)
 }
 
-fn pt_for(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
-    let remote = rtc.media(mid)?.remote_pts().to_vec();
-    rtc.codec_config()
-        .params()
-        .iter()
-        .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
-        .map(|p| p.pt())
-}
-
-/// Runs one participant until `until`; counts only what happens after `measure_from`.
+/// Runs one participant until `until`; counts only what arrives after `measure_from`.
 async fn participant(
     ws_url: String,
     token: String,
+    media: &'static EncodedMedia,
+    frames: Arc<FrameIndex>,
     epoch: Instant,
     measure_from: Instant,
     until: Instant,
@@ -162,27 +113,22 @@ async fn participant(
             .into(),
     ))
     .await?;
-    let mut publisher = Peer::new().await?;
-    let mut subscriber = Peer::new().await?;
-    let mut change = publisher.rtc.sdp_api();
-    let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let (offer, pending) = change.apply().context("offer")?;
-    let mut pending = Some(pending);
+    let (mut publisher, offer) = MediaPublisher::new(true).await?;
+    publisher.set_epoch(epoch);
+    let mut subscriber = UdpPeer::frames().await?;
     ws.send(Message::Text(
         json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
-            { "mid": video.to_string(), "source": "camera" },
-            { "mid": audio.to_string(), "source": "microphone" } ] })
+            { "mid": publisher.video.to_string(), "source": "camera" },
+            { "mid": publisher.audio.to_string(), "source": "microphone" } ] })
         .to_string()
         .into(),
     ))
     .await?;
 
     let mut tally = Tally::default();
-    let mut buffer = vec![0u8; 2048];
-    let (mut seq_video, mut seq_audio, mut frame) = (0u64, 0u64, 0u64);
-    let mut next_video = Instant::now();
-    let mut next_audio = Instant::now();
+    let (mut pub_events, mut sub_events) = (Vec::new(), Vec::new());
+    let mut connected = false;
+    let mut last_seq: HashMap<Mid, u64> = HashMap::new();
     while Instant::now() < until {
         while let Ok(Some(frame)) = tokio::time::timeout(Duration::ZERO, ws.next()).await {
             let Message::Text(text) = frame? else {
@@ -192,9 +138,7 @@ async fn participant(
             match message["type"].as_str() {
                 Some("publish_answer") => {
                     let answer = SdpAnswer::from_sdp_string(message["sdp"].as_str().unwrap_or(""))?;
-                    if let Some(pending) = pending.take() {
-                        publisher.rtc.sdp_api().accept_answer(pending, answer)?;
-                    }
+                    publisher.accept_answer(answer)?;
                 }
                 Some("subscriber_offer") => {
                     let offer = SdpOffer::from_sdp_string(message["sdp"].as_str().unwrap_or(""))?;
@@ -210,80 +154,52 @@ async fn participant(
                 _ => {}
             }
         }
-        let now = Instant::now();
-        if publisher.connected {
-            let measuring = now >= measure_from;
-            if now >= next_video
-                && let Some(pt) = pt_for(&publisher.rtc, video, Codec::Vp8)
-            {
-                for i in 0..VIDEO_PACKETS_PER_FRAME {
-                    let keyframe = frame.is_multiple_of(60) && i == 0;
-                    let write = RtpWrite::new(
-                        pt,
-                        seq_video.into(),
-                        (frame * 3000) as u32,
-                        now,
-                        payload(VIDEO_PAYLOAD, keyframe, epoch),
-                    )
-                    .marker(i + 1 == VIDEO_PACKETS_PER_FRAME)
-                    .nackable(true);
-                    if let Some(stream) = publisher.rtc.direct_api().stream_tx_by_mid(video, None) {
-                        stream.write_rtp(write);
-                        seq_video += 1;
-                        tally.sent += u64::from(measuring);
-                    }
-                }
-                frame += 1;
-                next_video += Duration::from_micros(33_333);
-            }
-            if now >= next_audio
-                && let Some(pt) = pt_for(&publisher.rtc, audio, Codec::Opus)
-            {
-                let write = RtpWrite::new(
-                    pt,
-                    seq_audio.into(),
-                    (seq_audio * 960) as u32,
-                    now,
-                    payload(AUDIO_PAYLOAD, true, epoch),
-                );
-                if let Some(stream) = publisher.rtc.direct_api().stream_tx_by_mid(audio, None) {
-                    stream.write_rtp(write);
-                    seq_audio += 1;
-                    tally.sent += u64::from(measuring);
-                }
-                next_audio += Duration::from_millis(20);
-            }
-        } else {
-            next_video = now;
-            next_audio = now;
+        if connected {
+            publisher.send_due(media, Instant::now())?;
         }
-        let mut received = 0u64;
-        let mut latencies = Vec::new();
-        let mut on_rtp = |bytes: &[u8]| {
-            if Instant::now() >= measure_from {
-                received += 1;
-                if let Some(sent) = sent_at(bytes) {
-                    latencies.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent));
-                }
+        publisher.peer.pump(&mut pub_events)?;
+        connected |= UdpPeer::connected(&pub_events);
+        pub_events.clear();
+        subscriber.pump(&mut sub_events)?;
+        for event in sub_events.drain(..) {
+            let Event::MediaData(data) = event else {
+                continue;
+            };
+            if data.network_time < measure_from {
+                continue;
             }
-        };
-        let wake = publisher
-            .drive(&mut |_| {})?
-            .min(subscriber.drive(&mut on_rtp)?)
-            .min(next_video)
-            .min(next_audio);
-        let wait = wake
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(2));
+            let (start, end) = (**data.seq_range.start(), **data.seq_range.end());
+            tally.received += end.saturating_sub(start) + 1;
+            if let Some(previous) = last_seq.insert(data.mid, end) {
+                tally.lost += start.saturating_sub(previous + 1);
+            }
+            let Some(&(layer, index)) = frames.get(&data.data[..]) else {
+                continue;
+            };
+            let (len, period_us) = match layer {
+                None => (media.opus.len(), u64::from(AUDIO_PACKET_MS) * 1000),
+                Some(layer) => (media.video[layer].len(), 1_000_000 / u64::from(VIDEO_FPS)),
+            };
+            let arrival_us = data
+                .network_time
+                .saturating_duration_since(epoch)
+                .as_micros() as u64;
+            tally
+                .latencies_us
+                .extend(lateness_us(arrival_us, index, len, period_us));
+        }
+        // Until the connection is up nothing is due; str0m's own timers are served by the cap.
+        let due = publisher.next_due().filter(|_| connected);
+        let wake = due
+            .unwrap_or(Instant::now() + Duration::from_millis(2))
+            .min(publisher.peer.deadline())
+            .min(subscriber.deadline())
+            .saturating_duration_since(Instant::now());
         tokio::select! {
-            _ = publisher.socket.readable() => {}
-            _ = subscriber.socket.readable() => {}
-            () = tokio::time::sleep(wait) => {}
+            _ = publisher.peer.readable() => {}
+            _ = subscriber.readable() => {}
+            () = tokio::time::sleep(wake) => {}
         }
-        publisher.receive(&mut buffer, &mut |_| {})?;
-        subscriber.receive(&mut buffer, &mut on_rtp)?;
-        tally.received += received;
-        tally.latencies_us.extend(latencies);
     }
     let _ = ws.close(None).await;
     Ok(tally)
@@ -384,6 +300,49 @@ async fn start_server(bin: &PathBuf) -> Result<Server> {
     bail!("the server did not become ready");
 }
 
+/// The server's own histogram of how long its media workers held each forwarded datagram:
+/// cumulative counts by upper bound in seconds, from `/metrics`.
+async fn forwarding_histogram(client: &reqwest::Client, base: &str) -> Result<Vec<(f64, u64)>> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let mut buckets = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("sightline_sfu_forwarding_seconds_bucket{le=\"") else {
+            continue;
+        };
+        let (bound, count) = rest.split_once("\"}").context("bucket line")?;
+        let bound = if bound == "+Inf" {
+            f64::INFINITY
+        } else {
+            bound.parse()?
+        };
+        buckets.push((bound, count.trim().parse()?));
+    }
+    if buckets.is_empty() {
+        bail!("the server's /metrics has no forwarding histogram");
+    }
+    Ok(buckets)
+}
+
+/// The upper bound (in µs) of the bucket holding quantile `q` of what was recorded between two
+/// readings of the same cumulative histogram.
+fn bucket_quantile_us(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> Option<f64> {
+    let total = after.last()?.1.checked_sub(before.last()?.1)?;
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    after
+        .iter()
+        .zip(before)
+        .find(|((_, a), (_, b))| a.saturating_sub(*b) >= rank)
+        .map(|((bound, _), _)| bound * 1e6)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -465,6 +424,8 @@ async fn main() -> Result<()> {
         }
     }
 
+    let media = media()?;
+    let frames = Arc::new(frame_index(media));
     let epoch = Instant::now();
     let warm_up = Duration::from_secs(4);
     let measure_from = Instant::now() + warm_up;
@@ -477,6 +438,8 @@ async fn main() -> Result<()> {
         tasks.push(tokio::spawn(participant(
             url,
             token,
+            media,
+            Arc::clone(&frames),
             epoch,
             measure_from,
             until,
@@ -484,29 +447,31 @@ async fn main() -> Result<()> {
     }
     tokio::time::sleep_until((measure_from).into()).await;
     let (cpu_before, _) = process_usage(pid)?;
+    let held_before = forwarding_histogram(&client, &server.base).await?;
     tokio::time::sleep_until(until.into()).await;
     let (cpu_after, rss_kb) = process_usage(pid)?;
+    let held_after = forwarding_histogram(&client, &server.base).await?;
     let mut totals = Tally::default();
     for task in tasks {
         let tally = task.await??;
-        totals.sent += tally.sent;
         totals.received += tally.received;
+        totals.lost += tally.lost;
         totals.latencies_us.extend(tally.latencies_us);
     }
     totals.latencies_us.sort_unstable();
     let cpu = (cpu_after - cpu_before).max(0.01);
-    let expected = totals.sent * (args.participants as u64 - 1);
+    let expected = totals.received + totals.lost;
     let loss = if expected == 0 {
         f64::NAN
     } else {
-        100.0 * (expected.saturating_sub(totals.received)) as f64 / expected as f64
+        100.0 * totals.lost as f64 / expected as f64
     };
     let participants = args.rooms * args.participants;
     println!(
         "rooms={} participants/room={} seconds={}",
         args.rooms, args.participants, args.seconds
     );
-    println!("packets sent by publishers:   {}", totals.sent);
+    println!("media: Opus and 3-layer simulcast VP8 encoded by GStreamer (sightline-testkit)");
     println!("packets forwarded (received): {}", totals.received);
     println!("server CPU seconds:           {cpu:.2}");
     println!(
@@ -517,6 +482,15 @@ async fn main() -> Result<()> {
         "end-to-end latency ms (client send -> client receive, loopback): p50 {:.2} p99 {:.2}",
         percentile(&totals.latencies_us, 0.50),
         percentile(&totals.latencies_us, 0.99)
+    );
+    let held = |q| {
+        bucket_quantile_us(&held_before, &held_after, q)
+            .map_or_else(|| "n/a".to_owned(), |us| format!("<= {us:.0} us"))
+    };
+    println!(
+        "added by the server (receipt -> handed to the socket, from its /metrics): p50 {} p99 {}",
+        held(0.50),
+        held(0.99)
     );
     println!("loss: {loss:.2}%");
     println!(

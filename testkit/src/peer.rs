@@ -18,6 +18,8 @@ pub struct UdpPeer {
     socket: UdpSocket,
     addr: SocketAddr,
     buffer: Vec<u8>,
+    /// When str0m next wants time to advance, as of the last `pump`.
+    deadline: Instant,
 }
 
 impl UdpPeer {
@@ -42,6 +44,7 @@ impl UdpPeer {
             socket,
             addr,
             buffer: vec![0; 2048],
+            deadline: Instant::now(),
         })
     }
 
@@ -50,22 +53,12 @@ impl UdpPeer {
         events.iter().any(|e| matches!(e, Event::Connected))
     }
 
-    /// Reads every datagram waiting without blocking, polling after each one, then lets time
-    /// advance. Events go to `events`.
+    /// Reads every datagram waiting without blocking and lets time advance, draining str0m after
+    /// each input, so that everything released (media written since the last call included) is
+    /// sent before this returns. Events go to `events`.
     pub fn pump(&mut self, events: &mut Vec<Event>) -> Result<()> {
-        loop {
-            loop {
-                match self.rtc.poll_output()? {
-                    Output::Transmit(t) => {
-                        let _ = self.socket.try_send_to(&t.contents, t.destination);
-                    }
-                    Output::Event(event) => events.push(event),
-                    Output::Timeout(_) => break,
-                }
-            }
-            let Ok((len, source)) = self.socket.try_recv_from(&mut self.buffer) else {
-                break;
-            };
+        self.drain(events)?;
+        while let Ok((len, source)) = self.socket.try_recv_from(&mut self.buffer) {
             let Ok(contents) = self.buffer[..len].try_into() else {
                 continue;
             };
@@ -78,9 +71,44 @@ impl UdpPeer {
                     contents,
                 },
             ))?;
+            self.drain(events)?;
         }
-        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
         Ok(())
+    }
+
+    /// Polls until str0m's next wake-up lies in the future, feeding it the time whenever it is
+    /// due (str0m releases newly written media only on a timeout).
+    fn drain(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        self.rtc.handle_input(Input::Timeout(Instant::now()))?;
+        // A timer that keeps asking for the present gets a few turns, not an endless loop.
+        let mut turns = 8;
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Transmit(t) => {
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(event) => events.push(event),
+                Output::Timeout(at) => {
+                    let now = Instant::now();
+                    if at > now || turns == 0 {
+                        self.deadline = at.max(now + Duration::from_millis(1));
+                        return Ok(());
+                    }
+                    turns -= 1;
+                    self.rtc.handle_input(Input::Timeout(now))?;
+                }
+            }
+        }
+    }
+
+    /// When str0m next wants time to advance (call `pump` by then).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Resolves when a datagram is waiting (to wait on several peers at once).
+    pub async fn readable(&self) -> Result<()> {
+        Ok(self.socket.readable().await?)
     }
 
     /// Sends and receives what is waiting, then waits up to 5 ms for more input.

@@ -26,6 +26,8 @@ pub struct MediaPublisher {
     simulcast: bool,
     pending: Option<SdpPendingOffer>,
     started: Option<Instant>,
+    /// Set by the first `send_due`.
+    sending: bool,
     audio_sent: u64,
     video_sent: u64,
 }
@@ -54,6 +56,7 @@ impl MediaPublisher {
                 simulcast,
                 pending: Some(pending),
                 started: None,
+                sending: false,
                 audio_sent: 0,
                 video_sent: 0,
             },
@@ -81,12 +84,34 @@ impl MediaPublisher {
             .with_context(|| format!("{codec:?} negotiated"))
     }
 
-    /// Writes every audio packet and video frame due by `now`, from the first call on, looping
-    /// over `media`. Call it once the connection is up (str0m drops media written before), and
-    /// often: it keeps real-time pace, 20 ms per Opus packet and 30 frames per second.
+    /// Schedules the media on a clock shared with other publishers: audio packet n is due at
+    /// `epoch` + 20 ms × n and video frame n at `epoch` + n / 30 s (so a receiver can tell how
+    /// late a frame is from which frame it is). Without it the first `send_due` sets the epoch.
+    pub fn set_epoch(&mut self, epoch: Instant) {
+        self.started = Some(epoch);
+    }
+
+    /// When the next audio packet or video frame is due, once sending has started.
+    pub fn next_due(&self) -> Option<Instant> {
+        let started = self.started?;
+        let audio = started + Duration::from_millis(self.audio_sent * u64::from(AUDIO_PACKET_MS));
+        let video =
+            started + Duration::from_micros(self.video_sent * 1_000_000 / u64::from(VIDEO_FPS));
+        Some(audio.min(video))
+    }
+
+    /// Writes every audio packet and video frame due by `now`, looping over `media`. Call it
+    /// once the connection is up (str0m drops media written before), and often: it keeps
+    /// real-time pace, 20 ms per Opus packet and 30 frames per second. What fell due before the
+    /// first call is skipped, not sent in a burst.
     pub fn send_due(&mut self, media: &EncodedMedia, now: Instant) -> Result<()> {
         let started = *self.started.get_or_insert(now);
         let elapsed = now.saturating_duration_since(started);
+        if !self.sending {
+            self.sending = true;
+            self.audio_sent = elapsed.as_millis() as u64 / u64::from(AUDIO_PACKET_MS);
+            self.video_sent = elapsed.as_micros() as u64 * u64::from(VIDEO_FPS) / 1_000_000;
+        }
         let audio_pt = self.payload_type(self.audio, Codec::Opus)?;
         let audio_due = elapsed.as_millis() as u64 / u64::from(AUDIO_PACKET_MS) + 1;
         while self.audio_sent < audio_due {
