@@ -5,16 +5,21 @@
 //! bounded and no id or token ends up in a label.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use sightline_sfu::{LATENCY_BOUNDS_US, WorkerStats};
 
 use crate::state::AppState;
 
@@ -45,16 +50,11 @@ pub struct Metrics {
     latency: HistogramFamily,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
-
 impl Metrics {
-    /// A fresh registry with Sightline's HTTP instruments.
-    pub fn new() -> Metrics {
+    /// A fresh registry with Sightline's HTTP instruments and the counters of the media workers.
+    pub fn new(workers: Vec<Arc<WorkerStats>>) -> Metrics {
         let mut registry = Registry::with_prefix("sightline");
+        registry.register_collector(Box::new(SfuCollector { workers }));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         registry.register(
@@ -111,4 +111,78 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         })
         .inc();
     response
+}
+
+/// The media workers' counters, read at each scrape (the workers keep them in atomics, so the
+/// packet path never touches the registry).
+#[derive(Debug)]
+struct SfuCollector {
+    workers: Vec<Arc<WorkerStats>>,
+}
+
+impl Collector for SfuCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let total =
+            |read: fn(&WorkerStats) -> u64| -> u64 { self.workers.iter().map(|w| read(w)).sum() };
+        let counters: [(&str, &str, u64); 4] = [
+            (
+                "sfu_datagrams_received",
+                "UDP datagrams the media workers received",
+                total(|w| w.datagrams_in.load(Ordering::Relaxed)),
+            ),
+            (
+                "sfu_datagrams_sent",
+                "UDP datagrams the media workers sent",
+                total(|w| w.datagrams_out.load(Ordering::Relaxed)),
+            ),
+            (
+                "sfu_send_drops",
+                "UDP datagrams dropped because the socket could not take them",
+                total(|w| w.send_drops.load(Ordering::Relaxed)),
+            ),
+            (
+                "sfu_garbage_datagrams",
+                "UDP datagrams that belonged to no peer or that no peer accepted",
+                total(|w| w.garbage_datagrams.load(Ordering::Relaxed)),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let mut buckets = [0u64; LATENCY_BOUNDS_US.len() + 1];
+        let mut sum_ns = 0u64;
+        for worker in &self.workers {
+            let snapshot = worker.forwarding.snapshot();
+            for (total, n) in buckets.iter_mut().zip(snapshot.buckets) {
+                *total += n;
+            }
+            sum_ns = sum_ns.saturating_add(snapshot.sum_ns);
+        }
+        // The encoder accumulates: it takes each bucket's own count.
+        let classic: Vec<(f64, u64)> = buckets
+            .iter()
+            .enumerate()
+            .map(|(index, n)| {
+                let bound = LATENCY_BOUNDS_US
+                    .get(index)
+                    .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
+                (bound, *n)
+            })
+            .collect();
+        let mut histogram = encoder.encode_descriptor(
+            "sfu_forwarding_seconds",
+            "Time a media worker held a datagram it forwarded or answered, from its receipt to \
+             the last datagram it caused being handed to the socket",
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        let count = buckets.iter().sum();
+        histogram.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &classic, None)
+    }
 }

@@ -42,7 +42,7 @@ impl AppState {
                 db,
                 tokens,
                 settings,
-                metrics: Metrics::new(),
+                metrics: Metrics::new(hub.worker_stats()),
                 account_limiter,
                 hub,
             }),

@@ -372,6 +372,19 @@ impl Settings {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
         }
+        if self.rtc.bind_ip.is_unspecified() && self.rtc.public_ips.is_empty() {
+            return Err(ConfigError::invalid(
+                "rtc.public_ips",
+                "must name the addresses clients reach this machine at when rtc.bind_ip is \
+                 unspecified (0.0.0.0 or ::)",
+            ));
+        }
+        if let Some(ip) = self.rtc.public_ips.iter().find(|ip| ip.is_unspecified()) {
+            return Err(ConfigError::invalid(
+                "rtc.public_ips",
+                format!("{ip} is not an address clients can reach"),
+            ));
+        }
         if self.rtc.workers > 64 {
             return Err(ConfigError::invalid("rtc.workers", "must be at most 64"));
         }
@@ -539,6 +552,26 @@ mod tests {
             assert_eq!(
                 load_in(jail, None).expect_err("too few ports").key(),
                 "rtc.port_range_end"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn binding_every_address_needs_addresses_to_advertise() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE__RTC__BIND_IP", "0.0.0.0");
+            assert_eq!(
+                load_in(jail, None).expect_err("nothing to advertise").key(),
+                "rtc.public_ips"
+            );
+            jail.set_env("SIGHTLINE__RTC__PUBLIC_IPS", "[192.168.1.20, 10.0.0.7]");
+            let settings = load_in(jail, None).expect("valid");
+            assert_eq!(settings.rtc.public_ips.len(), 2);
+            jail.set_env("SIGHTLINE__RTC__PUBLIC_IPS", "[0.0.0.0]");
+            assert_eq!(
+                load_in(jail, None).expect_err("unreachable").key(),
+                "rtc.public_ips"
             );
             Ok(())
         });

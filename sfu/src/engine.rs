@@ -273,7 +273,8 @@ pub struct Engine {
 
 impl Engine {
     /// An engine receiving on `local` and advertising it plus `public_ips` (same port) as ICE
-    /// candidates, for clients that reach the server through another address.
+    /// candidates, for clients that reach the server through another address. An unspecified
+    /// `local` (`0.0.0.0`) is not advertised: only `public_ips` are.
     pub fn new(local: SocketAddr, public_ips: &[IpAddr]) -> Engine {
         let mut candidates: Vec<Candidate> = Candidate::host(local, "udp").into_iter().collect();
         for ip in public_ips {
@@ -640,7 +641,7 @@ impl Engine {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination,
+                destination: self.advertised(destination),
                 contents: parsed,
             },
         );
@@ -674,6 +675,17 @@ impl Engine {
         // str0m holds one received RTP packet until it is polled: drain now, or the next datagram
         // for this peer would overwrite it.
         self.drain_peer(id);
+    }
+
+    /// str0m accepts only datagrams addressed to one of its candidates. A datagram that reached
+    /// this host at an address it does not advertise came through a 1:1 NAT in front (the host
+    /// sees its private address, clients the advertised public one): it counts as sent to the
+    /// first advertised address.
+    fn advertised(&self, destination: SocketAddr) -> SocketAddr {
+        if self.candidates.iter().any(|c| c.addr() == destination) {
+            return destination;
+        }
+        self.candidates.first().map_or(destination, Candidate::addr)
     }
 
     /// Time has reached `now`: drives every peer whose timeout is due.
@@ -733,9 +745,15 @@ impl Engine {
         }
     }
 
-    /// Polls one peer's `Rtc` until it has nothing more before its next timeout.
+    /// Polls one peer's `Rtc` until it has nothing more before its next timeout. str0m sends
+    /// media written with `write_rtp` only after time advances, and says so with a timeout that
+    /// is already due: that timeout is served here, at the latest time the engine knows, so a
+    /// forwarded packet leaves in the same pass as the one that brought it.
     fn drain_peer(&mut self, id: PeerId) {
+        // A timer that keeps asking for the present gets a few turns, not an endless loop.
+        let mut turns = 4;
         loop {
+            let now = self.now;
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
             };
@@ -747,6 +765,14 @@ impl Engine {
                 }
             };
             match output {
+                RtcOutput::Timeout(at) if at <= now && turns > 0 => {
+                    turns -= 1;
+                    if let Err(reason) = guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now)))
+                    {
+                        self.close(id, reason);
+                        return;
+                    }
+                }
                 RtcOutput::Timeout(at) => {
                     peer.timeout = at;
                     return;

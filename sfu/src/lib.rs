@@ -34,7 +34,9 @@ mod downtrack;
 mod engine;
 mod keyframe;
 mod layer;
+mod socket;
 mod speech;
+mod stats;
 mod tap;
 mod worker;
 
@@ -45,9 +47,10 @@ pub use engine::{CloseReason, Engine, Event, Output, PeerId, Role, SfuError, Tra
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
 pub use speech::SpeechDetector;
+pub use stats::{LATENCY_BOUNDS_US, LatencyHistogram, LatencySnapshot, WorkerStats};
 pub use str0m::media::MediaKind;
 pub use tap::{SenderClock, TapPacket, TapReceiver};
-pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle, WorkerStats};
+pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle};
 
 /// The session descriptions the engine exchanges, so callers need not depend on str0m.
 pub mod sdp {

@@ -9,20 +9,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, Event, Output, PeerId, SfuError, TrackId};
 use crate::layer::Quality;
+use crate::socket::{MediaSocket, RecvBuffers};
+use crate::stats::WorkerStats;
 use crate::tap::TapReceiver;
 
-/// Largest datagram read; WebRTC keeps packets under the path MTU, this leaves room.
-const RECV_BUFFER: usize = 2048;
 /// Commands waiting for a worker before callers are told it is overloaded.
 const COMMAND_QUEUE: usize = 1024;
 
@@ -44,17 +43,6 @@ pub struct WorkerEvent {
     pub worker: usize,
     /// What happened.
     pub event: Event,
-}
-
-/// Counters a worker keeps for metrics.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    /// Datagrams received.
-    pub datagrams_in: AtomicU64,
-    /// Datagrams sent.
-    pub datagrams_out: AtomicU64,
-    /// Datagrams dropped because the socket would have blocked or failed.
-    pub send_drops: AtomicU64,
 }
 
 enum Command {
@@ -156,8 +144,8 @@ impl WorkerHandle {
         self.local_addr
     }
 
-    /// The worker's counters.
-    pub fn stats(&self) -> &WorkerStats {
+    /// The worker's counters, shared with its thread.
+    pub fn stats(&self) -> &Arc<WorkerStats> {
         &self.stats
     }
 
@@ -307,6 +295,10 @@ fn execute(engine: &mut Engine, command: Command) {
     }
 }
 
+/// Datagram batches a worker reads per wake-up before it looks at commands and timers again, so
+/// a flood on the socket cannot starve signaling.
+const BATCHES_PER_WAKE: usize = 16;
+
 async fn run(
     index: usize,
     socket: std::net::UdpSocket,
@@ -315,56 +307,40 @@ async fn run(
     events: mpsc::UnboundedSender<WorkerEvent>,
     stats: Arc<WorkerStats>,
 ) {
-    let socket = match UdpSocket::from_std(socket) {
+    let socket = match MediaSocket::new(socket, &config.public_ips) {
         Ok(socket) => socket,
         Err(err) => {
             tracing::error!(worker = index, %err, "worker socket unusable");
             return;
         }
     };
-    let local = match socket.local_addr() {
-        Ok(addr) => addr,
-        Err(err) => {
-            tracing::error!(worker = index, %err, "worker socket has no address");
-            return;
-        }
-    };
+    let local = socket.local_addr();
     let mut engine = Engine::new(local, &config.public_ips);
     engine.set_bandwidth_estimation(config.bandwidth_estimation);
-    let mut buffer = vec![0u8; RECV_BUFFER];
+    let mut buffers = socket.buffers();
+    let out = Outlet {
+        index,
+        events,
+        stats,
+    };
+    let timer = tokio::time::sleep_until(Instant::now().into());
+    tokio::pin!(timer);
     tracing::info!(worker = index, %local, "sfu worker running");
     loop {
-        let deadline = loop {
-            match engine.poll_output() {
-                Output::Transmit(transmit) => {
-                    match socket.try_send_to(&transmit.contents, transmit.destination) {
-                        Ok(_) => stats.datagrams_out.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => stats.send_drops.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-                Output::Event(event) => {
-                    if events
-                        .send(WorkerEvent {
-                            worker: index,
-                            event,
-                        })
-                        .is_err()
-                    {
-                        tracing::info!(worker = index, "nobody listens to events; stopping");
-                        return;
-                    }
-                }
-                Output::Timeout(at) => break at,
-            }
+        let Some(deadline) = out.flush(&mut engine, &socket) else {
+            tracing::info!(worker = index, "nobody listens to events; stopping");
+            return;
         };
+        timer.as_mut().reset(deadline.into());
         tokio::select! {
-            received = socket.recv_from(&mut buffer) => match received {
-                Ok((len, source)) => {
-                    stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
-                    let data = buffer.get(..len).unwrap_or_default();
-                    engine.handle_datagram(Instant::now(), source, local, data);
+            ready = socket.readable() => {
+                if let Err(err) = ready {
+                    tracing::debug!(worker = index, %err, "socket not readable");
+                    continue;
                 }
-                Err(err) => tracing::debug!(worker = index, %err, "receive failed"),
+                if !out.receive(&mut engine, &socket, &mut buffers) {
+                    return;
+                }
             },
             command = inbox.recv() => match command {
                 Some(command) => execute(&mut engine, command),
@@ -373,9 +349,85 @@ async fn run(
                     return;
                 }
             },
-            () = tokio::time::sleep_until(deadline.into()) => {
-                engine.handle_timeout(Instant::now());
+            () = &mut timer => engine.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+/// Where a worker's output goes: datagrams to the socket, events to signaling, counts to stats.
+struct Outlet {
+    index: usize,
+    events: mpsc::UnboundedSender<WorkerEvent>,
+    stats: Arc<WorkerStats>,
+}
+
+impl Outlet {
+    /// Drains the engine (its run-loop contract): sends, reports, and returns the next deadline;
+    /// `None` when nobody listens to events any more.
+    fn flush(&self, engine: &mut Engine, socket: &MediaSocket) -> Option<Instant> {
+        loop {
+            match engine.poll_output() {
+                Output::Transmit(transmit) => {
+                    let counter = if socket.send(&transmit) {
+                        &self.stats.datagrams_out
+                    } else {
+                        &self.stats.send_drops
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Output::Event(event) => {
+                    let event = WorkerEvent {
+                        worker: self.index,
+                        event,
+                    };
+                    self.events.send(event).ok()?;
+                }
+                Output::Timeout(at) => return Some(at),
             }
         }
+    }
+
+    /// Reads what is waiting, a bounded number of batches, handing each datagram to the engine
+    /// and sending what it produced before the next one (the time that takes is what the worker
+    /// adds to a forwarded packet's journey); `false` when the worker must stop.
+    fn receive(
+        &self,
+        engine: &mut Engine,
+        socket: &MediaSocket,
+        buffers: &mut RecvBuffers,
+    ) -> bool {
+        let mut alive = true;
+        for _ in 0..BATCHES_PER_WAKE {
+            let arrived = Instant::now();
+            let received = socket.receive(buffers, |datagram| {
+                engine.handle_datagram(
+                    arrived,
+                    datagram.source,
+                    datagram.destination,
+                    datagram.contents,
+                );
+                let sent_before = self.stats.datagrams_out.load(Ordering::Relaxed);
+                alive &= self.flush(engine, socket).is_some();
+                if self.stats.datagrams_out.load(Ordering::Relaxed) != sent_before {
+                    self.stats.forwarding.record(arrived.elapsed());
+                }
+            });
+            match received {
+                Ok(0) => break,
+                Ok(count) => {
+                    self.stats
+                        .datagrams_in
+                        .fetch_add(count as u64, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    tracing::debug!(worker = self.index, %err, "receive failed");
+                    break;
+                }
+            }
+        }
+        self.stats
+            .garbage_datagrams
+            .store(engine.garbage_datagrams(), Ordering::Relaxed);
+        alive
     }
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use sightline_sfu::sdp::{SdpAnswer, SdpOffer};
 use sightline_sfu::{
     Event as SfuEvent, PeerId, Quality, SfuError, TapReceiver, TrackId, WorkerEvent, WorkerHandle,
+    WorkerStats,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -198,6 +199,15 @@ impl Hub {
         };
         tokio::spawn(actor.run(rx));
         Some(tx)
+    }
+
+    /// Every media worker's counters, for metrics.
+    pub fn worker_stats(&self) -> Vec<Arc<WorkerStats>> {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| Arc::clone(w.stats()))
+            .collect()
     }
 
     fn worker_for(&self, id: &RoomId) -> Option<&WorkerHandle> {

@@ -368,6 +368,25 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
     for pair in received.windows(2) {
         assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
     }
+    // What the workers counted is on /metrics: the garbage, and the time each forwarded packet
+    // spent in the worker.
+    let metrics = app.get("/metrics", None).await?.text().await?;
+    let value = |name: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+    };
+    assert!(
+        value("sightline_sfu_garbage_datagrams_total").unwrap_or(0.0) >= 2.0,
+        "{metrics}"
+    );
+    let held = value("sightline_sfu_forwarding_seconds_count").unwrap_or(0.0);
+    assert!(held >= received.len() as f64, "{metrics}");
+    assert_eq!(
+        value("sightline_sfu_forwarding_seconds_bucket{le=\"+Inf\"}"),
+        Some(held),
+        "buckets are cumulative: {metrics}"
+    );
     Ok(())
 }
 
