@@ -7,7 +7,8 @@
 //! # Run-loop contract
 //!
 //! After every call that changes the engine (`handle_datagram`, `handle_timeout`, and every
-//! command: `publisher_offer`, `add_subscriber`, `subscribe`, `accept_answer`, `remove_peer`), drain
+//! command: `publisher_offer`, `add_subscriber`, `subscribe`, `set_quality`, `hold`,
+//! `add_remote_candidate`, `accept_answer`, `restart_ice`, `add_tap`, `remove_peer`), drain
 //! [`Engine::poll_output`] until it returns [`Output::Timeout`]; call `handle_timeout` no later
 //! than that instant. Skipping the drain leaves packets unsent and peers unpolled.
 //!
@@ -185,6 +186,9 @@ pub enum SfuError {
     /// The peer's SDP or state was refused by str0m.
     #[error("peer connection: {0}")]
     Rtc(#[from] str0m::RtcError),
+    /// A trickled ICE candidate that does not parse.
+    #[error("bad ICE candidate: {0}")]
+    BadCandidate(String),
     /// The worker stopped, or its command queue is full.
     #[error("the media worker is unavailable")]
     WorkerUnavailable,
@@ -224,6 +228,8 @@ struct Published {
     subscribers: Vec<Subscription>,
     /// Non-WebRTC consumers of this track (recorder, proctoring sampler).
     taps: Vec<Tap>,
+    /// A moderator muted it: no subscriber gets its media until it is released.
+    held: bool,
 }
 
 #[derive(Debug)]
@@ -441,7 +447,7 @@ impl Engine {
             });
         peer.to_add.push(track_id);
         let mut down = DownTrack::new(codec, quality.max_layer());
-        down.set_paused(quality == Quality::Off && track.kind == MediaKind::Video);
+        down.set_paused(track.held || (quality == Quality::Off && track.kind == MediaKind::Video));
         track.subscribers.push(Subscription {
             peer: peer_id,
             quality,
@@ -474,10 +480,38 @@ impl Engine {
         subscription.quality = quality;
         subscription
             .down
-            .set_paused(quality == Quality::Off && video);
+            .set_paused(published.held || (quality == Quality::Off && video));
         subscription
             .down
             .set_target(quality.min(subscription.cap).max_layer());
+        Ok(())
+    }
+
+    /// Holds a track (a moderator muted it) or releases it: while held no subscriber gets its
+    /// media, whatever the publisher sends; released, each resumes at a keyframe. Taps keep
+    /// their stream (a recording shows what the publisher really sent).
+    pub fn hold(&mut self, track: TrackId, held: bool) -> Result<(), SfuError> {
+        let published = self
+            .tracks
+            .get_mut(&track)
+            .ok_or(SfuError::UnknownTrack(track))?;
+        published.held = held;
+        let video = published.kind == MediaKind::Video;
+        for sub in &mut published.subscribers {
+            sub.down
+                .set_paused(held || (sub.quality == Quality::Off && video));
+        }
+        Ok(())
+    }
+
+    /// A candidate the client trickled for one of its connections (`candidate:...` as in SDP).
+    pub fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer(id))?;
+        let line = candidate.strip_prefix("a=").unwrap_or(candidate);
+        let parsed = Candidate::from_sdp_string(line)
+            .map_err(|err| SfuError::BadCandidate(err.to_string()))?;
+        peer.rtc.add_remote_candidate(parsed);
+        self.mark_dirty(id);
         Ok(())
     }
 
@@ -516,7 +550,15 @@ impl Engine {
         let Some(pending) = peer.pending_offer.take() else {
             return Ok(());
         };
-        peer.rtc.sdp_api().accept_answer(pending, answer)?;
+        if let Err(err) = peer.rtc.sdp_api().accept_answer(pending, answer) {
+            // The offer is spent and its m-lines are neither negotiated nor offered again: the
+            // connection cannot recover. Closing it lets signaling start the client afresh.
+            self.close(
+                peer_id,
+                CloseReason::Failed(format!("answer refused: {err}")),
+            );
+            return Err(err.into());
+        }
         // An ICE restart we offered takes effect with the answer.
         self.follow_ice_credentials(peer_id);
         let Some(peer) = self.peers.get_mut(&peer_id) else {
@@ -875,6 +917,7 @@ impl Engine {
                 speech: SpeechDetector::default(),
                 subscribers: Vec::new(),
                 taps: Vec::new(),
+                held: false,
             },
         );
         self.outputs.push_back(Output::Event(Event::TrackPublished {

@@ -80,6 +80,16 @@ enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
+    Hold {
+        track: TrackId,
+        held: bool,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    AddCandidate {
+        peer: PeerId,
+        candidate: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
     AddTap {
         track: TrackId,
         quality: Quality,
@@ -228,6 +238,26 @@ impl WorkerHandle {
         self.call(|reply| Command::RestartIce { peer, reply }).await
     }
 
+    /// See [`Engine::hold`].
+    pub async fn hold(&self, track: TrackId, held: bool) -> Result<(), SfuError> {
+        self.call(|reply| Command::Hold { track, held, reply })
+            .await
+    }
+
+    /// See [`Engine::add_remote_candidate`].
+    pub async fn add_remote_candidate(
+        &self,
+        peer: PeerId,
+        candidate: String,
+    ) -> Result<(), SfuError> {
+        self.call(|reply| Command::AddCandidate {
+            peer,
+            candidate,
+            reply,
+        })
+        .await
+    }
+
     /// See [`Engine::add_tap`].
     pub async fn add_tap(
         &self,
@@ -283,6 +313,16 @@ fn execute(engine: &mut Engine, command: Command) {
         }
         Command::RestartIce { peer, reply } => {
             let _ = reply.send(engine.restart_ice(peer));
+        }
+        Command::Hold { track, held, reply } => {
+            let _ = reply.send(engine.hold(track, held));
+        }
+        Command::AddCandidate {
+            peer,
+            candidate,
+            reply,
+        } => {
+            let _ = reply.send(engine.add_remote_candidate(peer, &candidate));
         }
         Command::AddTap {
             track,

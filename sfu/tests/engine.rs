@@ -403,6 +403,53 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     );
 }
 
+#[test]
+fn a_held_track_reaches_no_subscriber_until_released() {
+    let mut net = Net::new();
+    let (mid, track) = publish_and_subscribe(&mut net);
+    let pt = vp8_pt(&net, mid);
+    let received = |net: &Net| -> Vec<Vec<u8>> {
+        net.clients[1]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                RtcEvent::RtpPacket(p) => Some(p.payload.to_vec()),
+                _ => None,
+            })
+            .collect()
+    };
+    for frame in 0..40u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    let before = received(&net).len();
+    assert!(before > 0, "media flows before the hold");
+
+    net.engine.hold(track, true).expect("held");
+    for frame in 40..100u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    assert_eq!(
+        received(&net).len(),
+        before,
+        "a held track is not forwarded"
+    );
+
+    net.engine.hold(track, false).expect("released");
+    for frame in 100..160u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    let after = received(&net);
+    let resumed = after.get(before).expect("media resumes after the release");
+    // The picture id is rewritten for continuity; the frame number after it is the publisher's.
+    let frame = u32::from_be_bytes([resumed[5], resumed[6], resumed[7], resumed[8]]);
+    assert!(frame >= 100, "resumed with a frame sent after the release");
+    assert_eq!(resumed[4] & 0x01, 0, "and at a keyframe");
+    assert!(matches!(
+        net.engine.hold(TrackId(999), true),
+        Err(SfuError::UnknownTrack(_))
+    ));
+}
+
 /// Connects an audio-only publisher (peer 1) and lets its connection come up.
 fn connect_audio_publisher(net: &mut Net) -> Mid {
     let now = net.now;

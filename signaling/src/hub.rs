@@ -11,8 +11,8 @@
 //! than allowed to grow a queue; a room whose task is gone answers "unavailable" and its failure
 //! touches no other room.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use sightline_sfu::sdp::{SdpAnswer, SdpOffer};
 use sightline_sfu::{
-    Event as SfuEvent, PeerId, Quality, SfuError, TapReceiver, TrackId, WorkerEvent, WorkerHandle,
-    WorkerStats,
+    CloseReason, Event as SfuEvent, PeerId, Quality, SfuError, TapReceiver, TrackId, WorkerEvent,
+    WorkerHandle, WorkerStats,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +35,8 @@ const ROOM_QUEUE: usize = 1024;
 const CLIENT_QUEUE: usize = 256;
 /// How often rooms check resume windows.
 const TICK: Duration = Duration::from_secs(1);
+/// Tries to hand a join to a room task that may be ending at that moment.
+const JOIN_ATTEMPTS: usize = 3;
 
 /// Why a connection could not be admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,13 +88,14 @@ pub struct Session {
 pub struct SessionSender {
     identity: String,
     connection: u64,
-    room: mpsc::Sender<RoomInput>,
+    room: RoomHandle,
 }
 
 impl SessionSender {
     /// Hands a client message to the room; false if the room is overloaded or gone.
     pub fn send(&self, message: ClientMessage) -> bool {
         self.room
+            .inbox
             .try_send(RoomInput::Client {
                 identity: self.identity.clone(),
                 connection: self.connection,
@@ -101,13 +104,23 @@ impl SessionSender {
             .is_ok()
     }
 
-    /// Tells the room the connection ended (the participant may resume).
+    /// Tells the room the connection ended (the participant may resume). Never lost to a full
+    /// queue: a lost notice would leave a participant shown as present forever.
     pub fn closed(&self) {
-        let _ = self.room.try_send(RoomInput::Gone {
+        let _ = self.room.control.send(RoomInput::Gone {
             identity: self.identity.clone(),
             connection: self.connection,
         });
     }
+}
+
+/// The two ways into a room's task. Client requests go through a bounded queue (a flood is
+/// refused, not queued); notices that must not be lost (a connection ended, a media event) go
+/// through an unbounded one, whose senders produce at most a few per connection or peer event.
+#[derive(Debug, Clone)]
+struct RoomHandle {
+    inbox: mpsc::Sender<RoomInput>,
+    control: mpsc::UnboundedSender<RoomInput>,
 }
 
 #[derive(Debug)]
@@ -141,8 +154,9 @@ enum RoomInput {
 
 struct HubInner {
     workers: Vec<WorkerHandle>,
-    rooms: Mutex<HashMap<RoomId, mpsc::Sender<RoomInput>>>,
-    peers: Mutex<HashMap<PeerId, mpsc::Sender<RoomInput>>>,
+    rooms: Mutex<HashMap<RoomId, RoomHandle>>,
+    /// Where each peer connection's media events go: its room's control queue.
+    peers: Mutex<HashMap<PeerId, mpsc::UnboundedSender<RoomInput>>>,
     next_id: AtomicU64,
 }
 
@@ -180,25 +194,28 @@ impl Hub {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn room(&self, id: &RoomId) -> Option<mpsc::Sender<RoomInput>> {
+    fn room(&self, id: &RoomId) -> Option<RoomHandle> {
         let mut rooms = self.inner.rooms.lock().ok()?;
-        if let Some(room) = rooms.get(id).filter(|r| !r.is_closed()) {
+        if let Some(room) = rooms.get(id).filter(|r| !r.inbox.is_closed()) {
             return Some(room.clone());
         }
         let worker = self.worker_for(id)?.clone();
-        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        rooms.insert(id.clone(), tx.clone());
+        let (inbox, inbox_rx) = mpsc::channel(ROOM_QUEUE);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let handle = RoomHandle { inbox, control };
+        rooms.insert(id.clone(), handle.clone());
         let actor = RoomActor {
             room: Room::new(id.clone()),
             worker,
             hub: Arc::downgrade(&self.inner),
-            inbox: tx.clone(),
+            handle: handle.clone(),
             connections: HashMap::new(),
             peers: HashMap::new(),
             identity_of: HashMap::new(),
+            reset_pending: HashSet::new(),
         };
-        tokio::spawn(actor.run(rx));
-        Some(tx)
+        tokio::spawn(actor.run(inbox_rx, control_rx));
+        Some(handle)
     }
 
     /// Every media worker's counters, for metrics.
@@ -235,13 +252,14 @@ impl Hub {
             .and_then(|rooms| rooms.get(id).cloned())
             .ok_or(TapError::UnknownTrack)?;
         let (reply, answer) = oneshot::channel();
-        room.try_send(RoomInput::Tap {
-            track: track.to_owned(),
-            quality,
-            capacity,
-            reply,
-        })
-        .map_err(|_| TapError::Unavailable)?;
+        room.inbox
+            .try_send(RoomInput::Tap {
+                track: track.to_owned(),
+                quality,
+                capacity,
+                reply,
+            })
+            .map_err(|_| TapError::Unavailable)?;
         answer.await.map_err(|_| TapError::Unavailable)?
     }
 
@@ -255,31 +273,40 @@ impl Hub {
         resume_token: Option<String>,
         new_resume_token: String,
     ) -> Result<Session, ConnectError> {
-        let room = self.room(id).ok_or(ConnectError::Unavailable)?;
-        let (outbox, from_room) = mpsc::channel(CLIENT_QUEUE);
-        let (reply, answer) = oneshot::channel();
-        let connection = self.next_id();
-        let identity = member.identity.clone();
-        room.try_send(RoomInput::Join {
-            member,
-            version,
-            resume_token,
-            new_resume_token,
-            connection,
-            outbox,
-            reply,
-        })
-        .map_err(|_| ConnectError::Unavailable)?;
-        answer.await.map_err(|_| ConnectError::Unavailable)??;
-        Ok(Session {
-            identity: identity.clone(),
-            to_room: SessionSender {
-                identity,
-                connection,
-                room,
-            },
-            from_room,
-        })
+        // A room whose last participant just left may end while our join waits in its queue;
+        // the join then goes to the room's next task instead.
+        for _ in 0..JOIN_ATTEMPTS {
+            let room = self.room(id).ok_or(ConnectError::Unavailable)?;
+            let (outbox, from_room) = mpsc::channel(CLIENT_QUEUE);
+            let (reply, answer) = oneshot::channel();
+            let connection = self.next_id();
+            let identity = member.identity.clone();
+            room.inbox
+                .try_send(RoomInput::Join {
+                    member: member.clone(),
+                    version,
+                    resume_token: resume_token.clone(),
+                    new_resume_token: new_resume_token.clone(),
+                    connection,
+                    outbox,
+                    reply,
+                })
+                .map_err(|_| ConnectError::Unavailable)?;
+            let Ok(admitted) = answer.await else {
+                continue;
+            };
+            admitted?;
+            return Ok(Session {
+                identity: identity.clone(),
+                to_room: SessionSender {
+                    identity,
+                    connection,
+                    room,
+                },
+                from_room,
+            });
+        }
+        Err(ConnectError::Unavailable)
     }
 }
 
@@ -300,10 +327,9 @@ async fn route_events(
             | SfuEvent::Closed { peer, .. } => *peer,
         };
         let room = hub.peers.lock().ok().and_then(|p| p.get(&peer).cloned());
-        if let Some(room) = room
-            && room.try_send(RoomInput::Sfu(event)).is_err()
-        {
-            tracing::warn!(?peer, "room queue full; media event dropped");
+        if let Some(room) = room {
+            // A room that just ended has no use for it.
+            let _ = room.send(RoomInput::Sfu(event));
         }
     }
 }
@@ -348,17 +374,27 @@ struct RoomActor {
     room: Room,
     worker: WorkerHandle,
     hub: std::sync::Weak<HubInner>,
-    inbox: mpsc::Sender<RoomInput>,
+    /// This room's own queues, to register its peers and to know itself in the hub's map.
+    handle: RoomHandle,
     connections: HashMap<String, Connection>,
     peers: HashMap<String, Peers>,
     identity_of: HashMap<PeerId, String>,
+    /// Participants whose media was reset while their connection was down: told on resume.
+    reset_pending: HashSet<String>,
 }
 
 impl RoomActor {
-    async fn run(mut self, mut inbox: mpsc::Receiver<RoomInput>) {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<RoomInput>,
+        mut control: mpsc::UnboundedReceiver<RoomInput>,
+    ) {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
+                // Notices first: a request must not act on a connection that already ended.
+                biased;
+                Some(input) = control.recv() => self.handle(input).await,
                 input = inbox.recv() => match input {
                     Some(input) => self.handle(input).await,
                     None => break,
@@ -376,7 +412,7 @@ impl RoomActor {
             && let Ok(mut rooms) = hub.rooms.lock()
             && rooms
                 .get(self.room.id())
-                .is_some_and(|r| r.same_channel(&self.inbox))
+                .is_some_and(|r| r.inbox.same_channel(&self.handle.inbox))
         {
             rooms.remove(self.room.id());
         }
@@ -419,12 +455,16 @@ impl RoomActor {
                         }
                         if fresh {
                             self.drop_peers(&identity).await;
+                            self.reset_pending.remove(&identity);
                         }
                         if !self.peers.contains_key(&identity) {
                             self.create_peers(&identity).await;
                         }
                         let _ = reply.send(Ok(()));
                         self.apply(effects).await;
+                        if self.reset_pending.remove(&identity) {
+                            self.reply(&identity, ServerMessage::MediaReset {});
+                        }
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err));
@@ -485,8 +525,8 @@ impl RoomActor {
             subscriber: PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed)),
         };
         if let Ok(mut map) = hub.peers.lock() {
-            map.insert(peers.publisher, self.inbox.clone());
-            map.insert(peers.subscriber, self.inbox.clone());
+            map.insert(peers.publisher, self.handle.control.clone());
+            map.insert(peers.subscriber, self.handle.control.clone());
         }
         if let Err(err) = self.worker.add_subscriber(peers.subscriber).await {
             tracing::warn!(%err, "subscriber connection not created");
@@ -545,6 +585,25 @@ impl RoomActor {
             }
             ClientMessage::SubscriberAnswer { sdp } => {
                 self.subscriber_answer(identity, &sdp).await;
+                return;
+            }
+            ClientMessage::IceCandidate {
+                connection,
+                candidate,
+            } => {
+                // An empty candidate marks the end of gathering: nothing to add.
+                if let Some(peers) = self.peers.get(identity).copied()
+                    && !candidate.trim().is_empty()
+                {
+                    let peer = match connection {
+                        crate::protocol::Connection::Publisher => peers.publisher,
+                        crate::protocol::Connection::Subscriber => peers.subscriber,
+                    };
+                    match self.worker.add_remote_candidate(peer, candidate).await {
+                        Ok(()) | Err(SfuError::UnknownPeer(_)) => {}
+                        Err(err) => self.refuse(identity, "bad_candidate", err.to_string()),
+                    }
+                }
                 return;
             }
             ClientMessage::RestartIce {} => {
@@ -661,15 +720,40 @@ impl RoomActor {
             SfuEvent::Closed { peer, reason } => {
                 tracing::debug!(?peer, ?reason, "peer connection closed");
                 // Its unpublish events came first; now nothing more will come from it.
-                self.identity_of.remove(&peer);
+                let identity = self.identity_of.remove(&peer);
                 if let Some(hub) = self.hub.upgrade()
                     && let Ok(mut map) = hub.peers.lock()
                 {
                     map.remove(&peer);
                 }
+                // The media plane gave up on one of a participant's live connections (ICE timed
+                // out, str0m refused its input): the participant is still here, so it gets new
+                // ones rather than staying in the room without media.
+                if reason != CloseReason::Removed
+                    && let Some(identity) = identity
+                    && self
+                        .peers
+                        .get(&identity)
+                        .is_some_and(|p| p.publisher == peer || p.subscriber == peer)
+                {
+                    self.reset_media(&identity).await;
+                }
             }
             SfuEvent::Connected { .. } => {}
         }
+    }
+
+    /// Replaces a participant's peer connections and subscribes the new ones to what the old
+    /// ones carried; the client is told now, or when it resumes.
+    async fn reset_media(&mut self, identity: &str) {
+        tracing::info!("media connections lost; starting them afresh");
+        self.drop_peers(identity).await;
+        self.create_peers(identity).await;
+        if !self.connections.contains_key(identity) {
+            self.reset_pending.insert(identity.to_owned());
+        }
+        let effects = self.room.media_reset(identity);
+        self.apply(effects).await;
     }
 
     async fn apply(&mut self, effects: Vec<Effect>) {
@@ -719,6 +803,14 @@ impl RoomActor {
                         .await
                     {
                         tracing::warn!(%err, "quality change failed");
+                    }
+                }
+                Effect::Hold { track, held } => {
+                    let Some(track_id) = parse_track_key(&track) else {
+                        continue;
+                    };
+                    if let Err(err) = self.worker.hold(track_id, held).await {
+                        tracing::warn!(%err, "hold failed");
                     }
                 }
                 Effect::Disconnect { participant } => {

@@ -15,6 +15,18 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_CHAT_BYTES: usize = 4 * 1024;
 /// Most tracks one publish offer may declare.
 pub const MAX_TRACKS_PER_OFFER: usize = 8;
+/// Longest trickled ICE candidate line (real ones are about 100 bytes).
+pub const MAX_CANDIDATE_BYTES: usize = 512;
+
+/// Which of a participant's two peer connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Connection {
+    /// The connection carrying the client's own tracks (the client offers).
+    Publisher,
+    /// The connection carrying everyone else's tracks (the server offers).
+    Subscriber,
+}
 
 /// Video quality a subscriber asks for, from the size and visibility of its tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +77,13 @@ pub enum ClientMessage {
     SubscriberAnswer {
         /// SDP.
         sdp: String,
+    },
+    /// A local ICE candidate the client found after sending its description (trickle ICE).
+    IceCandidate {
+        /// Which connection it belongs to.
+        connection: Connection,
+        /// The candidate line (`candidate:...`), at most [`MAX_CANDIDATE_BYTES`].
+        candidate: String,
     },
     /// The client's network path changed (it resumed after a drop, or ICE failed): the server
     /// restarts ICE on the subscriber connection with a new offer. The publisher connection
@@ -233,6 +252,10 @@ pub enum ServerMessage {
         /// Unix milliseconds.
         at: i64,
     },
+    /// The server lost this client's peer connections (its network was gone longer than ICE
+    /// allows): close both, then publish again on a new publisher connection; a new subscriber
+    /// connection is offered as before. Identity, room state and subscriptions are kept.
+    MediaReset {},
     /// This connection is being closed by the server.
     Removed {
         /// Why.
@@ -262,6 +285,9 @@ pub enum ProtocolError {
     /// Not JSON, unknown type or field, wrong shape.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A field over its own limit.
+    #[error("{0} is too long")]
+    FieldTooLong(&'static str),
 }
 
 impl ProtocolError {
@@ -270,6 +296,7 @@ impl ProtocolError {
         match self {
             ProtocolError::TooLarge => "message_too_large",
             ProtocolError::Malformed(_) => "malformed_message",
+            ProtocolError::FieldTooLong(_) => "field_too_long",
         }
     }
 }
@@ -279,7 +306,14 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(ProtocolError::TooLarge);
     }
-    serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+    let message: ClientMessage =
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    if let ClientMessage::IceCandidate { candidate, .. } = &message
+        && candidate.len() > MAX_CANDIDATE_BYTES
+    {
+        return Err(ProtocolError::FieldTooLong("candidate"));
+    }
+    Ok(message)
 }
 
 #[cfg(test)]
@@ -310,6 +344,15 @@ mod tests {
         );
         assert_eq!(parse(r#"{"type":"leave"}"#), Ok(ClientMessage::Leave {}));
         assert_eq!(
+            parse(
+                r#"{"type":"ice_candidate","connection":"subscriber","candidate":"candidate:1 1 udp 1 10.0.0.1 5000 typ host"}"#
+            ),
+            Ok(ClientMessage::IceCandidate {
+                connection: Connection::Subscriber,
+                candidate: "candidate:1 1 udp 1 10.0.0.1 5000 typ host".into()
+            })
+        );
+        assert_eq!(
             parse(r#"{"type":"ping"}"#),
             Ok(ClientMessage::Ping { nonce: 0 })
         );
@@ -336,6 +379,14 @@ mod tests {
             "x".repeat(MAX_MESSAGE_BYTES)
         );
         assert_eq!(parse(&huge), Err(ProtocolError::TooLarge));
+        let long_candidate = format!(
+            r#"{{"type":"ice_candidate","connection":"publisher","candidate":"{}"}}"#,
+            "x".repeat(MAX_CANDIDATE_BYTES + 1)
+        );
+        assert_eq!(
+            parse(&long_candidate),
+            Err(ProtocolError::FieldTooLong("candidate"))
+        );
     }
 
     #[test]

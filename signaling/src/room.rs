@@ -58,6 +58,13 @@ pub enum Effect {
         /// Wanted quality.
         quality: RequestedQuality,
     },
+    /// Media plane: hold a track (a moderator muted it) or release it.
+    Hold {
+        /// Track id.
+        track: String,
+        /// Held or released.
+        held: bool,
+    },
     /// Close this participant's connection and media.
     Disconnect {
         /// Identity.
@@ -149,6 +156,8 @@ struct Track {
     owner: String,
     source: TrackSource,
     muted: bool,
+    /// A moderator muted it: the media plane forwards nothing until its owner unmutes.
+    held: bool,
 }
 
 /// One interview's room.
@@ -350,6 +359,25 @@ impl Room {
         Ok(effects)
     }
 
+    /// The media plane lost a participant's peer connections and made new ones: the client is
+    /// told to start its media afresh (when it is connected; otherwise the caller tells it on
+    /// resume), and its subscriptions are made again on the new subscriber connection.
+    pub fn media_reset(&mut self, identity: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self
+            .participants
+            .get(identity)
+            .is_some_and(|p| p.presence == Presence::Connected)
+        {
+            effects.push(Effect::Send {
+                to: identity.to_owned(),
+                message: ServerMessage::MediaReset {},
+            });
+        }
+        self.subscriptions_for(identity, &mut effects);
+        effects
+    }
+
     /// A participant's connection dropped; they have [`RESUME_WINDOW`] to come back.
     pub fn disconnected(&mut self, identity: &str, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
@@ -466,23 +494,15 @@ impl Room {
             .declared
             .get(mid)
             .ok_or_else(|| RoomError::Undeclared(mid.to_owned()))?;
-        self.tracks.insert(
-            track.clone(),
-            Track {
-                owner: identity.to_owned(),
-                source,
-                muted: false,
-            },
-        );
+        let published = Track {
+            owner: identity.to_owned(),
+            source,
+            muted: false,
+            held: false,
+        };
+        let info = self.track_info(&track, &published);
+        self.tracks.insert(track.clone(), published);
         let mut effects = Vec::new();
-        let info = self.track_info(
-            &track,
-            &Track {
-                owner: identity.to_owned(),
-                source,
-                muted: false,
-            },
-        );
         let message = ServerMessage::TrackPublished { track: info };
         self.broadcast(&mut effects, None, &message, true);
         for (other, p) in &self.participants {
@@ -553,6 +573,14 @@ impl Room {
             .ok_or(RoomError::UnknownTrack)?;
         track.muted = muted;
         let mut effects = Vec::new();
+        if !muted && track.held {
+            // The owner unmuting is their consent to be heard again.
+            track.held = false;
+            effects.push(Effect::Hold {
+                track: track_id.to_owned(),
+                held: false,
+            });
+        }
         let message = ServerMessage::TrackMuted {
             track: track_id.to_owned(),
             muted,
@@ -572,7 +600,12 @@ impl Room {
             .get_mut(track_id)
             .ok_or(RoomError::UnknownTrack)?;
         track.muted = true;
-        let mut effects = Vec::new();
+        // Enforced by the media plane, not left to the muted client's goodwill.
+        track.held = true;
+        let mut effects = vec![Effect::Hold {
+            track: track_id.to_owned(),
+            held: true,
+        }];
         let message = ServerMessage::TrackMuted {
             track: track_id.to_owned(),
             muted: true,
@@ -842,7 +875,40 @@ mod tests {
             m,
             ServerMessage::TrackMuted { muted: true, by: Some(by), .. } if by == "ivy"
         )));
-        room.mute("cas", "t1", false).expect("owner unmutes");
+        let hold = |held| Effect::Hold {
+            track: "t1".into(),
+            held,
+        };
+        assert!(effects.contains(&hold(true)), "the media plane holds it");
+        let effects = room.mute("cas", "t1", true).expect("owner mutes too");
+        assert!(!effects.contains(&hold(false)), "still held");
+        let effects = room.mute("cas", "t1", false).expect("owner unmutes");
+        assert!(effects.contains(&hold(false)), "and releases the hold");
+    }
+
+    #[test]
+    fn a_media_reset_renews_subscriptions_and_tells_a_connected_client() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        publish(&mut room, "cas", "t1", TrackSource::Camera);
+        let effects = room.media_reset("ivy");
+        assert!(matches!(
+            sent_to(&effects, "ivy")[..],
+            [ServerMessage::MediaReset {}]
+        ));
+        assert!(effects.contains(&Effect::Subscribe {
+            subscriber: "ivy".into(),
+            track: "t1".into()
+        }));
+        room.disconnected("ivy", Instant::now());
+        let effects = room.media_reset("ivy");
+        assert!(
+            sent_to(&effects, "ivy").is_empty(),
+            "told on resume instead"
+        );
+        assert_eq!(effects.len(), 1, "subscriptions still renewed");
     }
 
     #[test]

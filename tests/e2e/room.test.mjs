@@ -198,6 +198,7 @@ test('three participants see and hear each other through the SFU', async () => {
   const offers = obiSent.filter((m) => m.type === 'publish_offer').map((m) => ufrag(m.sdp));
   assert.ok(offers.length >= 2 && offers.at(-1) !== offers[0], `the publisher re-offered with new ICE credentials: ${offers}`);
   assert.equal(obiSent.filter((m) => m.type === 'join').at(-1).resume_token !== undefined, true);
+  assert.ok(obiSent.some((m) => m.type === 'ice_candidate'), 'candidates trickle to the server');
   await obi.waitForTimeout(2000);
   await assertFramesIncrease(obi, 2);
   await assertFramesIncrease(ivy, 2);
@@ -221,6 +222,17 @@ test('three participants see and hear each other through the SFU', async () => {
   await cas.getByRole('button', { name: 'Send' }).click();
   await ivy.getByText('Hello, can you hear me?').waitFor();
   await obi.getByText('Hello, can you hear me?').waitFor();
+
+  // An interviewer mutes the candidate: the candidate's own controls show it, the others see it,
+  // and the candidate can turn the microphone back on.
+  await ivy.getByRole('button', { name: 'Mute Casey Candidate' }).click();
+  await cas.getByRole('button', { name: 'Unmute microphone' }).waitFor({ timeout: 5000 });
+  const casTile = obi.locator('figure', { hasText: 'Casey Candidate' });
+  await casTile.getByText('muted', { exact: true }).waitFor({ timeout: 5000 });
+  await cas.getByRole('button', { name: 'Unmute microphone' }).click();
+  await casTile.getByText('muted', { exact: true }).waitFor({ state: 'detached', timeout: 5000 });
+  // Candidates have no moderation controls.
+  assert.equal(await cas.getByRole('button', { name: /^Mute Ivy/ }).count(), 0);
 
   // Turning a camera off is shown to the others.
   await cas.getByRole('button', { name: 'Turn camera off' }).click();

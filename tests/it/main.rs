@@ -10,4 +10,5 @@ mod interviews;
 mod invites;
 mod media;
 mod persistence;
+mod recovery;
 mod rtc;

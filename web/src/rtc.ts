@@ -2,7 +2,9 @@
 // our camera, microphone and screen; subscriber: everyone else), as the server expects them.
 //
 // A dropped socket is not the end of a call: the peer connections keep carrying media while the
-// socket reconnects and resumes within the server's 30 s window, with a fresh join token.
+// socket reconnects and resumes within the server's 30 s window, with a fresh join token. If the
+// server lost the media connections meanwhile, it says `media_reset` and we start them afresh.
+// Our ICE candidates trickle to the server as they are found; the server's are in its SDP.
 
 export type Source = 'camera' | 'microphone' | 'screen_share' | 'secondary_camera';
 
@@ -46,6 +48,8 @@ export interface RoomListener {
   connectionQuality(quality: ConnectionQuality): void;
   /** Our screen share ended (we stopped it, or the browser's own "Stop sharing" did). */
   screenShareEnded(): void;
+  /** An interviewer muted one of our tracks; it stays off until we turn it on again. */
+  mutedByModerator(source: Source): void;
   error(code: string, message: string): void;
   closed(reason: string): void;
 }
@@ -60,22 +64,6 @@ export interface JoinGrant {
 export const RESUME_WINDOW_MS = 30_000;
 const QUALITY_INTERVAL_MS = 2_000;
 const ICE_RESTART_SPACING_MS = 5_000;
-
-/** Waits until a peer connection has gathered its candidates (the server does not trickle). */
-function gathered(pc: RTCPeerConnection): Promise<void> {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState === 'complete') {
-        pc.removeEventListener('icegatheringstatechange', done);
-        resolve();
-      }
-    };
-    pc.addEventListener('icegatheringstatechange', done);
-    // Host candidates gather at once; never hang on a slow interface.
-    setTimeout(resolve, 2000);
-  });
-}
 
 /** Simulcast: three layers of the camera, as the SFU selects among q/h/f. */
 export const SIMULCAST: RTCRtpEncodingParameters[] = [
@@ -141,8 +129,8 @@ export function readStats(report: RTCStatsReport): { counters: Counters; rtt?: n
 
 export class RoomConnection {
   private socket!: WebSocket;
-  private publisher = new RTCPeerConnection();
-  private subscriber = new RTCPeerConnection();
+  private publisher!: RTCPeerConnection;
+  private subscriber!: RTCPeerConnection;
   /** What each of our publisher m-lines carries, declared with every offer. */
   private sources = new Map<RTCRtpTransceiver, Source>();
   /** Our own tracks' server ids by source, for mute messages. */
@@ -169,14 +157,52 @@ export class RoomConnection {
     private readonly local: MediaStream,
     private readonly listener: RoomListener,
   ) {
-    this.subscriber.ontrack = (event) => listener.remoteTrack(event.track.id, event.track);
-    for (const pc of [this.publisher, this.subscriber]) {
+    this.createConnections();
+    this.qualityTimer = setInterval(() => void this.sampleQuality(), QUALITY_INTERVAL_MS);
+    this.open();
+  }
+
+  /** New publisher and subscriber connections; candidates trickle to the server as found. */
+  private createConnections() {
+    this.publisher = new RTCPeerConnection();
+    this.subscriber = new RTCPeerConnection();
+    this.subscriber.ontrack = (event) => this.listener.remoteTrack(event.track.id, event.track);
+    for (const [pc, connection] of [
+      [this.publisher, 'publisher'],
+      [this.subscriber, 'subscriber'],
+    ] as const) {
       pc.addEventListener('iceconnectionstatechange', () => {
         if (pc.iceConnectionState === 'failed') this.restartIce();
       });
+      pc.addEventListener('icecandidate', (event) => {
+        if (event.candidate?.candidate) {
+          this.send({ type: 'ice_candidate', connection, candidate: event.candidate.candidate });
+        }
+      });
     }
-    this.qualityTimer = setInterval(() => void this.sampleQuality(), QUALITY_INTERVAL_MS);
-    this.open();
+  }
+
+  /**
+   * The server lost our media connections (our network was gone longer than ICE allows): start
+   * them afresh, publishing what we published before, while the room carries on.
+   */
+  private async resetMedia() {
+    this.publisher.close();
+    this.subscriber.close();
+    const screen = this.screen?.sender.track ?? null;
+    this.sources.clear();
+    this.myTracks.clear();
+    this.qualities.clear();
+    this.screen = null;
+    this.answerWaiter = null;
+    this.negotiation = Promise.resolve();
+    this.createConnections();
+    if (screen && screen.readyState === 'live') {
+      const transceiver = this.publisher.addTransceiver(screen, { direction: 'sendonly' });
+      this.sources.set(transceiver, 'screen_share');
+      this.screen = transceiver;
+    }
+    await this.publish();
   }
 
   private open() {
@@ -244,7 +270,6 @@ export class RoomConnection {
     const step = this.negotiation.then(async () => {
       const offer = await this.publisher.createOffer({ iceRestart });
       await this.publisher.setLocalDescription(offer);
-      await gathered(this.publisher);
       const tracks: { mid: string; source: Source }[] = [];
       for (const [transceiver, source] of this.sources) {
         if (transceiver.mid && transceiver.currentDirection !== 'stopped' && transceiver.direction !== 'stopped') {
@@ -315,7 +340,6 @@ export class RoomConnection {
       case 'subscriber_offer':
         await this.subscriber.setRemoteDescription({ type: 'offer', sdp: message.sdp });
         await this.subscriber.setLocalDescription(await this.subscriber.createAnswer());
-        await gathered(this.subscriber);
         this.send({ type: 'subscriber_answer', sdp: this.subscriber.localDescription?.sdp ?? '' });
         break;
       case 'participant_joined':
@@ -337,8 +361,21 @@ export class RoomConnection {
       case 'track_unpublished':
         this.listener.trackUnpublished(message.track);
         break;
-      case 'track_muted':
+      case 'track_muted': {
+        const mine = [...this.myTracks].find(([, id]) => id === message.track)?.[0];
+        if (mine && message.muted && message.by) {
+          // Enforced by the server already; turning the track off here keeps our UI honest.
+          const kind = mine === 'microphone' ? 'audio' : 'video';
+          for (const track of this.local.getTracks()) {
+            if (track.kind === kind && mine !== 'screen_share') track.enabled = false;
+          }
+          this.listener.mutedByModerator(mine);
+        }
         this.listener.trackMuted(message.track, message.muted);
+        break;
+      }
+      case 'media_reset':
+        await this.resetMedia();
         break;
       case 'chat':
         this.listener.chat(message);
@@ -446,6 +483,16 @@ export class RoomConnection {
 
   chat(text: string) {
     this.send({ type: 'chat', text });
+  }
+
+  /** Mutes someone else's track (interviewers only; the server checks). */
+  moderateMute(trackId: string) {
+    this.send({ type: 'moderate_mute', track: trackId });
+  }
+
+  /** Removes a participant from the room (interviewers only; the server checks). */
+  moderateRemove(identity: string) {
+    this.send({ type: 'moderate_remove', participant: identity });
   }
 
   leave() {

@@ -214,6 +214,11 @@ function RoomContent({ id }: { id: string }) {
         screenShareEnded() {
           setScreen(null);
         },
+        mutedByModerator(source) {
+          if (source === 'microphone') setMicOff(true);
+          if (source === 'camera') setCamOff(true);
+          setAnnouncement(`An interviewer turned off your ${source === 'microphone' ? 'microphone' : 'camera'}`);
+        },
         error(code, message) {
           setError(new ApiError(0, code, message));
         },
@@ -257,6 +262,7 @@ function RoomContent({ id }: { id: string }) {
   };
 
   const remote = [...people.values()];
+  const moderator = me?.role === 'interviewer';
   // The newest track wins: after a participant rejoins, their old track may linger until the
   // server reports it gone.
   const trackOf = (identity: string, source: string) =>
@@ -336,6 +342,22 @@ function RoomContent({ id }: { id: string }) {
                 {speakers.has(p.identity) && <span class="badge">speaking</span>}
                 {audio?.info?.muted && <span class="badge">muted</span>}
               </figcaption>
+              {moderator && (
+                <div class="tile-actions">
+                  {audio?.info && !audio.info.muted && (
+                    <button type="button" class="secondary small" aria-label={`Mute ${p.name}`}
+                      onClick={() => audio.info && connection.moderateMute(audio.info.id)}>
+                      Mute
+                    </button>
+                  )}
+                  <button type="button" class="danger small" aria-label={`Remove ${p.name} from the room`}
+                    onClick={() => {
+                      if (window.confirm(`Remove ${p.name} from the room?`)) connection.moderateRemove(p.identity);
+                    }}>
+                    Remove
+                  </button>
+                </div>
+              )}
             </figure>,
             shared?.track && shared.info && (
               <figure class="tile screen" key={`${p.identity}-screen`} data-participant={`${p.identity}-screen`}>
