@@ -33,6 +33,21 @@ pub enum InviteProblem {
     Revoked,
 }
 
+/// Why a phone pairing (QR code, link or manual code) or a phone's session cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingProblem {
+    /// Malformed, or no pairing has this token or code.
+    Unknown,
+    /// Already used by a phone.
+    Used,
+    /// Older than five minutes.
+    Expired,
+    /// Replaced by a newer code, the phone was removed, or the interview is closed.
+    Revoked,
+    /// The phone's session ended (removed, replaced, or the interview is over).
+    SessionEnded,
+}
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -66,6 +81,9 @@ pub enum ApiError {
     /// An invite link that cannot be used.
     #[error("invite link: {0:?}")]
     Invite(InviteProblem),
+    /// A phone pairing or phone session cannot be used.
+    #[error("pairing problem: {0:?}")]
+    Pairing(PairingProblem),
     /// The request conflicts with the current state.
     #[error("{message}")]
     Conflict {
@@ -130,6 +148,15 @@ impl ApiError {
             ApiError::Invite(InviteProblem::Used) => (StatusCode::GONE, "invite_used"),
             ApiError::Invite(InviteProblem::Expired) => (StatusCode::GONE, "invite_expired"),
             ApiError::Invite(InviteProblem::Revoked) => (StatusCode::GONE, "invite_revoked"),
+            ApiError::Pairing(PairingProblem::Unknown) => {
+                (StatusCode::NOT_FOUND, "pairing_not_found")
+            }
+            ApiError::Pairing(PairingProblem::Used) => (StatusCode::GONE, "pairing_used"),
+            ApiError::Pairing(PairingProblem::Expired) => (StatusCode::GONE, "pairing_expired"),
+            ApiError::Pairing(PairingProblem::Revoked) => (StatusCode::GONE, "pairing_revoked"),
+            ApiError::Pairing(PairingProblem::SessionEnded) => {
+                (StatusCode::UNAUTHORIZED, "phone_session_ended")
+            }
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
@@ -158,6 +185,17 @@ impl ApiError {
                 InviteProblem::Used => "this invite link has already been used".to_owned(),
                 InviteProblem::Expired => "this invite link has expired".to_owned(),
                 InviteProblem::Revoked => "this invite link is no longer valid".to_owned(),
+            },
+            ApiError::Pairing(problem) => match problem {
+                PairingProblem::Unknown => "this pairing code is not valid".to_owned(),
+                PairingProblem::Used => "this pairing code has already been used".to_owned(),
+                PairingProblem::Expired => {
+                    "this pairing code has expired; ask for a new one in the room".to_owned()
+                }
+                PairingProblem::Revoked => "this pairing code is no longer valid".to_owned(),
+                PairingProblem::SessionEnded => {
+                    "this phone is no longer paired; scan a new code".to_owned()
+                }
             },
             ApiError::RateLimited { retry_after_secs } => {
                 format!("too many attempts; try again in {retry_after_secs} s")

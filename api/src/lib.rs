@@ -16,6 +16,7 @@ mod error;
 mod extract;
 mod metrics;
 mod openapi;
+mod pairing;
 mod routes;
 mod rtc;
 mod secrets;
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::me::router())
         .merge(routes::interviews::router())
         .merge(routes::invites::router(&state))
+        .merge(routes::phone::router(&state))
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         .merge(rtc::router())

@@ -8,7 +8,7 @@ use crate::routes;
 /// Sightline's HTTP API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sightline API", description = "Accounts, interviews, invites and room join tokens."),
+    info(title = "Sightline API", description = "Accounts, interviews, invites, room join tokens and phone pairing."),
     paths(
         routes::auth::register,
         routes::auth::login,
@@ -25,6 +25,11 @@ use crate::routes;
         routes::interviews::reissue_invite,
         routes::invites::inspect,
         routes::invites::redeem,
+        routes::phone::create,
+        routes::phone::remove,
+        routes::phone::inspect,
+        routes::phone::redeem,
+        routes::phone::join,
         routes::admin::list_users,
         routes::admin::set_role,
         routes::admin::audit_log,

@@ -109,6 +109,7 @@ async fn admit(
         name: claims.name,
         role: claims.role,
         grants: claims.grants,
+        phone_of: claims.phone_of,
     };
     match state
         .hub

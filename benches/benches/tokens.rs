@@ -38,6 +38,7 @@ fn join_tokens(c: &mut Criterion) {
         name: "Casey Candidate",
         room: room.clone(),
         role: InterviewRole::Candidate,
+        phone_of: None,
     };
     let now = jiff::Timestamp::now().as_second();
     let (token, _) = keys.issue_join(subject(), now).expect("signs");

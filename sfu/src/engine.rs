@@ -71,6 +71,11 @@ use crate::tap::{Offered, SenderClock, Tap, TapPacket, TapReceiver};
 
 /// How long a peer may stay silent before it is removed (ICE consent freshness fails sooner).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A track whose packets stop for this long is reported stalled (a frozen camera, a phone that
+/// lost its network); browsers send at least a few packets a second even for muted tracks.
+const STALL_AFTER: Duration = Duration::from_secs(2);
+/// How often tracks are checked for stalls.
+const STALL_SWEEP: Duration = Duration::from_millis(500);
 /// Where a subscriber connection's bandwidth estimate starts, before TWCC feedback refines it.
 /// str0m paces sending at twice the estimate, so a low start would delay a full room's media
 /// until probing caught up; congestion brings it down within a second.
@@ -131,6 +136,15 @@ pub enum Event {
         track: TrackId,
         /// Whether it is speaking now.
         speaking: bool,
+    },
+    /// A track's packets stopped arriving (for [`STALL_AFTER`]), or arrive again.
+    TrackStalled {
+        /// The publisher connection.
+        peer: PeerId,
+        /// The track.
+        track: TrackId,
+        /// Stopped (true) or flowing again.
+        stalled: bool,
     },
     /// A track ended: its publisher stopped sending it (an m-line stopped in a re-offer) or went
     /// away.
@@ -230,6 +244,10 @@ struct Published {
     taps: Vec<Tap>,
     /// A moderator muted it: no subscriber gets its media until it is released.
     held: bool,
+    /// When its last packet arrived.
+    last_packet: Instant,
+    /// Whether it was reported stalled.
+    stalled: bool,
 }
 
 #[derive(Debug)]
@@ -275,6 +293,8 @@ pub struct Engine {
     bandwidth_estimation: bool,
     /// The latest time given to the engine; commands that have no time of their own use it.
     now: Instant,
+    /// When tracks are next checked for stalls.
+    next_sweep: Instant,
 }
 
 impl Engine {
@@ -301,6 +321,25 @@ impl Engine {
             garbage_datagrams: 0,
             bandwidth_estimation: false,
             now: Instant::now(),
+            next_sweep: Instant::now(),
+        }
+    }
+
+    /// Reports tracks whose packets stopped arriving.
+    fn sweep_stalls(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + STALL_SWEEP;
+        for (id, track) in &mut self.tracks {
+            if !track.stalled && now.saturating_duration_since(track.last_packet) >= STALL_AFTER {
+                track.stalled = true;
+                self.outputs.push_back(Output::Event(Event::TrackStalled {
+                    peer: track.origin,
+                    track: *id,
+                    stalled: true,
+                }));
+            }
         }
     }
 
@@ -733,6 +772,7 @@ impl Engine {
     /// Time has reached `now`: drives every peer whose timeout is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.sweep_stalls(now);
         let mut failed = Vec::new();
         let mut due = Vec::new();
         for (id, peer) in &mut self.peers {
@@ -772,12 +812,13 @@ impl Engine {
                 return output;
             }
             let Some(id) = self.dirty.pop_front() else {
-                let next = self
-                    .peers
-                    .values()
-                    .map(|p| p.timeout)
-                    .min()
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                let peers = self.peers.values().map(|p| p.timeout).min();
+                let sweep = (!self.tracks.is_empty()).then_some(self.next_sweep);
+                let next = match (peers, sweep) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(at), None) | (None, Some(at)) => at,
+                    (None, None) => self.now + Duration::from_secs(1),
+                };
                 return Output::Timeout(next);
             };
             if let Some(peer) = self.peers.get_mut(&id) {
@@ -918,6 +959,8 @@ impl Engine {
                 subscribers: Vec::new(),
                 taps: Vec::new(),
                 held: false,
+                last_packet: self.now,
+                stalled: false,
             },
         );
         self.outputs.push_back(Output::Event(Event::TrackPublished {
@@ -964,6 +1007,15 @@ impl Engine {
         };
         let layer = rid.as_ref().and_then(|r| Layer::from_rid(r));
         track.total.record(packet.payload.len(), now);
+        track.last_packet = now;
+        if track.stalled {
+            track.stalled = false;
+            self.outputs.push_back(Output::Event(Event::TrackStalled {
+                peer: publisher,
+                track: track_id,
+                stalled: false,
+            }));
+        }
         if let Some(layer) = layer {
             track.meters[layer.index()].record(packet.payload.len(), now);
             // Layers come and go (a browser sends fewer for small or slow cameras): each

@@ -450,6 +450,36 @@ fn a_held_track_reaches_no_subscriber_until_released() {
     ));
 }
 
+#[test]
+fn a_track_that_stops_sending_is_reported_stalled_and_then_flowing() {
+    let mut net = Net::new();
+    let (mid, track) = publish_and_subscribe(&mut net);
+    let pt = vp8_pt(&net, mid);
+    let stalls = |net: &Net| -> Vec<bool> {
+        net.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TrackStalled {
+                    track: t, stalled, ..
+                } if *t == track => Some(*stalled),
+                _ => None,
+            })
+            .collect()
+    };
+    net.events.clear();
+    for frame in 0..60u32 {
+        send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
+    }
+    assert!(stalls(&net).is_empty(), "a sending track is not stalled");
+    // Three seconds without a packet (the connection stays up: ICE keeps checking).
+    for _ in 0..3000 {
+        net.tick();
+    }
+    assert_eq!(stalls(&net), vec![true]);
+    send_frame(&mut net, mid, pt, 60, true);
+    assert_eq!(stalls(&net), vec![true, false], "flowing again");
+}
+
 /// Connects an audio-only publisher (peer 1) and lets its connection come up.
 fn connect_audio_publisher(net: &mut Net) -> Mid {
     let now = net.now;

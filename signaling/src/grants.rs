@@ -102,6 +102,8 @@ pub struct Grants {
     pub can_subscribe: bool,
     /// The sources this participant may publish.
     pub can_publish_sources: Vec<TrackSource>,
+    /// May send chat messages.
+    pub can_chat: bool,
     /// May mute or remove other participants.
     pub can_moderate: bool,
     /// Not shown to other participants.
@@ -124,6 +126,7 @@ impl Grants {
                 can_publish: true,
                 can_subscribe: true,
                 can_publish_sources: person_sources,
+                can_chat: true,
                 can_moderate: false,
                 hidden: false,
                 recorder: false,
@@ -133,6 +136,7 @@ impl Grants {
                 can_publish: true,
                 can_subscribe: true,
                 can_publish_sources: person_sources,
+                can_chat: true,
                 can_moderate: true,
                 hidden: false,
                 recorder: false,
@@ -142,6 +146,7 @@ impl Grants {
                 can_publish: false,
                 can_subscribe: true,
                 can_publish_sources: Vec::new(),
+                can_chat: true,
                 can_moderate: false,
                 hidden: false,
                 recorder: false,
@@ -151,10 +156,26 @@ impl Grants {
                 can_publish: false,
                 can_subscribe: true,
                 can_publish_sources: Vec::new(),
+                can_chat: false,
                 can_moderate: false,
                 hidden: true,
                 recorder: false,
             },
+        }
+    }
+
+    /// The grants of a candidate's phone paired as a second camera: it publishes exactly one
+    /// thing, a `secondary_camera` video, and receives, says and controls nothing.
+    pub fn phone_camera() -> Grants {
+        Grants {
+            room_join: true,
+            can_publish: true,
+            can_subscribe: false,
+            can_publish_sources: vec![TrackSource::SecondaryCamera],
+            can_chat: false,
+            can_moderate: false,
+            hidden: false,
+            recorder: false,
         }
     }
 
@@ -204,6 +225,21 @@ mod tests {
     }
 
     #[test]
+    fn a_phone_only_publishes_its_camera() {
+        let grants = Grants::phone_camera();
+        assert!(grants.may_publish(TrackSource::SecondaryCamera));
+        for source in [
+            TrackSource::Camera,
+            TrackSource::Microphone,
+            TrackSource::ScreenShare,
+        ] {
+            assert!(!grants.may_publish(source), "{source:?}");
+        }
+        assert!(!grants.can_subscribe && !grants.can_chat && !grants.can_moderate);
+        assert!(!grants.hidden, "everyone sees the phone is there");
+    }
+
+    #[test]
     fn roles_round_trip_through_their_names() {
         for role in InterviewRole::ALL {
             assert_eq!(role.as_str().parse::<InterviewRole>(), Ok(role));
@@ -216,7 +252,7 @@ mod tests {
     #[test]
     fn grants_reject_unknown_fields() {
         let json = r#"{"room_join":true,"can_publish":true,"can_subscribe":true,
-            "can_publish_sources":["camera"],"can_moderate":false,"hidden":false,
+            "can_publish_sources":["camera"],"can_chat":true,"can_moderate":false,"hidden":false,
             "recorder":false,"admin":true}"#;
         assert!(serde_json::from_str::<Grants>(json).is_err());
     }

@@ -144,6 +144,10 @@ enum RoomInput {
         connection: u64,
     },
     Sfu(SfuEvent),
+    Remove {
+        identity: String,
+        reason: LeaveReason,
+    },
     Tap {
         track: String,
         quality: Quality,
@@ -263,6 +267,24 @@ impl Hub {
         answer.await.map_err(|_| TapError::Unavailable)?
     }
 
+    /// Removes a participant from room `id` on the server's own account (a phone unpaired or
+    /// replaced): it is told why and disconnected, and the others see it leave. Nothing happens
+    /// if the room or the participant is not there.
+    pub fn remove_participant(&self, id: &RoomId, identity: &str, reason: LeaveReason) {
+        let room = self
+            .inner
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|rooms| rooms.get(id).cloned());
+        if let Some(room) = room {
+            let _ = room.control.send(RoomInput::Remove {
+                identity: identity.to_owned(),
+                reason,
+            });
+        }
+    }
+
     /// Admits a verified member into room `id` (a fresh join, or a resume when `resume_token` is
     /// given). `new_resume_token` must be fresh randomness from the caller.
     pub async fn connect(
@@ -323,6 +345,7 @@ async fn route_events(
             | SfuEvent::TrackPublished { peer, .. }
             | SfuEvent::TrackUnpublished { peer, .. }
             | SfuEvent::Speaking { peer, .. }
+            | SfuEvent::TrackStalled { peer, .. }
             | SfuEvent::Offer { peer, .. }
             | SfuEvent::Closed { peer, .. } => *peer,
         };
@@ -492,6 +515,10 @@ impl RoomActor {
                 }
             }
             RoomInput::Sfu(event) => self.media_event(event).await,
+            RoomInput::Remove { identity, reason } => {
+                let effects = self.room.remove(&identity, reason);
+                self.apply(effects).await;
+            }
             RoomInput::Tap {
                 track,
                 quality,
@@ -711,6 +738,10 @@ impl RoomActor {
                 track, speaking, ..
             } => {
                 let effects = self.room.speaking(&track_key(track), speaking);
+                self.apply(effects).await;
+            }
+            SfuEvent::TrackStalled { track, stalled, .. } => {
+                let effects = self.room.track_stalled(&track_key(track), stalled);
                 self.apply(effects).await;
             }
             SfuEvent::TrackUnpublished { track, .. } => {

@@ -20,4 +20,5 @@ mod room;
 
 pub use grants::{Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
 pub use hub::{ConnectError, Hub, Session, SessionSender, TapError};
+pub use protocol::LeaveReason;
 pub use room::{Effect, Member, RESUME_WINDOW, Room, RoomError};

@@ -139,6 +139,9 @@ pub struct ParticipantInfo {
     pub role: InterviewRole,
     /// Whether their connection dropped and they may come back.
     pub reconnecting: bool,
+    /// Set for a candidate's phone paired as a second camera: the candidate's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_of: Option<String>,
 }
 
 /// A published track as others see it.
@@ -152,6 +155,9 @@ pub struct TrackInfo {
     pub source: TrackSource,
     /// Whether the publisher muted it.
     pub muted: bool,
+    /// Whether its media stopped arriving at the server (a frozen or lost sender).
+    #[serde(default)]
+    pub stalled: bool,
 }
 
 /// Why a participant left.
@@ -235,6 +241,13 @@ pub enum ServerMessage {
         muted: bool,
         /// Set when a moderator did it.
         by: Option<String>,
+    },
+    /// A track's media stopped arriving at the server, or started again.
+    TrackStalled {
+        /// Track id.
+        track: String,
+        /// Stopped (true) or flowing again.
+        stalled: bool,
     },
     /// Who is speaking now (empty when nobody is).
     ActiveSpeakers {

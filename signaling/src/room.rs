@@ -30,6 +30,8 @@ pub struct Member {
     pub role: InterviewRole,
     /// What they may do.
     pub grants: Grants,
+    /// Set for a candidate's phone: the identity of the candidate it belongs to.
+    pub phone_of: Option<String>,
 }
 
 /// Something the caller must do.
@@ -143,6 +145,7 @@ impl Participant {
             name: self.member.name.clone(),
             role: self.member.role,
             reconnecting: matches!(self.presence, Presence::Reconnecting { .. }),
+            phone_of: self.member.phone_of.clone(),
         }
     }
 
@@ -158,6 +161,8 @@ struct Track {
     muted: bool,
     /// A moderator muted it: the media plane forwards nothing until its owner unmutes.
     held: bool,
+    /// Its media stopped arriving at the server.
+    stalled: bool,
 }
 
 /// One interview's room.
@@ -206,6 +211,7 @@ impl Room {
             participant: track.owner.clone(),
             source: track.source,
             muted: track.muted,
+            stalled: track.stalled,
         }
     }
 
@@ -472,7 +478,10 @@ impl Room {
             if !grants.may_publish(track.source) {
                 return Err(RoomError::NotAllowed("publishing this source"));
             }
-            if declared.insert(track.mid.clone(), track.source).is_some() {
+            // One camera, one microphone, one screen: a second m-line of a source is refused.
+            if declared.values().any(|source| *source == track.source)
+                || declared.insert(track.mid.clone(), track.source).is_some()
+            {
                 return Err(RoomError::BadDeclaration);
             }
         }
@@ -494,11 +503,20 @@ impl Room {
             .declared
             .get(mid)
             .ok_or_else(|| RoomError::Undeclared(mid.to_owned()))?;
+        // An m-line of an earlier offer that is still sending counts: still one per source.
+        if self
+            .tracks
+            .values()
+            .any(|t| t.owner == identity && t.source == source)
+        {
+            return Err(RoomError::BadDeclaration);
+        }
         let published = Track {
             owner: identity.to_owned(),
             source,
             muted: false,
             held: false,
+            stalled: false,
         };
         let info = self.track_info(&track, &published);
         self.tracks.insert(track.clone(), published);
@@ -556,6 +574,38 @@ impl Room {
             participants: self.speakers.iter().cloned().collect(),
         };
         self.broadcast(effects, None, &message, true);
+    }
+
+    /// The media plane says a track's media stopped arriving, or started again.
+    pub fn track_stalled(&mut self, track_id: &str, stalled: bool) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(track) = self.tracks.get_mut(track_id) else {
+            return effects;
+        };
+        if track.stalled == stalled {
+            return effects;
+        }
+        track.stalled = stalled;
+        let message = ServerMessage::TrackStalled {
+            track: track_id.to_owned(),
+            stalled,
+        };
+        self.broadcast(&mut effects, None, &message, true);
+        effects
+    }
+
+    /// The server removes a participant (its phone was unpaired or replaced): it is told why,
+    /// its connection and media close, and the others see it leave.
+    pub fn remove(&mut self, identity: &str, reason: LeaveReason) -> Vec<Effect> {
+        if !self.participants.contains_key(identity) {
+            return Vec::new();
+        }
+        let mut effects = vec![Effect::Send {
+            to: identity.to_owned(),
+            message: ServerMessage::Removed { reason },
+        }];
+        effects.extend(self.leave(identity, reason));
+        effects
     }
 
     /// A publisher muted or unmuted one of its own tracks.
@@ -626,14 +676,7 @@ impl Room {
         if !self.participants.contains_key(target) {
             return Err(RoomError::UnknownParticipant);
         }
-        let mut effects = vec![Effect::Send {
-            to: target.to_owned(),
-            message: ServerMessage::Removed {
-                reason: LeaveReason::Removed,
-            },
-        }];
-        effects.extend(self.leave(target, LeaveReason::Removed));
-        Ok(effects)
+        Ok(self.remove(target, LeaveReason::Removed))
     }
 
     /// A chat message to everyone in the room.
@@ -644,8 +687,8 @@ impl Room {
         at_ms: i64,
     ) -> Result<Vec<Effect>, RoomError> {
         let participant = self.connected(identity)?;
-        if participant.hidden() {
-            return Err(RoomError::NotAllowed("chatting while hidden"));
+        if participant.hidden() || !participant.member.grants.can_chat {
+            return Err(RoomError::NotAllowed("chatting"));
         }
         if text.trim().is_empty() || text.len() > MAX_CHAT_BYTES {
             return Err(RoomError::BadChat);
@@ -702,6 +745,7 @@ mod tests {
             name: identity.to_uppercase(),
             role,
             grants: Grants::for_role(role),
+            phone_of: None,
         }
     }
 
@@ -884,6 +928,120 @@ mod tests {
         assert!(!effects.contains(&hold(false)), "still held");
         let effects = room.mute("cas", "t1", false).expect("owner unmutes");
         assert!(effects.contains(&hold(false)), "and releases the hold");
+    }
+
+    #[test]
+    fn a_phone_publishes_its_camera_only_and_is_seen_as_the_candidates() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        let phone = Member {
+            identity: "phone-cas".into(),
+            name: "CAS".into(),
+            role: InterviewRole::Candidate,
+            grants: Grants::phone_camera(),
+            phone_of: Some("cas".into()),
+        };
+        let effects = room
+            .join(phone, PROTOCOL_VERSION, "r".into())
+            .expect("the phone joins");
+        assert!(sent_to(&effects, "ivy").iter().any(|m| matches!(
+            m,
+            ServerMessage::ParticipantJoined { participant }
+                if participant.phone_of.as_deref() == Some("cas")
+        )));
+        assert!(
+            !effects.iter().any(
+                |e| matches!(e, Effect::Subscribe { subscriber, .. } if subscriber == "phone-cas")
+            ),
+            "a phone subscribes to nothing"
+        );
+        let declare = |source| {
+            [DeclaredTrack {
+                mid: "0".into(),
+                source,
+            }]
+        };
+        for source in [
+            TrackSource::Camera,
+            TrackSource::Microphone,
+            TrackSource::ScreenShare,
+        ] {
+            assert!(matches!(
+                room.declare_tracks("phone-cas", &declare(source)),
+                Err(RoomError::NotAllowed(_))
+            ));
+        }
+        let second = [
+            DeclaredTrack {
+                mid: "0".into(),
+                source: TrackSource::SecondaryCamera,
+            },
+            DeclaredTrack {
+                mid: "1".into(),
+                source: TrackSource::SecondaryCamera,
+            },
+        ];
+        assert_eq!(
+            room.declare_tracks("phone-cas", &second),
+            Err(RoomError::BadDeclaration),
+            "one video, not two"
+        );
+        room.declare_tracks("phone-cas", &declare(TrackSource::SecondaryCamera))
+            .expect("its camera");
+        room.track_published("phone-cas", "t7".into(), "0")
+            .expect("published");
+        room.declare_tracks(
+            "phone-cas",
+            &[DeclaredTrack {
+                mid: "1".into(),
+                source: TrackSource::SecondaryCamera,
+            }],
+        )
+        .expect("a re-offer may move it");
+        assert_eq!(
+            room.track_published("phone-cas", "t8".into(), "1"),
+            Err(RoomError::BadDeclaration),
+            "but a second live video is refused"
+        );
+        assert!(matches!(
+            room.chat("phone-cas", "hi", 0),
+            Err(RoomError::NotAllowed(_))
+        ));
+        assert!(matches!(
+            room.set_quality("phone-cas", "t1", RequestedQuality::High),
+            Err(RoomError::NotAllowed(_))
+        ));
+        let effects = room.remove("phone-cas", LeaveReason::Replaced);
+        assert!(matches!(
+            sent_to(&effects, "phone-cas")[..],
+            [ServerMessage::Removed {
+                reason: LeaveReason::Replaced
+            }]
+        ));
+        assert!(effects.contains(&Effect::Disconnect {
+            participant: "phone-cas".into()
+        }));
+        assert!(room.remove("phone-cas", LeaveReason::Removed).is_empty());
+    }
+
+    #[test]
+    fn stalls_are_announced_once_per_change() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        publish(&mut room, "cas", "t1", TrackSource::Camera);
+        let effects = room.track_stalled("t1", true);
+        assert!(
+            sent_to(&effects, "ivy")
+                .iter()
+                .any(|m| matches!(m, ServerMessage::TrackStalled { stalled: true, .. }))
+        );
+        assert!(room.track_stalled("t1", true).is_empty(), "no repeat");
+        assert!(!room.track_stalled("t1", false).is_empty());
+        assert!(room.track_stalled("t9", true).is_empty(), "unknown track");
     }
 
     #[test]

@@ -229,6 +229,14 @@ impl TestApp {
         }
     }
 
+    /// A direct connection to this test's database, to look behind the API (what is stored)
+    /// or to move a row's time (expire it).
+    pub async fn db(&self) -> Result<sqlx::AnyConnection> {
+        sqlx::any::install_default_drivers();
+        let url = self.settings.database_url();
+        Ok(sqlx::AnyConnection::connect(secrecy::ExposeSecret::expose_secret(&url)).await?)
+    }
+
     /// Absolute URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

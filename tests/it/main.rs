@@ -10,5 +10,6 @@ mod interviews;
 mod invites;
 mod media;
 mod persistence;
+mod phone;
 mod recovery;
 mod rtc;

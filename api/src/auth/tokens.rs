@@ -75,6 +75,9 @@ pub struct JoinClaims {
     pub role: InterviewRole,
     /// What they may do there.
     pub grants: Grants,
+    /// Set for a candidate's phone: the candidate's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_of: Option<String>,
     /// Issued at, unix seconds.
     pub iat: i64,
     /// Expiry, unix seconds.
@@ -94,6 +97,9 @@ pub struct JoinSubject<'a> {
     pub room: RoomId,
     /// Role in the interview; decides the grants.
     pub role: InterviewRole,
+    /// Set when the subject is a candidate's phone (the candidate's participant id): the token
+    /// then carries the phone's grants, not the role's.
+    pub phone_of: Option<&'a str>,
 }
 
 /// Signing and verification keys plus token lifetimes.
@@ -197,7 +203,11 @@ impl TokenKeys {
             aud: JOIN_AUDIENCE.to_owned(),
             sub: subject.participant_id.to_owned(),
             name: subject.name.to_owned(),
-            grants: Grants::for_role(subject.role),
+            grants: match subject.phone_of {
+                Some(_) => Grants::phone_camera(),
+                None => Grants::for_role(subject.role),
+            },
+            phone_of: subject.phone_of.map(str::to_owned),
             room: subject.room,
             role: subject.role,
             iat: now,
@@ -249,6 +259,7 @@ mod tests {
             name: "Ada",
             room: RoomId(room.to_owned()),
             role,
+            phone_of: None,
         }
     }
 

@@ -239,26 +239,32 @@ fn summary(row: &InterviewRow) -> InterviewSummary {
     }
 }
 
-fn role_of(row: &ParticipantRow) -> Result<InterviewRole, ApiError> {
+pub(crate) fn role_of(row: &ParticipantRow) -> Result<InterviewRole, ApiError> {
     row.role
         .parse()
         .map_err(|e| ApiError::Internal(format!("stored participant role: {e}")))
 }
 
+/// Whether an interview's room may be entered at `now`: not cancelled, and not past its end by
+/// more than the grace period.
+pub(crate) fn room_open(interview: &InterviewRow, now: i64) -> bool {
+    !interview.is_cancelled() && now < interview.ends_at().saturating_add(JOIN_GRACE_SECS)
+}
+
 /// What the caller is to one interview.
-struct Access {
-    interview: InterviewRow,
-    participants: Vec<ParticipantRow>,
-    me: Option<ParticipantRow>,
+pub(crate) struct Access {
+    pub(crate) interview: InterviewRow,
+    pub(crate) participants: Vec<ParticipantRow>,
+    pub(crate) me: Option<ParticipantRow>,
     is_admin: bool,
 }
 
 impl Access {
-    fn my_role(&self) -> Option<InterviewRole> {
+    pub(crate) fn my_role(&self) -> Option<InterviewRole> {
         self.me.as_ref().and_then(|p| role_of(p).ok())
     }
 
-    fn can_manage(&self) -> bool {
+    pub(crate) fn can_manage(&self) -> bool {
         self.is_admin || self.my_role() == Some(InterviewRole::Interviewer)
     }
 
@@ -270,9 +276,7 @@ impl Access {
     }
 
     fn can_join(&self, now: i64) -> bool {
-        self.me.is_some()
-            && !self.interview.is_cancelled()
-            && now < self.interview.ends_at().saturating_add(JOIN_GRACE_SECS)
+        self.me.is_some() && room_open(&self.interview, now)
     }
 
     fn require_manage(&self) -> Result<(), ApiError> {
@@ -286,7 +290,12 @@ impl Access {
     }
 }
 
-async fn access(state: &AppState, principal: &Principal, id: &str) -> Result<Access, ApiError> {
+/// The caller's relation to interview `id`; 404 when they have none (as if it did not exist).
+pub(crate) async fn access(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Access, ApiError> {
     let interview = interviews::by_id(state.db.pool(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -700,6 +709,7 @@ pub async fn join(
             name: &me.display_name,
             room: RoomId(access.interview.id.clone()),
             role,
+            phone_of: None,
         },
         now,
     )?;

@@ -6,3 +6,4 @@ pub mod interviews;
 pub mod invites;
 pub mod me;
 pub mod ops;
+pub mod phone;

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod interviews;
 pub mod invites;
+pub mod phone_pairings;
 pub mod refresh_tokens;
 pub mod users;
 
