@@ -75,6 +75,10 @@ export async function startServer() {
         stdio: ['pipe', 'ignore', 'inherit'],
       });
     },
+    /** Runs one SQL statement on the server's SQLite database (to move a row's time). */
+    sql(statement) {
+      return execFileSync('sqlite3', [join(dataDir, 'sightline.db'), statement], { encoding: 'utf8' });
+    },
     async stop() {
       child.kill('SIGTERM');
       await exited;

@@ -10,6 +10,7 @@ import { InterviewPage } from './pages/Interview';
 import { JoinInvite } from './pages/JoinInvite';
 import { NewInterview } from './pages/NewInterview';
 import { NotFound } from './pages/NotFound';
+import { Pair } from './pages/Pair';
 import { Register } from './pages/Register';
 import { Room } from './pages/Room';
 import { SignIn } from './pages/SignIn';
@@ -80,6 +81,8 @@ export function App() {
             <Route path="/interviews/:id" component={InterviewPage} />
             <Route path="/interviews/:id/room" component={Room} />
             <Route path="/join/:token" component={JoinInvite} />
+            <Route path="/pair" component={Pair} />
+            <Route path="/pair/:token" component={Pair} />
             <Route path="/admin/users" component={AdminUsers} />
             <Route default component={NotFound} />
           </Router>

@@ -13,6 +13,8 @@ export interface ParticipantInfo {
   name: string;
   role: string;
   reconnecting: boolean;
+  /** Set for a candidate's paired phone: the candidate's identity. */
+  phone_of?: string;
 }
 
 export interface TrackInfo {
@@ -20,6 +22,8 @@ export interface TrackInfo {
   participant: string;
   source: Source;
   muted: boolean;
+  /** Its media stopped reaching the server. */
+  stalled?: boolean;
 }
 
 export interface ChatLine {
@@ -40,6 +44,8 @@ export interface RoomListener {
   trackPublished(t: TrackInfo): void;
   trackUnpublished(id: string): void;
   trackMuted(id: string, muted: boolean): void;
+  /** A track's media stopped reaching the server, or flows again. */
+  trackStalled(id: string, stalled: boolean): void;
   remoteTrack(trackId: string, track: MediaStreamTrack): void;
   chat(line: ChatLine): void;
   activeSpeakers(identities: string[]): void;
@@ -80,6 +86,12 @@ export function qualityFor(visible: boolean, width: number): Quality {
   if (width < 240) return 'low';
   if (width < 560) return 'medium';
   return 'high';
+}
+
+/** What a local track is published as: a phone sends only its camera, as the secondary camera. */
+export function sourceFor(kind: string, device: 'person' | 'phone'): Source | null {
+  if (device === 'phone') return kind === 'video' ? 'secondary_camera' : null;
+  return kind === 'video' ? 'camera' : 'microphone';
 }
 
 export function rtcUrl(room: string, location: Location = window.location): string {
@@ -156,6 +168,8 @@ export class RoomConnection {
     private readonly renewGrant: () => Promise<JoinGrant>,
     private readonly local: MediaStream,
     private readonly listener: RoomListener,
+    /** `phone`: a paired phone, publishing its one video as the secondary camera. */
+    private readonly device: 'person' | 'phone' = 'person',
   ) {
     this.createConnections();
     this.qualityTimer = setInterval(() => void this.sampleQuality(), QUALITY_INTERVAL_MS);
@@ -302,13 +316,14 @@ export class RoomConnection {
 
   private async publish() {
     for (const track of this.local.getTracks()) {
-      const video = track.kind === 'video';
+      const source = sourceFor(track.kind, this.device);
+      if (!source) continue;
       const transceiver = this.publisher.addTransceiver(track, {
         direction: 'sendonly',
         streams: [this.local],
-        ...(video ? { sendEncodings: SIMULCAST } : {}),
+        ...(track.kind === 'video' ? { sendEncodings: SIMULCAST } : {}),
       });
-      this.sources.set(transceiver, video ? 'camera' : 'microphone');
+      this.sources.set(transceiver, source);
     }
     await this.renegotiate();
   }
@@ -374,6 +389,9 @@ export class RoomConnection {
         this.listener.trackMuted(message.track, message.muted);
         break;
       }
+      case 'track_stalled':
+        this.listener.trackStalled(message.track, message.stalled);
+        break;
       case 'media_reset':
         await this.resetMedia();
         break;

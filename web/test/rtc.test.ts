@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, qualityFor, rateConnection, readStats, rtcUrl } from '../src/rtc';
+import { backoffMs, qualityFor, rateConnection, readStats, rtcUrl, sourceFor } from '../src/rtc';
 
 describe('qualityFor', () => {
   it('sends no video to hidden tiles and more to bigger ones', () => {
@@ -50,5 +50,14 @@ describe('readStats', () => {
     ];
     const report = { forEach: (f: (s: unknown) => void) => entries.forEach(f) } as unknown as RTCStatsReport;
     expect(readStats(report)).toEqual({ counters: { received: 100, lost: 10 }, rtt: 0.02, remoteLoss: 0.04 });
+  });
+});
+
+describe('sourceFor', () => {
+  it('publishes a person as camera and microphone, a phone only as the secondary camera', () => {
+    expect(sourceFor('video', 'person')).toBe('camera');
+    expect(sourceFor('audio', 'person')).toBe('microphone');
+    expect(sourceFor('video', 'phone')).toBe('secondary_camera');
+    expect(sourceFor('audio', 'phone')).toBeNull();
   });
 });

@@ -9,6 +9,7 @@ import { RequireSession } from '../app';
 import { DevicePickers, MicLevel } from '../components/devices';
 import { ErrorAlert, PageTitle } from '../components/ui';
 import { type DeviceChoice, openDevice, openDevices } from '../media';
+import { PHONE_STATUS_TEXT, type PairingCreated, phoneStatus, removePhone, startPairing } from '../phone';
 import {
   type ChatLine,
   type ConnectionQuality,
@@ -65,6 +66,82 @@ const QUALITY_TEXT: Record<ConnectionQuality, string> = {
   lost: 'Connection: lost',
 };
 
+/** Seconds left until an RFC 3339 instant, never negative. */
+function secondsUntil(instant: string, now: number): number {
+  return Math.max(0, Math.round((Date.parse(instant) - now) / 1000));
+}
+
+/**
+ * "Add phone camera": the server's QR code for the pairing link, the link itself and a short
+ * code to type when scanning fails, with the time left. A new code replaces the old one.
+ */
+function PairingDialog({ interviewId, candidate, candidateName, onClose }: {
+  interviewId: string;
+  candidate?: string;
+  candidateName?: string;
+  onClose: () => void;
+}) {
+  const [pairing, setPairing] = useState<PairingCreated | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [now, setNow] = useState(Date.now());
+  const heading = useRef<HTMLHeadingElement>(null);
+  const issue = () => {
+    setError(null);
+    startPairing(interviewId, candidate).then(setPairing, setError);
+  };
+  useEffect(issue, [interviewId, candidate]);
+  useEffect(() => {
+    heading.current?.focus();
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === 'Escape') onClose();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => {
+      clearInterval(timer);
+      document.removeEventListener('keydown', onKey);
+    };
+  }, []);
+  const left = pairing ? secondsUntil(pairing.expires_at, now) : 0;
+  return (
+    <div class="dialog-backdrop">
+      <section class="card dialog pairing" role="dialog" aria-modal="true" aria-labelledby="pairing-heading">
+        <h2 id="pairing-heading" tabIndex={-1} ref={heading}>
+          {candidateName ? `Add ${candidateName}'s phone camera` : 'Add your phone as a camera'}
+        </h2>
+        <ErrorAlert error={error} />
+        {pairing && left > 0 && (
+          <>
+            <p>Scan this code with the phone's camera app, on the same network as this computer.</p>
+            <img src={`data:image/svg+xml;charset=utf-8,${encodeURIComponent(pairing.qr_svg)}`}
+              alt="QR code that opens the phone pairing page" data-pairing-url={pairing.url} />
+            <p>
+              Or open <span class="link">{pairing.url}</span>
+            </p>
+            <p>
+              Or go to <span class="link">{pairing.code_url}</span> and type <span class="code">{pairing.code}</span>
+            </p>
+            <p class="muted" role="timer" aria-live="off">
+              Valid for {Math.floor(left / 60)}:{String(left % 60).padStart(2, '0')}, once.
+            </p>
+          </>
+        )}
+        {pairing && left === 0 && <p>This code has expired.</p>}
+        <div class="actions">
+          {pairing && (
+            <button type="button" class="secondary" onClick={issue}>
+              New code
+            </button>
+          )}
+          <button type="button" onClick={onClose}>
+            Close
+          </button>
+        </div>
+      </section>
+    </div>
+  );
+}
+
 async function fetchGrant(interviewId: string): Promise<JoinGrant> {
   const grant = await api<JoinResponse>('POST', `/api/interviews/${encodeURIComponent(interviewId)}/join`, {});
   return { room: grant.room, token: grant.token };
@@ -89,6 +166,10 @@ function RoomContent({ id }: { id: string }) {
   const [quality, setQuality] = useState<ConnectionQuality | null>(null);
   const [showSettings, setShowSettings] = useState(false);
   const [announcement, setAnnouncement] = useState('');
+  /** Whose phone the pairing dialog is for: ourselves (no candidate) or a candidate. */
+  const [pairingFor, setPairingFor] = useState<{ candidate?: string; name?: string } | null>(null);
+  /** Candidates whose phone was in the room at some point: its absence then means disconnected. */
+  const [phonesSeen, setPhonesSeen] = useState<Set<string>>(new Set());
   const [closed, setClosed] = useState<string | null>(null);
 
   // Before joining, a device choice reopens the preview with the picked devices.
@@ -121,6 +202,24 @@ function RoomContent({ id }: { id: string }) {
 
   useEffect(() => () => connection?.leave(), [connection]);
 
+  const notePhones = (participants: ParticipantInfo[]) => {
+    const owners = participants.flatMap((p) => (p.phone_of ? [p.phone_of] : []));
+    if (owners.length > 0) setPhonesSeen((current) => new Set([...current, ...owners]));
+  };
+
+  const unpair = async (candidate: string) => {
+    try {
+      await removePhone(id, candidate);
+      setPhonesSeen((current) => {
+        const next = new Set(current);
+        next.delete(candidate);
+        return next;
+      });
+    } catch (err) {
+      setError(err);
+    }
+  };
+
   const updateTrack = (trackId: string, change: Partial<RemoteTrack>) =>
     setTracks((current) => new Map(current).set(trackId, { ...current.get(trackId), ...change }));
 
@@ -147,6 +246,7 @@ function RoomContent({ id }: { id: string }) {
         joined(you, participants, existing) {
           setMe(you);
           setPeople(new Map(participants.map((p) => [p.identity, p])));
+          notePhones(participants);
           // After a resume the snapshot is the truth: tracks that ended meanwhile go.
           const known = new Set(existing.map((t) => t.id));
           setTracks((current) => {
@@ -160,7 +260,8 @@ function RoomContent({ id }: { id: string }) {
         },
         participantJoined(p) {
           setPeople((current) => new Map(current).set(p.identity, p));
-          setAnnouncement(`${p.name} joined`);
+          notePhones([p]);
+          setAnnouncement(p.phone_of ? `${p.name}'s phone camera joined` : `${p.name} joined`);
         },
         participantLeft(identity) {
           setPeople((current) => {
@@ -193,6 +294,13 @@ function RoomContent({ id }: { id: string }) {
             const entry = current.get(trackId);
             if (!entry?.info) return current;
             return new Map(current).set(trackId, { ...entry, info: { ...entry.info, muted } });
+          });
+        },
+        trackStalled(trackId, stalled) {
+          setTracks((current) => {
+            const entry = current.get(trackId);
+            if (!entry?.info) return current;
+            return new Map(current).set(trackId, { ...entry, info: { ...entry.info, stalled } });
           });
         },
         remoteTrack(trackId, track) {
@@ -261,8 +369,38 @@ function RoomContent({ id }: { id: string }) {
     setDraft('');
   };
 
-  const remote = [...people.values()];
+  const everyone = [...people.values()];
+  const remote = everyone.filter((p) => !p.phone_of);
   const moderator = me?.role === 'interviewer';
+  const phoneOf = (candidate: string) => everyone.find((p) => p.phone_of === candidate);
+  /** A candidate's phone: its participant, its tile's track and what the room should say. */
+  const phone = (candidate: string) => {
+    const participant = phoneOf(candidate);
+    const camera = participant ? trackOf(participant.identity, 'secondary_camera') : undefined;
+    return { participant, camera, status: phoneStatus(participant, camera?.info, phonesSeen.has(candidate)) };
+  };
+  const phoneBadge = (candidate: string) => {
+    const { status } = phone(candidate);
+    return status && <span class={`badge phone-status ${status}`} role="status">{PHONE_STATUS_TEXT[status]}</span>;
+  };
+  const phoneTile = (candidate: string, label: string) => {
+    const { participant, camera } = phone(candidate);
+    if (!participant) return null;
+    return (
+      <figure class="tile phone" key={participant.identity} data-participant={participant.identity}>
+        {camera?.track && camera.info ? (
+          <Media track={camera.track} kind="video" label={label}
+            shown={{ connection: connection!, trackId: camera.info.id }} />
+        ) : (
+          <div class="no-video">Waiting for the phone's camera</div>
+        )}
+        <figcaption>
+          {label} {phoneBadge(candidate)}
+        </figcaption>
+      </figure>
+    );
+  };
+  const iAmCandidate = me?.role === 'candidate' && !me.phone_of;
   // The newest track wins: after a participant rejoins, their old track may linger until the
   // server reports it gone.
   const trackOf = (identity: string, source: string) =>
@@ -314,8 +452,11 @@ function RoomContent({ id }: { id: string }) {
         <figure class={me && speakers.has(me.identity) ? 'tile speaking' : 'tile'}
           data-participant={me?.identity ?? 'me'}>
           <video ref={attachPreview} autoPlay playsInline muted aria-label="Your camera" />
-          <figcaption>{me?.name ?? 'You'} (you)</figcaption>
+          <figcaption>
+            {me?.name ?? 'You'} (you) {iAmCandidate && me && phoneBadge(me.identity)}
+          </figcaption>
         </figure>
+        {iAmCandidate && me && phoneTile(me.identity, 'Your phone camera')}
         {screen && (
           <figure class="tile screen" data-participant="me-screen">
             <Media track={screen} kind="video" label="Your screen" />
@@ -342,8 +483,23 @@ function RoomContent({ id }: { id: string }) {
                 {speakers.has(p.identity) && <span class="badge">speaking</span>}
                 {audio?.info?.muted && <span class="badge">muted</span>}
               </figcaption>
+              {p.role === 'candidate' && (moderator || phoneOf(p.identity)) && (
+                <div class="tile-status">{phoneBadge(p.identity)}</div>
+              )}
               {moderator && (
                 <div class="tile-actions">
+                  {p.role === 'candidate' && (
+                    <button type="button" class="secondary small" aria-label={`Add ${p.name}'s phone camera`}
+                      onClick={() => setPairingFor({ candidate: p.identity, name: p.name })}>
+                      Add phone
+                    </button>
+                  )}
+                  {p.role === 'candidate' && phoneOf(p.identity) && (
+                    <button type="button" class="secondary small" aria-label={`Remove ${p.name}'s phone`}
+                      onClick={() => void unpair(p.identity)}>
+                      Remove phone
+                    </button>
+                  )}
                   {audio?.info && !audio.info.muted && (
                     <button type="button" class="secondary small" aria-label={`Mute ${p.name}`}
                       onClick={() => audio.info && connection.moderateMute(audio.info.id)}>
@@ -359,6 +515,7 @@ function RoomContent({ id }: { id: string }) {
                 </div>
               )}
             </figure>,
+            p.role === 'candidate' && phoneTile(p.identity, `${p.name} — phone`),
             shared?.track && shared.info && (
               <figure class="tile screen" key={`${p.identity}-screen`} data-participant={`${p.identity}-screen`}>
                 <Media track={shared.track} kind="video" label={`${p.name}'s screen`}
@@ -391,10 +548,24 @@ function RoomContent({ id }: { id: string }) {
           onClick={() => setShowSettings(!showSettings)}>
           Devices
         </button>
+        {iAmCandidate && (
+          <button type="button" class="secondary" aria-haspopup="dialog" onClick={() => setPairingFor({})}>
+            Add phone camera
+          </button>
+        )}
+        {iAmCandidate && me && phoneOf(me.identity) && (
+          <button type="button" class="secondary" onClick={() => void unpair(me.identity)}>
+            Remove phone
+          </button>
+        )}
         <button type="button" class="danger" onClick={leave}>
           Leave
         </button>
       </div>
+      {pairingFor && (
+        <PairingDialog interviewId={id} candidate={pairingFor.candidate} candidateName={pairingFor.name}
+          onClose={() => setPairingFor(null)} />
+      )}
       {showSettings && preview && (
         <section class="card" aria-label="Devices">
           <DevicePickers stream={preview} onPick={(kind, deviceId) => void pickDevice(kind, deviceId)} />

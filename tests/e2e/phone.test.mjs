@@ -1,0 +1,190 @@
+// The candidate's phone as a second camera, in real browsers: the candidate opens "Add phone
+// camera" in the room, a third browser context that looks like a phone reads the QR code from
+// the screen, consents and shares its (fake) camera; the interviewer sees the phone's video
+// decoding and "Phone connected" on both sides. A second phone replaces the first, closing the
+// phone flips the status within 5 s, and used or expired codes show an error page.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import jsQR from 'jsqr';
+import { PNG } from 'pngjs';
+import { PASSWORD, artifacts, launchBrowser, startServer, unlabelledControls } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  server.createUser('ivy@example.com', 'Ivy Interviewer', 'interviewer');
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function api(path, body, token) {
+  const response = await fetch(`${server.base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
+  return response.json();
+}
+
+async function enterRoom(page, interviewId) {
+  await page.goto(`${server.base}/interviews/${interviewId}/room`);
+  const join = page.getByRole('button', { name: 'Join room' });
+  await join.waitFor();
+  await page.waitForFunction(() => !document.querySelector('button[disabled]'));
+  await join.click();
+  await page.getByRole('heading', { name: 'Interview room' }).waitFor();
+}
+
+/** A browser context that looks like a phone: small portrait screen, touch, a phone's browser. */
+function phoneContext() {
+  return browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    userAgent:
+      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36',
+  });
+}
+
+/** Opens the pairing dialog and reads its QR code off the screen, as a phone camera would. */
+async function scanPairing(page) {
+  const dialog = page.getByRole('dialog');
+  if (!(await dialog.isVisible())) await page.getByRole('button', { name: 'Add phone camera' }).click();
+  const image = dialog.getByRole('img', { name: /QR code/ });
+  await image.waitFor();
+  await page.waitForFunction(() => document.querySelector('[role="dialog"] img')?.complete);
+  const png = PNG.sync.read(await image.screenshot());
+  const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+  assert.ok(decoded, 'the QR code on screen decodes');
+  const code = await dialog.locator('.code').innerText();
+  return { url: decoded.data, code };
+}
+
+async function sharePhone(phone, url) {
+  await phone.goto(url);
+  await phone.getByRole('heading', { name: 'Phone camera' }).waitFor();
+  await phone.getByText('Only this phone').waitFor();
+  assert.equal(await phone.getByLabel('Rear camera (recommended)').isChecked(), true, 'rear by default');
+  assert.deepEqual(await unlabelledControls(phone), []);
+  await phone.getByRole('button', { name: 'Share camera' }).click();
+  await phone.getByText('Sharing this camera with the interview').waitFor({ timeout: 15_000 });
+}
+
+async function phoneFrames(page, label) {
+  return page.evaluate(
+    (l) => document.querySelector(`video[aria-label="${l}"]`)?.getVideoPlaybackQuality().totalVideoFrames ?? 0,
+    label,
+  );
+}
+
+async function assertPhoneVideoPlays(page, label) {
+  await page.locator(`video[aria-label="${label}"]`).waitFor({ timeout: 20_000 });
+  await page.waitForFunction(
+    (l) => (document.querySelector(`video[aria-label="${l}"]`)?.getVideoPlaybackQuality().totalVideoFrames ?? 0) > 0,
+    label,
+    { timeout: 20_000 },
+  );
+  const before = await phoneFrames(page, label);
+  await page.waitForTimeout(1500);
+  assert.ok((await phoneFrames(page, label)) > before, `${label}: decoded frames keep increasing`);
+}
+
+test('a phone pairs by QR code and streams to the interviewers as the candidate\'s second camera', async () => {
+  const ivySession = await api('/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const created = await api(
+    '/api/interviews',
+    {
+      title: 'Phone test',
+      scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
+      duration_minutes: 60,
+      time_zone: 'UTC',
+      participants: [{ email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' }],
+    },
+    ivySession.access_token,
+  );
+  const interviewId = created.interview.id;
+
+  const ivy = await (await browser.newContext()).newPage();
+  await ivy.goto(`${server.base}/signin`);
+  await ivy.getByLabel('Email').fill('ivy@example.com');
+  await ivy.getByLabel('Password').fill(PASSWORD);
+  await ivy.getByRole('button', { name: 'Sign in' }).click();
+  await ivy.getByRole('heading', { name: 'Your interviews' }).waitFor();
+  const cas = await (await browser.newContext()).newPage();
+  await cas.goto(created.invites[0].url);
+  await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+  await cas.getByRole('heading', { name: 'Phone test' }).waitFor();
+  await enterRoom(ivy, interviewId);
+  await enterRoom(cas, interviewId);
+
+  // The candidate opens "Add phone camera"; a phone scans the code and shares its camera.
+  const first = await scanPairing(cas);
+  assert.match(first.url, new RegExp(`^${server.base}/pair/[A-Za-z0-9_-]{43}$`));
+  await cas.screenshot({ path: join(artifacts, 'phone-pairing-dialog.png') });
+  const phoneOne = await phoneContext();
+  const phone1 = await phoneOne.newPage();
+  await sharePhone(phone1, first.url);
+  await phone1.screenshot({ path: join(artifacts, 'phone-sharing.png') });
+  await cas.getByRole('button', { name: 'Close' }).click();
+
+  // Interviewers see "<candidate> — phone" decoding, and both sides say it is connected.
+  await assertPhoneVideoPlays(ivy, 'Casey Candidate — phone');
+  await assertPhoneVideoPlays(cas, 'Your phone camera');
+  await ivy.getByRole('status').filter({ hasText: 'Phone connected' }).first().waitFor({ timeout: 10_000 });
+  await cas.getByRole('status').filter({ hasText: 'Phone connected' }).first().waitFor({ timeout: 10_000 });
+  await ivy.screenshot({ path: join(artifacts, 'phone-in-room.png'), fullPage: true });
+
+  // A second phone, paired with the typed code, replaces the first.
+  const second = await scanPairing(cas);
+  const phoneTwo = await phoneContext();
+  const phone2 = await phoneTwo.newPage();
+  await phone2.goto(`${server.base}/pair`);
+  await phone2.getByLabel('Pairing code').fill(second.code.toLowerCase());
+  await phone2.getByRole('button', { name: 'Continue' }).click();
+  await phone2.getByRole('button', { name: 'Share camera' }).click();
+  await phone2.getByText('Sharing this camera with the interview').waitFor({ timeout: 15_000 });
+  await phone1.getByText('Another phone was paired').waitFor({ timeout: 10_000 });
+  await cas.getByRole('button', { name: 'Close' }).click();
+  await assertPhoneVideoPlays(ivy, 'Casey Candidate — phone');
+  assert.equal(await ivy.locator('figure.tile.phone').count(), 1, 'one phone per candidate');
+  await phoneOne.close();
+
+  // The phone goes away: both sides stop saying "connected" within 5 s.
+  await phoneTwo.close();
+  const closedAt = Date.now();
+  for (const page of [ivy, cas]) {
+    await page.waitForFunction(
+      () =>
+        ![...document.querySelectorAll('.phone-status')].some((el) => el.textContent === 'Phone connected') &&
+        document.querySelectorAll('.phone-status').length > 0,
+      null,
+      { timeout: 5000 - (Date.now() - closedAt) },
+    );
+  }
+  assert.ok(Date.now() - closedAt <= 5000);
+
+  // Used and expired codes show an error page, and nothing changes.
+  const phoneThree = await phoneContext();
+  const phone3 = await phoneThree.newPage();
+  await phone3.goto(first.url);
+  await phone3.getByRole('heading', { name: 'Pairing problem' }).waitFor();
+  await phone3.getByText('already been used').waitFor();
+  const third = await scanPairing(cas);
+  server.sql(`UPDATE phone_pairings SET expires_at = ${Math.floor(Date.now() / 1000) - 1} WHERE used_at IS NULL AND revoked_at IS NULL`);
+  await phone3.goto(third.url);
+  await phone3.getByText('has expired').waitFor();
+  await phone3.goto(`${server.base}/pair/not-a-real-code`);
+  await phone3.getByText('is not valid').waitFor();
+  assert.equal(await phone3.locator('video').count(), 0, 'nothing is shared from an error page');
+  await phoneThree.close();
+});
