@@ -175,6 +175,6 @@ async fn session(mut socket: WebSocket, state: AppState, room: RoomId) {
             },
         }
     }
-    session.to_room.closed();
+    session.to_room.closed().await;
     let _ = socket.send(Message::Close(None)).await;
 }

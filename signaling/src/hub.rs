@@ -104,19 +104,26 @@ impl SessionSender {
             .is_ok()
     }
 
-    /// Tells the room the connection ended (the participant may resume). Never lost to a full
-    /// queue: a lost notice would leave a participant shown as present forever.
-    pub fn closed(&self) {
-        let _ = self.room.control.send(RoomInput::Gone {
-            identity: self.identity.clone(),
-            connection: self.connection,
-        });
+    /// Tells the room the connection ended (the participant may resume). It queues behind the
+    /// connection's last requests (a `leave` sent just before closing still counts), and waits
+    /// for room in a full queue rather than being lost: a lost notice would leave a participant
+    /// shown as present forever.
+    pub async fn closed(&self) {
+        let _ = self
+            .room
+            .inbox
+            .send(RoomInput::Gone {
+                identity: self.identity.clone(),
+                connection: self.connection,
+            })
+            .await;
     }
 }
 
 /// The two ways into a room's task. Client requests go through a bounded queue (a flood is
-/// refused, not queued); notices that must not be lost (a connection ended, a media event) go
-/// through an unbounded one, whose senders produce at most a few per connection or peer event.
+/// refused, not queued; a connection's end waits its turn there, after its requests); media
+/// events, which must not be lost, go through an unbounded one fed by the SFU's event router,
+/// at most a few per peer connection and track change.
 #[derive(Debug, Clone)]
 struct RoomHandle {
     inbox: mpsc::Sender<RoomInput>,
@@ -415,7 +422,7 @@ impl RoomActor {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                // Notices first: a request must not act on a connection that already ended.
+                // Media events first: they describe what already happened.
                 biased;
                 Some(input) = control.recv() => self.handle(input).await,
                 input = inbox.recv() => match input {

@@ -199,8 +199,10 @@ async fn participants_meet_chat_and_are_checked(backend: Backend) -> Result<()> 
     send(&mut cas, json!({ "type": "ping", "nonce": 9 })).await?;
     assert_eq!(next_of(&mut cas, "pong").await?["nonce"], 9);
 
-    // Leaving is seen by the others.
+    // Leaving is seen by the others, even when the socket closes right after the `leave` (as a
+    // closing page does): the close must not overtake the request.
     send(&mut cas, json!({ "type": "leave" })).await?;
+    cas.close(None).await?;
     let left = next_of(&mut ivy, "participant_left").await?;
     assert_eq!(left["reason"], "left");
     Ok(())
