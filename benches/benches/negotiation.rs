@@ -32,7 +32,12 @@ fn negotiation(c: &mut Criterion) {
     let local = "127.0.0.1:5000".parse().expect("address");
     c.bench_function("publisher_offer/audio+simulcast_video", |b| {
         b.iter_batched(
-            || (Engine::new(local, &[]), browser_like_offer()),
+            || {
+                (
+                    Engine::new(local, &[], Instant::now()),
+                    browser_like_offer(),
+                )
+            },
             |(mut engine, offer)| {
                 let answer = engine.publisher_offer(PeerId(1), offer, Instant::now());
                 (engine, answer)

@@ -17,7 +17,7 @@
 //! # use sightline_sfu::{Engine, Output};
 //! # fn send(_: &str0m::net::Transmit) {}
 //! # fn receive() -> Option<(std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)> { None }
-//! # let mut engine = Engine::new("127.0.0.1:5000".parse().unwrap(), &[]);
+//! # let mut engine = Engine::new("127.0.0.1:5000".parse().unwrap(), &[], Instant::now());
 //! loop {
 //!     let deadline = loop {
 //!         match engine.poll_output() {
@@ -300,8 +300,9 @@ pub struct Engine {
 impl Engine {
     /// An engine receiving on `local` and advertising it plus `public_ips` (same port) as ICE
     /// candidates, for clients that reach the server through another address. An unspecified
-    /// `local` (`0.0.0.0`) is not advertised: only `public_ips` are.
-    pub fn new(local: SocketAddr, public_ips: &[IpAddr]) -> Engine {
+    /// `local` (`0.0.0.0`) is not advertised: only `public_ips` are. `now` starts its clock (the
+    /// engine never reads one).
+    pub fn new(local: SocketAddr, public_ips: &[IpAddr], now: Instant) -> Engine {
         let mut candidates: Vec<Candidate> = Candidate::host(local, "udp").into_iter().collect();
         for ip in public_ips {
             if let Ok(candidate) = Candidate::host(SocketAddr::new(*ip, local.port()), "udp") {
@@ -320,8 +321,8 @@ impl Engine {
             dirty: VecDeque::new(),
             garbage_datagrams: 0,
             bandwidth_estimation: false,
-            now: Instant::now(),
-            next_sweep: Instant::now(),
+            now,
+            next_sweep: now,
         }
     }
 
@@ -1331,7 +1332,7 @@ mod tests {
     #[test]
     fn a_panicking_peer_is_closed_alone() {
         let now = Instant::now();
-        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[]);
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
         engine
             .publisher_offer(PeerId(1), client_offer(now), now)
             .expect("first peer");
@@ -1359,7 +1360,7 @@ mod tests {
     #[test]
     fn the_bandwidth_estimate_caps_each_video_subscription() {
         let now = Instant::now();
-        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[]);
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
         engine.set_bandwidth_estimation(true);
         let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         let mut change = client.sdp_api();
@@ -1411,7 +1412,7 @@ mod tests {
     #[test]
     fn duplicate_and_unknown_peers_are_errors() {
         let now = Instant::now();
-        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[]);
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
         engine.add_subscriber(PeerId(7), now).expect("subscriber");
         assert!(matches!(
             engine.add_subscriber(PeerId(7), now),

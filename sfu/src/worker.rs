@@ -355,7 +355,7 @@ async fn run(
         }
     };
     let local = socket.local_addr();
-    let mut engine = Engine::new(local, &config.public_ips);
+    let mut engine = Engine::new(local, &config.public_ips, Instant::now());
     engine.set_bandwidth_estimation(config.bandwidth_estimation);
     let mut buffers = socket.buffers();
     let out = Outlet {

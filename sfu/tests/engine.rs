@@ -58,7 +58,7 @@ struct Net {
 impl Net {
     fn new() -> Net {
         let now = Instant::now();
-        let engine = Engine::new("10.0.0.1:5000".parse().expect("address"), &[]);
+        let engine = Engine::new("10.0.0.1:5000".parse().expect("address"), &[], now);
         Net {
             now,
             engine,
