@@ -52,6 +52,11 @@ npm_install() {
   fi
 }
 
+# What the recorder needs: GStreamer to build against (gstreamer-rs) and its plugins at run time
+# (RTP depayloaders, jitter buffer, WebM/Matroska muxers, splitmuxsink, opusparse, h264parse).
+GSTREAMER_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+
 build_web() {
   npm_install web
   log "building the web app"

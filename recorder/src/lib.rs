@@ -1,7 +1,21 @@
-//! Sightline's server-side recorder.
+//! Sightline's server-side recorder: every published track of an interview, written without
+//! transcoding, in segments, to object storage.
 //!
-//! Status: not built yet. This crate will consume RTP from the SFU's media taps, write each track
-//! without transcoding through GStreamer in short segments, and store the segments and a
-//! per-recording manifest in object storage (a local directory or S3).
+//! - [`writer`]: one take (a published track from start to end) as RTP into a GStreamer
+//!   pipeline that writes WebM (Matroska for H.264) segments of about ten seconds.
+//! - [`finalize`]: a take's segments joined into one seekable file.
+//! - [`manifest`]: the per-recording manifest (versioned JSON) and the clock that puts every
+//!   take on one session timeline.
+//! - [`store`]: object storage behind one trait, a local directory or S3.
 //!
 //! Invariant: the recorder knows no HTTP and no SQL; it is given taps and a storage handle.
+
+mod error;
+pub mod finalize;
+pub mod manifest;
+pub mod store;
+pub mod writer;
+
+pub use error::RecorderError;
+pub use manifest::{Manifest, RecordingStatus};
+pub use store::{LocalStore, ObjectStore, S3Config, S3Store};

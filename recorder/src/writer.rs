@@ -1,0 +1,366 @@
+//! Writing one take to disk, without transcoding: RTP in, container segments out.
+//!
+//! The pipeline is `appsrc ! rtpjitterbuffer ! <depayloader> [! parser] ! splitmuxsink`:
+//! the jitter buffer puts late and retransmitted packets back in order and, in its `none` mode,
+//! timestamps the output from the RTP timestamps alone, so the file's timeline is the sender's
+//! media clock; the depayloader takes the codec's frames out of RTP; `splitmuxsink` muxes them
+//! into WebM (Matroska for H.264) files of about [`SEGMENT`], each closed and complete on its
+//! own, so a crash loses at most the one being written. Video segments can only start at a
+//! keyframe: the writer asks for one (through the tap) when a segment is due and none came.
+//!
+//! A `TrackWriter` is fed from one thread (a tap's blocking receiver); the recording session
+//! learns about closed segments through [`TrackWriter::closed_segments`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use sightline_sfu::{Codec, TapPacket};
+
+use crate::error::RecorderError;
+
+/// Target length of a segment.
+pub const SEGMENT: Duration = Duration::from_secs(10);
+/// How long the jitter buffer waits for late packets.
+const JITTER_LATENCY_MS: u32 = 200;
+/// The RTP payload type written into the packets we hand GStreamer (any dynamic one will do:
+/// the caps say what it carries).
+const PAYLOAD_TYPE: u8 = 96;
+/// The SSRC of the packets we hand GStreamer (one stream per pipeline).
+const SSRC: u32 = 0x5147_4854;
+/// Longest wait for a pipeline to finish its files after the end of the stream.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a codec is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Container {
+    /// RTP encoding name in caps.
+    encoding: &'static str,
+    /// `audio` or `video`.
+    media: &'static str,
+    depayloader: &'static str,
+    parser: Option<&'static str>,
+    muxer: &'static str,
+    /// File name extension of the segments and the final file.
+    pub extension: &'static str,
+}
+
+impl Container {
+    /// The container and elements for a codec.
+    pub fn for_codec(codec: Codec) -> Container {
+        match codec {
+            Codec::Opus => Container {
+                encoding: "OPUS",
+                media: "audio",
+                depayloader: "rtpopusdepay",
+                // The depayloader's caps lack the sample rate WebM needs; the parser adds it.
+                parser: Some("opusparse"),
+                muxer: "webmmux",
+                extension: "webm",
+            },
+            Codec::Vp8 => Container {
+                encoding: "VP8",
+                media: "video",
+                depayloader: "rtpvp8depay",
+                parser: None,
+                muxer: "webmmux",
+                extension: "webm",
+            },
+            Codec::Vp9 => Container {
+                encoding: "VP9",
+                media: "video",
+                depayloader: "rtpvp9depay",
+                parser: None,
+                muxer: "webmmux",
+                extension: "webm",
+            },
+            // WebM has no H.264; Matroska does, still without transcoding.
+            Codec::H264 => Container {
+                encoding: "H264",
+                media: "video",
+                depayloader: "rtph264depay",
+                parser: Some("h264parse"),
+                muxer: "matroskamux",
+                extension: "mkv",
+            },
+        }
+    }
+
+    /// The muxer element's name (for remuxing segments into one file).
+    pub fn muxer(&self) -> &'static str {
+        self.muxer
+    }
+
+    /// Whether it holds video.
+    pub fn is_video(&self) -> bool {
+        self.media == "video"
+    }
+}
+
+/// A segment file that is complete on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedSegment {
+    /// Position in the take, from 0.
+    pub index: u32,
+    /// The file.
+    pub path: PathBuf,
+    /// Media time covered, from the take's start.
+    pub start: Duration,
+    /// End of the media time covered.
+    pub end: Duration,
+}
+
+/// Initialises GStreamer once per process.
+pub fn init() -> Result<(), RecorderError> {
+    static INIT: Once = Once::new();
+    let mut result = Ok(());
+    INIT.call_once(|| result = gst::init().map_err(RecorderError::from));
+    result
+}
+
+/// The RTP packet for a tapped packet: a 12-byte header (RFC 3550) and the payload unchanged.
+pub fn rtp_packet(packet: &TapPacket) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(12 + packet.payload.len());
+    bytes.push(0x80);
+    bytes.push(PAYLOAD_TYPE | if packet.marker { 0x80 } else { 0 });
+    // The tap numbers packets with 64 bits; RTP carries the low 16 and 32.
+    bytes.extend_from_slice(&(packet.seq as u16).to_be_bytes());
+    bytes.extend_from_slice(&(packet.rtp_time as u32).to_be_bytes());
+    bytes.extend_from_slice(&SSRC.to_be_bytes());
+    bytes.extend_from_slice(&packet.payload);
+    bytes
+}
+
+/// One take being written.
+pub struct TrackWriter {
+    pipeline: gst::Pipeline,
+    source: gst_app::AppSrc,
+    codec: Codec,
+    /// When the pipeline started: buffers carry their arrival as running time.
+    started: Instant,
+    /// Media time of the last keyframe pushed, and whether one was asked for since.
+    last_keyframe_rtp: Option<u64>,
+    keyframe_asked_at: Option<Instant>,
+    /// Target segment length.
+    segment: Duration,
+    opened: Vec<(u32, Duration)>,
+}
+
+impl std::fmt::Debug for TrackWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackWriter")
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, RecorderError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| RecorderError::Pipeline(format!("{factory}: {e}")))
+}
+
+impl TrackWriter {
+    /// Starts a pipeline writing segments `seg-00000.<ext>`, `seg-00001.<ext>`, … of about
+    /// `segment` each into `dir`.
+    pub fn start(
+        dir: &Path,
+        codec: Codec,
+        segment: Duration,
+    ) -> Result<TrackWriter, RecorderError> {
+        init()?;
+        std::fs::create_dir_all(dir)?;
+        let container = Container::for_codec(codec);
+        let caps = gst::Caps::builder("application/x-rtp")
+            .field("media", container.media)
+            .field(
+                "clock-rate",
+                i32::try_from(codec.clock_rate()).unwrap_or(90_000),
+            )
+            .field("encoding-name", container.encoding)
+            .field("payload", i32::from(PAYLOAD_TYPE))
+            .build();
+        let source = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .is_live(true)
+            .do_timestamp(false)
+            .build();
+        let jitter = make("rtpjitterbuffer")?;
+        jitter.set_property("latency", JITTER_LATENCY_MS);
+        jitter.set_property_from_str("mode", "none");
+        let depay = make(container.depayloader)?;
+        let sink = make("splitmuxsink")?;
+        let location = dir.join(format!("seg-%05d.{}", container.extension));
+        sink.set_property("location", location.to_string_lossy().as_ref());
+        sink.set_property("max-size-time", segment.as_nanos() as u64);
+        sink.set_property_from_str("muxer-factory", container.muxer);
+        let pipeline = gst::Pipeline::default();
+        let mut chain = vec![source.upcast_ref::<gst::Element>().clone(), jitter, depay];
+        if let Some(parser) = container.parser {
+            chain.push(make(parser)?);
+        }
+        pipeline.add_many(&chain)?;
+        pipeline.add(&sink)?;
+        gst::Element::link_many(&chain)?;
+        // splitmuxsink has one video pad and numbered audio pads: ask for the right kind.
+        let template = if container.is_video() {
+            "video"
+        } else {
+            "audio_%u"
+        };
+        let sink_pad = sink.request_pad_simple(template).ok_or_else(|| {
+            RecorderError::Pipeline(format!("splitmuxsink has no {template} pad"))
+        })?;
+        let last = chain
+            .last()
+            .and_then(|e| e.static_pad("src"))
+            .ok_or_else(|| RecorderError::Pipeline("no source pad to link".into()))?;
+        last.link(&sink_pad)
+            .map_err(|e| RecorderError::Pipeline(format!("linking to splitmuxsink: {e:?}")))?;
+        pipeline.set_state(gst::State::Playing)?;
+        Ok(TrackWriter {
+            pipeline,
+            source,
+            codec,
+            started: Instant::now(),
+            last_keyframe_rtp: None,
+            keyframe_asked_at: None,
+            segment,
+            opened: Vec::new(),
+        })
+    }
+
+    /// Hands one packet to the pipeline. Returns whether a keyframe should be asked for now: a
+    /// segment is due and the last keyframe is older than that (video only, at most once a
+    /// second).
+    pub fn push(&mut self, packet: &TapPacket) -> Result<bool, RecorderError> {
+        let mut buffer = gst::Buffer::from_mut_slice(rtp_packet(packet));
+        let arrival = packet.arrival.saturating_duration_since(self.started);
+        if let Some(buffer) = buffer.get_mut() {
+            // The jitter buffer reads arrival times from DTS.
+            buffer.set_dts(gst::ClockTime::from_nseconds(arrival.as_nanos() as u64));
+        }
+        self.source
+            .push_buffer(buffer)
+            .map_err(|e| RecorderError::Pipeline(format!("push: {e:?}")))?;
+        if !self.codec.is_video() {
+            return Ok(false);
+        }
+        if packet.keyframe {
+            self.last_keyframe_rtp = Some(packet.rtp_time);
+            self.keyframe_asked_at = None;
+            return Ok(false);
+        }
+        let since_keyframe = self.last_keyframe_rtp.map_or(Duration::ZERO, |rtp| {
+            let ticks = packet.rtp_time.saturating_sub(rtp);
+            Duration::from_millis(ticks * 1000 / u64::from(self.codec.clock_rate()))
+        });
+        let asked_recently = self.keyframe_asked_at.is_some_and(|at| {
+            packet.arrival.saturating_duration_since(at) < Duration::from_secs(1)
+        });
+        let want = since_keyframe >= self.segment && !asked_recently;
+        if want {
+            self.keyframe_asked_at = Some(packet.arrival);
+        }
+        Ok(want)
+    }
+
+    /// Segments finished since the last call, without waiting.
+    pub fn closed_segments(&mut self) -> Result<Vec<ClosedSegment>, RecorderError> {
+        let Some(bus) = self.pipeline.bus() else {
+            return Ok(Vec::new());
+        };
+        let mut closed = Vec::new();
+        while let Some(message) = bus.pop() {
+            self.handle(&message, &mut closed)?;
+        }
+        Ok(closed)
+    }
+
+    fn handle(
+        &mut self,
+        message: &gst::Message,
+        closed: &mut Vec<ClosedSegment>,
+    ) -> Result<bool, RecorderError> {
+        match message.view() {
+            gst::MessageView::Element(element) => {
+                let Some(structure) = element.structure() else {
+                    return Ok(false);
+                };
+                let running = structure
+                    .get::<u64>("running-time")
+                    .map(Duration::from_nanos)
+                    .unwrap_or_default();
+                let location = structure.get::<String>("location").ok();
+                match (structure.name().as_str(), location) {
+                    ("splitmuxsink-fragment-opened", Some(_)) => {
+                        let index = self.opened.len() as u32;
+                        self.opened.push((index, running));
+                    }
+                    ("splitmuxsink-fragment-closed", Some(location)) => {
+                        let (index, start) = self.opened.last().copied().unwrap_or_default();
+                        closed.push(ClosedSegment {
+                            index,
+                            path: PathBuf::from(location),
+                            start,
+                            end: running.max(start),
+                        });
+                    }
+                    _ => {}
+                }
+                Ok(false)
+            }
+            gst::MessageView::Error(err) => Err(RecorderError::Pipeline(format!(
+                "{}: {}",
+                err.src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default(),
+                err.error()
+            ))),
+            gst::MessageView::Eos(_) => Ok(true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Ends the take: the last segment is closed and complete. Returns the segments closed
+    /// since the last [`TrackWriter::closed_segments`].
+    pub fn finish(mut self) -> Result<Vec<ClosedSegment>, RecorderError> {
+        let mut closed = Vec::new();
+        let result = (|| {
+            self.source
+                .end_of_stream()
+                .map_err(|e| RecorderError::Pipeline(format!("end of stream: {e:?}")))?;
+            let bus = self
+                .pipeline
+                .bus()
+                .ok_or_else(|| RecorderError::Pipeline("no bus".into()))?;
+            let deadline = Instant::now() + FINISH_TIMEOUT;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(RecorderError::Pipeline("did not finish in time".into()));
+                }
+                let Some(message) =
+                    bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
+                else {
+                    continue;
+                };
+                if self.handle(&message, &mut closed)? {
+                    return Ok(());
+                }
+            }
+        })();
+        let _ = self.pipeline.set_state(gst::State::Null);
+        result.map(|()| closed)
+    }
+}
+
+impl Drop for TrackWriter {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
