@@ -7,15 +7,20 @@
 //! - [`manifest`]: the per-recording manifest (versioned JSON) and the clock that puts every
 //!   take on one session timeline.
 //! - [`store`]: object storage behind one trait, a local directory or S3.
+//! - [`session`]: a recording in progress ([`Recorder`], [`Recording`]): takes fed from media
+//!   taps, segments uploaded as they close (spooled on disk while the store is unreachable), the
+//!   finish, and recovery of recordings a crash interrupted.
 //!
 //! Invariant: the recorder knows no HTTP and no SQL; it is given taps and a storage handle.
 
 mod error;
 pub mod finalize;
 pub mod manifest;
+pub mod session;
 pub mod store;
 pub mod writer;
 
 pub use error::RecorderError;
-pub use manifest::{Manifest, RecordingStatus};
+pub use manifest::{Manifest, MediaKind, ParticipantEntry, RecordingStatus};
+pub use session::{PacketSource, Recorder, Recording, TakeInfo};
 pub use store::{LocalStore, ObjectStore, S3Config, S3Store};

@@ -5,8 +5,10 @@
 //! timestamps the output from the RTP timestamps alone, so the file's timeline is the sender's
 //! media clock; the depayloader takes the codec's frames out of RTP; `splitmuxsink` muxes them
 //! into WebM (Matroska for H.264) files of about [`SEGMENT`], each closed and complete on its
-//! own, so a crash loses at most the one being written. Video segments can only start at a
-//! keyframe: the writer asks for one (through the tap) when a segment is due and none came.
+//! own. Video segments can only start at a keyframe, and splitmuxsink closes a segment once the
+//! keyframe interval after it is complete (it measures intervals before deciding where to cut):
+//! the writer asks for a keyframe (through the tap) every half segment, so a crash loses the
+//! segment being written and at most half a segment more.
 //!
 //! A `TrackWriter` is fed from one thread (a tap's blocking receiver); the recording session
 //! learns about closed segments through [`TrackWriter::closed_segments`].
@@ -234,9 +236,8 @@ impl TrackWriter {
         })
     }
 
-    /// Hands one packet to the pipeline. Returns whether a keyframe should be asked for now: a
-    /// segment is due and the last keyframe is older than that (video only, at most once a
-    /// second).
+    /// Hands one packet to the pipeline. Returns whether a keyframe should be asked for now:
+    /// the last one is older than half a segment (video only, at most once a second).
     pub fn push(&mut self, packet: &TapPacket) -> Result<bool, RecorderError> {
         let mut buffer = gst::Buffer::from_mut_slice(rtp_packet(packet));
         let arrival = packet.arrival.saturating_duration_since(self.started);
@@ -262,7 +263,9 @@ impl TrackWriter {
         let asked_recently = self.keyframe_asked_at.is_some_and(|at| {
             packet.arrival.saturating_duration_since(at) < Duration::from_secs(1)
         });
-        let want = since_keyframe >= self.segment && !asked_recently;
+        // Twice per segment: splitmuxsink closes a segment only once the keyframe interval
+        // after it is complete, so the interval bounds what a crash loses beyond the segment.
+        let want = since_keyframe >= self.segment / 2 && !asked_recently;
         if want {
             self.keyframe_asked_at = Some(packet.arrival);
         }

@@ -1056,10 +1056,11 @@ impl Engine {
         // Which stream a waiting subscriber needs a keyframe on: a layer, or the only stream.
         let mut wanted_layers = [false; Layer::COUNT];
         let mut wanted_plain = false;
-        // A simulcast packet asks on the layer the subscriber or tap waits for; a plain stream
-        // has only itself to ask.
-        let mut want_keyframe = |down: &DownTrack| {
-            if down.needs_keyframe() {
+        // A simulcast packet asks on the layer the subscriber or tap waits for (or, for a tap
+        // that asked, the one it gets); a plain stream has only itself to ask.
+        let video = codec.is_video();
+        let mut want_keyframe = |down: &DownTrack, asked: bool| {
+            if down.needs_keyframe() || (asked && video) {
                 match layer.and(down.target()) {
                     Some(target) => wanted_layers[target.index()] = true,
                     None => wanted_plain = true,
@@ -1069,7 +1070,7 @@ impl Engine {
         let mut consumer_gone = false;
         for tap in &mut track.taps {
             let decision = tap.down.forward(&incoming);
-            want_keyframe(&tap.down);
+            want_keyframe(&tap.down, tap.take_keyframe_request());
             let Decision::Forward(rewritten) = decision else {
                 continue;
             };
@@ -1107,7 +1108,7 @@ impl Engine {
                 continue;
             };
             let decision = sub.down.forward(&incoming);
-            want_keyframe(&sub.down);
+            want_keyframe(&sub.down, false);
             let Decision::Forward(rewritten) = decision else {
                 continue;
             };

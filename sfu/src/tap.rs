@@ -11,7 +11,7 @@
 //! [`TapReceiver`]) is detached on the next packet; a track that ends closes its taps' queues.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -78,6 +78,7 @@ pub struct TapPacket {
 pub struct TapReceiver {
     packets: mpsc::Receiver<TapPacket>,
     dropped: Arc<AtomicU64>,
+    keyframe_wanted: Arc<AtomicBool>,
 }
 
 impl TapReceiver {
@@ -101,6 +102,12 @@ impl TapReceiver {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Asks the publisher for a keyframe (a recorder starting a new file). The engine sends the
+    /// request with the next packet of the track, within the track's keyframe throttle.
+    pub fn request_keyframe(&self) {
+        self.keyframe_wanted.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The engine's end of a tap.
@@ -109,6 +116,7 @@ pub(crate) struct Tap {
     pub(crate) down: DownTrack,
     sender: mpsc::Sender<TapPacket>,
     dropped: Arc<AtomicU64>,
+    keyframe_wanted: Arc<AtomicBool>,
 }
 
 /// What offering a packet to a tap came to.
@@ -125,12 +133,24 @@ impl Tap {
     pub(crate) fn new(down: DownTrack, capacity: usize) -> (Tap, TapReceiver) {
         let (sender, packets) = mpsc::channel(capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
+        let keyframe_wanted = Arc::new(AtomicBool::new(false));
         let tap = Tap {
             down,
             sender,
             dropped: Arc::clone(&dropped),
+            keyframe_wanted: Arc::clone(&keyframe_wanted),
         };
-        (tap, TapReceiver { packets, dropped })
+        let receiver = TapReceiver {
+            packets,
+            dropped,
+            keyframe_wanted,
+        };
+        (tap, receiver)
+    }
+
+    /// Whether the consumer asked for a keyframe since the last call.
+    pub(crate) fn take_keyframe_request(&self) -> bool {
+        self.keyframe_wanted.swap(false, Ordering::Relaxed)
     }
 
     /// Whether the consumer dropped its receiver.

@@ -703,9 +703,24 @@ fn taps_get_the_track_from_a_keyframe_with_sender_times_and_never_stall() {
     // The slow consumer lost packets, counted; forwarding to the other tap did not suffer.
     assert_eq!(slow.dropped() + 1, got.len() as u64);
 
+    // A tap can ask the publisher for a keyframe (a recorder cutting a new file).
+    let requests = |net: &Net| {
+        net.clients[0]
+            .events
+            .iter()
+            .filter(|e| matches!(e, RtcEvent::KeyframeRequest(_)))
+            .count()
+    };
+    let before = requests(&net);
+    tap.request_keyframe();
+    for frame in 119..130 {
+        send_frame(&mut net, mid, pt, frame, false);
+    }
+    assert_eq!(requests(&net), before + 1, "the publisher was asked, once");
+
     // A consumer that goes away is detached; a track that ends closes its taps.
     drop(slow);
-    send_frame(&mut net, mid, pt, 120, false);
+    send_frame(&mut net, mid, pt, 130, false);
     net.engine.remove_peer(PeerId(1)).expect("removed");
     net.settle();
     while tap.try_recv().is_some() {}

@@ -1,0 +1,654 @@
+//! A recording in progress: its takes fed from media taps, each segment uploaded as soon as it
+//! is closed, the manifest kept on local disk and in the store, and the finish.
+//!
+//! Segments are written under a local spool directory first and leave it only once the store
+//! has them. While the store is unreachable, uploads retry with backoff, in order, and segments
+//! wait on disk: nothing is lost and, since object keys are fixed, nothing is stored twice. The
+//! manifest is rewritten locally (atomically) on every change, so a server that dies mid-way
+//! finds on its next start what was recorded ([`Recorder::recover`]) and finishes it as
+//! `interrupted`; only the segment being written at the time is lost.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sightline_sfu::{Codec, TapPacket, TapReceiver};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::RecorderError;
+use crate::finalize::remux;
+use crate::manifest::{
+    Manifest, MediaKind, ParticipantEntry, RecordingStatus, Segment, TakeClock, TimelineEvent,
+    TrackEntry,
+};
+use crate::store::ObjectStore;
+use crate::writer::{ClosedSegment, Container, SEGMENT, TrackWriter};
+
+/// First wait after a failed upload; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest wait between upload attempts.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Where a take's packets come from: a media tap, or anything that behaves like one.
+pub trait PacketSource: Send + 'static {
+    /// The next packet; `None` when the track ended.
+    fn recv(&mut self) -> impl Future<Output = Option<TapPacket>> + Send;
+    /// Asks the publisher for a keyframe.
+    fn request_keyframe(&self);
+}
+
+impl PacketSource for TapReceiver {
+    fn recv(&mut self) -> impl Future<Output = Option<TapPacket>> + Send {
+        TapReceiver::recv(self)
+    }
+
+    fn request_keyframe(&self) {
+        TapReceiver::request_keyframe(self);
+    }
+}
+
+/// What a take is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakeInfo {
+    /// Unique in the recording (used in object keys: letters, digits, `-`, `_`).
+    pub id: String,
+    /// Publisher identity.
+    pub participant: String,
+    /// `camera`, `microphone`, `screen_share` or `secondary_camera`.
+    pub source: String,
+    /// The track's codec.
+    pub codec: Codec,
+}
+
+/// Records interviews into a store, through a local spool directory.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    inner: Arc<RecorderInner>,
+}
+
+#[derive(Debug)]
+struct RecorderInner {
+    store: Arc<dyn ObjectStore>,
+    spool: PathBuf,
+    segment: Duration,
+}
+
+impl Recorder {
+    /// A recorder storing into `store`, writing segments under `spool` until they are stored.
+    pub fn new(store: Arc<dyn ObjectStore>, spool: impl Into<PathBuf>) -> Recorder {
+        Recorder::with_segment(store, spool, SEGMENT)
+    }
+
+    /// The same with another segment length (tests use short ones).
+    pub fn with_segment(
+        store: Arc<dyn ObjectStore>,
+        spool: impl Into<PathBuf>,
+        segment: Duration,
+    ) -> Recorder {
+        Recorder {
+            inner: Arc::new(RecorderInner {
+                store,
+                spool: spool.into(),
+                segment,
+            }),
+        }
+    }
+
+    /// The store recordings go to.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
+    /// Starts recording `recording` of interview `interview` now. Must run in a tokio runtime.
+    pub fn start(&self, recording: &str, interview: &str) -> Result<Recording, RecorderError> {
+        valid_id(recording)?;
+        let dir = self.inner.spool.join(recording);
+        std::fs::create_dir_all(&dir)?;
+        let started_at_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let manifest = Manifest::new(recording, interview, started_at_ms);
+        save_local(&dir, &manifest)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let started = Instant::now();
+        let state = State {
+            manifest,
+            dir,
+            store: Arc::clone(&self.inner.store),
+            segment: self.inner.segment,
+            started,
+            running: 0,
+            stop: stop_rx,
+            tx: tx.clone(),
+            uploads: Uploads::default(),
+        };
+        let task = tokio::spawn(state.run(rx));
+        Ok(Recording {
+            id: recording.to_owned(),
+            started,
+            tx,
+            stop: stop_tx,
+            task,
+        })
+    }
+
+    /// Finishes recordings a previous run of the server left unfinished (it stopped while they
+    /// were recording): what was written is stored and joined, and the manifest says
+    /// `interrupted`. Returns their manifests.
+    pub async fn recover(&self) -> Vec<Result<Manifest, RecorderError>> {
+        let mut results = Vec::new();
+        let Ok(mut entries) = tokio::fs::read_dir(&self.inner.spool).await else {
+            return results;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let dir = entry.path();
+            let Ok(bytes) = tokio::fs::read(dir.join(MANIFEST_FILE)).await else {
+                continue;
+            };
+            let result = match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(manifest) => self.finish_interrupted(manifest, &dir).await,
+                Err(err) => Err(err.into()),
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    async fn finish_interrupted(
+        &self,
+        mut manifest: Manifest,
+        dir: &Path,
+    ) -> Result<Manifest, RecorderError> {
+        tracing::info!(recording = %manifest.recording, "finishing an interrupted recording");
+        manifest.status = RecordingStatus::Interrupted;
+        let store = &self.inner.store;
+        for track in &mut manifest.tracks {
+            for segment in &mut track.segments {
+                if !segment.stored {
+                    let local = segment_path(dir, &track.id, segment, &track.codec);
+                    if local.exists() {
+                        upload_until_stored(store.as_ref(), &segment.key, &local).await;
+                        segment.stored = true;
+                    }
+                }
+            }
+            // Segments that never made it to the store are gone with the spool.
+            track.segments.retain(|s| s.stored);
+            if track.end_ms.is_none() {
+                track.end_ms = track.anchors.last().map(|a| a.session_ms);
+            }
+        }
+        if manifest.duration_ms.is_none() {
+            manifest.duration_ms = manifest.tracks.iter().filter_map(|t| t.end_ms).max();
+        }
+        finalize(store.as_ref(), &mut manifest, dir).await?;
+        Ok(manifest)
+    }
+}
+
+/// A recording in progress.
+#[derive(Debug)]
+pub struct Recording {
+    id: String,
+    started: Instant,
+    tx: mpsc::UnboundedSender<Message>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<Manifest, RecorderError>>,
+}
+
+impl Recording {
+    /// The recording's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Milliseconds since the recording started (its session clock).
+    pub fn session_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Records a track from now until it ends or the recording stops.
+    pub fn add_take(&self, info: TakeInfo, source: impl PacketSource) {
+        if valid_id(&info.id).is_err() {
+            tracing::warn!(take = %info.id, "take id unfit for storage keys; not recorded");
+            return;
+        }
+        let _ = self.tx.send(Message::AddTake(
+            info,
+            Box::new(|ctx| spawn_take(ctx, source)),
+        ));
+    }
+
+    /// Someone is (or was) in the room.
+    pub fn note_participant(&self, entry: ParticipantEntry) {
+        let _ = self.tx.send(Message::Participant(entry));
+    }
+
+    /// A join, a leave or a chat message, now.
+    pub fn note_event(&self, kind: &str, participant: &str, text: Option<String>) {
+        let _ = self.tx.send(Message::Event(TimelineEvent {
+            at_ms: self.session_ms(),
+            kind: kind.to_owned(),
+            participant: participant.to_owned(),
+            text,
+        }));
+    }
+
+    /// Stops every take, waits until every segment is stored (retrying while the store is
+    /// unreachable), joins each take into one file and completes the manifest.
+    pub async fn stop(self) -> Result<Manifest, RecorderError> {
+        let (reply, done) = oneshot::channel();
+        let _ = self.stop.send(true);
+        let _ = self.tx.send(Message::Stop(reply, self.session_ms()));
+        let _ = done.await;
+        self.task
+            .await
+            .map_err(|e| RecorderError::Pipeline(format!("recording task: {e}")))?
+    }
+}
+
+const MANIFEST_FILE: &str = "manifest.json";
+
+fn valid_id(id: &str) -> Result<(), RecorderError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(RecorderError::BadKey(id.to_owned()))
+    }
+}
+
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "Opus",
+        Codec::Vp8 => "VP8",
+        Codec::Vp9 => "VP9",
+        Codec::H264 => "H264",
+    }
+}
+
+fn codec_from_name(name: &str) -> Codec {
+    match name {
+        "Opus" => Codec::Opus,
+        "VP9" => Codec::Vp9,
+        "H264" => Codec::H264,
+        _ => Codec::Vp8,
+    }
+}
+
+fn segment_path(dir: &Path, take: &str, segment: &Segment, codec: &str) -> PathBuf {
+    let extension = Container::for_codec(codec_from_name(codec)).extension;
+    dir.join(take)
+        .join(format!("seg-{:05}.{extension}", segment.index))
+}
+
+/// Writes the manifest into the spool directory, atomically.
+fn save_local(dir: &Path, manifest: &Manifest) -> Result<(), RecorderError> {
+    let bytes = serde_json::to_vec_pretty(manifest)?;
+    let partial = dir.join("manifest.json.partial");
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, dir.join(MANIFEST_FILE))?;
+    Ok(())
+}
+
+/// Retries until the store has the file: the store coming back is only a matter of time, and
+/// the segment must not be lost meanwhile.
+async fn upload_until_stored(store: &dyn ObjectStore, key: &str, path: &Path) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        match store.put_file(key, path).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(%key, %err, retry_in = ?wait, "upload failed; the segment waits on disk");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+async fn put_manifest_until_stored(store: &dyn ObjectStore, manifest: &Manifest) {
+    let Ok(bytes) = serde_json::to_vec_pretty(manifest) else {
+        return;
+    };
+    let key = Manifest::key(&manifest.recording);
+    let mut wait = RETRY_FIRST;
+    while let Err(err) = store.put_bytes(&key, bytes.clone()).await {
+        tracing::warn!(%key, %err, retry_in = ?wait, "manifest upload failed");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
+    }
+}
+
+/// Joins every take's stored segments into one file, removes the segments, and stores the
+/// final manifest; the spool directory goes last.
+async fn finalize(
+    store: &dyn ObjectStore,
+    manifest: &mut Manifest,
+    dir: &Path,
+) -> Result<(), RecorderError> {
+    let work = dir.join("finalize");
+    tokio::fs::create_dir_all(&work).await?;
+    for track in &mut manifest.tracks {
+        if track.segments.is_empty() || track.file.is_some() {
+            continue;
+        }
+        let container = Container::for_codec(codec_from_name(&track.codec));
+        let mut inputs = Vec::new();
+        for segment in &track.segments {
+            let local = work.join(format!(
+                "{}-{:05}.{}",
+                track.id, segment.index, container.extension
+            ));
+            if store.download(&segment.key, &local).await? {
+                inputs.push(local);
+            }
+        }
+        if inputs.is_empty() {
+            continue;
+        }
+        let out = work.join(format!("{}.{}", track.id, container.extension));
+        let joined_out = out.clone();
+        let joined = tokio::task::spawn_blocking(move || remux(&inputs, container, &joined_out))
+            .await
+            .map_err(|e| RecorderError::Pipeline(format!("remux task: {e}")))?;
+        if let Err(err) = joined {
+            // One take that cannot be joined keeps its segments; the others still finish.
+            tracing::warn!(take = %track.id, %err, "take left in segments");
+            continue;
+        }
+        let key = Manifest::file_key(&manifest.recording, &track.id, container.extension);
+        upload_until_stored(store, &key, &out).await;
+        for segment in &track.segments {
+            if let Err(err) = store.delete(&segment.key).await {
+                tracing::warn!(key = %segment.key, %err, "segment not removed");
+            }
+        }
+        track.file = Some(key);
+    }
+    if manifest.status == RecordingStatus::Recording {
+        manifest.status = RecordingStatus::Complete;
+    }
+    put_manifest_until_stored(store, manifest).await;
+    tokio::fs::remove_dir_all(dir).await?;
+    Ok(())
+}
+
+enum Message {
+    AddTake(TakeInfo, Box<dyn FnOnce(TakeContext) + Send>),
+    Participant(ParticipantEntry),
+    Event(TimelineEvent),
+    Started {
+        take: String,
+        at_ms: u64,
+    },
+    Observed {
+        take: String,
+        observed: crate::manifest::Observed,
+    },
+    Closed {
+        take: String,
+        segment: ClosedSegment,
+    },
+    Stored {
+        take: String,
+        index: u32,
+    },
+    TakeEnded {
+        take: String,
+        last_ms: Option<u64>,
+    },
+    Stop(oneshot::Sender<()>, u64),
+}
+
+/// What a take's task needs.
+struct TakeContext {
+    info: TakeInfo,
+    dir: PathBuf,
+    segment: Duration,
+    clock: TakeClock,
+    tx: mpsc::UnboundedSender<Message>,
+    stop: watch::Receiver<bool>,
+}
+
+fn spawn_take(ctx: TakeContext, source: impl PacketSource) {
+    tokio::spawn(run_take(ctx, source));
+}
+
+async fn run_take(mut ctx: TakeContext, mut source: impl PacketSource) {
+    let take = ctx.info.id.clone();
+    let mut writer = match TrackWriter::start(&ctx.dir, ctx.info.codec, ctx.segment) {
+        Ok(writer) => writer,
+        Err(err) => {
+            tracing::warn!(%take, %err, "take not recorded");
+            let _ = ctx.tx.send(Message::TakeEnded {
+                take,
+                last_ms: None,
+            });
+            return;
+        }
+    };
+    let send_closed = |segments: Vec<ClosedSegment>| {
+        for segment in segments {
+            let _ = ctx.tx.send(Message::Closed {
+                take: take.clone(),
+                segment,
+            });
+        }
+    };
+    loop {
+        let packet = tokio::select! {
+            // What arrived before the stop is still recorded.
+            biased;
+            packet = source.recv() => packet,
+            _ = ctx.stop.changed() => None,
+        };
+        let Some(packet) = packet else {
+            break;
+        };
+        let observed = ctx.clock.observe(packet.rtp_time, packet.arrival);
+        if let Some(at_ms) = observed.started_ms {
+            let _ = ctx.tx.send(Message::Started {
+                take: take.clone(),
+                at_ms,
+            });
+        }
+        if observed.anchor.is_some() || observed.gap.is_some() {
+            let _ = ctx.tx.send(Message::Observed {
+                take: take.clone(),
+                observed,
+            });
+        }
+        match writer.push(&packet) {
+            Ok(true) => source.request_keyframe(),
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(%take, %err, "take stopped early");
+                break;
+            }
+        }
+        match writer.closed_segments() {
+            Ok(closed) => send_closed(closed),
+            Err(err) => {
+                tracing::warn!(%take, %err, "take stopped early");
+                break;
+            }
+        }
+    }
+    match tokio::task::spawn_blocking(move || writer.finish()).await {
+        Ok(Ok(closed)) => send_closed(closed),
+        Ok(Err(err)) => tracing::warn!(%take, %err, "last segment not closed"),
+        Err(err) => tracing::warn!(%take, %err, "take writer task failed"),
+    }
+    let _ = ctx.tx.send(Message::TakeEnded {
+        take,
+        last_ms: ctx.clock.last_ms(),
+    });
+}
+
+/// Uploads waiting, in order; one runs at a time.
+#[derive(Default)]
+struct Uploads {
+    queue: VecDeque<(String, u32, String, PathBuf)>,
+    busy: bool,
+}
+
+/// The recording task's state.
+struct State {
+    manifest: Manifest,
+    dir: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    segment: Duration,
+    started: Instant,
+    /// Takes still writing.
+    running: usize,
+    stop: watch::Receiver<bool>,
+    tx: mpsc::UnboundedSender<Message>,
+    uploads: Uploads,
+}
+
+impl State {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Message>,
+    ) -> Result<Manifest, RecorderError> {
+        let mut stopping: Option<(oneshot::Sender<()>, u64)> = None;
+        while let Some(message) = rx.recv().await {
+            match message {
+                Message::AddTake(info, spawn) => {
+                    if stopping.is_some() {
+                        continue;
+                    }
+                    self.add_take(info, spawn);
+                }
+                Message::Participant(entry) => self.manifest.note_participant(entry),
+                Message::Event(event) => self.manifest.events.push(event),
+                Message::Started { take, at_ms } => {
+                    if let Some(track) = self.manifest.track_mut(&take) {
+                        track.start_ms = at_ms;
+                    }
+                }
+                Message::Observed { take, observed } => {
+                    if let Some(track) = self.manifest.track_mut(&take) {
+                        track.anchors.extend(observed.anchor);
+                        track.gaps.extend(observed.gap);
+                    }
+                }
+                Message::Closed { take, segment } => self.segment_closed(&take, segment),
+                Message::Stored { take, index } => {
+                    self.uploads.busy = false;
+                    if let Some(track) = self.manifest.track_mut(&take)
+                        && let Some(segment) = track.segments.iter_mut().find(|s| s.index == index)
+                    {
+                        segment.stored = true;
+                    }
+                    self.next_upload();
+                }
+                Message::TakeEnded { take, last_ms } => {
+                    self.running = self.running.saturating_sub(1);
+                    if let Some(track) = self.manifest.track_mut(&take) {
+                        track.end_ms = last_ms.or(Some(track.start_ms));
+                    }
+                }
+                Message::Stop(reply, at_ms) => {
+                    self.manifest.duration_ms = Some(at_ms);
+                    stopping = Some((reply, at_ms));
+                }
+            }
+            if let Err(err) = save_local(&self.dir, &self.manifest) {
+                tracing::warn!(%err, "manifest not saved locally");
+            }
+            let drained = self.running == 0 && !self.uploads.busy && self.uploads.queue.is_empty();
+            if stopping.is_some() && drained {
+                break;
+            }
+        }
+        finalize(self.store.as_ref(), &mut self.manifest, &self.dir).await?;
+        if let Some((reply, _)) = stopping {
+            let _ = reply.send(());
+        }
+        Ok(self.manifest)
+    }
+
+    fn add_take(&mut self, info: TakeInfo, spawn: Box<dyn FnOnce(TakeContext) + Send>) {
+        if self.manifest.tracks.iter().any(|t| t.id == info.id) {
+            return;
+        }
+        let kind = if info.codec.is_video() {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        self.manifest.tracks.push(TrackEntry {
+            id: info.id.clone(),
+            participant: info.participant.clone(),
+            source: info.source.clone(),
+            kind,
+            codec: codec_name(info.codec).to_owned(),
+            start_ms: self.started.elapsed().as_millis() as u64,
+            end_ms: None,
+            segments: Vec::new(),
+            anchors: Vec::new(),
+            gaps: Vec::new(),
+            file: None,
+        });
+        self.running += 1;
+        spawn(TakeContext {
+            dir: self.dir.join(&info.id),
+            clock: TakeClock::new(self.started, info.codec.clock_rate()),
+            info,
+            segment: self.segment,
+            tx: self.tx.clone(),
+            stop: self.stop.clone(),
+        });
+    }
+
+    fn segment_closed(&mut self, take: &str, closed: ClosedSegment) {
+        let recording = self.manifest.recording.clone();
+        let Some(track) = self.manifest.track_mut(take) else {
+            return;
+        };
+        let extension = Container::for_codec(codec_from_name(&track.codec)).extension;
+        let key = Manifest::segment_key(&recording, take, closed.index, extension);
+        track.segments.push(Segment {
+            index: closed.index,
+            key: key.clone(),
+            start_ms: closed.start.as_millis() as u64,
+            end_ms: closed.end.as_millis() as u64,
+            stored: false,
+        });
+        self.uploads
+            .queue
+            .push_back((take.to_owned(), closed.index, key, closed.path));
+        self.next_upload();
+    }
+
+    /// Starts the next upload if none is running; its completion comes back as `Stored`.
+    fn next_upload(&mut self) {
+        if self.uploads.busy {
+            return;
+        }
+        let Some((take, index, key, path)) = self.uploads.queue.pop_front() else {
+            return;
+        };
+        self.uploads.busy = true;
+        let store = Arc::clone(&self.store);
+        let tx = self.tx.clone();
+        let manifest = self.manifest.clone();
+        tokio::spawn(async move {
+            upload_until_stored(store.as_ref(), &key, &path).await;
+            let _ = tokio::fs::remove_file(&path).await;
+            // The store's copy of the manifest follows, so a reader sees the new segment.
+            put_manifest_until_stored(store.as_ref(), &manifest).await;
+            let _ = tx.send(Message::Stored { take, index });
+        });
+    }
+}

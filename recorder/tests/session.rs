@@ -1,0 +1,240 @@
+//! Whole recordings into a local store, from packet sources that behave like media taps: two
+//! takes that start at different times line up on the session clock and each ends as one
+//! seekable file; a recording whose server died is finished as `interrupted` with what was
+//! stored. Real VP8 and Opus from the test kit; packets carry real-time arrival times.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sightline_recorder::{
+    LocalStore, Manifest, ObjectStore, PacketSource, Recorder, RecordingStatus, TakeInfo,
+};
+use sightline_sfu::{Codec, TapPacket, TrackId};
+use sightline_testkit::media;
+use tokio::sync::mpsc;
+
+/// A tap stand-in: packets from a channel, keyframe requests counted.
+struct ChannelSource {
+    packets: mpsc::UnboundedReceiver<TapPacket>,
+}
+
+impl PacketSource for ChannelSource {
+    async fn recv(&mut self) -> Option<TapPacket> {
+        self.packets.recv().await
+    }
+
+    fn request_keyframe(&self) {}
+}
+
+fn source() -> (mpsc::UnboundedSender<TapPacket>, ChannelSource) {
+    let (tx, packets) = mpsc::unbounded_channel();
+    (tx, ChannelSource { packets })
+}
+
+/// `seconds` of video frames arriving in real time from `first_arrival` on.
+fn video(first_arrival: Instant, seconds: u64) -> Vec<TapPacket> {
+    let frames = &media().expect("media").video[1];
+    (0..seconds * 30)
+        .map(|n| {
+            let frame = &frames[n as usize % frames.len()];
+            let mut payload = vec![0x10];
+            payload.extend_from_slice(&frame.data);
+            TapPacket {
+                track: TrackId(1),
+                codec: Codec::Vp8,
+                seq: n,
+                rtp_time: n * 3000,
+                marker: true,
+                keyframe: frame.keyframe,
+                payload: Arc::from(payload),
+                arrival: first_arrival + Duration::from_micros(n * 33_333),
+                sender_time: None,
+            }
+        })
+        .collect()
+}
+
+/// `seconds` of Opus packets arriving in real time from `first_arrival` on.
+fn audio(first_arrival: Instant, seconds: u64) -> Vec<TapPacket> {
+    let opus = &media().expect("media").opus;
+    (0..seconds * 50)
+        .map(|n| TapPacket {
+            track: TrackId(2),
+            codec: Codec::Opus,
+            seq: n,
+            rtp_time: n * 960,
+            marker: false,
+            keyframe: true,
+            payload: Arc::from(opus[n as usize % opus.len()].clone()),
+            arrival: first_arrival + Duration::from_millis(n * 20),
+            sender_time: None,
+        })
+        .collect()
+}
+
+fn duration_of(path: &Path) -> Duration {
+    let output = Command::new("gst-discoverer-1.0")
+        .arg(path)
+        .output()
+        .expect("gst-discoverer-1.0 runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Seekable: yes"), "{text}");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Duration: "))
+        .and_then(|d| {
+            let parts: Vec<f64> = d.split(':').filter_map(|p| p.parse().ok()).collect();
+            (parts.len() == 3)
+                .then(|| Duration::from_secs_f64(parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]))
+        })
+        .unwrap_or_default()
+}
+
+fn take(id: &str, participant: &str, source: &str, codec: Codec) -> TakeInfo {
+    TakeInfo {
+        id: id.into(),
+        participant: participant.into(),
+        source: source.into(),
+        codec,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takes_line_up_on_the_session_clock_and_end_as_one_file_each() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path().join("objects")));
+    let recorder = Recorder::with_segment(
+        Arc::clone(&store),
+        dir.path().join("spool"),
+        Duration::from_secs(2),
+    );
+    let recording = recorder.start("r1", "i1").expect("started");
+    let start = Instant::now();
+
+    let (camera_tx, camera) = source();
+    recording.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+    // The microphone's first packet arrives 3 s into the recording.
+    let (mic_tx, mic) = source();
+    recording.add_take(take("t2", "ivy", "microphone", Codec::Opus), mic);
+    for packet in video(start, 6) {
+        camera_tx.send(packet).expect("sent");
+    }
+    for packet in audio(start + Duration::from_secs(3), 3) {
+        mic_tx.send(packet).expect("sent");
+    }
+    recording.note_event("chat", "cas", Some("hello".into()));
+    drop((camera_tx, mic_tx));
+    let manifest = recording.stop().await.expect("stopped");
+
+    assert_eq!(manifest.status, RecordingStatus::Complete);
+    assert_eq!(manifest.tracks.len(), 2);
+    assert_eq!(manifest.events[0].text.as_deref(), Some("hello"));
+    let camera = &manifest.tracks[0];
+    let mic = &manifest.tracks[1];
+    assert!(camera.start_ms < 200, "{}", camera.start_ms);
+    assert!(
+        mic.start_ms.abs_diff(3_000) < 200,
+        "the late take starts 3 s in: {}",
+        mic.start_ms
+    );
+    assert!(camera.segments.len() >= 3 && camera.segments.iter().all(|s| s.stored));
+    assert!(!camera.anchors.is_empty());
+    for (track, seconds) in [(camera, 6.0), (mic, 3.0)] {
+        let key = track.file.as_deref().expect("joined into one file");
+        let path = store.local_path(key).expect("a local file");
+        let duration = duration_of(&path).as_secs_f64();
+        assert!((duration - seconds).abs() < 0.5, "{key}: {duration} s");
+        for segment in &track.segments {
+            assert!(
+                !store.local_path(&segment.key).expect("path").exists(),
+                "segments removed"
+            );
+        }
+    }
+    // The store holds the final manifest; the spool is empty.
+    let stored: Manifest = serde_json::from_slice(
+        &store
+            .get(&Manifest::key("r1"))
+            .await
+            .expect("get")
+            .expect("manifest stored"),
+    )
+    .expect("parses");
+    assert_eq!(stored, manifest);
+    assert!(!dir.path().join("spool/r1").exists());
+}
+
+#[test]
+fn a_recording_cut_short_by_a_crash_is_finished_as_interrupted() {
+    let dir = tempfile::tempdir().expect("dir");
+    let objects = dir.path().join("objects");
+    let spool = dir.path().join("spool");
+    // The first "server": records for a while, then its runtime dies mid-recording.
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&objects));
+            let recorder = Recorder::with_segment(store, &spool, Duration::from_secs(1));
+            let recording = recorder.start("r2", "i1").expect("started");
+            let (tx, camera) = source();
+            recording.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+            let start = Instant::now();
+            // Real-time pacing, so segments close (and upload) while the recording runs.
+            for packet in video(start, 5) {
+                let due = packet.arrival;
+                tokio::time::sleep_until(due.into()).await;
+                tx.send(packet).expect("sent");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            std::mem::forget(tx);
+            std::mem::forget(recording);
+        });
+        runtime.shutdown_background();
+    }
+    let local: Manifest = serde_json::from_slice(
+        &std::fs::read(spool.join("r2/manifest.json")).expect("a local manifest survived"),
+    )
+    .expect("parses");
+    let closed = local.tracks[0].segments.len();
+    assert!(
+        closed >= 2,
+        "segments were closed before the crash: {closed}"
+    );
+    // What the closed segments held. splitmuxsink closes a segment once the keyframe interval
+    // after it is complete, so the one being written and that interval are what a crash loses.
+    let kept_ms = local.tracks[0]
+        .segments
+        .iter()
+        .map(|s| s.end_ms)
+        .max()
+        .unwrap_or(0);
+    assert!(kept_ms >= 2_000, "{kept_ms} ms");
+
+    // The next start finds it and finishes it.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let manifests = runtime.block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&objects));
+        Recorder::new(store, &spool).recover().await
+    });
+    assert_eq!(manifests.len(), 1);
+    let manifest = manifests
+        .into_iter()
+        .next()
+        .expect("one")
+        .expect("finished");
+    assert_eq!(manifest.status, RecordingStatus::Interrupted);
+    let track = &manifest.tracks[0];
+    assert!(track.segments.len() >= closed, "every closed segment kept");
+    let file = objects.join(track.file.as_deref().expect("joined"));
+    let duration = duration_of(&file).as_secs_f64();
+    assert!(
+        (duration - kept_ms as f64 / 1000.0).abs() < 0.3,
+        "everything the closed segments held: {duration} s, {kept_ms} ms"
+    );
+    assert!(!spool.join("r2").exists());
+}
