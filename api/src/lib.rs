@@ -17,6 +17,7 @@ mod extract;
 mod metrics;
 mod openapi;
 mod pairing;
+mod recording;
 mod routes;
 mod rtc;
 mod secrets;
@@ -27,6 +28,7 @@ mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -34,7 +36,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::from_fn_with_state;
 use secrecy::ExposeSecret;
-use sightline_config::Settings;
+use sightline_config::{Settings, StorageKind};
+use sightline_recorder::{LocalStore, ObjectStore, Recorder, S3Config, S3Store};
 use sightline_sfu::{WorkerConfig, WorkerHandle};
 use sightline_signaling::Hub;
 use tokio::net::TcpListener;
@@ -45,6 +48,7 @@ use tower_http::trace::TraceLayer;
 
 pub use crate::error::ApiError;
 pub use crate::openapi::ApiDoc;
+use crate::recording::Recordings;
 pub use crate::state::AppState;
 pub use crate::store::Db;
 pub use crate::store::users::AccountRole;
@@ -64,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::interviews::router())
         .merge(routes::invites::router(&state))
         .merge(routes::phone::router(&state))
+        .merge(routes::recordings::router())
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         .merge(rtc::router())
@@ -138,6 +143,38 @@ fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError
     Ok(Hub::new(workers, events_rx))
 }
 
+/// The recorder over the configured store, spooling under `data.dir`.
+fn recorder(settings: &Settings) -> Recorder {
+    let store: Arc<dyn ObjectStore> = match settings.recording.storage {
+        StorageKind::Local => Arc::new(LocalStore::new(settings.data.dir.join("recordings"))),
+        StorageKind::S3 => {
+            let s3 = &settings.recording.s3;
+            let store = S3Store::new(&S3Config {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                bucket: s3.bucket.clone(),
+                path_style: s3.path_style,
+                access_key: s3.access_key.clone(),
+                secret_key: s3
+                    .secret_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            });
+            // A missing bucket is created; an unreachable store is no reason not to start
+            // (recordings spool until it answers).
+            let checking = store.clone();
+            tokio::spawn(async move {
+                if let Err(err) = checking.ensure_bucket().await {
+                    tracing::warn!(%err, "recording bucket not reachable yet");
+                }
+            });
+            Arc::new(store)
+        }
+    };
+    Recorder::new(store, settings.data.dir.join("spool"))
+}
+
 /// A prepared server: database migrated, secret loaded, socket bound.
 pub struct Server {
     listener: TcpListener,
@@ -156,11 +193,13 @@ impl Server {
             settings.auth.join_token_ttl_secs,
         );
         let hub = start_media(&settings.rtc)?;
+        let recordings = Recordings::new(recorder(&settings), hub.clone(), db.clone());
         let listener = TcpListener::bind(settings.http.addr).await?;
-        Ok(Server {
-            listener,
-            state: AppState::new(db, tokens, settings, hub),
-        })
+        // What a previous run left recording is finished (as interrupted) in the background.
+        let recovering = recordings.clone();
+        tokio::spawn(async move { recovering.recover().await });
+        let state = AppState::new(db, tokens, settings, hub, recordings);
+        Ok(Server { listener, state })
     }
 
     /// The bound address (useful with port 0).
@@ -179,12 +218,18 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ApiError> {
         let router = app(self.state.clone());
-        axum::serve(
+        let retention = tokio::spawn(recording::retention(
+            self.state.recordings.clone(),
+            self.state.settings.recording.retention_days,
+        ));
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+        retention.abort();
+        served?;
         self.state.db.close().await;
         Ok(())
     }

@@ -8,7 +8,7 @@ use crate::routes;
 /// Sightline's HTTP API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sightline API", description = "Accounts, interviews, invites, room join tokens and phone pairing."),
+    info(title = "Sightline API", description = "Accounts, interviews, invites, room join tokens, phone pairing and recordings."),
     paths(
         routes::auth::register,
         routes::auth::login,
@@ -30,6 +30,13 @@ use crate::routes;
         routes::phone::inspect,
         routes::phone::redeem,
         routes::phone::join,
+        routes::recordings::start,
+        routes::recordings::stop,
+        routes::recordings::consent,
+        routes::recordings::list,
+        routes::recordings::read,
+        routes::recordings::media,
+        routes::recordings::remove,
         routes::admin::list_users,
         routes::admin::set_role,
         routes::admin::audit_log,

@@ -9,6 +9,7 @@ use sightline_signaling::Hub;
 use crate::auth::TokenKeys;
 use crate::auth::rate_limit::AccountLimiter;
 use crate::metrics::Metrics;
+use crate::recording::Recordings;
 use crate::store::Db;
 
 /// Shared application state; cheap to clone.
@@ -31,11 +32,19 @@ pub struct StateInner {
     pub account_limiter: AccountLimiter,
     /// Every room and the media workers.
     pub hub: Hub,
+    /// Recording controllers and the recorder.
+    pub recordings: Recordings,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(db: Db, tokens: TokenKeys, settings: Settings, hub: Hub) -> AppState {
+    pub fn new(
+        db: Db,
+        tokens: TokenKeys,
+        settings: Settings,
+        hub: Hub,
+        recordings: Recordings,
+    ) -> AppState {
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
         AppState {
             inner: Arc::new(StateInner {
@@ -45,6 +54,7 @@ impl AppState {
                 metrics: Metrics::new(hub.worker_stats()),
                 account_limiter,
                 hub,
+                recordings,
             }),
         }
     }

@@ -120,8 +120,52 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The media plane's sockets and workers.
     pub rtc: RtcSettings,
+    /// Where recordings go and how long they stay.
+    pub recording: RecordingSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// Where recordings are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    /// A directory under `data.dir` (the embedded default).
+    Local,
+    /// An S3-compatible bucket.
+    S3,
+}
+
+/// `[recording]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSettings {
+    /// Local directory or S3.
+    pub storage: StorageKind,
+    /// Days after its end that a recording is deleted; 0 keeps recordings until an admin
+    /// deletes them.
+    pub retention_days: u32,
+    /// The bucket, when `storage` is `s3`.
+    pub s3: S3Settings,
+}
+
+/// `[recording.s3]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    /// e.g. `eu-west-1`.
+    pub region: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers need.
+    pub path_style: bool,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key (set it through the environment).
+    #[serde(default)]
+    pub secret_key: Option<SecretString>,
 }
 
 /// `[http]`
@@ -403,6 +447,40 @@ impl Settings {
                 ));
             }
         }
+        if self.recording.storage == StorageKind::S3 {
+            let s3 = &self.recording.s3;
+            let endpoint = Url::parse(&s3.endpoint).map_err(|e| {
+                ConfigError::invalid("recording.s3.endpoint", format!("`{}`: {e}", s3.endpoint))
+            })?;
+            if !matches!(endpoint.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    "recording.s3.endpoint",
+                    "must be an http or https URL",
+                ));
+            }
+            for (key, value) in [
+                ("recording.s3.region", &s3.region),
+                ("recording.s3.bucket", &s3.bucket),
+                ("recording.s3.access_key", &s3.access_key),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "is required when recording.storage is s3",
+                    ));
+                }
+            }
+            if s3
+                .secret_key
+                .as_ref()
+                .is_none_or(|k| k.expose_secret().is_empty())
+            {
+                return Err(ConfigError::invalid(
+                    "recording.s3.secret_key",
+                    "is required when recording.storage is s3",
+                ));
+            }
+        }
         if self.mode == Mode::Production {
             if self.auth.jwt_secret.is_none() {
                 return Err(ConfigError::invalid(
@@ -573,6 +651,34 @@ mod tests {
                 load_in(jail, None).expect_err("unreachable").key(),
                 "rtc.public_ips"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn s3_storage_needs_its_bucket_and_keys() {
+        Jail::expect_with(|jail| {
+            assert_eq!(
+                load_in(jail, None).expect("valid").recording.storage,
+                StorageKind::Local
+            );
+            jail.set_env("SIGHTLINE__RECORDING__STORAGE", "s3");
+            assert_eq!(
+                load_in(jail, None).expect_err("no endpoint").key(),
+                "recording.s3.endpoint"
+            );
+            jail.set_env(
+                "SIGHTLINE__RECORDING__S3__ENDPOINT",
+                "http://127.0.0.1:9000",
+            );
+            jail.set_env("SIGHTLINE__RECORDING__S3__ACCESS_KEY", "sightline");
+            assert_eq!(
+                load_in(jail, None).expect_err("no secret").key(),
+                "recording.s3.secret_key"
+            );
+            jail.set_env("SIGHTLINE__RECORDING__S3__SECRET_KEY", "z".repeat(40));
+            let settings = load_in(jail, None).expect("valid");
+            assert!(!format!("{settings:?}").contains(&"z".repeat(40)));
             Ok(())
         });
     }

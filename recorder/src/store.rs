@@ -167,11 +167,21 @@ impl ObjectStore for LocalStore {
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            match tokio::fs::remove_file(self.path(key)?).await {
-                Ok(()) => Ok(()),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(err.into()),
+            let path = self.path(key)?;
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(err) => return Err(err.into()),
             }
+            // Directories left empty go too, as in a bucket where they never existed.
+            let mut dir = path.parent();
+            while let Some(parent) = dir.filter(|d| *d != self.root) {
+                if tokio::fs::remove_dir(parent).await.is_err() {
+                    break;
+                }
+                dir = parent.parent();
+            }
+            Ok(())
         })
     }
 
@@ -519,6 +529,15 @@ mod tests {
         store.delete("recordings/r1/a.json").await.expect("delete");
         store.delete("recordings/r1/a.json").await.expect("again");
         assert_eq!(store.list("recordings/").await.expect("list").len(), 1);
+        store
+            .delete("recordings/r1/t/seg-00000.webm")
+            .await
+            .expect("delete");
+        assert!(
+            !dir.path().join("recordings").exists(),
+            "no empty directories left"
+        );
+        assert!(dir.path().exists(), "the root stays");
         assert!(store.put_bytes("../escape", Vec::new()).await.is_err());
     }
 }

@@ -576,7 +576,7 @@ impl Engine {
                 MediaKind::Audio => Codec::Opus,
                 MediaKind::Video => Codec::Vp8,
             });
-        let (tap, receiver) = Tap::new(DownTrack::new(codec, quality.max_layer()), capacity);
+        let (tap, receiver) = Tap::new(DownTrack::new(codec, quality.max_layer()), codec, capacity);
         track.taps.push(tap);
         Ok(receiver)
     }

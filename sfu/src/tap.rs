@@ -79,6 +79,7 @@ pub struct TapReceiver {
     packets: mpsc::Receiver<TapPacket>,
     dropped: Arc<AtomicU64>,
     keyframe_wanted: Arc<AtomicBool>,
+    codec: Codec,
 }
 
 impl TapReceiver {
@@ -101,6 +102,11 @@ impl TapReceiver {
     /// Packets dropped because this consumer was too slow to take them.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The track's codec (the RTP payload format of its packets).
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Asks the publisher for a keyframe (a recorder starting a new file). The engine sends the
@@ -130,7 +136,7 @@ pub(crate) enum Offered {
 
 impl Tap {
     /// A tap holding up to `capacity` packets for its consumer.
-    pub(crate) fn new(down: DownTrack, capacity: usize) -> (Tap, TapReceiver) {
+    pub(crate) fn new(down: DownTrack, codec: Codec, capacity: usize) -> (Tap, TapReceiver) {
         let (sender, packets) = mpsc::channel(capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
@@ -144,6 +150,7 @@ impl Tap {
             packets,
             dropped,
             keyframe_wanted,
+            codec,
         };
         (tap, receiver)
     }
@@ -207,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_and_a_gone_consumer_detaches() {
-        let (tap, mut receiver) = Tap::new(DownTrack::new(Codec::Opus, None), 1);
+        let (tap, mut receiver) = Tap::new(DownTrack::new(Codec::Opus, None), Codec::Opus, 1);
         let packet = || TapPacket {
             track: TrackId(1),
             codec: Codec::Opus,

@@ -179,6 +179,21 @@ impl Grants {
         }
     }
 
+    /// The grants of the server's own recorder in a room: present and hidden, to follow who
+    /// joins and what is published; it takes media through taps, not as a subscriber.
+    pub fn recorder() -> Grants {
+        Grants {
+            room_join: true,
+            can_publish: false,
+            can_subscribe: false,
+            can_publish_sources: Vec::new(),
+            can_chat: false,
+            can_moderate: false,
+            hidden: true,
+            recorder: true,
+        }
+    }
+
     /// Whether a track from `source` may be published under these grants.
     pub fn may_publish(&self, source: TrackSource) -> bool {
         self.room_join && self.can_publish && self.can_publish_sources.contains(&source)

@@ -26,7 +26,9 @@ use sightline_sfu::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::grants::RoomId;
-use crate::protocol::{ClientMessage, LeaveReason, RequestedQuality, ServerMessage};
+use crate::protocol::{
+    ClientMessage, LeaveReason, RecordingNotice, RequestedQuality, ServerMessage,
+};
 use crate::room::{Effect, Member, Room, RoomError};
 
 /// Messages one room task may hold before senders are told it is busy.
@@ -155,6 +157,7 @@ enum RoomInput {
         identity: String,
         reason: LeaveReason,
     },
+    Recording(RecordingNotice),
     Tap {
         track: String,
         quality: Quality,
@@ -289,6 +292,20 @@ impl Hub {
                 identity: identity.to_owned(),
                 reason,
             });
+        }
+    }
+
+    /// Tells room `id`'s participants its recording status (nothing happens if the room has no
+    /// task: a room that comes up again starts from "off" and is told anew).
+    pub fn set_recording(&self, id: &RoomId, notice: RecordingNotice) {
+        let room = self
+            .inner
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|rooms| rooms.get(id).cloned());
+        if let Some(room) = room {
+            let _ = room.control.send(RoomInput::Recording(notice));
         }
     }
 
@@ -460,6 +477,7 @@ impl RoomActor {
                 reply,
             } => {
                 let identity = member.identity.clone();
+                let recorder = member.grants.recorder;
                 // A fresh join from a participant who is already here (a reloaded page) comes
                 // with new peer connections; only a resume keeps the old ones.
                 let fresh = resume_token.is_none();
@@ -487,7 +505,8 @@ impl RoomActor {
                             self.drop_peers(&identity).await;
                             self.reset_pending.remove(&identity);
                         }
-                        if !self.peers.contains_key(&identity) {
+                        // The recorder takes media through taps: no connections for it.
+                        if !recorder && !self.peers.contains_key(&identity) {
                             self.create_peers(&identity).await;
                         }
                         let _ = reply.send(Ok(()));
@@ -522,6 +541,10 @@ impl RoomActor {
                 }
             }
             RoomInput::Sfu(event) => self.media_event(event).await,
+            RoomInput::Recording(notice) => {
+                let effects = self.room.set_recording(notice);
+                self.apply(effects).await;
+            }
             RoomInput::Remove { identity, reason } => {
                 let effects = self.room.remove(&identity, reason);
                 self.apply(effects).await;

@@ -160,6 +160,28 @@ pub struct TrackInfo {
     pub stalled: bool,
 }
 
+/// Whether the room is being recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Not recorded.
+    #[default]
+    Off,
+    /// An interviewer started recording; it begins once everyone present has consented.
+    WaitingForConsent,
+    /// Being recorded (participants who have not consented are left out).
+    On,
+}
+
+/// The room's recording status as every participant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecordingNotice {
+    /// Off, waiting or on.
+    pub state: RecordingState,
+    /// Identities of the present participants who have not consented yet.
+    pub needs_consent: Vec<String>,
+}
+
 /// Why a participant left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,6 +212,8 @@ pub enum ServerMessage {
         tracks: Vec<TrackInfo>,
         /// Present this to resume after a dropped connection.
         resume_token: String,
+        /// Whether the room is being recorded.
+        recording: RecordingNotice,
     },
     /// Answer to the client's publish offer.
     PublishAnswer {
@@ -241,6 +265,11 @@ pub enum ServerMessage {
         muted: bool,
         /// Set when a moderator did it.
         by: Option<String>,
+    },
+    /// The room's recording status changed.
+    Recording {
+        /// The new status.
+        recording: RecordingNotice,
     },
     /// A track's media stopped arriving at the server, or started again.
     TrackStalled {

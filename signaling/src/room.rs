@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::grants::{Grants, InterviewRole, RoomId, TrackSource};
 use crate::protocol::{
     DeclaredTrack, LeaveReason, MAX_CHAT_BYTES, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    ParticipantInfo, RequestedQuality, ServerMessage, TrackInfo,
+    ParticipantInfo, RecordingNotice, RequestedQuality, ServerMessage, TrackInfo,
 };
 
 /// How long a participant whose connection dropped may come back with its resume token.
@@ -172,6 +172,7 @@ pub struct Room {
     participants: BTreeMap<String, Participant>,
     tracks: BTreeMap<String, Track>,
     speakers: BTreeSet<String>,
+    recording: RecordingNotice,
 }
 
 impl Room {
@@ -182,6 +183,7 @@ impl Room {
             participants: BTreeMap::new(),
             tracks: BTreeMap::new(),
             speakers: BTreeSet::new(),
+            recording: RecordingNotice::default(),
         }
     }
 
@@ -257,6 +259,7 @@ impl Room {
             participants,
             tracks,
             resume_token: me.resume_token.clone(),
+            recording: self.recording.clone(),
         })
     }
 
@@ -574,6 +577,21 @@ impl Room {
             participants: self.speakers.iter().cloned().collect(),
         };
         self.broadcast(effects, None, &message, true);
+    }
+
+    /// The recording status changed (the API's recording controller decides it): everyone is
+    /// told, and joiners find it in their snapshot.
+    pub fn set_recording(&mut self, notice: RecordingNotice) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.recording == notice {
+            return effects;
+        }
+        self.recording = notice;
+        let message = ServerMessage::Recording {
+            recording: self.recording.clone(),
+        };
+        self.broadcast(&mut effects, None, &message, true);
+        effects
     }
 
     /// The media plane says a track's media stopped arriving, or started again.
@@ -1024,6 +1042,34 @@ mod tests {
             participant: "phone-cas".into()
         }));
         assert!(room.remove("phone-cas", LeaveReason::Removed).is_empty());
+    }
+
+    #[test]
+    fn the_recording_status_reaches_everyone_and_every_joiner() {
+        let mut room = room_with(&[("ivy", InterviewRole::Interviewer)]);
+        let notice = RecordingNotice {
+            state: crate::protocol::RecordingState::WaitingForConsent,
+            needs_consent: vec!["ivy".into()],
+        };
+        let effects = room.set_recording(notice.clone());
+        assert!(
+            sent_to(&effects, "ivy").iter().any(
+                |m| matches!(m, ServerMessage::Recording { recording } if *recording == notice)
+            )
+        );
+        assert!(room.set_recording(notice.clone()).is_empty(), "no repeat");
+        let effects = room
+            .join(
+                member("cas", InterviewRole::Candidate),
+                PROTOCOL_VERSION,
+                "r".into(),
+            )
+            .expect("joins");
+        assert!(
+            sent_to(&effects, "cas").iter().any(
+                |m| matches!(m, ServerMessage::Joined { recording, .. } if *recording == notice)
+            )
+        );
     }
 
     #[test]

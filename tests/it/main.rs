@@ -11,5 +11,6 @@ mod invites;
 mod media;
 mod persistence;
 mod phone;
+mod recording;
 mod recovery;
 mod rtc;

@@ -1,6 +1,6 @@
-//! Signed tokens: API access tokens and room join tokens (HS256 JWTs).
+//! Signed tokens: API access tokens, room join tokens and recorded-media URL tokens (HS256 JWTs).
 //!
-//! Both are signed with the server's secret but carry different audiences, and each verifier
+//! All are signed with the server's secret but carry different audiences, and each verifier
 //! accepts only its own: an access token cannot open a room and a join token cannot call the
 //! API. Verification pins the algorithm, so `alg: none` and algorithm-confusion tokens fail.
 
@@ -17,6 +17,20 @@ pub const ISSUER: &str = "sightline";
 pub const ACCESS_AUDIENCE: &str = "sightline-api";
 /// `aud` of room join tokens.
 pub const JOIN_AUDIENCE: &str = "sightline-rtc";
+/// `aud` of recorded-media URLs (a media element cannot send an `Authorization` header, so a
+/// short-lived token rides in the URL's query string, which is never logged).
+pub const MEDIA_AUDIENCE: &str = "sightline-media";
+
+/// What a media URL token grants: reading one stored object.
+#[derive(Debug, Serialize, Deserialize)]
+struct MediaClaims {
+    iss: String,
+    aud: String,
+    /// The object key.
+    sub: String,
+    iat: i64,
+    exp: i64,
+}
 
 /// Clock skew tolerated when checking `exp`, in seconds.
 const LEEWAY_SECS: u64 = 5;
@@ -217,6 +231,24 @@ impl TokenKeys {
         Ok((self.sign(&claims)?, claims))
     }
 
+    /// Signs a token that lets a media element read object `key` for `ttl_secs`.
+    pub fn issue_media(&self, key: &str, now: i64, ttl_secs: i64) -> Result<String, ApiError> {
+        self.sign(&MediaClaims {
+            iss: ISSUER.to_owned(),
+            aud: MEDIA_AUDIENCE.to_owned(),
+            sub: key.to_owned(),
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+        })
+    }
+
+    /// The object key a media token grants, if it is valid and unexpired.
+    pub fn verify_media(&self, token: &str) -> Result<String, ApiError> {
+        jsonwebtoken::decode::<MediaClaims>(token, &self.decoding, &validation(MEDIA_AUDIENCE))
+            .map(|data| data.claims.sub)
+            .map_err(|_| ApiError::Unauthenticated)
+    }
+
     /// Checks a join token and that it was issued for `room`.
     pub fn verify_join(&self, token: &str, room: &RoomId) -> Result<JoinClaims, ApiError> {
         let data =
@@ -303,6 +335,29 @@ mod tests {
         let payload = token.split('.').nth(1).expect("payload");
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         assert!(keys.verify_access(&format!("{header}.{payload}.")).is_err());
+    }
+
+    #[test]
+    fn media_tokens_name_one_object_expire_and_open_nothing_else() {
+        let keys = keys();
+        let token = keys
+            .issue_media("recordings/r1/t1.webm", now(), 60)
+            .expect("sign");
+        assert_eq!(
+            keys.verify_media(&token).expect("valid"),
+            "recordings/r1/t1.webm"
+        );
+        assert!(keys.verify_access(&token).is_err(), "not an access token");
+        assert!(keys.verify_join(&token, &RoomId("r1".into())).is_err());
+        let expired = keys
+            .issue_media("recordings/r1/t1.webm", now() - 600, 60)
+            .expect("sign");
+        assert!(keys.verify_media(&expired).is_err());
+        let access = keys.issue_access(&user(), now()).expect("sign");
+        assert!(
+            keys.verify_media(&access).is_err(),
+            "an access token opens no media"
+        );
     }
 
     #[test]

@@ -279,7 +279,17 @@ impl Access {
         self.me.is_some() && room_open(&self.interview, now)
     }
 
-    fn require_manage(&self) -> Result<(), ApiError> {
+    /// Whether the caller may watch the interview's recordings: its interviewers, its assigned
+    /// reviewers, admins.
+    pub(crate) fn may_review(&self) -> bool {
+        self.is_admin
+            || matches!(
+                self.my_role(),
+                Some(InterviewRole::Interviewer | InterviewRole::Reviewer)
+            )
+    }
+
+    pub(crate) fn require_manage(&self) -> Result<(), ApiError> {
         if self.can_manage() {
             Ok(())
         } else {

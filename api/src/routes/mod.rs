@@ -7,3 +7,4 @@ pub mod invites;
 pub mod me;
 pub mod ops;
 pub mod phone;
+pub mod recordings;

@@ -1,0 +1,469 @@
+//! Recording interviews: consent, the recording indicator, and which tracks go to the recorder.
+//!
+//! When an interviewer starts recording, a controller task joins the interview's room as the
+//! hidden recorder (it sees who is there and what they publish, as a participant would) and
+//! decides, on every change:
+//!
+//! - the status every participant is shown: "waiting for consent" until everyone present has
+//!   agreed (candidates consent, interviewers acknowledge; a phone counts as its candidate),
+//!   then "recording"; a late joiner's media is left out until they agree;
+//! - when the recording starts (the first moment everyone present has agreed): a `recordings`
+//!   row and a [`Recording`] from the recorder;
+//! - which tracks are recorded: every track of a participant who agreed, through a media tap.
+//!
+//! It stops when an interviewer stops it or the last person leaves; the recording is then
+//! finished (segments joined) in the background and its row completed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use sightline_recorder::{ParticipantEntry, Recorder, Recording, RecordingStatus, TakeInfo};
+use sightline_sfu::Quality;
+use sightline_signaling::protocol::{PROTOCOL_VERSION, ParticipantInfo, ServerMessage, TrackInfo};
+use sightline_signaling::{
+    Grants, Hub, InterviewRole, Member, RecordingNotice, RecordingState, RoomId,
+};
+use tokio::sync::mpsc;
+
+use crate::auth::opaque;
+use crate::error::ApiError;
+use crate::store::{Db, new_id, recordings};
+
+/// Packets a recorded track may queue before the tap drops (about two seconds of video).
+const TAP_CAPACITY: usize = 1024;
+
+/// The recording controllers of every interview being recorded.
+#[derive(Clone)]
+pub struct Recordings {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    recorder: Recorder,
+    hub: Hub,
+    db: Db,
+    /// Running controllers by interview id.
+    running: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
+}
+
+enum Control {
+    Consented(String),
+    Stop,
+}
+
+impl Recordings {
+    /// Controllers over `recorder`, for rooms in `hub`, with rows in `db`.
+    pub fn new(recorder: Recorder, hub: Hub, db: Db) -> Recordings {
+        Recordings {
+            inner: Arc::new(Inner {
+                recorder,
+                hub,
+                db,
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The recorder (and its store).
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+
+    /// Whether interview `id` is being recorded (or waiting for consent to be).
+    pub fn is_running(&self, interview: &str) -> bool {
+        self.inner
+            .running
+            .lock()
+            .map(|running| running.get(interview).is_some_and(|tx| !tx.is_closed()))
+            .unwrap_or(false)
+    }
+
+    /// Starts recording interview `interview` on behalf of user `started_by` (nothing happens if
+    /// it already is being recorded).
+    pub fn start(&self, interview: &str, started_by: &str) -> Result<(), ApiError> {
+        let mut running = self
+            .inner
+            .running
+            .lock()
+            .map_err(|_| ApiError::Internal("recording registry poisoned".into()))?;
+        if running.get(interview).is_some_and(|tx| !tx.is_closed()) {
+            return Ok(());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        running.insert(interview.to_owned(), tx);
+        let controller = Controller {
+            inner: Arc::clone(&self.inner),
+            interview: interview.to_owned(),
+            room: RoomId(interview.to_owned()),
+            started_by: started_by.to_owned(),
+            participants: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+            consented: HashSet::new(),
+            recording: None,
+            taken: HashSet::new(),
+        };
+        tokio::spawn(controller.run(rx));
+        Ok(())
+    }
+
+    /// Stops recording interview `interview`; false if it was not being recorded.
+    pub fn stop(&self, interview: &str) -> bool {
+        let tx = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut running| running.remove(interview));
+        tx.is_some_and(|tx| tx.send(Control::Stop).is_ok())
+    }
+
+    /// Participant `participant` of `interview` agreed to be recorded.
+    pub fn consented(&self, interview: &str, participant: &str) {
+        if let Ok(running) = self.inner.running.lock()
+            && let Some(tx) = running.get(interview)
+        {
+            let _ = tx.send(Control::Consented(participant.to_owned()));
+        }
+    }
+
+    /// Finishes what a previous run of the server left recording, and completes their rows.
+    pub async fn recover(&self) {
+        for result in self.inner.recorder.recover().await {
+            match result {
+                Ok(manifest) => {
+                    let finished = recordings::finish(
+                        self.inner.db.pool(),
+                        &manifest.recording,
+                        status_name(manifest.status),
+                        manifest.duration_ms.map(|d| d as i64),
+                    )
+                    .await;
+                    if let Err(err) = finished {
+                        tracing::error!(%err, "recovered recording's row not updated");
+                    }
+                }
+                Err(err) => tracing::error!(%err, "an interrupted recording could not be finished"),
+            }
+        }
+    }
+}
+
+impl Recordings {
+    /// Deletes a recording: every object under `recordings/{id}/`, then its row.
+    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        let store = self.inner.recorder.store();
+        let prefix = format!("recordings/{id}/");
+        let keys = store
+            .list(&prefix)
+            .await
+            .map_err(|e| ApiError::Internal(format!("listing {prefix}: {e}")))?;
+        for key in keys {
+            store
+                .delete(&key)
+                .await
+                .map_err(|e| ApiError::Internal(format!("deleting {key}: {e}")))?;
+        }
+        recordings::delete(self.inner.db.pool(), id).await?;
+        Ok(())
+    }
+
+    /// Deletes recordings that ended more than `days` days ago; returns how many.
+    pub async fn expire(&self, days: u32) -> Result<usize, ApiError> {
+        let cutoff = crate::store::now().saturating_sub(i64::from(days) * 86_400);
+        let expired = recordings::ended_before(self.inner.db.pool(), cutoff).await?;
+        for row in &expired {
+            self.delete(&row.id).await?;
+            tracing::info!(recording = %row.id, "recording deleted after its retention period");
+        }
+        Ok(expired.len())
+    }
+}
+
+/// Deletes recordings past their retention period, at start-up and then hourly; `days` 0
+/// keeps them.
+pub async fn retention(recordings: Recordings, days: u32) {
+    if days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        if let Err(err) = recordings.expire(days).await {
+            tracing::warn!(%err, "retention run failed");
+        }
+    }
+}
+
+fn status_name(status: RecordingStatus) -> &'static str {
+    match status {
+        RecordingStatus::Recording => "recording",
+        RecordingStatus::Complete => "complete",
+        RecordingStatus::Interrupted => "interrupted",
+    }
+}
+
+/// One interview's recording controller.
+struct Controller {
+    inner: Arc<Inner>,
+    interview: String,
+    room: RoomId,
+    started_by: String,
+    /// Who is in the room (visible participants), by identity.
+    participants: BTreeMap<String, ParticipantInfo>,
+    /// What is published, by track id.
+    tracks: BTreeMap<String, TrackInfo>,
+    /// Participant ids that agreed.
+    consented: HashSet<String>,
+    recording: Option<Recording>,
+    /// Tracks handed to the recorder.
+    taken: HashSet<String>,
+}
+
+impl Controller {
+    async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
+        let consented = recordings::consented(self.inner.db.pool(), &self.interview).await;
+        self.consented = consented.unwrap_or_default().into_iter().collect();
+        let session = match self.join().await {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::warn!(interview = %self.interview, %err, "recorder could not join the room");
+                self.forget();
+                return;
+            }
+        };
+        let mut from_room = session.from_room;
+        loop {
+            tokio::select! {
+                message = from_room.recv() => match message {
+                    Some(message) => self.room_message(message),
+                    None => break,
+                },
+                control = control.recv() => match control {
+                    Some(Control::Consented(participant)) => {
+                        self.consented.insert(participant);
+                    }
+                    Some(Control::Stop) | None => break,
+                },
+            }
+            // Everyone left: nothing more to record, nobody left to ask.
+            if self.participants.is_empty() {
+                break;
+            }
+            self.reconcile().await;
+        }
+        self.inner
+            .hub
+            .set_recording(&self.room, RecordingNotice::default());
+        // Leaving the room closes the recorder's session.
+        let _ = session
+            .to_room
+            .send(sightline_signaling::protocol::ClientMessage::Leave {});
+        self.forget();
+        if let Some(recording) = self.recording.take() {
+            let db = self.inner.db.clone();
+            let id = recording.id().to_owned();
+            match recording.stop().await {
+                Ok(manifest) => {
+                    let finished = recordings::finish(
+                        db.pool(),
+                        &id,
+                        status_name(manifest.status),
+                        manifest.duration_ms.map(|d| d as i64),
+                    )
+                    .await;
+                    if let Err(err) = finished {
+                        tracing::error!(%err, "recording row not completed");
+                    }
+                    tracing::info!(recording = %id, "recording finished");
+                }
+                Err(err) => tracing::error!(recording = %id, %err, "recording not finished"),
+            }
+        }
+    }
+
+    /// Takes this controller out of the registry (unless a newer one replaced it).
+    fn forget(&self) {
+        if let Ok(mut running) = self.inner.running.lock()
+            && running
+                .get(&self.interview)
+                .is_some_and(|tx| tx.is_closed())
+        {
+            running.remove(&self.interview);
+        }
+    }
+
+    async fn join(&self) -> Result<sightline_signaling::Session, ApiError> {
+        let member = Member {
+            identity: format!("recorder-{}", new_id()),
+            name: "Recorder".into(),
+            role: InterviewRole::Reviewer,
+            grants: Grants::recorder(),
+            phone_of: None,
+        };
+        self.inner
+            .hub
+            .connect(
+                &self.room,
+                member,
+                PROTOCOL_VERSION,
+                None,
+                opaque::generate()?,
+            )
+            .await
+            .map_err(|_| ApiError::Unavailable("the room is unavailable"))
+    }
+
+    fn room_message(&mut self, message: ServerMessage) {
+        match message {
+            ServerMessage::Joined {
+                participants,
+                tracks,
+                ..
+            } => {
+                for participant in participants {
+                    self.participants
+                        .insert(participant.identity.clone(), participant);
+                }
+                for track in tracks {
+                    self.tracks.insert(track.id.clone(), track);
+                }
+            }
+            ServerMessage::ParticipantJoined { participant } => {
+                if let Some(recording) = &self.recording {
+                    recording.note_event("joined", &participant.identity, None);
+                    recording.note_participant(entry(&participant));
+                }
+                self.participants
+                    .insert(participant.identity.clone(), participant);
+            }
+            ServerMessage::ParticipantLeft { participant, .. } => {
+                if let Some(recording) = &self.recording {
+                    recording.note_event("left", &participant, None);
+                }
+                self.participants.remove(&participant);
+            }
+            ServerMessage::TrackPublished { track } => {
+                self.tracks.insert(track.id.clone(), track);
+            }
+            ServerMessage::TrackUnpublished { track } => {
+                self.tracks.remove(&track);
+                self.taken.remove(&track);
+            }
+            ServerMessage::Chat { from, text, .. } => {
+                if let Some(recording) = &self.recording {
+                    recording.note_event("chat", &from, Some(text));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a participant's media may be recorded: they agreed, or (a phone) its candidate.
+    fn agreed(&self, identity: &str) -> bool {
+        let owner = self
+            .participants
+            .get(identity)
+            .and_then(|p| p.phone_of.as_deref())
+            .unwrap_or(identity);
+        self.consented.contains(owner)
+    }
+
+    /// Brings the recording in line with who is here and who agreed.
+    async fn reconcile(&mut self) {
+        let needs_consent: Vec<String> = self
+            .participants
+            .values()
+            .filter(|p| p.phone_of.is_none() && !self.consented.contains(&p.identity))
+            .map(|p| p.identity.clone())
+            .collect();
+        if self.recording.is_none() && needs_consent.is_empty() && !self.participants.is_empty() {
+            self.begin().await;
+        }
+        let state = if self.recording.is_some() {
+            RecordingState::On
+        } else {
+            RecordingState::WaitingForConsent
+        };
+        self.inner.hub.set_recording(
+            &self.room,
+            RecordingNotice {
+                state,
+                needs_consent,
+            },
+        );
+        if self.recording.is_none() {
+            return;
+        }
+        let due: Vec<TrackInfo> = self
+            .tracks
+            .values()
+            .filter(|t| !self.taken.contains(&t.id) && self.agreed(&t.participant))
+            .cloned()
+            .collect();
+        for track in due {
+            self.take(track).await;
+        }
+    }
+
+    async fn begin(&mut self) {
+        let id = new_id();
+        if let Err(err) =
+            recordings::insert(self.inner.db.pool(), &id, &self.interview, &self.started_by).await
+        {
+            tracing::error!(%err, "recording row not stored; not recording");
+            return;
+        }
+        match self.inner.recorder.start(&id, &self.interview) {
+            Ok(recording) => {
+                for participant in self.participants.values() {
+                    recording.note_participant(entry(participant));
+                }
+                tracing::info!(interview = %self.interview, recording = %id, "recording started");
+                self.recording = Some(recording);
+            }
+            Err(err) => {
+                tracing::error!(%err, "recorder did not start");
+                let _ = recordings::finish(self.inner.db.pool(), &id, "interrupted", None).await;
+            }
+        }
+    }
+
+    async fn take(&mut self, track: TrackInfo) {
+        let Some(recording) = &self.recording else {
+            return;
+        };
+        match self
+            .inner
+            .hub
+            .tap(&self.room, &track.id, Quality::High, TAP_CAPACITY)
+            .await
+        {
+            Ok(tap) => {
+                let source = serde_json::to_value(track.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                recording.add_take(
+                    TakeInfo {
+                        id: track.id.clone(),
+                        participant: track.participant.clone(),
+                        source,
+                        codec: tap.codec(),
+                    },
+                    tap,
+                );
+                self.taken.insert(track.id);
+            }
+            Err(err) => tracing::debug!(track = %track.id, %err, "track not tapped"),
+        }
+    }
+}
+
+fn entry(participant: &ParticipantInfo) -> ParticipantEntry {
+    ParticipantEntry {
+        identity: participant.identity.clone(),
+        name: participant.name.clone(),
+        role: participant.role.as_str().to_owned(),
+        phone_of: participant.phone_of.clone(),
+    }
+}

@@ -1,0 +1,312 @@
+//! Recording an interview and watching it back.
+//!
+//! In the room: interviewers start and stop recording; every participant consents (candidates)
+//! or acknowledges (interviewers) for themselves. Afterwards: an interview's recordings, one
+//! recording's manifest with a short-lived URL for each track's file (a presigned S3 URL, or a
+//! URL on this server carrying a media token, served with HTTP ranges), and deletion by admins.
+//! Only the interview's interviewers, its assigned reviewers and admins see recordings; anyone
+//! else gets 404, as if there were none. Every view is written to the audit log.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sightline_recorder::Manifest;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+use utoipa::ToSchema;
+
+use crate::auth::{AuthUser, Principal};
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::interviews::{self, room_open};
+use crate::state::AppState;
+use crate::store::recordings::{self, RecordingRow};
+use crate::store::{self, audit};
+
+/// How long a track's URL works: long enough to start watching, short enough not to be shared.
+const MEDIA_URL_SECS: i64 = 600;
+
+/// The recording routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/interviews/{id}/recording/start", post(start))
+        .route("/api/interviews/{id}/recording/stop", post(stop))
+        .route("/api/interviews/{id}/recording/consent", post(consent))
+        .route("/api/interviews/{id}/recordings", get(list))
+        .route("/api/recordings/{recording}", get(read).delete(remove))
+        .route("/api/recordings/{recording}/media/{take}", get(media))
+}
+
+/// Whether the interview is being recorded (or waits for consent to be).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingControl {
+    /// True while recording or waiting for consent.
+    pub recording: bool,
+}
+
+/// One recording with what a player needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingView {
+    /// The row.
+    pub recording: RecordingRow,
+    /// The manifest (participants, takes on the session clock, events).
+    #[schema(value_type = Object)]
+    pub manifest: Manifest,
+    /// A short-lived URL for each finished take's file, by take id.
+    pub media: BTreeMap<String, String>,
+}
+
+/// `?token=` of a media URL.
+#[derive(Debug, Deserialize)]
+pub struct MediaQuery {
+    token: String,
+}
+
+fn actor(principal: &Principal) -> String {
+    match principal {
+        Principal::User { id, .. } => id.clone(),
+        Principal::Guest { participant_id, .. } => format!("guest:{participant_id}"),
+    }
+}
+
+/// Starts recording: it begins once everyone present has consented. Starting counts as the
+/// starting interviewer's own acknowledgement.
+#[utoipa::path(post, path = "/api/interviews/{id}/recording/start", tag = "recordings",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
+    responses((status = 202, body = RecordingControl), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(interview = %id))]
+pub async fn start(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RecordingControl>), ApiError> {
+    let access = interviews::access(&state, &principal, &id).await?;
+    access.require_manage()?;
+    if !room_open(&access.interview, store::now()) {
+        return Err(ApiError::Conflict {
+            code: "interview_closed",
+            message: "only an open interview can be recorded".into(),
+        });
+    }
+    if let Some(me) = &access.me {
+        recordings::consent(state.db.pool(), &id, &me.id).await?;
+    }
+    state.recordings.start(&id, &actor(&principal))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RecordingControl { recording: true }),
+    ))
+}
+
+/// Stops recording; the recording is finished in the background.
+#[utoipa::path(post, path = "/api/interviews/{id}/recording/stop", tag = "recordings",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
+    responses((status = 202, body = RecordingControl), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(interview = %id))]
+pub async fn stop(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RecordingControl>), ApiError> {
+    let access = interviews::access(&state, &principal, &id).await?;
+    access.require_manage()?;
+    if !state.recordings.stop(&id) {
+        return Err(ApiError::Conflict {
+            code: "not_recording",
+            message: "this interview is not being recorded".into(),
+        });
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RecordingControl { recording: false }),
+    ))
+}
+
+/// The caller agrees to be recorded in this interview (a candidate's consent, an
+/// interviewer's acknowledgement).
+#[utoipa::path(post, path = "/api/interviews/{id}/recording/consent", tag = "recordings",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
+    responses((status = 204, description = "Recorded"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(interview = %id))]
+pub async fn consent(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let access = interviews::access(&state, &principal, &id).await?;
+    let me = access.me.as_ref().ok_or(ApiError::Forbidden(
+        "only participants of this interview consent to its recording",
+    ))?;
+    recordings::consent(state.db.pool(), &id, &me.id).await?;
+    audit::record(
+        state.db.pool(),
+        &actor(&principal),
+        "recording.consented",
+        &id,
+        serde_json::json!({ "participant": me.id }),
+    )
+    .await?;
+    state.recordings.consented(&id, &me.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An interview's recordings, newest first.
+#[utoipa::path(get, path = "/api/interviews/{id}/recordings", tag = "recordings",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
+    responses((status = 200, body = Vec<RecordingRow>), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(interview = %id))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<RecordingRow>>, ApiError> {
+    let access = interviews::access(&state, &principal, &id).await?;
+    if !access.may_review() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(recordings::for_interview(state.db.pool(), &id).await?))
+}
+
+/// The recording and its interview, if the caller may watch it (404 otherwise).
+async fn reviewable(
+    state: &AppState,
+    principal: &Principal,
+    recording: &str,
+) -> Result<RecordingRow, ApiError> {
+    let row = recordings::by_id(state.db.pool(), recording)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let access = interviews::access(state, principal, &row.interview_id).await?;
+    if !access.may_review() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(row)
+}
+
+/// One recording: its manifest and a short-lived URL for each track's file. Logged as a view.
+#[utoipa::path(get, path = "/api/recordings/{recording}", tag = "recordings",
+    security(("bearer" = [])), params(("recording" = String, Path, description = "Recording id")),
+    responses((status = 200, body = RecordingView), (status = 404, body = ErrorBody),
+        (status = 409, description = "Still recording", body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(recording = %recording))]
+pub async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(recording): Path<String>,
+) -> Result<Json<RecordingView>, ApiError> {
+    let row = reviewable(&state, &principal, &recording).await?;
+    let store = state.recordings.recorder().store();
+    let bytes = store
+        .get(&Manifest::key(&recording))
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the manifest: {e}")))?
+        .ok_or(ApiError::Conflict {
+            code: "recording_not_ready",
+            message: "this recording has no manifest yet; try again shortly".into(),
+        })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("manifest of {recording}: {e}")))?;
+    let now = store::now();
+    let mut media = BTreeMap::new();
+    for track in &manifest.tracks {
+        let Some(key) = &track.file else {
+            continue;
+        };
+        let presigned = store
+            .presigned_get(key, Duration::from_secs(MEDIA_URL_SECS as u64))
+            .await
+            .map_err(|e| ApiError::Internal(format!("presigning {key}: {e}")))?;
+        let url = match presigned {
+            Some(url) => url,
+            None => {
+                let token = state.tokens.issue_media(key, now, MEDIA_URL_SECS)?;
+                format!(
+                    "/api/recordings/{recording}/media/{}?token={token}",
+                    track.id
+                )
+            }
+        };
+        media.insert(track.id.clone(), url);
+    }
+    audit::record(
+        state.db.pool(),
+        &actor(&principal),
+        "recording.viewed",
+        &recording,
+        serde_json::json!({ "interview": row.interview_id }),
+    )
+    .await?;
+    Ok(Json(RecordingView {
+        recording: row,
+        manifest,
+        media,
+    }))
+}
+
+/// A take's file from the local store, with HTTP ranges, for the holder of a media token.
+#[utoipa::path(get, path = "/api/recordings/{recording}/media/{take}", tag = "recordings",
+    params(("recording" = String, Path, description = "Recording id"),
+        ("take" = String, Path, description = "Take id"),
+        ("token" = String, Query, description = "Media token from the recording's view")),
+    responses((status = 200, description = "The file"), (status = 206, description = "A range"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn media(
+    State(state): State<AppState>,
+    Path((recording, take)): Path<(String, String)>,
+    Query(query): Query<MediaQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let key = state.tokens.verify_media(&query.token)?;
+    // The token names one object: this recording's take, nothing else.
+    let expected = format!("recordings/{recording}/{take}.");
+    if !key.starts_with(&expected) || key[expected.len()..].contains('/') {
+        return Err(ApiError::Unauthenticated);
+    }
+    let path = state
+        .recordings
+        .recorder()
+        .store()
+        .local_path(&key)
+        .filter(|p| p.is_file())
+        .ok_or(ApiError::NotFound)?;
+    let served = ServeFile::new(path)
+        .oneshot(request)
+        .await
+        .map_err(|e| ApiError::Internal(format!("serving {key}: {e}")))?;
+    Ok(served.into_response())
+}
+
+/// Deletes a recording and everything stored for it (admins only).
+#[utoipa::path(delete, path = "/api/recordings/{recording}", tag = "recordings",
+    security(("bearer" = [])), params(("recording" = String, Path, description = "Recording id")),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(recording = %recording))]
+pub async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(recording): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    user.require_admin()?;
+    let row = recordings::by_id(state.db.pool(), &recording)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.recordings.delete(&recording).await?;
+    audit::record(
+        state.db.pool(),
+        &user.id,
+        "recording.deleted",
+        &recording,
+        serde_json::json!({ "interview": row.interview_id }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,136 @@
+//! The `recordings` and `recording_consents` tables. The media and manifests live in object
+//! storage; these rows say which interview a recording belongs to, where it stands, and who
+//! agreed to be recorded.
+
+use serde::Serialize;
+use sqlx::{AnyPool, FromRow};
+use utoipa::ToSchema;
+
+use super::now;
+
+/// A row of `recordings`.
+#[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
+pub struct RecordingRow {
+    /// UUIDv7; names its objects (`recordings/{id}/...`).
+    pub id: String,
+    /// The interview recorded.
+    pub interview_id: String,
+    /// `recording`, `complete` or `interrupted`.
+    pub status: String,
+    /// User id of who started it.
+    pub started_by: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds, once it ended.
+    pub ended_at: Option<i64>,
+    /// Length, once it ended.
+    pub duration_ms: Option<i64>,
+}
+
+/// A recording that starts now.
+pub async fn insert(
+    pool: &AnyPool,
+    id: &str,
+    interview_id: &str,
+    started_by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO recordings (id, interview_id, status, started_by, started_at) \
+         VALUES ($1, $2, 'recording', $3, $4)",
+    )
+    .bind(id)
+    .bind(interview_id)
+    .bind(started_by)
+    .bind(now())
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// A recording that ended: `complete`, or `interrupted` by a crash.
+pub async fn finish(
+    pool: &AnyPool,
+    id: &str,
+    status: &str,
+    duration_ms: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3 WHERE id = $4")
+        .bind(status)
+        .bind(now())
+        .bind(duration_ms)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// One recording.
+pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<RecordingRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms \
+         FROM recordings WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// An interview's recordings, newest first.
+pub async fn for_interview(
+    pool: &AnyPool,
+    interview_id: &str,
+) -> Result<Vec<RecordingRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms \
+         FROM recordings WHERE interview_id = $1 ORDER BY started_at DESC, id DESC",
+    )
+    .bind(interview_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Recordings that ended before `before` (unix seconds), for the retention job.
+pub async fn ended_before(pool: &AnyPool, before: i64) -> Result<Vec<RecordingRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms \
+         FROM recordings WHERE ended_at IS NOT NULL AND ended_at < $1",
+    )
+    .bind(before)
+    .fetch_all(pool)
+    .await
+}
+
+/// Forgets a recording (its objects are deleted first).
+pub async fn delete(pool: &AnyPool, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM recordings WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Records that a participant agreed to be recorded (again is harmless).
+pub async fn consent(
+    pool: &AnyPool,
+    interview_id: &str,
+    participant_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO recording_consents (interview_id, participant_id, consented_at) \
+         VALUES ($1, $2, $3) ON CONFLICT (interview_id, participant_id) DO NOTHING",
+    )
+    .bind(interview_id)
+    .bind(participant_id)
+    .bind(now())
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Participants of an interview who agreed to be recorded.
+pub async fn consented(pool: &AnyPool, interview_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT participant_id FROM recording_consents WHERE interview_id = $1")
+        .bind(interview_id)
+        .fetch_all(pool)
+        .await
+}

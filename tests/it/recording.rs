@@ -1,0 +1,358 @@
+//! Recording an interview through the real server, with real media (Opus and VP8 from the
+//! test kit) into the local store: consent before anything is recorded, a participant who
+//! starts publishing late placed where they started, every track a seekable file of the right
+//! codec and length, served with HTTP ranges under short-lived URLs, and only to the
+//! interview's interviewers, assigned reviewers and admins.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sightline_api::AccountRole;
+use sightline_testkit::{MediaPublisher, UdpPeer, media};
+use str0m::change::SdpAnswer;
+
+use crate::helpers::{
+    Backend, Session, TestApp, expect_error, expect_json, invite_token, session_from, text,
+};
+use crate::rtc::{Socket, drain, join, next_of, send};
+
+/// When the interviewer starts publishing, after the candidate.
+const LATE: Duration = Duration::from_secs(4);
+/// How long the candidate's media is recorded.
+const RECORDED: Duration = Duration::from_secs(8);
+
+struct Publisher {
+    socket: Socket,
+    media: MediaPublisher,
+    events: Vec<str0m::Event>,
+}
+
+impl Publisher {
+    async fn start(mut socket: Socket) -> Result<Publisher> {
+        let (mut media, offer) = MediaPublisher::new(false).await?;
+        send(
+            &mut socket,
+            json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
+                { "mid": media.audio.to_string(), "source": "microphone" },
+                { "mid": media.video.to_string(), "source": "camera" } ] }),
+        )
+        .await?;
+        let answer = next_of(&mut socket, "publish_answer").await?;
+        media.accept_answer(SdpAnswer::from_sdp_string(&text(&answer["sdp"])?)?)?;
+        Ok(Publisher {
+            socket,
+            media,
+            events: Vec::new(),
+        })
+    }
+
+    async fn step(&mut self) -> Result<()> {
+        if UdpPeer::connected(&self.events) {
+            self.media.send_due(media()?, Instant::now())?;
+        }
+        self.media.peer.step(&mut self.events).await?;
+        drain(&mut self.socket).await?;
+        Ok(())
+    }
+}
+
+/// What gst-discoverer-1.0 says of a file.
+fn discover(path: &Path) -> Result<(f64, String)> {
+    let output = Command::new("gst-discoverer-1.0").arg(path).output()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let duration = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Duration: "))
+        .and_then(|d| {
+            let parts: Vec<f64> = d.split(':').filter_map(|p| p.parse().ok()).collect();
+            (parts.len() == 3).then(|| parts[0] * 3600.0 + parts[1] * 60.0 + parts[2])
+        })
+        .context("a duration")?;
+    Ok((duration, text))
+}
+
+async fn wait_for_status(socket: &mut Socket, state: &str) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let message = next_of(socket, "recording").await?;
+        if message["recording"]["state"] == state {
+            return Ok(message["recording"].clone());
+        }
+    }
+    bail!("recording never became {state}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let rex = app
+        .user_with_role("rex@example.com", AccountRole::Reviewer)
+        .await?;
+    let outsider = app
+        .user_with_role("olga@example.com", AccountRole::Reviewer)
+        .await?;
+    let admin = app
+        .user_with_role("ada@example.com", AccountRole::Admin)
+        .await?;
+    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
+    let created = app
+        .schedule(
+            &ivy.access,
+            json!({ "title": "Recorded round", "scheduled_start": start.to_string(),
+                "duration_minutes": 60, "time_zone": "UTC", "participants": [
+                    { "email": "cas@example.com", "display_name": "Casey Candidate", "role": "candidate" },
+                    { "email": "rex@example.com", "role": "reviewer" } ] }),
+        )
+        .await?;
+    let interview = text(&created["interview"]["id"])?;
+    let cas: Session = session_from(
+        app.post(
+            "/api/invites/redeem",
+            json!({ "token": invite_token(&text(&created["invites"][0]["url"])?)? }),
+            None,
+        )
+        .await?,
+    )
+    .await?;
+
+    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
+    let (cas_socket, cas_joined) = join(&app, &interview, &cas.access).await?;
+    let cas_id = text(&cas_joined["you"]["identity"])?;
+    let mut candidate = Publisher::start(cas_socket).await?;
+
+    // Starting waits for the candidate's consent; the starter has acknowledged by starting.
+    let started = app
+        .post(
+            &format!("/api/interviews/{interview}/recording/start"),
+            json!({}),
+            Some(&ivy.access),
+        )
+        .await?;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let waiting = wait_for_status(&mut ivy_socket, "waiting_for_consent").await?;
+    assert_eq!(waiting["needs_consent"], json!([cas_id]));
+    expect_error(
+        app.post(
+            &format!("/api/interviews/{interview}/recording/start"),
+            json!({}),
+            Some(&cas.access),
+        )
+        .await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+    let consented = app
+        .post(
+            &format!("/api/interviews/{interview}/recording/consent"),
+            json!({}),
+            Some(&cas.access),
+        )
+        .await?;
+    assert_eq!(consented.status(), StatusCode::NO_CONTENT);
+    wait_for_status(&mut ivy_socket, "on").await?;
+
+    // The candidate's media is recorded from now; the interviewer's from LATE on.
+    let began = Instant::now();
+    let mut interviewer: Option<Publisher> = None;
+    let mut ivy_socket = Some(ivy_socket);
+    while began.elapsed() < RECORDED {
+        candidate.step().await?;
+        if began.elapsed() >= LATE && interviewer.is_none() {
+            let socket = ivy_socket.take().context("the interviewer's socket")?;
+            interviewer = Some(Publisher::start(socket).await?);
+        }
+        if let Some(interviewer) = interviewer.as_mut() {
+            interviewer.step().await?;
+        }
+    }
+    let stopped = app
+        .post(
+            &format!("/api/interviews/{interview}/recording/stop"),
+            json!({}),
+            Some(&ivy.access),
+        )
+        .await?;
+    assert_eq!(stopped.status(), StatusCode::ACCEPTED);
+
+    // It finishes in the background.
+    let list_path = format!("/api/interviews/{interview}/recordings");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let recording = loop {
+        let list = expect_json(
+            app.get(&list_path, Some(&ivy.access)).await?,
+            StatusCode::OK,
+        )
+        .await?;
+        if list[0]["status"] == "complete" {
+            break list[0].clone();
+        }
+        if Instant::now() > deadline {
+            bail!("the recording did not complete: {list}");
+        }
+        candidate.step().await?;
+    };
+    let id = text(&recording["id"])?;
+    assert!(
+        recording["duration_ms"].as_i64().unwrap_or(0) >= 7_000,
+        "{recording}"
+    );
+
+    // Candidates and reviewers not assigned see nothing; the assigned reviewer does.
+    for stranger in [&cas.access, &outsider.access] {
+        expect_error(
+            app.get(&list_path, Some(stranger)).await?,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await?;
+        expect_error(
+            app.get(&format!("/api/recordings/{id}"), Some(stranger))
+                .await?,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await?;
+    }
+    let view = expect_json(
+        app.get(&format!("/api/recordings/{id}"), Some(&rex.access))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let manifest = &view["manifest"];
+    assert_eq!(manifest["status"], "complete");
+    let tracks = manifest["tracks"].as_array().context("tracks")?;
+    assert_eq!(
+        tracks.len(),
+        4,
+        "two people, camera and microphone each: {manifest}"
+    );
+    let cas_camera = tracks
+        .iter()
+        .find(|t| t["participant"] == cas_id.as_str() && t["source"] == "camera")
+        .and_then(|t| t["start_ms"].as_i64())
+        .context("the candidate's camera")?;
+    let ivy_camera = tracks
+        .iter()
+        .find(|t| t["participant"] != cas_id.as_str() && t["source"] == "camera")
+        .and_then(|t| t["start_ms"].as_i64())
+        .context("the interviewer's camera")?;
+    let late = (ivy_camera - cas_camera) as f64 / 1000.0;
+    assert!(
+        (late - LATE.as_secs_f64()).abs() < 1.0,
+        "the late publisher starts about {LATE:?} later: {late} s"
+    );
+
+    // Each take is a seekable file with its codec and length, behind a short-lived URL that
+    // serves ranges.
+    let dir = tempfile::tempdir()?;
+    for track in tracks {
+        let take = text(&track["id"])?;
+        let url = text(&view["media"][&take])?;
+        let ranged = app
+            .client
+            .get(app.url(&url))
+            .header("range", "bytes=0-99")
+            .send()
+            .await?;
+        assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+        let head = ranged.bytes().await?;
+        assert_eq!(head.len(), 100);
+        assert_eq!(
+            &head[..4],
+            &[0x1A, 0x45, 0xDF, 0xA3],
+            "a Matroska/WebM file"
+        );
+        let whole = app.client.get(app.url(&url)).send().await?;
+        assert_eq!(whole.status(), StatusCode::OK);
+        let path = dir.path().join(format!("{take}.webm"));
+        std::fs::write(&path, whole.bytes().await?)?;
+        let (duration, text) = discover(&path)?;
+        assert!(text.contains("Seekable: yes"), "{text}");
+        let codec = if track["kind"] == "video" {
+            "VP8"
+        } else {
+            "Opus"
+        };
+        assert!(text.contains(codec), "{codec}: {text}");
+        let expected = (track["end_ms"].as_i64().unwrap_or(0)
+            - track["start_ms"].as_i64().unwrap_or(0)) as f64
+            / 1000.0;
+        assert!(
+            (duration - expected).abs() < 1.0,
+            "{take}: {duration} s, expected {expected} s"
+        );
+        // The token opens this take only.
+        let other = url.replacen(&format!("/media/{take}?"), "/media/t999?", 1);
+        expect_error(
+            app.client.get(app.url(&other)).send().await?,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await?;
+    }
+    let forged = format!("/api/recordings/{id}/media/t1?token=not-a-token");
+    expect_error(
+        app.client.get(app.url(&forged)).send().await?,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await?;
+
+    // Views are audited; an admin deletes it all.
+    let audit = expect_json(
+        app.get("/api/admin/audit", Some(&admin.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert!(
+        audit.as_array().is_some_and(|entries| entries
+            .iter()
+            .any(|e| e["action"] == "recording.viewed" && e["target"] == id.as_str())),
+        "{audit}"
+    );
+    expect_error(
+        app.request(
+            Method::DELETE,
+            &format!("/api/recordings/{id}"),
+            None,
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/api/recordings/{id}"),
+            None,
+            Some(&admin.access),
+        )
+        .await?;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        app.get(&format!("/api/recordings/{id}"), Some(&rex.access))
+            .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await?;
+    let objects = app
+        .settings
+        .data
+        .dir
+        .join("recordings/recordings")
+        .join(&id);
+    assert!(!objects.exists(), "every object deleted");
+    Ok(())
+}
