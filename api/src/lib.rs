@@ -193,7 +193,12 @@ impl Server {
             settings.auth.join_token_ttl_secs,
         );
         let hub = start_media(&settings.rtc)?;
-        let recordings = Recordings::new(recorder(&settings), hub.clone(), db.clone());
+        let recordings = Recordings::new(
+            recorder(&settings),
+            hub.clone(),
+            db.clone(),
+            settings.recording.retention_days,
+        );
         let listener = TcpListener::bind(settings.http.addr).await?;
         // What a previous run left recording is finished (as interrupted) in the background.
         let recovering = recordings.clone();

@@ -42,6 +42,8 @@ struct Inner {
     recorder: Recorder,
     hub: Hub,
     db: Db,
+    /// Told to participants when they are asked to consent.
+    retention_days: u32,
     /// Running controllers by interview id.
     running: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
 }
@@ -52,13 +54,15 @@ enum Control {
 }
 
 impl Recordings {
-    /// Controllers over `recorder`, for rooms in `hub`, with rows in `db`.
-    pub fn new(recorder: Recorder, hub: Hub, db: Db) -> Recordings {
+    /// Controllers over `recorder`, for rooms in `hub`, with rows in `db`; recordings are kept
+    /// `retention_days`.
+    pub fn new(recorder: Recorder, hub: Hub, db: Db, retention_days: u32) -> Recordings {
         Recordings {
             inner: Arc::new(Inner {
                 recorder,
                 hub,
                 db,
+                retention_days,
                 running: Mutex::new(HashMap::new()),
             }),
         }
@@ -389,6 +393,7 @@ impl Controller {
             RecordingNotice {
                 state,
                 needs_consent,
+                retention_days: self.inner.retention_days,
             },
         );
         if self.recording.is_none() {

@@ -576,7 +576,12 @@ impl Engine {
                 MediaKind::Audio => Codec::Opus,
                 MediaKind::Video => Codec::Vp8,
             });
-        let (tap, receiver) = Tap::new(DownTrack::new(codec, quality.max_layer()), codec, capacity);
+        let (tap, receiver) = Tap::new(
+            DownTrack::new(codec, quality.max_layer()),
+            quality,
+            codec,
+            capacity,
+        );
         track.taps.push(tap);
         Ok(receiver)
     }
@@ -1019,14 +1024,25 @@ impl Engine {
         }
         if let Some(layer) = layer {
             track.meters[layer.index()].record(packet.payload.len(), now);
-            // Layers come and go (a browser sends fewer for small or slow cameras): each
-            // subscriber gets the best layer that is actually arriving within what it asked for.
+            // Layers come and go (a browser sends fewer for small or slow cameras, or drops
+            // the top one when its CPU is busy): each subscriber and tap gets the best layer that
+            // is actually arriving within what it asked for.
             let live = track.meters.each_ref().map(|m| m.peek_bps(now));
             let selector = LayerSelector::default();
-            for sub in &mut track.subscribers {
-                let best = selector.select(sub.quality.min(sub.cap), None, &live);
-                if best.is_some() && best != sub.down.target() {
-                    sub.down.set_target(best);
+            let wanted = track
+                .subscribers
+                .iter_mut()
+                .map(|sub| (sub.quality.min(sub.cap), &mut sub.down))
+                .chain(
+                    track
+                        .taps
+                        .iter_mut()
+                        .map(|tap| (tap.quality, &mut tap.down)),
+                );
+            for (quality, down) in wanted {
+                let best = selector.select(quality, None, &live);
+                if best.is_some() && best != down.target() {
+                    down.set_target(best);
                 }
             }
         }

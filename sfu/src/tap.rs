@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::codec::Codec;
 use crate::downtrack::DownTrack;
 use crate::engine::TrackId;
+use crate::layer::Quality;
 
 /// Where a publisher's clock stood for one of its RTP streams, from its last sender report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +121,8 @@ impl TapReceiver {
 #[derive(Debug)]
 pub(crate) struct Tap {
     pub(crate) down: DownTrack,
+    /// The best quality the consumer wants; it gets the best live layer within it.
+    pub(crate) quality: Quality,
     sender: mpsc::Sender<TapPacket>,
     dropped: Arc<AtomicU64>,
     keyframe_wanted: Arc<AtomicBool>,
@@ -136,12 +139,18 @@ pub(crate) enum Offered {
 
 impl Tap {
     /// A tap holding up to `capacity` packets for its consumer.
-    pub(crate) fn new(down: DownTrack, codec: Codec, capacity: usize) -> (Tap, TapReceiver) {
+    pub(crate) fn new(
+        down: DownTrack,
+        quality: Quality,
+        codec: Codec,
+        capacity: usize,
+    ) -> (Tap, TapReceiver) {
         let (sender, packets) = mpsc::channel(capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
         let tap = Tap {
             down,
+            quality,
             sender,
             dropped: Arc::clone(&dropped),
             keyframe_wanted: Arc::clone(&keyframe_wanted),
@@ -214,7 +223,12 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_and_a_gone_consumer_detaches() {
-        let (tap, mut receiver) = Tap::new(DownTrack::new(Codec::Opus, None), Codec::Opus, 1);
+        let (tap, mut receiver) = Tap::new(
+            DownTrack::new(Codec::Opus, None),
+            Quality::High,
+            Codec::Opus,
+            1,
+        );
         let packet = || TapPacket {
             track: TrackId(1),
             codec: Codec::Opus,

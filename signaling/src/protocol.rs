@@ -180,6 +180,9 @@ pub struct RecordingNotice {
     pub state: RecordingState,
     /// Identities of the present participants who have not consented yet.
     pub needs_consent: Vec<String>,
+    /// Days a recording is kept before it is deleted (0: until an admin deletes it), for the
+    /// consent screen.
+    pub retention_days: u32,
 }
 
 /// Why a participant left.

@@ -1050,6 +1050,7 @@ mod tests {
         let notice = RecordingNotice {
             state: crate::protocol::RecordingState::WaitingForConsent,
             needs_consent: vec!["ivy".into()],
+            retention_days: 30,
         };
         let effects = room.set_recording(notice.clone());
         assert!(

@@ -11,6 +11,7 @@ import { JoinInvite } from './pages/JoinInvite';
 import { NewInterview } from './pages/NewInterview';
 import { NotFound } from './pages/NotFound';
 import { Pair } from './pages/Pair';
+import { Player } from './pages/Player';
 import { Register } from './pages/Register';
 import { Room } from './pages/Room';
 import { SignIn } from './pages/SignIn';
@@ -83,6 +84,7 @@ export function App() {
             <Route path="/join/:token" component={JoinInvite} />
             <Route path="/pair" component={Pair} />
             <Route path="/pair/:token" component={Pair} />
+            <Route path="/recordings/:id" component={Player} />
             <Route path="/admin/users" component={AdminUsers} />
             <Route default component={NotFound} />
           </Router>

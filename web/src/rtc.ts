@@ -26,6 +26,13 @@ export interface TrackInfo {
   stalled?: boolean;
 }
 
+/** Whether the room is being recorded, and who still has to consent. */
+export interface RecordingNotice {
+  state: 'off' | 'waiting_for_consent' | 'on';
+  needs_consent: string[];
+  retention_days: number;
+}
+
 export interface ChatLine {
   from: string;
   name: string;
@@ -46,6 +53,8 @@ export interface RoomListener {
   trackMuted(id: string, muted: boolean): void;
   /** A track's media stopped reaching the server, or flows again. */
   trackStalled(id: string, stalled: boolean): void;
+  /** The room's recording status (also on joining). */
+  recording(notice: RecordingNotice): void;
   remoteTrack(trackId: string, track: MediaStreamTrack): void;
   chat(line: ChatLine): void;
   activeSpeakers(identities: string[]): void;
@@ -337,6 +346,7 @@ export class RoomConnection {
           if (t.participant === this.identity) this.myTracks.set(t.source, t.id);
         }
         this.listener.joined(message.you, message.participants, message.tracks);
+        if (message.recording) this.listener.recording(message.recording);
         if (this.droppedAt !== null) {
           this.droppedAt = null;
           this.listener.reconnecting(false);
@@ -389,6 +399,9 @@ export class RoomConnection {
         this.listener.trackMuted(message.track, message.muted);
         break;
       }
+      case 'recording':
+        this.listener.recording(message.recording);
+        break;
       case 'track_stalled':
         this.listener.trackStalled(message.track, message.stalled);
         break;

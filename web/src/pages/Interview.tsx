@@ -7,6 +7,51 @@ import { ErrorAlert, Loading, PageTitle } from '../components/ui';
 import { formatWhen } from '../time';
 import type { Interview, InviteLink } from '../types';
 
+interface RecordingRow {
+  id: string;
+  status: 'recording' | 'complete' | 'interrupted';
+  started_at: number;
+  duration_ms: number | null;
+}
+
+const RECORDING_STATUS: Record<RecordingRow['status'], string> = {
+  recording: 'Recording…',
+  complete: 'Complete',
+  interrupted: 'Interrupted (the server stopped; what was saved is here)',
+};
+
+function formatLength(ms: number | null): string {
+  if (ms === null) return '';
+  const seconds = Math.round(ms / 1000);
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+/** The interview's recordings, for those who may watch them (others are told there are none). */
+function Recordings({ interviewId }: { interviewId: string }) {
+  const [rows, setRows] = useState<RecordingRow[] | null>(null);
+  useEffect(() => {
+    api<RecordingRow[]>('GET', `/api/interviews/${encodeURIComponent(interviewId)}/recordings`).then(
+      setRows,
+      () => setRows(null),
+    );
+  }, [interviewId]);
+  if (!rows || rows.length === 0) return null;
+  return (
+    <section aria-labelledby="recordings-heading">
+      <h2 id="recordings-heading">Recordings</h2>
+      <ul class="recordings">
+        {rows.map((r) => (
+          <li key={r.id}>
+            {new Date(r.started_at * 1000).toLocaleString()} · {formatLength(r.duration_ms)} ·{' '}
+            <span class="badge">{RECORDING_STATUS[r.status]}</span>
+            {r.status !== 'recording' && <a href={`/recordings/${r.id}`}>Watch</a>}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
 const ROLE_LABEL: Record<string, string> = {
   candidate: 'Candidate',
   interviewer: 'Interviewer',
@@ -126,6 +171,7 @@ function InterviewContent({ id }: { id: string }) {
         </table>
       </section>
       <InviteLinks links={links} />
+      <Recordings interviewId={interview.id} />
     </section>
   );
 }

@@ -106,6 +106,7 @@ export function Pair() {
           trackUnpublished() {},
           trackMuted() {},
           trackStalled() {},
+          recording() {},
           remoteTrack() {},
           chat() {},
           activeSpeakers() {},

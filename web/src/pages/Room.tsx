@@ -15,6 +15,7 @@ import {
   type ConnectionQuality,
   type JoinGrant,
   type ParticipantInfo,
+  type RecordingNotice,
   RoomConnection,
   type TrackInfo,
 } from '../rtc';
@@ -142,6 +143,62 @@ function PairingDialog({ interviewId, candidate, candidateName, onClose }: {
   );
 }
 
+/**
+ * Asks one participant to agree to the recording: a candidate is told what is recorded, who sees
+ * it and how long it is kept; an interviewer acknowledges. Nothing of theirs is recorded before.
+ */
+function ConsentDialog({ role, notice, onAgree, onLeave }: {
+  role: string;
+  notice: RecordingNotice;
+  onAgree: () => void;
+  onLeave: () => void;
+}) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), []);
+  const kept =
+    notice.retention_days > 0
+      ? `It is kept for ${notice.retention_days} days after the interview, then deleted.`
+      : 'It is kept until an administrator deletes it.';
+  return (
+    <div class="dialog-backdrop">
+      <section class="card dialog" role="alertdialog" aria-modal="true" aria-labelledby="consent-heading"
+        aria-describedby="consent-text">
+        <h2 id="consent-heading" tabIndex={-1} ref={heading}>
+          {role === 'candidate' ? 'This interview will be recorded' : 'Recording acknowledgement'}
+        </h2>
+        <div id="consent-text">
+          {role === 'candidate' ? (
+            <>
+              <p>
+                The interviewers want to record this interview. The recording holds your camera, microphone, shared
+                screen and paired phone camera, the other participants' video and sound, and the chat.
+              </p>
+              <p>
+                It is seen only by this interview's interviewers, the reviewers assigned to it and administrators,
+                and every viewing is logged. {kept}
+              </p>
+              <p>Nothing of yours is recorded unless you agree. If you do not, you can leave the room.</p>
+            </>
+          ) : (
+            <p>
+              This interview is being recorded, including your camera, microphone and screen. {kept} Please
+              acknowledge before your media is recorded.
+            </p>
+          )}
+        </div>
+        <div class="actions">
+          <button type="button" onClick={onAgree}>
+            {role === 'candidate' ? 'I agree to be recorded' : 'Acknowledge'}
+          </button>
+          <button type="button" class="secondary" onClick={onLeave}>
+            Leave the room
+          </button>
+        </div>
+      </section>
+    </div>
+  );
+}
+
 async function fetchGrant(interviewId: string): Promise<JoinGrant> {
   const grant = await api<JoinResponse>('POST', `/api/interviews/${encodeURIComponent(interviewId)}/join`, {});
   return { room: grant.room, token: grant.token };
@@ -168,6 +225,7 @@ function RoomContent({ id }: { id: string }) {
   const [announcement, setAnnouncement] = useState('');
   /** Whose phone the pairing dialog is for: ourselves (no candidate) or a candidate. */
   const [pairingFor, setPairingFor] = useState<{ candidate?: string; name?: string } | null>(null);
+  const [recording, setRecording] = useState<RecordingNotice>({ state: 'off', needs_consent: [], retention_days: 0 });
   /** Candidates whose phone was in the room at some point: its absence then means disconnected. */
   const [phonesSeen, setPhonesSeen] = useState<Set<string>>(new Set());
   const [closed, setClosed] = useState<string | null>(null);
@@ -205,6 +263,14 @@ function RoomContent({ id }: { id: string }) {
   const notePhones = (participants: ParticipantInfo[]) => {
     const owners = participants.flatMap((p) => (p.phone_of ? [p.phone_of] : []));
     if (owners.length > 0) setPhonesSeen((current) => new Set([...current, ...owners]));
+  };
+
+  const recordingAction = async (action: 'start' | 'stop' | 'consent') => {
+    try {
+      await api('POST', `/api/interviews/${encodeURIComponent(id)}/recording/${action}`, {});
+    } catch (err) {
+      setError(err);
+    }
   };
 
   const unpair = async (candidate: string) => {
@@ -294,6 +360,20 @@ function RoomContent({ id }: { id: string }) {
             const entry = current.get(trackId);
             if (!entry?.info) return current;
             return new Map(current).set(trackId, { ...entry, info: { ...entry.info, muted } });
+          });
+        },
+        recording(notice) {
+          setRecording((previous) => {
+            if (previous.state !== notice.state) {
+              setAnnouncement(
+                notice.state === 'on'
+                  ? 'Recording started'
+                  : notice.state === 'off'
+                    ? 'Recording stopped'
+                    : 'Recording will start once everyone agrees',
+              );
+            }
+            return notice;
           });
         },
         trackStalled(trackId, stalled) {
@@ -431,6 +511,16 @@ function RoomContent({ id }: { id: string }) {
         {announcement}
       </p>
       <div class="room-status">
+        {recording.state === 'on' && (
+          <span class="badge recording" role="status">
+            ● Recording
+          </span>
+        )}
+        {recording.state === 'waiting_for_consent' && (
+          <span class="badge" role="status">
+            Recording starts once everyone agrees
+          </span>
+        )}
         {quality && (
           <span class={`badge quality-${quality}`} role="status">
             {QUALITY_TEXT[quality]}
@@ -548,6 +638,12 @@ function RoomContent({ id }: { id: string }) {
           onClick={() => setShowSettings(!showSettings)}>
           Devices
         </button>
+        {moderator && (
+          <button type="button" class="secondary"
+            onClick={() => void recordingAction(recording.state === 'off' ? 'start' : 'stop')}>
+            {recording.state === 'off' ? 'Start recording' : 'Stop recording'}
+          </button>
+        )}
         {iAmCandidate && (
           <button type="button" class="secondary" aria-haspopup="dialog" onClick={() => setPairingFor({})}>
             Add phone camera
@@ -562,6 +658,10 @@ function RoomContent({ id }: { id: string }) {
           Leave
         </button>
       </div>
+      {me && recording.state !== 'off' && recording.needs_consent.includes(me.identity) && (
+        <ConsentDialog role={me.role} notice={recording} onAgree={() => void recordingAction('consent')}
+          onLeave={leave} />
+      )}
       {pairingFor && (
         <PairingDialog interviewId={id} candidate={pairingFor.candidate} candidateName={pairingFor.name}
           onClose={() => setPairingFor(null)} />

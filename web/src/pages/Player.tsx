@@ -1,0 +1,245 @@
+// The reviewer player: every camera (candidate, phone, interviewers) and screen share of a
+// recording playing in step from its manifest, all microphones mixed by the browser, with
+// play/pause, seeking, speed, and a timeline of who was there, gaps and chat, joins and leaves.
+// One clock (session time) drives every element; each is put back when it strays more than
+// 100 ms from where the clock says it should be. Keyboard: Space plays or pauses, the arrows
+// move 5 s, Home and End jump to the ends.
+
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { useRoute } from 'preact-iso';
+import { api } from '../api';
+import { RequireSession } from '../app';
+import { ErrorAlert, Loading, PageTitle } from '../components/ui';
+import { type Manifest, type Take, clock, mediaTimeAt, needsSeek, sessionLength } from '../playback';
+
+interface RecordingView {
+  recording: { id: string; interview_id: string; status: string };
+  manifest: Manifest;
+  media: Record<string, string>;
+}
+
+const SPEEDS = [0.5, 1, 1.5, 2, 4];
+const STEP_MS = 5000;
+const SOURCE_LABEL: Record<string, string> = {
+  camera: 'camera',
+  microphone: 'microphone',
+  screen_share: 'screen',
+  secondary_camera: 'phone',
+};
+
+function PlayerContent({ id }: { id: string }) {
+  const [view, setView] = useState<RecordingView | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [position, setPosition] = useState(0);
+  const [playing, setPlaying] = useState(false);
+  const [speed, setSpeed] = useState(1);
+  /** The clock: session time `base` at `at` (performance.now()), advancing at `speed` while playing. */
+  const clockState = useRef({ base: 0, at: 0, playing: false, speed: 1 });
+  const elements = useRef(new Map<string, HTMLMediaElement>());
+
+  useEffect(() => {
+    api<RecordingView>('GET', `/api/recordings/${encodeURIComponent(id)}`).then(setView, setError);
+  }, [id]);
+
+  const manifest = view?.manifest;
+  const length = manifest ? sessionLength(manifest) : 0;
+  const takes = manifest ? manifest.tracks.filter((t) => t.file && view?.media[t.id]) : [];
+  const nameOf = (identity: string) => {
+    const person = manifest?.participants.find((p) => p.identity === identity);
+    if (!person) return identity;
+    if (person.phone_of) {
+      const owner = manifest?.participants.find((p) => p.identity === person.phone_of);
+      return `${owner?.name ?? person.name} — phone`;
+    }
+    return person.name;
+  };
+
+  const now = () => {
+    const c = clockState.current;
+    const elapsed = c.playing ? (performance.now() - c.at) * c.speed : 0;
+    return Math.min(length, c.base + elapsed);
+  };
+
+  /** Puts every element where the clock says, playing or paused as the clock is. */
+  const sync = (sessionMs: number) => {
+    const c = clockState.current;
+    for (const take of takes) {
+      const element = elements.current.get(take.id);
+      if (!element) continue;
+      const wanted = mediaTimeAt(take, sessionMs);
+      element.dataset.active = String(wanted !== null);
+      if (wanted === null) {
+        if (!element.paused) element.pause();
+        continue;
+      }
+      if (needsSeek(element.currentTime * 1000, wanted)) element.currentTime = wanted / 1000;
+      element.playbackRate = c.speed;
+      if (c.playing && element.paused) void element.play().catch(() => undefined);
+      if (!c.playing && !element.paused) element.pause();
+    }
+  };
+
+  const moveTo = (ms: number) => {
+    const at = Math.max(0, Math.min(length, ms));
+    clockState.current = { ...clockState.current, base: at, at: performance.now() };
+    setPosition(at);
+    sync(at);
+  };
+
+  const setPlay = (play: boolean) => {
+    const current = now();
+    clockState.current = { ...clockState.current, base: current, at: performance.now(), playing: play };
+    setPlaying(play);
+    sync(current);
+  };
+
+  const setRate = (rate: number) => {
+    const current = now();
+    clockState.current = { ...clockState.current, base: current, at: performance.now(), speed: rate };
+    setSpeed(rate);
+    sync(current);
+  };
+
+  useEffect(() => {
+    if (!manifest) return;
+    const timer = setInterval(() => {
+      const current = now();
+      if (current >= length && clockState.current.playing) {
+        setPlay(false);
+        return;
+      }
+      setPosition(current);
+      sync(current);
+    }, 200);
+    return () => clearInterval(timer);
+  }, [manifest, length]);
+
+  const onKey = (event: KeyboardEvent) => {
+    const target = event.target as HTMLElement;
+    if (target.tagName === 'SELECT' || target.tagName === 'INPUT') return;
+    const keys: Record<string, () => void> = {
+      ' ': () => setPlay(!clockState.current.playing),
+      ArrowLeft: () => moveTo(now() - STEP_MS),
+      ArrowRight: () => moveTo(now() + STEP_MS),
+      Home: () => moveTo(0),
+      End: () => moveTo(length),
+    };
+    const action = keys[event.key];
+    if (action) {
+      event.preventDefault();
+      action();
+    }
+  };
+
+  if (!view || !manifest) {
+    return (
+      <section>
+        <ErrorAlert error={error} />
+        {!error && <Loading what="the recording" />}
+      </section>
+    );
+  }
+
+  const mediaRef = (take: Take) => (element: HTMLMediaElement | null) => {
+    if (element) elements.current.set(take.id, element);
+    else elements.current.delete(take.id);
+  };
+  const videos = takes.filter((t) => t.kind === 'video');
+  const audios = takes.filter((t) => t.kind === 'audio');
+  const people = manifest.participants.filter((p) => manifest.tracks.some((t) => t.participant === p.identity));
+  const percent = (ms: number) => `${length > 0 ? (100 * ms) / length : 0}%`;
+
+  return (
+    <section class="player" onKeyDown={onKey}>
+      <PageTitle>Recording</PageTitle>
+      {manifest.status === 'interrupted' && (
+        <p class="notice" role="status">
+          The server stopped during this recording; it holds everything saved until then.
+        </p>
+      )}
+      <div class="grid">
+        {videos.map((take) => (
+          <figure class="tile" key={take.id}>
+            <video ref={mediaRef(take)} src={view.media[take.id]} preload="auto" playsInline muted
+              data-take={take.id} data-start-ms={take.start_ms}
+              aria-label={`${nameOf(take.participant)} ${SOURCE_LABEL[take.source] ?? take.source}`} />
+            <figcaption>
+              {nameOf(take.participant)} · {SOURCE_LABEL[take.source] ?? take.source}
+            </figcaption>
+          </figure>
+        ))}
+      </div>
+      {audios.map((take) => (
+        <audio key={take.id} ref={mediaRef(take)} src={view.media[take.id]} preload="auto"
+          data-take={take.id} data-start-ms={take.start_ms}
+          aria-label={`${nameOf(take.participant)} microphone`} />
+      ))}
+      <div class="actions player-controls">
+        <button type="button" onClick={() => setPlay(!playing)}>
+          {playing ? 'Pause' : 'Play'}
+        </button>
+        <span aria-live="off">
+          {clock(position)} / {clock(length)}
+        </span>
+        <label for="player-speed">Speed</label>
+        <select id="player-speed" value={String(speed)}
+          onChange={(e) => setRate(Number((e.currentTarget as HTMLSelectElement).value))}>
+          {SPEEDS.map((s) => (
+            <option key={s} value={String(s)}>
+              {s}×
+            </option>
+          ))}
+        </select>
+      </div>
+      <label for="player-position">Position</label>
+      <input id="player-position" type="range" min={0} max={Math.max(1, Math.round(length))} step={100}
+        value={Math.round(position)} aria-valuetext={clock(position)}
+        onInput={(e) => moveTo(Number((e.currentTarget as HTMLInputElement).value))} />
+      <section class="timeline" aria-labelledby="timeline-heading">
+        <h2 id="timeline-heading">Timeline</h2>
+        {people.map((person) => (
+          <div class="timeline-row" key={person.identity}>
+            <span class="timeline-name">{nameOf(person.identity)}</span>
+            <div class="timeline-track">
+              {manifest.tracks
+                .filter((t) => t.participant === person.identity)
+                .map((t) => (
+                  <div key={t.id} class={`timeline-take ${t.kind}`}
+                    title={`${SOURCE_LABEL[t.source] ?? t.source} ${clock(t.start_ms)}–${clock(t.end_ms ?? length)}`}
+                    style={{ left: percent(t.start_ms), width: percent((t.end_ms ?? length) - t.start_ms) }}>
+                    {t.gaps.map((g) => (
+                      <div key={g.start_ms} class="timeline-gap" title={`No media ${clock(g.start_ms)}–${clock(g.end_ms)}`}
+                        style={{
+                          left: `${(100 * (g.start_ms - t.start_ms)) / Math.max(1, (t.end_ms ?? length) - t.start_ms)}%`,
+                          width: `${(100 * (g.end_ms - g.start_ms)) / Math.max(1, (t.end_ms ?? length) - t.start_ms)}%`,
+                        }} />
+                    ))}
+                  </div>
+                ))}
+            </div>
+          </div>
+        ))}
+        <div class="timeline-row">
+          <span class="timeline-name">Events</span>
+          <div class="timeline-track">
+            {manifest.events.map((event, index) => (
+              <button type="button" key={index} class={`timeline-marker ${event.kind}`} style={{ left: percent(event.at_ms) }}
+                aria-label={`${event.kind === 'chat' ? `Chat from ${nameOf(event.participant)}: ${event.text ?? ''}` : `${nameOf(event.participant)} ${event.kind}`} at ${clock(event.at_ms)}`}
+                title={event.kind === 'chat' ? `${nameOf(event.participant)}: ${event.text ?? ''}` : `${nameOf(event.participant)} ${event.kind}`}
+                onClick={() => moveTo(event.at_ms)} />
+            ))}
+          </div>
+        </div>
+      </section>
+    </section>
+  );
+}
+
+export function Player() {
+  const { params } = useRoute();
+  return (
+    <RequireSession>
+      <PlayerContent id={params.id} />
+    </RequireSession>
+  );
+}

@@ -1,0 +1,99 @@
+// The reviewer player's timing: every recorded take on one session clock (milliseconds since the
+// recording started), from the manifest the recorder wrote.
+//
+// A take starts at `start_ms` on the session clock; inside it, its file's time is the sender's
+// media clock. `anchors` pair the two every few seconds, so the player follows a sender whose
+// clock runs a little fast or slow instead of drifting away over a long recording.
+
+export interface Anchor {
+  media_ms: number;
+  session_ms: number;
+}
+
+export interface Gap {
+  start_ms: number;
+  end_ms: number;
+}
+
+export interface Take {
+  id: string;
+  participant: string;
+  source: string;
+  kind: 'audio' | 'video';
+  codec: string;
+  start_ms: number;
+  end_ms: number | null;
+  anchors: Anchor[];
+  gaps: Gap[];
+  file: string | null;
+}
+
+export interface ManifestParticipant {
+  identity: string;
+  name: string;
+  role: string;
+  phone_of?: string;
+}
+
+export interface TimelineEvent {
+  at_ms: number;
+  kind: 'joined' | 'left' | 'chat' | string;
+  participant: string;
+  text?: string;
+}
+
+export interface Manifest {
+  version: number;
+  recording: string;
+  status: 'recording' | 'complete' | 'interrupted';
+  started_at_ms: number;
+  duration_ms: number | null;
+  participants: ManifestParticipant[];
+  tracks: Take[];
+  events: TimelineEvent[];
+}
+
+/** How far a media element may stray from where the clock says before it is put back. */
+export const SYNC_TOLERANCE_MS = 100;
+
+/**
+ * Where in a take's file (media milliseconds) a session time falls, or null when the take does
+ * not cover it. Between anchors the mapping is linear; before the first, the take's start
+ * defines it; after the last, time runs at the last stretch's rate.
+ */
+export function mediaTimeAt(take: Take, sessionMs: number): number | null {
+  const end = take.end_ms ?? Number.POSITIVE_INFINITY;
+  if (sessionMs < take.start_ms || sessionMs > end) return null;
+  const anchors = take.anchors.length > 0 ? take.anchors : [{ media_ms: 0, session_ms: take.start_ms }];
+  let before = anchors[0]!;
+  let after: Anchor | undefined;
+  for (const anchor of anchors) {
+    if (anchor.session_ms <= sessionMs) before = anchor;
+    else {
+      after = anchor;
+      break;
+    }
+  }
+  if (sessionMs < before.session_ms) return Math.max(0, sessionMs - take.start_ms);
+  if (!after) return before.media_ms + (sessionMs - before.session_ms);
+  const span = after.session_ms - before.session_ms;
+  const rate = span > 0 ? (after.media_ms - before.media_ms) / span : 1;
+  return before.media_ms + (sessionMs - before.session_ms) * rate;
+}
+
+/** The recording's length on the session clock. */
+export function sessionLength(manifest: Manifest): number {
+  const ends = manifest.tracks.map((t) => t.end_ms ?? t.start_ms);
+  return Math.max(manifest.duration_ms ?? 0, ...ends, 0);
+}
+
+/** Whether an element at `currentMs` should be moved to `wantedMs`. */
+export function needsSeek(currentMs: number, wantedMs: number): boolean {
+  return Math.abs(currentMs - wantedMs) > SYNC_TOLERANCE_MS;
+}
+
+/** "m:ss" for a session time. */
+export function clock(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+}
