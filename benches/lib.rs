@@ -19,6 +19,9 @@ pub async fn post(
     }
     let response = request.send().await?;
     let status = response.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(Value::Null);
+    }
     let value: Value = response.json().await?;
     if !status.is_success() {
         bail!("{status}: {value}");

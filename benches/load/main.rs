@@ -46,6 +46,10 @@ struct Args {
     /// The sightline binary to start.
     #[arg(long, default_value = "target/release/sightline")]
     bin: PathBuf,
+    /// Record every room while measuring (everyone consents during the warm-up), to measure
+    /// what the recorder costs.
+    #[arg(long)]
+    record: bool,
 }
 
 /// What one participant saw.
@@ -371,6 +375,8 @@ async fn main() -> Result<()> {
         .context("token")?
         .to_owned();
     let mut tokens = Vec::new();
+    // Who consents to a recording of each room: (interview, access token).
+    let mut consenting: Vec<(String, String)> = Vec::new();
     for room in 0..args.rooms {
         let candidates: Vec<Value> = (1..args.participants)
             .map(|i| json!({ "email": format!("c{room}-{i}@example.com"), "role": "candidate" }))
@@ -410,6 +416,7 @@ async fn main() -> Result<()> {
             )
             .await?;
             let guest_access = guest["access_token"].as_str().context("guest")?;
+            consenting.push((id.clone(), guest_access.to_owned()));
             let join = post(
                 &client,
                 format!("{}/api/interviews/{id}/join", server.base),
@@ -445,6 +452,30 @@ async fn main() -> Result<()> {
             until,
         )));
     }
+    if args.record {
+        // Halfway through the warm-up everyone publishes: start recording, everyone agrees.
+        tokio::time::sleep_until((epoch + warm_up / 2).into()).await;
+        let mut rooms: Vec<&String> = consenting.iter().map(|(room, _)| room).collect();
+        rooms.dedup();
+        for room in rooms {
+            post(
+                &client,
+                format!("{}/api/interviews/{room}/recording/start", server.base),
+                json!({}),
+                Some(&access),
+            )
+            .await?;
+        }
+        for (room, guest) in &consenting {
+            post(
+                &client,
+                format!("{}/api/interviews/{room}/recording/consent", server.base),
+                json!({}),
+                Some(guest),
+            )
+            .await?;
+        }
+    }
     tokio::time::sleep_until((measure_from).into()).await;
     let (cpu_before, _) = process_usage(pid)?;
     let held_before = forwarding_histogram(&client, &server.base).await?;
@@ -472,6 +503,12 @@ async fn main() -> Result<()> {
         args.rooms, args.participants, args.seconds
     );
     println!("media: Opus and 3-layer simulcast VP8 encoded by GStreamer (sightline-testkit)");
+    if args.record {
+        println!(
+            "recording: on, every track ({} tracks: a 640x480 VP8 layer and Opus per participant)",
+            participants * 2
+        );
+    }
     println!("packets forwarded (received): {}", totals.received);
     println!("server CPU seconds:           {cpu:.2}");
     println!(
