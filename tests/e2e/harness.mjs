@@ -48,10 +48,13 @@ async function waitFor(url, deadlineMs) {
   throw new Error(`server did not become ready at ${url}: ${lastError}`);
 }
 
-/** Starts sightline; returns { base, createUser(email, name, role), stop() }. */
-export async function startServer() {
+/**
+ * Starts sightline; returns { base, dataDir, createUser(email, name, role), sql(statement),
+ * kill(), stop() }. Given the `dataDir` of a server that was killed, starts it again on its data.
+ */
+export async function startServer({ dataDir: reuse } = {}) {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'sightline-e2e-'));
+  const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'sightline-e2e-'));
   const base = `http://127.0.0.1:${port}`;
   const env = {
     ...process.env,
@@ -68,6 +71,7 @@ export async function startServer() {
   await waitFor(`${base}/readyz`, 30_000);
   return {
     base,
+    dataDir,
     createUser(email, name, role) {
       execFileSync(BIN, ['user', 'create', '--email', email, '--name', name, '--role', role, '--password-stdin'], {
         env,
@@ -79,9 +83,16 @@ export async function startServer() {
     sql(statement) {
       return execFileSync('sqlite3', [join(dataDir, 'sightline.db'), statement], { encoding: 'utf8' });
     },
-    async stop() {
-      child.kill('SIGTERM');
+    /** As a crash would: SIGKILL, no shutdown; the data directory stays for a restart. */
+    async kill() {
+      child.kill('SIGKILL');
       await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -4,6 +4,8 @@
 // is listed with every track: each file is valid WebM with the right codec and a duration
 // within 1 s of what the manifest says (checked with gst-discoverer-1.0), the late joiner's
 // tracks start about 10 s in, and the reviewer player plays everything in step after a seek.
+// A server killed with SIGKILL mid-recording finishes the recording as interrupted when it
+// starts again, with everything but the segment it was writing, and it plays.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -182,4 +184,78 @@ test('an interview is recorded with consent and played back in sync', async () =
   );
   assert.ok(frames.every((n) => n > 0), `every camera decodes: ${frames}`);
   await ivy.screenshot({ path: join(artifacts, 'recording-player.png'), fullPage: true });
+});
+
+test('a recording cut short by kill -9 is interrupted, kept and playable after a restart', async () => {
+  const ivySession = await call('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const created = await call(
+    'POST',
+    '/api/interviews',
+    {
+      title: 'Crash interview',
+      scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
+      duration_minutes: 60,
+      time_zone: 'UTC',
+      participants: [{ email: 'cas2@example.com', display_name: 'Casey Candidate', role: 'candidate' }],
+    },
+    ivySession.access_token,
+  );
+  const interviewId = created.interview.id;
+  const ivyContext = await browser.newContext();
+  const casContext = await browser.newContext();
+  const ivy = await ivyContext.newPage();
+  const cas = await casContext.newPage();
+  await signIn(ivy, 'ivy@example.com');
+  await cas.goto(created.invites[0].url);
+  await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+  await cas.getByRole('heading', { name: 'Crash interview' }).waitFor();
+  await enterRoom(ivy, interviewId);
+  await enterRoom(cas, interviewId);
+  await ivy.getByRole('button', { name: 'Start recording' }).click();
+  await cas.getByRole('button', { name: 'I agree to be recorded' }).click();
+  await ivy.locator('.badge.recording').waitFor({ timeout: 10_000 });
+  // Long enough for the first 10 s segments to close (after the keyframe interval that follows).
+  await ivy.waitForTimeout(18_000);
+
+  await server.kill();
+  await ivyContext.close();
+  await casContext.close();
+  server = await startServer({ dataDir: server.dataDir });
+
+  let recording;
+  for (let attempt = 0; attempt < 120 && !recording; attempt += 1) {
+    const list = await call('GET', `/api/interviews/${interviewId}/recordings`, undefined, ivySession.access_token);
+    if (list[0]?.status === 'interrupted') recording = list[0];
+    else await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(recording, 'the restarted server finished the recording as interrupted');
+  const view = await call('GET', `/api/recordings/${recording.id}`, undefined, ivySession.access_token);
+  assert.equal(view.manifest.status, 'interrupted');
+  assert.equal(view.manifest.tracks.length, 4);
+  const dir = mkdtempSync(join(tmpdir(), 'sightline-crash-'));
+  try {
+    for (const track of view.manifest.tracks) {
+      assert.ok(view.media[track.id], `${track.id} was joined into a file`);
+      const response = await fetch(`${server.base}${view.media[track.id]}`);
+      const path = join(dir, `${track.id}.webm`);
+      writeFileSync(path, Buffer.from(await response.arrayBuffer()));
+      const { seconds, text } = discover(path);
+      assert.match(text, /Seekable: yes/);
+      // 18 s recorded; the segment being written (and at most half a segment after the last
+      // closed one) is what a crash may lose.
+      assert.ok(seconds >= 8, `${track.id} (${track.kind}) kept ${seconds} s of about 18 s`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const reviewer = await (await browser.newContext()).newPage();
+  await signIn(reviewer, 'ivy@example.com');
+  await reviewer.goto(`${server.base}/recordings/${recording.id}`);
+  await reviewer.getByText('The server stopped during this recording').waitFor();
+  await reviewer.getByRole('button', { name: 'Play' }).click();
+  await reviewer.waitForFunction(
+    () => [...document.querySelectorAll('video')].every((v) => v.getVideoPlaybackQuality().totalVideoFrames > 0),
+    null,
+    { timeout: 15_000 },
+  );
 });

@@ -18,7 +18,10 @@ use str0m::change::SdpAnswer;
 use crate::helpers::{
     Backend, Session, TestApp, expect_error, expect_json, invite_token, session_from, text,
 };
-use crate::rtc::{Socket, drain, join, next_of, send};
+use crate::on_both_backends;
+use crate::rtc::{Socket, drain, interview, join, next_of, send};
+
+on_both_backends!(recordings_past_their_retention_are_deleted);
 
 /// When the interviewer starts publishing, after the candidate.
 const LATE: Duration = Duration::from_secs(4);
@@ -354,5 +357,66 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
         .join("recordings/recordings")
         .join(&id);
     assert!(!objects.exists(), "every object deleted");
+    Ok(())
+}
+
+/// The retention job runs when the server starts (then hourly): a recording that ended longer
+/// ago than `recording.retention_days` loses its objects and its row; a newer one stays.
+async fn recordings_past_their_retention_are_deleted(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let room = interview(&app).await?;
+    let now = jiff::Timestamp::now().as_second();
+    let day = 86_400;
+    let mut db = app.db().await?;
+    for (id, ended) in [
+        ("old-recording", now - 91 * day),
+        ("new-recording", now - day),
+    ] {
+        sqlx::query(
+            "INSERT INTO recordings (id, interview_id, status, started_by, started_at, ended_at, \
+             duration_ms) VALUES ($1, $2, 'complete', 'someone', $3, $4, 1000)",
+        )
+        .bind(id)
+        .bind(&room.id)
+        .bind(ended - 60)
+        .bind(ended)
+        .execute(&mut db)
+        .await?;
+        let dir = app.settings.data.dir.join("recordings/recordings").join(id);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("manifest.json"), b"{}")?;
+        std::fs::write(dir.join("t1.webm"), b"media")?;
+    }
+    drop(db);
+    let objects = app.settings.data.dir.join("recordings/recordings");
+    let app = app.restart().await?;
+    let list_path = format!("/api/interviews/{}/recordings", room.id);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = expect_json(
+            app.get(&list_path, Some(&room.interviewer)).await?,
+            StatusCode::OK,
+        )
+        .await?;
+        let ids: Vec<&str> = list
+            .as_array()
+            .map(|rows| rows.iter().filter_map(|r| r["id"].as_str()).collect())
+            .unwrap_or_default();
+        if ids == ["new-recording"] {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("retention did not run: {list}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !objects.join("old-recording").exists(),
+        "its objects are gone"
+    );
+    assert!(
+        objects.join("new-recording/t1.webm").exists(),
+        "the newer one is kept"
+    );
     Ok(())
 }
