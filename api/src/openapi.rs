@@ -33,6 +33,8 @@ use crate::routes;
         routes::recordings::start,
         routes::recordings::stop,
         routes::recordings::consent,
+        routes::recordings::settings,
+        routes::recordings::set_settings,
         routes::recordings::list,
         routes::recordings::read,
         routes::recordings::media,

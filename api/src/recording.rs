@@ -12,7 +12,8 @@
 //! - which tracks are recorded: every track of a participant who agreed, through a media tap.
 //!
 //! It stops when an interviewer stops it or the last person leaves; the recording is then
-//! finished (segments joined) in the background and its row completed.
+//! finished (segments joined) in the background and its row completed. An interview set to
+//! record automatically gets its controller when someone takes a join token for its room.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,8 @@ use crate::store::{Db, new_id, recordings};
 
 /// Packets a recorded track may queue before the tap drops (about two seconds of video).
 const TAP_CAPACITY: usize = 1024;
+/// How long a controller waits for someone to enter a room it was started for.
+const EMPTY_ROOM_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The recording controllers of every interview being recorded.
 #[derive(Clone)]
@@ -236,6 +239,10 @@ impl Controller {
             }
         };
         let mut from_room = session.from_room;
+        // Someone was here; when nobody is any more, there is nothing left to record.
+        let mut attended = false;
+        let idle = tokio::time::sleep(EMPTY_ROOM_WAIT);
+        tokio::pin!(idle);
         loop {
             tokio::select! {
                 message = from_room.recv() => match message {
@@ -248,11 +255,17 @@ impl Controller {
                     }
                     Some(Control::Stop) | None => break,
                 },
+                // Started for a room nobody entered (an automatic recording whose participant
+                // never connected): give up.
+                () = &mut idle, if !attended => break,
             }
-            // Everyone left: nothing more to record, nobody left to ask.
             if self.participants.is_empty() {
-                break;
+                if attended {
+                    break;
+                }
+                continue;
             }
+            attended = true;
             self.reconcile().await;
         }
         self.inner

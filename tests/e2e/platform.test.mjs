@@ -86,6 +86,15 @@ test('an interviewer schedules an interview and the candidate opens the invite l
   await upcoming.getByRole('link', { name: 'Staff engineer, systems design' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
 
+  // The interviewer sets the interview to record automatically; it sticks.
+  await upcoming.getByRole('link', { name: 'Staff engineer, systems design' }).click();
+  const autoRecord = page.getByLabel('Record automatically once everyone in the room has agreed');
+  await autoRecord.check();
+  await page.reload();
+  await page.getByLabel('Record automatically once everyone in the room has agreed').waitFor();
+  assert.equal(await page.getByLabel('Record automatically once everyone in the room has agreed').isChecked(), true);
+  await page.getByRole('link', { name: 'Interviews' }).click();
+
   // The candidate, in a browser context of their own, with no account.
   const candidate = await browser.newContext();
   const guest = await candidate.newPage();

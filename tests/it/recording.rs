@@ -21,7 +21,10 @@ use crate::helpers::{
 use crate::on_both_backends;
 use crate::rtc::{Socket, drain, interview, join, next_of, send};
 
-on_both_backends!(recordings_past_their_retention_are_deleted);
+on_both_backends!(
+    recordings_past_their_retention_are_deleted,
+    an_interview_set_to_record_automatically_starts_once_everyone_agreed,
+);
 
 /// When the interviewer starts publishing, after the candidate.
 const LATE: Duration = Duration::from_secs(4);
@@ -418,5 +421,83 @@ async fn recordings_past_their_retention_are_deleted(backend: Backend) -> Result
         objects.join("new-recording/t1.webm").exists(),
         "the newer one is kept"
     );
+    Ok(())
+}
+
+/// With "record automatically", the first person about to enter starts the wait for consent;
+/// the recording begins once everyone present agreed, without anyone pressing "Start".
+async fn an_interview_set_to_record_automatically_starts_once_everyone_agreed(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let room = interview(&app).await?;
+    let path = format!("/api/interviews/{}/recording", room.id);
+    let set = |token: String, auto: bool| {
+        let path = path.clone();
+        let app = &app;
+        async move {
+            app.request(
+                Method::PUT,
+                &path,
+                Some(json!({ "auto": auto })),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    expect_error(
+        set(room.candidate.clone(), true).await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+    let settings = expect_json(set(room.interviewer.clone(), true).await?, StatusCode::OK).await?;
+    assert_eq!(settings, json!({ "auto": true, "active": false }));
+
+    let (mut ivy, joined) = join(&app, &room.id, &room.interviewer).await?;
+    let ivy_id = text(&joined["you"]["identity"])?;
+    let waiting = wait_for_status(&mut ivy, "waiting_for_consent").await?;
+    assert_eq!(
+        waiting["needs_consent"],
+        json!([ivy_id]),
+        "nobody agreed yet"
+    );
+    let (mut cas, _) = join(&app, &room.id, &room.candidate).await?;
+    for token in [&room.interviewer, &room.candidate] {
+        let consented = app
+            .post(
+                &format!("/api/interviews/{}/recording/consent", room.id),
+                json!({}),
+                Some(token),
+            )
+            .await?;
+        assert_eq!(consented.status(), StatusCode::NO_CONTENT);
+    }
+    wait_for_status(&mut cas, "on").await?;
+    let settings = expect_json(
+        app.get(&path, Some(&room.interviewer)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(settings, json!({ "auto": true, "active": true }));
+    let list = expect_json(
+        app.get(
+            &format!("/api/interviews/{}/recordings", room.id),
+            Some(&room.interviewer),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(list[0]["status"], "recording");
+    let stopped = app
+        .post(
+            &format!("/api/interviews/{}/recording/stop", room.id),
+            json!({}),
+            Some(&room.interviewer),
+        )
+        .await?;
+    assert_eq!(stopped.status(), StatusCode::ACCEPTED);
+    wait_for_status(&mut ivy, "off").await?;
     Ok(())
 }

@@ -713,6 +713,13 @@ pub async fn join(
         });
     }
     let role = role_of(me)?;
+    // An interview set to record automatically starts waiting for everyone's consent as soon as
+    // someone is about to enter.
+    if let Some(enabled_by) = crate::store::recordings::auto(state.db.pool(), &id).await?
+        && !state.recordings.is_running(&id)
+    {
+        state.recordings.start(&id, &enabled_by)?;
+    }
     let (token, claims) = state.tokens.issue_join(
         JoinSubject {
             participant_id: &me.id,

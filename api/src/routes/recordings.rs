@@ -37,6 +37,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/interviews/{id}/recording/start", post(start))
         .route("/api/interviews/{id}/recording/stop", post(stop))
         .route("/api/interviews/{id}/recording/consent", post(consent))
+        .route(
+            "/api/interviews/{id}/recording",
+            get(settings).put(set_settings),
+        )
         .route("/api/interviews/{id}/recordings", get(list))
         .route("/api/recordings/{recording}", get(read).delete(remove))
         .route("/api/recordings/{recording}/media/{take}", get(media))
@@ -59,6 +63,24 @@ pub struct RecordingView {
     pub manifest: Manifest,
     /// A short-lived URL for each finished take's file, by take id.
     pub media: BTreeMap<String, String>,
+}
+
+/// An interview's recording settings and state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingSettings {
+    /// Recorded automatically once everyone present has consented, without "Start recording".
+    pub auto: bool,
+    /// Being recorded, or waiting for consent to be.
+    pub active: bool,
+}
+
+/// Body of `PUT /api/interviews/{id}/recording`.
+#[derive(Debug, Deserialize, garde::Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSettingsRequest {
+    /// Record automatically.
+    #[garde(skip)]
+    pub auto: bool,
 }
 
 /// `?token=` of a media URL.
@@ -156,6 +178,52 @@ pub async fn consent(
     .await?;
     state.recordings.consented(&id, &me.id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the interview records automatically, and whether it is being recorded.
+#[utoipa::path(get, path = "/api/interviews/{id}/recording", tag = "recordings",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
+    responses((status = 200, body = RecordingSettings), (status = 404, body = ErrorBody)))]
+pub async fn settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RecordingSettings>, ApiError> {
+    interviews::access(&state, &principal, &id).await?;
+    Ok(Json(RecordingSettings {
+        auto: recordings::auto(state.db.pool(), &id).await?.is_some(),
+        active: state.recordings.is_running(&id),
+    }))
+}
+
+/// Sets whether the interview records automatically (its interviewers and admins).
+#[utoipa::path(put, path = "/api/interviews/{id}/recording", tag = "recordings",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
+    request_body = RecordingSettingsRequest,
+    responses((status = 200, body = RecordingSettings), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(interview = %id))]
+pub async fn set_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<RecordingSettingsRequest>,
+) -> Result<Json<RecordingSettings>, ApiError> {
+    let access = interviews::access(&state, &principal, &id).await?;
+    access.require_manage()?;
+    recordings::set_auto(state.db.pool(), &id, body.auto, &actor(&principal)).await?;
+    audit::record(
+        state.db.pool(),
+        &actor(&principal),
+        "recording.auto_set",
+        &id,
+        serde_json::json!({ "auto": body.auto }),
+    )
+    .await?;
+    Ok(Json(RecordingSettings {
+        auto: body.auto,
+        active: state.recordings.is_running(&id),
+    }))
 }
 
 /// An interview's recordings, newest first.

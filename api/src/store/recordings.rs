@@ -134,3 +134,37 @@ pub async fn consented(pool: &AnyPool, interview_id: &str) -> Result<Vec<String>
         .fetch_all(pool)
         .await
 }
+
+/// Makes an interview record automatically, or stops it doing so.
+pub async fn set_auto(
+    pool: &AnyPool,
+    interview_id: &str,
+    enabled: bool,
+    by: &str,
+) -> Result<(), sqlx::Error> {
+    if enabled {
+        sqlx::query(
+            "INSERT INTO recording_auto (interview_id, enabled_by, enabled_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (interview_id) DO NOTHING",
+        )
+        .bind(interview_id)
+        .bind(by)
+        .bind(now())
+        .execute(pool)
+        .await?;
+    } else {
+        sqlx::query("DELETE FROM recording_auto WHERE interview_id = $1")
+            .bind(interview_id)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether an interview records automatically, and who set it so.
+pub async fn auto(pool: &AnyPool, interview_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT enabled_by FROM recording_auto WHERE interview_id = $1")
+        .bind(interview_id)
+        .fetch_optional(pool)
+        .await
+}

@@ -52,6 +52,30 @@ function Recordings({ interviewId }: { interviewId: string }) {
   );
 }
 
+/** "Record automatically": the recording starts once everyone in the room has agreed. */
+function AutoRecord({ interviewId }: { interviewId: string }) {
+  const path = `/api/interviews/${encodeURIComponent(interviewId)}/recording`;
+  const [auto, setAuto] = useState<boolean | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    api<{ auto: boolean }>('GET', path).then((s) => setAuto(s.auto), setError);
+  }, [path]);
+  if (auto === null) return <ErrorAlert error={error} />;
+  return (
+    <div class="field checkbox">
+      <label>
+        <input type="checkbox" checked={auto}
+          onChange={(e) => {
+            const wanted = (e.currentTarget as HTMLInputElement).checked;
+            api<{ auto: boolean }>('PUT', path, { auto: wanted }).then((s) => setAuto(s.auto), setError);
+          }} />
+        Record automatically once everyone in the room has agreed
+      </label>
+      <ErrorAlert error={error} />
+    </div>
+  );
+}
+
 const ROLE_LABEL: Record<string, string> = {
   candidate: 'Candidate',
   interviewer: 'Interviewer',
@@ -133,6 +157,7 @@ function InterviewContent({ id }: { id: string }) {
         )}
       </div>
       <ErrorAlert error={error} />
+      {interview.can_manage && upcoming && <AutoRecord interviewId={interview.id} />}
       <section aria-labelledby="participants-heading">
         <h2 id="participants-heading">Participants</h2>
         <table class="participants">
