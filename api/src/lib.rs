@@ -200,9 +200,11 @@ impl Server {
             settings.recording.retention_days,
         );
         let listener = TcpListener::bind(settings.http.addr).await?;
-        // What a previous run left recording is finished (as interrupted) in the background.
+        // What a previous run left recording is found now, before any new recording starts,
+        // and finished (as interrupted) in the background.
+        let unfinished = recordings.recorder().unfinished();
         let recovering = recordings.clone();
-        tokio::spawn(async move { recovering.recover().await });
+        tokio::spawn(async move { recovering.recover(unfinished).await });
         let state = AppState::new(db, tokens, settings, hub, recordings);
         Ok(Server { listener, state })
     }

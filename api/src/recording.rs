@@ -133,9 +133,10 @@ impl Recordings {
         }
     }
 
-    /// Finishes what a previous run of the server left recording, and completes their rows.
-    pub async fn recover(&self) {
-        for result in self.inner.recorder.recover().await {
+    /// Finishes what a previous run of the server left recording (`dirs`, from
+    /// [`Recorder::unfinished`] before any recording started), and completes their rows.
+    pub async fn recover(&self, dirs: Vec<std::path::PathBuf>) {
+        for result in self.inner.recorder.recover(dirs).await {
             match result {
                 Ok(manifest) => {
                     let finished = recordings::finish(
@@ -266,8 +267,13 @@ impl Controller {
                 continue;
             }
             attended = true;
-            self.reconcile().await;
+            if let Err(err) = self.reconcile().await {
+                tracing::error!(interview = %self.interview, %err, "recording not started");
+                break;
+            }
         }
+        // Closed, so a new start is accepted while this recording finishes.
+        control.close();
         self.inner
             .hub
             .set_recording(&self.room, RecordingNotice::default());
@@ -385,8 +391,9 @@ impl Controller {
         self.consented.contains(owner)
     }
 
-    /// Brings the recording in line with who is here and who agreed.
-    async fn reconcile(&mut self) {
+    /// Brings the recording in line with who is here and who agreed. Fails when the recording
+    /// could not start (it is not tried again at every room message).
+    async fn reconcile(&mut self) -> Result<(), ApiError> {
         let needs_consent: Vec<String> = self
             .participants
             .values()
@@ -394,7 +401,7 @@ impl Controller {
             .map(|p| p.identity.clone())
             .collect();
         if self.recording.is_none() && needs_consent.is_empty() && !self.participants.is_empty() {
-            self.begin().await;
+            self.begin().await?;
         }
         let state = if self.recording.is_some() {
             RecordingState::On
@@ -410,7 +417,7 @@ impl Controller {
             },
         );
         if self.recording.is_none() {
-            return;
+            return Ok(());
         }
         let due: Vec<TrackInfo> = self
             .tracks
@@ -421,16 +428,12 @@ impl Controller {
         for track in due {
             self.take(track).await;
         }
+        Ok(())
     }
 
-    async fn begin(&mut self) {
+    async fn begin(&mut self) -> Result<(), ApiError> {
         let id = new_id();
-        if let Err(err) =
-            recordings::insert(self.inner.db.pool(), &id, &self.interview, &self.started_by).await
-        {
-            tracing::error!(%err, "recording row not stored; not recording");
-            return;
-        }
+        recordings::insert(self.inner.db.pool(), &id, &self.interview, &self.started_by).await?;
         match self.inner.recorder.start(&id, &self.interview) {
             Ok(recording) => {
                 for participant in self.participants.values() {
@@ -438,10 +441,11 @@ impl Controller {
                 }
                 tracing::info!(interview = %self.interview, recording = %id, "recording started");
                 self.recording = Some(recording);
+                Ok(())
             }
             Err(err) => {
-                tracing::error!(%err, "recorder did not start");
                 let _ = recordings::finish(self.inner.db.pool(), &id, "interrupted", None).await;
+                Err(ApiError::Internal(format!("recorder did not start: {err}")))
             }
         }
     }

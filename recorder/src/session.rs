@@ -136,21 +136,30 @@ impl Recorder {
         })
     }
 
-    /// Finishes recordings a previous run of the server left unfinished (it stopped while they
-    /// were recording): what was written is stored and joined, and the manifest says
-    /// `interrupted`. Returns their manifests.
-    pub async fn recover(&self) -> Vec<Result<Manifest, RecorderError>> {
-        let mut results = Vec::new();
-        let Ok(mut entries) = tokio::fs::read_dir(&self.inner.spool).await else {
-            return results;
+    /// Recordings a previous run of the server left unfinished (it stopped while they were
+    /// recording): their spool directories. Call it before any recording starts, so a live one
+    /// is never taken for a dead one.
+    pub fn unfinished(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.inner.spool) else {
+            return Vec::new();
         };
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let dir = entry.path();
-            let Ok(bytes) = tokio::fs::read(dir.join(MANIFEST_FILE)).await else {
-                continue;
-            };
-            let result = match serde_json::from_slice::<Manifest>(&bytes) {
-                Ok(manifest) => self.finish_interrupted(manifest, &dir).await,
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|dir| dir.join(MANIFEST_FILE).is_file())
+            .collect()
+    }
+
+    /// Finishes the recordings in `dirs` (from [`Recorder::unfinished`]): what was written is
+    /// stored and joined, and the manifest says `interrupted`. Returns their manifests.
+    pub async fn recover(&self, dirs: Vec<PathBuf>) -> Vec<Result<Manifest, RecorderError>> {
+        let mut results = Vec::new();
+        for dir in dirs {
+            let result = match tokio::fs::read(dir.join(MANIFEST_FILE)).await {
+                Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
+                    Ok(manifest) => self.finish_interrupted(manifest, &dir).await,
+                    Err(err) => Err(err.into()),
+                },
                 Err(err) => Err(err.into()),
             };
             results.push(result);
@@ -179,7 +188,9 @@ impl Recorder {
             // Segments that never made it to the store are gone with the spool.
             track.segments.retain(|s| s.stored);
             if track.end_ms.is_none() {
-                track.end_ms = track.anchors.last().map(|a| a.session_ms);
+                // What the kept segments hold, from where the take started.
+                let media_end = track.segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
+                track.end_ms = Some(track.start_ms + media_end);
             }
         }
         if manifest.duration_ms.is_none() {
@@ -328,8 +339,25 @@ async fn put_manifest_until_stored(store: &dyn ObjectStore, manifest: &Manifest)
     }
 }
 
+/// Retries until the store answers, like uploads: `false` only when the object is not there.
+async fn download_until_answered(store: &dyn ObjectStore, key: &str, to: &Path) -> bool {
+    let mut wait = RETRY_FIRST;
+    loop {
+        match store.download(key, to).await {
+            Ok(found) => return found,
+            Err(err) => {
+                tracing::warn!(%key, %err, retry_in = ?wait, "download failed");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
 /// Joins every take's stored segments into one file, removes the segments, and stores the
-/// final manifest; the spool directory goes last.
+/// final manifest; the spool directory goes last. Each joined file is written into the manifest
+/// (locally and in the store) before its segments are deleted, so a crash or a store failure
+/// in between leaves every take with its segments or its file, never neither.
 async fn finalize(
     store: &dyn ObjectStore,
     manifest: &mut Manifest,
@@ -337,7 +365,8 @@ async fn finalize(
 ) -> Result<(), RecorderError> {
     let work = dir.join("finalize");
     tokio::fs::create_dir_all(&work).await?;
-    for track in &mut manifest.tracks {
+    for index in 0..manifest.tracks.len() {
+        let track = &manifest.tracks[index];
         if track.segments.is_empty() || track.file.is_some() {
             continue;
         }
@@ -348,7 +377,7 @@ async fn finalize(
                 "{}-{:05}.{}",
                 track.id, segment.index, container.extension
             ));
-            if store.download(&segment.key, &local).await? {
+            if download_until_answered(store, &segment.key, &local).await {
                 inputs.push(local);
             }
         }
@@ -367,12 +396,14 @@ async fn finalize(
         }
         let key = Manifest::file_key(&manifest.recording, &track.id, container.extension);
         upload_until_stored(store, &key, &out).await;
-        for segment in &track.segments {
+        manifest.tracks[index].file = Some(key);
+        save_local(dir, manifest)?;
+        put_manifest_until_stored(store, manifest).await;
+        for segment in &manifest.tracks[index].segments {
             if let Err(err) = store.delete(&segment.key).await {
                 tracing::warn!(key = %segment.key, %err, "segment not removed");
             }
         }
-        track.file = Some(key);
     }
     if manifest.status == RecordingStatus::Recording {
         manifest.status = RecordingStatus::Complete;

@@ -219,7 +219,9 @@ fn a_recording_cut_short_by_a_crash_is_finished_as_interrupted() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let manifests = runtime.block_on(async {
         let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&objects));
-        Recorder::new(store, &spool).recover().await
+        let recorder = Recorder::new(store, &spool);
+        let unfinished = recorder.unfinished();
+        recorder.recover(unfinished).await
     });
     assert_eq!(manifests.len(), 1);
     let manifest = manifests

@@ -455,8 +455,16 @@ impl RoomActor {
                 break;
             }
         }
-        if let Some(hub) = self.hub.upgrade()
-            && let Ok(mut rooms) = hub.rooms.lock()
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        // Connections closed on the way out report after the room is gone: forget them now.
+        if let Ok(mut peers) = hub.peers.lock() {
+            for peer in self.identity_of.keys() {
+                peers.remove(peer);
+            }
+        }
+        if let Ok(mut rooms) = hub.rooms.lock()
             && rooms
                 .get(self.room.id())
                 .is_some_and(|r| r.inbox.same_channel(&self.handle.inbox))

@@ -490,14 +490,43 @@ async fn an_interview_set_to_record_automatically_starts_once_everyone_agreed(
     )
     .await?;
     assert_eq!(list[0]["status"], "recording");
-    let stopped = app
-        .post(
-            &format!("/api/interviews/{}/recording/stop", room.id),
-            json!({}),
-            Some(&room.interviewer),
-        )
+    // A live recording cannot be deleted (it would keep writing objects nobody owns).
+    let admin = app
+        .user_with_role("ada@example.com", AccountRole::Admin)
         .await?;
+    let live = text(&list[0]["id"])?;
+    expect_error(
+        app.request(
+            Method::DELETE,
+            &format!("/api/recordings/{live}"),
+            None,
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::CONFLICT,
+        "still_recording",
+    )
+    .await?;
+    let stop = format!("/api/interviews/{}/recording/stop", room.id);
+    let stopped = app.post(&stop, json!({}), Some(&room.interviewer)).await?;
     assert_eq!(stopped.status(), StatusCode::ACCEPTED);
     wait_for_status(&mut ivy, "off").await?;
+    // Started again at once (while the first one may still be finishing), a new one begins.
+    let start = format!("/api/interviews/{}/recording/start", room.id);
+    let again = app.post(&start, json!({}), Some(&room.interviewer)).await?;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    wait_for_status(&mut ivy, "on").await?;
+    let list = expect_json(
+        app.get(
+            &format!("/api/interviews/{}/recordings", room.id),
+            Some(&room.interviewer),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    let stopped = app.post(&stop, json!({}), Some(&room.interviewer)).await?;
+    assert_eq!(stopped.status(), StatusCode::ACCEPTED);
     Ok(())
 }

@@ -94,7 +94,9 @@ export function keepAwake(): () => void {
     if (released || document.visibilityState !== 'visible' || !('wakeLock' in navigator)) return;
     navigator.wakeLock.request('screen').then(
       (sentinel) => {
-        lock = sentinel;
+        // Released while the request was pending: let go at once.
+        if (released) void sentinel.release();
+        else lock = sentinel;
       },
       () => undefined,
     );

@@ -356,7 +356,7 @@ pub async fn media(
 #[utoipa::path(delete, path = "/api/recordings/{recording}", tag = "recordings",
     security(("bearer" = [])), params(("recording" = String, Path, description = "Recording id")),
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(recording = %recording))]
 pub async fn remove(
     State(state): State<AppState>,
@@ -367,6 +367,13 @@ pub async fn remove(
     let row = recordings::by_id(state.db.pool(), &recording)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if row.status == "recording" {
+        // It would keep writing objects that no row points to any more.
+        return Err(ApiError::Conflict {
+            code: "still_recording",
+            message: "stop the recording (and let it finish) before deleting it".into(),
+        });
+    }
     state.recordings.delete(&recording).await?;
     audit::record(
         state.db.pool(),

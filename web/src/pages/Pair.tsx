@@ -133,14 +133,15 @@ export function Pair() {
     }
   };
 
-  // A reload of a paired tab rejoins at once; otherwise show what pairing would share.
+  // A reload of a paired tab rejoins at once (paired by link or by code); otherwise show what
+  // pairing would share.
   useEffect(() => {
-    if (!secret) return;
     const session = rememberedSession(pairedWith);
     if (session) {
       void share(session, facing);
       return;
     }
+    if (!secret) return;
     setStage({ kind: 'loading' });
     inspectPairing(secret).then(
       (preview) => setStage({ kind: 'consent', preview }),

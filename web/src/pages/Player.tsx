@@ -19,6 +19,8 @@ interface RecordingView {
 }
 
 const SPEEDS = [0.5, 1, 1.5, 2, 4];
+/** Track URLs last ten minutes; they are renewed a little before. */
+const URL_REFRESH_MS = 8 * 60 * 1000;
 const STEP_MS = 5000;
 const SOURCE_LABEL: Record<string, string> = {
   camera: 'camera',
@@ -37,9 +39,19 @@ function PlayerContent({ id }: { id: string }) {
   const clockState = useRef({ base: 0, at: 0, playing: false, speed: 1 });
   const elements = useRef(new Map<string, HTMLMediaElement>());
 
+  // Track URLs live ten minutes: fetch fresh ones before they lapse, and when one fails.
+  const load = () => api<RecordingView>('GET', `/api/recordings/${encodeURIComponent(id)}`).then(setView, setError);
   useEffect(() => {
-    api<RecordingView>('GET', `/api/recordings/${encodeURIComponent(id)}`).then(setView, setError);
+    void load();
+    const refresh = setInterval(() => void load(), URL_REFRESH_MS);
+    return () => clearInterval(refresh);
   }, [id]);
+  const lastReload = useRef(0);
+  const onMediaError = () => {
+    if (Date.now() - lastReload.current < 30_000) return;
+    lastReload.current = Date.now();
+    void load();
+  };
 
   const manifest = view?.manifest;
   const length = manifest ? sessionLength(manifest) : 0;
@@ -161,6 +173,7 @@ function PlayerContent({ id }: { id: string }) {
         {videos.map((take) => (
           <figure class="tile" key={take.id}>
             <video ref={mediaRef(take)} src={view.media[take.id]} preload="auto" playsInline muted
+              onError={onMediaError}
               data-take={take.id} data-start-ms={take.start_ms}
               aria-label={`${nameOf(take.participant)} ${SOURCE_LABEL[take.source] ?? take.source}`} />
             <figcaption>
@@ -170,7 +183,7 @@ function PlayerContent({ id }: { id: string }) {
         ))}
       </div>
       {audios.map((take) => (
-        <audio key={take.id} ref={mediaRef(take)} src={view.media[take.id]} preload="auto"
+        <audio key={take.id} ref={mediaRef(take)} src={view.media[take.id]} preload="auto" onError={onMediaError}
           data-take={take.id} data-start-ms={take.start_ms}
           aria-label={`${nameOf(take.participant)} microphone`} />
       ))}
