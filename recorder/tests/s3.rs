@@ -13,7 +13,7 @@ use sightline_recorder::{
     Manifest, ObjectStore, PacketSource, Recorder, RecordingStatus, S3Config, S3Store, TakeInfo,
 };
 use sightline_sfu::{Codec, TapPacket, TrackId};
-use sightline_testkit::media;
+use sightline_testkit::{discover, media};
 use tokio::sync::mpsc;
 
 const ACCESS_KEY: &str = "sightline-test";
@@ -167,21 +167,6 @@ impl PacketSource for ChannelSource {
     fn request_keyframe(&self) {}
 }
 
-fn duration_of(path: &Path) -> f64 {
-    let output = Command::new("gst-discoverer-1.0")
-        .arg(path)
-        .output()
-        .expect("gst-discoverer-1.0 runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Duration: "))
-        .and_then(|d| {
-            let parts: Vec<f64> = d.split(':').filter_map(|p| p.parse().ok()).collect();
-            (parts.len() == 3).then(|| parts[0] * 3600.0 + parts[1] * 60.0 + parts[2])
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_wait_out_an_s3_outage_and_arrive_once() {
     const SECONDS: u64 = 26;
@@ -269,7 +254,7 @@ async fn segments_wait_out_an_s3_outage_and_arrive_once() {
             .await
             .expect("download")
     );
-    let duration = duration_of(&file);
+    let duration = discover(&file).expect("inspected").duration.as_secs_f64();
     assert!(
         (duration - SECONDS as f64).abs() < 1.0,
         "everything recorded reached the store: {duration} s of {SECONDS} s"

@@ -3,8 +3,6 @@
 //! seekable file; a recording whose server died is finished as `interrupted` with what was
 //! stored. Real VP8 and Opus from the test kit; packets carry real-time arrival times.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,7 @@ use sightline_recorder::{
     LocalStore, Manifest, ObjectStore, PacketSource, Recorder, RecordingStatus, TakeInfo,
 };
 use sightline_sfu::{Codec, TapPacket, TrackId};
-use sightline_testkit::media;
+use sightline_testkit::{discover, media};
 use tokio::sync::mpsc;
 
 /// A tap stand-in: packets from a channel, keyframe requests counted.
@@ -74,23 +72,6 @@ fn audio(first_arrival: Instant, seconds: u64) -> Vec<TapPacket> {
         .collect()
 }
 
-fn duration_of(path: &Path) -> Duration {
-    let output = Command::new("gst-discoverer-1.0")
-        .arg(path)
-        .output()
-        .expect("gst-discoverer-1.0 runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("Seekable: yes"), "{text}");
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Duration: "))
-        .and_then(|d| {
-            let parts: Vec<f64> = d.split(':').filter_map(|p| p.parse().ok()).collect();
-            (parts.len() == 3)
-                .then(|| Duration::from_secs_f64(parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]))
-        })
-        .unwrap_or_default()
-}
-
 fn take(id: &str, participant: &str, source: &str, codec: Codec) -> TakeInfo {
     TakeInfo {
         id: id.into(),
@@ -143,7 +124,9 @@ async fn takes_line_up_on_the_session_clock_and_end_as_one_file_each() {
     for (track, seconds) in [(camera, 6.0), (mic, 3.0)] {
         let key = track.file.as_deref().expect("joined into one file");
         let path = store.local_path(key).expect("a local file");
-        let duration = duration_of(&path).as_secs_f64();
+        let found = discover(&path).expect("inspected");
+        assert!(found.seekable, "{}", found.report);
+        let duration = found.duration.as_secs_f64();
         assert!((duration - seconds).abs() < 0.5, "{key}: {duration} s");
         for segment in &track.segments {
             assert!(
@@ -233,7 +216,9 @@ fn a_recording_cut_short_by_a_crash_is_finished_as_interrupted() {
     let track = &manifest.tracks[0];
     assert!(track.segments.len() >= closed, "every closed segment kept");
     let file = objects.join(track.file.as_deref().expect("joined"));
-    let duration = duration_of(&file).as_secs_f64();
+    let found = discover(&file).expect("inspected");
+    assert!(found.seekable, "{}", found.report);
+    let duration = found.duration.as_secs_f64();
     assert!(
         (duration - kept_ms as f64 / 1000.0).abs() < 0.3,
         "everything the closed segments held: {duration} s, {kept_ms} ms"

@@ -4,36 +4,13 @@
 //! what a real-time sender would produce.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sightline_recorder::finalize::remux;
 use sightline_recorder::writer::{Container, TrackWriter};
 use sightline_sfu::{Codec, TapPacket, TrackId};
-use sightline_testkit::media;
-
-/// What `gst-discoverer-1.0` says of a file: its duration and whether it is seekable.
-fn discover(path: &Path) -> (Duration, bool, String) {
-    let output = Command::new("gst-discoverer-1.0")
-        .arg(path)
-        .output()
-        .expect("gst-discoverer-1.0 runs (package gstreamer1.0-plugins-base-apps)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let duration = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Duration: "))
-        .and_then(|d| {
-            let mut parts = d.split(':');
-            let h: f64 = parts.next()?.parse().ok()?;
-            let m: f64 = parts.next()?.parse().ok()?;
-            let s: f64 = parts.next()?.parse().ok()?;
-            Some(Duration::from_secs_f64(h * 3600.0 + m * 60.0 + s))
-        })
-        .unwrap_or_default();
-    let seekable = text.contains("Seekable: yes");
-    (duration, seekable, text)
-}
+use sightline_testkit::{discover, media};
 
 fn packet(
     codec: Codec,
@@ -90,21 +67,24 @@ fn six_seconds_of_vp8_become_segments_and_one_seekable_file() {
     let segments = record(Codec::Vp8, packets, dir.path());
     assert!(segments.len() >= 3, "about 2 s each: {segments:?}");
     for segment in &segments {
-        let (duration, _, text) = discover(segment);
+        let found = discover(segment).expect("inspected");
         assert!(
-            duration > Duration::from_millis(500),
-            "a complete file on its own: {text}"
+            found.duration > Duration::from_millis(500),
+            "a complete file on its own: {}",
+            found.report
         );
-        assert!(text.contains("VP8"), "{text}");
+        assert!(found.report.contains("VP8"), "{}", found.report);
     }
     let out = dir.path().join("take.webm");
     remux(&segments, Container::for_codec(Codec::Vp8), &out).expect("joined");
-    let (duration, seekable, text) = discover(&out);
-    assert!(seekable, "cues written: {text}");
-    assert!(text.contains("WebM") && text.contains("VP8"), "{text}");
+    let found = discover(&out).expect("inspected");
+    assert!(found.seekable, "cues written: {}", found.report);
+    assert!(found.report.contains("WebM") && found.report.contains("VP8"));
+    let seconds = found.duration.as_secs_f64();
     assert!(
-        duration.as_secs_f64() > 5.5 && duration.as_secs_f64() < 6.5,
-        "six seconds: {text}"
+        seconds > 5.5 && seconds < 6.5,
+        "six seconds: {}",
+        found.report
     );
 }
 
@@ -124,10 +104,16 @@ fn six_seconds_of_opus_become_one_seekable_file() {
     assert!(segments.len() >= 2, "{segments:?}");
     let out = dir.path().join("take.webm");
     remux(&segments, Container::for_codec(Codec::Opus), &out).expect("joined");
-    let (duration, seekable, text) = discover(&out);
-    assert!(seekable && text.contains("Opus"), "{text}");
+    let found = discover(&out).expect("inspected");
     assert!(
-        duration.as_secs_f64() > 5.5 && duration.as_secs_f64() < 6.5,
-        "six seconds: {text}"
+        found.seekable && found.report.contains("Opus"),
+        "{}",
+        found.report
+    );
+    let seconds = found.duration.as_secs_f64();
+    assert!(
+        seconds > 5.5 && seconds < 6.5,
+        "six seconds: {}",
+        found.report
     );
 }

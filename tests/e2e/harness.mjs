@@ -79,6 +79,33 @@ export async function startServer({ dataDir: reuse } = {}) {
         stdio: ['pipe', 'ignore', 'inherit'],
       });
     },
+    /** Calls the JSON API; fails the test on an error status. Returns the body (null for 204). */
+    async api(method, path, body, token) {
+      const response = await fetch(`${base}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+      return response.status === 204 ? null : response.json();
+    },
+    /** Signs in through the page and waits for the dashboard. */
+    async signIn(page, email) {
+      await page.goto(`${base}/signin`);
+      await page.getByLabel('Email').fill(email);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Your interviews' }).waitFor();
+    },
+    /** Opens an interview's room, waits for the devices, joins. */
+    async enterRoom(page, interviewId) {
+      await page.goto(`${base}/interviews/${interviewId}/room`);
+      const join = page.getByRole('button', { name: 'Join room' });
+      await join.waitFor();
+      await page.waitForFunction(() => !document.querySelector('button[disabled]'));
+      await join.click();
+      await page.getByRole('heading', { name: 'Interview room' }).waitFor();
+    },
     /** Runs one SQL statement on the server's SQLite database (to move a row's time). */
     sql(statement) {
       return execFileSync('sqlite3', [join(dataDir, 'sightline.db'), statement], { encoding: 'utf8' });

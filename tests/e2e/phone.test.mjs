@@ -25,25 +25,6 @@ after(async () => {
   await server?.stop();
 });
 
-async function api(path, body, token) {
-  const response = await fetch(`${server.base}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
-  return response.json();
-}
-
-async function enterRoom(page, interviewId) {
-  await page.goto(`${server.base}/interviews/${interviewId}/room`);
-  const join = page.getByRole('button', { name: 'Join room' });
-  await join.waitFor();
-  await page.waitForFunction(() => !document.querySelector('button[disabled]'));
-  await join.click();
-  await page.getByRole('heading', { name: 'Interview room' }).waitFor();
-}
-
 /** A browser context that looks like a phone: small portrait screen, touch, a phone's browser. */
 function phoneContext() {
   return browser.newContext({
@@ -100,8 +81,9 @@ async function assertPhoneVideoPlays(page, label) {
 }
 
 test('a phone pairs by QR code and streams to the interviewers as the candidate\'s second camera', async () => {
-  const ivySession = await api('/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await api(
+  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const created = await server.api(
+    'POST',
     '/api/interviews',
     {
       title: 'Phone test',
@@ -115,17 +97,13 @@ test('a phone pairs by QR code and streams to the interviewers as the candidate\
   const interviewId = created.interview.id;
 
   const ivy = await (await browser.newContext()).newPage();
-  await ivy.goto(`${server.base}/signin`);
-  await ivy.getByLabel('Email').fill('ivy@example.com');
-  await ivy.getByLabel('Password').fill(PASSWORD);
-  await ivy.getByRole('button', { name: 'Sign in' }).click();
-  await ivy.getByRole('heading', { name: 'Your interviews' }).waitFor();
+  await server.signIn(ivy, 'ivy@example.com');
   const cas = await (await browser.newContext()).newPage();
   await cas.goto(created.invites[0].url);
   await cas.getByRole('button', { name: 'Continue to the interview' }).click();
   await cas.getByRole('heading', { name: 'Phone test' }).waitFor();
-  await enterRoom(ivy, interviewId);
-  await enterRoom(cas, interviewId);
+  await server.enterRoom(ivy, interviewId);
+  await server.enterRoom(cas, interviewId);
 
   // The candidate opens "Add phone camera"; a phone scans the code and shares its camera.
   const first = await scanPairing(cas);

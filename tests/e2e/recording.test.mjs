@@ -30,33 +30,6 @@ after(async () => {
   await server?.stop();
 });
 
-async function call(method, path, body, token) {
-  const response = await fetch(`${server.base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
-  return response.status === 204 ? null : response.json();
-}
-
-async function signIn(page, email) {
-  await page.goto(`${server.base}/signin`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Your interviews' }).waitFor();
-}
-
-async function enterRoom(page, interviewId) {
-  await page.goto(`${server.base}/interviews/${interviewId}/room`);
-  const join = page.getByRole('button', { name: 'Join room' });
-  await join.waitFor();
-  await page.waitForFunction(() => !document.querySelector('button[disabled]'));
-  await join.click();
-  await page.getByRole('heading', { name: 'Interview room' }).waitFor();
-}
-
 /** Duration (seconds) and description of a media file, from gst-discoverer-1.0. */
 function discover(path) {
   const text = execFileSync('gst-discoverer-1.0', [path], { encoding: 'utf8' });
@@ -66,8 +39,8 @@ function discover(path) {
 }
 
 test('an interview is recorded with consent and played back in sync', async () => {
-  const ivySession = await call('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await call(
+  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const created = await server.api(
     'POST',
     '/api/interviews',
     {
@@ -86,13 +59,13 @@ test('an interview is recorded with consent and played back in sync', async () =
   const ivy = await (await browser.newContext()).newPage();
   const obi = await (await browser.newContext()).newPage();
   const cas = await (await browser.newContext()).newPage();
-  await signIn(ivy, 'ivy@example.com');
-  await signIn(obi, 'obi@example.com');
+  await server.signIn(ivy, 'ivy@example.com');
+  await server.signIn(obi, 'obi@example.com');
   await cas.goto(created.invites[0].url);
   await cas.getByRole('button', { name: 'Continue to the interview' }).click();
   await cas.getByRole('heading', { name: 'Recorded interview' }).waitFor();
-  await enterRoom(ivy, interviewId);
-  await enterRoom(cas, interviewId);
+  await server.enterRoom(ivy, interviewId);
+  await server.enterRoom(cas, interviewId);
 
   // Starting waits for the candidate, who is told what is recorded, who sees it, how long.
   await ivy.getByRole('button', { name: 'Start recording' }).click();
@@ -110,7 +83,7 @@ test('an interview is recorded with consent and played back in sync', async () =
 
   // The second interviewer joins 10 s in and acknowledges.
   await ivy.waitForTimeout(10_000 - (Date.now() - recordingFrom));
-  await enterRoom(obi, interviewId);
+  await server.enterRoom(obi, interviewId);
   const acknowledge = obi.getByRole('alertdialog', { name: 'Recording acknowledgement' });
   await acknowledge.getByRole('button', { name: 'Acknowledge' }).click();
   await obi.locator('.badge.recording').waitFor({ timeout: 10_000 });
@@ -121,7 +94,7 @@ test('an interview is recorded with consent and played back in sync', async () =
   // Listed with every track once finished.
   let recording;
   for (let attempt = 0; attempt < 120; attempt += 1) {
-    const list = await call('GET', `/api/interviews/${interviewId}/recordings`, undefined, ivySession.access_token);
+    const list = await server.api('GET', `/api/interviews/${interviewId}/recordings`, undefined, ivySession.access_token);
     if (list[0]?.status === 'complete') {
       recording = list[0];
       break;
@@ -129,7 +102,7 @@ test('an interview is recorded with consent and played back in sync', async () =
     await ivy.waitForTimeout(500);
   }
   assert.ok(recording, 'the recording completed');
-  const view = await call('GET', `/api/recordings/${recording.id}`, undefined, ivySession.access_token);
+  const view = await server.api('GET', `/api/recordings/${recording.id}`, undefined, ivySession.access_token);
   const tracks = view.manifest.tracks;
   const people = new Set(tracks.map((t) => t.participant));
   assert.equal(people.size, 3, 'three participants recorded');
@@ -187,8 +160,8 @@ test('an interview is recorded with consent and played back in sync', async () =
 });
 
 test('a recording cut short by kill -9 is interrupted, kept and playable after a restart', async () => {
-  const ivySession = await call('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await call(
+  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const created = await server.api(
     'POST',
     '/api/interviews',
     {
@@ -205,12 +178,12 @@ test('a recording cut short by kill -9 is interrupted, kept and playable after a
   const casContext = await browser.newContext();
   const ivy = await ivyContext.newPage();
   const cas = await casContext.newPage();
-  await signIn(ivy, 'ivy@example.com');
+  await server.signIn(ivy, 'ivy@example.com');
   await cas.goto(created.invites[0].url);
   await cas.getByRole('button', { name: 'Continue to the interview' }).click();
   await cas.getByRole('heading', { name: 'Crash interview' }).waitFor();
-  await enterRoom(ivy, interviewId);
-  await enterRoom(cas, interviewId);
+  await server.enterRoom(ivy, interviewId);
+  await server.enterRoom(cas, interviewId);
   await ivy.getByRole('button', { name: 'Start recording' }).click();
   await cas.getByRole('button', { name: 'I agree to be recorded' }).click();
   await ivy.locator('.badge.recording').waitFor({ timeout: 10_000 });
@@ -224,12 +197,12 @@ test('a recording cut short by kill -9 is interrupted, kept and playable after a
 
   let recording;
   for (let attempt = 0; attempt < 120 && !recording; attempt += 1) {
-    const list = await call('GET', `/api/interviews/${interviewId}/recordings`, undefined, ivySession.access_token);
+    const list = await server.api('GET', `/api/interviews/${interviewId}/recordings`, undefined, ivySession.access_token);
     if (list[0]?.status === 'interrupted') recording = list[0];
     else await new Promise((r) => setTimeout(r, 500));
   }
   assert.ok(recording, 'the restarted server finished the recording as interrupted');
-  const view = await call('GET', `/api/recordings/${recording.id}`, undefined, ivySession.access_token);
+  const view = await server.api('GET', `/api/recordings/${recording.id}`, undefined, ivySession.access_token);
   assert.equal(view.manifest.status, 'interrupted');
   assert.equal(view.manifest.tracks.length, 4);
   const dir = mkdtempSync(join(tmpdir(), 'sightline-crash-'));
@@ -249,7 +222,7 @@ test('a recording cut short by kill -9 is interrupted, kept and playable after a
     rmSync(dir, { recursive: true, force: true });
   }
   const reviewer = await (await browser.newContext()).newPage();
-  await signIn(reviewer, 'ivy@example.com');
+  await server.signIn(reviewer, 'ivy@example.com');
   await reviewer.goto(`${server.base}/recordings/${recording.id}`);
   await reviewer.getByText('The server stopped during this recording').waitFor();
   await reviewer.getByRole('button', { name: 'Play' }).click();

@@ -26,33 +26,6 @@ after(async () => {
   await server?.stop();
 });
 
-async function api(path, body, token) {
-  const response = await fetch(`${server.base}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${path}: ${response.status} ${await response.clone().text()}`);
-  return response.json();
-}
-
-async function signIn(page, email) {
-  await page.goto(`${server.base}/signin`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Your interviews' }).waitFor();
-}
-
-async function enterRoom(page, interviewId) {
-  await page.goto(`${server.base}/interviews/${interviewId}/room`);
-  const join = page.getByRole('button', { name: 'Join room' });
-  await join.waitFor();
-  await page.waitForFunction(() => !document.querySelector('button[disabled]'));
-  await join.click();
-  await page.getByRole('heading', { name: 'Interview room' }).waitFor();
-}
-
 /** The pre-join screen lists the fake devices by name and its meter hears the fake microphone. */
 async function checkPreJoin(page, interviewId) {
   await page.goto(`${server.base}/interviews/${interviewId}/room`);
@@ -112,9 +85,10 @@ async function waitForRemoteVideos(page, count, timeoutMs = 30_000) {
 }
 
 test('three participants see and hear each other through the SFU', async () => {
-  const ivySession = await api('/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
   const start = new Date(Date.now() + 10 * 60 * 1000).toISOString();
-  const created = await api(
+  const created = await server.api(
+    'POST',
     '/api/interviews',
     {
       title: 'Room test',
@@ -146,16 +120,16 @@ test('three participants see and hear each other through the SFU', async () => {
     obiSockets.push(ws);
   });
 
-  await signIn(ivy, 'ivy@example.com');
-  await signIn(obi, 'obi@example.com');
+  await server.signIn(ivy, 'ivy@example.com');
+  await server.signIn(obi, 'obi@example.com');
   await cas.goto(created.invites[0].url);
   await cas.getByRole('button', { name: 'Continue to the interview' }).click();
   await cas.getByRole('heading', { name: 'Room test' }).waitFor();
 
   await checkPreJoin(ivy, interviewId);
-  await enterRoom(ivy, interviewId);
-  await enterRoom(obi, interviewId);
-  await enterRoom(cas, interviewId);
+  await server.enterRoom(ivy, interviewId);
+  await server.enterRoom(obi, interviewId);
+  await server.enterRoom(cas, interviewId);
 
   for (const page of [ivy, obi, cas]) {
     await assertFramesIncrease(page, 2);
@@ -254,8 +228,9 @@ test('three participants see and hear each other through the SFU', async () => {
 });
 
 test("browsers decode the Rust test client's real media through the SFU", async () => {
-  const ivySession = await api('/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await api(
+  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
+  const created = await server.api(
+    'POST',
     '/api/interviews',
     {
       title: 'Interop test',
@@ -278,8 +253,8 @@ test("browsers decode the Rust test client's real media through the SFU", async 
   );
   try {
     const ivy = await (await browser.newContext()).newPage();
-    await signIn(ivy, 'ivy@example.com');
-    await enterRoom(ivy, created.interview.id);
+    await server.signIn(ivy, 'ivy@example.com');
+    await server.enterRoom(ivy, created.interview.id);
     await assertFramesIncrease(ivy, 1);
     const video = ivy.locator(`video[aria-label="Rusty Bot's camera"]`);
     const size = await video.evaluate((v) => [v.videoWidth, v.videoHeight]);

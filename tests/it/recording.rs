@@ -4,15 +4,13 @@
 //! codec and length, served with HTTP ranges under short-lived URLs, and only to the
 //! interview's interviewers, assigned reviewers and admins.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sightline_api::AccountRole;
-use sightline_testkit::{MediaPublisher, UdpPeer, media};
+use sightline_testkit::{MediaPublisher, UdpPeer, discover, media};
 use str0m::change::SdpAnswer;
 
 use crate::helpers::{
@@ -64,21 +62,6 @@ impl Publisher {
         drain(&mut self.socket).await?;
         Ok(())
     }
-}
-
-/// What gst-discoverer-1.0 says of a file.
-fn discover(path: &Path) -> Result<(f64, String)> {
-    let output = Command::new("gst-discoverer-1.0").arg(path).output()?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let duration = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Duration: "))
-        .and_then(|d| {
-            let parts: Vec<f64> = d.split(':').filter_map(|p| p.parse().ok()).collect();
-            (parts.len() == 3).then(|| parts[0] * 3600.0 + parts[1] * 60.0 + parts[2])
-        })
-        .context("a duration")?;
-    Ok((duration, text))
 }
 
 async fn wait_for_status(socket: &mut Socket, state: &str) -> Result<Value> {
@@ -281,8 +264,9 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
         assert_eq!(whole.status(), StatusCode::OK);
         let path = dir.path().join(format!("{take}.webm"));
         std::fs::write(&path, whole.bytes().await?)?;
-        let (duration, text) = discover(&path)?;
-        assert!(text.contains("Seekable: yes"), "{text}");
+        let found = discover(&path)?;
+        let (duration, text) = (found.duration.as_secs_f64(), found.report);
+        assert!(found.seekable, "{text}");
         let codec = if track["kind"] == "video" {
             "VP8"
         } else {

@@ -16,7 +16,7 @@ use sightline_signaling::{Grants, InterviewRole, RoomId};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::auth::tokens::JoinSubject;
+use crate::auth::tokens::{JoinClaims, JoinSubject};
 use crate::auth::{AuthUser, Principal, opaque};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, known_time_zone, not_blank};
@@ -219,6 +219,20 @@ pub struct JoinResponse {
     /// What the caller may do in the room.
     #[schema(value_type = Object)]
     pub grants: Grants,
+}
+
+impl JoinResponse {
+    /// The answer for a signed join token.
+    pub(crate) fn signed(token: String, claims: JoinClaims) -> JoinResponse {
+        JoinResponse {
+            token,
+            expires_in: claims.exp - claims.iat,
+            room: claims.room.0,
+            identity: claims.sub,
+            role: claims.role,
+            grants: claims.grants,
+        }
+    }
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -730,14 +744,7 @@ pub async fn join(
         },
         now,
     )?;
-    Ok(Json(JoinResponse {
-        token,
-        expires_in: claims.exp - claims.iat,
-        room: claims.room.0,
-        identity: claims.sub,
-        role,
-        grants: claims.grants,
-    }))
+    Ok(Json(JoinResponse::signed(token, claims)))
 }
 
 /// Issues a new invite link for a candidate; the previous one stops working.

@@ -430,12 +430,5 @@ pub async fn join(
         },
         now,
     )?;
-    Ok(Json(JoinResponse {
-        token,
-        expires_in: claims.exp - claims.iat,
-        room: claims.room.0,
-        identity: claims.sub,
-        role: claims.role,
-        grants: claims.grants,
-    }))
+    Ok(Json(JoinResponse::signed(token, claims)))
 }
