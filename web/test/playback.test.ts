@@ -47,3 +47,27 @@ describe('player helpers', () => {
     expect(clock(75_400)).toBe('1:15');
   });
 });
+
+describe('drift over an hour', () => {
+  it('keeps a sender whose clock runs 0.1% fast within 40 ms of the session clock', () => {
+    // The recorder anchors every 5 s by arrival, with up to ±10 ms of network jitter; the
+    // sender's media clock gains 1 ms per second on ours (3.6 s over the hour).
+    const anchors = [];
+    for (let session = 0; session <= 3_600_000; session += 5_000) {
+      const jitter = ((session / 5_000) % 5) * 5 - 10;
+      anchors.push({ media_ms: session * 1.001, session_ms: session + jitter });
+    }
+    const drifting = take({ start_ms: 0, end_ms: 3_600_000, anchors });
+    let worst = 0;
+    for (let session = 0; session <= 3_590_000; session += 1_234) {
+      const media = mediaTimeAt(drifting, session);
+      expect(media).not.toBeNull();
+      // Where the sender's clock truly was at that session time.
+      worst = Math.max(worst, Math.abs((media as number) - session * 1.001));
+    }
+    expect(worst).toBeLessThan(40);
+    // Without anchors the same take would be 3.6 s off by the end.
+    const naive = take({ start_ms: 0, end_ms: 3_600_000, anchors: [] });
+    expect(Math.abs((mediaTimeAt(naive, 3_590_000) as number) - 3_590_000 * 1.001)).toBeGreaterThan(3_000);
+  });
+});
