@@ -164,9 +164,11 @@ impl Tap {
         (tap, receiver)
     }
 
-    /// Whether the consumer asked for a keyframe since the last call.
+    /// Whether the consumer asked for a keyframe since the last call. Called per packet: a
+    /// plain load answers the usual "no" without a read-modify-write.
     pub(crate) fn take_keyframe_request(&self) -> bool {
-        self.keyframe_wanted.swap(false, Ordering::Relaxed)
+        self.keyframe_wanted.load(Ordering::Relaxed)
+            && self.keyframe_wanted.swap(false, Ordering::Relaxed)
     }
 
     /// Whether the consumer dropped its receiver.
