@@ -89,6 +89,26 @@ export async function startServer({ dataDir: reuse } = {}) {
       if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
       return response.status === 204 ? null : response.json();
     },
+    /**
+     * Schedules an interview starting in ten minutes as the account `email` (an interviewer):
+     * returns the creation answer (interview, invite links) and that account's access token.
+     */
+    async schedule(email, title, participants) {
+      const session = await this.api('POST', '/api/auth/login', { email, password: PASSWORD });
+      const created = await this.api(
+        'POST',
+        '/api/interviews',
+        {
+          title,
+          scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
+          duration_minutes: 60,
+          time_zone: 'UTC',
+          participants,
+        },
+        session.access_token,
+      );
+      return { ...created, access: session.access_token };
+    },
     /** Signs in through the page and waits for the dashboard. */
     async signIn(page, email) {
       await page.goto(`${base}/signin`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import jsQR from 'jsqr';
 import { PNG } from 'pngjs';
-import { PASSWORD, artifacts, launchBrowser, startServer, unlabelledControls } from './harness.mjs';
+import { artifacts, launchBrowser, startServer, unlabelledControls } from './harness.mjs';
 
 let server;
 let browser;
@@ -81,19 +81,7 @@ async function assertPhoneVideoPlays(page, label) {
 }
 
 test('a phone pairs by QR code and streams to the interviewers as the candidate\'s second camera', async () => {
-  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await server.api(
-    'POST',
-    '/api/interviews',
-    {
-      title: 'Phone test',
-      scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
-      duration_minutes: 60,
-      time_zone: 'UTC',
-      participants: [{ email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' }],
-    },
-    ivySession.access_token,
-  );
+  const created = await server.schedule('ivy@example.com', 'Phone test', [{ email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' }]);
   const interviewId = created.interview.id;
 
   const ivy = await (await browser.newContext()).newPage();

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { PASSWORD, artifacts, launchBrowser, startServer } from './harness.mjs';
+import { artifacts, launchBrowser, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -39,22 +39,10 @@ function discover(path) {
 }
 
 test('an interview is recorded with consent and played back in sync', async () => {
-  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await server.api(
-    'POST',
-    '/api/interviews',
-    {
-      title: 'Recorded interview',
-      scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
-      duration_minutes: 60,
-      time_zone: 'UTC',
-      participants: [
+  const created = await server.schedule('ivy@example.com', 'Recorded interview', [
         { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
         { email: 'obi@example.com', role: 'interviewer' },
-      ],
-    },
-    ivySession.access_token,
-  );
+      ]);
   const interviewId = created.interview.id;
   const ivy = await (await browser.newContext()).newPage();
   const obi = await (await browser.newContext()).newPage();
@@ -94,7 +82,7 @@ test('an interview is recorded with consent and played back in sync', async () =
   // Listed with every track once finished.
   let recording;
   for (let attempt = 0; attempt < 120; attempt += 1) {
-    const list = await server.api('GET', `/api/interviews/${interviewId}/recordings`, undefined, ivySession.access_token);
+    const list = await server.api('GET', `/api/interviews/${interviewId}/recordings`, undefined, created.access);
     if (list[0]?.status === 'complete') {
       recording = list[0];
       break;
@@ -102,7 +90,7 @@ test('an interview is recorded with consent and played back in sync', async () =
     await ivy.waitForTimeout(500);
   }
   assert.ok(recording, 'the recording completed');
-  const view = await server.api('GET', `/api/recordings/${recording.id}`, undefined, ivySession.access_token);
+  const view = await server.api('GET', `/api/recordings/${recording.id}`, undefined, created.access);
   const tracks = view.manifest.tracks;
   const people = new Set(tracks.map((t) => t.participant));
   assert.equal(people.size, 3, 'three participants recorded');
@@ -160,19 +148,7 @@ test('an interview is recorded with consent and played back in sync', async () =
 });
 
 test('a recording cut short by kill -9 is interrupted, kept and playable after a restart', async () => {
-  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await server.api(
-    'POST',
-    '/api/interviews',
-    {
-      title: 'Crash interview',
-      scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
-      duration_minutes: 60,
-      time_zone: 'UTC',
-      participants: [{ email: 'cas2@example.com', display_name: 'Casey Candidate', role: 'candidate' }],
-    },
-    ivySession.access_token,
-  );
+  const created = await server.schedule('ivy@example.com', 'Crash interview', [{ email: 'cas2@example.com', display_name: 'Casey Candidate', role: 'candidate' }]);
   const interviewId = created.interview.id;
   const ivyContext = await browser.newContext();
   const casContext = await browser.newContext();
@@ -197,12 +173,12 @@ test('a recording cut short by kill -9 is interrupted, kept and playable after a
 
   let recording;
   for (let attempt = 0; attempt < 120 && !recording; attempt += 1) {
-    const list = await server.api('GET', `/api/interviews/${interviewId}/recordings`, undefined, ivySession.access_token);
+    const list = await server.api('GET', `/api/interviews/${interviewId}/recordings`, undefined, created.access);
     if (list[0]?.status === 'interrupted') recording = list[0];
     else await new Promise((r) => setTimeout(r, 500));
   }
   assert.ok(recording, 'the restarted server finished the recording as interrupted');
-  const view = await server.api('GET', `/api/recordings/${recording.id}`, undefined, ivySession.access_token);
+  const view = await server.api('GET', `/api/recordings/${recording.id}`, undefined, created.access);
   assert.equal(view.manifest.status, 'interrupted');
   assert.equal(view.manifest.tracks.length, 4);
   const dir = mkdtempSync(join(tmpdir(), 'sightline-crash-'));

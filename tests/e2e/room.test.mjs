@@ -85,23 +85,10 @@ async function waitForRemoteVideos(page, count, timeoutMs = 30_000) {
 }
 
 test('three participants see and hear each other through the SFU', async () => {
-  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const start = new Date(Date.now() + 10 * 60 * 1000).toISOString();
-  const created = await server.api(
-    'POST',
-    '/api/interviews',
-    {
-      title: 'Room test',
-      scheduled_start: start,
-      duration_minutes: 60,
-      time_zone: 'UTC',
-      participants: [
+  const created = await server.schedule('ivy@example.com', 'Room test', [
         { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
         { email: 'obi@example.com', role: 'interviewer' },
-      ],
-    },
-    ivySession.access_token,
-  );
+      ]);
   const interviewId = created.interview.id;
 
   const ivy = await (await browser.newContext()).newPage();
@@ -228,22 +215,10 @@ test('three participants see and hear each other through the SFU', async () => {
 });
 
 test("browsers decode the Rust test client's real media through the SFU", async () => {
-  const ivySession = await server.api('POST', '/api/auth/login', { email: 'ivy@example.com', password: PASSWORD });
-  const created = await server.api(
-    'POST',
-    '/api/interviews',
-    {
-      title: 'Interop test',
-      scheduled_start: new Date(Date.now() + 10 * 60 * 1000).toISOString(),
-      duration_minutes: 60,
-      time_zone: 'UTC',
-      participants: [
+  const created = await server.schedule('ivy@example.com', 'Interop test', [
         { email: 'cas2@example.com', display_name: 'Casey Candidate', role: 'candidate' },
         { email: 'bot@example.com', role: 'interviewer' },
-      ],
-    },
-    ivySession.access_token,
-  );
+      ]);
   // The fake participant publishes GStreamer-encoded Opus and three-layer simulcast VP8,
   // packetized by str0m, exactly as the integration tests and load tool do.
   const bot = spawn(

@@ -235,7 +235,8 @@ impl JoinResponse {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
+/// A unix time as RFC 3339 (UTC), as the API writes instants.
+pub(crate) fn rfc3339(unix: i64) -> String {
     jiff::Timestamp::from_second(unix)
         .map(|t| t.to_string())
         .unwrap_or_default()
@@ -263,6 +264,22 @@ pub(crate) fn role_of(row: &ParticipantRow) -> Result<InterviewRole, ApiError> {
 /// more than the grace period.
 pub(crate) fn room_open(interview: &InterviewRow, now: i64) -> bool {
     !interview.is_cancelled() && now < interview.ends_at().saturating_add(JOIN_GRACE_SECS)
+}
+
+/// Refuses with 409 `interview_closed` (saying `message`) unless the room is open at `now`.
+pub(crate) fn require_room_open(
+    interview: &InterviewRow,
+    now: i64,
+    message: &str,
+) -> Result<(), ApiError> {
+    if room_open(interview, now) {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict {
+            code: "interview_closed",
+            message: message.to_owned(),
+        })
+    }
 }
 
 /// What the caller is to one interview.

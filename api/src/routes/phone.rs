@@ -26,7 +26,9 @@ use crate::auth::{Principal, opaque};
 use crate::error::{ApiError, ErrorBody, PairingProblem};
 use crate::extract::ApiJson;
 use crate::pairing::{self, PAIRING_TTL_SECS, PairingState};
-use crate::routes::interviews::{self, Access, JOIN_GRACE_SECS, JoinResponse, room_open};
+use crate::routes::interviews::{
+    self, Access, JOIN_GRACE_SECS, JoinResponse, require_room_open, rfc3339, room_open,
+};
 use crate::state::AppState;
 use crate::store::interviews::{InterviewRow, ParticipantRow};
 use crate::store::phone_pairings::{self, PairingRow};
@@ -123,12 +125,6 @@ pub struct PhoneJoinRequest {
     pub session: String,
 }
 
-fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 /// The candidate a pairing request is about, if the caller may pair for them.
 fn candidate_for<'a>(
     access: &'a Access,
@@ -169,17 +165,6 @@ fn candidate_for<'a>(
     }
 }
 
-fn require_open(interview: &InterviewRow, now: i64) -> Result<(), ApiError> {
-    if room_open(interview, now) {
-        Ok(())
-    } else {
-        Err(ApiError::Conflict {
-            code: "interview_closed",
-            message: "phones can only be paired while the interview is open".into(),
-        })
-    }
-}
-
 /// Starts pairing a candidate's phone: a QR code, its link and a manual code, valid for five
 /// minutes and once. An unused earlier code of the same candidate stops working.
 #[utoipa::path(post, path = "/api/interviews/{id}/phone-pairings", tag = "phone",
@@ -198,7 +183,11 @@ pub async fn create(
     let access = interviews::access(&state, &principal, &id).await?;
     let candidate = candidate_for(&access, body.candidate.as_deref())?;
     let now = store::now();
-    require_open(&access.interview, now)?;
+    require_room_open(
+        &access.interview,
+        now,
+        "phones can only be paired while the interview is open",
+    )?;
     let base = state
         .settings
         .public

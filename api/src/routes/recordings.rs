@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, Principal};
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::interviews::{self, room_open};
+use crate::routes::interviews::{self, require_room_open};
 use crate::state::AppState;
 use crate::store::recordings::{self, RecordingRow};
 use crate::store::{self, audit};
@@ -110,12 +110,11 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<RecordingControl>), ApiError> {
     let access = interviews::access(&state, &principal, &id).await?;
     access.require_manage()?;
-    if !room_open(&access.interview, store::now()) {
-        return Err(ApiError::Conflict {
-            code: "interview_closed",
-            message: "only an open interview can be recorded".into(),
-        });
-    }
+    require_room_open(
+        &access.interview,
+        store::now(),
+        "only an open interview can be recorded",
+    )?;
     if let Some(me) = &access.me {
         recordings::consent(state.db.pool(), &id, &me.id).await?;
     }
