@@ -47,6 +47,13 @@
 //! address; the first datagram from a new address is a STUN request whose username names the
 //! peer's ICE credentials, looked up in a second hash map. A peer whose input is malformed or
 //! whose ICE fails is closed alone.
+//!
+//! # Panics
+//!
+//! A panic is a bug, str0m's or ours, but one peer's bug must cost that peer, not the worker
+//! and every room on it. So every str0m call that consumes something a peer sent (datagrams,
+//! offers, answers, trickled candidates) or that builds an offer from what a peer negotiated runs
+//! inside [`guarded`]: a panic there closes that peer alone, and its `Rtc` is never used again.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -54,10 +61,10 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::{Codec as Str0mCodec, PayloadParams};
+use str0m::format::{Codec as Str0mCodec, CodecConfig, PayloadParams};
 use str0m::ice::StunMessage;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Rid};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
@@ -80,6 +87,10 @@ const STALL_SWEEP: Duration = Duration::from_millis(500);
 /// str0m paces sending at twice the estimate, so a low start would delay a full room's media
 /// until probing caught up; congestion brings it down within a second.
 const INITIAL_ESTIMATE: Bitrate = Bitrate::mbps(5);
+/// How often a subscriber offer is rebuilt when str0m happens to give a new m-line the mid of the
+/// stopped one it recycles (mids are three random characters): the client would take the pair for
+/// one m-line brought back from the stopped state, which JSEP forbids.
+const MID_DRAWS: usize = 8;
 
 /// A peer connection, named by the caller (signaling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,6 +165,20 @@ pub enum Event {
         /// The track.
         track: TrackId,
     },
+    /// A subscriber connection cannot receive a track: its client's answer accepted none of the
+    /// codecs the track is sent in (an H.264 camera, a client without H.264). None of the track's
+    /// media reaches that connection; the room can say it cannot play this camera. Reported once
+    /// per subscription, when the answer shows it or when the first packet in such a codec
+    /// arrives.
+    CodecUnsupported {
+        /// The subscriber connection.
+        peer: PeerId,
+        /// The track it cannot receive.
+        track: TrackId,
+        /// The codec the track arrives in; `None` when no packet came yet and its publisher
+        /// negotiated several codecs, none of which the subscriber takes.
+        codec: Option<Codec>,
+    },
     /// A subscriber connection needs renegotiating: send this offer to the client.
     Offer {
         /// The subscriber connection.
@@ -200,6 +225,18 @@ pub enum SfuError {
     /// The peer's SDP or state was refused by str0m.
     #[error("peer connection: {0}")]
     Rtc(#[from] str0m::RtcError),
+    /// Text that does not parse as a session description. The message is fixed: str0m's parser
+    /// reports positions as memory addresses, which mean nothing to a client and must not reach
+    /// one.
+    #[error("the session description is not valid SDP")]
+    BadSdp {
+        /// str0m's own account of what did not parse, for server logs only.
+        detail: String,
+    },
+    /// The peer connection failed inside the SFU (a bug, see the `engine` module docs) and was
+    /// closed; [`Event::Closed`] follows.
+    #[error("peer {0:?} failed and was closed")]
+    PeerFailed(PeerId),
     /// A trickled ICE candidate that does not parse.
     #[error("bad ICE candidate: {0}")]
     BadCandidate(String),
@@ -224,6 +261,12 @@ struct Subscription {
     down: DownTrack,
     /// Set once the client answered the offer that added the m-line.
     negotiated: bool,
+    /// The payload type the subscriber's m-line takes the track's latest codec as, found once per
+    /// codec rather than per packet: (the publisher's payload type, the subscriber's, or `None`
+    /// when the client's answer refused that codec).
+    out_pt: Option<(u8, Option<Pt>)>,
+    /// The subscriber was told it cannot take the track's codec ([`Event::CodecUnsupported`]).
+    unsupported: bool,
 }
 
 /// A track a publisher sends.
@@ -268,12 +311,46 @@ struct Peer {
     to_add: Vec<TrackId>,
     /// Subscriber: m-lines whose track is gone, to stop in the next offer.
     to_stop: Vec<Mid>,
+    /// Subscriber: its m-lines in SDP order. str0m keeps the order to itself (`Media::index` is
+    /// private), and recycling needs to know which stopped m-lines are last. Only those can be
+    /// recycled: str0m adds a local offer's m-lines after every one it has, so a stopped line
+    /// followed by a live one keeps its slot until everything after it is stopped too.
+    lines: Vec<Line>,
     /// Subscriber: the next offer restarts ICE (the client's network path changed).
     restart_ice: bool,
     queued: bool,
     /// Makes the next step on this peer panic, to test isolation.
     #[cfg(test)]
     inject_panic: bool,
+    /// Makes handling this peer's next event panic, to test isolation.
+    #[cfg(test)]
+    inject_event_panic: bool,
+}
+
+/// One m-line of a subscriber connection.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    mid: Mid,
+    kind: MediaKind,
+    /// Stopped (port 0) in an offer: it can never carry media again, only be recycled.
+    stopped: bool,
+}
+
+/// What a subscriber's next offer changes, taken from the peer before str0m builds it.
+#[derive(Debug)]
+struct OfferPlan {
+    restart_ice: bool,
+    /// The subscriber's first m-line: made inactive rather than stopped when its track ends (see
+    /// `offer_if_possible`).
+    anchor: Option<Mid>,
+    to_stop: Vec<Mid>,
+    /// Each new track: its id, kind and publisher.
+    to_add: Vec<(TrackId, MediaKind, PeerId)>,
+    /// The run of stopped m-lines at the end of the SDP, whose slots the new tracks take (RFC
+    /// 8829 §5.2.2).
+    recycled: Vec<Mid>,
+    /// One inactive m-line of each kind for the recycled slots the new tracks leave over.
+    placeholders: Vec<MediaKind>,
 }
 
 /// Every peer connection of one worker.
@@ -388,10 +465,13 @@ impl Engine {
             pending_offer: None,
             to_add: Vec::new(),
             to_stop: Vec::new(),
+            lines: Vec::new(),
             restart_ice: false,
             queued: false,
             #[cfg(test)]
             inject_panic: false,
+            #[cfg(test)]
+            inject_event_panic: false,
         };
         Ok(self.peers.entry(id).or_insert(peer))
     }
@@ -411,11 +491,24 @@ impl Engine {
             Some(_) => return Err(SfuError::WrongRole(id, Role::Publisher)),
             None => self.new_peer(id, Role::Publisher, now)?,
         };
-        let answer = peer.rtc.sdp_api().accept_offer(offer);
-        if answer.is_err() && !existing {
-            self.drop_peer(id);
-        }
-        let answer = answer?;
+        let answer = match guarded(peer, |rtc| rtc.sdp_api().accept_offer(offer)) {
+            Ok(answer) => answer,
+            // A refused re-offer leaves the connection as it was; a refused first offer leaves
+            // none (signaling never heard of it, so no `Closed` either).
+            Err(Fault::Refused(err)) => {
+                if !existing {
+                    self.drop_peer(id);
+                }
+                return Err(err.into());
+            }
+            Err(fault @ Fault::Panicked(_)) => {
+                if !existing {
+                    self.drop_peer(id);
+                    return Err(SfuError::PeerFailed(id));
+                }
+                return Err(self.fail(id, fault));
+            }
+        };
         // A re-offer may restart ICE (new credentials on both sides).
         self.follow_ice_credentials(id);
         // A re-offer that stops an m-line (a screen share ended) ends that track for everyone.
@@ -495,9 +588,11 @@ impl Engine {
             mid: None,
             down,
             negotiated: false,
+            out_pt: None,
+            unsupported: false,
         });
         self.offer_if_possible(peer_id);
-        Ok(())
+        self.still_open(peer_id)
     }
 
     /// Changes the quality a subscriber wants of a track ([`Quality::Off`] pauses its video).
@@ -548,9 +643,15 @@ impl Engine {
     pub fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), SfuError> {
         let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer(id))?;
         let line = candidate.strip_prefix("a=").unwrap_or(candidate);
-        let parsed = Candidate::from_sdp_string(line)
-            .map_err(|err| SfuError::BadCandidate(err.to_string()))?;
-        peer.rtc.add_remote_candidate(parsed);
+        // Parsing is inside the guard too: the text is the client's.
+        let added = guarded(peer, |rtc| {
+            Ok(Candidate::from_sdp_string(line).map(|parsed| rtc.add_remote_candidate(parsed)))
+        });
+        match added {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(SfuError::BadCandidate(err.to_string())),
+            Err(fault) => return Err(self.fail(id, fault)),
+        }
         self.mark_dirty(id);
         Ok(())
     }
@@ -595,36 +696,111 @@ impl Engine {
         let Some(pending) = peer.pending_offer.take() else {
             return Ok(());
         };
-        if let Err(err) = peer.rtc.sdp_api().accept_answer(pending, answer) {
+        match guarded(peer, |rtc| rtc.sdp_api().accept_answer(pending, answer)) {
+            Ok(()) => {}
             // The offer is spent and its m-lines are neither negotiated nor offered again: the
             // connection cannot recover. Closing it lets signaling start the client afresh.
-            self.close(
-                peer_id,
-                CloseReason::Failed(format!("answer refused: {err}")),
-            );
-            return Err(err.into());
+            Err(Fault::Refused(err)) => {
+                self.close(
+                    peer_id,
+                    CloseReason::Failed(format!("answer refused: {err}")),
+                );
+                return Err(err.into());
+            }
+            Err(fault) => return Err(self.fail(peer_id, fault)),
         }
         // An ICE restart we offered takes effect with the answer.
         self.follow_ice_credentials(peer_id);
-        let Some(peer) = self.peers.get_mut(&peer_id) else {
+        let Some(peer) = self.peers.get(&peer_id) else {
             return Ok(());
         };
-        for mid in peer.subscribed.keys() {
-            if let Some(track) = peer
-                .subscribed
-                .get(mid)
-                .and_then(|t| self.tracks.get_mut(t))
+        let mut answered = Vec::new();
+        for (mid, track_id) in &peer.subscribed {
+            if let Some(track) = self.tracks.get_mut(track_id)
                 && let Some(sub) = track
                     .subscribers
                     .iter_mut()
                     .find(|s| s.peer == peer_id && s.mid == Some(*mid))
+                && !sub.negotiated
             {
                 sub.negotiated = true;
+                answered.push((*mid, *track_id));
             }
+        }
+        for (mid, track) in answered {
+            self.check_codecs(peer_id, mid, track);
         }
         self.offer_if_possible(peer_id);
         self.mark_dirty(peer_id);
-        Ok(())
+        self.still_open(peer_id)
+    }
+
+    /// Reports a subscriber whose answer accepted none of the codecs a track may arrive in: those
+    /// seen so far or, before the first packet, every one its publisher negotiated. (str0m 0.25
+    /// offers every configured codec on a new m-line, so the offer cannot be narrowed to the
+    /// track's own; the answer is where a client says what it can decode.)
+    fn check_codecs(&mut self, subscriber: PeerId, mid: Mid, track_id: TrackId) {
+        let Some(track) = self.tracks.get(&track_id) else {
+            return;
+        };
+        let possible = track_codecs(track, self.peers.get(&track.origin));
+        let Some(out) = self.peers.get(&subscriber) else {
+            return;
+        };
+        if possible.is_empty()
+            || possible
+                .iter()
+                .any(|(_, params)| negotiated_pt(&out.rtc, mid, *params).is_some())
+        {
+            return;
+        }
+        // One codec (in however many payload types) names itself; several name the one seen.
+        let first = possible.first().map(|c| c.0);
+        let codec = if possible.iter().all(|c| Some(c.0) == first) {
+            first
+        } else {
+            track.codecs.first().map(|c| c.1)
+        };
+        if let Some(track) = self.tracks.get_mut(&track_id)
+            && let Some(sub) = track.subscribers.iter_mut().find(|s| s.peer == subscriber)
+        {
+            sub.unsupported = true;
+        }
+        tracing::info!(
+            peer = subscriber.0,
+            track = track_id.0,
+            ?codec,
+            "subscriber cannot decode the track's codec"
+        );
+        self.outputs
+            .push_back(Output::Event(Event::CodecUnsupported {
+                peer: subscriber,
+                track: track_id,
+                codec,
+            }));
+    }
+
+    /// `Ok` if the peer is still there; after a command whose follow-up closed it, says so.
+    fn still_open(&self, id: PeerId) -> Result<(), SfuError> {
+        if self.peers.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(SfuError::PeerFailed(id))
+        }
+    }
+
+    /// Closes a peer whose command failed inside [`guarded`], and tells the caller why.
+    fn fail(&mut self, id: PeerId, fault: Fault) -> SfuError {
+        match fault {
+            Fault::Refused(err) => {
+                self.close(id, CloseReason::Failed(err.to_string()));
+                SfuError::Rtc(err)
+            }
+            fault @ Fault::Panicked(_) => {
+                self.close(id, fault.into_reason());
+                SfuError::PeerFailed(id)
+            }
+        }
     }
 
     /// Closes a peer connection and unpublishes its tracks.
@@ -636,8 +812,25 @@ impl Engine {
         Ok(())
     }
 
-    /// Sends the subscriber an offer adding its queued tracks, unless one is still unanswered
-    /// (then the answer triggers the next offer: one negotiation at a time, no glare).
+    /// Sends the subscriber an offer adding its queued tracks and stopping its ended ones, unless
+    /// one is still unanswered (then the answer triggers the next offer: one negotiation at a
+    /// time, no glare).
+    ///
+    /// m-lines are never removed from a session, so without care a subscriber's SDP grows by one
+    /// m-line per track it ever received. Three rules keep it in bounds:
+    /// - New tracks take the slots of the stopped m-lines at the end of the SDP (RFC 8829 §5.2.2
+    ///   recycling, with new mids). str0m 0.25 recycles only slots a remote offer reuses and
+    ///   always appends the m-lines of a local offer, so the engine removes that whole run of
+    ///   stopped lines from the session first: str0m then puts the new lines exactly where those
+    ///   were. Fewer new tracks than slots leave the rest to inactive placeholders, stopped in the
+    ///   next offer; they stay last, so the next tracks can take them in turn. Stopped lines
+    ///   followed by a live one cannot be recycled (see `lines`).
+    /// - Tracks wait one negotiation when the last m-line is being stopped, so that they can take
+    ///   its slot rather than land after it.
+    /// - The first m-line is made inactive, never stopped. It keeps the BUNDLE group from becoming
+    ///   empty when every track ends (a client would drop the transport, and str0m would not make
+    ///   a new one), and it is the only m-line str0m writes ICE candidates into, which an ICE
+    ///   restart needs in a live m-line.
     fn offer_if_possible(&mut self, id: PeerId) {
         let Engine {
             peers,
@@ -653,30 +846,77 @@ impl Engine {
         if peer.pending_offer.is_some() || nothing_to_change {
             return;
         }
-        let mut change = peer.rtc.sdp_api();
-        if std::mem::take(&mut peer.restart_ice) {
-            change.ice_restart(true);
+        let anchor = peer.lines.first().map(|line| line.mid);
+        let last_stops = peer
+            .lines
+            .last()
+            .is_some_and(|line| Some(line.mid) != anchor && peer.to_stop.contains(&line.mid));
+        let to_add: Vec<(TrackId, MediaKind, PeerId)> = if last_stops {
+            Vec::new()
+        } else {
+            peer.to_add
+                .drain(..)
+                .filter_map(|t| tracks.get(&t).map(|track| (t, track.kind, track.origin)))
+                .collect()
+        };
+        // No offer is pending, so every stopped line was stopped by an offer the client answered:
+        // recycling needs the client to know the slot is free.
+        let run = if to_add.is_empty() {
+            0
+        } else {
+            peer.lines
+                .iter()
+                .rev()
+                .take_while(|line| line.stopped)
+                .count()
+        };
+        let kept = peer.lines.len() - run;
+        let filled = kept + run.min(to_add.len());
+        let plan = OfferPlan {
+            restart_ice: std::mem::take(&mut peer.restart_ice),
+            anchor,
+            to_stop: std::mem::take(&mut peer.to_stop),
+            to_add,
+            recycled: peer.lines[kept..].iter().map(|line| line.mid).collect(),
+            placeholders: peer.lines[filled..].iter().map(|line| line.kind).collect(),
+        };
+        let built = guarded(peer, |rtc| Ok(build_offer(rtc, &plan)));
+        let (added, placeholders, offer) = match built {
+            Ok(built) => built,
+            Err(fault) => {
+                self.close(id, fault.into_reason());
+                return;
+            }
+        };
+        peer.lines.truncate(kept);
+        for line in &mut peer.lines {
+            if plan.to_stop.contains(&line.mid) && Some(line.mid) != plan.anchor {
+                line.stopped = true;
+            }
         }
-        for mid in peer.to_stop.drain(..) {
-            change.stop_media(mid);
-        }
-        for track_id in peer.to_add.drain(..) {
-            let Some(track) = tracks.get_mut(&track_id) else {
-                continue;
-            };
-            let mid = change.add_media(
-                track.kind,
-                Direction::SendOnly,
-                Some(format!("p{}", track.origin.0)),
-                Some(format!("t{}", track_id.0)),
-                None,
-            );
+        for (&(track_id, kind, _), mid) in plan.to_add.iter().zip(added) {
+            peer.lines.push(Line {
+                mid,
+                kind,
+                stopped: false,
+            });
             peer.subscribed.insert(mid, track_id);
-            if let Some(sub) = track.subscribers.iter_mut().find(|s| s.peer == id) {
+            if let Some(sub) = tracks
+                .get_mut(&track_id)
+                .and_then(|t| t.subscribers.iter_mut().find(|s| s.peer == id))
+            {
                 sub.mid = Some(mid);
             }
         }
-        if let Some((offer, pending)) = change.apply() {
+        for (kind, mid) in plan.placeholders.iter().zip(placeholders) {
+            peer.lines.push(Line {
+                mid,
+                kind: *kind,
+                stopped: false,
+            });
+            peer.to_stop.push(mid);
+        }
+        if let Some((offer, pending)) = offer {
             peer.pending_offer = Some(pending);
             outputs.push_back(Output::Event(Event::Offer { peer: id, offer }));
         }
@@ -707,7 +947,7 @@ impl Engine {
         }
         peer.restart_ice = true;
         self.offer_if_possible(id);
-        Ok(())
+        self.still_open(id)
     }
 
     /// A datagram arrived on the worker's socket.
@@ -719,7 +959,9 @@ impl Engine {
         contents: &[u8],
     ) {
         self.now = self.now.max(now);
-        let Ok(parsed) = contents.try_into() else {
+        // Anyone on the internet can send these bytes, before any peer owns them: str0m's parsers
+        // run inside a panic guard, and a datagram that makes one panic is garbage.
+        let Ok(Ok(parsed)) = catch_panic(|| DatagramRecv::try_from(contents)) else {
             self.garbage_datagrams += 1;
             return;
         };
@@ -735,9 +977,13 @@ impl Engine {
         let known = self.by_addr.get(&source).copied();
         let id = known.or_else(|| {
             // A new address: only a STUN binding request naming a peer's credentials may claim it.
-            let stun = StunMessage::parse(contents).ok()?;
-            let (local_ufrag, _) = stun.split_username()?;
-            self.by_ufrag.get(local_ufrag).copied()
+            catch_panic(|| {
+                let stun = StunMessage::parse(contents).ok()?;
+                let (local_ufrag, _) = stun.split_username()?;
+                self.by_ufrag.get(local_ufrag).copied()
+            })
+            .ok()
+            .flatten()
         });
         let Some(id) = id else {
             self.garbage_datagrams += 1;
@@ -747,16 +993,26 @@ impl Engine {
             self.garbage_datagrams += 1;
             return;
         };
-        if !peer.rtc.accepts(&input) {
-            self.garbage_datagrams += 1;
-            return;
+        match guarded(peer, |rtc| Ok(rtc.accepts(&input))) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.garbage_datagrams += 1;
+                return;
+            }
+            Err(fault) => {
+                self.close(id, fault.into_reason());
+                return;
+            }
         }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         if known.is_none() {
             self.by_addr.insert(source, id);
         }
         peer.last_input = now;
-        if let Err(reason) = guarded(peer, |rtc| rtc.handle_input(input)) {
-            self.close(id, reason);
+        if let Err(fault) = guarded(peer, |rtc| rtc.handle_input(input)) {
+            self.close(id, fault.into_reason());
             return;
         }
         // str0m holds one received RTP packet until it is polled: drain now, or the next datagram
@@ -791,7 +1047,7 @@ impl Engine {
             }
             match guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now))) {
                 Ok(()) => due.push(*id),
-                Err(reason) => failed.push((*id, reason)),
+                Err(fault) => failed.push((*id, fault.into_reason())),
             }
         }
         for id in due {
@@ -848,17 +1104,16 @@ impl Engine {
             };
             let output = match guarded(peer, |rtc| rtc.poll_output()) {
                 Ok(output) => output,
-                Err(reason) => {
-                    self.close(id, reason);
+                Err(fault) => {
+                    self.close(id, fault.into_reason());
                     return;
                 }
             };
             match output {
                 RtcOutput::Timeout(at) if at <= now && turns > 0 => {
                     turns -= 1;
-                    if let Err(reason) = guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now)))
-                    {
-                        self.close(id, reason);
+                    if let Err(fault) = guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now))) {
+                        self.close(id, fault.into_reason());
                         return;
                     }
                 }
@@ -867,12 +1122,35 @@ impl Engine {
                     return;
                 }
                 RtcOutput::Transmit(transmit) => self.outputs.push_back(Output::Transmit(transmit)),
-                RtcOutput::Event(event) => self.on_event(id, event),
+                RtcOutput::Event(event) => {
+                    if !self.dispatch(id, event) {
+                        return;
+                    }
+                }
             }
         }
     }
 
+    /// Hands one of a peer's events to the engine; returns whether the peer lives on. Handling
+    /// runs str0m's parsers over what the peer sent (keyframe detection and VP8 descriptors on a
+    /// publisher's payloads) and writes to other peers' `Rtc`s, outside any one `Rtc`'s guard: a
+    /// panic in it is blamed on, and closes, the peer whose event it was.
+    fn dispatch(&mut self, id: PeerId, event: RtcEvent) -> bool {
+        let Err(message) = catch_panic(|| self.on_event(id, event)) else {
+            return true;
+        };
+        tracing::error!(peer = id.0, %message, "handling a peer's event panicked; closing it");
+        self.close(id, Fault::Panicked(message).into_reason());
+        false
+    }
+
     fn on_event(&mut self, id: PeerId, event: RtcEvent) {
+        #[cfg(test)]
+        if let Some(peer) = self.peers.get_mut(&id)
+            && std::mem::take(&mut peer.inject_event_panic)
+        {
+            panic!("injected by a test");
+        }
         match event {
             RtcEvent::Connected => {
                 if let Some(peer) = self.peers.get_mut(&id) {
@@ -1123,12 +1401,36 @@ impl Engine {
             let (true, true, Some(sub_mid)) = (out.connected, sub.negotiated, sub.mid) else {
                 continue;
             };
+            let out_pt = match sub.out_pt {
+                Some((seen, out_pt)) if seen == pt => out_pt,
+                _ => {
+                    let found = negotiated_pt(&out.rtc, sub_mid, params);
+                    sub.out_pt = Some((pt, found));
+                    found
+                }
+            };
+            // A client that refused this codec would drop the packets unseen (black video, no
+            // error): say so once, and neither forward nor ask for keyframes on its behalf.
+            let Some(out_pt) = out_pt else {
+                if !std::mem::replace(&mut sub.unsupported, true) {
+                    tracing::info!(
+                        peer = sub.peer.0,
+                        track = track_id.0,
+                        ?codec,
+                        "subscriber cannot decode the track's codec"
+                    );
+                    self.outputs
+                        .push_back(Output::Event(Event::CodecUnsupported {
+                            peer: sub.peer,
+                            track: track_id,
+                            codec: Some(codec),
+                        }));
+                }
+                continue;
+            };
             let decision = sub.down.forward(&incoming);
             want_keyframe(&sub.down, false);
             let Decision::Forward(rewritten) = decision else {
-                continue;
-            };
-            let Some(out_pt) = out.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
                 continue;
             };
             let mut write = RtpWrite::new(
@@ -1267,34 +1569,116 @@ impl Engine {
     }
 }
 
-/// Runs `step` on one peer's `Rtc`, turning its errors and panics into a reason to close that
-/// peer. A panic is a bug (str0m's or ours), but it must cost one connection, not the worker and
-/// every room on it; the `Rtc` it happened in is never used again.
+/// How a step on a peer's `Rtc` failed (see [`guarded`]).
+#[derive(Debug)]
+enum Fault {
+    /// str0m refused the peer's input; the `Rtc` is still sound.
+    Refused(str0m::RtcError),
+    /// The step panicked, with this message; the `Rtc` must not be used again.
+    Panicked(String),
+}
+
+impl Fault {
+    fn into_reason(self) -> CloseReason {
+        match self {
+            Fault::Refused(err) => CloseReason::Failed(err.to_string()),
+            Fault::Panicked(message) => CloseReason::Failed(format!("panicked: {message}")),
+        }
+    }
+}
+
+/// Runs `step` on one peer's `Rtc`, turning its errors and panics into a [`Fault`]. A panic is a
+/// bug (str0m's or ours), but it must cost one connection, not the worker and every room on it:
+/// callers close the peer, so the `Rtc` it happened in is never used again.
 fn guarded<T>(
     peer: &mut Peer,
     step: impl FnOnce(&mut Rtc) -> Result<T, str0m::RtcError>,
-) -> Result<T, CloseReason> {
+) -> Result<T, Fault> {
     #[cfg(test)]
     let inject = std::mem::take(&mut peer.inject_panic);
     let rtc = &mut peer.rtc;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let outcome = catch_panic(|| {
         #[cfg(test)]
         if inject {
             panic!("injected by a test");
         }
         step(rtc)
-    }));
+    });
     match outcome {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(CloseReason::Failed(err.to_string())),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            Err(CloseReason::Failed(format!("panicked: {message}")))
+        Ok(Err(err)) => Err(Fault::Refused(err)),
+        Err(message) => {
+            tracing::error!(%message, "a peer connection panicked; closing it");
+            Err(Fault::Panicked(message))
         }
+    }
+}
+
+/// Runs `step`, turning a panic into its message. Only for steps whose state is thrown away when
+/// they panic (a peer's `Rtc`, a parse).
+pub(crate) fn catch_panic<T>(step: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned())
+    })
+}
+
+/// The m-lines of a subscriber offer's added tracks and placeholders, and the offer.
+type BuiltOffer = (Vec<Mid>, Vec<Mid>, Option<(SdpOffer, SdpPendingOffer)>);
+
+/// Builds a subscriber's next offer on its `Rtc` as `plan` says (see
+/// `Engine::offer_if_possible`).
+fn build_offer(rtc: &mut Rtc, plan: &OfferPlan) -> BuiltOffer {
+    // str0m places a local offer's new m-lines after all it has; without the stopped run at the
+    // end, that is where the run was.
+    for mid in &plan.recycled {
+        rtc.direct_api().remove_media(*mid);
+    }
+    let mut draws = 0;
+    loop {
+        draws += 1;
+        let mut change = rtc.sdp_api();
+        if plan.restart_ice {
+            change.ice_restart(true);
+        }
+        for mid in &plan.to_stop {
+            if Some(*mid) == plan.anchor {
+                change.set_direction(*mid, Direction::Inactive);
+            } else {
+                change.stop_media(*mid);
+            }
+        }
+        let added: Vec<Mid> = plan
+            .to_add
+            .iter()
+            .map(|(track, kind, origin)| {
+                change.add_media(
+                    *kind,
+                    Direction::SendOnly,
+                    Some(format!("p{}", origin.0)),
+                    Some(format!("t{}", track.0)),
+                    None,
+                )
+            })
+            .collect();
+        let placeholders: Vec<Mid> = plan
+            .placeholders
+            .iter()
+            .map(|kind| change.add_media(*kind, Direction::Inactive, None, None, None))
+            .collect();
+        // Dropping an unapplied change discards it; stops and directions already took effect in
+        // the session and are offered from there.
+        let reused = added
+            .iter()
+            .chain(&placeholders)
+            .any(|mid| plan.recycled.contains(mid));
+        if reused && draws < MID_DRAWS {
+            continue;
+        }
+        return (added, placeholders, change.apply());
     }
 }
 
@@ -1319,6 +1703,48 @@ fn learn_codec(rtc: &Rtc, pt: u8) -> Option<(Codec, PayloadParams)> {
         _ => return None,
     };
     Some((codec, params))
+}
+
+/// The codecs a track may arrive in: those seen so far or, before its first packet, each one its
+/// publisher negotiated for its m-line that the SFU forwards.
+fn track_codecs(track: &Published, publisher: Option<&Peer>) -> Vec<(Codec, PayloadParams)> {
+    if !track.codecs.is_empty() {
+        return track.codecs.iter().map(|c| (c.1, c.2)).collect();
+    }
+    let Some(rtc) = publisher.map(|p| &p.rtc) else {
+        return Vec::new();
+    };
+    let Some(media) = rtc.media(track.mid) else {
+        return Vec::new();
+    };
+    media
+        .remote_pts()
+        .iter()
+        .filter_map(|pt| learn_codec(rtc, **pt))
+        .collect()
+}
+
+/// The payload type a subscriber connection sends `params` as on m-line `mid`, if its client's
+/// answer accepted that codec there. The connection's codec configuration is shared by all its
+/// m-lines and lists codecs the client may have refused, so the match is narrowed to this
+/// m-line's negotiated payload types.
+fn negotiated_pt(rtc: &Rtc, mid: Mid, params: PayloadParams) -> Option<Pt> {
+    let accepted = rtc.media(mid)?.remote_pts();
+    let config = rtc.codec_config();
+    if let Some(best) = config.match_params(params)
+        && accepted.contains(&best.pt())
+    {
+        return Some(best.pt());
+    }
+    let narrowed: Vec<PayloadParams> = config
+        .params()
+        .iter()
+        .filter(|p| accepted.contains(&p.pt()))
+        .copied()
+        .collect();
+    CodecConfig::new_from_payload_params(narrowed)
+        .match_params(params)
+        .map(|p| p.pt())
 }
 
 #[cfg(test)]
@@ -1372,6 +1798,192 @@ mod tests {
             engine.peers.contains_key(&PeerId(2)),
             "the other peer lives on"
         );
+    }
+
+    /// An engine with a video publisher (peer 1) whose track is published, and subscriber
+    /// connections 2 and 3 subscribed to it, each with its offer out; returns the track and the
+    /// offers.
+    fn engine_with_subscribers(now: Instant) -> (Engine, TrackId, Vec<(PeerId, SdpOffer)>) {
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut change = client.sdp_api();
+        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        engine
+            .publisher_offer(PeerId(1), offer, now)
+            .expect("publisher");
+        // str0m reports the m-line once the connection is up; no network here, so say it.
+        engine.on_media_added(PeerId(1), mid, MediaKind::Video);
+        let track = drain(&mut engine)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::TrackPublished { track, .. } => Some(track),
+                _ => None,
+            })
+            .expect("published");
+        for id in [PeerId(2), PeerId(3)] {
+            engine.add_subscriber(id, now).expect("subscriber");
+            engine
+                .subscribe(id, track, Quality::High)
+                .expect("subscribed");
+        }
+        let offers = drain(&mut engine)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Offer { peer, offer } => Some((peer, offer)),
+                _ => None,
+            })
+            .collect();
+        (engine, track, offers)
+    }
+
+    /// Whether `peer` was closed for a panic, and every other peer of `alive` lives on.
+    fn closed_alone(engine: &Engine, events: &[Event], peer: PeerId, alive: &[PeerId]) -> bool {
+        let closed = events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Closed { peer: p, reason: CloseReason::Failed(why) }
+                    if *p == peer && why.contains("panicked")
+            )
+        });
+        closed
+            && !engine.peers.contains_key(&peer)
+            && alive.iter().all(|p| engine.peers.contains_key(p))
+    }
+
+    #[test]
+    fn a_panic_while_taking_a_publishers_offer_closes_only_that_publisher() {
+        let now = Instant::now();
+        let (mut engine, _track, _offers) = engine_with_subscribers(now);
+        engine
+            .publisher_offer(PeerId(4), client_offer(now), now)
+            .expect("another publisher");
+        drain(&mut engine);
+        if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
+            peer.inject_panic = true;
+        }
+        let result = engine.publisher_offer(PeerId(1), client_offer(now), now);
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(PeerId(1)))),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(1),
+            &[PeerId(2), PeerId(3), PeerId(4)]
+        ));
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::TrackUnpublished {
+                    peer: PeerId(1),
+                    ..
+                }
+            )),
+            "its track ended for everyone"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_taking_a_subscribers_answer_closes_only_that_subscriber() {
+        let now = Instant::now();
+        let (mut engine, _track, offers) = engine_with_subscribers(now);
+        let (peer, offer) = offers.into_iter().next().expect("an offer");
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        let answer = client.sdp_api().accept_offer(offer).expect("an answer");
+        if let Some(subscriber) = engine.peers.get_mut(&peer) {
+            subscriber.inject_panic = true;
+        }
+        let result = engine.accept_answer(peer, answer);
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(p)) if p == peer),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        let others: Vec<PeerId> = [PeerId(1), PeerId(2), PeerId(3)]
+            .into_iter()
+            .filter(|p| *p != peer)
+            .collect();
+        assert!(closed_alone(&engine, &events, peer, &others));
+    }
+
+    #[test]
+    fn a_panic_while_adding_a_trickled_candidate_closes_only_that_peer() {
+        let now = Instant::now();
+        let (mut engine, _track, _offers) = engine_with_subscribers(now);
+        if let Some(subscriber) = engine.peers.get_mut(&PeerId(2)) {
+            subscriber.inject_panic = true;
+        }
+        let result = engine.add_remote_candidate(
+            PeerId(2),
+            "candidate:1 1 udp 2130706431 10.0.0.3 7000 typ host",
+        );
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(PeerId(2)))),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(2),
+            &[PeerId(1), PeerId(3)]
+        ));
+        // A candidate that does not parse is refused without harm.
+        assert!(matches!(
+            engine.add_remote_candidate(PeerId(3), "candidate:nonsense"),
+            Err(SfuError::BadCandidate(_))
+        ));
+        assert!(engine.peers.contains_key(&PeerId(3)));
+    }
+
+    #[test]
+    fn a_panic_while_building_a_subscribers_offer_closes_only_that_subscriber() {
+        let now = Instant::now();
+        let (mut engine, track, _offers) = engine_with_subscribers(now);
+        engine.add_subscriber(PeerId(5), now).expect("subscriber");
+        if let Some(subscriber) = engine.peers.get_mut(&PeerId(5)) {
+            subscriber.inject_panic = true;
+        }
+        let result = engine.subscribe(PeerId(5), track, Quality::High);
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(PeerId(5)))),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(5),
+            &[PeerId(1), PeerId(2), PeerId(3)]
+        ));
+        assert!(
+            engine.tracks[&track]
+                .subscribers
+                .iter()
+                .all(|s| s.peer != PeerId(5)),
+            "its subscription went with it"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_handling_a_publishers_event_closes_only_that_publisher() {
+        let now = Instant::now();
+        let (mut engine, track, _offers) = engine_with_subscribers(now);
+        if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
+            peer.inject_event_panic = true;
+        }
+        assert!(!engine.dispatch(PeerId(1), RtcEvent::Connected));
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(1),
+            &[PeerId(2), PeerId(3)]
+        ));
+        assert!(!engine.tracks.contains_key(&track), "its track ended");
     }
 
     #[test]

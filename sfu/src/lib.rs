@@ -7,6 +7,9 @@
 //! hand a track to consumers outside WebRTC ([`TapReceiver`]). Rooms, grants and the signaling
 //! that drives all this live in `sightline-signaling`.
 //!
+//! Client SDP enters through [`sdp::parse_offer`] and [`sdp::parse_answer`], whose errors are fit
+//! to show a client.
+//!
 //! The [`Engine`] follows str0m's contract: inputs in, then drain [`Engine::poll_output`] until it
 //! returns a timeout (see the `engine` module docs for the loop).
 //!
@@ -34,6 +37,7 @@ mod downtrack;
 mod engine;
 mod keyframe;
 mod layer;
+pub mod sdp;
 mod socket;
 mod speech;
 mod stats;
@@ -51,8 +55,3 @@ pub use stats::{LATENCY_BOUNDS_US, LatencyHistogram, LatencySnapshot, WorkerStat
 pub use str0m::media::MediaKind;
 pub use tap::{SenderClock, TapPacket, TapReceiver};
 pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle};
-
-/// The session descriptions the engine exchanges, so callers need not depend on str0m.
-pub mod sdp {
-    pub use str0m::change::{SdpAnswer, SdpOffer};
-}

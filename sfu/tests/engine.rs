@@ -9,7 +9,7 @@ use str0m::format::Codec as Str0mCodec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc};
+use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc, RtcConfig};
 
 const STEP: Duration = Duration::from_millis(1);
 
@@ -22,8 +22,13 @@ struct Client {
 
 impl Client {
     fn new(addr: &str, now: Instant) -> Client {
+        Client::with(addr, now, Rtc::builder())
+    }
+
+    /// A client whose peer connection is configured by `config` (its codecs, say).
+    fn with(addr: &str, now: Instant, config: RtcConfig) -> Client {
         let addr: SocketAddr = addr.parse().expect("address");
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut rtc = config.set_rtp_mode(true).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Client {
             rtc,
@@ -369,7 +374,7 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     }
     assert!(count(&net) > before_pause, "video resumes");
 
-    // When the publisher goes, the subscriber is offered a renegotiation that stops its m-line.
+    // When the publisher goes, the subscriber is offered a renegotiation that releases its m-line.
     net.events.clear();
     net.engine.remove_peer(PeerId(1)).expect("removed");
     net.settle();
@@ -381,9 +386,12 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     let offer = net
         .take_offer(PeerId(2))
         .expect("a renegotiation for the subscriber");
+    // Its only m-line is the first, which is released but never stopped: it keeps the transport.
+    let sdp = offer.to_sdp_string();
+    assert!(sdp.contains("a=inactive"), "the video m-line is released");
     assert!(
-        offer.to_sdp_string().contains("m=video 0 "),
-        "the video m-line is stopped (port 0)"
+        !bundle_mids(&sdp).is_empty(),
+        "the BUNDLE group keeps a member"
     );
     let answer = net.clients[1]
         .rtc
@@ -810,4 +818,347 @@ fn ice_restarts_move_both_connections_to_a_new_network_path() {
     );
     assert!(!net.events.iter().any(|e| matches!(e, Event::Closed { .. })));
     assert_eq!(net.engine.peer_count(), 2);
+}
+
+/// The mids of an SDP's BUNDLE group.
+fn bundle_mids(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .find_map(|line| line.strip_prefix("a=group:BUNDLE"))
+        .map(|mids| mids.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The number of m-lines in an SDP.
+fn m_lines(sdp: &str) -> usize {
+    sdp.lines().filter(|line| line.starts_with("m=")).count()
+}
+
+/// The payload type of `codec` that the client at `addr` negotiated on its m-line `mid`.
+fn negotiated_pt(net: &Net, addr: SocketAddr, mid: Mid, codec: Str0mCodec) -> Pt {
+    let rtc = &net
+        .clients
+        .iter()
+        .find(|c| c.addr == addr)
+        .expect("client")
+        .rtc;
+    let remote = rtc.media(mid).expect("media").remote_pts().to_vec();
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
+        .map(|p| p.pt())
+        .expect("codec negotiated")
+}
+
+/// Connects a publisher (peer `id`, a client at `addr` configured by `config`) offering one
+/// send-only m-line per kind in `kinds`, and waits until the engine published every one; returns
+/// the m-lines and the tracks, in the same order.
+fn join(
+    net: &mut Net,
+    id: PeerId,
+    addr: &str,
+    config: RtcConfig,
+    kinds: &[MediaKind],
+) -> (Vec<Mid>, Vec<TrackId>) {
+    let now = net.now;
+    let mut client = Client::with(addr, now, config);
+    let mut change = client.rtc.sdp_api();
+    let mids: Vec<Mid> = kinds
+        .iter()
+        .map(|kind| change.add_media(*kind, Direction::SendOnly, None, None, None))
+        .collect();
+    let (offer, pending) = change.apply().expect("offer");
+    let answer = net.engine.publisher_offer(id, offer, now).expect("answer");
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .expect("accepted");
+    net.clients.push(client);
+    let published = |net: &Net| -> Vec<(String, TrackId)> {
+        net.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TrackPublished {
+                    peer, track, mid, ..
+                } if *peer == id => Some((mid.clone(), *track)),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..1000 {
+        if published(net).len() == kinds.len() {
+            break;
+        }
+        net.tick();
+    }
+    let published = published(net);
+    let tracks = mids
+        .iter()
+        .map(|mid| {
+            published
+                .iter()
+                .find(|(m, _)| *m == mid.to_string())
+                .map(|(_, track)| *track)
+                .expect("every m-line published")
+        })
+        .collect();
+    (mids, tracks)
+}
+
+/// Takes a publisher away, as a client that leaves or loses its network does.
+fn leave(net: &mut Net, id: PeerId, addr: &str) {
+    let addr: SocketAddr = addr.parse().expect("address");
+    net.engine.remove_peer(id).expect("removed");
+    net.clients.retain(|c| c.addr != addr);
+}
+
+/// Lets the client at `addr` answer every offer the engine makes to its subscriber connection
+/// `peer` until none is left; returns the offers' SDP.
+fn answer_offers(net: &mut Net, peer: PeerId, addr: SocketAddr) -> Vec<String> {
+    let mut offers = Vec::new();
+    net.settle();
+    while let Some(offer) = net.take_offer(peer) {
+        offers.push(offer.to_sdp_string());
+        let client = net
+            .clients
+            .iter_mut()
+            .find(|c| c.addr == addr)
+            .expect("subscriber client");
+        let answer = client
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("the client takes the offer");
+        net.engine
+            .accept_answer(peer, answer)
+            .expect("the engine takes the answer");
+        net.settle();
+    }
+    offers
+}
+
+/// An H.264 payload: one NAL unit, IDR (a keyframe) or not, then bytes unique to the frame.
+fn h264_payload(frame: u32, keyframe: bool) -> Vec<u8> {
+    let mut payload = vec![if keyframe { 0x65 } else { 0x41 }];
+    payload.extend(frame.to_be_bytes());
+    payload.extend(std::iter::repeat_n((frame % 251) as u8, 200));
+    payload
+}
+
+#[test]
+fn a_subscriber_that_cannot_decode_the_tracks_codec_is_reported_and_sent_nothing() {
+    let mut net = Net::new();
+    let now = net.now;
+    // An H.264-only camera (peer 1), a subscriber whose client has VP8 only (peer 2) and one
+    // that has H.264 too (peer 3).
+    let vp8_only = "10.0.0.3:7000".parse().expect("address");
+    let any_codec = "10.0.0.4:7000".parse().expect("address");
+    net.clients.push(Client::with(
+        "10.0.0.3:7000",
+        now,
+        Rtc::builder().clear_codecs().enable_vp8(true),
+    ));
+    net.clients.push(Client::new("10.0.0.4:7000", now));
+    net.engine
+        .add_subscriber(PeerId(2), now)
+        .expect("subscriber");
+    net.engine
+        .add_subscriber(PeerId(3), now)
+        .expect("subscriber");
+    let (mids, tracks) = join(
+        &mut net,
+        PeerId(1),
+        "10.0.0.2:6000",
+        Rtc::builder().clear_codecs().enable_h264(true),
+        &[MediaKind::Video],
+    );
+    let (mid, track) = (mids[0], tracks[0]);
+    for (peer, addr) in [(PeerId(2), vp8_only), (PeerId(3), any_codec)] {
+        net.engine
+            .subscribe(peer, track, Quality::High)
+            .expect("subscribed");
+        answer_offers(&mut net, peer, addr);
+    }
+    let reports = |net: &Net| -> Vec<(PeerId, TrackId, Option<Codec>)> {
+        net.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CodecUnsupported { peer, track, codec } => Some((*peer, *track, *codec)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        reports(&net),
+        vec![(PeerId(2), track, Some(Codec::H264))],
+        "the VP8-only subscriber is reported as soon as its answer shows it"
+    );
+    for _ in 0..500 {
+        net.tick();
+    }
+
+    let addr: SocketAddr = "10.0.0.2:6000".parse().expect("address");
+    let pt = negotiated_pt(&net, addr, mid, Str0mCodec::H264);
+    let publisher = net
+        .clients
+        .iter()
+        .position(|c| c.addr == addr)
+        .expect("publisher");
+    for frame in 0..60u32 {
+        let payload = h264_payload(frame, frame % 30 == 0);
+        let now = net.now;
+        let mut api = net.clients[publisher].rtc.direct_api();
+        let stream = api.stream_tx_by_mid(mid, None).expect("send stream");
+        stream.write_rtp(
+            RtpWrite::new(
+                pt,
+                (500 + u64::from(frame)).into(),
+                frame * 2970,
+                now,
+                payload,
+            )
+            .marker(true)
+            .nackable(true),
+        );
+        for _ in 0..33 {
+            net.tick();
+        }
+    }
+    let client = |addr: SocketAddr| net.clients.iter().find(|c| c.addr == addr).expect("client");
+    assert!(
+        rtp_count(client(any_codec)) > 0,
+        "a subscriber with H.264 gets the track"
+    );
+    assert_eq!(
+        rtp_count(client(vp8_only)),
+        0,
+        "nothing is sent that the client would drop unseen"
+    );
+    assert_eq!(reports(&net).len(), 1, "reported once, not per packet");
+    assert!(!net.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+}
+
+#[test]
+fn a_long_interview_recycles_the_subscribers_m_lines() {
+    let mut net = Net::new();
+    let now = net.now;
+    // The interviewer's subscriber connection, and a second interviewer whose camera stays on
+    // all along.
+    let subscriber = PeerId(100);
+    let watcher: SocketAddr = "10.0.0.100:7000".parse().expect("address");
+    net.clients.push(Client::new("10.0.0.100:7000", now));
+    net.engine
+        .add_subscriber(subscriber, now)
+        .expect("subscriber");
+    let (_, steady) = join(
+        &mut net,
+        PeerId(1),
+        "10.0.0.2:6000",
+        Rtc::builder(),
+        &[MediaKind::Video],
+    );
+    net.engine
+        .subscribe(subscriber, steady[0], Quality::High)
+        .expect("subscribed");
+    let mut offers = answer_offers(&mut net, subscriber, watcher);
+    let subscribe_all = |net: &mut Net, tracks: &[TrackId]| -> Vec<String> {
+        for track in tracks {
+            net.engine
+                .subscribe(subscriber, *track, Quality::High)
+                .expect("subscribed");
+        }
+        answer_offers(net, subscriber, watcher)
+    };
+
+    // The candidate's laptop (audio and video) joins and drops out thirty times.
+    for round in 0..30u16 {
+        let id = PeerId(1000 + u64::from(round));
+        let addr = format!("10.0.1.{}:{}", round + 1, 6000 + round);
+        let (_, tracks) = join(
+            &mut net,
+            id,
+            &addr,
+            Rtc::builder(),
+            &[MediaKind::Audio, MediaKind::Video],
+        );
+        offers.extend(subscribe_all(&mut net, &tracks));
+        leave(&mut net, id, &addr);
+        offers.extend(answer_offers(&mut net, subscriber, watcher));
+    }
+    // It comes back, pairs its phone, and the phone re-pairs ten times.
+    let laptop = "10.0.2.1:6000";
+    let (laptop_mids, laptop_tracks) = join(
+        &mut net,
+        PeerId(3000),
+        laptop,
+        Rtc::builder(),
+        &[MediaKind::Audio, MediaKind::Video],
+    );
+    offers.extend(subscribe_all(&mut net, &laptop_tracks));
+    for round in 0..10u16 {
+        let id = PeerId(4000 + u64::from(round));
+        let addr = format!("10.0.3.{}:{}", round + 1, 8000 + round);
+        let (_, tracks) = join(&mut net, id, &addr, Rtc::builder(), &[MediaKind::Video]);
+        offers.extend(subscribe_all(&mut net, &tracks));
+        leave(&mut net, id, &addr);
+        offers.extend(answer_offers(&mut net, subscriber, watcher));
+    }
+
+    // At most one m-line per live track (here at most four: the steady camera, the laptop's two
+    // and the phone), plus none left behind: every new track took a stopped slot at the end.
+    let most = offers.iter().map(|sdp| m_lines(sdp)).max().unwrap_or(0);
+    assert!(offers.len() > 80, "every join and leave renegotiated");
+    assert!(most <= 4, "the SDP grew to {most} m-lines");
+    for sdp in &offers {
+        assert!(
+            !bundle_mids(sdp).is_empty(),
+            "an empty BUNDLE group:\n{sdp}"
+        );
+    }
+
+    // Media still flows, on m-lines that were recycled.
+    for _ in 0..500 {
+        net.tick();
+    }
+    let before = rtp_count(
+        net.clients
+            .iter()
+            .find(|c| c.addr == watcher)
+            .expect("watcher"),
+    );
+    let addr: SocketAddr = laptop.parse().expect("address");
+    let pt = negotiated_pt(&net, addr, laptop_mids[1], Str0mCodec::Vp8);
+    let sender = net
+        .clients
+        .iter()
+        .position(|c| c.addr == addr)
+        .expect("laptop");
+    // `send_frame` sends from client 0; make the laptop client 0.
+    net.clients.swap(0, sender);
+    for frame in 0..40u32 {
+        send_frame(&mut net, laptop_mids[1], pt, frame, frame % 30 == 0);
+    }
+    let after = rtp_count(
+        net.clients
+            .iter()
+            .find(|c| c.addr == watcher)
+            .expect("watcher"),
+    );
+    assert!(after > before, "the laptop's video reaches the interviewer");
+
+    // When every camera is gone, the first m-line stays in the BUNDLE group.
+    leave(&mut net, PeerId(3000), laptop);
+    leave(&mut net, PeerId(1), "10.0.0.2:6000");
+    let last = answer_offers(&mut net, subscriber, watcher);
+    let sdp = last.last().expect("a final offer");
+    assert!(
+        !bundle_mids(sdp).is_empty(),
+        "an empty BUNDLE group:\n{sdp}"
+    );
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::Closed { peer, .. } if *peer == subscriber))
+    );
 }
