@@ -432,6 +432,8 @@ enum Message {
     Stored {
         take: String,
         index: u32,
+        /// The spool copy, deleted once the spool manifest says the segment is stored.
+        path: PathBuf,
     },
     TakeEnded {
         take: String,
@@ -553,6 +555,7 @@ impl State {
     ) -> Result<Manifest, RecorderError> {
         let mut stopping: Option<(oneshot::Sender<()>, u64)> = None;
         while let Some(message) = rx.recv().await {
+            let mut spool_copy_done = None;
             match message {
                 Message::AddTake(info, spawn) => {
                     if stopping.is_some() {
@@ -574,7 +577,8 @@ impl State {
                     }
                 }
                 Message::Closed { take, segment } => self.segment_closed(&take, segment),
-                Message::Stored { take, index } => {
+                Message::Stored { take, index, path } => {
+                    spool_copy_done = Some(path);
                     self.uploads.busy = false;
                     if let Some(track) = self.manifest.track_mut(&take)
                         && let Some(segment) = track.segments.iter_mut().find(|s| s.index == index)
@@ -594,8 +598,16 @@ impl State {
                     stopping = Some((reply, at_ms));
                 }
             }
-            if let Err(err) = save_local(&self.dir, &self.manifest) {
-                tracing::warn!(%err, "manifest not saved locally");
+            match save_local(&self.dir, &self.manifest) {
+                // Only now may the spool copy go: a crash before this save finds the segment
+                // unstored in the spool manifest and uploads it again from the copy, rather
+                // than dropping a segment the store holds.
+                Ok(()) => {
+                    if let Some(path) = spool_copy_done {
+                        let _ = tokio::fs::remove_file(&path).await;
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "manifest not saved locally"),
             }
             let drained = self.running == 0 && !self.uploads.busy && self.uploads.queue.is_empty();
             if stopping.is_some() && drained {
@@ -676,10 +688,9 @@ impl State {
         let manifest = self.manifest.clone();
         tokio::spawn(async move {
             upload_until_stored(store.as_ref(), &key, &path).await;
-            let _ = tokio::fs::remove_file(&path).await;
             // The store's copy of the manifest follows, so a reader sees the new segment.
             put_manifest_until_stored(store.as_ref(), &manifest).await;
-            let _ = tx.send(Message::Stored { take, index });
+            let _ = tx.send(Message::Stored { take, index, path });
         });
     }
 }
