@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod cli;
+mod client_addr;
 mod error;
 mod extract;
 mod metrics;
@@ -21,6 +22,7 @@ mod recording;
 mod routes;
 mod rtc;
 mod secrets;
+mod serve;
 mod state;
 mod store;
 pub mod telemetry;
@@ -175,9 +177,13 @@ fn recorder(settings: &Settings) -> Recorder {
     Recorder::new(store, settings.data.dir.join("spool"))
 }
 
-/// A prepared server: database migrated, secret loaded, socket bound.
+/// A prepared server: database migrated, secret loaded, sockets bound.
 pub struct Server {
     listener: TcpListener,
+    /// The metrics-only listener, when `metrics.addr` asks for one.
+    metrics_listener: Option<TcpListener>,
+    limits: serve::Limits,
+    connections: Arc<serve::ConnectionStats>,
     state: AppState,
 }
 
@@ -200,18 +206,38 @@ impl Server {
             settings.recording.retention_days,
         );
         let listener = TcpListener::bind(settings.http.addr).await?;
+        let metrics_listener = match settings.metrics.addr {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let limits = serve::Limits::from_settings(&settings.http);
+        let connections = Arc::new(serve::ConnectionStats::default());
         // What a previous run left recording is found now, before any new recording starts,
         // and finished (as interrupted) in the background.
         let unfinished = recordings.recorder().unfinished();
         let recovering = recordings.clone();
         tokio::spawn(async move { recovering.recover(unfinished).await });
-        let state = AppState::new(db, tokens, settings, hub, recordings);
-        Ok(Server { listener, state })
+        let state = AppState::new(db, tokens, settings, hub, recordings, connections.clone());
+        Ok(Server {
+            listener,
+            metrics_listener,
+            limits,
+            connections,
+            state,
+        })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, ApiError> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ApiError> {
+        Ok(match &self.metrics_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        })
     }
 
     /// The state handlers see.
@@ -229,12 +255,31 @@ impl Server {
             self.state.recordings.clone(),
             self.state.settings.recording.retention_days,
         ));
-        let served = axum::serve(
+        // The metrics listener is small and trusted: plain axum, stopped with the main one.
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = routes::ops::metrics_listener_router(self.state.clone());
+            tokio::spawn(async move {
+                let stopped = async {
+                    let _ = metrics_stopped.await;
+                };
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        });
+        let served = serve::serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            self.limits,
+            self.connections,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
+        let _ = metrics_stop.send(());
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         retention.abort();
         served?;
         self.state.db.close().await;

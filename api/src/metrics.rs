@@ -1,8 +1,11 @@
 //! Prometheus metrics: a registry per server (no globals, so tests run servers side by side).
 //!
-//! HTTP requests are counted by method, matched route and status, and timed by route. Routes are
-//! the matched templates (`/api/interviews/{id}`), never raw paths, so label cardinality stays
-//! bounded and no id or token ends up in a label.
+//! HTTP requests are counted by method, matched route and status, and timed by route. Every label
+//! comes from a closed set, so a client cannot grow the registry: routes are the matched templates
+//! (`/api/interviews/{id}`, never raw paths, so no id or token ends up in a label), methods outside
+//! the standard ones are `other`, and statuses are whatever the server itself answered.
+//!
+//! Who may read the metrics is decided in `routes::ops`: a separate listener, or a bearer token.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,24 +19,46 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use sightline_sfu::{LATENCY_BOUNDS_US, WorkerStats};
 
+use crate::serve::ConnectionStats;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
+}
+
+/// The method's label: one of the standard methods, or `other` for anything a client invented.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
@@ -51,10 +76,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with Sightline's HTTP instruments and the counters of the media workers.
-    pub fn new(workers: Vec<Arc<WorkerStats>>) -> Metrics {
+    /// A fresh registry with Sightline's HTTP instruments, the listener's connection counters
+    /// and the counters of the media workers.
+    pub fn new(workers: Vec<Arc<WorkerStats>>, connections: Arc<ConnectionStats>) -> Metrics {
         let mut registry = Registry::with_prefix("sightline");
         registry.register_collector(Box::new(SfuCollector { workers }));
+        registry.register_collector(Box::new(ConnectionCollector { connections }));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         registry.register(
@@ -91,14 +118,14 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let metrics = &state.metrics;
     metrics
         .latency
         .get_or_create(&RouteLabels {
-            method: method.clone(),
+            method,
             route: route.clone(),
         })
         .observe(started.elapsed().as_secs_f64());
@@ -111,6 +138,58 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         })
         .inc();
     response
+}
+
+/// The HTTP listener's connection counters, read at each scrape.
+#[derive(Debug)]
+struct ConnectionCollector {
+    connections: Arc<ConnectionStats>,
+}
+
+impl Collector for ConnectionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = &self.connections;
+        let open = u64::try_from(stats.open.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
+        let gauge = ConstGauge::new(i64::try_from(open).unwrap_or(i64::MAX));
+        gauge.encode(encoder.encode_descriptor(
+            "http_connections_open",
+            "HTTP connections open now, WebSockets included",
+            None,
+            gauge.metric_type(),
+        )?)?;
+        let counters: [(&str, &str, u64); 4] = [
+            (
+                "http_connections_accepted",
+                "HTTP connections accepted",
+                stats.accepted.load(Ordering::Relaxed),
+            ),
+            (
+                "http_connections_shed",
+                "Idle HTTP connections closed to make room at the connection cap",
+                stats.shed.load(Ordering::Relaxed),
+            ),
+            (
+                "http_connections_refused",
+                "HTTP connections refused at the connection cap",
+                stats.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "http_connections_idle_closed",
+                "HTTP connections closed after the idle timeout",
+                stats.idle_closed.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
 }
 
 /// The media workers' counters, read at each scrape (the workers keep them in atomics, so the
@@ -184,5 +263,20 @@ impl Collector for SfuCollector {
         )?;
         let count = buckets.iter().sum();
         histogram.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &classic, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let invented = Method::from_bytes(b"FROBNICATE").expect("a valid token");
+        assert_eq!(method_label(&invented), "other");
     }
 }

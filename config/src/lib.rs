@@ -124,6 +124,8 @@ pub struct Settings {
     pub recording: RecordingSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Where Prometheus metrics are served, and to whom.
+    pub metrics: MetricsSettings,
 }
 
 /// Where recordings are stored.
@@ -178,6 +180,32 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Time a client has to send a request's headers, from the moment the server starts waiting
+    /// for them (a new connection, or the next request on a kept-alive one). Slow or silent
+    /// clients are closed after it.
+    pub header_read_timeout_ms: u64,
+    /// A connection on which no byte moved in either direction for this long is closed (a
+    /// stalled upload, a client that stopped reading its answer). WebSockets have their own.
+    pub idle_timeout_secs: u64,
+    /// Most connections held open at once (WebSockets included). At the cap the oldest idle
+    /// connection is shed for a new one, or, with none idle, the new one gets 503. The server
+    /// also keeps this below its file-descriptor limit.
+    pub max_connections: usize,
+    /// Addresses of reverse proxies (IPs or CIDR networks) whose `X-Forwarded-For` and
+    /// `Forwarded` headers are believed. Empty: the socket's peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A separate listener for `/metrics` only (bind it where only the scraper reaches).
+    /// When set, the main listener does not serve metrics.
+    pub addr: Option<SocketAddr>,
+    /// A bearer token the main listener's `/metrics` requires. With neither `addr` nor `token`
+    /// set, metrics are not served.
+    pub token: Option<SecretString>,
 }
 
 /// `[data]`
@@ -330,6 +358,32 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "http.max_body_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.http.header_read_timeout_ms < 100 {
+            return Err(ConfigError::invalid(
+                "http.header_read_timeout_ms",
+                "must be at least 100",
+            ));
+        }
+        if self.http.idle_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "http.idle_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.http.max_connections < 16 {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be at least 16",
+            ));
+        }
+        if let Some(token) = &self.metrics.token
+            && token.expose_secret().len() < 16
+        {
+            return Err(ConfigError::invalid(
+                "metrics.token",
+                "must be at least 16 bytes",
             ));
         }
         for origin in &self.http.cors_allowed_origins {

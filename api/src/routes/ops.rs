@@ -1,11 +1,13 @@
 //! Operations endpoints: liveness, readiness, metrics and the OpenAPI document.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use secrecy::ExposeSecret;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
@@ -44,10 +46,39 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     Ok(Json(Health { status: "ok" }))
 }
 
-/// Prometheus metrics (OpenMetrics text).
-#[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "OpenMetrics text", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics (OpenMetrics text), for a scraper holding `metrics.token`. Not served
+/// here when metrics have a listener of their own (`metrics.addr`), nor when no token is set.
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(("bearer" = [])),
+    responses((status = 200, description = "OpenMetrics text", content_type = "text/plain"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let settings = &state.settings.metrics;
+    let Some(expected) = settings.token.as_ref().filter(|_| settings.addr.is_none()) else {
+        return ApiError::NotFound.into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Digests are compared, so the time taken says nothing about how much of the token matched.
+    if Sha256::digest(presented.as_bytes()) != Sha256::digest(expected.expose_secret().as_bytes()) {
+        return ApiError::Unauthenticated.into_response();
+    }
+    exposition(&state).into_response()
+}
+
+/// The metrics listener's only route: no token, since only the scraper reaches that address.
+pub fn metrics_listener_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { exposition(&state) }),
+        )
+        .with_state(state)
+}
+
+fn exposition(state: &AppState) -> Response {
     (
         StatusCode::OK,
         [(
@@ -56,6 +87,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
 }
 
 /// This API's OpenAPI 3.1 document.
