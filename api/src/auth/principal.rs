@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 pub use super::tokens::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::interviews;
 use crate::store::users::{self, AccountRole};
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -26,8 +27,27 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        state.tokens.verify_access(token)
+        let principal = state.tokens.verify_access(token)?;
+        current(state, principal).await
     }
+}
+
+/// Refuses a guest whose session ended (their invite was reissued) while their token lives.
+async fn current(state: &AppState, principal: Principal) -> Result<Principal, ApiError> {
+    if let Principal::Guest {
+        participant_id,
+        epoch,
+        ..
+    } = &principal
+    {
+        let stored = interviews::participant(state.db.pool(), participant_id)
+            .await?
+            .map(|p| p.session_epoch);
+        if stored != Some(*epoch) {
+            return Err(ApiError::Unauthenticated);
+        }
+    }
+    Ok(principal)
 }
 
 /// An authenticated caller, if the request has a valid token.
@@ -40,10 +60,10 @@ impl FromRequestParts<AppState> for MaybePrincipal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(parts) {
             None => Ok(MaybePrincipal(None)),
-            Some(token) => state
-                .tokens
-                .verify_access(token)
-                .map(|p| MaybePrincipal(Some(p))),
+            Some(token) => {
+                let principal = state.tokens.verify_access(token)?;
+                Ok(MaybePrincipal(Some(current(state, principal).await?)))
+            }
         }
     }
 }

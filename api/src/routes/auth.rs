@@ -1,8 +1,9 @@
 //! `/api/auth/*`: registration, sign-in, refresh-token rotation and sign-out.
 //!
 //! The refresh token travels in an `HttpOnly; Secure; SameSite=Strict` cookie scoped to
-//! `/api/auth` (browsers) and in the response body (other clients). Responses never say whether an
-//! email is registered.
+//! `/api/auth`, out of reach of any script in the page. A client that is not a browser and wants
+//! it in the body says so (`refresh_token_in_body`). Responses never say whether an email is
+//! registered.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 
 use crate::auth::rate_limit::per_ip_layer;
 use crate::auth::{Principal, opaque, password};
+use crate::client_addr::ClientIp;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, not_blank};
 use crate::routes::me::{MeView, me_view};
@@ -33,7 +35,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let limited = Router::new()
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))
-        .layer(per_ip_layer(&state.settings.auth.rate_limit));
+        .layer(per_ip_layer(&state.settings));
     Router::new()
         .merge(limited)
         .route("/api/auth/refresh", post(refresh))
@@ -45,12 +47,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Email address; compared case-insensitively.
+    #[schema(format = Email, max_length = 254)]
     #[garde(email, length(max = 254))]
     pub email: String,
     /// At least 10 characters.
+    #[schema(min_length = 10, max_length = 256)]
     #[garde(length(chars, min = 10, max = 256))]
     pub password: String,
     /// Name shown to others.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
     pub display_name: String,
 }
@@ -60,11 +65,18 @@ pub struct RegisterRequest {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Email address.
+    #[schema(format = Email, max_length = 254)]
     #[garde(email, length(max = 254))]
     pub email: String,
     /// Password.
+    #[schema(min_length = 1, max_length = 256)]
     #[garde(length(chars, min = 1, max = 256))]
     pub password: String,
+    /// Also put the refresh token in the response body (for clients that are not browsers and
+    /// keep no cookies). Browsers leave this out: the cookie is then the only copy.
+    #[serde(default)]
+    #[garde(skip)]
+    pub refresh_token_in_body: bool,
 }
 
 /// Body of refresh and logout: the token, unless the cookie carries it.
@@ -72,6 +84,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token; omit to use the cookie.
+    #[schema(max_length = 128)]
     #[garde(length(max = 128))]
     pub refresh_token: Option<String>,
 }
@@ -92,8 +105,9 @@ pub struct SessionResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// Single-use refresh token, also set as a cookie. Omitted when the refresh came from the
-    /// cookie, so a script in the page never sees it.
+    /// Single-use refresh token, always set as a cookie; in the body only when the client asked
+    /// (`refresh_token_in_body`) or presented its old token in the body, so a script in the page
+    /// never sees it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// Unix seconds after which the session must be started again.
@@ -158,6 +172,7 @@ pub(crate) async fn start_session(
     principal: Principal,
     subject: SessionSubject,
     expires_at: i64,
+    token_in_body: bool,
 ) -> Result<Response, ApiError> {
     let refresh_token = opaque::generate()?;
     refresh_tokens::start_family(
@@ -167,7 +182,15 @@ pub(crate) async fn start_session(
         expires_at,
     )
     .await?;
-    session_response(state, jar, principal, refresh_token, expires_at, true).await
+    session_response(
+        state,
+        jar,
+        principal,
+        refresh_token,
+        expires_at,
+        token_in_body,
+    )
+    .await
 }
 
 /// Creates a candidate account.
@@ -219,16 +242,25 @@ pub async fn register(
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let email = normalize_email(&body.email);
-    state.account_limiter.check(&email)?;
+    let limiter = &state.account_limiter;
+    limiter.check(&email, client)?;
+    // Failures from anywhere slow the account down; they never lock its owner out.
+    let delay = limiter.delay(&email);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let user = users::by_email(state.db.pool(), &email).await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     if !password::verify(body.password, stored_hash).await {
+        limiter.failed(&email);
         return Err(ApiError::InvalidCredentials);
     }
+    limiter.succeeded(&email);
     let user = user.ok_or(ApiError::InvalidCredentials)?;
     let principal = Principal::User {
         id: user.id.clone(),
@@ -242,6 +274,7 @@ pub async fn login(
         principal,
         SessionSubject::User(user.id),
         expires_at,
+        body.refresh_token_in_body,
     )
     .await
 }
@@ -305,6 +338,7 @@ pub async fn refresh(
             Principal::Guest {
                 participant_id: participant.id,
                 interview_id: interview.id,
+                epoch: participant.session_epoch,
             }
         }
     };

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, Principal, password};
+use crate::client_addr::ClientIp;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, not_blank};
 use crate::state::AppState;
@@ -61,6 +62,7 @@ pub(crate) async fn me_view(state: &AppState, principal: &Principal) -> Result<M
         Principal::Guest {
             participant_id,
             interview_id,
+            ..
         } => {
             let participant = interviews::participant(state.db.pool(), participant_id)
                 .await?
@@ -79,12 +81,15 @@ pub(crate) async fn me_view(state: &AppState, principal: &Principal) -> Result<M
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// New display name.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[garde(inner(length(chars, min = 1, max = 100), custom(not_blank)))]
     pub display_name: Option<String>,
     /// Required with `new_password`.
+    #[schema(max_length = 256)]
     #[garde(inner(length(chars, max = 256)))]
     pub current_password: Option<String>,
     /// New password; signs out every session.
+    #[schema(min_length = 10, max_length = 256)]
     #[garde(inner(length(chars, min = 10, max = 256)))]
     pub new_password: Option<String>,
 }
@@ -103,11 +108,13 @@ pub async fn get_me(
 #[utoipa::path(patch, path = "/api/me", tag = "me", security(("bearer" = [])),
     request_body = UpdateMeRequest,
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody),
+        (status = 403, description = "Invite guests have no account to change", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(user = %user.id))]
 pub async fn patch_me(
     State(state): State<AppState>,
     user: AuthUser,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<UpdateMeRequest>,
 ) -> Result<Json<MeView>, ApiError> {
     let row = users::by_id(state.db.pool(), &user.id)
@@ -118,10 +125,14 @@ pub async fn patch_me(
             .current_password
             .ok_or_else(|| ApiError::field("current_password", "required to set a new password"))?;
         // Same brute-force limit as sign-in: a stolen access token must not guess passwords.
-        state.account_limiter.check(&format!("user:{}", user.id))?;
+        let account = format!("user:{}", user.id);
+        state.account_limiter.check(&account, client)?;
+        tokio::time::sleep(state.account_limiter.delay(&account)).await;
         if !password::verify(current, Some(row.password_hash.clone())).await {
+            state.account_limiter.failed(&account);
             return Err(ApiError::field("current_password", "is not correct"));
         }
+        state.account_limiter.succeeded(&account);
         let hash = password::hash(new_password).await?;
         users::set_password_hash(state.db.pool(), &user.id, &hash).await?;
         refresh_tokens::revoke_all_for_user(state.db.pool(), &user.id).await?;
