@@ -4,8 +4,15 @@
 //! expiry, audience, room), hands a verified member to the signaling hub, and then only moves
 //! messages: client frames are size-limited, rate-limited and parsed into the typed protocol; the
 //! room's messages are serialised back. The first frame must be `join` and must come quickly.
+//!
+//! A join token opens one connection: [`Admissions`] remembers the ids of tokens used until they
+//! expire, and throttles joins per identity and per room, since every join rebuilds peer
+//! connections on the room's shared media thread. A token issued before the participant's
+//! session ended (their invite was reissued) is refused.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,13 +20,15 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use governor::{Quota, RateLimiter};
-use sightline_signaling::protocol::{self, ClientMessage, MAX_MESSAGE_BYTES, ServerMessage};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sightline_signaling::protocol::{self, ClientMessage, ServerMessage};
 use sightline_signaling::{Member, RoomId};
 
 use crate::auth::opaque;
+use crate::auth::tokens::JoinClaims;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::interviews;
 
 /// Time a new connection has to send its `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +39,78 @@ const MESSAGE_BURST: u32 = 100;
 const MAX_STRIKES: u32 = 50;
 /// Longest room id accepted in the path.
 const MAX_ROOM_ID: usize = 64;
+/// Largest WebSocket message read at all. Messages between `protocol::MAX_MESSAGE_BYTES` and
+/// this get the protocol's `message_too_large` error; past it the socket is closed.
+const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// Joins one identity may make: a burst, then one every `IDENTITY_JOIN_PERIOD`.
+const IDENTITY_JOIN_BURST: u32 = 10;
+const IDENTITY_JOIN_PERIOD: Duration = Duration::from_secs(2);
+/// Joins one room takes: a burst, then one every `ROOM_JOIN_PERIOD`.
+const ROOM_JOIN_BURST: u32 = 40;
+const ROOM_JOIN_PERIOD: Duration = Duration::from_millis(250);
+/// Used token ids remembered before expired ones are swept.
+const SWEEP_ABOVE: usize = 4096;
+
+/// Which join tokens were used, and how fast identities and rooms are joining.
+pub struct Admissions {
+    /// Used token ids and their expiry (unix seconds); a used token never opens a second
+    /// connection, and after its expiry it opens none anyway.
+    used: Mutex<HashMap<String, i64>>,
+    per_identity: DefaultKeyedRateLimiter<String>,
+    per_room: DefaultKeyedRateLimiter<String>,
+}
+
+/// Why a verified join token is not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The token opened a connection before.
+    Used,
+    /// Too many joins by this identity or into this room.
+    TooFast,
+}
+
+impl Default for Admissions {
+    fn default() -> Admissions {
+        let quota = |burst: u32, period: Duration| {
+            Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+        };
+        Admissions {
+            used: Mutex::new(HashMap::new()),
+            per_identity: RateLimiter::keyed(quota(IDENTITY_JOIN_BURST, IDENTITY_JOIN_PERIOD)),
+            per_room: RateLimiter::keyed(quota(ROOM_JOIN_BURST, ROOM_JOIN_PERIOD)),
+        }
+    }
+}
+
+impl Admissions {
+    /// Lets a verified token in once, within the join rates; `now` in unix seconds.
+    pub fn admit(&self, claims: &JoinClaims, now: i64) -> Result<(), Refusal> {
+        let room = claims.room.0.clone();
+        if self
+            .per_identity
+            .check_key(&format!("{room}/{}", claims.sub))
+            .is_err()
+            || self.per_room.check_key(&room).is_err()
+        {
+            return Err(Refusal::TooFast);
+        }
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if used.len() > SWEEP_ABOVE {
+            used.retain(|_, expires| *expires >= now);
+            self.per_identity.retain_recent();
+            self.per_room.retain_recent();
+        }
+        if used.insert(claims.jti.clone(), claims.exp).is_some() {
+            return Err(Refusal::Used);
+        }
+        Ok(())
+    }
+}
 
 /// The signaling route.
 pub fn router() -> Router<AppState> {
@@ -44,8 +125,8 @@ async fn upgrade(
     if room.is_empty() || room.len() > MAX_ROOM_ID {
         return ApiError::NotFound.into_response();
     }
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| session(socket, state, RoomId(room)))
 }
 
@@ -60,6 +141,7 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str) {
     let error = ServerMessage::Error {
         code: code.to_owned(),
         message: message.to_owned(),
+        offer_refused: false,
     };
     send(socket, &error).await;
 }
@@ -100,6 +182,31 @@ async fn admit(
             return None;
         }
     };
+    if !session_current(state, &claims).await {
+        refuse(
+            socket,
+            "session_ended",
+            "this session has ended; open the newest invite link",
+        )
+        .await;
+        return None;
+    }
+    match state.admissions.admit(&claims, crate::store::now()) {
+        Ok(()) => {}
+        Err(Refusal::Used) => {
+            refuse(
+                socket,
+                "token_used",
+                "this join token was used already; ask for a new one",
+            )
+            .await;
+            return None;
+        }
+        Err(Refusal::TooFast) => {
+            refuse(socket, "rate_limited", "joining too often; wait a moment").await;
+            return None;
+        }
+    }
     let Ok(new_resume_token) = opaque::generate() else {
         refuse(socket, "internal", "no randomness available").await;
         return None;
@@ -120,6 +227,20 @@ async fn admit(
         Err(err) => {
             refuse(socket, err.code(), &err.to_string()).await;
             None
+        }
+    }
+}
+
+/// Whether the participant the token names (the candidate, for a phone) is still on the session
+/// generation the token was issued under.
+async fn session_current(state: &AppState, claims: &JoinClaims) -> bool {
+    let participant = claims.phone_of.as_deref().unwrap_or(&claims.sub);
+    match interviews::participant(state.db.pool(), participant).await {
+        Ok(Some(row)) => row.session_epoch == claims.epoch,
+        Ok(None) => false,
+        Err(err) => {
+            tracing::warn!(%err, "checking a join token's session");
+            false
         }
     }
 }

@@ -10,6 +10,8 @@ use crate::auth::TokenKeys;
 use crate::auth::rate_limit::AccountLimiter;
 use crate::metrics::Metrics;
 use crate::recording::Recordings;
+use crate::rtc::Admissions;
+use crate::serve::ConnectionStats;
 use crate::store::Db;
 
 /// Shared application state; cheap to clone.
@@ -32,6 +34,8 @@ pub struct StateInner {
     pub account_limiter: AccountLimiter,
     /// Every room and the media workers.
     pub hub: Hub,
+    /// Used join tokens and join rates, for `/rtc`.
+    pub admissions: Admissions,
     /// Recording controllers and the recorder.
     pub recordings: Recordings,
 }
@@ -44,6 +48,7 @@ impl AppState {
         settings: Settings,
         hub: Hub,
         recordings: Recordings,
+        connections: Arc<ConnectionStats>,
     ) -> AppState {
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
         AppState {
@@ -51,9 +56,10 @@ impl AppState {
                 db,
                 tokens,
                 settings,
-                metrics: Metrics::new(hub.worker_stats()),
+                metrics: Metrics::new(hub.worker_stats(), connections),
                 account_limiter,
                 hub,
+                admissions: Admissions::default(),
                 recordings,
             }),
         }

@@ -39,6 +39,7 @@ fn join_tokens(c: &mut Criterion) {
         room: room.clone(),
         role: InterviewRole::Candidate,
         phone_of: None,
+        epoch: 0,
     };
     let now = jiff::Timestamp::now().as_second();
     let (token, _) = keys.issue_join(subject(), now).expect("signs");

@@ -12,13 +12,13 @@
 //! touches no other room.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sightline_sfu::sdp::{SdpAnswer, SdpOffer};
+use sightline_sfu::sdp;
 use sightline_sfu::{
     CloseReason, Event as SfuEvent, PeerId, Quality, SfuError, TapReceiver, TrackId, WorkerEvent,
     WorkerHandle, WorkerStats,
@@ -169,6 +169,8 @@ enum RoomInput {
 struct HubInner {
     workers: Vec<WorkerHandle>,
     rooms: Mutex<HashMap<RoomId, RoomHandle>>,
+    /// Each room's removed identities, kept here so they outlive the room's task.
+    barred: Mutex<HashMap<RoomId, BTreeSet<String>>>,
     /// Where each peer connection's media events go: its room's control queue.
     peers: Mutex<HashMap<PeerId, mpsc::UnboundedSender<RoomInput>>>,
     next_id: AtomicU64,
@@ -196,6 +198,7 @@ impl Hub {
             inner: Arc::new(HubInner {
                 workers,
                 rooms: Mutex::new(HashMap::new()),
+                barred: Mutex::new(HashMap::new()),
                 peers: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
             }),
@@ -218,8 +221,15 @@ impl Hub {
         let (control, control_rx) = mpsc::unbounded_channel();
         let handle = RoomHandle { inbox, control };
         rooms.insert(id.clone(), handle.clone());
+        let barred = self
+            .inner
+            .barred
+            .lock()
+            .ok()
+            .and_then(|b| b.get(id).cloned())
+            .unwrap_or_default();
         let actor = RoomActor {
-            room: Room::new(id.clone()),
+            room: Room::with_barred(id.clone(), barred),
             worker,
             hub: Arc::downgrade(&self.inner),
             handle: handle.clone(),
@@ -227,6 +237,8 @@ impl Hub {
             peers: HashMap::new(),
             identity_of: HashMap::new(),
             reset_pending: HashSet::new(),
+            pending_offers: HashMap::new(),
+            too_slow: Vec::new(),
         };
         tokio::spawn(actor.run(inbox_rx, control_rx));
         Some(handle)
@@ -370,6 +382,7 @@ async fn route_events(
             | SfuEvent::TrackUnpublished { peer, .. }
             | SfuEvent::Speaking { peer, .. }
             | SfuEvent::TrackStalled { peer, .. }
+            | SfuEvent::CodecUnsupported { peer, .. }
             | SfuEvent::Offer { peer, .. }
             | SfuEvent::Closed { peer, .. } => *peer,
         };
@@ -388,6 +401,17 @@ fn media_quality(quality: RequestedQuality) -> Quality {
         RequestedQuality::Medium => Quality::Medium,
         RequestedQuality::High => Quality::High,
     }
+}
+
+/// A codec's name as SDP writes it (`rtpmap`), for clients.
+fn codec_name(codec: sightline_sfu::Codec) -> String {
+    match codec {
+        sightline_sfu::Codec::Opus => "opus",
+        sightline_sfu::Codec::Vp8 => "VP8",
+        sightline_sfu::Codec::Vp9 => "VP9",
+        sightline_sfu::Codec::H264 => "H264",
+    }
+    .to_owned()
 }
 
 fn track_key(track: TrackId) -> String {
@@ -428,9 +452,27 @@ struct RoomActor {
     identity_of: HashMap<PeerId, String>,
     /// Participants whose media was reset while their connection was down: told on resume.
     reset_pending: HashSet<String>,
+    /// Each participant's subscriber offer not answered yet, sent again when they resume.
+    pending_offers: HashMap<String, String>,
+    /// Participants a direct reply found too slow, disconnected after the current input.
+    too_slow: Vec<String>,
 }
 
 impl RoomActor {
+    /// Copies the room's removals to the hub, where the room's next task finds them.
+    fn keep_barred(&self) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        if let Ok(mut barred) = hub.barred.lock() {
+            if self.room.barred().is_empty() {
+                barred.remove(self.room.id());
+            } else {
+                barred.insert(self.room.id().clone(), self.room.barred().clone());
+            }
+        }
+    }
+
     async fn run(
         mut self,
         mut inbox: mpsc::Receiver<RoomInput>,
@@ -451,6 +493,7 @@ impl RoomActor {
                     self.apply(effects).await;
                 }
             }
+            self.drop_too_slow().await;
             if self.room.is_empty() && self.connections.is_empty() {
                 break;
             }
@@ -521,6 +564,9 @@ impl RoomActor {
                         self.apply(effects).await;
                         if self.reset_pending.remove(&identity) {
                             self.reply(&identity, ServerMessage::MediaReset {});
+                        } else if !fresh && let Some(sdp) = self.pending_offers.get(&identity) {
+                            let sdp = sdp.clone();
+                            self.reply(&identity, ServerMessage::SubscriberOffer { sdp });
                         }
                     }
                     Err(err) => {
@@ -606,6 +652,7 @@ impl RoomActor {
     /// Closes a participant's peer connections. Their tracks' unpublish events still reach this
     /// room: the hub forgets the peers only after the worker has closed them.
     async fn drop_peers(&mut self, identity: &str) {
+        self.pending_offers.remove(identity);
         let Some(peers) = self.peers.remove(identity) else {
             return;
         };
@@ -614,20 +661,49 @@ impl RoomActor {
         }
     }
 
-    fn reply(&self, identity: &str, message: ServerMessage) {
-        if let Some(connection) = self.connections.get(identity) {
-            let _ = connection.outbox.try_send(message);
+    /// Queues a message for one participant. A client too slow to read it (its queue is full)
+    /// is disconnected after this input, like one too slow for a broadcast: a message silently
+    /// lost (an offer, an answer) would leave its negotiation waiting for ever.
+    fn reply(&mut self, identity: &str, message: ServerMessage) {
+        if let Some(connection) = self.connections.get(identity)
+            && let Err(mpsc::error::TrySendError::Full(_)) = connection.outbox.try_send(message)
+        {
+            self.too_slow.push(identity.to_owned());
         }
     }
 
-    fn refuse(&self, identity: &str, code: &str, message: String) {
+    fn refuse(&mut self, identity: &str, code: &str, message: String) {
         self.reply(
             identity,
             ServerMessage::Error {
                 code: code.to_owned(),
                 message,
+                offer_refused: false,
             },
         );
+    }
+
+    /// Refuses a publish offer: whatever the reason, the client learns that no answer follows.
+    fn refuse_offer(&mut self, identity: &str, code: &str, message: String) {
+        self.reply(
+            identity,
+            ServerMessage::Error {
+                code: code.to_owned(),
+                message,
+                offer_refused: true,
+            },
+        );
+    }
+
+    /// Disconnects the clients [`RoomActor::reply`] found too slow.
+    async fn drop_too_slow(&mut self) {
+        for identity in std::mem::take(&mut self.too_slow) {
+            if self.connections.remove(&identity).is_some() {
+                tracing::info!("client too slow to read its messages; disconnecting");
+                let effects = self.room.disconnected(&identity, Instant::now());
+                self.apply(effects).await;
+            }
+        }
     }
 
     async fn client_message(&mut self, identity: &str, message: ClientMessage) {
@@ -641,12 +717,11 @@ impl RoomActor {
                 return;
             }
             ClientMessage::PublishOffer { sdp, tracks } => {
-                if let Err(err) = self.room.declare_tracks(identity, &tracks) {
-                    Err(err)
-                } else {
-                    self.publish_offer(identity, &sdp).await;
-                    return;
+                match self.room.declare_tracks(identity, &tracks) {
+                    Err(err) => self.refuse_offer(identity, err.code(), err.to_string()),
+                    Ok(()) => self.publish_offer(identity, &sdp).await,
                 }
+                return;
             }
             ClientMessage::SubscriberAnswer { sdp } => {
                 self.subscriber_answer(identity, &sdp).await;
@@ -686,7 +761,14 @@ impl RoomActor {
             ClientMessage::Chat { text } => self.room.chat(identity, &text, now_ms()),
             ClientMessage::ModerateMute { track } => self.room.moderate_mute(identity, &track),
             ClientMessage::ModerateRemove { participant } => {
-                self.room.moderate_remove(identity, &participant)
+                let removed = self.room.moderate_remove(identity, &participant);
+                self.keep_barred();
+                removed
+            }
+            ClientMessage::Readmit { participant } => {
+                let readmitted = self.room.readmit(identity, &participant);
+                self.keep_barred();
+                readmitted
             }
             ClientMessage::Leave {} => Ok(self.room.leave(identity, LeaveReason::Left)),
             ClientMessage::Ping { nonce } => {
@@ -702,16 +784,19 @@ impl RoomActor {
 
     async fn publish_offer(&mut self, identity: &str, sdp: &str) {
         let Some(peers) = self.peers.get(identity).copied() else {
+            self.refuse_offer(
+                identity,
+                "offer_refused",
+                "you have no media connection to publish on".into(),
+            );
             return;
         };
-        let offer = match SdpOffer::from_sdp_string(sdp) {
+        // The parser's own words stay in the log: they can carry internal detail (addresses).
+        let offer = match sdp::parse_offer(sdp) {
             Ok(offer) => offer,
             Err(err) => {
-                self.refuse(
-                    identity,
-                    "bad_sdp",
-                    format!("the offer is not valid SDP: {err}"),
-                );
+                tracing::debug!(?err, "a client's offer is not valid SDP");
+                self.refuse_offer(identity, "bad_sdp", err.to_string());
                 return;
             }
         };
@@ -722,7 +807,7 @@ impl RoomActor {
                     sdp: answer.to_sdp_string(),
                 },
             ),
-            Err(err) => self.refuse(identity, "offer_refused", err.to_string()),
+            Err(err) => self.refuse_offer(identity, "offer_refused", err.to_string()),
         }
     }
 
@@ -730,19 +815,19 @@ impl RoomActor {
         let Some(peers) = self.peers.get(identity).copied() else {
             return;
         };
-        let answer = match SdpAnswer::from_sdp_string(sdp) {
+        let answer = match sdp::parse_answer(sdp) {
             Ok(answer) => answer,
             Err(err) => {
-                self.refuse(
-                    identity,
-                    "bad_sdp",
-                    format!("the answer is not valid SDP: {err}"),
-                );
+                tracing::debug!(?err, "a client's answer is not valid SDP");
+                self.refuse(identity, "bad_sdp", err.to_string());
                 return;
             }
         };
-        if let Err(err) = self.worker.accept_answer(peers.subscriber, answer).await {
-            self.refuse(identity, "answer_refused", err.to_string());
+        match self.worker.accept_answer(peers.subscriber, answer).await {
+            Ok(()) => {
+                self.pending_offers.remove(identity);
+            }
+            Err(err) => self.refuse(identity, "answer_refused", err.to_string()),
         }
     }
 
@@ -750,12 +835,11 @@ impl RoomActor {
         match event {
             SfuEvent::Offer { peer, offer } => {
                 if let Some(identity) = self.identity_of.get(&peer).cloned() {
-                    self.reply(
-                        &identity,
-                        ServerMessage::SubscriberOffer {
-                            sdp: offer.to_sdp_string(),
-                        },
-                    );
+                    // Kept until answered: a client that drops before it arrives gets it again
+                    // when it resumes, or its subscriber connection would never renegotiate.
+                    let sdp = offer.to_sdp_string();
+                    self.pending_offers.insert(identity.clone(), sdp.clone());
+                    self.reply(&identity, ServerMessage::SubscriberOffer { sdp });
                 }
             }
             SfuEvent::TrackPublished {
@@ -806,6 +890,20 @@ impl RoomActor {
                         .is_some_and(|p| p.publisher == peer || p.subscriber == peer)
                 {
                     self.reset_media(&identity).await;
+                }
+            }
+            SfuEvent::CodecUnsupported { peer, track, codec } => {
+                // Said once, to the subscriber alone: its tile can read "cannot play this
+                // camera" instead of staying black without a word.
+                if let Some(identity) = self.identity_of.get(&peer).cloned() {
+                    tracing::info!(track = %track_key(track), ?codec, "a subscriber cannot decode a track");
+                    self.reply(
+                        &identity,
+                        ServerMessage::TrackUnplayable {
+                            track: track_key(track),
+                            codec: codec.map(codec_name),
+                        },
+                    );
                 }
             }
             SfuEvent::Connected { .. } => {}

@@ -11,8 +11,10 @@ use crate::grants::{InterviewRole, TrackSource};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest accepted message (SDP offers with simulcast are a few KiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Largest chat message.
-pub const MAX_CHAT_BYTES: usize = 4 * 1024;
+/// Longest chat message, in UTF-16 code units: the unit a browser's `maxLength` and
+/// `String.length` count, so the chat box and the server agree on every text. The client learns
+/// it from [`Limits`] in `joined` rather than keeping its own copy.
+pub const MAX_CHAT_CHARS: usize = 4000;
 /// Most tracks one publish offer may declare.
 pub const MAX_TRACKS_PER_OFFER: usize = 8;
 /// Longest trickled ICE candidate line (real ones are about 100 bytes).
@@ -105,7 +107,7 @@ pub enum ClientMessage {
     },
     /// A chat message to the room.
     Chat {
-        /// Text, at most [`MAX_CHAT_BYTES`].
+        /// Text, at most [`MAX_CHAT_CHARS`] UTF-16 code units.
         text: String,
     },
     /// Mute someone else's track (needs moderation rights).
@@ -113,8 +115,14 @@ pub enum ClientMessage {
         /// Track id.
         track: String,
     },
-    /// Remove a participant (needs moderation rights).
+    /// Remove a participant (needs moderation rights). They cannot join again until a
+    /// moderator readmits them.
     ModerateRemove {
+        /// Participant identity.
+        participant: String,
+    },
+    /// Let a removed participant join again (needs moderation rights).
+    Readmit {
         /// Participant identity.
         participant: String,
     },
@@ -126,6 +134,29 @@ pub enum ClientMessage {
         #[serde(default)]
         nonce: u64,
     },
+}
+
+/// The protocol's limits, stated once here and sent to every client in `joined`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest client message, in bytes of its JSON text.
+    pub max_message_bytes: usize,
+    /// Longest chat text, in UTF-16 code units.
+    pub max_chat_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            max_chat_chars: MAX_CHAT_CHARS,
+        }
+    }
+}
+
+/// A chat text's length as the browser counts it (UTF-16 code units).
+pub fn chat_length(text: &str) -> usize {
+    text.encode_utf16().count()
 }
 
 /// A participant as others see it.
@@ -197,6 +228,8 @@ pub enum LeaveReason {
     Removed,
     /// They joined again from another connection.
     Replaced,
+    /// Their session ended on the server (their invite link was reissued to someone else).
+    SessionEnded,
 }
 
 /// Messages to a client.
@@ -217,6 +250,17 @@ pub enum ServerMessage {
         resume_token: String,
         /// Whether the room is being recorded.
         recording: RecordingNotice,
+        /// The limits the server enforces, so the client's own checks match them.
+        limits: Limits,
+    },
+    /// The client's subscriber connection cannot receive this track: its answer accepted none
+    /// of the codecs the track is sent in. Nothing of it will arrive; show that instead.
+    TrackUnplayable {
+        /// Track id.
+        track: String,
+        /// The track's codec (`VP8`, `H264`, ...), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        codec: Option<String>,
     },
     /// Answer to the client's publish offer.
     PublishAnswer {
@@ -312,6 +356,10 @@ pub enum ServerMessage {
         code: String,
         /// Explanation.
         message: String,
+        /// Set when this error refuses the client's publish offer: no `publish_answer` follows,
+        /// and the client may make its next offer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        offer_refused: bool,
     },
     /// Reply to ping.
     Pong {

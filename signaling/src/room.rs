@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::grants::{Grants, InterviewRole, RoomId, TrackSource};
 use crate::protocol::{
-    DeclaredTrack, LeaveReason, MAX_CHAT_BYTES, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    ParticipantInfo, RecordingNotice, RequestedQuality, ServerMessage, TrackInfo,
+    DeclaredTrack, LeaveReason, Limits, MAX_CHAT_CHARS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
+    ParticipantInfo, RecordingNotice, RequestedQuality, ServerMessage, TrackInfo, chat_length,
 };
 
 /// How long a participant whose connection dropped may come back with its resume token.
@@ -97,8 +97,11 @@ pub enum RoomError {
     #[error("track `{0}` was not declared")]
     Undeclared(String),
     /// The chat message is empty or too long.
-    #[error("chat messages must be 1 to {MAX_CHAT_BYTES} bytes")]
+    #[error("chat messages must be 1 to {MAX_CHAT_CHARS} characters")]
     BadChat,
+    /// A moderator removed this identity and nobody readmitted it.
+    #[error("a moderator removed you from this room; an interviewer can let you back in")]
+    Barred,
     /// The offer declares too many tracks or the same mid twice.
     #[error("invalid track declaration")]
     BadDeclaration,
@@ -120,6 +123,7 @@ impl RoomError {
             RoomError::BadChat => "bad_chat",
             RoomError::BadDeclaration => "bad_declaration",
             RoomError::ResumeRefused => "resume_refused",
+            RoomError::Barred => "removed",
         }
     }
 }
@@ -173,18 +177,32 @@ pub struct Room {
     tracks: BTreeMap<String, Track>,
     speakers: BTreeSet<String>,
     recording: RecordingNotice,
+    /// Identities a moderator removed: they cannot join again until a moderator readmits them.
+    barred: BTreeSet<String>,
 }
 
 impl Room {
     /// An empty room.
     pub fn new(id: RoomId) -> Room {
+        Room::with_barred(id, BTreeSet::new())
+    }
+
+    /// An empty room that still bars the identities removed from it earlier (a room whose
+    /// last participant left and that is opened again keeps its removals).
+    pub fn with_barred(id: RoomId, barred: BTreeSet<String>) -> Room {
         Room {
             id,
             participants: BTreeMap::new(),
             tracks: BTreeMap::new(),
             speakers: BTreeSet::new(),
             recording: RecordingNotice::default(),
+            barred,
         }
+    }
+
+    /// Identities removed by a moderator and not readmitted.
+    pub fn barred(&self) -> &BTreeSet<String> {
+        &self.barred
     }
 
     /// The room's id.
@@ -260,6 +278,7 @@ impl Room {
             tracks,
             resume_token: me.resume_token.clone(),
             recording: self.recording.clone(),
+            limits: Limits::default(),
         })
     }
 
@@ -293,6 +312,9 @@ impl Room {
         }
         if !member.grants.room_join {
             return Err(RoomError::NotAllowed("joining this room"));
+        }
+        if self.barred.contains(&member.identity) {
+            return Err(RoomError::Barred);
         }
         let identity = member.identity.clone();
         let hidden = member.grants.hidden;
@@ -694,7 +716,20 @@ impl Room {
         if !self.participants.contains_key(target) {
             return Err(RoomError::UnknownParticipant);
         }
+        // The removal sticks: the same join token, or a new one, does not bring them back.
+        self.barred.insert(target.to_owned());
         Ok(self.remove(target, LeaveReason::Removed))
+    }
+
+    /// A moderator lets a removed participant join again.
+    pub fn readmit(&mut self, actor: &str, target: &str) -> Result<Vec<Effect>, RoomError> {
+        if !self.connected(actor)?.member.grants.can_moderate {
+            return Err(RoomError::NotAllowed("readmitting participants"));
+        }
+        if !self.barred.remove(target) {
+            return Err(RoomError::UnknownParticipant);
+        }
+        Ok(Vec::new())
     }
 
     /// A chat message to everyone in the room.
@@ -708,7 +743,7 @@ impl Room {
         if participant.hidden() || !participant.member.grants.can_chat {
             return Err(RoomError::NotAllowed("chatting"));
         }
-        if text.trim().is_empty() || text.len() > MAX_CHAT_BYTES {
+        if text.trim().is_empty() || chat_length(text) > MAX_CHAT_CHARS {
             return Err(RoomError::BadChat);
         }
         let message = ServerMessage::Chat {
@@ -1117,6 +1152,56 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_participant_stays_out_until_readmitted() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        room.moderate_remove("ivy", "cas").expect("removed");
+        assert_eq!(
+            room.join(member("cas", InterviewRole::Candidate), 1, "t2".into()),
+            Err(RoomError::Barred)
+        );
+        assert_eq!(RoomError::Barred.code(), "removed");
+        // The bar outlives the room's task: a room opened again with the same bar refuses too.
+        let mut reopened = Room::with_barred(room.id().clone(), room.barred().clone());
+        assert_eq!(
+            reopened.join(member("cas", InterviewRole::Candidate), 1, "t3".into()),
+            Err(RoomError::Barred)
+        );
+        assert!(matches!(
+            room.readmit("cas", "cas"),
+            Err(RoomError::NotInRoom)
+        ));
+        room.readmit("ivy", "cas").expect("readmitted");
+        assert!(
+            room.join(member("cas", InterviewRole::Candidate), 1, "t4".into())
+                .is_ok()
+        );
+        assert_eq!(
+            room.readmit("ivy", "cas"),
+            Err(RoomError::UnknownParticipant)
+        );
+    }
+
+    #[test]
+    fn chat_is_limited_in_characters_as_the_browser_counts_them() {
+        let mut room = room_with(&[("cas", InterviewRole::Candidate)]);
+        // 2,049 Cyrillic letters are 4,098 bytes but 2,049 characters: accepted.
+        assert!(room.chat("cas", &"ж".repeat(2049), 0).is_ok());
+        assert!(room.chat("cas", &"ж".repeat(MAX_CHAT_CHARS), 0).is_ok());
+        assert_eq!(
+            room.chat("cas", &"ж".repeat(MAX_CHAT_CHARS + 1), 0),
+            Err(RoomError::BadChat)
+        );
+        // An emoji is two UTF-16 units, as an input's maxLength counts it.
+        assert_eq!(
+            room.chat("cas", &"🙂".repeat(MAX_CHAT_CHARS / 2 + 1), 0),
+            Err(RoomError::BadChat)
+        );
+    }
+
+    #[test]
     fn moderators_remove_participants_and_their_tracks() {
         let mut room = room_with(&[
             ("ivy", InterviewRole::Interviewer),
@@ -1160,7 +1245,7 @@ mod tests {
         ]);
         assert_eq!(room.chat("cas", "   ", 0), Err(RoomError::BadChat));
         assert_eq!(
-            room.chat("cas", &"x".repeat(MAX_CHAT_BYTES + 1), 0),
+            room.chat("cas", &"x".repeat(MAX_CHAT_CHARS + 1), 0),
             Err(RoomError::BadChat)
         );
         let effects = room.chat("cas", "hello", 42).expect("sent");

@@ -42,7 +42,8 @@ pub enum Principal {
     User {
         /// User id.
         id: String,
-        /// Platform role when the token was issued.
+        /// Platform role when the token was issued. Informational only: every decision reads
+        /// the stored role (`AuthUser`, `interviews::access`), so a demotion takes effect at once.
         role: AccountRole,
     },
     /// A candidate who came in through an invite link, confined to one interview.
@@ -51,14 +52,23 @@ pub enum Principal {
         participant_id: String,
         /// The only interview they may see.
         interview_id: String,
+        /// The participant's session generation when the token was issued; a reissued invite
+        /// raises it and so ends this session.
+        epoch: i64,
     },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum AccessKind {
-    User { role: AccountRole },
-    Guest { interview: String },
+    User {
+        role: AccountRole,
+    },
+    Guest {
+        interview: String,
+        #[serde(default)]
+        epoch: i64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -96,8 +106,11 @@ pub struct JoinClaims {
     pub iat: i64,
     /// Expiry, unix seconds.
     pub exp: i64,
-    /// Unique token id.
+    /// Unique token id; a join token opens one connection.
     pub jti: String,
+    /// The participant's session generation when issued (see [`Principal::Guest`]).
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 /// Who a join token is for.
@@ -114,6 +127,8 @@ pub struct JoinSubject<'a> {
     /// Set when the subject is a candidate's phone (the candidate's participant id): the token
     /// then carries the phone's grants, not the role's.
     pub phone_of: Option<&'a str>,
+    /// The session generation of the participant (the candidate, for a phone).
+    pub epoch: i64,
 }
 
 /// Signing and verification keys plus token lifetimes.
@@ -168,10 +183,12 @@ impl TokenKeys {
             Principal::Guest {
                 participant_id,
                 interview_id,
+                epoch,
             } => (
                 participant_id.clone(),
                 AccessKind::Guest {
                     interview: interview_id.clone(),
+                    epoch: *epoch,
                 },
             ),
         };
@@ -199,9 +216,10 @@ impl TokenKeys {
                 id: claims.sub,
                 role,
             },
-            AccessKind::Guest { interview } => Principal::Guest {
+            AccessKind::Guest { interview, epoch } => Principal::Guest {
                 participant_id: claims.sub,
                 interview_id: interview,
+                epoch,
             },
         })
     }
@@ -227,6 +245,7 @@ impl TokenKeys {
             iat: now,
             exp: now.saturating_add(self.join_ttl_secs),
             jti: uuid::Uuid::new_v4().to_string(),
+            epoch: subject.epoch,
         };
         Ok((self.sign(&claims)?, claims))
     }
@@ -292,6 +311,7 @@ mod tests {
             room: RoomId(room.to_owned()),
             role,
             phone_of: None,
+            epoch: 0,
         }
     }
 
@@ -303,6 +323,7 @@ mod tests {
         let guest = Principal::Guest {
             participant_id: "p9".into(),
             interview_id: "i9".into(),
+            epoch: 3,
         };
         let token = keys.issue_access(&guest, now()).expect("sign");
         assert_eq!(keys.verify_access(&token).expect("valid"), guest);

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
+use sightline_signaling::protocol::LeaveReason;
 use sightline_signaling::{Grants, InterviewRole, RoomId};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -24,7 +25,7 @@ use crate::state::AppState;
 use crate::store::interviews::{InterviewRow, NewInterview, NewParticipant, ParticipantRow};
 use crate::store::invites::InviteRow;
 use crate::store::users::AccountRole;
-use crate::store::{self, audit, interviews, invites, refresh_tokens, users};
+use crate::store::{self, audit, interviews, invites, phone_pairings, refresh_tokens, users};
 
 /// Most participants one interview may have.
 const MAX_PARTICIPANTS: usize = 50;
@@ -53,9 +54,11 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct ParticipantInput {
     /// Email; staff must already have an account with a fitting role.
+    #[schema(format = Email, max_length = 254)]
     #[garde(email, length(max = 254))]
     pub email: String,
     /// Name to show; defaults to the account's name or the email.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[garde(inner(length(chars, min = 1, max = 100), custom(not_blank)))]
     pub display_name: Option<String>,
     /// `candidate`, `interviewer`, `observer` or `reviewer`.
@@ -69,6 +72,7 @@ pub struct ParticipantInput {
 #[serde(deny_unknown_fields)]
 pub struct CreateInterviewRequest {
     /// Shown on dashboards and invites.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
     pub title: String,
     /// RFC 3339 instant, e.g. `2026-12-01T09:00:00+01:00`.
@@ -76,12 +80,16 @@ pub struct CreateInterviewRequest {
     #[schema(value_type = String, format = DateTime)]
     pub scheduled_start: jiff::Timestamp,
     /// 5 to 480 minutes.
+    #[schema(minimum = 5, maximum = 480)]
     #[garde(range(min = 5, max = 480))]
+    #[serde(deserialize_with = "crate::extract::integral")]
     pub duration_minutes: i64,
     /// IANA time zone the interview is planned in.
     #[garde(length(max = 64), custom(known_time_zone))]
+    #[schema(value_type = crate::extract::TimeZoneName)]
     pub time_zone: String,
     /// Everyone but the creator, who joins as interviewer.
+    #[schema(min_items = 1, max_items = 50)]
     #[garde(length(min = 1, max = MAX_PARTICIPANTS), dive)]
     pub participants: Vec<ParticipantInput>,
 }
@@ -91,6 +99,7 @@ pub struct CreateInterviewRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateInterviewRequest {
     /// New title.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     #[garde(inner(length(chars, min = 1, max = 200), custom(not_blank)))]
     pub title: Option<String>,
     /// New start.
@@ -98,10 +107,13 @@ pub struct UpdateInterviewRequest {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub scheduled_start: Option<jiff::Timestamp>,
     /// New length.
+    #[schema(minimum = 5, maximum = 480)]
     #[garde(inner(range(min = 5, max = 480)))]
+    #[serde(default, deserialize_with = "crate::extract::integral_opt")]
     pub duration_minutes: Option<i64>,
     /// New time zone.
     #[garde(inner(length(max = 64), custom(known_time_zone)))]
+    #[schema(value_type = Option<crate::extract::TimeZoneName>)]
     pub time_zone: Option<String>,
 }
 
@@ -342,16 +354,23 @@ pub(crate) async fn access(
         .ok_or(ApiError::NotFound)?;
     let participants = interviews::participants(state.db.pool(), id).await?;
     let (me, is_admin) = match principal {
-        Principal::User { id: user_id, role } => (
+        // The platform role is read from the database, never from the token: a demoted admin
+        // loses admin power at once, not when their access token expires.
+        Principal::User { id: user_id, .. } => (
             participants
                 .iter()
                 .find(|p| p.user_id.as_deref() == Some(user_id))
                 .cloned(),
-            *role == AccountRole::Admin,
+            users::by_id(state.db.pool(), user_id)
+                .await?
+                .map(|user| user.role())
+                .transpose()?
+                == Some(AccountRole::Admin),
         ),
         Principal::Guest {
             participant_id,
             interview_id,
+            ..
         } if interview_id == id => (
             participants
                 .iter()
@@ -758,6 +777,7 @@ pub async fn join(
             room: RoomId(access.interview.id.clone()),
             role,
             phone_of: None,
+            epoch: me.session_epoch,
         },
         now,
     )?;
@@ -792,9 +812,31 @@ pub async fn reissue_invite(
         .ok_or(ApiError::NotFound)?;
     let mut tx = state.db.pool().begin().await?;
     let link = issue_invite(&state, &mut tx, participant, access.interview.ends_at()).await?;
-    // Whoever used the old link (perhaps not the candidate) is signed out with it.
+    // Whoever used the old link (perhaps not the candidate) loses everything it gave them: their
+    // refresh tokens, their access and join tokens (the session generation moves on), the
+    // account link a signed-in redemption made, and the phone they paired.
     refresh_tokens::revoke_all_for_participant(&mut tx, &participant.id).await?;
+    interviews::end_sessions(&mut tx, &participant.id).await?;
+    phone_pairings::revoke_for_participant(&mut *tx, &participant.id).await?;
+    audit::record(
+        &mut *tx,
+        principal_id(&principal),
+        "invite.reissued",
+        &id,
+        serde_json::json!({ "participant_id": participant.id }),
+    )
+    .await?;
     tx.commit().await?;
+    // And they leave the room now, not when their socket next asks for something.
+    let room = RoomId(id.clone());
+    state
+        .hub
+        .remove_participant(&room, &participant.id, LeaveReason::SessionEnded);
+    state.hub.remove_participant(
+        &room,
+        &crate::pairing::phone_identity(&participant.id),
+        LeaveReason::SessionEnded,
+    );
     Ok((StatusCode::CREATED, Json(link)))
 }
 

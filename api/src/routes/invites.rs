@@ -29,7 +29,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/invites/inspect", post(inspect))
         .route("/api/invites/redeem", post(redeem))
-        .layer(per_ip_layer(&state.settings.auth.rate_limit))
+        .layer(per_ip_layer(&state.settings))
 }
 
 /// Body of both invite calls.
@@ -37,8 +37,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct InviteTokenRequest {
     /// The token from the link `/join/{token}`.
+    #[schema(max_length = 128)]
     #[garde(length(max = 128))]
     pub token: String,
+    /// On redeem, also put the guest session's refresh token in the body (clients that are not
+    /// browsers); browsers get it only as the `HttpOnly` cookie.
+    #[serde(default)]
+    #[garde(skip)]
+    pub refresh_token_in_body: bool,
 }
 
 /// What a candidate sees before accepting.
@@ -186,13 +192,22 @@ pub async fn redeem(
             let principal = Principal::Guest {
                 participant_id: found.participant.id.clone(),
                 interview_id: found.interview.id.clone(),
+                epoch: found.participant.session_epoch,
             };
             let subject = SessionSubject::Guest(found.participant.id);
             let expires_at = found
                 .interview
                 .ends_at()
                 .saturating_add(crate::routes::interviews::JOIN_GRACE_SECS);
-            start_session(&state, jar, principal, subject, expires_at).await
+            start_session(
+                &state,
+                jar,
+                principal,
+                subject,
+                expires_at,
+                body.refresh_token_in_body,
+            )
+            .await
         }
     }
 }

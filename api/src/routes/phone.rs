@@ -39,7 +39,7 @@ const CODE_ATTEMPTS: usize = 3;
 
 /// The pairing routes; every one is behind the per-IP limit.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let limit = || per_ip_layer(&state.settings.auth.rate_limit);
+    let limit = || per_ip_layer(&state.settings);
     let in_room = Router::new()
         .route("/api/interviews/{id}/phone-pairings", post(create))
         .route(
@@ -61,6 +61,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 pub struct PairingRequest {
     /// The candidate whose phone to pair (participant id). A candidate pairing their own phone
     /// leaves it out; an interviewer must name the candidate when there are several.
+    #[schema(max_length = 64)]
     #[garde(inner(length(max = 64)))]
     pub candidate: Option<String>,
 }
@@ -82,14 +83,18 @@ pub struct PairingCreated {
     pub expires_at: String,
 }
 
-/// How a phone proves it may pair: the token from the QR code or link, or the manual code.
+/// How a phone proves it may pair: the token from the QR code or link, or the manual code
+/// (exactly one of them).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, max_properties = 1)]
 pub struct PairingSecret {
     /// From the QR code or link.
+    #[schema(max_length = 128, nullable = false)]
     #[garde(inner(length(max = 128)))]
     pub token: Option<String>,
     /// Typed by hand.
+    #[schema(max_length = 32, nullable = false)]
     #[garde(inner(length(max = 32)))]
     pub code: Option<String>,
 }
@@ -121,6 +126,7 @@ pub struct PhoneSession {
 #[serde(deny_unknown_fields)]
 pub struct PhoneJoinRequest {
     /// From `/api/phone/redeem`.
+    #[schema(max_length = 128)]
     #[garde(length(max = 128))]
     pub session: String,
 }
@@ -416,6 +422,7 @@ pub async fn join(
             room: RoomId(interview.id.clone()),
             role: InterviewRole::Candidate,
             phone_of: Some(&candidate.id),
+            epoch: candidate.session_epoch,
         },
         now,
     )?;

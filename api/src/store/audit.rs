@@ -27,8 +27,8 @@ pub struct AuditEntry {
 }
 
 /// Appends an entry.
-pub async fn record(
-    pool: &AnyPool,
+pub async fn record<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     actor: &str,
     action: &str,
     target: &str,
@@ -44,7 +44,7 @@ pub async fn record(
     .bind(target)
     .bind(details.to_string())
     .bind(now())
-    .execute(pool)
+    .execute(executor)
     .await
     .map(|_| ())
 }

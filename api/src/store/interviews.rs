@@ -49,6 +49,8 @@ pub struct ParticipantRow {
     pub role: String,
     /// The account, once known.
     pub user_id: Option<String>,
+    /// Session generation: tokens issued under an older one are no longer accepted.
+    pub session_epoch: i64,
 }
 
 /// What is needed to create an interview.
@@ -89,7 +91,7 @@ macro_rules! interview_columns {
 /// The columns of [`ParticipantRow`].
 macro_rules! participant_columns {
     () => {
-        "id, interview_id, email, display_name, role, user_id"
+        "id, interview_id, email, display_name, role, user_id, session_epoch"
     };
 }
 
@@ -139,6 +141,7 @@ pub async fn insert(
             display_name: participant.display_name.clone(),
             role: participant.role.to_owned(),
             user_id: participant.user_id.clone(),
+            session_epoch: 0,
         });
     }
     let interview = InterviewRow {
@@ -238,6 +241,20 @@ pub async fn cancel(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Ends every session of a participant's: raises their session generation (older access and
+/// join tokens stop working) and unlinks the account that redeemed their invite, if any. Runs in
+/// the caller's transaction.
+pub async fn end_sessions(tx: &mut AnyConnection, participant_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE interview_participants SET session_epoch = session_epoch + 1, user_id = NULL \
+         WHERE id = $1",
+    )
+    .bind(participant_id)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
 }
 
 /// Links a participant to the account that redeemed their invite, unless already linked.

@@ -145,8 +145,8 @@ pub async fn redeem(
 }
 
 /// Unpairs a candidate's phone: every pairing and phone session of theirs stops working.
-pub async fn revoke_for_participant(
-    pool: &AnyPool,
+pub async fn revoke_for_participant<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     participant_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -155,7 +155,7 @@ pub async fn revoke_for_participant(
     )
     .bind(now())
     .bind(participant_id)
-    .execute(pool)
+    .execute(executor)
     .await
     .map(|_| ())
 }
