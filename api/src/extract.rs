@@ -37,6 +37,28 @@ where
     }
 }
 
+/// A query string, refused in our JSON error format (axum's own rejection is plain text).
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
 /// Middleware: a request that announces a body over `http.max_body_bytes` is refused before
 /// anything is read, instead of after reading a megabyte of it. Bodies without a length (chunked)
 /// are still cut off by the body limit as they are read.
@@ -89,6 +111,34 @@ fn from_report(report: garde::Report) -> ApiError {
     ApiError::Validation { message, fields }
 }
 
+/// Reads a whole number, also when a client writes it as `257.0`: JSON has one number type, and
+/// JSON Schema counts `257.0` as an integer, so refusing it would refuse what the document allows.
+pub fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = <serde_json::Number as serde::Deserialize>::deserialize(deserializer)?;
+    whole(&number).ok_or_else(|| serde::de::Error::custom("expected a whole number"))
+}
+
+/// [`integral`] for an optional field (use with `#[serde(default)]`).
+pub fn integral_opt<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    let number = <Option<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)?;
+    number
+        .map(|n| whole(&n).ok_or_else(|| serde::de::Error::custom("expected a whole number")))
+        .transpose()
+}
+
+fn whole(number: &serde_json::Number) -> Option<i64> {
+    if let Some(n) = number.as_i64() {
+        return Some(n);
+    }
+    // Integral floats within the range where f64 holds every whole number exactly.
+    let float = number
+        .as_f64()
+        .filter(|f| f.fract() == 0.0 && f.abs() <= 9.0e15)?;
+    format!("{float:.0}").parse().ok()
+}
+
 /// garde check: a string with something other than white space in it.
 pub fn not_blank(value: &str, _: &()) -> garde::Result {
     if value.trim().is_empty() {
@@ -98,9 +148,41 @@ pub fn not_blank(value: &str, _: &()) -> garde::Result {
     }
 }
 
-/// garde check: an IANA time zone name this server knows.
-pub fn known_time_zone(value: &str, _: &()) -> garde::Result {
-    jiff::tz::TimeZone::get(value)
-        .map(|_| ())
-        .map_err(|_| garde::Error::new("unknown time zone; use an IANA name like Europe/Paris"))
+/// The IANA time zone names this server knows (its bundled tz database), exactly as written
+/// there. The OpenAPI document lists the same set, so the two cannot disagree.
+fn time_zone_names() -> &'static std::collections::BTreeSet<String> {
+    static NAMES: std::sync::LazyLock<std::collections::BTreeSet<String>> =
+        std::sync::LazyLock::new(|| {
+            jiff::tz::db()
+                .available()
+                .map(|name| name.to_string())
+                .collect()
+        });
+    &NAMES
 }
+
+/// garde check: an IANA time zone name this server knows, spelled as the tz database does.
+pub fn known_time_zone(value: &str, _: &()) -> garde::Result {
+    if time_zone_names().contains(value) {
+        Ok(())
+    } else {
+        Err(garde::Error::new(
+            "unknown time zone; use an IANA name like Europe/Paris",
+        ))
+    }
+}
+
+/// The schema of a time zone field: one of [`time_zone_names`].
+pub struct TimeZoneName;
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An IANA time zone name, such as Europe/Paris"))
+            .enum_values(Some(time_zone_names().iter().cloned()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeZoneName {}

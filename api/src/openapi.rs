@@ -1,6 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations.
+//!
+//! Each handler lists what it answers itself; [`SharedAnswers`] adds what the layers around every
+//! handler answer (a missing token, a body that is not JSON, too large or invalid, a rate limit),
+//! so the document is true for every operation without each annotation repeating them.
+//! `scripts/schemathesis` holds the server to it.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
@@ -47,7 +54,7 @@ use crate::routes;
         routes::ops::metrics,
         routes::ops::openapi,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedAnswers),
 )]
 pub struct ApiDoc;
 
@@ -66,4 +73,88 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Paths behind a per-client rate limit (they take secrets or passwords).
+const RATE_LIMITED: [&str; 10] = [
+    "/api/auth/register",
+    "/api/auth/login",
+    "/api/me",
+    "/api/invites/inspect",
+    "/api/invites/redeem",
+    "/api/interviews/{id}/phone-pairings",
+    "/api/interviews/{id}/phone-pairings/{candidate_id}",
+    "/api/phone/inspect",
+    "/api/phone/redeem",
+    "/api/phone/join",
+];
+
+struct SharedAnswers;
+
+impl Modify for SharedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let needs_token = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|requirements| !requirements.is_empty());
+                if needs_token {
+                    add(operation, "401", "No valid bearer token");
+                }
+                if operation.request_body.is_some() {
+                    add(operation, "400", "The body is not well-formed JSON");
+                    add(
+                        operation,
+                        "413",
+                        "The body is larger than the server accepts",
+                    );
+                    add(operation, "415", "The body is not sent as application/json");
+                    add(
+                        operation,
+                        "422",
+                        "The body does not satisfy the schema's rules",
+                    );
+                }
+                if path.contains('{') {
+                    add(
+                        operation,
+                        "404",
+                        "No such resource, or none the caller may see",
+                    );
+                }
+                if RATE_LIMITED.contains(&path.as_str()) {
+                    add(operation, "429", "Too many attempts; see Retry-After");
+                }
+            }
+        }
+    }
+}
+
+/// Adds an error answer with the shared error body, unless the operation lists that status.
+fn add(operation: &mut Operation, status: &str, description: &str) {
+    operation
+        .responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| RefOr::T(error_answer(description)));
+}
+
+fn error_answer(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, Principal};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiQuery;
 use crate::routes::interviews::{self, require_room_open};
 use crate::state::AppState;
 use crate::store::recordings::{self, RecordingRow};
@@ -324,11 +325,12 @@ pub async fn read(
         ("take" = String, Path, description = "Take id"),
         ("token" = String, Query, description = "Media token from the recording's view")),
     responses((status = 200, description = "The file"), (status = 206, description = "A range"),
+        (status = 400, description = "No media token in the query", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn media(
     State(state): State<AppState>,
     Path((recording, take)): Path<(String, String)>,
-    Query(query): Query<MediaQuery>,
+    ApiQuery(query): ApiQuery<MediaQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let key = state.tokens.verify_media(&query.token)?;
