@@ -109,9 +109,30 @@ async fn refresh_cookie_is_locked_down(backend: Backend) -> Result<()> {
             "{attribute} missing in {cookie}"
         );
     }
-    let session = session_from(response).await?;
+    let body = expect_json(response, StatusCode::OK).await?;
+    assert!(
+        body.get("refresh_token").is_none(),
+        "a browser's sign-in answer puts the refresh token where scripts can read it: {body}"
+    );
     let pair = cookie.split(';').next().unwrap_or_default().to_owned();
-    assert_eq!(pair, format!("sightline_refresh={}", session.refresh));
+    let session_refresh = pair
+        .strip_prefix("sightline_refresh=")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!session_refresh.is_empty());
+    // A client that is not a browser asks for the token in the body, and gets it there too.
+    let native = expect_json(
+        app.post(
+            "/api/auth/login",
+            json!({ "email": "bo@example.com", "password": PASSWORD,
+                "refresh_token_in_body": true }),
+            None,
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert!(native["refresh_token"].is_string(), "{native}");
 
     // A browser sends only the cookie; the new token comes back only as a cookie, never in a
     // body a script could read.
@@ -128,7 +149,7 @@ async fn refresh_cookie_is_locked_down(backend: Backend) -> Result<()> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(new_cookie.starts_with("sightline_refresh=") && !new_cookie.contains(&session.refresh));
+    assert!(new_cookie.starts_with("sightline_refresh=") && !new_cookie.contains(&session_refresh));
     let body = expect_json(rotated, StatusCode::OK).await?;
     assert!(body["access_token"].is_string());
     assert!(body.get("refresh_token").is_none(), "{body}");

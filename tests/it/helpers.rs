@@ -126,6 +126,8 @@ impl Drop for TestDb {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The metrics listener's `/metrics` URL, when `metrics.addr` is set.
+    pub metrics_url: Option<String>,
     /// Settings it runs with.
     pub settings: Settings,
     /// Plain client (no cookie store): tests see cookies as headers.
@@ -149,6 +151,9 @@ pub struct Session {
     pub me: Value,
 }
 
+/// The bearer token the test servers' `/metrics` asks for.
+pub const METRICS_TOKEN: &str = "metrics-token-for-tests-only";
+
 fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -> Result<Settings> {
     let mut figment = Figment::from(Toml::string(DEFAULT_TOML))
         .merge(("http.addr", "127.0.0.1:0"))
@@ -157,7 +162,8 @@ fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -
         .merge(("database.max_connections", 5))
         .merge(("rtc.workers", 1))
         .merge(("auth.jwt_secret", TEST_SECRET))
-        .merge(("public.base_url", "http://sightline.test"));
+        .merge(("public.base_url", "http://sightline.test"))
+        .merge(("metrics.token", METRICS_TOKEN));
     for (key, value) in overrides {
         figment = figment.merge((*key, value.clone()));
     }
@@ -181,6 +187,9 @@ impl TestApp {
     async fn start(settings: Settings, db: TestDb, data_dir: TempDir) -> Result<TestApp> {
         let server = Server::build(settings.clone()).await?;
         let addr: SocketAddr = server.local_addr()?;
+        let metrics_url = server
+            .metrics_addr()?
+            .map(|addr| format!("http://{addr}/metrics"));
         let hub = server.state().hub.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -193,6 +202,7 @@ impl TestApp {
         });
         Ok(TestApp {
             base: format!("http://{addr}"),
+            metrics_url,
             settings,
             client: reqwest::Client::new(),
             hub,
@@ -265,6 +275,17 @@ impl TestApp {
         self.request(Method::POST, path, Some(body), token).await
     }
 
+    /// The metrics exposition, read with the test's metrics token.
+    pub async fn metrics(&self) -> Result<String> {
+        let response = self.get("/metrics", Some(METRICS_TOKEN)).await?;
+        anyhow::ensure!(
+            response.status() == StatusCode::OK,
+            "metrics: {}",
+            response.status()
+        );
+        Ok(response.text().await?)
+    }
+
     /// GET with a token.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Response> {
         self.request(Method::GET, path, None, token).await
@@ -332,17 +353,30 @@ pub fn name_of(email: &str) -> String {
     email.split('@').next().unwrap_or(email).to_owned()
 }
 
-/// Reads a session response, failing unless it is a 200 with tokens.
+/// Reads a session response, failing unless it is a 200 with tokens. The refresh token comes
+/// from the body when the client asked for it there, else from the cookie, as a browser gets it.
 pub async fn session_from(response: Response) -> Result<Session> {
     let status = response.status();
+    let cookie = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("sightline_refresh="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
     let body: Value = response.json().await?;
     anyhow::ensure!(
         status == StatusCode::OK,
         "expected a session, got {status}: {body}"
     );
+    let refresh = match body.get("refresh_token") {
+        Some(token) => text(token)?,
+        None => cookie.with_context(|| format!("no refresh token in body or cookie: {body}"))?,
+    };
     Ok(Session {
         access: text(&body["access_token"])?,
-        refresh: text(&body["refresh_token"])?,
+        refresh,
         me: body["me"].clone(),
     })
 }

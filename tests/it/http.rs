@@ -190,7 +190,7 @@ async fn operations_endpoints(backend: Backend) -> Result<()> {
     assert_eq!(ready["status"], "ok");
 
     app.register("m@example.com").await?;
-    let metrics = app.get("/metrics", None).await?.text().await?;
+    let metrics = app.metrics().await?;
     assert!(
         metrics.contains(
             "sightline_http_requests_total{method=\"POST\",route=\"/api/auth/register\",status=\"202\"} 1"

@@ -62,7 +62,7 @@ pub(crate) async fn interview(app: &TestApp) -> Result<Interview> {
     })
 }
 
-async fn join_token(app: &TestApp, interview: &str, access: &str) -> Result<String> {
+pub(crate) async fn join_token(app: &TestApp, interview: &str, access: &str) -> Result<String> {
     let joined = expect_json(
         app.post(
             &format!("/api/interviews/{interview}/join"),
@@ -76,7 +76,7 @@ async fn join_token(app: &TestApp, interview: &str, access: &str) -> Result<Stri
     text(&joined["token"])
 }
 
-async fn connect(app: &TestApp, room: &str) -> Result<Socket> {
+pub(crate) async fn connect(app: &TestApp, room: &str) -> Result<Socket> {
     let url = format!("{}/rtc/{room}", app.base.replacen("http", "ws", 1));
     let (socket, _) = tokio_tungstenite::connect_async(url).await?;
     Ok(socket)
@@ -372,7 +372,7 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
     }
     // What the workers counted is on /metrics: the garbage, and the time each forwarded packet
     // spent in the worker.
-    let metrics = app.get("/metrics", None).await?.text().await?;
+    let metrics = app.metrics().await?;
     let value = |name: &str| -> Option<f64> {
         metrics
             .lines()
