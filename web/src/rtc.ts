@@ -5,6 +5,11 @@
 // socket reconnects and resumes within the server's 30 s window, with a fresh join token. If the
 // server lost the media connections meanwhile, it says `media_reset` and we start them afresh.
 // Our ICE candidates trickle to the server as they are found; the server's are in its SDP.
+//
+// Publisher offers go one at a time, each waiting for its answer. An answer that cannot come
+// any more (the socket the offer went out on closed, the server refused the offer, the media
+// connections were replaced) ends the wait, so the queue never stalls: after a resume our
+// re-offer carries whatever the cut-short negotiation was about.
 
 export type Source = 'camera' | 'microphone' | 'screen_share' | 'secondary_camera';
 
@@ -165,7 +170,8 @@ export class RoomConnection {
   private attempt = 0;
   /** Publisher offers go one at a time: each waits for the previous answer. */
   private negotiation: Promise<void> = Promise.resolve();
-  private answerWaiter: ((sdp: string) => void) | null = null;
+  /** Ends the wait of the offer on the wire: with its answer, or `null` when none will come. */
+  private answerWaiter: ((sdp: string | null) => void) | null = null;
   private screen: RTCRtpTransceiver | null = null;
   private lastRestart = 0;
   private lastCounters: Counters = { received: 0, lost: 0 };
@@ -217,7 +223,8 @@ export class RoomConnection {
     this.myTracks.clear();
     this.qualities.clear();
     this.screen = null;
-    this.answerWaiter = null;
+    // An answer for the old publisher will not come; the new one negotiates afresh.
+    this.settleAnswer(null);
     this.negotiation = Promise.resolve();
     this.createConnections();
     if (screen && screen.readyState === 'live') {
@@ -245,6 +252,8 @@ export class RoomConnection {
   }
 
   private onSocketClosed() {
+    // No answer comes on a closed socket: the offer is made again after the resume.
+    this.settleAnswer(null);
     if (this.leaving) return;
     if (this.resumeToken === null) {
       this.finish('disconnected');
@@ -284,40 +293,65 @@ export class RoomConnection {
     this.listener.closed(reason);
   }
 
-  private send(message: object) {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  /** Sends a message if the socket is open; returns whether it went. */
+  private send(message: object): boolean {
+    if (this.socket.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
   }
 
-  /** Sends a publisher offer for the current transceivers and waits for its answer. */
+  /** Ends the wait for a publisher answer, if an offer is waiting: see `answerWaiter`. */
+  private settleAnswer(sdp: string | null) {
+    const waiter = this.answerWaiter;
+    this.answerWaiter = null;
+    waiter?.(sdp);
+  }
+
+  /**
+   * Sends a publisher offer for the current transceivers and waits for its answer. Resolves
+   * once answered, or once no answer can come (see `settleAnswer`): a later offer, such as the
+   * re-offer after a resume, then carries what this one would have.
+   */
   private renegotiate(iceRestart = false): Promise<void> {
+    // Media connections replaced meanwhile (`resetMedia`) are negotiated by their own offers.
+    const pc = this.publisher;
     const step = this.negotiation.then(async () => {
-      const offer = await this.publisher.createOffer({ iceRestart });
-      await this.publisher.setLocalDescription(offer);
+      if (pc !== this.publisher) return;
+      const offer = await pc.createOffer({ iceRestart });
+      await pc.setLocalDescription(offer);
+      if (pc !== this.publisher) return;
       const tracks: { mid: string; source: Source }[] = [];
       for (const [transceiver, source] of this.sources) {
         if (transceiver.mid && transceiver.currentDirection !== 'stopped' && transceiver.direction !== 'stopped') {
           tracks.push({ mid: transceiver.mid, source });
         }
       }
-      const answered = new Promise<string>((resolve) => {
+      const answered = new Promise<string | null>((resolve) => {
         this.answerWaiter = resolve;
       });
-      this.send({ type: 'publish_offer', sdp: this.publisher.localDescription?.sdp ?? '', tracks });
+      // Not connected: the resume's re-offer will carry this one.
+      if (!this.send({ type: 'publish_offer', sdp: pc.localDescription?.sdp ?? '', tracks })) this.settleAnswer(null);
       const sdp = await answered;
-      await this.publisher.setRemoteDescription({ type: 'answer', sdp });
+      if (sdp === null || pc !== this.publisher) return;
+      await pc.setRemoteDescription({ type: 'answer', sdp });
     });
     // A failed negotiation is reported, and the next one still runs.
-    this.negotiation = step.catch((err) => this.listener.error('negotiation_failed', String(err)));
+    this.negotiation = step.catch((err) => {
+      if (pc === this.publisher) this.listener.error('negotiation_failed', String(err));
+    });
     return step;
   }
 
   /**
    * Restarts ICE on both connections (new credentials, new candidate checks), so media follows
    * a changed network path: our re-offer for the publisher, the server's offer for the
-   * subscriber. At most one restart every few seconds.
+   * subscriber. At most one restart every few seconds when ICE fails; a resume always restarts,
+   * as its re-offer also stands in for any offer the drop cut short. While the socket is down
+   * there is no one to tell: the resume restarts.
    */
-  private restartIce() {
-    if (this.leaving || !this.published || Date.now() - this.lastRestart < ICE_RESTART_SPACING_MS) return;
+  private restartIce(resumed = false) {
+    if (this.leaving || !this.published || this.droppedAt !== null) return;
+    if (!resumed && Date.now() - this.lastRestart < ICE_RESTART_SPACING_MS) return;
     this.lastRestart = Date.now();
     this.send({ type: 'restart_ice' });
     void this.renegotiate(true);
@@ -351,7 +385,7 @@ export class RoomConnection {
           this.droppedAt = null;
           this.listener.reconnecting(false);
           // Whatever dropped the socket may have moved us to another network: find a new path.
-          this.restartIce();
+          this.restartIce(true);
         }
         if (!this.published) {
           this.published = true;
@@ -359,8 +393,7 @@ export class RoomConnection {
         }
         break;
       case 'publish_answer':
-        this.answerWaiter?.(message.sdp);
-        this.answerWaiter = null;
+        this.settleAnswer(message.sdp);
         break;
       case 'subscriber_offer':
         await this.subscriber.setRemoteDescription({ type: 'offer', sdp: message.sdp });
@@ -420,6 +453,8 @@ export class RoomConnection {
           this.socket.close();
           break;
         }
+        // A refused offer gets no answer; the next negotiation may go.
+        if (message.offer_refused === true) this.settleAnswer(null);
         this.listener.error(message.code, message.message);
         break;
       case 'removed':

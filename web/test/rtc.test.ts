@@ -1,5 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { backoffMs, qualityFor, rateConnection, readStats, rtcUrl, sourceFor } from '../src/rtc';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  RoomConnection,
+  backoffMs,
+  qualityFor,
+  rateConnection,
+  readStats,
+  rtcUrl,
+  sourceFor,
+  type RoomListener,
+} from '../src/rtc';
 
 describe('qualityFor', () => {
   it('sends no video to hidden tiles and more to bigger ones', () => {
@@ -59,5 +68,175 @@ describe('sourceFor', () => {
     expect(sourceFor('audio', 'person')).toBe('microphone');
     expect(sourceFor('video', 'phone')).toBe('secondary_camera');
     expect(sourceFor('audio', 'phone')).toBeNull();
+  });
+});
+
+/** A signaling socket on which the test plays the server. */
+class FakeSocket {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSED = 3;
+  static all: FakeSocket[] = [];
+  readyState = FakeSocket.CONNECTING;
+  sent: { type: string; [field: string]: unknown }[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((event: { data: string }) => void) | null = null;
+  onclose: (() => void) | null = null;
+
+  constructor() {
+    FakeSocket.all.push(this);
+  }
+
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+
+  close() {
+    this.drop();
+  }
+
+  open() {
+    this.readyState = FakeSocket.OPEN;
+    this.onopen?.();
+  }
+
+  receive(message: object) {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+
+  /** The connection is gone, as a network change would leave it. */
+  drop() {
+    if (this.readyState === FakeSocket.CLOSED) return;
+    this.readyState = FakeSocket.CLOSED;
+    this.onclose?.();
+  }
+
+  types() {
+    return this.sent.map((m) => m.type);
+  }
+}
+
+/** Just enough of a peer connection for the negotiation: offers say whether they restart ICE. */
+class FakePeerConnection {
+  static all: FakePeerConnection[] = [];
+  iceConnectionState = 'new';
+  connectionState = 'new';
+  localDescription: RTCSessionDescriptionInit | null = null;
+  answers: string[] = [];
+  private offers = 0;
+  private transceivers: { mid: string | null; direction: string; currentDirection: string | null; sender: object }[] = [];
+  private listeners = new Map<string, (() => void)[]>();
+
+  constructor() {
+    FakePeerConnection.all.push(this);
+  }
+
+  addTransceiver(track: unknown, init: { direction: string }) {
+    const transceiver = { mid: null, direction: init.direction, currentDirection: null, sender: { track } };
+    this.transceivers.push(transceiver);
+    return transceiver;
+  }
+
+  async createOffer(options: { iceRestart?: boolean }) {
+    this.offers += 1;
+    return { type: 'offer' as const, sdp: `offer ${this.offers}${options.iceRestart ? ' ice-restart' : ''}` };
+  }
+
+  async setLocalDescription(description: RTCSessionDescriptionInit) {
+    this.transceivers.forEach((t, i) => (t.mid ??= String(i)));
+    this.localDescription = description;
+  }
+
+  async setRemoteDescription(description: RTCSessionDescriptionInit) {
+    this.answers.push(description.sdp ?? '');
+  }
+
+  addEventListener(name: string, listener: () => void) {
+    this.listeners.set(name, [...(this.listeners.get(name) ?? []), listener]);
+  }
+
+  /** ICE gives up on the current path. */
+  fail() {
+    this.iceConnectionState = 'failed';
+    for (const listener of this.listeners.get('iceconnectionstatechange') ?? []) listener();
+  }
+
+  close() {}
+}
+
+describe('RoomConnection negotiation', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    FakeSocket.all = [];
+    FakePeerConnection.all = [];
+  });
+
+  /** A connection whose first socket is open and joined; errors it reports are collected. */
+  function joinedRoom() {
+    vi.stubGlobal('WebSocket', FakeSocket);
+    vi.stubGlobal('RTCPeerConnection', FakePeerConnection);
+    const errors: string[] = [];
+    const listener = new Proxy({} as RoomListener, {
+      get: (_, name) => (name === 'error' ? (code: string) => errors.push(code) : () => {}),
+    });
+    const tracks = [{ kind: 'video', stop() {} }, { kind: 'audio', stop() {} }];
+    const local = { getTracks: () => tracks } as unknown as MediaStream;
+    const room = new RoomConnection({ room: 'r1', token: 'first' }, async () => ({ room: 'r1', token: 'again' }), local, listener);
+    const [publisher] = FakePeerConnection.all;
+    const socket = FakeSocket.all[0];
+    socket.open();
+    socket.receive({ type: 'joined', resume_token: 'resume', you: { identity: 'p1' }, participants: [], tracks: [] });
+    return { room, publisher, socket, errors };
+  }
+
+  const joined = { type: 'joined', resume_token: 'resume-2', you: { identity: 'p1' }, participants: [], tracks: [] };
+
+  it('re-offers with new ICE credentials after a resume, though the drop cut an offer short', async () => {
+    const { room, publisher, socket } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    // The socket drops before the answer comes: it never will.
+    socket.drop();
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(2));
+    const resumed = FakeSocket.all[1];
+    resumed.open();
+    expect(resumed.sent[0]).toMatchObject({ type: 'join', token: 'again', resume_token: 'resume' });
+    resumed.receive(joined);
+    await vi.waitFor(() => expect(resumed.types()).toEqual(['join', 'restart_ice', 'publish_offer']));
+    expect(resumed.sent[2].sdp).toMatch(/ice-restart/);
+    expect(resumed.sent[2].tracks).toEqual([
+      { mid: '0', source: 'camera' },
+      { mid: '1', source: 'microphone' },
+    ]);
+    resumed.receive({ type: 'publish_answer', sdp: 'answer' });
+    await vi.waitFor(() => expect(publisher.answers).toEqual(['answer']));
+    room.leave();
+  });
+
+  it('restarts on a resume even right after an ICE failure restarted', async () => {
+    const { room, publisher, socket } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    socket.receive({ type: 'publish_answer', sdp: 'answer' });
+    // The network changes: ICE fails, and the restart's offer goes into a socket about to drop.
+    publisher.fail();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer', 'restart_ice', 'publish_offer']));
+    socket.drop();
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(2));
+    const resumed = FakeSocket.all[1];
+    resumed.open();
+    resumed.receive(joined);
+    await vi.waitFor(() => expect(resumed.types()).toEqual(['join', 'restart_ice', 'publish_offer']));
+    room.leave();
+  });
+
+  it('goes on negotiating after the server refuses an offer', async () => {
+    const { room, publisher, socket, errors } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    socket.receive({ type: 'error', code: 'offer_refused', message: 'no', offer_refused: true });
+    expect(errors).toEqual(['offer_refused']);
+    publisher.fail();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer', 'restart_ice', 'publish_offer']));
+    socket.receive({ type: 'publish_answer', sdp: 'answer' });
+    await vi.waitFor(() => expect(publisher.answers).toEqual(['answer']));
+    room.leave();
   });
 });
