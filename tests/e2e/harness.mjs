@@ -2,9 +2,14 @@
 //
 // The server runs the binary given in SIGHTLINE_BIN (default: the debug build) on a free loopback
 // port, with a fresh SQLite data directory, so each test file starts from nothing.
+//
+// Tests wait for states, not for time: `waitFor` polls a condition up to a generous deadline and
+// fails naming what it waited for. Each test has its own timeout (no per-file one), and a long
+// test marks its steps with `steps`, so one that hangs says where.
 
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -33,19 +38,75 @@ function freePort() {
   });
 }
 
-async function waitFor(url, deadlineMs) {
-  const until = Date.now() + deadlineMs;
-  let lastError;
-  while (Date.now() < until) {
+/**
+ * Polls `condition` until it returns something truthy, and returns that. The condition may throw
+ * (an assertion on what it sees so far): it is tried again, and the last error explains a
+ * failure. After `timeoutMs` it fails naming `label`, what the test was waiting for; a single
+ * try that hangs counts against the deadline too.
+ */
+export async function waitFor(label, condition, timeoutMs = 30_000, everyMs = 250) {
+  const until = Date.now() + timeoutMs;
+  const timedOut = Symbol('timed out');
+  let last;
+  for (;;) {
+    let timer;
+    const deadline = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(timedOut), Math.max(0, until - Date.now()));
+    });
     try {
-      const response = await fetch(url);
-      if (response.ok) return;
+      const value = await Promise.race([Promise.resolve().then(condition), deadline]);
+      if (value === timedOut) break;
+      if (value) return value;
+      last = undefined;
     } catch (err) {
-      lastError = err;
+      last = err;
+    } finally {
+      clearTimeout(timer);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() >= until) break;
+    await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`server did not become ready at ${url}: ${lastError}`);
+  const why = last ? `: ${last.message ?? last}` : '';
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}${why}`, { cause: last });
+}
+
+/**
+ * A long test's step log: `step('…')` marks where the test is. The marks are shown with the
+ * test's result, with the seconds since it began, so a test that times out names the step it
+ * was in (the last one), and a slow run shows which steps took the time.
+ */
+export function steps(t) {
+  const began = Date.now();
+  return (label) => t.diagnostic(`${((Date.now() - began) / 1000).toFixed(1)} s: ${label}`);
+}
+
+/**
+ * Waits until `count` videos match `selector` and each has decoded more frames than when this
+ * wait first saw it decoding: media keeps arriving. An element replaced meanwhile (its track
+ * changed) is counted afresh.
+ */
+export async function waitForFramesIncreasing(page, selector, count, timeoutMs = 30_000) {
+  await page.evaluate(() => {
+    window.__e2eFramesSeen = new WeakMap();
+  });
+  await waitFor(
+    `${count} × ${selector} decoding more and more frames`,
+    async () => {
+      const frames = await page.evaluate((s) => {
+        // A reloaded page counts afresh.
+        const seen = (window.__e2eFramesSeen ??= new WeakMap());
+        return [...document.querySelectorAll(s)].map((video) => {
+          const now = video.getVideoPlaybackQuality().totalVideoFrames;
+          if (now > 0 && !seen.has(video)) seen.set(video, now);
+          return { first: seen.get(video) ?? 0, now };
+        });
+      }, selector);
+      const increasing = frames.length === count && frames.every((f) => f.first > 0 && f.now > f.first);
+      assert.ok(increasing, `frames (first seen -> now): ${frames.map((f) => `${f.first} -> ${f.now}`).join(', ')}`);
+      return true;
+    },
+    timeoutMs,
+  );
 }
 
 /**
@@ -68,7 +129,7 @@ export async function startServer({ dataDir: reuse } = {}) {
   };
   const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', r));
-  await waitFor(`${base}/readyz`, 30_000);
+  await waitFor(`the server to be ready at ${base}/readyz`, async () => (await fetch(`${base}/readyz`)).ok, 30_000, 100);
   return {
     base,
     dataDir,
@@ -125,6 +186,19 @@ export async function startServer({ dataDir: reuse } = {}) {
       await page.waitForFunction(() => !document.querySelector('button[disabled]'));
       await join.click();
       await page.getByRole('heading', { name: 'Interview room' }).waitFor();
+    },
+    /**
+     * The manifest the recorder keeps in its spool while recording `id` (its own record of each
+     * take's start, anchors and closed segments), or null when there is none (not started yet, or
+     * finished). The recorder replaces the file atomically, so a read sees one whole version.
+     */
+    spoolManifest(id) {
+      try {
+        return JSON.parse(readFileSync(join(dataDir, 'spool', id, 'manifest.json'), 'utf8'));
+      } catch (err) {
+        if (err.code === 'ENOENT') return null;
+        throw err;
+      }
     },
     /** Runs one SQL statement on the server's SQLite database (to move a row's time). */
     sql(statement) {

@@ -13,12 +13,12 @@ before(async () => {
   server = await startServer();
   server.createUser('ivy@example.com', 'Ivy Interviewer', 'interviewer');
   browser = await launchBrowser();
-});
+}, { timeout: 60_000 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
-});
+}, { timeout: 60_000 });
 
 async function signIn(page, email, password = PASSWORD) {
   await page.goto(`${server.base}/signin`);
@@ -27,7 +27,7 @@ async function signIn(page, email, password = PASSWORD) {
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-test('a new user registers, signs in and sees an empty dashboard', async () => {
+test('a new user registers, signs in and sees an empty dashboard', { timeout: 90_000 }, async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${server.base}/register`);
@@ -58,7 +58,7 @@ test('a new user registers, signs in and sees an empty dashboard', async () => {
   await context.close();
 });
 
-test('an interviewer schedules an interview and the candidate opens the invite link', async () => {
+test('an interviewer schedules an interview and the candidate opens the invite link', { timeout: 120_000 }, async () => {
   const interviewer = await browser.newContext();
   const page = await interviewer.newPage();
   await signIn(page, 'ivy@example.com');
