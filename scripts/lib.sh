@@ -1,5 +1,10 @@
-# Shared helpers for scripts/run and scripts/test: install what is missing, start local services.
-# Sourced, not executed.
+# Shared helpers for scripts/run and scripts/test: phases that report their time, quiet installs,
+# local services. Sourced, not executed.
+
+# Colour only on a terminal: output captured to a file (CI, `> log`) stays plain text.
+if [ ! -t 1 ]; then
+  export CARGO_TERM_COLOR=never NO_COLOR=1 FORCE_COLOR=0 NODE_DISABLE_COLORS=1
+fi
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -7,6 +12,63 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# --- Phases ----------------------------------------------------------------------------------
+# `phase NAME RERUN` starts a named step; the next phase (or the end) prints how long it took.
+# If the script fails, the failing phase is named with the command that reruns just that part.
+SCRIPT_STARTED=$(date +%s)
+PHASE_NAME=""
+PHASE_RERUN=""
+PHASE_STARTED=0
+PHASE_SUMMARY=()
+
+phase() {
+  phase_done
+  PHASE_NAME=$1
+  PHASE_RERUN=${2:-}
+  PHASE_STARTED=$(date +%s)
+  printf '\n==> %s\n' "$PHASE_NAME"
+}
+
+phase_done() {
+  [ -n "$PHASE_NAME" ] || return 0
+  local took=$(( $(date +%s) - PHASE_STARTED ))
+  PHASE_SUMMARY+=("$(printf '%6ss  %s' "$took" "$PHASE_NAME")")
+  printf '    (%s: %ss)\n' "$PHASE_NAME" "$took"
+  PHASE_NAME=""
+}
+
+# Prints every phase's time; call at the very end.
+phase_summary() {
+  phase_done
+  printf '\n==> phases\n'
+  printf '%s\n' "${PHASE_SUMMARY[@]}"
+  printf '%6ss  total\n' "$(( $(date +%s) - SCRIPT_STARTED ))"
+}
+
+on_exit() {
+  local status=$?
+  if [ "$status" -ne 0 ] && [ -n "$PHASE_NAME" ]; then
+    {
+      printf '\n==> FAILED: "%s" after %ss (exit %s)\n' \
+        "$PHASE_NAME" "$(( $(date +%s) - PHASE_STARTED ))" "$status"
+      [ -n "$PHASE_RERUN" ] && printf '    rerun just this part with:\n      %s\n' "$PHASE_RERUN"
+    } >&2
+  fi
+}
+trap on_exit EXIT
+
+# `quietly LOG COMMAND...`: runs a command with its output in LOG, shown only if it fails.
+quietly() {
+  local out=$1
+  shift
+  if ! "$@" >"$out" 2>&1; then
+    tail -n 60 "$out" >&2
+    echo "(full output: $out)" >&2
+    return 1
+  fi
+}
+
+# --- Installs --------------------------------------------------------------------------------
 APT_UPDATED=0
 # apt_install PACKAGE... : installs the Debian packages that are not installed yet.
 apt_install() {
@@ -15,12 +77,13 @@ apt_install() {
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing Debian packages: ${missing[*]}"
+  echo "    installing Debian packages: ${missing[*]}"
   if [ "$APT_UPDATED" -eq 0 ]; then
-    as_root apt-get update -qq
+    quietly /tmp/sightline-apt-update.log as_root apt-get update -q
     APT_UPDATED=1
   fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  quietly /tmp/sightline-apt-install.log as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
 node_ok() {
@@ -47,8 +110,9 @@ require_toolchains() {
 npm_install() {
   local dir=$1
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    log "installing npm packages in $dir"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "    installing npm packages in $dir"
+    (cd "$dir" && quietly "/tmp/sightline-npm-$(basename "$dir").log" \
+      npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
 
@@ -59,6 +123,5 @@ GSTREAMER_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-
 
 build_web() {
   npm_install web
-  log "building the web app"
   (cd web && npm run --silent build)
 }
