@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { ApiError, api } from '../api';
 import { RequireSession } from '../app';
+import { ChatPanel } from '../components/ChatPanel';
 import { DevicePickers, MicLevel } from '../components/devices';
 import { ErrorAlert, PageTitle } from '../components/ui';
 import { type DeviceChoice, openDevice, openDevices } from '../media';
@@ -215,7 +216,6 @@ function RoomContent({ id }: { id: string }) {
   const [tracks, setTracks] = useState<Map<string, RemoteTrack>>(new Map());
   const [chat, setChat] = useState<ChatLine[]>([]);
   const [speakers, setSpeakers] = useState<Set<string>>(new Set());
-  const [draft, setDraft] = useState('');
   const [micOff, setMicOff] = useState(false);
   const [camOff, setCamOff] = useState(false);
   const [screen, setScreen] = useState<MediaStreamTrack | null>(null);
@@ -441,14 +441,6 @@ function RoomContent({ id }: { id: string }) {
     }
   };
 
-  const sendChat = (event: Event) => {
-    event.preventDefault();
-    const text = draft.trim();
-    if (!text || !connection) return;
-    connection.chat(text);
-    setDraft('');
-  };
-
   const everyone = [...people.values()];
   const remote = everyone.filter((p) => !p.phone_of);
   const moderator = me?.role === 'interviewer';
@@ -672,22 +664,7 @@ function RoomContent({ id }: { id: string }) {
           <MicLevel stream={preview} />
         </section>
       )}
-      <section class="chat" aria-labelledby="chat-heading">
-        <h2 id="chat-heading">Chat</h2>
-        <ol aria-live="polite">
-          {chat.map((line) => (
-            <li key={`${line.at}-${line.from}`}>
-              <strong>{line.name}:</strong> {line.text}
-            </li>
-          ))}
-        </ol>
-        <form onSubmit={sendChat}>
-          <label for="chat-input">Message</label>
-          <input id="chat-input" value={draft} maxLength={4000}
-            onInput={(e) => setDraft((e.currentTarget as HTMLInputElement).value)} />
-          <button type="submit">Send</button>
-        </form>
-      </section>
+      <ChatPanel lines={chat} maxLength={4000} onSend={(text) => connection.chat(text)} />
     </section>
   );
 }
