@@ -539,6 +539,7 @@ impl RoomActor {
                     }
                     None => self.room.join(member, version, new_resume_token),
                 };
+                tracing::debug!(%identity, connection, fresh, ok = result.is_ok(), "join");
                 match result {
                     Ok(effects) => {
                         if let Some(old) = self.connections.insert(
@@ -580,6 +581,7 @@ impl RoomActor {
                 message,
             } => {
                 if self.connections.get(&identity).map(|c| c.id) != Some(connection) {
+                    tracing::debug!(%identity, connection, "a message from a replaced connection is ignored");
                     return;
                 }
                 self.client_message(&identity, message).await;
@@ -588,6 +590,7 @@ impl RoomActor {
                 identity,
                 connection,
             } => {
+                tracing::debug!(%identity, connection, "connection gone");
                 if self.connections.get(&identity).map(|c| c.id) == Some(connection) {
                     self.connections.remove(&identity);
                     let effects = self.room.disconnected(&identity, Instant::now());
@@ -699,7 +702,7 @@ impl RoomActor {
     async fn drop_too_slow(&mut self) {
         for identity in std::mem::take(&mut self.too_slow) {
             if self.connections.remove(&identity).is_some() {
-                tracing::info!("client too slow to read its messages; disconnecting");
+                tracing::info!(%identity, "client too slow to read its replies; disconnecting");
                 let effects = self.room.disconnected(&identity, Instant::now());
                 self.apply(effects).await;
             }
@@ -747,6 +750,7 @@ impl RoomActor {
                 return;
             }
             ClientMessage::RestartIce {} => {
+                tracing::debug!(%identity, "restart ICE asked");
                 if let Some(peers) = self.peers.get(identity).copied()
                     && let Err(err) = self.worker.restart_ice(peers.subscriber).await
                 {
@@ -823,7 +827,9 @@ impl RoomActor {
                 return;
             }
         };
-        match self.worker.accept_answer(peers.subscriber, answer).await {
+        let accepted = self.worker.accept_answer(peers.subscriber, answer).await;
+        tracing::debug!(%identity, ok = accepted.is_ok(), "subscriber answer");
+        match accepted {
             Ok(()) => {
                 self.pending_offers.remove(identity);
             }
@@ -838,6 +844,7 @@ impl RoomActor {
                     // Kept until answered: a client that drops before it arrives gets it again
                     // when it resumes, or its subscriber connection would never renegotiate.
                     let sdp = offer.to_sdp_string();
+                    tracing::debug!(%identity, "subscriber offer");
                     self.pending_offers.insert(identity.clone(), sdp.clone());
                     self.reply(&identity, ServerMessage::SubscriberOffer { sdp });
                 }
@@ -927,12 +934,17 @@ impl RoomActor {
         for effect in effects {
             match effect {
                 Effect::Send { to, message } => {
-                    let too_slow = self
-                        .connections
-                        .get(&to)
-                        .is_some_and(|c| c.outbox.try_send(message).is_err());
+                    // Only a full queue means a slow client. A closed one means its socket has
+                    // ended and its last requests and its end notice are queued behind this:
+                    // they decide (a `leave` must still count), not this message.
+                    let too_slow = self.connections.get(&to).is_some_and(|c| {
+                        matches!(
+                            c.outbox.try_send(message),
+                            Err(mpsc::error::TrySendError::Full(_))
+                        )
+                    });
                     if too_slow {
-                        tracing::info!("client too slow to read its messages; disconnecting");
+                        tracing::info!(identity = %to, "client too slow to read its messages; disconnecting");
                         self.connections.remove(&to);
                         let more = self.room.disconnected(&to, Instant::now());
                         Box::pin(self.apply(more)).await;
