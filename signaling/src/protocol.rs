@@ -413,6 +413,134 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
 mod tests {
     use super::*;
 
+    /// Every client message type, in the page's order. A new variant fails to compile in
+    /// [`client_type`] until it is named there and here, and documented.
+    const CLIENT_TYPES: [&str; 13] = [
+        "join",
+        "publish_offer",
+        "subscriber_answer",
+        "ice_candidate",
+        "restart_ice",
+        "mute",
+        "set_quality",
+        "chat",
+        "moderate_mute",
+        "moderate_remove",
+        "readmit",
+        "leave",
+        "ping",
+    ];
+
+    fn client_type(message: &ClientMessage) -> &'static str {
+        match message {
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::PublishOffer { .. } => "publish_offer",
+            ClientMessage::SubscriberAnswer { .. } => "subscriber_answer",
+            ClientMessage::IceCandidate { .. } => "ice_candidate",
+            ClientMessage::RestartIce {} => "restart_ice",
+            ClientMessage::Mute { .. } => "mute",
+            ClientMessage::SetQuality { .. } => "set_quality",
+            ClientMessage::Chat { .. } => "chat",
+            ClientMessage::ModerateMute { .. } => "moderate_mute",
+            ClientMessage::ModerateRemove { .. } => "moderate_remove",
+            ClientMessage::Readmit { .. } => "readmit",
+            ClientMessage::Leave {} => "leave",
+            ClientMessage::Ping { .. } => "ping",
+        }
+    }
+
+    /// Every server message type; see [`CLIENT_TYPES`].
+    const SERVER_TYPES: [&str; 19] = [
+        "joined",
+        "publish_answer",
+        "subscriber_offer",
+        "participant_joined",
+        "participant_reconnecting",
+        "participant_resumed",
+        "participant_left",
+        "track_published",
+        "track_unpublished",
+        "track_muted",
+        "track_stalled",
+        "track_unplayable",
+        "recording",
+        "active_speakers",
+        "chat",
+        "media_reset",
+        "removed",
+        "error",
+        "pong",
+    ];
+
+    fn server_type(message: &ServerMessage) -> &'static str {
+        match message {
+            ServerMessage::Joined { .. } => "joined",
+            ServerMessage::TrackUnplayable { .. } => "track_unplayable",
+            ServerMessage::PublishAnswer { .. } => "publish_answer",
+            ServerMessage::SubscriberOffer { .. } => "subscriber_offer",
+            ServerMessage::ParticipantJoined { .. } => "participant_joined",
+            ServerMessage::ParticipantReconnecting { .. } => "participant_reconnecting",
+            ServerMessage::ParticipantResumed { .. } => "participant_resumed",
+            ServerMessage::ParticipantLeft { .. } => "participant_left",
+            ServerMessage::TrackPublished { .. } => "track_published",
+            ServerMessage::TrackUnpublished { .. } => "track_unpublished",
+            ServerMessage::TrackMuted { .. } => "track_muted",
+            ServerMessage::Recording { .. } => "recording",
+            ServerMessage::TrackStalled { .. } => "track_stalled",
+            ServerMessage::ActiveSpeakers { .. } => "active_speakers",
+            ServerMessage::Chat { .. } => "chat",
+            ServerMessage::MediaReset {} => "media_reset",
+            ServerMessage::Removed { .. } => "removed",
+            ServerMessage::Error { .. } => "error",
+            ServerMessage::Pong { .. } => "pong",
+        }
+    }
+
+    /// The JSON examples of a section of `docs/PROTOCOL.md`.
+    fn examples<'a>(page: &'a str, from: &str, to: &str) -> Vec<&'a str> {
+        let start = page.find(from).expect("the section exists");
+        let end = page[start..].find(to).map_or(page.len(), |i| start + i);
+        page[start..end]
+            .split("```json")
+            .skip(1)
+            .filter_map(|block| block.split("```").next())
+            .map(str::trim)
+            .collect()
+    }
+
+    #[test]
+    fn the_protocol_page_matches_the_types() {
+        let page = include_str!("../../docs/PROTOCOL.md");
+        let mut seen = std::collections::BTreeSet::new();
+        for example in examples(page, "### Client to server", "### Server to client") {
+            let message = parse(example)
+                .unwrap_or_else(|err| panic!("documented client message {example}: {err}"));
+            seen.insert(client_type(&message));
+        }
+        let missing: Vec<_> = CLIENT_TYPES.iter().filter(|t| !seen.contains(*t)).collect();
+        assert!(
+            missing.is_empty(),
+            "client messages not documented: {missing:?}"
+        );
+
+        let mut seen = std::collections::BTreeSet::new();
+        for example in examples(page, "### Server to client", "## Error codes") {
+            let message: ServerMessage = serde_json::from_str(example)
+                .unwrap_or_else(|err| panic!("documented server message {example}: {err}"));
+            // What the server would send for it reads back the same.
+            let again: ServerMessage =
+                serde_json::from_str(&serde_json::to_string(&message).expect("serializes"))
+                    .expect("round trip");
+            assert_eq!(again, message);
+            seen.insert(server_type(&message));
+        }
+        let missing: Vec<_> = SERVER_TYPES.iter().filter(|t| !seen.contains(*t)).collect();
+        assert!(
+            missing.is_empty(),
+            "server messages not documented: {missing:?}"
+        );
+    }
+
     #[test]
     fn parses_the_client_messages() {
         assert_eq!(
