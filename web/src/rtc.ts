@@ -22,6 +22,13 @@ export interface ParticipantInfo {
   phone_of?: string;
 }
 
+/** The limits the server enforces, stated once on the server and sent in `joined`. */
+export interface Limits {
+  max_message_bytes: number;
+  /** In UTF-16 code units, as `maxLength` and `String.length` count. */
+  max_chat_chars: number;
+}
+
 export interface TrackInfo {
   id: string;
   participant: string;
@@ -29,6 +36,8 @@ export interface TrackInfo {
   muted: boolean;
   /** Its media stopped reaching the server. */
   stalled?: boolean;
+  /** Set (to its codec, or true) when this browser cannot decode it. */
+  unplayable?: string | true;
 }
 
 /** Whether the room is being recorded, and who still has to consent. */
@@ -58,6 +67,11 @@ export interface RoomListener {
   trackMuted(id: string, muted: boolean): void;
   /** A track's media stopped reaching the server, or flows again. */
   trackStalled(id: string, stalled: boolean): void;
+  /** Our subscriber connection cannot decode this track (its codec, when known): none of it
+   * will arrive, so its tile says so instead of staying black. */
+  trackUnplayable(id: string, codec: string | null): void;
+  /** The limits the server enforces (sent when joining). */
+  limits(limits: Limits): void;
   /** The room's recording status (also on joining). */
   recording(notice: RecordingNotice): void;
   remoteTrack(trackId: string, track: MediaStreamTrack): void;
@@ -380,6 +394,7 @@ export class RoomConnection {
           if (t.participant === this.identity) this.myTracks.set(t.source, t.id);
         }
         this.listener.joined(message.you, message.participants, message.tracks);
+        if (message.limits) this.listener.limits(message.limits);
         if (message.recording) this.listener.recording(message.recording);
         if (this.droppedAt !== null) {
           this.droppedAt = null;
@@ -438,6 +453,9 @@ export class RoomConnection {
       case 'track_stalled':
         this.listener.trackStalled(message.track, message.stalled);
         break;
+      case 'track_unplayable':
+        this.listener.trackUnplayable(message.track, message.codec ?? null);
+        break;
       case 'media_reset':
         await this.resetMedia();
         break;
@@ -450,6 +468,12 @@ export class RoomConnection {
       case 'error':
         if (message.code === 'resume_refused') {
           this.finish('timed_out');
+          this.socket.close();
+          break;
+        }
+        // Refusals of the join itself: trying again would be refused the same way.
+        if (message.code === 'removed' || message.code === 'session_ended') {
+          this.finish(message.code);
           this.socket.close();
           break;
         }
@@ -556,9 +580,15 @@ export class RoomConnection {
     this.send({ type: 'moderate_mute', track: trackId });
   }
 
-  /** Removes a participant from the room (interviewers only; the server checks). */
+  /** Removes a participant from the room (interviewers only; the server checks). They cannot
+   * come back until a moderator readmits them. */
   moderateRemove(identity: string) {
     this.send({ type: 'moderate_remove', participant: identity });
+  }
+
+  /** Lets a removed participant join again (interviewers only; the server checks). */
+  readmit(identity: string) {
+    this.send({ type: 'readmit', participant: identity });
   }
 
   leave() {

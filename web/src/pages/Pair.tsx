@@ -106,6 +106,8 @@ export function Pair() {
           trackUnpublished() {},
           trackMuted() {},
           trackStalled() {},
+          trackUnplayable() {},
+          limits() {},
           recording() {},
           remoteTrack() {},
           chat() {},

@@ -69,6 +69,13 @@ const QUALITY_TEXT: Record<ConnectionQuality, string> = {
 };
 
 /** Seconds left until an RFC 3339 instant, never negative. */
+/** What a closed room connection tells its user, by the reason the server gave. */
+const CLOSED_TEXT: Record<string, string> = {
+  removed: 'An interviewer removed you from this room. They can let you back in; then join again.',
+  session_ended: 'This session has ended because your invite link was sent again. Open the newest link.',
+  replaced: 'You joined this room from another tab or device.',
+};
+
 function secondsUntil(instant: string, now: number): number {
   return Math.max(0, Math.round((Date.parse(instant) - now) / 1000));
 }
@@ -229,6 +236,9 @@ function RoomContent({ id }: { id: string }) {
   /** Candidates whose phone was in the room at some point: its absence then means disconnected. */
   const [phonesSeen, setPhonesSeen] = useState<Set<string>>(new Set());
   const [closed, setClosed] = useState<string | null>(null);
+  const [chatLimit, setChatLimit] = useState(4000);
+  /** People this moderator removed (identity to name), who stay out until let back in. */
+  const [removed, setRemoved] = useState<Map<string, string>>(new Map());
 
   // Before joining, a device choice reopens the preview with the picked devices.
   useEffect(() => {
@@ -375,6 +385,17 @@ function RoomContent({ id }: { id: string }) {
             }
             return notice;
           });
+        },
+        trackUnplayable(trackId, codec) {
+          setTracks((current) => {
+            const entry = current.get(trackId);
+            if (!entry?.info) return current;
+            const unplayable = codec ?? true;
+            return new Map(current).set(trackId, { ...entry, info: { ...entry.info, unplayable } });
+          });
+        },
+        limits(limits) {
+          setChatLimit(limits.max_chat_chars);
         },
         trackStalled(trackId, stalled) {
           setTracks((current) => {
@@ -526,7 +547,7 @@ function RoomContent({ id }: { id: string }) {
       )}
       {closed && (
         <p class="alert" role="alert">
-          You are no longer connected ({closed}).
+          {CLOSED_TEXT[closed] ?? `You are no longer connected (${closed}).`}
         </p>
       )}
       <ErrorAlert error={error} />
@@ -552,11 +573,15 @@ function RoomContent({ id }: { id: string }) {
           return [
             <figure class={speakers.has(p.identity) ? 'tile speaking' : 'tile'} key={p.identity}
               data-participant={p.identity}>
-              {video?.track && !video.info?.muted ? (
+              {video?.track && !video.info?.muted && !video.info?.unplayable ? (
                 <Media track={video.track} kind="video" label={`${p.name}'s camera`}
                   shown={video.info ? { connection, trackId: video.info.id } : undefined} />
               ) : (
-                <div class="no-video">{video?.info?.muted ? 'Camera off' : 'No video'}</div>
+                <div class="no-video">
+                  {video?.info?.unplayable
+                    ? `Cannot play this camera${typeof video.info.unplayable === 'string' ? ` (${video.info.unplayable})` : ''}`
+                    : video?.info?.muted ? 'Camera off' : 'No video'}
+                </div>
               )}
               {audio?.track && <Media track={audio.track} kind="audio" label={`${p.name}'s microphone`} />}
               <figcaption>
@@ -590,7 +615,9 @@ function RoomContent({ id }: { id: string }) {
                   )}
                   <button type="button" class="danger small" aria-label={`Remove ${p.name} from the room`}
                     onClick={() => {
-                      if (window.confirm(`Remove ${p.name} from the room?`)) connection.moderateRemove(p.identity);
+                      if (!window.confirm(`Remove ${p.name} from the room? They stay out until you let them back in.`)) return;
+                      connection.moderateRemove(p.identity);
+                      setRemoved((current) => new Map(current).set(p.identity, p.name));
                     }}>
                     Remove
                   </button>
@@ -664,7 +691,30 @@ function RoomContent({ id }: { id: string }) {
           <MicLevel stream={preview} />
         </section>
       )}
-      <ChatPanel lines={chat} maxLength={4000} onSend={(text) => connection.chat(text)} />
+      {moderator && removed.size > 0 && (
+        <section class="card" aria-labelledby="removed-heading">
+          <h2 id="removed-heading">Removed from the room</h2>
+          <ul>
+            {[...removed].map(([identity, name]) => (
+              <li key={identity}>
+                {name}{' '}
+                <button type="button" class="secondary small" aria-label={`Let ${name} back in`}
+                  onClick={() => {
+                    connection.readmit(identity);
+                    setRemoved((current) => {
+                      const next = new Map(current);
+                      next.delete(identity);
+                      return next;
+                    });
+                  }}>
+                  Let back in
+                </button>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <ChatPanel lines={chat} maxLength={chatLimit} onSend={(text) => connection.chat(text)} />
     </section>
   );
 }
