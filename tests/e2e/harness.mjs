@@ -125,7 +125,7 @@ export async function startServer({ dataDir: reuse } = {}) {
     // The browser flows sign in several accounts from one address within seconds.
     SIGHTLINE__AUTH__RATE_LIMIT__PER_IP_BURST: '1000',
     SIGHTLINE__AUTH__RATE_LIMIT__PER_ACCOUNT_BURST: '100',
-    SIGHTLINE__LOG__FILTER: 'warn',
+    SIGHTLINE__LOG__FILTER: process.env.SIGHTLINE_E2E_LOG ?? 'warn',
   };
   const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', r));

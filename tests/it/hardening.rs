@@ -497,6 +497,12 @@ async fn a_removal_sticks_until_an_interviewer_readmits(backend: Backend) -> Res
     };
     send(&mut other, json!({ "type": "ping", "nonce": 1 })).await?;
     assert_eq!(next_of(&mut other, "pong").await?["nonce"], 1);
+    let back = next_of(&mut ivy, "participant_joined").await?;
+    assert_eq!(back["participant"]["identity"], candidate.as_str());
+    // And when they leave, the others see it as for anyone.
+    send(&mut other, json!({ "type": "leave" })).await?;
+    let left = next_of(&mut ivy, "participant_left").await?;
+    assert_eq!(left["participant"], candidate.as_str());
     Ok(())
 }
 
