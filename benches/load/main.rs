@@ -23,6 +23,8 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sightline_benches::post;
+
+mod flood;
 use sightline_testkit::{AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, UdpPeer, VIDEO_FPS, media};
 use str0m::Event;
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -30,6 +32,8 @@ use str0m::media::Mid;
 use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "load-test-password-1234";
+/// The token the started server's `/metrics` asks for.
+const METRICS_TOKEN: &str = "load-tool-metrics-token";
 
 #[derive(Parser, Debug)]
 #[command(about = "Measures Sightline's SFU with real WebRTC clients on loopback")]
@@ -50,6 +54,10 @@ struct Args {
     /// what the recorder costs.
     #[arg(long)]
     record: bool,
+    /// Instead of media: hold this many connections that send half a request (a slow-client
+    /// flood) and measure `/healthz` from a well-behaved client meanwhile.
+    #[arg(long)]
+    slow_clients: Option<usize>,
 }
 
 /// What one participant saw.
@@ -258,6 +266,7 @@ async fn start_server(bin: &PathBuf) -> Result<Server> {
             "100000".into(),
         ),
         ("SIGHTLINE__LOG__FILTER", "warn".into()),
+        ("SIGHTLINE__METRICS__TOKEN", METRICS_TOKEN.into()),
     ]);
     let mut create = Command::new(bin)
         .args([
@@ -309,6 +318,7 @@ async fn start_server(bin: &PathBuf) -> Result<Server> {
 async fn forwarding_histogram(client: &reqwest::Client, base: &str) -> Result<Vec<(f64, u64)>> {
     let text = client
         .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await?
         .text()
@@ -358,6 +368,14 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(connections) = args.slow_clients {
+        if connections == 0 || connections > 50_000 || args.seconds == 0 || args.seconds > 600 {
+            bail!("need 1..=50000 slow clients and 1..=600 seconds");
+        }
+        let server = start_server(&args.bin).await?;
+        let pid = server.child.id();
+        return flood::run(&server.base, pid, connections, args.seconds).await;
+    }
     if args.rooms == 0 || args.participants < 2 || args.seconds == 0 || args.seconds > 600 {
         bail!("need rooms >= 1, participants >= 2 and 1..=600 seconds");
     }
