@@ -1162,3 +1162,145 @@ fn a_long_interview_recycles_the_subscribers_m_lines() {
             .any(|e| matches!(e, Event::Closed { peer, .. } if *peer == subscriber))
     );
 }
+
+/// Properties under arbitrary input, bounded and seeded so they run with the other tests.
+mod properties {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+    use sightline_sfu::sdp;
+
+    use super::*;
+
+    fn config(cases: u32) -> Config {
+        Config {
+            cases,
+            failure_persistence: None,
+            rng_seed: RngSeed::Fixed(20_261_202),
+            ..Config::default()
+        }
+    }
+
+    /// A datagram from a connected publisher: random bytes, or bytes that start like RTP, RTCP,
+    /// STUN or DTLS so that str0m's demultiplexer takes them down each of its paths.
+    fn datagram() -> impl Strategy<Value = Vec<u8>> {
+        let body = prop::collection::vec(any::<u8>(), 0..1200);
+        prop_oneof![
+            body.clone(),
+            body.clone().prop_map(|mut b| {
+                b.splice(0..0, [0x80, 0x60]);
+                b
+            }),
+            body.clone().prop_map(|mut b| {
+                b.splice(0..0, [0x81, 0xc8]);
+                b
+            }),
+            body.clone().prop_map(|mut b| {
+                b.splice(0..0, [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
+                b
+            }),
+            body.prop_map(|mut b| {
+                b.splice(0..0, [0x16, 0xfe, 0xfd]);
+                b
+            }),
+        ]
+    }
+
+    /// One edit of a text: a byte flipped, a span deleted, or a line duplicated.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(usize, u8),
+        Delete(usize, usize),
+        Duplicate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Edit::Flip(at, byte)),
+            (any::<usize>(), 0..40usize).prop_map(|(at, len)| Edit::Delete(at, len)),
+            any::<usize>().prop_map(Edit::Duplicate),
+        ]
+    }
+
+    fn mutate(sdp: &str, edits: &[Edit]) -> String {
+        let mut bytes = sdp.as_bytes().to_vec();
+        for edit in edits {
+            if bytes.is_empty() {
+                break;
+            }
+            match *edit {
+                Edit::Flip(at, byte) => {
+                    let at = at % bytes.len();
+                    bytes[at] = byte;
+                }
+                Edit::Delete(at, len) => {
+                    let at = at % bytes.len();
+                    let end = (at + len).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+                Edit::Duplicate(line) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let lines: Vec<&str> = text.split("\r\n").collect();
+                    let line = lines[line % lines.len()];
+                    bytes.extend_from_slice(format!("{line}\r\n").as_bytes());
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    proptest! {
+        #![proptest_config(config(16))]
+
+        #[test]
+        fn whatever_a_connected_publisher_sends_the_engine_survives(
+            datagrams in prop::collection::vec(datagram(), 1..48),
+        ) {
+            let mut net = Net::new();
+            let (mid, _) = publish_and_subscribe(&mut net);
+            let publisher = net.clients[0].addr;
+            let local = net.engine.local_addr();
+            for data in &datagrams {
+                net.engine.handle_datagram(net.now, publisher, local, data);
+                net.tick();
+            }
+            // The engine still forwards: a keyframe sent now reaches the subscriber, unless the
+            // garbage made str0m close the publisher's connection, which then is reported.
+            let closed = net
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Closed { peer, .. } if *peer == PeerId(1)));
+            if !closed {
+                let before = rtp_count(&net.clients[1]);
+                let pt = vp8_pt(&net, mid);
+                for frame in 0..5 {
+                    send_frame(&mut net, mid, pt, 10_000 + frame, frame == 0);
+                }
+                prop_assert!(rtp_count(&net.clients[1]) > before, "forwarding stopped");
+            }
+            prop_assert!(net.engine.peer_count() >= 1);
+        }
+
+        #[test]
+        fn a_mangled_offer_is_refused_or_answered_never_a_panic(
+            edits in prop::collection::vec(edit(), 1..6),
+        ) {
+            let now = Instant::now();
+            let mut client = Client::new("10.0.0.2:6000", now);
+            let mut change = client.rtc.sdp_api();
+            change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            let (offer, _) = change.apply().expect("offer");
+            let text = mutate(&offer.to_sdp_string(), &edits);
+            let mut engine = Engine::new("10.0.0.1:5000".parse().expect("address"), &[], now);
+            if let Ok(offer) = sdp::parse_offer(&text) {
+                let _ = engine.publisher_offer(PeerId(1), offer, now);
+            }
+            // Whatever became of that offer, the engine takes the next one.
+            let mut other = Client::new("10.0.0.3:6000", now);
+            let mut change = other.rtc.sdp_api();
+            change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            let (good, _) = change.apply().expect("offer");
+            prop_assert!(engine.publisher_offer(PeerId(2), good, now).is_ok());
+        }
+    }
+}
