@@ -179,17 +179,20 @@ impl Collector for ConnectionCollector {
                 stats.idle_closed.load(Ordering::Relaxed),
             ),
         ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
-        }
-        Ok(())
+        encode_counters(&mut encoder, &counters)
     }
+}
+
+/// Writes plain counters read from atomics at scrape time.
+fn encode_counters(
+    encoder: &mut DescriptorEncoder,
+    counters: &[(&str, &str, u64)],
+) -> Result<(), std::fmt::Error> {
+    for (name, help, value) in counters {
+        let counter = ConstCounter::new(*value);
+        counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+    }
+    Ok(())
 }
 
 /// The media workers' counters, read at each scrape (the workers keep them in atomics, so the
@@ -225,15 +228,7 @@ impl Collector for SfuCollector {
                 total(|w| w.garbage_datagrams.load(Ordering::Relaxed)),
             ),
         ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
-        }
+        encode_counters(&mut encoder, &counters)?;
         let mut buckets = [0u64; LATENCY_BOUNDS_US.len() + 1];
         let mut sum_ns = 0u64;
         for worker in &self.workers {

@@ -1800,11 +1800,10 @@ mod tests {
         );
     }
 
-    /// An engine with a video publisher (peer 1) whose track is published, and subscriber
-    /// connections 2 and 3 subscribed to it, each with its offer out; returns the track and the
-    /// offers.
-    fn engine_with_subscribers(now: Instant) -> (Engine, TrackId, Vec<(PeerId, SdpOffer)>) {
+    /// An engine with a video publisher (peer 1) whose track is published; returns the track.
+    fn engine_with_published_video(now: Instant, estimation: bool) -> (Engine, TrackId) {
         let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        engine.set_bandwidth_estimation(estimation);
         let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         let mut change = client.sdp_api();
         let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
@@ -1821,6 +1820,14 @@ mod tests {
                 _ => None,
             })
             .expect("published");
+        (engine, track)
+    }
+
+    /// An engine with a video publisher (peer 1) whose track is published, and subscriber
+    /// connections 2 and 3 subscribed to it, each with its offer out; returns the track and the
+    /// offers.
+    fn engine_with_subscribers(now: Instant) -> (Engine, TrackId, Vec<(PeerId, SdpOffer)>) {
+        let (mut engine, track) = engine_with_published_video(now, false);
         for id in [PeerId(2), PeerId(3)] {
             engine.add_subscriber(id, now).expect("subscriber");
             engine
@@ -1989,24 +1996,7 @@ mod tests {
     #[test]
     fn the_bandwidth_estimate_caps_each_video_subscription() {
         let now = Instant::now();
-        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
-        engine.set_bandwidth_estimation(true);
-        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
-        let mut change = client.sdp_api();
-        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, _pending) = change.apply().expect("an offer");
-        engine
-            .publisher_offer(PeerId(1), offer, now)
-            .expect("publisher");
-        // str0m reports the m-line once the connection is up; no network here, so say it.
-        engine.on_media_added(PeerId(1), mid, MediaKind::Video);
-        let track = drain(&mut engine)
-            .into_iter()
-            .find_map(|e| match e {
-                Event::TrackPublished { track, .. } => Some(track),
-                _ => None,
-            })
-            .expect("published");
+        let (mut engine, track) = engine_with_published_video(now, true);
         engine.add_subscriber(PeerId(2), now).expect("subscriber");
         engine
             .subscribe(PeerId(2), track, Quality::High)
