@@ -264,7 +264,7 @@ test('a recording cut short by kill -9 is interrupted, kept and playable after a
   await server.enterRoom(cas, interviewId);
   step('recording starts');
   await ivy.getByRole('button', { name: 'Start recording' }).click();
-  await cas.getByRole('button', { name: 'I agree to be recorded' }).click();
+  await cas.getByRole('button', { name: 'I agree to be recorded' }).click({ timeout: 60_000 });
   await ivy.locator('.badge.recording').waitFor({ timeout: 15_000 });
   const { id: recordingId } = await recordingWith('recording', interviewId, created.access, 30_000);
   // Every take closes a segment (a video one once the keyframe interval after it is complete).
