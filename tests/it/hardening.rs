@@ -30,6 +30,12 @@ on_both_backends!(
     a_join_token_opens_one_connection,
 );
 
+/// A server whose per-client limit lets one test make many calls (the limits have tests of
+/// their own).
+async fn lenient_app(backend: Backend) -> Result<TestApp> {
+    TestApp::spawn_with(backend, &[("auth.rate_limit.per_ip_burst", json!(100))]).await
+}
+
 /// Generous bound on any wait for a server-side effect.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -191,7 +197,7 @@ async fn metrics_stay_bounded_and_private() -> Result<()> {
 }
 
 async fn a_demoted_admin_loses_admin_power_at_once(backend: Backend) -> Result<()> {
-    let app = TestApp::spawn_with(backend, &[("auth.rate_limit.per_ip_burst", json!(100))]).await?;
+    let app = lenient_app(backend).await?;
     let root = app
         .user_with_role("root@example.com", AccountRole::Admin)
         .await?;
@@ -376,7 +382,7 @@ async fn clients_behind_a_trusted_proxy_have_their_own_limits(backend: Backend) 
 }
 
 async fn a_reissued_invite_ends_the_old_guest_everywhere(backend: Backend) -> Result<()> {
-    let app = TestApp::spawn_with(backend, &[("auth.rate_limit.per_ip_burst", json!(100))]).await?;
+    let app = lenient_app(backend).await?;
     let room = interview(&app).await?;
     let (mut ivy, _) = join(&app, &room.id, &room.interviewer).await?;
     let (mut old_guest, joined) = join(&app, &room.id, &room.candidate).await?;
@@ -463,7 +469,7 @@ async fn a_reissued_invite_ends_the_old_guest_everywhere(backend: Backend) -> Re
 }
 
 async fn a_removal_sticks_until_an_interviewer_readmits(backend: Backend) -> Result<()> {
-    let app = TestApp::spawn_with(backend, &[("auth.rate_limit.per_ip_burst", json!(100))]).await?;
+    let app = lenient_app(backend).await?;
     let room = interview(&app).await?;
     let (mut ivy, _) = join(&app, &room.id, &room.interviewer).await?;
     let (mut cas, joined) = join(&app, &room.id, &room.candidate).await?;
