@@ -102,7 +102,15 @@ export async function waitForFramesIncreasing(page, selector, count, timeoutMs =
         });
       }, selector);
       const increasing = frames.length === count && frames.every((f) => f.first > 0 && f.now > f.first);
-      assert.ok(increasing, `frames (first seen -> now): ${frames.map((f) => `${f.first} -> ${f.now}`).join(', ')}`);
+      if (!increasing) {
+        // What the connections received says whether the server stopped sending or the
+        // browser stopped decoding.
+        const received = await inboundVideo(page);
+        assert.fail(
+          `frames (first seen -> now): ${frames.map((f) => `${f.first} -> ${f.now}`).join(', ')}; ` +
+            `received: ${received}`,
+        );
+      }
       return true;
     },
     timeoutMs,
@@ -220,8 +228,49 @@ export async function startServer({ dataDir: reuse } = {}) {
 }
 
 /** Debian's Chromium, headless, with fake media devices. */
-export function launchBrowser() {
-  return chromium.launch({
+/**
+ * Keeps every RTCPeerConnection a page makes in `window.__e2ePeerConnections`, so a failed media
+ * wait can report what each connection received (see `inboundVideo`). Installed in every context
+ * before the page's own scripts run; the connections behave exactly as before.
+ */
+function recordPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  const made = [];
+  window.__e2ePeerConnections = made;
+  function Recorded(...args) {
+    const pc = new Native(...args);
+    made.push(pc);
+    return pc;
+  }
+  Recorded.prototype = Native.prototype;
+  Object.setPrototypeOf(Recorded, Native);
+  window.RTCPeerConnection = Recorded;
+}
+
+/** What each of a page's connections received on its video m-lines (for failure messages). */
+export async function inboundVideo(page) {
+  return page
+    .evaluate(async () => {
+      const streams = [];
+      for (const pc of window.__e2ePeerConnections ?? []) {
+        if (pc.connectionState === 'closed') continue;
+        const report = await pc.getStats();
+        report.forEach((r) => {
+          if (r.type === 'inbound-rtp' && r.kind === 'video') {
+            streams.push(
+              `mid ${r.mid}: ${r.packetsReceived ?? 0} packets, ${r.framesDecoded ?? 0} frames ` +
+                `(${r.keyFramesDecoded ?? 0} key), ${r.pliCount ?? 0} PLI, ${r.nackCount ?? 0} NACK`,
+            );
+          }
+        });
+      }
+      return streams.join('; ');
+    })
+    .catch((err) => `no stats: ${err}`);
+}
+
+export async function launchBrowser() {
+  const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: [
       '--headless',
@@ -234,6 +283,13 @@ export function launchBrowser() {
       '--no-first-run',
     ],
   });
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => {
+    const context = await newContext(options);
+    await context.addInitScript(recordPeerConnections);
+    return context;
+  };
+  return browser;
 }
 
 /** Every visible form control has an accessible name (a label or aria-label). */
