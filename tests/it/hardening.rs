@@ -19,7 +19,7 @@ use crate::helpers::{
     session_from, text,
 };
 use crate::on_both_backends;
-use crate::rtc::{connect, interview, join, join_token, next_of, send};
+use crate::rtc::{Interview, Socket, connect, interview, join, join_token, next_of, send};
 
 on_both_backends!(
     a_demoted_admin_loses_admin_power_at_once,
@@ -34,6 +34,18 @@ on_both_backends!(
 /// their own).
 async fn lenient_app(backend: Backend) -> Result<TestApp> {
     TestApp::spawn_with(backend, &[("auth.rate_limit.per_ip_burst", json!(100))]).await
+}
+
+/// An interview with its interviewer's and its (guest) candidate's sockets in the room, and the
+/// candidate's identity there.
+async fn interviewer_and_candidate_in_a_room(
+    app: &TestApp,
+) -> Result<(Interview, Socket, Socket, String)> {
+    let room = interview(app).await?;
+    let (ivy, _) = join(app, &room.id, &room.interviewer).await?;
+    let (cas, joined) = join(app, &room.id, &room.candidate).await?;
+    let candidate = text(&joined["you"]["identity"])?;
+    Ok((room, ivy, cas, candidate))
 }
 
 /// Generous bound on any wait for a server-side effect.
@@ -383,10 +395,8 @@ async fn clients_behind_a_trusted_proxy_have_their_own_limits(backend: Backend) 
 
 async fn a_reissued_invite_ends_the_old_guest_everywhere(backend: Backend) -> Result<()> {
     let app = lenient_app(backend).await?;
-    let room = interview(&app).await?;
-    let (mut ivy, _) = join(&app, &room.id, &room.interviewer).await?;
-    let (mut old_guest, joined) = join(&app, &room.id, &room.candidate).await?;
-    let candidate = text(&joined["you"]["identity"])?;
+    let (room, mut ivy, mut old_guest, candidate) =
+        interviewer_and_candidate_in_a_room(&app).await?;
     let unused_join_token = join_token(&app, &room.id, &room.candidate).await?;
     // The old guest pairs a phone.
     let pairing = expect_json(
@@ -470,10 +480,7 @@ async fn a_reissued_invite_ends_the_old_guest_everywhere(backend: Backend) -> Re
 
 async fn a_removal_sticks_until_an_interviewer_readmits(backend: Backend) -> Result<()> {
     let app = lenient_app(backend).await?;
-    let room = interview(&app).await?;
-    let (mut ivy, _) = join(&app, &room.id, &room.interviewer).await?;
-    let (mut cas, joined) = join(&app, &room.id, &room.candidate).await?;
-    let candidate = text(&joined["you"]["identity"])?;
+    let (room, mut ivy, mut cas, candidate) = interviewer_and_candidate_in_a_room(&app).await?;
     send(
         &mut ivy,
         json!({ "type": "moderate_remove", "participant": candidate }),

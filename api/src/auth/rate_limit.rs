@@ -136,17 +136,13 @@ pub type IpLimitLayer =
 /// A per-client-address limit layer; needs the server to provide `ConnectInfo<SocketAddr>`.
 pub fn per_ip_layer(settings: &sightline_config::Settings) -> IpLimitLayer {
     let limits = &settings.auth.rate_limit;
-    let config: Option<GovernorConfig<ClientIpKeyExtractor, _>> = GovernorConfigBuilder::default()
+    let config: GovernorConfig<ClientIpKeyExtractor, _> = GovernorConfigBuilder::default()
         .key_extractor(ClientIpKeyExtractor::new(&settings.http.trusted_proxies))
         .per_millisecond(limits.per_ip_period_ms.max(1))
         .burst_size(limits.per_ip_burst.max(1))
-        .finish();
-    let config = config.unwrap_or_else(|| {
-        GovernorConfigBuilder::default()
-            .key_extractor(ClientIpKeyExtractor::new(&settings.http.trusted_proxies))
-            .finish()
-            .expect("the default quota is valid")
-    });
+        .finish()
+        // `finish` refuses only a zero period or burst, and both are at least 1 here.
+        .expect("period and burst are at least 1");
     GovernorLayer::new(config).error_handler(|err| {
         let api_error = match err {
             GovernorError::TooManyRequests { wait_time, .. } => ApiError::RateLimited {
