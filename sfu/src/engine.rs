@@ -73,6 +73,7 @@ use crate::codec::Codec;
 use crate::downtrack::{Decision, DownTrack, Incoming, SourceId};
 use crate::keyframe::KeyframeThrottle;
 use crate::layer::{BitrateMeter, Layer, LayerSelector, Quality};
+use crate::sdp::{Narrowing, narrow_offer};
 use crate::speech::SpeechDetector;
 use crate::tap::{Offered, SenderClock, Tap, TapPacket, TapReceiver};
 
@@ -736,9 +737,9 @@ impl Engine {
     }
 
     /// Reports a subscriber whose answer accepted none of the codecs a track may arrive in: those
-    /// seen so far or, before the first packet, every one its publisher negotiated. (str0m 0.25
-    /// offers every configured codec on a new m-line, so the offer cannot be narrowed to the
-    /// track's own; the answer is where a client says what it can decode.)
+    /// seen so far or, before the first packet, every one its publisher negotiated. The m-line
+    /// offered those alone (`sdp::narrow_offer`); the answer is where a client says which of them
+    /// it can decode.
     fn check_codecs(&mut self, subscriber: PeerId, mid: Mid, track_id: TrackId) {
         let Some(track) = self.tracks.get(&track_id) else {
             return;
@@ -838,6 +839,21 @@ impl Engine {
             outputs,
             ..
         } = self;
+        // What each track may arrive in, read before the subscriber is borrowed for the offer:
+        // its new m-lines offer those codecs alone.
+        let arrives_in: HashMap<TrackId, Vec<PayloadParams>> = peers
+            .get(&id)
+            .map(|peer| {
+                peer.to_add
+                    .iter()
+                    .filter_map(|t| tracks.get(t).map(|track| (t, track)))
+                    .map(|(t, track)| {
+                        let codecs = track_codecs(track, peers.get(&track.origin));
+                        (*t, codecs.into_iter().map(|c| c.1).collect())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let Some(peer) = peers.get_mut(&id) else {
             return;
         };
@@ -888,6 +904,18 @@ impl Engine {
                 return;
             }
         };
+        let narrowing: Vec<Narrowing> = plan
+            .to_add
+            .iter()
+            .zip(&added)
+            .filter_map(|((track, _, _), mid)| {
+                let payload_types = offered_payload_types(&peer.rtc, arrives_in.get(track)?);
+                (!payload_types.is_empty()).then_some(Narrowing {
+                    mid: *mid,
+                    payload_types,
+                })
+            })
+            .collect();
         peer.lines.truncate(kept);
         for line in &mut peer.lines {
             if plan.to_stop.contains(&line.mid) && Some(line.mid) != plan.anchor {
@@ -918,6 +946,7 @@ impl Engine {
         }
         if let Some((offer, pending)) = offer {
             peer.pending_offer = Some(pending);
+            let offer = narrow_offer(offer, &narrowing);
             outputs.push_back(Output::Event(Event::Offer { peer: id, offer }));
         }
     }
@@ -1722,6 +1751,24 @@ fn track_codecs(track: &Published, publisher: Option<&Peer>) -> Vec<(Codec, Payl
         .iter()
         .filter_map(|pt| learn_codec(rtc, **pt))
         .collect()
+}
+
+/// The payload types a subscriber connection offers a track arriving in `codecs` as: the one its
+/// configuration matches each codec with, and that one's retransmission type.
+fn offered_payload_types(rtc: &Rtc, codecs: &[PayloadParams]) -> Vec<u8> {
+    let config = rtc.codec_config();
+    let mut payload_types = Vec::new();
+    for params in codecs {
+        let Some(offered) = config.match_params(*params) else {
+            continue;
+        };
+        for pt in std::iter::once(offered.pt()).chain(offered.resend()) {
+            if !payload_types.contains(&*pt) {
+                payload_types.push(*pt);
+            }
+        }
+    }
+    payload_types
 }
 
 /// The payload type a subscriber connection sends `params` as on m-line `mid`, if its client's

@@ -938,6 +938,106 @@ fn answer_offers(net: &mut Net, peer: PeerId, addr: SocketAddr) -> Vec<String> {
     offers
 }
 
+/// The encoding names an SDP maps payload types to (`a=rtpmap`), in order, without repeats.
+fn rtpmap_codecs(sdp: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in sdp.lines() {
+        let Some(map) = line.strip_prefix("a=rtpmap:") else {
+            continue;
+        };
+        let name = map
+            .split_whitespace()
+            .nth(1)
+            .and_then(|encoding| encoding.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+#[test]
+fn a_track_is_offered_in_the_codecs_it_may_arrive_in_and_once_seen_in_its_own() {
+    let mut net = Net::new();
+    let now = net.now;
+    // A publisher whose client has VP8 and H.264, so it may send either until its first packet.
+    let (mids, tracks) = join(
+        &mut net,
+        PeerId(1),
+        "10.0.0.2:6000",
+        Rtc::builder()
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true),
+        &[MediaKind::Video],
+    );
+    let (mid, track) = (mids[0], tracks[0]);
+    let early: SocketAddr = "10.0.0.3:7000".parse().expect("address");
+    let late: SocketAddr = "10.0.0.4:7000".parse().expect("address");
+    net.clients.push(Client::new("10.0.0.3:7000", now));
+    net.clients.push(Client::new("10.0.0.4:7000", now));
+    net.engine
+        .add_subscriber(PeerId(2), now)
+        .expect("subscriber");
+    net.engine
+        .subscribe(PeerId(2), track, Quality::High)
+        .expect("subscribed");
+    let offers = answer_offers(&mut net, PeerId(2), early);
+    assert_eq!(offers.len(), 1);
+    let mut offered = rtpmap_codecs(&offers[0]);
+    offered.sort();
+    assert_eq!(
+        offered,
+        ["H264", "VP8", "rtx"],
+        "before its first packet: what the publisher negotiated, no VP9 or AV1"
+    );
+
+    // VP8 packets show the codec; a later subscriber is offered VP8 alone and gets the media.
+    for _ in 0..500 {
+        net.tick();
+    }
+    let addr: SocketAddr = "10.0.0.2:6000".parse().expect("address");
+    let pt = negotiated_pt(&net, addr, mid, Str0mCodec::Vp8);
+    for frame in 0..10u32 {
+        send_frame(&mut net, mid, pt, frame, frame == 0);
+    }
+    net.engine
+        .add_subscriber(PeerId(3), net.now)
+        .expect("subscriber");
+    net.engine
+        .subscribe(PeerId(3), track, Quality::High)
+        .expect("subscribed");
+    let offers = answer_offers(&mut net, PeerId(3), late);
+    assert_eq!(
+        offers.iter().map(|o| rtpmap_codecs(o)).collect::<Vec<_>>(),
+        vec![vec!["VP8".to_owned(), "rtx".to_owned()]]
+    );
+    for _ in 0..500 {
+        net.tick();
+    }
+    let before = net
+        .clients
+        .iter()
+        .map(|c| (c.addr, rtp_count(c)))
+        .collect::<Vec<_>>();
+    for frame in 10..40u32 {
+        send_frame(&mut net, mid, pt, frame, frame == 10);
+    }
+    for (addr, count) in before {
+        if addr == early || addr == late {
+            let client = net.clients.iter().find(|c| c.addr == addr).expect("client");
+            assert!(rtp_count(client) > count, "{addr} gets the VP8 track");
+        }
+    }
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::CodecUnsupported { .. } | Event::Closed { .. }))
+    );
+}
+
 /// An H.264 payload: one NAL unit, IDR (a keyframe) or not, then bytes unique to the frame.
 fn h264_payload(frame: u32, keyframe: bool) -> Vec<u8> {
     let mut payload = vec![if keyframe { 0x65 } else { 0x41 }];
@@ -978,7 +1078,12 @@ fn a_subscriber_that_cannot_decode_the_tracks_codec_is_reported_and_sent_nothing
         net.engine
             .subscribe(peer, track, Quality::High)
             .expect("subscribed");
-        answer_offers(&mut net, peer, addr);
+        let offers = answer_offers(&mut net, peer, addr);
+        assert_eq!(
+            offers.iter().map(|o| rtpmap_codecs(o)).collect::<Vec<_>>(),
+            vec![vec!["H264".to_owned(), "rtx".to_owned()]],
+            "the m-line offers the track's own codec, not every one configured"
+        );
     }
     let reports = |net: &Net| -> Vec<(PeerId, TrackId, Option<Codec>)> {
         net.events
