@@ -53,6 +53,9 @@ test('a new user registers, signs in and sees an empty dashboard', { timeout: 90
   await page.reload();
   await page.getByRole('heading', { name: 'Your interviews' }).waitFor();
   await page.getByRole('button', { name: 'Sign out' }).click();
+  // Signed out once the page says so (the server has ended the session): a navigation before
+  // that would cancel the request, as it would for anyone.
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   await page.goto(`${server.base}/`);
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   await context.close();
@@ -90,6 +93,8 @@ test('an interviewer schedules an interview and the candidate opens the invite l
   await upcoming.getByRole('link', { name: 'Staff engineer, systems design' }).click();
   const autoRecord = page.getByLabel('Record automatically once everyone in the room has agreed');
   await autoRecord.check();
+  // The page says when the server has it; only then is a reload expected to show it.
+  await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
   await page.reload();
   await page.getByLabel('Record automatically once everyone in the room has agreed').waitFor();
   assert.equal(await page.getByLabel('Record automatically once everyone in the room has agreed').isChecked(), true);

@@ -52,25 +52,47 @@ function Recordings({ interviewId }: { interviewId: string }) {
   );
 }
 
-/** "Record automatically": the recording starts once everyone in the room has agreed. */
+/**
+ * "Record automatically": the recording starts once everyone in the room has agreed. The box
+ * says when the server has the change ("Saved"), and waits while it is on its way, so a reload
+ * never shows a setting that did not stick.
+ */
 function AutoRecord({ interviewId }: { interviewId: string }) {
   const path = `/api/interviews/${encodeURIComponent(interviewId)}/recording`;
   const [auto, setAuto] = useState<boolean | null>(null);
+  const [saving, setSaving] = useState<'saving' | 'saved' | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     api<{ auto: boolean }>('GET', path).then((s) => setAuto(s.auto), setError);
   }, [path]);
   if (auto === null) return <ErrorAlert error={error} />;
+  const change = (wanted: boolean) => {
+    const before = auto;
+    setAuto(wanted);
+    setSaving('saving');
+    setError(null);
+    api<{ auto: boolean }>('PUT', path, { auto: wanted }).then(
+      (s) => {
+        setAuto(s.auto);
+        setSaving('saved');
+      },
+      (err) => {
+        setAuto(before);
+        setSaving(null);
+        setError(err);
+      },
+    );
+  };
   return (
     <div class="field checkbox">
       <label>
-        <input type="checkbox" checked={auto}
-          onChange={(e) => {
-            const wanted = (e.currentTarget as HTMLInputElement).checked;
-            api<{ auto: boolean }>('PUT', path, { auto: wanted }).then((s) => setAuto(s.auto), setError);
-          }} />
+        <input type="checkbox" checked={auto} disabled={saving === 'saving'}
+          onChange={(e) => change((e.currentTarget as HTMLInputElement).checked)} />
         Record automatically once everyone in the room has agreed
       </label>
+      <span class="muted" role="status">
+        {saving === 'saving' ? 'Saving…' : saving === 'saved' ? 'Saved' : ''}
+      </span>
       <ErrorAlert error={error} />
     </div>
   );
