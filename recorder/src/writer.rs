@@ -115,6 +115,12 @@ pub struct ClosedSegment {
     pub end: Duration,
 }
 
+/// The index in a segment file's name (`seg-00042.webm` is 42).
+pub fn segment_index(path: &str) -> Option<u32> {
+    let name = Path::new(path).file_stem()?.to_str()?;
+    name.strip_prefix("seg-")?.parse().ok()
+}
+
 /// Initialises GStreamer once per process.
 pub fn init() -> Result<(), RecorderError> {
     static INIT: Once = Once::new();
@@ -148,6 +154,7 @@ pub struct TrackWriter {
     keyframe_asked_at: Option<Instant>,
     /// Target segment length.
     segment: Duration,
+    /// Segments open (being written), by index, with the media time they start at.
     opened: Vec<(u32, Duration)>,
 }
 
@@ -299,19 +306,31 @@ impl TrackWriter {
                     .map(Duration::from_nanos)
                     .unwrap_or_default();
                 let location = structure.get::<String>("location").ok();
-                match (structure.name().as_str(), location) {
-                    ("splitmuxsink-fragment-opened", Some(_)) => {
-                        let index = self.opened.len() as u32;
+                // The index comes from the file's name, never from counting messages: it names
+                // the file recovery looks for, and a segment's close may be reported after the
+                // next one opened.
+                let index = location.as_deref().and_then(segment_index);
+                match (structure.name().as_str(), location, index) {
+                    ("splitmuxsink-fragment-opened", Some(_), Some(index)) => {
+                        self.opened.retain(|(open, _)| *open != index);
                         self.opened.push((index, running));
                     }
-                    ("splitmuxsink-fragment-closed", Some(location)) => {
-                        let (index, start) = self.opened.last().copied().unwrap_or_default();
+                    ("splitmuxsink-fragment-closed", Some(location), Some(index)) => {
+                        let start = self
+                            .opened
+                            .iter()
+                            .position(|(open, _)| *open == index)
+                            .map(|at| self.opened.remove(at).1)
+                            .unwrap_or(running);
                         closed.push(ClosedSegment {
                             index,
                             path: PathBuf::from(location),
                             start,
                             end: running.max(start),
                         });
+                    }
+                    (name, location, None) if name.starts_with("splitmuxsink-fragment") => {
+                        tracing::warn!(?location, "segment file not named as asked; ignored");
                     }
                     _ => {}
                 }
@@ -365,5 +384,18 @@ impl TrackWriter {
 impl Drop for TrackWriter {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_is_known_by_the_number_in_its_file_name() {
+        assert_eq!(segment_index("/spool/r1/t2/seg-00042.webm"), Some(42));
+        assert_eq!(segment_index("seg-00000.mkv"), Some(0));
+        assert_eq!(segment_index("/spool/r1/t2/take.webm"), None);
+        assert_eq!(segment_index("/spool/r1/t2/seg-x.webm"), None);
     }
 }
