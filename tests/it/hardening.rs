@@ -82,12 +82,14 @@ fn metric(exposition: &str, name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_silent_clients_cannot_take_the_server_down() -> Result<()> {
     let cap = 40;
+    // Timeouts longer than the flood takes on a busy machine: every flood connection is still
+    // waiting when the next arrives, so each one past the cap sheds one.
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         &[
             ("http.max_connections", json!(cap)),
-            ("http.header_read_timeout_ms", json!(1000)),
-            ("http.idle_timeout_secs", json!(2)),
+            ("http.header_read_timeout_ms", json!(120_000)),
+            ("http.idle_timeout_secs", json!(120)),
         ],
     )
     .await?;
@@ -113,6 +115,18 @@ async fn slow_and_silent_clients_cannot_take_the_server_down() -> Result<()> {
     let shed = metric(&metrics, "sightline_http_connections_shed_total").context("shed")?;
     assert!(shed >= f64::from(cap * 4), "{shed} shed");
     drop(flood);
+
+    // The timeouts, on a server with short ones.
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("http.max_connections", json!(cap)),
+            ("http.header_read_timeout_ms", json!(1000)),
+            ("http.idle_timeout_secs", json!(2)),
+        ],
+    )
+    .await?;
+    let addr = app.base.trim_start_matches("http://").to_owned();
 
     // A half-sent request is closed after the header-read timeout, with a 408 or nothing.
     let mut half = TcpStream::connect(&addr).await?;
