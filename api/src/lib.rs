@@ -135,6 +135,7 @@ fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError
             bind: settings.worker_addr(index),
             public_ips: settings.public_ips.clone(),
             bandwidth_estimation: settings.bandwidth_estimation,
+            stopped_line_limit: settings.max_stopped_m_lines,
         };
         // The thread runs until the hub, and with it every handle, is dropped.
         let (worker, _thread) = WorkerHandle::spawn(index, config, events_tx.clone())

@@ -284,6 +284,9 @@ pub struct RtcSettings {
     pub workers: usize,
     /// Whether subscribers' bandwidth is estimated and drives their layers.
     pub bandwidth_estimation: bool,
+    /// Stopped m-lines a subscriber connection may keep between live ones before it is
+    /// replaced by a fresh one (each departed track leaves one behind).
+    pub max_stopped_m_lines: usize,
 }
 
 impl RtcSettings {

@@ -92,6 +92,9 @@ const INITIAL_ESTIMATE: Bitrate = Bitrate::mbps(5);
 /// stopped one it recycles (mids are three random characters): the client would take the pair for
 /// one m-line brought back from the stopped state, which JSEP forbids.
 const MID_DRAWS: usize = 8;
+/// Stopped m-lines a subscriber connection holds between live ones, by default, before it is
+/// renewed (see [`Engine::set_stopped_line_limit`]).
+pub const DEFAULT_STOPPED_LINE_LIMIT: usize = 8;
 
 /// A peer connection, named by the caller (signaling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -180,6 +183,17 @@ pub enum Event {
         /// negotiated several codecs, none of which the subscriber takes.
         codec: Option<Codec>,
     },
+    /// A subscriber connection holds more stopped m-lines between live ones than the limit
+    /// ([`Engine::set_stopped_line_limit`]). str0m cannot put a new track in such a slot, so
+    /// without a fresh connection its SDP would keep what every departed track left behind.
+    /// The caller replaces it with a new subscriber connection carrying the same tracks, and
+    /// tells the client to expect one. Reported once per connection.
+    RenewSubscriber {
+        /// The subscriber connection.
+        peer: PeerId,
+        /// Its stopped m-lines between live ones.
+        stopped: usize,
+    },
     /// A subscriber connection needs renegotiating: send this offer to the client.
     Offer {
         /// The subscriber connection.
@@ -238,6 +252,11 @@ pub enum SfuError {
     /// closed; [`Event::Closed`] follows.
     #[error("peer {0:?} failed and was closed")]
     PeerFailed(PeerId),
+    /// An answer that names m-lines the pending offer does not have: it answers an earlier
+    /// connection's offer (one the client had before its subscriber connection was renewed).
+    /// Nothing changed; the offer still waits for its own answer.
+    #[error("the answer is not for this connection's offer")]
+    StaleAnswer(PeerId),
     /// A trickled ICE candidate that does not parse.
     #[error("bad ICE candidate: {0}")]
     BadCandidate(String),
@@ -319,6 +338,10 @@ struct Peer {
     lines: Vec<Line>,
     /// Subscriber: the next offer restarts ICE (the client's network path changed).
     restart_ice: bool,
+    /// Subscriber: [`Event::RenewSubscriber`] was reported.
+    renewal_asked: bool,
+    /// Subscriber: the mids of its last offer, which its answer must name.
+    offered_mids: Vec<String>,
     queued: bool,
     /// Makes the next step on this peer panic, to test isolation.
     #[cfg(test)]
@@ -369,6 +392,8 @@ pub struct Engine {
     garbage_datagrams: u64,
     /// Whether new subscriber connections estimate their bandwidth (see `allocation`).
     bandwidth_estimation: bool,
+    /// Stopped m-lines a subscriber connection may hold between live ones before it is renewed.
+    stopped_line_limit: usize,
     /// The latest time given to the engine; commands that have no time of their own use it.
     now: Instant,
     /// When tracks are next checked for stalls.
@@ -399,6 +424,7 @@ impl Engine {
             dirty: VecDeque::new(),
             garbage_datagrams: 0,
             bandwidth_estimation: false,
+            stopped_line_limit: DEFAULT_STOPPED_LINE_LIMIT,
             now,
             next_sweep: now,
         }
@@ -427,6 +453,13 @@ impl Engine {
     /// is sent (latency) and, measured on loopback, does not probe back up to the full layer.
     pub fn set_bandwidth_estimation(&mut self, on: bool) {
         self.bandwidth_estimation = on;
+    }
+
+    /// How many stopped m-lines a subscriber connection may hold between live ones before the
+    /// engine asks for it to be renewed ([`Event::RenewSubscriber`]); 8 by default. Stopped lines
+    /// at the end of the SDP do not count: new tracks take those slots.
+    pub fn set_stopped_line_limit(&mut self, limit: usize) {
+        self.stopped_line_limit = limit;
     }
 
     /// Datagrams that belonged to no peer or that no peer accepted.
@@ -468,6 +501,8 @@ impl Engine {
             to_stop: Vec::new(),
             lines: Vec::new(),
             restart_ice: false,
+            renewal_asked: false,
+            offered_mids: Vec::new(),
             queued: false,
             #[cfg(test)]
             inject_panic: false,
@@ -694,6 +729,14 @@ impl Engine {
             .peers
             .get_mut(&peer_id)
             .ok_or(SfuError::UnknownPeer(peer_id))?;
+        if peer.pending_offer.is_none() {
+            return Ok(());
+        }
+        let answered = sdp_mids(&answer.to_sdp_string());
+        if answered.iter().any(|mid| !peer.offered_mids.contains(mid)) {
+            tracing::debug!(peer = peer_id.0, ?answered, offered = ?peer.offered_mids, "stale answer");
+            return Err(SfuError::StaleAnswer(peer_id));
+        }
         let Some(pending) = peer.pending_offer.take() else {
             return Ok(());
         };
@@ -828,6 +871,9 @@ impl Engine {
     ///   followed by a live one cannot be recycled (see `lines`).
     /// - Tracks wait one negotiation when the last m-line is being stopped, so that they can take
     ///   its slot rather than land after it.
+    /// - Stopped lines followed by a live one stay. Past the connection's limit of those, the
+    ///   engine asks for a fresh connection ([`Event::RenewSubscriber`]), which bounds the SDP
+    ///   by the live tracks plus the limit however long the interview runs.
     /// - The first m-line is made inactive, never stopped. It keeps the BUNDLE group from becoming
     ///   empty when every track ends (a client would drop the transport, and str0m would not make
     ///   a new one), and it is the only m-line str0m writes ICE candidates into, which an ICE
@@ -837,6 +883,7 @@ impl Engine {
             peers,
             tracks,
             outputs,
+            stopped_line_limit,
             ..
         } = self;
         // What each track may arrive in, read before the subscriber is borrowed for the offer:
@@ -947,7 +994,20 @@ impl Engine {
         if let Some((offer, pending)) = offer {
             peer.pending_offer = Some(pending);
             let offer = narrow_offer(offer, &narrowing);
+            peer.offered_mids = sdp_mids(&offer.to_sdp_string());
             outputs.push_back(Output::Event(Event::Offer { peer: id, offer }));
+        }
+        // Stopped lines followed by a live one keep their slots (see `lines`): past the limit,
+        // only a new connection gives them back.
+        let trailing = peer.lines.iter().rev().take_while(|l| l.stopped).count();
+        let stopped = peer.lines[..peer.lines.len() - trailing]
+            .iter()
+            .filter(|l| l.stopped)
+            .count();
+        if stopped > *stopped_line_limit && !peer.renewal_asked {
+            peer.renewal_asked = true;
+            tracing::info!(peer = id.0, stopped, "subscriber connection to be renewed");
+            outputs.push_back(Output::Event(Event::RenewSubscriber { peer: id, stopped }));
         }
     }
 
@@ -1750,6 +1810,14 @@ fn track_codecs(track: &Published, publisher: Option<&Peer>) -> Vec<(Codec, Payl
         .remote_pts()
         .iter()
         .filter_map(|pt| learn_codec(rtc, **pt))
+        .collect()
+}
+
+/// The mids of a session description's m-lines, in order.
+fn sdp_mids(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter_map(|line| line.strip_prefix("a=mid:"))
+        .map(|mid| mid.trim().to_owned())
         .collect()
 }
 

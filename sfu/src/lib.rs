@@ -47,7 +47,9 @@ mod worker;
 pub use allocation::{Allocation, Want, allocate};
 pub use codec::Codec;
 pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, SourceId};
-pub use engine::{CloseReason, Engine, Event, Output, PeerId, Role, SfuError, TrackId};
+pub use engine::{
+    CloseReason, DEFAULT_STOPPED_LINE_LIMIT, Engine, Event, Output, PeerId, Role, SfuError, TrackId,
+};
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
 pub use speech::SpeechDetector;

@@ -34,6 +34,8 @@ pub struct WorkerConfig {
     pub public_ips: Vec<IpAddr>,
     /// See [`Engine::set_bandwidth_estimation`].
     pub bandwidth_estimation: bool,
+    /// See [`Engine::set_stopped_line_limit`].
+    pub stopped_line_limit: usize,
 }
 
 /// An event from a worker, tagged with the worker it came from.
@@ -357,6 +359,7 @@ async fn run(
     let local = socket.local_addr();
     let mut engine = Engine::new(local, &config.public_ips, Instant::now());
     engine.set_bandwidth_estimation(config.bandwidth_estimation);
+    engine.set_stopped_line_limit(config.stopped_line_limit);
     let mut buffers = socket.buffers();
     let out = Outlet {
         index,

@@ -1268,6 +1268,102 @@ fn a_long_interview_recycles_the_subscribers_m_lines() {
     );
 }
 
+#[test]
+fn a_subscriber_past_its_stopped_line_limit_is_asked_to_be_renewed_once() {
+    for limit in [0, 1] {
+        let mut net = Net::new();
+        net.engine.set_stopped_line_limit(limit);
+        let now = net.now;
+        let subscriber = PeerId(100);
+        let watcher: SocketAddr = "10.0.0.100:7000".parse().expect("address");
+        net.clients.push(Client::new("10.0.0.100:7000", now));
+        net.engine
+            .add_subscriber(subscriber, now)
+            .expect("subscriber");
+        let kinds = [MediaKind::Audio, MediaKind::Video];
+        // Two publishers in turn, each with a microphone and a camera: the watcher's m-lines
+        // are the first one's two, then the second one's.
+        for (id, addr) in [(PeerId(1), "10.0.0.2:6000"), (PeerId(2), "10.0.0.3:6000")] {
+            let (_, tracks) = join(&mut net, id, addr, Rtc::builder(), &kinds);
+            for track in tracks {
+                net.engine
+                    .subscribe(subscriber, track, Quality::High)
+                    .expect("subscribed");
+            }
+            answer_offers(&mut net, subscriber, watcher);
+        }
+        let renewals = |net: &Net| -> Vec<(PeerId, usize)> {
+            net.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::RenewSubscriber { peer, stopped } => Some((*peer, *stopped)),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert!(renewals(&net).is_empty());
+
+        // The first publisher leaves: its first m-line stays (inactive, as the BUNDLE anchor)
+        // and its second stops ahead of live ones.
+        leave(&mut net, PeerId(1), "10.0.0.2:6000");
+        answer_offers(&mut net, subscriber, watcher);
+        let expected = if limit == 0 {
+            vec![(subscriber, 1)]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(renewals(&net), expected, "limit {limit}");
+        // A third publisher comes and goes (its lines are last: recycled, never counted); the
+        // renewal is still asked for once at most.
+        let (_, tracks) = join(&mut net, PeerId(3), "10.0.0.4:6000", Rtc::builder(), &kinds);
+        for track in tracks {
+            net.engine
+                .subscribe(subscriber, track, Quality::High)
+                .expect("subscribed");
+        }
+        answer_offers(&mut net, subscriber, watcher);
+        leave(&mut net, PeerId(3), "10.0.0.4:6000");
+        answer_offers(&mut net, subscriber, watcher);
+        assert_eq!(renewals(&net), expected, "limit {limit}");
+    }
+}
+
+#[test]
+fn an_answer_to_another_connections_offer_is_refused_and_changes_nothing() {
+    let mut net = Net::new();
+    let now = net.now;
+    let (_, tracks) = join(
+        &mut net,
+        PeerId(1),
+        "10.0.0.2:6000",
+        Rtc::builder(),
+        &[MediaKind::Video],
+    );
+    // Two subscriber connections of the same client, as before and after a renewal.
+    let mut old = Client::new("10.0.0.3:7000", now);
+    let mut new = Client::new("10.0.0.4:7000", now);
+    for peer in [PeerId(2), PeerId(3)] {
+        net.engine.add_subscriber(peer, now).expect("subscriber");
+        net.engine
+            .subscribe(peer, tracks[0], Quality::High)
+            .expect("subscribed");
+    }
+    net.settle();
+    let old_offer = net.take_offer(PeerId(2)).expect("an offer");
+    let new_offer = net.take_offer(PeerId(3)).expect("an offer");
+    let stale = old.rtc.sdp_api().accept_offer(old_offer).expect("answered");
+    let fresh = new.rtc.sdp_api().accept_offer(new_offer).expect("answered");
+
+    assert!(matches!(
+        net.engine.accept_answer(PeerId(3), stale),
+        Err(SfuError::StaleAnswer(PeerId(3)))
+    ));
+    net.engine
+        .accept_answer(PeerId(3), fresh)
+        .expect("its own answer still takes");
+    assert!(!net.events.iter().any(|e| matches!(e, Event::Closed { .. })));
+}
+
 /// Properties under arbitrary input, bounded and seeded so they run with the other tests.
 mod properties {
     use proptest::prelude::*;

@@ -88,6 +88,7 @@ async fn media_flows_through_a_worker_over_real_udp() {
         bind: "127.0.0.1:0".parse().expect("address"),
         public_ips: Vec::new(),
         bandwidth_estimation: false,
+        stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
     })
     .await;
 }
@@ -104,6 +105,7 @@ async fn media_flows_through_a_worker_bound_to_every_address() {
             "127.0.0.2".parse().expect("address"),
         ],
         bandwidth_estimation: false,
+        stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
     })
     .await;
 }

@@ -383,6 +383,7 @@ async fn route_events(
             | SfuEvent::Speaking { peer, .. }
             | SfuEvent::TrackStalled { peer, .. }
             | SfuEvent::CodecUnsupported { peer, .. }
+            | SfuEvent::RenewSubscriber { peer, .. }
             | SfuEvent::Offer { peer, .. }
             | SfuEvent::Closed { peer, .. } => *peer,
         };
@@ -833,6 +834,8 @@ impl RoomActor {
             Ok(()) => {
                 self.pending_offers.remove(identity);
             }
+            // The answer of a connection renewed since: the client's new one answers in turn.
+            Err(SfuError::StaleAnswer(_)) => {}
             Err(err) => self.refuse(identity, "answer_refused", err.to_string()),
         }
     }
@@ -913,8 +916,53 @@ impl RoomActor {
                     );
                 }
             }
+            SfuEvent::RenewSubscriber { peer, stopped } => {
+                let Some(identity) = self.identity_of.get(&peer).cloned() else {
+                    return;
+                };
+                if self
+                    .peers
+                    .get(&identity)
+                    .is_some_and(|p| p.subscriber == peer)
+                {
+                    tracing::info!(%identity, stopped, "renewing a subscriber connection");
+                    self.renew_subscriber(&identity).await;
+                }
+            }
             SfuEvent::Connected { .. } => {}
         }
+    }
+
+    /// Replaces a participant's subscriber connection with a new one subscribed to the same
+    /// tracks, and tells the client, whose next subscriber offer is for the new one. A client
+    /// away (resuming) gets both connections renewed when it is back, as after a media loss.
+    async fn renew_subscriber(&mut self, identity: &str) {
+        if !self.connections.contains_key(identity) {
+            self.reset_media(identity).await;
+            return;
+        }
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let Some(peers) = self.peers.get_mut(identity) else {
+            return;
+        };
+        let old = peers.subscriber;
+        let new = PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed));
+        peers.subscriber = new;
+        if let Ok(mut map) = hub.peers.lock() {
+            map.insert(new, self.handle.control.clone());
+        }
+        self.identity_of.insert(new, identity.to_owned());
+        // The old connection's offer will never be answered; the new one makes its own.
+        self.pending_offers.remove(identity);
+        let _ = self.worker.remove_peer(old).await;
+        if let Err(err) = self.worker.add_subscriber(new).await {
+            tracing::warn!(%err, "subscriber connection not created");
+        }
+        self.reply(identity, ServerMessage::SubscriberReset {});
+        let effects = self.room.resubscribe(identity);
+        self.apply(effects).await;
     }
 
     /// Replaces a participant's peer connections and subscribes the new ones to what the old

@@ -345,6 +345,10 @@ pub enum ServerMessage {
     /// allows): close both, then publish again on a new publisher connection; a new subscriber
     /// connection is offered as before. Identity, room state and subscriptions are kept.
     MediaReset {},
+    /// The server replaces this client's subscriber connection (it had kept too many m-lines of
+    /// tracks that are gone): close it and open a new one; the next `subscriber_offer` is for the
+    /// new one and carries every track again. The publisher connection is untouched.
+    SubscriberReset {},
     /// This connection is being closed by the server.
     Removed {
         /// Why.
@@ -450,7 +454,7 @@ mod tests {
     }
 
     /// Every server message type; see [`CLIENT_TYPES`].
-    const SERVER_TYPES: [&str; 19] = [
+    const SERVER_TYPES: [&str; 20] = [
         "joined",
         "publish_answer",
         "subscriber_offer",
@@ -467,6 +471,7 @@ mod tests {
         "active_speakers",
         "chat",
         "media_reset",
+        "subscriber_reset",
         "removed",
         "error",
         "pong",
@@ -490,6 +495,7 @@ mod tests {
             ServerMessage::ActiveSpeakers { .. } => "active_speakers",
             ServerMessage::Chat { .. } => "chat",
             ServerMessage::MediaReset {} => "media_reset",
+            ServerMessage::SubscriberReset {} => "subscriber_reset",
             ServerMessage::Removed { .. } => "removed",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Pong { .. } => "pong",

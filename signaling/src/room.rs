@@ -409,6 +409,14 @@ impl Room {
         effects
     }
 
+    /// Subscribes a participant's new subscriber connection to every track it may receive (the
+    /// media plane replaced the old one; the caller tells the client).
+    pub fn resubscribe(&self, identity: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        self.subscriptions_for(identity, &mut effects);
+        effects
+    }
+
     /// A participant's connection dropped; they have [`RESUME_WINDOW`] to come back.
     pub fn disconnected(&mut self, identity: &str, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();

@@ -29,6 +29,7 @@ on_both_backends!(
     participants_meet_chat_and_are_checked,
     media_flows_through_the_server,
     everyone_receives_everyone_and_rooms_stay_apart,
+    a_subscriber_past_its_stopped_line_limit_is_renewed_with_every_track,
 );
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -403,6 +404,10 @@ struct Member {
     pending: Option<str0m::change::SdpPendingOffer>,
     pub_events: Vec<RtcEvent>,
     sub_events: Vec<RtcEvent>,
+    /// `subscriber_reset`s received (each replaced the subscriber connection).
+    resets: usize,
+    /// The last subscriber offer's SDP.
+    last_offer: Option<String>,
 }
 
 impl Member {
@@ -430,6 +435,8 @@ impl Member {
             pending: Some(pending),
             pub_events: Vec::new(),
             sub_events: Vec::new(),
+            resets: 0,
+            last_offer: None,
         })
     }
 
@@ -445,9 +452,25 @@ impl Member {
                             .accept_answer(pending, answer)?;
                     }
                 }
+                Some("subscriber_reset") => {
+                    self.subscriber = UdpPeer::rtp().await?;
+                    self.sub_events.clear();
+                    self.resets += 1;
+                }
                 Some("subscriber_offer") => {
+                    self.last_offer = Some(text(&message["sdp"])?);
                     let offer = SdpOffer::from_sdp_string(&text(&message["sdp"])?)?;
-                    let answer = self.subscriber.rtc.sdp_api().accept_offer(offer)?;
+                    let answer = self
+                        .subscriber
+                        .rtc
+                        .sdp_api()
+                        .accept_offer(offer)
+                        .with_context(|| {
+                            format!(
+                                "member {} (resets {}) takes {:?}",
+                                self.tag, self.resets, self.last_offer
+                            )
+                        })?;
                     send(
                         &mut self.ws,
                         json!({ "type": "subscriber_answer", "sdp": answer.to_sdp_string() }),
@@ -622,5 +645,116 @@ async fn everyone_receives_everyone_and_rooms_stay_apart(backend: Backend) -> Re
             }
         }
     }
+    Ok(())
+}
+
+/// Runs every member's signaling and media for `period`, each sending a packet of each kind every
+/// 25 ms once all are connected; returns how many rounds were sent.
+async fn run_members(members: &mut [Member], period: Duration, first: u32) -> Result<u32> {
+    let started = Instant::now();
+    let mut counter = first;
+    let mut next = Instant::now();
+    while started.elapsed() < period {
+        for member in members.iter_mut() {
+            member.signaling().await?;
+        }
+        if members.iter().all(Member::connected) && Instant::now() >= next {
+            for member in members.iter_mut() {
+                member.send_media(counter)?;
+            }
+            counter += 1;
+            next += Duration::from_millis(25);
+        }
+        for member in members.iter_mut() {
+            member.publisher.pump(&mut member.pub_events)?;
+            member.subscriber.pump(&mut member.sub_events)?;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(counter - first)
+}
+
+/// Packets of each kind (video, audio) `member` received from the member tagged `from`.
+fn packets_from(member: &Member, from: u8) -> (usize, usize) {
+    let received = member.received();
+    let count = |kind: u8| {
+        received
+            .iter()
+            .filter(|(tag, k, _)| *tag == from && *k == kind)
+            .count()
+    };
+    (count(1), count(2))
+}
+
+async fn a_subscriber_past_its_stopped_line_limit_is_renewed_with_every_track(
+    backend: Backend,
+) -> Result<()> {
+    // No stopped m-line between live ones is kept: the first one renews the connection.
+    let app = TestApp::spawn_with(backend, &[("rtc.max_stopped_m_lines", json!(0))]).await?;
+    let interviewer = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let mut body = interview_body("c1@example.com");
+    body["participants"] = json!([
+        { "email": "c1@example.com", "role": "candidate" },
+        { "email": "c2@example.com", "role": "candidate" },
+    ]);
+    let room = app.schedule(&interviewer.access, body).await?;
+    let id = text(&room["interview"]["id"])?;
+    let mut guests = Vec::new();
+    for invite in room["invites"].as_array().context("invites")? {
+        let token = invite_token(&text(&invite["url"])?)?;
+        let guest = session_from(
+            app.post("/api/invites/redeem", json!({ "token": token }), None)
+                .await?,
+        )
+        .await?;
+        guests.push(guest.access);
+    }
+
+    // Ivy, then the first candidate, whose tracks take Ivy's first m-lines; then the second.
+    let mut members = vec![Member::join(&app, &id, &interviewer.access, 10).await?];
+    members.push(Member::join(&app, &id, &guests[0], 11).await?);
+    run_members(&mut members, Duration::from_secs(2), 0).await?;
+    members.push(Member::join(&app, &id, &guests[1], 12).await?);
+    let sent = run_members(&mut members, Duration::from_secs(4), 1000).await?;
+    assert!(
+        sent > 40,
+        "everyone connected and sent media ({sent} rounds)"
+    );
+    assert!(
+        packets_from(&members[0], 12).0 > 20,
+        "Ivy sees the second candidate"
+    );
+    assert_eq!(members.iter().map(|m| m.resets).sum::<usize>(), 0);
+
+    // The first candidate leaves: their m-lines in Ivy's connection stop ahead of the second
+    // candidate's live ones, which is past the limit. (In the second candidate's connection
+    // they are last, and new tracks would take them.)
+    let mut first = members.remove(1);
+    send(&mut first.ws, json!({ "type": "leave" })).await?;
+    drop(first);
+    run_members(&mut members, Duration::from_secs(5), 2000).await?;
+
+    let ivy = &members[0];
+    assert_eq!(
+        ivy.resets, 1,
+        "Ivy's subscriber connection was renewed once"
+    );
+    assert_eq!(members[1].resets, 0, "the other connection was not");
+    let offer = ivy
+        .last_offer
+        .as_deref()
+        .context("an offer for the new connection")?;
+    let m_lines = offer.lines().filter(|l| l.starts_with("m=")).count();
+    assert_eq!(
+        m_lines, 2,
+        "the new connection carries the two live tracks only:\n{offer}"
+    );
+    let (video, audio) = packets_from(ivy, 12);
+    assert!(
+        video > 20 && audio > 20,
+        "the second candidate's media reaches Ivy's new connection: {video} video, {audio} audio"
+    );
     Ok(())
 }

@@ -207,22 +207,38 @@ export class RoomConnection {
 
   /** New publisher and subscriber connections; candidates trickle to the server as found. */
   private createConnections() {
-    this.publisher = new RTCPeerConnection();
-    this.subscriber = new RTCPeerConnection();
+    this.publisher = this.createConnection('publisher');
+    this.createSubscriber();
+  }
+
+  private createSubscriber() {
+    this.subscriber = this.createConnection('subscriber');
     this.subscriber.ontrack = (event) => this.listener.remoteTrack(event.track.id, event.track);
-    for (const [pc, connection] of [
-      [this.publisher, 'publisher'],
-      [this.subscriber, 'subscriber'],
-    ] as const) {
-      pc.addEventListener('iceconnectionstatechange', () => {
-        if (pc.iceConnectionState === 'failed') this.restartIce();
-      });
-      pc.addEventListener('icecandidate', (event) => {
-        if (event.candidate?.candidate) {
-          this.send({ type: 'ice_candidate', connection, candidate: event.candidate.candidate });
-        }
-      });
-    }
+  }
+
+  private createConnection(connection: 'publisher' | 'subscriber'): RTCPeerConnection {
+    const pc = new RTCPeerConnection();
+    pc.addEventListener('iceconnectionstatechange', () => {
+      if (pc.iceConnectionState === 'failed') this.restartIce();
+    });
+    pc.addEventListener('icecandidate', (event) => {
+      if (event.candidate?.candidate) {
+        this.send({ type: 'ice_candidate', connection, candidate: event.candidate.candidate });
+      }
+    });
+    return pc;
+  }
+
+  /**
+   * The server replaced our subscriber connection (the old one kept too many m-lines of tracks
+   * that are gone): a new one takes the next offer and every track again, and the server hears
+   * our tile qualities again. Publishing carries on untouched.
+   */
+  private renewSubscriber() {
+    this.subscriber.close();
+    this.lastCounters = { received: 0, lost: 0 };
+    this.createSubscriber();
+    for (const [track, quality] of this.qualities) this.send({ type: 'set_quality', track, quality });
   }
 
   /**
@@ -458,6 +474,9 @@ export class RoomConnection {
         break;
       case 'media_reset':
         await this.resetMedia();
+        break;
+      case 'subscriber_reset':
+        this.renewSubscriber();
         break;
       case 'chat':
         this.listener.chat(message);

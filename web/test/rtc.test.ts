@@ -161,7 +161,15 @@ class FakePeerConnection {
     for (const listener of this.listeners.get('iceconnectionstatechange') ?? []) listener();
   }
 
-  close() {}
+  async createAnswer() {
+    return { type: 'answer' as const, sdp: 'answer' };
+  }
+
+  closed = false;
+
+  close() {
+    this.closed = true;
+  }
 }
 
 describe('RoomConnection negotiation', () => {
@@ -225,6 +233,30 @@ describe('RoomConnection negotiation', () => {
     resumed.open();
     resumed.receive(joined);
     await vi.waitFor(() => expect(resumed.types()).toEqual(['join', 'restart_ice', 'publish_offer']));
+    room.leave();
+  });
+
+  it('replaces only the subscriber connection when the server renews it, and says its qualities again', async () => {
+    const { room, publisher, socket } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    socket.receive({ type: 'publish_answer', sdp: 'answer' });
+    room.tileShown('t7', true, 160);
+    const subscriber = FakePeerConnection.all[1];
+    socket.receive({ type: 'subscriber_reset' });
+    await vi.waitFor(() => expect(FakePeerConnection.all).toHaveLength(3));
+    expect(subscriber.closed).toBe(true);
+    expect(publisher.closed).toBe(false);
+    const qualities = socket.sent.filter((m) => m.type === 'set_quality');
+    expect(qualities).toEqual([
+      { type: 'set_quality', track: 't7', quality: 'low' },
+      { type: 'set_quality', track: 't7', quality: 'low' },
+    ]);
+    // The next offer goes to the new connection.
+    socket.receive({ type: 'subscriber_offer', sdp: 'offer for the new one' });
+    const renewed = FakePeerConnection.all[2];
+    await vi.waitFor(() => expect(renewed.answers).toEqual(['offer for the new one']));
+    await vi.waitFor(() => expect(socket.types()).toContain('subscriber_answer'));
+    expect(subscriber.answers).toEqual([]);
     room.leave();
   });
 
