@@ -185,26 +185,29 @@ mod tests {
         (listed, mapped)
     }
 
+    /// An offer of one send-only m-line per kind, from a connection with every codec.
+    fn offer_of(
+        rtc: &mut str0m::Rtc,
+        kinds: &[str0m::media::MediaKind],
+    ) -> (Vec<Mid>, SdpOffer, str0m::change::SdpPendingOffer) {
+        let mut change = rtc.sdp_api();
+        let mids = kinds
+            .iter()
+            .map(|kind| {
+                change.add_media(*kind, str0m::media::Direction::SendOnly, None, None, None)
+            })
+            .collect();
+        let (offer, pending) = change.apply().expect("an offer");
+        (mids, offer, pending)
+    }
+
     #[test]
     fn an_offer_is_narrowed_to_the_payload_types_given_and_stays_answerable() {
+        use str0m::media::MediaKind::{Audio, Video};
         let now = std::time::Instant::now();
         let mut rtc = str0m::Rtc::builder().build(now);
-        let mut change = rtc.sdp_api();
-        let video = change.add_media(
-            str0m::media::MediaKind::Video,
-            str0m::media::Direction::SendOnly,
-            None,
-            None,
-            None,
-        );
-        let audio = change.add_media(
-            str0m::media::MediaKind::Audio,
-            str0m::media::Direction::SendOnly,
-            None,
-            None,
-            None,
-        );
-        let (offer, pending) = change.apply().expect("an offer");
+        let (mids, offer, pending) = offer_of(&mut rtc, &[Video, Audio]);
+        let (video, audio) = (mids[0], mids[1]);
         let original = offer.to_sdp_string();
         let vp8 = rtc
             .codec_config()
@@ -247,15 +250,8 @@ mod tests {
     #[test]
     fn narrowing_never_empties_an_m_line() {
         let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
-        let mut change = rtc.sdp_api();
-        let audio = change.add_media(
-            str0m::media::MediaKind::Audio,
-            str0m::media::Direction::SendOnly,
-            None,
-            None,
-            None,
-        );
-        let (offer, _pending) = change.apply().expect("an offer");
+        let (mids, offer, _pending) = offer_of(&mut rtc, &[str0m::media::MediaKind::Audio]);
+        let audio = mids[0];
         let original = offer.to_sdp_string();
         let (listed, _) = formats(&original, audio);
         let absent = (96..=127)

@@ -73,6 +73,16 @@ function startAiortc(interviewId, email = 'aio@example.com', extra = []) {
   };
 }
 
+/** Waits until `page` decodes the aiortc participant's camera, while that participant runs. */
+async function decodesAiortcCamera(page, aiortc) {
+  const camera = `video[aria-label="Aio Bot's camera"]`;
+  await waitFor("aiortc's camera on the page", async () => {
+    aiortc.report();
+    return (await page.locator(camera).count()) === 1;
+  }, 60_000);
+  await waitForFramesIncreasing(page, camera, 1, 60_000);
+}
+
 test('aiortc and Chromium decode each other through the SFU', { timeout: 240_000 }, async (t) => {
   const step = steps(t);
   assert.ok(existsSync(PYTHON), `aiortc's Python at ${PYTHON} (scripts/test installs it)`);
@@ -88,12 +98,7 @@ test('aiortc and Chromium decode each other through the SFU', { timeout: 240_000
     await server.enterRoom(ivy, created.interview.id);
 
     step("Chromium decodes aiortc's camera");
-    const camera = `video[aria-label="Aio Bot's camera"]`;
-    await waitFor("aiortc's camera on Ivy's screen", async () => {
-      aiortc.report();
-      return (await ivy.locator(camera).count()) === 1;
-    }, 60_000);
-    await waitForFramesIncreasing(ivy, camera, 1, 60_000);
+    await decodesAiortcCamera(ivy, aiortc);
     await ivy.locator(`audio[aria-label="Aio Bot's microphone"]`).waitFor({ state: 'attached' });
 
     step("aiortc decodes Chromium's camera and microphone");
@@ -145,12 +150,7 @@ test('an H.264-only camera from aiortc is offered to Chromium in H.264 alone, an
     await server.enterRoom(ivy, created.interview.id);
 
     step('Chromium decodes it, offered in H.264 alone');
-    const camera = `video[aria-label="Aio Bot's camera"]`;
-    await waitFor("the H.264 camera on Ivy's screen", async () => {
-      h264.report();
-      return (await ivy.locator(camera).count()) === 1;
-    }, 60_000);
-    await waitForFramesIncreasing(ivy, camera, 1, 60_000);
+    await decodesAiortcCamera(ivy, h264);
     const offers = await ivy.evaluate(() => window.__e2eOffers);
     const videoCodecs = offers
       .at(-1)

@@ -547,6 +547,21 @@ impl Member {
     }
 }
 
+/// The access tokens of a scheduled interview's guests, each redeeming their invite.
+async fn guest_sessions(app: &TestApp, scheduled: &Value) -> Result<Vec<String>> {
+    let mut guests = Vec::new();
+    for invite in scheduled["invites"].as_array().context("invites")? {
+        let token = invite_token(&text(&invite["url"])?)?;
+        let guest = session_from(
+            app.post("/api/invites/redeem", json!({ "token": token }), None)
+                .await?,
+        )
+        .await?;
+        guests.push(guest.access);
+    }
+    Ok(guests)
+}
+
 async fn everyone_receives_everyone_and_rooms_stay_apart(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
     let interviewer = app
@@ -566,19 +581,8 @@ async fn everyone_receives_everyone_and_rooms_stay_apart(backend: Backend) -> Re
     for (room, tag_base) in [(&room_a, 10u8), (&room_b, 20u8)] {
         let id = text(&room["interview"]["id"])?;
         members.push(Member::join(&app, &id, &interviewer.access, tag_base).await?);
-        for (i, invite) in room["invites"]
-            .as_array()
-            .context("invites")?
-            .iter()
-            .enumerate()
-        {
-            let token = invite_token(&text(&invite["url"])?)?;
-            let guest = session_from(
-                app.post("/api/invites/redeem", json!({ "token": token }), None)
-                    .await?,
-            )
-            .await?;
-            members.push(Member::join(&app, &id, &guest.access, tag_base + 1 + i as u8).await?);
+        for (i, guest) in guest_sessions(&app, room).await?.iter().enumerate() {
+            members.push(Member::join(&app, &id, guest, tag_base + 1 + i as u8).await?);
         }
     }
     assert_eq!(members.len(), 6, "four in room A, two in room B");
@@ -701,16 +705,7 @@ async fn a_subscriber_past_its_stopped_line_limit_is_renewed_with_every_track(
     ]);
     let room = app.schedule(&interviewer.access, body).await?;
     let id = text(&room["interview"]["id"])?;
-    let mut guests = Vec::new();
-    for invite in room["invites"].as_array().context("invites")? {
-        let token = invite_token(&text(&invite["url"])?)?;
-        let guest = session_from(
-            app.post("/api/invites/redeem", json!({ "token": token }), None)
-                .await?,
-        )
-        .await?;
-        guests.push(guest.access);
-    }
+    let guests = guest_sessions(&app, &room).await?;
 
     // Ivy, then the first candidate, whose tracks take Ivy's first m-lines; then the second.
     let mut members = vec![Member::join(&app, &id, &interviewer.access, 10).await?];
