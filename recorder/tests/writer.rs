@@ -1,7 +1,7 @@
 //! Real encoded media (GStreamer's VP8 and Opus from the test kit) through the track writer:
-//! segments that are complete files, joined into one seekable file of the right length, checked
-//! with `gst-discoverer-1.0`. Packets are pushed as fast as they come; their arrival times are
-//! what a real-time sender would produce.
+//! segments that are complete files, joined into one seekable file of the right length (across a
+//! resolution change and a pause at a cut), checked with `gst-discoverer-1.0`. Packets are pushed
+//! as fast as they come; their arrival times are what a real-time sender would produce.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -84,6 +84,96 @@ fn six_seconds_of_vp8_become_segments_and_one_seekable_file() {
     assert!(
         seconds > 5.5 && seconds < 6.5,
         "six seconds: {}",
+        found.report
+    );
+}
+
+#[test]
+fn a_take_that_changes_resolution_keeps_its_length() {
+    // A subscriber's layer switch as a recorder sees it: three seconds of the 320×240 layer, then
+    // (from one of its keyframes) three seconds of the 640×480 one, numbered on as one stream.
+    let media = media().expect("test media");
+    let start = Instant::now();
+    let mut packets = Vec::new();
+    for n in 0..180u64 {
+        let layer = if n < 90 { 1 } else { 2 };
+        let frames = &media.video[layer];
+        // The switch lands on a keyframe of the new layer (the first frame of the test media).
+        let index = if n < 90 {
+            n as usize
+        } else {
+            (n - 90) as usize
+        } % frames.len();
+        let frame = &frames[index];
+        let mut payload = vec![0x10];
+        payload.extend_from_slice(&frame.data);
+        let arrival = start + Duration::from_micros(n * 33_333);
+        packets.push(packet(
+            Codec::Vp8,
+            n,
+            n * 3000,
+            frame.keyframe,
+            payload,
+            arrival,
+        ));
+    }
+    assert!(packets[90].keyframe, "the new layer starts at a keyframe");
+    let dir = tempfile::tempdir().expect("dir");
+    let segments = record(Codec::Vp8, packets, dir.path());
+    let out = dir.path().join("take.webm");
+    remux(&segments, Container::for_codec(Codec::Vp8), &out).expect("joined");
+    let found = discover(&out).expect("inspected");
+    let seconds = found.duration.as_secs_f64();
+    assert!(
+        seconds > 5.5 && seconds < 6.5,
+        "six seconds across the switch: {}",
+        found.report
+    );
+}
+
+#[test]
+fn a_pause_at_a_segment_boundary_is_kept_in_the_joined_file() {
+    // Two seconds of video, a two-second pause (a sender starved of CPU: capture and arrival both
+    // stop), then two more seconds starting at a keyframe: with 2 s segments, the cut falls on
+    // the pause. The joined file must keep the take's six seconds.
+    let media = media().expect("test media");
+    let frames = &media.video[1];
+    let start = Instant::now();
+    let mut packets = Vec::new();
+    for n in 0..120u64 {
+        let index = if n < 60 {
+            n as usize
+        } else {
+            (n - 60) as usize
+        } % frames.len();
+        let frame = &frames[index];
+        let mut payload = vec![0x10];
+        payload.extend_from_slice(&frame.data);
+        // Frames 60 and on come 2 s later in both clocks.
+        let at = if n < 60 {
+            n * 33_333
+        } else {
+            n * 33_333 + 2_000_000
+        };
+        packets.push(packet(
+            Codec::Vp8,
+            n,
+            at * 90 / 1000,
+            frame.keyframe,
+            payload,
+            start + Duration::from_micros(at),
+        ));
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let segments = record(Codec::Vp8, packets, dir.path());
+    assert!(segments.len() >= 2, "the pause is at a cut: {segments:?}");
+    let out = dir.path().join("take.webm");
+    remux(&segments, Container::for_codec(Codec::Vp8), &out).expect("joined");
+    let found = discover(&out).expect("inspected");
+    let seconds = found.duration.as_secs_f64();
+    assert!(
+        seconds > 5.5 && seconds < 6.5,
+        "six seconds with the pause: {}",
         found.report
     );
 }
