@@ -678,6 +678,24 @@ async fn run_members(members: &mut [Member], period: Duration, first: u32) -> Re
     Ok(counter - first)
 }
 
+/// Runs the members (sending media numbered on from `counter`) until `done` holds for them, for
+/// at most a minute.
+async fn run_until(
+    members: &mut [Member],
+    counter: &mut u32,
+    what: &str,
+    done: impl Fn(&[Member]) -> bool,
+) -> Result<()> {
+    let started = Instant::now();
+    while !done(members) {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("waited a minute for this: {what}");
+        }
+        *counter += run_members(members, Duration::from_millis(250), *counter).await?;
+    }
+    Ok(())
+}
+
 /// Packets of each kind (video, audio) `member` received from the member tagged `from`.
 fn packets_from(member: &Member, from: u8) -> (usize, usize) {
     let received = member.received();
@@ -708,35 +726,64 @@ async fn a_subscriber_past_its_stopped_line_limit_is_renewed_with_every_track(
     let guests = guest_sessions(&app, &room).await?;
 
     // Ivy, then the first candidate, whose tracks take Ivy's first m-lines; then the second.
+    let mut counter = 0;
     let mut members = vec![Member::join(&app, &id, &interviewer.access, 10).await?];
     members.push(Member::join(&app, &id, &guests[0], 11).await?);
-    run_members(&mut members, Duration::from_secs(2), 0).await?;
+    run_until(
+        &mut members,
+        &mut counter,
+        "Ivy receives the first candidate",
+        |m| packets_from(&m[0], 11).0 > 10,
+    )
+    .await?;
     members.push(Member::join(&app, &id, &guests[1], 12).await?);
-    let sent = run_members(&mut members, Duration::from_secs(4), 1000).await?;
-    assert!(
-        sent > 40,
-        "everyone connected and sent media ({sent} rounds)"
-    );
-    assert!(
-        packets_from(&members[0], 12).0 > 20,
-        "Ivy sees the second candidate"
-    );
+    run_until(
+        &mut members,
+        &mut counter,
+        "everyone receives everyone",
+        |m| {
+            m.iter().all(|member| {
+                m.iter()
+                    .filter(|other| other.tag != member.tag)
+                    .all(|other| packets_from(member, other.tag).0 > 10)
+            })
+        },
+    )
+    .await?;
     assert_eq!(members.iter().map(|m| m.resets).sum::<usize>(), 0);
 
     // The first candidate leaves: their m-lines in Ivy's connection stop ahead of the second
-    // candidate's live ones, which is past the limit. (In the second candidate's connection
-    // they are last, and new tracks would take them.)
+    // candidate's live ones, which is past the limit. (Where the second candidate's connection
+    // has them depends on the order it was offered the room's tracks in.)
     let mut first = members.remove(1);
     send(&mut first.ws, json!({ "type": "leave" })).await?;
     drop(first);
-    run_members(&mut members, Duration::from_secs(5), 2000).await?;
+    run_until(
+        &mut members,
+        &mut counter,
+        "Ivy's renewed connection receives the second candidate",
+        |m| {
+            let (video, audio) = packets_from(&m[0], 12);
+            m[0].resets > 0 && video > 20 && audio > 20
+        },
+    )
+    .await?;
+    // And the second candidate still receives Ivy, renewed or not.
+    let before = packets_from(&members[1], 10).0;
+    run_until(
+        &mut members,
+        &mut counter,
+        "the second candidate receives Ivy",
+        |m| packets_from(&m[1], 10).0 > before + 10,
+    )
+    .await?;
 
     let ivy = &members[0];
     assert_eq!(
         ivy.resets, 1,
         "Ivy's subscriber connection was renewed once"
     );
-    assert_eq!(members[1].resets, 0, "the other connection was not");
+    assert!(members[1].resets <= 1, "renewed at most once");
     let offer = ivy
         .last_offer
         .as_deref()
@@ -745,11 +792,6 @@ async fn a_subscriber_past_its_stopped_line_limit_is_renewed_with_every_track(
     assert_eq!(
         m_lines, 2,
         "the new connection carries the two live tracks only:\n{offer}"
-    );
-    let (video, audio) = packets_from(ivy, 12);
-    assert!(
-        video > 20 && audio > 20,
-        "the second candidate's media reaches Ivy's new connection: {video} video, {audio} audio"
     );
     Ok(())
 }
