@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sightline_recorder::finalize::remux;
 use sightline_recorder::writer::{Container, TrackWriter};
 use sightline_sfu::{Codec, TapPacket, TrackId};
-use sightline_testkit::{discover, media};
+use sightline_testkit::{Vp8Frame, discover, media};
 
 fn packet(
     codec: Codec,
@@ -46,6 +46,30 @@ fn record(codec: Codec, packets: Vec<TapPacket>, dir: &Path) -> Vec<std::path::P
         assert!(pair[1].start >= pair[0].start);
     }
     closed.into_iter().map(|s| s.path).collect()
+}
+
+/// A VP8 frame as one packet, sent `at_us` after `start` (its RTP time in the 90 kHz clock).
+fn vp8_packet(n: u64, frame: &Vp8Frame, start: Instant, at_us: u64) -> TapPacket {
+    // VP8 payload descriptor (RFC 7741): start of a partition, then the frame.
+    let mut payload = vec![0x10];
+    payload.extend_from_slice(&frame.data);
+    let arrival = start + Duration::from_micros(at_us);
+    packet(
+        Codec::Vp8,
+        n,
+        at_us * 90 / 1000,
+        frame.keyframe,
+        payload,
+        arrival,
+    )
+}
+
+/// The joined file of a VP8 take's segments: its length in seconds, and what the discoverer said.
+fn joined_vp8(segments: &[std::path::PathBuf], dir: &Path) -> (f64, String) {
+    let out = dir.join("take.webm");
+    remux(segments, Container::for_codec(Codec::Vp8), &out).expect("joined");
+    let found = discover(&out).expect("inspected");
+    (found.duration.as_secs_f64(), found.report)
 }
 
 #[test]
@@ -104,30 +128,15 @@ fn a_take_that_changes_resolution_keeps_its_length() {
         } else {
             (n - 90) as usize
         } % frames.len();
-        let frame = &frames[index];
-        let mut payload = vec![0x10];
-        payload.extend_from_slice(&frame.data);
-        let arrival = start + Duration::from_micros(n * 33_333);
-        packets.push(packet(
-            Codec::Vp8,
-            n,
-            n * 3000,
-            frame.keyframe,
-            payload,
-            arrival,
-        ));
+        packets.push(vp8_packet(n, &frames[index], start, n * 33_333));
     }
     assert!(packets[90].keyframe, "the new layer starts at a keyframe");
     let dir = tempfile::tempdir().expect("dir");
     let segments = record(Codec::Vp8, packets, dir.path());
-    let out = dir.path().join("take.webm");
-    remux(&segments, Container::for_codec(Codec::Vp8), &out).expect("joined");
-    let found = discover(&out).expect("inspected");
-    let seconds = found.duration.as_secs_f64();
+    let (seconds, report) = joined_vp8(&segments, dir.path());
     assert!(
         seconds > 5.5 && seconds < 6.5,
-        "six seconds across the switch: {}",
-        found.report
+        "six seconds across the switch: {report}"
     );
 }
 
@@ -146,35 +155,21 @@ fn a_pause_at_a_segment_boundary_is_kept_in_the_joined_file() {
         } else {
             (n - 60) as usize
         } % frames.len();
-        let frame = &frames[index];
-        let mut payload = vec![0x10];
-        payload.extend_from_slice(&frame.data);
         // Frames 60 and on come 2 s later in both clocks.
         let at = if n < 60 {
             n * 33_333
         } else {
             n * 33_333 + 2_000_000
         };
-        packets.push(packet(
-            Codec::Vp8,
-            n,
-            at * 90 / 1000,
-            frame.keyframe,
-            payload,
-            start + Duration::from_micros(at),
-        ));
+        packets.push(vp8_packet(n, &frames[index], start, at));
     }
     let dir = tempfile::tempdir().expect("dir");
     let segments = record(Codec::Vp8, packets, dir.path());
     assert!(segments.len() >= 2, "the pause is at a cut: {segments:?}");
-    let out = dir.path().join("take.webm");
-    remux(&segments, Container::for_codec(Codec::Vp8), &out).expect("joined");
-    let found = discover(&out).expect("inspected");
-    let seconds = found.duration.as_secs_f64();
+    let (seconds, report) = joined_vp8(&segments, dir.path());
     assert!(
         seconds > 5.5 && seconds < 6.5,
-        "six seconds with the pause: {}",
-        found.report
+        "six seconds with the pause: {report}"
     );
 }
 

@@ -636,21 +636,23 @@ impl RoomActor {
             return;
         };
         let peers = Peers {
-            publisher: PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed)),
-            subscriber: PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed)),
+            publisher: self.new_peer(&hub, identity),
+            subscriber: self.new_peer(&hub, identity),
         };
-        if let Ok(mut map) = hub.peers.lock() {
-            map.insert(peers.publisher, self.handle.control.clone());
-            map.insert(peers.subscriber, self.handle.control.clone());
-        }
         if let Err(err) = self.worker.add_subscriber(peers.subscriber).await {
             tracing::warn!(%err, "subscriber connection not created");
         }
-        self.identity_of
-            .insert(peers.publisher, identity.to_owned());
-        self.identity_of
-            .insert(peers.subscriber, identity.to_owned());
         self.peers.insert(identity.to_owned(), peers);
+    }
+
+    /// A new peer id for one of `identity`'s connections, whose media events come to this room.
+    fn new_peer(&mut self, hub: &HubInner, identity: &str) -> PeerId {
+        let peer = PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed));
+        if let Ok(mut map) = hub.peers.lock() {
+            map.insert(peer, self.handle.control.clone());
+        }
+        self.identity_of.insert(peer, identity.to_owned());
+        peer
     }
 
     /// Closes a participant's peer connections. Their tracks' unpublish events still reach this
@@ -944,16 +946,13 @@ impl RoomActor {
         let Some(hub) = self.hub.upgrade() else {
             return;
         };
-        let Some(peers) = self.peers.get_mut(identity) else {
+        let Some(old) = self.peers.get(identity).map(|p| p.subscriber) else {
             return;
         };
-        let old = peers.subscriber;
-        let new = PeerId(hub.next_id.fetch_add(1, Ordering::Relaxed));
-        peers.subscriber = new;
-        if let Ok(mut map) = hub.peers.lock() {
-            map.insert(new, self.handle.control.clone());
+        let new = self.new_peer(&hub, identity);
+        if let Some(peers) = self.peers.get_mut(identity) {
+            peers.subscriber = new;
         }
-        self.identity_of.insert(new, identity.to_owned());
         // The old connection's offer will never be answered; the new one makes its own.
         self.pending_offers.remove(identity);
         let _ = self.worker.remove_peer(old).await;
