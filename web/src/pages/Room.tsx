@@ -2,7 +2,7 @@
 // everyone's cameras and screens through the SFU, mute toggles, screen share, chat and leave.
 // Participant changes, chat and our own connection state are announced to screen readers.
 
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { ApiError, api } from '../api';
 import { RequireSession } from '../app';
@@ -10,7 +10,10 @@ import { ChatPanel } from '../components/ChatPanel';
 import { DevicePickers, MicLevel } from '../components/devices';
 import { ErrorAlert, PageTitle } from '../components/ui';
 import { type DeviceChoice, openDevice, openDevices } from '../media';
-import { PHONE_STATUS_TEXT, type PairingCreated, phoneStatus, removePhone, startPairing } from '../phone';
+import { ConsentDialog } from '../components/room/ConsentDialog';
+import { Media } from '../components/room/Media';
+import { PairingDialog } from '../components/room/PairingDialog';
+import { PHONE_STATUS_TEXT, phoneStatus, removePhone } from '../phone';
 import {
   type ChatLine,
   type ConnectionQuality,
@@ -27,40 +30,6 @@ interface RemoteTrack {
   track?: MediaStreamTrack;
 }
 
-interface MediaProps {
-  track: MediaStreamTrack;
-  kind: 'video' | 'audio';
-  label: string;
-  /** For remote video: reports visibility and size so hidden tiles get no video. */
-  shown?: { connection: RoomConnection; trackId: string };
-}
-
-function Media({ track, kind, label, shown }: MediaProps) {
-  const ref = useRef<HTMLVideoElement & HTMLAudioElement>(null);
-  useEffect(() => {
-    if (ref.current) {
-      ref.current.srcObject = new MediaStream([track]);
-      void ref.current.play().catch(() => undefined);
-    }
-  }, [track]);
-  const connection = shown?.connection;
-  const trackId = shown?.trackId;
-  useEffect(() => {
-    const element = ref.current;
-    if (!element || !connection || !trackId) return;
-    const observer = new IntersectionObserver(([entry]) => {
-      if (entry) connection.tileShown(trackId, entry.isIntersecting, entry.boundingClientRect.width);
-    });
-    observer.observe(element);
-    return () => observer.disconnect();
-  }, [connection, trackId]);
-  return kind === 'video' ? (
-    <video ref={ref} autoPlay playsInline muted aria-label={label} />
-  ) : (
-    <audio ref={ref} autoPlay aria-label={label} />
-  );
-}
-
 const QUALITY_TEXT: Record<ConnectionQuality, string> = {
   good: 'Connection: good',
   fair: 'Connection: fair',
@@ -68,144 +37,12 @@ const QUALITY_TEXT: Record<ConnectionQuality, string> = {
   lost: 'Connection: lost',
 };
 
-/** Seconds left until an RFC 3339 instant, never negative. */
 /** What a closed room connection tells its user, by the reason the server gave. */
 const CLOSED_TEXT: Record<string, string> = {
   removed: 'An interviewer removed you from this room. They can let you back in; then join again.',
   session_ended: 'This session has ended because your invite link was sent again. Open the newest link.',
   replaced: 'You joined this room from another tab or device.',
 };
-
-function secondsUntil(instant: string, now: number): number {
-  return Math.max(0, Math.round((Date.parse(instant) - now) / 1000));
-}
-
-/**
- * "Add phone camera": the server's QR code for the pairing link, the link itself and a short
- * code to type when scanning fails, with the time left. A new code replaces the old one.
- */
-function PairingDialog({ interviewId, candidate, candidateName, onClose }: {
-  interviewId: string;
-  candidate?: string;
-  candidateName?: string;
-  onClose: () => void;
-}) {
-  const [pairing, setPairing] = useState<PairingCreated | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [now, setNow] = useState(Date.now());
-  const heading = useRef<HTMLHeadingElement>(null);
-  const issue = () => {
-    setError(null);
-    startPairing(interviewId, candidate).then(setPairing, setError);
-  };
-  useEffect(issue, [interviewId, candidate]);
-  useEffect(() => {
-    heading.current?.focus();
-    const timer = setInterval(() => setNow(Date.now()), 1000);
-    const onKey = (event: KeyboardEvent) => {
-      if (event.key === 'Escape') onClose();
-    };
-    document.addEventListener('keydown', onKey);
-    return () => {
-      clearInterval(timer);
-      document.removeEventListener('keydown', onKey);
-    };
-  }, []);
-  const left = pairing ? secondsUntil(pairing.expires_at, now) : 0;
-  return (
-    <div class="dialog-backdrop">
-      <section class="card dialog pairing" role="dialog" aria-modal="true" aria-labelledby="pairing-heading">
-        <h2 id="pairing-heading" tabIndex={-1} ref={heading}>
-          {candidateName ? `Add ${candidateName}'s phone camera` : 'Add your phone as a camera'}
-        </h2>
-        <ErrorAlert error={error} />
-        {pairing && left > 0 && (
-          <>
-            <p>Scan this code with the phone's camera app, on the same network as this computer.</p>
-            <img src={`data:image/svg+xml;charset=utf-8,${encodeURIComponent(pairing.qr_svg)}`}
-              alt="QR code that opens the phone pairing page" data-pairing-url={pairing.url} />
-            <p>
-              Or open <span class="link">{pairing.url}</span>
-            </p>
-            <p>
-              Or go to <span class="link">{pairing.code_url}</span> and type <span class="code">{pairing.code}</span>
-            </p>
-            <p class="muted" role="timer" aria-live="off">
-              Valid for {Math.floor(left / 60)}:{String(left % 60).padStart(2, '0')}, once.
-            </p>
-          </>
-        )}
-        {pairing && left === 0 && <p>This code has expired.</p>}
-        <div class="actions">
-          {pairing && (
-            <button type="button" class="secondary" onClick={issue}>
-              New code
-            </button>
-          )}
-          <button type="button" onClick={onClose}>
-            Close
-          </button>
-        </div>
-      </section>
-    </div>
-  );
-}
-
-/**
- * Asks one participant to agree to the recording: a candidate is told what is recorded, who sees
- * it and how long it is kept; an interviewer acknowledges. Nothing of theirs is recorded before.
- */
-function ConsentDialog({ role, notice, onAgree, onLeave }: {
-  role: string;
-  notice: RecordingNotice;
-  onAgree: () => void;
-  onLeave: () => void;
-}) {
-  const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => heading.current?.focus(), []);
-  const kept =
-    notice.retention_days > 0
-      ? `It is kept for ${notice.retention_days} days after the interview, then deleted.`
-      : 'It is kept until an administrator deletes it.';
-  return (
-    <div class="dialog-backdrop">
-      <section class="card dialog" role="alertdialog" aria-modal="true" aria-labelledby="consent-heading"
-        aria-describedby="consent-text">
-        <h2 id="consent-heading" tabIndex={-1} ref={heading}>
-          {role === 'candidate' ? 'This interview will be recorded' : 'Recording acknowledgement'}
-        </h2>
-        <div id="consent-text">
-          {role === 'candidate' ? (
-            <>
-              <p>
-                The interviewers want to record this interview. The recording holds your camera, microphone, shared
-                screen and paired phone camera, the other participants' video and sound, and the chat.
-              </p>
-              <p>
-                It is seen only by this interview's interviewers, the reviewers assigned to it and administrators,
-                and every viewing is logged. {kept}
-              </p>
-              <p>Nothing of yours is recorded unless you agree. If you do not, you can leave the room.</p>
-            </>
-          ) : (
-            <p>
-              This interview is being recorded, including your camera, microphone and screen. {kept} Please
-              acknowledge before your media is recorded.
-            </p>
-          )}
-        </div>
-        <div class="actions">
-          <button type="button" onClick={onAgree}>
-            {role === 'candidate' ? 'I agree to be recorded' : 'Acknowledge'}
-          </button>
-          <button type="button" class="secondary" onClick={onLeave}>
-            Leave the room
-          </button>
-        </div>
-      </section>
-    </div>
-  );
-}
 
 async function fetchGrant(interviewId: string): Promise<JoinGrant> {
   const grant = await api<JoinResponse>('POST', `/api/interviews/${encodeURIComponent(interviewId)}/join`, {});
