@@ -13,6 +13,7 @@ import { type DeviceChoice, openDevice, openDevices } from '../media';
 import { ConsentDialog } from '../components/room/ConsentDialog';
 import { Media } from '../components/room/Media';
 import { PairingDialog } from '../components/room/PairingDialog';
+import { ParticipantTile, type RemoteTrack } from '../components/room/ParticipantTile';
 import { PHONE_STATUS_TEXT, phoneStatus, removePhone } from '../phone';
 import {
   type ChatLine,
@@ -21,14 +22,8 @@ import {
   type ParticipantInfo,
   type RecordingNotice,
   RoomConnection,
-  type TrackInfo,
 } from '../rtc';
 import type { JoinResponse } from '../types';
-
-interface RemoteTrack {
-  info?: TrackInfo;
-  track?: MediaStreamTrack;
-}
 
 const QUALITY_TEXT: Record<ConnectionQuality, string> = {
   good: 'Connection: good',
@@ -408,59 +403,18 @@ function RoomContent({ id }: { id: string }) {
           const audio = trackOf(p.identity, 'microphone');
           const shared = trackOf(p.identity, 'screen_share');
           return [
-            <figure class={speakers.has(p.identity) ? 'tile speaking' : 'tile'} key={p.identity}
-              data-participant={p.identity}>
-              {video?.track && !video.info?.muted && !video.info?.unplayable ? (
-                <Media track={video.track} kind="video" label={`${p.name}'s camera`}
-                  shown={video.info ? { connection, trackId: video.info.id } : undefined} />
-              ) : (
-                <div class="no-video">
-                  {video?.info?.unplayable
-                    ? `Cannot play this camera${typeof video.info.unplayable === 'string' ? ` (${video.info.unplayable})` : ''}`
-                    : video?.info?.muted ? 'Camera off' : 'No video'}
-                </div>
-              )}
-              {audio?.track && <Media track={audio.track} kind="audio" label={`${p.name}'s microphone`} />}
-              <figcaption>
-                {p.name} · {p.role}
-                {p.reconnecting && <span class="badge">reconnecting</span>}
-                {speakers.has(p.identity) && <span class="badge">speaking</span>}
-                {audio?.info?.muted && <span class="badge">muted</span>}
-              </figcaption>
-              {p.role === 'candidate' && (moderator || phoneOf(p.identity)) && (
-                <div class="tile-status">{phoneBadge(p.identity)}</div>
-              )}
-              {moderator && (
-                <div class="tile-actions">
-                  {p.role === 'candidate' && (
-                    <button type="button" class="secondary small" aria-label={`Add ${p.name}'s phone camera`}
-                      onClick={() => setPairingFor({ candidate: p.identity, name: p.name })}>
-                      Add phone
-                    </button>
-                  )}
-                  {p.role === 'candidate' && phoneOf(p.identity) && (
-                    <button type="button" class="secondary small" aria-label={`Remove ${p.name}'s phone`}
-                      onClick={() => void unpair(p.identity)}>
-                      Remove phone
-                    </button>
-                  )}
-                  {audio?.info && !audio.info.muted && (
-                    <button type="button" class="secondary small" aria-label={`Mute ${p.name}`}
-                      onClick={() => audio.info && connection.moderateMute(audio.info.id)}>
-                      Mute
-                    </button>
-                  )}
-                  <button type="button" class="danger small" aria-label={`Remove ${p.name} from the room`}
-                    onClick={() => {
-                      if (!window.confirm(`Remove ${p.name} from the room? They stay out until you let them back in.`)) return;
-                      connection.moderateRemove(p.identity);
-                      setRemoved((current) => new Map(current).set(p.identity, p.name));
-                    }}>
-                    Remove
-                  </button>
-                </div>
-              )}
-            </figure>,
+            <ParticipantTile key={p.identity} person={p} camera={video} microphone={audio} connection={connection}
+              speaking={speakers.has(p.identity)}
+              phoneBadge={p.role === 'candidate' && (moderator || phoneOf(p.identity)) ? phoneBadge(p.identity) : null}
+              moderation={
+                moderator
+                  ? {
+                      addPhone: p.role === 'candidate' ? () => setPairingFor({ candidate: p.identity, name: p.name }) : undefined,
+                      removePhone: p.role === 'candidate' && phoneOf(p.identity) ? () => void unpair(p.identity) : undefined,
+                      remove: () => setRemoved((current) => new Map(current).set(p.identity, p.name)),
+                    }
+                  : undefined
+              } />,
             p.role === 'candidate' && phoneTile(p.identity, `${p.name} — phone`),
             shared?.track && shared.info && (
               <figure class="tile screen" key={`${p.identity}-screen`} data-participant={`${p.identity}-screen`}>

@@ -1,0 +1,86 @@
+// Another participant's tile: their camera (or why there is none), their microphone, who they
+// are and what state they are in, and an interviewer's moderation buttons.
+
+import type { ComponentChildren } from 'preact';
+import type { ParticipantInfo, RoomConnection, TrackInfo } from '../../rtc';
+import { Media } from './Media';
+
+/** A remote track as the room knows it: what the server announced, and the browser's track. */
+export interface RemoteTrack {
+  info?: TrackInfo;
+  track?: MediaStreamTrack;
+}
+
+/** What an interviewer may do on this tile; absent buttons are not offered. */
+export interface Moderation {
+  addPhone?: () => void;
+  removePhone?: () => void;
+  /** Called after the removal was confirmed and sent. */
+  remove: () => void;
+}
+
+interface Props {
+  person: ParticipantInfo;
+  camera?: RemoteTrack;
+  microphone?: RemoteTrack;
+  connection: RoomConnection;
+  speaking: boolean;
+  /** The candidate's phone status, where it is shown. */
+  phoneBadge: ComponentChildren;
+  moderation?: Moderation;
+}
+
+export function ParticipantTile({ person: p, camera: video, microphone: audio, connection, speaking, phoneBadge, moderation }: Props) {
+  return (
+    <figure class={speaking ? 'tile speaking' : 'tile'} data-participant={p.identity}>
+      {video?.track && !video.info?.muted && !video.info?.unplayable ? (
+        <Media track={video.track} kind="video" label={`${p.name}'s camera`}
+          shown={video.info ? { connection, trackId: video.info.id } : undefined} />
+      ) : (
+        <div class="no-video">
+          {video?.info?.unplayable
+            ? `Cannot play this camera${typeof video.info.unplayable === 'string' ? ` (${video.info.unplayable})` : ''}`
+            : video?.info?.muted ? 'Camera off' : 'No video'}
+        </div>
+      )}
+      {audio?.track && <Media track={audio.track} kind="audio" label={`${p.name}'s microphone`} />}
+      <figcaption>
+        {p.name} · {p.role}
+        {p.reconnecting && <span class="badge">reconnecting</span>}
+        {speaking && <span class="badge">speaking</span>}
+        {audio?.info?.muted && <span class="badge">muted</span>}
+      </figcaption>
+      {phoneBadge && <div class="tile-status">{phoneBadge}</div>}
+      {moderation && (
+        <div class="tile-actions">
+          {moderation.addPhone && (
+            <button type="button" class="secondary small" aria-label={`Add ${p.name}'s phone camera`}
+              onClick={moderation.addPhone}>
+              Add phone
+            </button>
+          )}
+          {moderation.removePhone && (
+            <button type="button" class="secondary small" aria-label={`Remove ${p.name}'s phone`}
+              onClick={moderation.removePhone}>
+              Remove phone
+            </button>
+          )}
+          {audio?.info && !audio.info.muted && (
+            <button type="button" class="secondary small" aria-label={`Mute ${p.name}`}
+              onClick={() => audio.info && connection.moderateMute(audio.info.id)}>
+              Mute
+            </button>
+          )}
+          <button type="button" class="danger small" aria-label={`Remove ${p.name} from the room`}
+            onClick={() => {
+              if (!window.confirm(`Remove ${p.name} from the room? They stay out until you let them back in.`)) return;
+              connection.moderateRemove(p.identity);
+              moderation.remove();
+            }}>
+            Remove
+          </button>
+        </div>
+      )}
+    </figure>
+  );
+}
