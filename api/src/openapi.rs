@@ -46,6 +46,7 @@ use crate::routes;
         routes::recordings::read,
         routes::recordings::media,
         routes::recordings::remove,
+        routes::recordings::storage,
         routes::admin::list_users,
         routes::admin::set_role,
         routes::admin::audit_log,

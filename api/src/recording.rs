@@ -49,6 +49,17 @@ struct Inner {
     retention_days: u32,
     /// Running controllers by interview id.
     running: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
+    /// What this server is doing with each recording it has not finished, by recording id.
+    phases: Mutex<HashMap<String, Phase>>,
+}
+
+/// Where an unfinished recording stands on this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Taking media.
+    Recording,
+    /// Stopped: waiting for its segments to be stored, joining them, storing the files.
+    Finishing,
 }
 
 enum Control {
@@ -67,6 +78,7 @@ impl Recordings {
                 db,
                 retention_days,
                 running: Mutex::new(HashMap::new()),
+                phases: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -74,6 +86,11 @@ impl Recordings {
     /// The recorder (and its store).
     pub fn recorder(&self) -> &Recorder {
         &self.inner.recorder
+    }
+
+    /// What this server is doing with recording `id`, if it is unfinished and this server has it.
+    pub fn phase(&self, recording: &str) -> Option<Phase> {
+        self.inner.phase(recording)
     }
 
     /// Whether interview `id` is being recorded (or waiting for consent to be).
@@ -136,7 +153,19 @@ impl Recordings {
     /// Finishes what a previous run of the server left recording (`dirs`, from
     /// [`Recorder::unfinished`] before any recording started), and completes their rows.
     pub async fn recover(&self, dirs: Vec<std::path::PathBuf>) {
-        for result in self.inner.recorder.recover(dirs).await {
+        // Spool directories are named by recording id.
+        let ids: Vec<String> = dirs
+            .iter()
+            .filter_map(|dir| dir.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        for id in &ids {
+            self.inner.set_phase(id, Some(Phase::Finishing));
+        }
+        let results = self.inner.recorder.recover(dirs).await;
+        for id in &ids {
+            self.inner.set_phase(id, None);
+        }
+        for result in results {
             match result {
                 Ok(manifest) => {
                     let finished = recordings::finish(
@@ -152,6 +181,21 @@ impl Recordings {
                 }
                 Err(err) => tracing::error!(%err, "an interrupted recording could not be finished"),
             }
+        }
+    }
+}
+
+impl Inner {
+    fn phase(&self, recording: &str) -> Option<Phase> {
+        self.phases.lock().ok()?.get(recording).copied()
+    }
+
+    fn set_phase(&self, recording: &str, phase: Option<Phase>) {
+        if let Ok(mut phases) = self.phases.lock() {
+            match phase {
+                Some(phase) => phases.insert(recording.to_owned(), phase),
+                None => phases.remove(recording),
+            };
         }
     }
 }
@@ -285,7 +329,10 @@ impl Controller {
         if let Some(recording) = self.recording.take() {
             let db = self.inner.db.clone();
             let id = recording.id().to_owned();
-            match recording.stop().await {
+            self.inner.set_phase(&id, Some(Phase::Finishing));
+            let stopped = recording.stop().await;
+            self.inner.set_phase(&id, None);
+            match stopped {
                 Ok(manifest) => {
                     let finished = recordings::finish(
                         db.pool(),
@@ -299,7 +346,13 @@ impl Controller {
                     }
                     tracing::info!(recording = %id, "recording finished");
                 }
-                Err(err) => tracing::error!(recording = %id, %err, "recording not finished"),
+                Err(err) => {
+                    tracing::error!(recording = %id, %err, "recording not finished");
+                    let reason = format!("The server could not finish this recording: {err}");
+                    if let Err(err) = recordings::fail(db.pool(), &id, &reason).await {
+                        tracing::error!(%err, "failed recording's row not updated");
+                    }
+                }
             }
         }
     }
@@ -440,6 +493,7 @@ impl Controller {
                     recording.note_participant(entry(participant));
                 }
                 tracing::info!(interview = %self.interview, recording = %id, "recording started");
+                self.inner.set_phase(&id, Some(Phase::Recording));
                 self.recording = Some(recording);
                 Ok(())
             }

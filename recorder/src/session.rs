@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::RecorderError;
 use crate::finalize::remux;
+use crate::health::{Outage, StoreHealth, Watched};
 use crate::manifest::{
     Manifest, MediaKind, ParticipantEntry, RecordingStatus, Segment, TakeClock, TimelineEvent,
     TrackEntry,
@@ -70,7 +71,9 @@ pub struct Recorder {
 
 #[derive(Debug)]
 struct RecorderInner {
+    /// The configured store, watched: see [`Recorder::store_outage`].
     store: Arc<dyn ObjectStore>,
+    health: Arc<StoreHealth>,
     spool: PathBuf,
     segment: Duration,
 }
@@ -87,9 +90,11 @@ impl Recorder {
         spool: impl Into<PathBuf>,
         segment: Duration,
     ) -> Recorder {
+        let health = Arc::new(StoreHealth::default());
         Recorder {
             inner: Arc::new(RecorderInner {
-                store,
+                store: Arc::new(Watched::new(store, Arc::clone(&health))),
+                health,
                 spool: spool.into(),
                 segment,
             }),
@@ -99,6 +104,12 @@ impl Recorder {
     /// The store recordings go to.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.inner.store
+    }
+
+    /// The store's outage, when its latest answer was a failure (segments then wait on disk
+    /// and every upload retries until it answers).
+    pub fn store_outage(&self) -> Option<Outage> {
+        self.inner.health.outage()
     }
 
     /// Starts recording `recording` of interview `interview` now. Must run in a tokio runtime.

@@ -514,3 +514,166 @@ async fn an_interview_set_to_record_automatically_starts_once_everyone_agreed(
     assert_eq!(stopped.status(), StatusCode::ACCEPTED);
     Ok(())
 }
+
+/// Polls the interview's recordings (stepping the candidate's media meanwhile) until the newest
+/// one satisfies `done`; returns it.
+async fn newest_recording_until(
+    app: &TestApp,
+    interview: &str,
+    access: &str,
+    candidate: &mut Publisher,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let path = format!("/api/interviews/{interview}/recordings");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = expect_json(app.get(&path, Some(access)).await?, StatusCode::OK).await?;
+        if done(&list[0]) {
+            return Ok(list[0].clone());
+        }
+        if Instant::now() > deadline {
+            bail!("the recording never was {what}: {list}");
+        }
+        candidate.step().await?;
+    }
+}
+
+/// A recording stopped while its store does not answer is listed as waiting for storage, with
+/// the store's error (not as "recording"), admins see the outage and the recording waiting, and
+/// once the store is back it completes with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_waiting_for_storage_says_so_and_completes_when_storage_is_back() -> Result<()>
+{
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let ada = app
+        .user_with_role("ada@example.com", AccountRole::Admin)
+        .await?;
+    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
+    let created = app
+        .schedule(
+            &ivy.access,
+            json!({ "title": "Storage outage", "scheduled_start": start.to_string(),
+                "duration_minutes": 60, "time_zone": "UTC", "participants": [
+                    { "email": "cas@example.com", "display_name": "Casey Candidate", "role": "candidate" } ] }),
+        )
+        .await?;
+    let interview = text(&created["interview"]["id"])?;
+    let cas: Session = session_from(
+        app.post(
+            "/api/invites/redeem",
+            json!({ "token": invite_token(&text(&created["invites"][0]["url"])?)? }),
+            None,
+        )
+        .await?,
+    )
+    .await?;
+    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
+    let (cas_socket, _) = join(&app, &interview, &cas.access).await?;
+    let mut candidate = Publisher::start(cas_socket).await?;
+    let recording_path = format!("/api/interviews/{interview}/recording");
+    app.post(
+        &format!("{recording_path}/start"),
+        json!({}),
+        Some(&ivy.access),
+    )
+    .await?;
+    app.post(
+        &format!("{recording_path}/consent"),
+        json!({}),
+        Some(&cas.access),
+    )
+    .await?;
+    wait_for_status(&mut ivy_socket, "on").await?;
+    let live = newest_recording_until(
+        &app,
+        &interview,
+        &ivy.access,
+        &mut candidate,
+        "recording",
+        |r| r["progress"]["state"] == "recording",
+    )
+    .await?;
+    assert_eq!(live["progress"]["storage"], Value::Null, "{live}");
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(3) {
+        candidate.step().await?;
+    }
+
+    // The local store's directory becomes a file: every write fails, as a broken disk or an
+    // unreachable bucket would.
+    let store_dir = app.settings.data.dir.join("recordings");
+    let away = app.settings.data.dir.join("recordings.away");
+    std::fs::create_dir_all(&store_dir)?;
+    std::fs::rename(&store_dir, &away)?;
+    std::fs::write(&store_dir, b"not a directory")?;
+    app.post(
+        &format!("{recording_path}/stop"),
+        json!({}),
+        Some(&ivy.access),
+    )
+    .await?;
+    let waiting = newest_recording_until(
+        &app,
+        &interview,
+        &ivy.access,
+        &mut candidate,
+        "waiting for storage",
+        |r| r["progress"]["state"] == "finishing" && r["progress"]["storage"].is_object(),
+    )
+    .await?;
+    assert_eq!(waiting["status"], "recording", "{waiting}");
+    assert!(
+        waiting["progress"]["storage"]["failures"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+            && !text(&waiting["progress"]["storage"]["error"])?.is_empty(),
+        "{waiting}"
+    );
+    let admin_view = expect_json(
+        app.get("/api/admin/storage", Some(&ada.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert!(admin_view["outage"].is_object(), "{admin_view}");
+    assert_eq!(
+        admin_view["waiting"][0]["id"], waiting["id"],
+        "{admin_view}"
+    );
+    expect_error(
+        app.get("/api/admin/storage", Some(&ivy.access)).await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+
+    // Storage comes back: the waiting segments are stored and the recording completes.
+    std::fs::remove_file(&store_dir)?;
+    std::fs::rename(&away, &store_dir)?;
+    let complete = newest_recording_until(
+        &app,
+        &interview,
+        &ivy.access,
+        &mut candidate,
+        "complete",
+        |r| r["status"] == "complete",
+    )
+    .await?;
+    assert_eq!(complete["progress"], Value::Null, "{complete}");
+    assert!(
+        complete["duration_ms"].as_i64().unwrap_or(0) >= 3_000,
+        "{complete}"
+    );
+    let admin_view = expect_json(
+        app.get("/api/admin/storage", Some(&ada.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(admin_view["outage"], Value::Null, "{admin_view}");
+    assert_eq!(admin_view["waiting"], json!([]), "{admin_view}");
+    Ok(())
+}

@@ -5,7 +5,10 @@
 //! recording's manifest with a short-lived URL for each track's file (a presigned S3 URL, or a
 //! URL on this server carrying a media token, served with HTTP ranges), and deletion by admins.
 //! Only the interview's interviewers, its assigned reviewers and admins see recordings; anyone
-//! else gets 404, as if there were none. Every view is written to the audit log.
+//! else gets 404, as if there were none. Every view is written to the audit log. Listed
+//! recordings carry what the server is doing with them (recording, finishing, waiting for
+//! storage); admins see the store's health and the recordings that need them
+//! (`/api/admin/storage`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use utoipa::ToSchema;
 use crate::auth::{AuthUser, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
+use crate::recording::Phase;
 use crate::routes::interviews::{self, require_room_open};
 use crate::state::AppState;
 use crate::store::recordings::{self, RecordingRow};
@@ -45,6 +49,118 @@ pub fn router() -> Router<AppState> {
         .route("/api/interviews/{id}/recordings", get(list))
         .route("/api/recordings/{recording}", get(read).delete(remove))
         .route("/api/recordings/{recording}/media/{take}", get(media))
+        .route("/api/admin/storage", get(storage))
+}
+
+/// Rows listed on the admin storage page, at most, per kind.
+const ATTENTION_LIMIT: i64 = 100;
+
+/// A recording as listed: its row and, while unfinished, what the server is doing with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingItem {
+    /// The row.
+    #[serde(flatten)]
+    pub recording: RecordingRow,
+    /// Set while this server records or finishes it; `null` once finished (or when no server
+    /// has it: it is finished when the server that made it restarts).
+    pub progress: Option<RecordingProgress>,
+}
+
+/// What the server is doing with an unfinished recording.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingProgress {
+    /// Recording, or stopped and being stored and joined.
+    pub state: ProgressState,
+    /// Set while the store does not answer: segments wait on the server's disk, uploads retry.
+    pub storage: Option<StorageOutage>,
+}
+
+/// See [`RecordingProgress`].
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressState {
+    /// Taking media.
+    Recording,
+    /// Stopped; storing segments, joining them, storing the files.
+    Finishing,
+}
+
+/// The recording store has not answered since `since`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StorageOutage {
+    /// Unix seconds of the first failure.
+    pub since: i64,
+    /// Failed operations since (each retry counts).
+    pub failures: u64,
+    /// The latest failure.
+    pub error: String,
+}
+
+/// Recording storage as admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorageStatus {
+    /// Set while the store does not answer.
+    pub outage: Option<StorageOutage>,
+    /// Unfinished recordings this server holds (on its disk while the store is away).
+    pub waiting: Vec<RecordingItem>,
+    /// Recordings the server could not finish, with the reason.
+    pub failed: Vec<RecordingItem>,
+}
+
+fn outage(state: &AppState) -> Option<StorageOutage> {
+    state
+        .recordings
+        .recorder()
+        .store_outage()
+        .map(|outage| StorageOutage {
+            since: outage
+                .since
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            failures: outage.failures,
+            error: outage.error,
+        })
+}
+
+/// A row with its live progress.
+fn item(state: &AppState, recording: RecordingRow) -> RecordingItem {
+    let progress = state
+        .recordings
+        .phase(&recording.id)
+        .map(|phase| RecordingProgress {
+            state: match phase {
+                Phase::Recording => ProgressState::Recording,
+                Phase::Finishing => ProgressState::Finishing,
+            },
+            storage: outage(state),
+        });
+    RecordingItem {
+        recording,
+        progress,
+    }
+}
+
+/// The recording store's health and the recordings that need an admin's attention.
+#[utoipa::path(get, path = "/api/admin/storage", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = StorageStatus), (status = 403, body = ErrorBody)))]
+pub async fn storage(
+    State(state): State<AppState>,
+    admin: AuthUser,
+) -> Result<Json<StorageStatus>, ApiError> {
+    admin.require_admin()?;
+    let pool = state.db.pool();
+    let unfinished = recordings::with_status(pool, "recording", ATTENTION_LIMIT).await?;
+    let failed = recordings::with_status(pool, "failed", ATTENTION_LIMIT).await?;
+    Ok(Json(StorageStatus {
+        outage: outage(&state),
+        waiting: unfinished
+            .into_iter()
+            .filter(|row| state.recordings.phase(&row.id).is_some())
+            .map(|row| item(&state, row))
+            .collect(),
+        failed: failed.into_iter().map(|row| item(&state, row)).collect(),
+    }))
 }
 
 /// Whether the interview is being recorded (or waits for consent to be).
@@ -229,18 +345,21 @@ pub async fn set_settings(
 /// An interview's recordings, newest first.
 #[utoipa::path(get, path = "/api/interviews/{id}/recordings", tag = "recordings",
     security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
-    responses((status = 200, body = Vec<RecordingRow>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<RecordingItem>), (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(interview = %id))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<RecordingRow>>, ApiError> {
+) -> Result<Json<Vec<RecordingItem>>, ApiError> {
     let access = interviews::access(&state, &principal, &id).await?;
     if !access.may_review() {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(recordings::for_interview(state.db.pool(), &id).await?))
+    let rows = recordings::for_interview(state.db.pool(), &id).await?;
+    Ok(Json(
+        rows.into_iter().map(|row| item(&state, row)).collect(),
+    ))
 }
 
 /// The recording and its interview, if the caller may watch it (404 otherwise).

@@ -15,7 +15,7 @@ pub struct RecordingRow {
     pub id: String,
     /// The interview recorded.
     pub interview_id: String,
-    /// `recording`, `complete` or `interrupted`.
+    /// `recording`, `complete`, `interrupted` or `failed`.
     pub status: String,
     /// User id of who started it.
     pub started_by: String,
@@ -25,6 +25,8 @@ pub struct RecordingRow {
     pub ended_at: Option<i64>,
     /// Length, once it ended.
     pub duration_ms: Option<i64>,
+    /// Why it failed, for `failed`.
+    pub failure: Option<String>,
 }
 
 /// A recording that starts now.
@@ -64,10 +66,39 @@ pub async fn finish(
         .map(|_| ())
 }
 
+/// A recording the server could not finish, with the reason people are shown.
+pub async fn fail(pool: &AnyPool, id: &str, reason: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 WHERE id = $3",
+    )
+    .bind(now())
+    .bind(reason)
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Recordings in one status (`recording`: not finished yet), newest first, at most `limit`.
+pub async fn with_status(
+    pool: &AnyPool,
+    status: &str,
+    limit: i64,
+) -> Result<Vec<RecordingRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
+         FROM recordings WHERE status = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
+    )
+    .bind(status)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// One recording.
 pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<RecordingRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms \
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
          FROM recordings WHERE id = $1",
     )
     .bind(id)
@@ -81,7 +112,7 @@ pub async fn for_interview(
     interview_id: &str,
 ) -> Result<Vec<RecordingRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms \
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
          FROM recordings WHERE interview_id = $1 ORDER BY started_at DESC, id DESC",
     )
     .bind(interview_id)
@@ -92,7 +123,7 @@ pub async fn for_interview(
 /// Recordings that ended before `before` (unix seconds), for the retention job.
 pub async fn ended_before(pool: &AnyPool, before: i64) -> Result<Vec<RecordingRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms \
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
          FROM recordings WHERE ended_at IS NOT NULL AND ended_at < $1",
     )
     .bind(before)

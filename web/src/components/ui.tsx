@@ -60,6 +60,31 @@ export function ErrorAlert({ error }: { error: unknown }) {
   );
 }
 
+/** Whether an API error means "not there, or not yours to see": the server answers both alike. */
+export function isUnavailable(error: unknown): boolean {
+  return error instanceof ApiError && (error.status === 404 || error.status === 403);
+}
+
+/**
+ * The page for something that does not exist or that the reader may not see. It reads the same
+ * in both cases, so it does not reveal which; it says who can see such things and what to do.
+ */
+export function Unavailable({ title, audience }: { title: string; audience: string }) {
+  return (
+    <section class="card narrow">
+      <PageTitle>{title}</PageTitle>
+      <p>
+        The address may be mistyped or out of date, it may have been deleted, or your account may not have access to
+        it. {audience}
+      </p>
+      <p>If you think you should have access, ask the person who sent you the link.</p>
+      <p>
+        <a href="/">Go to your interviews</a>
+      </p>
+    </section>
+  );
+}
+
 /** A page title that takes focus when the page opens, so keyboard and screen reader users land on it. */
 export function PageTitle({ children }: { children: ComponentChildren }) {
   const ref = useRef<HTMLHeadingElement>(null);

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type AccountRole } from '../api';
 import { RequireSession } from '../app';
-import { ErrorAlert, Loading, PageTitle } from '../components/ui';
+import { ErrorAlert, Loading, PageTitle, Unavailable, isUnavailable } from '../components/ui';
 import { useSession } from '../session';
 
 interface UserView {
@@ -32,6 +32,11 @@ function UsersTable() {
       setError(err);
     }
   };
+  if (!users && isUnavailable(error)) {
+    return (
+      <Unavailable title="This page isn't available to you" audience="Only administrators manage user accounts." />
+    );
+  }
   return (
     <section class="card">
       <PageTitle>Users</PageTitle>

@@ -4,6 +4,7 @@ import { RequireSession } from '../app';
 import { ErrorAlert, Loading, PageTitle } from '../components/ui';
 import { isStaff, useSession } from '../session';
 import { formatWhen } from '../time';
+import type { StorageStatus } from '../recordings';
 import type { InterviewSummary } from '../types';
 
 interface MyInterviews {
@@ -33,6 +34,40 @@ function InterviewList({ label, items, empty }: { label: string; items: Intervie
   );
 }
 
+/** For admins: the recording store is not answering, or recordings need attention. */
+function StorageAlert() {
+  const [status, setStatus] = useState<StorageStatus | null>(null);
+  useEffect(() => {
+    api<StorageStatus>('GET', '/api/admin/storage').then(setStatus, () => setStatus(null));
+  }, []);
+  if (!status || (!status.outage && status.failed.length === 0)) return null;
+  return (
+    <section class="alert" role="alert" aria-labelledby="storage-heading">
+      <h2 id="storage-heading">Recordings need attention</h2>
+      {status.outage && (
+        <p>
+          Recording storage has not answered since {new Date(status.outage.since * 1000).toLocaleString()} (
+          {status.outage.error}). {status.waiting.length} recording(s) wait on the server's disk and are uploaded
+          when storage is back; check the storage service and the server's free disk space.
+        </p>
+      )}
+      {status.failed.length > 0 && (
+        <>
+          <p>These recordings could not be finished:</p>
+          <ul>
+            {status.failed.map((r) => (
+              <li key={r.id}>
+                <a href={`/interviews/${r.interview_id}`}>{new Date(r.started_at * 1000).toLocaleString()}</a>:{' '}
+                {r.failure}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </section>
+  );
+}
+
 function DashboardContent() {
   const { me } = useSession();
   const [data, setData] = useState<MyInterviews | null>(null);
@@ -50,6 +85,7 @@ function DashboardContent() {
           </a>
         )}
       </div>
+      {me?.kind === 'user' && me.role === 'admin' && <StorageAlert />}
       <ErrorAlert error={error} />
       {!data && !error && <Loading what="interviews" />}
       {data && (

@@ -3,50 +3,63 @@ import { useLocation, useRoute } from 'preact-iso';
 import { api } from '../api';
 import { RequireSession } from '../app';
 import { InviteLinks } from '../components/InviteLinks';
-import { ErrorAlert, Loading, PageTitle } from '../components/ui';
+import { ErrorAlert, isUnavailable, Loading, PageTitle, Unavailable } from '../components/ui';
 import { formatWhen } from '../time';
+import { type RecordingRow, describeRecording, watchable } from '../recordings';
 import type { Interview, InviteLink } from '../types';
 
-interface RecordingRow {
-  id: string;
-  status: 'recording' | 'complete' | 'interrupted';
-  started_at: number;
-  duration_ms: number | null;
-}
-
-const RECORDING_STATUS: Record<RecordingRow['status'], string> = {
-  recording: 'Recording…',
-  complete: 'Complete',
-  interrupted: 'Interrupted (the server stopped; what was saved is here)',
-};
-
-function formatLength(ms: number | null): string {
-  if (ms === null) return '';
+function formatLength(ms: number): string {
   const seconds = Math.round(ms / 1000);
   return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
 
-/** The interview's recordings, for those who may watch them (others are told there are none). */
+/** While any recording is unfinished its state is fetched again this often. */
+const RECORDINGS_REFRESH_MS = 5000;
+
+/**
+ * The interview's recordings, for those who may watch them (others are told there are none),
+ * each with its real state: recording, saving, waiting for storage, failed with the reason.
+ * While one is unfinished the list refreshes itself.
+ */
 function Recordings({ interviewId }: { interviewId: string }) {
   const [rows, setRows] = useState<RecordingRow[] | null>(null);
   useEffect(() => {
-    api<RecordingRow[]>('GET', `/api/interviews/${encodeURIComponent(interviewId)}/recordings`).then(
-      setRows,
-      () => setRows(null),
-    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    const load = () =>
+      api<RecordingRow[]>('GET', `/api/interviews/${encodeURIComponent(interviewId)}/recordings`).then(
+        (loaded) => {
+          if (stopped) return;
+          setRows(loaded);
+          if (loaded.some((r) => r.status === 'recording')) timer = setTimeout(load, RECORDINGS_REFRESH_MS);
+        },
+        () => setRows(null),
+      );
+    void load();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
   }, [interviewId]);
   if (!rows || rows.length === 0) return null;
   return (
     <section aria-labelledby="recordings-heading">
       <h2 id="recordings-heading">Recordings</h2>
       <ul class="recordings">
-        {rows.map((r) => (
-          <li key={r.id}>
-            {new Date(r.started_at * 1000).toLocaleString()} · {formatLength(r.duration_ms)} ·{' '}
-            <span class="badge">{RECORDING_STATUS[r.status]}</span>
-            {r.status !== 'recording' && <a href={`/recordings/${r.id}`}>Watch</a>}
-          </li>
-        ))}
+        {rows.map((r) => {
+          const state = describeRecording(r);
+          return (
+            <li key={r.id} data-recording={r.id}>
+              {new Date(r.started_at * 1000).toLocaleString()}
+              {r.duration_ms !== null && ` · ${formatLength(r.duration_ms)}`} ·{' '}
+              <span class={`badge tone-${state.tone}`} role="status">
+                {state.label}
+              </span>
+              {watchable(r) && <a href={`/recordings/${r.id}`}>Watch</a>}
+              {state.detail && <p class="hint">{state.detail}</p>}
+            </li>
+          );
+        })}
       </ul>
     </section>
   );
@@ -143,6 +156,12 @@ function InterviewContent({ id }: { id: string }) {
       setInterview(await api<Interview>('GET', `/api/interviews/${encodeURIComponent(id)}`));
     });
 
+  if (!interview && isUnavailable(error)) {
+    return (
+      <Unavailable title="This interview isn't available to you"
+        audience="An interview is seen only by the people invited to it and by administrators." />
+    );
+  }
   if (!interview) {
     return (
       <section>
