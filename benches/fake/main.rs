@@ -109,8 +109,11 @@ async fn main() -> Result<()> {
             publisher.send_due(media, Instant::now())?;
         }
         publisher.peer.step(&mut events).await?;
-        // Events only tell when the connection is up.
         connected |= UdpPeer::connected(&events);
+        // Keyframe requests get a keyframe at once, as from a browser.
+        for event in &events {
+            publisher.handle_event(event);
+        }
         events.clear();
     }
     ws.send(Message::Text(json!({ "type": "leave" }).to_string().into()))

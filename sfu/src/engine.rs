@@ -592,6 +592,44 @@ impl Engine {
         track_id: TrackId,
         quality: Quality,
     ) -> Result<(), SfuError> {
+        self.add_subscription(peer_id, track_id, quality)?;
+        self.offer_if_possible(peer_id);
+        self.still_open(peer_id)
+    }
+
+    /// Subscribes `peer` to every track of `tracks` at once, in one offer: a participant joining
+    /// a room gets everything already there in one negotiation, not one per track. A track gone
+    /// meanwhile is skipped (its unpublish is on its way to signaling).
+    pub fn subscribe_all(
+        &mut self,
+        peer_id: PeerId,
+        tracks: &[TrackId],
+        quality: Quality,
+    ) -> Result<(), SfuError> {
+        for track in tracks {
+            match self.add_subscription(peer_id, *track, quality) {
+                Ok(()) => {}
+                Err(SfuError::UnknownTrack(gone)) => {
+                    tracing::debug!(
+                        peer = peer_id.0,
+                        track = gone.0,
+                        "subscribed to a track that is gone"
+                    );
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        self.offer_if_possible(peer_id);
+        self.still_open(peer_id)
+    }
+
+    /// Adds a subscription without offering it yet.
+    fn add_subscription(
+        &mut self,
+        peer_id: PeerId,
+        track_id: TrackId,
+        quality: Quality,
+    ) -> Result<(), SfuError> {
         let track = self
             .tracks
             .get_mut(&track_id)
@@ -627,8 +665,7 @@ impl Engine {
             out_pt: None,
             unsupported: false,
         });
-        self.offer_if_possible(peer_id);
-        self.still_open(peer_id)
+        Ok(())
     }
 
     /// Changes the quality a subscriber wants of a track ([`Quality::Off`] pauses its video).
@@ -1971,6 +2008,71 @@ mod tests {
         closed
             && !engine.peers.contains_key(&peer)
             && alive.iter().all(|p| engine.peers.contains_key(p))
+    }
+
+    /// An engine with a publisher (peer 1) of an audio and a video track; returns both.
+    fn engine_with_microphone_and_camera(now: Instant) -> (Engine, [TrackId; 2]) {
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut change = client.sdp_api();
+        let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        engine
+            .publisher_offer(PeerId(1), offer, now)
+            .expect("publisher");
+        engine.on_media_added(PeerId(1), audio, MediaKind::Audio);
+        engine.on_media_added(PeerId(1), video, MediaKind::Video);
+        let tracks: Vec<TrackId> = drain(&mut engine)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::TrackPublished { track, .. } => Some(track),
+                _ => None,
+            })
+            .collect();
+        (engine, [tracks[0], tracks[1]])
+    }
+
+    /// The subscriber offers in `events`, each as its number of m-lines.
+    fn offered_lines(events: &[Event]) -> Vec<usize> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Offer { offer, .. } => Some(offer.to_sdp_string().matches("\r\nm=").count()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_joiner_gets_every_track_in_one_offer() {
+        let now = Instant::now();
+        let (mut engine, tracks) = engine_with_microphone_and_camera(now);
+        engine.add_subscriber(PeerId(2), now).expect("subscriber");
+        engine
+            .subscribe_all(PeerId(2), &tracks, Quality::High)
+            .expect("subscribed");
+        assert_eq!(
+            offered_lines(&drain(&mut engine)),
+            vec![2],
+            "one offer, both tracks"
+        );
+
+        // One at a time, the second waits for the first offer's answer: a second negotiation.
+        engine.add_subscriber(PeerId(3), now).expect("subscriber");
+        for track in tracks {
+            engine
+                .subscribe(PeerId(3), track, Quality::High)
+                .expect("subscribed");
+        }
+        assert_eq!(offered_lines(&drain(&mut engine)), vec![1]);
+
+        // A track gone meanwhile is skipped; the rest are offered.
+        engine.add_subscriber(PeerId(4), now).expect("subscriber");
+        engine
+            .subscribe_all(PeerId(4), &[TrackId(999), tracks[1]], Quality::High)
+            .expect("subscribed");
+        assert_eq!(offered_lines(&drain(&mut engine)), vec![1]);
     }
 
     #[test]

@@ -59,7 +59,7 @@ enum Command {
     },
     Subscribe {
         peer: PeerId,
-        track: TrackId,
+        tracks: Vec<TrackId>,
         quality: Quality,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
@@ -197,7 +197,23 @@ impl WorkerHandle {
     ) -> Result<(), SfuError> {
         self.call(|reply| Command::Subscribe {
             peer,
-            track,
+            tracks: vec![track],
+            quality,
+            reply,
+        })
+        .await
+    }
+
+    /// See [`Engine::subscribe_all`].
+    pub async fn subscribe_all(
+        &self,
+        peer: PeerId,
+        tracks: Vec<TrackId>,
+        quality: Quality,
+    ) -> Result<(), SfuError> {
+        self.call(|reply| Command::Subscribe {
+            peer,
+            tracks,
             quality,
             reply,
         })
@@ -289,11 +305,15 @@ fn execute(engine: &mut Engine, command: Command) {
         }
         Command::Subscribe {
             peer,
-            track,
+            tracks,
             quality,
             reply,
         } => {
-            let _ = reply.send(engine.subscribe(peer, track, quality));
+            let result = match tracks.as_slice() {
+                [track] => engine.subscribe(peer, *track, quality),
+                many => engine.subscribe_all(peer, many, quality),
+            };
+            let _ = reply.send(result);
         }
         Command::SetQuality {
             peer,

@@ -978,7 +978,8 @@ impl RoomActor {
     }
 
     async fn apply(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
+        let mut effects = effects.into_iter().peekable();
+        while let Some(effect) = effects.next() {
             match effect {
                 Effect::Send { to, message } => {
                     // Only a full queue means a slow client. A closed one means its socket has
@@ -998,15 +999,25 @@ impl RoomActor {
                     }
                 }
                 Effect::Subscribe { subscriber, track } => {
-                    let (Some(peers), Some(track_id)) = (
-                        self.peers.get(&subscriber).copied(),
-                        parse_track_key(&track),
-                    ) else {
+                    // A joiner gets every track already in the room: one offer for all of them,
+                    // not a negotiation per track before the last picture shows.
+                    let mut tracks = vec![track];
+                    while let Some(Effect::Subscribe {
+                        subscriber: next, ..
+                    }) = effects.peek()
+                        && *next == subscriber
+                    {
+                        if let Some(Effect::Subscribe { track, .. }) = effects.next() {
+                            tracks.push(track);
+                        }
+                    }
+                    let Some(peers) = self.peers.get(&subscriber).copied() else {
                         continue;
                     };
+                    let ids: Vec<_> = tracks.iter().filter_map(|t| parse_track_key(t)).collect();
                     if let Err(err) = self
                         .worker
-                        .subscribe(peers.subscriber, track_id, Quality::High)
+                        .subscribe_all(peers.subscriber, ids, Quality::High)
                         .await
                     {
                         tracing::warn!(%err, "subscription failed");

@@ -30,6 +30,10 @@ pub struct MediaPublisher {
     sending: bool,
     audio_sent: u64,
     video_sent: u64,
+    /// Per layer: frames skipped ahead in the media (see [`MediaPublisher::handle_event`]).
+    skipped: [u64; 3],
+    /// Per layer: a keyframe was asked for and goes out with the next frame.
+    keyframe_wanted: [bool; 3],
 }
 
 impl MediaPublisher {
@@ -59,9 +63,30 @@ impl MediaPublisher {
                 sending: false,
                 audio_sent: 0,
                 video_sent: 0,
+                skipped: [0; 3],
+                keyframe_wanted: [false; 3],
             },
             offer,
         ))
+    }
+
+    /// Answers a keyframe request as a browser's encoder would, with a keyframe at once: the
+    /// layer asked for jumps ahead to the next keyframe of its (looping, pre-encoded) media.
+    /// The RTP timestamps keep real time; only the picture jumps. Other events are ignored.
+    pub fn handle_event(&mut self, event: &str0m::Event) {
+        let str0m::Event::KeyframeRequest(request) = event else {
+            return;
+        };
+        if request.mid != self.video {
+            return;
+        }
+        let layer = match &request.rid {
+            Some(rid) => Layer::ALL.iter().position(|layer| **rid == *layer.rid),
+            None => Some(Layer::ALL.len() - 1),
+        };
+        if let Some(index) = layer {
+            self.keyframe_wanted[index] = true;
+        }
     }
 
     /// The server's answer to the offer.
@@ -140,7 +165,16 @@ impl MediaPublisher {
                     continue;
                 }
                 let frames = &media.video[index];
-                let frame = &frames[(n % frames.len() as u64) as usize];
+                let length = frames.len() as u64;
+                if std::mem::take(&mut self.keyframe_wanted[index]) {
+                    // The nearest keyframe at or after this frame (every layer has them).
+                    if let Some(ahead) = (0..length).find(|ahead| {
+                        frames[((n + self.skipped[index] + ahead) % length) as usize].keyframe
+                    }) {
+                        self.skipped[index] += ahead;
+                    }
+                }
+                let frame = &frames[((n + self.skipped[index]) % length) as usize];
                 let mut writer = self.peer.rtc.writer(self.video).context("video writer")?;
                 if self.simulcast {
                     writer = writer.rid(Rid::from(layer.rid));

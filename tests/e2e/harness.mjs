@@ -193,7 +193,7 @@ export async function startServer({ dataDir: reuse } = {}) {
       await join.waitFor();
       await page.waitForFunction(() => !document.querySelector('button[disabled]'));
       await join.click();
-      await page.getByRole('heading', { name: 'Interview room' }).waitFor();
+      await page.getByRole('button', { name: 'Leave', exact: true }).waitFor();
     },
     /**
      * The manifest the recorder keeps in its spool while recording `id` (its own record of each
@@ -267,6 +267,35 @@ export async function inboundVideo(page) {
       return streams.join('; ');
     })
     .catch((err) => `no stats: ${err}`);
+}
+
+/** The publisher's simulcast layers as the browser sends them: rid, frame size, bytes. */
+export function outboundLayers(page) {
+  return page.evaluate(async () => {
+    const layers = [];
+    for (const pc of window.__e2ePeerConnections ?? []) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'outbound-rtp' && r.kind === 'video') {
+          layers.push({ rid: r.rid, width: r.frameWidth ?? 0, height: r.frameHeight ?? 0, bytes: r.bytesSent ?? 0 });
+        }
+      });
+    }
+    return layers;
+  });
+}
+
+/**
+ * Waits until a page publishes its camera's full simulcast layer at 1280×720 (Chromium turns the
+ * top layer on once its bandwidth estimate allows).
+ */
+export function waitForFullLayer(page, who) {
+  return waitFor(`${who}'s full simulcast layer at 1280×720`, async () => {
+    const layers = await outboundLayers(page);
+    const full = layers.find((l) => l.rid === 'f');
+    assert.ok(full && full.width === 1280 && full.height === 720 && full.bytes > 0, JSON.stringify(layers));
+    return true;
+  });
 }
 
 export async function launchBrowser() {

@@ -11,8 +11,17 @@ export interface Devices {
   microphones: MediaDeviceInfo[];
 }
 
-/** The capture size we publish; simulcast scales it down for the lower layers. */
-const VIDEO = { width: 640, height: 480 };
+/**
+ * The capture we publish: 1280×720 at 30 fps where the camera can, less where it cannot (`ideal`
+ * never fails). Simulcast scales it down to 640×360 and 320×180 for the lower layers; Chromium
+ * sends only as many layers as the capture is large enough for, so a 640×480 capture would never
+ * send a full-size layer.
+ */
+export const VIDEO: MediaTrackConstraints = {
+  width: { ideal: 1280 },
+  height: { ideal: 720 },
+  frameRate: { ideal: 30 },
+};
 
 export function constraintsFor(choice: DeviceChoice): MediaStreamConstraints {
   return {

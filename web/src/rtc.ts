@@ -122,6 +122,15 @@ export function sourceFor(kind: string, device: 'person' | 'phone'): Source | nu
   return kind === 'video' ? 'camera' : 'microphone';
 }
 
+/**
+ * Marks a stage of joining or negotiating in the page's performance timeline as
+ * `sightline:<stage>`, where the browser's developer tools and our end-to-end tests read where
+ * the time to the first picture goes.
+ */
+export function markStage(stage: string) {
+  performance.mark(`sightline:${stage}`);
+}
+
 export function rtcUrl(room: string, location: Location = window.location): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}/rtc/${encodeURIComponent(room)}`;
@@ -213,14 +222,19 @@ export class RoomConnection {
 
   private createSubscriber() {
     this.subscriber = this.createConnection('subscriber');
-    this.subscriber.ontrack = (event) => this.listener.remoteTrack(event.track.id, event.track);
+    this.subscriber.ontrack = (event) => {
+      markStage('remote_track');
+      this.listener.remoteTrack(event.track.id, event.track);
+    };
   }
 
   private createConnection(connection: 'publisher' | 'subscriber'): RTCPeerConnection {
     const pc = new RTCPeerConnection();
     pc.addEventListener('iceconnectionstatechange', () => {
+      markStage(`${connection}_ice_${pc.iceConnectionState}`);
       if (pc.iceConnectionState === 'failed') this.restartIce();
     });
+    pc.addEventListener('connectionstatechange', () => markStage(`${connection}_${pc.connectionState}`));
     pc.addEventListener('icecandidate', (event) => {
       if (event.candidate?.candidate) {
         this.send({ type: 'ice_candidate', connection, candidate: event.candidate.candidate });
@@ -268,13 +282,15 @@ export class RoomConnection {
   private open() {
     const socket = new WebSocket(rtcUrl(this.grant.room));
     this.socket = socket;
-    socket.onopen = () =>
+    socket.onopen = () => {
+      markStage('socket_open');
       this.send({
         type: 'join',
         version: 1,
         token: this.grant.token,
         ...(this.droppedAt !== null && this.resumeToken ? { resume_token: this.resumeToken } : {}),
       });
+    };
     socket.onmessage = (event) => void this.onMessage(JSON.parse(String(event.data)));
     socket.onclose = () => {
       if (socket === this.socket) this.onSocketClosed();
@@ -361,8 +377,10 @@ export class RoomConnection {
       });
       // Not connected: the resume's re-offer will carry this one.
       if (!this.send({ type: 'publish_offer', sdp: pc.localDescription?.sdp ?? '', tracks })) this.settleAnswer(null);
+      markStage('publish_offer');
       const sdp = await answered;
       if (sdp === null || pc !== this.publisher) return;
+      markStage('publish_answer');
       await pc.setRemoteDescription({ type: 'answer', sdp });
     });
     // A failed negotiation is reported, and the next one still runs.
@@ -404,6 +422,7 @@ export class RoomConnection {
   private async onMessage(message: any) {
     switch (message.type) {
       case 'joined':
+        markStage('joined');
         this.resumeToken = message.resume_token;
         this.identity = message.you.identity;
         for (const t of message.tracks as TrackInfo[]) {
@@ -427,9 +446,11 @@ export class RoomConnection {
         this.settleAnswer(message.sdp);
         break;
       case 'subscriber_offer':
+        markStage('subscriber_offer');
         await this.subscriber.setRemoteDescription({ type: 'offer', sdp: message.sdp });
         await this.subscriber.setLocalDescription(await this.subscriber.createAnswer());
         this.send({ type: 'subscriber_answer', sdp: this.subscriber.localDescription?.sdp ?? '' });
+        markStage('subscriber_answer');
         break;
       case 'participant_joined':
         this.listener.participantJoined(message.participant);

@@ -15,9 +15,10 @@ describe('levelOf', () => {
 
 describe('constraintsFor', () => {
   it('asks for exactly the picked devices, or the defaults', () => {
-    expect(constraintsFor({})).toEqual({ video: { width: 640, height: 480 }, audio: true });
+    const video = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+    expect(constraintsFor({})).toEqual({ video, audio: true });
     expect(constraintsFor({ camera: 'c1', microphone: 'm1' })).toEqual({
-      video: { width: 640, height: 480, deviceId: { exact: 'c1' } },
+      video: { ...video, deviceId: { exact: 'c1' } },
       audio: { deviceId: { exact: 'm1' } },
     });
   });

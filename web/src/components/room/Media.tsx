@@ -25,11 +25,32 @@ export function Media({ track, kind, label, shown }: MediaProps) {
   useEffect(() => {
     const element = ref.current;
     if (!element || !connection || !trackId) return;
-    const observer = new IntersectionObserver(([entry]) => {
-      if (entry) connection.tileShown(trackId, entry.isIntersecting, entry.boundingClientRect.width);
+    // Visibility comes from scrolling, size from the layout (a resized window, a tile that grows
+    // when someone leaves); either may change the layer. Widths are in device pixels, so a
+    // high-density screen gets the layer that is sharp on it.
+    // Nothing is reported before the first visibility: a tile is not "hidden" before it is laid out.
+    let visible: boolean | null = null;
+    let width = 0;
+    const report = () => {
+      if (visible !== null) connection.tileShown(trackId, visible, width * window.devicePixelRatio);
+    };
+    const shown = new IntersectionObserver(([entry]) => {
+      if (!entry) return;
+      visible = entry.isIntersecting;
+      width = entry.boundingClientRect.width;
+      report();
     });
-    observer.observe(element);
-    return () => observer.disconnect();
+    const resized = new ResizeObserver(([entry]) => {
+      if (!entry) return;
+      width = entry.contentRect.width;
+      report();
+    });
+    shown.observe(element);
+    resized.observe(element);
+    return () => {
+      shown.disconnect();
+      resized.disconnect();
+    };
   }, [connection, trackId]);
   return kind === 'video' ? (
     <video ref={ref} autoPlay playsInline muted aria-label={label} />
