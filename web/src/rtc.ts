@@ -211,8 +211,13 @@ export class RoomConnection {
   ) {
     this.createConnections();
     this.qualityTimer = setInterval(() => void this.sampleQuality(), QUALITY_INTERVAL_MS);
+    // A closed tab or a page navigated away is a leave, said at once: otherwise the others see
+    // "reconnecting" for the whole resume window, which only a network drop should get.
+    window.addEventListener('pagehide', this.leaveOnPageHide);
     this.open();
   }
+
+  private readonly leaveOnPageHide = () => this.leave();
 
   /** New publisher and subscriber connections; candidates trickle to the server as found. */
   private createConnections() {
@@ -336,6 +341,7 @@ export class RoomConnection {
     if (this.leaving) return;
     this.leaving = true;
     clearInterval(this.qualityTimer);
+    window.removeEventListener('pagehide', this.leaveOnPageHide);
     this.listener.closed(reason);
   }
 
@@ -632,6 +638,7 @@ export class RoomConnection {
   }
 
   leave() {
+    window.removeEventListener('pagehide', this.leaveOnPageHide);
     this.send({ type: 'leave' });
     this.leaving = true;
     clearInterval(this.qualityTimer);

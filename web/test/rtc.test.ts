@@ -271,4 +271,16 @@ describe('RoomConnection negotiation', () => {
     await vi.waitFor(() => expect(publisher.answers).toEqual(['answer']));
     room.leave();
   });
+
+  it('says leave when the page goes away, and only once', async () => {
+    const { socket } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    window.dispatchEvent(new Event('pagehide'));
+    expect(socket.types()).toEqual(['join', 'publish_offer', 'leave']);
+    expect(socket.readyState).toBe(FakeSocket.CLOSED);
+    // A second pagehide (a page restored and hidden again) finds nothing left to leave.
+    window.dispatchEvent(new Event('pagehide'));
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(socket.types()).toEqual(['join', 'publish_offer', 'leave']);
+  });
 });

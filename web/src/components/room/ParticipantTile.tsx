@@ -30,29 +30,35 @@ interface Props {
   moderation?: Moderation;
 }
 
+/**
+ * The picture with its caption and status badges on it; an interviewer's buttons in a bar under
+ * it, where they cover nothing.
+ */
 export function ParticipantTile({ person: p, camera: video, microphone: audio, connection, speaking, phoneBadge, moderation }: Props) {
   return (
-    <figure class={speaking ? 'tile speaking' : 'tile'} data-participant={p.identity}>
-      {video?.track && !video.info?.muted && !video.info?.unplayable ? (
-        <Media track={video.track} kind="video" label={`${p.name}'s camera`}
-          shown={video.info ? { connection, trackId: video.info.id } : undefined} />
-      ) : (
-        <div class="no-video">
-          {video?.info?.unplayable
-            ? `Cannot play this camera${typeof video.info.unplayable === 'string' ? ` (${video.info.unplayable})` : ''}`
-            : video?.info?.muted ? 'Camera off' : 'No video'}
-        </div>
-      )}
-      {audio?.track && <Media track={audio.track} kind="audio" label={`${p.name}'s microphone`} />}
-      <figcaption>
-        {p.name} · {p.role}
-        {p.reconnecting && <span class="badge">reconnecting</span>}
-        {speaking && <span class="badge">speaking</span>}
-        {audio?.info?.muted && <span class="badge">muted</span>}
-      </figcaption>
-      {phoneBadge && <div class="tile-status">{phoneBadge}</div>}
+    <div class="tile-cell">
+      <figure class={speaking ? 'tile speaking' : 'tile'} data-participant={p.identity}>
+        {video?.track && !video.info?.muted && !video.info?.unplayable ? (
+          <Media track={video.track} kind="video" label={`${p.name}'s camera`}
+            shown={video.info ? { connection, trackId: video.info.id } : undefined} />
+        ) : (
+          <div class="no-video">
+            {video?.info?.unplayable
+              ? `Cannot play this camera${typeof video.info.unplayable === 'string' ? ` (${video.info.unplayable})` : ''}`
+              : video?.info?.muted ? 'Camera off' : 'No video'}
+          </div>
+        )}
+        {audio?.track && <Media track={audio.track} kind="audio" label={`${p.name}'s microphone`} />}
+        <figcaption>
+          {p.name} · {p.role}
+          {p.reconnecting && <span class="badge">reconnecting</span>}
+          {speaking && <span class="badge">speaking</span>}
+          {audio?.info?.muted && <span class="badge">muted</span>}
+        </figcaption>
+        {phoneBadge && <div class="tile-status">{phoneBadge}</div>}
+      </figure>
       {moderation && (
-        <div class="tile-actions">
+        <div class="tile-actions" role="group" aria-label={`Moderate ${p.name}`}>
           {moderation.addPhone && (
             <button type="button" class="secondary small" aria-label={`Add ${p.name}'s phone camera`}
               onClick={moderation.addPhone}>
@@ -81,6 +87,6 @@ export function ParticipantTile({ person: p, camera: video, microphone: audio, c
           </button>
         </div>
       )}
-    </figure>
+    </div>
   );
 }
