@@ -3,9 +3,11 @@
 // indicator; the second interviewer joins once the first two have 10 s recorded. After 10 s of
 // the late joiner the recording stops and is listed with every track: each file is valid WebM
 // with the right codec and a duration within 1 s of what the manifest says (checked with
-// gst-discoverer-1.0), the manifest's join is when the test saw the late joiner join, their
+// gst-discoverer-1.0), the cameras that sent their full layer are 1280×720, the manifest's join is when the test saw the late joiner join, their
 // tracks start once they agreed (within a keyframe interval), and the reviewer player plays
-// everything in step after a seek. A server killed with SIGKILL mid-recording finishes the
+// everything in step after a seek. The interview page lists it as complete; a candidate who opens
+// its address is told it is not theirs to see, in the same words as for one that does not exist.
+// A server killed with SIGKILL mid-recording finishes the
 // recording as interrupted when it starts again, with every segment it had closed, and it plays.
 //
 // What has been recorded is read from the recorder's own record (the manifest it keeps in its
@@ -17,7 +19,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { artifacts, launchBrowser, startServer, steps, waitFor } from './harness.mjs';
+import { artifacts, launchBrowser, startServer, steps, waitFor, waitForFullLayer } from './harness.mjs';
 
 /** The recorder's segment length (`SEGMENT` in recorder/src/writer.rs). */
 const SEGMENT_MS = 10_000;
@@ -113,6 +115,10 @@ test('an interview is recorded with consent and played back in sync', { timeout:
   await cas.getByRole('heading', { name: 'Recorded interview' }).waitFor();
   await server.enterRoom(ivy, interviewId);
   await server.enterRoom(cas, interviewId);
+  // The recorder takes the full layer: once both send it, the recording is 1280×720 from the start.
+  step('both cameras send their full 1280×720 layer');
+  await waitForFullLayer(ivy, 'Ivy');
+  await waitForFullLayer(cas, 'Casey');
 
   // Starting waits for the candidate, who is told what is recorded, who sees it, how long.
   step('Ivy starts recording; Casey consents');
@@ -178,6 +184,10 @@ test('an interview is recorded with consent and played back in sync', { timeout:
       const { seconds, text } = discover(path);
       assert.match(text, /WebM/);
       assert.match(text, track.kind === 'video' ? /VP8/ : /Opus/);
+      // Ivy's and Casey's cameras were sending their full layer before the recording began.
+      if (track.kind === 'video' && early.has(track.id)) {
+        assert.match(text, /Width: 1280\s+Height: 720/, `${track.id} is recorded at full size`);
+      }
       const expected = (track.end_ms - track.start_ms) / 1000;
       assert.ok(Math.abs(seconds - expected) <= 1, `${track.id} (${track.kind}): ${seconds} s, manifest ${expected} s`);
     }
@@ -206,6 +216,18 @@ test('an interview is recorded with consent and played back in sync', { timeout:
     );
   }
 
+  // The interview page lists it as complete; a candidate who opens its address is told in words
+  // that it is not theirs to see, exactly as for an address that does not exist.
+  step('the recording is listed; a candidate may not open it');
+  await ivy.goto(`${server.base}/interviews/${interviewId}`);
+  await ivy.locator(`[data-recording="${recording.id}"]`).getByRole('status').filter({ hasText: 'Complete' }).waitFor();
+  const refused = "This recording isn't available to you";
+  await cas.goto(`${server.base}/recordings/${recording.id}`);
+  await cas.getByRole('heading', { name: refused }).waitFor();
+  assert.equal(await cas.locator('video').count(), 0);
+  await ivy.goto(`${server.base}/recordings/no-such-recording`);
+  await ivy.getByRole('heading', { name: refused }).waitFor();
+
   // The reviewer player: every track plays, and after a seek to a point every take covers their
   // positions agree, and still do a second of playback later.
   step('the reviewer player plays every track in step');
@@ -215,7 +237,7 @@ test('an interview is recorded with consent and played back in sync', { timeout:
     `every take covers ${seekMs} ms and 3 s more: ${takes(view.manifest)}`,
   );
   await ivy.goto(`${server.base}/recordings/${recording.id}`);
-  await ivy.getByRole('heading', { name: 'Recording' }).waitFor();
+  await ivy.getByRole('heading', { name: 'Recording: Recorded interview' }).waitFor();
   await ivy.waitForFunction(
     () => [...document.querySelectorAll('video, audio')].length === 6 &&
       [...document.querySelectorAll('video, audio')].every((m) => m.readyState >= 1),
@@ -246,6 +268,7 @@ test('an interview is recorded with consent and played back in sync', { timeout:
     return true;
   });
   await ivy.screenshot({ path: join(artifacts, 'recording-player.png'), fullPage: true });
+  for (const page of [ivy, obi, cas]) await page.context().close();
 });
 
 test('a recording cut short by kill -9 is interrupted, kept and playable after a restart', { timeout: 300_000 }, async (t) => {

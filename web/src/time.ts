@@ -57,3 +57,16 @@ export function allZones(): string[] {
   const withSupported = Intl as typeof Intl & { supportedValuesOf?: (key: string) => string[] };
   return withSupported.supportedValuesOf?.('timeZone') ?? [localZone()];
 }
+
+/**
+ * Where "now" stands against a scheduled slot, as a room header says it: "starts in 5 min",
+ * "25 min left", "5 min over". Minutes round towards the end of the slot.
+ */
+export function slotNote(startIso: string, endIso: string, now: number): string {
+  const start = Date.parse(startIso);
+  const end = Date.parse(endIso);
+  const minutes = (ms: number) => Math.ceil(ms / 60_000);
+  if (now < start) return `starts in ${minutes(start - now)} min`;
+  if (now <= end) return `${minutes(end - now)} min left`;
+  return `${Math.floor((now - end) / 60_000)} min over`;
+}

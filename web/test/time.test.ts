@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { wallTimeToInstant, zoneOffsetMs } from '../src/time';
+import { slotNote, wallTimeToInstant, zoneOffsetMs } from '../src/time';
 
 describe('wallTimeToInstant', () => {
   it('converts a summer wall time in Paris (UTC+2)', () => {
@@ -30,5 +30,18 @@ describe('zoneOffsetMs', () => {
     const instant = Date.UTC(2026, 0, 10, 12);
     expect(zoneOffsetMs(instant, 'UTC')).toBe(0);
     expect(zoneOffsetMs(instant, 'Europe/Paris')).toBe(3_600_000);
+  });
+});
+
+describe('slotNote', () => {
+  const start = '2026-12-02T14:00:00Z';
+  const end = '2026-12-02T15:00:00Z';
+  const at = (iso: string) => Date.parse(iso);
+  it('counts down to the start, then to the end, then up past it', () => {
+    expect(slotNote(start, end, at('2026-12-02T13:55:30Z'))).toBe('starts in 5 min');
+    expect(slotNote(start, end, at('2026-12-02T14:00:00Z'))).toBe('60 min left');
+    expect(slotNote(start, end, at('2026-12-02T14:59:01Z'))).toBe('1 min left');
+    expect(slotNote(start, end, at('2026-12-02T15:00:00Z'))).toBe('0 min left');
+    expect(slotNote(start, end, at('2026-12-02T15:07:59Z'))).toBe('7 min over');
   });
 });

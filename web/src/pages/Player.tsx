@@ -9,8 +9,10 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import { api } from '../api';
 import { RequireSession } from '../app';
-import { ErrorAlert, Loading, PageTitle } from '../components/ui';
+import { ErrorAlert, Loading, PageTitle, Unavailable, isUnavailable } from '../components/ui';
 import { type Manifest, type Take, clock, mediaTimeAt, needsSeek, sessionLength } from '../playback';
+import { formatWhen } from '../time';
+import type { Interview } from '../types';
 
 interface RecordingView {
   recording: { id: string; interview_id: string; status: string };
@@ -38,6 +40,13 @@ function PlayerContent({ id }: { id: string }) {
   /** The clock: session time `base` at `at` (performance.now()), advancing at `speed` while playing. */
   const clockState = useRef({ base: 0, at: 0, playing: false, speed: 1 });
   const elements = useRef(new Map<string, HTMLMediaElement>());
+  /** The recording's interview, for the header; the player works without it. */
+  const [interview, setInterview] = useState<Interview | null>(null);
+  const interviewId = view?.recording.interview_id;
+  useEffect(() => {
+    if (!interviewId) return;
+    api<Interview>('GET', `/api/interviews/${encodeURIComponent(interviewId)}`).then(setInterview, () => undefined);
+  }, [interviewId]);
 
   // Track URLs live ten minutes: fetch fresh ones before they lapse, and when one fails.
   const load = () => api<RecordingView>('GET', `/api/recordings/${encodeURIComponent(id)}`).then(setView, setError);
@@ -143,6 +152,12 @@ function PlayerContent({ id }: { id: string }) {
     }
   };
 
+  if (isUnavailable(error)) {
+    return (
+      <Unavailable title="This recording isn't available to you"
+        audience="A recording is seen only by its interview's interviewers, the reviewers assigned to it and administrators." />
+    );
+  }
   if (!view || !manifest) {
     return (
       <section>
@@ -163,7 +178,20 @@ function PlayerContent({ id }: { id: string }) {
 
   return (
     <section class="player" onKeyDown={onKey}>
-      <PageTitle>Recording</PageTitle>
+      <PageTitle>{interview ? `Recording: ${interview.title}` : 'Recording'}</PageTitle>
+      <p class="when">
+        Recorded {formatWhen(new Date(manifest.started_at_ms).toISOString())} · {clock(length)} long
+        {interview && <> · <a href={`/interviews/${interview.id}`}>Interview details</a></>}
+      </p>
+      <ul class="room-people" aria-label="Participants">
+        {manifest.participants
+          .filter((p) => !p.phone_of)
+          .map((p) => (
+            <li key={p.identity} class="present">
+              {p.name} <span class="muted">({p.role})</span>
+            </li>
+          ))}
+      </ul>
       {manifest.status === 'interrupted' && (
         <p class="notice" role="status">
           The server stopped during this recording; it holds everything saved until then.

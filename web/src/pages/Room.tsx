@@ -8,12 +8,13 @@ import { ApiError, api } from '../api';
 import { RequireSession } from '../app';
 import { ChatPanel } from '../components/ChatPanel';
 import { DevicePickers, MicLevel } from '../components/devices';
-import { ErrorAlert, PageTitle } from '../components/ui';
+import { ErrorAlert, PageTitle, Unavailable, isUnavailable } from '../components/ui';
 import { type DeviceChoice, openDevice, openDevices } from '../media';
 import { ConsentDialog } from '../components/room/ConsentDialog';
 import { Media } from '../components/room/Media';
 import { PairingDialog } from '../components/room/PairingDialog';
 import { ParticipantTile, type RemoteTrack } from '../components/room/ParticipantTile';
+import { RoomHeader } from '../components/room/RoomHeader';
 import { PHONE_STATUS_TEXT, phoneStatus, removePhone } from '../phone';
 import {
   type ChatLine,
@@ -22,8 +23,9 @@ import {
   type ParticipantInfo,
   type RecordingNotice,
   RoomConnection,
+  markStage,
 } from '../rtc';
-import type { JoinResponse } from '../types';
+import type { Interview, JoinResponse } from '../types';
 
 const QUALITY_TEXT: Record<ConnectionQuality, string> = {
   good: 'Connection: good',
@@ -71,6 +73,12 @@ function RoomContent({ id }: { id: string }) {
   const [chatLimit, setChatLimit] = useState(4000);
   /** People this moderator removed (identity to name), who stay out until let back in. */
   const [removed, setRemoved] = useState<Map<string, string>>(new Map());
+  /** The interview, for the header; the room works without it. */
+  const [interview, setInterview] = useState<Interview | null>(null);
+
+  useEffect(() => {
+    api<Interview>('GET', `/api/interviews/${encodeURIComponent(id)}`).then(setInterview, () => undefined);
+  }, [id]);
 
   // Before joining, a device choice reopens the preview with the picked devices.
   useEffect(() => {
@@ -148,8 +156,10 @@ function RoomContent({ id }: { id: string }) {
   const join = async () => {
     if (!preview) return;
     setError(null);
+    markStage('join');
     try {
       const grant = await fetchGrant(id);
+      markStage('grant');
       const room = new RoomConnection(grant, () => fetchGrant(id), preview, {
         joined(you, participants, existing) {
           setMe(you);
@@ -331,10 +341,17 @@ function RoomContent({ id }: { id: string }) {
   const trackOf = (identity: string, source: string) =>
     [...tracks.values()].filter((t) => t.info?.participant === identity && t.info.source === source).at(-1);
 
+  if (!connection && isUnavailable(error)) {
+    return (
+      <Unavailable title="This interview room isn't available to you"
+        audience="A room is open only to the people invited to its interview." />
+    );
+  }
   if (!connection) {
     return (
       <section class="card narrow">
         <PageTitle>Ready to join?</PageTitle>
+        {interview && <p class="when">{interview.title}</p>}
         <ErrorAlert error={error} />
         <video ref={attachPreview} class="preview" autoPlay playsInline muted aria-label="Your camera preview" />
         {preview && <MicLevel stream={preview} />}
@@ -351,7 +368,8 @@ function RoomContent({ id }: { id: string }) {
 
   return (
     <section class="room">
-      <PageTitle>Interview room</PageTitle>
+      <RoomHeader interview={interview}
+        present={new Set([...(me ? [me.identity] : []), ...everyone.filter((p) => !p.phone_of).map((p) => p.identity)])} />
       <p class="visually-hidden" aria-live="polite">
         {announcement}
       </p>
