@@ -1459,6 +1459,12 @@ impl Engine {
             now,
             &packet.payload,
         );
+        if incoming.keyframe_start && codec.is_video() {
+            // A track without simulcast uses the lowest layer's slot (as its requests do).
+            track
+                .keyframes
+                .keyframe_arrived(layer.unwrap_or(Layer::Low));
+        }
         if let Some(level) = packet.header.ext_vals.audio_level
             && let Some(speaking) = track.speech.observe(level)
         {

@@ -1,21 +1,31 @@
-//! Keyframe requests towards a publisher, throttled.
+//! Keyframe requests towards a publisher, one outstanding per layer.
 //!
 //! Every subscriber switching layers or joining late wants a keyframe; a publisher flooded with
-//! PLIs spends its bitrate on keyframes and the picture gets worse for everyone. One request per
-//! layer per interval serves all of them: the keyframe that answers it fans out to all.
+//! PLIs spends its bitrate on keyframes and the picture gets worse for everyone. A request for a
+//! layer is outstanding until that layer's next keyframe arrives, and while it is, others are
+//! not sent: the keyframe that answers it fans out to all who wait. Once it has arrived, the next
+//! request may go out at once (a subscriber switching right after someone else's keyframe is
+//! not made to wait), though never sooner than [`MIN_SPACING`] after the last one, so a client
+//! flipping its tile size cannot make a publisher send keyframes back to back; a request that went
+//! unanswered for an interval (lost, or ignored) is sent again.
 
 use std::time::{Duration, Instant};
 
 use crate::layer::Layer;
 
-/// The default spacing of keyframe requests for one layer.
+/// The default time after which an unanswered request for one layer is sent again.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time between two requests for one layer, answered or not.
+pub const MIN_SPACING: Duration = Duration::from_millis(100);
 
-/// Remembers when a keyframe was last requested, per layer of one published track.
+/// The outstanding keyframe request of each layer of one published track.
 #[derive(Debug, Clone)]
 pub struct KeyframeThrottle {
     interval: Duration,
-    last: [Option<Instant>; Layer::COUNT],
+    /// When each layer's last request was sent.
+    sent: [Option<Instant>; Layer::COUNT],
+    /// Whether that request is still waiting for its keyframe.
+    outstanding: [bool; Layer::COUNT],
 }
 
 impl Default for KeyframeThrottle {
@@ -25,22 +35,40 @@ impl Default for KeyframeThrottle {
 }
 
 impl KeyframeThrottle {
-    /// A throttle allowing one request per `interval` per layer.
+    /// A throttle that sends an unanswered request again after `interval`.
     pub fn new(interval: Duration) -> KeyframeThrottle {
         KeyframeThrottle {
             interval,
-            last: [None; Layer::COUNT],
+            sent: [None; Layer::COUNT],
+            outstanding: [false; Layer::COUNT],
         }
     }
 
-    /// Whether a request for `layer` may go out at `now`; if so, it is counted as sent.
+    /// Whether a request for `layer` may go out at `now`; if so, it is counted as outstanding.
     pub fn try_request(&mut self, layer: Layer, now: Instant) -> bool {
-        let slot = &mut self.last[layer.index()];
-        let allowed = slot.is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
+        let index = layer.index();
+        let allowed = match self.sent[index] {
+            None => true,
+            Some(sent) => {
+                let since = now.saturating_duration_since(sent);
+                let wait = if self.outstanding[index] {
+                    self.interval
+                } else {
+                    MIN_SPACING
+                };
+                since >= wait
+            }
+        };
         if allowed {
-            *slot = Some(now);
+            self.sent[index] = Some(now);
+            self.outstanding[index] = true;
         }
         allowed
+    }
+
+    /// A keyframe of `layer` arrived: its request, if any, is answered.
+    pub fn keyframe_arrived(&mut self, layer: Layer) {
+        self.outstanding[layer.index()] = false;
     }
 }
 
@@ -49,7 +77,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_request_per_interval_per_layer() {
+    fn one_outstanding_request_per_layer() {
         let start = Instant::now();
         let at = |ms| start + Duration::from_millis(ms);
         let mut throttle = KeyframeThrottle::default();
@@ -60,7 +88,33 @@ mod tests {
             throttle.try_request(Layer::Low, at(499)),
             "layers are independent"
         );
-        assert!(throttle.try_request(Layer::High, at(500)));
+        assert!(
+            throttle.try_request(Layer::High, at(500)),
+            "unanswered: asked again"
+        );
         assert!(!throttle.try_request(Layer::High, at(900)));
+    }
+
+    #[test]
+    fn an_answered_request_lets_the_next_go_at_once() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut throttle = KeyframeThrottle::default();
+        assert!(throttle.try_request(Layer::High, at(0)));
+        throttle.keyframe_arrived(Layer::Low);
+        assert!(
+            !throttle.try_request(Layer::High, at(40)),
+            "another layer's keyframe answers nothing"
+        );
+        throttle.keyframe_arrived(Layer::High);
+        assert!(
+            !throttle.try_request(Layer::High, at(60)),
+            "not sooner than the least spacing"
+        );
+        assert!(throttle.try_request(Layer::High, at(100)));
+        assert!(
+            !throttle.try_request(Layer::High, at(300)),
+            "outstanding again"
+        );
     }
 }

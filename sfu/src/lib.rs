@@ -24,8 +24,8 @@
 //!   keyframe of the new layer (forwarding the old layer until then).
 //! - [`LayerSelector`] and [`BitrateMeter`]: which simulcast layer a subscriber should get, from
 //!   the quality it asks for and the bandwidth it has.
-//! - [`KeyframeThrottle`]: at most one keyframe request per layer and interval towards a
-//!   publisher, however many subscribers are waiting for one.
+//! - [`KeyframeThrottle`]: one outstanding keyframe request per layer towards a publisher,
+//!   however many subscribers are waiting for one; the next goes once its keyframe arrived.
 //!
 //! Invariant: this crate depends on no other Sightline crate and knows nothing of HTTP, JWT, SQL
 //! or what a room means to the business. Panic policy: input from a peer never panics; every

@@ -131,6 +131,46 @@ test('a large tile shows the full 1280×720 layer; a smaller tile a smaller one'
   }
 });
 
+test('layer switches of a publisher that answers keyframe requests at once', { timeout: 180_000 }, async (t) => {
+  // The same resizes with our Rust test participant publishing (layers 160, 320 and 640 wide,
+  // keyframes on request): what the switch costs in the SFU and the viewer, without a second
+  // Chromium encoding 720p on the same two cores.
+  const step = steps(t);
+  const created = await server.schedule('ivy@example.com', 'Switches', [
+    { email: 'cas4@example.com', display_name: 'Casey Candidate', role: 'candidate' },
+    { email: 'obi@example.com', role: 'interviewer' },
+  ]);
+  const bot = spawn(
+    FAKE_PARTICIPANT,
+    ['--base', server.base, '--email', 'obi@example.com', '--interview', created.interview.id, '--seconds', '170'],
+    { env: { ...process.env, SIGHTLINE_FAKE_PASSWORD: PASSWORD }, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  const ivy = await interviewerPage('ivy@example.com', { viewport: { width: 1600, height: 900 } });
+  try {
+    await server.enterRoom(ivy, created.interview.id);
+    step("Ivy's large tile shows the bot's full layer");
+    await waitForWidth(ivy, 'Obi Interviewer', 640, Date.now());
+    const times = { down: [], up: [] };
+    for (let round = 1; round <= 10; round += 1) {
+      step(`switch round ${round}`);
+      let since = Date.now();
+      await ivy.setViewportSize({ width: 600, height: 900 });
+      times.down.push(await waitForWidth(ivy, 'Obi Interviewer', 320, since));
+      since = Date.now();
+      await ivy.setViewportSize({ width: 1600, height: 900 });
+      times.up.push(await waitForWidth(ivy, 'Obi Interviewer', 640, since));
+    }
+    const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    t.diagnostic(
+      `switch down shown after (ms): ${times.down.join(', ')} (median ${median(times.down)}); ` +
+        `up: ${times.up.join(', ')} (median ${median(times.up)})`,
+    );
+  } finally {
+    bot.kill('SIGTERM');
+    await ivy.context().close();
+  }
+});
+
 /** The stages `markStage` records, in the order they usually happen. */
 const STAGES = [
   'grant',
