@@ -269,7 +269,7 @@ export async function inboundVideo(page) {
     .catch((err) => `no stats: ${err}`);
 }
 
-/** The publisher's simulcast layers as the browser sends them: rid, frame size, bytes. */
+/** The publisher's simulcast layers as the browser sends them: rid, frame size and rate, bytes. */
 export function outboundLayers(page) {
   return page.evaluate(async () => {
     const layers = [];
@@ -277,7 +277,13 @@ export function outboundLayers(page) {
       if (pc.connectionState === 'closed') continue;
       (await pc.getStats()).forEach((r) => {
         if (r.type === 'outbound-rtp' && r.kind === 'video') {
-          layers.push({ rid: r.rid, width: r.frameWidth ?? 0, height: r.frameHeight ?? 0, bytes: r.bytesSent ?? 0 });
+          layers.push({
+            rid: r.rid,
+            width: r.frameWidth ?? 0,
+            height: r.frameHeight ?? 0,
+            fps: r.framesPerSecond ?? 0,
+            bytes: r.bytesSent ?? 0,
+          });
         }
       });
     }

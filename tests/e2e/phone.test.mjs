@@ -1,7 +1,8 @@
 // The candidate's phone as a second camera, in real browsers: the candidate opens "Add phone
 // camera" in the room, a third browser context that looks like a phone reads the QR code from
 // the screen, consents and shares its (fake) camera; the interviewer sees the phone's video
-// decoding and "Phone connected" on both sides. A second phone replaces the first, closing the
+// decoding and "Phone connected" on both sides, the phone sending 1280×720 at no more than 15 fps.
+// A second phone replaces the first, closing the
 // phone's page reads "Phone disconnected" at once (a leave, not a drop), and used or expired
 // codes show an error page.
 
@@ -14,9 +15,11 @@ import {
   artifacts,
   launchBrowser,
   startServer,
+  outboundLayers,
   steps,
   unlabelledControls,
   waitForFramesIncreasing,
+  waitForFullLayer,
 } from './harness.mjs';
 
 let server;
@@ -143,6 +146,11 @@ test('a phone pairs by QR code and streams to the interviewers as the candidate\
   await cas.getByRole('status').filter({ hasText: 'Phone connected' }).first().waitFor({ timeout: 15_000 });
   await ivy.screenshot({ path: join(artifacts, 'phone-in-room.png'), fullPage: true });
   await checkTileLayout(ivy, 'Casey Candidate');
+  // The phone sends its full layer at 1280×720, at no more than the 15 fps it captures.
+  await waitForFullLayer(phone1, 'the phone');
+  const phoneLayers = await outboundLayers(phone1);
+  const fps = Math.max(...phoneLayers.map((l) => l.fps ?? 0));
+  assert.ok(fps > 0 && fps <= 16, `the phone sends ${fps} frames per second: ${JSON.stringify(phoneLayers)}`);
 
 
   // A second phone, paired with the typed code, replaces the first.
