@@ -2,9 +2,8 @@
 // camera" in the room, a third browser context that looks like a phone reads the QR code from
 // the screen, consents and shares its (fake) camera; the interviewer sees the phone's video
 // decoding and "Phone connected" on both sides, the phone sending 1280×720 at no more than 15 fps.
-// A second phone replaces the first, closing the
-// phone's page reads "Phone disconnected" at once (a leave, not a drop), and used or expired
-// codes show an error page.
+// A second phone replaces the first, closing the phone's page reads "Phone disconnected" at
+// once (a leave, not a drop), and used or expired codes show an error page.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
