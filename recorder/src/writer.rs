@@ -33,8 +33,49 @@ const JITTER_LATENCY_MS: u32 = 200;
 const PAYLOAD_TYPE: u8 = 96;
 /// The SSRC of the packets we hand GStreamer (one stream per pipeline).
 const SSRC: u32 = 0x5147_4854;
+/// How far apart two frames are put when a sender's clock jumped back (one frame at 30 fps).
+const RESTAMP_STEP: gst::ClockTime = gst::ClockTime::from_nseconds(33_333_333);
 /// Longest wait for a pipeline to finish its files after the end of the stream.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Keeps the timeline `pad` hands the muxer moving forward. A sender's RTP clock can jump back
+/// (an encoder restarted, a clock reset): timestamps from it would go back too, and splitmuxsink
+/// stops the whole take with "Timestamping error on input streams". From a jump on, frames are
+/// moved forward by the jump, so they follow the last frame one frame apart; the decode time is
+/// the presentation time (VP8, Opus and WebRTC's H.264 have no reordered frames).
+fn keep_moving_forward(pad: &gst::Pad) {
+    // (last timestamp handed on, shift added from the last jump on); one streaming thread.
+    let state = std::sync::Mutex::new((None::<gst::ClockTime>, gst::ClockTime::ZERO));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Ok(mut guard) = state.lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (last, shift) = &mut *guard;
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(pts) = buffer.pts() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut moved = pts + *shift;
+        if let Some(previous) = *last
+            && moved < previous
+        {
+            let jump = previous - moved;
+            tracing::warn!(
+                back_ms = jump.mseconds(),
+                "a sender's clock jumped back; frames follow on"
+            );
+            *shift += jump + RESTAMP_STEP;
+            moved = pts + *shift;
+        }
+        *last = Some(moved);
+        let buffer = buffer.make_mut();
+        buffer.set_pts(moved);
+        buffer.set_dts(moved);
+        gst::PadProbeReturn::Ok
+    });
+}
 
 /// How a codec is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +269,7 @@ impl TrackWriter {
             .last()
             .and_then(|e| e.static_pad("src"))
             .ok_or_else(|| RecorderError::Pipeline("no source pad to link".into()))?;
+        keep_moving_forward(&last);
         last.link(&sink_pad)
             .map_err(|e| RecorderError::Pipeline(format!("linking to splitmuxsink: {e:?}")))?;
         pipeline.set_state(gst::State::Playing)?;

@@ -1,6 +1,7 @@
 //! Real encoded media (GStreamer's VP8 and Opus from the test kit) through the track writer:
 //! segments that are complete files, joined into one seekable file of the right length (across a
-//! resolution change and a pause at a cut), checked with `gst-discoverer-1.0`. Packets are pushed
+//! resolution change, a pause at a cut, a frame retransmitted across a keyframe and a sender
+//! clock that jumps back), checked with `gst-discoverer-1.0`. Packets are pushed
 //! as fast as they come; their arrival times are what a real-time sender would produce.
 
 use std::path::Path;
@@ -200,5 +201,76 @@ fn six_seconds_of_opus_become_one_seekable_file() {
         seconds > 5.5 && seconds < 6.5,
         "six seconds: {}",
         found.report
+    );
+}
+
+#[test]
+fn a_frame_retransmitted_across_a_keyframe_keeps_the_take_going() {
+    // Under loss the frame before a keyframe can arrive last (a retransmission): it is pushed
+    // after the keyframe, with a later arrival time. The pipeline must take it in order and go on
+    // (the arrival times it was handed go backwards across the keyframe).
+    let media = media().expect("test media");
+    let frames = &media.video[1];
+    let start = Instant::now();
+    let keyframes: Vec<usize> = (1..frames.len()).filter(|i| frames[*i].keyframe).collect();
+    assert!(
+        !keyframes.is_empty(),
+        "the test media has keyframes after the first"
+    );
+    let mut packets: Vec<TapPacket> = (0..180u64)
+        .map(|n| vp8_packet(n, &frames[n as usize % frames.len()], start, n * 33_333))
+        .collect();
+    let mut late = 0;
+    for n in 1..packets.len() {
+        if packets[n].keyframe && !packets[n - 1].keyframe {
+            // Frame n - 1 arrives 20 ms after keyframe n, and is pushed after it.
+            let mut retransmitted = packets[n - 1].clone();
+            retransmitted.arrival = packets[n].arrival + Duration::from_millis(20);
+            packets[n - 1] = packets[n].clone();
+            packets[n] = retransmitted;
+            late += 1;
+        }
+    }
+    assert!(late >= 2, "several keyframes preceded by a late frame");
+    let dir = tempfile::tempdir().expect("dir");
+    let segments = record(Codec::Vp8, packets, dir.path());
+    let (seconds, report) = joined_vp8(&segments, dir.path());
+    assert!(
+        seconds > 5.5 && seconds < 6.5,
+        "six seconds despite the late frames: {report}"
+    );
+}
+
+#[test]
+fn a_take_whose_clock_jumps_back_keeps_recording() {
+    // A sender whose RTP clock jumps back by five seconds at a keyframe (a restarted encoder):
+    // splitmuxsink refuses time that goes back and used to end the take there ("Timestamping
+    // error on input streams"). Now the frames after the jump follow on: the take goes on past
+    // its first three seconds (the jitter buffer drops some frames while it resyncs to the new
+    // clock).
+    let media = media().expect("test media");
+    let frames = &media.video[1];
+    let start = Instant::now();
+    let mut packets = Vec::new();
+    for n in 0..180u64 {
+        let index = if n < 90 {
+            n as usize
+        } else {
+            (n - 90) as usize
+        } % frames.len();
+        let mut packet = vp8_packet(n, &frames[index], start, n * 33_333);
+        if n >= 90 {
+            packet.rtp_time = (n * 33_333 * 90 / 1000).saturating_sub(450_000) + 1_000_000;
+        } else {
+            packet.rtp_time += 1_000_000;
+        }
+        packets.push(packet);
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let segments = record(Codec::Vp8, packets, dir.path());
+    let (seconds, report) = joined_vp8(&segments, dir.path());
+    assert!(
+        seconds > 3.5 && seconds < 6.5,
+        "recorded on past the jump: {report}"
     );
 }
