@@ -93,6 +93,21 @@ impl Recordings {
         self.inner.phase(recording)
     }
 
+    /// The recordings this server is finishing (stopped, not yet stored and joined).
+    pub fn finishing(&self) -> Vec<String> {
+        self.inner
+            .phases
+            .lock()
+            .map(|phases| {
+                phases
+                    .iter()
+                    .filter(|(_, phase)| **phase == Phase::Finishing)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether interview `id` is being recorded (or waiting for consent to be).
     pub fn is_running(&self, interview: &str) -> bool {
         self.inner
@@ -161,26 +176,32 @@ impl Recordings {
         for id in &ids {
             self.inner.set_phase(id, Some(Phase::Finishing));
         }
+        // One result per directory, in order.
         let results = self.inner.recorder.recover(dirs).await;
-        for id in &ids {
-            self.inner.set_phase(id, None);
-        }
-        for result in results {
-            match result {
+        for (id, result) in ids.iter().zip(results) {
+            let updated = match result {
                 Ok(manifest) => {
-                    let finished = recordings::finish(
+                    recordings::finish(
                         self.inner.db.pool(),
                         &manifest.recording,
                         status_name(manifest.status),
                         manifest.duration_ms.map(|d| d as i64),
                     )
-                    .await;
-                    if let Err(err) = finished {
-                        tracing::error!(%err, "recovered recording's row not updated");
-                    }
+                    .await
                 }
-                Err(err) => tracing::error!(%err, "an interrupted recording could not be finished"),
+                Err(err) => {
+                    tracing::error!(recording = %id, %err, "an interrupted recording could not be finished");
+                    let reason = format!(
+                        "The server could not finish this recording after a restart: {err}"
+                    );
+                    recordings::fail(self.inner.db.pool(), id, &reason).await
+                }
+            };
+            if let Err(err) = updated {
+                tracing::error!(recording = %id, %err, "recovered recording's row not updated");
             }
+            // Only now: until the row says where it stands, this server still has it.
+            self.inner.set_phase(id, None);
         }
     }
 }
@@ -223,6 +244,11 @@ impl Recordings {
     pub async fn expire(&self, days: u32) -> Result<usize, ApiError> {
         let cutoff = crate::store::now().saturating_sub(i64::from(days) * 86_400);
         let expired = recordings::ended_before(self.inner.db.pool(), cutoff).await?;
+        // A spool still here is being finished, or will be on the next start: not yet.
+        let expired: Vec<_> = expired
+            .into_iter()
+            .filter(|row| !self.inner.recorder.has_spool(&row.id))
+            .collect();
         for row in &expired {
             self.delete(&row.id).await?;
             tracing::info!(recording = %row.id, "recording deleted after its retention period");
@@ -331,7 +357,6 @@ impl Controller {
             let id = recording.id().to_owned();
             self.inner.set_phase(&id, Some(Phase::Finishing));
             let stopped = recording.stop().await;
-            self.inner.set_phase(&id, None);
             match stopped {
                 Ok(manifest) => {
                     let finished = recordings::finish(
@@ -354,6 +379,8 @@ impl Controller {
                     }
                 }
             }
+            // Only now: until the row says where it stands, this server still has it.
+            self.inner.set_phase(&id, None);
         }
     }
 

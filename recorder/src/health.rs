@@ -1,6 +1,8 @@
 //! Whether the object store is answering: every store operation the recorder (and the server
 //! serving recordings) makes goes through [`Watched`], which notes its outcome in a
-//! [`StoreHealth`]. A failure opens an outage; the next success ends it. What people are told
+//! [`StoreHealth`]. A failure of the store itself opens an outage; the next operation the store
+//! answers ends it. What never reaches the store (a presigned URL is computed locally, a key
+//! refused before any request) says nothing about it. What people are told
 //! ("waiting for storage since 14:02: connection refused") comes from here.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,10 @@ impl StoreHealth {
 
     /// Notes one operation's outcome.
     fn note<T>(&self, result: &Result<T, RecorderError>) {
+        // A key refused before any request is the caller's mistake, not the store's.
+        if let Err(RecorderError::BadKey(_)) = result {
+            return;
+        }
         let Ok(mut outage) = self.outage.lock() else {
             return;
         };
@@ -123,7 +129,8 @@ impl ObjectStore for Watched {
         key: &'a str,
         valid: Duration,
     ) -> StoreFuture<'a, Option<String>> {
-        self.watch(self.inner.presigned_get(key, valid))
+        // Signed locally: it tells nothing about whether the store answers.
+        self.inner.presigned_get(key, valid)
     }
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {
@@ -160,6 +167,13 @@ mod tests {
             (2, first.since),
             "one outage, counted"
         );
+
+        // Neither a presigned URL (made locally) nor a refused key says the store is back.
+        store
+            .presigned_get("a/one", Duration::from_secs(60))
+            .await?;
+        assert!(store.put_bytes("../escape", b"x".to_vec()).await.is_err());
+        assert_eq!(health.outage().map(|o| o.failures), Some(2));
 
         std::fs::remove_file(&root)?;
         store.put_bytes("a/two", b"2".to_vec()).await?;

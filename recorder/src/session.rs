@@ -106,6 +106,13 @@ impl Recorder {
         &self.inner.store
     }
 
+    /// Whether recording `recording` still has a spool directory here: it is being finished, or
+    /// a previous run left it for [`Recorder::recover`]. Its row must not be deleted meanwhile,
+    /// or the spool would be stored again with no row to own it.
+    pub fn has_spool(&self, recording: &str) -> bool {
+        valid_id(recording).is_ok() && self.inner.spool.join(recording).exists()
+    }
+
     /// The store's outage, when its latest answer was a failure (segments then wait on disk
     /// and every upload retries until it answers).
     pub fn store_outage(&self) -> Option<Outage> {

@@ -1629,7 +1629,7 @@ impl Engine {
         let current = sub.down.current();
         if !track
             .keyframes
-            .try_request(current.unwrap_or(Layer::Low), self.now)
+            .try_relay(current.unwrap_or(Layer::Low), self.now)
         {
             return;
         }

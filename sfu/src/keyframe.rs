@@ -7,7 +7,8 @@
 //! request may go out at once (a subscriber switching right after someone else's keyframe is
 //! not made to wait), though never sooner than [`MIN_SPACING`] after the last one, so a client
 //! flipping its tile size cannot make a publisher send keyframes back to back; a request that went
-//! unanswered for an interval (lost, or ignored) is sent again.
+//! unanswered for an interval (lost, or ignored) is sent again. A subscriber's own requests
+//! (PLIs after loss) are passed on at most once per interval, answered or not.
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,20 @@ impl KeyframeThrottle {
         allowed
     }
 
+    /// Whether a subscriber's own keyframe request (a PLI after loss) for `layer` may be passed
+    /// on at `now`: at most one per interval, answered or not, so one lossy or hostile
+    /// subscriber cannot make the publisher send keyframe after keyframe.
+    pub fn try_relay(&mut self, layer: Layer, now: Instant) -> bool {
+        let index = layer.index();
+        let allowed = self.sent[index]
+            .is_none_or(|sent| now.saturating_duration_since(sent) >= self.interval);
+        if allowed {
+            self.sent[index] = Some(now);
+            self.outstanding[index] = true;
+        }
+        allowed
+    }
+
     /// A keyframe of `layer` arrived: its request, if any, is answered.
     pub fn keyframe_arrived(&mut self, layer: Layer) {
         self.outstanding[layer.index()] = false;
@@ -116,5 +131,19 @@ mod tests {
             !throttle.try_request(Layer::High, at(300)),
             "outstanding again"
         );
+    }
+
+    #[test]
+    fn a_subscribers_own_requests_go_at_most_once_per_interval() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut throttle = KeyframeThrottle::default();
+        assert!(throttle.try_relay(Layer::Medium, at(0)));
+        throttle.keyframe_arrived(Layer::Medium);
+        assert!(
+            !throttle.try_relay(Layer::Medium, at(200)),
+            "answered, but a PLI flood stays throttled"
+        );
+        assert!(throttle.try_relay(Layer::Medium, at(500)));
     }
 }

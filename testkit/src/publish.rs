@@ -80,12 +80,14 @@ impl MediaPublisher {
         if request.mid != self.video {
             return;
         }
-        let layer = match &request.rid {
-            Some(rid) => Layer::ALL.iter().position(|layer| **rid == *layer.rid),
-            None => Some(Layer::ALL.len() - 1),
-        };
-        if let Some(index) = layer {
-            self.keyframe_wanted[index] = true;
+        match &request.rid {
+            Some(rid) => {
+                if let Some(index) = Layer::ALL.iter().position(|layer| **rid == *layer.rid) {
+                    self.keyframe_wanted[index] = true;
+                }
+            }
+            // No rid: the whole camera, every layer (as a browser's encoder does).
+            None => self.keyframe_wanted = [true; 3],
         }
     }
 

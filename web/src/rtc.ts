@@ -217,7 +217,11 @@ export class RoomConnection {
     this.open();
   }
 
-  private readonly leaveOnPageHide = () => this.leave();
+  private readonly leaveOnPageHide = (event: PageTransitionEvent) => {
+    this.leave();
+    // Kept in the back/forward cache: shown again, the page must not look connected.
+    if (event.persisted) this.listener.closed('page_hidden');
+  };
 
   /** New publisher and subscriber connections; candidates trickle to the server as found. */
   private createConnections() {

@@ -179,13 +179,19 @@ describe('RoomConnection negotiation', () => {
     FakePeerConnection.all = [];
   });
 
-  /** A connection whose first socket is open and joined; errors it reports are collected. */
+  /** A connection whose first socket is open and joined; errors and closings it reports are collected. */
   function joinedRoom() {
     vi.stubGlobal('WebSocket', FakeSocket);
     vi.stubGlobal('RTCPeerConnection', FakePeerConnection);
     const errors: string[] = [];
+    const closings: string[] = [];
     const listener = new Proxy({} as RoomListener, {
-      get: (_, name) => (name === 'error' ? (code: string) => errors.push(code) : () => {}),
+      get: (_, name) =>
+        name === 'error'
+          ? (code: string) => errors.push(code)
+          : name === 'closed'
+            ? (reason: string) => closings.push(reason)
+            : () => {},
     });
     const tracks = [{ kind: 'video', stop() {} }, { kind: 'audio', stop() {} }];
     const local = { getTracks: () => tracks } as unknown as MediaStream;
@@ -194,7 +200,7 @@ describe('RoomConnection negotiation', () => {
     const socket = FakeSocket.all[0];
     socket.open();
     socket.receive({ type: 'joined', resume_token: 'resume', you: { identity: 'p1' }, participants: [], tracks: [] });
-    return { room, publisher, socket, errors };
+    return { room, publisher, socket, errors, closings };
   }
 
   const joined = { type: 'joined', resume_token: 'resume-2', you: { identity: 'p1' }, participants: [], tracks: [] };
@@ -282,5 +288,13 @@ describe('RoomConnection negotiation', () => {
     window.dispatchEvent(new Event('pagehide'));
     expect(FakeSocket.all).toHaveLength(1);
     expect(socket.types()).toEqual(['join', 'publish_offer', 'leave']);
+  });
+
+  it('a page kept in the back/forward cache leaves and shows it is no longer connected', async () => {
+    const { socket, closings } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    window.dispatchEvent(Object.assign(new Event('pagehide'), { persisted: true }));
+    expect(socket.types()).toEqual(['join', 'publish_offer', 'leave']);
+    expect(closings).toEqual(['page_hidden']);
   });
 });

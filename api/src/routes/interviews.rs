@@ -303,6 +303,11 @@ pub(crate) struct Access {
 }
 
 impl Access {
+    /// Whether the caller is an admin (who may see operational details).
+    pub(crate) fn is_admin(&self) -> bool {
+        self.is_admin
+    }
+
     pub(crate) fn my_role(&self) -> Option<InterviewRole> {
         self.me.as_ref().and_then(|p| role_of(p).ok())
     }

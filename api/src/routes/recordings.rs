@@ -101,7 +101,7 @@ pub struct StorageOutage {
 pub struct StorageStatus {
     /// Set while the store does not answer.
     pub outage: Option<StorageOutage>,
-    /// Unfinished recordings this server holds (on its disk while the store is away).
+    /// Stopped recordings this server is finishing (on its disk while the store is away).
     pub waiting: Vec<RecordingItem>,
     /// Recordings the server could not finish, with the reason.
     pub failed: Vec<RecordingItem>,
@@ -123,8 +123,14 @@ fn outage(state: &AppState) -> Option<StorageOutage> {
         })
 }
 
-/// A row with its live progress.
-fn item(state: &AppState, recording: RecordingRow) -> RecordingItem {
+/// What everyone but admins is told of a store's error or of why a recording failed: the
+/// details (endpoints, bucket names, server paths) are for admins and the server log.
+const STORE_ERROR_FOR_USERS: &str = "the recording storage does not answer";
+const FAILURE_FOR_USERS: &str =
+    "The server could not finish this recording. An administrator can see why.";
+
+/// A row with its live progress; `admin` sees the store's error and the failure's details.
+fn item(state: &AppState, mut recording: RecordingRow, admin: bool) -> RecordingItem {
     let progress = state
         .recordings
         .phase(&recording.id)
@@ -133,8 +139,16 @@ fn item(state: &AppState, recording: RecordingRow) -> RecordingItem {
                 Phase::Recording => ProgressState::Recording,
                 Phase::Finishing => ProgressState::Finishing,
             },
-            storage: outage(state),
+            storage: outage(state).map(|mut outage| {
+                if !admin {
+                    outage.error = STORE_ERROR_FOR_USERS.into();
+                }
+                outage
+            }),
         });
+    if !admin && recording.failure.is_some() {
+        recording.failure = Some(FAILURE_FOR_USERS.into());
+    }
     RecordingItem {
         recording,
         progress,
@@ -150,16 +164,21 @@ pub async fn storage(
 ) -> Result<Json<StorageStatus>, ApiError> {
     admin.require_admin()?;
     let pool = state.db.pool();
-    let unfinished = recordings::with_status(pool, "recording", ATTENTION_LIMIT).await?;
+    let mut waiting = Vec::new();
+    for id in state.recordings.finishing() {
+        if let Some(row) = recordings::by_id(pool, &id).await? {
+            waiting.push(item(&state, row, true));
+        }
+    }
+    waiting.sort_by_key(|item| std::cmp::Reverse(item.recording.started_at));
     let failed = recordings::with_status(pool, "failed", ATTENTION_LIMIT).await?;
     Ok(Json(StorageStatus {
         outage: outage(&state),
-        waiting: unfinished
+        waiting,
+        failed: failed
             .into_iter()
-            .filter(|row| state.recordings.phase(&row.id).is_some())
-            .map(|row| item(&state, row))
+            .map(|row| item(&state, row, true))
             .collect(),
-        failed: failed.into_iter().map(|row| item(&state, row)).collect(),
     }))
 }
 
@@ -357,8 +376,11 @@ pub async fn list(
         return Err(ApiError::NotFound);
     }
     let rows = recordings::for_interview(state.db.pool(), &id).await?;
+    let admin = access.is_admin();
     Ok(Json(
-        rows.into_iter().map(|row| item(&state, row)).collect(),
+        rows.into_iter()
+            .map(|row| item(&state, row, admin))
+            .collect(),
     ))
 }
 
@@ -487,8 +509,8 @@ pub async fn remove(
     let row = recordings::by_id(state.db.pool(), &recording)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if row.status == "recording" {
-        // It would keep writing objects that no row points to any more.
+    if row.status == "recording" || state.recordings.recorder().has_spool(&recording) {
+        // It would keep writing objects (or store its spool again) with no row pointing to them.
         return Err(ApiError::Conflict {
             code: "still_recording",
             message: "stop the recording (and let it finish) before deleting it".into(),

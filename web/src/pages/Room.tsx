@@ -39,6 +39,7 @@ const CLOSED_TEXT: Record<string, string> = {
   removed: 'An interviewer removed you from this room. They can let you back in; then join again.',
   session_ended: 'This session has ended because your invite link was sent again. Open the newest link.',
   replaced: 'You joined this room from another tab or device.',
+  page_hidden: 'You left the room when you went to another page. Reload this page to join again.',
 };
 
 async function fetchGrant(interviewId: string): Promise<JoinGrant> {
@@ -77,8 +78,17 @@ function RoomContent({ id }: { id: string }) {
   const [interview, setInterview] = useState<Interview | null>(null);
 
   useEffect(() => {
-    api<Interview>('GET', `/api/interviews/${encodeURIComponent(id)}`).then(setInterview, () => undefined);
+    api<Interview>('GET', `/api/interviews/${encodeURIComponent(id)}`).then(setInterview, (err) => {
+      // Not theirs, or not there: the page says so (below). Otherwise the room works without it.
+      if (isUnavailable(err)) setError(err);
+    });
   }, [id]);
+
+  // A room this person may not enter keeps no camera or microphone open.
+  const unavailable = isUnavailable(error);
+  useEffect(() => {
+    if (unavailable) preview?.getTracks().forEach((t) => t.stop());
+  }, [unavailable, preview]);
 
   // Before joining, a device choice reopens the preview with the picked devices.
   useEffect(() => {
@@ -341,7 +351,7 @@ function RoomContent({ id }: { id: string }) {
   const trackOf = (identity: string, source: string) =>
     [...tracks.values()].filter((t) => t.info?.participant === identity && t.info.source === source).at(-1);
 
-  if (!connection && isUnavailable(error)) {
+  if (!connection && unavailable) {
     return (
       <Unavailable title="This interview room isn't available to you"
         audience="A room is open only to the people invited to its interview." />

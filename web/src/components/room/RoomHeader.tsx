@@ -20,10 +20,19 @@ export function RoomHeader({ interview, present }: { interview: Interview | null
     const timer = setInterval(() => setNow(Date.now()), 30_000);
     return () => clearInterval(timer);
   }, []);
-  if (!interview) return <PageTitle>Interview room</PageTitle>;
+  // One root whether or not the interview has loaded: the heading is not remounted (and does not
+  // take focus again) when it arrives.
   return (
     <header class="room-head">
-      <PageTitle>{interview.title}</PageTitle>
+      <PageTitle>{interview?.title ?? 'Interview room'}</PageTitle>
+      {interview && <RoomFacts interview={interview} present={present} now={now} />}
+    </header>
+  );
+}
+
+function RoomFacts({ interview, present, now }: { interview: Interview; present: Set<string>; now: number }) {
+  return (
+    <>
       <p class="when">
         {formatWhen(interview.scheduled_start)} · {interview.duration_minutes} minutes ·{' '}
         <span aria-live="off">{slotNote(interview.scheduled_start, interview.ends_at, now)}</span>
@@ -36,6 +45,6 @@ export function RoomHeader({ interview, present }: { interview: Interview | null
           </li>
         ))}
       </ul>
-    </header>
+    </>
   );
 }
