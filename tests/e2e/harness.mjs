@@ -292,6 +292,23 @@ export function outboundLayers(page) {
 }
 
 /**
+ * Seconds a page's video encoders have spent limited by the CPU (Chromium lowers resolution
+ * or drops a simulcast layer when encoding cannot keep up), summed over its layers.
+ */
+export function cpuLimitedSeconds(page) {
+  return page.evaluate(async () => {
+    let seconds = 0;
+    for (const pc of window.__e2ePeerConnections ?? []) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'outbound-rtp' && r.kind === 'video') seconds += r.qualityLimitationDurations?.cpu ?? 0;
+      });
+    }
+    return seconds;
+  });
+}
+
+/**
  * Waits until a page publishes its camera's full simulcast layer at 1280×720 (Chromium turns the
  * top layer on once its bandwidth estimate allows).
  */

@@ -26,12 +26,14 @@ after(async () => {
   await server?.stop();
 }, { timeout: 60_000 });
 
-/** Opens the candidate's invite in its own context and lands on the interview page. */
-async function candidatePage(invite, options) {
+/** Opens the candidate's invite in its own context and lands on the interview page (`title`). */
+async function candidatePage(invite, title, options) {
   const context = await browser.newContext(options);
   const page = await context.newPage();
   await page.goto(invite.url);
   await page.getByRole('button', { name: 'Continue to the interview' }).click();
+  // Signed in only once the interview page shows: a room opened sooner asks to sign in.
+  await page.getByRole('heading', { name: title }).waitFor();
   return page;
 }
 
@@ -82,7 +84,7 @@ test('a large tile shows the full 1280×720 layer; a smaller tile a smaller one'
   const created = await server.schedule('ivy@example.com', 'Full resolution', [
     { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
   ]);
-  const cas = await candidatePage(created.invites[0]);
+  const cas = await candidatePage(created.invites[0], 'Full resolution');
   const ivy = await interviewerPage('ivy@example.com', { viewport: { width: 1600, height: 900 } });
   try {
     await server.enterRoom(cas, created.interview.id);
@@ -206,7 +208,7 @@ test('the third person to join sees both others soon after pressing "Join room"'
       stdio: ['ignore', 'inherit', 'inherit'],
     }),
   );
-  const cas = await candidatePage(created.invites[0]);
+  const cas = await candidatePage(created.invites[0], 'Join time');
   try {
     const runs = [];
     // Join 0 waits for the participants to be publishing and warms the browser up; it is not

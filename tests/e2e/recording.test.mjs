@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { artifacts, launchBrowser, startServer, steps, waitFor, waitForFullLayer } from './harness.mjs';
+import { artifacts, cpuLimitedSeconds, launchBrowser, startServer, steps, waitFor, waitForFullLayer } from './harness.mjs';
 
 /** The recorder's segment length (`SEGMENT` in recorder/src/writer.rs). */
 const SEGMENT_MS = 10_000;
@@ -174,6 +174,9 @@ test('an interview is recorded with consent and played back in sync', { timeout:
   const people = new Set(tracks.map((t) => t.participant));
   assert.equal(people.size, 3, 'three participants recorded');
   assert.equal(tracks.length, 6, 'a camera and a microphone each');
+  // How long each early publisher's encoder was held back by the CPU (a busy machine).
+  const nameOf = (identity) => view.manifest.participants.find((p) => p.identity === identity)?.name;
+  const cpuLimited = { 'Ivy Interviewer': await cpuLimitedSeconds(ivy), 'Casey Candidate': await cpuLimitedSeconds(cas) };
   const dir = mkdtempSync(join(tmpdir(), 'sightline-recording-'));
   try {
     for (const track of tracks) {
@@ -184,9 +187,13 @@ test('an interview is recorded with consent and played back in sync', { timeout:
       const { seconds, text } = discover(path);
       assert.match(text, /WebM/);
       assert.match(text, track.kind === 'video' ? /VP8/ : /Opus/);
-      // Ivy's and Casey's cameras were sending their full layer before the recording began.
-      if (track.kind === 'video' && early.has(track.id)) {
-        assert.match(text, /Width: 1280\s+Height: 720/, `${track.id} is recorded at full size`);
+      // Ivy's and Casey's cameras were sending their full layer before the recording began, so
+      // their files are 1280×720, unless Chromium says its encoder was held back by the CPU
+      // (then it drops the full layer, and the recorder takes the best layer still arriving).
+      if (track.kind === 'video' && early.has(track.id) && !/Width: 1280\s+Height: 720/.test(text)) {
+        const who = nameOf(track.participant);
+        assert.ok(cpuLimited[who] > 0, `${track.id} (${who}) is not 1280×720 and its encoder was never CPU-limited:\n${text}`);
+        t.diagnostic(`${who}'s camera recorded below 1280×720 after ${cpuLimited[who].toFixed(1)} s CPU-limited`);
       }
       const expected = (track.end_ms - track.start_ms) / 1000;
       assert.ok(Math.abs(seconds - expected) <= 1, `${track.id} (${track.kind}): ${seconds} s, manifest ${expected} s`);
@@ -250,7 +257,22 @@ test('an interview is recorded with consent and played back in sync', { timeout:
   const settled = await waitFor(`every track playing in step from ${seekMs} ms`, async () => {
     const positions = await playerPositions(ivy);
     const playing = positions.length === 6 && positions.every((p) => !p.paused && p.session >= seekMs);
-    assert.ok(playing && spread(positions) <= 100, `tracks: ${JSON.stringify(positions)}`);
+    // On failure, say where the player's clock and every element stand.
+    const player = () =>
+      ivy.evaluate(() => ({
+        position: document.querySelector('#player-position')?.value,
+        end: document.querySelector('#player-position')?.max,
+        elements: [...document.querySelectorAll('video, audio')].map((m) => ({
+          take: m.dataset.take,
+          active: m.dataset.active,
+          time: m.currentTime,
+          paused: m.paused,
+          ready: m.readyState,
+        })),
+      }));
+    if (!(playing && spread(positions) <= 100)) {
+      assert.fail(`tracks: ${JSON.stringify(positions)}; player: ${JSON.stringify(await player())}`);
+    }
     return positions;
   });
   const resumeFrom = Math.max(...settled.map((p) => p.session));

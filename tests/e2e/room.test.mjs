@@ -118,6 +118,14 @@ test('three participants see and hear each other through the SFU', { timeout: 30
   // The fake microphones beep: the server hears speech and the grid highlights a speaker.
   await ivy.locator('figure.tile.speaking').first().waitFor({ timeout: 15_000 });
   await ivy.getByRole('status').filter({ hasText: 'Connection: good' }).waitFor({ timeout: 15_000 });
+  // The header says what the room is: the interview's title, when (it starts in ten minutes)
+  // and everyone invited, marked as in the room.
+  await ivy.getByRole('heading', { name: 'Room test' }).waitFor();
+  assert.match(await ivy.locator('.room-head .when').innerText(), /starts in \d+ min/);
+  const invited = ivy.getByRole('list', { name: 'Participants' });
+  for (const name of ['Ivy Interviewer', 'Obi Interviewer', 'Casey Candidate']) {
+    await invited.locator('li.present', { hasText: name }).waitFor();
+  }
   await ivy.screenshot({ path: join(artifacts, 'room.png'), fullPage: true });
 
   // A shared screen appears for the others as its own tile, and goes when sharing stops.
