@@ -292,16 +292,19 @@ export function outboundLayers(page) {
 }
 
 /**
- * Seconds a page's video encoders have spent limited by the CPU (Chromium lowers resolution
- * or drops a simulcast layer when encoding cannot keep up), summed over its layers.
+ * Seconds a page's video encoders have spent limited by the CPU or by their bandwidth estimate,
+ * summed over its layers: Chromium lowers resolution or drops a simulcast layer then.
  */
-export function cpuLimitedSeconds(page) {
+export function limitedSeconds(page) {
   return page.evaluate(async () => {
-    let seconds = 0;
+    const seconds = { cpu: 0, bandwidth: 0 };
     for (const pc of window.__e2ePeerConnections ?? []) {
       if (pc.connectionState === 'closed') continue;
       (await pc.getStats()).forEach((r) => {
-        if (r.type === 'outbound-rtp' && r.kind === 'video') seconds += r.qualityLimitationDurations?.cpu ?? 0;
+        if (r.type === 'outbound-rtp' && r.kind === 'video') {
+          seconds.cpu += r.qualityLimitationDurations?.cpu ?? 0;
+          seconds.bandwidth += r.qualityLimitationDurations?.bandwidth ?? 0;
+        }
       });
     }
     return seconds;
