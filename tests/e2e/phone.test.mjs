@@ -14,11 +14,12 @@ import {
   artifacts,
   launchBrowser,
   startServer,
+  limitedSeconds,
   outboundLayers,
   steps,
   unlabelledControls,
+  waitFor,
   waitForFramesIncreasing,
-  waitForFullLayer,
 } from './harness.mjs';
 
 let server;
@@ -145,8 +146,17 @@ test('a phone pairs by QR code and streams to the interviewers as the candidate\
   await cas.getByRole('status').filter({ hasText: 'Phone connected' }).first().waitFor({ timeout: 15_000 });
   await ivy.screenshot({ path: join(artifacts, 'phone-in-room.png'), fullPage: true });
   await checkTileLayout(ivy, 'Casey Candidate');
-  // The phone sends its full layer at 1280×720, at no more than the 15 fps it captures.
-  await waitForFullLayer(phone1, 'the phone');
+  // The phone captures 1280×720 at no more than 15 fps and sends its full layer at that size,
+  // unless Chromium says its encoder is limited (CPU or bandwidth, as on a busy machine).
+  const capture = await phone1.evaluate(() => document.querySelector('video')?.srcObject?.getVideoTracks()[0]?.getSettings());
+  assert.ok(capture?.width === 1280 && capture?.height === 720 && capture?.frameRate <= 15, JSON.stringify(capture));
+  await waitFor("the phone's full layer at 1280×720, or its encoder limited", async () => {
+    const layers = await outboundLayers(phone1);
+    const full = layers.find((l) => l.rid === 'f');
+    const { cpu, bandwidth } = await limitedSeconds(phone1);
+    assert.ok((full?.width === 1280 && full.height === 720 && full.bytes > 0) || cpu + bandwidth > 0, JSON.stringify(layers));
+    return true;
+  });
   const phoneLayers = await outboundLayers(phone1);
   const fps = Math.max(...phoneLayers.map((l) => l.fps ?? 0));
   assert.ok(fps > 0 && fps <= 16, `the phone sends ${fps} frames per second: ${JSON.stringify(phoneLayers)}`);
