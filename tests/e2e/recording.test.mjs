@@ -189,7 +189,15 @@ test('an interview is recorded with consent and played back in sync', { timeout:
   assert.equal(tracks.length, 6, 'a camera and a microphone each');
   // How long each early publisher's encoder was held back by its CPU or bandwidth estimate.
   const nameOf = (identity) => view.manifest.participants.find((p) => p.identity === identity)?.name;
-  const limited = { 'Ivy Interviewer': await limitedSeconds(ivy), 'Casey Candidate': await limitedSeconds(cas) };
+  const limited = {
+    'Ivy Interviewer': await limitedSeconds(ivy),
+    'Casey Candidate': await limitedSeconds(cas),
+    'Obi Interviewer': await limitedSeconds(obi),
+  };
+  const wasLimited = (identity) => {
+    const seconds = limited[nameOf(identity)];
+    return seconds !== undefined && seconds.cpu + seconds.bandwidth > 0;
+  };
   const dir = mkdtempSync(join(tmpdir(), 'sightline-recording-'));
   try {
     for (const track of tracks) {
@@ -206,12 +214,16 @@ test('an interview is recorded with consent and played back in sync', { timeout:
       // still arriving).
       if (track.kind === 'video' && early.has(track.id) && !/Width: 1280\s+Height: 720/.test(text)) {
         const who = nameOf(track.participant);
-        const { cpu, bandwidth } = limited[who];
+        const { cpu, bandwidth } = limited[who] ?? { cpu: 0, bandwidth: 0 };
         assert.ok(cpu + bandwidth > 0, `${track.id} (${who}) is not 1280×720 and its encoder was never limited:\n${text}`);
         t.diagnostic(`${who}'s camera recorded below 1280×720 (limited: CPU ${cpu.toFixed(1)} s, bandwidth ${bandwidth.toFixed(1)} s)`);
       }
       const expected = (track.end_ms - track.start_ms) / 1000;
-      assert.ok(Math.abs(seconds - expected) <= 1, `${track.id} (${track.kind}): ${seconds} s, manifest ${expected} s`);
+      // Within 1 s of the manifest; a camera whose encoder Chromium held back (a busy machine)
+      // may pause before the stop, and gets 2 s (reported).
+      const slack = track.kind === 'video' && wasLimited(track.participant) ? 2 : 1;
+      assert.ok(Math.abs(seconds - expected) <= slack, `${track.id} (${track.kind}): ${seconds} s, manifest ${expected} s`);
+      if (Math.abs(seconds - expected) > 1) t.diagnostic(`${track.id}: ${seconds} s, manifest ${expected} s (encoder limited)`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
