@@ -17,7 +17,7 @@ use crate::helpers::{
     Backend, Session, TestApp, expect_error, expect_json, invite_token, session_from, text,
 };
 use crate::on_both_backends;
-use crate::rtc::{Socket, drain, interview, join, next_of, send};
+use crate::rtc::{Socket, drain, guest_sessions, interview, join, next_of, send};
 
 on_both_backends!(
     recordings_past_their_retention_are_deleted,
@@ -562,17 +562,12 @@ async fn a_recording_waiting_for_storage_says_so_and_completes_when_storage_is_b
         )
         .await?;
     let interview = text(&created["interview"]["id"])?;
-    let cas: Session = session_from(
-        app.post(
-            "/api/invites/redeem",
-            json!({ "token": invite_token(&text(&created["invites"][0]["url"])?)? }),
-            None,
-        )
-        .await?,
-    )
-    .await?;
+    let cas = guest_sessions(&app, &created)
+        .await?
+        .pop()
+        .context("the candidate's session")?;
     let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
-    let (cas_socket, _) = join(&app, &interview, &cas.access).await?;
+    let (cas_socket, _) = join(&app, &interview, &cas).await?;
     let mut candidate = Publisher::start(cas_socket).await?;
     let recording_path = format!("/api/interviews/{interview}/recording");
     app.post(
@@ -581,12 +576,8 @@ async fn a_recording_waiting_for_storage_says_so_and_completes_when_storage_is_b
         Some(&ivy.access),
     )
     .await?;
-    app.post(
-        &format!("{recording_path}/consent"),
-        json!({}),
-        Some(&cas.access),
-    )
-    .await?;
+    app.post(&format!("{recording_path}/consent"), json!({}), Some(&cas))
+        .await?;
     wait_for_status(&mut ivy_socket, "on").await?;
     let live = newest_recording_until(
         &app,

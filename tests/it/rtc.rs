@@ -548,7 +548,7 @@ impl Member {
 }
 
 /// The access tokens of a scheduled interview's guests, each redeeming their invite.
-async fn guest_sessions(app: &TestApp, scheduled: &Value) -> Result<Vec<String>> {
+pub(crate) async fn guest_sessions(app: &TestApp, scheduled: &Value) -> Result<Vec<String>> {
     let mut guests = Vec::new();
     for invite in scheduled["invites"].as_array().context("invites")? {
         let token = invite_token(&text(&invite["url"])?)?;
