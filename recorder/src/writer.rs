@@ -170,17 +170,9 @@ pub fn init() -> Result<(), RecorderError> {
     result
 }
 
-/// The RTP packet for a tapped packet: a 12-byte header (RFC 3550) and the payload unchanged.
+/// The RTP packet for a tapped packet, with the payload type and SSRC the caps name.
 pub fn rtp_packet(packet: &TapPacket) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(12 + packet.payload.len());
-    bytes.push(0x80);
-    bytes.push(PAYLOAD_TYPE | if packet.marker { 0x80 } else { 0 });
-    // The tap numbers packets with 64 bits; RTP carries the low 16 and 32.
-    bytes.extend_from_slice(&(packet.seq as u16).to_be_bytes());
-    bytes.extend_from_slice(&(packet.rtp_time as u32).to_be_bytes());
-    bytes.extend_from_slice(&SSRC.to_be_bytes());
-    bytes.extend_from_slice(&packet.payload);
-    bytes
+    packet.to_rtp(PAYLOAD_TYPE, SSRC)
 }
 
 /// One take being written.

@@ -74,6 +74,22 @@ pub struct TapPacket {
     pub sender_time: Option<SystemTime>,
 }
 
+impl TapPacket {
+    /// The packet as RTP (RFC 3550): a 12-byte header with `payload_type` and `ssrc` (the tap's
+    /// consumer names its own), the low 16 and 32 bits of the tap's sequence number and
+    /// timestamp, and the payload unchanged.
+    pub fn to_rtp(&self, payload_type: u8, ssrc: u32) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(12 + self.payload.len());
+        bytes.push(0x80);
+        bytes.push((payload_type & 0x7f) | if self.marker { 0x80 } else { 0 });
+        bytes.extend_from_slice(&(self.seq as u16).to_be_bytes());
+        bytes.extend_from_slice(&(self.rtp_time as u32).to_be_bytes());
+        bytes.extend_from_slice(&ssrc.to_be_bytes());
+        bytes.extend_from_slice(&self.payload);
+        bytes
+    }
+}
+
 /// The consumer's end of a tap.
 #[derive(Debug)]
 pub struct TapReceiver {
