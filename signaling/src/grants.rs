@@ -108,8 +108,10 @@ pub struct Grants {
     pub can_moderate: bool,
     /// Not shown to other participants.
     pub hidden: bool,
-    /// Is the server-side recorder rather than a person.
-    pub recorder: bool,
+    /// Is one of the server's own agents (the recorder, the proctor) rather than a person: it
+    /// follows the room through its messages and takes media through taps, so it gets no
+    /// peer connections.
+    pub agent: bool,
 }
 
 impl Grants {
@@ -129,7 +131,7 @@ impl Grants {
                 can_chat: true,
                 can_moderate: false,
                 hidden: false,
-                recorder: false,
+                agent: false,
             },
             InterviewRole::Interviewer => Grants {
                 room_join: true,
@@ -139,7 +141,7 @@ impl Grants {
                 can_chat: true,
                 can_moderate: true,
                 hidden: false,
-                recorder: false,
+                agent: false,
             },
             InterviewRole::Observer => Grants {
                 room_join: true,
@@ -149,7 +151,7 @@ impl Grants {
                 can_chat: true,
                 can_moderate: false,
                 hidden: false,
-                recorder: false,
+                agent: false,
             },
             InterviewRole::Reviewer => Grants {
                 room_join: true,
@@ -159,7 +161,7 @@ impl Grants {
                 can_chat: false,
                 can_moderate: false,
                 hidden: true,
-                recorder: false,
+                agent: false,
             },
         }
     }
@@ -175,13 +177,14 @@ impl Grants {
             can_chat: false,
             can_moderate: false,
             hidden: false,
-            recorder: false,
+            agent: false,
         }
     }
 
-    /// The grants of the server's own recorder in a room: present and hidden, to follow who
-    /// joins and what is published; it takes media through taps, not as a subscriber.
-    pub fn recorder() -> Grants {
+    /// The grants of the server's own agents in a room (recorder, proctor): present and hidden,
+    /// to follow who joins and what is published; they take media through taps, not as
+    /// subscribers.
+    pub fn agent() -> Grants {
         Grants {
             room_join: true,
             can_publish: false,
@@ -190,7 +193,7 @@ impl Grants {
             can_chat: false,
             can_moderate: false,
             hidden: true,
-            recorder: true,
+            agent: true,
         }
     }
 

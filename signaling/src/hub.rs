@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::grants::RoomId;
 use crate::protocol::{
-    ClientMessage, LeaveReason, RecordingNotice, RequestedQuality, ServerMessage,
+    ClientMessage, LeaveReason, ProctoringEvent, ProctoringNotice, RecordingNotice,
+    RequestedQuality, ServerMessage,
 };
 use crate::room::{Effect, Member, Room, RoomError};
 
@@ -158,6 +159,8 @@ enum RoomInput {
         reason: LeaveReason,
     },
     Recording(RecordingNotice),
+    Proctoring(ProctoringNotice),
+    ProctoringEvent(ProctoringEvent),
     Tap {
         track: String,
         quality: Quality,
@@ -209,6 +212,15 @@ impl Hub {
 
     fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether room `id` is up (someone entered it and it has not ended).
+    pub fn has_room(&self, id: &RoomId) -> bool {
+        self.inner
+            .rooms
+            .lock()
+            .map(|rooms| rooms.get(id).is_some_and(|r| !r.inbox.is_closed()))
+            .unwrap_or(false)
     }
 
     fn room(&self, id: &RoomId) -> Option<RoomHandle> {
@@ -310,6 +322,21 @@ impl Hub {
     /// Tells room `id`'s participants its recording status (nothing happens if the room has no
     /// task: a room that comes up again starts from "off" and is told anew).
     pub fn set_recording(&self, id: &RoomId, notice: RecordingNotice) {
+        self.send_control(id, RoomInput::Recording(notice));
+    }
+
+    /// Tells room `id`'s participants whether it is proctored and who still has to agree
+    /// (nothing happens if the room has no task).
+    pub fn set_proctoring(&self, id: &RoomId, notice: ProctoringNotice) {
+        self.send_control(id, RoomInput::Proctoring(notice));
+    }
+
+    /// Shows a proctoring event (opened, or updated) to room `id`'s interviewers and reviewers.
+    pub fn proctoring_event(&self, id: &RoomId, event: ProctoringEvent) {
+        self.send_control(id, RoomInput::ProctoringEvent(event));
+    }
+
+    fn send_control(&self, id: &RoomId, input: RoomInput) {
         let room = self
             .inner
             .rooms
@@ -317,7 +344,7 @@ impl Hub {
             .ok()
             .and_then(|rooms| rooms.get(id).cloned());
         if let Some(room) = room {
-            let _ = room.control.send(RoomInput::Recording(notice));
+            let _ = room.control.send(input);
         }
     }
 
@@ -529,7 +556,7 @@ impl RoomActor {
                 reply,
             } => {
                 let identity = member.identity.clone();
-                let recorder = member.grants.recorder;
+                let agent = member.grants.agent;
                 // A fresh join from a participant who is already here (a reloaded page) comes
                 // with new peer connections; only a resume keeps the old ones.
                 let fresh = resume_token.is_none();
@@ -558,8 +585,8 @@ impl RoomActor {
                             self.drop_peers(&identity).await;
                             self.reset_pending.remove(&identity);
                         }
-                        // The recorder takes media through taps: no connections for it.
-                        if !recorder && !self.peers.contains_key(&identity) {
+                        // Agents take media through taps: no connections for them.
+                        if !agent && !self.peers.contains_key(&identity) {
                             self.create_peers(&identity).await;
                         }
                         let _ = reply.send(Ok(()));
@@ -601,6 +628,14 @@ impl RoomActor {
             RoomInput::Sfu(event) => self.media_event(event).await,
             RoomInput::Recording(notice) => {
                 let effects = self.room.set_recording(notice);
+                self.apply(effects).await;
+            }
+            RoomInput::Proctoring(notice) => {
+                let effects = self.room.set_proctoring(notice);
+                self.apply(effects).await;
+            }
+            RoomInput::ProctoringEvent(event) => {
+                let effects = self.room.proctoring_event(event);
                 self.apply(effects).await;
             }
             RoomInput::Remove { identity, reason } => {
@@ -987,7 +1022,7 @@ impl RoomActor {
                     // they decide (a `leave` must still count), not this message.
                     let too_slow = self.connections.get(&to).is_some_and(|c| {
                         matches!(
-                            c.outbox.try_send(message),
+                            c.outbox.try_send(*message),
                             Err(mpsc::error::TrySendError::Full(_))
                         )
                     });

@@ -20,5 +20,7 @@ mod room;
 
 pub use grants::{Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
 pub use hub::{ConnectError, Hub, Session, SessionSender, TapError};
-pub use protocol::{LeaveReason, RecordingNotice, RecordingState};
+pub use protocol::{
+    LeaveReason, ProctoringEvent, ProctoringNotice, RecordingNotice, RecordingState,
+};
 pub use room::{Effect, Member, RESUME_WINDOW, Room, RoomError};

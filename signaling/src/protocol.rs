@@ -216,6 +216,43 @@ pub struct RecordingNotice {
     pub retention_days: u32,
 }
 
+/// Whether the room is proctored, as every participant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProctoringNotice {
+    /// The server checks the candidate's camera and phone (once they agreed).
+    pub on: bool,
+    /// Identities of the present candidates who have not agreed yet.
+    pub needs_consent: Vec<String>,
+    /// Days proctoring events and their snapshots are kept (0: until an admin deletes them),
+    /// for the consent screen.
+    pub retention_days: u32,
+}
+
+/// One proctoring event as the room's interviewers and reviewers see it live: a moment for a
+/// person to look at, never a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProctoringEvent {
+    /// Event id (for its snapshot and review).
+    pub id: String,
+    /// What was seen: `face_absent`, `multiple_faces`, `camera_dark`, `camera_frozen`,
+    /// `feed_lost`, `side_view_changed`, `side_view_person`, `checks_unavailable`.
+    pub kind: String,
+    /// `info`, `notice` or `review`.
+    pub severity: String,
+    /// Whose stream.
+    pub participant: String,
+    /// Which track.
+    pub track: String,
+    /// Unix milliseconds it began.
+    pub started_at_ms: i64,
+    /// Unix milliseconds it ended; `None` while it lasts.
+    pub ended_at_ms: Option<i64>,
+    /// Whether it has a snapshot.
+    pub snapshot: bool,
+}
+
+impl Eq for ProctoringEvent {}
+
 /// Why a participant left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -250,6 +287,9 @@ pub enum ServerMessage {
         resume_token: String,
         /// Whether the room is being recorded.
         recording: RecordingNotice,
+        /// Whether the room is proctored.
+        #[serde(default)]
+        proctoring: ProctoringNotice,
         /// The limits the server enforces, so the client's own checks match them.
         limits: Limits,
     },
@@ -317,6 +357,16 @@ pub enum ServerMessage {
     Recording {
         /// The new status.
         recording: RecordingNotice,
+    },
+    /// Whether the room is proctored changed, or who still has to agree.
+    Proctoring {
+        /// The new status.
+        proctoring: ProctoringNotice,
+    },
+    /// A proctoring event opened or changed (interviewers and reviewers only).
+    ProctoringEvent {
+        /// The event.
+        event: ProctoringEvent,
     },
     /// A track's media stopped arriving at the server, or started again.
     TrackStalled {
@@ -491,6 +541,8 @@ mod tests {
             ServerMessage::TrackUnpublished { .. } => "track_unpublished",
             ServerMessage::TrackMuted { .. } => "track_muted",
             ServerMessage::Recording { .. } => "recording",
+            ServerMessage::Proctoring { .. } => "proctoring",
+            ServerMessage::ProctoringEvent { .. } => "proctoring_event",
             ServerMessage::TrackStalled { .. } => "track_stalled",
             ServerMessage::ActiveSpeakers { .. } => "active_speakers",
             ServerMessage::Chat { .. } => "chat",

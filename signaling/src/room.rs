@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use crate::grants::{Grants, InterviewRole, RoomId, TrackSource};
 use crate::protocol::{
     DeclaredTrack, LeaveReason, Limits, MAX_CHAT_CHARS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    ParticipantInfo, RecordingNotice, RequestedQuality, ServerMessage, TrackInfo, chat_length,
+    ParticipantInfo, ProctoringEvent, ProctoringNotice, RecordingNotice, RequestedQuality,
+    ServerMessage, TrackInfo, chat_length,
 };
 
 /// How long a participant whose connection dropped may come back with its resume token.
@@ -41,8 +42,8 @@ pub enum Effect {
     Send {
         /// Identity.
         to: String,
-        /// The message.
-        message: ServerMessage,
+        /// The message (boxed: a room snapshot is many times larger than the other effects).
+        message: Box<ServerMessage>,
     },
     /// Media plane: start sending `track` to `subscriber`.
     Subscribe {
@@ -177,6 +178,7 @@ pub struct Room {
     tracks: BTreeMap<String, Track>,
     speakers: BTreeSet<String>,
     recording: RecordingNotice,
+    proctoring: ProctoringNotice,
     /// Identities a moderator removed: they cannot join again until a moderator readmits them.
     barred: BTreeSet<String>,
 }
@@ -196,6 +198,7 @@ impl Room {
             tracks: BTreeMap::new(),
             speakers: BTreeSet::new(),
             recording: RecordingNotice::default(),
+            proctoring: ProctoringNotice::default(),
             barred,
         }
     }
@@ -253,7 +256,7 @@ impl Room {
             }
             effects.push(Effect::Send {
                 to: identity.clone(),
-                message: message.clone(),
+                message: Box::new(message.clone()),
             });
         }
     }
@@ -278,6 +281,7 @@ impl Room {
             tracks,
             resume_token: me.resume_token.clone(),
             recording: self.recording.clone(),
+            proctoring: self.proctoring.clone(),
             limits: Limits::default(),
         })
     }
@@ -332,7 +336,7 @@ impl Room {
         if let Some(snapshot) = self.snapshot(&identity) {
             effects.push(Effect::Send {
                 to: identity.clone(),
-                message: snapshot,
+                message: Box::new(snapshot),
             });
         }
         if !hidden {
@@ -378,7 +382,7 @@ impl Room {
         if let Some(snapshot) = self.snapshot(identity) {
             effects.push(Effect::Send {
                 to: identity.to_owned(),
-                message: snapshot,
+                message: Box::new(snapshot),
             });
         }
         if !hidden {
@@ -402,7 +406,7 @@ impl Room {
         {
             effects.push(Effect::Send {
                 to: identity.to_owned(),
-                message: ServerMessage::MediaReset {},
+                message: Box::new(ServerMessage::MediaReset {}),
             });
         }
         self.subscriptions_for(identity, &mut effects);
@@ -624,6 +628,43 @@ impl Room {
         effects
     }
 
+    /// Whether the room is proctored changed (the API's proctoring controller decides it):
+    /// everyone is told, and joiners find it in their snapshot.
+    pub fn set_proctoring(&mut self, notice: ProctoringNotice) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.proctoring == notice {
+            return effects;
+        }
+        self.proctoring = notice;
+        let message = ServerMessage::Proctoring {
+            proctoring: self.proctoring.clone(),
+        };
+        self.broadcast(&mut effects, None, &message, true);
+        effects
+    }
+
+    /// A proctoring event, for the people who assess the interview: connected interviewers and
+    /// reviewers (hidden ones too). Never candidates, their phones, observers or agents.
+    pub fn proctoring_event(&self, event: ProctoringEvent) -> Vec<Effect> {
+        let message = ServerMessage::ProctoringEvent { event };
+        self.participants
+            .iter()
+            .filter(|(_, p)| {
+                p.presence == Presence::Connected
+                    && !p.member.grants.agent
+                    && p.member.phone_of.is_none()
+                    && matches!(
+                        p.member.role,
+                        InterviewRole::Interviewer | InterviewRole::Reviewer
+                    )
+            })
+            .map(|(identity, _)| Effect::Send {
+                to: identity.clone(),
+                message: Box::new(message.clone()),
+            })
+            .collect()
+    }
+
     /// The media plane says a track's media stopped arriving, or started again.
     pub fn track_stalled(&mut self, track_id: &str, stalled: bool) -> Vec<Effect> {
         let mut effects = Vec::new();
@@ -650,7 +691,7 @@ impl Room {
         }
         let mut effects = vec![Effect::Send {
             to: identity.to_owned(),
-            message: ServerMessage::Removed { reason },
+            message: Box::new(ServerMessage::Removed { reason }),
         }];
         effects.extend(self.leave(identity, reason));
         effects
@@ -827,7 +868,7 @@ mod tests {
         effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Send { to, message } if to == who => Some(message),
+                Effect::Send { to, message } if to == who => Some(&**message),
                 _ => None,
             })
             .collect()
@@ -1114,6 +1155,55 @@ mod tests {
                 |m| matches!(m, ServerMessage::Joined { recording, .. } if *recording == notice)
             )
         );
+    }
+
+    #[test]
+    fn proctoring_events_reach_interviewers_and_reviewers_only() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+            ("obi", InterviewRole::Observer),
+            ("rev", InterviewRole::Reviewer),
+        ]);
+        let mut phone = member("phone-cas", InterviewRole::Candidate);
+        phone.phone_of = Some("cas".into());
+        room.join(phone, PROTOCOL_VERSION, "p".into())
+            .expect("joins");
+        let mut agent = member("proctor", InterviewRole::Reviewer);
+        agent.grants = Grants::agent();
+        room.join(agent, PROTOCOL_VERSION, "a".into())
+            .expect("joins");
+        let event = ProctoringEvent {
+            id: "e1".into(),
+            kind: "face_absent".into(),
+            severity: "review".into(),
+            participant: "cas".into(),
+            track: "t1".into(),
+            started_at_ms: 1,
+            ended_at_ms: None,
+            snapshot: true,
+        };
+        let effects = room.proctoring_event(event);
+        let mut told: Vec<&str> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { to, .. } => Some(to.as_str()),
+                _ => None,
+            })
+            .collect();
+        told.sort_unstable();
+        assert_eq!(told, vec!["ivy", "rev"]);
+        // Everyone (the candidate first of all) is told that the room is proctored.
+        let notice = ProctoringNotice {
+            on: true,
+            needs_consent: vec!["cas".into()],
+            retention_days: 30,
+        };
+        let effects = room.set_proctoring(notice.clone());
+        assert!(sent_to(&effects, "cas").iter().any(
+            |m| matches!(m, ServerMessage::Proctoring { proctoring } if *proctoring == notice)
+        ));
+        assert!(room.set_proctoring(notice).is_empty(), "no repeat");
     }
 
     #[test]
