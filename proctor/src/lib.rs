@@ -17,10 +17,22 @@
 //! Status: the rules only. Decoding the tapped tracks, the face detector, storing events and
 //! showing them are not built yet (see the README's status table).
 
+pub mod blazeface;
 pub mod camera;
 pub mod debounce;
+pub mod decode;
+pub mod error;
+pub mod feed;
 pub mod frame;
+pub mod image;
+pub mod side;
+pub mod watch;
 
+pub use blazeface::{Face, FaceDetector};
 pub use camera::{CameraChecks, CameraConfig, CameraSample, Check, Faces, Transition};
 pub use debounce::{Debounce, Edge};
+pub use error::ProctorError;
 pub use frame::{LumaStats, mean_abs_difference};
+pub use image::RgbImage;
+pub use side::{SideConfig, SideSample, SideViewChecks};
+pub use watch::{Detectors, FaceRules, Finding, Source, Watch, WatchConfig, watch};

@@ -1,7 +1,8 @@
 //! What Sightline's integration tests and load tool use to act like browsers: a str0m peer
 //! connection over a real UDP socket ([`UdpPeer`]), and real encoded media to publish
 //! ([`EncodedMedia`]: Opus voice and VP8 video in three simulcast sizes, encoded once per
-//! process by GStreamer's `opusenc` and `vp8enc`), and [`discover`], what a recorded file holds.
+//! process by GStreamer's `opusenc` and `vp8enc`), and [`discover`], what a recorded file holds, and
+//! [`scene_media`], camera pictures with and without faces for the proctoring tests.
 //!
 //! Not used by the server. Every wait here is bounded by the caller.
 
@@ -9,8 +10,10 @@ mod inspect;
 mod media;
 mod peer;
 mod publish;
+mod scenes;
 
 pub use inspect::{Discovered, discover};
 pub use media::{AUDIO_PACKET_MS, EncodedMedia, Layer, TONE_DBOV, VIDEO_FPS, Vp8Frame, media};
 pub use peer::{UdpPeer, candidate_addr};
 pub use publish::MediaPublisher;
+pub use scenes::{SCENE_SIZE, Scene, photo_crop, photo_path, scene_frame, scene_media};

@@ -107,24 +107,7 @@ fn encode() -> Result<EncodedMedia> {
 }
 
 fn encode_into(dir: &Path) -> Result<EncodedMedia> {
-    let audio_dir = dir.join("opus");
-    gst_launch(&[
-        "audiotestsrc",
-        &format!("num-buffers={AUDIO_PACKETS}"),
-        "wave=sine",
-        "freq=440",
-        "volume=0.5",
-        "samplesperbuffer=960",
-        "!",
-        "audio/x-raw,rate=48000,channels=1",
-        "!",
-        "opusenc",
-        "frame-size=20",
-        "!",
-        "multifilesink",
-        &format!("location={}/%05d.opus", dir_for(&audio_dir)?),
-    ])?;
-    let opus = read_frames(&audio_dir)?;
+    let opus = encode_opus(dir)?;
     let mut video: [Vec<Vp8Frame>; 3] = Default::default();
     for (layer, frames) in Layer::ALL.iter().zip(&mut video) {
         let layer_dir = dir.join(layer.rid);
@@ -148,19 +131,48 @@ fn encode_into(dir: &Path) -> Result<EncodedMedia> {
             "multifilesink",
             &format!("location={}/%05d.vp8", dir_for(&layer_dir)?),
         ])?;
-        *frames = read_frames(&layer_dir)?
-            .into_iter()
-            .map(|data| Vp8Frame {
-                // RFC 6386 frame tag: the lowest bit of the first byte is 0 for a keyframe.
-                keyframe: data.first().is_some_and(|b| b & 1 == 0),
-                data,
-            })
-            .collect();
-        if !frames.first().is_some_and(|f| f.keyframe) {
-            bail!("the {} layer does not start with a keyframe", layer.rid);
-        }
+        *frames = vp8_frames(read_frames(&layer_dir)?, layer.rid)?;
     }
     Ok(EncodedMedia { opus, video })
+}
+
+/// The tone, as Opus packets, encoded in `dir`.
+pub(crate) fn encode_opus(dir: &Path) -> Result<Vec<Vec<u8>>> {
+    let audio_dir = dir.join("opus");
+    gst_launch(&[
+        "audiotestsrc",
+        &format!("num-buffers={AUDIO_PACKETS}"),
+        "wave=sine",
+        "freq=440",
+        "volume=0.5",
+        "samplesperbuffer=960",
+        "!",
+        "audio/x-raw,rate=48000,channels=1",
+        "!",
+        "opusenc",
+        "frame-size=20",
+        "!",
+        "multifilesink",
+        &format!("location={}/%05d.opus", dir_for(&audio_dir)?),
+    ])?;
+    let opus = read_frames(&audio_dir)?;
+    Ok(opus)
+}
+
+/// Encoded VP8 frames of layer `rid`, which must start with a keyframe.
+pub(crate) fn vp8_frames(encoded: Vec<Vec<u8>>, rid: &str) -> Result<Vec<Vp8Frame>> {
+    let frames: Vec<Vp8Frame> = encoded
+        .into_iter()
+        .map(|data| Vp8Frame {
+            // RFC 6386 frame tag: the lowest bit of the first byte is 0 for a keyframe.
+            keyframe: data.first().is_some_and(|b| b & 1 == 0),
+            data,
+        })
+        .collect();
+    if !frames.first().is_some_and(|f| f.keyframe) {
+        bail!("the {rid} layer does not start with a keyframe");
+    }
+    Ok(frames)
 }
 
 fn dir_for(path: &Path) -> Result<String> {
@@ -170,7 +182,7 @@ fn dir_for(path: &Path) -> Result<String> {
         .context("temporary directory path is not UTF-8")
 }
 
-fn gst_launch(pipeline: &[&str]) -> Result<()> {
+pub(crate) fn gst_launch(pipeline: &[&str]) -> Result<()> {
     let output = Command::new("gst-launch-1.0")
         .arg("-q")
         .args(pipeline)
@@ -187,7 +199,7 @@ fn gst_launch(pipeline: &[&str]) -> Result<()> {
 }
 
 /// Every file of a directory in name order, one encoded frame each.
-fn read_frames(dir: &Path) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn read_frames(dir: &Path) -> Result<Vec<Vec<u8>>> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;

@@ -118,6 +118,13 @@ impl MediaPublisher {
         self.started = Some(epoch);
     }
 
+    /// Makes every layer's next frame a keyframe (as after a keyframe request): call it when
+    /// switching [`send_due`](Self::send_due) to other media, so receivers decode the new
+    /// picture from its start.
+    pub fn force_keyframe(&mut self) {
+        self.keyframe_wanted = [true; 3];
+    }
+
     /// When the next audio packet or video frame is due, once sending has started.
     pub fn next_due(&self) -> Option<Instant> {
         let started = self.started?;
