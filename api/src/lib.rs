@@ -10,6 +10,7 @@
 //!   shutdown future completes, then drains in-flight requests.
 //! - [`cli`] holds the operator commands of the `sightline` binary.
 
+mod agent;
 pub mod auth;
 pub mod cli;
 mod client_addr;
@@ -18,6 +19,7 @@ mod extract;
 mod metrics;
 mod openapi;
 mod pairing;
+mod proctoring;
 mod recording;
 mod routes;
 mod rtc;
@@ -50,6 +52,7 @@ use tower_http::trace::TraceLayer;
 
 pub use crate::error::ApiError;
 pub use crate::openapi::ApiDoc;
+use crate::proctoring::Proctoring;
 use crate::recording::Recordings;
 pub use crate::state::AppState;
 pub use crate::store::Db;
@@ -71,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::invites::router(&state))
         .merge(routes::phone::router(&state))
         .merge(routes::recordings::router())
+        .merge(routes::proctoring::router())
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         .merge(rtc::router())
@@ -206,6 +210,15 @@ impl Server {
             db.clone(),
             settings.recording.retention_days,
         );
+        let proctoring = Proctoring::new(
+            hub.clone(),
+            db.clone(),
+            Arc::clone(recordings.recorder().store()),
+            settings.proctoring.models_dir.clone(),
+            settings.proctoring.detector_threads,
+            settings.proctoring.checks.clone(),
+            settings.proctoring.retention_days,
+        );
         let listener = TcpListener::bind(settings.http.addr).await?;
         let metrics_listener = match settings.metrics.addr {
             Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -218,7 +231,15 @@ impl Server {
         let unfinished = recordings.recorder().unfinished();
         let recovering = recordings.clone();
         tokio::spawn(async move { recovering.recover(unfinished).await });
-        let state = AppState::new(db, tokens, settings, hub, recordings, connections.clone());
+        let state = AppState::new(
+            db,
+            tokens,
+            settings,
+            hub,
+            recordings,
+            proctoring,
+            connections.clone(),
+        );
         Ok(Server {
             listener,
             metrics_listener,
@@ -256,6 +277,10 @@ impl Server {
             self.state.recordings.clone(),
             self.state.settings.recording.retention_days,
         ));
+        let proctoring_retention = tokio::spawn(proctoring::retention(
+            self.state.proctoring.clone(),
+            self.state.settings.proctoring.retention_days,
+        ));
         // The metrics listener is small and trusted: plain axum, stopped with the main one.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics_listener.map(|listener| {
@@ -282,6 +307,7 @@ impl Server {
             let _ = metrics.await;
         }
         retention.abort();
+        proctoring_retention.abort();
         served?;
         self.state.db.close().await;
         Ok(())

@@ -15,18 +15,16 @@
 //! finished (segments joined) in the background and its row completed. An interview set to
 //! record automatically gets its controller when someone takes a join token for its room.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sightline_recorder::{ParticipantEntry, Recorder, Recording, RecordingStatus, TakeInfo};
 use sightline_sfu::Quality;
-use sightline_signaling::protocol::{PROTOCOL_VERSION, ParticipantInfo, ServerMessage, TrackInfo};
-use sightline_signaling::{
-    Grants, Hub, InterviewRole, Member, RecordingNotice, RecordingState, RoomId,
-};
+use sightline_signaling::protocol::{ParticipantInfo, ServerMessage, TrackInfo};
+use sightline_signaling::{Hub, RecordingNotice, RecordingState, RoomId};
 use tokio::sync::mpsc;
 
-use crate::auth::opaque;
+use crate::agent::{self, Change, RoomMirror};
 use crate::error::ApiError;
 use crate::store::{Db, new_id, recordings};
 
@@ -135,8 +133,7 @@ impl Recordings {
             interview: interview.to_owned(),
             room: RoomId(interview.to_owned()),
             started_by: started_by.to_owned(),
-            participants: BTreeMap::new(),
-            tracks: BTreeMap::new(),
+            room_state: RoomMirror::default(),
             consented: HashSet::new(),
             recording: None,
             taken: HashSet::new(),
@@ -286,10 +283,8 @@ struct Controller {
     interview: String,
     room: RoomId,
     started_by: String,
-    /// Who is in the room (visible participants), by identity.
-    participants: BTreeMap<String, ParticipantInfo>,
-    /// What is published, by track id.
-    tracks: BTreeMap<String, TrackInfo>,
+    /// Who is in the room and what they publish.
+    room_state: RoomMirror,
     /// Participant ids that agreed.
     consented: HashSet<String>,
     recording: Option<Recording>,
@@ -330,7 +325,7 @@ impl Controller {
                 // never connected): give up.
                 () = &mut idle, if !attended => break,
             }
-            if self.participants.is_empty() {
+            if self.room_state.participants.is_empty() {
                 if attended {
                     break;
                 }
@@ -396,91 +391,52 @@ impl Controller {
     }
 
     async fn join(&self) -> Result<sightline_signaling::Session, ApiError> {
-        let member = Member {
-            identity: format!("recorder-{}", new_id()),
-            name: "Recorder".into(),
-            role: InterviewRole::Reviewer,
-            grants: Grants::recorder(),
-            phone_of: None,
-        };
-        self.inner
-            .hub
-            .connect(
-                &self.room,
-                member,
-                PROTOCOL_VERSION,
-                None,
-                opaque::generate()?,
-            )
-            .await
-            .map_err(|_| ApiError::Unavailable("the room is unavailable"))
+        agent::join(&self.inner.hub, &self.room, "recorder", "Recorder").await
     }
 
     fn room_message(&mut self, message: ServerMessage) {
-        match message {
-            ServerMessage::Joined {
-                participants,
-                tracks,
-                ..
-            } => {
-                for participant in participants {
-                    self.participants
-                        .insert(participant.identity.clone(), participant);
-                }
-                for track in tracks {
-                    self.tracks.insert(track.id.clone(), track);
-                }
+        let change = self.room_state.apply(&message);
+        let Some(recording) = &self.recording else {
+            if let Change::Unpublished(track) = change {
+                self.taken.remove(&track.id);
             }
-            ServerMessage::ParticipantJoined { participant } => {
-                if let Some(recording) = &self.recording {
-                    recording.note_event("joined", &participant.identity, None);
-                    recording.note_participant(entry(&participant));
-                }
-                self.participants
-                    .insert(participant.identity.clone(), participant);
+            return;
+        };
+        match change {
+            Change::Joined(participant) => {
+                recording.note_event("joined", &participant.identity, None);
+                recording.note_participant(entry(&participant));
             }
-            ServerMessage::ParticipantLeft { participant, .. } => {
-                if let Some(recording) = &self.recording {
-                    recording.note_event("left", &participant, None);
-                }
-                self.participants.remove(&participant);
+            Change::Left(participant) => recording.note_event("left", &participant, None),
+            Change::Unpublished(track) => {
+                self.taken.remove(&track.id);
             }
-            ServerMessage::TrackPublished { track } => {
-                self.tracks.insert(track.id.clone(), track);
-            }
-            ServerMessage::TrackUnpublished { track } => {
-                self.tracks.remove(&track);
-                self.taken.remove(&track);
-            }
-            ServerMessage::Chat { from, text, .. } => {
-                if let Some(recording) = &self.recording {
-                    recording.note_event("chat", &from, Some(text));
-                }
-            }
-            _ => {}
+            Change::Snapshot | Change::Published | Change::None => {}
+        }
+        if let ServerMessage::Chat { from, text, .. } = message {
+            recording.note_event("chat", &from, Some(text));
         }
     }
 
     /// Whether a participant's media may be recorded: they agreed, or (a phone) its candidate.
     fn agreed(&self, identity: &str) -> bool {
-        let owner = self
-            .participants
-            .get(identity)
-            .and_then(|p| p.phone_of.as_deref())
-            .unwrap_or(identity);
-        self.consented.contains(owner)
+        self.consented.contains(self.room_state.owner(identity))
     }
 
     /// Brings the recording in line with who is here and who agreed. Fails when the recording
     /// could not start (it is not tried again at every room message).
     async fn reconcile(&mut self) -> Result<(), ApiError> {
         let needs_consent: Vec<String> = self
+            .room_state
             .participants
             .values()
             .filter(|p| p.phone_of.is_none() && !self.consented.contains(&p.identity))
             .map(|p| p.identity.clone())
             .collect();
-        if self.recording.is_none() && needs_consent.is_empty() && !self.participants.is_empty() {
+        if self.recording.is_none()
+            && needs_consent.is_empty()
+            && !self.room_state.participants.is_empty()
+        {
             self.begin().await?;
         }
         let state = if self.recording.is_some() {
@@ -500,6 +456,7 @@ impl Controller {
             return Ok(());
         }
         let due: Vec<TrackInfo> = self
+            .room_state
             .tracks
             .values()
             .filter(|t| !self.taken.contains(&t.id) && self.agreed(&t.participant))
@@ -516,7 +473,7 @@ impl Controller {
         recordings::insert(self.inner.db.pool(), &id, &self.interview, &self.started_by).await?;
         match self.inner.recorder.start(&id, &self.interview) {
             Ok(recording) => {
-                for participant in self.participants.values() {
+                for participant in self.room_state.participants.values() {
                     recording.note_participant(entry(participant));
                 }
                 tracing::info!(interview = %self.interview, recording = %id, "recording started");

@@ -9,6 +9,7 @@ use sightline_signaling::Hub;
 use crate::auth::TokenKeys;
 use crate::auth::rate_limit::AccountLimiter;
 use crate::metrics::Metrics;
+use crate::proctoring::Proctoring;
 use crate::recording::Recordings;
 use crate::rtc::Admissions;
 use crate::serve::ConnectionStats;
@@ -38,6 +39,8 @@ pub struct StateInner {
     pub admissions: Admissions,
     /// Recording controllers and the recorder.
     pub recordings: Recordings,
+    /// Proctoring controllers and the face detectors.
+    pub proctoring: Proctoring,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
         settings: Settings,
         hub: Hub,
         recordings: Recordings,
+        proctoring: Proctoring,
         connections: Arc<ConnectionStats>,
     ) -> AppState {
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
@@ -61,6 +65,7 @@ impl AppState {
                 hub,
                 admissions: Admissions::default(),
                 recordings,
+                proctoring,
             }),
         }
     }

@@ -122,6 +122,8 @@ pub struct Settings {
     pub rtc: RtcSettings,
     /// Where recordings go and how long they stay.
     pub recording: RecordingSettings,
+    /// Server-side proctoring: models, load, retention.
+    pub proctoring: ProctoringSettings,
     /// Logging.
     pub log: LogSettings,
     /// Where Prometheus metrics are served, and to whom.
@@ -149,6 +151,38 @@ pub struct RecordingSettings {
     pub retention_days: u32,
     /// The bucket, when `storage` is `s3`.
     pub s3: S3Settings,
+}
+
+/// `[proctoring]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProctoringSettings {
+    /// Folder of the face detector's model files.
+    pub models_dir: PathBuf,
+    /// Face detections that may run at once.
+    pub detector_threads: usize,
+    /// Days proctoring events and snapshots are kept; 0 keeps them until an admin deletes them.
+    pub retention_days: u32,
+    /// How long conditions must last.
+    pub checks: CheckTimes,
+}
+
+/// `[proctoring.checks]`: seconds a condition must last before its event opens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTimes {
+    /// Calibration of the face checks.
+    pub calibration_secs: u64,
+    /// No face.
+    pub face_absent_secs: u64,
+    /// A second face.
+    pub multiple_faces_secs: u64,
+    /// A dark picture.
+    pub camera_dark_secs: u64,
+    /// An unchanging picture.
+    pub camera_frozen_secs: u64,
+    /// The phone's view differing from its reference.
+    pub side_view_changed_secs: u64,
 }
 
 /// `[recording.s3]`
@@ -357,6 +391,46 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let checks = &self.proctoring.checks;
+        for (key, secs) in [
+            (
+                "proctoring.checks.calibration_secs",
+                checks.calibration_secs,
+            ),
+            (
+                "proctoring.checks.face_absent_secs",
+                checks.face_absent_secs,
+            ),
+            (
+                "proctoring.checks.multiple_faces_secs",
+                checks.multiple_faces_secs,
+            ),
+            (
+                "proctoring.checks.camera_dark_secs",
+                checks.camera_dark_secs,
+            ),
+            (
+                "proctoring.checks.camera_frozen_secs",
+                checks.camera_frozen_secs,
+            ),
+            (
+                "proctoring.checks.side_view_changed_secs",
+                checks.side_view_changed_secs,
+            ),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be between 1 and 3600 seconds",
+                ));
+            }
+        }
+        if !(1..=64).contains(&self.proctoring.detector_threads) {
+            return Err(ConfigError::invalid(
+                "proctoring.detector_threads",
+                "must be between 1 and 64",
+            ));
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "http.max_body_bytes",

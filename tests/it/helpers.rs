@@ -154,6 +154,12 @@ pub struct Session {
 /// The bearer token the test servers' `/metrics` asks for.
 pub const METRICS_TOKEN: &str = "metrics-token-for-tests-only";
 
+/// The face models (scripts/test installs them into the repository's `models/`).
+pub fn models_dir() -> String {
+    std::env::var("SIGHTLINE_MODELS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../models").to_owned())
+}
+
 fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -> Result<Settings> {
     let mut figment = Figment::from(Toml::string(DEFAULT_TOML))
         .merge(("http.addr", "127.0.0.1:0"))
@@ -163,7 +169,8 @@ fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -
         .merge(("rtc.workers", 1))
         .merge(("auth.jwt_secret", TEST_SECRET))
         .merge(("public.base_url", "http://sightline.test"))
-        .merge(("metrics.token", METRICS_TOKEN));
+        .merge(("metrics.token", METRICS_TOKEN))
+        .merge(("proctoring.models_dir", models_dir()));
     for (key, value) in overrides {
         figment = figment.merge((*key, value.clone()));
     }
@@ -284,6 +291,11 @@ impl TestApp {
             response.status()
         );
         Ok(response.text().await?)
+    }
+
+    /// PUT with a JSON body.
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> Result<Response> {
+        self.request(Method::PUT, path, Some(body), token).await
     }
 
     /// GET with a token.

@@ -12,6 +12,7 @@ mod invites;
 mod media;
 mod persistence;
 mod phone;
+mod proctoring;
 mod recording;
 mod recovery;
 mod rtc;

@@ -775,6 +775,12 @@ pub async fn join(
     {
         state.recordings.start(&id, &enabled_by)?;
     }
+    // So does a proctored interview's checking (each candidate's streams once they agreed).
+    if crate::store::proctoring::enabled(state.db.pool(), &id).await?
+        && !state.proctoring.is_running(&id)
+    {
+        state.proctoring.start(&id)?;
+    }
     let (token, claims) = state.tokens.issue_join(
         JoinSubject {
             participant_id: &me.id,

@@ -7,4 +7,5 @@ pub mod invites;
 pub mod me;
 pub mod ops;
 pub mod phone;
+pub mod proctoring;
 pub mod recordings;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod interviews;
 pub mod invites;
 pub mod phone_pairings;
+pub mod proctoring;
 pub mod recordings;
 pub mod refresh_tokens;
 pub mod users;

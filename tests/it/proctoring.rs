@@ -1,0 +1,385 @@
+//! Proctoring through the real server: a test publisher sends real VP8 of pictures made from
+//! the test photograph (one face, two faces, no face, black, a frozen picture), the server
+//! decodes what the SFU received and runs the face detector on it, and the events open and
+//! close as the pictures change; interviewers see them live and candidates never do; a client
+//! that claims its camera is muted is still checked on what it sends; only the interview's
+//! interviewers, assigned reviewers and admins read the events, see snapshots and review them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sightline_api::AccountRole;
+use sightline_testkit::{EncodedMedia, MediaPublisher, Scene, UdpPeer, scene_media};
+use str0m::change::SdpAnswer;
+
+use crate::helpers::{Backend, TestApp, expect_error, expect_json, text};
+use crate::rtc::{Socket, drain, guest_sessions, join, next_of, send};
+
+/// A candidate publishing a camera whose picture the test chooses.
+struct Camera {
+    socket: Socket,
+    media: MediaPublisher,
+    events: Vec<str0m::Event>,
+    connected: bool,
+    scene: &'static EncodedMedia,
+    /// The candidate's camera track, once published.
+    track: Option<String>,
+    /// Every signaling message the candidate received.
+    received: Vec<Value>,
+}
+
+impl Camera {
+    async fn start(mut socket: Socket, scene: Scene) -> Result<Camera> {
+        let (mut media, offer) = MediaPublisher::new(true).await?;
+        send(
+            &mut socket,
+            json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
+                { "mid": media.audio.to_string(), "source": "microphone" },
+                { "mid": media.video.to_string(), "source": "camera" } ] }),
+        )
+        .await?;
+        let answer = next_of(&mut socket, "publish_answer").await?;
+        media.accept_answer(SdpAnswer::from_sdp_string(&text(&answer["sdp"])?)?)?;
+        Ok(Camera {
+            socket,
+            media,
+            events: Vec::new(),
+            connected: false,
+            scene: scene_media(scene)?,
+            track: None,
+            received: Vec::new(),
+        })
+    }
+
+    fn show(&mut self, scene: Scene) -> Result<()> {
+        self.scene = scene_media(scene)?;
+        self.media.force_keyframe();
+        Ok(())
+    }
+
+    async fn step(&mut self) -> Result<()> {
+        self.connected |= UdpPeer::connected(&self.events);
+        for event in self.events.drain(..) {
+            // Keyframe requests are answered, as a browser would.
+            self.media.handle_event(&event);
+        }
+        if self.connected {
+            self.media.send_due(self.scene, Instant::now())?;
+        }
+        self.media.peer.step(&mut self.events).await?;
+        for message in drain(&mut self.socket).await? {
+            if message["type"] == "track_published" && message["track"]["source"] == "camera" {
+                self.track = Some(text(&message["track"]["id"])?);
+            }
+            self.received.push(message);
+        }
+        Ok(())
+    }
+
+    /// Sends its media for `how_long`, collecting what `watcher` is told meanwhile.
+    async fn run_for(
+        &mut self,
+        how_long: Duration,
+        watcher: &mut Socket,
+        seen: &mut Vec<Value>,
+    ) -> Result<()> {
+        let until = Instant::now() + how_long;
+        while Instant::now() < until {
+            self.step().await?;
+            seen.extend(
+                drain(watcher)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m["type"] == "proctoring_event"),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The live events `seen` of `kind`: whether one opened and whether one closed.
+fn live(seen: &[Value], kind: &str) -> (bool, bool) {
+    let of_kind: Vec<&Value> = seen.iter().filter(|m| m["event"]["kind"] == kind).collect();
+    (
+        of_kind.iter().any(|m| m["event"]["ended_at_ms"].is_null()),
+        of_kind.iter().any(|m| !m["event"]["ended_at_ms"].is_null()),
+    )
+}
+
+async fn wait_for_proctoring(socket: &mut Socket, needs: &[&str]) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let message = next_of(socket, "proctoring").await?;
+        let notice = &message["proctoring"];
+        if notice["on"] == true && notice["needs_consent"] == json!(needs) {
+            return Ok(notice.clone());
+        }
+    }
+    bail!("the room never said it is proctored with {needs:?} to agree")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewers_only()
+-> Result<()> {
+    // Shorter durations than the defaults, so the test sees every event in under a minute;
+    // the defaults themselves are covered by the rules' own tests and the quiet test below.
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("proctoring.checks.calibration_secs", json!(4)),
+            ("proctoring.checks.face_absent_secs", json!(4)),
+            ("proctoring.checks.camera_frozen_secs", json!(6)),
+        ],
+    )
+    .await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    app.user_with_role("rex@example.com", AccountRole::Reviewer)
+        .await?;
+    let outsider = app
+        .user_with_role("olga@example.com", AccountRole::Reviewer)
+        .await?;
+    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
+    let created = app
+        .schedule(
+            &ivy.access,
+            json!({ "title": "Proctored round", "scheduled_start": start.to_string(),
+                "duration_minutes": 60, "time_zone": "UTC", "participants": [
+                    { "email": "cas@example.com", "display_name": "Casey", "role": "candidate" },
+                    { "email": "rex@example.com", "role": "reviewer" } ] }),
+        )
+        .await?;
+    let interview = text(&created["interview"]["id"])?;
+    let cas = guest_sessions(&app, &created)
+        .await?
+        .into_iter()
+        .next()
+        .context("the candidate")?;
+    let rex = app.login("rex@example.com").await?;
+    let base = format!("/api/interviews/{interview}/proctoring");
+
+    // Only the interviewer turns it on.
+    expect_error(
+        app.put(&base, json!({ "enabled": true }), Some(&cas))
+            .await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+    let settings = expect_json(
+        app.put(&base, json!({ "enabled": true }), Some(&ivy.access))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(settings["enabled"], true);
+
+    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
+    let (cas_socket, cas_joined) = join(&app, &interview, &cas).await?;
+    let cas_id = text(&cas_joined["you"]["identity"])?;
+    let mut camera = Camera::start(cas_socket, Scene::OneFace).await?;
+    // Nothing is checked before the candidate agreed: they are told it is proctored and asked.
+    wait_for_proctoring(&mut ivy_socket, &[cas_id.as_str()]).await?;
+    let mut seen = Vec::new();
+    camera
+        .run_for(Duration::from_secs(3), &mut ivy_socket, &mut seen)
+        .await?;
+    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    assert_eq!(view["events"], json!([]), "nothing before consent: {view}");
+    let agreed = app
+        .post(&format!("{base}/consent"), json!({}), Some(&cas))
+        .await?;
+    assert_eq!(agreed.status(), StatusCode::NO_CONTENT);
+    wait_for_proctoring(&mut ivy_socket, &[]).await?;
+
+    // One face while the face checks calibrate, then two people.
+    camera
+        .run_for(Duration::from_secs(7), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(
+        seen,
+        Vec::<Value>::new(),
+        "one face in good light: no event"
+    );
+    camera.show(Scene::TwoFaces)?;
+    camera
+        .run_for(Duration::from_secs(7), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(live(&seen, "multiple_faces"), (true, false), "{seen:?}");
+
+    // Nobody, while the client claims its camera is muted: it is checked on what it sends.
+    let track = camera.track.clone().context("the camera's track")?;
+    send(
+        &mut camera.socket,
+        json!({ "type": "mute", "track": track, "muted": true }),
+    )
+    .await?;
+    camera.show(Scene::NoFace)?;
+    camera
+        .run_for(Duration::from_secs(10), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(live(&seen, "multiple_faces"), (true, true), "{seen:?}");
+    assert!(live(&seen, "face_absent").0, "{seen:?}");
+
+    // A covered lens, then a photo held still.
+    camera.show(Scene::Black)?;
+    camera
+        .run_for(Duration::from_secs(8), &mut ivy_socket, &mut seen)
+        .await?;
+    assert!(live(&seen, "camera_dark").0, "{seen:?}");
+    // The switch itself is a change; from then on the picture holds still.
+    camera.show(Scene::Frozen)?;
+    camera
+        .run_for(Duration::from_secs(12), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(live(&seen, "camera_dark"), (true, true), "{seen:?}");
+    assert!(live(&seen, "camera_frozen").0, "{seen:?}");
+    assert!(!live(&seen, "checks_unavailable").0, "{seen:?}");
+
+    // The candidate was told it is proctored, never what was marked.
+    assert!(
+        camera
+            .received
+            .iter()
+            .all(|m| m["type"] != "proctoring_event"),
+        "a candidate never sees proctoring events"
+    );
+
+    // Stored, for the interviewer and the assigned reviewer; everyone else gets 404.
+    for stranger in [&cas, &outsider.access] {
+        expect_error(
+            app.get(&base, Some(stranger)).await?,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await?;
+    }
+    let view = expect_json(app.get(&base, Some(&rex.access)).await?, StatusCode::OK).await?;
+    let events = view["events"].as_array().context("events")?;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in [
+        "multiple_faces",
+        "face_absent",
+        "camera_dark",
+        "camera_frozen",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let two = events
+        .iter()
+        .find(|e| e["kind"] == "multiple_faces")
+        .context("multiple_faces")?;
+    assert_eq!(two["participant_id"], cas_id.as_str());
+    assert_eq!(two["source"], "camera");
+    assert_eq!(two["severity"], "review");
+    assert!(
+        two["detector"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("blazeface"))
+    );
+    assert!(two["peak_score"].as_f64().is_some_and(|p| p > 0.5), "{two}");
+    let span =
+        two["ended_at_ms"].as_i64().unwrap_or(0) - two["started_at_ms"].as_i64().unwrap_or(0);
+    assert!(span > 0, "{two}");
+    assert!(
+        view["summary"].as_array().is_some_and(|s| s
+            .iter()
+            .any(|k| k["kind"] == "multiple_faces" && k["unreviewed"] == 1)),
+        "{view}"
+    );
+
+    // Its snapshot is a JPEG, for reviewers only.
+    let event = text(&two["id"])?;
+    let snapshot = app
+        .get(&format!("{base}/{event}/snapshots/0"), Some(&rex.access))
+        .await?;
+    assert_eq!(snapshot.status(), StatusCode::OK);
+    assert_eq!(&snapshot.bytes().await?[..2], &[0xFF, 0xD8]);
+    expect_error(
+        app.get(&format!("{base}/{event}/snapshots/0"), Some(&cas))
+            .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await?;
+    expect_error(
+        app.get(&format!("{base}/{event}/snapshots/7"), Some(&rex.access))
+            .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await?;
+
+    // A reviewer confirms it with a note; an invalid verdict is refused.
+    expect_error(
+        app.post(
+            &format!("{base}/{event}/review"),
+            json!({ "verdict": "guilty" }),
+            Some(&rex.access),
+        )
+        .await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await?;
+    let reviewed = expect_json(
+        app.post(
+            &format!("{base}/{event}/review"),
+            json!({ "verdict": "confirmed", "note": "A second person sat down." }),
+            Some(&rex.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(reviewed["verdict"], "confirmed");
+    assert_eq!(reviewed["review_note"], "A second person sat down.");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_face_for_a_minute_with_the_default_rules_marks_nothing() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
+    let created = app
+        .schedule(
+            &ivy.access,
+            json!({ "title": "Quiet round", "scheduled_start": start.to_string(),
+                "duration_minutes": 60, "time_zone": "UTC", "participants": [
+                    { "email": "cas@example.com", "display_name": "Casey", "role": "candidate" } ] }),
+        )
+        .await?;
+    let interview = text(&created["interview"]["id"])?;
+    let cas = guest_sessions(&app, &created)
+        .await?
+        .into_iter()
+        .next()
+        .context("the candidate")?;
+    let base = format!("/api/interviews/{interview}/proctoring");
+    expect_json(
+        app.put(&base, json!({ "enabled": true }), Some(&ivy.access))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    app.post(&format!("{base}/consent"), json!({}), Some(&cas))
+        .await?;
+    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
+    let (cas_socket, _) = join(&app, &interview, &cas).await?;
+    let mut camera = Camera::start(cas_socket, Scene::OneFace).await?;
+    let mut seen = Vec::new();
+    camera
+        .run_for(Duration::from_secs(60), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(seen, Vec::<Value>::new());
+    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    assert_eq!(view["running"], true, "{view}");
+    assert_eq!(view["events"], json!([]), "{view}");
+    Ok(())
+}
