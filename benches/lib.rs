@@ -28,3 +28,19 @@ pub async fn post(
     }
     Ok(value)
 }
+
+/// PUTs JSON with a bearer token; fails unless the answer is a success.
+pub async fn put(client: &reqwest::Client, url: String, body: Value, token: &str) -> Result<Value> {
+    let response = client
+        .put(url)
+        .json(&body)
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let status = response.status();
+    let value: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("{status}: {value}");
+    }
+    Ok(value)
+}

@@ -42,8 +42,8 @@ pub enum Change {
     Snapshot,
     /// Someone joined.
     Joined(ParticipantInfo),
-    /// Someone left (identity).
-    Left(String),
+    /// Someone left (identity), with the tracks they still had (gone with them).
+    Left(String, Vec<TrackInfo>),
     /// A track was published.
     Published,
     /// A track went away (its last state).
@@ -77,7 +77,17 @@ impl RoomMirror {
             }
             ServerMessage::ParticipantLeft { participant, .. } => {
                 self.participants.remove(participant);
-                Change::Left(participant.clone())
+                let gone: Vec<String> = self
+                    .tracks
+                    .values()
+                    .filter(|t| t.participant == *participant)
+                    .map(|t| t.id.clone())
+                    .collect();
+                let tracks = gone
+                    .iter()
+                    .filter_map(|id| self.tracks.remove(id))
+                    .collect();
+                Change::Left(participant.clone(), tracks)
             }
             ServerMessage::TrackPublished { track } => {
                 self.tracks.insert(track.id.clone(), track.clone());

@@ -363,31 +363,42 @@ impl Controller {
     }
 
     async fn room_message(&mut self, message: ServerMessage) {
-        if let Change::Unpublished(track) = self.mirror.apply(&message)
-            && let Some(watched) = self.watches.remove(&track.id)
-        {
-            drop(watched.watch);
-            // What was open on the track ends with it.
-            let now = SystemTime::now();
-            let open: Vec<Check> = self
-                .open
-                .keys()
-                .filter(|(t, _)| *t == track.id)
-                .map(|(_, check)| *check)
-                .collect();
-            for check in open {
-                self.finding(
-                    &track.id,
-                    Finding {
-                        check,
-                        edge: Edge::Closed { at: Duration::ZERO },
-                        at: now,
-                        snapshot: None,
-                        peak: None,
-                    },
-                )
-                .await;
-            }
+        let ended = match self.mirror.apply(&message) {
+            Change::Unpublished(track) => vec![track],
+            Change::Left(_, tracks) => tracks,
+            _ => Vec::new(),
+        };
+        for track in ended {
+            self.track_ended(&track.id).await;
+        }
+    }
+
+    /// A watched track went away (unpublished, or its publisher left): its watch stops and
+    /// what was open on it ends now.
+    async fn track_ended(&mut self, track: &str) {
+        let Some(watched) = self.watches.remove(track) else {
+            return;
+        };
+        drop(watched.watch);
+        let now = SystemTime::now();
+        let open: Vec<Check> = self
+            .open
+            .keys()
+            .filter(|(t, _)| t == track)
+            .map(|(_, check)| *check)
+            .collect();
+        for check in open {
+            self.finding(
+                track,
+                Finding {
+                    check,
+                    edge: Edge::Closed { at: Duration::ZERO },
+                    at: now,
+                    snapshot: None,
+                    peak: None,
+                },
+            )
+            .await;
         }
     }
 
@@ -427,7 +438,7 @@ impl Controller {
             .tracks
             .values()
             .filter(|t| {
-                t.source == TrackSource::Camera
+                matches!(t.source, TrackSource::Camera | TrackSource::SecondaryCamera)
                     && !self.watches.contains_key(&t.id)
                     && self.checked(&t.participant)
             })
@@ -439,11 +450,13 @@ impl Controller {
     }
 
     async fn watch(&mut self, track: TrackInfo) {
-        let is_phone = self
-            .mirror
-            .participants
-            .get(&track.participant)
-            .is_some_and(|p| p.phone_of.is_some());
+        // A paired phone publishes its camera as the candidate's second camera: its side view.
+        let is_phone = track.source == TrackSource::SecondaryCamera
+            || self
+                .mirror
+                .participants
+                .get(&track.participant)
+                .is_some_and(|p| p.phone_of.is_some());
         let source = if is_phone {
             Source::Phone
         } else {

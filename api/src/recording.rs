@@ -396,10 +396,18 @@ impl Controller {
 
     fn room_message(&mut self, message: ServerMessage) {
         let change = self.room_state.apply(&message);
-        let Some(recording) = &self.recording else {
-            if let Change::Unpublished(track) = change {
+        match &change {
+            Change::Unpublished(track) => {
                 self.taken.remove(&track.id);
             }
+            Change::Left(_, tracks) => {
+                for track in tracks {
+                    self.taken.remove(&track.id);
+                }
+            }
+            _ => {}
+        }
+        let Some(recording) = &self.recording else {
             return;
         };
         match change {
@@ -407,11 +415,8 @@ impl Controller {
                 recording.note_event("joined", &participant.identity, None);
                 recording.note_participant(entry(&participant));
             }
-            Change::Left(participant) => recording.note_event("left", &participant, None),
-            Change::Unpublished(track) => {
-                self.taken.remove(&track.id);
-            }
-            Change::Snapshot | Change::Published | Change::None => {}
+            Change::Left(participant, _) => recording.note_event("left", &participant, None),
+            Change::Unpublished(_) | Change::Snapshot | Change::Published | Change::None => {}
         }
         if let ServerMessage::Chat { from, text, .. } = message {
             recording.note_event("chat", &from, Some(text));

@@ -22,10 +22,12 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sightline_benches::post;
+use sightline_benches::{post, put};
 
 mod flood;
-use sightline_testkit::{AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, UdpPeer, VIDEO_FPS, media};
+use sightline_testkit::{
+    AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, Scene, UdpPeer, VIDEO_FPS, media, scene_media,
+};
 use str0m::Event;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::Mid;
@@ -54,6 +56,13 @@ struct Args {
     /// what the recorder costs.
     #[arg(long)]
     record: bool,
+    /// Proctor every room: each candidate agrees, and the server decodes and checks their camera
+    /// (implies `--faces`).
+    #[arg(long)]
+    proctor: bool,
+    /// Publish a picture of a face (the proctoring test scene) instead of the test pattern.
+    #[arg(long)]
+    faces: bool,
     /// Instead of media: hold this many connections that send half a request (a slow-client
     /// flood) and measure `/healthz` from a well-behaved client meanwhile.
     #[arg(long)]
@@ -412,6 +421,15 @@ async fn main() -> Result<()> {
             .as_str()
             .context("id")?
             .to_owned();
+        if args.proctor {
+            put(
+                &client,
+                format!("{}/api/interviews/{id}/proctoring", server.base),
+                json!({ "enabled": true }),
+                &access,
+            )
+            .await?;
+        }
         let join = post(
             &client,
             format!("{}/api/interviews/{id}/join", server.base),
@@ -435,6 +453,15 @@ async fn main() -> Result<()> {
             .await?;
             let guest_access = guest["access_token"].as_str().context("guest")?;
             consenting.push((id.clone(), guest_access.to_owned()));
+            if args.proctor {
+                post(
+                    &client,
+                    format!("{}/api/interviews/{id}/proctoring/consent", server.base),
+                    json!({}),
+                    Some(guest_access),
+                )
+                .await?;
+            }
             let join = post(
                 &client,
                 format!("{}/api/interviews/{id}/join", server.base),
@@ -449,7 +476,11 @@ async fn main() -> Result<()> {
         }
     }
 
-    let media = media()?;
+    let media = if args.faces || args.proctor {
+        scene_media(Scene::OneFace)?
+    } else {
+        media()?
+    };
     let frames = Arc::new(frame_index(media));
     let epoch = Instant::now();
     let warm_up = Duration::from_secs(4);
@@ -520,7 +551,20 @@ async fn main() -> Result<()> {
         "rooms={} participants/room={} seconds={}",
         args.rooms, args.participants, args.seconds
     );
-    println!("media: Opus and 3-layer simulcast VP8 encoded by GStreamer (sightline-testkit)");
+    println!(
+        "media: Opus and 3-layer simulcast VP8 encoded by GStreamer (sightline-testkit), {}",
+        if args.faces || args.proctor {
+            "a face (the proctoring scene)"
+        } else {
+            "the test pattern"
+        }
+    );
+    if args.proctor {
+        println!(
+            "proctoring: on, {} candidate cameras decoded (middle layer) and checked",
+            args.rooms * (args.participants - 1)
+        );
+    }
     if args.record {
         println!(
             "recording: on, every track ({} tracks: a 640x480 VP8 layer and Opus per participant)",

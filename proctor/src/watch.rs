@@ -323,7 +323,14 @@ impl Analysis {
             .previous
             .as_deref()
             .and_then(|previous| mean_abs_difference(previous, &luma));
-        let detected = self.detect(frame);
+        // Once calibration switched a camera's face checks off, the detector is not asked again.
+        let face_checks_off =
+            self.source == Source::Camera && self.camera.face_checks_on() == Some(false);
+        let detected = if face_checks_off {
+            None
+        } else {
+            self.detect(frame)
+        };
         let faces = detected.as_ref().map(|faces| Faces {
             count: self.config.faces.count(faces),
         });
@@ -335,9 +342,6 @@ impl Analysis {
             self.second_face_peak = Some(self.second_face_peak.unwrap_or(0.0).max(second.score));
         }
         tracing::trace!(?at, ?stats, ?change, ?faces, "sample");
-        if std::env::var_os("SIGHTLINE_DEBUG_SAMPLES").is_some() {
-            eprintln!("SAMPLE {at:?} {change:?} {faces:?}");
-        }
         let transitions = match self.source {
             Source::Camera => self.camera.observe(&CameraSample {
                 at,

@@ -121,7 +121,7 @@ export async function waitForFramesIncreasing(page, selector, count, timeoutMs =
  * Starts sightline; returns { base, dataDir, createUser(email, name, role), sql(statement),
  * kill(), stop() }. Given the `dataDir` of a server that was killed, starts it again on its data.
  */
-export async function startServer({ dataDir: reuse } = {}) {
+export async function startServer({ dataDir: reuse, env: extraEnv = {} } = {}) {
   const port = await freePort();
   const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'sightline-e2e-'));
   const base = `http://127.0.0.1:${port}`;
@@ -134,6 +134,9 @@ export async function startServer({ dataDir: reuse } = {}) {
     SIGHTLINE__AUTH__RATE_LIMIT__PER_IP_BURST: '1000',
     SIGHTLINE__AUTH__RATE_LIMIT__PER_ACCOUNT_BURST: '100',
     SIGHTLINE__LOG__FILTER: process.env.SIGHTLINE_E2E_LOG ?? 'warn',
+    // The face models scripts/test installs (the server runs from this folder, not the repo's).
+    SIGHTLINE__PROCTORING__MODELS_DIR: process.env.SIGHTLINE_MODELS_DIR ?? join(repo, 'models'),
+    ...extraEnv,
   };
   const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', r));
@@ -324,10 +327,12 @@ export function waitForFullLayer(page, who) {
   });
 }
 
-export async function launchBrowser() {
+/** Launches Chromium; with `fakeVideo` (a Y4M file) its fake camera shows that clip, looped. */
+export async function launchBrowser({ fakeVideo } = {}) {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: [
+      ...(fakeVideo ? [`--use-file-for-fake-video-capture=${fakeVideo}`] : []),
       '--headless',
       '--no-sandbox',
       '--use-fake-device-for-media-stream',

@@ -81,6 +81,16 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return (await response.json()) as T;
 }
 
+/** Fetches a binary resource (a snapshot) with the session, as a blob. */
+export async function apiBlob(path: string): Promise<Blob> {
+  let response = await send('GET', path);
+  if (response.status === 401 && accessToken) {
+    if (await refreshSession()) response = await send('GET', path);
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return await response.blob();
+}
+
 function adopt(session: SessionResponse): Me {
   accessToken = session.access_token;
   return session.me;

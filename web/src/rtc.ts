@@ -11,6 +11,8 @@
 // connections were replaced) ends the wait, so the queue never stalls: after a resume our
 // re-offer carries whatever the cut-short negotiation was about.
 
+import type { LiveEvent, ProctoringNotice } from './proctoring';
+
 export type Source = 'camera' | 'microphone' | 'screen_share' | 'secondary_camera';
 
 export interface ParticipantInfo {
@@ -74,6 +76,10 @@ export interface RoomListener {
   limits(limits: Limits): void;
   /** The room's recording status (also on joining). */
   recording(notice: RecordingNotice): void;
+  /** Whether the room is proctored (also on joining). */
+  proctoring(notice: ProctoringNotice): void;
+  /** A proctoring event opened or closed (interviewers and reviewers only). */
+  proctoringEvent(event: LiveEvent): void;
   remoteTrack(trackId: string, track: MediaStreamTrack): void;
   chat(line: ChatLine): void;
   activeSpeakers(identities: string[]): void;
@@ -441,6 +447,7 @@ export class RoomConnection {
         this.listener.joined(message.you, message.participants, message.tracks);
         if (message.limits) this.listener.limits(message.limits);
         if (message.recording) this.listener.recording(message.recording);
+        if (message.proctoring) this.listener.proctoring(message.proctoring);
         if (this.droppedAt !== null) {
           this.droppedAt = null;
           this.listener.reconnecting(false);
@@ -496,6 +503,12 @@ export class RoomConnection {
       }
       case 'recording':
         this.listener.recording(message.recording);
+        break;
+      case 'proctoring':
+        this.listener.proctoring(message.proctoring);
+        break;
+      case 'proctoring_event':
+        this.listener.proctoringEvent(message.event);
         break;
       case 'track_stalled':
         this.listener.trackStalled(message.track, message.stalled);

@@ -5,6 +5,8 @@ import { RequireSession } from '../app';
 import { InviteLinks } from '../components/InviteLinks';
 import { ErrorAlert, isUnavailable, Loading, PageTitle, Unavailable } from '../components/ui';
 import { formatWhen } from '../time';
+import { ProctoringReview } from '../components/ProctoringReview';
+import type { ProctoringView } from '../proctoring';
 import { type RecordingRow, describeRecording, watchable } from '../recordings';
 import type { Interview, InviteLink } from '../types';
 
@@ -66,31 +68,30 @@ function Recordings({ interviewId }: { interviewId: string }) {
 }
 
 /**
- * "Record automatically": the recording starts once everyone in the room has agreed. The box
- * says when the server has the change ("Saved"), and waits while it is on its way, so a reload
- * never shows a setting that did not stick.
+ * A yes/no setting of the interview, saved as it is ticked: the box says when the server has the
+ * change ("Saved"), and waits while it is on its way, so a reload never shows a setting that did
+ * not stick. `field` is the setting's name in the resource at `path`.
  */
-function AutoRecord({ interviewId }: { interviewId: string }) {
-  const path = `/api/interviews/${encodeURIComponent(interviewId)}/recording`;
-  const [auto, setAuto] = useState<boolean | null>(null);
+function SettingBox({ path, field, label }: { path: string; field: string; label: string }) {
+  const [value, setValue] = useState<boolean | null>(null);
   const [saving, setSaving] = useState<'saving' | 'saved' | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
-    api<{ auto: boolean }>('GET', path).then((s) => setAuto(s.auto), setError);
+    api<Record<string, unknown>>('GET', path).then((s) => setValue(s[field] === true), setError);
   }, [path]);
-  if (auto === null) return <ErrorAlert error={error} />;
+  if (value === null) return <ErrorAlert error={error} />;
   const change = (wanted: boolean) => {
-    const before = auto;
-    setAuto(wanted);
+    const before = value;
+    setValue(wanted);
     setSaving('saving');
     setError(null);
-    api<{ auto: boolean }>('PUT', path, { auto: wanted }).then(
+    api<Record<string, unknown>>('PUT', path, { [field]: wanted }).then(
       (s) => {
-        setAuto(s.auto);
+        setValue(s[field] === true);
         setSaving('saved');
       },
       (err) => {
-        setAuto(before);
+        setValue(before);
         setSaving(null);
         setError(err);
       },
@@ -99,9 +100,9 @@ function AutoRecord({ interviewId }: { interviewId: string }) {
   return (
     <div class="field checkbox">
       <label>
-        <input type="checkbox" checked={auto} disabled={saving === 'saving'}
+        <input type="checkbox" checked={value} disabled={saving === 'saving'}
           onChange={(e) => change((e.currentTarget as HTMLInputElement).checked)} />
-        Record automatically once everyone in the room has agreed
+        {label}
       </label>
       <span class="muted" role="status">
         {saving === 'saving' ? 'Saving…' : saving === 'saved' ? 'Saved' : ''}
@@ -109,6 +110,21 @@ function AutoRecord({ interviewId }: { interviewId: string }) {
       <ErrorAlert error={error} />
     </div>
   );
+}
+
+/** The interview's proctoring events, for those who may review them. */
+function Proctoring({ interview }: { interview: Interview }) {
+  const [view, setView] = useState<ProctoringView | null>(null);
+  useEffect(() => {
+    api<ProctoringView>('GET', `/api/interviews/${encodeURIComponent(interview.id)}/proctoring`).then(
+      setView,
+      () => undefined,
+    );
+  }, [interview.id]);
+  if (!view || (!view.enabled && view.events.length === 0)) return null;
+  const nameOf = (participant: string) =>
+    interview.participants.find((p) => p.id === participant)?.display_name ?? 'Someone';
+  return <ProctoringReview interview={interview.id} view={view} nameOf={nameOf} onChange={setView} />;
 }
 
 const ROLE_LABEL: Record<string, string> = {
@@ -198,7 +214,14 @@ function InterviewContent({ id }: { id: string }) {
         )}
       </div>
       <ErrorAlert error={error} />
-      {interview.can_manage && upcoming && <AutoRecord interviewId={interview.id} />}
+      {interview.can_manage && upcoming && (
+        <>
+          <SettingBox path={`/api/interviews/${encodeURIComponent(interview.id)}/recording`} field="auto"
+            label="Record automatically once everyone in the room has agreed" />
+          <SettingBox path={`/api/interviews/${encodeURIComponent(interview.id)}/proctoring`} field="enabled"
+            label="Proctored: the server checks the candidate's camera and phone once they agree" />
+        </>
+      )}
       <section aria-labelledby="participants-heading">
         <h2 id="participants-heading">Participants</h2>
         <table class="participants">
@@ -238,6 +261,7 @@ function InterviewContent({ id }: { id: string }) {
       </section>
       <InviteLinks links={links} />
       <Recordings interviewId={interview.id} />
+      <Proctoring interview={interview} />
     </section>
   );
 }

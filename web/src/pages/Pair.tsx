@@ -109,6 +109,8 @@ export function Pair() {
           trackUnplayable() {},
           limits() {},
           recording() {},
+          proctoring() {},
+          proctoringEvent() {},
           remoteTrack() {},
           chat() {},
           activeSpeakers() {},

@@ -9,7 +9,9 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import { api } from '../api';
 import { RequireSession } from '../app';
+import { ProctoringReview } from '../components/ProctoringReview';
 import { ErrorAlert, Loading, PageTitle, Unavailable, isUnavailable } from '../components/ui';
+import { type ProctoringView, kindLabel } from '../proctoring';
 import { type Manifest, type Take, clock, mediaTimeAt, needsSeek, sessionLength } from '../playback';
 import { formatWhen } from '../time';
 import type { Interview } from '../types';
@@ -42,10 +44,16 @@ function PlayerContent({ id }: { id: string }) {
   const elements = useRef(new Map<string, HTMLMediaElement>());
   /** The recording's interview, for the header; the player works without it. */
   const [interview, setInterview] = useState<Interview | null>(null);
+  /** The interview's proctoring events, when it had any (and the viewer may review them). */
+  const [proctoring, setProctoring] = useState<ProctoringView | null>(null);
   const interviewId = view?.recording.interview_id;
   useEffect(() => {
     if (!interviewId) return;
     api<Interview>('GET', `/api/interviews/${encodeURIComponent(interviewId)}`).then(setInterview, () => undefined);
+    api<ProctoringView>('GET', `/api/interviews/${encodeURIComponent(interviewId)}/proctoring`).then(
+      setProctoring,
+      () => undefined,
+    );
   }, [interviewId]);
 
   // Track URLs live ten minutes: fetch fresh ones before they lapse, and when one fails.
@@ -74,6 +82,11 @@ function PlayerContent({ id }: { id: string }) {
     }
     return person.name;
   };
+
+  /** Proctoring events within this recording, on its session clock. */
+  const marks = (proctoring?.events ?? [])
+    .map((event) => ({ event, at: event.started_at_ms - (manifest?.started_at_ms ?? 0) }))
+    .filter(({ at }) => at >= 0 && at <= length);
 
   const now = () => {
     const c = clockState.current;
@@ -271,7 +284,26 @@ function PlayerContent({ id }: { id: string }) {
             ))}
           </div>
         </div>
+        {marks.length > 0 && (
+          <div class="timeline-row">
+            <span class="timeline-name">Proctoring</span>
+            <div class="timeline-track">
+              {marks.map(({ event, at }) => (
+                <button type="button" key={event.id} class={`timeline-marker proctoring ${event.severity}`}
+                  data-kind={event.kind} style={{ left: percent(at) }}
+                  aria-label={`${kindLabel(event.kind)}, ${nameOf(event.participant_id)}, at ${clock(at)}`}
+                  title={`${kindLabel(event.kind)} — ${nameOf(event.participant_id)} at ${clock(at)}`}
+                  onClick={() => moveTo(at)} />
+              ))}
+            </div>
+          </div>
+        )}
       </section>
+      {proctoring && manifest && (proctoring.enabled || proctoring.events.length > 0) && (
+        <ProctoringReview interview={view.recording.interview_id} view={proctoring} nameOf={nameOf}
+          onChange={setProctoring}
+          onSeek={(event) => moveTo(Math.max(0, event.started_at_ms - manifest.started_at_ms))} />
+      )}
     </section>
   );
 }

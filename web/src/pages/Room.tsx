@@ -11,6 +11,8 @@ import { DevicePickers, MicLevel } from '../components/devices';
 import { ErrorAlert, PageTitle, Unavailable, isUnavailable } from '../components/ui';
 import { type DeviceChoice, openDevice, openDevices } from '../media';
 import { ConsentDialog } from '../components/room/ConsentDialog';
+import { ProctoringPanel } from '../components/room/ProctoringPanel';
+import type { LiveEvent, ProctoringNotice } from '../proctoring';
 import { Media } from '../components/room/Media';
 import { PairingDialog } from '../components/room/PairingDialog';
 import { ParticipantTile, type RemoteTrack } from '../components/room/ParticipantTile';
@@ -68,6 +70,9 @@ function RoomContent({ id }: { id: string }) {
   /** Whose phone the pairing dialog is for: ourselves (no candidate) or a candidate. */
   const [pairingFor, setPairingFor] = useState<{ candidate?: string; name?: string } | null>(null);
   const [recording, setRecording] = useState<RecordingNotice>({ state: 'off', needs_consent: [], retention_days: 0 });
+  const [proctoring, setProctoring] = useState<ProctoringNotice>({ on: false, needs_consent: [], retention_days: 0 });
+  /** Proctoring events of this room, by id (interviewers and reviewers get them). */
+  const [marks, setMarks] = useState<Map<string, LiveEvent>>(new Map());
   /** Candidates whose phone was in the room at some point: its absence then means disconnected. */
   const [phonesSeen, setPhonesSeen] = useState<Set<string>>(new Set());
   const [closed, setClosed] = useState<string | null>(null);
@@ -238,6 +243,15 @@ function RoomContent({ id }: { id: string }) {
             return notice;
           });
         },
+        proctoring(notice) {
+          setProctoring((previous) => {
+            if (previous.on !== notice.on) setAnnouncement(notice.on ? 'Proctoring is on' : 'Proctoring is off');
+            return notice;
+          });
+        },
+        proctoringEvent(event) {
+          setMarks((current) => new Map(current).set(event.id, event));
+        },
         trackUnplayable(trackId, codec) {
           setTracks((current) => {
             const entry = current.get(trackId);
@@ -346,6 +360,22 @@ function RoomContent({ id }: { id: string }) {
     );
   };
   const iAmCandidate = me?.role === 'candidate' && !me.phone_of;
+  /** Interviewers and reviewers see proctoring events. */
+  const assesses = me?.role === 'interviewer' || me?.role === 'reviewer';
+  const nameOf = (identity: string) => people.get(identity)?.name ?? (me?.identity === identity ? me.name : 'Someone');
+  const recordingAsks = !!me && recording.state !== 'off' && recording.needs_consent.includes(me.identity);
+  const proctoringAsks = !!me && proctoring.on && proctoring.needs_consent.includes(me.identity);
+  /** One agreement covers what applies: the recording, proctoring, or both. */
+  const agree = async () => {
+    if (recordingAsks) await recordingAction('consent');
+    if (proctoringAsks) {
+      try {
+        await api('POST', `/api/interviews/${encodeURIComponent(id)}/proctoring/consent`, {});
+      } catch (err) {
+        setError(err);
+      }
+    }
+  };
   // The newest track wins: after a participant rejoins, their old track may linger until the
   // server reports it gone.
   const trackOf = (identity: string, source: string) =>
@@ -392,6 +422,12 @@ function RoomContent({ id }: { id: string }) {
         {recording.state === 'waiting_for_consent' && (
           <span class="badge" role="status">
             Recording starts once everyone agrees
+          </span>
+        )}
+        {proctoring.on && (
+          <span class="badge proctored" role="status"
+            title="The server checks candidates' cameras and marks moments for a person to look at.">
+            Proctored
           </span>
         )}
         {quality && (
@@ -496,9 +532,9 @@ function RoomContent({ id }: { id: string }) {
           Leave
         </button>
       </div>
-      {me && recording.state !== 'off' && recording.needs_consent.includes(me.identity) && (
-        <ConsentDialog role={me.role} notice={recording} onAgree={() => void recordingAction('consent')}
-          onLeave={leave} />
+      {me && (recordingAsks || proctoringAsks) && (
+        <ConsentDialog role={me.role} recording={recordingAsks ? recording : null}
+          proctoring={proctoringAsks ? proctoring : null} onAgree={() => void agree()} onLeave={leave} />
       )}
       {pairingFor && (
         <PairingDialog interviewId={id} candidate={pairingFor.candidate} candidateName={pairingFor.name}
@@ -532,6 +568,9 @@ function RoomContent({ id }: { id: string }) {
             ))}
           </ul>
         </section>
+      )}
+      {assesses && proctoring.on && (
+        <ProctoringPanel interview={id} events={[...marks.values()]} nameOf={nameOf} />
       )}
       <ChatPanel lines={chat} maxLength={chatLimit} onSend={(text) => connection.chat(text)} />
     </section>
