@@ -25,7 +25,7 @@ use sightline_recorder::ObjectStore;
 use sightline_sfu::Quality;
 use sightline_signaling::protocol::{ServerMessage, TrackInfo};
 use sightline_signaling::{
-    Hub, InterviewRole, ProctoringEvent, ProctoringNotice, RoomId, TrackSource,
+    Hub, InterviewRole, ProctoringEvent, ProctoringHint, ProctoringNotice, RoomId, TrackSource,
 };
 use tokio::sync::{OnceCell, mpsc};
 
@@ -35,6 +35,8 @@ use crate::store::{Db, new_id, proctoring as events};
 
 /// Packets a watched track may queue before the tap drops (about two seconds of video).
 const TAP_CAPACITY: usize = 1024;
+/// A candidate is prompted about their setup at most this often.
+const HINT_SPACING: Duration = Duration::from_secs(60);
 /// How long a controller waits for someone to enter a room it was started for.
 const EMPTY_ROOM_WAIT: Duration = Duration::from_secs(300);
 
@@ -142,6 +144,7 @@ impl Proctoring {
             watches: HashMap::new(),
             open: HashMap::new(),
             detectors: Detectors::default(),
+            hinted: HashMap::new(),
             found_tx,
         };
         tokio::spawn(controller.run(rx, found_rx));
@@ -263,6 +266,8 @@ struct Controller {
     watches: HashMap<String, Watched>,
     /// Open events by (track, check): their id, when they began, and whose stream.
     open: HashMap<(String, Check), OpenEvent>,
+    /// When each candidate was last prompted about their setup.
+    hinted: HashMap<String, std::time::Instant>,
     /// The face detectors (none loaded: the face checks never see an answer).
     detectors: Detectors,
     /// Where watches report, tagged with their track.
@@ -583,6 +588,7 @@ impl Controller {
             return;
         }
         tracing::info!(interview = %self.interview, kind = finding.check.kind(), %track, "proctoring event");
+        self.hint(&participant, finding.check);
         if !instant {
             self.open.insert(
                 (track.to_owned(), finding.check),
@@ -606,6 +612,33 @@ impl Controller {
                 snapshot: snapshots > 0,
             },
         );
+    }
+}
+
+impl Controller {
+    /// Prompts the candidate when an opened check is something they can fix themselves, at
+    /// most once per [`HINT_SPACING`].
+    fn hint(&mut self, participant: &str, check: Check) {
+        let hint = match check {
+            Check::FaceAbsent => ProctoringHint::FaceNotVisible,
+            Check::CameraDark => ProctoringHint::CameraDark,
+            Check::CameraFrozen => ProctoringHint::CameraFrozen,
+            Check::FeedLost => ProctoringHint::VideoStopped,
+            Check::SideViewChanged => ProctoringHint::PhoneMoved,
+            Check::MultipleFaces | Check::SideViewPerson | Check::ChecksUnavailable => return,
+        };
+        let now = std::time::Instant::now();
+        if self
+            .hinted
+            .get(participant)
+            .is_some_and(|at| now.duration_since(*at) < HINT_SPACING)
+        {
+            return;
+        }
+        self.hinted.insert(participant.to_owned(), now);
+        self.inner
+            .hub
+            .proctoring_hint(&self.room, participant, hint);
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::grants::RoomId;
 use crate::protocol::{
-    ClientMessage, LeaveReason, ProctoringEvent, ProctoringNotice, RecordingNotice,
+    ClientMessage, LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice,
     RequestedQuality, ServerMessage,
 };
 use crate::room::{Effect, Member, Room, RoomError};
@@ -161,6 +161,10 @@ enum RoomInput {
     Recording(RecordingNotice),
     Proctoring(ProctoringNotice),
     ProctoringEvent(ProctoringEvent),
+    ProctoringHint {
+        identity: String,
+        hint: ProctoringHint,
+    },
     Tap {
         track: String,
         quality: Quality,
@@ -334,6 +338,17 @@ impl Hub {
     /// Shows a proctoring event (opened, or updated) to room `id`'s interviewers and reviewers.
     pub fn proctoring_event(&self, id: &RoomId, event: ProctoringEvent) {
         self.send_control(id, RoomInput::ProctoringEvent(event));
+    }
+
+    /// Prompts participant `identity` of room `id` about their own setup.
+    pub fn proctoring_hint(&self, id: &RoomId, identity: &str, hint: ProctoringHint) {
+        self.send_control(
+            id,
+            RoomInput::ProctoringHint {
+                identity: identity.to_owned(),
+                hint,
+            },
+        );
     }
 
     fn send_control(&self, id: &RoomId, input: RoomInput) {
@@ -636,6 +651,10 @@ impl RoomActor {
             }
             RoomInput::ProctoringEvent(event) => {
                 let effects = self.room.proctoring_event(event);
+                self.apply(effects).await;
+            }
+            RoomInput::ProctoringHint { identity, hint } => {
+                let effects = self.room.proctoring_hint(&identity, hint);
                 self.apply(effects).await;
             }
             RoomInput::Remove { identity, reason } => {

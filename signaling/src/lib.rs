@@ -21,6 +21,6 @@ mod room;
 pub use grants::{Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
 pub use hub::{ConnectError, Hub, Session, SessionSender, TapError};
 pub use protocol::{
-    LeaveReason, ProctoringEvent, ProctoringNotice, RecordingNotice, RecordingState,
+    LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice, RecordingState,
 };
 pub use room::{Effect, Member, RESUME_WINDOW, Room, RoomError};

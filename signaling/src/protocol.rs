@@ -253,6 +253,23 @@ pub struct ProctoringEvent {
 
 impl Eq for ProctoringEvent {}
 
+/// A gentle prompt to a candidate about their own setup, when a check sees a problem the
+/// candidate can fix (at most once a minute; never an accusation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProctoringHint {
+    /// The camera does not show a face: light, angle, position.
+    FaceNotVisible,
+    /// The camera picture is dark: covered lens, lights.
+    CameraDark,
+    /// The camera picture does not change.
+    CameraFrozen,
+    /// No video arrives from the camera.
+    VideoStopped,
+    /// The phone's view changed from what it showed at the start.
+    PhoneMoved,
+}
+
 /// Why a participant left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -367,6 +384,11 @@ pub enum ServerMessage {
     ProctoringEvent {
         /// The event.
         event: ProctoringEvent,
+    },
+    /// A prompt about the candidate's own setup (the candidate only).
+    ProctoringHint {
+        /// What to check.
+        hint: ProctoringHint,
     },
     /// A track's media stopped arriving at the server, or started again.
     TrackStalled {
@@ -504,8 +526,11 @@ mod tests {
     }
 
     /// Every server message type; see [`CLIENT_TYPES`].
-    const SERVER_TYPES: [&str; 20] = [
+    const SERVER_TYPES: [&str; 23] = [
         "joined",
+        "proctoring_hint",
+        "proctoring",
+        "proctoring_event",
         "publish_answer",
         "subscriber_offer",
         "participant_joined",
@@ -543,6 +568,7 @@ mod tests {
             ServerMessage::Recording { .. } => "recording",
             ServerMessage::Proctoring { .. } => "proctoring",
             ServerMessage::ProctoringEvent { .. } => "proctoring_event",
+            ServerMessage::ProctoringHint { .. } => "proctoring_hint",
             ServerMessage::TrackStalled { .. } => "track_stalled",
             ServerMessage::ActiveSpeakers { .. } => "active_speakers",
             ServerMessage::Chat { .. } => "chat",

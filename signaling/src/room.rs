@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crate::grants::{Grants, InterviewRole, RoomId, TrackSource};
 use crate::protocol::{
     DeclaredTrack, LeaveReason, Limits, MAX_CHAT_CHARS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    ParticipantInfo, ProctoringEvent, ProctoringNotice, RecordingNotice, RequestedQuality,
-    ServerMessage, TrackInfo, chat_length,
+    ParticipantInfo, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice,
+    RequestedQuality, ServerMessage, TrackInfo, chat_length,
 };
 
 /// How long a participant whose connection dropped may come back with its resume token.
@@ -663,6 +663,21 @@ impl Room {
                 message: Box::new(message.clone()),
             })
             .collect()
+    }
+
+    /// A prompt to one participant about their own setup (if they are connected).
+    pub fn proctoring_hint(&self, identity: &str, hint: ProctoringHint) -> Vec<Effect> {
+        let connected = self
+            .participants
+            .get(identity)
+            .is_some_and(|p| p.presence == Presence::Connected);
+        if !connected {
+            return Vec::new();
+        }
+        vec![Effect::Send {
+            to: identity.to_owned(),
+            message: Box::new(ServerMessage::ProctoringHint { hint }),
+        }]
     }
 
     /// The media plane says a track's media stopped arriving, or started again.

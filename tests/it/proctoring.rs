@@ -31,13 +31,28 @@ struct Camera {
 }
 
 impl Camera {
-    async fn start(mut socket: Socket, scene: Scene) -> Result<Camera> {
+    async fn start(socket: Socket, scene: Scene) -> Result<Camera> {
+        Camera::publish(socket, scene, false).await
+    }
+
+    /// A paired phone: its camera only, as the candidate's second camera (its microphone
+    /// m-line is not declared, so the server forwards none of it).
+    async fn phone(socket: Socket, scene: Scene) -> Result<Camera> {
+        Camera::publish(socket, scene, true).await
+    }
+
+    async fn publish(mut socket: Socket, scene: Scene, phone: bool) -> Result<Camera> {
         let (mut media, offer) = MediaPublisher::new(true).await?;
+        let tracks = if phone {
+            json!([{ "mid": media.video.to_string(), "source": "secondary_camera" }])
+        } else {
+            json!([
+                { "mid": media.audio.to_string(), "source": "microphone" },
+                { "mid": media.video.to_string(), "source": "camera" } ])
+        };
         send(
             &mut socket,
-            json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
-                { "mid": media.audio.to_string(), "source": "microphone" },
-                { "mid": media.video.to_string(), "source": "camera" } ] }),
+            json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": tracks }),
         )
         .await?;
         let answer = next_of(&mut socket, "publish_answer").await?;
@@ -239,7 +254,8 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
     assert!(live(&seen, "camera_frozen").0, "{seen:?}");
     assert!(!live(&seen, "checks_unavailable").0, "{seen:?}");
 
-    // The candidate was told it is proctored, never what was marked.
+    // The candidate was told it is proctored, never what was marked; they were prompted once
+    // (at most once a minute) to check their camera when their face was not visible.
     assert!(
         camera
             .received
@@ -247,6 +263,13 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
             .all(|m| m["type"] != "proctoring_event"),
         "a candidate never sees proctoring events"
     );
+    let hints: Vec<&Value> = camera
+        .received
+        .iter()
+        .filter(|m| m["type"] == "proctoring_hint")
+        .collect();
+    assert_eq!(hints.len(), 1, "{hints:?}");
+    assert_eq!(hints[0]["hint"], "face_not_visible");
 
     // Stored, for the interviewer and the assigned reviewer; everyone else gets 404.
     for stranger in [&cas, &outsider.access] {
@@ -381,5 +404,108 @@ async fn one_face_for_a_minute_with_the_default_rules_marks_nothing() -> Result<
     let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
     assert_eq!(view["running"], true, "{view}");
     assert_eq!(view["events"], json!([]), "{view}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<()> {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("proctoring.checks.side_view_changed_secs", json!(4))],
+    )
+    .await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
+    let created = app
+        .schedule(
+            &ivy.access,
+            json!({ "title": "Phone round", "scheduled_start": start.to_string(),
+                "duration_minutes": 60, "time_zone": "UTC", "participants": [
+                    { "email": "cas@example.com", "display_name": "Casey", "role": "candidate" } ] }),
+        )
+        .await?;
+    let interview = text(&created["interview"]["id"])?;
+    let cas = guest_sessions(&app, &created)
+        .await?
+        .into_iter()
+        .next()
+        .context("the candidate")?;
+    let base = format!("/api/interviews/{interview}/proctoring");
+    expect_json(
+        app.put(&base, json!({ "enabled": true }), Some(&ivy.access))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    app.post(&format!("{base}/consent"), json!({}), Some(&cas))
+        .await?;
+    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
+    let (_cas_socket, _) = join(&app, &interview, &cas).await?;
+
+    // The candidate pairs a phone; it shows the desk (no face) from the side.
+    let pairing = expect_json(
+        app.post(
+            &format!("/api/interviews/{interview}/phone-pairings"),
+            json!({}),
+            Some(&cas),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let token = text(&pairing["url"])?
+        .rsplit_once("/pair/")
+        .map(|(_, token)| token.to_owned())
+        .context("pairing token")?;
+    let session = expect_json(
+        app.post("/api/phone/redeem", json!({ "token": token }), None)
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let granted = expect_json(
+        app.post(
+            "/api/phone/join",
+            json!({ "session": session["session"] }),
+            None,
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let url = format!("{}/rtc/{interview}", app.base.replacen("http", "ws", 1));
+    let (mut phone_socket, _) = tokio_tungstenite::connect_async(url).await?;
+    send(
+        &mut phone_socket,
+        json!({ "type": "join", "version": 1, "token": granted["token"] }),
+    )
+    .await?;
+    next_of(&mut phone_socket, "joined").await?;
+    let mut phone = Camera::phone(phone_socket, Scene::NoFace).await?;
+    let mut seen = Vec::new();
+    phone
+        .run_for(Duration::from_secs(10), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(seen, Vec::<Value>::new(), "a steady desk: no event");
+
+    // Turned towards two people.
+    phone.show(Scene::TwoFaces)?;
+    phone
+        .run_for(Duration::from_secs(10), &mut ivy_socket, &mut seen)
+        .await?;
+    assert!(live(&seen, "side_view_changed").0, "{seen:?}");
+    assert!(live(&seen, "side_view_person").0, "{seen:?}");
+    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    let changed = view["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == "side_view_changed"))
+        .context("stored")?;
+    assert_eq!(changed["source"], "phone");
+    assert_eq!(
+        changed["participant_id"], pairing["candidate"],
+        "the phone's events are the candidate's"
+    );
     Ok(())
 }

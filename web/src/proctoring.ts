@@ -8,6 +8,22 @@ export interface ProctoringNotice {
   retention_days: number;
 }
 
+/** A prompt to a candidate about their own setup. */
+export type ProctoringHint = 'face_not_visible' | 'camera_dark' | 'camera_frozen' | 'video_stopped' | 'phone_moved';
+
+const HINTS: Record<ProctoringHint, string> = {
+  face_not_visible: 'We can’t see your face. Check the light in front of you and that your camera points at you.',
+  camera_dark: 'Your camera looks dark. Is something covering it, or is the light off?',
+  camera_frozen: 'Your camera’s picture isn’t changing. You may need to turn it off and on again.',
+  video_stopped: 'Your camera’s video stopped reaching us. Check that it is on and connected.',
+  phone_moved: 'Your phone’s view has changed. Please put it back so it shows your desk and hands.',
+};
+
+/** What a candidate is told for a hint: about their setup, never an accusation. */
+export function hintText(hint: ProctoringHint): string {
+  return HINTS[hint] ?? 'Please check your camera.';
+}
+
 /** One event as the room's interviewers and reviewers see it live. */
 export interface LiveEvent {
   id: string;

@@ -11,7 +11,7 @@
 // connections were replaced) ends the wait, so the queue never stalls: after a resume our
 // re-offer carries whatever the cut-short negotiation was about.
 
-import type { LiveEvent, ProctoringNotice } from './proctoring';
+import type { LiveEvent, ProctoringHint, ProctoringNotice } from './proctoring';
 
 export type Source = 'camera' | 'microphone' | 'screen_share' | 'secondary_camera';
 
@@ -80,6 +80,8 @@ export interface RoomListener {
   proctoring(notice: ProctoringNotice): void;
   /** A proctoring event opened or closed (interviewers and reviewers only). */
   proctoringEvent(event: LiveEvent): void;
+  /** A prompt about our own setup (candidates). */
+  proctoringHint(hint: ProctoringHint): void;
   remoteTrack(trackId: string, track: MediaStreamTrack): void;
   chat(line: ChatLine): void;
   activeSpeakers(identities: string[]): void;
@@ -509,6 +511,9 @@ export class RoomConnection {
         break;
       case 'proctoring_event':
         this.listener.proctoringEvent(message.event);
+        break;
+      case 'proctoring_hint':
+        this.listener.proctoringHint(message.hint);
         break;
       case 'track_stalled':
         this.listener.trackStalled(message.track, message.stalled);

@@ -287,8 +287,10 @@ pub async fn review(
 pub async fn snapshot(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, event, n)): Path<(String, String, u32)>,
+    Path((id, event, n)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
+    // A number that is not one names no snapshot: 404, like one out of range.
+    let n: u32 = n.parse().map_err(|_| ApiError::NotFound)?;
     let access = interviews::access(&state, &principal, &id).await?;
     if !access.may_review() {
         return Err(ApiError::NotFound);

@@ -111,6 +111,7 @@ export function Pair() {
           recording() {},
           proctoring() {},
           proctoringEvent() {},
+          proctoringHint() {},
           remoteTrack() {},
           chat() {},
           activeSpeakers() {},

@@ -12,7 +12,7 @@ import { ErrorAlert, PageTitle, Unavailable, isUnavailable } from '../components
 import { type DeviceChoice, openDevice, openDevices } from '../media';
 import { ConsentDialog } from '../components/room/ConsentDialog';
 import { ProctoringPanel } from '../components/room/ProctoringPanel';
-import type { LiveEvent, ProctoringNotice } from '../proctoring';
+import { type LiveEvent, type ProctoringHint, type ProctoringNotice, hintText } from '../proctoring';
 import { Media } from '../components/room/Media';
 import { PairingDialog } from '../components/room/PairingDialog';
 import { ParticipantTile, type RemoteTrack } from '../components/room/ParticipantTile';
@@ -73,6 +73,8 @@ function RoomContent({ id }: { id: string }) {
   const [proctoring, setProctoring] = useState<ProctoringNotice>({ on: false, needs_consent: [], retention_days: 0 });
   /** Proctoring events of this room, by id (interviewers and reviewers get them). */
   const [marks, setMarks] = useState<Map<string, LiveEvent>>(new Map());
+  /** The latest prompt about our own setup, until dismissed. */
+  const [hint, setHint] = useState<ProctoringHint | null>(null);
   /** Candidates whose phone was in the room at some point: its absence then means disconnected. */
   const [phonesSeen, setPhonesSeen] = useState<Set<string>>(new Set());
   const [closed, setClosed] = useState<string | null>(null);
@@ -251,6 +253,9 @@ function RoomContent({ id }: { id: string }) {
         },
         proctoringEvent(event) {
           setMarks((current) => new Map(current).set(event.id, event));
+        },
+        proctoringHint(hint) {
+          setHint(hint);
         },
         trackUnplayable(trackId, codec) {
           setTracks((current) => {
@@ -436,6 +441,14 @@ function RoomContent({ id }: { id: string }) {
           </span>
         )}
       </div>
+      {hint && (
+        <p class="notice hint" role="status">
+          {hintText(hint)}{' '}
+          <button type="button" class="secondary small" onClick={() => setHint(null)}>
+            OK
+          </button>
+        </p>
+      )}
       {reconnecting && (
         <p class="notice" role="status">
           Reconnecting… Your camera and microphone stay on while Sightline reconnects.
@@ -570,7 +583,8 @@ function RoomContent({ id }: { id: string }) {
         </section>
       )}
       {assesses && proctoring.on && (
-        <ProctoringPanel interview={id} events={[...marks.values()]} nameOf={nameOf} />
+        <ProctoringPanel interview={id} events={[...marks.values()]} waitingFor={proctoring.needs_consent}
+          nameOf={nameOf} />
       )}
       <ChatPanel lines={chat} maxLength={chatLimit} onSend={(text) => connection.chat(text)} />
     </section>

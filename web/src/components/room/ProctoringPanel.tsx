@@ -8,9 +8,11 @@ import { type LiveEvent, kindExplanation, kindLabel, spanText } from '../../proc
 /** Events shown at most (the oldest drop off; the full list is on the interview's review). */
 const SHOWN = 30;
 
-export function ProctoringPanel({ interview, events, nameOf }: {
+export function ProctoringPanel({ interview, events, waitingFor, nameOf }: {
   interview: string;
   events: LiveEvent[];
+  /** Candidates present who have not agreed yet: nothing of theirs is checked. */
+  waitingFor: string[];
   nameOf: (identity: string) => string;
 }) {
   const newest = [...events].sort((a, b) => b.started_at_ms - a.started_at_ms).slice(0, SHOWN);
@@ -18,6 +20,11 @@ export function ProctoringPanel({ interview, events, nameOf }: {
     <section class="card proctoring-panel" aria-labelledby="proctoring-heading">
       <h2 id="proctoring-heading">Proctoring</h2>
       <p class="muted small">Moments to look at, not verdicts. Review them after the interview.</p>
+      {waitingFor.length > 0 && (
+        <p class="small" role="status">
+          Not checked until they agree: {waitingFor.map(nameOf).join(', ')}
+        </p>
+      )}
       {newest.length === 0 ? (
         <p class="muted">Nothing marked.</p>
       ) : (
