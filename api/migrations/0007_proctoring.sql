@@ -6,7 +6,9 @@
 CREATE TABLE proctoring_settings (
     interview_id TEXT PRIMARY KEY REFERENCES interviews (id) ON DELETE CASCADE,
     enabled_by TEXT NOT NULL,
-    enabled_at BIGINT NOT NULL
+    enabled_at BIGINT NOT NULL,
+    -- 1 when the candidate must share their screen: a share that ends is marked.
+    require_screen_share INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE proctoring_consents (

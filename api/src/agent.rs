@@ -42,10 +42,10 @@ pub enum Change {
     Snapshot,
     /// Someone joined.
     Joined(ParticipantInfo),
-    /// Someone left (identity), with the tracks they still had (gone with them).
-    Left(String, Vec<TrackInfo>),
+    /// Someone left (as they were), with the tracks they still had (gone with them).
+    Left(ParticipantInfo, Vec<TrackInfo>),
     /// A track was published.
-    Published,
+    Published(TrackInfo),
     /// A track went away (its last state).
     Unpublished(TrackInfo),
     /// Nothing the mirror keeps.
@@ -76,7 +76,9 @@ impl RoomMirror {
                 Change::Joined(participant.clone())
             }
             ServerMessage::ParticipantLeft { participant, .. } => {
-                self.participants.remove(participant);
+                let Some(info) = self.participants.remove(participant) else {
+                    return Change::None;
+                };
                 let gone: Vec<String> = self
                     .tracks
                     .values()
@@ -87,11 +89,11 @@ impl RoomMirror {
                     .iter()
                     .filter_map(|id| self.tracks.remove(id))
                     .collect();
-                Change::Left(participant.clone(), tracks)
+                Change::Left(info, tracks)
             }
             ServerMessage::TrackPublished { track } => {
                 self.tracks.insert(track.id.clone(), track.clone());
-                Change::Published
+                Change::Published(track.clone())
             }
             ServerMessage::TrackUnpublished { track } => match self.tracks.remove(track) {
                 Some(track) => Change::Unpublished(track),

@@ -219,6 +219,7 @@ impl Server {
             settings.proctoring.checks.clone(),
             settings.proctoring.retention_days,
         );
+        proctoring.close_left_open().await;
         let listener = TcpListener::bind(settings.http.addr).await?;
         let metrics_listener = match settings.metrics.addr {
             Some(addr) => Some(TcpListener::bind(addr).await?),

@@ -141,7 +141,11 @@ impl Proctoring {
             room: RoomId(interview.to_owned()),
             mirror: RoomMirror::default(),
             consented: HashSet::new(),
+            require_screen_share: false,
             watches: HashMap::new(),
+            unwatchable: HashSet::new(),
+            stopped: HashMap::new(),
+            shared: HashSet::new(),
             open: HashMap::new(),
             detectors: Detectors::default(),
             hinted: HashMap::new(),
@@ -168,6 +172,19 @@ impl Proctoring {
             && let Some(tx) = running.get(interview)
         {
             let _ = tx.send(Control::Consented(participant.to_owned()));
+        }
+    }
+
+    /// Ends the events a previous run of the server left open (its checks ended with it), at
+    /// start-up, before any controller runs.
+    pub async fn close_left_open(&self) {
+        let now = unix_ms(SystemTime::now());
+        match events::close_all_open(self.inner.db.pool(), now).await {
+            Ok(0) => {}
+            Ok(closed) => {
+                tracing::info!(closed, "proctoring events left open by the last run ended")
+            }
+            Err(err) => tracing::error!(%err, "proctoring events left open not ended"),
         }
     }
 
@@ -252,6 +269,56 @@ struct OpenEvent {
     id: String,
     started_at_ms: i64,
     participant: String,
+    /// Whether it has a snapshot.
+    snapshot: bool,
+}
+
+/// What an event is about, when it opens.
+struct Mark {
+    check: Check,
+    /// The candidate whose stream it is.
+    participant: String,
+    track: String,
+    /// `camera`, `phone` or `screen`.
+    source: &'static str,
+    at_ms: i64,
+    snapshot: Option<Vec<u8>>,
+    thresholds: String,
+    detector: String,
+    /// A statement (`checks_unavailable`) that ends as it begins.
+    instant: bool,
+}
+
+/// A stream a candidate stopped sending while still in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Stream {
+    Camera,
+    Phone,
+    Screen,
+}
+
+impl Stream {
+    fn of(track: &TrackInfo, mirror: &RoomMirror) -> Option<Stream> {
+        let phone = mirror
+            .participants
+            .get(&track.participant)
+            .is_some_and(|p| p.phone_of.is_some());
+        match track.source {
+            TrackSource::SecondaryCamera => Some(Stream::Phone),
+            TrackSource::Camera if phone => Some(Stream::Phone),
+            TrackSource::Camera => Some(Stream::Camera),
+            TrackSource::ScreenShare => Some(Stream::Screen),
+            TrackSource::Microphone => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Camera => "camera",
+            Stream::Phone => "phone",
+            Stream::Screen => "screen",
+        }
+    }
 }
 
 /// One interview's proctoring controller.
@@ -262,10 +329,19 @@ struct Controller {
     mirror: RoomMirror,
     /// Candidates (participant ids) who agreed.
     consented: HashSet<String>,
+    /// Whether the candidate must share their screen (`screen_share_stopped`).
+    require_screen_share: bool,
     /// Watches by track id.
     watches: HashMap<String, Watched>,
+    /// Tracks that cannot be watched (not VP8, no tap, a decoder that failed): said once.
+    unwatchable: HashSet<String>,
     /// Open events by (track, check): their id, when they began, and whose stream.
     open: HashMap<(String, Check), OpenEvent>,
+    /// Streams a candidate stopped while still in the room, by (candidate, stream): the open
+    /// `feed_lost` or `screen_share_stopped`.
+    stopped: HashMap<(String, Stream), (Check, String, OpenEvent)>,
+    /// Candidates who shared their screen at some point (only a share that ends is marked).
+    shared: HashSet<String>,
     /// When each candidate was last prompted about their setup.
     hinted: HashMap<String, std::time::Instant>,
     /// The face detectors (none loaded: the face checks never see an answer).
@@ -293,8 +369,14 @@ impl Controller {
             .await
             .clone();
         self.detectors = detectors;
-        let consented = events::consented(self.inner.db.pool(), &self.interview).await;
+        let pool = self.inner.db.pool();
+        let consented = events::consented(pool, &self.interview).await;
         self.consented = consented.unwrap_or_default().into_iter().collect();
+        self.require_screen_share = events::settings(pool, &self.interview)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.require_screen_share);
         let session = match agent::join(&self.inner.hub, &self.room, "proctor", "Proctor").await {
             Ok(session) => session,
             Err(err) => {
@@ -336,55 +418,109 @@ impl Controller {
             self.reconcile().await;
         }
         control.close();
-        self.inner
-            .hub
-            .set_proctoring(&self.room, ProctoringNotice::default());
         let _ = session
             .to_room
             .send(sightline_signaling::protocol::ClientMessage::Leave {});
-        for (_, watched) in self.watches.drain() {
-            watched.watch.stop();
-        }
+        // Dropping a watch stops its threads (within about half a second) without waiting here.
+        self.watches.clear();
         // What the watches reported before they stopped.
         while let Ok((track, finding)) = found.try_recv() {
             self.finding(&track, finding).await;
         }
+        // Only this controller's own events: a newer controller of the same interview (turned
+        // off and on again) keeps its own.
         let now = unix_ms(SystemTime::now());
-        if let Err(err) = events::close_open(self.inner.db.pool(), &self.interview, now).await {
-            tracing::error!(%err, "open proctoring events not closed");
+        let open: Vec<String> = self
+            .open
+            .drain()
+            .map(|(_, open)| open.id)
+            .chain(self.stopped.drain().map(|(_, (_, _, open))| open.id))
+            .collect();
+        for id in open {
+            if let Err(err) = events::close(self.inner.db.pool(), &id, now, None).await {
+                tracing::error!(%err, "open proctoring event not closed");
+            }
         }
-        self.forget();
+        // The room is told proctoring is off, unless a newer controller runs for it.
+        if !self.forget() {
+            self.inner
+                .hub
+                .set_proctoring(&self.room, ProctoringNotice::default());
+        }
         tracing::info!(interview = %self.interview, "proctoring stopped");
     }
 
-    fn forget(&self) {
-        if let Ok(mut running) = self.inner.running.lock()
-            && running
-                .get(&self.interview)
-                .is_some_and(|tx| tx.is_closed())
-        {
-            running.remove(&self.interview);
+    /// Takes this controller out of the registry (unless a newer one replaced it); returns
+    /// whether a newer one runs.
+    fn forget(&self) -> bool {
+        let Ok(mut running) = self.inner.running.lock() else {
+            return false;
+        };
+        match running.get(&self.interview) {
+            Some(tx) if tx.is_closed() => {
+                running.remove(&self.interview);
+                false
+            }
+            Some(_) => true,
+            None => false,
         }
     }
 
     async fn room_message(&mut self, message: ServerMessage) {
-        let ended = match self.mirror.apply(&message) {
-            Change::Unpublished(track) => vec![track],
-            Change::Left(_, tracks) => tracks,
-            _ => Vec::new(),
-        };
-        for track in ended {
-            self.track_ended(&track.id).await;
+        match self.mirror.apply(&message) {
+            Change::Unpublished(track) => {
+                self.track_ended(&track.id).await;
+                let owner = self.mirror.owner(&track.participant).to_owned();
+                self.stream_stopped(&track, owner).await;
+            }
+            Change::Left(leaver, tracks) => {
+                // A phone that leaves is its candidate's side view gone.
+                let owner = leaver.phone_of.clone().unwrap_or(leaver.identity.clone());
+                for track in &tracks {
+                    self.track_ended(&track.id).await;
+                    self.stream_stopped(track, owner.clone()).await;
+                }
+                // A candidate who leaves ends what was open for their streams.
+                let owned: Vec<(String, Stream)> = self
+                    .stopped
+                    .keys()
+                    .filter(|(owner, _)| *owner == leaver.identity)
+                    .cloned()
+                    .collect();
+                for key in owned {
+                    self.stream_back(&key).await;
+                }
+            }
+            Change::Published(track) => {
+                if let Some(stream) = Stream::of(&track, &self.mirror) {
+                    let owner = self.mirror.owner(&track.participant).to_owned();
+                    if stream == Stream::Screen {
+                        self.shared.insert(owner.clone());
+                    }
+                    self.stream_back(&(owner, stream)).await;
+                }
+            }
+            Change::Snapshot => {
+                let sharing: Vec<String> = self
+                    .mirror
+                    .tracks
+                    .values()
+                    .filter(|t| t.source == TrackSource::ScreenShare)
+                    .map(|t| self.mirror.owner(&t.participant).to_owned())
+                    .collect();
+                self.shared.extend(sharing);
+            }
+            Change::Joined(_) | Change::None => {}
         }
     }
 
     /// A watched track went away (unpublished, or its publisher left): its watch stops and
     /// what was open on it ends now.
     async fn track_ended(&mut self, track: &str) {
-        let Some(watched) = self.watches.remove(track) else {
+        self.unwatchable.remove(track);
+        if self.watches.remove(track).is_none() {
             return;
-        };
-        drop(watched.watch);
+        }
         let now = SystemTime::now();
         let open: Vec<Check> = self
             .open
@@ -404,6 +540,54 @@ impl Controller {
                 },
             )
             .await;
+        }
+    }
+
+    /// A candidate's camera, phone or screen share ended while the candidate is still here:
+    /// `feed_lost` (camera, phone) or `screen_share_stopped` (when the interview requires
+    /// sharing) opens until that stream is back or the candidate leaves.
+    async fn stream_stopped(&mut self, track: &TrackInfo, owner: String) {
+        let Some(stream) = Stream::of(track, &self.mirror) else {
+            return;
+        };
+        let present = self.mirror.participants.contains_key(&owner);
+        if !present || !self.checked(&owner) {
+            return;
+        }
+        let check = match stream {
+            Stream::Screen if self.require_screen_share && self.shared.contains(&owner) => {
+                Check::ScreenShareStopped
+            }
+            Stream::Screen => return,
+            Stream::Camera | Stream::Phone => Check::FeedLost,
+        };
+        let key = (owner.clone(), stream);
+        if self.stopped.contains_key(&key) {
+            return;
+        }
+        let mark = Mark {
+            check,
+            participant: owner,
+            track: track.id.clone(),
+            source: stream.name(),
+            at_ms: unix_ms(SystemTime::now()),
+            snapshot: None,
+            thresholds: serde_json::json!({ "from": "signaling", "stream": stream.name() })
+                .to_string(),
+            detector: "signaling-1".into(),
+            instant: false,
+        };
+        let track = mark.track.clone();
+        if let Some(open) = self.open_event(mark).await {
+            self.stopped.insert(key, (check, track, open));
+        }
+    }
+
+    /// A stopped stream is back (or its candidate left): its event closes now.
+    async fn stream_back(&mut self, key: &(String, Stream)) {
+        if let Some((check, track, open)) = self.stopped.remove(key) {
+            self.close_event(check, &track, open, unix_ms(SystemTime::now()), None)
+                .await;
         }
     }
 
@@ -438,6 +622,20 @@ impl Controller {
                 retention_days: self.inner.retention_days,
             },
         );
+        // A watch whose track is still here but whose threads ended has failed (its decoder):
+        // say so once, and do not try again.
+        let failed: Vec<String> = self
+            .watches
+            .iter()
+            .filter(|(id, w)| w.watch.ended() && self.mirror.tracks.contains_key(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for track in failed {
+            if let Some(track) = self.mirror.tracks.get(&track).cloned() {
+                self.track_ended(&track.id).await;
+                self.unwatchable_track(&track, "the decoder stopped").await;
+            }
+        }
         let due: Vec<TrackInfo> = self
             .mirror
             .tracks
@@ -445,6 +643,7 @@ impl Controller {
             .filter(|t| {
                 matches!(t.source, TrackSource::Camera | TrackSource::SecondaryCamera)
                     && !self.watches.contains_key(&t.id)
+                    && !self.unwatchable.contains(&t.id)
                     && self.checked(&t.participant)
             })
             .cloned()
@@ -454,15 +653,31 @@ impl Controller {
         }
     }
 
+    /// A track that cannot be checked: a neutral `checks_unavailable` says so, once.
+    async fn unwatchable_track(&mut self, track: &TrackInfo, reason: &str) {
+        if !self.unwatchable.insert(track.id.clone()) {
+            return;
+        }
+        let source = match Stream::of(track, &self.mirror) {
+            Some(Stream::Phone) => "phone",
+            _ => "camera",
+        };
+        let mark = Mark {
+            check: Check::ChecksUnavailable,
+            participant: self.mirror.owner(&track.participant).to_owned(),
+            track: track.id.clone(),
+            source,
+            at_ms: unix_ms(SystemTime::now()),
+            snapshot: None,
+            thresholds: serde_json::json!({ "reason": reason }).to_string(),
+            detector: "decoder".into(),
+            instant: true,
+        };
+        self.open_event(mark).await;
+    }
+
     async fn watch(&mut self, track: TrackInfo) {
-        // A paired phone publishes its camera as the candidate's second camera: its side view.
-        let is_phone = track.source == TrackSource::SecondaryCamera
-            || self
-                .mirror
-                .participants
-                .get(&track.participant)
-                .is_some_and(|p| p.phone_of.is_some());
-        let source = if is_phone {
+        let source = if Stream::of(&track, &self.mirror) == Some(Stream::Phone) {
             Source::Phone
         } else {
             Source::Camera
@@ -477,6 +692,8 @@ impl Controller {
             Ok(tap) => tap,
             Err(err) => {
                 tracing::debug!(track = %track.id, %err, "track not tapped for proctoring");
+                self.unwatchable_track(&track, "the track could not be tapped")
+                    .await;
                 return;
             }
         };
@@ -491,6 +708,9 @@ impl Controller {
             Ok(watch) => watch,
             Err(err) => {
                 tracing::warn!(track = %track.id, %err, "track not watched");
+                // e.g. an H.264 camera: only VP8 is decoded for checks.
+                self.unwatchable_track(&track, "its video cannot be decoded for checks")
+                    .await;
                 return;
             }
         };
@@ -518,104 +738,128 @@ impl Controller {
     async fn finding(&mut self, track: &str, finding: Finding) {
         let at = unix_ms(finding.at);
         match finding.edge {
-            Edge::Opened { .. } => self.opened(track, finding, at).await,
-            Edge::Closed { .. } => {
-                let Some(open) = self.open.remove(&(track.to_owned(), finding.check)) else {
+            Edge::Opened { .. } => {
+                let Some((participant, source)) = self
+                    .watches
+                    .get(track)
+                    .map(|w| (w.participant.clone(), w.source))
+                else {
                     return;
                 };
-                let peak = finding.peak.map(f64::from);
-                if let Err(err) = events::close(self.inner.db.pool(), &open.id, at, peak).await {
-                    tracing::error!(%err, "proctoring event not closed");
-                }
-                self.inner.hub.proctoring_event(
-                    &self.room,
-                    ProctoringEvent {
-                        id: open.id,
-                        kind: finding.check.kind().to_owned(),
-                        severity: finding.check.severity().to_owned(),
-                        participant: open.participant,
-                        track: track.to_owned(),
-                        started_at_ms: open.started_at_ms,
-                        ended_at_ms: Some(at),
-                        snapshot: true,
+                let mark = Mark {
+                    check: finding.check,
+                    participant,
+                    track: track.to_owned(),
+                    source: match source {
+                        Source::Camera => "camera",
+                        Source::Phone => "phone",
                     },
-                );
+                    at_ms: at,
+                    snapshot: finding.snapshot,
+                    thresholds: thresholds(finding.check, source, &self.inner.config(source)),
+                    detector: detector_of(finding.check, &self.detectors).to_owned(),
+                    // `checks_unavailable` is a statement, not a span: it ends as it begins.
+                    instant: finding.check == Check::ChecksUnavailable,
+                };
+                if let Some(open) = self.open_event(mark).await {
+                    self.open.insert((track.to_owned(), finding.check), open);
+                }
+            }
+            Edge::Closed { .. } => {
+                if let Some(open) = self.open.remove(&(track.to_owned(), finding.check)) {
+                    let peak = finding.peak.map(f64::from);
+                    self.close_event(finding.check, track, open, at, peak).await;
+                }
             }
         }
     }
 
-    async fn opened(&mut self, track: &str, finding: Finding, at: i64) {
+    /// Stores an event (and its snapshot), prompts the candidate where it helps, and shows it
+    /// live; returns it while it lasts (`None` for a statement, or when it could not be
+    /// stored).
+    async fn open_event(&mut self, mark: Mark) -> Option<OpenEvent> {
         let id = new_id();
-        let (participant, source) = match self.watches.get(track) {
-            Some(w) => (w.participant.clone(), w.source),
-            None => return,
-        };
         let mut snapshots = 0;
-        if let Some(jpeg) = finding.snapshot {
+        if let Some(jpeg) = mark.snapshot {
             let key = snapshot_key(&self.interview, &id, 0);
             match self.inner.store.put_bytes(&key, jpeg).await {
                 Ok(()) => snapshots = 1,
                 Err(err) => tracing::warn!(%err, "proctoring snapshot not stored"),
             }
         }
-        // `checks_unavailable` is a statement, not a span: it ends as it begins.
-        let instant = finding.check == Check::ChecksUnavailable;
-        let thresholds = thresholds(finding.check, &self.inner.config(source));
-        let source_name = match source {
-            Source::Camera => "camera",
-            Source::Phone => "phone",
-        };
+        let ended = mark.instant.then_some(mark.at_ms);
         let stored = events::insert(
             self.inner.db.pool(),
             &events::NewEvent {
                 id: &id,
                 interview_id: &self.interview,
-                participant_id: &participant,
-                track_id: track,
-                source: source_name,
-                kind: finding.check.kind(),
-                severity: finding.check.severity(),
-                started_at_ms: at,
-                ended_at_ms: instant.then_some(at),
-                detector: detector_of(finding.check, &self.detectors),
-                thresholds: &thresholds,
+                participant_id: &mark.participant,
+                track_id: &mark.track,
+                source: mark.source,
+                kind: mark.check.kind(),
+                severity: mark.check.severity(),
+                started_at_ms: mark.at_ms,
+                ended_at_ms: ended,
+                detector: &mark.detector,
+                thresholds: &mark.thresholds,
                 snapshots,
             },
         )
         .await;
         if let Err(err) = stored {
             tracing::error!(%err, "proctoring event not stored");
-            return;
+            return None;
         }
-        tracing::info!(interview = %self.interview, kind = finding.check.kind(), %track, "proctoring event");
-        self.hint(&participant, finding.check);
-        if !instant {
-            self.open.insert(
-                (track.to_owned(), finding.check),
-                OpenEvent {
-                    id: id.clone(),
-                    started_at_ms: at,
-                    participant: participant.clone(),
-                },
-            );
+        tracing::info!(interview = %self.interview, kind = mark.check.kind(), track = %mark.track, "proctoring event");
+        self.hint(&mark.participant, mark.check);
+        self.inner.hub.proctoring_event(
+            &self.room,
+            ProctoringEvent {
+                id: id.clone(),
+                kind: mark.check.kind().to_owned(),
+                severity: mark.check.severity().to_owned(),
+                participant: mark.participant.clone(),
+                track: mark.track,
+                started_at_ms: mark.at_ms,
+                ended_at_ms: ended,
+                snapshot: snapshots > 0,
+            },
+        );
+        (!mark.instant).then_some(OpenEvent {
+            id,
+            started_at_ms: mark.at_ms,
+            participant: mark.participant,
+            snapshot: snapshots > 0,
+        })
+    }
+
+    /// Ends an open event at `at_ms` and shows that live.
+    async fn close_event(
+        &mut self,
+        check: Check,
+        track: &str,
+        open: OpenEvent,
+        at_ms: i64,
+        peak: Option<f64>,
+    ) {
+        if let Err(err) = events::close(self.inner.db.pool(), &open.id, at_ms, peak).await {
+            tracing::error!(%err, "proctoring event not closed");
         }
         self.inner.hub.proctoring_event(
             &self.room,
             ProctoringEvent {
-                id,
-                kind: finding.check.kind().to_owned(),
-                severity: finding.check.severity().to_owned(),
-                participant,
+                id: open.id,
+                kind: check.kind().to_owned(),
+                severity: check.severity().to_owned(),
+                participant: open.participant,
                 track: track.to_owned(),
-                started_at_ms: at,
-                ended_at_ms: instant.then_some(at),
-                snapshot: snapshots > 0,
+                started_at_ms: open.started_at_ms,
+                ended_at_ms: Some(at_ms),
+                snapshot: open.snapshot,
             },
         );
     }
-}
 
-impl Controller {
     /// Prompts the candidate when an opened check is something they can fix themselves, at
     /// most once per [`HINT_SPACING`].
     fn hint(&mut self, participant: &str, check: Check) {
@@ -625,7 +869,10 @@ impl Controller {
             Check::CameraFrozen => ProctoringHint::CameraFrozen,
             Check::FeedLost => ProctoringHint::VideoStopped,
             Check::SideViewChanged => ProctoringHint::PhoneMoved,
-            Check::MultipleFaces | Check::SideViewPerson | Check::ChecksUnavailable => return,
+            Check::MultipleFaces
+            | Check::SideViewPerson
+            | Check::ChecksUnavailable
+            | Check::ScreenShareStopped => return,
         };
         let now = std::time::Instant::now();
         if self
@@ -651,17 +898,28 @@ fn detector_of(check: Check, detectors: &Detectors) -> &str {
         | Check::ChecksUnavailable => detectors.name(),
         Check::CameraDark | Check::CameraFrozen | Check::SideViewChanged => "luma-1",
         Check::FeedLost => "frames-1",
+        Check::ScreenShareStopped => "signaling-1",
     }
 }
 
 /// The thresholds a check ran with, as JSON.
-fn thresholds(check: Check, config: &WatchConfig) -> String {
+fn thresholds(check: Check, source: Source, config: &WatchConfig) -> String {
     let secs = |(open, close): (Duration, Duration)| serde_json::json!({ "open_after_s": open.as_secs_f32(), "close_after_s": close.as_secs_f32() });
+    let phone = source == Source::Phone;
     let value = match check {
+        Check::CameraDark if phone => serde_json::json!({
+            "mean_below": config.side.dark_mean,
+            "variance_below": config.side.dark_variance,
+            "debounce": secs(config.side.dark_for),
+        }),
         Check::CameraDark => serde_json::json!({
             "mean_below": config.camera.dark_mean,
             "variance_below": config.camera.dark_variance,
             "debounce": secs(config.camera.dark_for),
+        }),
+        Check::CameraFrozen if phone => serde_json::json!({
+            "change_below": config.side.frozen_change,
+            "debounce": secs(config.side.frozen_for),
         }),
         Check::CameraFrozen => serde_json::json!({
             "change_below": config.camera.frozen_change,
@@ -669,6 +927,7 @@ fn thresholds(check: Check, config: &WatchConfig) -> String {
         }),
         Check::FaceAbsent => serde_json::json!({
             "score": config.faces.score,
+            "confirm_every_s": config.confirm_every.as_secs_f32(),
             "debounce": secs(config.camera.face_absent_for),
         }),
         Check::MultipleFaces => serde_json::json!({
@@ -681,16 +940,20 @@ fn thresholds(check: Check, config: &WatchConfig) -> String {
         }),
         Check::SideViewChanged => serde_json::json!({
             "difference_above": config.side.changed_difference,
+            "reference_after_s": config.side.settle.as_secs_f32(),
             "debounce": secs(config.side.changed_for),
         }),
         Check::SideViewPerson => serde_json::json!({
             "score": config.faces.score,
+            "reference_after_s": config.side.settle.as_secs_f32(),
             "debounce": secs(config.side.person_for),
         }),
         Check::ChecksUnavailable => serde_json::json!({
             "calibration_s": config.camera.calibration.as_secs_f32(),
+            "calibration_samples": config.camera.calibration_samples,
             "face_share_below": config.camera.calibration_share,
         }),
+        Check::ScreenShareStopped => serde_json::json!({ "from": "signaling" }),
     };
     value.to_string()
 }

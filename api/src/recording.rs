@@ -415,8 +415,10 @@ impl Controller {
                 recording.note_event("joined", &participant.identity, None);
                 recording.note_participant(entry(&participant));
             }
-            Change::Left(participant, _) => recording.note_event("left", &participant, None),
-            Change::Unpublished(_) | Change::Snapshot | Change::Published | Change::None => {}
+            Change::Left(participant, _) => {
+                recording.note_event("left", &participant.identity, None);
+            }
+            Change::Unpublished(_) | Change::Snapshot | Change::Published(_) | Change::None => {}
         }
         if let ServerMessage::Chat { from, text, .. } = message {
             recording.note_event("chat", &from, Some(text));

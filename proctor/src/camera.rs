@@ -52,6 +52,9 @@ pub enum Check {
     /// The face detector could not see the candidate's face during calibration, so the face
     /// checks are off for this camera. Neutral: not a flag against the candidate.
     ChecksUnavailable,
+    /// The candidate stopped sharing their screen in an interview that requires it (from
+    /// signaling, not from pictures).
+    ScreenShareStopped,
 }
 
 impl Check {
@@ -66,6 +69,7 @@ impl Check {
             Check::SideViewChanged => "side_view_changed",
             Check::SideViewPerson => "side_view_person",
             Check::ChecksUnavailable => "checks_unavailable",
+            Check::ScreenShareStopped => "screen_share_stopped",
         }
     }
 
@@ -74,7 +78,10 @@ impl Check {
     pub fn severity(self) -> &'static str {
         match self {
             Check::ChecksUnavailable => "info",
-            Check::CameraDark | Check::CameraFrozen | Check::FeedLost => "notice",
+            Check::CameraDark
+            | Check::CameraFrozen
+            | Check::FeedLost
+            | Check::ScreenShareStopped => "notice",
             Check::FaceAbsent
             | Check::MultipleFaces
             | Check::SideViewChanged
@@ -83,7 +90,7 @@ impl Check {
     }
 
     /// Every check, for listing and parsing.
-    pub const ALL: [Check; 8] = [
+    pub const ALL: [Check; 9] = [
         Check::CameraDark,
         Check::CameraFrozen,
         Check::FaceAbsent,
@@ -92,6 +99,7 @@ impl Check {
         Check::SideViewChanged,
         Check::SideViewPerson,
         Check::ChecksUnavailable,
+        Check::ScreenShareStopped,
     ];
 
     /// The check named `kind`.
@@ -132,6 +140,8 @@ pub struct CameraConfig {
     pub calibration: Duration,
     /// See `calibration`.
     pub calibration_share: f32,
+    /// Answered samples calibration needs at least, however long that takes.
+    pub calibration_samples: u32,
 }
 
 impl Default for CameraConfig {
@@ -148,6 +158,7 @@ impl Default for CameraConfig {
             multiple_faces_for: (secs(3), secs(5)),
             calibration: secs(20),
             calibration_share: 0.5,
+            calibration_samples: 6,
         }
     }
 }
@@ -196,6 +207,17 @@ impl CameraChecks {
         }
     }
 
+    /// Whether `check`'s event is open.
+    pub fn is_open(&self, check: Check) -> bool {
+        match check {
+            Check::CameraDark => self.dark.is_open(),
+            Check::CameraFrozen => self.frozen.is_open(),
+            Check::FaceAbsent => self.face_absent.is_open(),
+            Check::MultipleFaces => self.multiple_faces.is_open(),
+            _ => false,
+        }
+    }
+
     /// Whether the face checks run: calibration passed (`None` while it is still sampling).
     pub fn face_checks_on(&self) -> Option<bool> {
         match self.calibration {
@@ -216,17 +238,17 @@ impl CameraChecks {
         else {
             return None;
         };
+        // The window starts with the first answer (a detector that has not answered yet, or
+        // dark samples, say nothing), and needs enough answers: one sample never decides.
+        // Without any answer (no detector, or it always fails) nothing is judged and nothing is
+        // said; the face checks simply never see an answer.
+        let faces = faces?;
         let start = *since.get_or_insert(at);
-        if let Some(faces) = faces {
-            *answered += 1;
-            *with_face += u32::from(faces.count > 0);
-        }
-        if at.saturating_sub(start) < self.config.calibration {
-            return None;
-        }
-        // Nothing answered at all (no detector, or it always failed): nothing can be judged,
-        // and nothing is said; the face checks simply never see an answer.
-        if *answered == 0 {
+        *answered += 1;
+        *with_face += u32::from(faces.count > 0);
+        if at.saturating_sub(start) < self.config.calibration
+            || *answered < self.config.calibration_samples
+        {
             return None;
         }
         let share = *with_face as f32 / *answered as f32;
@@ -445,6 +467,25 @@ mod tests {
         );
         assert_eq!(checks.face_checks_on(), Some(false));
         assert_eq!(Check::ChecksUnavailable.severity(), "info");
+    }
+
+    #[test]
+    fn calibration_counts_answers_so_one_faceless_sample_never_decides() {
+        // The detector cannot answer for the first 30 s (all slots busy), then its first answer
+        // finds no face, then faces: calibration passes, nothing is said.
+        let mut checks = CameraChecks::new(CameraConfig::default());
+        let mut events = Vec::new();
+        for i in 0..120u64 {
+            let at = Duration::from_millis(i * 500);
+            let faces = match at.as_secs() {
+                0..30 => None,
+                _ if i == 60 => Some(0),
+                _ => Some(1),
+            };
+            events.extend(checks.observe(&sample(at, BRIGHT, 6.0, faces)));
+        }
+        assert_eq!(events, vec![]);
+        assert_eq!(checks.face_checks_on(), Some(true));
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! is unknown, never "no face"), runs the rules and reports what opened and closed.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use sightline_sfu::TapReceiver;
+use sightline_sfu::{TapPoll, TapReceiver};
 use tokio::sync::mpsc;
 
 use crate::blazeface::{Face, FaceDetector};
@@ -36,14 +36,28 @@ pub enum Source {
     Phone,
 }
 
+/// How long a sample waits for a detection slot before it goes without (half the time between
+/// two camera samples): a busy detector delays samples rather than making them unknown, and an
+/// overloaded one never builds a queue.
+const SLOT_WAIT: Duration = Duration::from_millis(250);
+/// How often the feeder looks for packets when none are waiting (it must also notice a stop).
+const FEED_POLL: Duration = Duration::from_millis(5);
+
 /// The face detectors, shared by every watch on the server, with a bound on how many
 /// detections run at once.
 #[derive(Debug, Clone, Default)]
 pub struct Detectors {
     front: Option<FaceDetector>,
     back: Option<FaceDetector>,
-    busy: Arc<AtomicUsize>,
-    slots: usize,
+    slots: Arc<Slots>,
+}
+
+/// Detections running at once, and how many may.
+#[derive(Debug, Default)]
+struct Slots {
+    busy: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
 }
 
 impl Detectors {
@@ -61,8 +75,11 @@ impl Detectors {
         Detectors {
             front: load(FRONT_MODEL),
             back: load(BACK_MODEL),
-            busy: Arc::default(),
-            slots: slots.max(1),
+            slots: Arc::new(Slots {
+                busy: Mutex::new(0),
+                freed: Condvar::new(),
+                max: slots.max(1),
+            }),
         }
     }
 
@@ -76,15 +93,26 @@ impl Detectors {
         self.front.as_ref().map_or("none", |d| d.name())
     }
 
-    /// Runs `f` with a detection slot, or returns `None` when all are busy.
+    /// Runs `f` with a detection slot, waiting up to [`SLOT_WAIT`] for one; `None` when none
+    /// came free in time.
     fn with_slot<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
-        self.busy
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
-                (busy < self.slots).then_some(busy + 1)
-            })
-            .ok()?;
+        let slots = &self.slots;
+        {
+            let busy = slots.busy.lock().ok()?;
+            let (mut busy, _) = slots
+                .freed
+                .wait_timeout_while(busy, SLOT_WAIT, |busy| *busy >= slots.max)
+                .ok()?;
+            if *busy >= slots.max {
+                return None;
+            }
+            *busy += 1;
+        }
         let result = f();
-        self.busy.fetch_sub(1, Ordering::AcqRel);
+        if let Ok(mut busy) = slots.busy.lock() {
+            *busy = busy.saturating_sub(1);
+        }
+        slots.freed.notify_one();
         Some(result)
     }
 }
@@ -182,7 +210,15 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Stops the watch and waits for its threads.
+    /// Whether both threads have ended (the track ended, or its decoder failed): a watch that
+    /// has ended may be started again.
+    pub fn ended(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Stops the watch and waits for its threads (at most about half a second: the feeder
+    /// polls, and the analysis waits at most that long for a frame). Blocks: call it off the
+    /// async runtime.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads.drain(..) {
@@ -218,8 +254,13 @@ pub fn watch(
             .name("proctor-feed".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let Some(packet) = tap.blocking_recv() else {
-                        break;
+                    let packet = match tap.poll() {
+                        TapPoll::Packet(packet) => packet,
+                        TapPoll::Empty => {
+                            std::thread::sleep(FEED_POLL);
+                            continue;
+                        }
+                        TapPoll::Ended => break,
                     };
                     if let Err(err) = input.push(&packet) {
                         tracing::debug!(%err, "proctoring decoder refused a packet");
@@ -334,12 +375,15 @@ impl Analysis {
         let faces = detected.as_ref().map(|faces| Faces {
             count: self.config.faces.count(faces),
         });
-        if let Some(second) = detected
-            .as_ref()
-            .and_then(|faces| faces.get(1))
-            .filter(|_| faces.is_some_and(|f| f.count > 1))
-        {
-            self.second_face_peak = Some(self.second_face_peak.unwrap_or(0.0).max(second.score));
+        // The peak covers the run of samples with a second face that opened the event, and
+        // the event while it lasts; a second face that came and went before does not count.
+        match detected.as_ref().and_then(|found| found.get(1)) {
+            Some(second) if faces.is_some_and(|f| f.count > 1) => {
+                self.second_face_peak =
+                    Some(self.second_face_peak.unwrap_or(0.0).max(second.score));
+            }
+            _ if !self.camera.is_open(Check::MultipleFaces) => self.second_face_peak = None,
+            _ => {}
         }
         tracing::trace!(?at, ?stats, ?change, ?faces, "sample");
         let transitions = match self.source {

@@ -90,6 +90,17 @@ impl TapPacket {
     }
 }
 
+/// What [`TapReceiver::poll`] found.
+#[derive(Debug)]
+pub enum TapPoll {
+    /// A packet.
+    Packet(TapPacket),
+    /// Nothing waiting.
+    Empty,
+    /// The track ended: no more packets.
+    Ended,
+}
+
 /// The consumer's end of a tap.
 #[derive(Debug)]
 pub struct TapReceiver {
@@ -108,6 +119,16 @@ impl TapReceiver {
     /// The next packet if one is waiting (for consumers that poll, and for tests).
     pub fn try_recv(&mut self) -> Option<TapPacket> {
         self.packets.try_recv().ok()
+    }
+
+    /// The next packet if one is waiting, telling "nothing yet" from "the track ended" (for
+    /// consumers on their own threads that must also notice being stopped).
+    pub fn poll(&mut self) -> TapPoll {
+        match self.packets.try_recv() {
+            Ok(packet) => TapPoll::Packet(packet),
+            Err(mpsc::error::TryRecvError::Empty) => TapPoll::Empty,
+            Err(mpsc::error::TryRecvError::Disconnected) => TapPoll::Ended,
+        }
     }
 
     /// The next packet, blocking the thread (for consumers on their own threads, as GStreamer

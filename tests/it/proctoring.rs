@@ -507,5 +507,34 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
         changed["participant_id"], pairing["candidate"],
         "the phone's events are the candidate's"
     );
+
+    // The phone leaves while the candidate stays: its feed is lost, from signaling at once;
+    // what was open on its view ends with it.
+    send(&mut phone.socket, json!({ "type": "leave" })).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !live(&seen, "feed_lost").0 {
+        seen.extend(
+            drain(&mut ivy_socket)
+                .await?
+                .into_iter()
+                .filter(|m| m["type"] == "proctoring_event"),
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(live(&seen, "feed_lost"), (true, false), "{seen:?}");
+    assert!(
+        live(&seen, "side_view_changed").1,
+        "closed with the phone: {seen:?}"
+    );
+    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    let lost = view["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == "feed_lost"))
+        .context("stored")?;
+    assert_eq!(lost["source"], "phone");
+    assert!(
+        lost["ended_at_ms"].is_null(),
+        "lasts while the phone is away: {lost}"
+    );
     Ok(())
 }

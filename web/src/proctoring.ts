@@ -67,6 +67,7 @@ export interface KindSummary {
 
 export interface ProctoringView {
   enabled: boolean;
+  require_screen_share: boolean;
   running: boolean;
   detector: string;
   events: StoredEvent[];
@@ -82,6 +83,7 @@ const LABELS: Record<string, string> = {
   side_view_changed: 'Phone view changed',
   side_view_person: 'Another face on the phone view',
   checks_unavailable: 'Face checks off',
+  screen_share_stopped: 'Screen sharing stopped',
 };
 
 const EXPLANATIONS: Record<string, string> = {
@@ -93,8 +95,9 @@ const EXPLANATIONS: Record<string, string> = {
   side_view_changed: 'The phone’s view differed from what it showed at the start: moved, covered or pointed away.',
   side_view_person: 'A face appeared on the phone’s view that was not there at the start.',
   checks_unavailable:
-    'The face detector could not see this person’s face reliably, so face checks were switched off for them. ' +
-    'This is a limit of the detector, not something the candidate did.',
+    'The face detector could not see this person’s face reliably, or their video could not be decoded, so ' +
+    'these checks were switched off for them. This is a limit of the checks, not something the candidate did.',
+  screen_share_stopped: 'The candidate stopped sharing their screen, which this interview asks for.',
 };
 
 /** A short, neutral name for an event kind. */
@@ -113,6 +116,20 @@ export function spanText(startedMs: number, endedMs: number | null): string {
   const seconds = Math.max(0, Math.round((endedMs - startedMs) / 1000));
   if (seconds < 60) return `${seconds} s`;
   return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+/** A stored event as the live panel shows it. */
+export function liveFrom(event: StoredEvent): LiveEvent {
+  return {
+    id: event.id,
+    kind: event.kind,
+    severity: event.severity,
+    participant: event.participant_id,
+    track: event.track_id,
+    started_at_ms: event.started_at_ms,
+    ended_at_ms: event.ended_at_ms,
+    snapshot: event.snapshots > 0,
+  };
 }
 
 /** The URL of an event's first snapshot (fetch it with the session: it needs the bearer token). */

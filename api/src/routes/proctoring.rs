@@ -48,6 +48,8 @@ pub fn router() -> Router<AppState> {
 pub struct ProctoringView {
     /// The interview is proctored (checks run on candidates who agreed).
     pub enabled: bool,
+    /// A candidate's screen share that ends is marked (`screen_share_stopped`).
+    pub require_screen_share: bool,
     /// Checks are running now.
     pub running: bool,
     /// The face detector this server runs (`none` without a model: face checks are off).
@@ -81,6 +83,10 @@ pub struct ProctoringSettingsRequest {
     /// Proctor the interview.
     #[garde(skip)]
     pub enabled: bool,
+    /// Mark a candidate's screen share that ends (default false).
+    #[garde(skip)]
+    #[serde(default)]
+    pub require_screen_share: bool,
 }
 
 /// A reviewer's verdict.
@@ -132,8 +138,10 @@ fn summary(events: &[EventRow]) -> Vec<KindSummary> {
 
 async fn view(state: &AppState, id: &str) -> Result<ProctoringView, ApiError> {
     let events = events::for_interview(state.db.pool(), id).await?;
+    let settings = events::settings(state.db.pool(), id).await?;
     Ok(ProctoringView {
-        enabled: events::enabled(state.db.pool(), id).await?,
+        enabled: settings.is_some(),
+        require_screen_share: settings.is_some_and(|s| s.require_screen_share),
         running: state.proctoring.is_running(id),
         detector: state.proctoring.detector().to_owned(),
         summary: summary(&events),
@@ -175,30 +183,36 @@ pub async fn set_settings(
 ) -> Result<Json<ProctoringView>, ApiError> {
     let access = interviews::access(&state, &principal, &id).await?;
     access.require_manage()?;
-    events::set_enabled(state.db.pool(), &id, body.enabled, &actor(&principal)).await?;
+    let settings = body.enabled.then_some(events::Settings {
+        require_screen_share: body.require_screen_share,
+    });
+    events::set_enabled(state.db.pool(), &id, settings, &actor(&principal)).await?;
     audit::record(
         state.db.pool(),
         &actor(&principal),
         "proctoring.set",
         &id,
-        serde_json::json!({ "enabled": body.enabled }),
+        serde_json::json!({
+            "enabled": body.enabled,
+            "require_screen_share": body.require_screen_share,
+        }),
     )
     .await?;
-    if body.enabled {
-        if state.hub.has_room(&sightline_signaling::RoomId(id.clone())) {
-            state.proctoring.start(&id)?;
-        }
-    } else {
-        state.proctoring.stop(&id);
+    // A running controller read the settings when it started: it is restarted with the new
+    // ones (turned off, it stops; the candidates' agreement was forgotten with the setting).
+    state.proctoring.stop(&id);
+    if body.enabled && state.hub.has_room(&sightline_signaling::RoomId(id.clone())) {
+        state.proctoring.start(&id)?;
     }
     Ok(Json(view(&state, &id).await?))
 }
 
-/// The caller, a candidate of this interview, agrees to be proctored.
+/// The caller, a candidate of this interview, agrees to be proctored (only while it is: an
+/// agreement is forgotten when proctoring is turned off).
 #[utoipa::path(post, path = "/api/interviews/{id}/proctoring/consent", tag = "proctoring",
     security(("bearer" = [])), params(("id" = String, Path, description = "Interview id")),
     responses((status = 204, description = "Recorded"), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(interview = %id))]
 pub async fn consent(
     State(state): State<AppState>,
@@ -213,6 +227,12 @@ pub async fn consent(
         .ok_or(ApiError::Forbidden(
             "only this interview's candidate agrees to its proctoring",
         ))?;
+    if !events::enabled(state.db.pool(), &id).await? {
+        return Err(ApiError::Conflict {
+            code: "not_proctored",
+            message: "this interview is not proctored".into(),
+        });
+    }
     events::consent(state.db.pool(), &id, &me.id).await?;
     audit::record(
         state.db.pool(),
@@ -313,13 +333,14 @@ pub async fn snapshot(
         &actor(&principal),
         "proctoring.snapshot_viewed",
         &id,
-        serde_json::json!({ "event": event }),
+        serde_json::json!({ "event": event, "snapshot": n }),
     )
     .await?;
+    // Not kept by the browser: every view is asked for, and audited.
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "private, max-age=300"),
+            (header::CACHE_CONTROL, "no-store"),
         ],
         bytes,
     )

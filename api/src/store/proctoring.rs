@@ -129,23 +129,6 @@ pub async fn close(
     .map(|_| ())
 }
 
-/// Ends every event of `interview_id` still open (its checks stopped) at `ended_at_ms`.
-pub async fn close_open(
-    pool: &AnyPool,
-    interview_id: &str,
-    ended_at_ms: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE proctoring_events SET ended_at_ms = $1 \
-         WHERE interview_id = $2 AND ended_at_ms IS NULL",
-    )
-    .bind(ended_at_ms)
-    .bind(interview_id)
-    .execute(pool)
-    .await
-    .map(|_| ())
-}
-
 /// An interview's events, in the order they began.
 pub async fn for_interview(
     pool: &AnyPool,
@@ -243,38 +226,74 @@ pub async fn consented(pool: &AnyPool, interview_id: &str) -> Result<Vec<String>
         .await
 }
 
-/// Turns proctoring of an interview on or off.
+/// How a proctored interview is proctored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// A screen share that ends is marked (`screen_share_stopped`).
+    pub require_screen_share: bool,
+}
+
+/// Turns proctoring of an interview on (with `settings`) or off. Turning it off also forgets
+/// the candidates' agreement: turned on again, they are asked again.
 pub async fn set_enabled(
     pool: &AnyPool,
     interview_id: &str,
-    enabled: bool,
+    settings: Option<Settings>,
     by: &str,
 ) -> Result<(), sqlx::Error> {
-    if enabled {
-        sqlx::query(
-            "INSERT INTO proctoring_settings (interview_id, enabled_by, enabled_at) \
-             VALUES ($1, $2, $3) ON CONFLICT (interview_id) DO NOTHING",
-        )
-        .bind(interview_id)
-        .bind(by)
-        .bind(now())
-        .execute(pool)
-        .await?;
-    } else {
-        sqlx::query("DELETE FROM proctoring_settings WHERE interview_id = $1")
+    match settings {
+        Some(settings) => {
+            sqlx::query(
+                "INSERT INTO proctoring_settings \
+                 (interview_id, enabled_by, enabled_at, require_screen_share) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (interview_id) \
+                 DO UPDATE SET require_screen_share = excluded.require_screen_share",
+            )
             .bind(interview_id)
+            .bind(by)
+            .bind(now())
+            .bind(i32::from(settings.require_screen_share))
             .execute(pool)
             .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM proctoring_settings WHERE interview_id = $1")
+                .bind(interview_id)
+                .execute(pool)
+                .await?;
+            sqlx::query("DELETE FROM proctoring_consents WHERE interview_id = $1")
+                .bind(interview_id)
+                .execute(pool)
+                .await?;
+        }
     }
     Ok(())
 }
 
+/// How an interview is proctored; `None` when it is not.
+pub async fn settings(pool: &AnyPool, interview_id: &str) -> Result<Option<Settings>, sqlx::Error> {
+    let row: Option<i32> = sqlx::query_scalar(
+        "SELECT require_screen_share FROM proctoring_settings WHERE interview_id = $1",
+    )
+    .bind(interview_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|require| Settings {
+        require_screen_share: require != 0,
+    }))
+}
+
 /// Whether an interview is proctored.
 pub async fn enabled(pool: &AnyPool, interview_id: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<String> =
-        sqlx::query_scalar("SELECT enabled_by FROM proctoring_settings WHERE interview_id = $1")
-            .bind(interview_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.is_some())
+    Ok(settings(pool, interview_id).await?.is_some())
+}
+
+/// Ends every event left open by a server that stopped (its checks stopped with it), at
+/// `ended_at_ms`; returns how many.
+pub async fn close_all_open(pool: &AnyPool, ended_at_ms: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("UPDATE proctoring_events SET ended_at_ms = $1 WHERE ended_at_ms IS NULL")
+        .bind(ended_at_ms)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
 }

@@ -12,6 +12,7 @@ function EventItem({ interview, event, nameOf, onSeek, onReviewed }: {
   interview: string;
   event: StoredEvent;
   nameOf: (participant: string) => string;
+  /** Set when the event falls within the recording being played. */
   onSeek?: (event: StoredEvent) => void;
   onReviewed: (event: StoredEvent) => void;
 }) {
@@ -80,11 +81,13 @@ function EventItem({ interview, event, nameOf, onSeek, onReviewed }: {
   );
 }
 
-export function ProctoringReview({ interview, view, nameOf, onSeek, onChange }: {
+export function ProctoringReview({ interview, view, nameOf, onSeek, canSeek, onChange }: {
   interview: string;
   view: ProctoringView;
   nameOf: (participant: string) => string;
   onSeek?: (event: StoredEvent) => void;
+  /** Whether `onSeek` can show an event (it lies within the recording). */
+  canSeek?: (event: StoredEvent) => boolean;
   onChange: (view: ProctoringView) => void;
 }) {
   const reviewed = (updated: StoredEvent) => {
@@ -137,8 +140,8 @@ export function ProctoringReview({ interview, view, nameOf, onSeek, onChange }: 
       )}
       <ul class="proctoring-events">
         {view.events.map((event) => (
-          <EventItem key={event.id} interview={interview} event={event} nameOf={nameOf} onSeek={onSeek}
-            onReviewed={reviewed} />
+          <EventItem key={event.id} interview={interview} event={event} nameOf={nameOf}
+            onSeek={onSeek && (!canSeek || canSeek(event)) ? onSeek : undefined} onReviewed={reviewed} />
         ))}
       </ul>
     </section>

@@ -112,6 +112,64 @@ function SettingBox({ path, field, label }: { path: string; field: string; label
   );
 }
 
+/**
+ * Whether the interview is proctored and whether it asks the candidate to share their screen,
+ * saved as ticked (both in one request, so neither undoes the other).
+ */
+function ProctoringSettings({ interviewId }: { interviewId: string }) {
+  const path = `/api/interviews/${encodeURIComponent(interviewId)}/proctoring`;
+  const [settings, setSettings] = useState<{ enabled: boolean; require_screen_share: boolean } | null>(null);
+  const [saving, setSaving] = useState<'saving' | 'saved' | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    api<ProctoringView>('GET', path).then(
+      (v) => setSettings({ enabled: v.enabled, require_screen_share: v.require_screen_share }),
+      setError,
+    );
+  }, [path]);
+  if (settings === null) return <ErrorAlert error={error} />;
+  const change = (wanted: { enabled: boolean; require_screen_share: boolean }) => {
+    const before = settings;
+    setSettings(wanted);
+    setSaving('saving');
+    setError(null);
+    api<ProctoringView>('PUT', path, wanted).then(
+      (v) => {
+        setSettings({ enabled: v.enabled, require_screen_share: v.require_screen_share });
+        setSaving('saved');
+      },
+      (err) => {
+        setSettings(before);
+        setSaving(null);
+        setError(err);
+      },
+    );
+  };
+  return (
+    <fieldset class="field checkbox">
+      <legend class="visually-hidden">Proctoring</legend>
+      <label>
+        <input type="checkbox" checked={settings.enabled} disabled={saving === 'saving'}
+          onChange={(e) => change({ ...settings, enabled: (e.currentTarget as HTMLInputElement).checked })} />
+        Proctored: the server checks the candidate's camera and phone once they agree
+      </label>
+      {settings.enabled && (
+        <label>
+          <input type="checkbox" checked={settings.require_screen_share} disabled={saving === 'saving'}
+            onChange={(e) =>
+              change({ ...settings, require_screen_share: (e.currentTarget as HTMLInputElement).checked })
+            } />
+          The candidate shares their screen: mark when sharing stops
+        </label>
+      )}
+      <span class="muted" role="status">
+        {saving === 'saving' ? 'Saving…' : saving === 'saved' ? 'Saved' : ''}
+      </span>
+      <ErrorAlert error={error} />
+    </fieldset>
+  );
+}
+
 /** The interview's proctoring events, for those who may review them. */
 function Proctoring({ interview }: { interview: Interview }) {
   const [view, setView] = useState<ProctoringView | null>(null);
@@ -218,8 +276,7 @@ function InterviewContent({ id }: { id: string }) {
         <>
           <SettingBox path={`/api/interviews/${encodeURIComponent(interview.id)}/recording`} field="auto"
             label="Record automatically once everyone in the room has agreed" />
-          <SettingBox path={`/api/interviews/${encodeURIComponent(interview.id)}/proctoring`} field="enabled"
-            label="Proctored: the server checks the candidate's camera and phone once they agree" />
+          <ProctoringSettings interviewId={interview.id} />
         </>
       )}
       <section aria-labelledby="participants-heading">

@@ -302,6 +302,10 @@ function PlayerContent({ id }: { id: string }) {
       {proctoring && manifest && (proctoring.enabled || proctoring.events.length > 0) && (
         <ProctoringReview interview={view.recording.interview_id} view={proctoring} nameOf={nameOf}
           onChange={setProctoring}
+          canSeek={(event) => {
+            const at = event.started_at_ms - manifest.started_at_ms;
+            return at >= 0 && at <= length;
+          }}
           onSeek={(event) => moveTo(Math.max(0, event.started_at_ms - manifest.started_at_ms))} />
       )}
     </section>

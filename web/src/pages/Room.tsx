@@ -12,7 +12,14 @@ import { ErrorAlert, PageTitle, Unavailable, isUnavailable } from '../components
 import { type DeviceChoice, openDevice, openDevices } from '../media';
 import { ConsentDialog } from '../components/room/ConsentDialog';
 import { ProctoringPanel } from '../components/room/ProctoringPanel';
-import { type LiveEvent, type ProctoringHint, type ProctoringNotice, hintText } from '../proctoring';
+import {
+  type LiveEvent,
+  type ProctoringHint,
+  type ProctoringNotice,
+  type ProctoringView,
+  hintText,
+  liveFrom,
+} from '../proctoring';
 import { Media } from '../components/room/Media';
 import { PairingDialog } from '../components/room/PairingDialog';
 import { ParticipantTile, type RemoteTrack } from '../components/room/ParticipantTile';
@@ -250,6 +257,7 @@ function RoomContent({ id }: { id: string }) {
             if (previous.on !== notice.on) setAnnouncement(notice.on ? 'Proctoring is on' : 'Proctoring is off');
             return notice;
           });
+          if (!notice.on) setMarks(new Map());
         },
         proctoringEvent(event) {
           setMarks((current) => new Map(current).set(event.id, event));
@@ -370,6 +378,20 @@ function RoomContent({ id }: { id: string }) {
   const nameOf = (identity: string) => people.get(identity)?.name ?? (me?.identity === identity ? me.name : 'Someone');
   const recordingAsks = !!me && recording.state !== 'off' && recording.needs_consent.includes(me.identity);
   const proctoringAsks = !!me && proctoring.on && proctoring.needs_consent.includes(me.identity);
+  // Someone who assesses and joins late (or reloads) sees what was marked before.
+  const proctoringOn = proctoring.on;
+  useEffect(() => {
+    if (!assesses || !proctoringOn) return;
+    api<ProctoringView>('GET', `/api/interviews/${encodeURIComponent(id)}/proctoring`).then(
+      (view) =>
+        setMarks((current) => {
+          const next = new Map(view.events.map((e) => [e.id, liveFrom(e)]));
+          for (const [key, live] of current) next.set(key, live);
+          return next;
+        }),
+      () => undefined,
+    );
+  }, [assesses, proctoringOn, id]);
   /** One agreement covers what applies: the recording, proctoring, or both. */
   const agree = async () => {
     if (recordingAsks) await recordingAction('consent');

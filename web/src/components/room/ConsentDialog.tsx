@@ -70,15 +70,15 @@ export function ConsentDialog({ role, recording, proctoring, onAgree, onLeave }:
               </p>
               <p>
                 These checks can be wrong. They never decide anything: an interviewer or reviewer looks at each moment
-                and may dismiss it. If the face detector cannot see your face well in the first seconds, face checks
-                are switched off for you and nothing is held against you.
+                and may dismiss it. If the face detector cannot see your face well at the start, face checks are
+                switched off for you and nothing is held against you.
               </p>
               <p>
                 <strong>Not done:</strong> no emotion or stress reading, no judging where you look, no face
                 recognition, no voice identification, no score.
               </p>
               <p>
-                Kept: each marked moment with up to three small still pictures, seen only by this interview's
+                Kept: each marked moment with a small still picture, seen only by this interview's
                 interviewers, assigned reviewers and administrators. {keptFor(proctoring.retention_days, 'They are')}
               </p>
               <p class="muted">

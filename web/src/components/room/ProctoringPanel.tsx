@@ -30,8 +30,7 @@ export function ProctoringPanel({ interview, events, waitingFor, nameOf }: {
       ) : (
         <ul class="proctoring-events" aria-live="polite">
           {newest.map((event) => (
-            <li key={event.id} class={`proctoring-event ${event.severity}`} data-kind={event.kind}
-              title={kindExplanation(event.kind)}>
+            <li key={event.id} class={`proctoring-event ${event.severity}`} data-kind={event.kind}>
               {event.snapshot && (
                 <Snapshot interview={interview} event={event.id} label={`${kindLabel(event.kind)}: snapshot`} />
               )}
@@ -41,6 +40,8 @@ export function ProctoringPanel({ interview, events, waitingFor, nameOf }: {
                 <span class="muted small">
                   {new Date(event.started_at_ms).toLocaleTimeString()} · {spanText(event.started_at_ms, event.ended_at_ms)}
                 </span>
+                <br />
+                <span class="muted small">{kindExplanation(event.kind)}</span>
               </span>
             </li>
           ))}
