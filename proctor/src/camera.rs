@@ -345,6 +345,17 @@ mod tests {
             .collect()
     }
 
+    /// A minute of bright, moving samples (two a second) through `checks`; sample `i` has the
+    /// face count `faces(i)`. Returns every transition.
+    fn minute(checks: &mut CameraChecks, faces: impl Fn(u64) -> Option<u32>) -> Vec<Transition> {
+        (0..120u64)
+            .flat_map(|i| {
+                let at = Duration::from_millis(i * 500);
+                checks.observe(&sample(at, BRIGHT, 6.0, faces(i)))
+            })
+            .collect()
+    }
+
     fn sample(at: Duration, luma: LumaStats, change: f32, faces: Option<u32>) -> CameraSample {
         CameraSample {
             at,
@@ -449,12 +460,7 @@ mod tests {
     fn a_detector_that_cannot_see_this_face_switches_the_face_checks_off_and_says_so_neutrally() {
         // The detector finds the face in one sample of four (poor light it cannot cope with).
         let mut checks = CameraChecks::new(CameraConfig::default());
-        let mut events = Vec::new();
-        for i in 0..120u64 {
-            let at = Duration::from_millis(i * 500);
-            let faces = u32::from(i % 4 == 0);
-            events.extend(checks.observe(&sample(at, BRIGHT, 6.0, Some(faces))));
-        }
+        let events = minute(&mut checks, |i| Some(u32::from(i % 4 == 0)));
         assert_eq!(
             events,
             vec![Transition {
@@ -474,16 +480,11 @@ mod tests {
         // The detector cannot answer for the first 30 s (all slots busy), then its first answer
         // finds no face, then faces: calibration passes, nothing is said.
         let mut checks = CameraChecks::new(CameraConfig::default());
-        let mut events = Vec::new();
-        for i in 0..120u64 {
-            let at = Duration::from_millis(i * 500);
-            let faces = match at.as_secs() {
-                0..30 => None,
-                _ if i == 60 => Some(0),
-                _ => Some(1),
-            };
-            events.extend(checks.observe(&sample(at, BRIGHT, 6.0, faces)));
-        }
+        let events = minute(&mut checks, |i| match i {
+            0..60 => None,
+            60 => Some(0),
+            _ => Some(1),
+        });
         assert_eq!(events, vec![]);
         assert_eq!(checks.face_checks_on(), Some(true));
     }

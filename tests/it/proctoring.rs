@@ -103,15 +103,29 @@ impl Camera {
         let until = Instant::now() + how_long;
         while Instant::now() < until {
             self.step().await?;
-            seen.extend(
-                drain(watcher)
-                    .await?
-                    .into_iter()
-                    .filter(|m| m["type"] == "proctoring_event"),
-            );
+            collect(watcher, seen).await?;
         }
         Ok(())
     }
+}
+
+/// Adds the proctoring events waiting on `watcher` to `seen`.
+async fn collect(watcher: &mut Socket, seen: &mut Vec<Value>) -> Result<()> {
+    seen.extend(
+        drain(watcher)
+            .await?
+            .into_iter()
+            .filter(|m| m["type"] == "proctoring_event"),
+    );
+    Ok(())
+}
+
+/// The stored event of `kind` in a proctoring view.
+fn stored<'a>(view: &'a Value, kind: &str) -> Result<&'a Value> {
+    view["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == kind))
+        .with_context(|| format!("a stored {kind} event: {view}"))
 }
 
 /// The live events `seen` of `kind`: whether one opened and whether one closed.
@@ -291,10 +305,7 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
     ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
-    let two = events
-        .iter()
-        .find(|e| e["kind"] == "multiple_faces")
-        .context("multiple_faces")?;
+    let two = stored(&view, "multiple_faces")?;
     assert_eq!(two["participant_id"], cas_id.as_str());
     assert_eq!(two["source"], "camera");
     assert_eq!(two["severity"], "review");
@@ -498,10 +509,7 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
     assert!(live(&seen, "side_view_changed").0, "{seen:?}");
     assert!(live(&seen, "side_view_person").0, "{seen:?}");
     let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
-    let changed = view["events"]
-        .as_array()
-        .and_then(|events| events.iter().find(|e| e["kind"] == "side_view_changed"))
-        .context("stored")?;
+    let changed = stored(&view, "side_view_changed")?;
     assert_eq!(changed["source"], "phone");
     assert_eq!(
         changed["participant_id"], pairing["candidate"],
@@ -513,12 +521,7 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
     send(&mut phone.socket, json!({ "type": "leave" })).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && !live(&seen, "feed_lost").0 {
-        seen.extend(
-            drain(&mut ivy_socket)
-                .await?
-                .into_iter()
-                .filter(|m| m["type"] == "proctoring_event"),
-        );
+        collect(&mut ivy_socket, &mut seen).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(live(&seen, "feed_lost"), (true, false), "{seen:?}");
@@ -527,10 +530,7 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
         "closed with the phone: {seen:?}"
     );
     let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
-    let lost = view["events"]
-        .as_array()
-        .and_then(|events| events.iter().find(|e| e["kind"] == "feed_lost"))
-        .context("stored")?;
+    let lost = stored(&view, "feed_lost")?;
     assert_eq!(lost["source"], "phone");
     assert!(
         lost["ended_at_ms"].is_null(),

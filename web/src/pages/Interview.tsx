@@ -68,26 +68,26 @@ function Recordings({ interviewId }: { interviewId: string }) {
 }
 
 /**
- * A yes/no setting of the interview, saved as it is ticked: the box says when the server has the
- * change ("Saved"), and waits while it is on its way, so a reload never shows a setting that did
- * not stick. `field` is the setting's name in the resource at `path`.
+ * Settings of the interview at `path`, saved as they change: `saving` says when the server has
+ * them ("Saved") and holds the controls while they are on their way, so a reload never shows a
+ * setting that did not stick; a refused change is put back. `pick` reads the settings from the
+ * resource (the GET and PUT answers).
  */
-function SettingBox({ path, field, label }: { path: string; field: string; label: string }) {
-  const [value, setValue] = useState<boolean | null>(null);
+function useSavedSettings<T>(path: string, pick: (body: Record<string, unknown>) => T) {
+  const [value, setValue] = useState<T | null>(null);
   const [saving, setSaving] = useState<'saving' | 'saved' | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
-    api<Record<string, unknown>>('GET', path).then((s) => setValue(s[field] === true), setError);
+    api<Record<string, unknown>>('GET', path).then((body) => setValue(pick(body)), setError);
   }, [path]);
-  if (value === null) return <ErrorAlert error={error} />;
-  const change = (wanted: boolean) => {
+  const change = (wanted: T) => {
     const before = value;
     setValue(wanted);
     setSaving('saving');
     setError(null);
-    api<Record<string, unknown>>('PUT', path, { [field]: wanted }).then(
-      (s) => {
-        setValue(s[field] === true);
+    api<Record<string, unknown>>('PUT', path, wanted).then(
+      (body) => {
+        setValue(pick(body));
         setSaving('saved');
       },
       (err) => {
@@ -97,16 +97,29 @@ function SettingBox({ path, field, label }: { path: string; field: string; label
       },
     );
   };
+  const status = (
+    <span class="muted" role="status">
+      {saving === 'saving' ? 'Saving…' : saving === 'saved' ? 'Saved' : ''}
+    </span>
+  );
+  return { value, busy: saving === 'saving', status, error, change };
+}
+
+/** "Record automatically": the recording starts once everyone in the room has agreed. */
+function AutoRecord({ interviewId }: { interviewId: string }) {
+  const { value, busy, status, error, change } = useSavedSettings(
+    `/api/interviews/${encodeURIComponent(interviewId)}/recording`,
+    (body) => ({ auto: body.auto === true }),
+  );
+  if (value === null) return <ErrorAlert error={error} />;
   return (
     <div class="field checkbox">
       <label>
-        <input type="checkbox" checked={value} disabled={saving === 'saving'}
-          onChange={(e) => change((e.currentTarget as HTMLInputElement).checked)} />
-        {label}
+        <input type="checkbox" checked={value.auto} disabled={busy}
+          onChange={(e) => change({ auto: (e.currentTarget as HTMLInputElement).checked })} />
+        Record automatically once everyone in the room has agreed
       </label>
-      <span class="muted" role="status">
-        {saving === 'saving' ? 'Saving…' : saving === 'saved' ? 'Saved' : ''}
-      </span>
+      {status}
       <ErrorAlert error={error} />
     </div>
   );
@@ -114,57 +127,32 @@ function SettingBox({ path, field, label }: { path: string; field: string; label
 
 /**
  * Whether the interview is proctored and whether it asks the candidate to share their screen,
- * saved as ticked (both in one request, so neither undoes the other).
+ * saved together (so neither undoes the other).
  */
 function ProctoringSettings({ interviewId }: { interviewId: string }) {
-  const path = `/api/interviews/${encodeURIComponent(interviewId)}/proctoring`;
-  const [settings, setSettings] = useState<{ enabled: boolean; require_screen_share: boolean } | null>(null);
-  const [saving, setSaving] = useState<'saving' | 'saved' | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  useEffect(() => {
-    api<ProctoringView>('GET', path).then(
-      (v) => setSettings({ enabled: v.enabled, require_screen_share: v.require_screen_share }),
-      setError,
-    );
-  }, [path]);
-  if (settings === null) return <ErrorAlert error={error} />;
-  const change = (wanted: { enabled: boolean; require_screen_share: boolean }) => {
-    const before = settings;
-    setSettings(wanted);
-    setSaving('saving');
-    setError(null);
-    api<ProctoringView>('PUT', path, wanted).then(
-      (v) => {
-        setSettings({ enabled: v.enabled, require_screen_share: v.require_screen_share });
-        setSaving('saved');
-      },
-      (err) => {
-        setSettings(before);
-        setSaving(null);
-        setError(err);
-      },
-    );
-  };
+  const { value, busy, status, error, change } = useSavedSettings(
+    `/api/interviews/${encodeURIComponent(interviewId)}/proctoring`,
+    (body) => ({ enabled: body.enabled === true, require_screen_share: body.require_screen_share === true }),
+  );
+  if (value === null) return <ErrorAlert error={error} />;
   return (
     <fieldset class="field checkbox">
       <legend class="visually-hidden">Proctoring</legend>
       <label>
-        <input type="checkbox" checked={settings.enabled} disabled={saving === 'saving'}
-          onChange={(e) => change({ ...settings, enabled: (e.currentTarget as HTMLInputElement).checked })} />
+        <input type="checkbox" checked={value.enabled} disabled={busy}
+          onChange={(e) => change({ ...value, enabled: (e.currentTarget as HTMLInputElement).checked })} />
         Proctored: the server checks the candidate's camera and phone once they agree
       </label>
-      {settings.enabled && (
+      {value.enabled && (
         <label>
-          <input type="checkbox" checked={settings.require_screen_share} disabled={saving === 'saving'}
+          <input type="checkbox" checked={value.require_screen_share} disabled={busy}
             onChange={(e) =>
-              change({ ...settings, require_screen_share: (e.currentTarget as HTMLInputElement).checked })
+              change({ ...value, require_screen_share: (e.currentTarget as HTMLInputElement).checked })
             } />
           The candidate shares their screen: mark when sharing stops
         </label>
       )}
-      <span class="muted" role="status">
-        {saving === 'saving' ? 'Saving…' : saving === 'saved' ? 'Saved' : ''}
-      </span>
+      {status}
       <ErrorAlert error={error} />
     </fieldset>
   );
@@ -274,8 +262,7 @@ function InterviewContent({ id }: { id: string }) {
       <ErrorAlert error={error} />
       {interview.can_manage && upcoming && (
         <>
-          <SettingBox path={`/api/interviews/${encodeURIComponent(interview.id)}/recording`} field="auto"
-            label="Record automatically once everyone in the room has agreed" />
+          <AutoRecord interviewId={interview.id} />
           <ProctoringSettings interviewId={interview.id} />
         </>
       )}
