@@ -34,6 +34,8 @@ pub struct MediaPublisher {
     skipped: [u64; 3],
     /// Per layer: a keyframe was asked for and goes out with the next frame.
     keyframe_wanted: [bool; 3],
+    /// The video m-line was stopped ([`MediaPublisher::stop_video`]): no more frames.
+    video_stopped: bool,
 }
 
 impl MediaPublisher {
@@ -65,6 +67,7 @@ impl MediaPublisher {
                 video_sent: 0,
                 skipped: [0; 3],
                 keyframe_wanted: [false; 3],
+                video_stopped: false,
             },
             offer,
         ))
@@ -89,6 +92,18 @@ impl MediaPublisher {
             // No rid: the whole camera, every layer (as a browser's encoder does).
             None => self.keyframe_wanted = [true; 3],
         }
+    }
+
+    /// Stops sending video, as a browser's "Stop sharing" does: returns an offer with the video
+    /// m-line inactive (for `publish_offer`, then [`MediaPublisher::accept_answer`]); no more
+    /// frames are written.
+    pub fn stop_video(&mut self) -> Result<SdpOffer> {
+        let mut change = self.peer.rtc.sdp_api();
+        change.set_direction(self.video, Direction::Inactive);
+        let (offer, pending) = change.apply().context("an offer stopping the video")?;
+        self.pending = Some(pending);
+        self.video_stopped = true;
+        Ok(offer)
     }
 
     /// The server's answer to the offer.
@@ -161,6 +176,9 @@ impl MediaPublisher {
                 .audio_level(TONE_DBOV, true)
                 .write(audio_pt, wallclock, time, packet.clone())?;
             self.audio_sent += 1;
+        }
+        if self.video_stopped {
+            return Ok(());
         }
         let video_pt = self.payload_type(self.video, Codec::Vp8)?;
         let fps = u64::from(VIDEO_FPS);

@@ -32,23 +32,28 @@ struct Camera {
 
 impl Camera {
     async fn start(socket: Socket, scene: Scene) -> Result<Camera> {
-        Camera::publish(socket, scene, false).await
+        Camera::publish(socket, scene, "camera").await
     }
 
     /// A paired phone: its camera only, as the candidate's second camera (its microphone
     /// m-line is not declared, so the server forwards none of it).
     async fn phone(socket: Socket, scene: Scene) -> Result<Camera> {
-        Camera::publish(socket, scene, true).await
+        Camera::publish(socket, scene, "secondary_camera").await
     }
 
-    async fn publish(mut socket: Socket, scene: Scene, phone: bool) -> Result<Camera> {
+    /// A candidate sharing their screen (and their microphone).
+    async fn screen(socket: Socket) -> Result<Camera> {
+        Camera::publish(socket, Scene::NoFace, "screen_share").await
+    }
+
+    async fn publish(mut socket: Socket, scene: Scene, video: &str) -> Result<Camera> {
         let (mut media, offer) = MediaPublisher::new(true).await?;
-        let tracks = if phone {
-            json!([{ "mid": media.video.to_string(), "source": "secondary_camera" }])
+        let tracks = if video == "secondary_camera" {
+            json!([{ "mid": media.video.to_string(), "source": video }])
         } else {
             json!([
                 { "mid": media.audio.to_string(), "source": "microphone" },
-                { "mid": media.video.to_string(), "source": "camera" } ])
+                { "mid": media.video.to_string(), "source": video } ])
         };
         send(
             &mut socket,
@@ -109,6 +114,94 @@ impl Camera {
     }
 }
 
+/// An interview with one candidate (Casey, a guest) scheduled by an interviewer (Ivy).
+struct OneCandidate {
+    ivy: String,
+    interview: String,
+    cas: String,
+    /// `/api/interviews/{id}/proctoring`.
+    base: String,
+}
+
+impl OneCandidate {
+    async fn schedule(app: &TestApp, title: &str) -> Result<OneCandidate> {
+        OneCandidate::schedule_with(app, title, &[]).await
+    }
+
+    /// With `staff` (participant entries with an email and a role) invited too.
+    async fn schedule_with(app: &TestApp, title: &str, staff: &[Value]) -> Result<OneCandidate> {
+        let ivy = app
+            .user_with_role("ivy@example.com", AccountRole::Interviewer)
+            .await?;
+        let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
+        let mut participants = vec![
+            json!({ "email": "cas@example.com", "display_name": "Casey", "role": "candidate" }),
+        ];
+        participants.extend_from_slice(staff);
+        let created = app
+            .schedule(
+                &ivy.access,
+                json!({ "title": title, "scheduled_start": start.to_string(),
+                    "duration_minutes": 60, "time_zone": "UTC", "participants": participants }),
+            )
+            .await?;
+        let interview = text(&created["interview"]["id"])?;
+        let cas = guest_sessions(app, &created)
+            .await?
+            .into_iter()
+            .next()
+            .context("the candidate")?;
+        Ok(OneCandidate {
+            base: format!("/api/interviews/{interview}/proctoring"),
+            ivy: ivy.access,
+            interview,
+            cas,
+        })
+    }
+
+    /// Ivy sets proctoring to `settings`; returns the view.
+    async fn set(&self, app: &TestApp, settings: Value) -> Result<Value> {
+        expect_json(
+            app.put(&self.base, settings, Some(&self.ivy)).await?,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// Casey's agreement is refused: the interview is not proctored.
+    async fn refused_consent(&self, app: &TestApp) -> Result<()> {
+        expect_error(
+            app.post(
+                &format!("{}/consent", self.base),
+                json!({}),
+                Some(&self.cas),
+            )
+            .await?,
+            StatusCode::CONFLICT,
+            "not_proctored",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Casey agrees to proctoring.
+    async fn agree(&self, app: &TestApp) -> Result<()> {
+        let agreed = app
+            .post(
+                &format!("{}/consent", self.base),
+                json!({}),
+                Some(&self.cas),
+            )
+            .await?;
+        anyhow::ensure!(
+            agreed.status() == StatusCode::NO_CONTENT,
+            "consent: {}",
+            agreed.status()
+        );
+        Ok(())
+    }
+}
+
 /// Adds the proctoring events waiting on `watcher` to `seen`.
 async fn collect(watcher: &mut Socket, seen: &mut Vec<Value>) -> Result<()> {
     seen.extend(
@@ -163,51 +256,34 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
         ],
     )
     .await?;
-    let ivy = app
-        .user_with_role("ivy@example.com", AccountRole::Interviewer)
-        .await?;
     app.user_with_role("rex@example.com", AccountRole::Reviewer)
         .await?;
     let outsider = app
         .user_with_role("olga@example.com", AccountRole::Reviewer)
         .await?;
-    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
-    let created = app
-        .schedule(
-            &ivy.access,
-            json!({ "title": "Proctored round", "scheduled_start": start.to_string(),
-                "duration_minutes": 60, "time_zone": "UTC", "participants": [
-                    { "email": "cas@example.com", "display_name": "Casey", "role": "candidate" },
-                    { "email": "rex@example.com", "role": "reviewer" } ] }),
-        )
-        .await?;
-    let interview = text(&created["interview"]["id"])?;
-    let cas = guest_sessions(&app, &created)
-        .await?
-        .into_iter()
-        .next()
-        .context("the candidate")?;
+    let one = OneCandidate::schedule_with(
+        &app,
+        "Proctored round",
+        &[json!({ "email": "rex@example.com", "role": "reviewer" })],
+    )
+    .await?;
+    let (ivy_access, interview, cas) = (&one.ivy, &one.interview, &one.cas);
     let rex = app.login("rex@example.com").await?;
-    let base = format!("/api/interviews/{interview}/proctoring");
+    let base = one.base.clone();
 
     // Only the interviewer turns it on.
     expect_error(
-        app.put(&base, json!({ "enabled": true }), Some(&cas))
+        app.put(&base, json!({ "enabled": true }), Some(cas))
             .await?,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
     .await?;
-    let settings = expect_json(
-        app.put(&base, json!({ "enabled": true }), Some(&ivy.access))
-            .await?,
-        StatusCode::OK,
-    )
-    .await?;
+    let settings = one.set(&app, json!({ "enabled": true })).await?;
     assert_eq!(settings["enabled"], true);
 
-    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
-    let (cas_socket, cas_joined) = join(&app, &interview, &cas).await?;
+    let (mut ivy_socket, _) = join(&app, interview, ivy_access).await?;
+    let (cas_socket, cas_joined) = join(&app, interview, cas).await?;
     let cas_id = text(&cas_joined["you"]["identity"])?;
     let mut camera = Camera::start(cas_socket, Scene::OneFace).await?;
     // Nothing is checked before the candidate agreed: they are told it is proctored and asked.
@@ -216,12 +292,9 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
     camera
         .run_for(Duration::from_secs(3), &mut ivy_socket, &mut seen)
         .await?;
-    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    let view = expect_json(app.get(&base, Some(ivy_access)).await?, StatusCode::OK).await?;
     assert_eq!(view["events"], json!([]), "nothing before consent: {view}");
-    let agreed = app
-        .post(&format!("{base}/consent"), json!({}), Some(&cas))
-        .await?;
-    assert_eq!(agreed.status(), StatusCode::NO_CONTENT);
+    one.agree(&app).await?;
     wait_for_proctoring(&mut ivy_socket, &[]).await?;
 
     // One face while the face checks calibrate, then two people.
@@ -286,7 +359,7 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
     assert_eq!(hints[0]["hint"], "face_not_visible");
 
     // Stored, for the interviewer and the assigned reviewer; everyone else gets 404.
-    for stranger in [&cas, &outsider.access] {
+    for stranger in [cas, &outsider.access] {
         expect_error(
             app.get(&base, Some(stranger)).await?,
             StatusCode::NOT_FOUND,
@@ -333,7 +406,7 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
     assert_eq!(snapshot.status(), StatusCode::OK);
     assert_eq!(&snapshot.bytes().await?[..2], &[0xFF, 0xD8]);
     expect_error(
-        app.get(&format!("{base}/{event}/snapshots/0"), Some(&cas))
+        app.get(&format!("{base}/{event}/snapshots/0"), Some(cas))
             .await?,
         StatusCode::NOT_FOUND,
         "not_found",
@@ -377,42 +450,19 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_face_for_a_minute_with_the_default_rules_marks_nothing() -> Result<()> {
     let app = TestApp::spawn(Backend::Sqlite).await?;
-    let ivy = app
-        .user_with_role("ivy@example.com", AccountRole::Interviewer)
-        .await?;
-    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
-    let created = app
-        .schedule(
-            &ivy.access,
-            json!({ "title": "Quiet round", "scheduled_start": start.to_string(),
-                "duration_minutes": 60, "time_zone": "UTC", "participants": [
-                    { "email": "cas@example.com", "display_name": "Casey", "role": "candidate" } ] }),
-        )
-        .await?;
-    let interview = text(&created["interview"]["id"])?;
-    let cas = guest_sessions(&app, &created)
-        .await?
-        .into_iter()
-        .next()
-        .context("the candidate")?;
-    let base = format!("/api/interviews/{interview}/proctoring");
-    expect_json(
-        app.put(&base, json!({ "enabled": true }), Some(&ivy.access))
-            .await?,
-        StatusCode::OK,
-    )
-    .await?;
-    app.post(&format!("{base}/consent"), json!({}), Some(&cas))
-        .await?;
-    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
-    let (cas_socket, _) = join(&app, &interview, &cas).await?;
+    let one = OneCandidate::schedule(&app, "Quiet round").await?;
+    let (ivy_access, interview, cas, base) = (&one.ivy, &one.interview, &one.cas, &one.base);
+    one.set(&app, json!({ "enabled": true })).await?;
+    one.agree(&app).await?;
+    let (mut ivy_socket, _) = join(&app, interview, ivy_access).await?;
+    let (cas_socket, _) = join(&app, interview, cas).await?;
     let mut camera = Camera::start(cas_socket, Scene::OneFace).await?;
     let mut seen = Vec::new();
     camera
         .run_for(Duration::from_secs(60), &mut ivy_socket, &mut seen)
         .await?;
     assert_eq!(seen, Vec::<Value>::new());
-    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    let view = expect_json(app.get(base, Some(ivy_access)).await?, StatusCode::OK).await?;
     assert_eq!(view["running"], true, "{view}");
     assert_eq!(view["events"], json!([]), "{view}");
     Ok(())
@@ -425,42 +475,19 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
         &[("proctoring.checks.side_view_changed_secs", json!(4))],
     )
     .await?;
-    let ivy = app
-        .user_with_role("ivy@example.com", AccountRole::Interviewer)
-        .await?;
-    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
-    let created = app
-        .schedule(
-            &ivy.access,
-            json!({ "title": "Phone round", "scheduled_start": start.to_string(),
-                "duration_minutes": 60, "time_zone": "UTC", "participants": [
-                    { "email": "cas@example.com", "display_name": "Casey", "role": "candidate" } ] }),
-        )
-        .await?;
-    let interview = text(&created["interview"]["id"])?;
-    let cas = guest_sessions(&app, &created)
-        .await?
-        .into_iter()
-        .next()
-        .context("the candidate")?;
-    let base = format!("/api/interviews/{interview}/proctoring");
-    expect_json(
-        app.put(&base, json!({ "enabled": true }), Some(&ivy.access))
-            .await?,
-        StatusCode::OK,
-    )
-    .await?;
-    app.post(&format!("{base}/consent"), json!({}), Some(&cas))
-        .await?;
-    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
-    let (_cas_socket, _) = join(&app, &interview, &cas).await?;
+    let one = OneCandidate::schedule(&app, "Phone round").await?;
+    let (ivy_access, interview, cas, base) = (&one.ivy, &one.interview, &one.cas, &one.base);
+    one.set(&app, json!({ "enabled": true })).await?;
+    one.agree(&app).await?;
+    let (mut ivy_socket, _) = join(&app, interview, ivy_access).await?;
+    let (_cas_socket, _) = join(&app, interview, cas).await?;
 
     // The candidate pairs a phone; it shows the desk (no face) from the side.
     let pairing = expect_json(
         app.post(
             &format!("/api/interviews/{interview}/phone-pairings"),
             json!({}),
-            Some(&cas),
+            Some(cas),
         )
         .await?,
         StatusCode::CREATED,
@@ -508,7 +535,7 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
         .await?;
     assert!(live(&seen, "side_view_changed").0, "{seen:?}");
     assert!(live(&seen, "side_view_person").0, "{seen:?}");
-    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    let view = expect_json(app.get(base, Some(ivy_access)).await?, StatusCode::OK).await?;
     let changed = stored(&view, "side_view_changed")?;
     assert_eq!(changed["source"], "phone");
     assert_eq!(
@@ -529,12 +556,83 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
         live(&seen, "side_view_changed").1,
         "closed with the phone: {seen:?}"
     );
-    let view = expect_json(app.get(&base, Some(&ivy.access)).await?, StatusCode::OK).await?;
+    let view = expect_json(app.get(base, Some(ivy_access)).await?, StatusCode::OK).await?;
     let lost = stored(&view, "feed_lost")?;
     assert_eq!(lost["source"], "phone");
     assert!(
         lost["ended_at_ms"].is_null(),
         "lasts while the phone is away: {lost}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_share_that_stops_is_marked_when_the_interview_requires_one() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let one = OneCandidate::schedule(&app, "Shared screen").await?;
+    let (ivy_access, interview, cas, base) = (&one.ivy, &one.interview, &one.cas, &one.base);
+    // Agreeing needs proctoring on; turning it off forgets the agreement.
+    one.refused_consent(&app).await?;
+    let settings = one
+        .set(
+            &app,
+            json!({ "enabled": true, "require_screen_share": true }),
+        )
+        .await?;
+    assert_eq!(settings["require_screen_share"], true);
+    one.agree(&app).await?;
+    let (mut ivy_socket, _) = join(&app, interview, ivy_access).await?;
+    let (cas_socket, _) = join(&app, interview, cas).await?;
+    wait_for_proctoring(&mut ivy_socket, &[]).await?;
+    let mut screen = Camera::screen(cas_socket).await?;
+    let mut seen = Vec::new();
+    screen
+        .run_for(Duration::from_secs(3), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(seen, Vec::<Value>::new());
+
+    // "Stop sharing": the m-line goes inactive, the server unpublishes the track.
+    let offer = screen.media.stop_video()?;
+    send(
+        &mut screen.socket,
+        json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
+            { "mid": screen.media.audio.to_string(), "source": "microphone" } ] }),
+    )
+    .await?;
+    let answer = next_of(&mut screen.socket, "publish_answer").await?;
+    screen
+        .media
+        .accept_answer(SdpAnswer::from_sdp_string(&text(&answer["sdp"])?)?)?;
+    screen
+        .run_for(Duration::from_secs(3), &mut ivy_socket, &mut seen)
+        .await?;
+    assert_eq!(
+        live(&seen, "screen_share_stopped"),
+        (true, false),
+        "{seen:?}"
+    );
+    let view = expect_json(app.get(base, Some(ivy_access)).await?, StatusCode::OK).await?;
+    let stopped = stored(&view, "screen_share_stopped")?;
+    assert_eq!(stopped["source"], "screen");
+    assert_eq!(stopped["severity"], "notice");
+
+    // Turned off: the room is told, and the candidate would be asked again.
+    one.set(&app, json!({ "enabled": false })).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = next_of(&mut ivy_socket, "proctoring").await?;
+        if message["proctoring"]["on"] == false {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the room was not told proctoring is off");
+        }
+    }
+    let view = expect_json(app.get(base, Some(ivy_access)).await?, StatusCode::OK).await?;
+    assert!(
+        !stored(&view, "screen_share_stopped")?["ended_at_ms"].is_null(),
+        "ended when the checks stopped: {view}"
+    );
+    one.refused_consent(&app).await?;
     Ok(())
 }
