@@ -3,10 +3,12 @@
 //! follows the room through the same messages a participant gets, and keeps a [`RoomMirror`]
 //! of who is there and what they publish.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use sightline_signaling::protocol::{PROTOCOL_VERSION, ParticipantInfo, ServerMessage, TrackInfo};
 use sightline_signaling::{Grants, Hub, InterviewRole, Member, RoomId, Session};
+use tokio::sync::mpsc;
 
 use crate::auth::opaque;
 use crate::error::ApiError;
@@ -24,6 +26,83 @@ pub async fn join(hub: &Hub, room: &RoomId, kind: &str, name: &str) -> Result<Se
     hub.connect(room, member, PROTOCOL_VERSION, None, opaque::generate()?)
         .await
         .map_err(|_| ApiError::Unavailable("the room is unavailable"))
+}
+
+/// The running controllers of one kind of agent, at most one per interview, each taking
+/// commands `C`. A controller that ends closes its receiver; a closed entry counts as not
+/// running, so a new one can start while the old one finishes.
+#[derive(Debug)]
+pub struct Controllers<C> {
+    running: Mutex<HashMap<String, mpsc::UnboundedSender<C>>>,
+}
+
+impl<C> Default for Controllers<C> {
+    fn default() -> Self {
+        Controllers {
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<C> Controllers<C> {
+    /// Whether a controller runs for `interview`.
+    pub fn is_running(&self, interview: &str) -> bool {
+        self.running
+            .lock()
+            .map(|running| running.get(interview).is_some_and(|tx| !tx.is_closed()))
+            .unwrap_or(false)
+    }
+
+    /// Registers a new controller for `interview` and returns its commands, or `None` when one
+    /// runs already.
+    pub fn claim(&self, interview: &str) -> Result<Option<mpsc::UnboundedReceiver<C>>, ApiError> {
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| ApiError::Internal("controller registry poisoned".into()))?;
+        if running.get(interview).is_some_and(|tx| !tx.is_closed()) {
+            return Ok(None);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        running.insert(interview.to_owned(), tx);
+        Ok(Some(rx))
+    }
+
+    /// Takes `interview`'s controller out of the registry and hands it `command` (its stop);
+    /// false if none ran.
+    pub fn stop(&self, interview: &str, command: C) -> bool {
+        let tx = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut running| running.remove(interview));
+        tx.is_some_and(|tx| tx.send(command).is_ok())
+    }
+
+    /// Hands `command` to `interview`'s controller, if one runs.
+    pub fn send(&self, interview: &str, command: C) {
+        if let Ok(running) = self.running.lock()
+            && let Some(tx) = running.get(interview)
+        {
+            let _ = tx.send(command);
+        }
+    }
+
+    /// For a controller that ended (its receiver closed): takes it out of the registry unless a
+    /// newer one replaced it; returns whether a newer one runs.
+    pub fn forget(&self, interview: &str) -> bool {
+        let Ok(mut running) = self.running.lock() else {
+            return false;
+        };
+        match running.get(interview) {
+            Some(tx) if tx.is_closed() => {
+                running.remove(interview);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
 }
 
 /// Who is in a room (visible participants) and what is published, as its messages tell it.

@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sightline_config::CheckTimes;
@@ -29,7 +29,7 @@ use sightline_signaling::{
 };
 use tokio::sync::{OnceCell, mpsc};
 
-use crate::agent::{self, Change, RoomMirror};
+use crate::agent::{self, Change, Controllers, RoomMirror};
 use crate::error::ApiError;
 use crate::store::{Db, new_id, proctoring as events};
 
@@ -59,7 +59,7 @@ struct Inner {
     /// How long conditions must last.
     times: CheckTimes,
     retention_days: u32,
-    running: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
+    running: Controllers<Control>,
 }
 
 enum Control {
@@ -94,7 +94,7 @@ impl Proctoring {
                 detectors: OnceCell::new(),
                 times,
                 retention_days,
-                running: Mutex::new(HashMap::new()),
+                running: Controllers::default(),
             }),
         }
     }
@@ -115,25 +115,14 @@ impl Proctoring {
 
     /// Whether interview `id`'s checks are running.
     pub fn is_running(&self, interview: &str) -> bool {
-        self.inner
-            .running
-            .lock()
-            .map(|running| running.get(interview).is_some_and(|tx| !tx.is_closed()))
-            .unwrap_or(false)
+        self.inner.running.is_running(interview)
     }
 
     /// Starts proctoring interview `interview` (nothing happens if it runs already).
     pub fn start(&self, interview: &str) -> Result<(), ApiError> {
-        let mut running = self
-            .inner
-            .running
-            .lock()
-            .map_err(|_| ApiError::Internal("proctoring registry poisoned".into()))?;
-        if running.get(interview).is_some_and(|tx| !tx.is_closed()) {
+        let Some(rx) = self.inner.running.claim(interview)? else {
             return Ok(());
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        running.insert(interview.to_owned(), tx);
+        };
         let (found_tx, found_rx) = mpsc::unbounded_channel();
         let controller = Controller {
             inner: Arc::clone(&self.inner),
@@ -157,22 +146,14 @@ impl Proctoring {
 
     /// Stops proctoring interview `interview`; false if it was not running.
     pub fn stop(&self, interview: &str) -> bool {
-        let tx = self
-            .inner
-            .running
-            .lock()
-            .ok()
-            .and_then(|mut running| running.remove(interview));
-        tx.is_some_and(|tx| tx.send(Control::Stop).is_ok())
+        self.inner.running.stop(interview, Control::Stop)
     }
 
     /// Candidate `participant` of `interview` agreed to proctoring.
     pub fn consented(&self, interview: &str, participant: &str) {
-        if let Ok(running) = self.inner.running.lock()
-            && let Some(tx) = running.get(interview)
-        {
-            let _ = tx.send(Control::Consented(participant.to_owned()));
-        }
+        self.inner
+            .running
+            .send(interview, Control::Consented(participant.to_owned()));
     }
 
     /// Ends the events a previous run of the server left open (its checks ended with it), at
@@ -453,17 +434,7 @@ impl Controller {
     /// Takes this controller out of the registry (unless a newer one replaced it); returns
     /// whether a newer one runs.
     fn forget(&self) -> bool {
-        let Ok(mut running) = self.inner.running.lock() else {
-            return false;
-        };
-        match running.get(&self.interview) {
-            Some(tx) if tx.is_closed() => {
-                running.remove(&self.interview);
-                false
-            }
-            Some(_) => true,
-            None => false,
-        }
+        self.inner.running.forget(&self.interview)
     }
 
     async fn room_message(&mut self, message: ServerMessage) {

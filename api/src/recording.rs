@@ -24,7 +24,7 @@ use sightline_signaling::protocol::{ParticipantInfo, ServerMessage, TrackInfo};
 use sightline_signaling::{Hub, RecordingNotice, RecordingState, RoomId};
 use tokio::sync::mpsc;
 
-use crate::agent::{self, Change, RoomMirror};
+use crate::agent::{self, Change, Controllers, RoomMirror};
 use crate::error::ApiError;
 use crate::store::{Db, new_id, recordings};
 
@@ -46,7 +46,7 @@ struct Inner {
     /// Told to participants when they are asked to consent.
     retention_days: u32,
     /// Running controllers by interview id.
-    running: Mutex<HashMap<String, mpsc::UnboundedSender<Control>>>,
+    running: Controllers<Control>,
     /// What this server is doing with each recording it has not finished, by recording id.
     phases: Mutex<HashMap<String, Phase>>,
 }
@@ -75,7 +75,7 @@ impl Recordings {
                 hub,
                 db,
                 retention_days,
-                running: Mutex::new(HashMap::new()),
+                running: Controllers::default(),
                 phases: Mutex::new(HashMap::new()),
             }),
         }
@@ -108,26 +108,15 @@ impl Recordings {
 
     /// Whether interview `id` is being recorded (or waiting for consent to be).
     pub fn is_running(&self, interview: &str) -> bool {
-        self.inner
-            .running
-            .lock()
-            .map(|running| running.get(interview).is_some_and(|tx| !tx.is_closed()))
-            .unwrap_or(false)
+        self.inner.running.is_running(interview)
     }
 
     /// Starts recording interview `interview` on behalf of user `started_by` (nothing happens if
     /// it already is being recorded).
     pub fn start(&self, interview: &str, started_by: &str) -> Result<(), ApiError> {
-        let mut running = self
-            .inner
-            .running
-            .lock()
-            .map_err(|_| ApiError::Internal("recording registry poisoned".into()))?;
-        if running.get(interview).is_some_and(|tx| !tx.is_closed()) {
+        let Some(rx) = self.inner.running.claim(interview)? else {
             return Ok(());
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        running.insert(interview.to_owned(), tx);
+        };
         let controller = Controller {
             inner: Arc::clone(&self.inner),
             interview: interview.to_owned(),
@@ -144,22 +133,14 @@ impl Recordings {
 
     /// Stops recording interview `interview`; false if it was not being recorded.
     pub fn stop(&self, interview: &str) -> bool {
-        let tx = self
-            .inner
-            .running
-            .lock()
-            .ok()
-            .and_then(|mut running| running.remove(interview));
-        tx.is_some_and(|tx| tx.send(Control::Stop).is_ok())
+        self.inner.running.stop(interview, Control::Stop)
     }
 
     /// Participant `participant` of `interview` agreed to be recorded.
     pub fn consented(&self, interview: &str, participant: &str) {
-        if let Ok(running) = self.inner.running.lock()
-            && let Some(tx) = running.get(interview)
-        {
-            let _ = tx.send(Control::Consented(participant.to_owned()));
-        }
+        self.inner
+            .running
+            .send(interview, Control::Consented(participant.to_owned()));
     }
 
     /// Finishes what a previous run of the server left recording (`dirs`, from
@@ -381,13 +362,7 @@ impl Controller {
 
     /// Takes this controller out of the registry (unless a newer one replaced it).
     fn forget(&self) {
-        if let Ok(mut running) = self.inner.running.lock()
-            && running
-                .get(&self.interview)
-                .is_some_and(|tx| tx.is_closed())
-        {
-            running.remove(&self.interview);
-        }
+        self.inner.running.forget(&self.interview);
     }
 
     async fn join(&self) -> Result<sightline_signaling::Session, ApiError> {

@@ -83,11 +83,6 @@ impl Detectors {
         }
     }
 
-    /// Whether the main (front) detector is loaded.
-    pub fn available(&self) -> bool {
-        self.front.is_some()
-    }
-
     /// The main detector's name, as stored with events.
     pub fn name(&self) -> &str {
         self.front.as_ref().map_or("none", |d| d.name())
@@ -202,7 +197,9 @@ pub struct Finding {
     pub peak: Option<f32>,
 }
 
-/// A running watch; dropping it stops it (the threads also stop when the track ends).
+/// A running watch. Dropping it stops it without waiting: its threads end within about half a
+/// second (the feeder polls, the analysis waits at most that long for a frame), and also when
+/// the track ends.
 #[derive(Debug)]
 pub struct Watch {
     stop: Arc<AtomicBool>,
@@ -214,16 +211,6 @@ impl Watch {
     /// has ended may be started again.
     pub fn ended(&self) -> bool {
         self.threads.iter().all(JoinHandle::is_finished)
-    }
-
-    /// Stops the watch and waits for its threads (at most about half a second: the feeder
-    /// polls, and the analysis waits at most that long for a frame). Blocks: call it off the
-    /// async runtime.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -108,32 +108,48 @@ fn encode() -> Result<EncodedMedia> {
 
 fn encode_into(dir: &Path) -> Result<EncodedMedia> {
     let opus = encode_opus(dir)?;
-    let mut video: [Vec<Vp8Frame>; 3] = Default::default();
-    for (layer, frames) in Layer::ALL.iter().zip(&mut video) {
-        let layer_dir = dir.join(layer.rid);
-        gst_launch(&[
-            "videotestsrc",
-            &format!("num-buffers={VIDEO_FRAMES}"),
-            "pattern=smpte",
-            "horizontal-speed=4",
-            "!",
-            &format!(
+    let video = encode_layers(dir, |layer| {
+        vec![
+            "videotestsrc".into(),
+            format!("num-buffers={VIDEO_FRAMES}"),
+            "pattern=smpte".into(),
+            "horizontal-speed=4".into(),
+            "!".into(),
+            format!(
                 "video/x-raw,width={},height={},framerate={VIDEO_FPS}/1",
                 layer.width, layer.height
             ),
-            "!",
-            "vp8enc",
-            &format!("keyframe-max-dist={VIDEO_FPS}"),
-            &format!("target-bitrate={}", layer.kbps * 1000),
-            "deadline=1",
-            "cpu-used=8",
-            "!",
-            "multifilesink",
-            &format!("location={}/%05d.vp8", dir_for(&layer_dir)?),
-        ])?;
+        ]
+    })?;
+    Ok(EncodedMedia { opus, video })
+}
+
+/// Each of [`Layer::ALL`] encoded as the browser would (VP8 at the layer's bitrate, a keyframe
+/// every second) in `dir`, from the raw video the GStreamer elements `source(layer)` produce at
+/// the layer's size.
+pub(crate) fn encode_layers(
+    dir: &Path,
+    source: impl Fn(&Layer) -> Vec<String>,
+) -> Result<[Vec<Vp8Frame>; 3]> {
+    let mut video: [Vec<Vp8Frame>; 3] = Default::default();
+    for (layer, frames) in Layer::ALL.iter().zip(&mut video) {
+        let layer_dir = dir.join(layer.rid);
+        let mut pipeline = source(layer);
+        pipeline.extend([
+            "!".into(),
+            "vp8enc".into(),
+            format!("keyframe-max-dist={VIDEO_FPS}"),
+            format!("target-bitrate={}", layer.kbps * 1000),
+            "deadline=1".into(),
+            "cpu-used=8".into(),
+            "!".into(),
+            "multifilesink".into(),
+            format!("location={}/%05d.vp8", dir_for(&layer_dir)?),
+        ]);
+        gst_launch(&pipeline.iter().map(String::as_str).collect::<Vec<_>>())?;
         *frames = vp8_frames(read_frames(&layer_dir)?, layer.rid)?;
     }
-    Ok(EncodedMedia { opus, video })
+    Ok(video)
 }
 
 /// The tone, as Opus packets, encoded in `dir`.

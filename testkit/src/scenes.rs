@@ -12,9 +12,7 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::media::{
-    EncodedMedia, Layer, VIDEO_FPS, Vp8Frame, encode_opus, gst_launch, read_frames,
-};
+use crate::media::{EncodedMedia, VIDEO_FPS, encode_layers, encode_opus, gst_launch};
 
 /// Width and height of a scene picture.
 pub const SCENE_SIZE: (usize, usize) = (640, 480);
@@ -211,41 +209,28 @@ fn encode_scene(scene: Scene, dir: &Path) -> Result<EncodedMedia> {
     }
     std::fs::write(&raw, bytes).context("writing the raw scene")?;
     let opus = encode_opus(dir)?;
-    let mut video: [Vec<Vp8Frame>; 3] = Default::default();
     let (width, height) = SCENE_SIZE;
-    for (layer, frames) in Layer::ALL.iter().zip(&mut video) {
-        let layer_dir = dir.join(layer.rid);
-        std::fs::create_dir_all(&layer_dir)?;
-        gst_launch(&[
-            "filesrc",
-            &format!("location={}", raw.display()),
-            "!",
-            "rawvideoparse",
-            "format=rgb",
-            &format!("width={width}"),
-            &format!("height={height}"),
-            &format!("framerate={VIDEO_FPS}/1"),
-            "!",
-            "videoscale",
-            "!",
-            "videoconvert",
-            "!",
-            &format!(
+    let video = encode_layers(dir, |layer| {
+        vec![
+            "filesrc".into(),
+            format!("location={}", raw.display()),
+            "!".into(),
+            "rawvideoparse".into(),
+            "format=rgb".into(),
+            format!("width={width}"),
+            format!("height={height}"),
+            format!("framerate={VIDEO_FPS}/1"),
+            "!".into(),
+            "videoscale".into(),
+            "!".into(),
+            "videoconvert".into(),
+            "!".into(),
+            format!(
                 "video/x-raw,format=I420,width={},height={}",
                 layer.width, layer.height
             ),
-            "!",
-            "vp8enc",
-            &format!("keyframe-max-dist={VIDEO_FPS}"),
-            &format!("target-bitrate={}", layer.kbps * 1000),
-            "deadline=1",
-            "cpu-used=8",
-            "!",
-            "multifilesink",
-            &format!("location={}/%05d.vp8", layer_dir.display()),
-        ])?;
-        *frames = crate::media::vp8_frames(read_frames(&layer_dir)?, layer.rid)?;
-    }
+        ]
+    })?;
     Ok(EncodedMedia { opus, video })
 }
 

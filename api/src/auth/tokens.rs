@@ -58,6 +58,17 @@ pub enum Principal {
     },
 }
 
+impl Principal {
+    /// How the audit log names whoever acts with this token: a user id, or `guest:` and the
+    /// participant id.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::User { id, .. } => id.clone(),
+            Principal::Guest { participant_id, .. } => format!("guest:{participant_id}"),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum AccessKind {

@@ -112,13 +112,6 @@ pub struct ReviewRequest {
     pub note: String,
 }
 
-fn actor(principal: &Principal) -> String {
-    match principal {
-        Principal::User { id, .. } => id.clone(),
-        Principal::Guest { participant_id, .. } => format!("guest:{participant_id}"),
-    }
-}
-
 fn summary(events: &[EventRow]) -> Vec<KindSummary> {
     let mut by_kind: BTreeMap<&str, KindSummary> = BTreeMap::new();
     for event in events {
@@ -186,10 +179,10 @@ pub async fn set_settings(
     let settings = body.enabled.then_some(events::Settings {
         require_screen_share: body.require_screen_share,
     });
-    events::set_enabled(state.db.pool(), &id, settings, &actor(&principal)).await?;
+    events::set_enabled(state.db.pool(), &id, settings, &principal.actor()).await?;
     audit::record(
         state.db.pool(),
-        &actor(&principal),
+        &principal.actor(),
         "proctoring.set",
         &id,
         serde_json::json!({
@@ -236,7 +229,7 @@ pub async fn consent(
     events::consent(state.db.pool(), &id, &me.id).await?;
     audit::record(
         state.db.pool(),
-        &actor(&principal),
+        &principal.actor(),
         "proctoring.consented",
         &id,
         serde_json::json!({ "participant": me.id }),
@@ -278,12 +271,12 @@ pub async fn review(
         &event,
         verdict,
         body.note.trim(),
-        &actor(&principal),
+        &principal.actor(),
     )
     .await?;
     audit::record(
         state.db.pool(),
-        &actor(&principal),
+        &principal.actor(),
         "proctoring.reviewed",
         &id,
         serde_json::json!({ "event": event, "verdict": verdict }),
@@ -330,7 +323,7 @@ pub async fn snapshot(
         .ok_or(ApiError::NotFound)?;
     audit::record(
         state.db.pool(),
-        &actor(&principal),
+        &principal.actor(),
         "proctoring.snapshot_viewed",
         &id,
         serde_json::json!({ "event": event, "snapshot": n }),

@@ -225,13 +225,6 @@ pub struct MediaQuery {
     token: String,
 }
 
-fn actor(principal: &Principal) -> String {
-    match principal {
-        Principal::User { id, .. } => id.clone(),
-        Principal::Guest { participant_id, .. } => format!("guest:{participant_id}"),
-    }
-}
-
 /// Starts recording: it begins once everyone present has consented. Starting counts as the
 /// starting interviewer's own acknowledgement.
 #[utoipa::path(post, path = "/api/interviews/{id}/recording/start", tag = "recordings",
@@ -254,7 +247,7 @@ pub async fn start(
     if let Some(me) = &access.me {
         recordings::consent(state.db.pool(), &id, &me.id).await?;
     }
-    state.recordings.start(&id, &actor(&principal))?;
+    state.recordings.start(&id, &principal.actor())?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RecordingControl { recording: true }),
@@ -305,7 +298,7 @@ pub async fn consent(
     recordings::consent(state.db.pool(), &id, &me.id).await?;
     audit::record(
         state.db.pool(),
-        &actor(&principal),
+        &principal.actor(),
         "recording.consented",
         &id,
         serde_json::json!({ "participant": me.id }),
@@ -346,10 +339,10 @@ pub async fn set_settings(
 ) -> Result<Json<RecordingSettings>, ApiError> {
     let access = interviews::access(&state, &principal, &id).await?;
     access.require_manage()?;
-    recordings::set_auto(state.db.pool(), &id, body.auto, &actor(&principal)).await?;
+    recordings::set_auto(state.db.pool(), &id, body.auto, &principal.actor()).await?;
     audit::record(
         state.db.pool(),
-        &actor(&principal),
+        &principal.actor(),
         "recording.auto_set",
         &id,
         serde_json::json!({ "auto": body.auto }),
@@ -447,7 +440,7 @@ pub async fn read(
     }
     audit::record(
         state.db.pool(),
-        &actor(&principal),
+        &principal.actor(),
         "recording.viewed",
         &recording,
         serde_json::json!({ "interview": row.interview_id }),
