@@ -121,6 +121,13 @@ npm_install() {
 GSTREAMER_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 
+# What "Run" in the editor needs: bubblewrap for the sandbox, util-linux's prlimit and GNU time
+# around it, and the toolchains of the default languages (Node.js comes with the web build) in config/default.toml ([execution]).
+# Java is `default-jdk-headless` (single-file `java Main.java` needs the compiler); TypeScript is
+# turned into JavaScript by esbuild.
+EXECUTION_PACKAGES=(bubblewrap util-linux time python3 g++ default-jdk-headless golang-go
+  esbuild rustc)
+
 build_web() {
   npm_install web
   (cd web && npm run --silent build)

@@ -124,6 +124,8 @@ pub struct Settings {
     pub recording: RecordingSettings,
     /// Server-side proctoring: models, load, retention.
     pub proctoring: ProctoringSettings,
+    /// Running candidates' code in a sandbox.
+    pub execution: ExecutionSettings,
     /// Logging.
     pub log: LogSettings,
     /// Where Prometheus metrics are served, and to whom.
@@ -183,6 +185,63 @@ pub struct CheckTimes {
     pub camera_frozen_secs: u64,
     /// The phone's view differing from its reference.
     pub side_view_changed_secs: u64,
+}
+
+/// `[execution]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionSettings {
+    /// Whether "Run" is offered at all.
+    pub enabled: bool,
+    /// The bubblewrap binary.
+    pub bwrap: PathBuf,
+    /// Runs that may execute at once on this server; later ones wait in a queue.
+    pub concurrency: usize,
+    /// Runs that may wait; past this a run is refused as busy.
+    pub max_queued: usize,
+    /// Runs one interview may start per minute.
+    pub runs_per_minute: u32,
+    /// First of the user ids runs are given when the server runs as root (one per concurrent
+    /// run, so their process limits are separate).
+    pub sandbox_uid: u32,
+    /// Host paths the sandbox sees, read-only (those that do not exist are skipped).
+    pub read_only_paths: Vec<PathBuf>,
+    /// What one run may use.
+    pub limits: ExecutionLimits,
+    /// The languages offered, by id (`python`, `cpp`, ...).
+    pub languages: std::collections::BTreeMap<String, LanguageSettings>,
+}
+
+/// `[execution.limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionLimits {
+    /// Wall-clock time of a run, compiling included.
+    pub wall_secs: u64,
+    /// CPU time of each process of a run.
+    pub cpu_secs: u64,
+    /// Data memory of each process of a run.
+    pub memory_mib: u64,
+    /// Processes and threads of a run.
+    pub processes: u64,
+    /// stdout and stderr together; past this the run is stopped.
+    pub output_kib: u64,
+    /// Size of the run's work directory (a fresh tmpfs).
+    pub work_dir_mib: u64,
+    /// Largest stdin a run accepts.
+    pub stdin_kib: u64,
+}
+
+/// `[execution.languages.<id>]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageSettings {
+    /// The name people see.
+    pub name: String,
+    /// The file the code is written to in the work directory.
+    pub file: String,
+    /// The shell command that compiles (if needed) and runs it, in the work directory.
+    pub command: String,
 }
 
 /// `[recording.s3]`
@@ -390,6 +449,77 @@ impl Settings {
         }
     }
 
+    fn validate_execution(&self) -> Result<(), ConfigError> {
+        let exec = &self.execution;
+        let limits = &exec.limits;
+        for (key, value, range) in [
+            ("execution.concurrency", exec.concurrency as u64, 1..=256),
+            ("execution.max_queued", exec.max_queued as u64, 0..=10_000),
+            (
+                "execution.runs_per_minute",
+                u64::from(exec.runs_per_minute),
+                1..=600,
+            ),
+            ("execution.limits.wall_secs", limits.wall_secs, 1..=600),
+            ("execution.limits.cpu_secs", limits.cpu_secs, 1..=600),
+            (
+                "execution.limits.memory_mib",
+                limits.memory_mib,
+                16..=65_536,
+            ),
+            ("execution.limits.processes", limits.processes, 1..=4096),
+            ("execution.limits.output_kib", limits.output_kib, 1..=65_536),
+            (
+                "execution.limits.work_dir_mib",
+                limits.work_dir_mib,
+                1..=65_536,
+            ),
+            ("execution.limits.stdin_kib", limits.stdin_kib, 0..=65_536),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
+        for (id, lang) in &exec.languages {
+            let key = format!("execution.languages.{id}");
+            let id_ok = !id.is_empty()
+                && id.len() <= 32
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !id_ok {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "a language id is 1-32 lowercase letters, digits or `_`",
+                ));
+            }
+            let file_ok = !lang.file.is_empty()
+                && lang.file.len() <= 64
+                && lang.file != "."
+                && lang.file != ".."
+                && lang
+                    .file
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !file_ok {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.file"),
+                    "must be a plain file name (letters, digits, `.`, `_`, `-`)",
+                ));
+            }
+            if lang.command.trim().is_empty() || lang.name.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "`name` and `command` must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let checks = &self.proctoring.checks;
         for (key, secs) in [
@@ -431,6 +561,7 @@ impl Settings {
                 "must be between 1 and 64",
             ));
         }
+        self.validate_execution()?;
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "http.max_body_bytes",
@@ -682,6 +813,41 @@ mod tests {
             let err = load_in(jail, None).expect_err("invalid address");
             assert_eq!(err.key(), "http.addr");
             assert!(err.to_string().contains("SIGHTLINE__HTTP__ADDR"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn execution_languages_and_limits_are_checked() {
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail, None).expect("defaults");
+            let ids: Vec<&str> = settings
+                .execution
+                .languages
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                ids,
+                [
+                    "cpp",
+                    "go",
+                    "java",
+                    "javascript",
+                    "python",
+                    "rust",
+                    "typescript"
+                ]
+            );
+            jail.create_file(
+                "bad.toml",
+                "[execution.languages.evil]\nname = \"Evil\"\nfile = \"../x\"\ncommand = \"true\"\n",
+            )?;
+            let err = load_in(jail, Some("bad.toml")).expect_err("path in a file name");
+            assert_eq!(err.key(), "execution.languages.evil.file");
+            jail.set_env("SIGHTLINE__EXECUTION__LIMITS__WALL_SECS", "0");
+            let err = load_in(jail, None).expect_err("no time at all");
+            assert_eq!(err.key(), "execution.limits.wall_secs");
             Ok(())
         });
     }
