@@ -110,6 +110,9 @@ pub enum ApiError {
     /// A dependency (database, built web app) is not available right now.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A shared resource (the code runner's queue) is full; retry shortly.
+    #[error("{0}")]
+    Busy(&'static str),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -165,6 +168,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Database(_)
             | ApiError::Migrate(_)
             | ApiError::Io(_)

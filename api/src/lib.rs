@@ -23,12 +23,14 @@ mod proctoring;
 mod recording;
 mod routes;
 mod rtc;
+mod runs;
 mod secrets;
 mod serve;
 mod state;
 mod store;
 pub mod telemetry;
 mod web;
+mod workspace;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::phone::router(&state))
         .merge(routes::recordings::router())
         .merge(routes::proctoring::router())
+        .merge(routes::workspace::router())
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         .merge(rtc::router())
@@ -220,6 +223,19 @@ impl Server {
             settings.proctoring.retention_days,
         );
         proctoring.close_left_open().await;
+        let workspaces =
+            workspace::Workspaces::new(db.clone(), sightline_collab::Limits::default());
+        let runs = runs::Runs::new(&settings.execution);
+        match store::workspace::fail_unfinished(db.pool(), jiff::Timestamp::now().as_millisecond())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                runs = n,
+                "runs the previous process left unfinished marked failed"
+            ),
+            Err(err) => tracing::warn!(%err, "marking unfinished runs"),
+        }
         let listener = TcpListener::bind(settings.http.addr).await?;
         let metrics_listener = match settings.metrics.addr {
             Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -236,9 +252,13 @@ impl Server {
             db,
             tokens,
             settings,
-            hub,
-            recordings,
-            proctoring,
+            state::Services {
+                hub,
+                recordings,
+                proctoring,
+                workspaces,
+                runs,
+            },
             connections.clone(),
         );
         Ok(Server {

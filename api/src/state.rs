@@ -12,8 +12,10 @@ use crate::metrics::Metrics;
 use crate::proctoring::Proctoring;
 use crate::recording::Recordings;
 use crate::rtc::Admissions;
+use crate::runs::Runs;
 use crate::serve::ConnectionStats;
 use crate::store::Db;
+use crate::workspace::Workspaces;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -41,6 +43,24 @@ pub struct StateInner {
     pub recordings: Recordings,
     /// Proctoring controllers and the face detectors.
     pub proctoring: Proctoring,
+    /// The interviews' shared code documents.
+    pub workspaces: Workspaces,
+    /// The code runner.
+    pub runs: Runs,
+}
+
+/// The long-lived services [`AppState`] bundles.
+pub struct Services {
+    /// Every room and the media workers.
+    pub hub: Hub,
+    /// Recording controllers and the recorder.
+    pub recordings: Recordings,
+    /// Proctoring controllers and the face detectors.
+    pub proctoring: Proctoring,
+    /// The interviews' shared code documents.
+    pub workspaces: Workspaces,
+    /// The code runner.
+    pub runs: Runs,
 }
 
 impl AppState {
@@ -49,11 +69,16 @@ impl AppState {
         db: Db,
         tokens: TokenKeys,
         settings: Settings,
-        hub: Hub,
-        recordings: Recordings,
-        proctoring: Proctoring,
+        services: Services,
         connections: Arc<ConnectionStats>,
     ) -> AppState {
+        let Services {
+            hub,
+            recordings,
+            proctoring,
+            workspaces,
+            runs,
+        } = services;
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
         AppState {
             inner: Arc::new(StateInner {
@@ -66,6 +91,8 @@ impl AppState {
                 admissions: Admissions::default(),
                 recordings,
                 proctoring,
+                workspaces,
+                runs,
             }),
         }
     }

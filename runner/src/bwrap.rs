@@ -240,6 +240,16 @@ impl Bubblewrap {
         feed.abort();
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
+        // bubblewrap itself failing (no namespaces, no free processes for this user) is not
+        // the program's failure: nothing of it ran.
+        if status.and_then(|status| status.code()) == Some(1) {
+            let (stdout, stderr) = (budget.stdout(), budget.stderr());
+            if stdout.is_empty() && stderr.starts_with(b"bwrap: ") {
+                let line = String::from_utf8_lossy(stderr);
+                let line = line.lines().next().unwrap_or_default().to_owned();
+                return Err(RunnerError::Sandbox(line));
+            }
+        }
         let exceeded = budget.exceeded();
         let (stdout, mut stderr) = budget.into_strings();
         let peak_memory_bytes = take_peak_memory(&mut stderr, PEAK_MARKER);

@@ -199,6 +199,16 @@ impl OutputBudget {
         !self.exceeded
     }
 
+    /// What stdout held so far.
+    pub fn stdout(&self) -> &[u8] {
+        &self.stdout
+    }
+
+    /// What stderr held so far.
+    pub fn stderr(&self) -> &[u8] {
+        &self.stderr
+    }
+
     /// Whether output was dropped.
     pub fn exceeded(&self) -> bool {
         self.exceeded

@@ -111,13 +111,26 @@ impl Ticket {
 
     /// Waits for a slot and runs the job.
     pub async fn run(self) -> Result<Outcome, RunnerError> {
+        self.run_then(|| {}).await
+    }
+
+    /// Waits for a slot, calls `started`, and runs the job.
+    pub async fn run_then(self, started: impl FnOnce()) -> Result<Outcome, RunnerError> {
         let inner = &self.runner.inner;
         let _permit = Arc::clone(&inner.slots)
             .acquire_owned()
             .await
             .map_err(|_| RunnerError::Closed)?;
+        started();
         let uid = UidLease::take(inner);
-        inner.sandbox.run(&self.job, uid.uid).await
+        let outcome = inner.sandbox.run(&self.job, uid.uid).await;
+        if let Some(uid) = uid.uid {
+            // Whatever of the run survived it (a process that escaped the sandbox's PID
+            // namespace while bubblewrap was still setting up) is killed before the id is
+            // lent again, so every run starts with its process allowance whole.
+            reap(uid).await;
+        }
+        outcome
     }
 }
 
@@ -146,6 +159,48 @@ impl Drop for UidLease<'_> {
             free.push(uid);
         }
     }
+}
+
+/// Kills every process of `uid` and waits (briefly, bounded) until they are gone.
+async fn reap(uid: u32) {
+    // `kill -1` as that user signals every process of that user (but itself).
+    let killed = tokio::process::Command::new("kill")
+        .args(["-s", "KILL", "-1"])
+        .uid(uid)
+        .gid(uid)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    if let Err(err) = killed {
+        tracing::warn!(uid, %err, "could not clean up after a run");
+        return;
+    }
+    for _ in 0..100 {
+        if processes_of(uid) == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::warn!(uid, "processes of a finished run are still exiting");
+}
+
+/// Processes (including zombies not yet reaped) whose user is `uid`.
+fn processes_of(uid: u32) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|entry| entry.metadata().is_ok_and(|meta| meta.uid() == uid))
+        .count()
 }
 
 /// Whether this process runs as root (and should start runs as other users).

@@ -112,6 +112,42 @@ pub struct Grants {
     /// follows the room through its messages and takes media through taps, so it gets no
     /// peer connections.
     pub agent: bool,
+    /// What this participant may do with the interview's shared code.
+    #[serde(default)]
+    pub code: CodeGrants,
+}
+
+/// What a participant may do with the interview's shared code document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeGrants {
+    /// May see the document and everyone's cursors.
+    pub view: bool,
+    /// May edit it and choose its language.
+    pub edit: bool,
+    /// May run it.
+    pub run: bool,
+}
+
+impl CodeGrants {
+    /// Sees, edits and runs.
+    pub const WRITE: CodeGrants = CodeGrants {
+        view: true,
+        edit: true,
+        run: true,
+    };
+    /// Sees only.
+    pub const READ: CodeGrants = CodeGrants {
+        view: true,
+        edit: false,
+        run: false,
+    };
+    /// Nothing at all.
+    pub const NONE: CodeGrants = CodeGrants {
+        view: false,
+        edit: false,
+        run: false,
+    };
 }
 
 impl Grants {
@@ -132,6 +168,7 @@ impl Grants {
                 can_moderate: false,
                 hidden: false,
                 agent: false,
+                code: CodeGrants::WRITE,
             },
             InterviewRole::Interviewer => Grants {
                 room_join: true,
@@ -142,6 +179,7 @@ impl Grants {
                 can_moderate: true,
                 hidden: false,
                 agent: false,
+                code: CodeGrants::WRITE,
             },
             InterviewRole::Observer => Grants {
                 room_join: true,
@@ -152,6 +190,7 @@ impl Grants {
                 can_moderate: false,
                 hidden: false,
                 agent: false,
+                code: CodeGrants::READ,
             },
             InterviewRole::Reviewer => Grants {
                 room_join: true,
@@ -162,6 +201,7 @@ impl Grants {
                 can_moderate: false,
                 hidden: true,
                 agent: false,
+                code: CodeGrants::READ,
             },
         }
     }
@@ -178,6 +218,7 @@ impl Grants {
             can_moderate: false,
             hidden: false,
             agent: false,
+            code: CodeGrants::NONE,
         }
     }
 
@@ -194,6 +235,7 @@ impl Grants {
             can_moderate: false,
             hidden: true,
             agent: true,
+            code: CodeGrants::NONE,
         }
     }
 
@@ -255,6 +297,24 @@ mod tests {
         }
         assert!(!grants.can_subscribe && !grants.can_chat && !grants.can_moderate);
         assert!(!grants.hidden, "everyone sees the phone is there");
+    }
+
+    #[test]
+    fn who_sees_edits_and_runs_the_code() {
+        for role in [InterviewRole::Candidate, InterviewRole::Interviewer] {
+            assert_eq!(Grants::for_role(role).code, CodeGrants::WRITE, "{role}");
+        }
+        for role in [InterviewRole::Observer, InterviewRole::Reviewer] {
+            assert_eq!(Grants::for_role(role).code, CodeGrants::READ, "{role}");
+        }
+        assert_eq!(Grants::phone_camera().code, CodeGrants::NONE);
+        assert_eq!(Grants::agent().code, CodeGrants::NONE);
+        // Join tokens issued before code grants existed still parse, granting nothing.
+        let old = r#"{"room_join":true,"can_publish":true,"can_subscribe":true,
+            "can_publish_sources":["camera"],"can_chat":true,"can_moderate":false,
+            "hidden":false,"agent":false}"#;
+        let grants: Grants = serde_json::from_str(old).expect("parses");
+        assert_eq!(grants.code, CodeGrants::NONE);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod hub;
 pub mod protocol;
 mod room;
 
-pub use grants::{Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
+pub use grants::{CodeGrants, Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
 pub use hub::{ConnectError, Hub, Session, SessionSender, TapError};
 pub use protocol::{
     LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice, RecordingState,

@@ -160,6 +160,13 @@ pub fn models_dir() -> String {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../models").to_owned())
 }
 
+/// A range of sandbox user ids of its own for each test server: servers run side by side in
+/// one test process, and a run's process limit counts per user id.
+fn sandbox_uids() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    61_000 + 64 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -> Result<Settings> {
     let mut figment = Figment::from(Toml::string(DEFAULT_TOML))
         .merge(("http.addr", "127.0.0.1:0"))
@@ -170,7 +177,8 @@ fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -
         .merge(("auth.jwt_secret", TEST_SECRET))
         .merge(("public.base_url", "http://sightline.test"))
         .merge(("metrics.token", METRICS_TOKEN))
-        .merge(("proctoring.models_dir", models_dir()));
+        .merge(("proctoring.models_dir", models_dir()))
+        .merge(("execution.sandbox_uid", sandbox_uids()));
     for (key, value) in overrides {
         figment = figment.merge((*key, value.clone()));
     }

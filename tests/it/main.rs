@@ -16,3 +16,4 @@ mod proctoring;
 mod recording;
 mod recovery;
 mod rtc;
+mod workspace;

@@ -32,6 +32,13 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// The caller an access token names, for a socket that receives its token in a message
+/// rather than a header; the same checks as the [`Principal`] extractor.
+pub async fn from_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let principal = state.tokens.verify_access(token)?;
+    current(state, principal).await
+}
+
 /// Refuses a guest whose session ended (their invite was reissued) while their token lives.
 async fn current(state: &AppState, principal: Principal) -> Result<Principal, ApiError> {
     if let Principal::Guest {

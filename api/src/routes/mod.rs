@@ -9,3 +9,4 @@ pub mod ops;
 pub mod phone;
 pub mod proctoring;
 pub mod recordings;
+pub mod workspace;

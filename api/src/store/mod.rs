@@ -12,6 +12,7 @@ pub mod proctoring;
 pub mod recordings;
 pub mod refresh_tokens;
 pub mod users;
+pub mod workspace;
 
 use std::time::Duration;
 
