@@ -61,7 +61,8 @@ pub use crate::store::Db;
 pub use crate::store::users::AccountRole;
 
 /// Content Security Policy for everything we serve: only our own scripts, styles and
-/// connections; nothing may frame us.
+/// connections; nothing may frame us. The app shell (`index.html`) adds a per-response nonce to
+/// `style-src` for the style elements the code editor creates (see `web::serve`).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; \
     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";

@@ -41,10 +41,36 @@ pub async fn serve(method: Method, uri: Uri) -> Response {
         return ApiError::NotFound.into_response();
     }
     match Assets::get("index.html") {
-        Some(index) => asset_response("index.html", index.data.into_owned(), "no-cache"),
+        Some(index) => app_shell(&index.data),
         None => ApiError::Unavailable("the web app is not built; run `npm run build` in web/")
             .into_response(),
     }
+}
+
+/// Where `index.html` takes the nonce.
+const NONCE_PLACEHOLDER: &str = "__CSP_NONCE__";
+
+/// The app shell with a fresh nonce: in the page (a `csp-nonce` meta tag, which the code editor
+/// gives the style elements it creates) and in this response's `style-src`. Inline style
+/// attributes stay refused; scripts stay our own files only.
+fn app_shell(index: &[u8]) -> Response {
+    let nonce = match crate::auth::opaque::generate() {
+        Ok(nonce) => nonce,
+        Err(err) => return err.into_response(),
+    };
+    let html = String::from_utf8_lossy(index).replace(NONCE_PLACEHOLDER, &nonce);
+    let csp = crate::CSP.replacen(
+        "style-src 'self'",
+        &format!("style-src 'self' 'nonce-{nonce}'"),
+        1,
+    );
+    let mut response = asset_response("index.html", html.into_bytes(), "no-cache");
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 fn asset_response(name: &str, bytes: Vec<u8>, cache: &'static str) -> Response {

@@ -281,6 +281,37 @@ async fn headers_on_every_response(backend: Backend) -> Result<()> {
         echoed.headers().get("x-request-id").map(|v| v.as_bytes()),
         Some(&b"trace-me-123"[..])
     );
+
+    // The app shell carries a fresh style nonce, the same in its page and its policy.
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let shell = app.get("/interviews", None).await?;
+        if shell.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // This checkout's web app is not built (scripts/test always builds it).
+            return Ok(());
+        }
+        let csp = shell
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let page = shell.text().await?;
+        let nonce = page
+            .split("name=\"csp-nonce\" content=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(nonce.len(), 43, "{page}");
+        assert!(
+            csp.contains(&format!("style-src 'self' 'nonce-{nonce}'")),
+            "{csp}"
+        );
+        assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe-inline"));
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a nonce is never reused");
     Ok(())
 }
 

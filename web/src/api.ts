@@ -81,6 +81,15 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return (await response.json()) as T;
 }
 
+/**
+ * The access token for a socket that authenticates in its first message; `renew` trades the
+ * refresh cookie for a new one first (after the server said the old one expired).
+ */
+export async function socketToken(renew = false): Promise<string | null> {
+  if (renew || !accessToken) await refreshSession();
+  return accessToken;
+}
+
 /** Fetches a binary resource (a snapshot) with the session, as a blob. */
 export async function apiBlob(path: string): Promise<Blob> {
   let response = await send('GET', path);

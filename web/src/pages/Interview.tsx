@@ -3,6 +3,7 @@ import { useLocation, useRoute } from 'preact-iso';
 import { api } from '../api';
 import { RequireSession } from '../app';
 import { InviteLinks } from '../components/InviteLinks';
+import { Lazy } from '../components/Lazy';
 import { ErrorAlert, isUnavailable, Loading, PageTitle, Unavailable } from '../components/ui';
 import { formatWhen } from '../time';
 import { ProctoringReview } from '../components/ProctoringReview';
@@ -305,6 +306,8 @@ function InterviewContent({ id }: { id: string }) {
       </section>
       <InviteLinks links={links} />
       <Recordings interviewId={interview.id} />
+      <Lazy load={() => import('../components/CodeReplay').then((m) => m.CodeReplay)} what="the code"
+        props={{ interviewId: interview.id }} />
       <Proctoring interview={interview} />
     </section>
   );

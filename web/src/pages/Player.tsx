@@ -9,6 +9,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import { api } from '../api';
 import { RequireSession } from '../app';
+import { Lazy } from '../components/Lazy';
 import { ProctoringReview } from '../components/ProctoringReview';
 import { ErrorAlert, Loading, PageTitle, Unavailable, isUnavailable } from '../components/ui';
 import { type ProctoringView, kindLabel } from '../proctoring';
@@ -299,6 +300,14 @@ function PlayerContent({ id }: { id: string }) {
           </div>
         )}
       </section>
+      <Lazy load={() => import('../components/CodeReplay').then((m) => m.CodeReplay)} what="the code"
+        props={{
+          interviewId: view.recording.interview_id,
+          atMs: manifest.started_at_ms + position,
+          startMs: manifest.started_at_ms,
+          lengthMs: length,
+          onSeek: moveTo,
+        }} />
       {proctoring && manifest && (proctoring.enabled || proctoring.events.length > 0) && (
         <ProctoringReview interview={view.recording.interview_id} view={proctoring} nameOf={nameOf}
           onChange={setProctoring}

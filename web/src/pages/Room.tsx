@@ -7,6 +7,7 @@ import { useLocation, useRoute } from 'preact-iso';
 import { ApiError, api } from '../api';
 import { RequireSession } from '../app';
 import { ChatPanel } from '../components/ChatPanel';
+import { Lazy } from '../components/Lazy';
 import { DevicePickers, MicLevel } from '../components/devices';
 import { ErrorAlert, PageTitle, Unavailable, isUnavailable } from '../components/ui';
 import { type DeviceChoice, openDevice, openDevices } from '../media';
@@ -482,6 +483,7 @@ function RoomContent({ id }: { id: string }) {
         </p>
       )}
       <ErrorAlert error={error} />
+      <div class="stage">
       <div class="grid">
         <figure class={me && speakers.has(me.identity) ? 'tile speaking' : 'tile'}
           data-participant={me?.identity ?? 'me'}>
@@ -524,6 +526,11 @@ function RoomContent({ id }: { id: string }) {
             ),
           ];
         })}
+      </div>
+      <div class="workspace-slot">
+        <Lazy load={() => import('../components/room/Workspace').then((m) => m.Workspace)}
+          props={{ interviewId: id }} what="the editor" />
+      </div>
       </div>
       <div class="actions">
         <button type="button" class="secondary" aria-pressed={micOff}
