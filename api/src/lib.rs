@@ -79,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::recordings::router())
         .merge(routes::proctoring::router())
         .merge(routes::workspace::router())
+        .merge(routes::questions::router())
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         .merge(rtc::router())

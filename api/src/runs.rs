@@ -14,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use sightline_config::ExecutionSettings;
 use sightline_runner::{
-    Bubblewrap, BubblewrapConfig, Job, Language, Limits, Outcome, Runner, RunnerError,
+    Bubblewrap, BubblewrapConfig, Job, Language, Limits, Outcome, Runner, RunnerError, Verdict,
     running_as_root,
 };
 use utoipa::ToSchema;
@@ -146,6 +146,102 @@ impl Runs {
             })
     }
 
+    /// Refuses a run past the interview's rate (`runs` runs at once count as that many).
+    fn check_rate(&self, interview: &str, runs: u32) -> Result<(), ApiError> {
+        let runs = NonZeroU32::new(runs).unwrap_or(NonZeroU32::MIN);
+        match self
+            .inner
+            .per_interview
+            .check_key_n(&interview.to_owned(), runs)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(ApiError::RateLimited {
+                retry_after_secs: self.inner.retry_after_secs,
+            }),
+        }
+    }
+
+    /// The job for the interview's current code (in the editor's language) and that language.
+    async fn current_job(
+        &self,
+        workspaces: &Workspaces,
+        interview: &str,
+        stdin: String,
+    ) -> Result<(String, Job), ApiError> {
+        let (source, language) = workspaces
+            .read(interview)
+            .await
+            .map_err(|_| ApiError::Unavailable("the shared document is not available"))?;
+        let language_id = language.unwrap_or_else(|| DEFAULT_LANGUAGE.to_owned());
+        let language = self
+            .inner
+            .languages
+            .get(&language_id)
+            .cloned()
+            .ok_or_else(|| ApiError::Conflict {
+                code: "unknown_language",
+                message: format!("this server does not run `{language_id}`"),
+            })?;
+        let job = Job {
+            language,
+            source,
+            stdin,
+            limits: self.inner.limits,
+        };
+        Ok((language_id, job))
+    }
+
+    /// Runs the current code once per case (stdin, expected stdout), one after another, and
+    /// compares what it printed. Each case counts as a run against the interview's rate.
+    pub async fn test(
+        &self,
+        workspaces: &Workspaces,
+        interview: &str,
+        cases: Vec<(String, String)>,
+    ) -> Result<(String, Vec<TestResult>), ApiError> {
+        let runner = self.runner()?.clone();
+        let (language, job) = self
+            .current_job(workspaces, interview, String::new())
+            .await?;
+        self.check_rate(interview, u32::try_from(cases.len()).unwrap_or(u32::MAX))?;
+        let mut results = Vec::with_capacity(cases.len());
+        for (index, (stdin, expected_stdout)) in cases.into_iter().enumerate() {
+            let ticket = runner
+                .admit(Job {
+                    stdin: stdin.clone(),
+                    ..job.clone()
+                })
+                .map_err(busy)?;
+            let result = match ticket.run().await {
+                Ok(outcome) => TestResult {
+                    index,
+                    passed: outcome.verdict == Verdict::Ok
+                        && same_output(&outcome.stdout, &expected_stdout),
+                    verdict: verdict_name(outcome.verdict),
+                    stdout: outcome.stdout,
+                    stderr: outcome.stderr,
+                    duration_ms: outcome.duration_ms,
+                    error: None,
+                    stdin,
+                    expected_stdout,
+                },
+                Err(err) => TestResult {
+                    index,
+                    passed: false,
+                    verdict: None,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    duration_ms: 0,
+                    error: Some(err.to_string()),
+                    stdin,
+                    expected_stdout,
+                },
+            };
+            results.push(result);
+        }
+        Ok((language, results))
+    }
+
     /// Starts a run of the interview's current code; returns it as stored (queued or
     /// running). Its end is stored and announced by a task of its own.
     pub async fn start(
@@ -163,40 +259,12 @@ impl Runs {
                 format!("must be at most {} bytes", self.inner.stdin_bytes),
             ));
         }
-        if self
-            .inner
-            .per_interview
-            .check_key(&interview.to_owned())
-            .is_err()
-        {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: self.inner.retry_after_secs,
-            });
-        }
-        let (source, language) = workspaces
-            .read(interview)
-            .await
-            .map_err(|_| ApiError::Unavailable("the shared document is not available"))?;
-        let language_id = language.unwrap_or_else(|| DEFAULT_LANGUAGE.to_owned());
-        let language = self
-            .inner
-            .languages
-            .get(&language_id)
-            .cloned()
-            .ok_or_else(|| ApiError::Conflict {
-                code: "unknown_language",
-                message: format!("this server does not run `{language_id}`"),
-            })?;
-        let job = Job {
-            language,
-            source: source.clone(),
-            stdin: stdin.clone(),
-            limits: self.inner.limits,
-        };
-        let ticket = runner.admit(job).map_err(|err| match err {
-            RunnerError::Busy => ApiError::Busy("the code runner is busy; try again in a moment"),
-            other => ApiError::Internal(other.to_string()),
-        })?;
+        self.check_rate(interview, 1)?;
+        let (language_id, job) = self
+            .current_job(workspaces, interview, stdin.clone())
+            .await?;
+        let source = job.source.clone();
+        let ticket = runner.admit(job).map_err(busy)?;
         let run = RunRow {
             id: new_id(),
             interview_id: interview.to_owned(),
@@ -252,14 +320,60 @@ impl Runs {
     }
 }
 
+/// One hidden test's result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// Its place among the question's tests.
+    pub index: usize,
+    /// The program ended well and printed what was expected.
+    pub passed: bool,
+    /// How the run ended (`ok`, `failed`, `time_limit_exceeded`, ...); none if it could not run.
+    pub verdict: Option<String>,
+    /// What it was given.
+    pub stdin: String,
+    /// What it should have printed.
+    pub expected_stdout: String,
+    /// What it printed.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+    /// Milliseconds it took.
+    pub duration_ms: u64,
+    /// Why it could not run.
+    pub error: Option<String>,
+}
+
+/// Output compared as people read it: trailing spaces and trailing blank lines do not count.
+fn same_output(got: &str, want: &str) -> bool {
+    fn lines(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        while lines.last().is_some_and(|line| line.is_empty()) {
+            lines.pop();
+        }
+        lines
+    }
+    lines(got) == lines(want)
+}
+
+fn verdict_name(verdict: Verdict) -> Option<String> {
+    serde_json::to_value(verdict)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+}
+
+fn busy(err: RunnerError) -> ApiError {
+    match err {
+        RunnerError::Busy => ApiError::Busy("the code runner is busy; try again in a moment"),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
 fn finish(run: RunRow, result: Result<Outcome, RunnerError>) -> RunRow {
     let finished_at_ms = Some(jiff::Timestamp::now().as_millisecond());
     match result {
         Ok(outcome) => RunRow {
             status: "finished".into(),
-            verdict: serde_json::to_value(outcome.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned)),
+            verdict: verdict_name(outcome.verdict),
             exit_code: outcome.exit_code,
             signal: outcome.signal,
             stdout: Some(outcome.stdout),

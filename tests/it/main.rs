@@ -13,6 +13,7 @@ mod media;
 mod persistence;
 mod phone;
 mod proctoring;
+mod questions;
 mod recording;
 mod recovery;
 mod rtc;

@@ -27,7 +27,7 @@ crate::on_both_backends!(
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A browser's editor, as far as the protocol goes.
-struct Editor {
+pub(crate) struct Editor {
     socket: Socket,
     doc: Doc,
     text: TextRef,
@@ -37,7 +37,7 @@ struct Editor {
 }
 
 impl Editor {
-    async fn open(app: &TestApp, interview: &str, access: &str) -> Result<Editor> {
+    pub(crate) async fn open(app: &TestApp, interview: &str, access: &str) -> Result<Editor> {
         let mut socket = connect(app, interview).await?;
         send_text(&mut socket, json!({ "type": "auth", "token": access })).await?;
         let welcome = next_text(&mut socket).await?;
@@ -88,7 +88,7 @@ impl Editor {
         self.edit(|txn, text, _| text.insert(txn, at, s)).await
     }
 
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.text.get_string(&self.doc.transact())
     }
 
@@ -142,14 +142,18 @@ impl Editor {
         }
     }
 
-    async fn wait_for_code(&mut self, want: &str) -> Result<()> {
+    pub(crate) async fn wait_for_code(&mut self, want: &str) -> Result<()> {
         let want = want.to_owned();
         self.pump_until(&format!("code {want:?}"), move |e| e.code() == want, None)
             .await
     }
 
     /// Waits for a notice matching `pred` and returns it.
-    async fn notice(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+    pub(crate) async fn notice(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
         self.pump_until(what, |e| e.notices.iter().any(&pred), None)
             .await?;
         let at = self.notices.iter().position(&pred).context("the notice")?;
@@ -184,12 +188,12 @@ async fn next_text(socket: &mut Socket) -> Result<Value> {
 }
 
 /// An interview with a candidate, an interviewer and an observer, each signed in.
-struct People {
-    interview: Interview,
-    observer: String,
+pub(crate) struct People {
+    pub(crate) interview: Interview,
+    pub(crate) observer: String,
 }
 
-async fn people(app: &TestApp) -> Result<People> {
+pub(crate) async fn people(app: &TestApp) -> Result<People> {
     let interviewer = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;

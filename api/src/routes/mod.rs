@@ -8,5 +8,6 @@ pub mod me;
 pub mod ops;
 pub mod phone;
 pub mod proctoring;
+pub mod questions;
 pub mod recordings;
 pub mod workspace;

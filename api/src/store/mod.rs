@@ -9,6 +9,7 @@ pub mod interviews;
 pub mod invites;
 pub mod phone_pairings;
 pub mod proctoring;
+pub mod questions;
 pub mod recordings;
 pub mod refresh_tokens;
 pub mod users;
