@@ -168,3 +168,52 @@ test('two people edit one line at once, see each other, and run Python together'
     await browser.close();
   }
 });
+
+test('an interviewer writes a question, reveals it with its starter code and runs its hidden tests', { timeout: 240_000 }, async (t) => {
+  const step = steps(t);
+  const browser = await launchBrowser();
+  try {
+    const ivy = await (await browser.newContext()).newPage();
+    const cas = await (await browser.newContext()).newPage();
+    step('Ivy writes a question in the bank');
+    await server.signIn(ivy, 'ivy@example.com');
+    await ivy.getByRole('link', { name: 'Questions' }).click();
+    await ivy.getByRole('button', { name: 'New question' }).click();
+    const form = ivy.getByRole('form', { name: 'New question' });
+    await form.getByLabel('Title').fill('Sum two numbers');
+    await form.getByLabel('Prompt (Markdown)').fill('Read two integers on one line and print their sum.');
+    await form.getByLabel('Tags (comma-separated)').fill('math, warm-up');
+    await form.getByLabel('Starter code (Python)').fill('a, b = map(int, input().split())\nprint(a + b)\n');
+    await form.getByRole('button', { name: 'Add a hidden test' }).click();
+    await form.getByLabel('Test 1 input').fill('2 40');
+    await form.getByLabel('Test 1 expected output').fill('42');
+    await form.getByRole('button', { name: 'Add question' }).click();
+    await ivy.getByText('Sum two numbers').waitFor();
+
+    step('in the room, Ivy adds it and reveals it with its starter code');
+    const created = await server.schedule('ivy@example.com', 'Question round', [
+      { email: 'cas2@example.com', display_name: 'Casey Candidate', role: 'candidate' },
+    ]);
+    await server.enterRoom(ivy, created.interview.id);
+    await cas.goto(created.invites[0].url);
+    await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+    await cas.getByRole('heading', { name: 'Question round' }).waitFor();
+    await server.enterRoom(cas, created.interview.id);
+    await ivy.getByLabel('Add from the bank').selectOption({ label: 'Sum two numbers (medium)' });
+    await ivy.getByRole('button', { name: 'Add', exact: true }).click();
+    assert.equal(await cas.getByText('Sum two numbers').count(), 0, 'hidden from the candidate until revealed');
+    await ivy.getByRole('button', { name: 'Reveal and load starter code' }).click();
+    await cas.locator('.question-list', { hasText: 'Sum two numbers' }).waitFor();
+    await cas.locator('.workspace .cm-content', { hasText: 'print(a + b)' }).waitFor();
+    await ivy.locator('.workspace .cm-content', { hasText: 'print(a + b)' }).waitFor();
+
+    step('Ivy runs the hidden tests; only she sees the table');
+    await ivy.getByRole('button', { name: 'Run 1 hidden tests' }).click();
+    await ivy.locator('.test-report caption', { hasText: '1 of 1 passed' }).waitFor({ timeout: 60_000 });
+    await ivy.screenshot({ path: join(artifacts, 'workspace-questions.png') });
+    assert.equal(await cas.locator('.test-report').count(), 0);
+    assert.equal(await cas.getByRole('button', { name: /hidden tests/ }).count(), 0);
+  } finally {
+    await browser.close();
+  }
+});

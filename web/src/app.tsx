@@ -5,6 +5,7 @@ import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { signOut } from './api';
 import { SessionProvider, isStaff, useSession } from './session';
 import { AdminUsers } from './pages/AdminUsers';
+import { QuestionBank } from './pages/QuestionBank';
 import { Dashboard } from './pages/Dashboard';
 import { InterviewPage } from './pages/Interview';
 import { JoinInvite } from './pages/JoinInvite';
@@ -32,6 +33,7 @@ function Header() {
       <nav aria-label="Main">
         {me && <a href="/">Interviews</a>}
         {isStaff(me) && <a href="/interviews/new">Schedule</a>}
+        {isStaff(me) && <a href="/questions">Questions</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/users">Users</a>}
       </nav>
       <div class="who">
@@ -86,6 +88,7 @@ export function App() {
             <Route path="/pair/:token" component={Pair} />
             <Route path="/recordings/:id" component={Player} />
             <Route path="/admin/users" component={AdminUsers} />
+            <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>
         </main>

@@ -86,6 +86,8 @@ export interface WorkspaceEvents {
   status(connected: boolean): void;
   /** Our copy can no longer join the server's: make a fresh connection. */
   reset(): void;
+  /** An interviewer revealed a question. */
+  questionRevealed(): void;
 }
 
 export function workspaceUrl(interviewId: string, location: Location = window.location): string {
@@ -171,6 +173,8 @@ export class WorkspaceConnection {
       });
       this.events.welcome(welcome);
       this.events.status(true);
+    } else if (message.type === 'question_revealed') {
+      this.events.questionRevealed();
     } else if (message.type === 'run') {
       this.events.run(message.run as RunView);
     } else if (message.type === 'error') {

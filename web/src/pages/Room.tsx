@@ -529,7 +529,7 @@ function RoomContent({ id }: { id: string }) {
       </div>
       <div class="workspace-slot">
         <Lazy load={() => import('../components/room/Workspace').then((m) => m.Workspace)}
-          props={{ interviewId: id }} what="the editor" />
+          props={{ interviewId: id, manage: moderator }} what="the editor" />
       </div>
       </div>
       <div class="actions">

@@ -11,6 +11,7 @@ import * as Y from 'yjs';
 import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next';
 import { api } from '../../api';
 import { ErrorAlert } from '../ui';
+import { Questions } from './Questions';
 import { cspNonce, highlighting, readOnly } from '../../editor';
 import { type RunView, type Welcome, WorkspaceConnection, runSummary } from '../../workspace';
 
@@ -49,13 +50,16 @@ export function mergeRun(runs: RunView[], run: RunView): RunView[] {
   return [run, ...runs.filter((r) => r.id !== run.id)].sort((a, b) => b.created_at_ms - a.created_at_ms);
 }
 
-export function Workspace({ interviewId }: { interviewId: string }) {
+export function Workspace({ interviewId, manage }: { interviewId: string; manage: boolean }) {
   // A new generation starts over from the server's copy of the document.
   const [generation, setGeneration] = useState(0);
-  return <WorkspaceEditor key={generation} interviewId={interviewId} onReset={() => setGeneration((g) => g + 1)} />;
+  return (
+    <WorkspaceEditor key={generation} interviewId={interviewId} manage={manage}
+      onReset={() => setGeneration((g) => g + 1)} />
+  );
 }
 
-function WorkspaceEditor({ interviewId, onReset }: { interviewId: string; onReset: () => void }) {
+function WorkspaceEditor({ interviewId, manage, onReset }: { interviewId: string; manage: boolean; onReset: () => void }) {
   const host = useRef<HTMLDivElement>(null);
   const [welcome, setWelcome] = useState<Welcome | null>(null);
   const [connected, setConnected] = useState(false);
@@ -66,6 +70,7 @@ function WorkspaceEditor({ interviewId, onReset }: { interviewId: string; onRese
   const [error, setError] = useState<unknown>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [starting, setStarting] = useState(false);
+  const [revealedTick, setRevealedTick] = useState(0);
   const connection = useRef<WorkspaceConnection | null>(null);
   const view = useRef<EditorView | null>(null);
   const compartments = useRef({ language: new Compartment(), readOnly: new Compartment() });
@@ -84,6 +89,7 @@ function WorkspaceEditor({ interviewId, onReset }: { interviewId: string; onRese
       },
       status: setConnected,
       reset: onReset,
+      questionRevealed: () => setRevealedTick((n) => n + 1),
     });
     connection.current = conn;
     const undoManager = new Y.UndoManager(conn.text);
@@ -181,6 +187,8 @@ function WorkspaceEditor({ interviewId, onReset }: { interviewId: string; onRese
           <textarea rows={3} value={stdin} onInput={(e) => setStdin((e.currentTarget as HTMLTextAreaElement).value)} />
         </label>
       )}
+      <Questions interviewId={interviewId} manage={manage} revealedTick={revealedTick}
+        editorText={() => view.current?.state.doc.toString() ?? ''} />
       <div class="editor" ref={host} data-testid="editor" />
       {notice && (
         <p class="notice" role="status">
