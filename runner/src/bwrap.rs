@@ -97,6 +97,10 @@ impl Bubblewrap {
             "--unshare-net".into(),
             "--disable-userns".into(),
             "--die-with-parent".into(),
+            // No reaper process of bubblewrap's own inside: the run's first process is PID 1 of
+            // its namespace, so nothing of a run outlives it as a zombie that only the host's
+            // init could reap (and that would count against the next run's process limit).
+            "--as-pid-1".into(),
             "--new-session".into(),
             "--cap-drop".into(),
             "ALL".into(),

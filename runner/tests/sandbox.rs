@@ -306,3 +306,30 @@ async fn a_hostile_run_does_not_slow_a_neighbour_out_of_its_result() {
         "{neighbour:?}"
     );
 }
+
+#[tokio::test]
+async fn runs_leave_nothing_behind_to_exhaust_the_next_ones_processes() {
+    // More runs in a row on one slot than its process allowance: if any run left a process
+    // (even a zombie) behind, a later one could not start.
+    let limits = Limits {
+        processes: 16,
+        ..Limits::default()
+    };
+    let sandbox: Arc<dyn Sandbox> = Arc::new(sandbox());
+    let runner = Runner::new(sandbox, 1, 0, running_as_root().then_some(60_300));
+    for round in 0..40 {
+        let job = Job {
+            language: language("python"),
+            source: "print('ok')".into(),
+            stdin: String::new(),
+            limits,
+        };
+        let out = runner
+            .admit(job)
+            .expect("admitted")
+            .run()
+            .await
+            .unwrap_or_else(|err| panic!("run {round} could not start: {err}"));
+        assert_eq!(out.stdout, "ok\n", "run {round}: {out:?}");
+    }
+}
