@@ -99,7 +99,14 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        let _ = self.to_doc.try_send(Command::Leave { peer: self.peer });
+        let leave = Command::Leave { peer: self.peer };
+        if let Err(mpsc::error::TrySendError::Full(leave)) = self.to_doc.try_send(leave) {
+            // A busy document still learns that this member left, or it would never idle.
+            let to_doc = self.to_doc.clone();
+            tokio::spawn(async move {
+                let _ = to_doc.send(leave).await;
+            });
+        }
     }
 }
 
@@ -139,6 +146,7 @@ impl Workspaces {
             me: tx.clone(),
             peers: HashMap::new(),
             seq: 0,
+            last_at_ms: 0,
         };
         tokio::spawn(task.run(rx));
         tx
@@ -237,6 +245,30 @@ impl Workspaces {
             docs.remove(interview);
         }
     }
+
+    /// Ends an idle document's task: under the registry's lock, so no command can be handed to
+    /// it after it is gone (a sender that took it just before sees the channel closed and starts
+    /// a new task). False when a command came in after all.
+    fn retire(
+        &self,
+        interview: &str,
+        me: &mpsc::Sender<Command>,
+        rx: &mut mpsc::Receiver<Command>,
+    ) -> bool {
+        let mut docs = self
+            .inner
+            .docs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !rx.is_empty() {
+            return false;
+        }
+        if docs.get(interview).is_some_and(|tx| tx.same_channel(me)) {
+            docs.remove(interview);
+        }
+        rx.close();
+        true
+    }
 }
 
 /// Takes the one-shot sender out of its slot; a retried command gets a closed one.
@@ -270,6 +302,9 @@ struct DocTask {
     peers: HashMap<PeerId, PeerLink>,
     /// Number of the next stored change.
     seq: i64,
+    /// Arrival time of the last stored change: times never go back, so "the document at T"
+    /// is always a prefix of the history, even if the wall clock steps back.
+    last_at_ms: i64,
 }
 
 /// Why a document's task stops.
@@ -314,6 +349,7 @@ impl DocTask {
             );
         }
         self.seq = rows.last().map_or(0, |row| row.seq + 1);
+        self.last_at_ms = rows.last().map_or(0, |row| row.at_ms);
         let limits = inner.limits;
         std::panic::catch_unwind(AssertUnwindSafe(|| Document::restore(limits, &updates)))
             .map_err(|_| "rebuilding the document panicked".to_owned())?
@@ -325,7 +361,13 @@ impl DocTask {
             let command = if self.peers.is_empty() {
                 match tokio::time::timeout(IDLE, rx.recv()).await {
                     Ok(Some(command)) => command,
-                    Ok(None) | Err(_) => return Stop::Idle,
+                    Ok(None) => return Stop::Idle,
+                    Err(_) => {
+                        if self.workspaces.retire(&self.interview, &self.me, rx) {
+                            return Stop::Idle;
+                        }
+                        continue;
+                    }
                 }
             } else {
                 match rx.recv().await {
@@ -406,17 +448,19 @@ impl DocTask {
                         .and_then(|peer| self.peers.get(&peer))
                         .and_then(|link| link.participant.clone());
                     let pool = self.workspaces.inner.db.pool();
+                    let at_ms = now_ms().max(self.last_at_ms);
                     store::append(
                         pool,
                         &self.interview,
                         self.seq,
-                        now_ms(),
+                        at_ms,
                         participant.as_deref(),
                         &delta,
                     )
                     .await
                     .map_err(|err| format!("storing a change: {err}"))?;
                     self.seq += 1;
+                    self.last_at_ms = at_ms;
                 }
                 Output::To(peer, frame) => self.send(peer, Outbound::Frame(frame)),
                 Output::Broadcast { except, frame } => {

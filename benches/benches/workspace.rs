@@ -33,6 +33,7 @@ fn member(name: &str) -> Member {
         name: name.into(),
         color: "#1f77b4".into(),
         can_write: true,
+        hidden: false,
     }
 }
 

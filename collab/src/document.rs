@@ -23,7 +23,13 @@ pub struct Member {
     pub color: String,
     /// May edit (else read-only).
     pub can_write: bool,
+    /// Not shown to the others (an assigned reviewer, an admin looking in): their presence
+    /// is neither kept nor relayed.
+    pub hidden: bool,
 }
+
+/// Yjs client ids one connection may speak for (a tab has one; a reload in place, a few).
+pub const MAX_CLIENTS_PER_MEMBER: usize = 4;
 
 /// How large a document may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,18 +219,18 @@ impl Document {
                     wire::encode(&Message::SyncStep2(missing)),
                 )])
             }
-            Message::SyncStep2(update) | Message::Update(update) => {
-                if !can_write {
-                    // A reader's client answers our step 1 with an empty update; anything
-                    // more is an edit it may not make.
-                    return if is_empty_update(&update) {
-                        Ok(Vec::new())
-                    } else {
-                        Err(CollabError::ReadOnly)
-                    };
+            // A reader's client answers our step 1 with everything it has, which is what it
+            // got from us (and the whole delete set): nothing of it is taken, and that is not
+            // an error.
+            Message::SyncStep2(_) if !can_write => Ok(Vec::new()),
+            Message::Update(update) if !can_write => {
+                if is_empty_update(&update) {
+                    Ok(Vec::new())
+                } else {
+                    Err(CollabError::ReadOnly)
                 }
-                self.apply(peer, &update)
             }
+            Message::SyncStep2(update) | Message::Update(update) => self.apply(peer, &update),
             Message::Awareness(entries) => self.presence(peer, entries),
             Message::QueryAwareness => {
                 let all = self.presence_except(None);
@@ -284,6 +290,10 @@ impl Document {
             txn.apply_update(decoded).map_err(|e| malformed(&e))?;
             txn.encode_update_v1()
         };
+        // Every update received counts against the history, also one yrs holds back because
+        // it depends on changes not received (which adds nothing to the delta yet, and which
+        // a well-behaved client never sends).
+        self.history_bytes += update.len().saturating_sub(delta.len()) as u64;
         Ok(self.accepted(Some(peer), delta))
     }
 
@@ -311,6 +321,9 @@ impl Document {
             return Err(CollabError::UnknownMember);
         };
         let member = state.member.clone();
+        if member.hidden {
+            return Ok(Vec::new());
+        }
         let mut relayed = Vec::with_capacity(entries.len());
         for mut entry in entries {
             match self.owners.get(&entry.client) {
@@ -321,6 +334,12 @@ impl Document {
                 }
                 Some(_) => {}
                 None => {
+                    let owned = self.owners.values().filter(|owner| **owner == peer).count();
+                    if owned >= MAX_CLIENTS_PER_MEMBER {
+                        return Err(CollabError::Presence(
+                            "too many clients for one connection".into(),
+                        ));
+                    }
                     self.owners.insert(entry.client, peer);
                 }
             }

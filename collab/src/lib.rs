@@ -20,7 +20,7 @@ mod document;
 mod replay;
 pub mod wire;
 
-pub use document::{Document, Limits, Member, Output, PeerId};
+pub use document::{Document, Limits, MAX_CLIENTS_PER_MEMBER, Member, Output, PeerId};
 pub use replay::{Snapshot, replay};
 
 /// Names of the shared types inside the document.

@@ -64,6 +64,7 @@ fn member(name: &str, can_write: bool) -> Member {
         name: name.into(),
         color: "#1f77b4".into(),
         can_write,
+        hidden: false,
     }
 }
 
@@ -287,6 +288,41 @@ fn presence_carries_the_servers_name_for_each_member_and_clears_on_leave() {
     };
     assert_eq!((entries[0].client, entries[0].json.as_str()), (42, "null"));
     assert!(entries[0].clock > 1);
+}
+
+#[test]
+fn hidden_members_show_no_cursor_and_nobody_claims_endless_clients() {
+    let mut doc = Document::new(Limits::default());
+    doc.join(A, member("Ada", true));
+    doc.join(
+        READER,
+        Member {
+            hidden: true,
+            ..member("Rex the reviewer", false)
+        },
+    );
+    let cursor = |client: u64| {
+        wire::encode(&Message::Awareness(vec![wire::PresenceEntry {
+            client,
+            clock: 1,
+            json: r#"{"cursor":{"anchor":0}}"#.into(),
+        }]))
+    };
+    assert_eq!(
+        doc.receive(READER, &cursor(7)),
+        Ok(Vec::new()),
+        "not relayed"
+    );
+    let late = doc.join(B, member("Bo", true));
+    assert_eq!(late.len(), 1, "only step 1: nobody's presence to show");
+
+    for client in 0..sightline_collab::MAX_CLIENTS_PER_MEMBER as u64 {
+        assert!(doc.receive(A, &cursor(100 + client)).is_ok());
+    }
+    assert!(matches!(
+        doc.receive(A, &cursor(999)),
+        Err(CollabError::Presence(_))
+    ));
 }
 
 #[test]

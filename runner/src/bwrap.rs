@@ -130,6 +130,14 @@ impl Bubblewrap {
                 "/proc",
                 "--dev",
                 "/dev",
+                // bubblewrap's /dev is a tmpfs of its own that the root remount below does not
+                // reach: shared memory gets a small one, and the rest is made read-only.
+                "--size",
+                "8388608",
+                "--tmpfs",
+                "/dev/shm",
+                "--remount-ro",
+                "/dev",
                 "--size",
                 &limits.work_dir_bytes.to_string(),
                 "--tmpfs",
@@ -246,9 +254,15 @@ impl Bubblewrap {
 
         // bubblewrap itself failing (no namespaces, no free processes for this user) is not
         // the program's failure: nothing of it ran.
+        // With GNU time, a program that ran always has its trailer: a program printing
+        // "bwrap: ..." itself is not taken for bubblewrap.
         if status.and_then(|status| status.code()) == Some(1) {
             let (stdout, stderr) = (budget.stdout(), budget.stderr());
-            if stdout.is_empty() && stderr.starts_with(b"bwrap: ") {
+            let ran = self.gnu_time.is_some()
+                && stderr
+                    .windows(PEAK_MARKER.len())
+                    .any(|w| w == PEAK_MARKER.as_bytes());
+            if !ran && stdout.is_empty() && stderr.starts_with(b"bwrap: ") {
                 let line = String::from_utf8_lossy(stderr);
                 let line = line.lines().next().unwrap_or_default().to_owned();
                 return Err(RunnerError::Sandbox(line));

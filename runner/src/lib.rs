@@ -19,7 +19,7 @@ use std::pin::Pin;
 
 pub use bwrap::{Bubblewrap, BubblewrapConfig};
 pub use job::{Job, Language, Limits, Outcome, Verdict};
-pub use queue::{Runner, Ticket, running_as_root};
+pub use queue::{Runner, Started, Ticket, running_as_root};
 
 /// What can go wrong around a run (a run that fails is an [`Outcome`], not an error).
 #[derive(Debug, thiserror::Error)]

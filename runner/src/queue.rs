@@ -23,6 +23,8 @@ struct Inner {
     admitted: AtomicUsize,
     /// Free sandbox user ids, one per slot, when runs start as their own users.
     uids: Mutex<Vec<u32>>,
+    /// Runs start as their own users (`uids` is in use).
+    uid_base: bool,
 }
 
 impl std::fmt::Debug for Runner {
@@ -60,6 +62,7 @@ impl Runner {
                 max_queued,
                 admitted: AtomicUsize::new(0),
                 uids: Mutex::new(uids),
+                uid_base: uid_base.is_some(),
             }),
         }
     }
@@ -111,53 +114,75 @@ impl Ticket {
 
     /// Waits for a slot and runs the job.
     pub async fn run(self) -> Result<Outcome, RunnerError> {
-        self.run_then(|| {}).await
+        self.start().await?.run().await
     }
 
-    /// Waits for a slot, calls `started`, and runs the job.
-    pub async fn run_then(self, started: impl FnOnce()) -> Result<Outcome, RunnerError> {
-        let inner = &self.runner.inner;
-        let _permit = Arc::clone(&inner.slots)
+    /// Waits for a slot: the job is then about to run (the caller can say so before it does).
+    pub async fn start(self) -> Result<Started, RunnerError> {
+        let permit = Arc::clone(&self.runner.inner.slots)
             .acquire_owned()
             .await
             .map_err(|_| RunnerError::Closed)?;
-        started();
-        let uid = UidLease::take(inner);
-        let outcome = inner.sandbox.run(&self.job, uid.uid).await;
-        if let Some(uid) = uid.uid {
-            // Whatever of the run survived it (a process that escaped the sandbox's PID
-            // namespace while bubblewrap was still setting up) is killed before the id is
-            // lent again, so every run starts with its process allowance whole.
+        let uid = if self.runner.inner.uid_base {
+            // A configured server never runs code as itself: no free id, no run.
+            Some(
+                self.runner
+                    .inner
+                    .uids
+                    .lock()
+                    .ok()
+                    .and_then(|mut free| free.pop())
+                    .ok_or_else(|| RunnerError::Sandbox("no free sandbox user id".into()))?,
+            )
+        } else {
+            None
+        };
+        Ok(Started {
+            ticket: self,
+            _permit: permit,
+            uid,
+        })
+    }
+}
+
+/// A job holding a slot (and its user id), ready to run.
+pub struct Started {
+    ticket: Ticket,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    uid: Option<u32>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started").field("uid", &self.uid).finish()
+    }
+}
+
+impl Started {
+    /// Runs the job.
+    pub async fn run(self) -> Result<Outcome, RunnerError> {
+        let inner = &self.ticket.runner.inner;
+        let outcome = inner.sandbox.run(&self.ticket.job, self.uid).await;
+        if let Some(uid) = self.uid {
+            // Whatever of the run survived it is killed before the id is lent again, so
+            // every run starts with its process allowance whole.
             reap(uid).await;
         }
         outcome
     }
 }
 
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let (Some(uid), Ok(mut free)) = (self.uid, self.ticket.runner.inner.uids.lock()) {
+            free.push(uid);
+        }
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.runner.inner.admitted.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A sandbox user id lent to one run.
-struct UidLease<'a> {
-    inner: &'a Inner,
-    uid: Option<u32>,
-}
-
-impl<'a> UidLease<'a> {
-    fn take(inner: &'a Inner) -> Self {
-        let uid = inner.uids.lock().ok().and_then(|mut free| free.pop());
-        UidLease { inner, uid }
-    }
-}
-
-impl Drop for UidLease<'_> {
-    fn drop(&mut self) {
-        if let (Some(uid), Ok(mut free)) = (self.uid, self.inner.uids.lock()) {
-            free.push(uid);
-        }
     }
 }
 

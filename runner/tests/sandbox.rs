@@ -259,21 +259,31 @@ async fn host_files_are_out_of_sight() {
 
 #[tokio::test]
 async fn nothing_outside_the_work_directory_can_be_written() {
-    let probe = "import os\nfor p in ['/usr/bin/evil', '/etc/evil', '/evil', '/proc/evil', '/work/main.py']:\n    try:\n        open(p, 'w').write('x')\n        print('wrote', p)\n    except OSError as e:\n        print('denied', p, e.errno)\nopen('/work/ok.txt', 'w').write('fine')\nprint(open('/work/ok.txt').read())\n";
+    let probe = "import os\nfor p in ['/usr/bin/evil', '/etc/evil', '/evil', '/proc/evil', '/work/main.py', '/dev/evil']:\n    try:\n        open(p, 'w').write('x')\n        print('wrote', p)\n    except OSError as e:\n        print('denied', p, e.errno)\nopen('/work/ok.txt', 'w').write('fine')\nprint(open('/work/ok.txt').read())\n";
     let out = run("python", probe).await;
     assert_eq!(out.verdict, Verdict::Ok, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{out:?}");
+    assert_eq!(lines.len(), 7, "{out:?}");
     assert!(
-        lines[..5].iter().all(|l| l.starts_with("denied")),
+        lines[..6].iter().all(|l| l.starts_with("denied")),
         "{out:?}"
     );
-    assert_eq!(lines[5], "fine");
+    assert_eq!(lines[6], "fine");
     assert!(!std::path::Path::new("/usr/bin/evil").exists());
     // The work directory is size-limited.
     let fill = "data = b'x' * (1 << 20)\nn = 0\ntry:\n    with open('big', 'wb') as f:\n        for _ in range(1000):\n            f.write(data); f.flush(); n += 1\nexcept OSError as e:\n    print('full after', n, 'MiB')\n";
     let out = run("python", fill).await;
     assert!(out.stdout.starts_with("full after"), "{out:?}");
+    // So is shared memory, which is not the work directory's.
+    let shm = fill.replace("'big'", "'/dev/shm/big'");
+    let out = run("python", &shm).await;
+    let mib: u32 = out
+        .stdout
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("shared memory fills: {out:?}"));
+    assert!(mib <= 8, "{mib} MiB in /dev/shm");
 }
 
 #[tokio::test]

@@ -43,8 +43,8 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame a member may send (an edit, a presence update). A paste of a whole document
 /// is one update, so this is the document's limit and a little.
 const MAX_FRAME_BYTES: usize = (1 << 20) + 4096;
-/// Frames per second a member may send, and the burst on top (fast typing with presence is
-/// well under this).
+/// Frames per second a member's socket is read at, and the burst on top (fast typing with
+/// presence is well under this; past it reading slows down).
 const FRAMES_PER_SECOND: u32 = 60;
 const FRAME_BURST: u32 = 240;
 /// Refusals after which a socket is closed.
@@ -57,6 +57,10 @@ const COLORS: [&str; 8] = [
 /// The caller's grants on the interview's code, with who they are there.
 struct CodeAccess {
     grants: CodeGrants,
+    /// Not shown to the others (a reviewer, an admin looking in).
+    hidden: bool,
+    /// The room is open: after it closes the code is kept as it was (read-only for all).
+    room_open: bool,
     participant: Option<String>,
     name: String,
     color: &'static str,
@@ -68,9 +72,10 @@ async fn code_access(
     id: &str,
 ) -> Result<(Access, CodeAccess), ApiError> {
     let access = interviews::access(state, principal, id).await?;
-    let (grants, participant, name, place) = match (&access.me, access.my_role()) {
+    let (grants, hidden, participant, name, place) = match (&access.me, access.my_role()) {
         (Some(me), Some(role)) => (
             Grants::for_role(role).code,
+            Grants::for_role(role).hidden,
             Some(me.id.clone()),
             me.display_name.clone(),
             access
@@ -80,13 +85,21 @@ async fn code_access(
                 .unwrap_or(0),
         ),
         // An admin outside the interview may look, not touch.
-        _ => (CodeGrants::READ, None, "Admin".to_owned(), COLORS.len() - 1),
+        _ => (
+            CodeGrants::READ,
+            true,
+            None,
+            "Admin".to_owned(),
+            COLORS.len() - 1,
+        ),
     };
     if !grants.view {
         return Err(ApiError::NotFound);
     }
     let code = CodeAccess {
         grants,
+        hidden,
+        room_open: interviews::room_open(&access.interview, crate::store::now()),
         participant,
         name,
         color: COLORS[place % COLORS.len()],
@@ -352,9 +365,10 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
         let _ = socket.send(Message::Close(None)).await;
         return;
     };
+    let can_edit = code.grants.edit && code.room_open;
     let welcome = Welcome {
         r#type: "welcome",
-        can_edit: code.grants.edit,
+        can_edit,
         can_run: code.grants.run,
         execution_available: state.runs.available(),
         languages: state.runs.languages(),
@@ -370,7 +384,8 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
     let member = Member {
         name: code.name,
         color: code.color.to_owned(),
-        can_write: code.grants.edit,
+        can_write: can_edit,
+        hidden: code.hidden,
     };
     let Ok(mut connection) = state
         .workspaces
@@ -393,14 +408,9 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Binary(frame))) => {
-                    if limiter.check().is_err() {
-                        strikes += 1;
-                        if strikes > MAX_STRIKES {
-                            break;
-                        }
-                        refuse(&mut socket, "rate_limited", "too many messages; slow down").await;
-                        continue;
-                    }
+                    // Past the rate the socket is read more slowly, never dropped from: a
+                    // dropped edit would leave every later edit of that client waiting on it.
+                    limiter.until_ready().await;
                     if !connection.send(frame.to_vec()).await {
                         break;
                     }
