@@ -78,6 +78,11 @@ export function runSummary(run: RunView): string {
   return parts.join(' · ');
 }
 
+/** `run` added to `runs` (newest first, one entry per run id: a later state replaces an earlier). */
+export function mergeRun(runs: RunView[], run: RunView): RunView[] {
+  return [run, ...runs.filter((r) => r.id !== run.id)].sort((a, b) => b.created_at_ms - a.created_at_ms);
+}
+
 export interface WorkspaceEvents {
   welcome(welcome: Welcome): void;
   run(run: RunView): void;

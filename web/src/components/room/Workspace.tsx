@@ -13,7 +13,7 @@ import { api } from '../../api';
 import { ErrorAlert } from '../ui';
 import { Questions } from './Questions';
 import { cspNonce, highlighting, readOnly } from '../../editor';
-import { type RunView, type Welcome, WorkspaceConnection, runSummary } from '../../workspace';
+import { type RunView, type Welcome, WorkspaceConnection, mergeRun, runSummary } from '../../workspace';
 
 /**
  * y-codemirror.next colours other people's cursors and selections with inline `style`
@@ -44,11 +44,6 @@ const presenceColours = ViewPlugin.fromClass(
     }
   },
 );
-
-/** Newest first, one entry per run id. */
-export function mergeRun(runs: RunView[], run: RunView): RunView[] {
-  return [run, ...runs.filter((r) => r.id !== run.id)].sort((a, b) => b.created_at_ms - a.created_at_ms);
-}
 
 export function Workspace({ interviewId, manage }: { interviewId: string; manage: boolean }) {
   // A new generation starts over from the server's copy of the document.
