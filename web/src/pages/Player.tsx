@@ -40,6 +40,8 @@ function PlayerContent({ id }: { id: string }) {
   const [position, setPosition] = useState(0);
   const [playing, setPlaying] = useState(false);
   const [speed, setSpeed] = useState(1);
+  /** The code replay (the editor is a large download: loaded when asked for). */
+  const [showCode, setShowCode] = useState(false);
   /** The clock: session time `base` at `at` (performance.now()), advancing at `speed` while playing. */
   const clockState = useRef({ base: 0, at: 0, playing: false, speed: 1 });
   const elements = useRef(new Map<string, HTMLMediaElement>());
@@ -300,14 +302,19 @@ function PlayerContent({ id }: { id: string }) {
           </div>
         )}
       </section>
-      <Lazy load={() => import('../components/CodeReplay').then((m) => m.CodeReplay)} what="the code"
-        props={{
-          interviewId: view.recording.interview_id,
-          atMs: manifest.started_at_ms + position,
-          startMs: manifest.started_at_ms,
-          lengthMs: length,
-          onSeek: moveTo,
-        }} />
+      <button type="button" class="secondary" aria-expanded={showCode} onClick={() => setShowCode(!showCode)}>
+        {showCode ? 'Hide the code' : 'Show the code, in step'}
+      </button>
+      {showCode && (
+        <Lazy load={() => import('../components/CodeReplay').then((m) => m.CodeReplay)} what="the code"
+          props={{
+            interviewId: view.recording.interview_id,
+            atMs: manifest.started_at_ms + position,
+            startMs: manifest.started_at_ms,
+            lengthMs: length,
+            onSeek: moveTo,
+          }} />
+      )}
       {proctoring && manifest && (proctoring.enabled || proctoring.events.length > 0) && (
         <ProctoringReview interview={view.recording.interview_id} view={proctoring} nameOf={nameOf}
           onChange={setProctoring}
