@@ -1,4 +1,4 @@
-// The room's workspace beside the video grid: the shared editor (CodeMirror bound to the
+// The room's workspace, with the video grid: the shared editor (CodeMirror bound to the
 // interview's Yjs document, everyone's cursors in their colour with their name), the shared
 // language, Run with optional input, and every run's output as everyone in the room sees it.
 // Observers and reviewers see it all read-only. Ctrl/Cmd+Enter in the editor runs the code.
