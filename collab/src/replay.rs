@@ -1,9 +1,6 @@
 //! The document as it was at a moment, from its stored deltas.
 
-use yrs::updates::decoder::Decode;
-use yrs::{Any, Doc, GetString, Map, Out, Transact, Update};
-
-use crate::{CollabError, LANGUAGE, META, TEXT};
+use crate::{CollabError, Document, Limits};
 
 /// The document at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,25 +17,14 @@ where
     I: IntoIterator<Item = B>,
     B: AsRef<[u8]>,
 {
-    let doc = Doc::new();
-    let text = doc.get_or_insert_text(TEXT);
-    let meta = doc.get_or_insert_map(META);
-    {
-        let mut txn = doc.transact_mut();
-        for update in updates {
-            let update = Update::decode_v1(update.as_ref())
-                .map_err(|e| CollabError::Malformed(e.to_string()))?;
-            txn.apply_update(update)
-                .map_err(|e| CollabError::Malformed(e.to_string()))?;
-        }
-    }
-    let txn = doc.transact();
-    let language = match meta.get(&txn, LANGUAGE) {
-        Some(Out::Any(Any::String(language))) => Some(language.to_string()),
-        _ => None,
+    // Limits guard what members send; a stored history is replayed whole.
+    let limits = Limits {
+        max_text_bytes: usize::MAX,
+        max_history_bytes: u64::MAX,
     };
+    let document = Document::restore(limits, updates)?;
     Ok(Snapshot {
-        text: text.get_string(&txn),
-        language,
+        text: document.text(),
+        language: document.language(),
     })
 }

@@ -76,7 +76,15 @@ struct Net<'a> {
     stored: Vec<Vec<u8>>,
 }
 
-impl Net<'_> {
+impl<'a> Net<'a> {
+    fn new(doc: &'a mut Document) -> Self {
+        Net {
+            doc,
+            clients: Vec::new(),
+            stored: Vec::new(),
+        }
+    }
+
     fn deliver(&mut self, outputs: Vec<Output>) {
         let mut queue: VecDeque<Output> = outputs.into();
         while let Some(output) = queue.pop_front() {
@@ -136,11 +144,7 @@ const READER: PeerId = PeerId(3);
 #[test]
 fn concurrent_edits_on_one_line_converge_through_the_server() {
     let mut doc = Document::new(Limits::default());
-    let mut net = Net {
-        doc: &mut doc,
-        clients: Vec::new(),
-        stored: Vec::new(),
-    };
+    let mut net = Net::new(&mut doc);
     net.connect(A, member("Ada", true));
     net.connect(B, member("Bo", true));
     let first = net
@@ -175,11 +179,7 @@ fn concurrent_edits_on_one_line_converge_through_the_server() {
 #[test]
 fn a_reader_cannot_edit_and_nothing_changes() {
     let mut doc = Document::new(Limits::default());
-    let mut net = Net {
-        doc: &mut doc,
-        clients: Vec::new(),
-        stored: Vec::new(),
-    };
+    let mut net = Net::new(&mut doc);
     net.connect(A, member("Ada", true));
     net.connect(READER, member("Cy", false));
     let sneaky = net
@@ -203,11 +203,7 @@ fn the_text_and_the_history_have_limits() {
         max_history_bytes: 4000,
     };
     let mut doc = Document::new(limits);
-    let mut net = Net {
-        doc: &mut doc,
-        clients: Vec::new(),
-        stored: Vec::new(),
-    };
+    let mut net = Net::new(&mut doc);
     net.connect(A, member("Ada", true));
     net.connect(B, member("Bo", true));
     let big = net
@@ -328,11 +324,7 @@ fn hidden_members_show_no_cursor_and_nobody_claims_endless_clients() {
 #[test]
 fn the_server_can_replace_the_text_for_everyone() {
     let mut doc = Document::new(Limits::default());
-    let mut net = Net {
-        doc: &mut doc,
-        clients: Vec::new(),
-        stored: Vec::new(),
-    };
+    let mut net = Net::new(&mut doc);
     net.connect(A, member("Ada", true));
     let typed = net.client(A).edit(|txn, text| text.insert(txn, 0, "old"));
     net.send(A, &typed).expect("accepted");

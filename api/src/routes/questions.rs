@@ -345,6 +345,15 @@ pub async fn update(
     Ok(Json(view(&row, true, None)?))
 }
 
+/// One of the interview's questions, or 404.
+async fn attached_one(state: &AppState, id: &str, question: &str) -> Result<AttachedRow, ApiError> {
+    store::attached(state.db.pool(), id)
+        .await?
+        .into_iter()
+        .find(|row| row.question.id == question)
+        .ok_or(ApiError::NotFound)
+}
+
 /// Whether the caller is this interview's candidate (who sees only revealed questions).
 fn is_candidate(access: &Access) -> bool {
     access.my_role() == Some(InterviewRole::Candidate)
@@ -420,11 +429,7 @@ pub async fn interview_question(
     Path((id, question)): Path<(String, String)>,
 ) -> Result<Json<QuestionView>, ApiError> {
     let access = interviews::access(&state, &principal, &id).await?;
-    let row = store::attached(state.db.pool(), &id)
-        .await?
-        .into_iter()
-        .find(|row| row.question.id == question)
-        .ok_or(ApiError::NotFound)?;
+    let row = attached_one(&state, &id, &question).await?;
     attached_view(&access, &row)?
         .map(Json)
         .ok_or(ApiError::NotFound)
@@ -465,11 +470,7 @@ pub async fn reveal(
     if !store::reveal(state.db.pool(), &id, &question, at_ms).await? {
         return Err(ApiError::NotFound);
     }
-    let row = store::attached(state.db.pool(), &id)
-        .await?
-        .into_iter()
-        .find(|row| row.question.id == question)
-        .ok_or(ApiError::NotFound)?;
+    let row = attached_one(&state, &id, &question).await?;
     let shown = view(&row.question, true, row.revealed_at_ms)?;
     if body.load_starter_code {
         let (_, current) = state
@@ -542,11 +543,7 @@ pub async fn run_tests(
 ) -> Result<Json<TestReport>, ApiError> {
     let access = interviews::access(&state, &principal, &id).await?;
     access.require_manage()?;
-    let row = store::attached(state.db.pool(), &id)
-        .await?
-        .into_iter()
-        .find(|row| row.question.id == question)
-        .ok_or(ApiError::NotFound)?;
+    let row = attached_one(&state, &id, &question).await?;
     let tests: Vec<HiddenTest> = parse(&row.question.hidden_tests, "hidden tests")?;
     let cases = tests
         .into_iter()
