@@ -80,6 +80,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::proctoring::router())
         .merge(routes::workspace::router())
         .merge(routes::questions::router())
+        .merge(routes::scorecards::router())
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         .merge(rtc::router())

@@ -36,6 +36,9 @@ pub enum Outbound {
     Frame(Vec<u8>),
     /// A JSON notice (a text WebSocket message).
     Notice(Arc<serde_json::Value>),
+    /// Who may do what in the interview may have changed: the socket checks its member's
+    /// access again now (not sent to the browser).
+    Recheck,
 }
 
 enum Command {
@@ -61,6 +64,7 @@ enum Command {
         reply: oneshot::Sender<Result<(), CollabError>>,
     },
     Notify(Arc<serde_json::Value>),
+    Recheck,
 }
 
 /// Every open document.
@@ -232,6 +236,19 @@ impl Workspaces {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(tx) = docs.get(interview) {
             let _ = tx.try_send(Command::Notify(Arc::new(notice)));
+        }
+    }
+
+    /// Asks every socket on the interview's document to check its member's access again (an
+    /// invite reissued, the interview cancelled or rescheduled).
+    pub fn recheck(&self, interview: &str) {
+        let docs = self
+            .inner
+            .docs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(tx) = docs.get(interview) {
+            let _ = tx.try_send(Command::Recheck);
         }
     }
 
@@ -428,6 +445,12 @@ impl DocTask {
                 let peers: Vec<PeerId> = self.peers.keys().copied().collect();
                 for peer in peers {
                     self.send(peer, Outbound::Notice(notice.clone()));
+                }
+            }
+            Command::Recheck => {
+                let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+                for peer in peers {
+                    self.send(peer, Outbound::Recheck);
                 }
             }
         }

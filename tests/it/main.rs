@@ -17,4 +17,5 @@ mod questions;
 mod recording;
 mod recovery;
 mod rtc;
+mod scorecards;
 mod workspace;

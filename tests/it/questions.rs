@@ -3,15 +3,21 @@
 //! tests run against the current code for the interviewer only; a candidate never sees a
 //! question before it is revealed, nor any hidden test.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_error, expect_json, text};
+use crate::helpers::{
+    Backend, TestApp, error_fields, expect_error, expect_json, interview_body, text,
+};
 use crate::rtc::Interview;
+use crate::rtc::guest_sessions;
 use crate::workspace::{Editor, People, people};
 
-crate::on_both_backends!(questions_are_revealed_loaded_and_tested);
+crate::on_both_backends!(
+    questions_are_revealed_loaded_and_tested,
+    questions_are_attached_when_scheduling
+);
 
 fn question() -> Value {
     json!({
@@ -183,5 +189,76 @@ async fn questions_are_revealed_loaded_and_tested(backend: Backend) -> Result<()
         "forbidden",
     )
     .await?;
+    Ok(())
+}
+
+async fn questions_are_attached_when_scheduling(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", sightline_api::AccountRole::Interviewer)
+        .await?
+        .access;
+    let qid = text(
+        &expect_json(
+            app.post("/api/questions", question(), Some(&ivy)).await?,
+            StatusCode::CREATED,
+        )
+        .await?["id"],
+    )?;
+    let mut other = question();
+    other["title"] = json!("Sum two numbers");
+    let second = text(
+        &expect_json(
+            app.post("/api/questions", other, Some(&ivy)).await?,
+            StatusCode::CREATED,
+        )
+        .await?["id"],
+    )?;
+
+    // An unknown question refuses the whole interview, naming which one.
+    let mut body = interview_body("cas@example.com");
+    body["question_ids"] = json!([qid, "no-such-question"]);
+    let refused = expect_error(
+        app.post("/api/interviews", body, Some(&ivy)).await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await?;
+    assert_eq!(error_fields(&refused), vec!["question_ids[1]".to_owned()]);
+    let my = expect_json(
+        app.get("/api/interviews/my", Some(&ivy)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(my["upcoming"], json!([]), "nothing half-created");
+
+    // Attached in the order given (a repeat counts once), hidden from the candidate.
+    let mut body = interview_body("cas@example.com");
+    body["question_ids"] = json!([second, qid, second]);
+    let created = app.schedule(&ivy, body).await?;
+    let id = text(&created["interview"]["id"])?;
+    let attached = expect_json(
+        app.get(&format!("/api/interviews/{id}/questions"), Some(&ivy))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let titles: Vec<&str> = attached
+        .as_array()
+        .map(|a| a.iter().filter_map(|q| q["title"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(titles, ["Sum two numbers", "Reverse a line"]);
+    let candidate = guest_sessions(&app, &created)
+        .await?
+        .into_iter()
+        .next()
+        .context("the candidate's invite")?;
+    let seen = expect_json(
+        app.get(&format!("/api/interviews/{id}/questions"), Some(&candidate))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(seen, json!([]));
     Ok(())
 }

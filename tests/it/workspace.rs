@@ -22,6 +22,7 @@ use crate::rtc::{Interview, Socket, guest_sessions, interview};
 crate::on_both_backends!(
     concurrent_edits_converge_and_survive_a_restart,
     who_sees_edits_and_runs_the_code,
+    open_sockets_lose_access_when_it_changes,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -185,6 +186,76 @@ async fn next_text(socket: &mut Socket) -> Result<Value> {
             other => bail!("no text message: {other:?}"),
         }
     }
+}
+
+/// What the server answers a socket that authenticates with `access`.
+async fn first_answer(app: &TestApp, interview: &str, access: &str) -> Result<Value> {
+    let mut socket = connect(app, interview).await?;
+    send_text(&mut socket, json!({ "type": "auth", "token": access })).await?;
+    next_text(&mut socket).await
+}
+
+async fn open_sockets_lose_access_when_it_changes(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let People {
+        interview:
+            Interview {
+                id,
+                interviewer,
+                candidate,
+            },
+        ..
+    } = people(&app).await?;
+    let mut cand = Editor::open(&app, &id, &candidate).await?;
+    let mut ivy = Editor::open(&app, &id, &interviewer).await?;
+    assert_eq!(ivy.welcome["can_edit"], true);
+    let is_access_changed = |n: &Value| n["error"]["code"] == "access_changed";
+
+    // A reissued invite ends the candidate's session: her open editor is closed at once, and
+    // her old token opens no other.
+    let shown = expect_json(
+        app.get(&format!("/api/interviews/{id}"), Some(&interviewer))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let cand_id = shown["participants"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["role"] == "candidate"))
+        .map(|p| text(&p["id"]))
+        .context("the candidate")??;
+    expect_json(
+        app.post(
+            &format!("/api/interviews/{id}/participants/{cand_id}/invite"),
+            json!({}),
+            Some(&interviewer),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    cand.notice("the candidate's access ending", is_access_changed)
+        .await?;
+    let again = first_answer(&app, &id, &candidate).await?;
+    assert_eq!(again["error"]["code"], "unauthenticated", "{again}");
+
+    // Cancelled, the interview's code turns read-only for its interviewer too.
+    expect_json(
+        app.post(
+            &format!("/api/interviews/{id}/cancel"),
+            json!({}),
+            Some(&interviewer),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    ivy.notice("the interviewer's access changing", is_access_changed)
+        .await?;
+    let reopened = Editor::open(&app, &id, &interviewer).await?;
+    assert_eq!(reopened.welcome["can_edit"], false);
+    assert_eq!(reopened.welcome["can_run"], true);
+    Ok(())
 }
 
 /// An interview with a candidate, an interviewer and an observer, each signed in.

@@ -5,6 +5,7 @@ import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { signOut } from './api';
 import { SessionProvider, isStaff, useSession } from './session';
 import { AdminUsers } from './pages/AdminUsers';
+import { ScorecardTemplates } from './pages/ScorecardTemplates';
 import { QuestionBank } from './pages/QuestionBank';
 import { Dashboard } from './pages/Dashboard';
 import { InterviewPage } from './pages/Interview';
@@ -35,6 +36,7 @@ function Header() {
         {isStaff(me) && <a href="/interviews/new">Schedule</a>}
         {isStaff(me) && <a href="/questions">Questions</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/users">Users</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/scorecards">Scorecards</a>}
       </nav>
       <div class="who">
         {me ? (
@@ -88,6 +90,7 @@ export function App() {
             <Route path="/pair/:token" component={Pair} />
             <Route path="/recordings/:id" component={Player} />
             <Route path="/admin/users" component={AdminUsers} />
+            <Route path="/admin/scorecards" component={ScorecardTemplates} />
             <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>

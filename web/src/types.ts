@@ -1,6 +1,7 @@
 // Shapes of the API's interview responses (see /api/openapi.json).
 
 import type { InterviewRole } from './api';
+import type { ScorecardProgress } from './scorecards';
 
 export type InviteStatus = 'pending' | 'used' | 'expired' | 'revoked';
 
@@ -26,7 +27,9 @@ export interface Interview {
   participants: Participant[];
 }
 
-export type InterviewSummary = Omit<Interview, 'my_role' | 'can_manage' | 'can_join' | 'participants'>;
+export type InterviewSummary = Omit<Interview, 'my_role' | 'can_manage' | 'can_join' | 'participants'> & {
+  scorecards?: ScorecardProgress;
+};
 
 export interface InviteLink {
   participant_id: string;

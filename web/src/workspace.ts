@@ -184,7 +184,7 @@ export class WorkspaceConnection {
       this.events.run(message.run as RunView);
     } else if (message.type === 'error') {
       const error = message.error as { code: string; message: string };
-      if (error.code === 'unauthenticated') this.renewToken = true;
+      if (error.code === 'unauthenticated' || error.code === 'access_changed') this.renewToken = true;
       if (error.code === 'document_too_large' || error.code === 'history_full') {
         this.events.error(error.code, error.message);
         this.events.reset();

@@ -40,7 +40,7 @@ pub async fn from_token(state: &AppState, token: &str) -> Result<Principal, ApiE
 }
 
 /// Refuses a guest whose session ended (their invite was reissued) while their token lives.
-async fn current(state: &AppState, principal: Principal) -> Result<Principal, ApiError> {
+pub(crate) async fn current(state: &AppState, principal: Principal) -> Result<Principal, ApiError> {
     if let Principal::Guest {
         participant_id,
         epoch,

@@ -21,11 +21,14 @@ use crate::auth::tokens::{JoinClaims, JoinSubject};
 use crate::auth::{AuthUser, Principal, opaque};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, known_time_zone, not_blank};
+use crate::routes::scorecards::{self, ScorecardProgress};
 use crate::state::AppState;
 use crate::store::interviews::{InterviewRow, NewInterview, NewParticipant, ParticipantRow};
 use crate::store::invites::InviteRow;
 use crate::store::users::AccountRole;
-use crate::store::{self, audit, interviews, invites, phone_pairings, refresh_tokens, users};
+use crate::store::{
+    self, audit, interviews, invites, phone_pairings, questions, refresh_tokens, users,
+};
 
 /// Most participants one interview may have.
 const MAX_PARTICIPANTS: usize = 50;
@@ -92,6 +95,11 @@ pub struct CreateInterviewRequest {
     #[schema(min_items = 1, max_items = 50)]
     #[garde(length(min = 1, max = MAX_PARTICIPANTS), dive)]
     pub participants: Vec<ParticipantInput>,
+    /// Questions of the bank to attach, in order (hidden from the candidate until revealed).
+    #[schema(max_items = 20)]
+    #[garde(length(max = 20), inner(length(min = 1, max = 64)))]
+    #[serde(default)]
+    pub question_ids: Vec<String>,
 }
 
 /// Body of `PATCH /api/interviews/{id}`.
@@ -181,6 +189,10 @@ pub struct InterviewSummary {
     pub time_zone: String,
     /// `scheduled` or `cancelled`.
     pub status: String,
+    /// On the caller's dashboard, for an interview they interview or review that has begun:
+    /// whose scorecards are in and whose are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scorecards: Option<ScorecardProgress>,
 }
 
 /// `GET /api/interviews/my`.
@@ -263,6 +275,7 @@ fn summary(row: &InterviewRow) -> InterviewSummary {
         duration_minutes: row.duration_minutes,
         time_zone: row.time_zone.clone(),
         status: row.status.clone(),
+        scorecards: None,
     }
 }
 
@@ -554,6 +567,18 @@ pub async fn create(
             "at least one candidate is needed",
         ));
     }
+    let mut question_ids: Vec<&str> = Vec::new();
+    for (i, question) in body.question_ids.iter().enumerate() {
+        if questions::get(state.db.pool(), question).await?.is_none() {
+            return Err(ApiError::field(
+                format!("question_ids[{i}]"),
+                "no such question",
+            ));
+        }
+        if !question_ids.contains(&question.as_str()) {
+            question_ids.push(question);
+        }
+    }
     let new = NewInterview {
         title: body.title.trim(),
         scheduled_start,
@@ -571,6 +596,7 @@ pub async fn create(
     {
         links.push(issue_invite(&state, &mut tx, row, interview.ends_at()).await?);
     }
+    questions::attach_all(&mut tx, &interview.id, &question_ids).await?;
     tx.commit().await?;
     if user.role == AccountRole::Admin {
         audit::record(
@@ -617,9 +643,19 @@ pub async fn my(
         .iter()
         .partition(|row| row.is_cancelled() || row.ends_at() <= now);
     past.reverse();
+    let progress = match &principal {
+        Principal::User { id, .. } => scorecards::progress_for_user(&state, id).await?,
+        Principal::Guest { .. } => Default::default(),
+    };
+    let line = |row: &InterviewRow| InterviewSummary {
+        scorecards: (!row.is_cancelled() && row.scheduled_start <= now)
+            .then(|| progress.get(&row.id).cloned())
+            .flatten(),
+        ..summary(row)
+    };
     Ok(Json(MyInterviews {
-        upcoming: upcoming.into_iter().map(summary).collect(),
-        past: past.into_iter().map(summary).collect(),
+        upcoming: upcoming.into_iter().map(&line).collect(),
+        past: past.into_iter().map(&line).collect(),
     }))
 }
 
@@ -725,6 +761,8 @@ pub async fn cancel(
         });
     }
     invites::revoke_for_interview(state.db.pool(), &id).await?;
+    // The shared code turns read-only for everyone at once.
+    state.workspaces.recheck(&id);
     if access.is_admin {
         audit::record(
             state.db.pool(),
@@ -848,6 +886,7 @@ pub async fn reissue_invite(
         &crate::pairing::phone_identity(&participant.id),
         LeaveReason::SessionEnded,
     );
+    state.workspaces.recheck(&id);
     Ok((StatusCode::CREATED, Json(link)))
 }
 

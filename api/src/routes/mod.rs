@@ -10,4 +10,5 @@ pub mod phone;
 pub mod proctoring;
 pub mod questions;
 pub mod recordings;
+pub mod scorecards;
 pub mod workspace;

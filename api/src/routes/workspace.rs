@@ -47,6 +47,10 @@ const MAX_FRAME_BYTES: usize = (1 << 20) + 4096;
 /// presence is well under this; past it reading slows down).
 const FRAMES_PER_SECOND: u32 = 60;
 const FRAME_BURST: u32 = 240;
+/// How often an open socket checks its member's access again, besides when told to (an
+/// invite reissued, the interview cancelled): a removed participant or a closed room loses
+/// the editor within this time.
+const RECHECK_EVERY: Duration = Duration::from_secs(10);
 /// Refusals after which a socket is closed.
 const MAX_STRIKES: u32 = 50;
 /// Cursor colours, by the participant's place in the interview.
@@ -319,7 +323,11 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str) -> bool {
     .await
 }
 
-async fn authenticate(socket: &mut WebSocket, state: &AppState, id: &str) -> Option<CodeAccess> {
+async fn authenticate(
+    socket: &mut WebSocket,
+    state: &AppState,
+    id: &str,
+) -> Option<(Principal, CodeAccess)> {
     let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
     let Ok(Some(Ok(Message::Text(text)))) = first else {
         refuse(socket, "auth_required", "the first message must be auth").await;
@@ -342,7 +350,7 @@ async fn authenticate(socket: &mut WebSocket, state: &AppState, id: &str) -> Opt
         }
     };
     match code_access(state, &principal, id).await {
-        Ok((_, code)) => Some(code),
+        Ok((_, code)) => Some((principal, code)),
         Err(ApiError::NotFound) => {
             refuse(socket, "not_found", "not found").await;
             None
@@ -360,8 +368,29 @@ async fn authenticate(socket: &mut WebSocket, state: &AppState, id: &str) -> Opt
     }
 }
 
+/// Why a member's access is no longer what their socket was opened with, if it is not. A
+/// database that does not answer is not a revocation: the socket carries on and asks again.
+async fn access_changed(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    was: (CodeGrants, bool),
+) -> Option<&'static str> {
+    let principal = match principal::current(state, principal.clone()).await {
+        Ok(principal) => principal,
+        Err(ApiError::Unauthenticated) => return Some("your session in this interview ended"),
+        Err(_) => return None,
+    };
+    match code_access(state, &principal, id).await {
+        Ok((_, now)) if (now.grants, now.room_open) == was => None,
+        Ok(_) => Some("what you may do with the code changed; reconnecting"),
+        Err(ApiError::NotFound) => Some("you no longer have access to this interview"),
+        Err(_) => None,
+    }
+}
+
 async fn session(mut socket: WebSocket, state: AppState, id: String) {
-    let Some(code) = authenticate(&mut socket, &state, &id).await else {
+    let Some((principal, code)) = authenticate(&mut socket, &state, &id).await else {
         let _ = socket.send(Message::Close(None)).await;
         return;
     };
@@ -381,6 +410,7 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
     if !send_json(&mut socket, &welcome).await {
         return;
     }
+    let opened_with = (code.grants, code.room_open);
     let member = Member {
         name: code.name,
         color: code.color.to_owned(),
@@ -404,7 +434,11 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
         .allow_burst(NonZeroU32::new(FRAME_BURST).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(quota);
     let mut strikes = 0u32;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.reset();
     loop {
+        let mut check_now = false;
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Binary(frame))) => {
@@ -436,8 +470,16 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
                         break;
                     }
                 }
+                Some(Outbound::Recheck) => check_now = true,
                 None => break,
             },
+            _ = recheck.tick() => check_now = true,
+        }
+        if check_now {
+            if let Some(reason) = access_changed(&state, &principal, &id, opened_with).await {
+                refuse(&mut socket, "access_changed", reason).await;
+                break;
+            }
         }
     }
     drop(connection);

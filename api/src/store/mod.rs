@@ -12,6 +12,7 @@ pub mod proctoring;
 pub mod questions;
 pub mod recordings;
 pub mod refresh_tokens;
+pub mod scorecards;
 pub mod users;
 pub mod workspace;
 

@@ -1,6 +1,6 @@
 //! The `questions` and `interview_questions` tables.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
 /// A row of `questions`, JSON columns as text.
 #[derive(Debug, Clone, FromRow)]
@@ -142,6 +142,26 @@ pub async fn attach(
         Err(err) if super::is_unique_violation(&err) => Ok(false),
         Err(err) => Err(err),
     }
+}
+
+/// Attaches questions to a new interview, in order (inside its creation's transaction).
+pub async fn attach_all(
+    tx: &mut AnyConnection,
+    interview_id: &str,
+    question_ids: &[&str],
+) -> Result<(), sqlx::Error> {
+    for (position, question_id) in (0_i64..).zip(question_ids) {
+        sqlx::query(
+            "INSERT INTO interview_questions (interview_id, question_id, position) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(interview_id)
+        .bind(*question_id)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Marks an attached question revealed; false when it is not attached.

@@ -6,6 +6,7 @@ import { isStaff, useSession } from '../session';
 import { formatWhen } from '../time';
 import type { StorageStatus } from '../recordings';
 import type { InterviewSummary } from '../types';
+import { progressText } from '../scorecards';
 
 interface MyInterviews {
   upcoming: InterviewSummary[];
@@ -26,6 +27,11 @@ function InterviewList({ label, items, empty }: { label: string; items: Intervie
               <a href={`/interviews/${item.id}`}>{item.title}</a>
               <span class="when">{formatWhen(item.scheduled_start)}</span>
               {item.status === 'cancelled' && <span class="badge">Cancelled</span>}
+              {item.scorecards && progressText(item.scorecards) && (
+                <span class={item.scorecards.mine_missing ? 'badge tone-warning' : 'badge'}>
+                  {progressText(item.scorecards)}
+                </span>
+              )}
             </li>
           ))}
         </ul>

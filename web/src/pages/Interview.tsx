@@ -7,6 +7,7 @@ import { Lazy } from '../components/Lazy';
 import { ErrorAlert, isUnavailable, Loading, PageTitle, Unavailable } from '../components/ui';
 import { formatWhen } from '../time';
 import { ProctoringReview } from '../components/ProctoringReview';
+import { Scorecards } from '../components/Scorecards';
 import type { ProctoringView } from '../proctoring';
 import { type RecordingRow, describeRecording, watchable } from '../recordings';
 import type { Interview, InviteLink } from '../types';
@@ -305,6 +306,7 @@ function InterviewContent({ id }: { id: string }) {
         </table>
       </section>
       <InviteLinks links={links} />
+      <Scorecards interviewId={interview.id} />
       <Recordings interviewId={interview.id} />
       <Lazy load={() => import('../components/CodeReplay').then((m) => m.CodeReplay)} what="the code"
         props={{ interviewId: interview.id }} />

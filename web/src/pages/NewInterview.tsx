@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, api, type InterviewRole } from '../api';
 import { RequireSession } from '../app';
 import { ErrorAlert, Field, PageTitle } from '../components/ui';
@@ -21,6 +21,13 @@ const ROLES: { value: InterviewRole; label: string }[] = [
   { value: 'reviewer', label: 'Reviewer (hidden)' },
 ];
 
+/** A question of the bank, as far as scheduling needs it. */
+interface BankQuestion {
+  id: string;
+  title: string;
+  difficulty: string;
+}
+
 let nextKey = 1;
 
 function NewInterviewForm() {
@@ -33,6 +40,11 @@ function NewInterviewForm() {
   const [busy, setBusy] = useState(false);
   const [created, setCreated] = useState<{ interview: Interview; invites: InviteLink[] } | null>(null);
   const zones = useMemo(allZones, []);
+  const [bank, setBank] = useState<BankQuestion[]>([]);
+  const [picked, setPicked] = useState<string[]>([]);
+  useEffect(() => {
+    api<BankQuestion[]>('GET', '/api/questions').then(setBank, () => setBank([]));
+  }, []);
 
   const update = (key: number, change: Partial<Row>) =>
     setRows((current) => current.map((row) => (row.key === key ? { ...row, ...change } : row)));
@@ -59,6 +71,7 @@ function NewInterviewForm() {
           role: row.role,
           ...(row.name.trim() ? { display_name: row.name } : {}),
         })),
+        question_ids: picked,
       });
       setCreated(result);
     } catch (err) {
@@ -138,6 +151,25 @@ function NewInterviewForm() {
           </button>
           {fieldError('participants') && <p class="field-error">{fieldError('participants')}</p>}
         </fieldset>
+        {bank.length > 0 && (
+          <fieldset>
+            <legend>Questions (hidden from the candidate until you reveal them in the room)</legend>
+            <ul class="question-picks">
+              {bank.map((q) => (
+                <li key={q.id}>
+                  <label>
+                    <input type="checkbox" checked={picked.includes(q.id)}
+                      onChange={(e) => {
+                        const on = (e.currentTarget as HTMLInputElement).checked;
+                        setPicked((current) => (on ? [...current, q.id] : current.filter((id) => id !== q.id)));
+                      }} />
+                    {q.title} <span class="badge">{q.difficulty}</span>
+                  </label>
+                </li>
+              ))}
+            </ul>
+          </fieldset>
+        )}
         <ErrorAlert error={error} />
         <button type="submit" disabled={busy}>
           {busy ? 'Scheduling…' : 'Schedule interview'}

@@ -6,6 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
 import { ApiError, api } from '../api';
 import { RequireSession } from '../app';
+import { NotesPanel } from '../components/room/Notes';
 import { ChatPanel } from '../components/ChatPanel';
 import { Lazy } from '../components/Lazy';
 import { DevicePickers, MicLevel } from '../components/devices';
@@ -615,6 +616,7 @@ function RoomContent({ id }: { id: string }) {
         <ProctoringPanel interview={id} events={[...marks.values()]} waitingFor={proctoring.needs_consent}
           nameOf={nameOf} />
       )}
+      {(me?.role === 'interviewer' || me?.role === 'observer') && <NotesPanel interviewId={id} />}
       <ChatPanel lines={chat} maxLength={chatLimit} onSend={(text) => connection.chat(text)} />
     </section>
   );

@@ -3,6 +3,7 @@
 // everyone's editor, after asking when the editor is not empty), and runs its hidden tests
 // against the current code: a pass/fail table only interviewers see.
 
+import { Markdown } from '../Markdown';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../../api';
 import { ErrorAlert } from '../ui';
@@ -119,7 +120,7 @@ export function Questions({ interviewId, manage, editorText, revealedTick }: {
                 ))}
                 {manage && (q.revealed_at_ms ? <span class="badge">Revealed</span> : <span class="badge muted">Hidden from the candidate</span>)}
               </summary>
-              <div class="prompt">{q.prompt}</div>
+              <Markdown class="prompt" text={q.prompt} />
               {manage && (
                 <div class="actions">
                   {!q.revealed_at_ms && (
