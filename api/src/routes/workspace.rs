@@ -407,9 +407,6 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
             color: code.color,
         },
     };
-    if !send_json(&mut socket, &welcome).await {
-        return;
-    }
     let opened_with = (code.grants, code.room_open);
     let member = Member {
         name: code.name,
@@ -430,6 +427,12 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
         .await;
         return;
     };
+    // Joined before the welcome: a notice sent from now on (a question revealed) reaches this
+    // socket, so a client that refreshes on welcome misses nothing. The welcome still comes
+    // first: what the document sends waits in the connection until the loop below.
+    if !send_json(&mut socket, &welcome).await {
+        return;
+    }
     let quota = Quota::per_second(NonZeroU32::new(FRAMES_PER_SECOND).unwrap_or(NonZeroU32::MIN))
         .allow_burst(NonZeroU32::new(FRAME_BURST).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(quota);

@@ -485,6 +485,7 @@ function RoomContent({ id }: { id: string }) {
       )}
       <ErrorAlert error={error} />
       <div class="stage">
+      <div class="media-column">
       <div class="grid">
         <figure class={me && speakers.has(me.identity) ? 'tile speaking' : 'tile'}
           data-participant={me?.identity ?? 'me'}>
@@ -528,11 +529,6 @@ function RoomContent({ id }: { id: string }) {
           ];
         })}
       </div>
-      <div class="workspace-slot">
-        <Lazy load={() => import('../components/room/Workspace').then((m) => m.Workspace)}
-          props={{ interviewId: id, manage: moderator }} what="the editor" />
-      </div>
-      </div>
       <div class="actions">
         <button type="button" class="secondary" aria-pressed={micOff}
           onClick={() => {
@@ -574,6 +570,12 @@ function RoomContent({ id }: { id: string }) {
         <button type="button" class="danger" onClick={leave}>
           Leave
         </button>
+      </div>
+      </div>
+      <div class="workspace-slot">
+        <Lazy load={() => import('../components/room/Workspace').then((m) => m.Workspace)}
+          props={{ interviewId: id, manage: moderator }} what="the editor" />
+      </div>
       </div>
       {me && (recordingAsks || proctoringAsks) && (
         <ConsentDialog role={me.role} recording={recordingAsks ? recording : null}

@@ -75,6 +75,8 @@ function WorkspaceEditor({ interviewId, manage, onReset }: { interviewId: string
     const conn = new WorkspaceConnection(interviewId, {
       welcome: (w) => {
         setWelcome(w);
+        // A (re)connection may have missed a notice: the questions are fetched again.
+        setRevealedTick((n) => n + 1);
         view.current?.dispatch({ effects: compartments.current.readOnly.reconfigure(readOnly(!w.can_edit)) });
       },
       run: (run) => setRuns((current) => mergeRun(current, run)),
