@@ -147,6 +147,14 @@ test('an interview is recorded with consent and played back in sync', { timeout:
     await page.locator('.badge.recording').waitFor({ timeout: 15_000 });
   }
   const { id: recordingId } = await recordingWith('recording', interviewId, created.access, 30_000);
+  // Casey writes a line of code now and another while Obi is recorded: the player's code
+  // replay must show each only from its moment on.
+  const casEditor = cas.getByRole('textbox', { name: 'Shared code editor' });
+  const ivySees = (text) => ivy.locator('.workspace .cm-content', { hasText: text }).waitFor();
+  await casEditor.click();
+  await cas.keyboard.type('first = 1');
+  await ivySees('first = 1');
+  const firstLineAt = Date.now();
 
   // The second interviewer joins once Ivy and Casey have 10 s recorded, and acknowledges.
   step('Ivy and Casey are recorded for 10 s');
@@ -169,6 +177,12 @@ test('an interview is recorded with consent and played back in sync', { timeout:
   await acknowledge.waitFor({ state: 'detached', timeout: 15_000 });
   const agreed = Date.now();
   await obi.locator('.badge.recording').waitFor({ timeout: 15_000 });
+  const secondLineFrom = Date.now();
+  await casEditor.click();
+  await cas.keyboard.press('Control+End');
+  await cas.keyboard.type('\nsecond = 2');
+  await ivySees('second = 2');
+  const secondLineAt = Date.now();
   step('Obi is recorded for 10 s');
   await waitFor('10 s recorded in each of Obi\'s takes', () => {
     const manifest = server.spoolManifest(recordingId);
@@ -333,6 +347,28 @@ test('an interview is recorded with consent and played back in sync', { timeout:
     return true;
   });
   await ivy.screenshot({ path: join(artifacts, 'recording-player.png'), fullPage: true });
+
+  // The code replay follows the player's clock: scrubbed to between the two lines it shows the
+  // first alone, scrubbed past the second it shows both.
+  step('the reviewer scrubs the player and sees the code as it was then');
+  await ivy.getByRole('button', { name: 'Pause' }).click();
+  await ivy.getByRole('button', { name: 'Show the code, in step' }).click();
+  const started = view.manifest.started_at_ms;
+  const between = firstLineAt - started + 1_000;
+  assert.ok(between < secondLineFrom - started, `a moment between the lines: ${between} ms`);
+  const replayed = (want) =>
+    ivy.waitForFunction((text) => {
+      const lines = [...document.querySelectorAll('.replay .cm-content .cm-line')].map((l) => l.textContent);
+      return lines.join('\n') === text;
+    }, want, { timeout: 15_000 });
+  await ivy.getByLabel('Position').fill(String(between));
+  await replayed('first = 1');
+  const after = Math.min(secondLineAt - started + 1_000, Number(await ivy.getByLabel('Position').getAttribute('max')));
+  await ivy.getByLabel('Position').fill(String(after));
+  await replayed('first = 1\nsecond = 2');
+  await ivy.getByLabel('Position').fill('0');
+  await replayed('');
+  await ivy.screenshot({ path: join(artifacts, 'recording-code-replay.png'), fullPage: true });
   for (const page of [ivy, obi, cas]) await page.context().close();
 });
 
