@@ -12,7 +12,9 @@
 //!   namespace with it, so killing it kills every process of the run.
 //! - GNU `time`, when installed, reports the peak resident memory, which tells a memory-limit
 //!   failure from any other.
-//! - When the server runs as root the whole thing starts as an unprivileged user id of its own.
+//! - When the server runs as root the whole thing starts as an unprivileged user id of its own,
+//!   inside the slot's cgroup (see [`crate::cgroup`]): a shell joins it, then `exec`s
+//!   `setpriv` to drop to that user, which `exec`s the rest.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,6 +23,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use crate::cgroup::{SlotCgroup, SlotCgroups};
 use crate::job::{Finish, Job, Outcome, OutputBudget, Stream, take_peak_memory};
 use crate::{RunFuture, RunnerError, Sandbox};
 
@@ -30,6 +33,16 @@ const WORK_DIR: &str = "/work";
 const PEAK_MARKER: &str = "\u{1}sightline-peak-kib";
 /// The user id the code runs as inside its namespace.
 const INNER_ID: &str = "1000";
+/// Joins the cgroups named before `--` (writing its own PID, which `exec` keeps), then runs
+/// what follows. Runs as root, before the drop to the run's user.
+const JOIN_CGROUP: &str = "for f; do [ \"$f\" = -- ] && break; \
+     echo $$ > \"$f\" || { echo 'sightline: cannot join the run cgroup' >&2; exit 1; }; shift; done; \
+     shift; exec \"$@\"";
+/// What a run's cgroup holds besides the program's own memory: its tmpfs work directory and
+/// /dev/shm are charged there, and the launcher, GNU time and the shell need a little.
+const CGROUP_HEADROOM_BYTES: u64 = (8 << 20) + (32 << 20);
+/// Tasks besides the program's processes: the shell, GNU time, bubblewrap.
+const CGROUP_EXTRA_TASKS: u64 = 8;
 
 /// How to build the sandbox.
 #[derive(Debug, Clone)]
@@ -58,6 +71,9 @@ pub struct Bubblewrap {
     config: BubblewrapConfig,
     prlimit: PathBuf,
     gnu_time: Option<PathBuf>,
+    /// The slots' cgroups and `setpriv`, when runs start as their own users and the host
+    /// lets us make cgroups; else why not.
+    cgroups: Result<(SlotCgroups, PathBuf), String>,
 }
 
 impl Bubblewrap {
@@ -73,11 +89,31 @@ impl Bubblewrap {
             }
         }
         let gnu_time = Some(PathBuf::from("/usr/bin/time")).filter(|path| path.is_file());
+        let setpriv = PathBuf::from("/usr/bin/setpriv");
+        let cgroups = if !crate::running_as_root() {
+            Err("the server does not run as root".to_owned())
+        } else if !setpriv.is_file() {
+            Err(format!("{} is not installed", setpriv.display()))
+        } else {
+            SlotCgroups::detect().map(|cgroups| (cgroups, setpriv))
+        };
+        if let Err(reason) = &cgroups {
+            tracing::warn!(
+                %reason,
+                "code runs are not in cgroups: each process's memory is limited, their sum is not"
+            );
+        }
         Ok(Bubblewrap {
             config,
             prlimit,
             gnu_time,
+            cgroups,
         })
+    }
+
+    /// Why runs are not capped by a cgroup (memory in all, tasks), if they are not.
+    pub fn cgroup_problem(&self) -> Option<&str> {
+        self.cgroups.as_ref().err().map(String::as_str)
     }
 
     /// The full command line for `job` with the code at `source` on the host.
@@ -197,7 +233,31 @@ impl Bubblewrap {
             chown(&source, uid)?;
         }
 
-        let mut command = Command::new(&self.prlimit);
+        let slot = match (&self.cgroups, uid) {
+            (Ok((cgroups, setpriv)), Some(uid)) => {
+                let cap = job
+                    .limits
+                    .memory_bytes
+                    .saturating_add(job.limits.work_dir_bytes)
+                    .saturating_add(CGROUP_HEADROOM_BYTES);
+                let tasks = job.limits.processes.saturating_add(CGROUP_EXTRA_TASKS);
+                let slot = cgroups
+                    .slot(&format!("slot-{uid}"), cap, tasks)
+                    .map_err(RunnerError::Sandbox)?;
+                Some((slot, setpriv, uid))
+            }
+            _ => None,
+        };
+        let mut command = match &slot {
+            Some((slot, setpriv, uid)) => cgroup_command(slot, setpriv, *uid, &self.prlimit),
+            None => {
+                let mut command = Command::new(&self.prlimit);
+                if let Some(uid) = uid {
+                    command.uid(uid).gid(uid);
+                }
+                command
+            }
+        };
         command
             .args(self.argv(job, &source))
             .env_clear()
@@ -205,9 +265,6 @@ impl Bubblewrap {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(uid) = uid {
-            command.uid(uid).gid(uid);
-        }
         let started = Instant::now();
         let mut child = command
             .spawn()
@@ -262,7 +319,8 @@ impl Bubblewrap {
                 && stderr
                     .windows(PEAK_MARKER.len())
                     .any(|w| w == PEAK_MARKER.as_bytes());
-            if !ran && stdout.is_empty() && stderr.starts_with(b"bwrap: ") {
+            let launcher = stderr.starts_with(b"bwrap: ") || stderr.starts_with(b"sightline: ");
+            if !ran && stdout.is_empty() && launcher {
                 let line = String::from_utf8_lossy(stderr);
                 let line = line.lines().next().unwrap_or_default().to_owned();
                 return Err(RunnerError::Sandbox(line));
@@ -277,6 +335,7 @@ impl Bubblewrap {
             wall_limit,
             output_limit: output_limit || exceeded || stdout.len() + stderr.len() > limit,
             peak_memory_bytes,
+            memory_killed: slot.as_ref().is_some_and(|(slot, ..)| slot.memory_killed()),
         };
         let (exit_code, signal) = finish.code_and_signal();
         Ok(Outcome {
@@ -295,6 +354,25 @@ impl Sandbox for Bubblewrap {
     fn run<'a>(&'a self, job: &'a Job, uid: Option<u32>) -> RunFuture<'a> {
         Box::pin(self.run_job(job, uid))
     }
+}
+
+/// `sh -c JOIN_CGROUP <procs files> -- setpriv <to uid> -- <prlimit>`: the caller adds
+/// prlimit's arguments.
+fn cgroup_command(slot: &SlotCgroup, setpriv: &Path, uid: u32, prlimit: &Path) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command
+        .args(["-c", JOIN_CGROUP, "sightline-join"])
+        .args(slot.procs_files())
+        .arg("--")
+        .arg(setpriv)
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
+        ])
+        .arg(prlimit);
+    command
 }
 
 fn chown(path: &Path, uid: u32) -> Result<(), RunnerError> {

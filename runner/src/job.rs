@@ -113,6 +113,8 @@ pub struct Finish {
     pub output_limit: bool,
     /// Peak resident memory, when measured.
     pub peak_memory_bytes: Option<u64>,
+    /// The kernel killed a process of the run at the run's memory cap (its cgroup's).
+    pub memory_killed: bool,
 }
 
 impl Finish {
@@ -140,6 +142,9 @@ impl Finish {
         }
         if code == Some(0) {
             return Verdict::Ok;
+        }
+        if self.memory_killed {
+            return Verdict::MemoryLimitExceeded;
         }
         // Allocation failures surface as the language's own error (MemoryError, bad_alloc,
         // OutOfMemoryError, a Go fatal error); a failure at 90% of the allowance is that.
@@ -246,6 +251,7 @@ mod tests {
             wall_limit: false,
             output_limit: false,
             peak_memory_bytes: None,
+            memory_killed: false,
         }
     }
 
@@ -285,6 +291,11 @@ mod tests {
             ..finish(Some(1))
         };
         assert_eq!(small.verdict(&limits), Verdict::Failed);
+        let killed = Finish {
+            memory_killed: true,
+            ..finish(Some(128 + 9))
+        };
+        assert_eq!(killed.verdict(&limits), Verdict::MemoryLimitExceeded);
         assert_eq!(finish(Some(139)).code_and_signal(), (None, Some(11)));
         assert_eq!(finish(Some(3)).code_and_signal(), (Some(3), None));
     }

@@ -9,8 +9,11 @@
 //! - [`Runner`]: the per-server queue in front of a sandbox: a fixed number of runs at once,
 //!   a bounded queue behind them ("queued" is reported, a full queue is "busy", never a
 //!   crash), and one sandbox user id per slot when the server runs as root.
+//! - `cgroup`: as root, each slot's runs also share a cgroup capping their memory in all
+//!   (shared mappings and tmpfs included) and their tasks.
 
 mod bwrap;
+mod cgroup;
 pub mod job;
 mod queue;
 

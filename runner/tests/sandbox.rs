@@ -212,6 +212,35 @@ async fn a_memory_hog_hits_the_memory_limit() {
     still_healthy().await;
 }
 
+/// Memory no rlimit sees: an anonymous shared mapping (shmem, in nobody's data segment), and
+/// the sum over many processes each within its own limit. As root, the run's cgroup stops
+/// both; without root there is no cgroup and the test says so.
+#[tokio::test]
+async fn shared_memory_and_many_processes_count_against_one_memory_cap() {
+    if let Some(problem) = sandbox().cgroup_problem() {
+        assert!(
+            !running_as_root(),
+            "as root, runs must be in cgroups: {problem}"
+        );
+        eprintln!("skipped: runs are not in cgroups here ({problem})");
+        return;
+    }
+    let shared = "import mmap\nm = mmap.mmap(-1, 1 << 30)\n\
+                  for i in range(0, 1 << 30, 4096):\n    m[i] = 1\nprint('filled')\n";
+    let out = run("python", shared).await;
+    assert_eq!(out.verdict, Verdict::MemoryLimitExceeded, "{out:?}");
+    assert!(!out.stdout.contains("filled"), "{out:?}");
+    // Eight processes of 200 MiB each: every one within its data limit, 1.6 GiB together.
+    let many = "import os, sys, time\nfor _ in range(8):\n    if os.fork() == 0:\n        \
+                b = bytearray(200 << 20)\n        time.sleep(5)\n        os._exit(0)\n\
+                held = all(os.wait()[1] == 0 for _ in range(8))\n\
+                print('all held' if held else 'some were stopped')\nsys.exit(0 if held else 1)\n";
+    let out = run("python", many).await;
+    assert!(!out.stdout.contains("all held"), "{out:?}");
+    assert_eq!(out.verdict, Verdict::MemoryLimitExceeded, "{out:?}");
+    still_healthy().await;
+}
+
 #[tokio::test]
 async fn a_flood_of_output_is_cut_at_the_output_limit() {
     let flood = "import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(100 * 1024):\n    sys.stdout.write(line)\n";
