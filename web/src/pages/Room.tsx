@@ -10,7 +10,7 @@ import { NotesPanel } from '../components/room/Notes';
 import { ChatPanel } from '../components/ChatPanel';
 import { Lazy } from '../components/Lazy';
 import { DevicePickers, MicLevel } from '../components/devices';
-import { ErrorAlert, PageTitle, Unavailable, isUnavailable } from '../components/ui';
+import { ErrorAlert, Unavailable, isUnavailable } from '../components/ui';
 import { type DeviceChoice, openDevice, openDevices } from '../media';
 import { ConsentDialog } from '../components/room/ConsentDialog';
 import { ProctoringPanel } from '../components/room/ProctoringPanel';
@@ -19,13 +19,16 @@ import {
   type ProctoringHint,
   type ProctoringNotice,
   type ProctoringView,
-  hintText,
   liveFrom,
 } from '../proctoring';
 import { Media } from '../components/room/Media';
 import { PairingDialog } from '../components/room/PairingDialog';
 import { ParticipantTile, type RemoteTrack } from '../components/room/ParticipantTile';
+import { PreJoin } from '../components/room/PreJoin';
+import { RemovedList } from '../components/room/RemovedList';
+import { RoomControls } from '../components/room/RoomControls';
 import { RoomHeader } from '../components/room/RoomHeader';
+import { RoomStatus } from '../components/room/RoomStatus';
 import { PHONE_STATUS_TEXT, phoneStatus, removePhone } from '../phone';
 import {
   type ChatLine,
@@ -37,21 +40,6 @@ import {
   markStage,
 } from '../rtc';
 import type { Interview, JoinResponse } from '../types';
-
-const QUALITY_TEXT: Record<ConnectionQuality, string> = {
-  good: 'Connection: good',
-  fair: 'Connection: fair',
-  poor: 'Connection: poor',
-  lost: 'Connection: lost',
-};
-
-/** What a closed room connection tells its user, by the reason the server gave. */
-const CLOSED_TEXT: Record<string, string> = {
-  removed: 'An interviewer removed you from this room. They can let you back in; then join again.',
-  session_ended: 'This session has ended because your invite link was sent again. Open the newest link.',
-  replaced: 'You joined this room from another tab or device.',
-  page_hidden: 'You left the room when you went to another page. Reload this page to join again.',
-};
 
 async function fetchGrant(interviewId: string): Promise<JoinGrant> {
   const grant = await api<JoinResponse>('POST', `/api/interviews/${encodeURIComponent(interviewId)}/join`, {});
@@ -418,20 +406,8 @@ function RoomContent({ id }: { id: string }) {
   }
   if (!connection) {
     return (
-      <section class="card narrow">
-        <PageTitle>Ready to join?</PageTitle>
-        {interview && <p class="when">{interview.title}</p>}
-        <ErrorAlert error={error} />
-        <video ref={attachPreview} class="preview" autoPlay playsInline muted aria-label="Your camera preview" />
-        {preview && <MicLevel stream={preview} />}
-        {preview && <DevicePickers stream={preview} onPick={(kind, deviceId) => void pickDevice(kind, deviceId)} />}
-        <div class="actions">
-          <button type="button" disabled={!preview} onClick={join}>
-            Join room
-          </button>
-          <a href={`/interviews/${id}`}>Back</a>
-        </div>
-      </section>
+      <PreJoin interviewId={id} title={interview?.title} error={error} preview={preview} attachPreview={attachPreview}
+        onPick={(kind, deviceId) => void pickDevice(kind, deviceId)} onJoin={join} />
     );
   }
 
@@ -442,47 +418,8 @@ function RoomContent({ id }: { id: string }) {
       <p class="visually-hidden" aria-live="polite">
         {announcement}
       </p>
-      <div class="room-status">
-        {recording.state === 'on' && (
-          <span class="badge recording" role="status">
-            ● Recording
-          </span>
-        )}
-        {recording.state === 'waiting_for_consent' && (
-          <span class="badge" role="status">
-            Recording starts once everyone agrees
-          </span>
-        )}
-        {proctoring.on && (
-          <span class="badge proctored" role="status"
-            title="The server checks candidates' cameras and marks moments for a person to look at.">
-            Proctored
-          </span>
-        )}
-        {quality && (
-          <span class={`badge quality-${quality}`} role="status">
-            {QUALITY_TEXT[quality]}
-          </span>
-        )}
-      </div>
-      {hint && (
-        <p class="notice hint" role="status">
-          {hintText(hint)}{' '}
-          <button type="button" class="secondary small" onClick={() => setHint(null)}>
-            OK
-          </button>
-        </p>
-      )}
-      {reconnecting && (
-        <p class="notice" role="status">
-          Reconnecting… Your camera and microphone stay on while Sightline reconnects.
-        </p>
-      )}
-      {closed && (
-        <p class="alert" role="alert">
-          {CLOSED_TEXT[closed] ?? `You are no longer connected (${closed}).`}
-        </p>
-      )}
+      <RoomStatus recording={recording.state} proctored={proctoring.on} quality={quality} hint={hint}
+        onHintSeen={() => setHint(null)} reconnecting={reconnecting} closed={closed} />
       <ErrorAlert error={error} />
       <div class="stage">
       <div class="media-column">
@@ -529,48 +466,20 @@ function RoomContent({ id }: { id: string }) {
           ];
         })}
       </div>
-      <div class="actions">
-        <button type="button" class="secondary" aria-pressed={micOff}
-          onClick={() => {
-            connection.setMuted('audio', !micOff);
-            setMicOff(!micOff);
-          }}>
-          {micOff ? 'Unmute microphone' : 'Mute microphone'}
-        </button>
-        <button type="button" class="secondary" aria-pressed={camOff}
-          onClick={() => {
-            connection.setMuted('video', !camOff);
-            setCamOff(!camOff);
-          }}>
-          {camOff ? 'Turn camera on' : 'Turn camera off'}
-        </button>
-        <button type="button" class="secondary" aria-pressed={screen !== null} onClick={() => void toggleScreen()}>
-          {screen ? 'Stop sharing' : 'Share screen'}
-        </button>
-        <button type="button" class="secondary" aria-expanded={showSettings}
-          onClick={() => setShowSettings(!showSettings)}>
-          Devices
-        </button>
-        {moderator && (
-          <button type="button" class="secondary"
-            onClick={() => void recordingAction(recording.state === 'off' ? 'start' : 'stop')}>
-            {recording.state === 'off' ? 'Start recording' : 'Stop recording'}
-          </button>
-        )}
-        {iAmCandidate && (
-          <button type="button" class="secondary" aria-haspopup="dialog" onClick={() => setPairingFor({})}>
-            Add phone camera
-          </button>
-        )}
-        {iAmCandidate && me && phoneOf(me.identity) && (
-          <button type="button" class="secondary" onClick={() => void unpair(me.identity)}>
-            Remove phone
-          </button>
-        )}
-        <button type="button" class="danger" onClick={leave}>
-          Leave
-        </button>
-      </div>
+      <RoomControls micOff={micOff} camOff={camOff} sharing={screen !== null} showSettings={showSettings}
+        recording={moderator ? recording.state : null} canAddPhone={iAmCandidate}
+        hasPhone={Boolean(iAmCandidate && me && phoneOf(me.identity))}
+        onMic={() => {
+          connection.setMuted('audio', !micOff);
+          setMicOff(!micOff);
+        }}
+        onCamera={() => {
+          connection.setMuted('video', !camOff);
+          setCamOff(!camOff);
+        }}
+        onScreen={() => void toggleScreen()} onSettings={() => setShowSettings(!showSettings)}
+        onRecording={() => void recordingAction(recording.state === 'off' ? 'start' : 'stop')}
+        onAddPhone={() => setPairingFor({})} onRemovePhone={() => me && void unpair(me.identity)} onLeave={leave} />
       </div>
       <div class="workspace-slot">
         <Lazy load={() => import('../components/room/Workspace').then((m) => m.Workspace)}
@@ -591,28 +500,16 @@ function RoomContent({ id }: { id: string }) {
           <MicLevel stream={preview} />
         </section>
       )}
-      {moderator && removed.size > 0 && (
-        <section class="card" aria-labelledby="removed-heading">
-          <h2 id="removed-heading">Removed from the room</h2>
-          <ul>
-            {[...removed].map(([identity, name]) => (
-              <li key={identity}>
-                {name}{' '}
-                <button type="button" class="secondary small" aria-label={`Let ${name} back in`}
-                  onClick={() => {
-                    connection.readmit(identity);
-                    setRemoved((current) => {
-                      const next = new Map(current);
-                      next.delete(identity);
-                      return next;
-                    });
-                  }}>
-                  Let back in
-                </button>
-              </li>
-            ))}
-          </ul>
-        </section>
+      {moderator && (
+        <RemovedList removed={removed}
+          onReadmit={(identity) => {
+            connection.readmit(identity);
+            setRemoved((current) => {
+              const next = new Map(current);
+              next.delete(identity);
+              return next;
+            });
+          }} />
       )}
       {assesses && proctoring.on && (
         <ProctoringPanel interview={id} events={[...marks.values()]} waitingFor={proctoring.needs_consent}
