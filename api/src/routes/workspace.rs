@@ -478,11 +478,11 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
             },
             _ = recheck.tick() => check_now = true,
         }
-        if check_now {
-            if let Some(reason) = access_changed(&state, &principal, &id, opened_with).await {
-                refuse(&mut socket, "access_changed", reason).await;
-                break;
-            }
+        if check_now
+            && let Some(reason) = access_changed(&state, &principal, &id, opened_with).await
+        {
+            refuse(&mut socket, "access_changed", reason).await;
+            break;
         }
     }
     drop(connection);
