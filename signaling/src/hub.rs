@@ -218,6 +218,15 @@ impl Hub {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Whether a moderator removed `identity` from room `id` and nobody let them back in.
+    pub fn is_barred(&self, id: &RoomId, identity: &str) -> bool {
+        self.inner
+            .barred
+            .lock()
+            .map(|barred| barred.get(id).is_some_and(|set| set.contains(identity)))
+            .unwrap_or(false)
+    }
+
     /// Whether room `id` is up (someone entered it and it has not ended).
     pub fn has_room(&self, id: &RoomId) -> bool {
         self.inner

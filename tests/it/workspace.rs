@@ -23,6 +23,7 @@ crate::on_both_backends!(
     concurrent_edits_converge_and_survive_a_restart,
     who_sees_edits_and_runs_the_code,
     open_sockets_lose_access_when_it_changes,
+    someone_removed_from_the_room_loses_its_code_until_let_back_in,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -255,6 +256,64 @@ async fn open_sockets_lose_access_when_it_changes(backend: Backend) -> Result<()
     let reopened = Editor::open(&app, &id, &interviewer).await?;
     assert_eq!(reopened.welcome["can_edit"], false);
     assert_eq!(reopened.welcome["can_run"], true);
+    Ok(())
+}
+
+async fn someone_removed_from_the_room_loses_its_code_until_let_back_in(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let People {
+        interview:
+            Interview {
+                id,
+                interviewer,
+                candidate,
+            },
+        ..
+    } = people(&app).await?;
+    let (mut ivy_room, _) = crate::rtc::join(&app, &id, &interviewer).await?;
+    let (mut cas_room, joined) = crate::rtc::join(&app, &id, &candidate).await?;
+    let cas_id = text(&joined["you"]["identity"])?;
+    let mut cas = Editor::open(&app, &id, &candidate).await?;
+
+    crate::rtc::send(
+        &mut ivy_room,
+        json!({ "type": "moderate_remove", "participant": cas_id }),
+    )
+    .await?;
+    crate::rtc::next_of(&mut cas_room, "removed").await?;
+    // Within the socket's re-check period (10 s; the wait allows 20).
+    cas.notice("the removed candidate's access ending", |n| {
+        n["error"]["code"] == "access_changed"
+    })
+    .await?;
+    let refused = first_answer(&app, &id, &candidate).await?;
+    assert_eq!(refused["error"]["code"], "not_found", "{refused}");
+    expect_error(
+        app.get(&format!("/api/interviews/{id}/workspace"), Some(&candidate))
+            .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await?;
+
+    crate::rtc::send(
+        &mut ivy_room,
+        json!({ "type": "readmit", "participant": cas_id }),
+    )
+    .await?;
+    // The readmission reaches the hub through the room's task: asked again until it has.
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(editor) = Editor::open(&app, &id, &candidate).await {
+            back = Some(editor);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let back = back.context("the readmitted candidate's editor")?;
+    assert_eq!(back.welcome["can_edit"], true);
     Ok(())
 }
 

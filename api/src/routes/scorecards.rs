@@ -50,9 +50,11 @@ const SCORES: std::ops::RangeInclusive<u8> = 1..=4;
 #[serde(deny_unknown_fields)]
 pub struct Criterion {
     /// What is rated ("Problem solving").
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
     pub name: String,
     /// What each score means, for the interviewer filling it in.
+    #[schema(max_length = 2000)]
     #[garde(length(chars, max = 2000))]
     #[serde(default)]
     pub guidance: String,
@@ -63,9 +65,11 @@ pub struct Criterion {
 #[serde(deny_unknown_fields)]
 pub struct TemplateRequest {
     /// Name.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
     pub name: String,
     /// The criteria, in order.
+    #[schema(min_items = 1, max_items = 20)]
     #[garde(length(min = 1, max = 20), dive)]
     pub criteria: Vec<Criterion>,
     /// Retired: kept for the scorecards made from it, no longer offered for new ones.
@@ -221,6 +225,7 @@ pub struct NotesView {
 #[serde(deny_unknown_fields)]
 pub struct NotesRequest {
     /// The whole text (it replaces what was saved).
+    #[schema(max_length = 50_000)]
     #[garde(length(chars, max = MAX_NOTE_CHARS))]
     pub body: String,
 }
@@ -318,6 +323,7 @@ pub struct Rating {
     #[schema(minimum = 1, maximum = 4)]
     pub score: u8,
     /// Why.
+    #[schema(max_length = 5000)]
     #[garde(length(chars, max = 5000))]
     #[serde(default)]
     pub comment: String,
@@ -328,15 +334,18 @@ pub struct Rating {
 #[serde(deny_unknown_fields)]
 pub struct ScorecardRequest {
     /// The template filled in.
+    #[schema(min_length = 1, max_length = 64)]
     #[garde(length(min = 1, max = 64))]
     pub template_id: String,
     /// One rating per criterion of the template, in its order.
+    #[schema(min_items = 1, max_items = 20)]
     #[garde(length(min = 1, max = 20), dive)]
     pub ratings: Vec<Rating>,
     /// Overall.
     #[garde(skip)]
     pub recommendation: Recommendation,
     /// What the other reviewers should know.
+    #[schema(max_length = 20_000)]
     #[garde(length(chars, max = 20_000))]
     #[serde(default)]
     pub summary: String,

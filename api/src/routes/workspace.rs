@@ -97,7 +97,13 @@ async fn code_access(
             COLORS.len() - 1,
         ),
     };
-    if !grants.view {
+    // Removed from the room by a moderator: out of its code too, until let back in.
+    let barred = participant.as_ref().is_some_and(|me| {
+        state
+            .hub
+            .is_barred(&sightline_signaling::RoomId(id.to_owned()), me)
+    });
+    if !grants.view || barred {
         return Err(ApiError::NotFound);
     }
     let code = CodeAccess {
