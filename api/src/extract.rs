@@ -29,11 +29,34 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let Json(value) = Json::<T>::from_request(req, state)
+        let Json(ObjectBody(value)) = Json::<ObjectBody<T>>::from_request(req, state)
             .await
             .map_err(from_rejection)?;
         value.validate().map_err(from_report)?;
         Ok(ApiJson(value))
+    }
+}
+
+/// A request body that must be a JSON object. serde would also build a struct from an array of
+/// its fields in order (`[null]` for a struct of one optional field), which the API never
+/// promises and its schema does not allow: that is refused as the wrong shape (422).
+struct ObjectBody<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectBody<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Object(std::marker::PhantomData))
+            .map(ObjectBody)
     }
 }
 

@@ -80,6 +80,21 @@ async fn bodies_are_validated(backend: Backend) -> Result<()> {
         .await?;
     expect_error(malformed, StatusCode::BAD_REQUEST, "bad_request").await?;
 
+    // A body is a JSON object: serde would build a struct from an array of its fields, the
+    // schema does not allow it, and neither do we.
+    for (path, body) in [
+        ("/api/auth/logout", json!([null])),
+        ("/api/auth/login", json!(["ivy@example.com", "password"])),
+    ] {
+        let refused = expect_error(
+            app.post(path, body, None).await?,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await?;
+        assert!(refused.to_string().contains("JSON object"), "{refused}");
+    }
+
     let not_json = app
         .client
         .post(app.url("/api/auth/login"))
