@@ -240,7 +240,8 @@ impl Workspaces {
     }
 
     /// Asks every socket on the interview's document to check its member's access again (an
-    /// invite reissued, the interview cancelled or rescheduled).
+    /// invite reissued, the interview cancelled); other changes wait for the sockets' own
+    /// periodic check.
     pub fn recheck(&self, interview: &str) {
         let docs = self
             .inner

@@ -36,7 +36,8 @@ const INNER_ID: &str = "1000";
 /// Joins the cgroups named before `--` (writing its own PID, which `exec` keeps), then runs
 /// what follows. Runs as root, before the drop to the run's user.
 const JOIN_CGROUP: &str = "for f; do [ \"$f\" = -- ] && break; \
-     echo $$ > \"$f\" || { echo 'sightline: cannot join the run cgroup' >&2; exit 1; }; shift; done; \
+     { echo $$ > \"$f\"; } 2>/dev/null || { echo 'sightline: cannot join the run cgroup' >&2; exit 1; }; \
+     shift; done; \
      shift; exec \"$@\"";
 /// What a run's cgroup holds besides the program's own memory: its tmpfs work directory and
 /// /dev/shm are charged there, and the launcher, GNU time and the shell need a little.
@@ -319,7 +320,9 @@ impl Bubblewrap {
                 && stderr
                     .windows(PEAK_MARKER.len())
                     .any(|w| w == PEAK_MARKER.as_bytes());
-            let launcher = stderr.starts_with(b"bwrap: ") || stderr.starts_with(b"sightline: ");
+            let launcher = [&b"bwrap: "[..], b"sightline: ", b"setpriv: ", b"prlimit: "]
+                .iter()
+                .any(|prefix| stderr.starts_with(prefix));
             if !ran && stdout.is_empty() && launcher {
                 let line = String::from_utf8_lossy(stderr);
                 let line = line.lines().next().unwrap_or_default().to_owned();

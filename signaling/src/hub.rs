@@ -220,11 +220,13 @@ impl Hub {
 
     /// Whether a moderator removed `identity` from room `id` and nobody let them back in.
     pub fn is_barred(&self, id: &RoomId, identity: &str) -> bool {
-        self.inner
+        // A poisoned lock still holds the set: read it rather than let everyone back in.
+        let barred = self
+            .inner
             .barred
             .lock()
-            .map(|barred| barred.get(id).is_some_and(|set| set.contains(identity)))
-            .unwrap_or(false)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        barred.get(id).is_some_and(|set| set.contains(identity))
     }
 
     /// Whether room `id` is up (someone entered it and it has not ended).

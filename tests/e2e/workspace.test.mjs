@@ -94,6 +94,9 @@ test('two people edit one line at once, see each other, and run Python together'
     assert.equal(caretColour, 'rgb(214, 39, 40)');
 
     step('both type into the same line at once and converge');
+    // A quiet quarter second after the first line, for the replay below to point into.
+    await ivy.waitForTimeout(250);
+    const beforeBothTyped = Date.now();
     await ivyEditor.click();
     await ivy.keyboard.press('End');
     await casEditor.click();
@@ -156,10 +159,12 @@ test('two people edit one line at once, see each other, and run Python together'
     await slider.focus();
     await ivy.keyboard.press('End');
     await ivy.waitForFunction(() => document.querySelector('.replay .cm-content')?.textContent.includes("print('hi', name)"));
+    // The slider moves in 100 ms steps: a moment well inside the quiet time between the first
+    // line and the next edits, so rounding to a step cannot land outside it.
     await slider.evaluate((el, at) => {
       el.value = String(at);
       el.dispatchEvent(new Event('input', { bubbles: true }));
-    }, afterFirstLine);
+    }, Math.round((afterFirstLine + beforeBothTyped) / 2));
     await ivy.waitForFunction(() => document.querySelector('.replay .cm-content')?.textContent === 'x = "hello"');
     assert.equal(await replayed(), 'x = "hello"');
     assert.match(await ivy.locator('.replay').innerText(), /Runs/);

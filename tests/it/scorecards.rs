@@ -176,6 +176,15 @@ async fn notes_stay_private_and_scorecards_reach_reviewers(backend: Backend) -> 
         "validation_failed",
     )
     .await?;
+    let twice =
+        json!({ "name": "Twice", "criteria": [{ "name": "Design" }, { "name": " design " }] });
+    expect_error(
+        app.post("/api/scorecard-templates", twice, Some(&ada))
+            .await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await?;
     let systems = expect_json(
         app.post("/api/scorecard-templates", template.clone(), Some(&ada))
             .await?,
@@ -251,12 +260,10 @@ async fn notes_stay_private_and_scorecards_reach_reviewers(backend: Backend) -> 
         )
         .await?;
     }
-    let after = expect_json(
-        app.put(&mine, card(&systems_id, &[3, 2]), Some(&ivy))
-            .await?,
-        StatusCode::OK,
-    )
-    .await?;
+    // A whole number written as 3.0 is a whole number (JSON Schema's integer).
+    let mut written = card(&systems_id, &[3, 2]);
+    written["ratings"][0]["score"] = json!(3.0);
+    let after = expect_json(app.put(&mine, written, Some(&ivy)).await?, StatusCode::OK).await?;
     assert_eq!(after["scorecards"].as_array().map(Vec::len), Some(1));
     assert_eq!(
         after["expected"],
@@ -267,6 +274,7 @@ async fn notes_stay_private_and_scorecards_reach_reviewers(backend: Backend) -> 
     );
     let first = &after["scorecards"][0];
     assert_eq!(first["author"], "ivy");
+    assert_eq!(first["template_id"], systems_id.as_str());
     assert_eq!(first["summary"], "Solid on the basics; tests came late.");
     assert_eq!(first["ratings"][0]["name"], "Design");
     assert_eq!(first["ratings"][0]["score"], 3);

@@ -54,7 +54,7 @@ export async function errorFrom(response: Response): Promise<ApiError> {
   return new ApiError(response.status, 'http_error', `The server answered ${response.status}.`);
 }
 
-async function send(method: string, path: string, body?: unknown): Promise<Response> {
+async function send(method: string, path: string, body?: unknown, keepalive = false): Promise<Response> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (accessToken) headers.authorization = `Bearer ${accessToken}`;
@@ -64,6 +64,7 @@ async function send(method: string, path: string, body?: unknown): Promise<Respo
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: 'same-origin',
+      keepalive,
     });
   } catch {
     throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
@@ -79,6 +80,14 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   if (!response.ok) throw await errorFrom(response);
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
+}
+
+/**
+ * Sends a small request that outlives the page (a save as the tab closes): no refresh, no
+ * answer; the browser delivers it after the page is gone.
+ */
+export function sendBeforeLeaving(method: string, path: string, body: unknown): void {
+  void send(method, path, body, true).catch(() => undefined);
 }
 
 /**

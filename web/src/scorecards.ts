@@ -36,6 +36,7 @@ export interface Scorecard {
   id: string;
   participant_id: string;
   author: string;
+  template_id: string;
   template_name: string;
   ratings: RatedCriterion[];
   recommendation: Recommendation;
@@ -92,10 +93,18 @@ export function emptyDraft(template: Template, summary = ''): Draft {
   };
 }
 
-/** The draft of an already submitted card, to revise it. */
-export function draftFrom(card: Scorecard, templateId: string): Draft {
+/**
+ * The draft of an already submitted card, to revise it against its own template; null when the
+ * template's criteria changed since (the old scores would land on other criteria).
+ */
+export function draftFrom(card: Scorecard, template: Template): Draft | null {
+  const same =
+    template.id === card.template_id &&
+    template.criteria.length === card.ratings.length &&
+    template.criteria.every((c, i) => c.name === card.ratings[i]?.name);
+  if (!same) return null;
   return {
-    templateId,
+    templateId: template.id,
     scores: card.ratings.map((r) => r.score),
     comments: card.ratings.map((r) => r.comment),
     recommendation: card.recommendation,

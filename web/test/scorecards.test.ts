@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emptyDraft, missingInDraft, progressText, submission, type Template } from '../src/scorecards';
+import { draftFrom, emptyDraft, missingInDraft, progressText, submission, type Scorecard, type Template } from '../src/scorecards';
 
 const template: Template = {
   id: 't',
@@ -42,5 +42,31 @@ describe('a scorecard draft', () => {
       recommendation: 'yes',
       summary: 'from notes',
     });
+  });
+});
+
+describe('revising a scorecard', () => {
+  const card: Scorecard = {
+    id: 'c',
+    participant_id: 'p',
+    author: 'Ivy',
+    template_id: 't',
+    template_name: 'Round',
+    ratings: [
+      { name: 'Design', guidance: '', score: 2, comment: 'ok' },
+      { name: 'Coding', guidance: '', score: 4, comment: '' },
+    ],
+    recommendation: 'yes',
+    summary: 'kept',
+    submitted_at: '',
+    updated_at: '',
+  };
+  it('starts from the submitted scores while the template is unchanged', () => {
+    expect(draftFrom(card, template)?.scores).toEqual([2, 4]);
+  });
+  it('refuses to move scores onto criteria that changed or another template', () => {
+    const reordered = { ...template, criteria: [...template.criteria].reverse() };
+    expect(draftFrom(card, reordered)).toBeNull();
+    expect(draftFrom(card, { ...template, id: 'other' })).toBeNull();
   });
 });

@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
 /// Longest note, in characters.
 const MAX_NOTE_CHARS: usize = 50_000;
 /// Lowest and highest score of a criterion.
-const SCORES: std::ops::RangeInclusive<u8> = 1..=4;
+const SCORES: std::ops::RangeInclusive<i64> = 1..=4;
 
 /// One thing a scorecard rates.
 #[derive(Debug, Clone, Serialize, Deserialize, garde::Validate, ToSchema)]
@@ -68,9 +68,9 @@ pub struct TemplateRequest {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
     pub name: String,
-    /// The criteria, in order.
+    /// The criteria, in order, each with its own name.
     #[schema(min_items = 1, max_items = 20)]
-    #[garde(length(min = 1, max = 20), dive)]
+    #[garde(length(min = 1, max = 20), dive, custom(distinct_names))]
     pub criteria: Vec<Criterion>,
     /// Retired: kept for the scorecards made from it, no longer offered for new ones.
     #[garde(skip)]
@@ -91,6 +91,19 @@ pub struct TemplateView {
     pub archived: bool,
     /// Unix seconds it last changed.
     pub updated_at: i64,
+}
+
+fn distinct_names(criteria: &[Criterion], _: &()) -> garde::Result {
+    let mut seen = std::collections::HashSet::new();
+    for c in criteria {
+        if !seen.insert(c.name.trim().to_lowercase()) {
+            return Err(garde::Error::new(format!(
+                "two criteria are named \"{}\"",
+                c.name.trim()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, ApiError> {
@@ -321,7 +334,8 @@ pub struct Rating {
     /// 1 (lowest) to 4 (highest).
     #[garde(range(min = *SCORES.start(), max = *SCORES.end()))]
     #[schema(minimum = 1, maximum = 4)]
-    pub score: u8,
+    #[serde(deserialize_with = "crate::extract::integral")]
+    pub score: i64,
     /// Why.
     #[schema(max_length = 5000)]
     #[garde(length(chars, max = 5000))]
@@ -358,7 +372,7 @@ pub struct RatedCriterion {
     #[serde(flatten)]
     pub criterion: Criterion,
     /// 1 to 4.
-    pub score: u8,
+    pub score: i64,
     /// Why.
     pub comment: String,
 }
@@ -372,6 +386,8 @@ pub struct ScorecardView {
     pub participant_id: String,
     /// Their name.
     pub author: String,
+    /// The template it was filled from (to revise it against the same one).
+    pub template_id: String,
     /// The template's name when it was filled.
     pub template_name: String,
     /// Each criterion with its score.
@@ -425,6 +441,7 @@ fn scorecard_view(access: &Access, row: &ScorecardRow) -> Result<ScorecardView, 
         id: row.id.clone(),
         participant_id: row.participant_id.clone(),
         author,
+        template_id: row.template_id.clone(),
         template_name: row.template_name.clone(),
         ratings: criteria
             .into_iter()

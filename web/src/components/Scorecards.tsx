@@ -70,10 +70,12 @@ function ScorecardForm({ interviewId, mine, onSubmitted }: {
       setTemplates(all);
       setNotes(myNotes?.body ?? '');
       const offered = all.filter((t) => !t.archived);
-      // A card being revised keeps its template when the names still match it.
-      const same = mine && all.find((t) => t.name === mine.template_name && t.criteria.length === mine.ratings.length);
-      if (mine && same) setDraft(draftFrom(mine, same.id));
-      else if (offered[0]) setDraft(emptyDraft(offered[0]));
+      // A card being revised starts from its scores while its template still has the same
+      // criteria; otherwise it is filled afresh (keeping the summary).
+      const own = mine && all.find((t) => t.id === mine.template_id);
+      const revised = mine && own ? draftFrom(mine, own) : null;
+      if (revised) setDraft(revised);
+      else if (offered[0]) setDraft(emptyDraft(offered[0], mine?.summary ?? ''));
     }, setError);
   }, [interviewId, mine?.id]);
   if (!templates || !draft) return <ErrorAlert error={error} />;

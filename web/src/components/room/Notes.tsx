@@ -2,12 +2,14 @@
 // server answers nobody else). They are saved a moment after typing stops, when the box loses
 // focus and when the room is left; the status line says whether the server has them.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api } from '../../api';
+import { api, sendBeforeLeaving } from '../../api';
 import type { Notes } from '../../scorecards';
 import { ErrorAlert } from '../ui';
 
 /** Typing pauses this long before the notes are saved. */
 const SAVE_AFTER_MS = 800;
+/** A failed save is tried again after this long. */
+const RETRY_AFTER_MS = 3000;
 /** The server's limit, in characters. */
 const MAX_CHARS = 50_000;
 
@@ -54,12 +56,25 @@ export function NotesPanel({ interviewId }: { interviewId: string }) {
         pending.current ??= body;
         setStatus('unsaved');
         setError(err);
+        clearTimeout(timer.current);
+        timer.current = setTimeout(flush, RETRY_AFTER_MS);
       },
     );
   };
 
-  // Leaving the room saves what is left.
-  useEffect(() => () => flush(), []);
+  // Leaving the room saves what is left; closing or reloading the tab sends it on a request
+  // that outlives the page.
+  useEffect(() => {
+    const leaving = () => {
+      const body = pending.current;
+      if (body !== null && body !== saved.current) sendBeforeLeaving('PUT', path, { body });
+    };
+    window.addEventListener('pagehide', leaving);
+    return () => {
+      window.removeEventListener('pagehide', leaving);
+      flush();
+    };
+  }, [path]);
 
   const edit = (value: string) => {
     setText(value);
