@@ -85,7 +85,7 @@ pub struct LoginRequest {
 pub struct RefreshRequest {
     /// The refresh token; omit to use the cookie.
     #[schema(max_length = 128)]
-    #[garde(length(max = 128))]
+    #[garde(length(chars, max = 128))]
     pub refresh_token: Option<String>,
 }
 

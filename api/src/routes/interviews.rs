@@ -97,7 +97,7 @@ pub struct CreateInterviewRequest {
     pub participants: Vec<ParticipantInput>,
     /// Questions of the bank to attach, in order (hidden from the candidate until revealed).
     #[schema(max_items = 20)]
-    #[garde(length(max = 20), inner(length(min = 1, max = 64)))]
+    #[garde(length(max = 20), inner(length(chars, min = 1, max = 64)))]
     #[serde(default)]
     pub question_ids: Vec<String>,
 }

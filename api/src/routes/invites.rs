@@ -38,7 +38,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 pub struct InviteTokenRequest {
     /// The token from the link `/join/{token}`.
     #[schema(max_length = 128)]
-    #[garde(length(max = 128))]
+    #[garde(length(chars, max = 128))]
     pub token: String,
     /// On redeem, also put the guest session's refresh token in the body (clients that are not
     /// browsers); browsers get it only as the `HttpOnly` cookie.

@@ -62,7 +62,7 @@ pub struct PairingRequest {
     /// The candidate whose phone to pair (participant id). A candidate pairing their own phone
     /// leaves it out; an interviewer must name the candidate when there are several.
     #[schema(max_length = 64)]
-    #[garde(inner(length(max = 64)))]
+    #[garde(inner(length(chars, max = 64)))]
     pub candidate: Option<String>,
 }
 
@@ -91,11 +91,11 @@ pub struct PairingCreated {
 pub struct PairingSecret {
     /// From the QR code or link.
     #[schema(max_length = 128, nullable = false)]
-    #[garde(inner(length(max = 128)))]
+    #[garde(inner(length(chars, max = 128)))]
     pub token: Option<String>,
     /// Typed by hand.
     #[schema(max_length = 32, nullable = false)]
-    #[garde(inner(length(max = 32)))]
+    #[garde(inner(length(chars, max = 32)))]
     pub code: Option<String>,
 }
 
@@ -127,7 +127,7 @@ pub struct PhoneSession {
 pub struct PhoneJoinRequest {
     /// From `/api/phone/redeem`.
     #[schema(max_length = 128)]
-    #[garde(length(max = 128))]
+    #[garde(length(chars, max = 128))]
     pub session: String,
 }
 

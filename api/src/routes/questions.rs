@@ -391,7 +391,7 @@ pub async fn for_interview(
 #[serde(deny_unknown_fields)]
 pub struct AttachRequest {
     /// The question.
-    #[garde(length(min = 1, max = 64))]
+    #[garde(length(chars, min = 1, max = 64))]
     pub question_id: String,
 }
 
@@ -445,7 +445,7 @@ pub struct RevealRequest {
     #[serde(default)]
     pub load_starter_code: bool,
     /// Which language's starter code (default: the editor's language, else the first there is).
-    #[garde(inner(length(min = 1, max = 32)))]
+    #[garde(inner(length(chars, min = 1, max = 32)))]
     #[serde(default)]
     pub language: Option<String>,
 }

@@ -349,7 +349,7 @@ pub struct Rating {
 pub struct ScorecardRequest {
     /// The template filled in.
     #[schema(min_length = 1, max_length = 64)]
-    #[garde(length(min = 1, max = 64))]
+    #[garde(length(chars, min = 1, max = 64))]
     pub template_id: String,
     /// One rating per criterion of the template, in its order.
     #[schema(min_items = 1, max_items = 20)]
