@@ -63,8 +63,8 @@ enum Command {
         language: Option<String>,
         reply: oneshot::Sender<Result<(), CollabError>>,
     },
-    Notify(Arc<serde_json::Value>),
-    Recheck,
+    /// Something for every member's socket (a notice, a re-check), not from one of them.
+    ToEveryone(Outbound),
 }
 
 /// Every open document.
@@ -229,27 +229,25 @@ impl Workspaces {
 
     /// Sends a JSON notice to every member of an open document (nobody there: nothing to do).
     pub fn notify(&self, interview: &str, notice: serde_json::Value) {
-        let docs = self
-            .inner
-            .docs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(tx) = docs.get(interview) {
-            let _ = tx.try_send(Command::Notify(Arc::new(notice)));
-        }
+        self.to_everyone(interview, Outbound::Notice(Arc::new(notice)));
     }
 
     /// Asks every socket on the interview's document to check its member's access again (an
     /// invite reissued, the interview cancelled); other changes wait for the sockets' own
     /// periodic check.
     pub fn recheck(&self, interview: &str) {
+        self.to_everyone(interview, Outbound::Recheck);
+    }
+
+    /// Hands `message` to every member of the interview's document, if it is open.
+    fn to_everyone(&self, interview: &str, message: Outbound) {
         let docs = self
             .inner
             .docs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(tx) = docs.get(interview) {
-            let _ = tx.try_send(Command::Recheck);
+            let _ = tx.try_send(Command::ToEveryone(message));
         }
     }
 
@@ -442,16 +440,10 @@ impl DocTask {
                     let _ = reply.send(Err(err));
                 }
             },
-            Command::Notify(notice) => {
+            Command::ToEveryone(message) => {
                 let peers: Vec<PeerId> = self.peers.keys().copied().collect();
                 for peer in peers {
-                    self.send(peer, Outbound::Notice(notice.clone()));
-                }
-            }
-            Command::Recheck => {
-                let peers: Vec<PeerId> = self.peers.keys().copied().collect();
-                for peer in peers {
-                    self.send(peer, Outbound::Recheck);
+                    self.send(peer, message.clone());
                 }
             }
         }

@@ -11,4 +11,5 @@ pub mod proctoring;
 pub mod questions;
 pub mod recordings;
 pub mod scorecards;
+mod stored_json;
 pub mod workspace;

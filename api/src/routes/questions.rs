@@ -21,6 +21,7 @@ use crate::auth::{AuthUser, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, not_blank};
 use crate::routes::interviews::{self, Access};
+use crate::routes::stored_json::{parse, to_json};
 use crate::runs::TestResult;
 use crate::state::AppState;
 use crate::store::questions::{self as store, AttachedRow, QuestionRow};
@@ -155,10 +156,6 @@ pub struct QuestionView {
     pub updated_at: i64,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, ApiError> {
-    serde_json::from_str(json).map_err(|err| ApiError::Internal(format!("stored {what}: {err}")))
-}
-
 fn view(
     row: &QuestionRow,
     with_tests: bool,
@@ -224,11 +221,6 @@ fn row_from(
         created_at,
         updated_at: now(),
     })
-}
-
-/// A value as the JSON text it is stored as.
-fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|err| ApiError::Internal(err.to_string()))
 }
 
 /// `?q=&tag=`: a search of the bank.

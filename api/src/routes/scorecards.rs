@@ -8,6 +8,8 @@
 //!   and may revise it. The interview's interviewers, its assigned reviewers and admins read
 //!   them; an observer is refused and a candidate is told there is nothing (404).
 
+use std::collections::{HashMap, HashSet};
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
@@ -20,6 +22,7 @@ use crate::auth::{AuthUser, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, not_blank};
 use crate::routes::interviews::{self, Access, rfc3339};
+use crate::routes::stored_json::{parse, to_json};
 use crate::state::AppState;
 use crate::store::scorecards::{self as store, NoteRow, ScorecardRow, TemplateRow};
 use crate::store::{audit, new_id, now};
@@ -94,7 +97,7 @@ pub struct TemplateView {
 }
 
 fn distinct_names(criteria: &[Criterion], _: &()) -> garde::Result {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for c in criteria {
         if !seen.insert(c.name.trim().to_lowercase()) {
             return Err(garde::Error::new(format!(
@@ -104,14 +107,6 @@ fn distinct_names(criteria: &[Criterion], _: &()) -> garde::Result {
         }
     }
     Ok(())
-}
-
-fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, ApiError> {
-    serde_json::from_str(json).map_err(|err| ApiError::Internal(format!("stored {what}: {err}")))
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|err| ApiError::Internal(err.to_string()))
 }
 
 fn template_view(row: &TemplateRow) -> Result<TemplateView, ApiError> {
@@ -638,9 +633,8 @@ pub struct ScorecardProgress {
 pub(crate) async fn progress_for_user(
     state: &AppState,
     user_id: &str,
-) -> Result<std::collections::HashMap<String, ScorecardProgress>, ApiError> {
-    let mut out: std::collections::HashMap<String, ScorecardProgress> =
-        std::collections::HashMap::new();
+) -> Result<HashMap<String, ScorecardProgress>, ApiError> {
+    let mut out: HashMap<String, ScorecardProgress> = HashMap::new();
     for row in store::expected_for_user(state.db.pool(), user_id).await? {
         let entry = out
             .entry(row.interview_id.clone())
