@@ -35,6 +35,7 @@ mod allocation;
 mod codec;
 mod downtrack;
 mod engine;
+mod ids;
 mod keyframe;
 mod layer;
 pub mod sdp;
@@ -47,9 +48,8 @@ mod worker;
 pub use allocation::{Allocation, Want, allocate};
 pub use codec::Codec;
 pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, SourceId};
-pub use engine::{
-    CloseReason, DEFAULT_STOPPED_LINE_LIMIT, Engine, Event, Output, PeerId, Role, SfuError, TrackId,
-};
+pub use engine::{CloseReason, DEFAULT_STOPPED_LINE_LIMIT, Engine, Event, Output, Role, SfuError};
+pub use ids::{PeerId, TrackId};
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
 pub use speech::SpeechDetector;

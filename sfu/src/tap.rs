@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::codec::Codec;
 use crate::downtrack::DownTrack;
-use crate::engine::TrackId;
+use crate::ids::TrackId;
 use crate::layer::Quality;
 
 /// Where a publisher's clock stood for one of its RTP streams, from its last sender report.

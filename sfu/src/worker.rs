@@ -16,7 +16,8 @@ use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpOffer};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::{Engine, Event, Output, PeerId, SfuError, TrackId};
+use crate::engine::{Engine, Event, Output, SfuError};
+use crate::ids::{PeerId, TrackId};
 use crate::layer::Quality;
 use crate::socket::{MediaSocket, RecvBuffers};
 use crate::stats::WorkerStats;

@@ -1,0 +1,59 @@
+//! Bandwidth: a subscriber connection's estimate shared among the tracks it receives.
+
+use str0m::bwe::Bitrate;
+
+use crate::allocation::{Want, allocate};
+use crate::ids::TrackId;
+use crate::layer::LayerSelector;
+
+use super::Engine;
+use crate::ids::PeerId;
+
+impl Engine {
+    /// A subscriber connection's bandwidth estimate changed: share it among the tracks it
+    /// receives, and tell the estimator what to probe for.
+    pub(super) fn reallocate(&mut self, id: PeerId, estimate_bps: u64) {
+        let Engine {
+            peers, tracks, now, ..
+        } = self;
+        let Some(peer) = peers.get_mut(&id) else {
+            return;
+        };
+        let mut received: Vec<TrackId> = peer.subscribed.values().copied().collect();
+        // A stable order, so the same estimate gives the same shares.
+        received.sort_unstable();
+        let shares: Vec<(TrackId, Want)> = received
+            .iter()
+            .filter_map(|t| {
+                let track = tracks.get(t)?;
+                let sub = track.subscribers.iter().find(|s| s.peer == id)?;
+                let bitrates = track.meters.each_ref().map(|m| m.peek_bps(*now));
+                let want = if bitrates.iter().any(Option::is_some) {
+                    Want::Layered {
+                        quality: sub.quality,
+                        bitrates,
+                    }
+                } else {
+                    Want::Plain(track.total.peek_bps(*now).unwrap_or(0))
+                };
+                Some((*t, want))
+            })
+            .collect();
+        let wants: Vec<Want> = shares.iter().map(|(_, want)| *want).collect();
+        let headroom = LayerSelector::default().headroom;
+        let allocation = allocate((estimate_bps as f64 * headroom) as u64, &wants);
+        for ((track, _), cap) in shares.iter().zip(&allocation.caps) {
+            if let Some(sub) = tracks
+                .get_mut(track)
+                .and_then(|t| t.subscribers.iter_mut().find(|s| s.peer == id))
+            {
+                sub.cap = *cap;
+            }
+        }
+        tracing::debug!(peer = id.0, estimate_bps, caps = ?allocation.caps, "bandwidth shared");
+        peer.rtc.bwe().set_bitrate(
+            Bitrate::bps(allocation.minimum_bps),
+            Bitrate::bps(allocation.desired_bps),
+        );
+    }
+}

@@ -1,0 +1,836 @@
+//! The SFU engine: every peer connection of one worker, and forwarding between them.
+//!
+//! Sans-IO like the `str0m::Rtc`s it owns: datagrams, time and commands come in as arguments,
+//! datagrams to send, events and the next timeout come out of [`Engine::poll_output`]. The
+//! engine reads no clock and owns no socket.
+//!
+//! # Run-loop contract
+//!
+//! After every call that changes the engine (`handle_datagram`, `handle_timeout`, and every
+//! command: `publisher_offer`, `add_subscriber`, `subscribe`, `set_quality`, `hold`,
+//! `add_remote_candidate`, `accept_answer`, `restart_ice`, `add_tap`, `remove_peer`), drain
+//! [`Engine::poll_output`] until it returns [`Output::Timeout`]; call `handle_timeout` no later
+//! than that instant. Skipping the drain leaves packets unsent and peers unpolled.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use sightline_sfu::{Engine, Output};
+//! # fn send(_: &str0m::net::Transmit) {}
+//! # fn receive() -> Option<(std::net::SocketAddr, std::net::SocketAddr, Vec<u8>)> { None }
+//! # let mut engine = Engine::new("127.0.0.1:5000".parse().unwrap(), &[], Instant::now());
+//! loop {
+//!     let deadline = loop {
+//!         match engine.poll_output() {
+//!             Output::Transmit(t) => send(&t),
+//!             Output::Event(_event) => { /* to signaling */ }
+//!             Output::Timeout(at) => break at,
+//!         }
+//!     };
+//!     match receive() {
+//!         Some((source, destination, data)) => {
+//!             engine.handle_datagram(Instant::now(), source, destination, &data)
+//!         }
+//!         None => engine.handle_timeout(deadline.min(Instant::now())),
+//!     }
+//! }
+//! ```
+//!
+//! Inside, the engine keeps str0m's own contract for every peer: each input to a peer's `Rtc` is
+//! followed at once by a full drain of it (str0m keeps a received RTP packet only until the next
+//! poll), so callers may hand in datagrams in any batching they like.
+//!
+//! # Connections
+//!
+//! Every participant has two peer connections, as in LiveKit: a publisher connection the client
+//! offers (its own tracks) and a subscriber connection the server offers (everyone else's), so
+//! renegotiation never glares. Datagrams are routed to their peer through a hash map from source
+//! address; the first datagram from a new address is a STUN request whose username names the
+//! peer's ICE credentials, looked up in a second hash map. A peer whose input is malformed or
+//! whose ICE fails is closed alone.
+//!
+//! # Panics
+//!
+//! A panic is a bug, str0m's or ours, but one peer's bug must cost that peer, not the worker
+//! and every room on it. So every str0m call that consumes something a peer sent (datagrams,
+//! offers, answers, trickled candidates) or that builds an offer from what a peer negotiated runs
+//! inside `guard::guarded`: a panic there closes that peer alone, and its `Rtc` is never used again.
+mod bwe;
+mod error;
+mod event;
+mod forward;
+mod guard;
+mod negotiate;
+mod peer;
+mod track;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::ice::StunMessage;
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput};
+
+use crate::ids::{PeerId, TrackId};
+
+pub use error::SfuError;
+pub use event::{CloseReason, Event, Output};
+pub(crate) use guard::catch_panic;
+use guard::{Fault, guarded};
+use peer::Peer;
+pub use peer::Role;
+use track::Published;
+
+/// How long a peer may stay silent before it is removed (ICE consent freshness fails sooner).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A track whose packets stop for this long is reported stalled (a frozen camera, a phone that
+/// lost its network); browsers send at least a few packets a second even for muted tracks.
+const STALL_AFTER: Duration = Duration::from_secs(2);
+/// How often tracks are checked for stalls.
+const STALL_SWEEP: Duration = Duration::from_millis(500);
+/// Where a subscriber connection's bandwidth estimate starts, before TWCC feedback refines it.
+/// str0m paces sending at twice the estimate, so a low start would delay a full room's media
+/// until probing caught up; congestion brings it down within a second.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::mbps(5);
+/// How often a subscriber offer is rebuilt when str0m happens to give a new m-line the mid of the
+/// stopped one it recycles (mids are three random characters): the client would take the pair for
+/// one m-line brought back from the stopped state, which JSEP forbids.
+const MID_DRAWS: usize = 8;
+/// Stopped m-lines a subscriber connection holds between live ones, by default, before it is
+/// renewed (see [`Engine::set_stopped_line_limit`]).
+pub const DEFAULT_STOPPED_LINE_LIMIT: usize = 8;
+
+/// Every peer connection of one worker.
+#[derive(Debug)]
+pub struct Engine {
+    local: SocketAddr,
+    candidates: Vec<Candidate>,
+    peers: HashMap<PeerId, Peer>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    by_ufrag: HashMap<String, PeerId>,
+    tracks: HashMap<TrackId, Published>,
+    next_track: u64,
+    outputs: VecDeque<Output>,
+    dirty: VecDeque<PeerId>,
+    garbage_datagrams: u64,
+    /// Whether new subscriber connections estimate their bandwidth (see `allocation`).
+    bandwidth_estimation: bool,
+    /// Stopped m-lines a subscriber connection may hold between live ones before it is renewed.
+    stopped_line_limit: usize,
+    /// The latest time given to the engine; commands that have no time of their own use it.
+    now: Instant,
+    /// When tracks are next checked for stalls.
+    next_sweep: Instant,
+}
+
+impl Engine {
+    /// An engine receiving on `local` and advertising it plus `public_ips` (same port) as ICE
+    /// candidates, for clients that reach the server through another address. An unspecified
+    /// `local` (`0.0.0.0`) is not advertised: only `public_ips` are. `now` starts its clock (the
+    /// engine never reads one).
+    pub fn new(local: SocketAddr, public_ips: &[IpAddr], now: Instant) -> Engine {
+        let mut candidates: Vec<Candidate> = Candidate::host(local, "udp").into_iter().collect();
+        for ip in public_ips {
+            if let Ok(candidate) = Candidate::host(SocketAddr::new(*ip, local.port()), "udp") {
+                candidates.push(candidate);
+            }
+        }
+        Engine {
+            local,
+            candidates,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            tracks: HashMap::new(),
+            next_track: 1,
+            outputs: VecDeque::new(),
+            dirty: VecDeque::new(),
+            garbage_datagrams: 0,
+            bandwidth_estimation: false,
+            stopped_line_limit: DEFAULT_STOPPED_LINE_LIMIT,
+            now,
+            next_sweep: now,
+        }
+    }
+
+    /// Whether subscriber connections created from now on estimate their bandwidth (TWCC) and
+    /// get their simulcast layers capped to fit it. Off by default: str0m's estimator paces what
+    /// is sent (latency) and, measured on loopback, does not probe back up to the full layer.
+    pub fn set_bandwidth_estimation(&mut self, on: bool) {
+        self.bandwidth_estimation = on;
+    }
+
+    /// How many stopped m-lines a subscriber connection may hold between live ones before the
+    /// engine asks for it to be renewed ([`Event::RenewSubscriber`]); 8 by default. Stopped lines
+    /// at the end of the SDP do not count: new tracks take those slots.
+    pub fn set_stopped_line_limit(&mut self, limit: usize) {
+        self.stopped_line_limit = limit;
+    }
+
+    /// Datagrams that belonged to no peer or that no peer accepted.
+    pub fn garbage_datagrams(&self) -> u64 {
+        self.garbage_datagrams
+    }
+
+    /// Number of live peer connections.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// `Ok` if the peer is still there; after a command whose follow-up closed it, says so.
+    fn still_open(&self, id: PeerId) -> Result<(), SfuError> {
+        if self.peers.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(SfuError::PeerFailed(id))
+        }
+    }
+
+    /// Closes a peer whose command failed inside [`guarded`](guard::guarded), and tells the caller why.
+    fn fail(&mut self, id: PeerId, fault: Fault) -> SfuError {
+        match fault {
+            Fault::Refused(err) => {
+                self.close(id, CloseReason::Failed(err.to_string()));
+                SfuError::Rtc(err)
+            }
+            fault @ Fault::Panicked(_) => {
+                self.close(id, fault.into_reason());
+                SfuError::PeerFailed(id)
+            }
+        }
+    }
+
+    /// Closes a peer connection and unpublishes its tracks.
+    pub fn remove_peer(&mut self, id: PeerId) -> Result<(), SfuError> {
+        if !self.peers.contains_key(&id) {
+            return Err(SfuError::UnknownPeer(id));
+        }
+        self.close(id, CloseReason::Removed);
+        Ok(())
+    }
+
+    /// A datagram arrived on the worker's socket.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.now = self.now.max(now);
+        // Anyone on the internet can send these bytes, before any peer owns them: str0m's parsers
+        // run inside a panic guard, and a datagram that makes one panic is garbage.
+        let Ok(Ok(parsed)) = catch_panic(|| DatagramRecv::try_from(contents)) else {
+            self.garbage_datagrams += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.advertised(destination),
+                contents: parsed,
+            },
+        );
+        let known = self.by_addr.get(&source).copied();
+        let id = known.or_else(|| {
+            // A new address: only a STUN binding request naming a peer's credentials may claim it.
+            catch_panic(|| {
+                let stun = StunMessage::parse(contents).ok()?;
+                let (local_ufrag, _) = stun.split_username()?;
+                self.by_ufrag.get(local_ufrag).copied()
+            })
+            .ok()
+            .flatten()
+        });
+        let Some(id) = id else {
+            self.garbage_datagrams += 1;
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            self.garbage_datagrams += 1;
+            return;
+        };
+        match guarded(peer, |rtc| Ok(rtc.accepts(&input))) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.garbage_datagrams += 1;
+                return;
+            }
+            Err(fault) => {
+                self.close(id, fault.into_reason());
+                return;
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if known.is_none() {
+            self.by_addr.insert(source, id);
+        }
+        peer.last_input = now;
+        if let Err(fault) = guarded(peer, |rtc| rtc.handle_input(input)) {
+            self.close(id, fault.into_reason());
+            return;
+        }
+        // str0m holds one received RTP packet until it is polled: drain now, or the next datagram
+        // for this peer would overwrite it.
+        self.drain_peer(id);
+    }
+
+    /// str0m accepts only datagrams addressed to one of its candidates. A datagram that reached
+    /// this host at an address it does not advertise came through a 1:1 NAT in front (the host
+    /// sees its private address, clients the advertised public one): it counts as sent to the
+    /// first advertised address.
+    fn advertised(&self, destination: SocketAddr) -> SocketAddr {
+        if self.candidates.iter().any(|c| c.addr() == destination) {
+            return destination;
+        }
+        self.candidates.first().map_or(destination, Candidate::addr)
+    }
+
+    /// Time has reached `now`: drives every peer whose timeout is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.sweep_stalls(now);
+        let mut failed = Vec::new();
+        let mut due = Vec::new();
+        for (id, peer) in &mut self.peers {
+            if peer.connected && now.saturating_duration_since(peer.last_input) > IDLE_TIMEOUT {
+                failed.push((*id, CloseReason::Disconnected));
+                continue;
+            }
+            if peer.timeout > now {
+                continue;
+            }
+            match guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now))) {
+                Ok(()) => due.push(*id),
+                Err(fault) => failed.push((*id, fault.into_reason())),
+            }
+        }
+        for id in due {
+            self.drain_peer(id);
+        }
+        for (id, reason) in failed {
+            self.close(id, reason);
+        }
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id)
+            && !peer.queued
+        {
+            peer.queued = true;
+            self.dirty.push_back(id);
+        }
+    }
+
+    /// The next thing to do; see the run-loop contract in the module docs.
+    pub fn poll_output(&mut self) -> Output {
+        loop {
+            if let Some(output) = self.outputs.pop_front() {
+                return output;
+            }
+            let Some(id) = self.dirty.pop_front() else {
+                let peers = self.peers.values().map(|p| p.timeout).min();
+                let sweep = (!self.tracks.is_empty()).then_some(self.next_sweep);
+                let next = match (peers, sweep) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(at), None) | (None, Some(at)) => at,
+                    (None, None) => self.now + Duration::from_secs(1),
+                };
+                return Output::Timeout(next);
+            };
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.queued = false;
+            }
+            self.drain_peer(id);
+        }
+    }
+
+    /// Polls one peer's `Rtc` until it has nothing more before its next timeout. str0m sends
+    /// media written with `write_rtp` only after time advances, and says so with a timeout that
+    /// is already due: that timeout is served here, at the latest time the engine knows, so a
+    /// forwarded packet leaves in the same pass as the one that brought it.
+    fn drain_peer(&mut self, id: PeerId) {
+        // A timer that keeps asking for the present gets a few turns, not an endless loop.
+        let mut turns = 4;
+        loop {
+            let now = self.now;
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            let output = match guarded(peer, |rtc| rtc.poll_output()) {
+                Ok(output) => output,
+                Err(fault) => {
+                    self.close(id, fault.into_reason());
+                    return;
+                }
+            };
+            match output {
+                RtcOutput::Timeout(at) if at <= now && turns > 0 => {
+                    turns -= 1;
+                    if let Err(fault) = guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now))) {
+                        self.close(id, fault.into_reason());
+                        return;
+                    }
+                }
+                RtcOutput::Timeout(at) => {
+                    peer.timeout = at;
+                    return;
+                }
+                RtcOutput::Transmit(transmit) => self.outputs.push_back(Output::Transmit(transmit)),
+                RtcOutput::Event(event) => {
+                    if !self.dispatch(id, event) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands one of a peer's events to the engine; returns whether the peer lives on. Handling
+    /// runs str0m's parsers over what the peer sent (keyframe detection and VP8 descriptors on a
+    /// publisher's payloads) and writes to other peers' `Rtc`s, outside any one `Rtc`'s guard: a
+    /// panic in it is blamed on, and closes, the peer whose event it was.
+    fn dispatch(&mut self, id: PeerId, event: RtcEvent) -> bool {
+        let Err(message) = catch_panic(|| self.on_event(id, event)) else {
+            return true;
+        };
+        tracing::error!(peer = id.0, %message, "handling a peer's event panicked; closing it");
+        self.close(id, Fault::Panicked(message).into_reason());
+        false
+    }
+
+    fn on_event(&mut self, id: PeerId, event: RtcEvent) {
+        #[cfg(test)]
+        if let Some(peer) = self.peers.get_mut(&id)
+            && std::mem::take(&mut peer.inject_event_panic)
+        {
+            panic!("injected by a test");
+        }
+        match event {
+            RtcEvent::Connected => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connected = true;
+                }
+                self.outputs
+                    .push_back(Output::Event(Event::Connected { peer: id }));
+            }
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.close(id, CloseReason::Disconnected);
+            }
+            RtcEvent::MediaAdded(added) => self.on_media_added(id, added.mid, added.kind),
+            RtcEvent::RtpPacket(packet) => self.on_rtp(id, packet),
+            RtcEvent::KeyframeRequest(request) => self.on_keyframe_request(id, request.mid),
+            RtcEvent::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.reallocate(id, estimate.as_u64());
+            }
+            _ => {}
+        }
+    }
+
+    fn drop_peer(&mut self, id: PeerId) -> Option<Peer> {
+        let peer = self.peers.remove(&id)?;
+        self.by_ufrag.remove(&peer.ufrag);
+        self.by_addr.retain(|_, owner| *owner != id);
+        Some(peer)
+    }
+
+    fn close(&mut self, id: PeerId, reason: CloseReason) {
+        let Some(mut peer) = self.drop_peer(id) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        let mut renegotiate = Vec::new();
+        for track in peer.published.values() {
+            self.unpublish(id, *track, &mut renegotiate);
+        }
+        for track in self.tracks.values_mut() {
+            track.subscribers.retain(|s| s.peer != id);
+        }
+        self.outputs
+            .push_back(Output::Event(Event::Closed { peer: id, reason }));
+        for subscriber in renegotiate {
+            self.offer_if_possible(subscriber);
+        }
+    }
+
+    /// The address datagrams arrive on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use str0m::Rtc;
+    use str0m::change::SdpOffer;
+    use str0m::media::{Direction, MediaKind};
+
+    use super::*;
+    use crate::layer::Quality;
+
+    fn client_offer(now: Instant) -> SdpOffer {
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        offer
+    }
+
+    fn drain(engine: &mut Engine) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            match engine.poll_output() {
+                Output::Event(event) => events.push(event),
+                Output::Transmit(_) => {}
+                Output::Timeout(_) => return events,
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_peer_is_closed_alone() {
+        let now = Instant::now();
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        engine
+            .publisher_offer(PeerId(1), client_offer(now), now)
+            .expect("first peer");
+        engine
+            .publisher_offer(PeerId(2), client_offer(now), now)
+            .expect("second peer");
+        drain(&mut engine);
+        if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
+            peer.inject_panic = true;
+            peer.timeout = now;
+        }
+        engine.handle_timeout(now + Duration::from_millis(10));
+        let events = drain(&mut engine);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Closed { peer: PeerId(1), reason: CloseReason::Failed(why) } if why.contains("panicked")
+        )));
+        assert_eq!(engine.peer_count(), 1);
+        assert!(
+            engine.peers.contains_key(&PeerId(2)),
+            "the other peer lives on"
+        );
+    }
+
+    /// An engine with a video publisher (peer 1) whose track is published; returns the track.
+    fn engine_with_published_video(now: Instant, estimation: bool) -> (Engine, TrackId) {
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        engine.set_bandwidth_estimation(estimation);
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut change = client.sdp_api();
+        let mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        engine
+            .publisher_offer(PeerId(1), offer, now)
+            .expect("publisher");
+        // str0m reports the m-line once the connection is up; no network here, so say it.
+        engine.on_media_added(PeerId(1), mid, MediaKind::Video);
+        let track = drain(&mut engine)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::TrackPublished { track, .. } => Some(track),
+                _ => None,
+            })
+            .expect("published");
+        (engine, track)
+    }
+
+    /// An engine with a video publisher (peer 1) whose track is published, and subscriber
+    /// connections 2 and 3 subscribed to it, each with its offer out; returns the track and the
+    /// offers.
+    fn engine_with_subscribers(now: Instant) -> (Engine, TrackId, Vec<(PeerId, SdpOffer)>) {
+        let (mut engine, track) = engine_with_published_video(now, false);
+        for id in [PeerId(2), PeerId(3)] {
+            engine.add_subscriber(id, now).expect("subscriber");
+            engine
+                .subscribe(id, track, Quality::High)
+                .expect("subscribed");
+        }
+        let offers = drain(&mut engine)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Offer { peer, offer } => Some((peer, offer)),
+                _ => None,
+            })
+            .collect();
+        (engine, track, offers)
+    }
+
+    /// Whether `peer` was closed for a panic, and every other peer of `alive` lives on.
+    fn closed_alone(engine: &Engine, events: &[Event], peer: PeerId, alive: &[PeerId]) -> bool {
+        let closed = events.iter().any(|e| {
+            matches!(
+                e,
+                Event::Closed { peer: p, reason: CloseReason::Failed(why) }
+                    if *p == peer && why.contains("panicked")
+            )
+        });
+        closed
+            && !engine.peers.contains_key(&peer)
+            && alive.iter().all(|p| engine.peers.contains_key(p))
+    }
+
+    /// An engine with a publisher (peer 1) of an audio and a video track; returns both.
+    fn engine_with_microphone_and_camera(now: Instant) -> (Engine, [TrackId; 2]) {
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut change = client.sdp_api();
+        let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = change.apply().expect("an offer");
+        engine
+            .publisher_offer(PeerId(1), offer, now)
+            .expect("publisher");
+        engine.on_media_added(PeerId(1), audio, MediaKind::Audio);
+        engine.on_media_added(PeerId(1), video, MediaKind::Video);
+        let tracks: Vec<TrackId> = drain(&mut engine)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::TrackPublished { track, .. } => Some(track),
+                _ => None,
+            })
+            .collect();
+        (engine, [tracks[0], tracks[1]])
+    }
+
+    /// The subscriber offers in `events`, each as its number of m-lines.
+    fn offered_lines(events: &[Event]) -> Vec<usize> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Offer { offer, .. } => Some(offer.to_sdp_string().matches("\r\nm=").count()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_joiner_gets_every_track_in_one_offer() {
+        let now = Instant::now();
+        let (mut engine, tracks) = engine_with_microphone_and_camera(now);
+        engine.add_subscriber(PeerId(2), now).expect("subscriber");
+        engine
+            .subscribe_all(PeerId(2), &tracks, Quality::High)
+            .expect("subscribed");
+        assert_eq!(
+            offered_lines(&drain(&mut engine)),
+            vec![2],
+            "one offer, both tracks"
+        );
+
+        // One at a time, the second waits for the first offer's answer: a second negotiation.
+        engine.add_subscriber(PeerId(3), now).expect("subscriber");
+        for track in tracks {
+            engine
+                .subscribe(PeerId(3), track, Quality::High)
+                .expect("subscribed");
+        }
+        assert_eq!(offered_lines(&drain(&mut engine)), vec![1]);
+
+        // A track gone meanwhile is skipped; the rest are offered.
+        engine.add_subscriber(PeerId(4), now).expect("subscriber");
+        engine
+            .subscribe_all(PeerId(4), &[TrackId(999), tracks[1]], Quality::High)
+            .expect("subscribed");
+        assert_eq!(offered_lines(&drain(&mut engine)), vec![1]);
+    }
+
+    #[test]
+    fn a_panic_while_taking_a_publishers_offer_closes_only_that_publisher() {
+        let now = Instant::now();
+        let (mut engine, _track, _offers) = engine_with_subscribers(now);
+        engine
+            .publisher_offer(PeerId(4), client_offer(now), now)
+            .expect("another publisher");
+        drain(&mut engine);
+        if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
+            peer.inject_panic = true;
+        }
+        let result = engine.publisher_offer(PeerId(1), client_offer(now), now);
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(PeerId(1)))),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(1),
+            &[PeerId(2), PeerId(3), PeerId(4)]
+        ));
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::TrackUnpublished {
+                    peer: PeerId(1),
+                    ..
+                }
+            )),
+            "its track ended for everyone"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_taking_a_subscribers_answer_closes_only_that_subscriber() {
+        let now = Instant::now();
+        let (mut engine, _track, offers) = engine_with_subscribers(now);
+        let (peer, offer) = offers.into_iter().next().expect("an offer");
+        let mut client = Rtc::builder().set_rtp_mode(true).build(now);
+        let answer = client.sdp_api().accept_offer(offer).expect("an answer");
+        if let Some(subscriber) = engine.peers.get_mut(&peer) {
+            subscriber.inject_panic = true;
+        }
+        let result = engine.accept_answer(peer, answer);
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(p)) if p == peer),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        let others: Vec<PeerId> = [PeerId(1), PeerId(2), PeerId(3)]
+            .into_iter()
+            .filter(|p| *p != peer)
+            .collect();
+        assert!(closed_alone(&engine, &events, peer, &others));
+    }
+
+    #[test]
+    fn a_panic_while_adding_a_trickled_candidate_closes_only_that_peer() {
+        let now = Instant::now();
+        let (mut engine, _track, _offers) = engine_with_subscribers(now);
+        if let Some(subscriber) = engine.peers.get_mut(&PeerId(2)) {
+            subscriber.inject_panic = true;
+        }
+        let result = engine.add_remote_candidate(
+            PeerId(2),
+            "candidate:1 1 udp 2130706431 10.0.0.3 7000 typ host",
+        );
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(PeerId(2)))),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(2),
+            &[PeerId(1), PeerId(3)]
+        ));
+        // A candidate that does not parse is refused without harm.
+        assert!(matches!(
+            engine.add_remote_candidate(PeerId(3), "candidate:nonsense"),
+            Err(SfuError::BadCandidate(_))
+        ));
+        assert!(engine.peers.contains_key(&PeerId(3)));
+    }
+
+    #[test]
+    fn a_panic_while_building_a_subscribers_offer_closes_only_that_subscriber() {
+        let now = Instant::now();
+        let (mut engine, track, _offers) = engine_with_subscribers(now);
+        engine.add_subscriber(PeerId(5), now).expect("subscriber");
+        if let Some(subscriber) = engine.peers.get_mut(&PeerId(5)) {
+            subscriber.inject_panic = true;
+        }
+        let result = engine.subscribe(PeerId(5), track, Quality::High);
+        assert!(
+            matches!(result, Err(SfuError::PeerFailed(PeerId(5)))),
+            "{result:?}"
+        );
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(5),
+            &[PeerId(1), PeerId(2), PeerId(3)]
+        ));
+        assert!(
+            engine.tracks[&track]
+                .subscribers
+                .iter()
+                .all(|s| s.peer != PeerId(5)),
+            "its subscription went with it"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_handling_a_publishers_event_closes_only_that_publisher() {
+        let now = Instant::now();
+        let (mut engine, track, _offers) = engine_with_subscribers(now);
+        if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
+            peer.inject_event_panic = true;
+        }
+        assert!(!engine.dispatch(PeerId(1), RtcEvent::Connected));
+        let events = drain(&mut engine);
+        assert!(closed_alone(
+            &engine,
+            &events,
+            PeerId(1),
+            &[PeerId(2), PeerId(3)]
+        ));
+        assert!(!engine.tracks.contains_key(&track), "its track ended");
+    }
+
+    #[test]
+    fn the_bandwidth_estimate_caps_each_video_subscription() {
+        let now = Instant::now();
+        let (mut engine, track) = engine_with_published_video(now, true);
+        engine.add_subscriber(PeerId(2), now).expect("subscriber");
+        engine
+            .subscribe(PeerId(2), track, Quality::High)
+            .expect("subscribed");
+        drain(&mut engine);
+        let published = engine.tracks.get_mut(&track).expect("track");
+        for (layer, bps) in [(0, 150_000u64), (1, 500_000), (2, 1_500_000)] {
+            published.meters[layer].record((bps / 8) as usize, now);
+        }
+        engine.now = now;
+        let cap = |engine: &Engine| {
+            engine.tracks[&track]
+                .subscribers
+                .iter()
+                .find(|s| s.peer == PeerId(2))
+                .map(|s| s.cap)
+        };
+
+        // 800 kbit/s less headroom fits the low and medium layers, not the full one.
+        engine.reallocate(PeerId(2), 800_000);
+        assert_eq!(cap(&engine), Some(Quality::Medium));
+        engine.reallocate(PeerId(2), 100_000);
+        assert_eq!(
+            cap(&engine),
+            Some(Quality::Low),
+            "degrades, never disappears"
+        );
+        engine.reallocate(PeerId(2), 5_000_000);
+        assert_eq!(cap(&engine), Some(Quality::High));
+    }
+
+    #[test]
+    fn duplicate_and_unknown_peers_are_errors() {
+        let now = Instant::now();
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        engine.add_subscriber(PeerId(7), now).expect("subscriber");
+        assert!(matches!(
+            engine.add_subscriber(PeerId(7), now),
+            Err(SfuError::PeerExists(PeerId(7)))
+        ));
+        assert!(matches!(
+            engine.subscribe(PeerId(8), TrackId(1), Quality::High),
+            Err(SfuError::UnknownTrack(TrackId(1)))
+        ));
+        assert!(matches!(
+            engine.remove_peer(PeerId(9)),
+            Err(SfuError::UnknownPeer(PeerId(9)))
+        ));
+        engine.remove_peer(PeerId(7)).expect("removed");
+        assert_eq!(engine.peer_count(), 0);
+    }
+}

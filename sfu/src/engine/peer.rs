@@ -1,0 +1,228 @@
+//! Peer connections: creating them, their ICE credentials and candidates, a publisher's offers.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{MediaKind, Mid};
+use str0m::{Candidate, Rtc};
+
+use crate::ids::{PeerId, TrackId};
+
+use super::guard::{Fault, guarded};
+use super::{Engine, INITIAL_ESTIMATE, SfuError};
+
+/// What a peer connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Carries the client's own tracks to the server; the client offers.
+    Publisher,
+    /// Carries other participants' tracks to the client; the server offers.
+    Subscriber,
+}
+
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub(super) role: Role,
+    pub(super) rtc: Rtc,
+    pub(super) ufrag: String,
+    pub(super) timeout: Instant,
+    pub(super) last_input: Instant,
+    /// DTLS completed once; only then does silence mean the client is gone.
+    pub(super) connected: bool,
+    /// Publisher: the track each m-line carries.
+    pub(super) published: HashMap<Mid, TrackId>,
+    /// Subscriber: the track each m-line carries.
+    pub(super) subscribed: HashMap<Mid, TrackId>,
+    pub(super) pending_offer: Option<SdpPendingOffer>,
+    /// Subscriber: tracks waiting for an m-line in the next offer.
+    pub(super) to_add: Vec<TrackId>,
+    /// Subscriber: m-lines whose track is gone, to stop in the next offer.
+    pub(super) to_stop: Vec<Mid>,
+    /// Subscriber: its m-lines in SDP order. str0m keeps the order to itself (`Media::index` is
+    /// private), and recycling needs to know which stopped m-lines are last. Only those can be
+    /// recycled: str0m adds a local offer's m-lines after every one it has, so a stopped line
+    /// followed by a live one keeps its slot until everything after it is stopped too.
+    pub(super) lines: Vec<Line>,
+    /// Subscriber: the next offer restarts ICE (the client's network path changed).
+    pub(super) restart_ice: bool,
+    /// Subscriber: [`Event::RenewSubscriber`] was reported.
+    pub(super) renewal_asked: bool,
+    /// Subscriber: the mids of its last offer, which its answer must name.
+    pub(super) offered_mids: Vec<String>,
+    pub(super) queued: bool,
+    /// Makes the next step on this peer panic, to test isolation.
+    #[cfg(test)]
+    pub(super) inject_panic: bool,
+    /// Makes handling this peer's next event panic, to test isolation.
+    #[cfg(test)]
+    pub(super) inject_event_panic: bool,
+}
+
+/// One m-line of a subscriber connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Line {
+    pub(super) mid: Mid,
+    pub(super) kind: MediaKind,
+    /// Stopped (port 0) in an offer: it can never carry media again, only be recycled.
+    pub(super) stopped: bool,
+}
+
+impl Engine {
+    fn new_peer(&mut self, id: PeerId, role: Role, now: Instant) -> Result<&mut Peer, SfuError> {
+        if self.peers.contains_key(&id) {
+            return Err(SfuError::PeerExists(id));
+        }
+        let mut builder = Rtc::builder().set_rtp_mode(true).set_ice_lite(true);
+        if role == Role::Subscriber && self.bandwidth_estimation {
+            // The estimate of what the server can send this client drives its layer choice.
+            builder = builder.enable_bwe(Some(INITIAL_ESTIMATE));
+        }
+        let mut rtc = builder.build(now);
+        for candidate in &self.candidates {
+            rtc.add_local_candidate(candidate.clone());
+        }
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        self.by_ufrag.insert(ufrag.clone(), id);
+        let peer = Peer {
+            role,
+            rtc,
+            ufrag,
+            timeout: now,
+            last_input: now,
+            connected: false,
+            published: HashMap::new(),
+            subscribed: HashMap::new(),
+            pending_offer: None,
+            to_add: Vec::new(),
+            to_stop: Vec::new(),
+            lines: Vec::new(),
+            restart_ice: false,
+            renewal_asked: false,
+            offered_mids: Vec::new(),
+            queued: false,
+            #[cfg(test)]
+            inject_panic: false,
+            #[cfg(test)]
+            inject_event_panic: false,
+        };
+        Ok(self.peers.entry(id).or_insert(peer))
+    }
+
+    /// Accepts a client's offer for its publisher connection, creating the connection on the first
+    /// offer and renegotiating it on later ones (a screen share added); returns the answer. A
+    /// refused first offer leaves no connection behind.
+    pub fn publisher_offer(
+        &mut self,
+        id: PeerId,
+        offer: SdpOffer,
+        now: Instant,
+    ) -> Result<SdpAnswer, SfuError> {
+        let existing = self.peers.contains_key(&id);
+        let peer = match self.peers.get_mut(&id) {
+            Some(peer) if peer.role == Role::Publisher => peer,
+            Some(_) => return Err(SfuError::WrongRole(id, Role::Publisher)),
+            None => self.new_peer(id, Role::Publisher, now)?,
+        };
+        let answer = match guarded(peer, |rtc| rtc.sdp_api().accept_offer(offer)) {
+            Ok(answer) => answer,
+            // A refused re-offer leaves the connection as it was; a refused first offer leaves
+            // none (signaling never heard of it, so no `Closed` either).
+            Err(Fault::Refused(err)) => {
+                if !existing {
+                    self.drop_peer(id);
+                }
+                return Err(err.into());
+            }
+            Err(fault @ Fault::Panicked(_)) => {
+                if !existing {
+                    self.drop_peer(id);
+                    return Err(SfuError::PeerFailed(id));
+                }
+                return Err(self.fail(id, fault));
+            }
+        };
+        // A re-offer may restart ICE (new credentials on both sides).
+        self.follow_ice_credentials(id);
+        // A re-offer that stops an m-line (a screen share ended) ends that track for everyone.
+        let ended: Vec<TrackId> = self
+            .peers
+            .get_mut(&id)
+            .map(|peer| {
+                let rtc = &peer.rtc;
+                let gone: Vec<Mid> = peer
+                    .published
+                    .keys()
+                    .filter(|mid| {
+                        rtc.media(**mid)
+                            .is_none_or(|m| m.disabled() || !m.direction().is_receiving())
+                    })
+                    .copied()
+                    .collect();
+                gone.iter()
+                    .filter_map(|mid| peer.published.remove(mid))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut renegotiate = Vec::new();
+        for track in ended {
+            self.unpublish(id, track, &mut renegotiate);
+        }
+        for subscriber in renegotiate {
+            self.offer_if_possible(subscriber);
+        }
+        self.mark_dirty(id);
+        Ok(answer)
+    }
+
+    /// Creates a subscriber connection; it is offered to the client when it gets its first track.
+    pub fn add_subscriber(&mut self, id: PeerId, now: Instant) -> Result<(), SfuError> {
+        self.new_peer(id, Role::Subscriber, now)?;
+        Ok(())
+    }
+
+    /// A candidate the client trickled for one of its connections (`candidate:...` as in SDP).
+    pub fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer(id))?;
+        let line = candidate.strip_prefix("a=").unwrap_or(candidate);
+        // Parsing is inside the guard too: the text is the client's.
+        let added = guarded(peer, |rtc| {
+            Ok(Candidate::from_sdp_string(line).map(|parsed| rtc.add_remote_candidate(parsed)))
+        });
+        match added {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(SfuError::BadCandidate(err.to_string())),
+            Err(fault) => return Err(self.fail(id, fault)),
+        }
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// An ICE restart gives a connection new local credentials: the first datagrams of the new
+    /// path name the new ufrag, so the demux map must know it (and forget the old one).
+    pub(super) fn follow_ice_credentials(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag == peer.ufrag {
+            return;
+        }
+        self.by_ufrag.remove(&peer.ufrag);
+        self.by_ufrag.insert(ufrag.clone(), id);
+        peer.ufrag = ufrag;
+    }
+
+    /// Restarts ICE on a subscriber connection: its next offer carries new credentials, so a
+    /// client whose network changed can reach the server again on a new path. (A publisher
+    /// connection restarts by the client's own re-offer.)
+    pub fn restart_ice(&mut self, id: PeerId) -> Result<(), SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer(id))?;
+        if peer.role != Role::Subscriber {
+            return Err(SfuError::WrongRole(id, Role::Subscriber));
+        }
+        peer.restart_ice = true;
+        self.offer_if_possible(id);
+        self.still_open(id)
+    }
+}
