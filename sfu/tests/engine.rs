@@ -1,12 +1,13 @@
 //! The engine with real str0m peers on both ends: ICE, DTLS, SRTP and SDP happen for real; only
 //! the network is simulated, in virtual time, so the test is fast and has no sleeps.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use sightline_sfu::{Codec, Engine, Event, Output, PeerId, Quality, SfuError, TapPacket, TrackId};
 use str0m::format::Codec as Str0mCodec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event as RtcEvent, Input, Output as RtcOutput, Rtc, RtcConfig};
@@ -21,8 +22,13 @@ struct Client {
 }
 
 impl Client {
+    /// A client that reports its stream statistics twice a second, as browsers keep theirs.
     fn new(addr: &str, now: Instant) -> Client {
-        Client::with(addr, now, Rtc::builder())
+        Client::with(
+            addr,
+            now,
+            Rtc::builder().set_stats_interval(Some(Duration::from_millis(500))),
+        )
     }
 
     /// A client whose peer connection is configured by `config` (its codecs, say).
@@ -39,7 +45,7 @@ impl Client {
 }
 
 /// Polls a client until it waits for time; returns the datagrams it sends.
-fn drain_client(client: &mut Client) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+fn drain_client(client: &mut Client) -> Vec<Datagram> {
     let mut outgoing = Vec::new();
     loop {
         match client.rtc.poll_output().expect("client poll") {
@@ -50,7 +56,59 @@ fn drain_client(client: &mut Client) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
     }
 }
 
-/// The engine and its clients on a lossless simulated network.
+/// A datagram on the simulated network: source, destination, contents.
+type Datagram = (SocketAddr, SocketAddr, Vec<u8>);
+
+/// A bad path, the same for every run: seeded random loss, and reordering by holding datagrams
+/// back to the next step (where they arrive after what was sent later).
+struct Impairment {
+    /// xorshift64 state; the seed makes each run drop the same datagrams.
+    state: u64,
+    /// Chance of dropping a datagram, in percent.
+    loss: u64,
+    /// Chance of holding one back a step, in percent.
+    reorder: u64,
+    held: Vec<Datagram>,
+    dropped: usize,
+    reordered: usize,
+}
+
+impl Impairment {
+    fn new(seed: u64, loss: u64, reorder: u64) -> Impairment {
+        Impairment {
+            state: seed.max(1),
+            loss,
+            reorder,
+            held: Vec::new(),
+            dropped: 0,
+            reordered: 0,
+        }
+    }
+
+    /// A number in 0..100.
+    fn roll(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state % 100
+    }
+
+    /// Whether `datagram` goes on now; dropped or held back otherwise.
+    fn pass(&mut self, datagram: &Datagram) -> bool {
+        if self.roll() < self.loss {
+            self.dropped += 1;
+            return false;
+        }
+        if self.roll() < self.reorder {
+            self.reordered += 1;
+            self.held.push(datagram.clone());
+            return false;
+        }
+        true
+    }
+}
+
+/// The engine and its clients on a simulated network, lossless unless impaired.
 struct Net {
     now: Instant,
     engine: Engine,
@@ -58,6 +116,8 @@ struct Net {
     events: Vec<Event>,
     /// Addresses that no longer exist (a client's old network): their datagrams are lost.
     dead: Vec<SocketAddr>,
+    /// Loss and reordering on every path, once set.
+    impairment: Option<Impairment>,
 }
 
 impl Net {
@@ -70,6 +130,35 @@ impl Net {
             clients: Vec::new(),
             events: Vec::new(),
             dead: Vec::new(),
+            impairment: None,
+        }
+    }
+
+    /// Whether a datagram survives the path (always, on a lossless network).
+    fn passes(&mut self, datagram: &Datagram) -> bool {
+        self.impairment
+            .as_mut()
+            .is_none_or(|impairment| impairment.pass(datagram))
+    }
+
+    /// Delivers the datagrams held back, latest first, after those sent since.
+    fn release_held(&mut self) {
+        let Some(impairment) = self.impairment.as_mut() else {
+            return;
+        };
+        let held = std::mem::take(&mut impairment.held);
+        let mut replies = Vec::new();
+        for (source, destination, data) in held.into_iter().rev() {
+            if destination == self.engine.local_addr() {
+                self.engine
+                    .handle_datagram(self.now, source, destination, &data);
+            } else {
+                replies.extend(self.deliver_to_client(source, destination, &data));
+            }
+        }
+        for (source, destination, data) in replies {
+            self.engine
+                .handle_datagram(self.now, source, destination, &data);
         }
     }
 
@@ -80,7 +169,7 @@ impl Net {
         source: SocketAddr,
         destination: SocketAddr,
         data: &[u8],
-    ) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+    ) -> Vec<Datagram> {
         let now = self.now;
         let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination) else {
             return Vec::new();
@@ -113,9 +202,11 @@ impl Net {
                 match self.engine.poll_output() {
                     Output::Transmit(t) => {
                         moved = true;
-                        let (source, destination) = (t.source, t.destination);
-                        let data = t.contents.to_vec();
-                        replies.extend(self.deliver_to_client(source, destination, &data));
+                        let datagram = (t.source, t.destination, t.contents.to_vec());
+                        if self.passes(&datagram) {
+                            let (source, destination, data) = datagram;
+                            replies.extend(self.deliver_to_client(source, destination, &data));
+                        }
                     }
                     Output::Event(event) => self.events.push(event),
                     Output::Timeout(_) => break,
@@ -125,11 +216,12 @@ impl Net {
             for client in &mut self.clients {
                 outgoing.extend(drain_client(client));
             }
-            for (source, destination, data) in replies.into_iter().chain(outgoing) {
+            for datagram in replies.into_iter().chain(outgoing) {
                 moved = true;
-                if self.dead.contains(&source) {
+                if self.dead.contains(&datagram.0) || !self.passes(&datagram) {
                     continue;
                 }
+                let (source, destination, data) = datagram;
                 self.engine
                     .handle_datagram(self.now, source, destination, &data);
             }
@@ -143,6 +235,7 @@ impl Net {
     fn tick(&mut self) {
         self.settle();
         self.now += STEP;
+        self.release_held();
         self.engine.handle_timeout(self.now);
         for client in &mut self.clients {
             client
@@ -409,6 +502,112 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
             .any(|e| matches!(e, RtcEvent::KeyframeRequest(_))),
         "the publisher was asked for a keyframe"
     );
+}
+
+/// The payloads of the RTP packets a client received.
+fn received_payloads(client: &Client) -> HashSet<Vec<u8>> {
+    client
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RtcEvent::RtpPacket(p) => Some(p.payload.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The latest NACK and PLI counts a client's outgoing streams reported, summed.
+fn egress_feedback(client: &Client) -> (u64, u64) {
+    let mut latest: HashMap<Mid, (u64, u64)> = HashMap::new();
+    for event in &client.events {
+        if let RtcEvent::MediaEgressStats(stats) = event {
+            latest.insert(stats.mid, (stats.nacks, stats.plis));
+        }
+    }
+    latest
+        .values()
+        .fold((0, 0), |(n, p), (nacks, plis)| (n + nacks, p + plis))
+}
+
+#[test]
+fn on_a_lossy_reordering_path_nack_and_rtx_repair_the_video_and_keyframe_requests_get_through() {
+    let mut net = Net::new();
+    let (mid, _track) = publish_and_subscribe(&mut net);
+    let pt = vp8_pt(&net, mid);
+    send_frame(&mut net, mid, pt, 0, true);
+    assert!(
+        !received_payloads(&net.clients[1]).is_empty(),
+        "the first keyframe arrived on the clean path"
+    );
+    let subscriber_mid = net.clients[1]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            RtcEvent::MediaAdded(added) => Some(added.mid),
+            _ => None,
+        })
+        .expect("the subscriber's m-line");
+    let requests_before = net.clients[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, RtcEvent::KeyframeRequest(_)))
+        .count();
+
+    // 5% loss and 5% reordering on every path, both ways: the publisher's leg and the
+    // subscriber's, media and RTCP alike. Four seconds of video, a keyframe every two; the
+    // subscriber's decoder asks for a keyframe every second, as a browser's does after damage.
+    net.impairment = Some(Impairment::new(0x5EED_F00D, 5, 5));
+    let mut sent = Vec::new();
+    for frame in 1..120u32 {
+        sent.extend(send_frame(&mut net, mid, pt, frame, frame % 60 == 0));
+        if frame % 30 == 15 {
+            let mut api = net.clients[1].rtc.direct_api();
+            if let Some(rx) = api.stream_rx_by_mid(subscriber_mid, None) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+            }
+        }
+    }
+    // Then a clean path, long enough for the last retransmissions and reports. A receiver
+    // learns of a loss from the packets after it, so a few more frames follow.
+    let impairment = net.impairment.take().expect("impaired");
+    for frame in 120..125u32 {
+        send_frame(&mut net, mid, pt, frame, false);
+    }
+    for _ in 0..1500 {
+        net.tick();
+    }
+    assert!(
+        impairment.dropped > 30 && impairment.reordered > 30,
+        "the path lost {} and reordered {} datagrams",
+        impairment.dropped,
+        impairment.reordered
+    );
+
+    let received = received_payloads(&net.clients[1]);
+    let missing = sent.iter().filter(|p| !received.contains(*p)).count();
+    assert_eq!(
+        missing,
+        0,
+        "every packet reached the subscriber, {} of them",
+        sent.len()
+    );
+    let (nacks, plis) = egress_feedback(&net.clients[0]);
+    assert!(nacks > 0, "the SFU asked the publisher to resend");
+    assert!(
+        plis > 0,
+        "the subscriber's keyframe requests reached the publisher"
+    );
+    let requests_after = net.clients[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, RtcEvent::KeyframeRequest(_)))
+        .count();
+    assert!(requests_after > requests_before);
+    let resent_by_sfu = net.clients[1]
+        .events
+        .iter()
+        .any(|e| matches!(e, RtcEvent::MediaIngressStats(stats) if stats.nacks > 0));
+    assert!(resent_by_sfu, "the subscriber asked the SFU to resend");
 }
 
 #[test]
