@@ -63,7 +63,8 @@ mod negotiate;
 mod peer;
 mod track;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -87,7 +88,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A track whose packets stop for this long is reported stalled (a frozen camera, a phone that
 /// lost its network); browsers send at least a few packets a second even for muted tracks.
 const STALL_AFTER: Duration = Duration::from_secs(2);
-/// How often tracks are checked for stalls.
+/// How often tracks are checked for stalls, and connections for silence.
 const STALL_SWEEP: Duration = Duration::from_millis(500);
 /// Where a subscriber connection's bandwidth estimate starts, before TWCC feedback refines it.
 /// str0m paces sending at twice the estimate, so a low start would delay a full room's media
@@ -113,6 +114,11 @@ pub struct Engine {
     next_track: u64,
     outputs: VecDeque<Output>,
     dirty: VecDeque<PeerId>,
+    /// Each peer's next str0m timeout, earliest first. An entry counts while it matches its
+    /// peer's armed `timeout`; others are stale and dropped when they reach the top. Finding
+    /// the next deadline and the peers due at it costs O(log peers), not a scan of every peer
+    /// after every datagram.
+    timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
     garbage_datagrams: u64,
     /// Whether new subscriber connections estimate their bandwidth (see `allocation`).
     bandwidth_estimation: bool,
@@ -146,6 +152,7 @@ impl Engine {
             next_track: 1,
             outputs: VecDeque::new(),
             dirty: VecDeque::new(),
+            timers: BinaryHeap::new(),
             garbage_datagrams: 0,
             bandwidth_estimation: false,
             stopped_line_limit: DEFAULT_STOPPED_LINE_LIMIT,
@@ -294,20 +301,31 @@ impl Engine {
     /// Time has reached `now`: drives every peer whose timeout is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        self.sweep_stalls(now);
         let mut failed = Vec::new();
+        if now >= self.next_sweep {
+            self.sweep_stalls(now);
+            for (id, peer) in &self.peers {
+                if peer.connected && now.saturating_duration_since(peer.last_input) > IDLE_TIMEOUT {
+                    failed.push((*id, CloseReason::Disconnected));
+                }
+            }
+        }
         let mut due = Vec::new();
-        for (id, peer) in &mut self.peers {
-            if peer.connected && now.saturating_duration_since(peer.last_input) > IDLE_TIMEOUT {
-                failed.push((*id, CloseReason::Disconnected));
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if !peer.armed || peer.timeout != at {
                 continue;
             }
-            if peer.timeout > now {
-                continue;
-            }
+            peer.armed = false;
             match guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now))) {
-                Ok(()) => due.push(*id),
-                Err(fault) => failed.push((*id, fault.into_reason())),
+                Ok(()) => due.push(id),
+                Err(fault) => failed.push((id, fault.into_reason())),
             }
         }
         for id in due {
@@ -316,6 +334,49 @@ impl Engine {
         for (id, reason) in failed {
             self.close(id, reason);
         }
+        self.compact_timers();
+    }
+
+    /// Arms `id`'s timer at `at`, its `Rtc`'s next timeout.
+    fn arm(&mut self, id: PeerId, at: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.armed && peer.timeout == at {
+            return;
+        }
+        peer.timeout = at;
+        peer.armed = true;
+        self.timers.push(Reverse((at, id)));
+    }
+
+    /// The earliest armed timer, dropping stale entries on the way.
+    fn next_timer(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if self
+                .peers
+                .get(&id)
+                .is_some_and(|peer| peer.armed && peer.timeout == at)
+            {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Rebuilds the timer heap from the peers when stale entries far outnumber them (timeouts
+    /// that moved later leave their old entries behind until those reach the top).
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 4 * self.peers.len() + 64 {
+            return;
+        }
+        self.timers = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.armed)
+            .map(|(id, peer)| Reverse((peer.timeout, *id)))
+            .collect();
     }
 
     fn mark_dirty(&mut self, id: PeerId) {
@@ -334,8 +395,9 @@ impl Engine {
                 return output;
             }
             let Some(id) = self.dirty.pop_front() else {
-                let peers = self.peers.values().map(|p| p.timeout).min();
-                let sweep = (!self.tracks.is_empty()).then_some(self.next_sweep);
+                let peers = self.next_timer();
+                let sweep =
+                    (!self.tracks.is_empty() || !self.peers.is_empty()).then_some(self.next_sweep);
                 let next = match (peers, sweep) {
                     (Some(a), Some(b)) => a.min(b),
                     (Some(at), None) | (None, Some(at)) => at,
@@ -378,7 +440,7 @@ impl Engine {
                     }
                 }
                 RtcOutput::Timeout(at) => {
-                    peer.timeout = at;
+                    self.arm(id, at);
                     return;
                 }
                 RtcOutput::Transmit(transmit) => self.outputs.push_back(Output::Transmit(transmit)),
@@ -505,8 +567,8 @@ mod tests {
         drain(&mut engine);
         if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
             peer.inject_panic = true;
-            peer.timeout = now;
         }
+        engine.arm(PeerId(1), now);
         engine.handle_timeout(now + Duration::from_millis(10));
         let events = drain(&mut engine);
         assert!(events.iter().any(|e| matches!(
@@ -811,6 +873,40 @@ mod tests {
         );
         engine.reallocate(PeerId(2), 5_000_000);
         assert_eq!(cap(&engine), Some(Quality::High));
+    }
+
+    #[test]
+    fn a_peer_is_driven_at_its_latest_timeout_and_stale_timers_are_dropped() {
+        let now = Instant::now();
+        let mut engine = Engine::new("127.0.0.1:5000".parse().expect("address"), &[], now);
+        for id in [PeerId(1), PeerId(2)] {
+            engine
+                .publisher_offer(id, client_offer(now), now)
+                .expect("peer");
+        }
+        drain(&mut engine);
+        // Peer 1's timeout moves later: its earlier entry no longer drives it.
+        engine.arm(PeerId(1), now + Duration::from_millis(10));
+        engine.arm(PeerId(1), now + Duration::from_millis(50));
+        if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
+            peer.inject_panic = true;
+        }
+        engine.handle_timeout(now + Duration::from_millis(20));
+        drain(&mut engine);
+        assert!(engine.peers.contains_key(&PeerId(1)), "not driven early");
+        engine.handle_timeout(now + Duration::from_millis(60));
+        let events = drain(&mut engine);
+        assert!(closed_alone(&engine, &events, PeerId(1), &[PeerId(2)]));
+        // A timeout that keeps moving leaves stale entries behind; they do not pile up.
+        for step in 0..1_000u64 {
+            engine.arm(
+                PeerId(2),
+                now + Duration::from_secs(5) + Duration::from_micros(step),
+            );
+        }
+        engine.handle_timeout(now + Duration::from_millis(70));
+        assert!(engine.timers.len() <= 4 * engine.peers.len() + 64);
+        assert!(matches!(engine.poll_output(), Output::Timeout(_)));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub(super) struct Peer {
     pub(super) rtc: Rtc,
     pub(super) ufrag: String,
     pub(super) timeout: Instant,
+    /// Whether `timeout` has its entry in the engine's timer heap (see `Engine::timers`);
+    /// cleared while the timeout is being served.
+    pub(super) armed: bool,
     pub(super) last_input: Instant,
     /// DTLS completed once; only then does silence mean the client is gone.
     pub(super) connected: bool,
@@ -89,6 +92,7 @@ impl Engine {
             rtc,
             ufrag,
             timeout: now,
+            armed: false,
             last_input: now,
             connected: false,
             published: HashMap::new(),
@@ -106,7 +110,9 @@ impl Engine {
             #[cfg(test)]
             inject_event_panic: false,
         };
-        Ok(self.peers.entry(id).or_insert(peer))
+        self.peers.insert(id, peer);
+        self.arm(id, now);
+        self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer(id))
     }
 
     /// Accepts a client's offer for its publisher connection, creating the connection on the first
