@@ -13,6 +13,7 @@
 //! Traffic goes to 127.0.0.1 only; every loop is bounded by the run time.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use serde_json::{Value, json};
 use sightline_benches::{post, put};
 
 mod flood;
+mod janus;
+mod netns;
 use sightline_testkit::{
     AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, Scene, UdpPeer, VIDEO_FPS, media, scene_media,
 };
@@ -36,6 +39,22 @@ use tokio_tungstenite::tungstenite::Message;
 const PASSWORD: &str = "load-test-password-1234";
 /// The token the started server's `/metrics` asks for.
 const METRICS_TOKEN: &str = "load-tool-metrics-token";
+/// Clients connect and publish before anything is measured.
+const WARM_UP: Duration = Duration::from_secs(4);
+/// Where Sightline's load clients live (Sightline serves loopback).
+const SIGHTLINE_CLIENTS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Where Janus listens and its clients live: addresses of the namespace's veth (see `netns`).
+const JANUS_SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const JANUS_CLIENTS: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+
+/// A server the tool can put under load.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// Sightline (`--bin`), started with its embedded defaults.
+    Sightline,
+    /// Janus Gateway's VideoRoom plugin (`--janus-bin`), started with a generated configuration.
+    Janus,
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "Measures Sightline's SFU with real WebRTC clients on loopback")]
@@ -63,6 +82,25 @@ struct Args {
     /// Publish a picture of a face (the proctoring test scene) instead of the test pattern.
     #[arg(long)]
     faces: bool,
+    /// Threads the load clients run on, each with its own runtime and a share of the
+    /// participants (round robin). More than one lets the clients keep the server busy.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Subscribers receive in str0m's RTP mode (packets as they arrive, with SRTP, NACK and
+    /// reports) instead of frame mode (reassembling every frame, as a browser does): cheaper
+    /// clients, for loads where the server, not the clients, should be the limit.
+    #[arg(long)]
+    rtp_clients: bool,
+    /// The server to measure.
+    #[arg(long, value_enum, default_value = "sightline")]
+    target: Target,
+    /// Then the same load on this server, one after the other in the same run, and the ratio of
+    /// forwarded packets per server CPU-second.
+    #[arg(long, value_enum)]
+    compare: Option<Target>,
+    /// The Janus binary (Debian's `janus` package).
+    #[arg(long, default_value = "janus")]
+    janus_bin: PathBuf,
     /// Instead of media: hold this many connections that send half a request (a slow-client
     /// flood) and measure `/healthz` from a well-behaved client meanwhile.
     #[arg(long)]
@@ -80,30 +118,92 @@ struct Tally {
 }
 
 /// Which encoded frame a payload is, by content: (video layer or `None` for audio, index).
-type FrameIndex = HashMap<&'static [u8], (Option<usize>, usize)>;
+struct FrameIndex {
+    /// Whole frames: what a frame-mode client reassembles, and every Opus packet.
+    whole: HashMap<&'static [u8], (Option<usize>, usize)>,
+    /// The first bytes of each video frame: what the first RTP packet of a frame carries after
+    /// its VP8 payload descriptor, for RTP-mode clients.
+    starts: HashMap<&'static [u8], (Option<usize>, usize)>,
+}
 
-/// Payloads that occur more than once (a steady tone repeats itself) say nothing about which
-/// frame arrived, so they are left out and not timed.
+/// Bytes of a frame's start that name it in an RTP-mode client.
+const FRAME_START: usize = 24;
+
+/// Payloads (or starts) that occur more than once (a steady tone repeats itself) say nothing
+/// about which frame arrived, so they are left out and not timed.
 fn frame_index(media: &'static EncodedMedia) -> FrameIndex {
-    let mut index = HashMap::new();
-    let mut repeated = Vec::new();
-    let mut add = |payload: &'static [u8], kind: Option<usize>, n: usize| {
-        if index.insert(payload, (kind, n)).is_some() {
-            repeated.push(payload);
+    fn unique(
+        entries: impl Iterator<Item = (&'static [u8], (Option<usize>, usize))>,
+    ) -> HashMap<&'static [u8], (Option<usize>, usize)> {
+        let mut index = HashMap::new();
+        let mut repeated = Vec::new();
+        for (payload, frame) in entries {
+            if index.insert(payload, frame).is_some() {
+                repeated.push(payload);
+            }
         }
+        for payload in repeated {
+            index.remove(payload);
+        }
+        index
+    }
+    let opus = media
+        .opus
+        .iter()
+        .enumerate()
+        .map(|(n, packet)| (&packet[..], (None, n)));
+    let video = || {
+        media.video.iter().enumerate().flat_map(|(layer, frames)| {
+            frames
+                .iter()
+                .enumerate()
+                .map(move |(n, frame)| (&frame.data[..], (Some(layer), n)))
+        })
     };
-    for (n, packet) in media.opus.iter().enumerate() {
-        add(packet, None, n);
+    FrameIndex {
+        whole: unique(opus.chain(video())),
+        starts: unique(
+            video()
+                .filter(|(data, _)| data.len() >= FRAME_START)
+                .map(|(data, frame)| (&data[..FRAME_START], frame)),
+        ),
     }
-    for (layer, frames) in media.video.iter().enumerate() {
-        for (n, frame) in frames.iter().enumerate() {
-            add(&frame.data, Some(layer), n);
+}
+
+/// The length of a VP8 RTP payload descriptor (RFC 7741 §4.2) and whether the payload starts a
+/// frame (S bit set, partition 0).
+fn vp8_descriptor(payload: &[u8]) -> Option<(usize, bool)> {
+    let first = *payload.first()?;
+    let mut len = 1;
+    if first & 0x80 != 0 {
+        let extension = *payload.get(1)?;
+        len = 2;
+        if extension & 0x80 != 0 {
+            len += if *payload.get(len)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if extension & 0x40 != 0 {
+            len += 1;
+        }
+        if extension & 0x30 != 0 {
+            len += 1;
         }
     }
-    for payload in repeated {
-        index.remove(payload);
+    let starts = first & 0x10 != 0 && first & 0x0F == 0;
+    (len <= payload.len()).then_some((len, starts))
+}
+
+/// Which frame an RTP-mode client's packet is, if it is an Opus packet or a frame's first.
+fn frame_of_packet(frames: &FrameIndex, payload: &[u8]) -> Option<(Option<usize>, usize)> {
+    if let Some(frame) = frames.whole.get(payload) {
+        return Some(*frame);
     }
-    index
+    let (offset, true) = vp8_descriptor(payload)? else {
+        return None;
+    };
+    frames
+        .starts
+        .get(payload.get(offset..offset + FRAME_START)?)
+        .copied()
 }
 
 /// How long after its scheduled send time a frame arrived. Every publisher sends frame n of a
@@ -117,15 +217,145 @@ fn lateness_us(arrival_us: u64, index: usize, len: usize, period_us: u64) -> Opt
     arrival_us.checked_sub(n * period_us)
 }
 
-/// Runs one participant until `until`; counts only what arrives after `measure_from`.
-async fn participant(
-    ws_url: String,
-    token: String,
+/// When a participant runs and measures, and what it sends.
+#[derive(Clone, Copy)]
+struct Schedule {
     media: &'static EncodedMedia,
-    frames: Arc<FrameIndex>,
     epoch: Instant,
     measure_from: Instant,
     until: Instant,
+    rtp_clients: bool,
+}
+
+impl Tally {
+    /// Counts a frame (or, for an RTP-mode client, a packet) that arrived at `arrival`.
+    fn arrived(&mut self, schedule: &Schedule, frame: (Option<usize>, usize), arrival: Instant) {
+        let (layer, index) = frame;
+        let media = schedule.media;
+        let (len, period_us) = match layer {
+            None => (media.opus.len(), u64::from(AUDIO_PACKET_MS) * 1000),
+            Some(layer) => (media.video[layer].len(), 1_000_000 / u64::from(VIDEO_FPS)),
+        };
+        let arrival_us = arrival
+            .saturating_duration_since(schedule.epoch)
+            .as_micros() as u64;
+        self.latencies_us
+            .extend(lateness_us(arrival_us, index, len, period_us));
+    }
+}
+
+/// One participant's media, whatever the server: a publisher sending on the shared schedule and
+/// a subscriber receiving everyone else, and what it saw.
+struct MediaClient {
+    publisher: MediaPublisher,
+    subscriber: UdpPeer,
+    frames: Arc<FrameIndex>,
+    schedule: Schedule,
+    tally: Tally,
+    connected: bool,
+    pub_events: Vec<Event>,
+    sub_events: Vec<Event>,
+    last_seq: HashMap<Mid, u64>,
+    last_rtp_seq: HashMap<u32, u64>,
+}
+
+impl MediaClient {
+    /// A client whose sockets are on `ip`, and its publisher's offer.
+    async fn new(
+        ip: IpAddr,
+        frames: Arc<FrameIndex>,
+        schedule: Schedule,
+    ) -> Result<(MediaClient, SdpOffer)> {
+        let (mut publisher, offer) = MediaPublisher::new_on(true, ip).await?;
+        publisher.set_epoch(schedule.epoch);
+        let subscriber = if schedule.rtp_clients {
+            UdpPeer::rtp_on(ip).await?
+        } else {
+            UdpPeer::frames_on(ip).await?
+        };
+        let client = MediaClient {
+            publisher,
+            subscriber,
+            frames,
+            schedule,
+            tally: Tally::default(),
+            connected: false,
+            pub_events: Vec::new(),
+            sub_events: Vec::new(),
+            last_seq: HashMap::new(),
+            last_rtp_seq: HashMap::new(),
+        };
+        Ok((client, offer))
+    }
+
+    /// Sends what is due, and counts what arrived after `measure_from`.
+    fn step(&mut self) -> Result<()> {
+        let schedule = self.schedule;
+        if self.connected {
+            self.publisher.send_due(schedule.media, Instant::now())?;
+        }
+        self.publisher.peer.pump(&mut self.pub_events)?;
+        self.connected |= UdpPeer::connected(&self.pub_events);
+        self.pub_events.clear();
+        self.subscriber.pump(&mut self.sub_events)?;
+        let tally = &mut self.tally;
+        for event in self.sub_events.drain(..) {
+            if let Event::RtpPacket(packet) = &event {
+                if packet.timestamp < schedule.measure_from {
+                    continue;
+                }
+                tally.received += 1;
+                let seq = *packet.seq_no;
+                if let Some(previous) = self.last_rtp_seq.insert(*packet.header.ssrc, seq) {
+                    tally.lost += seq.saturating_sub(previous + 1);
+                }
+                if let Some(frame) = frame_of_packet(&self.frames, &packet.payload) {
+                    tally.arrived(&schedule, frame, packet.timestamp);
+                }
+                continue;
+            }
+            let Event::MediaData(data) = event else {
+                continue;
+            };
+            if data.network_time < schedule.measure_from {
+                continue;
+            }
+            let (start, end) = (**data.seq_range.start(), **data.seq_range.end());
+            tally.received += end.saturating_sub(start) + 1;
+            if let Some(previous) = self.last_seq.insert(data.mid, end) {
+                tally.lost += start.saturating_sub(previous + 1);
+            }
+            if let Some(&frame) = self.frames.whole.get(&data.data[..]) {
+                tally.arrived(&schedule, frame, data.network_time);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a datagram, the next media due, or str0m's next timer.
+    async fn wait(&self) {
+        // Until the connection is up nothing is due; str0m's own timers are served by the cap.
+        let due = self.publisher.next_due().filter(|_| self.connected);
+        let wake = due
+            .unwrap_or(Instant::now() + Duration::from_millis(2))
+            .min(self.publisher.peer.deadline())
+            .min(self.subscriber.deadline())
+            .saturating_duration_since(Instant::now());
+        tokio::select! {
+            _ = self.publisher.peer.readable() => {}
+            _ = self.subscriber.readable() => {}
+            () = tokio::time::sleep(wake) => {}
+        }
+    }
+}
+
+/// Runs one Sightline participant until `until`; counts only what arrives after
+/// `measure_from`.
+async fn sightline_participant(
+    ws_url: String,
+    token: String,
+    frames: Arc<FrameIndex>,
+    schedule: Schedule,
 ) -> Result<Tally> {
     let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await?;
     ws.send(Message::Text(
@@ -134,23 +364,16 @@ async fn participant(
             .into(),
     ))
     .await?;
-    let (mut publisher, offer) = MediaPublisher::new(true).await?;
-    publisher.set_epoch(epoch);
-    let mut subscriber = UdpPeer::frames().await?;
+    let (mut client, offer) = MediaClient::new(SIGHTLINE_CLIENTS, frames, schedule).await?;
     ws.send(Message::Text(
         json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
-            { "mid": publisher.video.to_string(), "source": "camera" },
-            { "mid": publisher.audio.to_string(), "source": "microphone" } ] })
+            { "mid": client.publisher.video.to_string(), "source": "camera" },
+            { "mid": client.publisher.audio.to_string(), "source": "microphone" } ] })
         .to_string()
         .into(),
     ))
     .await?;
-
-    let mut tally = Tally::default();
-    let (mut pub_events, mut sub_events) = (Vec::new(), Vec::new());
-    let mut connected = false;
-    let mut last_seq: HashMap<Mid, u64> = HashMap::new();
-    while Instant::now() < until {
+    while Instant::now() < schedule.until {
         while let Ok(Some(frame)) = tokio::time::timeout(Duration::ZERO, ws.next()).await {
             let Message::Text(text) = frame? else {
                 continue;
@@ -159,11 +382,11 @@ async fn participant(
             match message["type"].as_str() {
                 Some("publish_answer") => {
                     let answer = SdpAnswer::from_sdp_string(message["sdp"].as_str().unwrap_or(""))?;
-                    publisher.accept_answer(answer)?;
+                    client.publisher.accept_answer(answer)?;
                 }
                 Some("subscriber_offer") => {
                     let offer = SdpOffer::from_sdp_string(message["sdp"].as_str().unwrap_or(""))?;
-                    let answer = subscriber.rtc.sdp_api().accept_offer(offer)?;
+                    let answer = client.subscriber.rtc.sdp_api().accept_offer(offer)?;
                     ws.send(Message::Text(
                         json!({ "type": "subscriber_answer", "sdp": answer.to_sdp_string() })
                             .to_string()
@@ -175,55 +398,131 @@ async fn participant(
                 _ => {}
             }
         }
-        if connected {
-            publisher.send_due(media, Instant::now())?;
-        }
-        publisher.peer.pump(&mut pub_events)?;
-        connected |= UdpPeer::connected(&pub_events);
-        pub_events.clear();
-        subscriber.pump(&mut sub_events)?;
-        for event in sub_events.drain(..) {
-            let Event::MediaData(data) = event else {
-                continue;
-            };
-            if data.network_time < measure_from {
-                continue;
-            }
-            let (start, end) = (**data.seq_range.start(), **data.seq_range.end());
-            tally.received += end.saturating_sub(start) + 1;
-            if let Some(previous) = last_seq.insert(data.mid, end) {
-                tally.lost += start.saturating_sub(previous + 1);
-            }
-            let Some(&(layer, index)) = frames.get(&data.data[..]) else {
-                continue;
-            };
-            let (len, period_us) = match layer {
-                None => (media.opus.len(), u64::from(AUDIO_PACKET_MS) * 1000),
-                Some(layer) => (media.video[layer].len(), 1_000_000 / u64::from(VIDEO_FPS)),
-            };
-            let arrival_us = data
-                .network_time
-                .saturating_duration_since(epoch)
-                .as_micros() as u64;
-            tally
-                .latencies_us
-                .extend(lateness_us(arrival_us, index, len, period_us));
-        }
-        // Until the connection is up nothing is due; str0m's own timers are served by the cap.
-        let due = publisher.next_due().filter(|_| connected);
-        let wake = due
-            .unwrap_or(Instant::now() + Duration::from_millis(2))
-            .min(publisher.peer.deadline())
-            .min(subscriber.deadline())
-            .saturating_duration_since(Instant::now());
-        tokio::select! {
-            _ = publisher.peer.readable() => {}
-            _ = subscriber.readable() => {}
-            () = tokio::time::sleep(wake) => {}
-        }
+        client.step()?;
+        client.wait().await;
     }
     let _ = ws.close(None).await;
-    Ok(tally)
+    Ok(client.tally)
+}
+
+/// Runs one Janus VideoRoom participant until `until`, as `janus.js` would drive it: publish
+/// first, then (once the room's other publishers are up) subscribe to all of them on one
+/// subscriber handle at their top simulcast layer. Counts as `sightline_participant` does.
+async fn janus_participant(
+    base: String,
+    room: u64,
+    others: usize,
+    frames: Arc<FrameIndex>,
+    schedule: Schedule,
+) -> Result<Tally> {
+    let mut session = janus::Session::create(reqwest::Client::new(), &base).await?;
+    let (mut client, offer) = MediaClient::new(JANUS_CLIENTS, frames, schedule).await?;
+    let publisher = session.attach().await?;
+    session
+        .send(
+            publisher,
+            json!({ "request": "join", "ptype": "publisher", "room": room }),
+            None,
+        )
+        .await?;
+    let joined = session
+        .event(publisher, |e| {
+            e["plugindata"]["data"]["videoroom"] == "joined"
+        })
+        .await?;
+    let feed = joined.data["id"].as_u64().context("a publisher id")?;
+    session
+        .send(
+            publisher,
+            json!({ "request": "publish", "audiocodec": "opus", "videocodec": "vp8" }),
+            // The simulcast layers are offered low to high (q, h, f); Janus assumes the reverse
+            // unless told.
+            Some(json!({ "type": "offer", "sdp": offer.to_sdp_string(), "rid_order": "lmh" })),
+        )
+        .await?;
+    let answer = session
+        .event(publisher, |e| e.get("jsep").is_some())
+        .await?
+        .jsep
+        .context("Janus answered the publisher without SDP")?;
+    let answer = SdpAnswer::from_sdp_string(answer["sdp"].as_str().unwrap_or(""))?;
+    client.publisher.accept_answer(answer)?;
+    session.candidates_done(publisher).await?;
+
+    let mut subscribe_at = schedule.epoch + (schedule.measure_from - schedule.epoch) / 2;
+    let mut subscribed = false;
+    while Instant::now() < schedule.until {
+        if !subscribed && Instant::now() >= subscribe_at {
+            let listed = session
+                .request(
+                    publisher,
+                    json!({ "request": "listparticipants", "room": room }),
+                )
+                .await?;
+            let feeds: Vec<u64> = listed["participants"]
+                .as_array()
+                .map(|all| {
+                    all.iter()
+                        .filter(|p| p["publisher"] == true)
+                        .filter_map(|p| p["id"].as_u64())
+                        .filter(|id| *id != feed)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if feeds.len() < others {
+                if Instant::now() > schedule.measure_from {
+                    bail!(
+                        "only {} of {others} publishers came up in Janus",
+                        feeds.len()
+                    );
+                }
+                subscribe_at = Instant::now() + Duration::from_millis(200);
+            } else {
+                subscribe(&mut session, &mut client, room, &feeds).await?;
+                subscribed = true;
+            }
+        }
+        client.step()?;
+        client.wait().await;
+    }
+    Ok(client.tally)
+}
+
+/// Subscribes a Janus participant to `feeds` on a new handle: Janus offers, the client answers.
+async fn subscribe(
+    session: &mut janus::Session,
+    client: &mut MediaClient,
+    room: u64,
+    feeds: &[u64],
+) -> Result<()> {
+    let handle = session.attach().await?;
+    let streams: Vec<Value> = feeds
+        .iter()
+        .map(|feed| json!({ "feed": feed, "substream": 2 }))
+        .collect();
+    session
+        .send(
+            handle,
+            json!({ "request": "join", "ptype": "subscriber", "room": room, "streams": streams }),
+            None,
+        )
+        .await?;
+    let offer = session
+        .event(handle, |e| e.get("jsep").is_some())
+        .await?
+        .jsep
+        .context("Janus offered the subscriber no SDP")?;
+    let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap_or(""))?;
+    let answer = client.subscriber.rtc.sdp_api().accept_offer(offer)?;
+    session
+        .send(
+            handle,
+            json!({ "request": "start" }),
+            Some(json!({ "type": "answer", "sdp": answer.to_sdp_string() })),
+        )
+        .await?;
+    session.candidates_done(handle).await?;
+    Ok(())
 }
 
 /// CPU seconds (user + system) and resident memory of a process, from /proc.
@@ -366,6 +665,90 @@ fn bucket_quantile_us(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> Op
         .map(|((bound, _), _)| bound * 1e6)
 }
 
+/// One participant a client thread runs, and how it reaches its server.
+enum Participant {
+    /// The `/rtc` WebSocket URL of its room and its join token.
+    Sightline { url: String, token: String },
+    /// Janus's API, its room, and how many other publishers the room has.
+    Janus {
+        base: String,
+        room: u64,
+        others: usize,
+    },
+}
+
+/// Runs the participants on `threads` threads (round robin), each with a runtime of its own;
+/// join them with [`join_clients`] once the run is over.
+fn spawn_clients(
+    participants: Vec<Participant>,
+    threads: usize,
+    frames: &Arc<FrameIndex>,
+    schedule: Schedule,
+) -> Vec<std::thread::JoinHandle<Result<Vec<Tally>>>> {
+    let mut groups: Vec<Vec<Participant>> = (0..threads).map(|_| Vec::new()).collect();
+    for (n, participant) in participants.into_iter().enumerate() {
+        groups[n % threads].push(participant);
+    }
+    groups
+        .into_iter()
+        .map(|group| {
+            let frames = Arc::clone(frames);
+            std::thread::spawn(move || run_clients(group, frames, schedule))
+        })
+        .collect()
+}
+
+/// Adds up what every client thread's participants saw.
+fn join_clients(threads: Vec<std::thread::JoinHandle<Result<Vec<Tally>>>>) -> Result<Tally> {
+    let mut totals = Tally::default();
+    for thread in threads {
+        let tallies = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        for tally in tallies {
+            totals.received += tally.received;
+            totals.lost += tally.lost;
+            totals.latencies_us.extend(tally.latencies_us);
+        }
+    }
+    totals.latencies_us.sort_unstable();
+    Ok(totals)
+}
+
+/// Runs a share of the participants on this thread, with a runtime of its own.
+fn run_clients(
+    group: Vec<Participant>,
+    frames: Arc<FrameIndex>,
+    schedule: Schedule,
+) -> Result<Vec<Tally>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let tasks: Vec<_> = group
+            .into_iter()
+            .map(|participant| {
+                let frames = Arc::clone(&frames);
+                tokio::spawn(async move {
+                    match participant {
+                        Participant::Sightline { url, token } => {
+                            sightline_participant(url, token, frames, schedule).await
+                        }
+                        Participant::Janus { base, room, others } => {
+                            janus_participant(base, room, others, frames, schedule).await
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut tallies = Vec::new();
+        for task in tasks {
+            tallies.push(task.await??);
+        }
+        Ok(tallies)
+    })
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -374,20 +757,77 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<()> {
-    let args = Args::parse();
-    if let Some(connections) = args.slow_clients {
-        if connections == 0 || connections > 50_000 || args.seconds == 0 || args.seconds > 600 {
-            bail!("need 1..=50000 slow clients and 1..=600 seconds");
+/// What one server did under the load: the figures of one row.
+struct Row {
+    server: &'static str,
+    tally: Tally,
+    cpu: f64,
+    rss_kb: u64,
+    /// The server's own account of the time it held a forwarded datagram (p50, p99), where it
+    /// keeps one.
+    held: Option<(String, String)>,
+}
+
+impl Row {
+    fn packets_per_cpu_second(&self) -> f64 {
+        self.tally.received as f64 / self.cpu
+    }
+
+    fn loss_percent(&self) -> f64 {
+        let expected = self.tally.received + self.tally.lost;
+        if expected == 0 {
+            return f64::NAN;
         }
-        let server = start_server(&args.bin).await?;
-        let pid = server.child.id();
-        return flood::run(&server.base, pid, connections, args.seconds).await;
+        100.0 * self.tally.lost as f64 / expected as f64
     }
-    if args.rooms == 0 || args.participants < 2 || args.seconds == 0 || args.seconds > 600 {
-        bail!("need rooms >= 1, participants >= 2 and 1..=600 seconds");
+
+    fn print(&self, participants: usize) {
+        let t = &self.tally;
+        println!("[{}]", self.server);
+        println!("packets forwarded (received): {}", t.received);
+        println!("server CPU seconds:           {:.2}", self.cpu);
+        println!(
+            "forwarded packets per server CPU-second: {:.0}",
+            self.packets_per_cpu_second()
+        );
+        println!(
+            "end-to-end latency ms (client send -> client receive, loopback): p50 {:.2} p99 {:.2}",
+            percentile(&t.latencies_us, 0.50),
+            percentile(&t.latencies_us, 0.99)
+        );
+        if let Some((p50, p99)) = &self.held {
+            println!(
+                "added by the server (receipt -> handed to the socket, from its /metrics): p50 {p50} p99 {p99}"
+            );
+        }
+        println!("loss: {:.2}%", self.loss_percent());
+        println!(
+            "server RSS: {} KiB total, {} KiB per participant",
+            self.rss_kb,
+            self.rss_kb / participants as u64
+        );
     }
+}
+
+/// When the clients start, measure and stop, for a run starting now.
+fn schedule(args: &Args, media: &'static EncodedMedia) -> Schedule {
+    let epoch = Instant::now();
+    let measure_from = epoch + WARM_UP;
+    Schedule {
+        media,
+        epoch,
+        measure_from,
+        until: measure_from + Duration::from_secs(args.seconds),
+        rtp_clients: args.rtp_clients,
+    }
+}
+
+/// Sightline under the load: scheduled interviews, participants joining through `/rtc`.
+async fn run_sightline(
+    args: &Args,
+    media: &'static EncodedMedia,
+    frames: &Arc<FrameIndex>,
+) -> Result<Row> {
     let server = start_server(&args.bin).await?;
     let client = reqwest::Client::new();
     let session = post(
@@ -476,34 +916,20 @@ async fn main() -> Result<()> {
         }
     }
 
-    let media = if args.faces || args.proctor {
-        scene_media(Scene::OneFace)?
-    } else {
-        media()?
-    };
-    let frames = Arc::new(frame_index(media));
-    let epoch = Instant::now();
-    let warm_up = Duration::from_secs(4);
-    let measure_from = Instant::now() + warm_up;
-    let until = measure_from + Duration::from_secs(args.seconds);
+    let schedule = schedule(args, media);
     let ws_base = server.base.replacen("http", "ws", 1);
     let pid = server.child.id();
-    let mut tasks = Vec::new();
-    for (room, token) in tokens {
-        let url = format!("{ws_base}/rtc/{room}");
-        tasks.push(tokio::spawn(participant(
-            url,
+    let participants = tokens
+        .into_iter()
+        .map(|(room, token)| Participant::Sightline {
+            url: format!("{ws_base}/rtc/{room}"),
             token,
-            media,
-            Arc::clone(&frames),
-            epoch,
-            measure_from,
-            until,
-        )));
-    }
+        })
+        .collect();
+    let clients = spawn_clients(participants, args.client_threads, frames, schedule);
     if args.record {
         // Halfway through the warm-up everyone publishes: start recording, everyone agrees.
-        tokio::time::sleep_until((epoch + warm_up / 2).into()).await;
+        tokio::time::sleep_until((schedule.epoch + WARM_UP / 2).into()).await;
         let mut rooms: Vec<&String> = consenting.iter().map(|(room, _)| room).collect();
         rooms.dedup();
         for room in rooms {
@@ -525,31 +951,120 @@ async fn main() -> Result<()> {
             .await?;
         }
     }
-    tokio::time::sleep_until((measure_from).into()).await;
+    tokio::time::sleep_until(schedule.measure_from.into()).await;
     let (cpu_before, _) = process_usage(pid)?;
     let held_before = forwarding_histogram(&client, &server.base).await?;
-    tokio::time::sleep_until(until.into()).await;
+    tokio::time::sleep_until(schedule.until.into()).await;
     let (cpu_after, rss_kb) = process_usage(pid)?;
     let held_after = forwarding_histogram(&client, &server.base).await?;
-    let mut totals = Tally::default();
-    for task in tasks {
-        let tally = task.await??;
-        totals.received += tally.received;
-        totals.lost += tally.lost;
-        totals.latencies_us.extend(tally.latencies_us);
-    }
-    totals.latencies_us.sort_unstable();
-    let cpu = (cpu_after - cpu_before).max(0.01);
-    let expected = totals.received + totals.lost;
-    let loss = if expected == 0 {
-        f64::NAN
-    } else {
-        100.0 * totals.lost as f64 / expected as f64
+    let tally = join_clients(clients)?;
+    let held = |q| {
+        bucket_quantile_us(&held_before, &held_after, q)
+            .map_or_else(|| "n/a".to_owned(), |us| format!("<= {us:.0} us"))
     };
+    Ok(Row {
+        server: "sightline",
+        tally,
+        cpu: (cpu_after - cpu_before).max(0.01),
+        rss_kb,
+        held: Some((held(0.50), held(0.99))),
+    })
+}
+
+/// Janus's VideoRoom under the same load: one room per interview, everyone publishing and
+/// subscribing to everyone else.
+async fn run_janus(
+    args: &Args,
+    media: &'static EncodedMedia,
+    frames: &Arc<FrameIndex>,
+) -> Result<Row> {
+    let janus = janus::start(&args.janus_bin, JANUS_SERVER).await?;
+    let admin = janus::Session::create(reqwest::Client::new(), &janus.base).await?;
+    let handle = admin.attach().await?;
+    let mut participants = Vec::new();
+    for room in 0..args.rooms {
+        let id = 1000 + room as u64;
+        // No bitrate cap (Janus's REMB), VP8 and Opus only, as Sightline negotiates.
+        admin
+            .request(
+                handle,
+                json!({ "request": "create", "room": id, "publishers": args.participants,
+                        "bitrate": 0, "videocodec": "vp8", "audiocodec": "opus" }),
+            )
+            .await?;
+        for _ in 0..args.participants {
+            participants.push(Participant::Janus {
+                base: janus.base.clone(),
+                room: id,
+                others: args.participants - 1,
+            });
+        }
+    }
+    let schedule = schedule(args, media);
+    let clients = spawn_clients(participants, args.client_threads, frames, schedule);
+    tokio::time::sleep_until(schedule.measure_from.into()).await;
+    let (cpu_before, _) = process_usage(janus.pid())?;
+    tokio::time::sleep_until(schedule.until.into()).await;
+    let (cpu_after, rss_kb) = process_usage(janus.pid())?;
+    let tally = join_clients(clients)
+        .map_err(|err| anyhow::anyhow!("{err:#}\nJanus's log ends:\n{}", janus.log_tail()))?;
+    Ok(Row {
+        server: "janus",
+        tally,
+        cpu: (cpu_after - cpu_before).max(0.01),
+        rss_kb,
+        held: None,
+    })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(connections) = args.slow_clients {
+        if connections == 0 || connections > 50_000 || args.seconds == 0 || args.seconds > 600 {
+            bail!("need 1..=50000 slow clients and 1..=600 seconds");
+        }
+        let server = start_server(&args.bin).await?;
+        let pid = server.child.id();
+        return flood::run(&server.base, pid, connections, args.seconds).await;
+    }
+    if args.rooms == 0 || args.participants < 2 || args.seconds == 0 || args.seconds > 600 {
+        bail!("need rooms >= 1, participants >= 2 and 1..=600 seconds");
+    }
+    if args.client_threads == 0 || args.client_threads > 64 {
+        bail!("need 1..=64 client threads");
+    }
+    let servers: Vec<Target> = match (args.target, args.compare) {
+        (first, Some(second)) if first != second => vec![first, second],
+        (first, _) => vec![first],
+    };
+    if servers.contains(&Target::Janus) {
+        // Janus needs an address that is not on a loopback interface: the run moves into a
+        // network namespace of its own, made and removed with the process.
+        if let Some(status) = netns::enter()? {
+            std::process::exit(status.code().unwrap_or(1));
+        }
+    }
+
+    let media = if args.faces || args.proctor {
+        scene_media(Scene::OneFace)?
+    } else {
+        media()?
+    };
+    let frames = Arc::new(frame_index(media));
     let participants = args.rooms * args.participants;
     println!(
         "rooms={} participants/room={} seconds={}",
         args.rooms, args.participants, args.seconds
+    );
+    println!(
+        "clients: {} thread(s), subscribers in {} mode",
+        args.client_threads,
+        if args.rtp_clients {
+            "RTP (packets counted one by one)"
+        } else {
+            "frame (frames reassembled)"
+        }
     );
     println!(
         "media: Opus and 3-layer simulcast VP8 encoded by GStreamer (sightline-testkit), {}",
@@ -571,31 +1086,56 @@ async fn main() -> Result<()> {
             participants * 2
         );
     }
-    println!("packets forwarded (received): {}", totals.received);
-    println!("server CPU seconds:           {cpu:.2}");
-    println!(
-        "forwarded packets per server CPU-second: {:.0}",
-        totals.received as f64 / cpu
-    );
-    println!(
-        "end-to-end latency ms (client send -> client receive, loopback): p50 {:.2} p99 {:.2}",
-        percentile(&totals.latencies_us, 0.50),
-        percentile(&totals.latencies_us, 0.99)
-    );
-    let held = |q| {
-        bucket_quantile_us(&held_before, &held_after, q)
-            .map_or_else(|| "n/a".to_owned(), |us| format!("<= {us:.0} us"))
-    };
-    println!(
-        "added by the server (receipt -> handed to the socket, from its /metrics): p50 {} p99 {}",
-        held(0.50),
-        held(0.99)
-    );
-    println!("loss: {loss:.2}%");
-    println!(
-        "server RSS: {} KiB total, {} KiB per participant",
-        rss_kb,
-        rss_kb / participants as u64
-    );
+    let mut rows = Vec::new();
+    for server in servers {
+        let row = match server {
+            Target::Sightline => run_sightline(&args, media, &frames).await?,
+            Target::Janus => run_janus(&args, media, &frames).await?,
+        };
+        row.print(participants);
+        rows.push(row);
+    }
+    if let [first, second] = rows.as_slice() {
+        println!(
+            "{} / {} forwarded packets per server CPU-second: {:.2}",
+            first.server,
+            second.server,
+            first.packets_per_cpu_second() / second.packets_per_cpu_second()
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_descriptors_are_measured_and_frame_starts_found() {
+        // X bit, I bit with a 15-bit picture id: 4 bytes; S bit, partition 0.
+        assert_eq!(
+            vp8_descriptor(&[0x90, 0x80, 0x81, 0x23, 0x9d]),
+            Some((4, true))
+        );
+        // A 7-bit picture id, TL0PICIDX and TID/KEYIDX: 5 bytes; not a start (S clear).
+        assert_eq!(
+            vp8_descriptor(&[0x80, 0xE0, 0x05, 0x01, 0x40, 0x00]),
+            Some((5, false))
+        );
+        // The smallest descriptor; a start of partition 1 is not a frame's start.
+        assert_eq!(vp8_descriptor(&[0x10, 0x00]), Some((1, true)));
+        assert_eq!(vp8_descriptor(&[0x11, 0x00]), Some((1, false)));
+        // Truncated.
+        assert_eq!(vp8_descriptor(&[0x90, 0x80, 0x81]), None);
+        assert_eq!(vp8_descriptor(&[]), None);
+    }
+
+    #[test]
+    fn lateness_counts_from_the_frames_own_slot() {
+        // Frame 2 of a loop of 10 at 33 ms, arriving 1 ms after its slot in the second loop.
+        let period = 33_000;
+        let arrival = (10 + 2) * period + 1_000;
+        assert_eq!(lateness_us(arrival, 2, 10, period), Some(1_000));
+        assert_eq!(lateness_us(1_000, 2, 10, period), None);
+    }
 }

@@ -2,13 +2,16 @@
 //! asks: every received datagram is followed at once by a full poll (str0m keeps a received RTP
 //! packet only until the next poll), then time advances.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
+
+/// Where test peers live unless told otherwise.
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A client peer connection over real UDP.
 #[derive(Debug)]
@@ -25,17 +28,27 @@ pub struct UdpPeer {
 impl UdpPeer {
     /// A peer in RTP mode: it sends and receives RTP packets as they are.
     pub async fn rtp() -> Result<UdpPeer> {
-        UdpPeer::with(Rtc::builder().set_rtp_mode(true)).await
+        UdpPeer::rtp_on(LOOPBACK).await
     }
 
     /// A peer in frame mode: str0m packetizes what it sends and reassembles what it receives,
     /// as a browser does.
     pub async fn frames() -> Result<UdpPeer> {
-        UdpPeer::with(Rtc::builder()).await
+        UdpPeer::frames_on(LOOPBACK).await
     }
 
-    async fn with(config: RtcConfig) -> Result<UdpPeer> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    /// [`UdpPeer::rtp`] on another local address.
+    pub async fn rtp_on(ip: IpAddr) -> Result<UdpPeer> {
+        UdpPeer::with(Rtc::builder().set_rtp_mode(true), ip).await
+    }
+
+    /// [`UdpPeer::frames`] on another local address.
+    pub async fn frames_on(ip: IpAddr) -> Result<UdpPeer> {
+        UdpPeer::with(Rtc::builder(), ip).await
+    }
+
+    async fn with(config: RtcConfig, ip: IpAddr) -> Result<UdpPeer> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let addr = socket.local_addr()?;
         let mut rtc = config.build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp")?);

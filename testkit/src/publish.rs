@@ -2,6 +2,7 @@
 //! camera (optionally in three simulcast layers), sending the real encoded media in real time.
 //! str0m in frame mode packetizes it, as a browser's RTP stack would.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -42,7 +43,15 @@ impl MediaPublisher {
     /// A publisher and its offer (for `publish_offer`); with `simulcast`, the camera is sent in
     /// the three layers of [`Layer::ALL`], otherwise only the largest.
     pub async fn new(simulcast: bool) -> Result<(MediaPublisher, SdpOffer)> {
-        let mut peer = UdpPeer::frames().await?;
+        MediaPublisher::with_peer(simulcast, UdpPeer::frames().await?)
+    }
+
+    /// [`MediaPublisher::new`] on another local address.
+    pub async fn new_on(simulcast: bool, ip: IpAddr) -> Result<(MediaPublisher, SdpOffer)> {
+        MediaPublisher::with_peer(simulcast, UdpPeer::frames_on(ip).await?)
+    }
+
+    fn with_peer(simulcast: bool, mut peer: UdpPeer) -> Result<(MediaPublisher, SdpOffer)> {
         let mut change = peer.rtc.sdp_api();
         let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let layers = simulcast.then(|| {
