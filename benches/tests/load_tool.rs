@@ -1,0 +1,57 @@
+//! The load tool's comparison keeps working: a short run of `sightline-load --compare janus`
+//! against the debug `sightline` binary (built next to this test's binaries; `scripts/test`
+//! builds it) and the Debian `janus` package, in the network namespace the tool makes for
+//! itself (so the test runs as root, as `scripts/test` does). It checks that both servers
+//! forwarded media and that the ratio line is printed, not how fast either was.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `target/<profile>/sightline`, next to the load tool.
+fn sightline_binary() -> PathBuf {
+    let load = PathBuf::from(env!("CARGO_BIN_EXE_sightline-load"));
+    let binary = load.with_file_name("sightline");
+    assert!(
+        binary.exists(),
+        "{} is missing: cargo build --bin sightline first",
+        binary.display()
+    );
+    binary
+}
+
+/// The figure after `label` on the line that starts with it, in the section of `server`.
+fn figure(output: &str, server: &str, label: &str) -> f64 {
+    let section = output
+        .split(&format!("[{server}]"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no [{server}] section in:\n{output}"));
+    section
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .and_then(|rest| rest.trim().trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} for {server} in:\n{output}"))
+}
+
+#[test]
+fn the_janus_comparison_forwards_media_through_both_servers() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sightline-load"))
+        .args(["--rooms", "1", "--participants", "2", "--seconds", "2"])
+        .args(["--rtp-clients", "--compare", "janus", "--bin"])
+        .arg(sightline_binary())
+        .output()
+        .expect("the load tool runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the load tool failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for server in ["sightline", "janus"] {
+        let received = figure(&stdout, server, "packets forwarded (received):");
+        assert!(received > 0.0, "{server} forwarded nothing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("sightline / janus forwarded packets per server CPU-second:"),
+        "no ratio:\n{stdout}"
+    );
+}
