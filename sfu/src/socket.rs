@@ -10,6 +10,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 
 use quinn_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSocketState};
 use tokio::io::Interest;
@@ -17,6 +18,8 @@ use tokio::net::UdpSocket;
 
 /// Room for one datagram; WebRTC keeps packets under the path MTU.
 const DATAGRAM: usize = 2048;
+/// The most one segmented send (UDP GSO) may carry: an IP packet's 64 KiB, less headers.
+const GSO_BYTES: usize = 65_000;
 
 /// One worker's socket.
 #[derive(Debug)]
@@ -135,13 +138,44 @@ impl MediaSocket {
 
     /// Sends one datagram without waiting; `false` when the socket refused it.
     pub(crate) fn send(&self, transmit: &str0m::net::Transmit) -> bool {
+        self.send_as(transmit, &transmit.contents, None)
+    }
+
+    /// Sends a run of datagrams to one destination from one source (see [`gso_runs`]) without
+    /// waiting: as one segmented send (UDP GSO) where the kernel offers it, one by one
+    /// otherwise. `buffer` is scratch space for the joined segments. Returns how many the socket
+    /// took (all or none of a segmented send).
+    pub(crate) fn send_run(&self, run: &[str0m::net::Transmit], buffer: &mut Vec<u8>) -> usize {
+        let [first, ..] = run else {
+            return 0;
+        };
+        if run.len() == 1 || self.state.max_gso_segments() < run.len() {
+            return run.iter().filter(|t| self.send(t)).count();
+        }
+        buffer.clear();
+        for transmit in run {
+            buffer.extend_from_slice(&transmit.contents);
+        }
+        if self.send_as(first, buffer, Some(first.contents.len())) {
+            run.len()
+        } else {
+            0
+        }
+    }
+
+    fn send_as(
+        &self,
+        transmit: &str0m::net::Transmit,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) -> bool {
         let source = transmit.source.ip();
         let src_ip = self.local_ips.contains(&source).then_some(source);
         let outgoing = Transmit {
             destination: transmit.destination,
             ecn: None,
-            contents: &transmit.contents,
-            segment_size: None,
+            contents,
+            segment_size,
             src_ip,
         };
         self.io
@@ -149,5 +183,98 @@ impl MediaSocket {
                 self.state.try_send((&self.io).into(), &outgoing)
             })
             .is_ok()
+    }
+
+    /// The most datagrams one segmented send may carry here (1 without GSO).
+    pub(crate) fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+}
+
+/// Orders `transmits` by destination and source, keeping each pair's own order, and splits them
+/// into runs one segmented send can carry: same destination and source, every datagram the size
+/// of the first but the last (which may be shorter), at most `max_segments` of them and
+/// [`GSO_BYTES`] in all. A video frame's packets to one subscriber usually make one run (str0m
+/// cuts a frame into equal packets, the last shorter). Pure, so it is tested without a socket.
+pub(crate) fn gso_runs(
+    transmits: &mut [str0m::net::Transmit],
+    max_segments: usize,
+) -> Vec<Range<usize>> {
+    transmits.sort_by_key(|t| (t.destination, t.source));
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < transmits.len() {
+        let first = &transmits[start];
+        let size = first.contents.len();
+        let mut end = start + 1;
+        while end < transmits.len()
+            && end - start < max_segments.max(1)
+            && (end - start + 1) * size <= GSO_BYTES
+        {
+            let next = &transmits[end];
+            let same_path = next.destination == first.destination && next.source == first.source;
+            let fits = next.contents.len() <= size && !next.contents.is_empty();
+            if !same_path || !fits {
+                break;
+            }
+            end += 1;
+            // A shorter datagram ends the run.
+            if next.contents.len() < size {
+                break;
+            }
+        }
+        runs.push(start..end);
+        start = end;
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use str0m::net::{DatagramSend, Protocol, Transmit};
+
+    use super::*;
+
+    fn transmit(to: u16, size: usize, tag: u8) -> Transmit {
+        Transmit {
+            proto: Protocol::Udp,
+            source: "10.0.0.1:5000".parse().expect("address"),
+            destination: SocketAddr::from(([10, 0, 0, 2], to)),
+            contents: DatagramSend::from(vec![tag; size]),
+        }
+    }
+
+    #[test]
+    fn runs_join_equal_datagrams_to_one_destination_and_end_at_a_shorter_one() {
+        let mut transmits = vec![
+            transmit(7000, 1200, 1),
+            transmit(7001, 1200, 2),
+            transmit(7000, 1200, 3),
+            transmit(7000, 900, 4),
+            transmit(7000, 1200, 5),
+            transmit(7001, 80, 6),
+        ];
+        let runs = gso_runs(&mut transmits, 64);
+        let tags: Vec<Vec<u8>> = runs
+            .iter()
+            .map(|run| {
+                transmits[run.clone()]
+                    .iter()
+                    .map(|t| t.contents[0])
+                    .collect()
+            })
+            .collect();
+        // Per destination in the order they were made; 7000's run ends at its shorter one.
+        assert_eq!(tags, vec![vec![1, 3, 4], vec![5], vec![2, 6]]);
+    }
+
+    #[test]
+    fn runs_respect_the_segment_and_byte_limits() {
+        let mut transmits: Vec<Transmit> = (0..100).map(|n| transmit(7000, 1200, n)).collect();
+        let runs = gso_runs(&mut transmits, 64);
+        assert!(runs.iter().all(|run| run.len() * 1200 <= GSO_BYTES));
+        assert_eq!(runs.iter().map(|run| run.len()).sum::<usize>(), 100);
+        let mut single = vec![transmit(7000, 1200, 0), transmit(7000, 1200, 1)];
+        assert_eq!(gso_runs(&mut single, 1), vec![0..1, 1..2]);
     }
 }

@@ -14,12 +14,13 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::net::Transmit;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, Event, Output, SfuError};
 use crate::ids::{PeerId, TrackId};
 use crate::layer::Quality;
-use crate::socket::{MediaSocket, RecvBuffers};
+use crate::socket::{MediaSocket, RecvBuffers, gso_runs};
 use crate::stats::WorkerStats;
 use crate::tap::TapReceiver;
 
@@ -412,10 +413,12 @@ async fn run(
     engine.set_bandwidth_estimation(config.bandwidth_estimation);
     engine.set_stopped_line_limit(config.stopped_line_limit);
     let mut buffers = socket.buffers();
-    let out = Outlet {
+    let mut out = Outlet {
         index,
         events,
         stats,
+        outgoing: Vec::new(),
+        joined: Vec::new(),
     };
     let timer = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(timer);
@@ -453,32 +456,47 @@ struct Outlet {
     index: usize,
     events: mpsc::UnboundedSender<WorkerEvent>,
     stats: Arc<WorkerStats>,
+    /// The datagrams of one drain, sent together when it ends.
+    outgoing: Vec<Transmit>,
+    /// Scratch space for a segmented send.
+    joined: Vec<u8>,
 }
 
 impl Outlet {
-    /// Drains the engine (its run-loop contract): sends, reports, and returns the next deadline;
-    /// `None` when nobody listens to events any more.
-    fn flush(&self, engine: &mut Engine, socket: &MediaSocket) -> Option<Instant> {
-        loop {
+    /// Drains the engine (its run-loop contract): reports events, sends what it produced, and
+    /// returns the next deadline; `None` when nobody listens to events any more.
+    fn flush(&mut self, engine: &mut Engine, socket: &MediaSocket) -> Option<Instant> {
+        let mut listened = true;
+        let deadline = loop {
             match engine.poll_output() {
-                Output::Transmit(transmit) => {
-                    let counter = if socket.send(&transmit) {
-                        &self.stats.datagrams_out
-                    } else {
-                        &self.stats.send_drops
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
+                Output::Transmit(transmit) => self.outgoing.push(transmit),
                 Output::Event(event) => {
                     let event = WorkerEvent {
                         worker: self.index,
                         event,
                     };
-                    self.events.send(event).ok()?;
+                    listened &= self.events.send(event).is_ok();
                 }
-                Output::Timeout(at) => return Some(at),
+                Output::Timeout(at) => break at,
             }
+        };
+        self.send(socket);
+        listened.then_some(deadline)
+    }
+
+    /// Sends the drain's datagrams, a run to one destination in one system call where the
+    /// kernel segments it (UDP GSO): a video frame's packets to one subscriber go together.
+    fn send(&mut self, socket: &MediaSocket) {
+        let runs = gso_runs(&mut self.outgoing, socket.max_segments());
+        for run in runs {
+            let count = run.len() as u64;
+            let sent = socket.send_run(&self.outgoing[run], &mut self.joined) as u64;
+            self.stats.datagrams_out.fetch_add(sent, Ordering::Relaxed);
+            self.stats
+                .send_drops
+                .fetch_add(count - sent, Ordering::Relaxed);
         }
+        self.outgoing.clear();
     }
 
     /// Reads what is waiting, a bounded number of batches, handing a whole batch to the engine
@@ -486,7 +504,7 @@ impl Outlet {
     /// datagram. The time from the batch's arrival to its last datagram sent is what the worker
     /// adds to a forwarded packet's journey. `false` when the worker must stop.
     fn receive(
-        &self,
+        &mut self,
         engine: &mut Engine,
         socket: &MediaSocket,
         buffers: &mut RecvBuffers,
