@@ -11,7 +11,7 @@ use crate::codec::Codec;
 use crate::downtrack::DownTrack;
 use crate::ids::{PeerId, TrackId};
 use crate::keyframe::KeyframeThrottle;
-use crate::layer::{BitrateMeter, Layer, Quality};
+use crate::layer::{BitrateMeter, Layer, LayerSelector, Quality};
 use crate::speech::SpeechDetector;
 use crate::tap::{Tap, TapReceiver};
 
@@ -61,6 +61,36 @@ pub(super) struct Published {
     pub(super) last_packet: Instant,
     /// Whether it was reported stalled.
     pub(super) stalled: bool,
+}
+
+impl Published {
+    /// Meters a packet of `bytes` that arrived at `now` on `layer`, and lets each subscriber and
+    /// tap follow the best layer that is actually arriving within what it asked for (a browser
+    /// sends fewer layers for small or slow cameras, or drops the top one when its CPU is
+    /// busy). Returns whether the track had been reported stalled and flows again.
+    pub(super) fn arrived(&mut self, bytes: usize, layer: Option<Layer>, now: Instant) -> bool {
+        self.total.record(bytes, now);
+        self.last_packet = now;
+        let resumed = std::mem::replace(&mut self.stalled, false);
+        let Some(layer) = layer else {
+            return resumed;
+        };
+        self.meters[layer.index()].record(bytes, now);
+        let live = self.meters.each_ref().map(|m| m.peek_bps(now));
+        let selector = LayerSelector::default();
+        let wanted = self
+            .subscribers
+            .iter_mut()
+            .map(|sub| (sub.quality.min(sub.cap), &mut sub.down))
+            .chain(self.taps.iter_mut().map(|tap| (tap.quality, &mut tap.down)));
+        for (quality, down) in wanted {
+            let best = selector.select(quality, None, &live);
+            if best.is_some() && best != down.target() {
+                down.set_target(best);
+            }
+        }
+        resumed
+    }
 }
 
 impl Engine {
