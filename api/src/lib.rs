@@ -138,7 +138,7 @@ pub async fn open_database(settings: &Settings) -> Result<Db, ApiError> {
 
 /// Starts the SFU workers (one UDP socket each) and the signaling hub over them.
 fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError> {
-    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(sightline_sfu::EVENT_QUEUE);
     let mut workers = Vec::new();
     for index in 0..settings.worker_count() {
         let config = WorkerConfig {

@@ -56,4 +56,4 @@ pub use speech::SpeechDetector;
 pub use stats::{LATENCY_BOUNDS_US, LatencyHistogram, LatencySnapshot, WorkerStats};
 pub use str0m::media::MediaKind;
 pub use tap::{SenderClock, TapPacket, TapPoll, TapReceiver};
-pub use worker::{WorkerConfig, WorkerEvent, WorkerHandle};
+pub use worker::{EVENT_QUEUE, WorkerConfig, WorkerEvent, WorkerHandle};

@@ -3,10 +3,14 @@
 //!
 //! Rooms are pinned to a worker, so everything a packet touches on its way through lives on one
 //! thread: no lock is shared between workers. Commands arrive on a channel and answer through a
-//! oneshot; events leave on a channel to the signaling layer. Sending never waits: a datagram the
+//! oneshot; events leave on a bounded channel to the signaling layer and are never dropped: when
+//! signaling falls behind and the channel is full, the worker keeps them in order and stops
+//! reading its socket until they are delivered (datagrams wait in, and past its size are
+//! dropped by, the kernel's buffer), while commands and timers go on. Sending never waits: a datagram the
 //! socket cannot take right now is dropped and counted, as any router would, and RTP's own
 //! recovery (NACK, PLI) deals with it.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,6 +30,9 @@ use crate::tap::TapReceiver;
 
 /// Commands waiting for a worker before callers are told it is overloaded.
 const COMMAND_QUEUE: usize = 1024;
+/// Events every worker may have waiting for signaling before it holds the rest back (the
+/// capacity of the channel the caller makes for [`WorkerHandle::spawn`]; a suggestion).
+pub const EVENT_QUEUE: usize = 4096;
 /// The kernel's buffers of a worker's socket, each way. One socket carries every peer connection
 /// of the worker, so its receive buffer is all that absorbs a burst while the worker thread is
 /// not running (keyframes of many cameras at once, a busy CPU): the kernel's default (about
@@ -122,7 +129,7 @@ impl WorkerHandle {
     pub fn spawn(
         index: usize,
         config: WorkerConfig,
-        events: mpsc::UnboundedSender<WorkerEvent>,
+        events: mpsc::Sender<WorkerEvent>,
     ) -> Result<(WorkerHandle, JoinHandle<()>), SfuError> {
         let socket = std::net::UdpSocket::bind(config.bind)?;
         socket.set_nonblocking(true)?;
@@ -398,7 +405,7 @@ async fn run(
     socket: std::net::UdpSocket,
     config: WorkerConfig,
     mut inbox: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<WorkerEvent>,
+    events: mpsc::Sender<WorkerEvent>,
     stats: Arc<WorkerStats>,
 ) {
     let socket = match MediaSocket::new(socket, &config.public_ips) {
@@ -416,10 +423,13 @@ async fn run(
     let mut out = Outlet {
         index,
         events,
+        backlog: VecDeque::new(),
         stats,
         outgoing: Vec::new(),
         joined: Vec::new(),
     };
+    // The same channel, for waiting on room in it while the outlet is borrowed.
+    let events = out.events.clone();
     let timer = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(timer);
     tracing::info!(worker = index, %local, "sfu worker running");
@@ -430,7 +440,15 @@ async fn run(
         };
         timer.as_mut().reset(deadline.into());
         tokio::select! {
-            ready = socket.readable() => {
+            // Signaling is behind: deliver what waits before taking more from the socket.
+            permit = events.reserve(), if !out.backlog.is_empty() => match permit {
+                Ok(permit) => out.deliver_backlog(permit),
+                Err(_) => {
+                    tracing::info!(worker = index, "nobody listens to events; stopping");
+                    return;
+                }
+            },
+            ready = socket.readable(), if out.backlog.is_empty() => {
                 if let Err(err) = ready {
                     tracing::debug!(worker = index, %err, "socket not readable");
                     continue;
@@ -454,7 +472,9 @@ async fn run(
 /// Where a worker's output goes: datagrams to the socket, events to signaling, counts to stats.
 struct Outlet {
     index: usize,
-    events: mpsc::UnboundedSender<WorkerEvent>,
+    events: mpsc::Sender<WorkerEvent>,
+    /// Events the full channel did not take yet, oldest first.
+    backlog: VecDeque<WorkerEvent>,
     stats: Arc<WorkerStats>,
     /// The datagrams of one drain, sent together when it ends.
     outgoing: Vec<Transmit>,
@@ -475,13 +495,50 @@ impl Outlet {
                         worker: self.index,
                         event,
                     };
-                    listened &= self.events.send(event).is_ok();
+                    listened &= self.report(event);
                 }
                 Output::Timeout(at) => break at,
             }
         };
         self.send(socket);
         listened.then_some(deadline)
+    }
+
+    /// Hands an event to signaling, or keeps it (in order) while the channel is full; `false`
+    /// when nobody listens any more.
+    fn report(&mut self, event: WorkerEvent) -> bool {
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(event);
+            return true;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                self.backlog.push_back(event);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Delivers the oldest waiting event with `permit`, and as many more as the channel takes.
+    fn deliver_backlog(&mut self, permit: mpsc::Permit<'_, WorkerEvent>) {
+        let Some(first) = self.backlog.pop_front() else {
+            return;
+        };
+        permit.send(first);
+        while let Some(event) = self.backlog.pop_front() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(
+                    mpsc::error::TrySendError::Full(event)
+                    | mpsc::error::TrySendError::Closed(event),
+                ) => {
+                    self.backlog.push_front(event);
+                    return;
+                }
+            }
+        }
     }
 
     /// Sends the drain's datagrams, a run to one destination in one system call where the

@@ -124,7 +124,9 @@ fn reachable_candidates_only(sdp: String, config: &WorkerConfig) -> String {
 
 async fn media_flows_through(config: WorkerConfig) {
     let reachable = config.clone();
-    let (events_tx, mut events) = mpsc::unbounded_channel::<WorkerEvent>();
+    // Room for one event: signaling slower than the worker. Every event must still arrive (the
+    // track, the offer), in order, for media to flow.
+    let (events_tx, mut events) = mpsc::channel::<WorkerEvent>(1);
     let (worker, thread) = WorkerHandle::spawn(0, config, events_tx).expect("worker");
 
     let mut publisher = Client::new().await;

@@ -200,7 +200,7 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub over running workers, routing the events they emit on `events`. Must be called
     /// inside a tokio runtime (it spawns the routing task).
-    pub fn new(workers: Vec<WorkerHandle>, events: mpsc::UnboundedReceiver<WorkerEvent>) -> Hub {
+    pub fn new(workers: Vec<WorkerHandle>, events: mpsc::Receiver<WorkerEvent>) -> Hub {
         let hub = Hub {
             inner: Arc::new(HubInner {
                 workers,
@@ -421,10 +421,7 @@ impl Hub {
     }
 }
 
-async fn route_events(
-    hub: std::sync::Weak<HubInner>,
-    mut events: mpsc::UnboundedReceiver<WorkerEvent>,
-) {
+async fn route_events(hub: std::sync::Weak<HubInner>, mut events: mpsc::Receiver<WorkerEvent>) {
     while let Some(WorkerEvent { event, .. }) = events.recv().await {
         let Some(hub) = hub.upgrade() else {
             return;
