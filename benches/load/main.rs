@@ -527,8 +527,17 @@ async fn subscribe(
     Ok(())
 }
 
+/// A process's resident memory, in KiB.
+#[derive(Clone, Copy)]
+struct Memory {
+    /// All of it (`VmRSS`), the binary's code pages included.
+    rss_kb: u64,
+    /// Its anonymous part (`RssAnon`: heap, stacks), what the process allocated itself.
+    anon_kb: u64,
+}
+
 /// CPU seconds (user + system) and resident memory of a process, from /proc.
-fn process_usage(pid: u32) -> Result<(f64, u64)> {
+fn process_usage(pid: u32) -> Result<(f64, Memory)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').context("stat format")?.1;
@@ -536,14 +545,20 @@ fn process_usage(pid: u32) -> Result<(f64, u64)> {
     let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
         + fields.get(12).context("stime")?.parse::<u64>()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let memory = Memory {
+        rss_kb: field("VmRSS:"),
+        anon_kb: field("RssAnon:"),
+    };
     // Linux reports CPU time in clock ticks of 1/100 s (CLK_TCK).
-    Ok((ticks as f64 / 100.0, rss_kb))
+    Ok((ticks as f64 / 100.0, memory))
 }
 
 struct Server {
@@ -764,7 +779,7 @@ struct Row {
     server: &'static str,
     tally: Tally,
     cpu: f64,
-    rss_kb: u64,
+    memory: Memory,
     /// The server's own account of the time it held a forwarded datagram (p50, p99), where it
     /// keeps one.
     held: Option<(String, String)>,
@@ -803,10 +818,16 @@ impl Row {
             );
         }
         println!("loss: {:.2}%", self.loss_percent());
+        let per = |kb: u64| kb / participants as u64;
         println!(
             "server RSS: {} KiB total, {} KiB per participant",
-            self.rss_kb,
-            self.rss_kb / participants as u64
+            self.memory.rss_kb,
+            per(self.memory.rss_kb)
+        );
+        println!(
+            "server anonymous RSS (heap and stacks, no code pages): {} KiB total, {} KiB per participant",
+            self.memory.anon_kb,
+            per(self.memory.anon_kb)
         );
     }
 }
@@ -957,7 +978,7 @@ async fn run_sightline(
     let (cpu_before, _) = process_usage(pid)?;
     let held_before = forwarding_histogram(&client, &server.base).await?;
     tokio::time::sleep_until(schedule.until.into()).await;
-    let (cpu_after, rss_kb) = process_usage(pid)?;
+    let (cpu_after, memory) = process_usage(pid)?;
     let held_after = forwarding_histogram(&client, &server.base).await?;
     let tally = join_clients(clients)?;
     let held = |q| {
@@ -968,7 +989,7 @@ async fn run_sightline(
         server: "sightline",
         tally,
         cpu: (cpu_after - cpu_before).max(0.01),
-        rss_kb,
+        memory,
         held: Some((held(0.50), held(0.99))),
     })
 }
@@ -1007,14 +1028,14 @@ async fn run_janus(
     tokio::time::sleep_until(schedule.measure_from.into()).await;
     let (cpu_before, _) = process_usage(janus.pid())?;
     tokio::time::sleep_until(schedule.until.into()).await;
-    let (cpu_after, rss_kb) = process_usage(janus.pid())?;
+    let (cpu_after, memory) = process_usage(janus.pid())?;
     let tally = join_clients(clients)
         .map_err(|err| anyhow::anyhow!("{err:#}\nJanus's log ends:\n{}", janus.log_tail()))?;
     Ok(Row {
         server: "janus",
         tally,
         cpu: (cpu_after - cpu_before).max(0.01),
-        rss_kb,
+        memory,
         held: None,
     })
 }
