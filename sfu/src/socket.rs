@@ -191,30 +191,31 @@ impl MediaSocket {
     }
 }
 
-/// Orders `transmits` by destination and source, keeping each pair's own order, and splits them
-/// into runs one segmented send can carry: same destination and source, every datagram the size
-/// of the first but the last (which may be shorter), at most `max_segments` of them and
-/// [`GSO_BYTES`] in all. A video frame's packets to one subscriber usually make one run (str0m
-/// cuts a frame into equal packets, the last shorter). Pure, so it is tested without a socket.
-pub(crate) fn gso_runs(
-    transmits: &mut [str0m::net::Transmit],
-    max_segments: usize,
-) -> Vec<Range<usize>> {
+/// Orders `transmits` by destination and source, keeping each pair's own order, so that what
+/// goes to one destination lies together for [`gso_runs`].
+pub(crate) fn sort_by_path(transmits: &mut [str0m::net::Transmit]) {
     transmits.sort_by_key(|t| (t.destination, t.source));
-    let mut runs = Vec::new();
+}
+
+/// Splits transmits (ordered by [`sort_by_path`]) into runs one segmented send can carry: same
+/// destination and source, every datagram the size of the first but the last (which may be
+/// shorter), at most `max_segments` of them and [`GSO_BYTES`] in all. A video frame's packets to
+/// one subscriber usually make one run (str0m cuts a frame into equal packets, the last
+/// shorter). Pure, so it is tested without a socket; allocates nothing.
+pub(crate) fn gso_runs(
+    transmits: &[str0m::net::Transmit],
+    max_segments: usize,
+) -> impl Iterator<Item = Range<usize>> + '_ {
     let mut start = 0;
-    while start < transmits.len() {
-        let first = &transmits[start];
+    std::iter::from_fn(move || {
+        let first = transmits.get(start)?;
         let size = first.contents.len();
         let mut end = start + 1;
-        while end < transmits.len()
-            && end - start < max_segments.max(1)
-            && (end - start + 1) * size <= GSO_BYTES
-        {
-            let next = &transmits[end];
+        while let Some(next) = transmits.get(end) {
+            let room = end - start < max_segments.max(1) && (end - start + 1) * size <= GSO_BYTES;
             let same_path = next.destination == first.destination && next.source == first.source;
             let fits = next.contents.len() <= size && !next.contents.is_empty();
-            if !same_path || !fits {
+            if !room || !same_path || !fits {
                 break;
             }
             end += 1;
@@ -223,10 +224,10 @@ pub(crate) fn gso_runs(
                 break;
             }
         }
-        runs.push(start..end);
+        let run = start..end;
         start = end;
-    }
-    runs
+        Some(run)
+    })
 }
 
 #[cfg(test)]
@@ -254,7 +255,8 @@ mod tests {
             transmit(7000, 1200, 5),
             transmit(7001, 80, 6),
         ];
-        let runs = gso_runs(&mut transmits, 64);
+        sort_by_path(&mut transmits);
+        let runs: Vec<Range<usize>> = gso_runs(&transmits, 64).collect();
         let tags: Vec<Vec<u8>> = runs
             .iter()
             .map(|run| {
@@ -271,10 +273,12 @@ mod tests {
     #[test]
     fn runs_respect_the_segment_and_byte_limits() {
         let mut transmits: Vec<Transmit> = (0..100).map(|n| transmit(7000, 1200, n)).collect();
-        let runs = gso_runs(&mut transmits, 64);
+        sort_by_path(&mut transmits);
+        let runs: Vec<Range<usize>> = gso_runs(&transmits, 64).collect();
         assert!(runs.iter().all(|run| run.len() * 1200 <= GSO_BYTES));
         assert_eq!(runs.iter().map(|run| run.len()).sum::<usize>(), 100);
         let mut single = vec![transmit(7000, 1200, 0), transmit(7000, 1200, 1)];
-        assert_eq!(gso_runs(&mut single, 1), vec![0..1, 1..2]);
+        sort_by_path(&mut single);
+        assert_eq!(gso_runs(&single, 1).collect::<Vec<_>>(), vec![0..1, 1..2]);
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::{Engine, Event, Output, SfuError};
 use crate::ids::{PeerId, TrackId};
 use crate::layer::Quality;
-use crate::socket::{MediaSocket, RecvBuffers, gso_runs};
+use crate::socket::{MediaSocket, RecvBuffers, gso_runs, sort_by_path};
 use crate::stats::WorkerStats;
 use crate::tap::TapReceiver;
 
@@ -544,8 +544,8 @@ impl Outlet {
     /// Sends the drain's datagrams, a run to one destination in one system call where the
     /// kernel segments it (UDP GSO): a video frame's packets to one subscriber go together.
     fn send(&mut self, socket: &MediaSocket) {
-        let runs = gso_runs(&mut self.outgoing, socket.max_segments());
-        for run in runs {
+        sort_by_path(&mut self.outgoing);
+        for run in gso_runs(&self.outgoing, socket.max_segments()) {
             let count = run.len() as u64;
             let sent = socket.send_run(&self.outgoing[run], &mut self.joined) as u64;
             self.stats.datagrams_out.fetch_add(sent, Ordering::Relaxed);

@@ -339,15 +339,9 @@ impl Engine {
 
     /// Arms `id`'s timer at `at`, its `Rtc`'s next timeout.
     fn arm(&mut self, id: PeerId, at: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if peer.armed && peer.timeout == at {
-            return;
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.arm(id, at, &mut self.timers);
         }
-        peer.timeout = at;
-        peer.armed = true;
-        self.timers.push(Reverse((at, id)));
     }
 
     /// The earliest armed timer, dropping stale entries on the way.
@@ -440,7 +434,7 @@ impl Engine {
                     }
                 }
                 RtcOutput::Timeout(at) => {
-                    self.arm(id, at);
+                    peer.arm(id, at, &mut self.timers);
                     return;
                 }
                 RtcOutput::Transmit(transmit) => self.outputs.push_back(Output::Transmit(transmit)),

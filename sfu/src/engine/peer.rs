@@ -1,6 +1,7 @@
 //! Peer connections: creating them, their ICE credentials and candidates, a publisher's offers.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -69,6 +70,24 @@ pub(super) struct Line {
     pub(super) kind: MediaKind,
     /// Stopped (port 0) in an offer: it can never carry media again, only be recycled.
     pub(super) stopped: bool,
+}
+
+impl Peer {
+    /// Arms this peer's (`id`'s) timer at `at`, its `Rtc`'s next timeout: a new entry in the
+    /// engine's heap unless the armed one already says so.
+    pub(super) fn arm(
+        &mut self,
+        id: PeerId,
+        at: Instant,
+        timers: &mut BinaryHeap<Reverse<(Instant, PeerId)>>,
+    ) {
+        if self.armed && self.timeout == at {
+            return;
+        }
+        self.timeout = at;
+        self.armed = true;
+        timers.push(Reverse((at, id)));
+    }
 }
 
 impl Engine {

@@ -64,6 +64,19 @@ pub(super) struct Published {
 }
 
 impl Published {
+    /// The codec its packets arrive in: the first one seen, or before any, its kind's usual one.
+    fn codec(&self) -> Codec {
+        self.codecs.first().map(|c| c.1).unwrap_or(match self.kind {
+            MediaKind::Audio => Codec::Opus,
+            MediaKind::Video => Codec::Vp8,
+        })
+    }
+
+    /// Whether a subscription asking for `quality` gets nothing (see [`paused`]).
+    fn paused_for(&self, quality: Quality) -> bool {
+        paused(self.held, self.kind, quality)
+    }
+
     /// Meters a packet of `bytes` that arrived at `now` on `layer`, and lets each subscriber and
     /// tap follow the best layer that is actually arriving within what it asked for (a browser
     /// sends fewer layers for small or slow cameras, or drops the top one when its CPU is
@@ -172,17 +185,9 @@ impl Engine {
         if track.subscribers.iter().any(|s| s.peer == peer_id) {
             return Ok(());
         }
-        let codec = track
-            .codecs
-            .first()
-            .map(|c| c.1)
-            .unwrap_or(match track.kind {
-                MediaKind::Audio => Codec::Opus,
-                MediaKind::Video => Codec::Vp8,
-            });
         peer.to_add.push(track_id);
-        let mut down = DownTrack::new(codec, quality.max_layer());
-        down.set_paused(track.held || (quality == Quality::Off && track.kind == MediaKind::Video));
+        let mut down = DownTrack::new(track.codec(), quality.max_layer());
+        down.set_paused(track.paused_for(quality));
         track.subscribers.push(Subscription {
             peer: peer_id,
             quality,
@@ -207,16 +212,14 @@ impl Engine {
             .tracks
             .get_mut(&track)
             .ok_or(SfuError::UnknownTrack(track))?;
-        let video = published.kind == MediaKind::Video;
+        let paused = published.paused_for(quality);
         let subscription = published
             .subscribers
             .iter_mut()
             .find(|s| s.peer == peer)
             .ok_or(SfuError::UnknownPeer(peer))?;
         subscription.quality = quality;
-        subscription
-            .down
-            .set_paused(published.held || (quality == Quality::Off && video));
+        subscription.down.set_paused(paused);
         subscription
             .down
             .set_target(quality.min(subscription.cap).max_layer());
@@ -232,10 +235,9 @@ impl Engine {
             .get_mut(&track)
             .ok_or(SfuError::UnknownTrack(track))?;
         published.held = held;
-        let video = published.kind == MediaKind::Video;
+        let kind = published.kind;
         for sub in &mut published.subscribers {
-            sub.down
-                .set_paused(held || (sub.quality == Quality::Off && video));
+            sub.down.set_paused(paused(held, kind, sub.quality));
         }
         Ok(())
     }
@@ -253,14 +255,7 @@ impl Engine {
             .tracks
             .get_mut(&track_id)
             .ok_or(SfuError::UnknownTrack(track_id))?;
-        let codec = track
-            .codecs
-            .first()
-            .map(|c| c.1)
-            .unwrap_or(match track.kind {
-                MediaKind::Audio => Codec::Opus,
-                MediaKind::Video => Codec::Vp8,
-            });
+        let codec = track.codec();
         let (tap, receiver) = Tap::new(
             DownTrack::new(codec, quality.max_layer()),
             quality,
@@ -337,6 +332,12 @@ impl Engine {
                 track,
             }));
     }
+}
+
+/// Whether a subscription asking for `quality` of a track of `kind` gets nothing: the track is
+/// `held`, or it is video and the subscriber's tile is hidden.
+fn paused(held: bool, kind: MediaKind, quality: Quality) -> bool {
+    held || (quality == Quality::Off && kind == MediaKind::Video)
 }
 
 pub(super) fn learn_codec(rtc: &Rtc, pt: u8) -> Option<(Codec, PayloadParams)> {
