@@ -30,6 +30,7 @@ mod janus;
 mod netns;
 use sightline_testkit::{
     AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, Scene, UdpPeer, VIDEO_FPS, media, scene_media,
+    vp8_descriptor,
 };
 use str0m::Event;
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -168,28 +169,6 @@ fn frame_index(media: &'static EncodedMedia) -> FrameIndex {
                 .map(|(data, frame)| (&data[..FRAME_START], frame)),
         ),
     }
-}
-
-/// The length of a VP8 RTP payload descriptor (RFC 7741 §4.2) and whether the payload starts a
-/// frame (S bit set, partition 0).
-fn vp8_descriptor(payload: &[u8]) -> Option<(usize, bool)> {
-    let first = *payload.first()?;
-    let mut len = 1;
-    if first & 0x80 != 0 {
-        let extension = *payload.get(1)?;
-        len = 2;
-        if extension & 0x80 != 0 {
-            len += if *payload.get(len)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if extension & 0x40 != 0 {
-            len += 1;
-        }
-        if extension & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    let starts = first & 0x10 != 0 && first & 0x0F == 0;
-    (len <= payload.len()).then_some((len, starts))
 }
 
 /// Which frame an RTP-mode client's packet is, if it is an Opus packet or a frame's first.
@@ -1132,26 +1111,6 @@ async fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vp8_descriptors_are_measured_and_frame_starts_found() {
-        // X bit, I bit with a 15-bit picture id: 4 bytes; S bit, partition 0.
-        assert_eq!(
-            vp8_descriptor(&[0x90, 0x80, 0x81, 0x23, 0x9d]),
-            Some((4, true))
-        );
-        // A 7-bit picture id, TL0PICIDX and TID/KEYIDX: 5 bytes; not a start (S clear).
-        assert_eq!(
-            vp8_descriptor(&[0x80, 0xE0, 0x05, 0x01, 0x40, 0x00]),
-            Some((5, false))
-        );
-        // The smallest descriptor; a start of partition 1 is not a frame's start.
-        assert_eq!(vp8_descriptor(&[0x10, 0x00]), Some((1, true)));
-        assert_eq!(vp8_descriptor(&[0x11, 0x00]), Some((1, false)));
-        // Truncated.
-        assert_eq!(vp8_descriptor(&[0x90, 0x80, 0x81]), None);
-        assert_eq!(vp8_descriptor(&[]), None);
-    }
 
     #[test]
     fn lateness_counts_from_the_frames_own_slot() {

@@ -504,8 +504,8 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     );
 }
 
-/// The payloads of the RTP packets a client received.
-fn received_payloads(client: &Client) -> HashSet<Vec<u8>> {
+/// The payloads of the RTP packets a client received, in order.
+fn received_payloads(client: &Client) -> Vec<Vec<u8>> {
     client
         .events
         .iter()
@@ -583,7 +583,7 @@ fn on_a_lossy_reordering_path_nack_and_rtx_repair_the_video_and_keyframe_request
         impairment.reordered
     );
 
-    let received = received_payloads(&net.clients[1]);
+    let received: HashSet<Vec<u8>> = received_payloads(&net.clients[1]).into_iter().collect();
     let missing = sent.iter().filter(|p| !received.contains(*p)).count();
     assert_eq!(
         missing,
@@ -615,16 +615,7 @@ fn a_held_track_reaches_no_subscriber_until_released() {
     let mut net = Net::new();
     let (mid, track) = publish_and_subscribe(&mut net);
     let pt = vp8_pt(&net, mid);
-    let received = |net: &Net| -> Vec<Vec<u8>> {
-        net.clients[1]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                RtcEvent::RtpPacket(p) => Some(p.payload.to_vec()),
-                _ => None,
-            })
-            .collect()
-    };
+    let received = |net: &Net| received_payloads(&net.clients[1]);
     for frame in 0..40u32 {
         send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
     }

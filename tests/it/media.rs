@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sightline_sfu::{Quality, TapPacket};
 use sightline_signaling::{RoomId, TapError};
-use sightline_testkit::{MediaPublisher, UdpPeer, media};
+use sightline_testkit::{MediaPublisher, UdpPeer, media, vp8_descriptor};
 use str0m::Event as RtcEvent;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
@@ -286,8 +286,8 @@ fn reassemble_vp8(packets: &[TapPacket]) -> Result<Vec<Vec<u8>>> {
     let mut current: Option<Vec<u8>> = None;
     for packet in packets {
         let payload = &packet.payload[..];
-        let skip = vp8_descriptor_len(payload).context("a VP8 payload descriptor")?;
-        if payload[0] & 0x1F == 0x10 {
+        let (skip, starts) = vp8_descriptor(payload).context("a VP8 payload descriptor")?;
+        if starts {
             current = Some(Vec::new());
         }
         if let Some(frame) = current.as_mut() {
@@ -298,25 +298,4 @@ fn reassemble_vp8(packets: &[TapPacket]) -> Result<Vec<Vec<u8>>> {
         }
     }
     Ok(frames)
-}
-
-/// Length of an RFC 7741 VP8 payload descriptor.
-fn vp8_descriptor_len(payload: &[u8]) -> Option<usize> {
-    let first = *payload.first()?;
-    let mut len = 1;
-    if first & 0x80 != 0 {
-        let extension = *payload.get(1)?;
-        len += 1;
-        if extension & 0x80 != 0 {
-            // Picture id: 15 bits when the M bit is set, else 7.
-            len += if *payload.get(len)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if extension & 0x40 != 0 {
-            len += 1;
-        }
-        if extension & 0x30 != 0 {
-            len += 1;
-        }
-    }
-    (len <= payload.len()).then_some(len)
 }
