@@ -92,6 +92,39 @@ export function needsSeek(currentMs: number, wantedMs: number): boolean {
   return Math.abs(currentMs - wantedMs) > SYNC_TOLERANCE_MS;
 }
 
+/** Drift an element may keep while playing: below what a viewer notices between lips and voice. */
+export const IN_STEP_MS = 20;
+/** Drift a playing element is caught up on by its rate; beyond it, it is seeked. */
+export const CATCH_UP_LIMIT_MS = 1_000;
+/** The most a catching-up element's rate differs from the clock's (10%: inaudible with pitch kept). */
+const MAX_NUDGE = 0.1;
+/** Drift is worked off at this rate: 50 ms of drift plays 10% fast or slow. */
+const NUDGE_PER_MS = MAX_NUDGE / 50;
+
+/** What to do with a playing element: seek it, or play it at a rate. */
+export type Correction = { seek: number } | { rate: number };
+
+/**
+ * How a playing element at `currentMs` reaches `wantedMs` while the clock runs at `speed`.
+ *
+ * Seeking a video element is not instant: it decodes from the keyframe before the new position,
+ * and on a busy machine arrives late again, so an element that strays a little is caught up by
+ * playing it slightly fast or slow (as live players do), and only one far off, or any element
+ * further than `seekBeyondMs` (a person's seek: pass `SYNC_TOLERANCE_MS`), is seeked.
+ */
+export function correction(
+  currentMs: number,
+  wantedMs: number,
+  speed: number,
+  seekBeyondMs: number = CATCH_UP_LIMIT_MS,
+): Correction {
+  const ahead = currentMs - wantedMs;
+  if (Math.abs(ahead) > seekBeyondMs) return { seek: wantedMs };
+  if (Math.abs(ahead) <= IN_STEP_MS) return { rate: speed };
+  const nudge = Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, ahead * NUDGE_PER_MS));
+  return { rate: speed * (1 - nudge) };
+}
+
 /** "m:ss" for a session time. */
 export function clock(ms: number): string {
   const seconds = Math.max(0, Math.floor(ms / 1000));

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { type Manifest, type Take, clock, mediaTimeAt, needsSeek, sessionLength } from '../src/playback';
+import {
+  type Manifest,
+  SYNC_TOLERANCE_MS,
+  type Take,
+  clock,
+  correction,
+  mediaTimeAt,
+  needsSeek,
+  sessionLength,
+} from '../src/playback';
 
 const take = (over: Partial<Take> = {}): Take => ({
   id: 't1',
@@ -69,5 +78,35 @@ describe('drift over an hour', () => {
     // Without anchors the same take would be 3.6 s off by the end.
     const naive = take({ start_ms: 0, end_ms: 3_600_000, anchors: [] });
     expect(Math.abs((mediaTimeAt(naive, 3_590_000) as number) - 3_590_000 * 1.001)).toBeGreaterThan(3_000);
+  });
+});
+
+describe('a playing element that strays', () => {
+  it('is left alone within 20 ms, caught up by its rate up to a second, seeked beyond', () => {
+    expect(correction(5_010, 5_000, 1)).toEqual({ rate: 1 });
+    expect(correction(5_060, 5_000, 1)).toEqual({ rate: 0.9 });
+    expect(correction(4_975, 5_000, 1)).toEqual({ rate: 1.05 });
+    expect(correction(4_700, 5_000, 2)).toEqual({ rate: 2.2 });
+    expect(correction(6_200, 5_000, 1)).toEqual({ seek: 5_000 });
+    // After a person's seek, anything past the tolerance is put in place at once.
+    expect(correction(5_150, 5_000, 1, SYNC_TOLERANCE_MS)).toEqual({ seek: 5_000 });
+  });
+
+  it('converges: six elements 150 ms apart end within 40 ms of each other in two seconds', () => {
+    // Every 200 ms the player checks each element; between checks an element plays at its rate
+    // (and a busy machine's element loses up to 5 ms a tick).
+    let clock = 10_000;
+    const elements = [-75, -40, 0, 30, 60, 75].map((off) => ({ at: clock + off, rate: 1 }));
+    for (let tick = 0; tick < 10; tick++) {
+      for (const [i, e] of elements.entries()) {
+        const fix = correction(e.at, clock, 1);
+        if ('seek' in fix) e.at = fix.seek;
+        else e.rate = fix.rate;
+        e.at += 200 * e.rate - (i % 2) * 5;
+      }
+      clock += 200;
+    }
+    const ats = elements.map((e) => e.at - clock);
+    expect(Math.max(...ats) - Math.min(...ats)).toBeLessThanOrEqual(40);
   });
 });

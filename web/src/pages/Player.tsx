@@ -13,7 +13,17 @@ import { Lazy } from '../components/Lazy';
 import { ProctoringReview } from '../components/ProctoringReview';
 import { ErrorAlert, Loading, PageTitle, Unavailable, isUnavailable } from '../components/ui';
 import { type ProctoringView, kindLabel } from '../proctoring';
-import { type Manifest, type Take, clock, mediaTimeAt, needsSeek, sessionLength } from '../playback';
+import {
+  CATCH_UP_LIMIT_MS,
+  type Manifest,
+  SYNC_TOLERANCE_MS,
+  type Take,
+  clock,
+  correction,
+  mediaTimeAt,
+  needsSeek,
+  sessionLength,
+} from '../playback';
 import { formatWhen } from '../time';
 import type { Interview } from '../types';
 
@@ -97,8 +107,12 @@ function PlayerContent({ id }: { id: string }) {
     return Math.min(length, c.base + elapsed);
   };
 
-  /** Puts every element where the clock says, playing or paused as the clock is. */
-  const sync = (sessionMs: number) => {
+  /**
+   * Puts every element where the clock says, playing or paused as the clock is. After a person's
+   * seek, play or pause (`exact`) an element more than the tolerance away is seeked; while playing
+   * one that strays is caught up by its rate.
+   */
+  const sync = (sessionMs: number, exact: boolean) => {
     const c = clockState.current;
     for (const take of takes) {
       const element = elements.current.get(take.id);
@@ -109,8 +123,18 @@ function PlayerContent({ id }: { id: string }) {
         if (!element.paused) element.pause();
         continue;
       }
-      if (needsSeek(element.currentTime * 1000, wanted)) element.currentTime = wanted / 1000;
-      element.playbackRate = c.speed;
+      if (c.playing && !element.paused) {
+        const fix = correction(element.currentTime * 1000, wanted, c.speed, exact ? SYNC_TOLERANCE_MS : CATCH_UP_LIMIT_MS);
+        if ('seek' in fix) {
+          element.currentTime = fix.seek / 1000;
+          element.playbackRate = c.speed;
+        } else if (element.playbackRate !== fix.rate) {
+          element.playbackRate = fix.rate;
+        }
+      } else {
+        if (needsSeek(element.currentTime * 1000, wanted)) element.currentTime = wanted / 1000;
+        element.playbackRate = c.speed;
+      }
       if (c.playing && element.paused) void element.play().catch(() => undefined);
       if (!c.playing && !element.paused) element.pause();
     }
@@ -120,21 +144,21 @@ function PlayerContent({ id }: { id: string }) {
     const at = Math.max(0, Math.min(length, ms));
     clockState.current = { ...clockState.current, base: at, at: performance.now() };
     setPosition(at);
-    sync(at);
+    sync(at, true);
   };
 
   const setPlay = (play: boolean) => {
     const current = now();
     clockState.current = { ...clockState.current, base: current, at: performance.now(), playing: play };
     setPlaying(play);
-    sync(current);
+    sync(current, true);
   };
 
   const setRate = (rate: number) => {
     const current = now();
     clockState.current = { ...clockState.current, base: current, at: performance.now(), speed: rate };
     setSpeed(rate);
-    sync(current);
+    sync(current, true);
   };
 
   useEffect(() => {
@@ -146,7 +170,7 @@ function PlayerContent({ id }: { id: string }) {
         return;
       }
       setPosition(current);
-      sync(current);
+      sync(current, false);
     }, 200);
     return () => clearInterval(timer);
   }, [manifest, length]);
