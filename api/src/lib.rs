@@ -29,6 +29,7 @@ mod serve;
 mod state;
 mod store;
 pub mod telemetry;
+mod turn;
 mod web;
 mod workspace;
 

@@ -29,6 +29,7 @@ use crate::auth::tokens::JoinClaims;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::interviews;
+use crate::turn;
 
 /// Time a new connection has to send its `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -286,7 +287,15 @@ async fn session(mut socket: WebSocket, state: AppState, room: RoomId) {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
             outgoing = session.from_room.recv() => match outgoing {
-                Some(message) => {
+                Some(mut message) => {
+                    // New peer connections get TURN credentials of their own, issued now.
+                    if let Some(servers) = message.ice_servers_mut() {
+                        *servers = turn::ice_servers(
+                            &state.settings.turn,
+                            &session.identity,
+                            crate::store::now(),
+                        );
+                    }
                     let last = matches!(message, ServerMessage::Removed { .. });
                     if !send(&mut socket, &message).await || last {
                         break;

@@ -130,6 +130,25 @@ pub struct Settings {
     pub log: LogSettings,
     /// Where Prometheus metrics are served, and to whom.
     pub metrics: MetricsSettings,
+    /// TURN servers handed to clients.
+    pub turn: TurnSettings,
+}
+
+/// Shortest accepted TURN shared secret, in bytes.
+pub const MIN_TURN_SECRET_BYTES: usize = 16;
+
+/// `[turn]`: TURN servers clients are given, with credentials in the TURN REST form coturn's
+/// `use-auth-secret` checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnSettings {
+    /// `turn:` or `turns:` URLs; empty means no TURN.
+    pub urls: Vec<String>,
+    /// The secret shared with coturn's `static-auth-secret` (set it through the environment).
+    #[serde(default)]
+    pub shared_secret: Option<SecretString>,
+    /// How long one issued credential is valid.
+    pub credential_ttl_secs: u64,
 }
 
 /// Where recordings are stored.
@@ -416,6 +435,50 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Checks a TURN URL as browsers read it (RFC 7065): `turn:` or `turns:`, a host, an optional
+/// port, an optional `?transport=udp|tcp`, and nothing else.
+fn check_turn_url(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("turns:")
+        .or_else(|| url.strip_prefix("turn:"))
+        .ok_or("must start with `turn:` or `turns:`")?;
+    let (address, query) = match rest.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (rest, None),
+    };
+    if let Some(query) = query
+        && !matches!(query, "transport=udp" | "transport=tcp")
+    {
+        return Err("the only query allowed is `transport=udp` or `transport=tcp`");
+    }
+    let host = match address.rsplit_once(':') {
+        // An IPv6 literal is bracketed; a colon inside it is not a port.
+        Some((host, port)) if !port.contains(']') => {
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or("the port must be a number from 1 to 65535")?;
+            host
+        }
+        _ => address,
+    };
+    let valid_host = !host.is_empty()
+        && host.len() <= 253
+        && (host.parse::<IpAddr>().is_ok()
+            || host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    if valid_host {
+        Ok(())
+    } else {
+        Err("must name a host: a DNS name or an IP address")
+    }
+}
+
 impl Settings {
     /// The layered sources: defaults, then `file` if given, then the process environment.
     pub fn figment(file: Option<&Path>) -> Figment {
@@ -434,6 +497,19 @@ impl Settings {
     /// Extracts and validates settings from any set of layers (tests add their own).
     pub fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
         let settings: Settings = figment.extract()?;
+        // The TURN secret lets anyone who holds it relay through the operator's TURN servers:
+        // it is not written into a settings file that gets copied around.
+        if let Some(meta) = figment.find_metadata("turn.shared_secret")
+            && !meta.name.contains("environment")
+        {
+            return Err(ConfigError::invalid(
+                "turn.shared_secret",
+                format!(
+                    "is read from the environment only (SIGHTLINE__TURN__SHARED_SECRET), not from {}",
+                    meta.name
+                ),
+            ));
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -520,6 +596,33 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_turn(&self) -> Result<(), ConfigError> {
+        let turn = &self.turn;
+        for url in &turn.urls {
+            check_turn_url(url)
+                .map_err(|why| ConfigError::invalid("turn.urls", format!("`{url}`: {why}")))?;
+        }
+        if !(60..=86_400).contains(&turn.credential_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "turn.credential_ttl_secs",
+                "must be between 60 and 86400 seconds",
+            ));
+        }
+        match &turn.shared_secret {
+            None if !turn.urls.is_empty() => Err(ConfigError::invalid(
+                "turn.shared_secret",
+                "is required when turn.urls are given (SIGHTLINE__TURN__SHARED_SECRET)",
+            )),
+            Some(secret) if secret.expose_secret().len() < MIN_TURN_SECRET_BYTES => {
+                Err(ConfigError::invalid(
+                    "turn.shared_secret",
+                    format!("must be at least {MIN_TURN_SECRET_BYTES} bytes"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let checks = &self.proctoring.checks;
         for (key, secs) in [
@@ -586,6 +689,7 @@ impl Settings {
                 "must be at least 16",
             ));
         }
+        self.validate_turn()?;
         if let Some(token) = &self.metrics.token
             && token.expose_secret().len() < 16
         {
@@ -848,6 +952,53 @@ mod tests {
             jail.set_env("SIGHTLINE__EXECUTION__LIMITS__WALL_SECS", "0");
             let err = load_in(jail, None).expect_err("no time at all");
             assert_eq!(err.key(), "execution.limits.wall_secs");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn turn_needs_good_urls_and_a_secret_from_the_environment() {
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail, None).expect("defaults");
+            assert!(settings.turn.urls.is_empty() && settings.turn.shared_secret.is_none());
+
+            jail.create_file(
+                "turn.toml",
+                "[turn]\nurls = [\"turn:turn.example.com:3478?transport=udp\", \"turns:203.0.113.7:443?transport=tcp\", \"turn:[2001:db8::1]:3478\"]\n",
+            )?;
+            let err = load_in(jail, Some("turn.toml")).expect_err("no secret");
+            assert_eq!(err.key(), "turn.shared_secret");
+            jail.set_env("SIGHTLINE__TURN__SHARED_SECRET", "short");
+            let err = load_in(jail, Some("turn.toml")).expect_err("short secret");
+            assert_eq!(err.key(), "turn.shared_secret");
+            jail.set_env("SIGHTLINE__TURN__SHARED_SECRET", "s".repeat(32));
+            let settings = load_in(jail, Some("turn.toml")).expect("valid");
+            assert_eq!(settings.turn.urls.len(), 3);
+
+            for bad in [
+                "stun:turn.example.com",
+                "turn:",
+                "turn:host:0",
+                "turn:host:99999",
+                "turn:host?transport=sctp",
+                "turn:host name",
+            ] {
+                jail.create_file("bad.toml", &format!("[turn]\nurls = [\"{bad}\"]\n"))?;
+                let err = load_in(jail, Some("bad.toml")).expect_err(bad);
+                assert_eq!(err.key(), "turn.urls", "{bad}");
+            }
+
+            jail.clear_env();
+            jail.create_file(
+                "secret.toml",
+                "[turn]\nurls = [\"turn:t.example.com\"]\nshared_secret = \"written-in-a-file-0123\"\n",
+            )?;
+            let err = load_in(jail, Some("secret.toml")).expect_err("secret in a file");
+            assert_eq!(err.key(), "turn.shared_secret");
+            jail.set_env("SIGHTLINE__TURN__SHARED_SECRET", "s".repeat(32));
+            jail.set_env("SIGHTLINE__TURN__CREDENTIAL_TTL_SECS", "5");
+            let err = load_in(jail, Some("turn.toml")).expect_err("too short a ttl");
+            assert_eq!(err.key(), "turn.credential_ttl_secs");
             Ok(())
         });
     }

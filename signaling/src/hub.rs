@@ -615,7 +615,12 @@ impl RoomActor {
                         let _ = reply.send(Ok(()));
                         self.apply(effects).await;
                         if self.reset_pending.remove(&identity) {
-                            self.reply(&identity, ServerMessage::MediaReset {});
+                            self.reply(
+                                &identity,
+                                ServerMessage::MediaReset {
+                                    ice_servers: Vec::new(),
+                                },
+                            );
                         } else if !fresh && let Some(sdp) = self.pending_offers.get(&identity) {
                             let sdp = sdp.clone();
                             self.reply(&identity, ServerMessage::SubscriberOffer { sdp });

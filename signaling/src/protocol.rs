@@ -136,6 +136,28 @@ pub enum ClientMessage {
     },
 }
 
+/// A TURN server and the credentials to use it, as the browser's `RTCIceServer` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// `<expiry unix seconds>:<participant id>`.
+    pub username: String,
+    /// Base64 HMAC-SHA1 of the username under the secret shared with the TURN server.
+    pub credential: String,
+}
+
+impl ServerMessage {
+    /// The message's TURN servers, for the messages that carry them (`joined`, `media_reset`).
+    pub fn ice_servers_mut(&mut self) -> Option<&mut Vec<IceServer>> {
+        match self {
+            ServerMessage::Joined { ice_servers, .. }
+            | ServerMessage::MediaReset { ice_servers } => Some(ice_servers),
+            _ => None,
+        }
+    }
+}
+
 /// The protocol's limits, stated once here and sent to every client in `joined`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -309,6 +331,10 @@ pub enum ServerMessage {
         proctoring: ProctoringNotice,
         /// The limits the server enforces, so the client's own checks match them.
         limits: Limits,
+        /// TURN servers to use, with credentials issued for this connection (none without
+        /// TURN). Filled in at the edge, where the secret is; the room leaves it empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// The client's subscriber connection cannot receive this track: its answer accepted none
     /// of the codecs the track is sent in. Nothing of it will arrive; show that instead.
@@ -416,7 +442,11 @@ pub enum ServerMessage {
     /// The server lost this client's peer connections (its network was gone longer than ICE
     /// allows): close both, then publish again on a new publisher connection; a new subscriber
     /// connection is offered as before. Identity, room state and subscriptions are kept.
-    MediaReset {},
+    MediaReset {
+        /// Fresh TURN credentials for the new connections, as in `joined`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
+    },
     /// The server replaces this client's subscriber connection (it had kept too many m-lines of
     /// tracks that are gone): close it and open a new one; the next `subscriber_offer` is for the
     /// new one and carries every track again. The publisher connection is untouched.
@@ -572,7 +602,7 @@ mod tests {
             ServerMessage::TrackStalled { .. } => "track_stalled",
             ServerMessage::ActiveSpeakers { .. } => "active_speakers",
             ServerMessage::Chat { .. } => "chat",
-            ServerMessage::MediaReset {} => "media_reset",
+            ServerMessage::MediaReset { .. } => "media_reset",
             ServerMessage::SubscriberReset {} => "subscriber_reset",
             ServerMessage::Removed { .. } => "removed",
             ServerMessage::Error { .. } => "error",

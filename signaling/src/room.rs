@@ -283,6 +283,7 @@ impl Room {
             recording: self.recording.clone(),
             proctoring: self.proctoring.clone(),
             limits: Limits::default(),
+            ice_servers: Vec::new(),
         })
     }
 
@@ -406,7 +407,9 @@ impl Room {
         {
             effects.push(Effect::Send {
                 to: identity.to_owned(),
-                message: Box::new(ServerMessage::MediaReset {}),
+                message: Box::new(ServerMessage::MediaReset {
+                    ice_servers: Vec::new(),
+                }),
             });
         }
         self.subscriptions_for(identity, &mut effects);
@@ -1249,7 +1252,7 @@ mod tests {
         let effects = room.media_reset("ivy");
         assert!(matches!(
             sent_to(&effects, "ivy")[..],
-            [ServerMessage::MediaReset {}]
+            [ServerMessage::MediaReset { .. }]
         ));
         assert!(effects.contains(&Effect::Subscribe {
             subscriber: "ivy".into(),

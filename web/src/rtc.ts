@@ -206,6 +206,8 @@ export class RoomConnection {
   private screen: RTCRtpTransceiver | null = null;
   private lastRestart = 0;
   private lastCounters: Counters = { received: 0, lost: 0 };
+  /** TURN servers with credentials issued for this connection (`joined`, `media_reset`). */
+  private iceServers: RTCIceServer[] = [];
   private qualityTimer: ReturnType<typeof setInterval>;
 
   constructor(
@@ -246,7 +248,7 @@ export class RoomConnection {
   }
 
   private createConnection(connection: 'publisher' | 'subscriber'): RTCPeerConnection {
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     pc.addEventListener('iceconnectionstatechange', () => {
       markStage(`${connection}_ice_${pc.iceConnectionState}`);
       if (pc.iceConnectionState === 'failed') this.restartIce();
@@ -270,6 +272,22 @@ export class RoomConnection {
     this.lastCounters = { received: 0, lost: 0 };
     this.createSubscriber();
     for (const [track, quality] of this.qualities) this.send({ type: 'set_quality', track, quality });
+  }
+
+  /**
+   * Takes the TURN servers of a `joined` or `media_reset`. Connections made before (the first
+   * ones are made before the join answer) gather with them from their next offer or ICE restart.
+   */
+  private useIceServers(servers: RTCIceServer[] | undefined) {
+    this.iceServers = servers ?? [];
+    for (const pc of [this.publisher, this.subscriber]) {
+      if (pc.signalingState === 'closed') continue;
+      try {
+        pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
+      } catch (err) {
+        console.warn('TURN servers not applied', err);
+      }
+    }
   }
 
   /**
@@ -443,6 +461,7 @@ export class RoomConnection {
         markStage('joined');
         this.resumeToken = message.resume_token;
         this.identity = message.you.identity;
+        this.useIceServers(message.ice_servers);
         for (const t of message.tracks as TrackInfo[]) {
           if (t.participant === this.identity) this.myTracks.set(t.source, t.id);
         }
@@ -522,6 +541,7 @@ export class RoomConnection {
         this.listener.trackUnplayable(message.track, message.codec ?? null);
         break;
       case 'media_reset':
+        this.iceServers = message.ice_servers ?? [];
         await this.resetMedia();
         break;
       case 'subscriber_reset':

@@ -1,0 +1,270 @@
+// Networks a browser cannot reach the SFU from directly, in real browsers. A coturn the test
+// starts on free loopback ports relays everything: the pages are forced to relay-only ICE (as on
+// a network that lets nothing but the TURN server through), join through the UI with the TURN
+// credentials the server handed out in `joined`, and see each other's video; the connections'
+// statistics say the selected path is a relay, over UDP and then over TCP to the TURN server.
+// coturn itself refuses credentials that expired or were signed with another secret.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { launchBrowser, startServer, steps, waitFor, waitForFramesIncreasing } from './harness.mjs';
+
+const SECRET = 'e2e-turn-secret-0123456789abcdef';
+const TTL_SECS = 600;
+
+let turn;
+let server;
+let browser;
+
+/** A port free for both TCP and UDP on 127.0.0.1 (coturn listens on both). */
+async function freeTcpUdpPort() {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise((resolvePort, reject) => {
+      const probe = createServer();
+      probe.once('error', reject);
+      probe.listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address();
+        probe.close(() => resolvePort(p));
+      });
+    });
+    const udpFree = await new Promise((resolveFree) => {
+      const socket = createSocket('udp4');
+      socket.once('error', () => resolveFree(false));
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolveFree(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no port free for both TCP and UDP');
+}
+
+/** Starts Debian's coturn with TURN REST credentials (`use-auth-secret`), loopback only. */
+async function startTurn() {
+  const port = await freeTcpUdpPort();
+  const dir = mkdtempSync(join(tmpdir(), 'sightline-turn-'));
+  // Relay ports: a block above the listening port, inside the unprivileged range.
+  const minPort = 49152 + (port % 1000) * 10;
+  const child = spawn(
+    'turnserver',
+    [
+      '-n',
+      '--listening-ip', '127.0.0.1',
+      '--listening-port', String(port),
+      '--relay-ip', '127.0.0.1',
+      '--min-port', String(minPort),
+      '--max-port', String(minPort + 9),
+      '--use-auth-secret',
+      '--static-auth-secret', SECRET,
+      '--realm', 'sightline.test',
+      // The SFU is on loopback here; a production coturn denies private peers (see the README).
+      '--allow-loopback-peers',
+      '--no-tls', '--no-dtls', '--no-cli', '--no-multicast-peers', '--fingerprint',
+      '--userdb', join(dir, 'turndb'),
+      '--pidfile', join(dir, 'turnserver.pid'),
+      '--log-file', 'stdout', '--simple-log',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  // Both streams go to one log, shown only when coturn does not come up.
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.on('data', (chunk) => {
+      log = (log + chunk).slice(-20_000);
+    });
+  }
+  const exited = new Promise((r) => child.once('exit', r));
+  await waitFor('coturn to listen', () => /Total General servers|relay ports initialization done|IPv4. TCP listener opened/i.test(log) || null, 15_000, 100).catch((err) => {
+    throw new Error(`${err.message}\n${log}`);
+  });
+  return {
+    port,
+    log: () => log,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+before(async () => {
+  turn = await startTurn();
+  server = await startServer({
+    env: {
+      SIGHTLINE__TURN__URLS: JSON.stringify([
+        `turn:127.0.0.1:${turn.port}?transport=udp`,
+        `turn:127.0.0.1:${turn.port}?transport=tcp`,
+      ]),
+      SIGHTLINE__TURN__SHARED_SECRET: SECRET,
+      SIGHTLINE__TURN__CREDENTIAL_TTL_SECS: String(TTL_SECS),
+    },
+  });
+  server.createUser('ivy@example.com', 'Ivy Interviewer', 'interviewer');
+  browser = await launchBrowser();
+}, { timeout: 60_000 });
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await turn?.stop();
+}, { timeout: 60_000 });
+
+/**
+ * Installed before a page's scripts: every peer connection gathers relay candidates only, through
+ * the TURN URLs of one `transport`, and the TURN servers the app gives it are kept in
+ * `window.__e2eIceServers` for the test to read.
+ */
+function relayOnly(transport) {
+  const Native = window.RTCPeerConnection;
+  window.__e2eIceServers = [];
+  const restrict = (config = {}) => {
+    const servers = config.iceServers ?? [];
+    if (servers.length > 0) window.__e2eIceServers.push(servers);
+    return {
+      ...config,
+      iceTransportPolicy: 'relay',
+      iceServers: servers.map((s) => ({ ...s, urls: [s.urls].flat().filter((u) => u.endsWith(`transport=${transport}`)) })),
+    };
+  };
+  function Relayed(config) {
+    return new Native(restrict(config));
+  }
+  Relayed.prototype = Native.prototype;
+  Object.setPrototypeOf(Relayed, Native);
+  const setConfiguration = Native.prototype.setConfiguration;
+  Native.prototype.setConfiguration = function (config) {
+    return setConfiguration.call(this, restrict(config));
+  };
+  window.RTCPeerConnection = Relayed;
+}
+
+/** The local candidate of each connected peer connection's selected pair. */
+function selectedLocalCandidates(page) {
+  return page.evaluate(async () => {
+    const found = [];
+    for (const pc of window.__e2ePeerConnections ?? []) {
+      if (pc.connectionState !== 'connected') continue;
+      const report = await pc.getStats();
+      let pair;
+      report.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+      });
+      const local = pair && report.get(pair.localCandidateId);
+      found.push(local ? { type: local.candidateType, relayProtocol: local.relayProtocol ?? null } : null);
+    }
+    return found;
+  });
+}
+
+/** The password coturn expects for `username` under `secret` (TURN REST API). */
+const credentialFor = (secret, username) => createHmac('sha1', secret).update(username).digest('base64');
+
+for (const transport of ['udp', 'tcp']) {
+  test(`two browsers that can only relay meet through coturn over ${transport.toUpperCase()}`, { timeout: 180_000 }, async (t) => {
+    const step = steps(t);
+    const created = await server.schedule('ivy@example.com', `Relay over ${transport}`, [
+      { email: `cas-${transport}@example.com`, display_name: 'Casey Candidate', role: 'candidate' },
+    ]);
+    const contexts = [];
+    const page = async () => {
+      const context = await browser.newContext();
+      await context.addInitScript(relayOnly, transport);
+      contexts.push(context);
+      return context.newPage();
+    };
+    try {
+      const ivy = await page();
+      const cas = await page();
+      step('both join through the UI, relay-only');
+      await server.signIn(ivy, 'ivy@example.com');
+      await cas.goto(created.invites[0].url);
+      await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+      await server.enterRoom(ivy, created.interview.id);
+      await server.enterRoom(cas, created.interview.id);
+
+      step('each sees the other decoding');
+      for (const p of [ivy, cas]) await waitForFramesIncreasing(p, `video[aria-label$="'s camera"]`, 1, 60_000);
+
+      step(`every connection's selected path is a relay over ${transport}`);
+      for (const p of [ivy, cas]) {
+        const selected = await waitFor('both connections connected', async () => {
+          const found = await selectedLocalCandidates(p);
+          return found.length === 2 && found.every(Boolean) && found;
+        });
+        assert.deepEqual(selected, [
+          { type: 'relay', relayProtocol: transport },
+          { type: 'relay', relayProtocol: transport },
+        ]);
+      }
+
+      step('the credentials were issued for this connection and expire');
+      const [servers] = await cas.evaluate(() => window.__e2eIceServers);
+      const [{ urls, username, credential }] = servers;
+      assert.deepEqual(urls, [
+        `turn:127.0.0.1:${turn.port}?transport=udp`,
+        `turn:127.0.0.1:${turn.port}?transport=tcp`,
+      ]);
+      const [expiry, identity] = username.split(':');
+      const now = Date.now() / 1000;
+      assert.ok(Number(expiry) > now && Number(expiry) <= now + TTL_SECS + 5, `expiry ${expiry}, now ${now}`);
+      assert.ok(identity && !identity.includes('@'), `an opaque participant id, not an address: ${identity}`);
+      assert.equal(credential, credentialFor(SECRET, username), 'the TURN REST API credential');
+    } finally {
+      for (const context of contexts) await context.close();
+    }
+  });
+}
+
+test('coturn refuses credentials that expired or were signed with another secret', { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${server.base}/signin`);
+    const url = `turn:127.0.0.1:${turn.port}?transport=udp`;
+    /** Gathers relay candidates with one credential: the candidates and the errors coturn gave. */
+    const gather = (username, credential) =>
+      page.evaluate(
+        async ({ url, username, credential }) => {
+          const pc = new RTCPeerConnection({
+            iceServers: [{ urls: [url], username, credential }],
+            iceTransportPolicy: 'relay',
+          });
+          const relays = [];
+          const errors = [];
+          pc.addEventListener('icecandidate', (e) => e.candidate?.candidate && relays.push(e.candidate.type));
+          pc.addEventListener('icecandidateerror', (e) => errors.push(e.errorCode));
+          pc.createDataChannel('probe');
+          await pc.setLocalDescription(await pc.createOffer());
+          await new Promise((done) => {
+            if (pc.iceGatheringState === 'complete') done();
+            pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && done());
+            setTimeout(done, 20_000);
+          });
+          pc.close();
+          return { relays, errors };
+        },
+        { url, username, credential },
+      );
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = `${now + 300}:p-probe`;
+    const good = await gather(fresh, credentialFor(SECRET, fresh));
+    assert.ok(good.relays.includes('relay'), `a fresh credential relays: ${JSON.stringify(good)}`);
+
+    const expired = `${now - 60}:p-probe`;
+    const late = await gather(expired, credentialFor(SECRET, expired));
+    assert.deepEqual(late.relays, [], `an expired credential gets no relay: ${JSON.stringify(late)}`);
+    assert.ok(late.errors.includes(401), `coturn answers 401: ${JSON.stringify(late)}`);
+
+    const forged = await gather(fresh, credentialFor('another-secret-0123456789', fresh));
+    assert.deepEqual(forged.relays, [], `a credential under another secret gets no relay: ${JSON.stringify(forged)}`);
+    assert.ok(forged.errors.includes(401), `coturn answers 401: ${JSON.stringify(forged)}`);
+  } finally {
+    await context.close();
+  }
+});
