@@ -45,7 +45,7 @@ use axum::middleware::from_fn_with_state;
 use secrecy::ExposeSecret;
 use sightline_config::{Settings, StorageKind};
 use sightline_recorder::{LocalStore, ObjectStore, Recorder, S3Config, S3Store};
-use sightline_sfu::{WorkerConfig, WorkerHandle};
+use sightline_sfu::{TcpConfig, WorkerConfig, WorkerHandle};
 use sightline_signaling::Hub;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -144,6 +144,10 @@ fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError
     for index in 0..settings.worker_count() {
         let config = WorkerConfig {
             bind: settings.worker_addr(index),
+            tcp: settings.worker_tcp_addr(index).map(|bind| TcpConfig {
+                bind,
+                max_connections: settings.tcp_max_connections,
+            }),
             public_ips: settings.public_ips.clone(),
             bandwidth_estimation: settings.bandwidth_estimation,
             stopped_line_limit: settings.max_stopped_m_lines,
@@ -151,7 +155,7 @@ fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError
         // The thread runs until the hub, and with it every handle, is dropped.
         let (worker, _thread) = WorkerHandle::spawn(index, config, events_tx.clone())
             .map_err(|e| ApiError::Internal(format!("starting media worker {index}: {e}")))?;
-        tracing::info!(worker = index, addr = %worker.local_addr(), "media worker started");
+        tracing::info!(worker = index, addr = %worker.local_addr(), tcp = ?worker.tcp_addr(), "media worker started");
         workers.push(worker);
     }
     Ok(Hub::new(workers, events_rx))

@@ -206,10 +206,10 @@ impl Collector for SfuCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let total =
             |read: fn(&WorkerStats) -> u64| -> u64 { self.workers.iter().map(|w| read(w)).sum() };
-        let counters: [(&str, &str, u64); 4] = [
+        let counters: [(&str, &str, u64); 5] = [
             (
                 "sfu_datagrams_received",
-                "UDP datagrams the media workers received",
+                "Datagrams (UDP, or ICE-TCP frames) the media workers received",
                 total(|w| w.datagrams_in.load(Ordering::Relaxed)),
             ),
             (
@@ -227,8 +227,22 @@ impl Collector for SfuCollector {
                 "UDP datagrams that belonged to no peer or that no peer accepted",
                 total(|w| w.garbage_datagrams.load(Ordering::Relaxed)),
             ),
+            (
+                "sfu_tcp_refused",
+                "ICE-TCP connections closed at once because their worker held its maximum",
+                total(|w| w.tcp_refused.load(Ordering::Relaxed)),
+            ),
         ];
         encode_counters(&mut encoder, &counters)?;
+        let open = ConstGauge::new(
+            i64::try_from(total(|w| w.tcp_connections.load(Ordering::Relaxed))).unwrap_or(i64::MAX),
+        );
+        open.encode(encoder.encode_descriptor(
+            "sfu_tcp_connections",
+            "ICE-TCP connections the media workers hold",
+            None,
+            open.metric_type(),
+        )?)?;
         let mut buckets = [0u64; LATENCY_BOUNDS_US.len() + 1];
         let mut sum_ns = 0u64;
         for worker in &self.workers {

@@ -394,6 +394,14 @@ pub struct RtcSettings {
     pub public_ips: Vec<IpAddr>,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Whether workers also take ICE over TCP (a passive TCP candidate, RFC 4571 framing).
+    pub tcp: bool,
+    /// First TCP port; 0 lets the system choose.
+    pub tcp_port_range_start: u16,
+    /// Last TCP port (inclusive) when a range is given.
+    pub tcp_port_range_end: u16,
+    /// TCP connections one worker holds at once.
+    pub tcp_max_connections: usize,
     /// Whether subscribers' bandwidth is estimated and drives their layers.
     pub bandwidth_estimation: bool,
     /// Stopped m-lines a subscriber connection may keep between live ones before it is
@@ -413,16 +421,25 @@ impl RtcSettings {
 
     /// The UDP address worker `index` binds.
     pub fn worker_addr(&self, index: usize) -> SocketAddr {
-        let port = if self.port_range_start == 0 {
-            0
-        } else {
-            u16::try_from(index)
-                .ok()
-                .and_then(|i| self.port_range_start.checked_add(i))
-                .unwrap_or(0)
-        };
-        SocketAddr::new(self.bind_ip, port)
+        SocketAddr::new(self.bind_ip, port_in(self.port_range_start, index))
     }
+
+    /// The TCP address worker `index` listens on for ICE over TCP, when that is on.
+    pub fn worker_tcp_addr(&self, index: usize) -> Option<SocketAddr> {
+        self.tcp
+            .then(|| SocketAddr::new(self.bind_ip, port_in(self.tcp_port_range_start, index)))
+    }
+}
+
+/// Port `index` of a range starting at `start`; 0 (the system picks) when there is no range.
+fn port_in(start: u16, index: usize) -> u16 {
+    if start == 0 {
+        return 0;
+    }
+    u16::try_from(index)
+        .ok()
+        .and_then(|i| start.checked_add(i))
+        .unwrap_or(0)
 }
 
 /// `[log]`
@@ -798,20 +815,33 @@ impl Settings {
         if self.rtc.workers > 64 {
             return Err(ConfigError::invalid("rtc.workers", "must be at most 64"));
         }
-        if self.rtc.port_range_start != 0 {
-            let available = usize::from(
-                self.rtc
-                    .port_range_end
-                    .saturating_sub(self.rtc.port_range_start),
-            ) + 1;
-            if self.rtc.port_range_end < self.rtc.port_range_start
-                || available < self.rtc.worker_count()
+        for (key, start, end) in [
+            (
+                "rtc.port_range_end",
+                self.rtc.port_range_start,
+                self.rtc.port_range_end,
+            ),
+            (
+                "rtc.tcp_port_range_end",
+                self.rtc.tcp_port_range_start,
+                self.rtc.tcp_port_range_end,
+            ),
+        ] {
+            if start != 0
+                && (end < start
+                    || usize::from(end.saturating_sub(start)) + 1 < self.rtc.worker_count())
             {
                 return Err(ConfigError::invalid(
-                    "rtc.port_range_end",
+                    key,
                     "the port range needs one port per worker",
                 ));
             }
+        }
+        if self.rtc.tcp && !(1..=65_536).contains(&self.rtc.tcp_max_connections) {
+            return Err(ConfigError::invalid(
+                "rtc.tcp_max_connections",
+                "must be between 1 and 65536",
+            ));
         }
         if self.recording.storage == StorageKind::S3 {
             let s3 = &self.recording.s3;
@@ -1078,6 +1108,24 @@ mod tests {
             assert_eq!(
                 load_in(jail, None).expect_err("too few ports").key(),
                 "rtc.port_range_end"
+            );
+            jail.set_env("SIGHTLINE__RTC__WORKERS", "2");
+            jail.set_env("SIGHTLINE__RTC__TCP_PORT_RANGE_START", "51000");
+            jail.set_env("SIGHTLINE__RTC__TCP_PORT_RANGE_END", "51000");
+            assert_eq!(
+                load_in(jail, None).expect_err("too few TCP ports").key(),
+                "rtc.tcp_port_range_end"
+            );
+            jail.set_env("SIGHTLINE__RTC__TCP_PORT_RANGE_END", "51001");
+            let settings = load_in(jail, None).expect("valid");
+            assert_eq!(
+                settings.rtc.worker_tcp_addr(1).map(|a| a.port()),
+                Some(51001)
+            );
+            jail.set_env("SIGHTLINE__RTC__TCP", "false");
+            assert_eq!(
+                load_in(jail, None).expect("valid").rtc.worker_tcp_addr(0),
+                None
             );
             Ok(())
         });

@@ -43,6 +43,7 @@ mod socket;
 mod speech;
 mod stats;
 mod tap;
+mod tcp;
 mod worker;
 
 pub use allocation::{Allocation, Want, allocate};
@@ -56,4 +57,4 @@ pub use speech::SpeechDetector;
 pub use stats::{LATENCY_BOUNDS_US, LatencyHistogram, LatencySnapshot, WorkerStats};
 pub use str0m::media::MediaKind;
 pub use tap::{SenderClock, TapPacket, TapPoll, TapReceiver};
-pub use worker::{EVENT_QUEUE, WorkerConfig, WorkerEvent, WorkerHandle};
+pub use worker::{EVENT_QUEUE, TcpConfig, WorkerConfig, WorkerEvent, WorkerHandle};

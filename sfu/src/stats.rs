@@ -18,6 +18,10 @@ pub struct WorkerStats {
     pub send_drops: AtomicU64,
     /// Datagrams that belonged to no peer or that no peer accepted (scans, stale peers, junk).
     pub garbage_datagrams: AtomicU64,
+    /// ICE-TCP connections open now.
+    pub tcp_connections: AtomicU64,
+    /// ICE-TCP connections closed at once because the worker held its maximum.
+    pub tcp_refused: AtomicU64,
     /// How long the worker held each datagram that it forwarded or answered.
     pub forwarding: LatencyHistogram,
 }

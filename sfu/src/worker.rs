@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, Event, Output, SfuError};
@@ -27,6 +27,8 @@ use crate::layer::Quality;
 use crate::socket::{MediaSocket, RecvBuffers, gso_runs, sort_by_path};
 use crate::stats::WorkerStats;
 use crate::tap::TapReceiver;
+pub use crate::tcp::TcpConfig;
+use crate::tcp::{TcpInput, TcpMedia};
 
 /// Commands waiting for a worker before callers are told it is overloaded.
 const COMMAND_QUEUE: usize = 1024;
@@ -51,6 +53,8 @@ pub struct WorkerConfig {
     pub bandwidth_estimation: bool,
     /// See [`Engine::set_stopped_line_limit`].
     pub stopped_line_limit: usize,
+    /// ICE over TCP, when on.
+    pub tcp: Option<TcpConfig>,
 }
 
 /// An event from a worker, tagged with the worker it came from.
@@ -120,6 +124,7 @@ enum Command {
 pub struct WorkerHandle {
     index: usize,
     local_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
     commands: mpsc::Sender<Command>,
     stats: Arc<WorkerStats>,
 }
@@ -135,6 +140,15 @@ impl WorkerHandle {
         socket.set_nonblocking(true)?;
         size_buffers(index, &socket);
         let local_addr = socket.local_addr()?;
+        let listener = match &config.tcp {
+            Some(tcp) => {
+                let listener = std::net::TcpListener::bind(tcp.bind)?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        let tcp_addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         let stats = Arc::new(WorkerStats::default());
         let thread_stats = Arc::clone(&stats);
@@ -146,7 +160,11 @@ impl WorkerHandle {
                     .build();
                 match runtime {
                     Ok(runtime) => {
-                        runtime.block_on(run(index, socket, config, inbox, events, thread_stats))
+                        let sockets = Sockets {
+                            udp: socket,
+                            tcp: listener,
+                        };
+                        runtime.block_on(run(index, sockets, config, inbox, events, thread_stats))
                     }
                     Err(err) => tracing::error!(worker = index, %err, "no runtime for worker"),
                 }
@@ -155,6 +173,7 @@ impl WorkerHandle {
             WorkerHandle {
                 index,
                 local_addr,
+                tcp_addr,
                 commands,
                 stats,
             },
@@ -170,6 +189,11 @@ impl WorkerHandle {
     /// The UDP address the worker receives on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The TCP address the worker takes ICE over TCP on, when it does.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     /// The worker's counters, shared with its thread.
@@ -400,15 +424,21 @@ fn execute(engine: &mut Engine, command: Command) {
 /// a flood on the socket cannot starve signaling.
 const BATCHES_PER_WAKE: usize = 16;
 
+/// A worker's bound sockets, handed to its thread.
+struct Sockets {
+    udp: std::net::UdpSocket,
+    tcp: Option<std::net::TcpListener>,
+}
+
 async fn run(
     index: usize,
-    socket: std::net::UdpSocket,
+    sockets: Sockets,
     config: WorkerConfig,
     mut inbox: mpsc::Receiver<Command>,
     events: mpsc::Sender<WorkerEvent>,
     stats: Arc<WorkerStats>,
 ) {
-    let socket = match MediaSocket::new(socket, &config.public_ips) {
+    let socket = match MediaSocket::new(sockets.udp, &config.public_ips) {
         Ok(socket) => socket,
         Err(err) => {
             tracing::error!(worker = index, %err, "worker socket unusable");
@@ -419,6 +449,21 @@ async fn run(
     let mut engine = Engine::new(local, &config.public_ips, Instant::now());
     engine.set_bandwidth_estimation(config.bandwidth_estimation);
     engine.set_stopped_line_limit(config.stopped_line_limit);
+    let (mut tcp, listener, mut tcp_inputs) = match (sockets.tcp, &config.tcp) {
+        (Some(listener), Some(tcp_config)) => {
+            match TcpMedia::new(listener, tcp_config.max_connections) {
+                Ok((tcp, listener, inputs)) => (Some(tcp), Some(listener), Some(inputs)),
+                Err(err) => {
+                    tracing::error!(worker = index, %err, "ICE-TCP listener unusable");
+                    return;
+                }
+            }
+        }
+        _ => (None, None, None),
+    };
+    if let Some(tcp) = &tcp {
+        engine.listen_tcp(tcp.local_addr(), &config.public_ips);
+    }
     let mut buffers = socket.buffers();
     let mut out = Outlet {
         index,
@@ -434,7 +479,7 @@ async fn run(
     tokio::pin!(timer);
     tracing::info!(worker = index, %local, "sfu worker running");
     loop {
-        let Some(deadline) = out.flush(&mut engine, &socket) else {
+        let Some(deadline) = out.flush(&mut engine, &socket, tcp.as_mut()) else {
             tracing::info!(worker = index, "nobody listens to events; stopping");
             return;
         };
@@ -453,8 +498,32 @@ async fn run(
                     tracing::debug!(worker = index, %err, "socket not readable");
                     continue;
                 }
-                if !out.receive(&mut engine, &socket, &mut buffers) {
+                if !out.receive(&mut engine, &socket, tcp.as_mut(), &mut buffers) {
                     return;
+                }
+            },
+            accepted = accept(listener.as_ref()) => match accepted {
+                Ok((stream, remote)) => {
+                    if let Some(tcp) = tcp.as_mut() {
+                        tcp.admit(stream, remote);
+                        out.stats.tcp_connections.store(tcp.open() as u64, Ordering::Relaxed);
+                        out.stats.tcp_refused.store(tcp.refused, Ordering::Relaxed);
+                    }
+                }
+                Err(err) => tracing::debug!(worker = index, %err, "ICE-TCP accept failed"),
+            },
+            input = tcp_input(tcp_inputs.as_mut()), if out.backlog.is_empty() => {
+                if let (Some(tcp), Some(input)) = (tcp.as_mut(), input) {
+                    let arrived = Instant::now();
+                    out.take_tcp(&mut engine, tcp, input);
+                    let sent_before = out.stats.datagrams_out.load(Ordering::Relaxed);
+                    if out.flush(&mut engine, &socket, Some(tcp)).is_none() {
+                        tracing::info!(worker = index, "nobody listens to events; stopping");
+                        return;
+                    }
+                    if out.stats.datagrams_out.load(Ordering::Relaxed) != sent_before {
+                        out.stats.forwarding.record(arrived.elapsed());
+                    }
                 }
             },
             command = inbox.recv() => match command {
@@ -466,6 +535,24 @@ async fn run(
             },
             () = &mut timer => engine.handle_timeout(Instant::now()),
         }
+    }
+}
+
+/// The next connection to the worker's ICE-TCP listener; never, without one.
+async fn accept(
+    listener: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What an ICE-TCP connection says next; never, without a listener.
+async fn tcp_input(inputs: Option<&mut mpsc::Receiver<TcpInput>>) -> Option<TcpInput> {
+    match inputs {
+        Some(inputs) => inputs.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -485,7 +572,12 @@ struct Outlet {
 impl Outlet {
     /// Drains the engine (its run-loop contract): reports events, sends what it produced, and
     /// returns the next deadline; `None` when nobody listens to events any more.
-    fn flush(&mut self, engine: &mut Engine, socket: &MediaSocket) -> Option<Instant> {
+    fn flush(
+        &mut self,
+        engine: &mut Engine,
+        socket: &MediaSocket,
+        tcp: Option<&mut TcpMedia>,
+    ) -> Option<Instant> {
         let mut listened = true;
         let deadline = loop {
             match engine.poll_output() {
@@ -500,7 +592,7 @@ impl Outlet {
                 Output::Timeout(at) => break at,
             }
         };
-        self.send(socket);
+        self.send(socket, tcp);
         listened.then_some(deadline)
     }
 
@@ -543,7 +635,23 @@ impl Outlet {
 
     /// Sends the drain's datagrams, a run to one destination in one system call where the
     /// kernel segments it (UDP GSO): a video frame's packets to one subscriber go together.
-    fn send(&mut self, socket: &MediaSocket) {
+    fn send(&mut self, socket: &MediaSocket, tcp: Option<&mut TcpMedia>) {
+        // What goes over ICE-TCP is framed onto its connection; the rest is UDP.
+        if let Some(tcp) = tcp {
+            self.outgoing.retain(|t| {
+                if t.proto != Protocol::Tcp {
+                    return true;
+                }
+                let sent = tcp.send(t.destination, &t.contents);
+                let counter = if sent {
+                    &self.stats.datagrams_out
+                } else {
+                    &self.stats.send_drops
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                false
+            });
+        }
         sort_by_path(&mut self.outgoing);
         for run in gso_runs(&self.outgoing, socket.max_segments()) {
             let count = run.len() as u64;
@@ -564,6 +672,7 @@ impl Outlet {
         &mut self,
         engine: &mut Engine,
         socket: &MediaSocket,
+        mut tcp: Option<&mut TcpMedia>,
         buffers: &mut RecvBuffers,
     ) -> bool {
         let mut alive = true;
@@ -590,7 +699,7 @@ impl Outlet {
                 }
             }
             let sent_before = self.stats.datagrams_out.load(Ordering::Relaxed);
-            alive &= self.flush(engine, socket).is_some();
+            alive &= self.flush(engine, socket, tcp.as_deref_mut()).is_some();
             if self.stats.datagrams_out.load(Ordering::Relaxed) != sent_before {
                 self.stats.forwarding.record(arrived.elapsed());
             }
@@ -599,5 +708,29 @@ impl Outlet {
             .garbage_datagrams
             .store(engine.garbage_datagrams(), Ordering::Relaxed);
         alive
+    }
+
+    /// Hands one ICE-TCP frame to the engine (the caller flushes what it produced), or forgets a
+    /// connection that ended.
+    fn take_tcp(&mut self, engine: &mut Engine, tcp: &mut TcpMedia, input: TcpInput) {
+        match input {
+            TcpInput::Frame {
+                remote,
+                local,
+                frame,
+            } => {
+                self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                let taken =
+                    engine.handle_receive(Instant::now(), Protocol::Tcp, remote, local, &frame);
+                tcp.handled(remote, taken);
+                self.stats
+                    .garbage_datagrams
+                    .store(engine.garbage_datagrams(), Ordering::Relaxed);
+            }
+            TcpInput::Closed { remote } => tcp.close(remote),
+        }
+        self.stats
+            .tcp_connections
+            .store(tcp.open() as u64, Ordering::Relaxed);
     }
 }

@@ -6,22 +6,36 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sightline_sfu::{Event, PeerId, Quality, WorkerConfig, WorkerEvent, WorkerHandle};
+use sightline_sfu::{Event, PeerId, Quality, TcpConfig, WorkerConfig, WorkerEvent, WorkerHandle};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec as Str0mCodec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const FRAMES: u32 = 60;
 
+/// How a test client reaches the worker.
+enum Link {
+    Udp(UdpSocket),
+    /// One ICE-TCP connection to the worker, RFC 4571 framed: what is to be written, and what
+    /// was read but is not a whole frame yet.
+    Tcp {
+        stream: TcpStream,
+        server: SocketAddr,
+        outgoing: Vec<u8>,
+        incoming: Vec<u8>,
+    },
+}
+
 struct Client {
     rtc: Rtc,
-    socket: UdpSocket,
+    link: Link,
     addr: SocketAddr,
     events: Vec<RtcEvent>,
 }
@@ -34,22 +48,103 @@ impl Client {
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Client {
             rtc,
-            socket,
+            link: Link::Udp(socket),
             addr,
             events: Vec::new(),
         }
     }
 
-    /// Sends what the client has to send; returns when it next wants time.
+    /// A client whose only way to the worker is a TCP connection to `server` (an active TCP
+    /// candidate, as a browser without UDP has).
+    async fn over_tcp(server: SocketAddr) -> Client {
+        let stream = TcpStream::connect(server).await.expect("connects");
+        stream.set_nodelay(true).expect("nodelay");
+        let addr = stream.local_addr().expect("client address");
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+        let candidate = Candidate::builder()
+            .tcp()
+            .host(addr)
+            .tcptype(TcpType::Active)
+            .build()
+            .expect("candidate");
+        rtc.add_local_candidate(candidate);
+        Client {
+            rtc,
+            link: Link::Tcp {
+                stream,
+                server,
+                outgoing: Vec::new(),
+                incoming: Vec::new(),
+            },
+            addr,
+            events: Vec::new(),
+        }
+    }
+
+    /// Sends what the client has to send (TCP: queues it); returns when it next wants time.
     fn drive(&mut self) -> Instant {
         loop {
             match self.rtc.poll_output().expect("client poll") {
-                Output::Transmit(t) => {
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
-                }
+                Output::Transmit(t) => match &mut self.link {
+                    Link::Udp(socket) => {
+                        let _ = socket.try_send_to(&t.contents, t.destination);
+                    }
+                    Link::Tcp { outgoing, .. } => {
+                        let len = u16::try_from(t.contents.len()).expect("fits a frame");
+                        outgoing.extend(len.to_be_bytes());
+                        outgoing.extend_from_slice(&t.contents);
+                    }
+                },
                 Output::Event(event) => self.events.push(event),
                 Output::Timeout(at) => return at,
             }
+        }
+    }
+
+    /// Writes what `drive` queued for TCP, in pieces of 100 bytes so that frames reach the
+    /// worker split across reads.
+    async fn flush(&mut self) {
+        if let Link::Tcp {
+            stream, outgoing, ..
+        } = &mut self.link
+        {
+            for piece in outgoing.chunks(100) {
+                stream.write_all(piece).await.expect("written");
+            }
+            outgoing.clear();
+        }
+    }
+
+    /// Waits for what arrives next and hands it to str0m: a datagram, or every whole frame read.
+    async fn read(&mut self, buffer: &mut [u8]) {
+        let mut arrived = Vec::new();
+        match &mut self.link {
+            Link::Udp(socket) => {
+                if let Ok((len, source)) = socket.recv_from(buffer).await {
+                    arrived.push((source, buffer[..len].to_vec()));
+                }
+            }
+            Link::Tcp {
+                stream,
+                server,
+                incoming,
+                ..
+            } => {
+                let len = stream.read(buffer).await.expect("read");
+                assert!(len > 0, "the worker closed the connection");
+                incoming.extend_from_slice(&buffer[..len]);
+                while incoming.len() >= 2 {
+                    let frame = usize::from(u16::from_be_bytes([incoming[0], incoming[1]]));
+                    if incoming.len() < 2 + frame {
+                        break;
+                    }
+                    arrived.push((*server, incoming[2..2 + frame].to_vec()));
+                    incoming.drain(..2 + frame);
+                }
+            }
+        }
+        for (source, data) in arrived {
+            self.receive(source, &data);
         }
     }
 
@@ -57,10 +152,14 @@ impl Client {
         let Ok(contents) = data.try_into() else {
             return;
         };
+        let proto = match self.link {
+            Link::Udp(_) => Protocol::Udp,
+            Link::Tcp { .. } => Protocol::Tcp,
+        };
         let input = Input::Receive(
             Instant::now(),
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination: self.addr,
                 contents,
@@ -89,6 +188,7 @@ async fn media_flows_through_a_worker_over_real_udp() {
         public_ips: Vec::new(),
         bandwidth_estimation: false,
         stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
+        tcp: None,
     })
     .await;
 }
@@ -106,8 +206,170 @@ async fn media_flows_through_a_worker_bound_to_every_address() {
         ],
         bandwidth_estimation: false,
         stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
+        tcp: None,
     })
     .await;
+}
+
+/// A client that can reach the worker only over TCP connects by ICE-TCP (RFC 6544, RFC 4571
+/// framing), its frames split across reads, and media flows as over UDP.
+#[tokio::test(flavor = "current_thread")]
+async fn media_flows_through_a_worker_over_ice_tcp() {
+    media_flows_through(WorkerConfig {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        public_ips: Vec::new(),
+        bandwidth_estimation: false,
+        stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
+        tcp: Some(TcpConfig {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            max_connections: 8,
+        }),
+    })
+    .await;
+}
+
+fn tcp_worker(max_connections: usize) -> (WorkerHandle, mpsc::Receiver<WorkerEvent>) {
+    let (events_tx, events) = mpsc::channel::<WorkerEvent>(16);
+    let (worker, _thread) = WorkerHandle::spawn(
+        0,
+        WorkerConfig {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            public_ips: Vec::new(),
+            bandwidth_estimation: false,
+            stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
+            tcp: Some(TcpConfig {
+                bind: "127.0.0.1:0".parse().expect("address"),
+                max_connections,
+            }),
+        },
+        events_tx,
+    )
+    .expect("worker");
+    (worker, events)
+}
+
+/// Waits (bounded) for the worker to close `stream`: the read sees its end.
+async fn closed_by_worker(stream: &mut TcpStream) -> bool {
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    read.await.is_ok()
+}
+
+/// A STUN binding request's header with a username attribute for `ufrag`, framed: shaped like
+/// the first frame of an ICE connection, but for nobody the worker knows.
+fn framed_stun_for(ufrag: &str) -> Vec<u8> {
+    let username = format!("{ufrag}:x");
+    let padded = username.len().div_ceil(4) * 4;
+    let mut message = vec![0x00, 0x01];
+    message.extend(u16::try_from(4 + padded).expect("short").to_be_bytes());
+    message.extend([0x21, 0x12, 0xa4, 0x42]);
+    message.extend([7u8; 12]);
+    message.extend([0x00, 0x06]);
+    message.extend(u16::try_from(username.len()).expect("short").to_be_bytes());
+    message.extend(username.as_bytes());
+    message.resize(20 + 4 + padded, 0);
+    let mut framed = u16::try_from(message.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    framed.extend(message);
+    framed
+}
+
+/// What a scanner or a confused client sends to the ICE-TCP port is closed at once: bytes that
+/// are not RFC 4571 frames, a frame longer than any datagram, a first frame that is not STUN, and
+/// a STUN request naming no peer of the worker. None of it reaches a peer, and the worker goes on.
+#[tokio::test(flavor = "current_thread")]
+async fn garbage_on_the_ice_tcp_port_is_closed_at_once() {
+    let (worker, _events) = tcp_worker(16);
+    let server = worker.tcp_addr().expect("listens on TCP");
+    let mut oversized = vec![0xff, 0xff];
+    oversized.extend([0u8; 4096]);
+    let mut rtp_first = vec![0x00, 0x20, 0x80, 0x60];
+    rtp_first.extend([0u8; 30]);
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("HTTP", b"GET / HTTP/1.1\r\nHost: sfu\r\n\r\n".to_vec()),
+        ("an oversized frame", oversized),
+        ("RTP before any STUN", rtp_first),
+        ("STUN for nobody", framed_stun_for("nobody")),
+    ];
+    for (what, bytes) in cases {
+        let mut stream = TcpStream::connect(server).await.expect("connects");
+        // The worker may close before every byte is written.
+        let _ = stream.write_all(&bytes).await;
+        assert!(closed_by_worker(&mut stream).await, "{what} is closed");
+    }
+    let stats = worker.stats();
+    assert!(
+        stats.garbage_datagrams.load(Ordering::Relaxed) >= 1,
+        "the unknown STUN counted"
+    );
+    // The worker still serves: a new connection is taken.
+    let mut stream = TcpStream::connect(server).await.expect("still accepting");
+    stream
+        .write_all(&framed_stun_for("nobody-either"))
+        .await
+        .expect("written");
+    assert!(closed_by_worker(&mut stream).await);
+}
+
+/// A worker holds at most `max_connections`; more are closed at once, and connections that never
+/// send a frame are closed after a few seconds, freeing their places.
+#[tokio::test(flavor = "current_thread")]
+async fn ice_tcp_connections_are_bounded_and_silent_ones_closed() {
+    let (worker, _events) = tcp_worker(4);
+    let server = worker.tcp_addr().expect("listens on TCP");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(server).await.expect("connects"));
+    }
+    let stats = worker.stats();
+    let deadline = Instant::now() + DEADLINE;
+    while stats.tcp_connections.load(Ordering::Relaxed) < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stats.tcp_connections.load(Ordering::Relaxed), 4);
+    for _ in 0..2 {
+        let mut extra = TcpStream::connect(server)
+            .await
+            .expect("the kernel accepts");
+        assert!(
+            closed_by_worker(&mut extra).await,
+            "past the maximum, closed"
+        );
+    }
+    assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 2);
+    // The four were left open when the two were refused; silent, they are closed in turn.
+    for stream in &mut held {
+        let mut probe = [0u8; 1];
+        assert!(
+            matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a held connection stays open while the extra ones are refused"
+        );
+    }
+    for stream in &mut held {
+        assert!(
+            closed_by_worker(stream).await,
+            "a silent connection is closed"
+        );
+    }
+    while stats.tcp_connections.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stats.tcp_connections.load(Ordering::Relaxed), 0);
+    // Their places are free again.
+    let _again = TcpStream::connect(server).await.expect("connects");
+    while stats.tcp_connections.load(Ordering::Relaxed) < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stats.tcp_connections.load(Ordering::Relaxed), 1);
 }
 
 /// The SDP with only the candidates of the last advertised address: what a client on one
@@ -128,8 +390,14 @@ async fn media_flows_through(config: WorkerConfig) {
     // track, the offer), in order, for media to flow.
     let (events_tx, mut events) = mpsc::channel::<WorkerEvent>(1);
     let (worker, thread) = WorkerHandle::spawn(0, config, events_tx).expect("worker");
+    let client = || async {
+        match worker.tcp_addr() {
+            Some(server) => Client::over_tcp(server).await,
+            None => Client::new().await,
+        }
+    };
 
-    let mut publisher = Client::new().await;
+    let mut publisher = client().await;
     let mut change = publisher.rtc.sdp_api();
     let mid: Mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = change.apply().expect("offer");
@@ -147,7 +415,7 @@ async fn media_flows_through(config: WorkerConfig) {
         .sdp_api()
         .accept_answer(pending, answer)
         .expect("accepted");
-    let mut subscriber = Client::new().await;
+    let mut subscriber = client().await;
     worker.add_subscriber(PeerId(2)).await.expect("subscriber");
 
     let started = Instant::now();
@@ -211,20 +479,14 @@ async fn media_flows_through(config: WorkerConfig) {
             next_frame += Duration::from_millis(33);
         }
         let wake = publisher.drive().min(subscriber.drive()).min(next_frame);
+        publisher.flush().await;
+        subscriber.flush().await;
         let sleep = wake
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(20));
         tokio::select! {
-            got = publisher.socket.recv_from(&mut pub_buf) => {
-                if let Ok((len, source)) = got {
-                    publisher.receive(source, &pub_buf[..len]);
-                }
-            }
-            got = subscriber.socket.recv_from(&mut sub_buf) => {
-                if let Ok((len, source)) = got {
-                    subscriber.receive(source, &sub_buf[..len]);
-                }
-            }
+            () = publisher.read(&mut pub_buf) => {}
+            () = subscriber.read(&mut sub_buf) => {}
             () = tokio::time::sleep(sleep) => {}
         }
         let now = Instant::now();
@@ -242,17 +504,11 @@ async fn media_flows_through(config: WorkerConfig) {
     while tail.elapsed() < Duration::from_millis(300) {
         subscriber.drive();
         publisher.drive();
+        publisher.flush().await;
+        subscriber.flush().await;
         tokio::select! {
-            got = subscriber.socket.recv_from(&mut sub_buf) => {
-                if let Ok((len, source)) = got {
-                    subscriber.receive(source, &sub_buf[..len]);
-                }
-            }
-            got = publisher.socket.recv_from(&mut pub_buf) => {
-                if let Ok((len, source)) = got {
-                    publisher.receive(source, &pub_buf[..len]);
-                }
-            }
+            () = subscriber.read(&mut sub_buf) => {}
+            () = publisher.read(&mut pub_buf) => {}
             () = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
     }

@@ -119,10 +119,11 @@ export async function waitForFramesIncreasing(page, selector, count, timeoutMs =
 
 /**
  * Starts sightline; returns { base, dataDir, createUser(email, name, role), sql(statement),
- * kill(), stop() }. Given the `dataDir` of a server that was killed, starts it again on its data.
+ * kill(), stop() }. Given the `dataDir` of a server that was killed, starts it again on its data;
+ * given a `port`, listens there (with `env` to choose the address).
  */
-export async function startServer({ dataDir: reuse, env: extraEnv = {} } = {}) {
-  const port = await freePort();
+export async function startServer({ dataDir: reuse, env: extraEnv = {}, port: given } = {}) {
+  const port = given ?? (await freePort());
   const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'sightline-e2e-'));
   const base = `http://127.0.0.1:${port}`;
   const env = {
@@ -327,11 +328,16 @@ export function waitForFullLayer(page, who) {
   });
 }
 
-/** Launches Chromium; with `fakeVideo` (a Y4M file) its fake camera shows that clip, looped. */
-export async function launchBrowser({ fakeVideo } = {}) {
+/**
+ * Launches Chromium; with `fakeVideo` (a Y4M file) its fake camera shows that clip, looped. With
+ * `executablePath`, that program starts it (a wrapper that runs it in a network namespace); `args`
+ * are added to its command line.
+ */
+export async function launchBrowser({ fakeVideo, executablePath = '/usr/bin/chromium', args = [] } = {}) {
   const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath,
     args: [
+      ...args,
       ...(fakeVideo ? [`--use-file-for-fake-video-capture=${fakeVideo}`] : []),
       '--headless',
       '--no-sandbox',

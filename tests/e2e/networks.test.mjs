@@ -4,11 +4,14 @@
 // credentials the server handed out in `joined`, and see each other's video; the connections'
 // statistics say the selected path is a relay, over UDP and then over TCP to the TURN server.
 // coturn itself refuses credentials that expired or were signed with another secret.
+//
+// A browser in a network namespace whose UDP is dropped (iptables), on a veth link to the
+// server, joins without TURN over ICE-TCP straight to the SFU.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
@@ -266,5 +269,128 @@ test('coturn refuses credentials that expired or were signed with another secret
     assert.ok(forged.errors.includes(401), `coturn answers 401: ${JSON.stringify(forged)}`);
   } finally {
     await context.close();
+  }
+});
+
+/**
+ * A network namespace joined to this one by a veth pair (server side `hostIp`, client side
+ * `clientIp`) whose UDP is dropped both ways, and a program that runs Chromium inside it.
+ */
+function udpBlockedNamespace() {
+  const tag = String(process.pid % 10_000);
+  const name = `sl-e2e-${tag}`;
+  const octet = 1 + (process.pid % 250);
+  const hostIp = `10.231.${octet}.1`;
+  const clientIp = `10.231.${octet}.2`;
+  const [hostEnd, nsEnd] = [`slh${tag}`, `sln${tag}`];
+  const run = (...args) => execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const inside = (...args) => run('ip', 'netns', 'exec', name, ...args);
+  const remove = () => {
+    for (const args of [['ip', 'netns', 'del', name], ['ip', 'link', 'del', hostEnd]]) {
+      try {
+        execFileSync(args[0], args.slice(1), { stdio: 'ignore' });
+      } catch {
+        // Not there (any more).
+      }
+    }
+  };
+  remove();
+  run('ip', 'netns', 'add', name);
+  run('ip', 'link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', nsEnd);
+  run('ip', 'link', 'set', nsEnd, 'netns', name);
+  run('ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostEnd);
+  run('ip', 'link', 'set', hostEnd, 'up');
+  inside('ip', 'addr', 'add', `${clientIp}/30`, 'dev', nsEnd);
+  inside('ip', 'link', 'set', nsEnd, 'up');
+  inside('ip', 'link', 'set', 'lo', 'up');
+  inside('iptables', '-A', 'OUTPUT', '-p', 'udp', '-j', 'DROP');
+  inside('iptables', '-A', 'INPUT', '-p', 'udp', '-j', 'DROP');
+  const dir = mkdtempSync(join(tmpdir(), 'sightline-netns-'));
+  const chromium = join(dir, 'chromium-no-udp');
+  writeFileSync(chromium, `#!/bin/sh\nexec ip netns exec ${name} /usr/bin/chromium "$@"\n`);
+  chmodSync(chromium, 0o755);
+  return {
+    hostIp,
+    chromium,
+    remove() {
+      remove();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('a browser whose network drops UDP joins over ICE-TCP straight to the SFU', { timeout: 240_000 }, async (t) => {
+  const step = steps(t);
+  const net = udpBlockedNamespace();
+  let direct;
+  let blocked;
+  try {
+    // A server the namespace can reach: HTTP and media on the veth address, no TURN.
+    const port = await freeTcpUdpPort();
+    direct = await startServer({
+      env: {
+        SIGHTLINE__HTTP__ADDR: `0.0.0.0:${port}`,
+        SIGHTLINE__PUBLIC__BASE_URL: `http://${net.hostIp}:${port}`,
+        SIGHTLINE__RTC__BIND_IP: net.hostIp,
+        // Plain HTTP on an address that is not loopback: the browser drops Secure cookies.
+        SIGHTLINE__AUTH__SECURE_COOKIES: 'false',
+      },
+      port,
+    });
+    direct.createUser('ivy@example.com', 'Ivy Interviewer', 'interviewer');
+    const created = await direct.schedule('ivy@example.com', 'No UDP', [
+      { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
+    ]);
+    blocked = await launchBrowser({
+      executablePath: net.chromium,
+      // Cameras need a secure context: plain HTTP counts as one only on loopback.
+      args: [`--unsafely-treat-insecure-origin-as-secure=http://${net.hostIp}:${port}`],
+    });
+
+    step('Ivy joins from an ordinary network, Casey from one without UDP');
+    const ivy = await (await browser.newContext()).newPage();
+    await direct.signIn(ivy, 'ivy@example.com');
+    await direct.enterRoom(ivy, created.interview.id);
+    const cas = await (await blocked.newContext()).newPage();
+    await cas.goto(created.invites[0].url);
+    await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+    await cas.goto(`http://${net.hostIp}:${port}/interviews/${created.interview.id}/room`);
+    const join = cas.getByRole('button', { name: 'Join room' });
+    await join.waitFor();
+    await cas.waitForFunction(() => !document.querySelector('button[disabled]'));
+    await join.click();
+
+    step('each sees the other decoding');
+    for (const p of [ivy, cas]) await waitForFramesIncreasing(p, `video[aria-label$="'s camera"]`, 1, 60_000);
+
+    step("Casey's connections run over TCP to the SFU's own candidate, without a relay");
+    const paths = await waitFor("Casey's two connections connected", async () => {
+      const found = await cas.evaluate(async () => {
+        const out = [];
+        for (const pc of window.__e2ePeerConnections ?? []) {
+          if (pc.connectionState !== 'connected') continue;
+          const report = await pc.getStats();
+          let pair;
+          report.forEach((s) => {
+            if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+          });
+          const local = pair && report.get(pair.localCandidateId);
+          const remote = pair && report.get(pair.remoteCandidateId);
+          out.push(local && remote ? { local: [local.candidateType, local.protocol], remote: [remote.candidateType, remote.protocol, remote.port] } : null);
+        }
+        return out;
+      });
+      return found.length === 2 && found.every(Boolean) && found;
+    });
+    for (const path of paths) {
+      // An active TCP candidate learns its own port from the server's STUN answer: prflx.
+      assert.ok(['host', 'prflx'].includes(path.local[0]) && path.local[1] === 'tcp', JSON.stringify(paths));
+      assert.deepEqual(path.remote.slice(0, 2), ['host', 'tcp'], JSON.stringify(paths));
+    }
+    t.diagnostic(`selected paths: ${JSON.stringify(paths)}`);
+  } finally {
+    await blocked?.close();
+    await direct?.stop();
+    net.remove();
   }
 });

@@ -70,7 +70,7 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::ice::StunMessage;
-use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::net::{DatagramRecv, Protocol, Receive, TcpType};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput};
 
 use crate::ids::{PeerId, TrackId};
@@ -108,7 +108,8 @@ pub struct Engine {
     local: SocketAddr,
     candidates: Vec<Candidate>,
     peers: HashMap<PeerId, Peer>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    /// Which peer a remote transport address (UDP, or a TCP connection) belongs to.
+    by_addr: HashMap<(Protocol, SocketAddr), PeerId>,
     by_ufrag: HashMap<String, PeerId>,
     tracks: HashMap<TrackId, Published>,
     next_track: u64,
@@ -158,6 +159,32 @@ impl Engine {
             stopped_line_limit: DEFAULT_STOPPED_LINE_LIMIT,
             now,
             next_sweep: now,
+        }
+    }
+
+    /// Also offers ICE over TCP: a passive TCP host candidate for `local` (a listener the shell
+    /// runs, framing per RFC 4571) and for each of `public_ips` at its port, for peer connections
+    /// created from now on. Browsers rank TCP candidates below UDP ones and use them when UDP
+    /// does not get through.
+    pub fn listen_tcp(&mut self, local: SocketAddr, public_ips: &[IpAddr]) {
+        let addrs = (!local.ip().is_unspecified())
+            .then_some(local)
+            .into_iter()
+            .chain(
+                public_ips
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, local.port())),
+            );
+        for addr in addrs {
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build();
+            match candidate {
+                Ok(candidate) => self.candidates.push(candidate),
+                Err(err) => tracing::warn!(%addr, %err, "no TCP candidate for this address"),
+            }
         }
     }
 
@@ -217,7 +244,7 @@ impl Engine {
         Ok(())
     }
 
-    /// A datagram arrived on the worker's socket.
+    /// A datagram arrived on the worker's UDP socket.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -225,23 +252,37 @@ impl Engine {
         destination: SocketAddr,
         contents: &[u8],
     ) {
+        self.handle_receive(now, Protocol::Udp, source, destination, contents);
+    }
+
+    /// A datagram arrived over `proto`: on the UDP socket, or as one RFC 4571 frame of the TCP
+    /// connection from `source` to `destination`. Returns whether a peer took it (a TCP
+    /// connection whose first frame no peer takes is garbage and may be closed).
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
         self.now = self.now.max(now);
         // Anyone on the internet can send these bytes, before any peer owns them: str0m's parsers
         // run inside a panic guard, and a datagram that makes one panic is garbage.
         let Ok(Ok(parsed)) = catch_panic(|| DatagramRecv::try_from(contents)) else {
             self.garbage_datagrams += 1;
-            return;
+            return false;
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
-                destination: self.advertised(destination),
+                destination: self.advertised(proto, destination),
                 contents: parsed,
             },
         );
-        let known = self.by_addr.get(&source).copied();
+        let known = self.by_addr.get(&(proto, source)).copied();
         let id = known.or_else(|| {
             // A new address: only a STUN binding request naming a peer's credentials may claim it.
             catch_panic(|| {
@@ -254,48 +295,50 @@ impl Engine {
         });
         let Some(id) = id else {
             self.garbage_datagrams += 1;
-            return;
+            return false;
         };
         let Some(peer) = self.peers.get_mut(&id) else {
             self.garbage_datagrams += 1;
-            return;
+            return false;
         };
         match guarded(peer, |rtc| Ok(rtc.accepts(&input))) {
             Ok(true) => {}
             Ok(false) => {
                 self.garbage_datagrams += 1;
-                return;
+                return false;
             }
             Err(fault) => {
                 self.close(id, fault.into_reason());
-                return;
+                return false;
             }
         }
         let Some(peer) = self.peers.get_mut(&id) else {
-            return;
+            return false;
         };
         if known.is_none() {
-            self.by_addr.insert(source, id);
+            self.by_addr.insert((proto, source), id);
         }
         peer.last_input = now;
         if let Err(fault) = guarded(peer, |rtc| rtc.handle_input(input)) {
             self.close(id, fault.into_reason());
-            return;
+            return false;
         }
         // str0m holds one received RTP packet until it is polled: drain now, or the next datagram
         // for this peer would overwrite it.
         self.drain_peer(id);
+        true
     }
 
     /// str0m accepts only datagrams addressed to one of its candidates. A datagram that reached
     /// this host at an address it does not advertise came through a 1:1 NAT in front (the host
     /// sees its private address, clients the advertised public one): it counts as sent to the
-    /// first advertised address.
-    fn advertised(&self, destination: SocketAddr) -> SocketAddr {
-        if self.candidates.iter().any(|c| c.addr() == destination) {
+    /// first address advertised for its protocol.
+    fn advertised(&self, proto: Protocol, destination: SocketAddr) -> SocketAddr {
+        let mut ours = self.candidates.iter().filter(|c| c.proto() == proto);
+        if ours.clone().any(|c| c.addr() == destination) {
             return destination;
         }
-        self.candidates.first().map_or(destination, Candidate::addr)
+        ours.next().map_or(destination, Candidate::addr)
     }
 
     /// Time has reached `now`: drives every peer whose timeout is due.
