@@ -38,6 +38,7 @@ mod engine;
 mod ids;
 mod keyframe;
 mod layer;
+mod loss;
 pub mod sdp;
 mod socket;
 mod speech;

@@ -7,6 +7,11 @@
 //
 // A browser in a network namespace whose UDP is dropped (iptables), on a veth link to the
 // server, joins without TURN over ICE-TCP straight to the SFU.
+//
+// A browser whose only way to the SFU is a lossy, slow link keeps its video playing: at 5% loss
+// with 100 ms round trips NACK/RTX repair it; at 20% the server steps it down to a lower layer
+// rather than let it freeze, and back up once the link is clean. This kernel has no netem, so the
+// link is a seeded UDP relay the test runs between the namespace and the SFU.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -274,9 +279,14 @@ test('coturn refuses credentials that expired or were signed with another secret
 
 /**
  * A network namespace joined to this one by a veth pair (server side `hostIp`, client side
- * `clientIp`) whose UDP is dropped both ways, and a program that runs Chromium inside it.
+ * `clientIp`), whose UDP is dropped both ways when `dropUdp`, and a program that runs Chromium
+ * inside it.
  */
 function udpBlockedNamespace() {
+  return clientNamespace({ dropUdp: true });
+}
+
+function clientNamespace({ dropUdp }) {
   const tag = String(process.pid % 10_000);
   const name = `sl-e2e-${tag}`;
   const octet = 1 + (process.pid % 250);
@@ -303,14 +313,17 @@ function udpBlockedNamespace() {
   inside('ip', 'addr', 'add', `${clientIp}/30`, 'dev', nsEnd);
   inside('ip', 'link', 'set', nsEnd, 'up');
   inside('ip', 'link', 'set', 'lo', 'up');
-  inside('iptables', '-A', 'OUTPUT', '-p', 'udp', '-j', 'DROP');
-  inside('iptables', '-A', 'INPUT', '-p', 'udp', '-j', 'DROP');
+  if (dropUdp) {
+    inside('iptables', '-A', 'OUTPUT', '-p', 'udp', '-j', 'DROP');
+    inside('iptables', '-A', 'INPUT', '-p', 'udp', '-j', 'DROP');
+  }
   const dir = mkdtempSync(join(tmpdir(), 'sightline-netns-'));
   const chromium = join(dir, 'chromium-no-udp');
   writeFileSync(chromium, `#!/bin/sh\nexec ip netns exec ${name} /usr/bin/chromium "$@"\n`);
   chmodSync(chromium, 0o755);
   return {
     hostIp,
+    clientIp,
     chromium,
     remove() {
       remove();
@@ -391,6 +404,203 @@ test('a browser whose network drops UDP joins over ICE-TCP straight to the SFU',
   } finally {
     await blocked?.close();
     await direct?.stop();
+    net.remove();
+  }
+});
+
+/** A small seeded generator (mulberry32): the same losses on every run. */
+function seeded(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A UDP relay on `listenIp:port` to the SFU at `upstream`, one upstream socket per client
+ * address; what comes from or goes to `impairedIp` is dropped with probability `loss` and held
+ * `delayMs` each way (so a round trip gains twice that). Others pass untouched.
+ */
+function lossyRelay({ listenIp, port, upstream, impairedIp }) {
+  const random = seeded(0x51e7);
+  const link = { loss: 0, delayMs: 0, dropped: 0, passed: 0 };
+  const front = createSocket('udp4');
+  const flows = new Map();
+  let open = true;
+  const pass = (address, deliver) => {
+    // A datagram held past the relay's end is dropped.
+    const send = () => open && deliver();
+    if (address !== impairedIp) return send();
+    if (random() < link.loss) {
+      link.dropped += 1;
+      return undefined;
+    }
+    link.passed += 1;
+    return link.delayMs > 0 ? setTimeout(send, link.delayMs) : send();
+  };
+  front.on('message', (message, from) => {
+    const key = `${from.address}:${from.port}`;
+    let flow = flows.get(key);
+    if (!flow) {
+      if (flows.size >= 64) return;
+      flow = createSocket('udp4');
+      flow.bind(0, '127.0.0.1');
+      flow.on('message', (back) => pass(from.address, () => front.send(back, from.port, from.address)));
+      flows.set(key, flow);
+    }
+    pass(from.address, () => flow.send(message, upstream.port, upstream.address));
+  });
+  return {
+    link,
+    listening: new Promise((resolveListening, reject) => {
+      front.once('error', reject);
+      front.bind(port, listenIp, resolveListening);
+    }),
+    close() {
+      open = false;
+      for (const flow of flows.values()) flow.close();
+      front.close();
+    },
+  };
+}
+
+/** The inbound video of a page (one remote camera): frames, freezes, layer size, repairs. */
+function inboundCamera(page) {
+  return page.evaluate(async () => {
+    for (const pc of window.__e2ePeerConnections ?? []) {
+      if (pc.connectionState !== 'connected') continue;
+      let found = null;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'video' && (r.framesDecoded ?? 0) > 0) {
+          found = {
+            frames: r.framesDecoded,
+            width: r.frameWidth ?? 0,
+            freezes: r.freezeCount ?? 0,
+            frozenMs: Math.round((r.totalFreezesDuration ?? 0) * 1000),
+            nacks: r.nackCount ?? 0,
+            plis: r.pliCount ?? 0,
+            lost: r.packetsLost ?? 0,
+          };
+        }
+      });
+      if (found) return found;
+    }
+    return null;
+  });
+}
+
+/**
+ * Watches a page's inbound camera for `seconds`: its frames must advance in every 3-second
+ * window (the video keeps playing). Returns the stats at the start and at the end.
+ */
+async function keepsPlaying(page, seconds) {
+  const samples = [];
+  for (let i = 0; i <= seconds; i++) {
+    samples.push(await inboundCamera(page));
+    if (i < seconds) await new Promise((r) => setTimeout(r, 1_000));
+  }
+  for (let i = 3; i < samples.length; i++) {
+    assert.ok(
+      samples[i] && samples[i - 3] && samples[i].frames > samples[i - 3].frames,
+      `frames advance in every 3 s: ${JSON.stringify(samples.map((s) => s?.frames))}`,
+    );
+  }
+  return { first: samples[0], last: samples.at(-1) };
+}
+
+test('video keeps playing on a lossy, slow link and steps down a layer at 20% loss', { timeout: 300_000 }, async (t) => {
+  const step = steps(t);
+  const net = clientNamespace({ dropUdp: false });
+  let lossy;
+  let relay;
+  let inside;
+  try {
+    // The SFU on loopback, advertising the relay's address too: the namespace reaches it only
+    // through the relay; Ivy, on this host, straight.
+    const [http, media] = [await freeTcpUdpPort(), await freeTcpUdpPort()];
+    lossy = await startServer({
+      env: {
+        SIGHTLINE__HTTP__ADDR: `0.0.0.0:${http}`,
+        SIGHTLINE__PUBLIC__BASE_URL: `http://${net.hostIp}:${http}`,
+        SIGHTLINE__AUTH__SECURE_COOKIES: 'false',
+        SIGHTLINE__RTC__WORKERS: '1',
+        SIGHTLINE__RTC__PORT_RANGE_START: String(media),
+        SIGHTLINE__RTC__PORT_RANGE_END: String(media),
+        SIGHTLINE__RTC__PUBLIC_IPS: JSON.stringify([net.hostIp]),
+        SIGHTLINE__RTC__TCP: 'false',
+      },
+      port: http,
+    });
+    relay = lossyRelay({
+      listenIp: net.hostIp,
+      port: media,
+      upstream: { address: '127.0.0.1', port: media },
+      impairedIp: net.clientIp,
+    });
+    await relay.listening;
+    lossy.createUser('ivy@example.com', 'Ivy Interviewer', 'interviewer');
+    const created = await lossy.schedule('ivy@example.com', 'Lossy link', [
+      { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
+    ]);
+    inside = await launchBrowser({
+      executablePath: net.chromium,
+      args: [`--unsafely-treat-insecure-origin-as-secure=http://${net.hostIp}:${http}`],
+    });
+
+    step('Ivy joins on this host, Casey behind the relay');
+    const ivy = await (await browser.newContext()).newPage();
+    await lossy.signIn(ivy, 'ivy@example.com');
+    await lossy.enterRoom(ivy, created.interview.id);
+    const cas = await (await inside.newContext()).newPage();
+    await cas.goto(created.invites[0].url);
+    await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+    await cas.goto(`http://${net.hostIp}:${http}/interviews/${created.interview.id}/room`);
+    const join = cas.getByRole('button', { name: 'Join room' });
+    await join.waitFor();
+    await cas.waitForFunction(() => !document.querySelector('button[disabled]'));
+    await join.click();
+    await waitForFramesIncreasing(cas, `video[aria-label$="'s camera"]`, 1, 60_000);
+    const fec = await cas.evaluate(() =>
+      (window.__e2ePeerConnections ?? []).some((pc) => /a=fmtp:\d+ .*useinbandfec=1/.test(pc.remoteDescription?.sdp ?? '')),
+    );
+    assert.ok(fec, 'Opus in-band FEC is negotiated');
+
+    step("on the clean link Casey gets Ivy's full layer");
+    await waitFor("Ivy's 1280-wide layer at Casey", async () => (await inboundCamera(cas))?.width === 1280, 90_000, 500);
+    const clean = await keepsPlaying(cas, 10);
+
+    step('5% loss and 100 ms round trips: repaired, still playing');
+    Object.assign(relay.link, { loss: 0.05, delayMs: 50 });
+    const five = await keepsPlaying(cas, 15);
+    assert.ok(five.last.nacks > five.first.nacks, `Casey asked for repairs: ${JSON.stringify(five)}`);
+
+    step('20% loss: a lower layer, still playing');
+    relay.link.loss = 0.2;
+    const lowered = await waitFor('a lower layer at 20% loss', async () => {
+      const now = await inboundCamera(cas);
+      return now && now.width > 0 && now.width < 1280 && now;
+    }, 60_000, 500);
+    const twenty = await keepsPlaying(cas, 15);
+    assert.ok(twenty.last.width < 1280, `still the lower layer: ${JSON.stringify(twenty.last)}`);
+
+    step('clean again: back to the full layer');
+    Object.assign(relay.link, { loss: 0, delayMs: 0 });
+    await waitFor('the full layer again', async () => (await inboundCamera(cas))?.width === 1280, 90_000, 500);
+
+    const frozen = ({ first, last }) =>
+      `${last.freezes - first.freezes} freezes, ${last.frozenMs - first.frozenMs} ms frozen in ${last.frames - first.frames} frames`;
+    t.diagnostic(`clean: ${frozen(clean)}; width ${clean.last.width}`);
+    t.diagnostic(`5% loss, 50 ms each way: ${frozen(five)}; width ${five.last.width}; ${five.last.nacks - five.first.nacks} NACKs`);
+    t.diagnostic(`20% loss, 50 ms each way: stepped down to ${lowered.width} wide; then ${frozen(twenty)}; width ${twenty.last.width}`);
+    t.diagnostic(`relay: ${relay.link.dropped} datagrams dropped, ${relay.link.passed} passed`);
+  } finally {
+    await inside?.close();
+    relay?.close();
+    await lossy?.stop();
     net.remove();
   }
 });

@@ -1,6 +1,8 @@
-//! Bandwidth: a subscriber connection's estimate shared among the tracks it receives.
+//! Bandwidth and loss: a subscriber connection's estimate shared among the tracks it receives,
+//! and the loss its receiver reports capping each video track's layer.
 
 use str0m::bwe::Bitrate;
+use str0m::media::{MediaKind, Mid};
 
 use crate::allocation::{Want, allocate};
 use crate::ids::TrackId;
@@ -55,5 +57,37 @@ impl Engine {
             Bitrate::bps(allocation.minimum_bps),
             Bitrate::bps(allocation.desired_bps),
         );
+    }
+
+    /// A subscriber's receiver reports for its m-line `mid` say it lost `loss` (a fraction) of
+    /// what was sent since the last: a video track's layer cap follows (see `loss`).
+    pub(super) fn on_egress_loss(&mut self, id: PeerId, mid: Mid, loss: f32) {
+        let Some(track_id) = self
+            .peers
+            .get(&id)
+            .and_then(|p| p.subscribed.get(&mid))
+            .copied()
+        else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        let Some(sub) = track.subscribers.iter_mut().find(|s| s.peer == id) else {
+            return;
+        };
+        if let Some(cap) = sub.loss.report(loss) {
+            // The next packet of the track picks the layer within the new cap.
+            tracing::debug!(
+                peer = id.0,
+                track = track_id.0,
+                loss,
+                ?cap,
+                "loss caps the layer"
+            );
+        }
     }
 }

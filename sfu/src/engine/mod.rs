@@ -90,6 +90,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const STALL_AFTER: Duration = Duration::from_secs(2);
 /// How often tracks are checked for stalls, and connections for silence.
 const STALL_SWEEP: Duration = Duration::from_millis(500);
+/// How often a subscriber connection reports what its receiver reports say (loss drives the
+/// layer cap).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Where a subscriber connection's bandwidth estimate starts, before TWCC feedback refines it.
 /// str0m paces sending at twice the estimate, so a low start would delay a full room's media
 /// until probing caught up; congestion brings it down within a second.
@@ -527,6 +530,11 @@ impl Engine {
             RtcEvent::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 self.reallocate(id, estimate.as_u64());
             }
+            RtcEvent::MediaEgressStats(stats) => {
+                if let Some(loss) = stats.loss {
+                    self.on_egress_loss(id, stats.mid, loss);
+                }
+            }
             _ => {}
         }
     }
@@ -567,10 +575,11 @@ impl Engine {
 mod tests {
     use str0m::Rtc;
     use str0m::change::SdpOffer;
-    use str0m::media::{Direction, MediaKind};
+    use str0m::media::{Direction, MediaKind, Mid};
 
     use super::*;
     use crate::layer::Quality;
+    use track::Subscription;
 
     fn client_offer(now: Instant) -> SdpOffer {
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
@@ -910,6 +919,57 @@ mod tests {
         );
         engine.reallocate(PeerId(2), 5_000_000);
         assert_eq!(cap(&engine), Some(Quality::High));
+    }
+
+    #[test]
+    fn the_loss_a_subscriber_reports_caps_its_video_layer_and_clears() {
+        let now = Instant::now();
+        let (mut engine, track) = engine_with_published_video(now, true);
+        engine.add_subscriber(PeerId(2), now).expect("subscriber");
+        engine
+            .subscribe(PeerId(2), track, Quality::High)
+            .expect("subscribed");
+        drain(&mut engine);
+        let mid = engine.peers[&PeerId(2)]
+            .subscribed
+            .iter()
+            .find_map(|(mid, t)| (*t == track).then_some(*mid))
+            .expect("an m-line for the track");
+        let allowed = |engine: &Engine| {
+            engine.tracks[&track]
+                .subscribers
+                .iter()
+                .find(|s| s.peer == PeerId(2))
+                .map(Subscription::allowed)
+        };
+        for _ in 0..4 {
+            engine.on_egress_loss(PeerId(2), mid, 0.2);
+        }
+        assert_eq!(
+            allowed(&engine),
+            Some(Quality::Low),
+            "20% loss: the lowest layer"
+        );
+        // What the subscriber asks for still rules below the cap.
+        engine
+            .set_quality(PeerId(2), track, Quality::Off)
+            .expect("quality");
+        assert_eq!(allowed(&engine), Some(Quality::Off));
+        engine
+            .set_quality(PeerId(2), track, Quality::High)
+            .expect("quality");
+        for _ in 0..2 * crate::loss::STEP_UP_AFTER {
+            engine.on_egress_loss(PeerId(2), mid, 0.0);
+        }
+        assert_eq!(
+            allowed(&engine),
+            Some(Quality::High),
+            "a clean path climbs back"
+        );
+        // Reports for an m-line the subscriber does not have change nothing.
+        engine.on_egress_loss(PeerId(2), Mid::from("zzz"), 0.9);
+        engine.on_egress_loss(PeerId(2), Mid::from("zzz"), 0.9);
+        assert_eq!(allowed(&engine), Some(Quality::High));
     }
 
     #[test]

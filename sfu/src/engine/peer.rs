@@ -11,7 +11,7 @@ use str0m::{Candidate, Rtc};
 use crate::ids::{PeerId, TrackId};
 
 use super::guard::{Fault, guarded};
-use super::{Engine, INITIAL_ESTIMATE, SfuError};
+use super::{Engine, INITIAL_ESTIMATE, STATS_INTERVAL, SfuError};
 
 /// What a peer connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,10 @@ impl Engine {
             return Err(SfuError::PeerExists(id));
         }
         let mut builder = Rtc::builder().set_rtp_mode(true).set_ice_lite(true);
+        if role == Role::Subscriber {
+            // Receiver-report loss every second drives each video track's loss cap.
+            builder = builder.set_stats_interval(Some(STATS_INTERVAL));
+        }
         if role == Role::Subscriber && self.bandwidth_estimation {
             // The estimate of what the server can send this client drives its layer choice.
             builder = builder.enable_bwe(Some(INITIAL_ESTIMATE));

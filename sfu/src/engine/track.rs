@@ -12,6 +12,7 @@ use crate::downtrack::DownTrack;
 use crate::ids::{PeerId, TrackId};
 use crate::keyframe::KeyframeThrottle;
 use crate::layer::{BitrateMeter, Layer, LayerSelector, Quality};
+use crate::loss::LossCap;
 use crate::speech::SpeechDetector;
 use crate::tap::{Tap, TapReceiver};
 
@@ -26,6 +27,8 @@ pub(super) struct Subscription {
     pub(super) quality: Quality,
     /// What the subscriber's bandwidth estimate allows this track (see `allocation`).
     pub(super) cap: Quality,
+    /// What the loss the subscriber reports allows this track (see `loss`).
+    pub(super) loss: LossCap,
     /// The subscriber's m-line, once an offer added it.
     pub(super) mid: Option<Mid>,
     pub(super) down: DownTrack,
@@ -37,6 +40,14 @@ pub(super) struct Subscription {
     pub(super) out_pt: Option<(u8, Option<Pt>)>,
     /// The subscriber was told it cannot take the track's codec ([`Event::CodecUnsupported`]).
     pub(super) unsupported: bool,
+}
+
+impl Subscription {
+    /// The best quality to send: what the subscriber asked for, within what its bandwidth
+    /// estimate and its loss allow.
+    pub(super) fn allowed(&self) -> Quality {
+        self.quality.min(self.cap).min(self.loss.cap())
+    }
 }
 
 /// A track a publisher sends.
@@ -94,7 +105,7 @@ impl Published {
         let wanted = self
             .subscribers
             .iter_mut()
-            .map(|sub| (sub.quality.min(sub.cap), &mut sub.down))
+            .map(|sub| (sub.allowed(), &mut sub.down))
             .chain(self.taps.iter_mut().map(|tap| (tap.quality, &mut tap.down)));
         for (quality, down) in wanted {
             let best = selector.select(quality, None, &live);
@@ -192,6 +203,7 @@ impl Engine {
             peer: peer_id,
             quality,
             cap: Quality::High,
+            loss: LossCap::default(),
             mid: None,
             down,
             negotiated: false,
@@ -220,9 +232,8 @@ impl Engine {
             .ok_or(SfuError::UnknownPeer(peer))?;
         subscription.quality = quality;
         subscription.down.set_paused(paused);
-        subscription
-            .down
-            .set_target(quality.min(subscription.cap).max_layer());
+        let allowed = subscription.allowed();
+        subscription.down.set_target(allowed.max_layer());
         Ok(())
     }
 
