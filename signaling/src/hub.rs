@@ -432,6 +432,7 @@ async fn route_events(hub: std::sync::Weak<HubInner>, mut events: mpsc::Receiver
             | SfuEvent::TrackUnpublished { peer, .. }
             | SfuEvent::Speaking { peer, .. }
             | SfuEvent::TrackStalled { peer, .. }
+            | SfuEvent::LinkQuality { peer, .. }
             | SfuEvent::CodecUnsupported { peer, .. }
             | SfuEvent::RenewSubscriber { peer, .. }
             | SfuEvent::Offer { peer, .. }
@@ -943,6 +944,18 @@ impl RoomActor {
             }
             SfuEvent::TrackStalled { track, stalled, .. } => {
                 let effects = self.room.track_stalled(&track_key(track), stalled);
+                self.apply(effects).await;
+            }
+            SfuEvent::LinkQuality { peer, loss, rtt } => {
+                let Some(identity) = self.identity_of.get(&peer).cloned() else {
+                    return;
+                };
+                let upstream = self
+                    .peers
+                    .get(&identity)
+                    .is_some_and(|p| p.publisher == peer);
+                let rtt_ms = rtt.map(|rtt| u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX));
+                let effects = self.room.link_report(&identity, upstream, loss, rtt_ms);
                 self.apply(effects).await;
             }
             SfuEvent::TrackUnpublished { track, .. } => {

@@ -195,6 +195,37 @@ pub struct ParticipantInfo {
     /// Set for a candidate's phone paired as a second camera: the candidate's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_of: Option<String>,
+    /// How good their connection is, as the server sees it; absent until reports came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionQuality>,
+}
+
+/// How good a participant's connection to the server is, from the RTCP reports of both its
+/// peer connections (the loss on its way up and down, the round trip), with the thresholds
+/// calls feel: a few percent loss or a few hundred milliseconds is noticeable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionQuality {
+    /// Under 2% loss and 300 ms round trips.
+    Good,
+    /// Under 8% loss and 600 ms round trips.
+    Fair,
+    /// More.
+    Poor,
+}
+
+impl ConnectionQuality {
+    /// The rating of a link losing `loss` (0.0–1.0) of its packets with `rtt_ms` round trips.
+    pub fn rate(loss: f32, rtt_ms: Option<u32>) -> ConnectionQuality {
+        let rtt = rtt_ms.unwrap_or(0);
+        if loss < 0.02 && rtt < 300 {
+            ConnectionQuality::Good
+        } else if loss < 0.08 && rtt < 600 {
+            ConnectionQuality::Fair
+        } else {
+            ConnectionQuality::Poor
+        }
+    }
 }
 
 /// A published track as others see it.
@@ -416,6 +447,18 @@ pub enum ServerMessage {
         /// What to check.
         hint: ProctoringHint,
     },
+    /// A participant's connection got better or worse, as the server sees it.
+    ConnectionQuality {
+        /// Who.
+        participant: String,
+        /// How good it is now.
+        quality: ConnectionQuality,
+        /// The worst loss of its two connections, in percent.
+        loss_percent: u8,
+        /// The latest round trip, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<u32>,
+    },
     /// A track's media stopped arriving at the server, or started again.
     TrackStalled {
         /// Track id.
@@ -600,6 +643,7 @@ mod tests {
             ServerMessage::ProctoringEvent { .. } => "proctoring_event",
             ServerMessage::ProctoringHint { .. } => "proctoring_hint",
             ServerMessage::TrackStalled { .. } => "track_stalled",
+            ServerMessage::ConnectionQuality { .. } => "connection_quality",
             ServerMessage::ActiveSpeakers { .. } => "active_speakers",
             ServerMessage::Chat { .. } => "chat",
             ServerMessage::MediaReset { .. } => "media_reset",

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::grants::{Grants, InterviewRole, RoomId, TrackSource};
 use crate::protocol::{
-    DeclaredTrack, LeaveReason, Limits, MAX_CHAT_CHARS, MAX_TRACKS_PER_OFFER, PROTOCOL_VERSION,
-    ParticipantInfo, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice,
-    RequestedQuality, ServerMessage, TrackInfo, chat_length,
+    ConnectionQuality, DeclaredTrack, LeaveReason, Limits, MAX_CHAT_CHARS, MAX_TRACKS_PER_OFFER,
+    PROTOCOL_VERSION, ParticipantInfo, ProctoringEvent, ProctoringHint, ProctoringNotice,
+    RecordingNotice, RequestedQuality, ServerMessage, TrackInfo, chat_length,
 };
 
 /// How long a participant whose connection dropped may come back with its resume token.
@@ -141,6 +141,10 @@ struct Participant {
     presence: Presence,
     resume_token: String,
     declared: HashMap<String, TrackSource>,
+    /// The latest link report of each of its connections: (loss, round trip in ms).
+    links: [Option<(f32, Option<u32>)>; 2],
+    /// The rating the room last told everyone.
+    connection: Option<ConnectionQuality>,
 }
 
 impl Participant {
@@ -151,6 +155,7 @@ impl Participant {
             role: self.member.role,
             reconnecting: matches!(self.presence, Presence::Reconnecting { .. }),
             phone_of: self.member.phone_of.clone(),
+            connection: self.connection,
         }
     }
 
@@ -331,6 +336,8 @@ impl Room {
                 presence: Presence::Connected,
                 resume_token,
                 declared: HashMap::new(),
+                links: [None; 2],
+                connection: None,
             },
         );
         let mut effects = Vec::new();
@@ -701,6 +708,39 @@ impl Room {
         effects
     }
 
+    /// The media plane reports one of a participant's connections (`upstream`: the publisher
+    /// connection; otherwise the subscriber connection): loss 0.0–1.0 and the round trip. When
+    /// the rating of the worse of the two changes, everyone visible hears it.
+    pub fn link_report(
+        &mut self,
+        identity: &str,
+        upstream: bool,
+        loss: f32,
+        rtt_ms: Option<u32>,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(participant) = self.participants.get_mut(identity) else {
+            return effects;
+        };
+        participant.links[usize::from(!upstream)] = Some((loss, rtt_ms));
+        let reports = participant.links.iter().flatten();
+        let worst_loss = reports.clone().map(|(loss, _)| *loss).fold(0.0, f32::max);
+        let rtt = reports.filter_map(|(_, rtt)| *rtt).max();
+        let quality = ConnectionQuality::rate(worst_loss, rtt);
+        if participant.connection == Some(quality) || participant.hidden() {
+            return effects;
+        }
+        participant.connection = Some(quality);
+        let message = ServerMessage::ConnectionQuality {
+            participant: identity.to_owned(),
+            quality,
+            loss_percent: (worst_loss.clamp(0.0, 1.0) * 100.0).round() as u8,
+            rtt_ms: rtt,
+        };
+        self.broadcast(&mut effects, None, &message, false);
+        effects
+    }
+
     /// The server removes a participant (its phone was unpaired or replaced): it is told why,
     /// its connection and media close, and the others see it leave.
     pub fn remove(&mut self, identity: &str, reason: LeaveReason) -> Vec<Effect> {
@@ -890,6 +930,78 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_worse_or_better_link_is_told_to_everyone_once_and_joiners_see_it() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+        ]);
+        let told = |effects: &[Effect], who: &str| {
+            sent_to(effects, who)
+                .into_iter()
+                .filter_map(|m| match m {
+                    ServerMessage::ConnectionQuality {
+                        participant,
+                        quality,
+                        loss_percent,
+                        ..
+                    } => Some((participant.clone(), *quality, *loss_percent)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let effects = room.link_report("cas", true, 0.0, Some(40));
+        assert_eq!(
+            told(&effects, "ivy"),
+            [("cas".into(), ConnectionQuality::Good, 0)]
+        );
+        assert_eq!(
+            told(&effects, "cas").len(),
+            1,
+            "the participant hears it too"
+        );
+        assert!(
+            room.link_report("cas", true, 0.01, Some(50)).is_empty(),
+            "no change, no message"
+        );
+        // The worse of the two connections decides: a lossy downlink makes it poor.
+        let effects = room.link_report("cas", false, 0.2, Some(120));
+        assert_eq!(
+            told(&effects, "ivy"),
+            [("cas".into(), ConnectionQuality::Poor, 20)]
+        );
+        // Both clean again; the uplink's last report (1%) is now the worse.
+        let effects = room.link_report("cas", false, 0.0, Some(120));
+        assert_eq!(
+            told(&effects, "ivy"),
+            [("cas".into(), ConnectionQuality::Good, 1)]
+        );
+        assert_eq!(
+            ConnectionQuality::rate(0.01, Some(450)),
+            ConnectionQuality::Fair,
+            "slow round trips alone make it fair"
+        );
+
+        let effects = room
+            .join(
+                member("obi", InterviewRole::Interviewer),
+                PROTOCOL_VERSION,
+                "tok".into(),
+            )
+            .expect("joins");
+        let Some(ServerMessage::Joined { participants, .. }) =
+            sent_to(&effects, "obi").first().copied()
+        else {
+            panic!("no snapshot");
+        };
+        let cas = participants
+            .iter()
+            .find(|p| p.identity == "cas")
+            .expect("cas");
+        assert_eq!(cas.connection, Some(ConnectionQuality::Good));
+        assert!(room.link_report("nobody", true, 0.5, None).is_empty());
     }
 
     fn subscriptions(effects: &[Effect]) -> Vec<(String, String)> {

@@ -10,8 +10,9 @@
 //
 // A browser whose only way to the SFU is a lossy, slow link keeps its video playing: at 5% loss
 // with 100 ms round trips NACK/RTX repair it; at 20% the server steps it down to a lower layer
-// rather than let it freeze, and back up once the link is clean. This kernel has no netem, so the
-// link is a seeded UDP relay the test runs between the namespace and the SFU.
+// rather than let it freeze, and back up once the link is clean; the other side's screen says
+// the link is poor, as the server sees it from RTCP. This kernel has no netem, so the link is a
+// seeded UDP relay the test runs between the namespace and the SFU.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -586,10 +587,14 @@ test('video keeps playing on a lossy, slow link and steps down a layer at 20% lo
     }, 60_000, 500);
     const twenty = await keepsPlaying(cas, 15);
     assert.ok(twenty.last.width < 1280, `still the lower layer: ${JSON.stringify(twenty.last)}`);
+    // Ivy's screen says so: the server rates Casey's link from its RTCP reports.
+    const casTile = ivy.locator('figure.tile', { hasText: 'Casey Candidate' });
+    await casTile.getByText('poor connection').waitFor({ timeout: 30_000 });
 
     step('clean again: back to the full layer');
     Object.assign(relay.link, { loss: 0, delayMs: 0 });
     await waitFor('the full layer again', async () => (await inboundCamera(cas))?.width === 1280, 90_000, 500);
+    await casTile.getByText(/(poor|fair) connection/).waitFor({ state: 'detached', timeout: 30_000 });
 
     const frozen = ({ first, last }) =>
       `${last.freezes - first.freezes} freezes, ${last.frozenMs - first.frozenMs} ms frozen in ${last.frames - first.frames} frames`;

@@ -22,7 +22,12 @@ export interface ParticipantInfo {
   reconnecting: boolean;
   /** Set for a candidate's paired phone: the candidate's identity. */
   phone_of?: string;
+  /** Their connection as the server sees it, once it has reports. */
+  connection?: LinkQuality;
 }
+
+/** A connection's quality as the server rates it from RTCP (loss both ways, round trip). */
+export type LinkQuality = 'good' | 'fair' | 'poor';
 
 /** The limits the server enforces, stated once on the server and sent in `joined`. */
 export interface Limits {
@@ -64,6 +69,8 @@ export interface RoomListener {
   participantJoined(p: ParticipantInfo): void;
   participantLeft(identity: string): void;
   participantReconnecting(identity: string, reconnecting: boolean): void;
+  /** Someone's connection got better or worse, as the server sees it. */
+  participantConnection(identity: string, quality: LinkQuality): void;
   trackPublished(t: TrackInfo): void;
   trackUnpublished(id: string): void;
   trackMuted(id: string, muted: boolean): void;
@@ -160,6 +167,14 @@ export function rateConnection(loss: number, rttSeconds: number | undefined): Co
   return 'poor';
 }
 
+const QUALITY_ORDER: ConnectionQuality[] = ['good', 'fair', 'poor', 'lost'];
+
+/** The worse of what this browser measures and what the server reports of the same link. */
+export function worseOf(local: ConnectionQuality, server: LinkQuality | null): ConnectionQuality {
+  if (server === null) return local;
+  return QUALITY_ORDER.indexOf(server) > QUALITY_ORDER.indexOf(local) ? server : local;
+}
+
 /** Packet counters summed over a connection's RTP streams, to compute loss between samples. */
 interface Counters {
   received: number;
@@ -206,6 +221,8 @@ export class RoomConnection {
   private screen: RTCRtpTransceiver | null = null;
   private lastRestart = 0;
   private lastCounters: Counters = { received: 0, lost: 0 };
+  /** Our connection as the server last rated it. */
+  private serverQuality: LinkQuality | null = null;
   /** TURN servers with credentials issued for this connection (`joined`, `media_reset`). */
   private iceServers: RTCIceServer[] = [];
   private qualityTimer: ReturnType<typeof setInterval>;
@@ -499,6 +516,11 @@ export class RoomConnection {
       case 'participant_reconnecting':
         this.listener.participantReconnecting(message.participant, true);
         break;
+      case 'connection_quality':
+        // Ours counts in our own badge: what the server sees of our uplink and downlink.
+        if (message.participant === this.identity) this.serverQuality = message.quality;
+        this.listener.participantConnection(message.participant, message.quality);
+        break;
       case 'participant_resumed':
         this.listener.participantReconnecting(message.participant, false);
         break;
@@ -648,7 +670,8 @@ export class RoomConnection {
     };
     this.lastCounters = received.counters;
     const incomingLoss = delta.received + delta.lost > 0 ? delta.lost / (delta.received + delta.lost) : 0;
-    this.listener.connectionQuality(rateConnection(Math.max(incomingLoss, sent.remoteLoss), sent.rtt ?? received.rtt));
+    const local = rateConnection(Math.max(incomingLoss, sent.remoteLoss), sent.rtt ?? received.rtt);
+    this.listener.connectionQuality(worseOf(local, this.serverQuality));
   }
 
   /** Tells the server how a remote video tile is shown; only changes are sent. */

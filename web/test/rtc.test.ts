@@ -7,6 +7,7 @@ import {
   readStats,
   rtcUrl,
   sourceFor,
+  worseOf,
   type RoomListener,
 } from '../src/rtc';
 
@@ -45,6 +46,15 @@ describe('rateConnection', () => {
     expect(rateConnection(0, 0.4)).toBe('fair');
     expect(rateConnection(0.1, 0.05)).toBe('poor');
     expect(rateConnection(0, 0.8)).toBe('poor');
+  });
+});
+
+describe('worseOf', () => {
+  it('shows the worse of what the browser measures and what the server reports', () => {
+    expect(worseOf('good', null)).toBe('good');
+    expect(worseOf('good', 'poor')).toBe('poor');
+    expect(worseOf('fair', 'good')).toBe('fair');
+    expect(worseOf('lost', 'fair')).toBe('lost');
   });
 });
 

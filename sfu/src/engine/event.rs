@@ -48,6 +48,17 @@ pub enum Event {
         /// Whether it is speaking now.
         speaking: bool,
     },
+    /// What a connection's RTCP reports said over the last two seconds: the worst fraction of
+    /// packets lost on the way (for a publisher, of what it sent us; for a subscriber, of what
+    /// we sent it) and the latest round trip, when known. Only connections with reports.
+    LinkQuality {
+        /// The connection.
+        peer: PeerId,
+        /// Worst loss reported, 0.0–1.0.
+        loss: f32,
+        /// Latest round-trip time.
+        rtt: Option<std::time::Duration>,
+    },
     /// A track's packets stopped arriving (for two seconds), or arrive again.
     TrackStalled {
         /// The publisher connection.

@@ -90,8 +90,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const STALL_AFTER: Duration = Duration::from_secs(2);
 /// How often tracks are checked for stalls, and connections for silence.
 const STALL_SWEEP: Duration = Duration::from_millis(500);
-/// How often a subscriber connection reports what its receiver reports say (loss drives the
-/// layer cap).
+/// How often each connection's link is reported to the caller ([`Event::LinkQuality`]).
+const LINK_REPORT: Duration = Duration::from_secs(2);
+/// How often a connection reports what the RTCP reports say (a subscriber's loss drives the
+/// layer cap; every connection's is reported as its link).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Where a subscriber connection's bandwidth estimate starts, before TWCC feedback refines it.
 /// str0m paces sending at twice the estimate, so a low start would delay a full room's media
@@ -132,6 +134,8 @@ pub struct Engine {
     now: Instant,
     /// When tracks are next checked for stalls.
     next_sweep: Instant,
+    /// When the peers' links are next reported ([`Event::LinkQuality`]).
+    next_link_report: Instant,
 }
 
 impl Engine {
@@ -162,6 +166,7 @@ impl Engine {
             stopped_line_limit: DEFAULT_STOPPED_LINE_LIMIT,
             now,
             next_sweep: now,
+            next_link_report: now + LINK_REPORT,
         }
     }
 
@@ -350,9 +355,24 @@ impl Engine {
         let mut failed = Vec::new();
         if now >= self.next_sweep {
             self.sweep_stalls(now);
-            for (id, peer) in &self.peers {
+            let report_links = now >= self.next_link_report;
+            if report_links {
+                self.next_link_report = now + LINK_REPORT;
+            }
+            for (id, peer) in &mut self.peers {
                 if peer.connected && now.saturating_duration_since(peer.last_input) > IDLE_TIMEOUT {
                     failed.push((*id, CloseReason::Disconnected));
+                }
+                if !report_links {
+                    continue;
+                }
+                let link = std::mem::take(&mut peer.link);
+                if let Some(loss) = link.loss {
+                    self.outputs.push_back(Output::Event(Event::LinkQuality {
+                        peer: *id,
+                        loss,
+                        rtt: link.rtt,
+                    }));
                 }
             }
         }
@@ -531,8 +551,16 @@ impl Engine {
                 self.reallocate(id, estimate.as_u64());
             }
             RtcEvent::MediaEgressStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.link.note(stats.loss, stats.rtt);
+                }
                 if let Some(loss) = stats.loss {
                     self.on_egress_loss(id, stats.mid, loss);
+                }
+            }
+            RtcEvent::MediaIngressStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.link.note(stats.loss, stats.rtt);
                 }
             }
             _ => {}

@@ -22,6 +22,23 @@ pub enum Role {
     Subscriber,
 }
 
+/// The worst loss and the latest round trip one connection's RTCP reports gave since its last
+/// [`Event::LinkQuality`](super::Event::LinkQuality).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct LinkReport {
+    pub(super) loss: Option<f32>,
+    pub(super) rtt: Option<std::time::Duration>,
+}
+
+impl LinkReport {
+    pub(super) fn note(&mut self, loss: Option<f32>, rtt: Option<std::time::Duration>) {
+        if let Some(loss) = loss {
+            self.loss = Some(self.loss.map_or(loss, |worst| worst.max(loss)));
+        }
+        self.rtt = rtt.or(self.rtt);
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Peer {
     pub(super) role: Role,
@@ -32,6 +49,8 @@ pub(super) struct Peer {
     /// cleared while the timeout is being served.
     pub(super) armed: bool,
     pub(super) last_input: Instant,
+    /// What the RTCP reports of this connection said since it was last reported.
+    pub(super) link: LinkReport,
     /// DTLS completed once; only then does silence mean the client is gone.
     pub(super) connected: bool,
     /// Publisher: the track each m-line carries.
@@ -95,11 +114,12 @@ impl Engine {
         if self.peers.contains_key(&id) {
             return Err(SfuError::PeerExists(id));
         }
-        let mut builder = Rtc::builder().set_rtp_mode(true).set_ice_lite(true);
-        if role == Role::Subscriber {
-            // Receiver-report loss every second drives each video track's loss cap.
-            builder = builder.set_stats_interval(Some(STATS_INTERVAL));
-        }
+        // Receiver-report loss every second: a subscriber's drives each video track's loss cap,
+        // and both connections' tell the room how good the participant's link is.
+        let mut builder = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_ice_lite(true)
+            .set_stats_interval(Some(STATS_INTERVAL));
         if role == Role::Subscriber && self.bandwidth_estimation {
             // The estimate of what the server can send this client drives its layer choice.
             builder = builder.enable_bwe(Some(INITIAL_ESTIMATE));
@@ -117,6 +137,7 @@ impl Engine {
             timeout: now,
             armed: false,
             last_input: now,
+            link: LinkReport::default(),
             connected: false,
             published: HashMap::new(),
             subscribed: HashMap::new(),

@@ -102,6 +102,7 @@ export function Pair() {
           participantJoined() {},
           participantLeft() {},
           participantReconnecting() {},
+          participantConnection() {},
           trackPublished() {},
           trackUnpublished() {},
           trackMuted() {},

@@ -211,6 +211,13 @@ function RoomContent({ id }: { id: string }) {
             return new Map(current).set(identity, { ...person, reconnecting: active });
           });
         },
+        participantConnection(identity, quality) {
+          setPeople((current) => {
+            const person = current.get(identity);
+            if (!person) return current;
+            return new Map(current).set(identity, { ...person, connection: quality });
+          });
+        },
         trackPublished(t) {
           updateTrack(t.id, { info: t });
         },

@@ -52,6 +52,11 @@ export function ParticipantTile({ person: p, camera: video, microphone: audio, c
         <figcaption>
           {p.name} · {p.role}
           {p.reconnecting && <span class="badge">reconnecting</span>}
+          {!p.reconnecting && (p.connection === 'fair' || p.connection === 'poor') && (
+            <span class="badge" title="As the server sees it: packets lost or slow round trips">
+              {p.connection} connection
+            </span>
+          )}
           {speaking && <span class="badge">speaking</span>}
           {audio?.info?.muted && <span class="badge">muted</span>}
         </figcaption>
