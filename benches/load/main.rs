@@ -30,7 +30,7 @@ mod janus;
 mod netns;
 use sightline_testkit::{
     AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, Scene, UdpPeer, VIDEO_FPS, media, scene_media,
-    vp8_descriptor,
+    tcp_candidate_addr, tcp_candidates_only, vp8_descriptor,
 };
 use str0m::Event;
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -92,6 +92,10 @@ struct Args {
     /// clients, for loads where the server, not the clients, should be the limit.
     #[arg(long)]
     rtp_clients: bool,
+    /// Clients reach Sightline's SFU over ICE-TCP only (RFC 4571 framing to each worker's TCP
+    /// port), as browsers on networks without UDP: what TCP costs the server against UDP.
+    #[arg(long)]
+    tcp: bool,
     /// The server to measure.
     #[arg(long, value_enum, default_value = "sightline")]
     target: Target,
@@ -204,6 +208,7 @@ struct Schedule {
     measure_from: Instant,
     until: Instant,
     rtp_clients: bool,
+    tcp: bool,
 }
 
 impl Tally {
@@ -362,11 +367,30 @@ async fn sightline_participant(
             let message: Value = serde_json::from_str(&text)?;
             match message["type"].as_str() {
                 Some("publish_answer") => {
-                    let answer = SdpAnswer::from_sdp_string(message["sdp"].as_str().unwrap_or(""))?;
-                    client.publisher.accept_answer(answer)?;
+                    let mut sdp = message["sdp"].as_str().unwrap_or("").to_owned();
+                    if schedule.tcp {
+                        if !client.publisher.peer.on_tcp() {
+                            client
+                                .publisher
+                                .peer
+                                .use_tcp(tcp_candidate_addr(&sdp)?)
+                                .await?;
+                        }
+                        sdp = tcp_candidates_only(&sdp);
+                    }
+                    client
+                        .publisher
+                        .accept_answer(SdpAnswer::from_sdp_string(&sdp)?)?;
                 }
                 Some("subscriber_offer") => {
-                    let offer = SdpOffer::from_sdp_string(message["sdp"].as_str().unwrap_or(""))?;
+                    let mut sdp = message["sdp"].as_str().unwrap_or("").to_owned();
+                    if schedule.tcp {
+                        if !client.subscriber.on_tcp() {
+                            client.subscriber.use_tcp(tcp_candidate_addr(&sdp)?).await?;
+                        }
+                        sdp = tcp_candidates_only(&sdp);
+                    }
+                    let offer = SdpOffer::from_sdp_string(&sdp)?;
                     let answer = client.subscriber.rtc.sdp_api().accept_offer(offer)?;
                     ws.send(Message::Text(
                         json!({ "type": "subscriber_answer", "sdp": answer.to_sdp_string() })
@@ -821,6 +845,7 @@ fn schedule(args: &Args, media: &'static EncodedMedia) -> Schedule {
         measure_from,
         until: measure_from + Duration::from_secs(args.seconds),
         rtp_clients: args.rtp_clients,
+        tcp: args.tcp,
     }
 }
 
@@ -1036,6 +1061,9 @@ async fn main() -> Result<()> {
     if args.client_threads == 0 || args.client_threads > 64 {
         bail!("need 1..=64 client threads");
     }
+    if args.tcp && (args.target != Target::Sightline || args.compare.is_some()) {
+        bail!("--tcp measures Sightline alone (the Janus configuration here takes UDP only)");
+    }
     let servers: Vec<Target> = match (args.target, args.compare) {
         (first, Some(second)) if first != second => vec![first, second],
         (first, _) => vec![first],
@@ -1060,13 +1088,14 @@ async fn main() -> Result<()> {
         args.rooms, args.participants, args.seconds
     );
     println!(
-        "clients: {} thread(s), subscribers in {} mode",
+        "clients: {} thread(s), subscribers in {} mode, over {}",
         args.client_threads,
         if args.rtp_clients {
             "RTP (packets counted one by one)"
         } else {
             "frame (frames reassembled)"
-        }
+        },
+        if args.tcp { "ICE-TCP" } else { "UDP" }
     );
     println!(
         "media: Opus and 3-layer simulcast VP8 encoded by GStreamer (sightline-testkit), {}",

@@ -1,8 +1,9 @@
-//! The load tool's comparison keeps working: a short run of `sightline-load --compare janus`
+//! The load tool keeps working: a short run of `sightline-load --compare janus`
 //! against the debug `sightline` binary (built next to this test's binaries; `scripts/test`
 //! builds it) and the Debian `janus` package, in the network namespace the tool makes for
 //! itself (so the test runs as root, as `scripts/test` does). It checks that both servers
-//! forwarded media and that the ratio line is printed, not how fast either was.
+//! forwarded media and that the ratio line is printed, not how fast either was. A second run
+//! puts every client on ICE-TCP alone (`--tcp`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -54,4 +55,26 @@ fn the_janus_comparison_forwards_media_through_both_servers() {
         stdout.contains("sightline / janus forwarded packets per server CPU-second:"),
         "no ratio:\n{stdout}"
     );
+}
+
+/// `--tcp`: every client reaches the SFU over ICE-TCP alone, and media is forwarded without loss
+/// (TCP does not lose; a client on UDP would fail here, since it is given no UDP candidate).
+#[test]
+fn clients_on_ice_tcp_alone_get_their_media() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sightline-load"))
+        .args(["--rooms", "1", "--participants", "2", "--seconds", "2"])
+        .args(["--rtp-clients", "--tcp", "--bin"])
+        .arg(sightline_binary())
+        .output()
+        .expect("the load tool runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the load tool failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("over ICE-TCP"), "not over TCP:\n{stdout}");
+    let received = figure(&stdout, "sightline", "packets forwarded (received):");
+    assert!(received > 0.0, "nothing forwarded over ICE-TCP:\n{stdout}");
+    assert_eq!(figure(&stdout, "sightline", "loss:"), 0.0, "{stdout}");
 }

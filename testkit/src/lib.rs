@@ -15,7 +15,7 @@ mod vp8;
 
 pub use inspect::{Discovered, discover};
 pub use media::{AUDIO_PACKET_MS, EncodedMedia, Layer, TONE_DBOV, VIDEO_FPS, Vp8Frame, media};
-pub use peer::{UdpPeer, candidate_addr};
+pub use peer::{UdpPeer, candidate_addr, tcp_candidate_addr, tcp_candidates_only};
 pub use publish::MediaPublisher;
 pub use scenes::{SCENE_SIZE, Scene, photo_crop, photo_path, scene_frame, scene_media};
 pub use vp8::vp8_descriptor;
