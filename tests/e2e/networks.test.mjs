@@ -2,7 +2,7 @@
 // starts on free loopback ports relays everything: the pages are forced to relay-only ICE (as on
 // a network that lets nothing but the TURN server through), join through the UI with the TURN
 // credentials the server handed out in `joined`, and see each other's video; the connections'
-// statistics say the selected path is a relay, over UDP and then over TCP to the TURN server.
+// statistics say the selected path is a relay, over UDP, over TCP and over TLS to the TURN server.
 // coturn itself refuses credentials that expired or were signed with another secret.
 //
 // A browser in a network namespace whose UDP is dropped (iptables), on a veth link to the
@@ -56,7 +56,12 @@ async function freeTcpUdpPort() {
 /** Starts Debian's coturn with TURN REST credentials (`use-auth-secret`), loopback only. */
 async function startTurn() {
   const port = await freeTcpUdpPort();
+  const tlsPort = await freeTcpUdpPort();
   const dir = mkdtempSync(join(tmpdir(), 'sightline-turn-'));
+  // TURN over TLS needs a certificate: a self-signed one, made for this run.
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
   // Relay ports: a block above the listening port, inside the unprivileged range.
   const minPort = 49152 + (port % 1000) * 10;
   const child = spawn(
@@ -73,7 +78,8 @@ async function startTurn() {
       '--realm', 'sightline.test',
       // The SFU is on loopback here; a production coturn denies private peers (see the README).
       '--allow-loopback-peers',
-      '--no-tls', '--no-dtls', '--no-cli', '--no-multicast-peers', '--fingerprint',
+      '--tls-listening-port', String(tlsPort), '--cert', cert, '--pkey', key,
+      '--no-dtls', '--no-cli', '--no-multicast-peers', '--fingerprint',
       '--userdb', join(dir, 'turndb'),
       '--pidfile', join(dir, 'turnserver.pid'),
       '--log-file', 'stdout', '--simple-log',
@@ -93,6 +99,7 @@ async function startTurn() {
   });
   return {
     port,
+    tlsPort,
     log: () => log,
     async stop() {
       child.kill('SIGTERM');
@@ -102,14 +109,18 @@ async function startTurn() {
   };
 }
 
+/** The TURN URLs the server hands out: UDP and TCP to coturn's port, TLS to its TLS port. */
+const turnUrls = () => [
+  `turn:127.0.0.1:${turn.port}?transport=udp`,
+  `turn:127.0.0.1:${turn.port}?transport=tcp`,
+  `turns:127.0.0.1:${turn.tlsPort}?transport=tcp`,
+];
+
 before(async () => {
   turn = await startTurn();
   server = await startServer({
     env: {
-      SIGHTLINE__TURN__URLS: JSON.stringify([
-        `turn:127.0.0.1:${turn.port}?transport=udp`,
-        `turn:127.0.0.1:${turn.port}?transport=tcp`,
-      ]),
+      SIGHTLINE__TURN__URLS: JSON.stringify(turnUrls()),
       SIGHTLINE__TURN__SHARED_SECRET: SECRET,
       SIGHTLINE__TURN__CREDENTIAL_TTL_SECS: String(TTL_SECS),
     },
@@ -126,10 +137,10 @@ after(async () => {
 
 /**
  * Installed before a page's scripts: every peer connection gathers relay candidates only, through
- * the TURN URLs of one `transport`, and the TURN servers the app gives it are kept in
- * `window.__e2eIceServers` for the test to read.
+ * the TURN URLs of one `scheme` (`turn`, `turns`) and `transport`, and the TURN servers the app
+ * gives it are kept in `window.__e2eIceServers` for the test to read.
  */
-function relayOnly(transport) {
+function relayOnly({ scheme, transport }) {
   const Native = window.RTCPeerConnection;
   window.__e2eIceServers = [];
   const restrict = (config = {}) => {
@@ -138,7 +149,10 @@ function relayOnly(transport) {
     return {
       ...config,
       iceTransportPolicy: 'relay',
-      iceServers: servers.map((s) => ({ ...s, urls: [s.urls].flat().filter((u) => u.endsWith(`transport=${transport}`)) })),
+      iceServers: servers.map((s) => ({
+        ...s,
+        urls: [s.urls].flat().filter((u) => u.startsWith(`${scheme}:`) && u.endsWith(`transport=${transport}`)),
+      })),
     };
   };
   function Relayed(config) {
@@ -174,16 +188,26 @@ function selectedLocalCandidates(page) {
 /** The password coturn expects for `username` under `secret` (TURN REST API). */
 const credentialFor = (secret, username) => createHmac('sha1', secret).update(username).digest('base64');
 
-for (const transport of ['udp', 'tcp']) {
-  test(`two browsers that can only relay meet through coturn over ${transport.toUpperCase()}`, { timeout: 180_000 }, async (t) => {
+const RELAYS = [
+  { name: 'UDP', scheme: 'turn', transport: 'udp', protocol: 'udp' },
+  { name: 'TCP', scheme: 'turn', transport: 'tcp', protocol: 'tcp' },
+  // What networks that let only HTTPS out need: TLS to the TURN server (on 443 in production).
+  { name: 'TLS', scheme: 'turns', transport: 'tcp', protocol: 'tls' },
+];
+
+for (const relay of RELAYS) {
+  const transport = relay.protocol;
+  test(`two browsers that can only relay meet through coturn over ${relay.name}`, { timeout: 180_000 }, async (t) => {
     const step = steps(t);
     const created = await server.schedule('ivy@example.com', `Relay over ${transport}`, [
       { email: `cas-${transport}@example.com`, display_name: 'Casey Candidate', role: 'candidate' },
     ]);
+    // Chromium verifies a TURN server's certificate; this one is self-signed for the test.
+    const tls = relay.protocol === 'tls' ? await launchBrowser({ args: ['--ignore-certificate-errors'] }) : null;
     const contexts = [];
     const page = async () => {
-      const context = await browser.newContext();
-      await context.addInitScript(relayOnly, transport);
+      const context = await (tls ?? browser).newContext();
+      await context.addInitScript(relayOnly, { scheme: relay.scheme, transport: relay.transport });
       contexts.push(context);
       return context.newPage();
     };
@@ -215,10 +239,7 @@ for (const transport of ['udp', 'tcp']) {
       step('the credentials were issued for this connection and expire');
       const [servers] = await cas.evaluate(() => window.__e2eIceServers);
       const [{ urls, username, credential }] = servers;
-      assert.deepEqual(urls, [
-        `turn:127.0.0.1:${turn.port}?transport=udp`,
-        `turn:127.0.0.1:${turn.port}?transport=tcp`,
-      ]);
+      assert.deepEqual(urls, turnUrls());
       const [expiry, identity] = username.split(':');
       const now = Date.now() / 1000;
       assert.ok(Number(expiry) > now && Number(expiry) <= now + TTL_SECS + 5, `expiry ${expiry}, now ${now}`);
@@ -226,6 +247,7 @@ for (const transport of ['udp', 'tcp']) {
       assert.equal(credential, credentialFor(SECRET, username), 'the TURN REST API credential');
     } finally {
       for (const context of contexts) await context.close();
+      await tls?.close();
     }
   });
 }
