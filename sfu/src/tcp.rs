@@ -36,6 +36,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_QUEUE: usize = 512;
 /// Frames from every connection waiting for the worker.
 const READ_QUEUE: usize = 1024;
+/// Frames written to one connection before a flush: a writer that cannot keep up still makes
+/// progress batch by batch, and only a flush that makes none for `WRITE_TIMEOUT` ends it.
+const WRITE_BATCH: usize = 64;
 /// STUN's magic cookie (RFC 5389), in bytes 4..8 of every STUN message.
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 
@@ -48,20 +51,24 @@ pub struct TcpConfig {
     pub max_connections: usize,
 }
 
-/// What the connections tell the worker.
+/// What the connections tell the worker. `id` tells a connection from an earlier one from the
+/// same remote address whose last words are still queued.
 #[derive(Debug)]
 pub(crate) enum TcpInput {
     /// One frame from `remote`, which reached us at `local`.
     Frame {
+        id: u64,
         remote: SocketAddr,
         local: SocketAddr,
         frame: Bytes,
     },
-    /// The connection from `remote` ended (closed, silent too long, or broke the framing).
-    Closed { remote: SocketAddr },
+    /// The connection from `remote` ended (closed, silent too long, broke the framing, or its
+    /// peer stopped reading what it was sent).
+    Closed { id: u64, remote: SocketAddr },
 }
 
 struct Connection {
+    id: u64,
     out: mpsc::Sender<Bytes>,
     reader: AbortHandle,
     /// Whether a peer has taken one of its frames.
@@ -74,15 +81,17 @@ pub(crate) struct TcpMedia {
     max_connections: usize,
     connections: HashMap<SocketAddr, Connection>,
     inputs_tx: mpsc::Sender<TcpInput>,
+    next_id: u64,
     /// Connections closed because the worker held its maximum.
     pub refused: u64,
 }
 
-/// The codec of RFC 4571: a two-byte big-endian length, then that many bytes.
-fn codec() -> LengthDelimitedCodec {
+/// The codec of RFC 4571: a two-byte big-endian length, then that many bytes, at most
+/// `max_frame`.
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_length(2)
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(max_frame)
         .new_codec()
 }
 
@@ -106,6 +115,7 @@ impl TcpMedia {
             max_connections,
             connections: HashMap::new(),
             inputs_tx,
+            next_id: 0,
             refused: 0,
         };
         Ok((media, listener, inputs))
@@ -134,12 +144,21 @@ impl TcpMedia {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let (out, out_rx) = mpsc::channel(WRITE_QUEUE);
-        let reader = tokio::spawn(read_frames(read, remote, local, self.inputs_tx.clone()));
-        tokio::spawn(write_frames(write, out_rx));
+        self.next_id += 1;
+        let id = self.next_id;
+        let reader = tokio::spawn(read_frames(read, id, remote, local, self.inputs_tx.clone()));
+        tokio::spawn(write_frames(
+            write,
+            out_rx,
+            id,
+            remote,
+            self.inputs_tx.clone(),
+        ));
         // A remote address reused while its old connection's end is still queued replaces it.
         if let Some(old) = self.connections.insert(
             remote,
             Connection {
+                id,
                 out,
                 reader: reader.abort_handle(),
                 claimed: false,
@@ -147,6 +166,11 @@ impl TcpMedia {
         ) {
             old.reader.abort();
         }
+    }
+
+    /// Whether `id` is the connection from `remote` held now (not an earlier one).
+    pub fn current(&self, id: u64, remote: SocketAddr) -> bool {
+        self.connections.get(&remote).is_some_and(|c| c.id == id)
     }
 
     /// What the engine made of a frame from `remote`: a connection none of whose frames a peer
@@ -169,9 +193,13 @@ impl TcpMedia {
         }
     }
 
-    /// Queues one datagram for `remote`'s connection; `false` when there is none or its queue is
-    /// full (the datagram is dropped, as a full socket buffer would drop it).
+    /// Queues one datagram for `remote`'s connection; `false` when there is none, its queue is
+    /// full (the datagram is dropped, as a full socket buffer would drop it), or it is longer
+    /// than a frame can say.
     pub fn send(&mut self, remote: SocketAddr, contents: &[u8]) -> bool {
+        if contents.len() > usize::from(u16::MAX) {
+            return false;
+        }
         match self.connections.get(&remote) {
             Some(connection) => connection
                 .out
@@ -193,11 +221,12 @@ impl Drop for TcpMedia {
 /// Reads frames until the connection ends, breaks the framing, or goes silent; then says so.
 async fn read_frames(
     read: OwnedReadHalf,
+    id: u64,
     remote: SocketAddr,
     local: SocketAddr,
     to_worker: mpsc::Sender<TcpInput>,
 ) {
-    let mut frames = FramedRead::new(read, codec());
+    let mut frames = FramedRead::new(read, codec(MAX_FRAME));
     let mut wait = FIRST_FRAME_TIMEOUT;
     let mut first = true;
     loop {
@@ -212,6 +241,7 @@ async fn read_frames(
         first = false;
         wait = IDLE_TIMEOUT;
         let input = TcpInput::Frame {
+            id,
             remote,
             local,
             frame,
@@ -220,24 +250,35 @@ async fn read_frames(
             return;
         }
     }
-    let _ = to_worker.send(TcpInput::Closed { remote }).await;
+    let _ = to_worker.send(TcpInput::Closed { id, remote }).await;
 }
 
-/// Writes what the worker queued, a batch per write; ends when the worker forgets the connection
-/// or the peer stops reading.
-async fn write_frames(write: OwnedWriteHalf, mut out: mpsc::Receiver<Bytes>) {
-    let mut sink = FramedWrite::new(write, codec());
+/// Writes what the worker queued, up to `WRITE_BATCH` frames per flush; ends when the worker
+/// forgets the connection, or when the peer stops reading (a batch that cannot be written within
+/// `WRITE_TIMEOUT`), and then says so, so that the worker forgets it.
+async fn write_frames(
+    write: OwnedWriteHalf,
+    mut out: mpsc::Receiver<Bytes>,
+    id: u64,
+    remote: SocketAddr,
+    to_worker: mpsc::Sender<TcpInput>,
+) {
+    // Frames as long as the length field allows: the worker sends what its peers produce.
+    let mut sink = FramedWrite::new(write, codec(usize::from(u16::MAX)));
     while let Some(frame) = out.recv().await {
         let batch = async {
             sink.feed(frame).await?;
-            while let Ok(more) = out.try_recv() {
-                sink.feed(more).await?;
+            for _ in 1..WRITE_BATCH {
+                match out.try_recv() {
+                    Ok(more) => sink.feed(more).await?,
+                    Err(_) => break,
+                }
             }
             SinkExt::<Bytes>::flush(&mut sink).await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, batch).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return,
+        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, batch).await, Ok(Ok(()))) {
+            let _ = to_worker.send(TcpInput::Closed { id, remote }).await;
+            return;
         }
     }
 }
@@ -245,6 +286,61 @@ async fn write_frames(write: OwnedWriteHalf, mut out: mpsc::Receiver<Bytes>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+    use tokio::io::AsyncReadExt;
+
+    /// A connected pair on loopback: the server's end split as `admit` splits it, the client's.
+    async fn pair() -> (OwnedReadHalf, OwnedWriteHalf, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listens");
+        let addr = listener.local_addr().expect("address");
+        let client = TcpStream::connect(addr).await.expect("connects");
+        let (server, _) = listener.accept().await.expect("accepts");
+        let (read, write) = server.into_split();
+        (read, write, client)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_datagram_longer_than_a_read_frame_is_still_written() {
+        let (_read, write, mut client) = pair().await;
+        let (out_tx, out_rx) = mpsc::channel(4);
+        let (inputs_tx, mut inputs) = mpsc::channel(4);
+        let remote = client.local_addr().expect("address");
+        tokio::spawn(write_frames(write, out_rx, 1, remote, inputs_tx));
+        out_tx
+            .send(Bytes::from(vec![7u8; 3000]))
+            .await
+            .expect("queued");
+        let mut header = [0u8; 2];
+        client.read_exact(&mut header).await.expect("length");
+        assert_eq!(u16::from_be_bytes(header), 3000);
+        let mut body = vec![0u8; 3000];
+        client.read_exact(&mut body).await.expect("frame");
+        assert!(body.iter().all(|b| *b == 7));
+        assert!(inputs.try_recv().is_err(), "the writer goes on");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_peer_that_stops_reading_is_closed_and_the_worker_told() {
+        let (_read, write, client) = pair().await;
+        let (out_tx, out_rx) = mpsc::channel(WRITE_QUEUE);
+        let (inputs_tx, mut inputs) = mpsc::channel(4);
+        let remote = client.local_addr().expect("address");
+        tokio::spawn(write_frames(write, out_rx, 9, remote, inputs_tx));
+        // The client never reads: the kernel's buffers fill, then the writer's flush stalls.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let closed = loop {
+            while out_tx.try_send(Bytes::from(vec![0u8; 1200])).is_ok() {}
+            match inputs.try_recv() {
+                Ok(input) => break Some(input),
+                Err(_) if Instant::now() > deadline => break None,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        assert!(
+            matches!(closed, Some(TcpInput::Closed { id: 9, remote: r }) if r == remote),
+            "{closed:?}"
+        );
+    }
 
     #[test]
     fn only_stun_shaped_frames_open_a_connection() {

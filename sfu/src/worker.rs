@@ -423,6 +423,10 @@ fn execute(engine: &mut Engine, command: Command) {
 /// Datagram batches a worker reads per wake-up before it looks at commands and timers again, so
 /// a flood on the socket cannot starve signaling.
 const BATCHES_PER_WAKE: usize = 16;
+/// ICE-TCP frames the worker takes per wake-up, handed to the engine before one drain.
+const TCP_INPUTS_PER_WAKE: usize = 32;
+/// How long the ICE-TCP listener rests after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A worker's bound sockets, handed to its thread.
 struct Sockets {
@@ -475,6 +479,7 @@ async fn run(
     };
     // The same channel, for waiting on room in it while the outlet is borrowed.
     let events = out.events.clone();
+    let mut accept_after = Instant::now();
     let timer = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(timer);
     tracing::info!(worker = index, %local, "sfu worker running");
@@ -502,7 +507,7 @@ async fn run(
                     return;
                 }
             },
-            accepted = accept(listener.as_ref()) => match accepted {
+            accepted = accept(listener.as_ref()), if Instant::now() >= accept_after => match accepted {
                 Ok((stream, remote)) => {
                     if let Some(tcp) = tcp.as_mut() {
                         tcp.admit(stream, remote);
@@ -510,12 +515,25 @@ async fn run(
                         out.stats.tcp_refused.store(tcp.refused, Ordering::Relaxed);
                     }
                 }
-                Err(err) => tracing::debug!(worker = index, %err, "ICE-TCP accept failed"),
+                Err(err) => {
+                    // Out of descriptors, most likely: the connection stays queued and accepting
+                    // again at once would fail again, so the listener rests (the next engine
+                    // timer after this wakes the loop to try again).
+                    tracing::debug!(worker = index, %err, "ICE-TCP accept failed");
+                    accept_after = Instant::now() + ACCEPT_BACKOFF;
+                }
             },
             input = tcp_input(tcp_inputs.as_mut()), if out.backlog.is_empty() => {
                 if let (Some(tcp), Some(input)) = (tcp.as_mut(), input) {
                     let arrived = Instant::now();
                     out.take_tcp(&mut engine, tcp, input);
+                    // What else the connections said meanwhile goes through in the same drain.
+                    for _ in 1..TCP_INPUTS_PER_WAKE {
+                        match tcp_inputs.as_mut().map(mpsc::Receiver::try_recv) {
+                            Some(Ok(more)) => out.take_tcp(&mut engine, tcp, more),
+                            _ => break,
+                        }
+                    }
                     let sent_before = out.stats.datagrams_out.load(Ordering::Relaxed);
                     if out.flush(&mut engine, &socket, Some(tcp)).is_none() {
                         tracing::info!(worker = index, "nobody listens to events; stopping");
@@ -715,19 +733,33 @@ impl Outlet {
     fn take_tcp(&mut self, engine: &mut Engine, tcp: &mut TcpMedia, input: TcpInput) {
         match input {
             TcpInput::Frame {
+                id,
                 remote,
                 local,
                 frame,
             } => {
+                // The last frames of a connection already replaced or closed are not its.
+                if !tcp.current(id, remote) {
+                    return;
+                }
                 self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 let taken =
                     engine.handle_receive(Instant::now(), Protocol::Tcp, remote, local, &frame);
                 tcp.handled(remote, taken);
+                if !tcp.current(id, remote) {
+                    engine.forget_remote(Protocol::Tcp, remote);
+                }
                 self.stats
                     .garbage_datagrams
                     .store(engine.garbage_datagrams(), Ordering::Relaxed);
             }
-            TcpInput::Closed { remote } => tcp.close(remote),
+            TcpInput::Closed { id, remote } => {
+                if tcp.current(id, remote) {
+                    tcp.close(remote);
+                    // A later connection from the same address starts unclaimed.
+                    engine.forget_remote(Protocol::Tcp, remote);
+                }
+            }
         }
         self.stats
             .tcp_connections

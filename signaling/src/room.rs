@@ -407,6 +407,10 @@ impl Room {
     /// resume), and its subscriptions are made again on the new subscriber connection.
     pub fn media_reset(&mut self, identity: &str) -> Vec<Effect> {
         let mut effects = Vec::new();
+        // The old connections' reports say nothing of the new ones.
+        if let Some(participant) = self.participants.get_mut(identity) {
+            participant.links = [None; 2];
+        }
         if self
             .participants
             .get(identity)
@@ -737,7 +741,8 @@ impl Room {
             loss_percent: (worst_loss.clamp(0.0, 1.0) * 100.0).round() as u8,
             rtt_ms: rtt,
         };
-        self.broadcast(&mut effects, None, &message, false);
+        // Reviewers watching hidden see it too.
+        self.broadcast(&mut effects, None, &message, true);
         effects
     }
 

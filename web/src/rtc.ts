@@ -478,6 +478,8 @@ export class RoomConnection {
         markStage('joined');
         this.resumeToken = message.resume_token;
         this.identity = message.you.identity;
+        // Changes while our socket was down were not sent: the snapshot has the latest.
+        this.serverQuality = message.you.connection ?? null;
         this.useIceServers(message.ice_servers);
         for (const t of message.tracks as TrackInfo[]) {
           if (t.participant === this.identity) this.myTracks.set(t.source, t.id);
@@ -564,6 +566,7 @@ export class RoomConnection {
         break;
       case 'media_reset':
         this.iceServers = message.ice_servers ?? [];
+        this.serverQuality = null;
         await this.resetMedia();
         break;
       case 'subscriber_reset':

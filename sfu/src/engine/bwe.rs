@@ -31,8 +31,9 @@ impl Engine {
                 let sub = track.subscribers.iter().find(|s| s.peer == id)?;
                 let bitrates = track.meters.each_ref().map(|m| m.peek_bps(*now));
                 let want = if bitrates.iter().any(Option::is_some) {
+                    // No bandwidth for layers the loss cap keeps from it.
                     Want::Layered {
-                        quality: sub.quality,
+                        quality: sub.quality.min(sub.loss.cap()),
                         bitrates,
                     }
                 } else {

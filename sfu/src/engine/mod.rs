@@ -337,6 +337,12 @@ impl Engine {
         true
     }
 
+    /// Forgets which peer a remote transport address belonged to (its ICE-TCP connection
+    /// ended): whatever comes from that address next must claim it again with STUN.
+    pub fn forget_remote(&mut self, proto: Protocol, remote: SocketAddr) {
+        self.by_addr.remove(&(proto, remote));
+    }
+
     /// str0m accepts only datagrams addressed to one of its candidates. A datagram that reached
     /// this host at an address it does not advertise came through a 1:1 NAT in front (the host
     /// sees its private address, clients the advertised public one): it counts as sent to the
