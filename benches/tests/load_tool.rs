@@ -33,20 +33,35 @@ fn figure(output: &str, server: &str, label: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {label:?} for {server} in:\n{output}"))
 }
 
-#[test]
-fn the_janus_comparison_forwards_media_through_both_servers() {
+/// A 2-second run of one room of two RTP-mode clients with `extra` arguments; its output.
+fn run_load(extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_sightline-load"))
-        .args(["--rooms", "1", "--participants", "2", "--seconds", "2"])
-        .args(["--rtp-clients", "--compare", "janus", "--bin"])
+        .args([
+            "--rooms",
+            "1",
+            "--participants",
+            "2",
+            "--seconds",
+            "2",
+            "--rtp-clients",
+        ])
+        .args(extra)
+        .arg("--bin")
         .arg(sightline_binary())
         .output()
         .expect("the load tool runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "the load tool failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn the_janus_comparison_forwards_media_through_both_servers() {
+    let stdout = run_load(&["--compare", "janus"]);
     for server in ["sightline", "janus"] {
         let received = figure(&stdout, server, "packets forwarded (received):");
         assert!(received > 0.0, "{server} forwarded nothing:\n{stdout}");
@@ -61,18 +76,7 @@ fn the_janus_comparison_forwards_media_through_both_servers() {
 /// (TCP does not lose; a client on UDP would fail here, since it is given no UDP candidate).
 #[test]
 fn clients_on_ice_tcp_alone_get_their_media() {
-    let output = Command::new(env!("CARGO_BIN_EXE_sightline-load"))
-        .args(["--rooms", "1", "--participants", "2", "--seconds", "2"])
-        .args(["--rtp-clients", "--tcp", "--bin"])
-        .arg(sightline_binary())
-        .output()
-        .expect("the load tool runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the load tool failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_load(&["--tcp"]);
     assert!(stdout.contains("over ICE-TCP"), "not over TCP:\n{stdout}");
     let received = figure(&stdout, "sightline", "packets forwarded (received):");
     assert!(received > 0.0, "nothing forwarded over ICE-TCP:\n{stdout}");

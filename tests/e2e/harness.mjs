@@ -190,9 +190,9 @@ export async function startServer({ dataDir: reuse, env: extraEnv = {}, port: gi
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByRole('heading', { name: 'Your interviews' }).waitFor();
     },
-    /** Opens an interview's room, waits for the devices, joins. */
-    async enterRoom(page, interviewId) {
-      await page.goto(`${base}/interviews/${interviewId}/room`);
+    /** Opens an interview's room (at `at`, another address of this server), waits for the devices, joins. */
+    async enterRoom(page, interviewId, at = base) {
+      await page.goto(`${at}/interviews/${interviewId}/room`);
       const join = page.getByRole('button', { name: 'Join room' });
       await join.waitFor();
       await page.waitForFunction(() => !document.querySelector('button[disabled]'));

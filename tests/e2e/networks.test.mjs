@@ -355,6 +355,30 @@ function clientNamespace({ dropUdp }) {
   };
 }
 
+/** Chromium inside `net`, for a server it reaches at `net.hostIp:port` over plain HTTP. */
+function launchInside(net, port) {
+  return launchBrowser({
+    executablePath: net.chromium,
+    // Cameras need a secure context: plain HTTP counts as one only on loopback.
+    args: [`--unsafely-treat-insecure-origin-as-secure=http://${net.hostIp}:${port}`],
+  });
+}
+
+/**
+ * Ivy joins `created`'s room on this host; Casey, in `inside` (a browser in `net`), takes her
+ * invite and joins at the server's veth address. Returns both pages.
+ */
+async function meetAcross(server, inside, net, port, created) {
+  const ivy = await (await browser.newContext()).newPage();
+  await server.signIn(ivy, 'ivy@example.com');
+  await server.enterRoom(ivy, created.interview.id);
+  const cas = await (await inside.newContext()).newPage();
+  await cas.goto(created.invites[0].url);
+  await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+  await server.enterRoom(cas, created.interview.id, `http://${net.hostIp}:${port}`);
+  return { ivy, cas };
+}
+
 test('a browser whose network drops UDP joins over ICE-TCP straight to the SFU', { timeout: 240_000 }, async (t) => {
   const step = steps(t);
   const net = udpBlockedNamespace();
@@ -377,24 +401,10 @@ test('a browser whose network drops UDP joins over ICE-TCP straight to the SFU',
     const created = await direct.schedule('ivy@example.com', 'No UDP', [
       { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
     ]);
-    blocked = await launchBrowser({
-      executablePath: net.chromium,
-      // Cameras need a secure context: plain HTTP counts as one only on loopback.
-      args: [`--unsafely-treat-insecure-origin-as-secure=http://${net.hostIp}:${port}`],
-    });
+    blocked = await launchInside(net, port);
 
     step('Ivy joins from an ordinary network, Casey from one without UDP');
-    const ivy = await (await browser.newContext()).newPage();
-    await direct.signIn(ivy, 'ivy@example.com');
-    await direct.enterRoom(ivy, created.interview.id);
-    const cas = await (await blocked.newContext()).newPage();
-    await cas.goto(created.invites[0].url);
-    await cas.getByRole('button', { name: 'Continue to the interview' }).click();
-    await cas.goto(`http://${net.hostIp}:${port}/interviews/${created.interview.id}/room`);
-    const join = cas.getByRole('button', { name: 'Join room' });
-    await join.waitFor();
-    await cas.waitForFunction(() => !document.querySelector('button[disabled]'));
-    await join.click();
+    const { ivy, cas } = await meetAcross(direct, blocked, net, port, created);
 
     step('each sees the other decoding');
     for (const p of [ivy, cas]) await waitForFramesIncreasing(p, `video[aria-label$="'s camera"]`, 1, 60_000);
@@ -570,23 +580,10 @@ test('video keeps playing on a lossy, slow link and steps down a layer at 20% lo
     const created = await lossy.schedule('ivy@example.com', 'Lossy link', [
       { email: 'cas@example.com', display_name: 'Casey Candidate', role: 'candidate' },
     ]);
-    inside = await launchBrowser({
-      executablePath: net.chromium,
-      args: [`--unsafely-treat-insecure-origin-as-secure=http://${net.hostIp}:${http}`],
-    });
+    inside = await launchInside(net, http);
 
     step('Ivy joins on this host, Casey behind the relay');
-    const ivy = await (await browser.newContext()).newPage();
-    await lossy.signIn(ivy, 'ivy@example.com');
-    await lossy.enterRoom(ivy, created.interview.id);
-    const cas = await (await inside.newContext()).newPage();
-    await cas.goto(created.invites[0].url);
-    await cas.getByRole('button', { name: 'Continue to the interview' }).click();
-    await cas.goto(`http://${net.hostIp}:${http}/interviews/${created.interview.id}/room`);
-    const join = cas.getByRole('button', { name: 'Join room' });
-    await join.waitFor();
-    await cas.waitForFunction(() => !document.querySelector('button[disabled]'));
-    await join.click();
+    const { ivy, cas } = await meetAcross(lossy, inside, net, http, created);
     await waitForFramesIncreasing(cas, `video[aria-label$="'s camera"]`, 1, 60_000);
     const fec = await cas.evaluate(() =>
       (window.__e2ePeerConnections ?? []).some((pc) => /a=fmtp:\d+ .*useinbandfec=1/.test(pc.remoteDescription?.sdp ?? '')),

@@ -63,12 +63,7 @@ impl Engine {
     /// A subscriber's receiver reports for its m-line `mid` say it lost `loss` (a fraction) of
     /// what was sent since the last: a video track's layer cap follows (see `loss`).
     pub(super) fn on_egress_loss(&mut self, id: PeerId, mid: Mid, loss: f32) {
-        let Some(track_id) = self
-            .peers
-            .get(&id)
-            .and_then(|p| p.subscribed.get(&mid))
-            .copied()
-        else {
+        let Some(track_id) = self.subscribed_track(id, mid) else {
             return;
         };
         let Some(track) = self.tracks.get_mut(&track_id) else {

@@ -146,13 +146,13 @@ impl Engine {
         }
     }
 
+    /// The track a subscriber connection's m-line `mid` carries.
+    pub(super) fn subscribed_track(&self, subscriber: PeerId, mid: Mid) -> Option<TrackId> {
+        self.peers.get(&subscriber)?.subscribed.get(&mid).copied()
+    }
+
     pub(super) fn on_keyframe_request(&mut self, subscriber: PeerId, mid: Mid) {
-        let Some(track_id) = self
-            .peers
-            .get(&subscriber)
-            .and_then(|p| p.subscribed.get(&mid))
-            .copied()
-        else {
+        let Some(track_id) = self.subscribed_track(subscriber, mid) else {
             return;
         };
         let Some(track) = self.tracks.get_mut(&track_id) else {
