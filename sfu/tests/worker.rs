@@ -38,20 +38,57 @@ struct Client {
     link: Link,
     addr: SocketAddr,
     events: Vec<RtcEvent>,
+    /// Drops this share of the datagrams the client sends and receives (a lossy UDP link).
+    loss: Option<LossyLink>,
+}
+
+/// Seeded random loss on a client's link: the same drops on every run.
+struct LossyLink {
+    percent: u64,
+    state: u64,
+    dropped: u64,
+}
+
+impl LossyLink {
+    fn new(percent: u64, seed: u64) -> LossyLink {
+        LossyLink {
+            percent,
+            state: seed | 1,
+            dropped: 0,
+        }
+    }
+
+    /// Whether the next datagram is lost (xorshift64).
+    fn drops(&mut self) -> bool {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let lost = self.state % 100 < self.percent;
+        self.dropped += u64::from(lost);
+        lost
+    }
 }
 
 impl Client {
     async fn new() -> Client {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("client socket");
         let addr = socket.local_addr().expect("client address");
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+        let mut rtc = client_rtc();
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Client {
             rtc,
             link: Link::Udp(socket),
             addr,
             events: Vec::new(),
+            loss: None,
         }
+    }
+
+    /// A UDP client whose link loses `percent`% of datagrams each way.
+    async fn lossy(percent: u64, seed: u64) -> Client {
+        let mut client = Client::new().await;
+        client.loss = Some(LossyLink::new(percent, seed));
+        client
     }
 
     /// A client whose only way to the worker is a TCP connection to `server` (an active TCP
@@ -60,7 +97,7 @@ impl Client {
         let stream = TcpStream::connect(server).await.expect("connects");
         stream.set_nodelay(true).expect("nodelay");
         let addr = stream.local_addr().expect("client address");
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+        let mut rtc = client_rtc();
         let candidate = Candidate::builder()
             .tcp()
             .host(addr)
@@ -78,6 +115,7 @@ impl Client {
             },
             addr,
             events: Vec::new(),
+            loss: None,
         }
     }
 
@@ -86,6 +124,7 @@ impl Client {
         loop {
             match self.rtc.poll_output().expect("client poll") {
                 Output::Transmit(t) => match &mut self.link {
+                    Link::Udp(_) if self.loss.as_mut().is_some_and(LossyLink::drops) => {}
                     Link::Udp(socket) => {
                         let _ = socket.try_send_to(&t.contents, t.destination);
                     }
@@ -144,7 +183,9 @@ impl Client {
             }
         }
         for (source, data) in arrived {
-            self.receive(source, &data);
+            if !self.loss.as_mut().is_some_and(LossyLink::drops) {
+                self.receive(source, &data);
+            }
         }
     }
 
@@ -173,6 +214,14 @@ impl Client {
     }
 }
 
+/// A str0m client sending raw RTP, reporting its stream statistics every second.
+fn client_rtc() -> Rtc {
+    Rtc::builder()
+        .set_rtp_mode(true)
+        .set_stats_interval(Some(Duration::from_secs(1)))
+        .build(Instant::now())
+}
+
 fn vp8_payload(frame: u32) -> Vec<u8> {
     let keyframe = frame % 15 == 3;
     let mut payload = vec![0x90, 0x80, 0x80, (frame & 0x7F) as u8, u8::from(!keyframe)];
@@ -191,6 +240,71 @@ async fn media_flows_through_a_worker_over_real_udp() {
         tcp: None,
     })
     .await;
+}
+
+/// Both clients lose 10% of their datagrams each way, on real UDP sockets: the worker asks the
+/// publisher to repair what it lost (NACK), the subscriber asks the worker, and the subscriber
+/// ends up with nearly every frame, each intact.
+#[tokio::test(flavor = "current_thread")]
+async fn media_is_repaired_through_a_worker_on_lossy_links() {
+    let config = WorkerConfig {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        public_ips: Vec::new(),
+        bandwidth_estimation: false,
+        stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
+        tcp: None,
+    };
+    let run = exchange(config, Some(10)).await;
+    let (publisher, subscriber) = (&run.publisher, &run.subscriber);
+    let lost = |c: &Client| c.loss.as_ref().map_or(0, |l| l.dropped);
+    assert!(
+        lost(publisher) >= 3 && lost(subscriber) >= 3,
+        "both links lost datagrams: {} and {}",
+        lost(publisher),
+        lost(subscriber)
+    );
+    let nacks_to_publisher = publisher
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RtcEvent::MediaEgressStats(s) => Some(s.nacks),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let nacks_from_subscriber = subscriber
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RtcEvent::MediaIngressStats(s) => Some(s.nacks),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        nacks_to_publisher > 0 && nacks_from_subscriber > 0,
+        "repairs were asked for on both links: {nacks_to_publisher} by the worker, {nacks_from_subscriber} by the subscriber"
+    );
+    // Each frame is one packet; what arrived (repairs out of order, some twice) is what was sent.
+    let mut received: Vec<(u64, Vec<u8>)> = run.received();
+    received.sort();
+    received.dedup();
+    for (_, payload) in &received {
+        assert!(run.sent.contains(payload), "received what was sent, intact");
+    }
+    let first = run
+        .sent
+        .iter()
+        .position(|p| *p == received[0].1)
+        .expect("received what was sent");
+    // Without repair two 10% links would lose about one frame in five.
+    let expected = run.sent.len() - first;
+    assert!(
+        received.len() * 100 >= expected * 95,
+        "nearly every frame from the first keyframe on: {} of {expected}",
+        received.len()
+    );
+    run.end();
 }
 
 /// Bound to every address (as for phones on the LAN) and advertising two, the worker must match
@@ -384,20 +498,84 @@ fn reachable_candidates_only(sdp: String, config: &WorkerConfig) -> String {
         .collect()
 }
 
+/// What one exchange through a worker left behind.
+struct Run {
+    worker: WorkerHandle,
+    thread: std::thread::JoinHandle<()>,
+    publisher: Client,
+    subscriber: Client,
+    /// The payloads sent, one per frame.
+    sent: Vec<Vec<u8>>,
+}
+
+impl Run {
+    /// The subscriber's RTP packets in arrival order: sequence number and payload.
+    fn received(&self) -> Vec<(u64, Vec<u8>)> {
+        self.subscriber
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                RtcEvent::RtpPacket(p) => Some((*p.seq_no, p.payload.to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn end(self) {
+        drop(self.worker);
+        self.thread
+            .join()
+            .expect("worker thread ends when its handles are dropped");
+    }
+}
+
 async fn media_flows_through(config: WorkerConfig) {
+    let run = exchange(config, None).await;
+    let received = run.received();
+    assert!(
+        received.len() >= 30,
+        "the subscriber got media: {}",
+        received.len()
+    );
+    let sent = &run.sent;
+    let first = sent
+        .iter()
+        .position(|p| *p == received[0].1)
+        .expect("received what was sent");
+    assert_eq!(sent[first][4], 0, "starts at a keyframe");
+    for ((_, got), want) in received.iter().zip(&sent[first..]) {
+        assert_eq!(got, want, "byte for byte");
+    }
+    for pair in received.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
+    }
+    let stats = run.worker.stats();
+    assert!(stats.datagrams_in.load(Ordering::Relaxed) > 0);
+    assert!(
+        stats.forwarding.snapshot().count() >= received.len() as u64,
+        "every forwarded packet's time in the worker is recorded"
+    );
+    run.end();
+}
+
+/// A publisher and a subscriber (UDP, or ICE-TCP when the worker listens on TCP; with `loss`
+/// percent lost each way on UDP) connect through a worker and `FRAMES` frames are sent.
+async fn exchange(config: WorkerConfig, loss: Option<u64>) -> Run {
     let reachable = config.clone();
     // Room for one event: signaling slower than the worker. Every event must still arrive (the
     // track, the offer), in order, for media to flow.
     let (events_tx, mut events) = mpsc::channel::<WorkerEvent>(1);
     let (worker, thread) = WorkerHandle::spawn(0, config, events_tx).expect("worker");
-    let client = || async {
-        match worker.tcp_addr() {
-            Some(server) => Client::over_tcp(server).await,
-            None => Client::new().await,
+    let tcp = worker.tcp_addr();
+    let client = move |seed: u64| async move {
+        match (tcp, loss) {
+            (Some(server), _) => Client::over_tcp(server).await,
+            (None, Some(percent)) => Client::lossy(percent, seed).await,
+            (None, None) => Client::new().await,
         }
     };
 
-    let mut publisher = client().await;
+    let mut publisher = client(0x5eed_0001).await;
     let mut change = publisher.rtc.sdp_api();
     let mid: Mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = change.apply().expect("offer");
@@ -415,7 +593,7 @@ async fn media_flows_through(config: WorkerConfig) {
         .sdp_api()
         .accept_answer(pending, answer)
         .expect("accepted");
-    let mut subscriber = client().await;
+    let mut subscriber = client(0x5eed_0002).await;
     worker.add_subscriber(PeerId(2)).await.expect("subscriber");
 
     let started = Instant::now();
@@ -499,9 +677,15 @@ async fn media_flows_through(config: WorkerConfig) {
             .handle_input(Input::Timeout(now))
             .expect("timeout");
     }
-    // Let the last packets arrive.
+    // Let the last packets arrive (on a lossy link, their repairs too, and the statistics
+    // that count them).
     let tail = Instant::now();
-    while tail.elapsed() < Duration::from_millis(300) {
+    let linger = if loss.is_some() {
+        Duration::from_millis(1_500)
+    } else {
+        Duration::from_millis(300)
+    };
+    while tail.elapsed() < linger {
         subscriber.drive();
         publisher.drive();
         publisher.flush().await;
@@ -511,6 +695,13 @@ async fn media_flows_through(config: WorkerConfig) {
             () = publisher.read(&mut pub_buf) => {}
             () = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
+        let now = Instant::now();
+        for client in [&mut publisher, &mut subscriber] {
+            client
+                .rtc
+                .handle_input(Input::Timeout(now))
+                .expect("timeout");
+        }
     }
 
     assert_eq!(
@@ -518,39 +709,11 @@ async fn media_flows_through(config: WorkerConfig) {
         FRAMES as usize,
         "both clients connected and media was sent"
     );
-    let received: Vec<(u64, Vec<u8>)> = subscriber
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            RtcEvent::RtpPacket(p) => Some((*p.seq_no, p.payload.to_vec())),
-            _ => None,
-        })
-        .collect();
-    assert!(
-        received.len() >= 30,
-        "the subscriber got media: {}",
-        received.len()
-    );
-    let first = sent
-        .iter()
-        .position(|p| *p == received[0].1)
-        .expect("received what was sent");
-    assert_eq!(sent[first][4], 0, "starts at a keyframe");
-    for ((_, got), want) in received.iter().zip(&sent[first..]) {
-        assert_eq!(got, want, "byte for byte");
+    Run {
+        worker,
+        thread,
+        publisher,
+        subscriber,
+        sent,
     }
-    for pair in received.windows(2) {
-        assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
-    }
-    let stats = worker.stats();
-    assert!(stats.datagrams_in.load(Ordering::Relaxed) > 0);
-    assert!(
-        stats.forwarding.snapshot().count() >= received.len() as u64,
-        "every forwarded packet's time in the worker is recorded"
-    );
-
-    drop(worker);
-    thread
-        .join()
-        .expect("worker thread ends when its handles are dropped");
 }

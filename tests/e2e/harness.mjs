@@ -194,7 +194,11 @@ export async function startServer({ dataDir: reuse, env: extraEnv = {}, port: gi
     async enterRoom(page, interviewId, at = base) {
       await page.goto(`${at}/interviews/${interviewId}/room`);
       const join = page.getByRole('button', { name: 'Join room' });
-      await join.waitFor();
+      await join.waitFor().catch(async (error) => {
+        // Say what the page showed instead.
+        const shown = await page.locator('body').innerText().catch(() => '(unreadable)');
+        throw new Error(`no "Join room" at ${page.url()}; the page says: ${shown.slice(0, 600)}`, { cause: error });
+      });
       await page.waitForFunction(() => !document.querySelector('button[disabled]'));
       await join.click();
       await page.getByRole('button', { name: 'Leave', exact: true }).waitFor();

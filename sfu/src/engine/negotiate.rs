@@ -2,6 +2,7 @@
 //! bookkeeping that keeps a long interview's SDP bounded.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use str0m::Rtc;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -80,6 +81,11 @@ impl Engine {
             {
                 sub.negotiated = true;
                 answered.push((*mid, *track_id));
+            }
+        }
+        if let Some(peer) = self.peers.get_mut(&peer_id) {
+            for (mid, _) in &answered {
+                repair_generously(&mut peer.rtc, *mid);
             }
         }
         for (mid, track) in answered {
@@ -394,4 +400,21 @@ pub(super) fn negotiated_pt(rtc: &Rtc, mid: Mid, params: PayloadParams) -> Optio
     CodecConfig::new_from_payload_params(narrowed)
         .match_params(params)
         .map(|p| p.pt())
+}
+
+/// Packets a subscriber's stream keeps for retransmission (str0m's default).
+const RTX_CACHE_PACKETS: usize = 1024;
+/// How long a subscriber's stream keeps them (str0m's default).
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+/// The share of a subscriber's stream retransmissions may take. str0m's default, 15%, drops
+/// every queued repair above it: at 20% loss nothing would be repaired and the picture would
+/// freeze. The loss cap lowers the bitrate first, so repairing a low layer generously costs
+/// little; beyond half, the path is hopeless and repairs would only add to it.
+const RTX_RATIO_CAP: f32 = 0.5;
+
+/// Lets a subscriber's answered m-line `mid` repair what its path loses (see [`RTX_RATIO_CAP`]).
+fn repair_generously(rtc: &mut Rtc, mid: Mid) {
+    if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+        stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+    }
 }
