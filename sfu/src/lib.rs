@@ -40,6 +40,7 @@ mod keyframe;
 mod layer;
 mod loss;
 pub mod sdp;
+mod skips;
 mod socket;
 mod speech;
 mod stats;

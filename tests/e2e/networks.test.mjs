@@ -217,7 +217,7 @@ for (const relay of RELAYS) {
       step('both join through the UI, relay-only');
       await server.signIn(ivy, 'ivy@example.com');
       await cas.goto(created.invites[0].url);
-      await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+      await continueToInterview(cas);
       await server.enterRoom(ivy, created.interview.id);
       await server.enterRoom(cas, created.interview.id);
 
@@ -374,9 +374,18 @@ async function meetAcross(server, inside, net, port, created) {
   await server.enterRoom(ivy, created.interview.id);
   const cas = await (await inside.newContext()).newPage();
   await cas.goto(created.invites[0].url);
-  await cas.getByRole('button', { name: 'Continue to the interview' }).click();
+  await continueToInterview(cas);
   await server.enterRoom(cas, created.interview.id, `http://${net.hostIp}:${port}`);
   return { ivy, cas };
+}
+
+/**
+ * Takes the invite open on `page` and waits until the guest session exists (the app moved on to
+ * the interview): a navigation before that would leave the page signed out.
+ */
+async function continueToInterview(page) {
+  await page.getByRole('button', { name: 'Continue to the interview' }).click();
+  await page.waitForURL((url) => /^\/interviews\/[^/]+$/.test(url.pathname));
 }
 
 test('a browser whose network drops UDP joins over ICE-TCP straight to the SFU', { timeout: 240_000 }, async (t) => {
@@ -456,11 +465,12 @@ function seeded(seed) {
 /**
  * A UDP relay on `listenIp:port` to the SFU at `upstream`, one upstream socket per client
  * address; what comes from or goes to `impairedIp` is dropped with probability `loss` and held
- * `delayMs` each way (so a round trip gains twice that). Others pass untouched.
+ * `delayMs` each way (so a round trip gains twice that) plus up to `jitterMs` more, drawn for
+ * each datagram (so they also arrive out of order). Others pass untouched.
  */
 function lossyRelay({ listenIp, port, upstream, impairedIp }) {
   const random = seeded(0x51e7);
-  const link = { loss: 0, delayMs: 0, dropped: 0, passed: 0 };
+  const link = { loss: 0, delayMs: 0, jitterMs: 0, dropped: 0, passed: 0 };
   const front = createSocket('udp4');
   const flows = new Map();
   let open = true;
@@ -473,7 +483,8 @@ function lossyRelay({ listenIp, port, upstream, impairedIp }) {
       return undefined;
     }
     link.passed += 1;
-    return link.delayMs > 0 ? setTimeout(send, link.delayMs) : send();
+    const delay = link.delayMs + random() * link.jitterMs;
+    return delay > 0 ? setTimeout(send, delay) : send();
   };
   front.on('message', (message, from) => {
     const key = `${from.address}:${from.port}`;
@@ -512,11 +523,15 @@ function inboundCamera(page) {
           found = {
             frames: r.framesDecoded,
             width: r.frameWidth ?? 0,
+            fps: r.framesPerSecond ?? 0,
             freezes: r.freezeCount ?? 0,
             frozenMs: Math.round((r.totalFreezesDuration ?? 0) * 1000),
             nacks: r.nackCount ?? 0,
             plis: r.pliCount ?? 0,
             lost: r.packetsLost ?? 0,
+            keyframes: r.keyFramesDecoded ?? 0,
+            dropped: r.framesDropped ?? 0,
+            received: r.packetsReceived ?? 0,
           };
         }
       });
@@ -599,14 +614,23 @@ test('video keeps playing on a lossy, slow link and steps down a layer at 20% lo
     const five = await keepsPlaying(cas, 15, 4);
     assert.ok(five.last.nacks > five.first.nacks, `Casey asked for repairs: ${JSON.stringify(five)}`);
 
-    step('20% loss: a lower layer, still playing');
-    relay.link.loss = 0.2;
+    step('jitter: 40 to 80 ms each way, datagrams out of order, still playing');
+    Object.assign(relay.link, { loss: 0, delayMs: 40, jitterMs: 40 });
+    const jitter = await keepsPlaying(cas, 10, 3);
+
+    step('20% loss: a lower layer, then its base frame rate, still playing');
+    Object.assign(relay.link, { loss: 0.2, delayMs: 50, jitterMs: 0 });
     const lowered = await waitFor('a lower layer at 20% loss', async () => {
       const now = await inboundCamera(cas);
       return now && now.width > 0 && now.width < 1280 && now;
     }, 60_000, 500);
+    // The lowest layer's base temporal layer: every fourth frame of the camera's.
+    const slowed = await waitFor('the base temporal layer at 20% loss', async () => {
+      const now = await inboundCamera(cas);
+      return now && now.width > 0 && now.width <= 320 && now.fps > 0 && now.fps <= 10 && now;
+    }, 60_000, 500);
     const twenty = await keepsPlaying(cas, 15, 6);
-    assert.ok(twenty.last.width < 1280, `still the lower layer: ${JSON.stringify(twenty.last)}`);
+    assert.ok(twenty.last.width <= 320, `still the lowest layer: ${JSON.stringify(twenty.last)}`);
     // Ivy's screen says so: the server rates Casey's link from its RTCP reports.
     const casTile = ivy.locator('figure.tile', { hasText: 'Casey Candidate' });
     await casTile.getByText('poor connection').waitFor({ timeout: 30_000 });
@@ -618,9 +642,15 @@ test('video keeps playing on a lossy, slow link and steps down a layer at 20% lo
 
     const frozen = ({ first, last }) =>
       `${last.freezes - first.freezes} freezes, ${last.frozenMs - first.frozenMs} ms frozen in ${last.frames - first.frames} frames`;
-    t.diagnostic(`clean: ${frozen(clean)}; width ${clean.last.width}`);
+    t.diagnostic(`clean: ${frozen(clean)}; width ${clean.last.width}, ${clean.last.fps} fps`);
+    t.diagnostic(`jitter 40-80 ms each way: ${frozen(jitter)}; width ${jitter.last.width}`);
     t.diagnostic(`5% loss, 50 ms each way: ${frozen(five)}; width ${five.last.width}; ${five.last.nacks - five.first.nacks} NACKs`);
-    t.diagnostic(`20% loss, 50 ms each way: stepped down to ${lowered.width} wide; then ${frozen(twenty)}; width ${twenty.last.width}`);
+    t.diagnostic(
+      `20% loss, 50 ms each way: stepped down to ${lowered.width} wide, then ${slowed.fps} fps; then ${frozen(twenty)}; width ${twenty.last.width}`,
+    );
+    const delta = ({ first, last }) =>
+      Object.fromEntries(Object.keys(last).map((k) => [k, last[k] - first[k]]));
+    t.diagnostic(`20% loss, counters: ${JSON.stringify(delta(twenty))}`);
     t.diagnostic(`relay: ${relay.link.dropped} datagrams dropped, ${relay.link.passed} passed`);
   } finally {
     await inside?.close();

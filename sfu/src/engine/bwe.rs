@@ -75,13 +75,16 @@ impl Engine {
         let Some(sub) = track.subscribers.iter_mut().find(|s| s.peer == id) else {
             return;
         };
-        if let Some(cap) = sub.loss.report(loss) {
-            // The next packet of the track picks the layer within the new cap.
+        if sub.loss.report(loss) {
+            // The next packet of the track picks the layer within the new cap; the temporal
+            // layer changes at the next frame that allows it.
+            sub.down.set_temporal_target(sub.loss.temporal());
             tracing::debug!(
                 peer = id.0,
                 track = track_id.0,
                 loss,
-                ?cap,
+                cap = ?sub.loss.cap(),
+                temporal = ?sub.loss.temporal(),
                 "loss caps the layer"
             );
         }
