@@ -1,5 +1,4 @@
-//! What the forwarder needs to know about a codec: its clock, where its keyframes start, and
-//! (VP8) which temporal layer a packet belongs to.
+//! What the forwarder needs to know about a codec: its clock and where its keyframes start.
 
 use str0m::format::{detect_h264_keyframe, detect_vp8_keyframe, detect_vp9_keyframe};
 
@@ -42,49 +41,6 @@ impl Codec {
     }
 }
 
-/// A VP8 packet's temporal layer (RFC 7741 §4.2: the `TID` and `Y` fields of the payload
-/// descriptor). Browsers encode each simulcast layer in temporal layers: layer 0 carries every
-/// fourth frame and refers only to layer 0, so a subscriber can be sent layer 0 alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Temporal {
-    /// The layer, 0 the base.
-    pub id: u8,
-    /// Whether this frame refers only to the base layer, so forwarding of its layer can start
-    /// here.
-    pub sync: bool,
-}
-
-/// The temporal layer a VP8 packet belongs to, when its descriptor says (the `T` bit); `None`
-/// for a stream without temporal layers or a malformed descriptor.
-pub fn vp8_temporal(payload: &[u8]) -> Option<Temporal> {
-    let first = *payload.first()?;
-    if first & 0x80 == 0 {
-        return None; // no extension byte: no temporal layer
-    }
-    let extension = *payload.get(1)?;
-    let (has_picture_id, has_tl0, has_tid) = (
-        extension & 0x80 != 0,
-        extension & 0x40 != 0,
-        extension & 0x20 != 0,
-    );
-    if !has_tid {
-        return None;
-    }
-    let mut at = 2;
-    if has_picture_id {
-        // One byte, or two when its top bit (M) is set.
-        at += if *payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
-    }
-    if has_tl0 {
-        at += 1;
-    }
-    let field = *payload.get(at)?;
-    Some(Temporal {
-        id: field >> 6,
-        sync: field & 0x20 != 0,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,22 +54,6 @@ mod tests {
         // Not the start of a partition.
         assert!(!Codec::Vp8.starts_keyframe(&[0x00, 0x00, 0x00, 0x00]));
         assert!(!Codec::Vp8.starts_keyframe(&[]));
-    }
-
-    #[test]
-    fn vp8_temporal_layer_is_read_past_the_optional_fields() {
-        // X=1 S=1; I L T set; 15-bit picture id; TL0PICIDX; TID=2, Y=1.
-        let full = [0x90, 0xE0, 0x81, 0x23, 0x07, 0b1010_0000, 0x00];
-        assert_eq!(vp8_temporal(&full), Some(Temporal { id: 2, sync: true }));
-        // 7-bit picture id, no TL0PICIDX; TID=1, Y=0 (K set too).
-        let short = [0x80, 0xB0, 0x05, 0b0100_0011];
-        assert_eq!(vp8_temporal(&short), Some(Temporal { id: 1, sync: false }));
-        // T clear (K alone): no temporal layer.
-        assert_eq!(vp8_temporal(&[0x80, 0x90, 0x05, 0x40]), None);
-        // No extension, truncated, empty.
-        assert_eq!(vp8_temporal(&[0x10, 0x00]), None);
-        assert_eq!(vp8_temporal(&[0x90, 0xE0, 0x81]), None);
-        assert_eq!(vp8_temporal(&[]), None);
     }
 
     #[test]

@@ -13,21 +13,13 @@
 //! frame it cannot decode; until that keyframe arrives the old layer keeps flowing. All arithmetic
 //! is modular on extended counters, so wraparound needs no special case, and nothing here
 //! allocates.
-//!
-//! Within a VP8 stream the down-track can also leave out the higher temporal layers (every other
-//! frame, then three in four): on a lossy path fewer, further-apart frames give each lost packet
-//! time to be repaired before the next frame is due, so the picture moves at a lower rate instead
-//! of stalling. Frames are left out whole; sequence numbers and picture ids close up over them
-//! ([`Skips`]), and a higher layer comes back only at a frame that refers to the base layer alone
-//! (its `Y` bit) or at a keyframe.
 
 use std::time::Instant;
 
 use str0m::rtp::Vp8Descriptor;
 
-use crate::codec::{Codec, Temporal, vp8_temporal};
+use crate::codec::Codec;
 use crate::layer::Layer;
-use crate::skips::{Seen, Skips};
 
 /// Picture ids are 15-bit in the descriptors browsers send.
 const PICTURE_ID_MASK: u16 = 0x7FFF;
@@ -35,10 +27,6 @@ const PICTURE_ID_MASK: u16 = 0x7FFF;
 const SEQ_MASK: u64 = 0xFFFF;
 /// RTP timestamps are 32-bit on the wire.
 const RTP_TIME_MASK: u64 = 0xFFFF_FFFF;
-/// Where a stream's extended picture ids start, so stepping back from the first never wraps.
-const PICTURE_ID_BASE: u64 = 1 << 32;
-/// A temporal target meaning every layer.
-const ALL_TEMPORAL: u8 = u8::MAX;
 
 /// The RTP stream a packet came on: the publisher's SSRC for that track and layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,8 +49,6 @@ pub struct Incoming {
     pub keyframe_start: bool,
     /// The VP8 picture id, if the payload carries one.
     pub vp8_picture_id: Option<u16>,
-    /// The VP8 temporal layer, if the stream has them.
-    pub temporal: Option<Temporal>,
 }
 
 impl Incoming {
@@ -77,14 +63,11 @@ impl Incoming {
         arrival: Instant,
         payload: &[u8],
     ) -> Incoming {
-        let (vp8_picture_id, temporal) = match codec {
-            Codec::Vp8 => (
-                Vp8Descriptor::parse(payload)
-                    .ok()
-                    .and_then(|d| d.picture_id()),
-                vp8_temporal(payload),
-            ),
-            _ => (None, None),
+        let vp8_picture_id = match codec {
+            Codec::Vp8 => Vp8Descriptor::parse(payload)
+                .ok()
+                .and_then(|d| d.picture_id()),
+            _ => None,
         };
         Incoming {
             source,
@@ -94,7 +77,6 @@ impl Incoming {
             arrival,
             keyframe_start: codec.starts_keyframe(payload),
             vp8_picture_id,
-            temporal,
         }
     }
 }
@@ -108,9 +90,6 @@ pub struct Rewritten {
     pub rtp_time: u64,
     /// VP8 picture id to patch into the payload descriptor, when it has one.
     pub vp8_picture_id: Option<u16>,
-    /// Send the number without the payload: a late packet of a frame that was left out fills
-    /// the place the subscriber already counts (an empty packet is padding to a receiver).
-    pub empty: bool,
 }
 
 /// Why a packet is not forwarded to this subscriber.
@@ -124,10 +103,6 @@ pub enum DropReason {
     WaitingForKeyframe,
     /// Older than the point this stream was switched to.
     BeforeSwitch,
-    /// A frame of a temporal layer this subscriber is not sent.
-    OtherTemporalLayer,
-    /// Too late to find its place among frames left out.
-    TooLate,
 }
 
 /// What to do with one packet for one subscriber.
@@ -148,11 +123,6 @@ struct Epoch {
     seq_delta: u64,
     rtp_time_delta: u64,
     picture_id_delta: u16,
-    /// Sequence numbers left out (temporal layers), closed up in the output.
-    seqs: Skips,
-    /// Extended picture ids of the frames left out; `None` for a stream without picture ids
-    /// (it is never filtered).
-    pictures: Option<Skips>,
 }
 
 /// The newest packet the subscriber was sent.
@@ -172,10 +142,6 @@ pub struct DownTrack {
     paused: bool,
     epoch: Option<Epoch>,
     last_sent: Option<Sent>,
-    /// The highest temporal layer this subscriber should get ([`ALL_TEMPORAL`]: every one).
-    temporal_target: u8,
-    /// The highest temporal layer being forwarded now.
-    temporal: u8,
 }
 
 impl DownTrack {
@@ -187,25 +153,7 @@ impl DownTrack {
             paused: false,
             epoch: None,
             last_sent: None,
-            temporal_target: ALL_TEMPORAL,
-            temporal: ALL_TEMPORAL,
         }
-    }
-
-    /// Sets the highest temporal layer this subscriber should get (`None`: every layer). Going
-    /// down takes effect at the next frame; going up at the next frame that can start the layer.
-    pub fn set_temporal_target(&mut self, max: Option<u8>) {
-        self.temporal_target = max.unwrap_or(ALL_TEMPORAL);
-    }
-
-    /// The highest temporal layer this subscriber should get (`None`: every layer).
-    pub fn temporal_target(&self) -> Option<u8> {
-        (self.temporal_target != ALL_TEMPORAL).then_some(self.temporal_target)
-    }
-
-    /// The highest temporal layer being forwarded now (`None`: every layer).
-    pub fn temporal(&self) -> Option<u8> {
-        (self.temporal != ALL_TEMPORAL).then_some(self.temporal)
     }
 
     /// Sets the layer this subscriber should get; takes effect at that layer's next keyframe.
@@ -247,13 +195,13 @@ impl DownTrack {
         if self.paused {
             return Decision::Drop(DropReason::Paused);
         }
-        if let Some(epoch) = self.epoch.as_ref()
+        if let Some(epoch) = self.epoch
             && epoch.source == packet.source
         {
             if packet.seq < epoch.first_seq {
                 return Decision::Drop(DropReason::BeforeSwitch);
             }
-            return self.place(packet);
+            return Decision::Forward(self.rewrite(&epoch, packet));
         }
         let wanted = match packet.layer {
             None => true,
@@ -265,68 +213,9 @@ impl DownTrack {
         if !packet.keyframe_start {
             return Decision::Drop(DropReason::WaitingForKeyframe);
         }
-        self.epoch = Some(self.start_epoch(packet));
-        // A decoder starting at a keyframe can take every layer up to the target.
-        self.temporal = self.temporal_target;
-        self.place(packet)
-    }
-
-    /// Places a packet of the current epoch: left out with its frame, or numbered after the
-    /// packets before it that were sent or are still missing.
-    fn place(&mut self, packet: &Incoming) -> Decision {
-        let Some(epoch) = self.epoch.as_mut() else {
-            return Decision::Drop(DropReason::BeforeSwitch);
-        };
-        // Which frame: a new one (keep or leave out by its temporal layer), or one decided.
-        let mut picture = None;
-        let mut keep = true;
-        if let (Some(pictures), Some(id)) = (epoch.pictures.as_mut(), packet.vp8_picture_id) {
-            let extended = extend_picture_id(id, pictures.top());
-            match pictures.seen(extended) {
-                Seen::New => {
-                    keep = keeps_frame(
-                        &mut self.temporal,
-                        self.temporal_target,
-                        packet.temporal,
-                        packet.keyframe_start,
-                    );
-                    pictures.advance(extended, !keep);
-                }
-                Seen::Skipped => keep = false,
-                Seen::TooOld if pictures.any() => return Decision::Drop(DropReason::TooLate),
-                Seen::Placed | Seen::TooOld => {}
-            }
-            // A frame decided before (or missing until now) goes with its layer as it is now:
-            // a late part of a frame left out, or of a layer dropped since, only fills places.
-            keep &= packet.temporal.is_none_or(|t| t.id <= self.temporal);
-            let Some(skipped) = pictures.before(extended) else {
-                return Decision::Drop(DropReason::TooLate);
-            };
-            picture = Some(((extended - skipped) as u16).wrapping_add(epoch.picture_id_delta));
-        }
-        let empty = match epoch.seqs.seen(packet.seq) {
-            Seen::New => {
-                epoch.seqs.advance(packet.seq, !keep);
-                if !keep {
-                    return Decision::Drop(DropReason::OtherTemporalLayer);
-                }
-                false
-            }
-            Seen::Skipped => return Decision::Drop(DropReason::OtherTemporalLayer),
-            // A place the subscriber counts: a packet of a frame left out still fills it.
-            Seen::Placed | Seen::TooOld => !keep,
-        };
-        let Some(skipped) = epoch.seqs.before(packet.seq) else {
-            return Decision::Drop(DropReason::TooLate);
-        };
-        let rewritten = Rewritten {
-            seq: (packet.seq - skipped).wrapping_add(epoch.seq_delta),
-            rtp_time: packet.rtp_time.wrapping_add(epoch.rtp_time_delta),
-            vp8_picture_id: picture.map(|p| p & PICTURE_ID_MASK),
-            empty,
-        };
-        self.note_sent(rewritten, packet.arrival);
-        Decision::Forward(rewritten)
+        let epoch = self.start_epoch(packet);
+        self.epoch = Some(epoch);
+        Decision::Forward(self.rewrite(&epoch, packet))
     }
 
     /// Maps `packet`'s numbering so it directly follows the last packet sent.
@@ -353,11 +242,6 @@ impl DownTrack {
             (Some(out), Some(incoming)) => out.wrapping_sub(incoming),
             _ => 0,
         };
-        // The first picture's extended id is PICTURE_ID_BASE plus its 15 bits, so the picture
-        // ids counted before it (a frame that arrives late) stay above zero.
-        let pictures = packet
-            .vp8_picture_id
-            .map(|id| Skips::new(PICTURE_ID_BASE + u64::from(id) - 1));
         Epoch {
             source: packet.source,
             layer: packet.layer,
@@ -365,48 +249,29 @@ impl DownTrack {
             seq_delta: seq.wrapping_sub(packet.seq),
             rtp_time_delta: rtp_time.wrapping_sub(packet.rtp_time),
             picture_id_delta,
-            seqs: Skips::new(packet.seq.saturating_sub(1)),
-            pictures,
         }
     }
 
-    fn note_sent(&mut self, rewritten: Rewritten, arrival: Instant) {
+    fn rewrite(&mut self, epoch: &Epoch, packet: &Incoming) -> Rewritten {
+        let rewritten = Rewritten {
+            seq: packet.seq.wrapping_add(epoch.seq_delta),
+            rtp_time: packet.rtp_time.wrapping_add(epoch.rtp_time_delta),
+            vp8_picture_id: packet
+                .vp8_picture_id
+                .map(|p| p.wrapping_add(epoch.picture_id_delta) & PICTURE_ID_MASK),
+        };
         let newest = self.last_sent.is_none_or(|last| rewritten.seq > last.seq);
         if newest {
             self.last_sent = Some(Sent {
                 seq: rewritten.seq,
                 rtp_time: rewritten.rtp_time,
-                arrival,
+                arrival: packet.arrival,
                 picture_id: rewritten
                     .vp8_picture_id
                     .or(self.last_sent.and_then(|s| s.picture_id)),
             });
         }
-    }
-}
-
-/// Whether a new frame of temporal layer `temporal` is forwarded, moving the forwarded layer
-/// (`current`) towards `target`: down at once, up at a keyframe or at a frame that can start
-/// its layer (one that refers to the base layer alone).
-fn keeps_frame(current: &mut u8, target: u8, temporal: Option<Temporal>, keyframe: bool) -> bool {
-    let Some(temporal) = temporal else {
-        return true;
-    };
-    if keyframe || target < *current {
-        *current = target;
-    } else if temporal.sync && temporal.id > *current && temporal.id <= target {
-        *current = temporal.id;
-    }
-    temporal.id <= *current
-}
-
-/// The extended picture id of the 15-bit `id`, the one nearest `near` (an extended id).
-fn extend_picture_id(id: u16, near: u64) -> u64 {
-    let ahead = id.wrapping_sub(near as u16) & PICTURE_ID_MASK;
-    if ahead < 0x4000 {
-        near + u64::from(ahead)
-    } else {
-        near - u64::from(0x8000 - ahead)
+        rewritten
     }
 }
 
@@ -425,8 +290,6 @@ mod tests {
         picture_id: u16,
         frame: u64,
         gop: u64,
-        /// Whether frames carry temporal layers (the browsers' 0, 2, 1, 2 pattern).
-        layered: bool,
     }
 
     impl Stream {
@@ -439,24 +302,7 @@ mod tests {
                 picture_id: (ssrc as u16) & PICTURE_ID_MASK,
                 frame: 0,
                 gop,
-                layered: false,
             }
-        }
-
-        fn layered(mut self) -> Stream {
-            self.layered = true;
-            self
-        }
-
-        /// The temporal layer of frame `n`: 0, 2, 1, 2, ...; the first layer-2 and the layer-1
-        /// frame after a base frame refer to it alone.
-        fn temporal(&self, n: u64) -> Option<Temporal> {
-            self.layered.then(|| match n % 4 {
-                0 => Temporal { id: 0, sync: false },
-                1 => Temporal { id: 2, sync: true },
-                2 => Temporal { id: 1, sync: true },
-                _ => Temporal { id: 2, sync: false },
-            })
         }
 
         /// The packets of the next frame, arriving at `at`.
@@ -471,7 +317,6 @@ mod tests {
                     arrival: at,
                     keyframe_start: keyframe && i == 0,
                     vp8_picture_id: Some(self.picture_id),
-                    temporal: self.temporal(self.frame),
                 })
                 .collect();
             self.seq += 3;
@@ -638,7 +483,6 @@ mod tests {
             arrival: start + Duration::from_millis(ms),
             keyframe_start: Codec::Opus.starts_keyframe(&[]),
             vp8_picture_id: None,
-            temporal: None,
         };
         let mut track = DownTrack::new(Codec::Opus, None);
         let a = track.forward(&packet(1, 10, 0));
@@ -684,115 +528,6 @@ mod tests {
             track.forward(&first[1]),
             Decision::Drop(DropReason::OtherLayer)
         );
-    }
-
-    fn temporal_ids(out: &[(Incoming, Rewritten)]) -> Vec<u8> {
-        let mut ids: Vec<u8> = out
-            .iter()
-            .filter_map(|(p, _)| p.temporal.map(|t| t.id))
-            .collect();
-        ids.dedup();
-        ids
-    }
-
-    #[test]
-    fn the_base_temporal_layer_alone_is_sent_without_holes() {
-        let mut now = clock();
-        let mut low = Stream::new(1, Some(Layer::Low), 65_000, 40).layered();
-        let mut track = DownTrack::new(Codec::Vp8, Some(Layer::Low));
-        track.set_temporal_target(Some(0));
-        let mut out = Vec::new();
-        for _ in 0..40 {
-            out.extend(sent(&mut track, &low.frame(now())));
-        }
-        assert_eq!(out.len(), 10 * 3, "every fourth frame, whole");
-        assert!(
-            out.iter()
-                .all(|(p, r)| p.temporal.map(|t| t.id) == Some(0) && !r.empty)
-        );
-        assert_continuous(&out);
-        assert_eq!(track.temporal(), Some(0));
-    }
-
-    #[test]
-    fn higher_temporal_layers_come_back_at_frames_that_refer_to_the_base_alone() {
-        let mut now = clock();
-        let mut low = Stream::new(1, Some(Layer::Low), 100, 1000).layered();
-        let mut track = DownTrack::new(Codec::Vp8, Some(Layer::Low));
-        let mut out = Vec::new();
-        for _ in 0..8 {
-            out.extend(sent(&mut track, &low.frame(now())));
-        }
-        // Down at once, at the next frame.
-        track.set_temporal_target(Some(0));
-        for _ in 0..8 {
-            out.extend(sent(&mut track, &low.frame(now())));
-        }
-        for _ in 0..3 {
-            out.extend(sent(&mut track, &low.frame(now())));
-        }
-        track.set_temporal_target(Some(1));
-        let up_to_one = out.len();
-        for _ in 0..4 {
-            out.extend(sent(&mut track, &low.frame(now())));
-        }
-        // Frames 19-22: 19 (layer 2) is beyond the target, 21 too; 22 is layer 1's next sync.
-        assert_eq!(temporal_ids(&out[up_to_one..]), vec![0, 1]);
-        assert_eq!(track.temporal(), Some(1));
-        track.set_temporal_target(None);
-        let up_to_all = out.len();
-        for _ in 0..3 {
-            out.extend(sent(&mut track, &low.frame(now())));
-        }
-        // Frames 23-25: 23 (layer 2) refers to layer 1's frame 22 but is no sync frame; 25 is.
-        assert_eq!(temporal_ids(&out[up_to_all..]), vec![0, 2]);
-        assert_eq!(track.temporal(), Some(2));
-        assert_continuous(&out);
-    }
-
-    #[test]
-    fn late_packets_fill_their_places_and_parts_of_frames_left_out_go_empty() {
-        let mut now = clock();
-        let mut low = Stream::new(1, Some(Layer::Low), 500, 1000).layered();
-        let mut track = DownTrack::new(Codec::Vp8, Some(Layer::Low));
-        track.set_temporal_target(Some(0));
-        let base = low.frame(now()); // frame 0: layer 0, kept
-        let left_out = low.frame(now()); // frame 1: layer 2, left out
-        let mut out = sent(&mut track, &base[..2]);
-        // The last packet of the base frame and the middle of the one left out are late.
-        out.extend(sent(&mut track, &left_out[..1]));
-        out.extend(sent(&mut track, &left_out[2..]));
-        for _ in 0..6 {
-            out.extend(sent(&mut track, &low.frame(now())));
-        }
-        let Decision::Forward(late_base) = track.forward(&base[2]) else {
-            panic!("a late packet of a frame sent goes out");
-        };
-        assert_eq!(late_base.seq, out[1].1.seq + 1, "in the place it left");
-        assert!(!late_base.empty);
-        let Decision::Forward(filler) = track.forward(&left_out[1]) else {
-            panic!("its place is counted");
-        };
-        assert!(filler.empty, "a frame left out is not sent in part");
-        assert_eq!(filler.seq, late_base.seq + 1);
-        assert_eq!(out[2].1.seq, filler.seq + 1, "the next base frame follows");
-        // Parts of the frame left out that arrive again are still left out.
-        assert_eq!(
-            track.forward(&left_out[0]),
-            Decision::Drop(DropReason::OtherTemporalLayer)
-        );
-    }
-
-    #[test]
-    fn parse_reads_temporal_layers() {
-        let at = Instant::now();
-        // X=1 S=1; I and T; 7-bit picture id 5; TID=1, Y=1.
-        let payload = [0x90, 0xA0, 0x05, 0b0110_0000, 0x00];
-        let packet = Incoming::parse(Codec::Vp8, SourceId(1), None, 1, 1, at, &payload);
-        assert_eq!(packet.temporal, Some(Temporal { id: 1, sync: true }));
-        assert_eq!(packet.vp8_picture_id, Some(5));
-        let opus = Incoming::parse(Codec::Opus, SourceId(1), None, 1, 1, at, &payload);
-        assert_eq!(opus.temporal, None);
     }
 
     #[test]

@@ -40,7 +40,6 @@ mod keyframe;
 mod layer;
 mod loss;
 pub mod sdp;
-mod skips;
 mod socket;
 mod speech;
 mod stats;

@@ -75,16 +75,13 @@ impl Engine {
         let Some(sub) = track.subscribers.iter_mut().find(|s| s.peer == id) else {
             return;
         };
-        if sub.loss.report(loss) {
-            // The next packet of the track picks the layer within the new cap; the temporal
-            // layer changes at the next frame that allows it.
-            sub.down.set_temporal_target(sub.loss.temporal());
+        if let Some(cap) = sub.loss.report(loss) {
+            // The next packet of the track picks the layer within the new cap.
             tracing::debug!(
                 peer = id.0,
                 track = track_id.0,
                 loss,
-                cap = ?sub.loss.cap(),
-                temporal = ?sub.loss.temporal(),
+                ?cap,
                 "loss caps the layer"
             );
         }

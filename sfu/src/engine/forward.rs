@@ -9,7 +9,7 @@ use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 
 use crate::codec::Codec;
-use crate::downtrack::{Decision, DownTrack, Incoming, Rewritten, SourceId};
+use crate::downtrack::{Decision, DownTrack, Incoming, SourceId};
 use crate::ids::{PeerId, TrackId};
 use crate::layer::Layer;
 use crate::tap::{Offered, SenderClock, TapPacket};
@@ -209,8 +209,7 @@ fn to_taps(track: &mut Published, arrival: &Arrival<'_>, wants: &mut KeyframeWan
     for tap in &mut track.taps {
         let decision = tap.down.forward(&arrival.incoming);
         wants.note(&tap.down, tap.take_keyframe_request(), arrival);
-        // A tap takes every temporal layer, so nothing is left out and no place needs filling.
-        let Decision::Forward(rewritten @ Rewritten { empty: false, .. }) = decision else {
+        let Decision::Forward(rewritten) = decision else {
             continue;
         };
         // str0m hands each packet its stream's latest sender report.
@@ -291,26 +290,19 @@ fn to_subscribers(
         let Decision::Forward(rewritten) = decision else {
             continue;
         };
-        let payload = if rewritten.empty {
-            Vec::new().into()
-        } else {
-            packet.payload.clone()
-        };
         let mut write = RtpWrite::new(
             out_pt,
             rewritten.seq.into(),
             rewritten.rtp_time as u32,
             arrival.incoming.arrival,
-            payload,
+            packet.payload.clone(),
         )
-        .marker(packet.header.marker && !rewritten.empty)
+        .marker(packet.header.marker)
         .nackable(codec.is_video())
         .ext_vals(arrival.ext_vals.clone());
-        if let (Some(picture_id), Some(original), false) = (
-            rewritten.vp8_picture_id,
-            arrival.incoming.vp8_picture_id,
-            rewritten.empty,
-        ) && picture_id != original
+        if let (Some(picture_id), Some(original)) =
+            (rewritten.vp8_picture_id, arrival.incoming.vp8_picture_id)
+            && picture_id != original
             && let Ok(descriptor) = Vp8Descriptor::parse(&packet.payload)
             && let Ok(patch) = descriptor.patch().picture_id(picture_id).build()
         {
