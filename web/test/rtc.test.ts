@@ -133,12 +133,21 @@ class FakePeerConnection {
   connectionState = 'new';
   localDescription: RTCSessionDescriptionInit | null = null;
   answers: string[] = [];
+  configuration: RTCConfiguration = {};
   private offers = 0;
   private transceivers: { mid: string | null; direction: string; currentDirection: string | null; sender: object }[] = [];
   private listeners = new Map<string, (() => void)[]>();
 
   constructor() {
     FakePeerConnection.all.push(this);
+  }
+
+  getConfiguration() {
+    return this.configuration;
+  }
+
+  setConfiguration(configuration: RTCConfiguration) {
+    this.configuration = configuration;
   }
 
   addTransceiver(track: unknown, init: { direction: string }) {
@@ -233,6 +242,21 @@ describe('RoomConnection negotiation', () => {
     ]);
     resumed.receive({ type: 'publish_answer', sdp: 'answer' });
     await vi.waitFor(() => expect(publisher.answers).toEqual(['answer']));
+    room.leave();
+  });
+
+  it("gathers with the TURN servers of the latest joined on both connections", async () => {
+    const { room, publisher, socket } = joinedRoom();
+    const subscriber = FakePeerConnection.all[1];
+    expect(publisher.configuration.iceServers).toEqual([]);
+    const turn = { urls: ['turn:turn.example.com:3478?transport=udp'], username: '1700000000:p1', credential: 'c' };
+    socket.drop();
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(2));
+    const resumed = FakeSocket.all[1];
+    resumed.open();
+    resumed.receive({ ...joined, ice_servers: [turn] });
+    expect(publisher.configuration.iceServers).toEqual([turn]);
+    expect(subscriber.configuration.iceServers).toEqual([turn]);
     room.leave();
   });
 
