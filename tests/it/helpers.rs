@@ -167,7 +167,33 @@ fn sandbox_uids() -> u32 {
     61_000 + 64 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -> Result<Settings> {
+/// Settings as `SIGHTLINE__…` environment variables would give them, without touching the test
+/// process's environment (shared by every test): some settings, like the TURN secret, are
+/// accepted from the environment only.
+struct Environment(Vec<(String, Value)>);
+
+impl figment::Provider for Environment {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s), as a test sets them")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut figment = Figment::new();
+        for (key, value) in &self.0 {
+            figment = figment.merge((key.as_str(), value.clone()));
+        }
+        figment.data()
+    }
+}
+
+fn settings_for(
+    data_dir: &TempDir,
+    db_url: &str,
+    overrides: &[(&str, Value)],
+    environment: &[(&str, Value)],
+) -> Result<Settings> {
     let mut figment = Figment::from(Toml::string(DEFAULT_TOML))
         .merge(("http.addr", "127.0.0.1:0"))
         .merge(("data.dir", data_dir.path().display().to_string()))
@@ -182,6 +208,11 @@ fn settings_for(data_dir: &TempDir, db_url: &str, overrides: &[(&str, Value)]) -
     for (key, value) in overrides {
         figment = figment.merge((*key, value.clone()));
     }
+    let environment = environment
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), value.clone()))
+        .collect();
+    figment = figment.merge(Environment(environment));
     Ok(Settings::from_figment(figment)?)
 }
 
@@ -193,9 +224,18 @@ impl TestApp {
 
     /// Starts a server on a fresh database with some settings overridden.
     pub async fn spawn_with(backend: Backend, overrides: &[(&str, Value)]) -> Result<TestApp> {
+        TestApp::spawn_with_environment(backend, overrides, &[]).await
+    }
+
+    /// Starts a server with some settings overridden, and others given as the environment would.
+    pub async fn spawn_with_environment(
+        backend: Backend,
+        overrides: &[(&str, Value)],
+        environment: &[(&str, Value)],
+    ) -> Result<TestApp> {
         let data_dir = tempfile::tempdir()?;
         let db = TestDb::create(backend, &data_dir).await?;
-        let settings = settings_for(&data_dir, &db.url, overrides)?;
+        let settings = settings_for(&data_dir, &db.url, overrides, environment)?;
         TestApp::start(settings, db, data_dir).await
     }
 

@@ -18,4 +18,5 @@ mod recording;
 mod recovery;
 mod rtc;
 mod scorecards;
+mod turn;
 mod workspace;
