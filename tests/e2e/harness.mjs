@@ -14,7 +14,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import jsQR from 'jsqr';
 import { chromium } from 'playwright-core';
+import { PNG } from 'pngjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -370,4 +372,41 @@ export async function unlabelledControls(page) {
       .filter((el) => !(el.labels && el.labels.length > 0) && !el.getAttribute('aria-label'))
       .map((el) => el.id || el.name || el.outerHTML.slice(0, 60)),
   );
+}
+
+/** A context of `browser` that looks like a phone: small portrait screen, touch, a phone's browser. */
+export function phoneContext(browser) {
+  return browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    userAgent:
+      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36',
+  });
+}
+
+/** Opens the pairing dialog and reads its QR code off the screen, as a phone camera would. */
+export async function scanPairing(page) {
+  const dialog = page.getByRole('dialog');
+  if (!(await dialog.isVisible())) await page.getByRole('button', { name: 'Add phone camera' }).click();
+  const image = dialog.getByRole('img', { name: /QR code/ });
+  await image.waitFor();
+  await page.waitForFunction(() => document.querySelector('[role="dialog"] img')?.complete);
+  const png = PNG.sync.read(await image.screenshot());
+  const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+  assert.ok(decoded, 'the QR code on screen decodes');
+  const code = await dialog.locator('.code').innerText();
+  return { url: decoded.data, code };
+}
+
+/** Opens a pairing `url` on `phone`, keeps the rear camera and shares it. */
+export async function sharePhone(phone, url) {
+  await phone.goto(url);
+  await phone.getByRole('heading', { name: 'Phone camera' }).waitFor();
+  await phone.getByText('Only this phone').waitFor();
+  assert.equal(await phone.getByLabel('Rear camera (recommended)').isChecked(), true, 'rear by default');
+  assert.deepEqual(await unlabelledControls(phone), []);
+  await phone.getByRole('button', { name: 'Share camera' }).click();
+  await phone.getByText('Sharing this camera with the interview').waitFor({ timeout: 15_000 });
 }

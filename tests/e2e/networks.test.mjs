@@ -3,13 +3,15 @@
 // a network that lets nothing but the TURN server through), join through the UI with the TURN
 // credentials the server handed out in `joined`, and see each other's video; the connections'
 // statistics say the selected path is a relay, over UDP, over TCP and over TLS to the TURN server.
+// Over UDP the candidate's phone, relay-only too, joins the same way as her second camera.
 // coturn itself refuses credentials that expired or were signed with another secret.
 //
 // A browser in a network namespace whose UDP is dropped (iptables), on a veth link to the
 // server, joins without TURN over ICE-TCP straight to the SFU.
 //
-// A browser whose only way to the SFU is a lossy, slow link keeps its video playing: at 5% loss
-// with 100 ms round trips NACK/RTX repair it; at 20% the server steps it down to a lower layer
+// A browser whose only way to the SFU is a lossy, slow link keeps its video playing: through
+// jitter that reorders datagrams; at 5% loss with 100 ms round trips NACK/RTX repair it; at 20%
+// the server steps it down to a lower layer
 // rather than let it freeze, and back up once the link is clean; the other side's screen says
 // the link is poor, as the server sees it from RTCP. This kernel has no netem, so the link is a
 // seeded UDP relay the test runs between the namespace and the SFU.
@@ -23,7 +25,16 @@ import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { launchBrowser, startServer, steps, waitFor, waitForFramesIncreasing } from './harness.mjs';
+import {
+  launchBrowser,
+  phoneContext,
+  scanPairing,
+  sharePhone,
+  startServer,
+  steps,
+  waitFor,
+  waitForFramesIncreasing,
+} from './harness.mjs';
 
 const SECRET = 'e2e-turn-secret-0123456789abcdef';
 const TTL_SECS = 600;
@@ -245,6 +256,25 @@ for (const relay of RELAYS) {
       assert.ok(Number(expiry) > now && Number(expiry) <= now + TTL_SECS + 5, `expiry ${expiry}, now ${now}`);
       assert.ok(identity && !identity.includes('@'), `an opaque participant id, not an address: ${identity}`);
       assert.equal(credential, credentialFor(SECRET, username), 'the TURN REST API credential');
+
+      if (relay.protocol === 'udp') {
+        step("Casey's phone, relay-only too, joins through coturn as her second camera");
+        const { url } = await scanPairing(cas);
+        const phoneContextRelayed = await phoneContext(browser);
+        await phoneContextRelayed.addInitScript(relayOnly, { scheme: relay.scheme, transport: relay.transport });
+        contexts.push(phoneContextRelayed);
+        const phone = await phoneContextRelayed.newPage();
+        await sharePhone(phone, url);
+        await waitForFramesIncreasing(ivy, 'video[aria-label="Casey Candidate — phone"]', 1, 60_000);
+        const selected = await waitFor('the phone connected', async () => {
+          const found = await selectedLocalCandidates(phone);
+          return found.length > 0 && found.every(Boolean) && found;
+        });
+        assert.ok(selected.every((c) => c.type === 'relay' && c.relayProtocol === 'udp'), JSON.stringify(selected));
+        const [[phoneServer]] = await phone.evaluate(() => window.__e2eIceServers);
+        assert.notEqual(phoneServer.username, username, 'the phone has a credential of its own');
+        assert.equal(phoneServer.credential, credentialFor(SECRET, phoneServer.username));
+      }
     } finally {
       for (const context of contexts) await context.close();
       await tls?.close();

@@ -8,16 +8,16 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import jsQR from 'jsqr';
-import { PNG } from 'pngjs';
 import {
   artifacts,
   launchBrowser,
   startServer,
   limitedSeconds,
   outboundLayers,
+  phoneContext,
+  scanPairing,
+  sharePhone,
   steps,
-  unlabelledControls,
   waitFor,
   waitForFramesIncreasing,
 } from './harness.mjs';
@@ -35,42 +35,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 }, { timeout: 60_000 });
-
-/** A browser context that looks like a phone: small portrait screen, touch, a phone's browser. */
-function phoneContext() {
-  return browser.newContext({
-    viewport: { width: 390, height: 844 },
-    deviceScaleFactor: 2,
-    isMobile: true,
-    hasTouch: true,
-    userAgent:
-      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36',
-  });
-}
-
-/** Opens the pairing dialog and reads its QR code off the screen, as a phone camera would. */
-async function scanPairing(page) {
-  const dialog = page.getByRole('dialog');
-  if (!(await dialog.isVisible())) await page.getByRole('button', { name: 'Add phone camera' }).click();
-  const image = dialog.getByRole('img', { name: /QR code/ });
-  await image.waitFor();
-  await page.waitForFunction(() => document.querySelector('[role="dialog"] img')?.complete);
-  const png = PNG.sync.read(await image.screenshot());
-  const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
-  assert.ok(decoded, 'the QR code on screen decodes');
-  const code = await dialog.locator('.code').innerText();
-  return { url: decoded.data, code };
-}
-
-async function sharePhone(phone, url) {
-  await phone.goto(url);
-  await phone.getByRole('heading', { name: 'Phone camera' }).waitFor();
-  await phone.getByText('Only this phone').waitFor();
-  assert.equal(await phone.getByLabel('Rear camera (recommended)').isChecked(), true, 'rear by default');
-  assert.deepEqual(await unlabelledControls(phone), []);
-  await phone.getByRole('button', { name: 'Share camera' }).click();
-  await phone.getByText('Sharing this camera with the interview').waitFor({ timeout: 15_000 });
-}
 
 /** The phone's video decodes, and more frames keep coming. */
 function assertPhoneVideoPlays(page, label) {
@@ -132,7 +96,7 @@ test('a phone pairs by QR code and streams to the interviewers as the candidate\
   const first = await scanPairing(cas);
   assert.match(first.url, new RegExp(`^${server.base}/pair/[A-Za-z0-9_-]{43}$`));
   await cas.screenshot({ path: join(artifacts, 'phone-pairing-dialog.png') });
-  const phoneOne = await phoneContext();
+  const phoneOne = await phoneContext(browser);
   const phone1 = await phoneOne.newPage();
   await sharePhone(phone1, first.url);
   await phone1.screenshot({ path: join(artifacts, 'phone-sharing.png') });
@@ -165,7 +129,7 @@ test('a phone pairs by QR code and streams to the interviewers as the candidate\
   // A second phone, paired with the typed code, replaces the first.
   step('a second phone replaces the first');
   const second = await scanPairing(cas);
-  const phoneTwo = await phoneContext();
+  const phoneTwo = await phoneContext(browser);
   const phone2 = await phoneTwo.newPage();
   await phone2.goto(`${server.base}/pair`);
   await phone2.getByLabel('Pairing code').fill(second.code.toLowerCase());
@@ -205,7 +169,7 @@ test('a phone pairs by QR code and streams to the interviewers as the candidate\
 
   // Used and expired codes show an error page, and nothing changes.
   step('used and expired codes');
-  const phoneThree = await phoneContext();
+  const phoneThree = await phoneContext(browser);
   const phone3 = await phoneThree.newPage();
   await phone3.goto(first.url);
   await phone3.getByRole('heading', { name: 'Pairing problem' }).waitFor();
