@@ -4,7 +4,8 @@
 //! The engine sees every frame as a datagram with `Protocol::Tcp` from the connection's remote
 //! address, and sends by remote address; this module only moves frames. Each connection has a
 //! reader task and a writer task on the worker's runtime. What a connection may cost is bounded:
-//! connections per worker (`max_connections`, more are closed at once), a frame's size, the time
+//! connections per worker (`max_connections`, more are closed at once) and per source address
+//! (an eighth of them, at least 16: a host cannot take every place), a frame's size, the time
 //! to the first frame and between frames, the frames waiting in each direction. The first frame
 //! must look like a STUN message and a peer must take it, or the connection is closed: garbage on
 //! the port costs one read.
@@ -39,6 +40,11 @@ const READ_QUEUE: usize = 1024;
 /// Frames written to one connection before a flush: a writer that cannot keep up still makes
 /// progress batch by batch, and only a flush that makes none for `WRITE_TIMEOUT` ends it.
 const WRITE_BATCH: usize = 64;
+/// One source address may hold this share of a worker's connections (a browser needs two per
+/// room; a company network behind one address needs more)...
+const PER_SOURCE_SHARE: usize = 8;
+/// ...but never fewer than this many.
+const PER_SOURCE_MIN: usize = 16;
 /// STUN's magic cookie (RFC 5389), in bytes 4..8 of every STUN message.
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 
@@ -131,11 +137,28 @@ impl TcpMedia {
         self.connections.len()
     }
 
-    /// Starts serving a new connection, or closes it when the worker holds its maximum.
+    /// Connections one source address may hold.
+    fn max_per_source(&self) -> usize {
+        (self.max_connections / PER_SOURCE_SHARE).max(PER_SOURCE_MIN)
+    }
+
+    /// Starts serving a new connection, or closes it when the worker, or its source address,
+    /// holds its maximum.
     pub fn admit(&mut self, stream: TcpStream, remote: SocketAddr) {
         if self.connections.len() >= self.max_connections {
             self.refused += 1;
             tracing::debug!(%remote, "ICE-TCP connection refused: too many open");
+            return;
+        }
+        // Accepts are rare next to packets: counting is cheaper than keeping a second map true.
+        let from_source = self
+            .connections
+            .keys()
+            .filter(|open| open.ip() == remote.ip() && **open != remote)
+            .count();
+        if from_source >= self.max_per_source() {
+            self.refused += 1;
+            tracing::debug!(%remote, "ICE-TCP connection refused: too many from its address");
             return;
         }
         let Ok(local) = stream.local_addr() else {
@@ -340,6 +363,43 @@ mod tests {
             matches!(closed, Some(TcpInput::Closed { id: 9, remote: r }) if r == remote),
             "{closed:?}"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_source_address_cannot_take_every_place() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listens");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking, as the worker sets it");
+        let (mut media, listener, _inputs) = TcpMedia::new(listener, 256).expect("media");
+        let addr = media.local_addr();
+        let per_source = 256 / PER_SOURCE_SHARE;
+        let connect_from = |ip: &str| {
+            let from: SocketAddr = format!("{ip}:0").parse().expect("address");
+            async move {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.bind(from).expect("binds");
+                socket.connect(addr).await.expect("connects")
+            }
+        };
+        let mut clients = Vec::new();
+        for _ in 0..=per_source {
+            clients.push(connect_from("127.0.0.1").await);
+            let (stream, remote) = listener.accept().await.expect("accepts");
+            media.admit(stream, remote);
+        }
+        assert_eq!(
+            media.open(),
+            per_source,
+            "one more from the same address is refused"
+        );
+        assert_eq!(media.refused, 1);
+        // Another address still gets in.
+        clients.push(connect_from("127.0.0.2").await);
+        let (stream, remote) = listener.accept().await.expect("accepts");
+        media.admit(stream, remote);
+        assert_eq!(media.open(), per_source + 1);
+        assert_eq!(media.refused, 1);
     }
 
     #[test]
