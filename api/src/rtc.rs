@@ -255,6 +255,11 @@ async fn session(mut socket: WebSocket, state: AppState, room: RoomId) {
         .allow_burst(NonZeroU32::new(MESSAGE_BURST).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(quota);
     let mut strikes = 0u32;
+    let mut turn_refresh = turn::refresh_period(&state.settings.turn).map(|period| {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -303,8 +308,30 @@ async fn session(mut socket: WebSocket, state: AppState, room: RoomId) {
                 }
                 None => break,
             },
+            () = tick(turn_refresh.as_mut()) => {
+                let message = ServerMessage::IceServers {
+                    ice_servers: turn::ice_servers(
+                        &state.settings.turn,
+                        &session.identity,
+                        crate::store::now(),
+                    ),
+                };
+                if !send(&mut socket, &message).await {
+                    break;
+                }
+            }
         }
     }
     session.to_room.closed().await;
     let _ = socket.send(Message::Close(None)).await;
+}
+
+/// The next tick of `interval`; never without one.
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }

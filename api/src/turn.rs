@@ -6,6 +6,8 @@
 //! expire after `turn.credential_ttl_secs`: nothing long-lived ever reaches a browser. The
 //! participant id is opaque (no name, no email), so the TURN server's logs hold nothing personal.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -31,6 +33,13 @@ pub fn ice_servers(settings: &TurnSettings, participant: &str, now: i64) -> Vec<
         username,
         credential,
     }]
+}
+
+/// How often a connected client gets fresh credentials (`ice_servers`): at half their lifetime,
+/// so an ICE restart late in a long interview still has a relay. `None` without TURN.
+pub fn refresh_period(settings: &TurnSettings) -> Option<Duration> {
+    (settings.shared_secret.is_some() && !settings.urls.is_empty())
+        .then(|| Duration::from_secs(settings.credential_ttl_secs / 2))
 }
 
 /// The password for `username`: base64 of its HMAC-SHA1 under `secret`.
@@ -90,6 +99,12 @@ mod tests {
             "a later issue is a new credential"
         );
         assert!(ice_servers(&settings(&[], Some("0123456789abcdef")), "p", 0).is_empty());
+        assert_eq!(
+            refresh_period(&settings(&["turn:h"], Some("0123456789abcdef"))),
+            Some(Duration::from_secs(300)),
+            "half of the 600 s a credential lasts"
+        );
+        assert_eq!(refresh_period(&settings(&["turn:h"], None)), None);
         assert!(ice_servers(&settings(&["turn:h"], None), "p", 0).is_empty());
     }
 }

@@ -148,11 +148,13 @@ pub struct IceServer {
 }
 
 impl ServerMessage {
-    /// The message's TURN servers, for the messages that carry them (`joined`, `media_reset`).
+    /// The message's TURN servers, for the messages that carry them (`joined`, `media_reset`,
+    /// `ice_servers`).
     pub fn ice_servers_mut(&mut self) -> Option<&mut Vec<IceServer>> {
         match self {
             ServerMessage::Joined { ice_servers, .. }
-            | ServerMessage::MediaReset { ice_servers } => Some(ice_servers),
+            | ServerMessage::MediaReset { ice_servers }
+            | ServerMessage::IceServers { ice_servers } => Some(ice_servers),
             _ => None,
         }
     }
@@ -490,6 +492,12 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
     },
+    /// TURN credentials to replace those about to expire (sent at half their lifetime while TURN
+    /// is configured): the next ICE restart and any new connection use them.
+    IceServers {
+        /// As in `joined`.
+        ice_servers: Vec<IceServer>,
+    },
     /// The server replaces this client's subscriber connection (it had kept too many m-lines of
     /// tracks that are gone): close it and open a new one; the next `subscriber_offer` is for the
     /// new one and carries every track again. The publisher connection is untouched.
@@ -599,7 +607,7 @@ mod tests {
     }
 
     /// Every server message type; see [`CLIENT_TYPES`].
-    const SERVER_TYPES: [&str; 23] = [
+    const SERVER_TYPES: [&str; 25] = [
         "joined",
         "proctoring_hint",
         "proctoring",
@@ -617,8 +625,10 @@ mod tests {
         "track_unplayable",
         "recording",
         "active_speakers",
+        "connection_quality",
         "chat",
         "media_reset",
+        "ice_servers",
         "subscriber_reset",
         "removed",
         "error",
@@ -647,6 +657,7 @@ mod tests {
             ServerMessage::ActiveSpeakers { .. } => "active_speakers",
             ServerMessage::Chat { .. } => "chat",
             ServerMessage::MediaReset { .. } => "media_reset",
+            ServerMessage::IceServers { .. } => "ice_servers",
             ServerMessage::SubscriberReset {} => "subscriber_reset",
             ServerMessage::Removed { .. } => "removed",
             ServerMessage::Error { .. } => "error",

@@ -1,8 +1,9 @@
 //! TURN credentials against coturn itself: the server hands a participant credentials in its
 //! `joined`, and a real `turnserver` (started here on a free loopback port, `use-auth-secret`
 //! with the same secret) allocates a relay with them; one signed with another secret and one
-//! that expired are refused. The TURN client is the few STUN messages RFC 5766 needs, written
-//! here so the check does not trust another implementation of the same formulas.
+//! that expired are refused; at half their lifetime the participant gets fresh ones, which
+//! allocate too. The TURN client is the few STUN messages RFC 5766 needs, written here so the
+//! check does not trust another implementation of the same formulas.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -11,15 +12,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::StreamExt;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use tempfile::TempDir;
 use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Backend, TestApp, text};
-use crate::rtc::{interview, join};
+use crate::rtc::{Socket, interview, join};
 
 /// The secret Sightline and coturn share (a test value, at least 16 bytes).
 const SECRET: &str = "turn-secret-shared-with-coturn-0123";
@@ -52,13 +55,14 @@ async fn coturn_relays_with_the_credentials_a_participant_is_given_and_refuses_o
         Backend::Sqlite,
         &[
             ("turn.urls", json!([url])),
-            ("turn.credential_ttl_secs", json!(600)),
+            // The shortest lifetime allowed: fresh credentials come after 30 s.
+            ("turn.credential_ttl_secs", json!(60)),
         ],
         &[("turn.shared_secret", json!(SECRET))],
     )
     .await?;
     let room = interview(&app).await?;
-    let (_socket, joined) = join(&app, &room.id, &room.candidate).await?;
+    let (mut socket, joined) = join(&app, &room.id, &room.candidate).await?;
     let servers = joined["ice_servers"]
         .as_array()
         .context("joined carries ice_servers")?;
@@ -89,7 +93,50 @@ async fn coturn_relays_with_the_credentials_a_participant_is_given_and_refuses_o
     let fresh = format!("{}:participant", unix_now() + 60);
     let signed = hmac_sha1_base64(SECRET.as_bytes(), &fresh);
     assert!(allocate(server, &fresh, &signed).await?.is_ok());
+
+    // Half a lifetime after joining, fresh credentials for the same participant, lasting longer.
+    let renewed = next_ice_servers(&mut socket, Duration::from_secs(45)).await?;
+    let renewed_username = text(&renewed[0]["username"])?;
+    let expiry = |username: &str| -> Result<u64> {
+        let (expiry, _) = username.split_once(':').context("<expiry>:<participant>")?;
+        Ok(expiry.parse()?)
+    };
+    assert!(expiry(&renewed_username)? >= expiry(&username)? + 25);
+    assert_eq!(
+        renewed_username.split_once(':').map(|(_, who)| who),
+        username.split_once(':').map(|(_, who)| who)
+    );
+    let renewed_password = text(&renewed[0]["credential"])?;
+    assert!(
+        allocate(server, &renewed_username, &renewed_password)
+            .await?
+            .is_ok(),
+        "coturn allocates with the renewed credential"
+    );
     Ok(())
+}
+
+/// The `ice_servers` of the next `ice_servers` message, waiting at most `within`.
+async fn next_ice_servers(socket: &mut Socket, within: Duration) -> Result<Vec<Value>> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .context("no fresh ice_servers in time")?;
+        let Some(Ok(Message::Text(text))) = frame else {
+            match frame {
+                Some(Ok(_)) => continue,
+                _ => bail!("the socket closed before fresh ice_servers came"),
+            }
+        };
+        let value: Value = serde_json::from_str(&text)?;
+        if value["type"] == "ice_servers" {
+            return Ok(value["ice_servers"]
+                .as_array()
+                .context("a list of servers")?
+                .clone());
+        }
+    }
 }
 
 fn unix_now() -> u64 {

@@ -569,6 +569,9 @@ export class RoomConnection {
         this.serverQuality = null;
         await this.resetMedia();
         break;
+      case 'ice_servers':
+        this.useIceServers(message.ice_servers);
+        break;
       case 'subscriber_reset':
         this.renewSubscriber();
         break;

@@ -245,7 +245,7 @@ describe('RoomConnection negotiation', () => {
     room.leave();
   });
 
-  it("gathers with the TURN servers of the latest joined on both connections", async () => {
+  it('gathers with the TURN servers of the latest joined or ice_servers on both connections', async () => {
     const { room, publisher, socket } = joinedRoom();
     const subscriber = FakePeerConnection.all[1];
     expect(publisher.configuration.iceServers).toEqual([]);
@@ -257,6 +257,11 @@ describe('RoomConnection negotiation', () => {
     resumed.receive({ ...joined, ice_servers: [turn] });
     expect(publisher.configuration.iceServers).toEqual([turn]);
     expect(subscriber.configuration.iceServers).toEqual([turn]);
+    // Before those expire the server sends fresh ones.
+    const fresh = { ...turn, username: '1700001800:p1', credential: 'd' };
+    resumed.receive({ type: 'ice_servers', ice_servers: [fresh] });
+    await vi.waitFor(() => expect(subscriber.configuration.iceServers).toEqual([fresh]));
+    expect(publisher.configuration.iceServers).toEqual([fresh]);
     room.leave();
   });
 
