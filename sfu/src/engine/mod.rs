@@ -372,7 +372,12 @@ impl Engine {
                 if !report_links {
                     continue;
                 }
-                let link = std::mem::take(&mut peer.link);
+                let mut link = std::mem::take(&mut peer.link);
+                // Media going out with no report back for long: nothing of it is known to
+                // arrive, whatever the last report said.
+                if peer.answers.unanswered(now) {
+                    link.loss = Some(1.0);
+                }
                 if let Some(loss) = link.loss {
                     self.outputs.push_back(Output::Event(Event::LinkQuality {
                         peer: *id,
@@ -559,6 +564,12 @@ impl Engine {
             RtcEvent::MediaEgressStats(stats) => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.link.note(stats.loss, stats.rtt);
+                    peer.answers.egress(
+                        stats.mid,
+                        stats.packets,
+                        stats.loss.is_some(),
+                        stats.timestamp,
+                    );
                 }
                 if let Some(loss) = stats.loss {
                     self.on_egress_loss(id, stats.mid, loss);
@@ -613,6 +624,7 @@ mod tests {
 
     use super::*;
     use crate::layer::Quality;
+    use peer::UNANSWERED_AFTER;
     use track::Subscription;
 
     fn client_offer(now: Instant) -> SdpOffer {
@@ -632,6 +644,88 @@ mod tests {
                 Output::Timeout(_) => return events,
             }
         }
+    }
+
+    /// Outgoing statistics of one m-line, as str0m gives them every second.
+    fn egress_stats(mid: Mid, packets: u64, loss: Option<f32>, at: Instant) -> RtcEvent {
+        RtcEvent::MediaEgressStats(str0m::stats::MediaEgressStats {
+            mid,
+            rid: None,
+            bytes: packets * 1000,
+            packets,
+            firs: 0,
+            plis: 0,
+            nacks: 0,
+            rtt: None,
+            loss,
+            timestamp: at,
+            remote: None,
+        })
+    }
+
+    fn link_losses(events: &[Event]) -> Vec<f32> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::LinkQuality { loss, .. } => Some(*loss),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn media_that_no_report_answers_for_long_counts_as_all_lost() {
+        let start = Instant::now();
+        let (mut engine, _track) = engine_with_published_video(start, false);
+        engine.add_subscriber(PeerId(2), start).expect("subscriber");
+        drain(&mut engine);
+        let (video, audio) = (Mid::from("v"), Mid::from("a"));
+        let mut losses = Vec::new();
+        // Reports come for 5 s (video every second, clean), then none while media goes on.
+        for second in 1..=20u64 {
+            let at = start + Duration::from_secs(second);
+            let reported = second <= 5;
+            engine.on_event(
+                PeerId(2),
+                egress_stats(video, second * 90, reported.then_some(0.0), at),
+            );
+            engine.on_event(PeerId(2), egress_stats(audio, second * 50, None, at));
+            engine.handle_timeout(at);
+            losses.extend(link_losses(&drain(&mut engine)));
+        }
+        assert_eq!(losses.first(), Some(&0.0), "clean while reports came");
+        assert_eq!(
+            losses.last(),
+            Some(&1.0),
+            "media unanswered for {UNANSWERED_AFTER:?}: {losses:?}"
+        );
+        // Reports again: the link is rated from them.
+        let mut after = Vec::new();
+        for second in 21..=24u64 {
+            let at = start + Duration::from_secs(second);
+            engine.on_event(PeerId(2), egress_stats(video, second * 90, Some(0.02), at));
+            engine.handle_timeout(at);
+            after.extend(link_losses(&drain(&mut engine)));
+        }
+        assert_eq!(after.last(), Some(&0.02), "{after:?}");
+    }
+
+    #[test]
+    fn audio_reported_every_five_seconds_alone_is_answered() {
+        let start = Instant::now();
+        let (mut engine, _track) = engine_with_published_video(start, false);
+        engine.add_subscriber(PeerId(2), start).expect("subscriber");
+        drain(&mut engine);
+        let audio = Mid::from("a");
+        let mut losses = Vec::new();
+        for second in 1..=30u64 {
+            let at = start + Duration::from_secs(second);
+            let loss = second.is_multiple_of(5).then_some(0.0);
+            engine.on_event(PeerId(2), egress_stats(audio, second * 50, loss, at));
+            engine.handle_timeout(at);
+            losses.extend(link_losses(&drain(&mut engine)));
+        }
+        assert!(losses.iter().all(|l| *l == 0.0), "{losses:?}");
     }
 
     #[test]

@@ -39,6 +39,42 @@ impl LinkReport {
     }
 }
 
+/// How long media may go out on a connection with no receiver report showing it arrive before
+/// the link counts as losing everything. Browsers report video about every second and audio
+/// about every five (up to 7.5 s, randomised).
+pub(super) const UNANSWERED_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether what a connection is sent is answered by receiver reports. Media going out and no
+/// report showing any of it arrive (none at all, or reports whose highest sequence number stands
+/// still: str0m then gives no loss figure) means it does not arrive, or nothing the client says
+/// reaches us: the reports themselves can never say so, and the last rating would stand.
+#[derive(Debug, Default)]
+pub(super) struct Answers {
+    /// Packets sent on each m-line, as of its last statistics.
+    sent: HashMap<Mid, u64>,
+    /// Since when media went out with no report at all.
+    unanswered_since: Option<Instant>,
+}
+
+impl Answers {
+    /// One m-line's outgoing statistics: `packets` sent so far, and whether a receiver report
+    /// came since the last ones.
+    pub(super) fn egress(&mut self, mid: Mid, packets: u64, reported: bool, at: Instant) {
+        let before = self.sent.insert(mid, packets).unwrap_or(packets);
+        if reported {
+            self.unanswered_since = None;
+        } else if packets > before {
+            self.unanswered_since.get_or_insert(at);
+        }
+    }
+
+    /// Whether media has gone unanswered for [`UNANSWERED_AFTER`] by `now`.
+    pub(super) fn unanswered(&self, now: Instant) -> bool {
+        self.unanswered_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= UNANSWERED_AFTER)
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Peer {
     pub(super) role: Role,
@@ -51,6 +87,8 @@ pub(super) struct Peer {
     pub(super) last_input: Instant,
     /// What the RTCP reports of this connection said since it was last reported.
     pub(super) link: LinkReport,
+    /// Whether receiver reports still answer what this connection is sent.
+    pub(super) answers: Answers,
     /// DTLS completed once; only then does silence mean the client is gone.
     pub(super) connected: bool,
     /// Publisher: the track each m-line carries.
@@ -138,6 +176,7 @@ impl Engine {
             armed: false,
             last_input: now,
             link: LinkReport::default(),
+            answers: Answers::default(),
             connected: false,
             published: HashMap::new(),
             subscribed: HashMap::new(),
