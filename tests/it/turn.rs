@@ -6,7 +6,7 @@
 //! check does not trust another implementation of the same formulas.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -48,7 +48,9 @@ type Attributes = Vec<(u16, Vec<u8>)>;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coturn_relays_with_the_credentials_a_participant_is_given_and_refuses_others() -> Result<()>
 {
-    let coturn = Coturn::start(SECRET)?;
+    let mut coturn = Coturn::start(SECRET)?;
+    // Answering before the app starts: its own ports cannot take coturn's meanwhile.
+    coturn.wait_until_answering().await?;
     let server = coturn.addr;
     let url = format!("turn:127.0.0.1:{}?transport=udp", server.port());
     let app = TestApp::spawn_with_environment(
@@ -71,7 +73,6 @@ async fn coturn_relays_with_the_credentials_a_participant_is_given_and_refuses_o
     let username = text(&given["username"])?;
     let password = text(&given["credential"])?;
 
-    coturn.wait_until_answering().await?;
     // The participant's own credentials: a relay on coturn's address.
     let relayed = allocate(server, &username, &password).await?;
     assert_eq!(
@@ -157,7 +158,8 @@ fn hmac_sha1_base64(secret: &[u8], username: &str) -> String {
 struct Coturn {
     child: Child,
     addr: SocketAddr,
-    _dir: TempDir,
+    /// Its database, pid file and log.
+    dir: TempDir,
 }
 
 impl Coturn {
@@ -166,6 +168,7 @@ impl Coturn {
         let port = std::net::UdpSocket::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
+        let log = std::fs::File::create(dir.path().join("turnserver.log"))?;
         let child = Command::new("turnserver")
             .args([
                 "-n",
@@ -176,7 +179,14 @@ impl Coturn {
             ])
             .args(["--listening-port", &port.to_string()])
             .args(["--use-auth-secret", "--static-auth-secret", secret])
-            .args(["--realm", REALM, "--no-tls", "--no-dtls", "--no-cli"])
+            .args([
+                "--realm",
+                REALM,
+                "--no-tcp",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+            ])
             .args([
                 "--no-multicast-peers",
                 "--simple-log",
@@ -187,21 +197,25 @@ impl Coturn {
             .arg(dir.path().join("turndb"))
             .arg("--pidfile")
             .arg(dir.path().join("turnserver.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
             .context("starting turnserver (Debian package coturn; scripts/test installs it)")?;
         Ok(Coturn {
             child,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            _dir: dir,
+            dir,
         })
     }
 
-    /// Waits (at most 10 s) until coturn answers an Allocate at all.
-    async fn wait_until_answering(&self) -> Result<()> {
+    /// Waits (at most 10 s) until coturn answers an Allocate at all; says why it did not, with
+    /// its log.
+    async fn wait_until_answering(&mut self) -> Result<()> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         for _ in 0..50 {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("turnserver exited ({status}): {}", self.log());
+            }
             let request = encode(
                 ALLOCATE,
                 &[(REQUESTED_TRANSPORT, UDP_TRANSPORT.to_vec())],
@@ -217,7 +231,11 @@ impl Coturn {
                 return Ok(());
             }
         }
-        bail!("turnserver did not answer on {}", self.addr)
+        bail!("turnserver did not answer on {}: {}", self.addr, self.log())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("turnserver.log")).unwrap_or_default()
     }
 }
 

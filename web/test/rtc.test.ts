@@ -138,7 +138,8 @@ class FakePeerConnection {
   private transceivers: { mid: string | null; direction: string; currentDirection: string | null; sender: object }[] = [];
   private listeners = new Map<string, (() => void)[]>();
 
-  constructor() {
+  constructor(configuration: RTCConfiguration = {}) {
+    this.configuration = configuration;
     FakePeerConnection.all.push(this);
   }
 

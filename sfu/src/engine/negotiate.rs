@@ -402,7 +402,8 @@ pub(super) fn negotiated_pt(rtc: &Rtc, mid: Mid, params: PayloadParams) -> Optio
         .map(|p| p.pt())
 }
 
-/// Packets a subscriber's stream keeps for retransmission (str0m's default).
+/// Packets a subscriber's stream keeps for retransmission: several seconds of the highest layer
+/// (str0m's own default for video is 1,000).
 const RTX_CACHE_PACKETS: usize = 1024;
 /// How long a subscriber's stream keeps them (str0m's default).
 const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
