@@ -22,7 +22,42 @@ on_both_backends!(
     registration_is_rate_limited_per_ip,
     password_change_ends_sessions,
     me_can_be_renamed,
+    a_refresh_that_fails_midway_leaves_the_token_usable,
 );
+
+/// Who the session is cannot be read (the accounts table is gone for a moment): the refresh
+/// fails and the presented token still works afterwards, instead of being spent on an answer
+/// that never came (which would have ended the session at the next try, as a reuse).
+async fn a_refresh_that_fails_midway_leaves_the_token_usable(backend: Backend) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    app.register("ada@example.com").await?;
+    let session = app.login("ada@example.com").await?;
+    let refresh = || {
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": session.refresh }),
+            None,
+        )
+    };
+
+    crate::invites::hide_table(&app, "users", true).await?;
+    expect_error(
+        refresh().await?,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+    )
+    .await?;
+    crate::invites::hide_table(&app, "users", false).await?;
+
+    let next = session_from(refresh().await?).await?;
+    assert_ne!(next.refresh, session.refresh);
+    expect_json(
+        app.get("/api/me", Some(&next.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    Ok(())
+}
 
 async fn session_lifecycle(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;

@@ -137,32 +137,48 @@ fn removal_cookie(state: &AppState) -> Cookie<'static> {
     cookie
 }
 
-/// Issues the access token and sets the refresh cookie for a session whose refresh token is
-/// already stored.
-pub(crate) async fn session_response(
+/// What a session's answer needs besides its refresh token: everything that can fail (reading
+/// who it is, signing the access token), so it is ready before a token is stored or spent.
+pub(crate) struct PreparedSession {
+    access_token: String,
+    me: MeView,
+}
+
+/// Prepares the answer for `principal`'s session.
+pub(crate) async fn prepare_session(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<PreparedSession, ApiError> {
+    Ok(PreparedSession {
+        access_token: state.tokens.issue_access(principal, store::now())?,
+        me: me_view(state, principal).await?,
+    })
+}
+
+/// The answer for a prepared session whose refresh token is stored: the access token, and the
+/// refresh token in its cookie (and in the body when asked). Nothing here can fail.
+pub(crate) fn answer_session(
     state: &AppState,
     jar: CookieJar,
-    principal: Principal,
+    prepared: PreparedSession,
     refresh_token: String,
     session_expires_at: i64,
     token_in_body: bool,
-) -> Result<Response, ApiError> {
-    let access_token = state.tokens.issue_access(&principal, store::now())?;
-    let me = me_view(state, &principal).await?;
+) -> Response {
     let jar = jar.add(refresh_cookie(
         state,
         refresh_token.clone(),
         session_expires_at,
     ));
     let body = SessionResponse {
-        access_token,
+        access_token: prepared.access_token,
         token_type: "Bearer",
         expires_in: state.tokens.access_ttl_secs(),
         refresh_token: token_in_body.then_some(refresh_token),
         session_expires_at,
-        me,
+        me: prepared.me,
     };
-    Ok((jar, Json(body)).into_response())
+    (jar, Json(body)).into_response()
 }
 
 /// Starts a new refresh family for `subject` and answers with the session.
@@ -174,6 +190,7 @@ pub(crate) async fn start_session(
     expires_at: i64,
     token_in_body: bool,
 ) -> Result<Response, ApiError> {
+    let prepared = prepare_session(state, &principal).await?;
     let refresh_token = opaque::generate()?;
     refresh_tokens::start_family(
         state.db.pool(),
@@ -182,15 +199,14 @@ pub(crate) async fn start_session(
         expires_at,
     )
     .await?;
-    session_response(
+    Ok(answer_session(
         state,
         jar,
-        principal,
+        prepared,
         refresh_token,
         expires_at,
         token_in_body,
-    )
-    .await
+    ))
 }
 
 /// Creates a candidate account.
@@ -300,9 +316,19 @@ pub async fn refresh(
     let Some(old) = presented_token(&jar, body.refresh_token) else {
         return Err(ApiError::InvalidRefreshToken);
     };
+    let old_hash = opaque::hash(&old);
+    // Everything that can fail comes before the token is spent: a refresh that fails leaves the
+    // presented token as good as it was, so the client can try again.
+    let prepared = match refresh_tokens::peek(state.db.pool(), &old_hash).await? {
+        Some(subject) => Some((
+            subject.clone(),
+            prepare_session(&state, &principal_of(&state, subject).await?).await?,
+        )),
+        // Unknown, used (a copy: rotate revokes its family), revoked or expired.
+        None => None,
+    };
     let new = opaque::generate()?;
-    let rotation =
-        refresh_tokens::rotate(state.db.pool(), &opaque::hash(&old), &opaque::hash(&new)).await?;
+    let rotation = refresh_tokens::rotate(state.db.pool(), &old_hash, &opaque::hash(&new)).await?;
     let (subject, expires_at) = match rotation {
         Rotation::Rotated {
             subject,
@@ -314,7 +340,20 @@ pub async fn refresh(
         }
         Rotation::Invalid => return Err(ApiError::InvalidRefreshToken),
     };
-    let principal = match subject {
+    match prepared {
+        Some((peeked, prepared)) if peeked == subject => Ok(answer_session(
+            &state, jar, prepared, new, expires_at, in_body,
+        )),
+        // Rotated between the two reads by no one else (rotation claims the token): cannot
+        // happen, but an answer for another subject must never go out.
+        _ => Err(ApiError::InvalidRefreshToken),
+    }
+}
+
+/// Who a session's subject is now, for its next access token; a deleted account or a cancelled
+/// interview ends the session.
+async fn principal_of(state: &AppState, subject: SessionSubject) -> Result<Principal, ApiError> {
+    Ok(match subject {
         SessionSubject::User(id) => {
             let user = users::by_id(state.db.pool(), &id)
                 .await?
@@ -341,8 +380,7 @@ pub async fn refresh(
                 epoch: participant.session_epoch,
             }
         }
-    };
-    session_response(&state, jar, principal, new, expires_at, in_body).await
+    })
 }
 
 /// Ends the session the refresh token belongs to (every token of its family).

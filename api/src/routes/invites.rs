@@ -17,12 +17,12 @@ use utoipa::ToSchema;
 use crate::auth::rate_limit::per_ip_layer;
 use crate::auth::{MaybePrincipal, Principal, opaque};
 use crate::error::{ApiError, ErrorBody, InviteProblem};
-use crate::routes::auth::start_session;
+use crate::routes::auth::{answer_session, prepare_session};
 use crate::state::AppState;
 use crate::store::interviews::{InterviewRow, ParticipantRow};
 use crate::store::invites::InviteRow;
 use crate::store::refresh_tokens::SessionSubject;
-use crate::store::{self, interviews, invites};
+use crate::store::{self, interviews, invites, refresh_tokens};
 
 /// The invite routes, behind the per-IP limit (they take secrets from the client).
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -176,13 +176,17 @@ pub async fn redeem(
             });
         }
     }
-    if !invites::redeem(state.db.pool(), &found.invite.id).await? {
-        return Err(ApiError::Invite(InviteProblem::Used));
-    }
-    tracing::info!(interview = %found.interview.id, "invite redeemed");
+    // The link is spent in the same transaction that stores what it gave (the account's claim,
+    // or the guest's session): a failure in between leaves it usable, not used for nothing.
     match caller {
         Some(Principal::User { id, .. }) => {
-            interviews::claim_participant(state.db.pool(), &found.participant.id, &id).await?;
+            let mut tx = state.db.pool().begin().await?;
+            if !invites::redeem(&mut *tx, &found.invite.id).await? {
+                return Err(ApiError::Invite(InviteProblem::Used));
+            }
+            interviews::claim_participant(&mut *tx, &found.participant.id, &id).await?;
+            tx.commit().await?;
+            tracing::info!(interview = %found.interview.id, "invite redeemed by an account");
             Ok(Json(LinkedToAccount {
                 interview_id: found.interview.id,
             })
@@ -194,20 +198,34 @@ pub async fn redeem(
                 interview_id: found.interview.id.clone(),
                 epoch: found.participant.session_epoch,
             };
+            let prepared = prepare_session(&state, &principal).await?;
             let subject = SessionSubject::Guest(found.participant.id);
             let expires_at = found
                 .interview
                 .ends_at()
                 .saturating_add(crate::routes::interviews::JOIN_GRACE_SECS);
-            start_session(
+            let refresh_token = opaque::generate()?;
+            let mut tx = state.db.pool().begin().await?;
+            if !invites::redeem(&mut *tx, &found.invite.id).await? {
+                return Err(ApiError::Invite(InviteProblem::Used));
+            }
+            refresh_tokens::start_family(
+                &mut *tx,
+                &opaque::hash(&refresh_token),
+                &subject,
+                expires_at,
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(interview = %found.interview.id, "invite redeemed");
+            Ok(answer_session(
                 &state,
                 jar,
-                principal,
-                subject,
+                prepared,
+                refresh_token,
                 expires_at,
                 body.refresh_token_in_body,
-            )
-            .await
+            ))
         }
     }
 }

@@ -258,15 +258,18 @@ pub async fn end_sessions(tx: &mut AnyConnection, participant_id: &str) -> Resul
 }
 
 /// Links a participant to the account that redeemed their invite, unless already linked.
-pub async fn claim_participant(
-    pool: &AnyPool,
+pub async fn claim_participant<'e, E>(
+    executor: E,
     participant_id: &str,
     user_id: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query("UPDATE interview_participants SET user_id = $1 WHERE id = $2 AND user_id IS NULL")
         .bind(user_id)
         .bind(participant_id)
-        .execute(pool)
+        .execute(executor)
         .await
         .map(|_| ())
 }

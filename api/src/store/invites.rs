@@ -65,7 +65,10 @@ pub async fn by_hash(pool: &AnyPool, token_hash: &str) -> Result<Option<InviteRo
 }
 
 /// Marks an invite used if it still is usable; false if someone else redeemed it first.
-pub async fn redeem(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn redeem<'e, E>(executor: E, id: &str) -> Result<bool, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let at = now();
     let done = sqlx::query(
         "UPDATE invites SET used_at = $1 \
@@ -73,7 +76,7 @@ pub async fn redeem(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
     )
     .bind(at)
     .bind(id)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
 }

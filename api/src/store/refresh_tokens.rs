@@ -55,13 +55,32 @@ impl TokenRow {
 }
 
 /// Starts a new family with its first token.
-pub async fn start_family(
-    pool: &AnyPool,
+pub async fn start_family<'e, E>(
+    executor: E,
     token_hash: &str,
     subject: &SessionSubject,
     expires_at: i64,
-) -> Result<(), sqlx::Error> {
-    insert(pool, token_hash, &new_id(), subject, expires_at).await
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    insert(executor, token_hash, &new_id(), subject, expires_at).await
+}
+
+/// Whose session the token hashed as `token_hash` would continue, if it can be rotated now
+/// (unused, not revoked, not expired); changes nothing. A refresh reads this to prepare its
+/// answer before [`rotate`] spends the token.
+pub async fn peek(pool: &AnyPool, token_hash: &str) -> Result<Option<SessionSubject>, sqlx::Error> {
+    let row: Option<TokenRow> = sqlx::query_as(
+        "SELECT family_id, user_id, participant_id, expires_at, used_at, revoked_at \
+         FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row
+        .filter(|r| r.used_at.is_none() && r.revoked_at.is_none() && r.expires_at > now())
+        .and_then(|r| r.subject()))
 }
 
 async fn insert<'e, E>(
