@@ -40,14 +40,14 @@ async fn a_refresh_that_fails_midway_leaves_the_token_usable(backend: Backend) -
         )
     };
 
-    crate::invites::hide_table(&app, "users", true).await?;
+    app.hide_table("users", true).await?;
     expect_error(
         refresh().await?,
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
     )
     .await?;
-    crate::invites::hide_table(&app, "users", false).await?;
+    app.hide_table("users", false).await?;
 
     let next = session_from(refresh().await?).await?;
     assert_ne!(next.refresh, session.refresh);

@@ -302,6 +302,25 @@ impl TestApp {
         Ok(sqlx::AnyConnection::connect(secrecy::ExposeSecret::expose_secret(&url)).await?)
     }
 
+    /// Renames `table` away (every statement on it fails, as on a database in trouble), or
+    /// names it back: a request can be made to fail at one step.
+    pub async fn hide_table(&self, table: &str, hidden: bool) -> Result<()> {
+        let (from, to) = if hidden {
+            (table.to_owned(), format!("{table}_hidden"))
+        } else {
+            (format!("{table}_hidden"), table.to_owned())
+        };
+        let mut db = self.db().await?;
+        // Names the tests give, not input.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {from} RENAME TO {to}"
+        )))
+        .execute(&mut db)
+        .await?;
+        db.close().await?;
+        Ok(())
+    }
+
     /// Absolute URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

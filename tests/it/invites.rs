@@ -19,25 +19,6 @@ on_both_backends!(
     a_redemption_that_fails_midway_leaves_the_link_usable,
 );
 
-/// Renames `table` (to make every statement on it fail), or names it back.
-pub(crate) async fn hide_table(app: &TestApp, table: &str, hidden: bool) -> Result<()> {
-    use sqlx::Connection as _;
-    let (from, to) = if hidden {
-        (table.to_owned(), format!("{table}_hidden"))
-    } else {
-        (format!("{table}_hidden"), table.to_owned())
-    };
-    let mut db = app.db().await?;
-    // Names the tests give, not input.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE {from} RENAME TO {to}"
-    )))
-    .execute(&mut db)
-    .await?;
-    db.close().await?;
-    Ok(())
-}
-
 /// The guest's session cannot be stored (its table is gone for a moment): the redemption fails
 /// as a whole and the link still works afterwards, instead of being spent for nothing.
 async fn a_redemption_that_fails_midway_leaves_the_link_usable(backend: Backend) -> Result<()> {
@@ -49,14 +30,14 @@ async fn a_redemption_that_fails_midway_leaves_the_link_usable(backend: Backend)
     let token = invite_token(&text(&created["invites"][0]["url"])?)?;
     let redeem = || app.post("/api/invites/redeem", json!({ "token": token }), None);
 
-    hide_table(&app, "refresh_tokens", true).await?;
+    app.hide_table("refresh_tokens", true).await?;
     expect_error(
         redeem().await?,
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
     )
     .await?;
-    hide_table(&app, "refresh_tokens", false).await?;
+    app.hide_table("refresh_tokens", false).await?;
 
     let guest = session_from(redeem().await?).await?;
     assert_eq!(guest.me["kind"], "guest");

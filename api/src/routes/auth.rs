@@ -328,24 +328,20 @@ pub async fn refresh(
         None => None,
     };
     let new = opaque::generate()?;
-    let rotation = refresh_tokens::rotate(state.db.pool(), &old_hash, &opaque::hash(&new)).await?;
-    let (subject, expires_at) = match rotation {
-        Rotation::Rotated {
-            subject,
-            expires_at,
-        } => (subject, expires_at),
-        Rotation::Reused => {
-            tracing::warn!("a used refresh token was presented again; its family is revoked");
-            return Err(ApiError::InvalidRefreshToken);
-        }
-        Rotation::Invalid => return Err(ApiError::InvalidRefreshToken),
-    };
-    match prepared {
-        Some((peeked, prepared)) if peeked == subject => Ok(answer_session(
+    let expected = prepared.as_ref().map(|(subject, _)| subject);
+    let rotation =
+        refresh_tokens::rotate(state.db.pool(), &old_hash, &opaque::hash(&new), expected).await?;
+    match (rotation, prepared) {
+        // Rotated only for the subject the answer was prepared for.
+        (Rotation::Rotated { expires_at, .. }, Some((_, prepared))) => Ok(answer_session(
             &state, jar, prepared, new, expires_at, in_body,
         )),
-        // Rotated between the two reads by no one else (rotation claims the token): cannot
-        // happen, but an answer for another subject must never go out.
+        (Rotation::Reused, _) => {
+            tracing::warn!("a used refresh token was presented again; its family is revoked");
+            Err(ApiError::InvalidRefreshToken)
+        }
+        // Unknown, revoked, expired, or usable only since the peek (a rescheduled interview
+        // extended it): left unspent, so the next try succeeds.
         _ => Err(ApiError::InvalidRefreshToken),
     }
 }

@@ -114,11 +114,15 @@ where
     .map(|_| ())
 }
 
-/// Exchanges the token hashed as `old_hash` for the one hashed as `new_hash`.
+/// Exchanges the token hashed as `old_hash` for the one hashed as `new_hash`, if it continues the
+/// session of `expected` (what [`peek`] said, and the caller prepared its answer for); a token
+/// that turns out to belong to no one expected is left as it was (`Invalid`), so presenting it
+/// again can still succeed.
 pub async fn rotate(
     pool: &AnyPool,
     old_hash: &str,
     new_hash: &str,
+    expected: Option<&SessionSubject>,
 ) -> Result<Rotation, sqlx::Error> {
     let at = now();
     let mut tx = pool.begin().await?;
@@ -153,7 +157,8 @@ pub async fn rotate(
         }
         return Ok(Rotation::Invalid);
     }
-    let Some(subject) = row.subject() else {
+    // Dropping the transaction rolls the claim back.
+    let Some(subject) = row.subject().filter(|s| Some(s) == expected) else {
         return Ok(Rotation::Invalid);
     };
     insert(&mut *tx, new_hash, &row.family_id, &subject, row.expires_at).await?;
