@@ -286,24 +286,18 @@ async fn media_is_repaired_through_a_worker_on_lossy_links() {
         lost(publisher),
         lost(subscriber)
     );
-    let nacks_to_publisher = publisher
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            RtcEvent::MediaEgressStats(s) => Some(s.nacks),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
-    let nacks_from_subscriber = subscriber
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            RtcEvent::MediaIngressStats(s) => Some(s.nacks),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
+    // Counts are cumulative: the highest of a client's statistics events.
+    let highest = |client: &Client, count: fn(&RtcEvent) -> Option<u64>| {
+        client.events.iter().filter_map(count).max().unwrap_or(0)
+    };
+    let nacks_to_publisher = highest(publisher, |e| match e {
+        RtcEvent::MediaEgressStats(s) => Some(s.nacks),
+        _ => None,
+    });
+    let nacks_from_subscriber = highest(subscriber, |e| match e {
+        RtcEvent::MediaIngressStats(s) => Some(s.nacks),
+        _ => None,
+    });
     assert!(
         nacks_to_publisher > 0 && nacks_from_subscriber > 0,
         "repairs were asked for on both links: {nacks_to_publisher} by the worker, {nacks_from_subscriber} by the subscriber"

@@ -40,14 +40,12 @@ async fn a_refresh_that_fails_midway_leaves_the_token_usable(backend: Backend) -
         )
     };
 
-    app.hide_table("users", true).await?;
     expect_error(
-        refresh().await?,
+        app.with_table_hidden("users", refresh()).await?,
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
     )
     .await?;
-    app.hide_table("users", false).await?;
 
     let next = session_from(refresh().await?).await?;
     assert_ne!(next.refresh, session.refresh);

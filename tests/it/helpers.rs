@@ -302,14 +302,22 @@ impl TestApp {
         Ok(sqlx::AnyConnection::connect(secrecy::ExposeSecret::expose_secret(&url)).await?)
     }
 
-    /// Renames `table` away (every statement on it fails, as on a database in trouble), or
-    /// names it back: a request can be made to fail at one step.
-    pub async fn hide_table(&self, table: &str, hidden: bool) -> Result<()> {
-        let (from, to) = if hidden {
-            (table.to_owned(), format!("{table}_hidden"))
-        } else {
-            (format!("{table}_hidden"), table.to_owned())
-        };
+    /// Sends `request` while `table` is renamed away (every statement on it fails, as on a
+    /// database in trouble), so the request fails at the step that uses it; names it back
+    /// before returning the answer.
+    pub async fn with_table_hidden(
+        &self,
+        table: &str,
+        request: impl Future<Output = Result<Response>>,
+    ) -> Result<Response> {
+        let hidden = format!("{table}_hidden");
+        self.rename_table(table, &hidden).await?;
+        let answer = request.await;
+        self.rename_table(&hidden, table).await?;
+        answer
+    }
+
+    async fn rename_table(&self, from: &str, to: &str) -> Result<()> {
         let mut db = self.db().await?;
         // Names the tests give, not input.
         sqlx::query(sqlx::AssertSqlSafe(format!(
