@@ -1,0 +1,22 @@
+//! Several Sightline servers as one: each node announces itself with heartbeats, and each room is
+//! placed on one node, both in NATS JetStream key-value buckets.
+//!
+//! - [`node`]: typed names ([`NodeId`], [`Region`], [`RoomKey`]) and what a heartbeat says
+//!   ([`Heartbeat`], [`Load`], [`NodeState`]).
+//! - [`placement`]: the decisions, without I/O: which node takes a new room (power of two
+//!   choices among the serving nodes of its region), and when a placed room may move (only when
+//!   its host's heartbeat has expired *and* nobody answers on the room's subject).
+//! - [`Cluster`]: the NATS shell: joining, the heartbeat task, placing, guarding and releasing
+//!   rooms, and the counters `/metrics` shows.
+//!
+//! Without a `[cluster]` section none of this runs: the embedded default is one node.
+
+mod error;
+mod nats;
+pub mod node;
+pub mod placement;
+
+pub use error::ClusterError;
+pub use nats::{Cluster, ClusterConfig, ClusterStats, RoomGuard};
+pub use node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
+pub use placement::Placement;

@@ -1,0 +1,488 @@
+//! The NATS shell around [`crate::placement`]: two JetStream key-value buckets (nodes, whose
+//! entries expire with their heartbeats, and rooms, written only with an expected revision) and
+//! one request subject per hosted room, answered by the host while it runs the room.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::ClusterError;
+use crate::node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
+use crate::placement::{self, Placement, Verdict};
+
+/// Bucket of heartbeats: one key per node, forgotten once older than the heartbeat lifetime.
+const NODES_BUCKET: &str = "sightline_nodes";
+/// Bucket of placements: one key per hosted room.
+const ROOMS_BUCKET: &str = "sightline_rooms";
+/// Times a placement re-reads after losing a race before it gives up.
+const PLACEMENT_ATTEMPTS: usize = 5;
+/// How long a probe of a room's subject waits for its host to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How this node joins (`[cluster]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The NATS server (`nats://host:4222`).
+    pub nats_url: String,
+    /// This node.
+    pub node: NodeId,
+    /// Its region.
+    pub region: Region,
+    /// Where other nodes reach this node's API.
+    pub advertise_url: String,
+    /// Time between heartbeats.
+    pub heartbeat_every: Duration,
+    /// How long a heartbeat counts: a node silent this long is dead to the others.
+    pub heartbeat_ttl: Duration,
+    /// When this process started, in milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Heartbeats written.
+    pub heartbeats_sent: AtomicU64,
+    /// Heartbeats that could not be written (NATS unreachable or slow).
+    pub heartbeats_missed: AtomicU64,
+    /// Rooms this node placed for the first time.
+    pub rooms_placed: AtomicU64,
+    /// Placements found alive and kept.
+    pub rooms_kept: AtomicU64,
+    /// Placements whose host's heartbeat had expired but which something still answered for,
+    /// so they were not moved (the split-brain guard).
+    pub rooms_guarded: AtomicU64,
+    /// Placements moved off a dead host.
+    pub rooms_replaced: AtomicU64,
+}
+
+/// This node's membership of the cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClusterConfig,
+    client: async_nats::Client,
+    nodes: kv::Store,
+    rooms: kv::Store,
+    state: AtomicU8,
+    /// Wakes the heartbeat task before its time (a state change).
+    beat_now: Notify,
+    sequence: AtomicU64,
+    stats: ClusterStats,
+}
+
+/// Answers for a room on its subject while it lives: the proof, to a node that finds this
+/// node's heartbeat expired, that the room is still hosted. Dropping it stops answering.
+pub struct RoomGuard {
+    task: JoinHandle<()>,
+}
+
+impl Drop for RoomGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Cluster {
+    /// Connects to NATS, opens (or creates) the buckets and writes a first heartbeat, so the
+    /// node is visible to the others when this returns.
+    pub async fn join(config: ClusterConfig) -> Result<Self, ClusterError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("sightline {}", config.node))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(config.nats_url.as_str())
+            .await
+            .map_err(|err| ClusterError::Connect {
+                url: config.nats_url.clone(),
+                message: err.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        let nodes = bucket(
+            &js,
+            NODES_BUCKET,
+            config.heartbeat_ttl,
+            jetstream::stream::StorageType::Memory,
+        )
+        .await?;
+        let rooms = bucket(
+            &js,
+            ROOMS_BUCKET,
+            Duration::ZERO,
+            jetstream::stream::StorageType::File,
+        )
+        .await?;
+        let cluster = Self {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                nodes,
+                rooms,
+                state: AtomicU8::new(state_code(NodeState::Serving)),
+                beat_now: Notify::new(),
+                sequence: AtomicU64::new(0),
+                stats: ClusterStats::default(),
+            }),
+        };
+        cluster.beat(Load::default()).await?;
+        Ok(cluster)
+    }
+
+    /// This node.
+    pub fn node(&self) -> &NodeId {
+        &self.inner.config.node
+    }
+
+    /// This node's region.
+    pub fn region(&self) -> &Region {
+        &self.inner.config.region
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &ClusterStats {
+        &self.inner.stats
+    }
+
+    /// Serving or draining.
+    pub fn state(&self) -> NodeState {
+        match self.inner.state.load(Ordering::Relaxed) {
+            0 => NodeState::Serving,
+            _ => NodeState::Draining,
+        }
+    }
+
+    /// Stops taking new rooms: the next heartbeat, sent at once, says so.
+    pub fn drain(&self) {
+        self.inner
+            .state
+            .store(state_code(NodeState::Draining), Ordering::Relaxed);
+        self.inner.beat_now.notify_one();
+    }
+
+    /// Writes heartbeats until the returned task is aborted, each carrying `load()`.
+    pub fn spawn_heartbeats(
+        &self,
+        mut load: impl FnMut() -> Load + Send + 'static,
+    ) -> JoinHandle<()> {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let every = cluster.inner.config.heartbeat_every;
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = cluster.inner.beat_now.notified() => {}
+                }
+                // A write that takes longer than the interval is as good as missed.
+                let beat = tokio::time::timeout(every, cluster.beat(load())).await;
+                match beat {
+                    Ok(Ok(())) => {
+                        if std::mem::take(&mut failing) {
+                            tracing::info!(node = %cluster.node(), "heartbeats reach NATS again");
+                        }
+                    }
+                    Ok(Err(err)) => cluster.missed(&mut failing, &err.to_string()),
+                    Err(_) => cluster.missed(&mut failing, "timed out"),
+                }
+            }
+        })
+    }
+
+    fn missed(&self, failing: &mut bool, reason: &str) {
+        self.inner
+            .stats
+            .heartbeats_missed
+            .fetch_add(1, Ordering::Relaxed);
+        if !std::mem::replace(failing, true) {
+            tracing::warn!(node = %self.node(), reason, "a heartbeat did not reach NATS");
+        }
+    }
+
+    async fn beat(&self, load: Load) -> Result<(), ClusterError> {
+        let config = &self.inner.config;
+        let heartbeat = Heartbeat {
+            node: config.node.clone(),
+            region: config.region.clone(),
+            state: self.state(),
+            load,
+            advertise_url: config.advertise_url.clone(),
+            sequence: self.inner.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+            started_at_ms: config.started_at_ms,
+        };
+        let value = encode(&heartbeat)?;
+        self.inner
+            .nodes
+            .put(config.node.as_str(), value)
+            .await
+            .map_err(|err| ClusterError::nats("heartbeat", err))?;
+        self.inner
+            .stats
+            .heartbeats_sent
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Every node whose heartbeat has not expired, sorted by id. The keys come from the
+    /// bucket's stream info (one request, no consumer): a consumer listing keys can wait forever
+    /// for a heartbeat that a newer one replaced while it was being delivered.
+    pub async fn nodes(&self) -> Result<Vec<Heartbeat>, ClusterError> {
+        let prefix = format!("$KV.{NODES_BUCKET}.");
+        let mut subjects = self
+            .inner
+            .nodes
+            .stream
+            .info_with_subjects(format!("{prefix}>"))
+            .await
+            .map_err(|err| ClusterError::nats("listing nodes", err))?;
+        let mut nodes = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|err| ClusterError::nats("listing nodes", err))?;
+            let Some(key) = subject.strip_prefix(&prefix) else {
+                continue;
+            };
+            // A node may expire between the listing and the read.
+            if let Some(heartbeat) = self.heartbeat(key).await? {
+                nodes.push(heartbeat);
+            }
+        }
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(nodes)
+    }
+
+    async fn heartbeat(&self, node: &str) -> Result<Option<Heartbeat>, ClusterError> {
+        let entry = self
+            .inner
+            .nodes
+            .entry(node)
+            .await
+            .map_err(|err| ClusterError::nats("reading a heartbeat", err))?;
+        live(entry)
+            .map(|e| decode("heartbeat", &e.value))
+            .transpose()
+    }
+
+    /// The room's current host, if it has one.
+    pub async fn host(&self, room: &RoomKey) -> Result<Option<Placement>, ClusterError> {
+        let entry = self
+            .inner
+            .rooms
+            .entry(room.as_str())
+            .await
+            .map_err(|err| ClusterError::nats("reading a placement", err))?;
+        live(entry)
+            .map(|e| {
+                decode::<Placement>("placement", &e.value).map(|p| Placement {
+                    revision: e.revision,
+                    ..p
+                })
+            })
+            .transpose()
+    }
+
+    /// Where `room` lives: its current host while that host lives (or while anything answers
+    /// for the room), otherwise a serving node of `region` chosen now and written atomically.
+    /// Every node asking at once gets the same answer.
+    pub async fn place(&self, room: &RoomKey, region: &Region) -> Result<Placement, ClusterError> {
+        let stats = &self.inner.stats;
+        for _ in 0..PLACEMENT_ATTEMPTS {
+            let current = self.host(room).await?;
+            let alive = match &current {
+                Some(p) => self.heartbeat(p.node.as_str()).await?.is_some(),
+                None => false,
+            };
+            let answered = match &current {
+                Some(_) if !alive => self.answered(room).await,
+                _ => false,
+            };
+            match placement::verdict(current, |_| alive, || answered) {
+                Verdict::Keep(p) => {
+                    stats.rooms_kept.fetch_add(1, Ordering::Relaxed);
+                    return Ok(p);
+                }
+                Verdict::Guarded(p) => {
+                    stats.rooms_guarded.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%room, host = %p.node, "a room's host has no heartbeat but still answers for it; not moving it");
+                    return Ok(p);
+                }
+                Verdict::Place => {
+                    let chosen = self.choose(region).await?;
+                    let value = encode(&Placement {
+                        node: chosen.clone(),
+                        revision: 0,
+                    })?;
+                    match self.inner.rooms.create(room.as_str(), value).await {
+                        Ok(revision) => {
+                            stats.rooms_placed.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(%room, node = %chosen, "room placed");
+                            return Ok(Placement {
+                                node: chosen,
+                                revision,
+                            });
+                        }
+                        // Another node placed it first: read theirs.
+                        Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                        Err(err) => return Err(ClusterError::nats("placing a room", err)),
+                    }
+                }
+                Verdict::Replace(old) => {
+                    let chosen = self.choose(region).await?;
+                    let value = encode(&Placement {
+                        node: chosen.clone(),
+                        revision: 0,
+                    })?;
+                    match self
+                        .inner
+                        .rooms
+                        .update(room.as_str(), value, old.revision)
+                        .await
+                    {
+                        Ok(revision) => {
+                            stats.rooms_replaced.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%room, from = %old.node, to = %chosen, "room moved off a dead node");
+                            return Ok(Placement {
+                                node: chosen,
+                                revision,
+                            });
+                        }
+                        // Another node moved it first: read theirs.
+                        Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                        Err(err) => return Err(ClusterError::nats("moving a room", err)),
+                    }
+                }
+            }
+        }
+        Err(ClusterError::Contended(room.to_string()))
+    }
+
+    async fn choose(&self, region: &Region) -> Result<NodeId, ClusterError> {
+        let nodes = self.nodes().await?;
+        placement::choose(&nodes, region, random_below)
+            .map(|h| h.node.clone())
+            .ok_or(ClusterError::NoServingNode)
+    }
+
+    /// Whether anything answers on the room's subject. A probe that times out counts as an
+    /// answer (someone is subscribed but slow): when in doubt, a room is not moved.
+    async fn answered(&self, room: &RoomKey) -> bool {
+        let request = self.inner.client.request(room_subject(room), Bytes::new());
+        match tokio::time::timeout(PROBE_TIMEOUT, request).await {
+            Ok(Ok(_)) | Err(_) => true,
+            Ok(Err(err)) => err.kind() != async_nats::client::RequestErrorKind::NoResponders,
+        }
+    }
+
+    /// Starts answering for `room`, which this node hosts.
+    pub async fn guard(&self, room: &RoomKey) -> Result<RoomGuard, ClusterError> {
+        let mut requests = self
+            .inner
+            .client
+            .subscribe(room_subject(room))
+            .await
+            .map_err(|err| ClusterError::nats("subscribing to a room", err))?;
+        let client = self.inner.client.clone();
+        let node = Bytes::from(self.node().to_string());
+        let task = tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                if let Some(reply) = request.reply {
+                    let _ = client.publish(reply, node.clone()).await;
+                }
+            }
+        });
+        // The subscription must reach the server before anyone may rely on it.
+        self.inner
+            .client
+            .flush()
+            .await
+            .map_err(|err| ClusterError::nats("subscribing to a room", err))?;
+        Ok(RoomGuard { task })
+    }
+
+    /// Gives `room` up (it ended on this node): its placement is removed only if it is still
+    /// the one this node holds, so a room that moved meanwhile is left alone.
+    pub async fn release(&self, room: &RoomKey, held: &Placement) -> Result<(), ClusterError> {
+        self.inner
+            .rooms
+            .delete_expect_revision(room.as_str(), Some(held.revision))
+            .await
+            .map_err(|err| ClusterError::nats("releasing a room", err))
+    }
+}
+
+/// Opens a bucket, creating its stream first when it does not exist. `async-nats` creates
+/// buckets through an account query that NATS 2.9 answers in a shape it does not read, so the
+/// stream is made directly, configured as a key-value bucket is.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Duration,
+    storage: jetstream::stream::StorageType,
+) -> Result<kv::Store, ClusterError> {
+    let config = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|err| ClusterError::nats("creating a bucket", err))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|err| ClusterError::nats("opening a bucket", err))
+}
+
+/// An entry that holds a value (not a deletion marker).
+fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
+    entry.filter(|e| e.operation == kv::Operation::Put)
+}
+
+fn room_subject(room: &RoomKey) -> String {
+    format!("sightline.room.{room}.host")
+}
+
+fn state_code(state: NodeState) -> u8 {
+    match state {
+        NodeState::Serving => 0,
+        NodeState::Draining => 1,
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, ClusterError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|err| ClusterError::Corrupt {
+            what: "value to write",
+            message: err.to_string(),
+        })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, ClusterError> {
+    serde_json::from_slice(bytes).map_err(|err| ClusterError::Corrupt {
+        what,
+        message: err.to_string(),
+    })
+}
+
+/// A random index below `n` (`n` > 0) for the power of two choices.
+fn random_below(n: usize) -> usize {
+    let drawn = getrandom::u64().unwrap_or(0);
+    usize::try_from(drawn % n.max(1) as u64).unwrap_or(0)
+}

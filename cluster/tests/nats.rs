@@ -1,0 +1,307 @@
+//! The cluster against a real NATS server (Debian's `nats-server` 2.9, JetStream on), one
+//! private server per test on a free port.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use sightline_cluster::{Cluster, ClusterConfig, Load, NodeId, NodeState, Region, RoomKey};
+use tokio::process::{Child, Command};
+
+/// Heartbeats every 200 ms, dead after a second: the tests wait for expiry in seconds.
+const EVERY: Duration = Duration::from_millis(200);
+const TTL: Duration = Duration::from_secs(1);
+
+struct Nats {
+    url: String,
+    process: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let process = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server runs (Debian package nats-server)");
+        let url = format!("nats://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self {
+                    url,
+                    process,
+                    _dir: dir,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nats-server did not listen on {port}");
+    }
+
+    async fn node(&self, name: &str, region: &str) -> Cluster {
+        Cluster::join(ClusterConfig {
+            nats_url: self.url.clone(),
+            node: NodeId::new(name).expect("node id"),
+            region: Region::new(region).expect("region"),
+            advertise_url: format!("http://{name}.invalid"),
+            heartbeat_every: EVERY,
+            heartbeat_ttl: TTL,
+            started_at_ms: 0,
+        })
+        .await
+        .expect("joins")
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.process.start_kill();
+    }
+}
+
+fn room(name: &str) -> RoomKey {
+    RoomKey::new(name).expect("room")
+}
+
+fn region(name: &str) -> Region {
+    Region::new(name).expect("region")
+}
+
+async fn node_names(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .nodes()
+        .await
+        .expect("nodes")
+        .into_iter()
+        .map(|h| h.node.to_string())
+        .collect()
+}
+
+/// Waits (bounded) until `cluster` sees exactly `expected` nodes.
+async fn wait_for_nodes(cluster: &Cluster, expected: &[&str]) {
+    for _ in 0..100 {
+        if node_names(cluster).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "nodes stayed {:?}, expected {expected:?}",
+        node_names(cluster).await
+    );
+}
+
+fn busy() -> Load {
+    Load {
+        cpu: 0.9,
+        ..Load::default()
+    }
+}
+
+/// Waits (bounded) until `cluster` sees `node`'s busy heartbeat.
+async fn wait_until_busy(cluster: &Cluster, node: &str) {
+    for _ in 0..100 {
+        let nodes = cluster.nodes().await.expect("nodes");
+        if nodes
+            .iter()
+            .any(|h| h.node.as_str() == node && h.load.cpu > 0.5)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{node}'s load never showed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_see_each_other_and_a_silent_one_expires() {
+    let nats = Nats::start().await;
+    let a = nats.node("a", "eu").await;
+    let b = nats.node("b", "eu").await;
+    let c = nats.node("c", "us").await;
+    let beats: Vec<_> = [&a, &b, &c]
+        .into_iter()
+        .map(|n| n.spawn_heartbeats(Load::default))
+        .collect();
+    for node in [&a, &b, &c] {
+        assert_eq!(node_names(node).await, ["a", "b", "c"]);
+    }
+    let listed = b.nodes().await.expect("nodes");
+    assert_eq!(listed[2].region, region("us"));
+    assert_eq!(listed[2].advertise_url, "http://c.invalid");
+
+    // c stops beating (as a killed process would): it is gone once its last beat expires,
+    // while the others, still beating, stay.
+    beats[2].abort();
+    wait_for_nodes(&a, &["a", "b"]).await;
+    tokio::time::sleep(TTL * 2).await;
+    assert_eq!(node_names(&b).await, ["a", "b"]);
+    assert!(
+        a.stats()
+            .heartbeats_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_placing_a_room_at_once_gets_the_same_host_in_its_region() {
+    let nats = Nats::start().await;
+    let nodes = [
+        nats.node("a", "eu").await,
+        nats.node("b", "eu").await,
+        nats.node("c", "us").await,
+    ];
+    let _beats: Vec<_> = nodes
+        .iter()
+        .map(|n| n.spawn_heartbeats(Load::default))
+        .collect();
+    let eu = region("eu");
+    for round in 0..10 {
+        let key = room(&format!("room-{round}"));
+        let placements = futures_util::future::join_all(
+            nodes.iter().cycle().take(12).map(|n| n.place(&key, &eu)),
+        )
+        .await;
+        let hosts: Vec<_> = placements.into_iter().map(|p| p.expect("placed")).collect();
+        assert!(
+            hosts.iter().all(|p| p == &hosts[0]),
+            "one host per room: {hosts:?}"
+        );
+        assert_ne!(hosts[0].node.as_str(), "c", "placed outside its region");
+        assert_eq!(
+            nodes[2].host(&key).await.expect("read"),
+            Some(hosts[0].clone())
+        );
+    }
+    let placed: u64 = nodes
+        .iter()
+        .map(|n| {
+            n.stats()
+                .rooms_placed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert_eq!(placed, 10, "each room created once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_takes_no_new_room_and_keeps_its_own() {
+    let nats = Nats::start().await;
+    let a = nats.node("a", "eu").await;
+    let b = nats.node("b", "eu").await;
+    let _beats = [a.spawn_heartbeats(Load::default), b.spawn_heartbeats(busy)];
+    // b is much busier, so a takes the first room.
+    wait_until_busy(&a, "b").await;
+    let first = room("first");
+    let held = a.place(&first, &region("eu")).await.expect("placed");
+
+    a.drain();
+    for _ in 0..50 {
+        let seen = b.nodes().await.expect("nodes");
+        if seen
+            .iter()
+            .any(|h| h.node.as_str() == "a" && h.state == NodeState::Draining)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for n in 0..5 {
+        let placed = b
+            .place(&room(&format!("new-{n}")), &region("eu"))
+            .await
+            .expect("placed");
+        assert_eq!(placed.node.as_str(), "b", "a draining node took a room");
+    }
+    assert_eq!(b.place(&first, &region("eu")).await.expect("kept"), held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_moves_off_a_dead_host_only_once_nobody_answers_for_it() {
+    let nats = Nats::start().await;
+    let a = nats.node("a", "eu").await;
+    let b = nats.node("b", "eu").await;
+    let a_beats = a.spawn_heartbeats(Load::default);
+    let _b_beats = b.spawn_heartbeats(busy);
+    wait_until_busy(&a, "b").await;
+    let key = room("interview");
+    let held = a.place(&key, &region("eu")).await.expect("placed");
+    assert_eq!(held.node.as_str(), "a");
+    let guard = a.guard(&key).await.expect("guard");
+
+    // a's heartbeats stop (a slow or cut-off node), but it still runs the room and answers on
+    // its subject: b must not take the room.
+    a_beats.abort();
+    wait_for_nodes(&b, &["b"]).await;
+    assert_eq!(b.place(&key, &region("eu")).await.expect("guarded"), held);
+    assert_eq!(
+        b.stats()
+            .rooms_guarded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // a's room task ends (the process died): now the room moves, once, to b.
+    drop(guard);
+    let moved = b.place(&key, &region("eu")).await.expect("moved");
+    assert_eq!(moved.node.as_str(), "b");
+    assert!(moved.revision > held.revision);
+    assert_eq!(a.host(&key).await.expect("read"), Some(moved.clone()));
+    // a's own placement is stale: releasing it leaves b's alone.
+    assert!(a.release(&key, &held).await.is_err());
+    assert_eq!(b.host(&key).await.expect("read"), Some(moved.clone()));
+    // b releases it when the room ends there.
+    b.release(&key, &moved).await.expect("released");
+    assert_eq!(b.host(&key).await.expect("read"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_with_no_serving_node_is_refused_and_a_bad_server_is_an_error() {
+    let nats = Nats::start().await;
+    let a = nats.node("a", "eu").await;
+    a.drain();
+    let _beats = a.spawn_heartbeats(Load::default);
+    for _ in 0..50 {
+        if a.nodes().await.expect("nodes")[0].state == NodeState::Draining {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = a.place(&room("r"), &region("eu")).await;
+    assert!(
+        matches!(refused, Err(sightline_cluster::ClusterError::NoServingNode)),
+        "{refused:?}"
+    );
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let unreachable = Cluster::join(ClusterConfig {
+        nats_url: format!("nats://127.0.0.1:{port}"),
+        node: NodeId::new("z").expect("id"),
+        region: region("eu"),
+        advertise_url: String::new(),
+        heartbeat_every: EVERY,
+        heartbeat_ttl: TTL,
+        started_at_ms: 0,
+    })
+    .await;
+    assert!(matches!(
+        unreachable,
+        Err(sightline_cluster::ClusterError::Connect { .. })
+    ));
+}
