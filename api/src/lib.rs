@@ -14,6 +14,7 @@ mod agent;
 pub mod auth;
 pub mod cli;
 mod client_addr;
+mod cluster;
 mod error;
 mod extract;
 mod metrics;
@@ -201,6 +202,8 @@ pub struct Server {
     limits: serve::Limits,
     connections: Arc<serve::ConnectionStats>,
     state: AppState,
+    /// This node's heartbeats, in a cluster.
+    heartbeats: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -215,6 +218,7 @@ impl Server {
             settings.auth.join_token_ttl_secs,
         );
         let hub = start_media(&settings.rtc)?;
+        let membership = cluster::join(&settings, &hub).await?;
         let recordings = Recordings::new(
             recorder(&settings),
             hub.clone(),
@@ -262,6 +266,7 @@ impl Server {
             settings,
             state::Services {
                 hub,
+                cluster: membership.as_ref().map(|m| m.cluster.clone()),
                 recordings,
                 proctoring,
                 workspaces,
@@ -275,6 +280,7 @@ impl Server {
             limits,
             connections,
             state,
+            heartbeats: membership.map(|m| m.heartbeats),
         })
     }
 
@@ -323,6 +329,17 @@ impl Server {
                     .await
             })
         });
+        // Asked to stop, a node says so first: the others place no new room on it.
+        let draining = self.state.cluster.clone();
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(cluster) = draining {
+                tracing::info!(node = %cluster.node(), "draining: no new rooms here");
+                if let Err(err) = cluster.drain().await {
+                    tracing::warn!(%err, "the draining heartbeat did not reach NATS");
+                }
+            }
+        };
         let served = serve::serve(
             self.listener,
             router,
@@ -331,6 +348,9 @@ impl Server {
             shutdown,
         )
         .await;
+        if let Some(heartbeats) = self.heartbeats {
+            heartbeats.abort();
+        }
         let _ = metrics_stop.send(());
         if let Some(metrics) = metrics {
             let _ = metrics.await;

@@ -23,7 +23,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use sightline_cluster::Cluster;
 use sightline_sfu::{LATENCY_BOUNDS_US, WorkerStats};
+use sightline_signaling::Hub;
 
 use crate::serve::ConnectionStats;
 use crate::state::AppState;
@@ -76,11 +78,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with Sightline's HTTP instruments, the listener's connection counters
-    /// and the counters of the media workers.
-    pub fn new(workers: Vec<Arc<WorkerStats>>, connections: Arc<ConnectionStats>) -> Metrics {
+    /// A fresh registry with Sightline's HTTP instruments, the listener's connection counters,
+    /// the counters of the media workers, what the hub hosts and, in a cluster, this node's
+    /// heartbeats and placements.
+    pub fn new(hub: &Hub, cluster: Option<Cluster>, connections: Arc<ConnectionStats>) -> Metrics {
         let mut registry = Registry::with_prefix("sightline");
-        registry.register_collector(Box::new(SfuCollector { workers }));
+        registry.register_collector(Box::new(SfuCollector {
+            workers: hub.worker_stats(),
+        }));
+        registry.register_collector(Box::new(NodeCollector {
+            hub: hub.clone(),
+            cluster,
+        }));
         registry.register_collector(Box::new(ConnectionCollector { connections }));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
@@ -177,6 +186,73 @@ impl Collector for ConnectionCollector {
                 "http_connections_idle_closed",
                 "HTTP connections closed after the idle timeout",
                 stats.idle_closed.load(Ordering::Relaxed),
+            ),
+        ];
+        encode_counters(&mut encoder, &counters)
+    }
+}
+
+/// What this node hosts and, in a cluster, how its heartbeats and placements went.
+struct NodeCollector {
+    hub: Hub,
+    cluster: Option<Cluster>,
+}
+
+impl std::fmt::Debug for NodeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let load = self.hub.load();
+        for (name, help, value) in [
+            ("rooms", "Rooms up on this node", load.rooms),
+            (
+                "peer_connections",
+                "Media connections of those rooms (two per participant)",
+                load.peer_connections,
+            ),
+        ] {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let stats = cluster.stats();
+        let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        let counters: [(&str, &str, u64); 6] = [
+            (
+                "cluster_heartbeats_sent",
+                "Heartbeats this node wrote to NATS",
+                read(&stats.heartbeats_sent),
+            ),
+            (
+                "cluster_heartbeats_missed",
+                "Heartbeats that did not reach NATS in time",
+                read(&stats.heartbeats_missed),
+            ),
+            (
+                "cluster_rooms_placed",
+                "Rooms this node placed for the first time",
+                read(&stats.rooms_placed),
+            ),
+            (
+                "cluster_rooms_kept",
+                "Placements found with a live host and kept",
+                read(&stats.rooms_kept),
+            ),
+            (
+                "cluster_rooms_guarded",
+                "Placements not moved although their host's heartbeat had expired, because the room still answered",
+                read(&stats.rooms_guarded),
+            ),
+            (
+                "cluster_rooms_replaced",
+                "Rooms moved off a dead node",
+                read(&stats.rooms_replaced),
             ),
         ];
         encode_counters(&mut encoder, &counters)

@@ -75,6 +75,7 @@ use crate::routes;
         routes::admin::list_users,
         routes::admin::set_role,
         routes::admin::audit_log,
+        routes::admin::nodes,
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::metrics,

@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use sightline_cluster::Cluster;
 use sightline_config::Settings;
 use sightline_signaling::Hub;
 
@@ -37,6 +38,8 @@ pub struct StateInner {
     pub account_limiter: AccountLimiter,
     /// Every room and the media workers.
     pub hub: Hub,
+    /// This node's membership of a cluster; `None` when it runs alone.
+    pub cluster: Option<Cluster>,
     /// Used join tokens and join rates, for `/rtc`.
     pub admissions: Admissions,
     /// Recording controllers and the recorder.
@@ -53,6 +56,8 @@ pub struct StateInner {
 pub struct Services {
     /// Every room and the media workers.
     pub hub: Hub,
+    /// This node's membership of a cluster; `None` when it runs alone.
+    pub cluster: Option<Cluster>,
     /// Recording controllers and the recorder.
     pub recordings: Recordings,
     /// Proctoring controllers and the face detectors.
@@ -74,6 +79,7 @@ impl AppState {
     ) -> AppState {
         let Services {
             hub,
+            cluster,
             recordings,
             proctoring,
             workspaces,
@@ -85,9 +91,10 @@ impl AppState {
                 db,
                 tokens,
                 settings,
-                metrics: Metrics::new(hub.worker_stats(), connections),
+                metrics: Metrics::new(&hub, cluster.clone(), connections),
                 account_limiter,
                 hub,
+                cluster,
                 admissions: Admissions::default(),
                 recordings,
                 proctoring,

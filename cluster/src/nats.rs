@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::ClusterError;
@@ -74,8 +73,8 @@ struct Inner {
     nodes: kv::Store,
     rooms: kv::Store,
     state: AtomicU8,
-    /// Wakes the heartbeat task before its time (a state change).
-    beat_now: Notify,
+    /// What the last heartbeat said about the load, for a heartbeat sent out of turn.
+    last_load: std::sync::Mutex<Load>,
     sequence: AtomicU64,
     stats: ClusterStats,
 }
@@ -106,20 +105,9 @@ impl Cluster {
                 message: err.to_string(),
             })?;
         let js = jetstream::new(client.clone());
-        let nodes = bucket(
-            &js,
-            NODES_BUCKET,
-            config.heartbeat_ttl,
-            jetstream::stream::StorageType::Memory,
-        )
-        .await?;
-        let rooms = bucket(
-            &js,
-            ROOMS_BUCKET,
-            Duration::ZERO,
-            jetstream::stream::StorageType::File,
-        )
-        .await?;
+        // Both on disk, so a restarted NATS server still knows the nodes and the rooms.
+        let nodes = bucket(&js, NODES_BUCKET, config.heartbeat_ttl).await?;
+        let rooms = bucket(&js, ROOMS_BUCKET, Duration::ZERO).await?;
         let cluster = Self {
             inner: Arc::new(Inner {
                 config,
@@ -127,7 +115,7 @@ impl Cluster {
                 nodes,
                 rooms,
                 state: AtomicU8::new(state_code(NodeState::Serving)),
-                beat_now: Notify::new(),
+                last_load: std::sync::Mutex::new(Load::default()),
                 sequence: AtomicU64::new(0),
                 stats: ClusterStats::default(),
             }),
@@ -159,12 +147,18 @@ impl Cluster {
         }
     }
 
-    /// Stops taking new rooms: the next heartbeat, sent at once, says so.
-    pub fn drain(&self) {
+    /// Stops taking new rooms, and says so in a heartbeat sent at once (the ones after it say
+    /// so too). An error means NATS did not hear it now; the next heartbeat tries again.
+    pub async fn drain(&self) -> Result<(), ClusterError> {
         self.inner
             .state
             .store(state_code(NodeState::Draining), Ordering::Relaxed);
-        self.inner.beat_now.notify_one();
+        let load = *self
+            .inner
+            .last_load
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.beat(load).await
     }
 
     /// Writes heartbeats until the returned task is aborted, each carrying `load()`.
@@ -177,10 +171,7 @@ impl Cluster {
             let every = cluster.inner.config.heartbeat_every;
             let mut failing = false;
             loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => {}
-                    () = cluster.inner.beat_now.notified() => {}
-                }
+                tokio::time::sleep(every).await;
                 // A write that takes longer than the interval is as good as missed.
                 let beat = tokio::time::timeout(every, cluster.beat(load())).await;
                 match beat {
@@ -207,6 +198,11 @@ impl Cluster {
     }
 
     async fn beat(&self, load: Load) -> Result<(), ClusterError> {
+        *self
+            .inner
+            .last_load
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = load;
         let config = &self.inner.config;
         let heartbeat = Heartbeat {
             node: config.node.clone(),
@@ -423,14 +419,13 @@ async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,
-    storage: jetstream::stream::StorageType,
 ) -> Result<kv::Store, ClusterError> {
     let config = jetstream::stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
         max_age,
-        storage,
+        storage: jetstream::stream::StorageType::File,
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,

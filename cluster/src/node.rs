@@ -97,19 +97,18 @@ pub struct Load {
     pub cpu: f32,
     /// Rooms hosted.
     pub rooms: u32,
-    /// People in those rooms.
-    pub participants: u32,
-    /// Tracks published in them.
-    pub tracks: u32,
+    /// Media connections (a participant has two: publishing and receiving).
+    pub peer_connections: u32,
 }
 
 impl Load {
     /// One number to compare nodes by, lower is better: CPU dominates (a whole machine busy
-    /// weighs as much as 100 rooms), then rooms, then tracks, so idle nodes still spread rooms.
+    /// weighs as much as 100 rooms), then rooms, then media connections, so idle nodes still
+    /// spread rooms.
     pub fn score(&self) -> f64 {
         f64::from(self.cpu.clamp(0.0, 1.0)) * 100.0
             + f64::from(self.rooms)
-            + f64::from(self.tracks) * 0.1
+            + f64::from(self.peer_connections) * 0.1
     }
 }
 
@@ -152,7 +151,7 @@ mod tests {
         let idle = Load::default();
         let rooms = Load {
             rooms: 3,
-            tracks: 12,
+            peer_connections: 12,
             ..Load::default()
         };
         let busy = Load {

@@ -2,72 +2,47 @@
 //! private server per test on a free port.
 
 use std::net::TcpListener;
-use std::process::Stdio;
 use std::time::Duration;
 
 use sightline_cluster::{Cluster, ClusterConfig, Load, NodeId, NodeState, Region, RoomKey};
-use tokio::process::{Child, Command};
+use sightline_testkit::NatsServer;
 
 /// Heartbeats every 200 ms, dead after a second: the tests wait for expiry in seconds.
 const EVERY: Duration = Duration::from_millis(200);
 const TTL: Duration = Duration::from_secs(1);
 
-struct Nats {
-    url: String,
-    process: Child,
-    _dir: tempfile::TempDir,
+struct Nats(NatsServer);
+
+/// The sequence number of `node`'s heartbeat as `cluster` sees it.
+async fn sequence_of(cluster: &Cluster, node: &str) -> Option<u64> {
+    let nodes = cluster.nodes().await.ok()?;
+    nodes
+        .into_iter()
+        .find(|h| h.node.as_str() == node)
+        .map(|h| h.sequence)
 }
 
 impl Nats {
     async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let process = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nats-server runs (Debian package nats-server)");
-        let url = format!("nats://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Self {
-                    url,
-                    process,
-                    _dir: dir,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nats-server did not listen on {port}");
+        Self(NatsServer::start().await.expect("a private nats-server"))
     }
 
     async fn node(&self, name: &str, region: &str) -> Cluster {
-        Cluster::join(ClusterConfig {
-            nats_url: self.url.clone(),
-            node: NodeId::new(name).expect("node id"),
-            region: Region::new(region).expect("region"),
-            advertise_url: format!("http://{name}.invalid"),
-            heartbeat_every: EVERY,
-            heartbeat_ttl: TTL,
-            started_at_ms: 0,
-        })
-        .await
-        .expect("joins")
+        Cluster::join(config(&self.0.url(), name, region))
+            .await
+            .expect("joins")
     }
 }
 
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.process.start_kill();
+fn config(url: &str, name: &str, region: &str) -> ClusterConfig {
+    ClusterConfig {
+        nats_url: url.to_owned(),
+        node: NodeId::new(name).expect("node id"),
+        region: Region::new(region).expect("region"),
+        advertise_url: format!("http://{name}.invalid"),
+        heartbeat_every: EVERY,
+        heartbeat_ttl: TTL,
+        started_at_ms: 0,
     }
 }
 
@@ -208,7 +183,7 @@ async fn a_draining_node_takes_no_new_room_and_keeps_its_own() {
     let first = room("first");
     let held = a.place(&first, &region("eu")).await.expect("placed");
 
-    a.drain();
+    a.drain().await.expect("drained");
     for _ in 0..50 {
         let seen = b.nodes().await.expect("nodes");
         if seen
@@ -272,7 +247,7 @@ async fn a_room_moves_off_a_dead_host_only_once_nobody_answers_for_it() {
 async fn a_room_with_no_serving_node_is_refused_and_a_bad_server_is_an_error() {
     let nats = Nats::start().await;
     let a = nats.node("a", "eu").await;
-    a.drain();
+    a.drain().await.expect("drained");
     let _beats = a.spawn_heartbeats(Load::default);
     for _ in 0..50 {
         if a.nodes().await.expect("nodes")[0].state == NodeState::Draining {
@@ -290,18 +265,45 @@ async fn a_room_with_no_serving_node_is_refused_and_a_bad_server_is_an_error() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let unreachable = Cluster::join(ClusterConfig {
-        nats_url: format!("nats://127.0.0.1:{port}"),
-        node: NodeId::new("z").expect("id"),
-        region: region("eu"),
-        advertise_url: String::new(),
-        heartbeat_every: EVERY,
-        heartbeat_ttl: TTL,
-        started_at_ms: 0,
-    })
-    .await;
+    let unreachable = Cluster::join(config(&format!("nats://127.0.0.1:{port}"), "z", "eu")).await;
     assert!(matches!(
         unreachable,
         Err(sightline_cluster::ClusterError::Connect { .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_carry_on_through_a_nats_restart_and_rooms_stay_placed() {
+    let mut nats = Nats::start().await;
+    let a = nats.node("a", "eu").await;
+    let b = nats.node("b", "eu").await;
+    let _beats = [
+        a.spawn_heartbeats(Load::default),
+        b.spawn_heartbeats(Load::default),
+    ];
+    let key = room("during-restart");
+    let held = a.place(&key, &region("eu")).await.expect("placed");
+
+    nats.0.restart().await.expect("nats-server back");
+    // The clients reconnect by themselves; the heartbeats go on and are seen again.
+    let mut seen = None;
+    for _ in 0..100 {
+        if let (Some(x), Some(y)) = (sequence_of(&b, "a").await, sequence_of(&a, "b").await) {
+            seen = Some((x, y));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (before_a, _) = seen.expect("both nodes visible again after the restart");
+    for _ in 0..100 {
+        if sequence_of(&b, "a").await.is_some_and(|s| s > before_a) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sequence_of(&b, "a").await.is_some_and(|s| s > before_a),
+        "a's heartbeats go on after the restart"
+    );
+    assert_eq!(b.place(&key, &region("eu")).await.expect("kept"), held);
 }

@@ -132,6 +132,43 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// TURN servers handed to clients.
     pub turn: TurnSettings,
+    /// Several servers as one, coordinated through NATS.
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]`: this server as one node of several, coordinated through NATS JetStream. Off
+/// (one server alone, the embedded default) while `nats_url` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The NATS server (`nats://host:4222`); empty: no cluster.
+    pub nats_url: String,
+    /// This node's name (1 to 64 letters, digits, `-`, `_`); empty: the machine's host name.
+    pub node_id: String,
+    /// Where this node is; a room is placed on a node of its interview's region.
+    pub region: String,
+    /// Where the other nodes reach this node's API; empty: `public.base_url`.
+    pub advertise_url: String,
+    /// Time between heartbeats.
+    pub heartbeat_ms: u64,
+    /// How long a heartbeat counts: a node silent this long is dead to the others.
+    pub heartbeat_ttl_ms: u64,
+}
+
+impl ClusterSettings {
+    /// Whether this server joins a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.nats_url.is_empty()
+    }
+}
+
+/// Whether `value` is one NATS token as node ids and regions must be.
+fn is_cluster_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Shortest accepted TURN shared secret, in bytes.
@@ -640,6 +677,46 @@ impl Settings {
         }
     }
 
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let cluster = &self.cluster;
+        if !cluster.enabled() {
+            return Ok(());
+        }
+        if !(cluster.nats_url.starts_with("nats://") || cluster.nats_url.starts_with("tls://")) {
+            return Err(ConfigError::invalid(
+                "cluster.nats_url",
+                "must start with nats:// or tls://",
+            ));
+        }
+        let named = "1 to 64 letters, digits, '-' or '_'";
+        if !cluster.node_id.is_empty() && !is_cluster_name(&cluster.node_id) {
+            return Err(ConfigError::invalid(
+                "cluster.node_id",
+                format!("must be {named}"),
+            ));
+        }
+        if !is_cluster_name(&cluster.region) {
+            return Err(ConfigError::invalid(
+                "cluster.region",
+                format!("must be {named}"),
+            ));
+        }
+        if !(100..=60_000).contains(&cluster.heartbeat_ms) {
+            return Err(ConfigError::invalid(
+                "cluster.heartbeat_ms",
+                "must be between 100 and 60000",
+            ));
+        }
+        if cluster.heartbeat_ttl_ms < cluster.heartbeat_ms * 2 || cluster.heartbeat_ttl_ms > 600_000
+        {
+            return Err(ConfigError::invalid(
+                "cluster.heartbeat_ttl_ms",
+                "must be at least twice cluster.heartbeat_ms (one late heartbeat is not a death) and at most 600000",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let checks = &self.proctoring.checks;
         for (key, secs) in [
@@ -707,6 +784,7 @@ impl Settings {
             ));
         }
         self.validate_turn()?;
+        self.validate_cluster()?;
         if let Some(token) = &self.metrics.token
             && token.expose_secret().len() < 16
         {
@@ -1029,6 +1107,43 @@ mod tests {
             jail.set_env("SIGHTLINE__TURN__CREDENTIAL_TTL_SECS", "5");
             let err = load_in(jail, Some("turn.toml")).expect_err("too short a ttl");
             assert_eq!(err.key(), "turn.credential_ttl_secs");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_cluster_needs_a_nats_url_and_good_names() {
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail, None).expect("defaults");
+            assert!(!settings.cluster.enabled(), "alone by default");
+
+            jail.set_env("SIGHTLINE__CLUSTER__NATS_URL", "nats://127.0.0.1:4222");
+            jail.set_env("SIGHTLINE__CLUSTER__NODE_ID", "eu-1");
+            jail.set_env("SIGHTLINE__CLUSTER__REGION", "eu");
+            let settings = load_in(jail, None).expect("valid");
+            assert!(settings.cluster.enabled());
+            assert_eq!(settings.cluster.node_id, "eu-1");
+
+            for (key, value, bad) in [
+                ("NATS_URL", "http://127.0.0.1:4222", "cluster.nats_url"),
+                ("NODE_ID", "eu.1", "cluster.node_id"),
+                ("REGION", "", "cluster.region"),
+                ("HEARTBEAT_MS", "10", "cluster.heartbeat_ms"),
+                ("HEARTBEAT_TTL_MS", "3000", "cluster.heartbeat_ttl_ms"),
+            ] {
+                let name = format!("SIGHTLINE__CLUSTER__{key}");
+                jail.set_env(&name, value);
+                let err = load_in(jail, None).expect_err(value);
+                assert_eq!(err.key(), bad, "{value}");
+                let good = match key {
+                    "NATS_URL" => "nats://127.0.0.1:4222",
+                    "NODE_ID" => "eu-1",
+                    "REGION" => "eu",
+                    "HEARTBEAT_MS" => "2000",
+                    _ => "6000",
+                };
+                jail.set_env(&name, good);
+            }
             Ok(())
         });
     }

@@ -183,6 +183,15 @@ struct HubInner {
     next_id: AtomicU64,
 }
 
+/// What [`Hub::load`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubLoad {
+    /// Rooms that are up.
+    pub rooms: usize,
+    /// Their peer connections (two per participant with media).
+    pub peer_connections: usize,
+}
+
 /// Every room of this server and the workers they run on.
 #[derive(Clone)]
 pub struct Hub {
@@ -269,6 +278,21 @@ impl Hub {
         };
         tokio::spawn(actor.run(inbox_rx, control_rx));
         Some(handle)
+    }
+
+    /// How much this server hosts now: rooms that are up, and their media connections.
+    pub fn load(&self) -> HubLoad {
+        let rooms = self
+            .inner
+            .rooms
+            .lock()
+            .map(|rooms| rooms.values().filter(|r| !r.inbox.is_closed()).count())
+            .unwrap_or(0);
+        let peer_connections = self.inner.peers.lock().map(|p| p.len()).unwrap_or(0);
+        HubLoad {
+            rooms,
+            peer_connections,
+        }
     }
 
     /// Every media worker's counters, for metrics.

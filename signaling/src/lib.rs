@@ -19,7 +19,7 @@ pub mod protocol;
 mod room;
 
 pub use grants::{CodeGrants, Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
-pub use hub::{ConnectError, Hub, Session, SessionSender, TapError};
+pub use hub::{ConnectError, Hub, HubLoad, Session, SessionSender, TapError};
 pub use protocol::{
     LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice, RecordingState,
 };

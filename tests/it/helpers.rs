@@ -276,6 +276,11 @@ impl TestApp {
         TestApp::start(settings, db, data_dir).await
     }
 
+    /// Stops the server gracefully (as SIGTERM does) and waits until it has.
+    pub async fn stop(mut self) {
+        self.stop_server().await;
+    }
+
     fn into_parts(mut self) -> (TestDb, TempDir) {
         let db = TestDb {
             url: self.db.url.clone(),

@@ -1,4 +1,5 @@
-//! `/api/admin/*`: account roles and the audit log. Every change here is audited.
+//! `/api/admin/*`: account roles, the audit log and the cluster's nodes. Every change here is
+//! audited.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, patch};
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/users", get(list_users))
         .route("/api/admin/users/{id}", patch(set_role))
         .route("/api/admin/audit", get(audit_log))
+        .route("/api/admin/nodes", get(nodes))
 }
 
 /// An account as admins see it.
@@ -127,4 +129,82 @@ pub async fn audit_log(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     admin.require_admin()?;
     Ok(Json(audit::recent(state.db.pool(), LIST_LIMIT).await?))
+}
+
+/// The servers of a cluster, as `GET /api/admin/nodes` lists them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterView {
+    /// Whether this server is part of a cluster (`[cluster] nats_url`); alone, `nodes` is empty.
+    pub clustered: bool,
+    /// The node that answered.
+    pub this_node: Option<String>,
+    /// Every node with a live heartbeat, by id.
+    pub nodes: Vec<NodeView>,
+}
+
+/// One node, from its last heartbeat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    /// Its id.
+    pub node: String,
+    /// Its region.
+    pub region: String,
+    /// `serving` (takes new rooms) or `draining` (keeps its rooms, takes no new ones).
+    pub state: String,
+    /// Share of its machine's CPU the server used over the last heartbeat interval (0 to 1).
+    pub cpu: f32,
+    /// Rooms up on it.
+    pub rooms: u32,
+    /// Their media connections.
+    pub peer_connections: u32,
+    /// Where the other nodes reach its API.
+    pub advertise_url: String,
+    /// RFC 3339, UTC: when its process started.
+    pub started_at: String,
+}
+
+/// The cluster's nodes, each from its last heartbeat.
+#[utoipa::path(get, path = "/api/admin/nodes", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = ClusterView), (status = 403, body = ErrorBody),
+        (status = 503, description = "The cluster's NATS server cannot be reached", body = ErrorBody)))]
+pub async fn nodes(
+    State(state): State<AppState>,
+    admin: AuthUser,
+) -> Result<Json<ClusterView>, ApiError> {
+    admin.require_admin()?;
+    let Some(cluster) = &state.cluster else {
+        return Ok(Json(ClusterView {
+            clustered: false,
+            this_node: None,
+            nodes: Vec::new(),
+        }));
+    };
+    let heartbeats = cluster.nodes().await.map_err(|err| {
+        tracing::warn!(%err, "listing the cluster's nodes");
+        ApiError::Unavailable("the cluster's NATS server cannot be reached")
+    })?;
+    let nodes = heartbeats
+        .into_iter()
+        .map(|h| NodeView {
+            node: h.node.to_string(),
+            region: h.region.to_string(),
+            state: match h.state {
+                sightline_cluster::NodeState::Serving => "serving",
+                sightline_cluster::NodeState::Draining => "draining",
+            }
+            .to_owned(),
+            cpu: h.load.cpu,
+            rooms: h.load.rooms,
+            peer_connections: h.load.peer_connections,
+            advertise_url: h.advertise_url,
+            started_at: jiff::Timestamp::from_millisecond(h.started_at_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(ClusterView {
+        clustered: true,
+        this_node: Some(cluster.node().to_string()),
+        nodes,
+    }))
 }

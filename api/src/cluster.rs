@@ -1,0 +1,173 @@
+//! This server as a node of a cluster (`[cluster]`): joining through NATS at start, heartbeats
+//! that carry how busy it is, and draining when it is asked to stop. Without a `nats_url`
+//! nothing here runs.
+
+use std::time::{Duration, Instant};
+
+use sightline_cluster::{Cluster, ClusterConfig, Load, NodeId, Region};
+use sightline_config::Settings;
+use sightline_signaling::Hub;
+use tokio::task::JoinHandle;
+
+use crate::error::ApiError;
+
+/// This node's membership and its heartbeat task.
+pub struct Membership {
+    /// The cluster handle routes use.
+    pub cluster: Cluster,
+    /// Beats until aborted (when the server stops).
+    pub heartbeats: JoinHandle<()>,
+}
+
+/// Joins the cluster `settings` name and starts the heartbeats, or `None` when this server is
+/// alone. A cluster that cannot be joined stops the start: a node that believes it is alone
+/// while the others place rooms would host rooms nobody knows about.
+pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, ApiError> {
+    let config = &settings.cluster;
+    if !config.enabled() {
+        return Ok(None);
+    }
+    let node = if config.node_id.is_empty() {
+        host_name()
+    } else {
+        config.node_id.clone()
+    };
+    let node =
+        NodeId::new(&node).map_err(|err| ApiError::Internal(format!("cluster.node_id: {err}")))?;
+    let region = Region::new(&config.region)
+        .map_err(|err| ApiError::Internal(format!("cluster.region: {err}")))?;
+    let advertise_url = if config.advertise_url.is_empty() {
+        settings.public.base_url.to_string()
+    } else {
+        config.advertise_url.clone()
+    };
+    let cluster = Cluster::join(ClusterConfig {
+        nats_url: config.nats_url.clone(),
+        node,
+        region,
+        advertise_url,
+        heartbeat_every: Duration::from_millis(config.heartbeat_ms),
+        heartbeat_ttl: Duration::from_millis(config.heartbeat_ttl_ms),
+        started_at_ms: jiff::Timestamp::now().as_millisecond(),
+    })
+    .await
+    .map_err(|err| ApiError::Internal(err.to_string()))?;
+    tracing::info!(node = %cluster.node(), region = %cluster.region(), "joined the cluster");
+    let hub = hub.clone();
+    let mut cpu = CpuMeter::new();
+    let heartbeats = cluster.spawn_heartbeats(move || {
+        let hosted = hub.load();
+        Load {
+            cpu: cpu.share(),
+            rooms: u32::try_from(hosted.rooms).unwrap_or(u32::MAX),
+            peer_connections: u32::try_from(hosted.peer_connections).unwrap_or(u32::MAX),
+        }
+    });
+    Ok(Some(Membership {
+        cluster,
+        heartbeats,
+    }))
+}
+
+/// The machine's host name made into a node id (dots and other characters become `-`).
+fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "sightline".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The process's share of the machine's CPU between two readings, from `/proc/self/stat`.
+struct CpuMeter {
+    last: Option<(Instant, u64)>,
+    cores: f32,
+}
+
+/// Clock ticks per second in `/proc` (`USER_HZ`, fixed at 100 by the kernel's ABI).
+const TICKS_PER_SEC: f32 = 100.0;
+
+impl CpuMeter {
+    fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            last: ticks().map(|t| (Instant::now(), t)),
+            cores: cores as f32,
+        }
+    }
+
+    /// The share (0.0 to 1.0) since the last call; 0.0 where `/proc` cannot be read.
+    fn share(&mut self) -> f32 {
+        let now = Instant::now();
+        let Some(current) = ticks() else {
+            return 0.0;
+        };
+        let share = match self.last {
+            Some((then, before)) => {
+                let wall = now.duration_since(then).as_secs_f32();
+                let used = current.saturating_sub(before) as f32 / TICKS_PER_SEC;
+                if wall > 0.0 {
+                    (used / wall / self.cores).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, current));
+        share
+    }
+}
+
+/// User plus system CPU ticks of this process so far.
+fn ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_read_from_proc_and_bounded() {
+        let mut meter = CpuMeter::new();
+        assert!(ticks().is_some(), "/proc/self/stat readable on Linux");
+        // Spin a little so there is something to measure.
+        let until = Instant::now() + Duration::from_millis(50);
+        let mut x = 0u64;
+        while Instant::now() < until {
+            x = x.wrapping_add(1);
+        }
+        assert!(x > 0);
+        let share = meter.share();
+        assert!((0.0..=1.0).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn host_names_become_node_ids() {
+        let name = host_name();
+        assert!(NodeId::new(&name).is_ok(), "{name:?}");
+    }
+}
