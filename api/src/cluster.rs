@@ -1,12 +1,17 @@
 //! This server as a node of a cluster (`[cluster]`): joining through NATS at start, heartbeats
-//! that carry how busy it is, and draining when it is asked to stop. Without a `nats_url`
-//! nothing here runs.
+//! that carry how busy it is, draining when it is asked to stop, and [`HostedRooms`], which
+//! makes sure a room runs on the one node its placement names. Without a `nats_url` nothing
+//! here runs.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sightline_cluster::{Cluster, ClusterConfig, Load, NodeId, Region};
+use sightline_cluster::{
+    Cluster, ClusterConfig, ClusterError, Load, NodeId, Placement, Region, RoomGuard, RoomKey,
+};
 use sightline_config::Settings;
-use sightline_signaling::Hub;
+use sightline_signaling::{Hub, RoomId};
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -15,6 +20,8 @@ use crate::error::ApiError;
 pub struct Membership {
     /// The cluster handle routes use.
     pub cluster: Cluster,
+    /// The rooms it hosts.
+    pub rooms: HostedRooms,
     /// Beats until aborted (when the server stops).
     pub heartbeats: JoinHandle<()>,
 }
@@ -53,20 +60,153 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
     .await
     .map_err(|err| ApiError::Internal(err.to_string()))?;
     tracing::info!(node = %cluster.node(), region = %cluster.region(), "joined the cluster");
-    let hub = hub.clone();
     let mut cpu = CpuMeter::new();
+    let counted = hub.clone();
     let heartbeats = cluster.spawn_heartbeats(move || {
-        let hosted = hub.load();
+        let hosted = counted.load();
         Load {
             cpu: cpu.share(),
             rooms: u32::try_from(hosted.rooms).unwrap_or(u32::MAX),
             peer_connections: u32::try_from(hosted.peer_connections).unwrap_or(u32::MAX),
         }
     });
+    let rooms = HostedRooms::new(
+        cluster.clone(),
+        hub.clone(),
+        Duration::from_millis(config.heartbeat_ms),
+    );
     Ok(Some(Membership {
         cluster,
+        rooms,
         heartbeats,
     }))
+}
+
+/// How long after its last claim a room that is not up may still be about to start: a join
+/// claims the room a moment before it creates it, so the placement is kept this long.
+const CLAIM_GRACE: Duration = Duration::from_secs(10);
+
+/// Where a joining participant's room runs.
+#[derive(Debug)]
+pub enum Claim {
+    /// Here: go on and join.
+    Here,
+    /// On another node, which the client must reach instead.
+    Elsewhere {
+        /// That node.
+        node: String,
+        /// Where it is reached.
+        advertise_url: String,
+    },
+}
+
+/// The rooms this node hosts in a cluster: each placed in the rooms bucket before its first
+/// join, answered for on its subject while it lives (the split-brain guard's proof), watched so
+/// that it ends here if its placement ever names another node, and released when it ends.
+#[derive(Clone)]
+pub struct HostedRooms {
+    cluster: Cluster,
+    hub: Hub,
+    check_every: Duration,
+    hosted: Arc<Mutex<HashMap<RoomId, Instant>>>,
+}
+
+impl HostedRooms {
+    /// Rooms of `hub`, placed through `cluster`, checked every `check_every`.
+    pub fn new(cluster: Cluster, hub: Hub, check_every: Duration) -> Self {
+        Self {
+            cluster,
+            hub,
+            check_every,
+            hosted: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Finds where `room` is, or places it: on this node while it serves (signaling is not
+    /// relayed between nodes yet, so a room must run where its first participant arrived), on
+    /// another node of its region when this one drains. When it is here and was not yet,
+    /// starts answering for it and watching it.
+    pub async fn claim(&self, room: &RoomId) -> Result<Claim, ClusterError> {
+        let key = RoomKey::new(&room.0)?;
+        let placement = self.cluster.place_here(&key, self.cluster.region()).await?;
+        if &placement.node != self.cluster.node() {
+            let advertise_url = self
+                .cluster
+                .nodes()
+                .await?
+                .into_iter()
+                .find(|h| h.node == placement.node)
+                .map(|h| h.advertise_url)
+                .unwrap_or_default();
+            return Ok(Claim::Elsewhere {
+                node: placement.node.to_string(),
+                advertise_url,
+            });
+        }
+        let fresh = {
+            let mut hosted = self.hosted.lock().unwrap_or_else(PoisonError::into_inner);
+            hosted.insert(room.clone(), Instant::now()).is_none()
+        };
+        if fresh {
+            match self.cluster.guard(&key).await {
+                Ok(guard) => {
+                    tokio::spawn(self.clone().watch(room.clone(), key, placement, guard));
+                }
+                Err(err) => {
+                    self.forget(room);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Claim::Here)
+    }
+
+    fn forget(&self, room: &RoomId) {
+        self.hosted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(room);
+    }
+
+    /// Watches a hosted room until it ends here: released when it is over, ended when its
+    /// placement names another node. A NATS outage ends nothing: the room goes on.
+    async fn watch(self, room: RoomId, key: RoomKey, held: Placement, guard: RoomGuard) {
+        let mut tick = tokio::time::interval(self.check_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let over = {
+                let mut hosted = self.hosted.lock().unwrap_or_else(PoisonError::into_inner);
+                let claimed = hosted.get(&room).copied();
+                let over = !self.hub.has_room(&room)
+                    && claimed.is_none_or(|at| at.elapsed() > CLAIM_GRACE);
+                if over {
+                    hosted.remove(&room);
+                }
+                over
+            };
+            if over {
+                drop(guard);
+                if let Err(err) = self.cluster.release(&key, &held).await {
+                    tracing::info!(%room, %err, "a room's placement was not released (it moved, or NATS is away)");
+                }
+                return;
+            }
+            match self.cluster.host(&key).await {
+                Ok(Some(now)) if &now.node != self.cluster.node() => {
+                    tracing::error!(%room, host = %now.node, "this node lost a room it hosts to another node; ending it here");
+                    self.forget(&room);
+                    drop(guard);
+                    self.hub.end_room(&room);
+                    return;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(%room, %err, "cannot check a hosted room's placement; keeping it");
+                }
+            }
+        }
+    }
 }
 
 /// The machine's host name made into a node id (dots and other characters become `-`).

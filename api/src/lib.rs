@@ -267,6 +267,7 @@ impl Server {
             state::Services {
                 hub,
                 cluster: membership.as_ref().map(|m| m.cluster.clone()),
+                hosted_rooms: membership.as_ref().map(|m| m.rooms.clone()),
                 recordings,
                 proctoring,
                 workspaces,

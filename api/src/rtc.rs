@@ -192,6 +192,32 @@ async fn admit(
         .await;
         return None;
     }
+    // In a cluster, the room runs on the one node its placement names.
+    if let Some(rooms) = &state.hosted_rooms {
+        match rooms.claim(room).await {
+            Ok(crate::cluster::Claim::Here) => {}
+            Ok(crate::cluster::Claim::Elsewhere {
+                node,
+                advertise_url,
+            }) => {
+                let message = format!(
+                    "this interview's room runs on node {node} ({advertise_url}); connect there"
+                );
+                refuse(socket, "room_elsewhere", &message).await;
+                return None;
+            }
+            Err(err) => {
+                tracing::warn!(%room, %err, "placing a room");
+                refuse(
+                    socket,
+                    "unavailable",
+                    "the room cannot be placed right now; try again in a moment",
+                )
+                .await;
+                return None;
+            }
+        }
+    }
     match state.admissions.admit(&claims, crate::store::now()) {
         Ok(()) => {}
         Err(Refusal::Used) => {

@@ -9,6 +9,7 @@ use sightline_signaling::Hub;
 
 use crate::auth::TokenKeys;
 use crate::auth::rate_limit::AccountLimiter;
+use crate::cluster::HostedRooms;
 use crate::metrics::Metrics;
 use crate::proctoring::Proctoring;
 use crate::recording::Recordings;
@@ -40,6 +41,8 @@ pub struct StateInner {
     pub hub: Hub,
     /// This node's membership of a cluster; `None` when it runs alone.
     pub cluster: Option<Cluster>,
+    /// The rooms this node hosts in its cluster; `None` when it runs alone.
+    pub hosted_rooms: Option<HostedRooms>,
     /// Used join tokens and join rates, for `/rtc`.
     pub admissions: Admissions,
     /// Recording controllers and the recorder.
@@ -58,6 +61,8 @@ pub struct Services {
     pub hub: Hub,
     /// This node's membership of a cluster; `None` when it runs alone.
     pub cluster: Option<Cluster>,
+    /// The rooms this node hosts in its cluster.
+    pub hosted_rooms: Option<HostedRooms>,
     /// Recording controllers and the recorder.
     pub recordings: Recordings,
     /// Proctoring controllers and the face detectors.
@@ -80,6 +85,7 @@ impl AppState {
         let Services {
             hub,
             cluster,
+            hosted_rooms,
             recordings,
             proctoring,
             workspaces,
@@ -95,6 +101,7 @@ impl AppState {
                 account_limiter,
                 hub,
                 cluster,
+                hosted_rooms,
                 admissions: Admissions::default(),
                 recordings,
                 proctoring,

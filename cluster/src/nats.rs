@@ -284,9 +284,29 @@ impl Cluster {
     }
 
     /// Where `room` lives: its current host while that host lives (or while anything answers
-    /// for the room), otherwise a serving node of `region` chosen now and written atomically.
-    /// Every node asking at once gets the same answer.
+    /// for the room), otherwise a serving node of `region` chosen now (the power of two
+    /// choices) and written atomically. Every node asking at once gets the same answer.
     pub async fn place(&self, room: &RoomKey, region: &Region) -> Result<Placement, ClusterError> {
+        self.place_with(room, region, None).await
+    }
+
+    /// [`Cluster::place`], but a new placement goes to this node whenever it may take rooms:
+    /// how rooms are placed while signaling is not relayed between nodes (a participant can
+    /// only be in a room on the node it reached).
+    pub async fn place_here(
+        &self,
+        room: &RoomKey,
+        region: &Region,
+    ) -> Result<Placement, ClusterError> {
+        self.place_with(room, region, Some(self.node())).await
+    }
+
+    async fn place_with(
+        &self,
+        room: &RoomKey,
+        region: &Region,
+        preferred: Option<&NodeId>,
+    ) -> Result<Placement, ClusterError> {
         let stats = &self.inner.stats;
         for _ in 0..PLACEMENT_ATTEMPTS {
             let current = self.host(room).await?;
@@ -309,7 +329,7 @@ impl Cluster {
                     return Ok(p);
                 }
                 Verdict::Place => {
-                    let chosen = self.choose(region).await?;
+                    let chosen = self.choose(region, preferred).await?;
                     let value = encode(&Placement {
                         node: chosen.clone(),
                         revision: 0,
@@ -329,7 +349,7 @@ impl Cluster {
                     }
                 }
                 Verdict::Replace(old) => {
-                    let chosen = self.choose(region).await?;
+                    let chosen = self.choose(region, preferred).await?;
                     let value = encode(&Placement {
                         node: chosen.clone(),
                         revision: 0,
@@ -358,9 +378,19 @@ impl Cluster {
         Err(ClusterError::Contended(room.to_string()))
     }
 
-    async fn choose(&self, region: &Region) -> Result<NodeId, ClusterError> {
+    async fn choose(
+        &self,
+        region: &Region,
+        preferred: Option<&NodeId>,
+    ) -> Result<NodeId, ClusterError> {
         let nodes = self.nodes().await?;
-        placement::choose(&nodes, region, random_below)
+        let chosen = match preferred {
+            Some(preferred) => {
+                placement::choose_preferring(&nodes, region, preferred, random_below)
+            }
+            None => placement::choose(&nodes, region, random_below),
+        };
+        chosen
             .map(|h| h.node.clone())
             .ok_or(ClusterError::NoServingNode)
     }
@@ -399,6 +429,30 @@ impl Cluster {
             .await
             .map_err(|err| ClusterError::nats("subscribing to a room", err))?;
         Ok(RoomGuard { task })
+    }
+
+    /// Moves `room` from placement `from` to node `to` at once, if `from` is still current (an
+    /// operator's move; the old host ends its room when it sees the change).
+    pub async fn reassign(
+        &self,
+        room: &RoomKey,
+        from: &Placement,
+        to: &NodeId,
+    ) -> Result<Placement, ClusterError> {
+        let value = encode(&Placement {
+            node: to.clone(),
+            revision: 0,
+        })?;
+        let revision = self
+            .inner
+            .rooms
+            .update(room.as_str(), value, from.revision)
+            .await
+            .map_err(|err| ClusterError::nats("moving a room", err))?;
+        Ok(Placement {
+            node: to.clone(),
+            revision,
+        })
     }
 
     /// Gives `room` up (it ended on this node): its placement is removed only if it is still

@@ -51,6 +51,29 @@ pub fn choose<'a>(
     }
 }
 
+/// Like [`choose`], but `preferred` takes the room whenever it is one of the nodes [`choose`]
+/// would draw from (serving, and of the region unless none of the region serves): the node a
+/// room's first participant reached, while signaling is not relayed between nodes.
+pub fn choose_preferring<'a>(
+    nodes: &'a [Heartbeat],
+    region: &Region,
+    preferred: &NodeId,
+    draw: impl FnMut(usize) -> usize,
+) -> Option<&'a Heartbeat> {
+    let serving: Vec<&Heartbeat> = nodes
+        .iter()
+        .filter(|h| h.state == NodeState::Serving)
+        .collect();
+    let in_region = serving.iter().any(|h| &h.region == region);
+    let eligible = |h: &&&Heartbeat| !in_region || &h.region == region;
+    serving
+        .iter()
+        .filter(eligible)
+        .find(|h| &h.node == preferred)
+        .copied()
+        .or_else(|| choose(nodes, region, draw))
+}
+
 /// What a node that wants a room hosted should do about the room's current placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -168,6 +191,32 @@ mod tests {
         let all_draining = [node("drain", "eu", NodeState::Draining, 0.0)];
         assert_eq!(choose(&all_draining, &eu(), |_| 0), None);
         assert_eq!(choose(&[], &eu(), |_| 0), None);
+    }
+
+    #[test]
+    fn the_preferred_node_takes_the_room_while_it_may() {
+        let nodes = [
+            node("busy", "eu", NodeState::Serving, 0.9),
+            node("idle", "eu", NodeState::Serving, 0.0),
+            node("drain", "eu", NodeState::Draining, 0.0),
+            node("far", "us", NodeState::Serving, 0.0),
+        ];
+        let pick = |preferred: &str| {
+            let preferred = NodeId::new(preferred).expect("name");
+            choose_preferring(&nodes, &eu(), &preferred, |_| 0).map(|h| h.node.as_str())
+        };
+        assert_eq!(pick("busy"), Some("busy"), "preferred although busier");
+        // Draining, of another region while the region serves, or unknown: the usual choice.
+        assert_eq!(pick("drain"), Some("idle"));
+        assert_eq!(pick("far"), Some("idle"));
+        assert_eq!(pick("gone"), Some("idle"));
+        // A region nobody serves: the preferred node of another region may take it.
+        let us_only = [node("far", "us", NodeState::Serving, 0.5)];
+        let far = NodeId::new("far").expect("name");
+        assert_eq!(
+            choose_preferring(&us_only, &eu(), &far, |_| 0).map(|h| h.node.as_str()),
+            Some("far")
+        );
     }
 
     #[test]

@@ -158,6 +158,8 @@ enum RoomInput {
         identity: String,
         reason: LeaveReason,
     },
+    /// The room must stop on this server (it is hosted elsewhere now).
+    End,
     Recording(RecordingNotice),
     Proctoring(ProctoringNotice),
     ProctoringEvent(ProctoringEvent),
@@ -356,6 +358,13 @@ impl Hub {
                 reason,
             });
         }
+    }
+
+    /// Ends room `id` on this server, because it is hosted on another node now: everyone leaves
+    /// it here (their media connections are closed) and their sockets close without a
+    /// `removed`, so clients reconnect as after a network drop and find the room where it is.
+    pub fn end_room(&self, id: &RoomId) {
+        self.send_control(id, RoomInput::End);
     }
 
     /// Tells room `id`'s participants its recording status (nothing happens if the room has no
@@ -698,6 +707,15 @@ impl RoomActor {
             RoomInput::Remove { identity, reason } => {
                 let effects = self.room.remove(&identity, reason);
                 self.apply(effects).await;
+            }
+            RoomInput::End => {
+                let everyone: Vec<String> = self.room.identities().map(str::to_owned).collect();
+                for identity in everyone {
+                    let effects = self.room.leave(&identity, LeaveReason::Left);
+                    self.apply(effects).await;
+                }
+                // Their sockets close with the room's outboxes.
+                self.connections.clear();
             }
             RoomInput::Tap {
                 track,

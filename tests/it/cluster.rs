@@ -1,5 +1,6 @@
 //! Servers joined into a cluster through a private NATS server: each lists the others, a
-//! stopped one drains and then disappears, and `/metrics` counts the heartbeats.
+//! stopped one drains and then disappears, `/metrics` counts the heartbeats, and a room runs on
+//! the one node its placement names.
 
 use std::time::Duration;
 
@@ -7,27 +8,28 @@ use anyhow::Result;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sightline_api::AccountRole;
+use sightline_cluster::{Cluster, ClusterConfig, NodeId, Placement, Region, RoomKey};
 use sightline_testkit::NatsServer;
 
 use crate::helpers::{Backend, TestApp, expect_error, expect_json};
+use crate::rtc::{Socket, connect, interview, join, join_token, next_of, send};
+
+fn environment(nats: &NatsServer, id: &str, region: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        ("cluster.nats_url", json!(nats.url())),
+        ("cluster.node_id", json!(id)),
+        ("cluster.region", json!(region)),
+        (
+            "cluster.advertise_url",
+            json!(format!("http://{id}.internal:8080")),
+        ),
+        ("cluster.heartbeat_ms", json!(200)),
+        ("cluster.heartbeat_ttl_ms", json!(5000)),
+    ]
+}
 
 async fn node(nats: &NatsServer, id: &str, region: &str) -> Result<TestApp> {
-    TestApp::spawn_with_environment(
-        Backend::Sqlite,
-        &[],
-        &[
-            ("cluster.nats_url", json!(nats.url())),
-            ("cluster.node_id", json!(id)),
-            ("cluster.region", json!(region)),
-            (
-                "cluster.advertise_url",
-                json!(format!("http://{id}.internal:8080")),
-            ),
-            ("cluster.heartbeat_ms", json!(200)),
-            ("cluster.heartbeat_ttl_ms", json!(5000)),
-        ],
-    )
-    .await
+    TestApp::spawn_with_environment(Backend::Sqlite, &[], &environment(nats, id, region)).await
 }
 
 async fn nodes(app: &TestApp, token: &str) -> Result<Value> {
@@ -149,4 +151,137 @@ async fn a_server_alone_says_so_and_one_that_cannot_reach_nats_does_not_start() 
     let err = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("NATS"), "started without its cluster: {err}");
     Ok(())
+}
+
+/// The room's placement as NATS holds it, read by a client of the test's own.
+async fn placement_of(nats: &NatsServer, room: &str) -> Result<Option<Placement>> {
+    let watcher = Cluster::join(ClusterConfig {
+        nats_url: nats.url(),
+        node: NodeId::new("test-observer")?,
+        region: Region::new("nowhere")?,
+        advertise_url: String::new(),
+        heartbeat_every: Duration::from_secs(1),
+        heartbeat_ttl: Duration::from_secs(2),
+        started_at_ms: 0,
+    })
+    .await?;
+    Ok(watcher.host(&RoomKey::new(room)?).await?)
+}
+
+/// Reads the socket until it closes (bounded); fails on a `removed`: a room that moved is not
+/// a removal.
+async fn until_closed_without_removal(socket: &mut Socket) -> Result<()> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("the socket stayed open"))?;
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                let value: Value = serde_json::from_str(&text)?;
+                anyhow::ensure!(value["type"] != "removed", "told it was removed: {value}");
+            }
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let second = first
+        .spawn_beside(&environment(&nats, "eu-2", "eu"))
+        .await?;
+    let meeting = interview(&first).await?;
+
+    // The interviewer enters through eu-1: the room is placed there.
+    let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
+    let placed = placement_of(&nats, &meeting.id).await?.expect("placed");
+    assert_eq!(placed.node.as_str(), "eu-1");
+
+    // The candidate reaches eu-2: told where the room is, before the join token is spent.
+    let token = join_token(&second, &meeting.id, &meeting.candidate).await?;
+    let mut elsewhere = connect(&second, &meeting.id).await?;
+    send(
+        &mut elsewhere,
+        json!({ "type": "join", "version": 1, "token": token }),
+    )
+    .await?;
+    let refused = next_of(&mut elsewhere, "error").await?;
+    assert_eq!(refused["code"], "room_elsewhere", "{refused}");
+    let why = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("eu-1") && why.contains("http://eu-1.internal:8080"),
+        "{why}"
+    );
+    assert!(
+        !second
+            .hub
+            .has_room(&sightline_signaling::RoomId(meeting.id.clone()))
+    );
+    // Through eu-1 the same token works, and they meet.
+    let mut candidate = connect(&first, &meeting.id).await?;
+    send(
+        &mut candidate,
+        json!({ "type": "join", "version": 1, "token": token }),
+    )
+    .await?;
+    next_of(&mut candidate, "joined").await?;
+    next_of(&mut interviewer, "participant_joined").await?;
+
+    // The placement moves to eu-2 behind eu-1's back (as after a partition): eu-1 ends its
+    // room, and its sockets close as after a network drop, not as a removal.
+    let mover = Cluster::join(ClusterConfig {
+        nats_url: nats.url(),
+        node: NodeId::new("test-mover")?,
+        region: Region::new("nowhere")?,
+        advertise_url: String::new(),
+        heartbeat_every: Duration::from_secs(1),
+        heartbeat_ttl: Duration::from_secs(2),
+        started_at_ms: 0,
+    })
+    .await?;
+    mover
+        .reassign(&RoomKey::new(&meeting.id)?, &placed, &NodeId::new("eu-2")?)
+        .await?;
+    until_closed_without_removal(&mut interviewer).await?;
+    until_closed_without_removal(&mut candidate).await?;
+    let room = sightline_signaling::RoomId(meeting.id.clone());
+    for _ in 0..100 {
+        if !first.hub.has_room(&room) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!first.hub.has_room(&room), "eu-1 still hosts the room");
+    // eu-1 does not release what is no longer its placement.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = placement_of(&nats, &meeting.id)
+        .await?
+        .expect("still placed");
+    assert_eq!(now.node.as_str(), "eu-2");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_room_that_ends_gives_its_placement_up() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let meeting = interview(&first).await?;
+    let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
+    assert!(placement_of(&nats, &meeting.id).await?.is_some());
+    send(&mut interviewer, json!({ "type": "leave" })).await?;
+    // Kept for a short grace after the last join (one may be about to start the room), then
+    // released: bounded wait.
+    for _ in 0..150 {
+        if placement_of(&nats, &meeting.id).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the ended room stayed placed")
 }

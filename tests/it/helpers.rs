@@ -239,6 +239,19 @@ impl TestApp {
         TestApp::start(settings, db, data_dir).await
     }
 
+    /// Starts a second server on this one's database (a node beside it in a cluster), with a
+    /// directory of its own and some settings given as the environment would.
+    pub async fn spawn_beside(&self, environment: &[(&str, Value)]) -> Result<TestApp> {
+        let data_dir = tempfile::tempdir()?;
+        // The first server owns the database and drops it.
+        let db = TestDb {
+            url: self.db.url.clone(),
+            postgres_name: None,
+        };
+        let settings = settings_for(&data_dir, &db.url, &[], environment)?;
+        TestApp::start(settings, db, data_dir).await
+    }
+
     async fn start(settings: Settings, db: TestDb, data_dir: TempDir) -> Result<TestApp> {
         let server = Server::build(settings.clone()).await?;
         let addr: SocketAddr = server.local_addr()?;
