@@ -213,6 +213,11 @@ export class RoomConnection {
   private published = false;
   private leaving = false;
   private droppedAt: number | null = null;
+  /**
+   * The server refused our resume (it restarted, or the room now runs elsewhere): the next join
+   * goes without the resume token, and its answer gets new media connections.
+   */
+  private joinAfresh = false;
   private attempt = 0;
   /** Publisher offers go one at a time: each waits for the previous answer. */
   private negotiation: Promise<void> = Promise.resolve();
@@ -340,7 +345,9 @@ export class RoomConnection {
         type: 'join',
         version: 1,
         token: this.grant.token,
-        ...(this.droppedAt !== null && this.resumeToken ? { resume_token: this.resumeToken } : {}),
+        ...(this.droppedAt !== null && this.resumeToken && !this.joinAfresh
+          ? { resume_token: this.resumeToken }
+          : {}),
       });
     };
     socket.onmessage = (event) => void this.onMessage(JSON.parse(String(event.data)));
@@ -488,7 +495,13 @@ export class RoomConnection {
         if (message.limits) this.listener.limits(message.limits);
         if (message.recording) this.listener.recording(message.recording);
         if (message.proctoring) this.listener.proctoring(message.proctoring);
-        if (this.droppedAt !== null) {
+        if (this.joinAfresh) {
+          // A room that forgot us: everything is new, our media connections too.
+          this.joinAfresh = false;
+          this.droppedAt = null;
+          this.listener.reconnecting(false);
+          if (this.published) await this.resetMedia();
+        } else if (this.droppedAt !== null) {
           this.droppedAt = null;
           this.listener.reconnecting(false);
           // Whatever dropped the socket may have moved us to another network: find a new path.
@@ -583,6 +596,13 @@ export class RoomConnection {
         break;
       case 'error':
         if (message.code === 'resume_refused') {
+          // The room no longer knows us (its server restarted, or it runs on another node now):
+          // while the resume window lasts, join it afresh instead of leaving the page.
+          if (!this.joinAfresh && this.droppedAt !== null && Date.now() - this.droppedAt < RESUME_WINDOW_MS) {
+            this.joinAfresh = true;
+            this.socket.close();
+            break;
+          }
           this.finish('timed_out');
           this.socket.close();
           break;

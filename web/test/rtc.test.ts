@@ -246,6 +246,39 @@ describe('RoomConnection negotiation', () => {
     room.leave();
   });
 
+  it('joins afresh with new media connections when the server no longer knows the room', async () => {
+    const { room, publisher, socket, closings } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    socket.receive({ type: 'publish_answer', sdp: 'answer' });
+    // The server restarts: the socket drops, and the resume is refused.
+    socket.drop();
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(2));
+    const refused = FakeSocket.all[1];
+    refused.open();
+    expect(refused.sent[0]).toMatchObject({ type: 'join', resume_token: 'resume' });
+    refused.receive({ type: 'error', code: 'resume_refused', message: 'unknown resume token' });
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(3));
+    const fresh = FakeSocket.all[2];
+    fresh.open();
+    expect(fresh.sent[0]).toEqual({ type: 'join', version: 1, token: 'again' });
+    fresh.receive({ ...joined, resume_token: 'resume-3' });
+    // New connections publish what the old ones did; no ICE restart of the old ones.
+    await vi.waitFor(() => expect(FakePeerConnection.all).toHaveLength(4));
+    expect(publisher.closed).toBe(true);
+    await vi.waitFor(() => expect(fresh.types()).toEqual(['join', 'publish_offer']));
+    expect(fresh.sent[1].tracks).toEqual([
+      { mid: '0', source: 'camera' },
+      { mid: '1', source: 'microphone' },
+    ]);
+    expect(closings).toEqual([]);
+    // A later drop resumes with the new token.
+    fresh.drop();
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(4));
+    FakeSocket.all[3].open();
+    expect(FakeSocket.all[3].sent[0]).toMatchObject({ type: 'join', resume_token: 'resume-3' });
+    room.leave();
+  });
+
   it('gathers with the TURN servers of the latest joined or ice_servers on both connections', async () => {
     const { room, publisher, socket } = joinedRoom();
     const subscriber = FakePeerConnection.all[1];
