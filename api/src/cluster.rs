@@ -98,6 +98,26 @@ pub enum Claim {
         /// Where it is reached.
         advertise_url: String,
     },
+    /// The room is being given up here at this moment: try again shortly.
+    Busy,
+}
+
+/// What this node is doing with a room it claimed.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Hosting it (or about to: a join claimed it).
+    Up,
+    /// Its placement is being released (it ended); claims wait.
+    Releasing,
+    /// It was placed on another node and ended here; for a while, any copy that comes up here
+    /// again (a join that claimed it just before) is ended too.
+    Lost,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hosting {
+    claimed_at: Instant,
+    phase: Phase,
 }
 
 /// The rooms this node hosts in a cluster: each placed in the rooms bucket before its first
@@ -108,7 +128,7 @@ pub struct HostedRooms {
     cluster: Cluster,
     hub: Hub,
     check_every: Duration,
-    hosted: Arc<Mutex<HashMap<RoomId, Instant>>>,
+    hosted: Arc<Mutex<HashMap<RoomId, Hosting>>>,
 }
 
 impl HostedRooms {
@@ -122,11 +142,29 @@ impl HostedRooms {
         }
     }
 
+    fn hosted(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Hosting>> {
+        self.hosted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Finds where `room` is, or places it: on this node while it serves (signaling is not
     /// relayed between nodes yet, so a room must run where its first participant arrived), on
-    /// another node of its region when this one drains. When it is here and was not yet,
-    /// starts answering for it and watching it.
+    /// another node of this node's region when this one drains. When it is here and was not
+    /// yet, starts answering for it and watching it. A room already up here is answered from
+    /// memory, so people rejoin it while NATS is away.
     pub async fn claim(&self, room: &RoomId) -> Result<Claim, ClusterError> {
+        {
+            let mut hosted = self.hosted();
+            if let Some(hosting) = hosted.get_mut(room) {
+                match hosting.phase {
+                    Phase::Up if self.hub.has_room(room) => {
+                        hosting.claimed_at = Instant::now();
+                        return Ok(Claim::Here);
+                    }
+                    Phase::Releasing => return Ok(Claim::Busy),
+                    Phase::Up | Phase::Lost => {}
+                }
+            }
+        }
         let key = RoomKey::new(&room.0)?;
         let placement = self.cluster.place_here(&key, self.cluster.region()).await?;
         if &placement.node != self.cluster.node() {
@@ -144,8 +182,36 @@ impl HostedRooms {
             });
         }
         let fresh = {
-            let mut hosted = self.hosted.lock().unwrap_or_else(PoisonError::into_inner);
-            hosted.insert(room.clone(), Instant::now()).is_none()
+            let mut hosted = self.hosted();
+            let now = Instant::now();
+            match hosted.get_mut(room) {
+                Some(Hosting {
+                    phase: Phase::Releasing,
+                    ..
+                }) => return Ok(Claim::Busy),
+                Some(
+                    hosting @ Hosting {
+                        phase: Phase::Up, ..
+                    },
+                ) => {
+                    hosting.claimed_at = now;
+                    false
+                }
+                // New here, or placed here again after it was lost: a watcher of its own.
+                Some(Hosting {
+                    phase: Phase::Lost, ..
+                })
+                | None => {
+                    hosted.insert(
+                        room.clone(),
+                        Hosting {
+                            claimed_at: now,
+                            phase: Phase::Up,
+                        },
+                    );
+                    true
+                }
+            }
         };
         if fresh {
             match self.cluster.guard(&key).await {
@@ -153,7 +219,7 @@ impl HostedRooms {
                     tokio::spawn(self.clone().watch(room.clone(), key, placement, guard));
                 }
                 Err(err) => {
-                    self.forget(room);
+                    self.hosted().remove(room);
                     return Err(err);
                 }
             }
@@ -161,50 +227,80 @@ impl HostedRooms {
         Ok(Claim::Here)
     }
 
-    fn forget(&self, room: &RoomId) {
-        self.hosted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(room);
-    }
-
     /// Watches a hosted room until it ends here: released when it is over, ended when its
-    /// placement names another node. A NATS outage ends nothing: the room goes on.
-    async fn watch(self, room: RoomId, key: RoomKey, held: Placement, guard: RoomGuard) {
+    /// placement names another node, placed again if its placement vanished. A NATS outage
+    /// ends nothing: the room goes on. The first check is at once, so a claim that raced with
+    /// a release is caught before anyone relies on it.
+    async fn watch(self, room: RoomId, key: RoomKey, mut held: Placement, guard: RoomGuard) {
         let mut tick = tokio::time::interval(self.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let over = {
-                let mut hosted = self.hosted.lock().unwrap_or_else(PoisonError::into_inner);
-                let claimed = hosted.get(&room).copied();
-                let over = !self.hub.has_room(&room)
-                    && claimed.is_none_or(|at| at.elapsed() > CLAIM_GRACE);
-                if over {
-                    hosted.remove(&room);
+                let mut hosted = self.hosted();
+                let over = hosted.get(&room).is_none_or(|h| {
+                    !self.hub.has_room(&room) && h.claimed_at.elapsed() > CLAIM_GRACE
+                });
+                if over && let Some(hosting) = hosted.get_mut(&room) {
+                    hosting.phase = Phase::Releasing;
                 }
                 over
             };
             if over {
-                drop(guard);
+                guard.close().await;
                 if let Err(err) = self.cluster.release(&key, &held).await {
                     tracing::info!(%room, %err, "a room's placement was not released (it moved, or NATS is away)");
                 }
+                self.hosted().remove(&room);
                 return;
             }
-            match self.cluster.host(&key).await {
-                Ok(Some(now)) if &now.node != self.cluster.node() => {
-                    tracing::error!(%room, host = %now.node, "this node lost a room it hosts to another node; ending it here");
-                    self.forget(&room);
-                    drop(guard);
-                    self.hub.end_room(&room);
+            let current = match self.cluster.host(&key).await {
+                // Vanished (NATS lost it, or a release raced with a claim): place it again,
+                // here if this node may still take it.
+                Ok(None) => self.cluster.place_here(&key, self.cluster.region()).await,
+                Ok(Some(placement)) => Ok(placement),
+                Err(err) => Err(err),
+            };
+            match current {
+                Ok(placement) if &placement.node == self.cluster.node() => held = placement,
+                Ok(placement) => {
+                    tracing::error!(%room, host = %placement.node, "this node lost a room it hosts to another node; ending it here");
+                    guard.close().await;
+                    self.end_lost(&room).await;
                     return;
                 }
-                Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(%room, %err, "cannot check a hosted room's placement; keeping it");
                 }
             }
+        }
+    }
+
+    /// Ends a room that runs elsewhere now, and keeps ending any copy a join that claimed it a
+    /// moment before brings up here, until such joins are over.
+    async fn end_lost(&self, room: &RoomId) {
+        if let Some(hosting) = self.hosted().get_mut(room) {
+            hosting.phase = Phase::Lost;
+        }
+        let until = Instant::now() + CLAIM_GRACE;
+        while Instant::now() < until {
+            self.hub.end_room(room);
+            tokio::time::sleep(self.check_every).await;
+            let lost = self
+                .hosted()
+                .get(room)
+                .is_some_and(|h| matches!(h.phase, Phase::Lost));
+            if !lost {
+                // Placed here again meanwhile: a new watcher has it.
+                return;
+            }
+        }
+        let mut hosted = self.hosted();
+        if hosted
+            .get(room)
+            .is_some_and(|h| matches!(h.phase, Phase::Lost))
+        {
+            hosted.remove(room);
         }
     }
 }

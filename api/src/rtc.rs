@@ -196,6 +196,15 @@ async fn admit(
     if let Some(rooms) = &state.hosted_rooms {
         match rooms.claim(room).await {
             Ok(crate::cluster::Claim::Here) => {}
+            Ok(crate::cluster::Claim::Busy) => {
+                refuse(
+                    socket,
+                    "unavailable",
+                    "the room is being moved; try again in a moment",
+                )
+                .await;
+                return None;
+            }
             Ok(crate::cluster::Claim::Elsewhere {
                 node,
                 advertise_url,

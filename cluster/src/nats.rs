@@ -69,6 +69,12 @@ pub struct Cluster {
 
 struct Inner {
     config: ClusterConfig,
+    /// When the connection to NATS last came (back) up. Until a heartbeat lifetime has passed
+    /// since, this node moves no room: after an outage the other hosts may not have
+    /// reconnected yet, and their expired heartbeats and missing answers would look like death.
+    connected_at: Arc<std::sync::Mutex<std::time::Instant>>,
+    /// Serializes heartbeat writes, so a draining one is never overtaken by an older one.
+    beating: tokio::sync::Mutex<()>,
     client: async_nats::Client,
     nodes: kv::Store,
     rooms: kv::Store,
@@ -80,13 +86,28 @@ struct Inner {
 }
 
 /// Answers for a room on its subject while it lives: the proof, to a node that finds this
-/// node's heartbeat expired, that the room is still hosted. Dropping it stops answering.
+/// node's heartbeat expired, that the room is still hosted. [`RoomGuard::close`] stops
+/// answering and makes sure the server knows; dropping it stops answering soon after.
 pub struct RoomGuard {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<()>,
+}
+
+impl RoomGuard {
+    /// Stops answering, once NATS has dropped the subscription.
+    pub async fn close(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for RoomGuard {
     fn drop(&mut self) {
+        if self.stop.is_none() {
+            return;
+        }
         self.task.abort();
     }
 }
@@ -95,8 +116,27 @@ impl Cluster {
     /// Connects to NATS, opens (or creates) the buckets and writes a first heartbeat, so the
     /// node is visible to the others when this returns.
     pub async fn join(config: ClusterConfig) -> Result<Self, ClusterError> {
+        let cluster = Self::observe(config).await?;
+        cluster.beat(Load::default()).await?;
+        Ok(cluster)
+    }
+
+    /// Connects and opens the buckets without announcing a node: a tool's view of the cluster
+    /// (it reads nodes and placements, and can move a room), never chosen to host one.
+    pub async fn observe(config: ClusterConfig) -> Result<Self, ClusterError> {
+        let connected_at = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
+        let reconnected = Arc::clone(&connected_at);
         let client = async_nats::ConnectOptions::new()
             .name(format!("sightline {}", config.node))
+            .event_callback(move |event| {
+                if matches!(event, async_nats::Event::Connected) {
+                    *reconnected
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        std::time::Instant::now();
+                }
+                async {}
+            })
             .connection_timeout(Duration::from_secs(5))
             .connect(config.nats_url.as_str())
             .await
@@ -111,6 +151,8 @@ impl Cluster {
         let cluster = Self {
             inner: Arc::new(Inner {
                 config,
+                connected_at,
+                beating: tokio::sync::Mutex::new(()),
                 client,
                 nodes,
                 rooms,
@@ -120,7 +162,6 @@ impl Cluster {
                 stats: ClusterStats::default(),
             }),
         };
-        cluster.beat(Load::default()).await?;
         Ok(cluster)
     }
 
@@ -170,10 +211,13 @@ impl Cluster {
         tokio::spawn(async move {
             let every = cluster.inner.config.heartbeat_every;
             let mut failing = false;
+            // On a fixed schedule: a slow write does not push the next one back.
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tokio::time::sleep(every).await;
-                // A write that takes longer than the interval is as good as missed.
-                let beat = tokio::time::timeout(every, cluster.beat(load())).await;
+                ticks.tick().await;
+                // A write that takes longer than half the interval is as good as missed.
+                let beat = tokio::time::timeout(every / 2, cluster.beat(load())).await;
                 match beat {
                     Ok(Ok(())) => {
                         if std::mem::take(&mut failing) {
@@ -198,6 +242,7 @@ impl Cluster {
     }
 
     async fn beat(&self, load: Load) -> Result<(), ClusterError> {
+        let _turn = self.inner.beating.lock().await;
         *self
             .inner
             .last_load
@@ -244,9 +289,15 @@ impl Cluster {
             let Some(key) = subject.strip_prefix(&prefix) else {
                 continue;
             };
-            // A node may expire between the listing and the read.
-            if let Some(heartbeat) = self.heartbeat(key).await? {
-                nodes.push(heartbeat);
+            // A node may expire between the listing and the read; one whose heartbeat this
+            // version cannot read (a newer node, mid-upgrade) is left out, not everyone.
+            match self.heartbeat(key).await {
+                Ok(Some(heartbeat)) => nodes.push(heartbeat),
+                Ok(None) => {}
+                Err(err @ ClusterError::Corrupt { .. }) => {
+                    tracing::warn!(node = key, %err, "skipping a heartbeat this version cannot read");
+                }
+                Err(err) => return Err(err),
             }
         }
         nodes.sort_by(|a, b| a.node.cmp(&b.node));
@@ -314,8 +365,17 @@ impl Cluster {
                 Some(p) => self.heartbeat(p.node.as_str()).await?.is_some(),
                 None => false,
             };
+            let settled = self
+                .inner
+                .connected_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .elapsed()
+                >= self.inner.config.heartbeat_ttl;
+            // Fresh from an outage, a missing heartbeat proves nothing yet: count it as an
+            // answer, so the room stays where it is.
             let answered = match &current {
-                Some(_) if !alive => self.answered(room).await,
+                Some(_) if !alive => !settled || self.answered(room).await,
                 _ => false,
             };
             match placement::verdict(current, |_| alive, || answered) {
@@ -415,10 +475,23 @@ impl Cluster {
             .map_err(|err| ClusterError::nats("subscribing to a room", err))?;
         let client = self.inner.client.clone();
         let node = Bytes::from(self.node().to_string());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            while let Some(request) = requests.next().await {
-                if let Some(reply) = request.reply {
-                    let _ = client.publish(reply, node.clone()).await;
+            loop {
+                tokio::select! {
+                    request = requests.next() => match request {
+                        Some(request) => {
+                            if let Some(reply) = request.reply {
+                                let _ = client.publish(reply, node.clone()).await;
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = &mut stopped => {
+                        let _ = requests.unsubscribe().await;
+                        let _ = client.flush().await;
+                        return;
+                    }
                 }
             }
         });
@@ -428,7 +501,10 @@ impl Cluster {
             .flush()
             .await
             .map_err(|err| ClusterError::nats("subscribing to a room", err))?;
-        Ok(RoomGuard { task })
+        Ok(RoomGuard {
+            stop: Some(stop),
+            task,
+        })
     }
 
     /// Moves `room` from placement `from` to node `to` at once, if `from` is still current (an
@@ -487,9 +563,16 @@ async fn bucket(
         num_replicas: 1,
         ..Default::default()
     };
-    js.get_or_create_stream(config)
+    let stream = js
+        .get_or_create_stream(config.clone())
         .await
         .map_err(|err| ClusterError::nats("creating a bucket", err))?;
+    // A bucket made by a node with another heartbeat lifetime keeps it unless told.
+    if stream.cached_info().config.max_age != max_age {
+        js.update_stream(config)
+            .await
+            .map_err(|err| ClusterError::nats("updating a bucket", err))?;
+    }
     js.get_key_value(name)
         .await
         .map_err(|err| ClusterError::nats("opening a bucket", err))

@@ -145,7 +145,7 @@ pub struct ClusterSettings {
     pub nats_url: String,
     /// This node's name (1 to 64 letters, digits, `-`, `_`); empty: the machine's host name.
     pub node_id: String,
-    /// Where this node is; a room is placed on a node of its interview's region.
+    /// Where this node is; a room this node cannot take goes to another node of its region.
     pub region: String,
     /// Where the other nodes reach this node's API; empty: `public.base_url`.
     pub advertise_url: String,
@@ -707,11 +707,11 @@ impl Settings {
                 "must be between 100 and 60000",
             ));
         }
-        if cluster.heartbeat_ttl_ms < cluster.heartbeat_ms * 2 || cluster.heartbeat_ttl_ms > 600_000
+        if cluster.heartbeat_ttl_ms < cluster.heartbeat_ms * 3 || cluster.heartbeat_ttl_ms > 600_000
         {
             return Err(ConfigError::invalid(
                 "cluster.heartbeat_ttl_ms",
-                "must be at least twice cluster.heartbeat_ms (one late heartbeat is not a death) and at most 600000",
+                "must be at least three times cluster.heartbeat_ms (one missed heartbeat is not a death) and at most 600000",
             ));
         }
         Ok(())

@@ -33,7 +33,18 @@ impl NatsServer {
 
     /// Kills it (as `kill -9` would) and starts it again on the same port and storage.
     pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await?;
+        self.start_again().await
+    }
+
+    /// Kills it (as `kill -9` would): an outage until [`NatsServer::start_again`].
+    pub async fn stop(&mut self) -> Result<()> {
         self.process.kill().await?;
+        Ok(())
+    }
+
+    /// Starts it again after [`NatsServer::stop`], on the same port and storage.
+    pub async fn start_again(&mut self) -> Result<()> {
         self.process = spawn(self.port, &self.dir)?;
         self.wait_until_listening().await
     }

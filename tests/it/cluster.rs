@@ -155,7 +155,7 @@ async fn a_server_alone_says_so_and_one_that_cannot_reach_nats_does_not_start() 
 
 /// The room's placement as NATS holds it, read by a client of the test's own.
 async fn placement_of(nats: &NatsServer, room: &str) -> Result<Option<Placement>> {
-    let watcher = Cluster::join(ClusterConfig {
+    let watcher = Cluster::observe(ClusterConfig {
         nats_url: nats.url(),
         node: NodeId::new("test-observer")?,
         region: Region::new("nowhere")?,
@@ -235,7 +235,7 @@ async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() 
 
     // The placement moves to eu-2 behind eu-1's back (as after a partition): eu-1 ends its
     // room, and its sockets close as after a network drop, not as a removal.
-    let mover = Cluster::join(ClusterConfig {
+    let mover = Cluster::observe(ClusterConfig {
         nats_url: nats.url(),
         node: NodeId::new("test-mover")?,
         region: Region::new("nowhere")?,
@@ -284,4 +284,47 @@ async fn a_room_that_ends_gives_its_placement_up() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     anyhow::bail!("the ended room stayed placed")
+}
+
+/// Another interview of the interviewer `interview` made (`ivy@example.com`).
+async fn second_interview(app: &TestApp) -> Result<String> {
+    let ivy = app.login("ivy@example.com").await?;
+    let created = app
+        .schedule(
+            &ivy.access,
+            crate::helpers::interview_body("other@example.com"),
+        )
+        .await?;
+    crate::helpers::text(&created["interview"]["id"])
+}
+
+#[tokio::test]
+async fn people_join_a_room_already_up_while_nats_is_away() -> Result<()> {
+    let mut nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let meeting = interview(&first).await?;
+    let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
+
+    nats.stop().await?;
+    // The room is known here: the candidate gets in without asking NATS.
+    let (_candidate, joined) = join(&first, &meeting.id, &meeting.candidate).await?;
+    assert_eq!(
+        joined["participants"].as_array().map(Vec::len),
+        Some(1),
+        "{joined}"
+    );
+    next_of(&mut interviewer, "participant_joined").await?;
+    // A room that is not up here cannot be placed meanwhile: refused, not guessed.
+    let other = second_interview(&first).await?;
+    let token = join_token(&first, &other, &meeting.interviewer).await?;
+    let mut socket = connect(&first, &other).await?;
+    send(
+        &mut socket,
+        json!({ "type": "join", "version": 1, "token": token }),
+    )
+    .await?;
+    let refused = next_of(&mut socket, "error").await?;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    nats.start_again().await?;
+    Ok(())
 }
