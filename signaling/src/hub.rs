@@ -499,14 +499,6 @@ fn codec_name(codec: sightline_sfu::Codec) -> String {
     .to_owned()
 }
 
-fn track_key(track: TrackId) -> String {
-    format!("t{}", track.0)
-}
-
-fn parse_track_key(key: &str) -> Option<TrackId> {
-    key.strip_prefix('t')?.parse().ok().map(TrackId)
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -725,7 +717,7 @@ impl RoomActor {
             } => {
                 // Track ids are per worker, and workers host many rooms: only this room's own
                 // tracks may be tapped through it.
-                let result = match parse_track_key(&track) {
+                let result = match TrackId::from_key(&track) {
                     Some(id) if self.room.has_track(&track) => self
                         .worker
                         .add_tap(id, quality, capacity)
@@ -970,7 +962,10 @@ impl RoomActor {
                 let Some(identity) = self.identity_of.get(&peer).cloned() else {
                     return;
                 };
-                match self.room.track_published(&identity, track_key(track), &mid) {
+                match self
+                    .room
+                    .track_published(&identity, track.to_string(), &mid)
+                {
                     Ok(effects) => self.apply(effects).await,
                     Err(err) => {
                         tracing::info!(%err, "undeclared track is not forwarded");
@@ -981,11 +976,11 @@ impl RoomActor {
             SfuEvent::Speaking {
                 track, speaking, ..
             } => {
-                let effects = self.room.speaking(&track_key(track), speaking);
+                let effects = self.room.speaking(&track.to_string(), speaking);
                 self.apply(effects).await;
             }
             SfuEvent::TrackStalled { track, stalled, .. } => {
-                let effects = self.room.track_stalled(&track_key(track), stalled);
+                let effects = self.room.track_stalled(&track.to_string(), stalled);
                 self.apply(effects).await;
             }
             SfuEvent::LinkQuality { peer, loss, rtt } => {
@@ -1001,7 +996,7 @@ impl RoomActor {
                 self.apply(effects).await;
             }
             SfuEvent::TrackUnpublished { track, .. } => {
-                let effects = self.room.track_unpublished(&track_key(track));
+                let effects = self.room.track_unpublished(&track.to_string());
                 self.apply(effects).await;
             }
             SfuEvent::Closed { peer, reason } => {
@@ -1030,11 +1025,11 @@ impl RoomActor {
                 // Said once, to the subscriber alone: its tile can read "cannot play this
                 // camera" instead of staying black without a word.
                 if let Some(identity) = self.identity_of.get(&peer).cloned() {
-                    tracing::info!(track = %track_key(track), ?codec, "a subscriber cannot decode a track");
+                    tracing::info!(%track, ?codec, "a subscriber cannot decode a track");
                     self.reply(
                         &identity,
                         ServerMessage::TrackUnplayable {
-                            track: track_key(track),
+                            track: track.to_string(),
                             codec: codec.map(codec_name),
                         },
                     );
@@ -1136,7 +1131,7 @@ impl RoomActor {
                     let Some(peers) = self.peers.get(&subscriber).copied() else {
                         continue;
                     };
-                    let ids: Vec<_> = tracks.iter().filter_map(|t| parse_track_key(t)).collect();
+                    let ids: Vec<_> = tracks.iter().filter_map(|t| TrackId::from_key(t)).collect();
                     if let Err(err) = self
                         .worker
                         .subscribe_all(peers.subscriber, ids, Quality::High)
@@ -1152,7 +1147,7 @@ impl RoomActor {
                 } => {
                     let (Some(peers), Some(track_id)) = (
                         self.peers.get(&subscriber).copied(),
-                        parse_track_key(&track),
+                        TrackId::from_key(&track),
                     ) else {
                         continue;
                     };
@@ -1165,7 +1160,7 @@ impl RoomActor {
                     }
                 }
                 Effect::Hold { track, held } => {
-                    let Some(track_id) = parse_track_key(&track) else {
+                    let Some(track_id) = TrackId::from_key(&track) else {
                         continue;
                     };
                     if let Err(err) = self.worker.hold(track_id, held).await {

@@ -330,7 +330,7 @@ fn build_offer(rtc: &mut Rtc, plan: &OfferPlan) -> BuiltOffer {
                     *kind,
                     Direction::SendOnly,
                     Some(format!("p{}", origin.0)),
-                    Some(format!("t{}", track.0)),
+                    Some(track.to_string()),
                     None,
                 )
             })
