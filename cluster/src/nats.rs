@@ -116,7 +116,7 @@ impl Cluster {
     /// Connects to NATS, opens (or creates) the buckets and writes a first heartbeat, so the
     /// node is visible to the others when this returns.
     pub async fn join(config: ClusterConfig) -> Result<Self, ClusterError> {
-        let cluster = Self::observe(config).await?;
+        let cluster = Self::connect(config, true).await?;
         cluster.beat(Load::default()).await?;
         Ok(cluster)
     }
@@ -124,6 +124,12 @@ impl Cluster {
     /// Connects and opens the buckets without announcing a node: a tool's view of the cluster
     /// (it reads nodes and placements, and can move a room), never chosen to host one.
     pub async fn observe(config: ClusterConfig) -> Result<Self, ClusterError> {
+        Self::connect(config, false).await
+    }
+
+    /// Connects and opens the buckets; a node (`node`) also sets the heartbeat lifetime its
+    /// configuration names on the nodes bucket, a tool leaves it as the nodes set it.
+    async fn connect(config: ClusterConfig, node: bool) -> Result<Self, ClusterError> {
         let connected_at = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
         let reconnected = Arc::clone(&connected_at);
         let client = async_nats::ConnectOptions::new()
@@ -146,8 +152,8 @@ impl Cluster {
             })?;
         let js = jetstream::new(client.clone());
         // Both on disk, so a restarted NATS server still knows the nodes and the rooms.
-        let nodes = bucket(&js, NODES_BUCKET, config.heartbeat_ttl).await?;
-        let rooms = bucket(&js, ROOMS_BUCKET, Duration::ZERO).await?;
+        let nodes = bucket(&js, NODES_BUCKET, config.heartbeat_ttl, node).await?;
+        let rooms = bucket(&js, ROOMS_BUCKET, Duration::ZERO, node).await?;
         let cluster = Self {
             inner: Arc::new(Inner {
                 config,
@@ -549,6 +555,7 @@ async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,
+    enforce_max_age: bool,
 ) -> Result<kv::Store, ClusterError> {
     let config = jetstream::stream::Config {
         name: format!("KV_{name}"),
@@ -568,7 +575,7 @@ async fn bucket(
         .await
         .map_err(|err| ClusterError::nats("creating a bucket", err))?;
     // A bucket made by a node with another heartbeat lifetime keeps it unless told.
-    if stream.cached_info().config.max_age != max_age {
+    if enforce_max_age && stream.cached_info().config.max_age != max_age {
         js.update_stream(config)
             .await
             .map_err(|err| ClusterError::nats("updating a bucket", err))?;
