@@ -153,9 +153,9 @@ async fn a_server_alone_says_so_and_one_that_cannot_reach_nats_does_not_start() 
     Ok(())
 }
 
-/// The room's placement as NATS holds it, read by a client of the test's own.
-async fn placement_of(nats: &NatsServer, room: &str) -> Result<Option<Placement>> {
-    let watcher = Cluster::observe(ClusterConfig {
+/// A client of the test's own that reads and moves placements without being a node.
+async fn observer(nats: &NatsServer) -> Result<Cluster> {
+    Ok(Cluster::observe(ClusterConfig {
         nats_url: nats.url(),
         node: NodeId::new("test-observer")?,
         region: Region::new("nowhere")?,
@@ -164,8 +164,12 @@ async fn placement_of(nats: &NatsServer, room: &str) -> Result<Option<Placement>
         heartbeat_ttl: Duration::from_secs(2),
         started_at_ms: 0,
     })
-    .await?;
-    Ok(watcher.host(&RoomKey::new(room)?).await?)
+    .await?)
+}
+
+/// The room's placement as NATS holds it.
+async fn placement_of(nats: &NatsServer, room: &str) -> Result<Option<Placement>> {
+    Ok(observer(nats).await?.host(&RoomKey::new(room)?).await?)
 }
 
 /// Reads the socket until it closes (bounded); fails on a `removed`: a room that moved is not
@@ -235,17 +239,8 @@ async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() 
 
     // The placement moves to eu-2 behind eu-1's back (as after a partition): eu-1 ends its
     // room, and its sockets close as after a network drop, not as a removal.
-    let mover = Cluster::observe(ClusterConfig {
-        nats_url: nats.url(),
-        node: NodeId::new("test-mover")?,
-        region: Region::new("nowhere")?,
-        advertise_url: String::new(),
-        heartbeat_every: Duration::from_secs(1),
-        heartbeat_ttl: Duration::from_secs(2),
-        started_at_ms: 0,
-    })
-    .await?;
-    mover
+    observer(&nats)
+        .await?
         .reassign(&RoomKey::new(&meeting.id)?, &placed, &NodeId::new("eu-2")?)
         .await?;
     until_closed_without_removal(&mut interviewer).await?;
