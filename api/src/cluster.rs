@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use sightline_cluster::{
-    Cluster, ClusterConfig, ClusterError, Load, NodeId, Placement, Region, RoomGuard, RoomKey,
+    Cluster, ClusterConfig, ClusterError, Load, NodeId, Placement, Region, RoomCommands, RoomGuard,
+    RoomKey,
 };
 use sightline_config::Settings;
-use sightline_signaling::{Hub, RoomId};
+use sightline_signaling::{Hub, LeaveReason, RoomId};
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -91,12 +93,10 @@ const CLAIM_GRACE: Duration = Duration::from_secs(10);
 pub enum Claim {
     /// Here: go on and join.
     Here,
-    /// On another node, which the client must reach instead.
+    /// On another node, to which the session is relayed.
     Elsewhere {
         /// That node.
-        node: String,
-        /// Where it is reached.
-        advertise_url: String,
+        node: NodeId,
     },
     /// The room is being given up here at this moment: try again shortly.
     Busy,
@@ -146,11 +146,10 @@ impl HostedRooms {
         self.hosted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Finds where `room` is, or places it: on this node while it serves (signaling is not
-    /// relayed between nodes yet, so a room must run where its first participant arrived), on
-    /// another node of this node's region when this one drains. When it is here and was not
-    /// yet, starts answering for it and watching it. A room already up here is answered from
-    /// memory, so people rejoin it while NATS is away.
+    /// Finds where `room` is, or places it: on the least busy of two serving nodes of this
+    /// node's region (power of two choices). When it is here and was not yet, starts answering
+    /// for it and watching it. A room already up here is answered from memory, so people
+    /// rejoin it while NATS is away.
     pub async fn claim(&self, room: &RoomId) -> Result<Claim, ClusterError> {
         {
             let mut hosted = self.hosted();
@@ -166,19 +165,10 @@ impl HostedRooms {
             }
         }
         let key = RoomKey::new(&room.0)?;
-        let placement = self.cluster.place_here(&key, self.cluster.region()).await?;
+        let placement = self.cluster.place(&key, self.cluster.region()).await?;
         if &placement.node != self.cluster.node() {
-            let advertise_url = self
-                .cluster
-                .nodes()
-                .await?
-                .into_iter()
-                .find(|h| h.node == placement.node)
-                .map(|h| h.advertise_url)
-                .unwrap_or_default();
             return Ok(Claim::Elsewhere {
-                node: placement.node.to_string(),
-                advertise_url,
+                node: placement.node,
             });
         }
         let fresh = {
@@ -214,9 +204,21 @@ impl HostedRooms {
             }
         };
         if fresh {
-            match self.cluster.guard(&key).await {
-                Ok(guard) => {
-                    tokio::spawn(self.clone().watch(room.clone(), key, placement, guard));
+            // Commands first: the guard's flush makes sure both subscriptions reached NATS.
+            let subscribed = match self.cluster.commands(&key).await {
+                Ok(commands) => self
+                    .cluster
+                    .guard(&key)
+                    .await
+                    .map(|guard| (guard, commands)),
+                Err(err) => Err(err),
+            };
+            match subscribed {
+                Ok((guard, commands)) => {
+                    tokio::spawn(
+                        self.clone()
+                            .watch(room.clone(), key, placement, guard, commands),
+                    );
                 }
                 Err(err) => {
                     self.hosted().remove(room);
@@ -231,11 +233,30 @@ impl HostedRooms {
     /// placement names another node, placed again if its placement vanished. A NATS outage
     /// ends nothing: the room goes on. The first check is at once, so a claim that raced with
     /// a release is caught before anyone relies on it.
-    async fn watch(self, room: RoomId, key: RoomKey, mut held: Placement, guard: RoomGuard) {
+    async fn watch(
+        self,
+        room: RoomId,
+        key: RoomKey,
+        mut held: Placement,
+        guard: RoomGuard,
+        mut commands: RoomCommands<RoomCommand>,
+    ) {
         let mut tick = tokio::time::interval(self.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut taking = true;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                command = commands.next(), if taking => {
+                    match command {
+                        Some(RoomCommand::Remove { identity, reason }) => {
+                            self.hub.remove_participant(&room, &identity, reason);
+                        }
+                        None => taking = false,
+                    }
+                    continue;
+                }
+            }
             let over = {
                 let mut hosted = self.hosted();
                 let over = hosted.get(&room).is_none_or(|h| {
@@ -276,6 +297,25 @@ impl HostedRooms {
         }
     }
 
+    /// Takes `identity` out of `room` wherever the room runs: here, or on its host through
+    /// NATS. The hub here hears of it either way (it remembers whom a moderator removed).
+    pub async fn remove_participant(&self, room: &RoomId, identity: &str, reason: LeaveReason) {
+        self.hub.remove_participant(room, identity, reason);
+        if self.hub.has_room(room) {
+            return;
+        }
+        let Ok(key) = RoomKey::new(&room.0) else {
+            return;
+        };
+        let command = RoomCommand::Remove {
+            identity: identity.to_owned(),
+            reason,
+        };
+        if let Err(err) = self.cluster.command(&key, &command).await {
+            tracing::warn!(%room, %err, "a removal did not reach the room's host");
+        }
+    }
+
     /// Ends a room that runs elsewhere now, and keeps ending any copy a join that claimed it a
     /// moment before brings up here, until such joins are over.
     async fn end_lost(&self, room: &RoomId) {
@@ -303,6 +343,19 @@ impl HostedRooms {
             hosted.remove(room);
         }
     }
+}
+
+/// What another node asks of a room hosted here.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum RoomCommand {
+    /// Take a participant out of the room (see [`Hub::remove_participant`]).
+    Remove {
+        /// Who.
+        identity: String,
+        /// What they are told.
+        reason: LeaveReason,
+    },
 }
 
 /// The machine's host name made into a node id (dots and other characters become `-`).

@@ -22,6 +22,7 @@ mod openapi;
 mod pairing;
 mod proctoring;
 mod recording;
+mod relay;
 mod routes;
 mod rtc;
 mod runs;
@@ -204,6 +205,8 @@ pub struct Server {
     state: AppState,
     /// This node's heartbeats, in a cluster.
     heartbeats: Option<tokio::task::JoinHandle<()>>,
+    /// Joins other nodes relay to rooms hosted here, in a cluster.
+    dials: Option<sightline_cluster::Dials<relay::RelayedJoin>>,
 }
 
 impl Server {
@@ -275,6 +278,16 @@ impl Server {
             },
             connections.clone(),
         );
+        // Other nodes relay joins here once a room is placed here: listen before serving.
+        let dials = match &state.cluster {
+            Some(cluster) => Some(
+                cluster
+                    .listen()
+                    .await
+                    .map_err(|err| ApiError::Internal(err.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
             metrics_listener,
@@ -282,6 +295,7 @@ impl Server {
             connections,
             state,
             heartbeats: membership.map(|m| m.heartbeats),
+            dials,
         })
     }
 
@@ -330,6 +344,9 @@ impl Server {
                     .await
             })
         });
+        let relaying = self
+            .dials
+            .map(|dials| tokio::spawn(relay::host(self.state.clone(), dials)));
         // Asked to stop, a node says so first: the others place no new room on it.
         let draining = self.state.cluster.clone();
         let shutdown = async move {
@@ -351,6 +368,9 @@ impl Server {
         .await;
         if let Some(heartbeats) = self.heartbeats {
             heartbeats.abort();
+        }
+        if let Some(relaying) = relaying {
+            relaying.abort();
         }
         let _ = metrics_stop.send(());
         if let Some(metrics) = metrics {

@@ -223,7 +223,14 @@ impl Collector for NodeCollector {
         };
         let stats = cluster.stats();
         let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-        let counters: [(&str, &str, u64); 6] = [
+        let open = ConstGauge::new(i64::try_from(read(&stats.relays_open)).unwrap_or(i64::MAX));
+        open.encode(encoder.encode_descriptor(
+            "cluster_relayed_sessions",
+            "Signaling sessions relayed between this node and another now (either end)",
+            None,
+            open.metric_type(),
+        )?)?;
+        let counters: [(&str, &str, u64); 9] = [
             (
                 "cluster_heartbeats_sent",
                 "Heartbeats this node wrote to NATS",
@@ -253,6 +260,21 @@ impl Collector for NodeCollector {
                 "cluster_rooms_replaced",
                 "Rooms moved off a dead node",
                 read(&stats.rooms_replaced),
+            ),
+            (
+                "cluster_relays_dialed",
+                "Sessions this node relayed to a room's host",
+                read(&stats.relays_dialed),
+            ),
+            (
+                "cluster_relays_accepted",
+                "Sessions other nodes relayed to rooms hosted here",
+                read(&stats.relays_accepted),
+            ),
+            (
+                "cluster_relays_broken",
+                "Relayed sessions that broke (a lost frame, a silence, NATS) rather than closing",
+                read(&stats.relays_broken),
             ),
         ];
         encode_counters(&mut encoder, &counters)

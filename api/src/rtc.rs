@@ -26,6 +26,7 @@ use sightline_signaling::{Member, RoomId};
 
 use crate::auth::opaque;
 use crate::auth::tokens::JoinClaims;
+use crate::cluster::Claim;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::interviews;
@@ -147,7 +148,44 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str) {
     send(socket, &error).await;
 }
 
-/// Waits for the `join` and verifies it; `None` after telling the client why not.
+/// What a client's `join` carries (also what an edge relays to the room's host).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Join {
+    /// The protocol version the client speaks.
+    pub version: u32,
+    /// The join token.
+    pub token: String,
+    /// Set when the client resumes a dropped connection.
+    pub resume_token: Option<String>,
+}
+
+/// Why a join is not let in: the code and text of the `error` the client gets.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The stable code.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl Refused {
+    fn new(code: &str, message: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// The room cannot be reached now; the client tries again.
+    pub fn unavailable() -> Self {
+        Self::new(
+            "unavailable",
+            "the room cannot be reached right now; try again in a moment",
+        )
+    }
+}
+
+/// Waits for the `join` and lets it in; `None` after telling the client why not.
 async fn admit(
     socket: &mut WebSocket,
     state: &AppState,
@@ -167,85 +205,124 @@ async fn admit(
         refuse(socket, "join_required", "the first message must be a join").await;
         return None;
     };
-    let claims = match state.tokens.verify_join(&token, room) {
+    let join = Join {
+        version,
+        token,
+        resume_token,
+    };
+    match enter(state, room, join).await {
+        Ok(session) => Some(session),
+        Err(refused) => {
+            refuse(socket, &refused.code, &refused.message).await;
+            None
+        }
+    }
+}
+
+/// Lets a join that reached this node in: into the room here, or, in a cluster, relayed to the
+/// node that hosts the room. The token is checked before the room is placed, so a bad one
+/// places nothing.
+pub async fn enter(
+    state: &AppState,
+    room: &RoomId,
+    join: Join,
+) -> Result<sightline_signaling::Session, Refused> {
+    let claims = verify(state, room, &join.token).await?;
+    if let Some(rooms) = &state.hosted_rooms {
+        match rooms.claim(room).await {
+            Ok(Claim::Here) => {}
+            Ok(Claim::Elsewhere { node }) => {
+                return crate::relay::connect(state, &node, room, join).await;
+            }
+            Ok(Claim::Busy) => return Err(moving()),
+            Err(err) => {
+                tracing::warn!(%room, %err, "placing a room");
+                return Err(Refused::unavailable());
+            }
+        }
+    }
+    admit_here(state, room, claims, join).await
+}
+
+/// Lets a join relayed by another node into the room here, which must be hosted here.
+pub async fn enter_here(
+    state: &AppState,
+    room: &RoomId,
+    join: Join,
+) -> Result<sightline_signaling::Session, Refused> {
+    let claims = verify(state, room, &join.token).await?;
+    if let Some(rooms) = &state.hosted_rooms {
+        match rooms.claim(room).await {
+            Ok(Claim::Here) => {}
+            // It moved between the edge's look and ours: the client asks again.
+            Ok(Claim::Elsewhere { .. } | Claim::Busy) => return Err(moving()),
+            Err(err) => {
+                tracing::warn!(%room, %err, "checking a relayed room's placement");
+                return Err(Refused::unavailable());
+            }
+        }
+    }
+    admit_here(state, room, claims, join).await
+}
+
+fn moving() -> Refused {
+    Refused::new(
+        "unavailable",
+        "the room is being moved; try again in a moment",
+    )
+}
+
+/// Checks the join token for `room` and the session generation it was issued under.
+async fn verify(state: &AppState, room: &RoomId, token: &str) -> Result<JoinClaims, Refused> {
+    let claims = match state.tokens.verify_join(token, room) {
         Ok(claims) => claims,
         Err(ApiError::Forbidden(_)) => {
-            refuse(socket, "wrong_room", "this join token is for another room").await;
-            return None;
+            return Err(Refused::new(
+                "wrong_room",
+                "this join token is for another room",
+            ));
         }
         Err(_) => {
-            refuse(
-                socket,
+            return Err(Refused::new(
                 "unauthorized",
                 "the join token is invalid or expired",
-            )
-            .await;
-            return None;
+            ));
         }
     };
     if !session_current(state, &claims).await {
-        refuse(
-            socket,
+        return Err(Refused::new(
             "session_ended",
             "this session has ended; open the newest invite link",
-        )
-        .await;
-        return None;
+        ));
     }
-    // In a cluster, the room runs on the one node its placement names.
-    if let Some(rooms) = &state.hosted_rooms {
-        match rooms.claim(room).await {
-            Ok(crate::cluster::Claim::Here) => {}
-            Ok(crate::cluster::Claim::Busy) => {
-                refuse(
-                    socket,
-                    "unavailable",
-                    "the room is being moved; try again in a moment",
-                )
-                .await;
-                return None;
-            }
-            Ok(crate::cluster::Claim::Elsewhere {
-                node,
-                advertise_url,
-            }) => {
-                let message = format!(
-                    "this interview's room runs on node {node} ({advertise_url}); connect there"
-                );
-                refuse(socket, "room_elsewhere", &message).await;
-                return None;
-            }
-            Err(err) => {
-                tracing::warn!(%room, %err, "placing a room");
-                refuse(
-                    socket,
-                    "unavailable",
-                    "the room cannot be placed right now; try again in a moment",
-                )
-                .await;
-                return None;
-            }
-        }
-    }
+    Ok(claims)
+}
+
+/// Admits a verified join into the room's task on this node: once per token, within the join
+/// rates.
+async fn admit_here(
+    state: &AppState,
+    room: &RoomId,
+    claims: JoinClaims,
+    join: Join,
+) -> Result<sightline_signaling::Session, Refused> {
     match state.admissions.admit(&claims, crate::store::now()) {
         Ok(()) => {}
         Err(Refusal::Used) => {
-            refuse(
-                socket,
+            return Err(Refused::new(
                 "token_used",
                 "this join token was used already; ask for a new one",
-            )
-            .await;
-            return None;
+            ));
         }
         Err(Refusal::TooFast) => {
-            refuse(socket, "rate_limited", "joining too often; wait a moment").await;
-            return None;
+            return Err(Refused::new(
+                "rate_limited",
+                "joining too often; wait a moment",
+            ));
         }
     }
     let Ok(new_resume_token) = opaque::generate() else {
-        refuse(socket, "internal", "no randomness available").await;
-        return None;
+        return Err(Refused::new("internal", "no randomness available"));
     };
     let member = Member {
         identity: claims.sub,
@@ -254,17 +331,17 @@ async fn admit(
         grants: claims.grants,
         phone_of: claims.phone_of,
     };
-    match state
+    state
         .hub
-        .connect(room, member, version, resume_token, new_resume_token)
+        .connect(
+            room,
+            member,
+            join.version,
+            join.resume_token,
+            new_resume_token,
+        )
         .await
-    {
-        Ok(session) => Some(session),
-        Err(err) => {
-            refuse(socket, err.code(), &err.to_string()).await;
-            None
-        }
-    }
+        .map_err(|err| Refused::new(err.code(), &err.to_string()))
 }
 
 /// Whether the participant the token names (the candidate, for a phone) is still on the session

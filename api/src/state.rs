@@ -110,6 +110,19 @@ impl AppState {
             }),
         }
     }
+
+    /// Takes `identity` out of `room`, wherever in the cluster the room runs.
+    pub async fn remove_participant(
+        &self,
+        room: &sightline_signaling::RoomId,
+        identity: &str,
+        reason: sightline_signaling::LeaveReason,
+    ) {
+        match &self.hosted_rooms {
+            Some(rooms) => rooms.remove_participant(room, identity, reason).await,
+            None => self.hub.remove_participant(room, identity, reason),
+        }
+    }
 }
 
 impl Deref for AppState {

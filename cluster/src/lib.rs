@@ -8,6 +8,9 @@
 //!   its host's heartbeat has expired *and* nobody answers on the room's subject).
 //! - [`Cluster`]: the NATS shell: joining, the heartbeat task, placing, guarding and releasing
 //!   rooms, and the counters `/metrics` shows.
+//! - [`relay`]: sessions between two nodes over NATS subjects ([`Cluster::dial`],
+//!   [`Cluster::listen`]), numbered and kept alive, so a client's connection held by one node
+//!   reaches the room its host runs.
 //!
 //! Without a `[cluster]` section none of this runs: the embedded default is one node.
 
@@ -15,8 +18,10 @@ mod error;
 mod nats;
 pub mod node;
 pub mod placement;
+pub mod relay;
 
 pub use error::ClusterError;
-pub use nats::{Cluster, ClusterConfig, ClusterStats, RoomGuard};
+pub use nats::{Cluster, ClusterConfig, ClusterStats, RoomCommands, RoomGuard};
 pub use node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
 pub use placement::Placement;
+pub use relay::{Dial, Dials, Link, LinkEnd};

@@ -23,6 +23,8 @@ const ROOMS_BUCKET: &str = "sightline_rooms";
 const PLACEMENT_ATTEMPTS: usize = 5;
 /// How long a probe of a room's subject waits for its host to answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a room command waits for its host to take it.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How this node joins (`[cluster]` in the configuration).
 #[derive(Debug, Clone)]
@@ -59,6 +61,15 @@ pub struct ClusterStats {
     pub rooms_guarded: AtomicU64,
     /// Placements moved off a dead host.
     pub rooms_replaced: AtomicU64,
+    /// Relayed sessions this node opened to another node (as the client's edge).
+    pub relays_dialed: AtomicU64,
+    /// Relayed sessions this node accepted (as the room's host).
+    pub relays_accepted: AtomicU64,
+    /// Relayed sessions open now, either end.
+    pub relays_open: AtomicU64,
+    /// Relayed sessions that broke (a lost frame, a silence, a slow end, NATS) rather than
+    /// being closed by either end.
+    pub relays_broken: AtomicU64,
 }
 
 /// This node's membership of the cluster.
@@ -100,6 +111,35 @@ impl RoomGuard {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+    }
+}
+
+/// Commands other nodes send a room hosted here (a participant to remove, say), in order;
+/// dropping it stops taking them.
+pub struct RoomCommands<C> {
+    subscription: async_nats::Subscriber,
+    client: async_nats::Client,
+    command: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C: serde::de::DeserializeOwned> RoomCommands<C> {
+    /// The next command, acknowledged to its sender; `None` when the subscription ended. A
+    /// command this version cannot read is skipped unacknowledged (its sender times out).
+    pub async fn next(&mut self) -> Option<C> {
+        loop {
+            let message = self.subscription.next().await?;
+            match serde_json::from_slice::<C>(&message.payload) {
+                Ok(command) => {
+                    if let Some(reply) = message.reply {
+                        let _ = self.client.publish(reply, Bytes::new()).await;
+                    }
+                    return Some(command);
+                }
+                Err(err) => {
+                    tracing::warn!(subject = %message.subject, %err, "an unreadable room command was skipped");
+                }
+            }
+        }
     }
 }
 
@@ -169,6 +209,19 @@ impl Cluster {
             }),
         };
         Ok(cluster)
+    }
+
+    /// The NATS connection, for the relay.
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// A relayed session's keepalive interval and the silence that ends it: the heartbeat's.
+    pub(crate) fn relay_timing(&self) -> (Duration, Duration) {
+        (
+            self.inner.config.heartbeat_every,
+            self.inner.config.heartbeat_ttl,
+        )
     }
 
     /// This node.
@@ -348,8 +401,8 @@ impl Cluster {
     }
 
     /// [`Cluster::place`], but a new placement goes to this node whenever it may take rooms:
-    /// how rooms are placed while signaling is not relayed between nodes (a participant can
-    /// only be in a room on the node it reached).
+    /// for a room that is up here and whose placement vanished (NATS lost it), which must not
+    /// move while people are in it.
     pub async fn place_here(
         &self,
         room: &RoomKey,
@@ -513,6 +566,45 @@ impl Cluster {
         })
     }
 
+    /// Starts taking commands for `room`, which this node hosts.
+    pub async fn commands<C>(&self, room: &RoomKey) -> Result<RoomCommands<C>, ClusterError> {
+        let subscription = self
+            .inner
+            .client
+            .subscribe(command_subject(room))
+            .await
+            .map_err(|err| ClusterError::nats("subscribing to a room's commands", err))?;
+        Ok(RoomCommands {
+            subscription,
+            client: self.inner.client.clone(),
+            command: std::marker::PhantomData,
+        })
+    }
+
+    /// Sends `command` to the node hosting `room`: true once that node took it, false when no
+    /// node hosts the room now.
+    pub async fn command<C: serde::Serialize>(
+        &self,
+        room: &RoomKey,
+        command: &C,
+    ) -> Result<bool, ClusterError> {
+        let request = self
+            .inner
+            .client
+            .request(command_subject(room), encode(command)?);
+        match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(err)) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                Ok(false)
+            }
+            Ok(Err(err)) => Err(ClusterError::nats("sending a room command", err)),
+            Err(_) => Err(ClusterError::nats(
+                "sending a room command",
+                "no answer in time",
+            )),
+        }
+    }
+
     /// Moves `room` from placement `from` to node `to` at once, if `from` is still current (an
     /// operator's move; the old host ends its room when it sees the change).
     pub async fn reassign(
@@ -592,6 +684,10 @@ fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
 
 fn room_subject(room: &RoomKey) -> String {
     format!("sightline.room.{room}.host")
+}
+
+fn command_subject(room: &RoomKey) -> String {
+    format!("sightline.room.{room}.command")
 }
 
 fn state_code(state: NodeState) -> u8 {

@@ -75,7 +75,9 @@ pub enum TapError {
     Unavailable,
 }
 
-/// One admitted connection: what the transport needs to carry messages.
+/// One admitted connection: what the transport needs to carry messages. The room may run in this
+/// process ([`Hub::connect`]) or on another node that a relay reaches ([`Session::relayed`]); the
+/// transport cannot tell them apart.
 #[derive(Debug)]
 pub struct Session {
     /// The member's identity.
@@ -86,40 +88,94 @@ pub struct Session {
     pub from_room: mpsc::Receiver<ServerMessage>,
 }
 
+impl Session {
+    /// A session with a room on another node: client messages go into `to_relay` (which the
+    /// relay carries to the room's host, and which [`SessionSender::closed`] closes), server
+    /// messages come from `from_relay`.
+    pub fn relayed(
+        identity: String,
+        to_relay: mpsc::Sender<ClientMessage>,
+        from_relay: mpsc::Receiver<ServerMessage>,
+    ) -> Session {
+        Session {
+            identity,
+            to_room: SessionSender {
+                route: Route::Relay(Arc::new(Mutex::new(Some(to_relay)))),
+            },
+            from_room: from_relay,
+        }
+    }
+}
+
 /// Sends one connection's messages to its room.
 #[derive(Debug, Clone)]
 pub struct SessionSender {
-    identity: String,
-    connection: u64,
-    room: RoomHandle,
+    route: Route,
+}
+
+#[derive(Debug, Clone)]
+enum Route {
+    /// The room's task in this process.
+    Local {
+        identity: String,
+        connection: u64,
+        room: RoomHandle,
+    },
+    /// A relay to the node hosting the room; `None` once closed.
+    Relay(Arc<Mutex<Option<mpsc::Sender<ClientMessage>>>>),
 }
 
 impl SessionSender {
-    /// Hands a client message to the room; false if the room is overloaded or gone.
+    /// Hands a client message to the room; false if the room (or its relay) is overloaded or
+    /// gone.
     pub fn send(&self, message: ClientMessage) -> bool {
-        self.room
-            .inbox
-            .try_send(RoomInput::Client {
-                identity: self.identity.clone(),
-                connection: self.connection,
-                message,
-            })
-            .is_ok()
+        match &self.route {
+            Route::Local {
+                identity,
+                connection,
+                room,
+            } => room
+                .inbox
+                .try_send(RoomInput::Client {
+                    identity: identity.clone(),
+                    connection: *connection,
+                    message,
+                })
+                .is_ok(),
+            Route::Relay(relay) => relay
+                .lock()
+                .ok()
+                .and_then(|relay| relay.as_ref().map(|tx| tx.try_send(message).is_ok()))
+                .unwrap_or(false),
+        }
     }
 
     /// Tells the room the connection ended (the participant may resume). It queues behind the
     /// connection's last requests (a `leave` sent just before closing still counts), and waits
     /// for room in a full queue rather than being lost: a lost notice would leave a participant
-    /// shown as present forever.
+    /// shown as present forever. Over a relay, closing its queue ends the relayed session once
+    /// the messages before it are carried.
     pub async fn closed(&self) {
-        let _ = self
-            .room
-            .inbox
-            .send(RoomInput::Gone {
-                identity: self.identity.clone(),
-                connection: self.connection,
-            })
-            .await;
+        match &self.route {
+            Route::Local {
+                identity,
+                connection,
+                room,
+            } => {
+                let _ = room
+                    .inbox
+                    .send(RoomInput::Gone {
+                        identity: identity.clone(),
+                        connection: *connection,
+                    })
+                    .await;
+            }
+            Route::Relay(relay) => {
+                if let Ok(mut relay) = relay.lock() {
+                    relay.take();
+                }
+            }
+        }
     }
 }
 
@@ -443,9 +499,11 @@ impl Hub {
             return Ok(Session {
                 identity: identity.clone(),
                 to_room: SessionSender {
-                    identity,
-                    connection,
-                    room,
+                    route: Route::Local {
+                        identity,
+                        connection,
+                        room,
+                    },
                 },
                 from_room,
             });
@@ -1173,5 +1231,35 @@ impl RoomActor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_relayed_session_carries_messages_and_closes_after_them() {
+        let (to_relay, mut relayed) = mpsc::channel(2);
+        let (to_client, from_relay) = mpsc::channel(2);
+        let session = Session::relayed("cas".to_owned(), to_relay, from_relay);
+        let copy = session.to_room.clone();
+        assert!(session.to_room.send(ClientMessage::Leave {}));
+        assert!(copy.send(ClientMessage::Leave {}));
+        assert!(!copy.send(ClientMessage::Leave {}), "a full relay refuses");
+        to_client
+            .send(ServerMessage::IceServers {
+                ice_servers: Vec::new(),
+            })
+            .await
+            .expect("the session listens");
+        let Session { mut from_room, .. } = session;
+        assert!(from_room.recv().await.is_some());
+        // Closing through any copy ends the relay after what was sent before.
+        copy.closed().await;
+        assert_eq!(relayed.recv().await, Some(ClientMessage::Leave {}));
+        assert_eq!(relayed.recv().await, Some(ClientMessage::Leave {}));
+        assert_eq!(relayed.recv().await, None);
+        assert!(!copy.send(ClientMessage::Leave {}), "closed for good");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sightline_api::AccountRole;
@@ -12,7 +12,9 @@ use sightline_cluster::{Cluster, ClusterConfig, NodeId, Placement, Region, RoomK
 use sightline_testkit::NatsServer;
 
 use crate::helpers::{Backend, TestApp, expect_error, expect_json};
-use crate::rtc::{Socket, connect, interview, join, join_token, next_of, send};
+use crate::rtc::{
+    Member, Socket, connect, interview, join, join_token, next_of, packets_from, run_until, send,
+};
 
 fn environment(nats: &NatsServer, id: &str, region: &str) -> Vec<(&'static str, Value)> {
     vec![
@@ -193,6 +195,20 @@ async fn until_closed_without_removal(socket: &mut Socket) -> Result<()> {
     }
 }
 
+/// The node of `apps` (named `eu-1`, `eu-2`, ... in order) the room's placement names.
+async fn host_of(nats: &NatsServer, apps: &[&TestApp], room: &str) -> Result<usize> {
+    let placed = placement_of(nats, room).await?.context("placed")?;
+    let index = placed
+        .node
+        .as_str()
+        .strip_prefix("eu-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|n| n.checked_sub(1))
+        .filter(|i| *i < apps.len())
+        .with_context(|| format!("placed on {}", placed.node))?;
+    Ok(index)
+}
+
 #[tokio::test]
 async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() -> Result<()> {
     let nats = NatsServer::start().await?;
@@ -201,65 +217,202 @@ async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() 
         .spawn_beside(&environment(&nats, "eu-2", "eu"))
         .await?;
     let meeting = interview(&first).await?;
+    let room = sightline_signaling::RoomId(meeting.id.clone());
 
-    // The interviewer enters through eu-1: the room is placed there.
+    // The interviewer enters through eu-1, the candidate through eu-2: the room is placed on
+    // one of them, by load, and runs there only; whoever entered through the other one is
+    // relayed to it, and they meet.
     let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
-    let placed = placement_of(&nats, &meeting.id).await?.expect("placed");
-    assert_eq!(placed.node.as_str(), "eu-1");
-
-    // The candidate reaches eu-2: told where the room is, before the join token is spent.
-    let token = join_token(&second, &meeting.id, &meeting.candidate).await?;
-    let mut elsewhere = connect(&second, &meeting.id).await?;
-    send(
-        &mut elsewhere,
-        json!({ "type": "join", "version": 1, "token": token }),
-    )
-    .await?;
-    let refused = next_of(&mut elsewhere, "error").await?;
-    assert_eq!(refused["code"], "room_elsewhere", "{refused}");
-    let why = refused["message"].as_str().unwrap_or_default();
-    assert!(
-        why.contains("eu-1") && why.contains("http://eu-1.internal:8080"),
-        "{why}"
-    );
-    assert!(
-        !second
-            .hub
-            .has_room(&sightline_signaling::RoomId(meeting.id.clone()))
-    );
-    // Through eu-1 the same token works, and they meet.
-    let mut candidate = connect(&first, &meeting.id).await?;
-    send(
-        &mut candidate,
-        json!({ "type": "join", "version": 1, "token": token }),
-    )
-    .await?;
-    next_of(&mut candidate, "joined").await?;
+    let (mut candidate, _) = join(&second, &meeting.id, &meeting.candidate).await?;
     next_of(&mut interviewer, "participant_joined").await?;
+    let apps = [&first, &second];
+    let host = host_of(&nats, &apps, &meeting.id).await?;
+    let other = 1 - host;
+    assert!(apps[host].hub.has_room(&room));
+    assert!(!apps[other].hub.has_room(&room), "one host only");
+    let placed = placement_of(&nats, &meeting.id).await?.context("placed")?;
 
-    // The placement moves to eu-2 behind eu-1's back (as after a partition): eu-1 ends its
-    // room, and its sockets close as after a network drop, not as a removal.
+    // The placement moves to the other node behind the host's back (as after a partition): the
+    // host ends its room, and both sockets, the direct and the relayed one, close as after a
+    // network drop, not as a removal.
     observer(&nats)
         .await?
-        .reassign(&RoomKey::new(&meeting.id)?, &placed, &NodeId::new("eu-2")?)
+        .reassign(
+            &RoomKey::new(&meeting.id)?,
+            &placed,
+            &NodeId::new(&format!("eu-{}", other + 1))?,
+        )
         .await?;
     until_closed_without_removal(&mut interviewer).await?;
     until_closed_without_removal(&mut candidate).await?;
-    let room = sightline_signaling::RoomId(meeting.id.clone());
     for _ in 0..100 {
-        if !first.hub.has_room(&room) {
+        if !apps[host].hub.has_room(&room) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!first.hub.has_room(&room), "eu-1 still hosts the room");
-    // eu-1 does not release what is no longer its placement.
+    assert!(
+        !apps[host].hub.has_room(&room),
+        "the old host still hosts the room"
+    );
+    // The old host does not release what is no longer its placement.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let now = placement_of(&nats, &meeting.id)
         .await?
         .expect("still placed");
-    assert_eq!(now.node.as_str(), "eu-2");
+    assert_eq!(now.node.as_str(), format!("eu-{}", other + 1));
     Ok(())
+}
+
+/// A counter or gauge from `/metrics` text.
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test]
+async fn people_entering_through_different_nodes_meet_and_exchange_media_and_resume_anywhere()
+-> Result<()> {
+    let nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let second = first
+        .spawn_beside(&environment(&nats, "eu-2", "eu"))
+        .await?;
+    let third = first
+        .spawn_beside(&environment(&nats, "eu-3", "eu"))
+        .await?;
+    let apps = [&first, &second, &third];
+    let meeting = interview(&first).await?;
+    let room = sightline_signaling::RoomId(meeting.id.clone());
+
+    // The interviewer enters through eu-2, the candidate through eu-3; the room goes to one of
+    // the three nodes.
+    let mut members = vec![
+        Member::join(&second, &meeting.id, &meeting.interviewer, 1).await?,
+        Member::join(&third, &meeting.id, &meeting.candidate, 2).await?,
+    ];
+    let host = host_of(&nats, &apps, &meeting.id).await?;
+    for (i, app) in apps.iter().enumerate() {
+        assert_eq!(app.hub.has_room(&room), i == host, "eu-{} hosts?", i + 1);
+    }
+    // Real media both ways, straight to the host's media addresses.
+    let mut counter = 0;
+    run_until(&mut members, &mut counter, "media both ways", |m| {
+        let (video, audio) = packets_from(&m[0], 2);
+        let (video_back, audio_back) = packets_from(&m[1], 1);
+        video.min(audio).min(video_back).min(audio_back) >= 30
+    })
+    .await?;
+    // Every relayed session is counted at its two ends.
+    let relayed: Vec<usize> = [1, 2].into_iter().filter(|edge| *edge != host).collect();
+    for edge in &relayed {
+        let metrics = apps[*edge].metrics().await?;
+        assert_eq!(
+            metric(&metrics, "sightline_cluster_relayed_sessions"),
+            Some(1.0),
+            "{metrics}"
+        );
+        assert_eq!(
+            metric(&metrics, "sightline_cluster_relays_dialed_total"),
+            Some(1.0),
+            "{metrics}"
+        );
+    }
+    let metrics = apps[host].metrics().await?;
+    assert_eq!(
+        metric(&metrics, "sightline_cluster_relays_accepted_total"),
+        Some(relayed.len() as f64),
+        "{metrics}"
+    );
+
+    // A relayed member's signaling connection drops (its edge went away, as far as it can
+    // tell). Media does not pass through the edge: it keeps flowing while signaling is gone.
+    let edge = relayed[0];
+    let who = edge - 1;
+    let other = 1 - who;
+    let access = [&meeting.interviewer, &meeting.candidate][who];
+    members[who].ws.close(None).await?;
+    let before = packets_from(&members[other], members_tag(who));
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(1) {
+        for member in members.iter_mut() {
+            member.send_media(counter)?;
+            member.publisher.pump(&mut member.pub_events)?;
+            member.subscriber.pump(&mut member.sub_events)?;
+        }
+        counter += 1;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let during = packets_from(&members[other], members_tag(who));
+    assert!(
+        during.0 > before.0 && during.1 > before.1,
+        "media flowed while signaling was away: {before:?} then {during:?}"
+    );
+    // It resumes through eu-1 (whichever node that is to the room) with its resume token:
+    // the same media connections go on, nothing is renegotiated.
+    let resumed = members[who].resume(&first, &meeting.id, access).await?;
+    assert!(resumed["participants"].is_array(), "{resumed}");
+    let resumed_at = packets_from(&members[other], members_tag(who));
+    run_until(&mut members, &mut counter, "media after the resume", |m| {
+        let now = packets_from(&m[other], members_tag(who));
+        now.0 >= resumed_at.0 + 30 && now.1 >= resumed_at.1 + 30
+    })
+    .await?;
+    for member in &members {
+        assert_eq!(member.media_resets, 0, "no media connection was replaced");
+        assert_eq!(member.resets, 0, "no subscriber connection was replaced");
+    }
+    // Never two hosts.
+    for (i, app) in apps.iter().enumerate() {
+        assert_eq!(app.hub.has_room(&room), i == host, "eu-{} hosts?", i + 1);
+    }
+
+    // Taking someone out works through any node: the candidate's invite is reissued through a
+    // node that does not host the room, and the host removes them at once.
+    let elsewhere = usize::from(host == 0);
+    let scheduled = expect_json(
+        first
+            .get(
+                &format!("/api/interviews/{}", meeting.id),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let candidate_id = scheduled["participants"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["role"] == "candidate"))
+        .and_then(|p| p["id"].as_str())
+        .with_context(|| format!("a candidate in {scheduled}"))?
+        .to_owned();
+    expect_json(
+        apps[elsewhere]
+            .post(
+                &format!(
+                    "/api/interviews/{}/participants/{}/invite",
+                    meeting.id, candidate_id
+                ),
+                json!({}),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let removed = next_of(&mut members[1].ws, "removed").await?;
+    assert_eq!(removed["reason"], "session_ended", "{removed}");
+    Ok(())
+}
+
+/// The media tag of member `index` in the test above (1, then 2).
+fn members_tag(index: usize) -> u8 {
+    u8::try_from(index + 1).unwrap_or(u8::MAX)
 }
 
 #[tokio::test]

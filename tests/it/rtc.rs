@@ -394,25 +394,30 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
 }
 
 /// One participant with its signaling socket and both media connections.
-struct Member {
+pub(crate) struct Member {
     tag: u8,
-    ws: Socket,
-    publisher: UdpPeer,
-    subscriber: UdpPeer,
+    pub(crate) ws: Socket,
+    pub(crate) publisher: UdpPeer,
+    pub(crate) subscriber: UdpPeer,
     video: Mid,
     audio: Mid,
     pending: Option<str0m::change::SdpPendingOffer>,
-    pub_events: Vec<RtcEvent>,
-    sub_events: Vec<RtcEvent>,
+    pub(crate) pub_events: Vec<RtcEvent>,
+    pub(crate) sub_events: Vec<RtcEvent>,
     /// `subscriber_reset`s received (each replaced the subscriber connection).
-    resets: usize,
+    pub(crate) resets: usize,
     /// The last subscriber offer's SDP.
     last_offer: Option<String>,
+    /// The token that resumes this member's session after a drop.
+    resume_token: String,
+    /// `media_reset`s received (each told it to start its media afresh).
+    pub(crate) media_resets: usize,
 }
 
 impl Member {
-    async fn join(app: &TestApp, room: &str, access: &str, tag: u8) -> Result<Member> {
-        let (mut ws, _) = join(app, room, access).await?;
+    pub(crate) async fn join(app: &TestApp, room: &str, access: &str, tag: u8) -> Result<Member> {
+        let (mut ws, joined) = join(app, room, access).await?;
+        let resume_token = text(&joined["resume_token"])?;
         let mut publisher = UdpPeer::rtp().await?;
         let mut change = publisher.rtc.sdp_api();
         let video = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
@@ -437,7 +442,30 @@ impl Member {
             sub_events: Vec::new(),
             resets: 0,
             last_offer: None,
+            resume_token,
+            media_resets: 0,
         })
+    }
+
+    /// Comes back through `app` (any node) after its signaling connection dropped, with its
+    /// resume token; its media connections are left as they are.
+    pub(crate) async fn resume(
+        &mut self,
+        app: &TestApp,
+        room: &str,
+        access: &str,
+    ) -> Result<Value> {
+        let token = join_token(app, room, access).await?;
+        let mut ws = connect(app, room).await?;
+        send(
+            &mut ws,
+            json!({ "type": "join", "version": 1, "token": token, "resume_token": self.resume_token }),
+        )
+        .await?;
+        let joined = next_of(&mut ws, "joined").await?;
+        self.resume_token = text(&joined["resume_token"])?;
+        self.ws = ws;
+        Ok(joined)
     }
 
     async fn signaling(&mut self) -> Result<()> {
@@ -452,6 +480,7 @@ impl Member {
                             .accept_answer(pending, answer)?;
                     }
                 }
+                Some("media_reset") => self.media_resets += 1,
                 Some("subscriber_reset") => {
                     self.subscriber = UdpPeer::rtp().await?;
                     self.sub_events.clear();
@@ -484,7 +513,7 @@ impl Member {
     }
 
     /// Sends one video and one audio packet tagged with this member and a counter.
-    fn send_media(&mut self, counter: u32) -> Result<()> {
+    pub(crate) fn send_media(&mut self, counter: u32) -> Result<()> {
         for (mid, codec, kind) in [
             (self.video, Str0mCodec::Vp8, 1u8),
             (self.audio, Str0mCodec::Opus, 2u8),
@@ -528,7 +557,7 @@ impl Member {
         Ok(())
     }
 
-    fn connected(&self) -> bool {
+    pub(crate) fn connected(&self) -> bool {
         let up = |events: &[RtcEvent]| events.iter().any(|e| matches!(e, RtcEvent::Connected));
         up(&self.pub_events) && up(&self.sub_events)
     }
@@ -680,7 +709,7 @@ async fn run_members(members: &mut [Member], period: Duration, first: u32) -> Re
 
 /// Runs the members (sending media numbered on from `counter`) until `done` holds for them, for
 /// at most a minute.
-async fn run_until(
+pub(crate) async fn run_until(
     members: &mut [Member],
     counter: &mut u32,
     what: &str,
@@ -697,7 +726,7 @@ async fn run_until(
 }
 
 /// Packets of each kind (video, audio) `member` received from the member tagged `from`.
-fn packets_from(member: &Member, from: u8) -> (usize, usize) {
+pub(crate) fn packets_from(member: &Member, from: u8) -> (usize, usize) {
     let received = member.received();
     let count = |kind: u8| {
         received

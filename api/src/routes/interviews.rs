@@ -879,13 +879,15 @@ pub async fn reissue_invite(
     // And they leave the room now, not when their socket next asks for something.
     let room = RoomId(id.clone());
     state
-        .hub
-        .remove_participant(&room, &participant.id, LeaveReason::SessionEnded);
-    state.hub.remove_participant(
-        &room,
-        &crate::pairing::phone_identity(&participant.id),
-        LeaveReason::SessionEnded,
-    );
+        .remove_participant(&room, &participant.id, LeaveReason::SessionEnded)
+        .await;
+    state
+        .remove_participant(
+            &room,
+            &crate::pairing::phone_identity(&participant.id),
+            LeaveReason::SessionEnded,
+        )
+        .await;
     state.workspaces.recheck(&id);
     Ok((StatusCode::CREATED, Json(link)))
 }

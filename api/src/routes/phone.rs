@@ -257,11 +257,13 @@ pub async fn remove(
     let access = interviews::access(&state, &principal, &id).await?;
     let candidate = candidate_for(&access, Some(&candidate_id))?;
     phone_pairings::revoke_for_participant(state.db.pool(), &candidate.id).await?;
-    state.hub.remove_participant(
-        &RoomId(access.interview.id.clone()),
-        &pairing::phone_identity(&candidate.id),
-        LeaveReason::Removed,
-    );
+    state
+        .remove_participant(
+            &RoomId(access.interview.id.clone()),
+            &pairing::phone_identity(&candidate.id),
+            LeaveReason::Removed,
+        )
+        .await;
     tracing::info!(candidate = %candidate.id, "phone unpaired");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -377,11 +379,13 @@ pub async fn redeem(
     }
     tx.commit().await?;
     // The phone paired before, if still connected, gives way at once.
-    state.hub.remove_participant(
-        &RoomId(found.interview.id.clone()),
-        &pairing::phone_identity(&found.candidate.id),
-        LeaveReason::Replaced,
-    );
+    state
+        .remove_participant(
+            &RoomId(found.interview.id.clone()),
+            &pairing::phone_identity(&found.candidate.id),
+            LeaveReason::Replaced,
+        )
+        .await;
     tracing::info!(interview = %found.interview.id, candidate = %found.candidate.id, "phone paired");
     Ok(Json(PhoneSession {
         session,

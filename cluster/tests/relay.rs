@@ -1,0 +1,240 @@
+//! Relayed sessions between nodes against a real NATS server (Debian's `nats-server` 2.9), one
+//! private server per test: a dial opens a session that carries typed messages both ways in
+//! order; a refusal opens nothing; a node nobody listens for fails the dial at once; a lost
+//! frame or a silent other end ends the session.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sightline_cluster::{Cluster, ClusterConfig, Link, NodeId, Region};
+use sightline_testkit::NatsServer;
+
+/// Keepalives every 200 ms; two seconds of silence end a session.
+const EVERY: Duration = Duration::from_millis(200);
+const TTL: Duration = Duration::from_secs(2);
+
+fn config(url: &str, name: &str) -> ClusterConfig {
+    ClusterConfig {
+        nats_url: url.to_owned(),
+        node: NodeId::new(name).expect("node id"),
+        region: Region::new("eu").expect("region"),
+        advertise_url: format!("http://{name}.invalid"),
+        heartbeat_every: EVERY,
+        heartbeat_ttl: TTL,
+        started_at_ms: 0,
+    }
+}
+
+async fn node(nats: &NatsServer, name: &str) -> Cluster {
+    Cluster::join(config(&nats.url(), name))
+        .await
+        .expect("joins")
+}
+
+fn node_id(name: &str) -> NodeId {
+    NodeId::new(name).expect("node id")
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// The next message on a link, or `None` once it ended; bounded.
+async fn next<T>(rx: &mut tokio::sync::mpsc::Receiver<T>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the link neither delivered nor ended")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_opens_a_session_that_carries_messages_both_ways_in_order() {
+    let nats = NatsServer::start().await.expect("a private nats-server");
+    let edge = node(&nats, "edge").await;
+    let host = node(&nats, "host").await;
+    let mut dials = host.listen::<String>().await.expect("listens");
+    let echo = tokio::spawn(async move {
+        let dial = dials.next().await.expect("a dial");
+        assert_eq!(dial.request, "hello");
+        let mut link: Link<String, String> = dial.accept(&"welcome").await.expect("accepts");
+        let mut echoed = 0;
+        while let Some(message) = link.rx.recv().await {
+            link.tx
+                .send(format!("echo {message}"))
+                .await
+                .expect("sends");
+            echoed += 1;
+        }
+        echoed
+    });
+    let (answer, mut link): (String, Link<String, String>) = edge
+        .dial(&node_id("host"), "hello".to_owned())
+        .await
+        .expect("dials");
+    assert_eq!(answer, "welcome");
+    for i in 0..200 {
+        link.tx.send(i.to_string()).await.expect("sends");
+        // Reading as we go keeps both queues short.
+        assert_eq!(
+            next(&mut link.rx).await.as_deref(),
+            Some(&*format!("echo {i}"))
+        );
+    }
+    assert_eq!(edge.stats().relays_open.load(Ordering::Relaxed), 1);
+    assert_eq!(host.stats().relays_open.load(Ordering::Relaxed), 1);
+    // Longer than the allowed silence with nothing to say: keepalives hold it open.
+    tokio::time::sleep(TTL + Duration::from_secs(1)).await;
+    link.tx.send("still there".to_owned()).await.expect("sends");
+    assert_eq!(
+        next(&mut link.rx).await.as_deref(),
+        Some("echo still there")
+    );
+
+    // The edge closes: the host's end ends after what was sent, and then the edge's.
+    let Link { tx, mut rx } = link;
+    drop(tx);
+    assert_eq!(echo.await.expect("the host's task"), 201);
+    assert_eq!(next(&mut rx).await, None);
+    eventually("both ends closed", || {
+        edge.stats().relays_open.load(Ordering::Relaxed) == 0
+            && host.stats().relays_open.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    assert_eq!(edge.stats().relays_dialed.load(Ordering::Relaxed), 1);
+    assert_eq!(host.stats().relays_accepted.load(Ordering::Relaxed), 1);
+    assert_eq!(edge.stats().relays_broken.load(Ordering::Relaxed), 0);
+    assert_eq!(host.stats().relays_broken.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_dial_opens_nothing_and_a_node_nobody_listens_for_fails_the_dial() {
+    let nats = NatsServer::start().await.expect("a private nats-server");
+    let edge = node(&nats, "edge").await;
+    let host = node(&nats, "host").await;
+    let mut dials = host.listen::<String>().await.expect("listens");
+    tokio::spawn(async move {
+        while let Some(dial) = dials.next().await {
+            dial.refuse(&"no").await;
+        }
+    });
+    let (answer, mut link): (String, Link<String, String>) = edge
+        .dial(&node_id("host"), "hello".to_owned())
+        .await
+        .expect("dials");
+    assert_eq!(answer, "no");
+    drop(link.tx);
+    assert_eq!(next(&mut link.rx).await, None);
+    assert_eq!(host.stats().relays_accepted.load(Ordering::Relaxed), 0);
+    assert_eq!(host.stats().relays_open.load(Ordering::Relaxed), 0);
+
+    let started = std::time::Instant::now();
+    let ghost = edge
+        .dial::<_, String, String, String>(&node_id("ghost"), "hello".to_owned())
+        .await;
+    assert!(ghost.is_err(), "nobody listens for ghost");
+    // NATS says at once that nobody listens; the dial's own timeout is five seconds.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A host written by hand on a plain NATS connection, to misbehave: it accepts `edge`'s next
+/// dial and gives the session id.
+async fn raw_host(nats: &NatsServer, name: &str) -> (async_nats::Client, async_nats::Subscriber) {
+    let client = async_nats::connect(nats.url()).await.expect("connects");
+    let dials = client
+        .subscribe(format!("sightline.node.{name}.dial"))
+        .await
+        .expect("subscribes");
+    client.flush().await.expect("flushes");
+    (client, dials)
+}
+
+async fn answer_next(client: &async_nats::Client, dials: &mut async_nats::Subscriber) -> String {
+    let dial = dials.next().await.expect("a dial");
+    let envelope: Value = serde_json::from_slice(&dial.payload).expect("json");
+    let session = envelope["session"].as_str().expect("session id").to_owned();
+    client
+        .publish(dial.reply.expect("a reply subject"), "\"welcome\"".into())
+        .await
+        .expect("answers");
+    session
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_frame_or_a_silent_other_end_ends_the_session() {
+    let nats = NatsServer::start().await.expect("a private nats-server");
+    let edge = node(&nats, "edge").await;
+    let (raw, mut dials) = raw_host(&nats, "host").await;
+
+    // Frame 1 never comes: the edge takes frame 0 and ends at frame 2.
+    let host = node_id("host");
+    let dialing = edge.dial::<_, String, String, String>(&host, "hello".to_owned());
+    let (answered, (answer, mut link)) = tokio::join!(answer_next(&raw, &mut dials), async {
+        dialing.await.expect("dials")
+    });
+    assert_eq!(answer, "welcome");
+    let down = format!("sightline.relay.{answered}.down");
+    for (seq, text) in [(0, "one"), (2, "three")] {
+        let frame = json!({ "seq": seq, "body": { "message": text } });
+        raw.publish(
+            down.clone(),
+            serde_json::to_vec(&frame).expect("json").into(),
+        )
+        .await
+        .expect("publishes");
+    }
+    assert_eq!(next(&mut link.rx).await.as_deref(), Some("one"));
+    assert_eq!(next(&mut link.rx).await, None, "the gap ends the session");
+    eventually("the broken session counted", || {
+        edge.stats().relays_broken.load(Ordering::Relaxed) == 1
+    })
+    .await;
+
+    // A host that answers and then says nothing: the edge keeps itself alive on `up` (numbered
+    // keepalives), gives up after the allowed silence and says so.
+    let host = node_id("host");
+    let dialing = edge.dial::<_, String, String, String>(&host, "hello".to_owned());
+    let (session, (_, mut link)) = tokio::join!(answer_next(&raw, &mut dials), async {
+        dialing.await.expect("dials")
+    });
+    let mut up = raw
+        .subscribe(format!("sightline.relay.{session}.up"))
+        .await
+        .expect("subscribes");
+    let started = std::time::Instant::now();
+    assert_eq!(next(&mut link.rx).await, None, "silence ends the session");
+    assert!(started.elapsed() >= TTL - EVERY, "{:?}", started.elapsed());
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(1), up.next()).await {
+        frames.push(serde_json::from_slice::<Value>(&frame.payload).expect("json"));
+    }
+    let seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert!(frames.len() >= 3, "keepalives, then the end: {frames:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "numbered in order: {seqs:?}"
+    );
+    assert_eq!(frames.last().map(|f| f["body"].clone()), Some(json!("end")));
+    assert!(
+        frames[..frames.len() - 1]
+            .iter()
+            .all(|f| f["body"] == "keepalive"),
+        "{frames:?}"
+    );
+    eventually("both broken sessions counted", || {
+        edge.stats().relays_broken.load(Ordering::Relaxed) == 2
+            && edge.stats().relays_open.load(Ordering::Relaxed) == 0
+    })
+    .await;
+}
