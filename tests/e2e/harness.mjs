@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect as connectTcp, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,7 @@ export const FAKE_PARTICIPANT =
   process.env.SIGHTLINE_FAKE_PARTICIPANT_BIN ?? join(repo, 'target', 'debug', 'sightline-fake-participant');
 export const PASSWORD = 'correct horse battery staple';
 
-function freePort() {
+export function freePort() {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -184,9 +184,9 @@ export async function startServer({ dataDir: reuse, env: extraEnv = {}, port: gi
       );
       return { ...created, access: session.access_token };
     },
-    /** Signs in through the page and waits for the dashboard. */
-    async signIn(page, email) {
-      await page.goto(`${base}/signin`);
+    /** Signs in through the page (at `at`, another address of this server) and waits for the dashboard. */
+    async signIn(page, email, at = base) {
+      await page.goto(`${at}/signin`);
       await page.getByLabel('Email').fill(email);
       await page.getByLabel('Password').fill(PASSWORD);
       await page.getByRole('button', { name: 'Sign in' }).click();
@@ -233,6 +233,85 @@ export async function startServer({ dataDir: reuse, env: extraEnv = {}, port: gi
         await exited;
       }
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A private `nats-server -js` on a free port with its own store; returns { url, stop() }.
+ */
+export async function startNats() {
+  const port = await freePort();
+  const store = mkdtempSync(join(tmpdir(), 'sightline-e2e-nats-'));
+  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  await waitFor(`nats-server on port ${port}`, () => canConnect(port), 15_000, 100);
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(store, { recursive: true, force: true });
+    },
+  };
+}
+
+function canConnect(port) {
+  return new Promise((resolveConnect) => {
+    const socket = connectTcp(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolveConnect(true);
+    });
+    socket.once('error', () => resolveConnect(false));
+  });
+}
+
+/**
+ * A TCP load balancer in front of several servers, as a cluster is deployed: each connection
+ * goes to the first of `ports` that accepts it, so the browser behind it keeps one address while
+ * the servers behind it die. Returns { base, close() }.
+ */
+export async function startBalancer(ports) {
+  const open = new Set();
+  const server = createServer((client) => {
+    open.add(client);
+    client.once('close', () => open.delete(client));
+    client.pause();
+    const attempt = (i) => {
+      if (i >= ports.length) {
+        client.destroy();
+        return;
+      }
+      const upstream = connectTcp(ports[i], '127.0.0.1');
+      upstream.once('error', () => attempt(i + 1));
+      upstream.once('connect', () => {
+        upstream.removeAllListeners('error');
+        open.add(upstream);
+        upstream.once('close', () => {
+          open.delete(upstream);
+          client.destroy();
+        });
+        upstream.on('error', () => client.destroy());
+        client.on('error', () => upstream.destroy());
+        client.once('close', () => upstream.destroy());
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.resume();
+      });
+    };
+    attempt(0);
+  });
+  const port = await new Promise((resolveListen) => server.listen(0, '127.0.0.1', () => resolveListen(server.address().port)));
+  return {
+    base: `http://127.0.0.1:${port}`,
+    async close() {
+      for (const socket of open) socket.destroy();
+      await new Promise((r) => server.close(r));
     },
   };
 }
