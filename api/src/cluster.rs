@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use sightline_cluster::{
-    Cluster, ClusterConfig, ClusterError, Load, NodeId, Placement, Region, RoomCommands, RoomGuard,
-    RoomKey,
+    Cluster, ClusterConfig, ClusterError, Dials, Load, NodeCommands, NodeId, Placement, Region,
+    RoomGuard, RoomKey,
 };
 use sightline_config::Settings;
-use sightline_signaling::{Hub, LeaveReason, RoomId};
+use sightline_signaling::{Hub, RoomId};
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -26,6 +25,10 @@ pub struct Membership {
     pub rooms: HostedRooms,
     /// Beats until aborted (when the server stops).
     pub heartbeats: JoinHandle<()>,
+    /// Joins other nodes relay to rooms hosted here.
+    pub dials: Dials<crate::relay::RelayedJoin>,
+    /// What other nodes ask of rooms hosted here.
+    pub commands: NodeCommands<crate::rooms::NodeCommand>,
 }
 
 /// Joins the cluster `settings` name and starts the heartbeats, or `None` when this server is
@@ -62,6 +65,11 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
     .await
     .map_err(|err| ApiError::Internal(err.to_string()))?;
     tracing::info!(node = %cluster.node(), region = %cluster.region(), "joined the cluster");
+    // Other nodes relay joins and send commands here once a room is placed here, which may be
+    // as soon as the first heartbeat is out: listen at once.
+    let internal = |err: ClusterError| ApiError::Internal(err.to_string());
+    let dials = cluster.listen().await.map_err(internal)?;
+    let commands = cluster.commands().await.map_err(internal)?;
     let mut cpu = CpuMeter::new();
     let counted = hub.clone();
     let heartbeats = cluster.spawn_heartbeats(move || {
@@ -81,6 +89,8 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
         cluster,
         rooms,
         heartbeats,
+        dials,
+        commands,
     }))
 }
 
@@ -151,6 +161,17 @@ impl HostedRooms {
     /// for it and watching it. A room already up here is answered from memory, so people
     /// rejoin it while NATS is away.
     pub async fn claim(&self, room: &RoomId) -> Result<Claim, ClusterError> {
+        self.claim_preferring(room, false).await
+    }
+
+    /// [`HostedRooms::claim`] by the node another one sent a join or a command to, as the
+    /// room's host: should the placement have vanished meanwhile, the room is placed here again
+    /// rather than sent on to a third node.
+    pub async fn claim_as_host(&self, room: &RoomId) -> Result<Claim, ClusterError> {
+        self.claim_preferring(room, true).await
+    }
+
+    async fn claim_preferring(&self, room: &RoomId, here: bool) -> Result<Claim, ClusterError> {
         {
             let mut hosted = self.hosted();
             if let Some(hosting) = hosted.get_mut(room) {
@@ -165,7 +186,11 @@ impl HostedRooms {
             }
         }
         let key = RoomKey::new(&room.0)?;
-        let placement = self.cluster.place(&key, self.cluster.region()).await?;
+        let placement = if here {
+            self.cluster.place_here(&key, self.cluster.region()).await?
+        } else {
+            self.cluster.place(&key, self.cluster.region()).await?
+        };
         if &placement.node != self.cluster.node() {
             return Ok(Claim::Elsewhere {
                 node: placement.node,
@@ -204,21 +229,9 @@ impl HostedRooms {
             }
         };
         if fresh {
-            // Commands first: the guard's flush makes sure both subscriptions reached NATS.
-            let subscribed = match self.cluster.commands(&key).await {
-                Ok(commands) => self
-                    .cluster
-                    .guard(&key)
-                    .await
-                    .map(|guard| (guard, commands)),
-                Err(err) => Err(err),
-            };
-            match subscribed {
-                Ok((guard, commands)) => {
-                    tokio::spawn(
-                        self.clone()
-                            .watch(room.clone(), key, placement, guard, commands),
-                    );
+            match self.cluster.guard(&key).await {
+                Ok(guard) => {
+                    tokio::spawn(self.clone().watch(room.clone(), key, placement, guard));
                 }
                 Err(err) => {
                     self.hosted().remove(room);
@@ -233,30 +246,11 @@ impl HostedRooms {
     /// placement names another node, placed again if its placement vanished. A NATS outage
     /// ends nothing: the room goes on. The first check is at once, so a claim that raced with
     /// a release is caught before anyone relies on it.
-    async fn watch(
-        self,
-        room: RoomId,
-        key: RoomKey,
-        mut held: Placement,
-        guard: RoomGuard,
-        mut commands: RoomCommands<RoomCommand>,
-    ) {
+    async fn watch(self, room: RoomId, key: RoomKey, mut held: Placement, guard: RoomGuard) {
         let mut tick = tokio::time::interval(self.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut taking = true;
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                command = commands.next(), if taking => {
-                    match command {
-                        Some(RoomCommand::Remove { identity, reason }) => {
-                            self.hub.remove_participant(&room, &identity, reason);
-                        }
-                        None => taking = false,
-                    }
-                    continue;
-                }
-            }
+            tick.tick().await;
             let over = {
                 let mut hosted = self.hosted();
                 let over = hosted.get(&room).is_none_or(|h| {
@@ -297,25 +291,6 @@ impl HostedRooms {
         }
     }
 
-    /// Takes `identity` out of `room` wherever the room runs: here, or on its host through
-    /// NATS. The hub here hears of it either way (it remembers whom a moderator removed).
-    pub async fn remove_participant(&self, room: &RoomId, identity: &str, reason: LeaveReason) {
-        self.hub.remove_participant(room, identity, reason);
-        if self.hub.has_room(room) {
-            return;
-        }
-        let Ok(key) = RoomKey::new(&room.0) else {
-            return;
-        };
-        let command = RoomCommand::Remove {
-            identity: identity.to_owned(),
-            reason,
-        };
-        if let Err(err) = self.cluster.command(&key, &command).await {
-            tracing::warn!(%room, %err, "a removal did not reach the room's host");
-        }
-    }
-
     /// Ends a room that runs elsewhere now, and keeps ending any copy a join that claimed it a
     /// moment before brings up here, until such joins are over.
     async fn end_lost(&self, room: &RoomId) {
@@ -343,19 +318,6 @@ impl HostedRooms {
             hosted.remove(room);
         }
     }
-}
-
-/// What another node asks of a room hosted here.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum RoomCommand {
-    /// Take a participant out of the room (see [`Hub::remove_participant`]).
-    Remove {
-        /// Who.
-        identity: String,
-        /// What they are told.
-        reason: LeaveReason,
-    },
 }
 
 /// The machine's host name made into a node id (dots and other characters become `-`).

@@ -23,6 +23,7 @@ mod pairing;
 mod proctoring;
 mod recording;
 mod relay;
+mod rooms;
 mod routes;
 mod rtc;
 mod runs;
@@ -207,6 +208,8 @@ pub struct Server {
     heartbeats: Option<tokio::task::JoinHandle<()>>,
     /// Joins other nodes relay to rooms hosted here, in a cluster.
     dials: Option<sightline_cluster::Dials<relay::RelayedJoin>>,
+    /// What other nodes ask of rooms hosted here, in a cluster.
+    commands: Option<sightline_cluster::NodeCommands<rooms::NodeCommand>>,
 }
 
 impl Server {
@@ -278,15 +281,9 @@ impl Server {
             },
             connections.clone(),
         );
-        // Other nodes relay joins here once a room is placed here: listen before serving.
-        let dials = match &state.cluster {
-            Some(cluster) => Some(
-                cluster
-                    .listen()
-                    .await
-                    .map_err(|err| ApiError::Internal(err.to_string()))?,
-            ),
-            None => None,
+        let (heartbeats, dials, commands) = match membership {
+            Some(m) => (Some(m.heartbeats), Some(m.dials), Some(m.commands)),
+            None => (None, None, None),
         };
         Ok(Server {
             listener,
@@ -294,8 +291,9 @@ impl Server {
             limits,
             connections,
             state,
-            heartbeats: membership.map(|m| m.heartbeats),
+            heartbeats,
             dials,
+            commands,
         })
     }
 
@@ -347,6 +345,9 @@ impl Server {
         let relaying = self
             .dials
             .map(|dials| tokio::spawn(relay::host(self.state.clone(), dials)));
+        let commanded = self
+            .commands
+            .map(|commands| tokio::spawn(rooms::serve(self.state.clone(), commands)));
         // Asked to stop, a node says so first: the others place no new room on it.
         let draining = self.state.cluster.clone();
         let shutdown = async move {
@@ -371,6 +372,9 @@ impl Server {
         }
         if let Some(relaying) = relaying {
             relaying.abort();
+        }
+        if let Some(commanded) = commanded {
+            commanded.abort();
         }
         let _ = metrics_stop.send(());
         if let Some(metrics) = metrics {

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use sightline_cluster::{Dials, Link, NodeId};
-use sightline_signaling::protocol::{ClientMessage, ServerMessage};
+use sightline_signaling::protocol::{self, ClientMessage, ServerMessage};
 use sightline_signaling::{RoomId, Session};
 
 use crate::rtc::{self, Join, Refused};
@@ -59,13 +59,18 @@ pub async fn connect(
         room: room.clone(),
         join,
     };
-    let dialed: Result<(JoinAnswer, Link<ServerMessage, ClientMessage>), _> =
-        cluster.dial(node, request).await;
-    match dialed {
-        Ok((JoinAnswer::Admitted { identity }, link)) => {
-            Ok(Session::relayed(identity, link.tx, link.rx))
-        }
-        Ok((JoinAnswer::Refused { code, message }, _)) => Err(Refused { code, message }),
+    match cluster.dial::<_, JoinAnswer>(node, request).await {
+        Ok(dialed) => match &dialed.answer {
+            JoinAnswer::Admitted { identity } => {
+                let identity = identity.clone();
+                let link: Link<ServerMessage, ClientMessage> = dialed.open();
+                Ok(Session::relayed(identity, link.tx, link.rx))
+            }
+            JoinAnswer::Refused { code, message } => Err(Refused {
+                code: code.clone(),
+                message: message.clone(),
+            }),
+        },
         Err(err) => {
             tracing::warn!(%room, %node, %err, "relaying a join to the room's host");
             Err(Refused::unavailable())
@@ -119,13 +124,21 @@ async fn carry(session: Session, link: Link<ClientMessage, ServerMessage>) {
         tokio::select! {
             message = rx.recv() => match message {
                 Some(message) => {
-                    if !to_room.send(message) {
-                        let busy = ServerMessage::Error {
-                            code: "busy".to_owned(),
-                            message: "the room is busy; try again".to_owned(),
+                    // The edge checked it; the limits hold here whatever sent it.
+                    let refused = match protocol::check(&message) {
+                        Err(err) => Some((err.code().to_owned(), err.to_string())),
+                        Ok(()) if !to_room.send(message) => {
+                            Some(("busy".to_owned(), "the room is busy; try again".to_owned()))
+                        }
+                        Ok(()) => None,
+                    };
+                    if let Some((code, message)) = refused {
+                        let error = ServerMessage::Error {
+                            code,
+                            message,
                             offer_refused: false,
                         };
-                        if tx.try_send(busy).is_err() {
+                        if tx.try_send(error).is_err() {
                             break;
                         }
                     }

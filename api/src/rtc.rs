@@ -252,7 +252,7 @@ pub async fn enter_here(
 ) -> Result<sightline_signaling::Session, Refused> {
     let claims = verify(state, room, &join.token).await?;
     if let Some(rooms) = &state.hosted_rooms {
-        match rooms.claim(room).await {
+        match rooms.claim_as_host(room).await {
             Ok(Claim::Here) => {}
             // It moved between the edge's look and ours: the client asks again.
             Ok(Claim::Elsewhere { .. } | Claim::Busy) => return Err(moving()),

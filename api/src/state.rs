@@ -118,10 +118,7 @@ impl AppState {
         identity: &str,
         reason: sightline_signaling::LeaveReason,
     ) {
-        match &self.hosted_rooms {
-            Some(rooms) => rooms.remove_participant(room, identity, reason).await,
-            None => self.hub.remove_participant(room, identity, reason),
-        }
+        crate::rooms::remove_participant(self, room, identity, reason).await;
     }
 }
 

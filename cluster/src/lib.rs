@@ -21,7 +21,7 @@ pub mod placement;
 pub mod relay;
 
 pub use error::ClusterError;
-pub use nats::{Cluster, ClusterConfig, ClusterStats, RoomCommands, RoomGuard};
+pub use nats::{Cluster, ClusterConfig, ClusterStats, CommandReply, NodeCommands, RoomGuard};
 pub use node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
 pub use placement::Placement;
-pub use relay::{Dial, Dials, Link, LinkEnd};
+pub use relay::{Dial, Dialed, Dials, Link, LinkEnd};

@@ -23,7 +23,7 @@ const ROOMS_BUCKET: &str = "sightline_rooms";
 const PLACEMENT_ATTEMPTS: usize = 5;
 /// How long a probe of a room's subject waits for its host to answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a room command waits for its host to take it.
+/// How long a command waits for the node it is sent to.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How this node joins (`[cluster]` in the configuration).
@@ -114,29 +114,46 @@ impl RoomGuard {
     }
 }
 
-/// Commands other nodes send a room hosted here (a participant to remove, say), in order;
-/// dropping it stops taking them.
-pub struct RoomCommands<C> {
+/// Commands other nodes send this node about the rooms it hosts (a participant to remove,
+/// recording to start), in order; dropping it stops taking them.
+pub struct NodeCommands<C> {
     subscription: async_nats::Subscriber,
     client: async_nats::Client,
     command: std::marker::PhantomData<fn() -> C>,
 }
 
-impl<C: serde::de::DeserializeOwned> RoomCommands<C> {
-    /// The next command, acknowledged to its sender; `None` when the subscription ended. A
-    /// command this version cannot read is skipped unacknowledged (its sender times out).
-    pub async fn next(&mut self) -> Option<C> {
+/// The way back to a command's sender: [`CommandReply::send`] answers it.
+pub struct CommandReply {
+    to: Option<async_nats::Subject>,
+    client: async_nats::Client,
+}
+
+impl CommandReply {
+    /// Answers the command with `answer`; the sender is gone if it cannot be delivered.
+    pub async fn send<R: serde::Serialize>(self, answer: &R) {
+        if let (Some(to), Ok(payload)) = (self.to, encode(answer)) {
+            let _ = self.client.publish(to, payload).await;
+        }
+    }
+}
+
+impl<C: serde::de::DeserializeOwned> NodeCommands<C> {
+    /// The next command and the way to answer it; `None` when the subscription ended. A
+    /// command this version cannot read is skipped unanswered (its sender times out). Only
+    /// reads: it can be raced in a `select!` without losing a command.
+    pub async fn next(&mut self) -> Option<(C, CommandReply)> {
         loop {
             let message = self.subscription.next().await?;
             match serde_json::from_slice::<C>(&message.payload) {
                 Ok(command) => {
-                    if let Some(reply) = message.reply {
-                        let _ = self.client.publish(reply, Bytes::new()).await;
-                    }
-                    return Some(command);
+                    let reply = CommandReply {
+                        to: message.reply,
+                        client: self.client.clone(),
+                    };
+                    return Some((command, reply));
                 }
                 Err(err) => {
-                    tracing::warn!(subject = %message.subject, %err, "an unreadable room command was skipped");
+                    tracing::warn!(subject = %message.subject, %err, "an unreadable node command was skipped");
                 }
             }
         }
@@ -402,7 +419,7 @@ impl Cluster {
 
     /// [`Cluster::place`], but a new placement goes to this node whenever it may take rooms:
     /// for a room that is up here and whose placement vanished (NATS lost it), which must not
-    /// move while people are in it.
+    /// move while people are in it, and for a room another node found placed here.
     pub async fn place_here(
         &self,
         room: &RoomKey,
@@ -566,42 +583,44 @@ impl Cluster {
         })
     }
 
-    /// Starts taking commands for `room`, which this node hosts.
-    pub async fn commands<C>(&self, room: &RoomKey) -> Result<RoomCommands<C>, ClusterError> {
+    /// Starts taking the commands other nodes send this one.
+    pub async fn commands<C>(&self) -> Result<NodeCommands<C>, ClusterError> {
         let subscription = self
             .inner
             .client
-            .subscribe(command_subject(room))
+            .subscribe(command_subject(self.node()))
             .await
-            .map_err(|err| ClusterError::nats("subscribing to a room's commands", err))?;
-        Ok(RoomCommands {
+            .map_err(|err| ClusterError::nats("listening for commands", err))?;
+        self.inner
+            .client
+            .flush()
+            .await
+            .map_err(|err| ClusterError::nats("listening for commands", err))?;
+        Ok(NodeCommands {
             subscription,
             client: self.inner.client.clone(),
             command: std::marker::PhantomData,
         })
     }
 
-    /// Sends `command` to the node hosting `room`: true once that node took it, false when no
-    /// node hosts the room now.
-    pub async fn command<C: serde::Serialize>(
+    /// Sends `command` to `node` and gives its answer; `None` when nothing listens there (the
+    /// node is gone).
+    pub async fn command<C: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,
-        room: &RoomKey,
+        node: &NodeId,
         command: &C,
-    ) -> Result<bool, ClusterError> {
+    ) -> Result<Option<R>, ClusterError> {
         let request = self
             .inner
             .client
-            .request(command_subject(room), encode(command)?);
+            .request(command_subject(node), encode(command)?);
         match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
-            Ok(Ok(_)) => Ok(true),
+            Ok(Ok(answer)) => decode("command answer", &answer.payload).map(Some),
             Ok(Err(err)) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {
-                Ok(false)
+                Ok(None)
             }
-            Ok(Err(err)) => Err(ClusterError::nats("sending a room command", err)),
-            Err(_) => Err(ClusterError::nats(
-                "sending a room command",
-                "no answer in time",
-            )),
+            Ok(Err(err)) => Err(ClusterError::nats("sending a command", err)),
+            Err(_) => Err(ClusterError::nats("sending a command", "no answer in time")),
         }
     }
 
@@ -686,8 +705,8 @@ fn room_subject(room: &RoomKey) -> String {
     format!("sightline.room.{room}.host")
 }
 
-fn command_subject(room: &RoomKey) -> String {
-    format!("sightline.room.{room}.command")
+fn command_subject(node: &NodeId) -> String {
+    format!("sightline.node.{node}.command")
 }
 
 fn state_code(state: NodeState) -> u8 {

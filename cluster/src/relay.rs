@@ -126,6 +126,69 @@ pub struct Link<In, Out> {
     pub rx: mpsc::Receiver<In>,
 }
 
+/// A node's answer to a dial, and the session it may have opened.
+pub struct Dialed<Rep> {
+    /// What the node answered.
+    pub answer: Rep,
+    pending: Pending,
+}
+
+impl<Rep> Dialed<Rep> {
+    /// Opens this end of the session (when the answer says the node accepted).
+    pub fn open<In, Out>(mut self) -> Link<In, Out>
+    where
+        In: DeserializeOwned + Send + 'static,
+        Out: Serialize + Send + 'static,
+    {
+        let cluster = self.pending.cluster.clone();
+        let session = self.pending.session.clone();
+        match self.pending.inbound.take() {
+            Some(inbound) => {
+                cluster
+                    .stats()
+                    .relays_dialed
+                    .fetch_add(1, Ordering::Relaxed);
+                cluster.spawn_link(inbound, relay_subject(&session, Direction::Up))
+            }
+            // Not reachable (only `open` takes it), but a closed link is the honest answer.
+            None => {
+                let (tx, _) = mpsc::channel(1);
+                let (_, rx) = mpsc::channel(1);
+                Link { tx, rx }
+            }
+        }
+    }
+}
+
+/// The edge's side of a dialed session before it is opened; dropped unopened, it tells the
+/// node to end the session, in case the node opened one.
+struct Pending {
+    cluster: Cluster,
+    session: String,
+    inbound: Option<async_nats::Subscriber>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.inbound.take().is_none() {
+            return;
+        }
+        let frame: Frame<()> = Frame {
+            seq: 0,
+            body: Body::End,
+        };
+        let (Ok(payload), Ok(runtime)) = (encode(&frame), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let client = self.cluster.client().clone();
+        let subject = relay_subject(&self.session, Direction::Up);
+        runtime.spawn(async move {
+            let _ = client.publish(subject, payload).await;
+        });
+    }
+}
+
 /// A dial that reached this node: the caller's request, to be accepted or refused.
 pub struct Dial<Req> {
     /// What the caller asks.
@@ -190,7 +253,8 @@ impl<Req: DeserializeOwned> Dials<Req> {
         loop {
             let message = self.subscription.next().await?;
             match serde_json::from_slice::<DialEnvelope<Req>>(&message.payload) {
-                Ok(envelope) if valid_session(&envelope.session) => {
+                // A dial nobody waits for the answer of would open a session into nowhere.
+                Ok(envelope) if valid_session(&envelope.session) && message.reply.is_some() => {
                     return Some(Dial {
                         request: envelope.request,
                         session: envelope.session,
@@ -225,18 +289,18 @@ impl Cluster {
         })
     }
 
-    /// Dials `node` with `request`. Gives the node's answer and this end of the session; the
-    /// caller drops the link when the answer is a refusal (the callee opened nothing then).
-    pub async fn dial<Req, Rep, In, Out>(
+    /// Dials `node` with `request` and gives the node's answer; [`Dialed::open`] then opens
+    /// this end of the session when the answer says the node accepted. A dial given up after
+    /// the request went out (no answer in time, an unreadable answer, or a [`Dialed`] dropped
+    /// unopened) tells the node to end its end, in case it accepted.
+    pub async fn dial<Req, Rep>(
         &self,
         node: &NodeId,
         request: Req,
-    ) -> Result<(Rep, Link<In, Out>), ClusterError>
+    ) -> Result<Dialed<Rep>, ClusterError>
     where
         Req: Serialize,
         Rep: DeserializeOwned,
-        In: DeserializeOwned + Send + 'static,
-        Out: Serialize + Send + 'static,
     {
         let session = session_id()?;
         let payload = encode(&DialEnvelope {
@@ -249,17 +313,28 @@ impl Cluster {
             .subscribe(relay_subject(&session, Direction::Down))
             .await
             .map_err(|err| ClusterError::nats("opening a relayed session", err))?;
+        let mut pending = Pending {
+            cluster: self.clone(),
+            session,
+            inbound: Some(inbound),
+        };
         let answer = tokio::time::timeout(
             DIAL_TIMEOUT,
             self.client().request(dial_subject(node), payload),
         )
-        .await
-        .map_err(|_| ClusterError::nats("dialing a node", "no answer in time"))?
-        .map_err(|err| ClusterError::nats("dialing a node", err))?;
+        .await;
+        let answer = match answer {
+            Ok(Ok(answer)) => answer,
+            // Nobody listens: nothing was opened anywhere.
+            Ok(Err(err)) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                pending.inbound = None;
+                return Err(ClusterError::nats("dialing a node", err));
+            }
+            Ok(Err(err)) => return Err(ClusterError::nats("dialing a node", err)),
+            Err(_) => return Err(ClusterError::nats("dialing a node", "no answer in time")),
+        };
         let answer: Rep = decode("dial answer", &answer.payload)?;
-        let link = self.spawn_link(inbound, relay_subject(&session, Direction::Up));
-        self.stats().relays_dialed.fetch_add(1, Ordering::Relaxed);
-        Ok((answer, link))
+        Ok(Dialed { answer, pending })
     }
 
     /// Runs one end of a session: frames from `inbound` become messages on the link's
@@ -328,15 +403,10 @@ where
         }
     };
     let end = loop {
+        // Frames already here are taken before the silence is judged: after a stall of this
+        // process, what arrived meanwhile counts.
         tokio::select! {
-            message = outgoing.recv() => match message {
-                Some(message) => {
-                    if !send(&mut sequencing, Body::Message(&message)).await {
-                        break LinkEnd::Nats;
-                    }
-                }
-                None => break LinkEnd::Closed,
-            },
+            biased;
             frame = inbound.next() => {
                 let Some(frame) = frame else { break LinkEnd::Nats };
                 let Ok(frame) = serde_json::from_slice::<Frame<In>>(&frame.payload) else {
@@ -355,6 +425,14 @@ where
                     Body::Keepalive => {}
                     Body::End => break LinkEnd::Ended,
                 }
+            },
+            message = outgoing.recv() => match message {
+                Some(message) => {
+                    if !send(&mut sequencing, Body::Message(&message)).await {
+                        break LinkEnd::Nats;
+                    }
+                }
+                None => break LinkEnd::Closed,
             },
             _ = tick.tick() => {
                 if sequencing.silent(Instant::now()) {

@@ -75,11 +75,12 @@ async fn a_dial_opens_a_session_that_carries_messages_both_ways_in_order() {
         }
         echoed
     });
-    let (answer, mut link): (String, Link<String, String>) = edge
-        .dial(&node_id("host"), "hello".to_owned())
+    let dialed = edge
+        .dial::<_, String>(&node_id("host"), "hello".to_owned())
         .await
         .expect("dials");
-    assert_eq!(answer, "welcome");
+    assert_eq!(dialed.answer, "welcome");
+    let mut link: Link<String, String> = dialed.open();
     for i in 0..200 {
         link.tx.send(i.to_string()).await.expect("sends");
         // Reading as we go keeps both queues short.
@@ -125,19 +126,20 @@ async fn a_refused_dial_opens_nothing_and_a_node_nobody_listens_for_fails_the_di
             dial.refuse(&"no").await;
         }
     });
-    let (answer, mut link): (String, Link<String, String>) = edge
-        .dial(&node_id("host"), "hello".to_owned())
+    let dialed = edge
+        .dial::<_, String>(&node_id("host"), "hello".to_owned())
         .await
         .expect("dials");
-    assert_eq!(answer, "no");
-    drop(link.tx);
-    assert_eq!(next(&mut link.rx).await, None);
+    assert_eq!(dialed.answer, "no");
+    drop(dialed);
     assert_eq!(host.stats().relays_accepted.load(Ordering::Relaxed), 0);
     assert_eq!(host.stats().relays_open.load(Ordering::Relaxed), 0);
+    assert_eq!(edge.stats().relays_dialed.load(Ordering::Relaxed), 0);
+    assert_eq!(edge.stats().relays_open.load(Ordering::Relaxed), 0);
 
     let started = std::time::Instant::now();
     let ghost = edge
-        .dial::<_, String, String, String>(&node_id("ghost"), "hello".to_owned())
+        .dial::<_, String>(&node_id("ghost"), "hello".to_owned())
         .await;
     assert!(ghost.is_err(), "nobody listens for ghost");
     // NATS says at once that nobody listens; the dial's own timeout is five seconds.
@@ -179,11 +181,12 @@ async fn a_lost_frame_or_a_silent_other_end_ends_the_session() {
 
     // Frame 1 never comes: the edge takes frame 0 and ends at frame 2.
     let host = node_id("host");
-    let dialing = edge.dial::<_, String, String, String>(&host, "hello".to_owned());
-    let (answered, (answer, mut link)) = tokio::join!(answer_next(&raw, &mut dials), async {
+    let dialing = edge.dial::<_, String>(&host, "hello".to_owned());
+    let (answered, dialed) = tokio::join!(answer_next(&raw, &mut dials), async {
         dialing.await.expect("dials")
     });
-    assert_eq!(answer, "welcome");
+    assert_eq!(dialed.answer, "welcome");
+    let mut link: Link<String, String> = dialed.open();
     let down = format!("sightline.relay.{answered}.down");
     for (seq, text) in [(0, "one"), (2, "three")] {
         let frame = json!({ "seq": seq, "body": { "message": text } });
@@ -204,10 +207,11 @@ async fn a_lost_frame_or_a_silent_other_end_ends_the_session() {
     // A host that answers and then says nothing: the edge keeps itself alive on `up` (numbered
     // keepalives), gives up after the allowed silence and says so.
     let host = node_id("host");
-    let dialing = edge.dial::<_, String, String, String>(&host, "hello".to_owned());
-    let (session, (_, mut link)) = tokio::join!(answer_next(&raw, &mut dials), async {
+    let dialing = edge.dial::<_, String>(&host, "hello".to_owned());
+    let (session, dialed) = tokio::join!(answer_next(&raw, &mut dials), async {
         dialing.await.expect("dials")
     });
+    let mut link: Link<String, String> = dialed.open();
     let mut up = raw
         .subscribe(format!("sightline.relay.{session}.up"))
         .await
@@ -237,4 +241,37 @@ async fn a_lost_frame_or_a_silent_other_end_ends_the_session() {
             && edge.stats().relays_open.load(Ordering::Relaxed) == 0
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_that_gives_up_on_an_accepted_dial_tells_the_host_at_once() {
+    let nats = NatsServer::start().await.expect("a private nats-server");
+    let edge = node(&nats, "edge").await;
+    let host = node(&nats, "host").await;
+    let mut dials = host.listen::<String>().await.expect("listens");
+    let accepted = tokio::spawn(async move {
+        let dial = dials.next().await.expect("a dial");
+        let mut link: Link<String, String> = dial.accept(&"welcome").await.expect("accepts");
+        let started = std::time::Instant::now();
+        let ended = link.rx.recv().await;
+        (ended, started.elapsed())
+    });
+    let dialed = edge
+        .dial::<_, String>(&node_id("host"), "hello".to_owned())
+        .await
+        .expect("dials");
+    assert_eq!(dialed.answer, "welcome");
+    // The edge decides not to use it (its client went away meanwhile, say).
+    drop(dialed);
+    let (ended, _) = accepted.await.expect("the host's task");
+    assert_eq!(ended, None, "the host's end closed");
+    eventually("the host's end closed, not broken", || {
+        host.stats().relays_open.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    assert_eq!(
+        host.stats().relays_broken.load(Ordering::Relaxed),
+        0,
+        "told, not left to fall silent"
+    );
 }

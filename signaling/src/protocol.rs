@@ -558,12 +558,19 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     }
     let message: ClientMessage =
         serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    if let ClientMessage::IceCandidate { candidate, .. } = &message
+    check(&message)?;
+    Ok(message)
+}
+
+/// The limits [`parse`] applies beyond the JSON shape, for a message that arrived already
+/// parsed (relayed from another node, say).
+pub fn check(message: &ClientMessage) -> Result<(), ProtocolError> {
+    if let ClientMessage::IceCandidate { candidate, .. } = message
         && candidate.len() > MAX_CANDIDATE_BYTES
     {
         return Err(ProtocolError::FieldTooLong("candidate"));
     }
-    Ok(message)
+    Ok(())
 }
 
 #[cfg(test)]

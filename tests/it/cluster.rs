@@ -290,13 +290,15 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
     let meeting = interview(&first).await?;
     let room = sightline_signaling::RoomId(meeting.id.clone());
 
-    // The interviewer enters through eu-2, the candidate through eu-3; the room goes to one of
-    // the three nodes.
-    let mut members = vec![
-        Member::join(&second, &meeting.id, &meeting.interviewer, 1).await?,
-        Member::join(&third, &meeting.id, &meeting.candidate, 2).await?,
-    ];
+    // The interviewer enters through eu-2 and the room goes to one of the three nodes, by load;
+    // the candidate enters through a node that does not host it, so is relayed.
+    let mut members = vec![Member::join(&second, &meeting.id, &meeting.interviewer, 1).await?];
     let host = host_of(&nats, &apps, &meeting.id).await?;
+    let edge = [2, 0, 1]
+        .into_iter()
+        .find(|i| *i != host)
+        .context("a node that does not host")?;
+    members.push(Member::join(apps[edge], &meeting.id, &meeting.candidate, 2).await?);
     for (i, app) in apps.iter().enumerate() {
         assert_eq!(app.hub.has_room(&room), i == host, "eu-{} hosts?", i + 1);
     }
@@ -308,36 +310,30 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
         video.min(audio).min(video_back).min(audio_back) >= 30
     })
     .await?;
-    // Every relayed session is counted at its two ends.
-    let relayed: Vec<usize> = [1, 2].into_iter().filter(|edge| *edge != host).collect();
-    for edge in &relayed {
-        let metrics = apps[*edge].metrics().await?;
-        assert_eq!(
-            metric(&metrics, "sightline_cluster_relayed_sessions"),
-            Some(1.0),
-            "{metrics}"
-        );
-        assert_eq!(
-            metric(&metrics, "sightline_cluster_relays_dialed_total"),
-            Some(1.0),
-            "{metrics}"
-        );
-    }
-    let metrics = apps[host].metrics().await?;
+    // The relayed session is counted at its two ends.
+    let edge_metrics = apps[edge].metrics().await?;
     assert_eq!(
-        metric(&metrics, "sightline_cluster_relays_accepted_total"),
-        Some(relayed.len() as f64),
-        "{metrics}"
+        metric(&edge_metrics, "sightline_cluster_relayed_sessions"),
+        Some(1.0),
+        "{edge_metrics}"
     );
+    assert_eq!(
+        metric(&edge_metrics, "sightline_cluster_relays_dialed_total"),
+        Some(1.0),
+        "{edge_metrics}"
+    );
+    let host_metrics = apps[host].metrics().await?;
+    let accepted = metric(&host_metrics, "sightline_cluster_relays_accepted_total");
+    assert!(accepted >= Some(1.0), "{host_metrics}");
 
-    // A relayed member's signaling connection drops (its edge went away, as far as it can
-    // tell). Media does not pass through the edge: it keeps flowing while signaling is gone.
-    let edge = relayed[0];
-    let who = edge - 1;
-    let other = 1 - who;
-    let access = [&meeting.interviewer, &meeting.candidate][who];
-    members[who].ws.close(None).await?;
-    let before = packets_from(&members[other], members_tag(who));
+    // The candidate's signaling connection drops (its edge went away, as far as it can tell).
+    // Media does not pass through the edge: it keeps flowing while signaling is gone.
+    let host_relays = metric(
+        &apps[host].metrics().await?,
+        "sightline_cluster_relayed_sessions",
+    );
+    members[1].ws.close(None).await?;
+    let before = packets_from(&members[0], 2);
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(1) {
         for member in members.iter_mut() {
@@ -348,18 +344,47 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
         counter += 1;
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let during = packets_from(&members[other], members_tag(who));
+    let during = packets_from(&members[0], 2);
     assert!(
         during.0 > before.0 && during.1 > before.1,
         "media flowed while signaling was away: {before:?} then {during:?}"
     );
-    // It resumes through eu-1 (whichever node that is to the room) with its resume token:
-    // the same media connections go on, nothing is renegotiated.
-    let resumed = members[who].resume(&first, &meeting.id, access).await?;
+    // Both ends of the dropped session close (the edge said so). The host may relay the
+    // interviewer's session too, if eu-2 does not host the room: one fewer there.
+    let closed = [(edge, Some(0.0)), (host, host_relays.map(|n| n - 1.0))];
+    for (end, expected) in closed {
+        let mut open = None;
+        for _ in 0..100 {
+            let metrics = apps[end].metrics().await?;
+            open = metric(&metrics, "sightline_cluster_relayed_sessions");
+            if open == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(open, expected, "eu-{}'s relayed sessions", end + 1);
+    }
+    // It resumes with its resume token through the third node, relayed again: the same media
+    // connections go on, nothing is renegotiated.
+    let third_way = (0..3)
+        .find(|i| *i != host && *i != edge)
+        .context("a third node")?;
+    let dialed = |metrics: &str| metric(metrics, "sightline_cluster_relays_dialed_total");
+    let dialed_before = dialed(&apps[third_way].metrics().await?);
+    let resumed = members[1]
+        .resume(apps[third_way], &meeting.id, &meeting.candidate)
+        .await?;
     assert!(resumed["participants"].is_array(), "{resumed}");
-    let resumed_at = packets_from(&members[other], members_tag(who));
+    // (eu-2 relays the interviewer too when it does not host the room.)
+    assert_eq!(
+        dialed(&apps[third_way].metrics().await?),
+        dialed_before.map(|n| n + 1.0),
+        "the resume was relayed by eu-{}",
+        third_way + 1
+    );
+    let resumed_at = packets_from(&members[0], 2);
     run_until(&mut members, &mut counter, "media after the resume", |m| {
-        let now = packets_from(&m[other], members_tag(who));
+        let now = packets_from(&m[0], 2);
         now.0 >= resumed_at.0 + 30 && now.1 >= resumed_at.1 + 30
     })
     .await?;
@@ -367,14 +392,49 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
         assert_eq!(member.media_resets, 0, "no media connection was replaced");
         assert_eq!(member.resets, 0, "no subscriber connection was replaced");
     }
-    // Never two hosts.
+
+    // Recording is started and stopped through a node that does not host the room: the
+    // recorder runs on the host (where the media is), and everyone in the room hears of it.
+    let recording = format!("/api/interviews/{}/recording", meeting.id);
+    expect_json(
+        apps[edge]
+            .post(
+                &format!("{recording}/start"),
+                json!({}),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
+    let notice = next_of(&mut members[1].ws, "recording").await?;
+    assert_ne!(notice["recording"]["state"], "off", "{notice}");
+    let status = expect_json(
+        apps[host]
+            .get(&recording, Some(&meeting.interviewer))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(status["active"], true, "the host records: {status}");
+    expect_json(
+        apps[edge]
+            .post(
+                &format!("{recording}/stop"),
+                json!({}),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
+    // Never two hosts (a recorder in a copy of the room would make one).
     for (i, app) in apps.iter().enumerate() {
         assert_eq!(app.hub.has_room(&room), i == host, "eu-{} hosts?", i + 1);
     }
 
     // Taking someone out works through any node: the candidate's invite is reissued through a
     // node that does not host the room, and the host removes them at once.
-    let elsewhere = usize::from(host == 0);
     let scheduled = expect_json(
         first
             .get(
@@ -392,7 +452,7 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
         .with_context(|| format!("a candidate in {scheduled}"))?
         .to_owned();
     expect_json(
-        apps[elsewhere]
+        apps[edge]
             .post(
                 &format!(
                     "/api/interviews/{}/participants/{}/invite",
@@ -408,11 +468,6 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
     let removed = next_of(&mut members[1].ws, "removed").await?;
     assert_eq!(removed["reason"], "session_ended", "{removed}");
     Ok(())
-}
-
-/// The media tag of member `index` in the test above (1, then 2).
-fn members_tag(index: usize) -> u8 {
-    u8::try_from(index + 1).unwrap_or(u8::MAX)
 }
 
 #[tokio::test]

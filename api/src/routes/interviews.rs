@@ -21,6 +21,7 @@ use crate::auth::tokens::{JoinClaims, JoinSubject};
 use crate::auth::{AuthUser, Principal, opaque};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, known_time_zone, not_blank};
+use crate::rooms::{self, RoomControl};
 use crate::routes::scorecards::{self, ScorecardProgress};
 use crate::state::AppState;
 use crate::store::interviews::{InterviewRow, NewInterview, NewParticipant, ParticipantRow};
@@ -808,16 +809,20 @@ pub async fn join(
     let role = role_of(me)?;
     // An interview set to record automatically starts waiting for everyone's consent as soon as
     // someone is about to enter.
+    // Both run where the room runs (in a cluster, perhaps another node).
     if let Some(enabled_by) = crate::store::recordings::auto(state.db.pool(), &id).await?
         && !state.recordings.is_running(&id)
     {
-        state.recordings.start(&id, &enabled_by)?;
+        let start = RoomControl::StartRecording {
+            started_by: enabled_by,
+        };
+        rooms::control(&state, &id, start).await?;
     }
     // So does a proctored interview's checking (each candidate's streams once they agreed).
     if crate::store::proctoring::enabled(state.db.pool(), &id).await?
         && !state.proctoring.is_running(&id)
     {
-        state.proctoring.start(&id)?;
+        rooms::control(&state, &id, RoomControl::StartProctoring).await?;
     }
     let (token, claims) = state.tokens.issue_join(
         JoinSubject {

@@ -20,6 +20,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::proctoring::snapshot_key;
+use crate::rooms::{self, RoomControl};
 use crate::routes::interviews;
 use crate::state::AppState;
 use crate::store::audit;
@@ -193,9 +194,14 @@ pub async fn set_settings(
     .await?;
     // A running controller read the settings when it started: it is restarted with the new
     // ones (turned off, it stops; the candidates' agreement was forgotten with the setting).
-    state.proctoring.stop(&id);
-    if body.enabled && state.hub.has_room(&sightline_signaling::RoomId(id.clone())) {
-        state.proctoring.start(&id)?;
+    let up = rooms::is_up(&state, &id).await;
+    if up {
+        rooms::control(&state, &id, RoomControl::StopProctoring).await?;
+    } else {
+        state.proctoring.stop(&id);
+    }
+    if body.enabled && up {
+        rooms::control(&state, &id, RoomControl::StartProctoring).await?;
     }
     Ok(Json(view(&state, &id).await?))
 }
@@ -235,7 +241,10 @@ pub async fn consent(
         serde_json::json!({ "participant": me.id }),
     )
     .await?;
-    state.proctoring.consented(&id, &me.id);
+    let consented = RoomControl::ProctoringConsented {
+        participant: me.id.clone(),
+    };
+    rooms::control(&state, &id, consented).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -28,6 +28,7 @@ use crate::auth::{AuthUser, Principal};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::recording::Phase;
+use crate::rooms::{self, RoomControl};
 use crate::routes::interviews::{self, require_room_open};
 use crate::state::AppState;
 use crate::store::recordings::{self, RecordingRow};
@@ -247,7 +248,10 @@ pub async fn start(
     if let Some(me) = &access.me {
         recordings::consent(state.db.pool(), &id, &me.id).await?;
     }
-    state.recordings.start(&id, &principal.actor())?;
+    let start = RoomControl::StartRecording {
+        started_by: principal.actor(),
+    };
+    rooms::control(&state, &id, start).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RecordingControl { recording: true }),
@@ -267,7 +271,7 @@ pub async fn stop(
 ) -> Result<(StatusCode, Json<RecordingControl>), ApiError> {
     let access = interviews::access(&state, &principal, &id).await?;
     access.require_manage()?;
-    if !state.recordings.stop(&id) {
+    if !rooms::control(&state, &id, RoomControl::StopRecording).await? {
         return Err(ApiError::Conflict {
             code: "not_recording",
             message: "this interview is not being recorded".into(),
@@ -304,7 +308,10 @@ pub async fn consent(
         serde_json::json!({ "participant": me.id }),
     )
     .await?;
-    state.recordings.consented(&id, &me.id);
+    let consented = RoomControl::RecordingConsented {
+        participant: me.id.clone(),
+    };
+    rooms::control(&state, &id, consented).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
