@@ -196,6 +196,36 @@ fn recorder(settings: &Settings) -> Recorder {
     Recorder::new(store, settings.data.dir.join("spool"))
 }
 
+/// Waits until `hub` hosts no room, `most` has passed or `force` completes.
+async fn drain(hub: &Hub, most: Duration, force: impl Future<Output = ()>) {
+    let until = tokio::time::Instant::now() + most;
+    tokio::pin!(force);
+    loop {
+        let rooms = hub.load().rooms;
+        if rooms == 0 {
+            tracing::info!("drained: no rooms left here");
+            return;
+        }
+        if tokio::time::Instant::now() >= until {
+            tracing::warn!(
+                rooms,
+                "stopping with rooms still up: cluster.max_drain_secs passed"
+            );
+            return;
+        }
+        tokio::select! {
+            () = &mut force => {
+                tracing::warn!(rooms, "stopping with rooms still up: asked again");
+                return;
+            }
+            () = tokio::time::sleep(DRAIN_CHECK) => {}
+        }
+    }
+}
+
+/// How often a draining node looks whether its rooms have ended.
+const DRAIN_CHECK: Duration = Duration::from_millis(500);
+
 /// A prepared server: database migrated, secret loaded, sockets bound.
 pub struct Server {
     listener: TcpListener,
@@ -320,6 +350,17 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ApiError> {
+        self.run_until(shutdown, std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes. In a cluster the node then drains first: it takes no
+    /// new rooms, `/readyz` answers `draining`, and it keeps serving the rooms it hosts until
+    /// they end, `cluster.max_drain_secs` pass or `force` completes (a second SIGTERM).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        force: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ApiError> {
         let router = app(self.state.clone());
         let retention = tokio::spawn(recording::retention(
             self.state.recordings.clone(),
@@ -348,15 +389,18 @@ impl Server {
         let commanded = self
             .commands
             .map(|commands| tokio::spawn(rooms::serve(self.state.clone(), commands)));
-        // Asked to stop, a node says so first: the others place no new room on it.
-        let draining = self.state.cluster.clone();
+        // Asked to stop, a node says so first (the others place no new room on it) and keeps
+        // its rooms for a while.
+        let draining = self.state.clone();
         let shutdown = async move {
             shutdown.await;
-            if let Some(cluster) = draining {
+            if let Some(cluster) = &draining.cluster {
                 tracing::info!(node = %cluster.node(), "draining: no new rooms here");
                 if let Err(err) = cluster.drain().await {
                     tracing::warn!(%err, "the draining heartbeat did not reach NATS");
                 }
+                let most = Duration::from_secs(draining.settings.cluster.max_drain_secs);
+                drain(&draining.hub, most, force).await;
             }
         };
         let served = serve::serve(

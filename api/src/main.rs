@@ -121,25 +121,45 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("starting sightline")?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, "sightline listening on http://{addr}");
-    server.run(shutdown_signal()).await?;
+    let signals = stop_signals();
+    let mut first = signals.clone();
+    let mut second = signals;
+    let shutdown = async move {
+        let _ = first.wait_for(|n| *n >= 1).await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+    };
+    let force = async move {
+        let _ = second.wait_for(|n| *n >= 2).await;
+    };
+    server.run_until(shutdown, force).await?;
     tracing::info!("sightline stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
+/// Counts SIGTERMs and Ctrl-Cs: the first stops the server (a node of a cluster drains first),
+/// the second stops it at once.
+fn stop_signals() -> tokio::sync::watch::Receiver<u32> {
+    let (count, counted) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            let terminated = async {
+                match term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+                () = terminated => {},
             }
+            count.send_modify(|n| *n = n.saturating_add(1));
         }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+    });
+    counted
 }
 
 fn generate_password() -> anyhow::Result<String> {

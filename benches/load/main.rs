@@ -25,6 +25,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sightline_benches::{post, put};
 
+mod cluster;
 mod flood;
 mod janus;
 mod netns;
@@ -110,6 +111,21 @@ struct Args {
     /// flood) and measure `/healthz` from a well-behaved client meanwhile.
     #[arg(long)]
     slow_clients: Option<usize>,
+    /// Instead of media: start this many Sightline nodes as one cluster (a private
+    /// `nats-server`, one PostgreSQL database) and measure joins and signaling round trips
+    /// straight to a room's host against through a node that relays to it.
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// With `--nodes`: interviews to join (two participants each).
+    #[arg(long, default_value_t = 40)]
+    interviews: usize,
+    /// With `--nodes`: a PostgreSQL database the tool may create another database from.
+    #[arg(
+        long,
+        env = "SIGHTLINE_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
 }
 
 /// What one participant saw.
@@ -578,24 +594,8 @@ impl Drop for Server {
     }
 }
 
-async fn start_server(bin: &PathBuf) -> Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let data = tempfile::tempdir()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let env: HashMap<&'static str, String> = HashMap::from([
-        ("SIGHTLINE__HTTP__ADDR", format!("127.0.0.1:{port}")),
-        ("SIGHTLINE__DATA__DIR", data.path().display().to_string()),
-        ("SIGHTLINE__PUBLIC__BASE_URL", base.clone()),
-        ("SIGHTLINE__AUTH__RATE_LIMIT__PER_IP_BURST", "100000".into()),
-        (
-            "SIGHTLINE__AUTH__RATE_LIMIT__PER_ACCOUNT_BURST",
-            "100000".into(),
-        ),
-        ("SIGHTLINE__LOG__FILTER", "warn".into()),
-        ("SIGHTLINE__METRICS__TOKEN", METRICS_TOKEN.into()),
-    ]);
+/// Makes the load account with `bin user create` under the settings `env`.
+fn create_load_account(bin: &PathBuf, env: &HashMap<&'static str, String>) -> Result<()> {
     let mut create = Command::new(bin)
         .args([
             "user",
@@ -617,6 +617,37 @@ async fn start_server(bin: &PathBuf) -> Result<Server> {
     }
     if !create.wait()?.success() {
         bail!("creating the load account failed");
+    }
+    Ok(())
+}
+
+/// Starts `bin serve` on a free port with a data directory of its own and settings `extra` on
+/// top of the tool's; `create_user` first makes the load account (once per database).
+async fn start_server(
+    bin: &PathBuf,
+    extra: &[(&'static str, String)],
+    create_user: bool,
+) -> Result<Server> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let data = tempfile::tempdir()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut env: HashMap<&'static str, String> = HashMap::from([
+        ("SIGHTLINE__HTTP__ADDR", format!("127.0.0.1:{port}")),
+        ("SIGHTLINE__DATA__DIR", data.path().display().to_string()),
+        ("SIGHTLINE__PUBLIC__BASE_URL", base.clone()),
+        ("SIGHTLINE__AUTH__RATE_LIMIT__PER_IP_BURST", "100000".into()),
+        (
+            "SIGHTLINE__AUTH__RATE_LIMIT__PER_ACCOUNT_BURST",
+            "100000".into(),
+        ),
+        ("SIGHTLINE__LOG__FILTER", "warn".into()),
+        ("SIGHTLINE__METRICS__TOKEN", METRICS_TOKEN.into()),
+    ]);
+    env.extend(extra.iter().cloned());
+    if create_user {
+        create_load_account(bin, &env)?;
     }
     let child = Command::new(bin)
         .arg("serve")
@@ -855,7 +886,7 @@ async fn run_sightline(
     media: &'static EncodedMedia,
     frames: &Arc<FrameIndex>,
 ) -> Result<Row> {
-    let server = start_server(&args.bin).await?;
+    let server = start_server(&args.bin, &[], true).await?;
     let client = reqwest::Client::new();
     let session = post(
         &client,
@@ -1051,9 +1082,15 @@ async fn main() -> Result<()> {
         if connections == 0 || connections > 50_000 || args.seconds == 0 || args.seconds > 600 {
             bail!("need 1..=50000 slow clients and 1..=600 seconds");
         }
-        let server = start_server(&args.bin).await?;
+        let server = start_server(&args.bin, &[], true).await?;
         let pid = server.child.id();
         return flood::run(&server.base, pid, connections, args.seconds).await;
+    }
+    if let Some(nodes) = args.nodes {
+        if !(2..=8).contains(&nodes) || !(1..=1000).contains(&args.interviews) {
+            bail!("need 2..=8 nodes and 1..=1000 interviews");
+        }
+        return cluster::run(&args.bin, nodes, args.interviews, &args.postgres).await;
     }
     if args.rooms == 0 || args.participants < 2 || args.seconds == 0 || args.seconds > 600 {
         bail!("need rooms >= 1, participants >= 2 and 1..=600 seconds");

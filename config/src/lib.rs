@@ -153,6 +153,9 @@ pub struct ClusterSettings {
     pub heartbeat_ms: u64,
     /// How long a heartbeat counts: a node silent this long is dead to the others.
     pub heartbeat_ttl_ms: u64,
+    /// Asked to stop, how long a node keeps serving the rooms it hosts (taking no new ones)
+    /// before it stops anyway; 0: stop at once.
+    pub max_drain_secs: u64,
 }
 
 impl ClusterSettings {
@@ -707,6 +710,12 @@ impl Settings {
                 "must be between 100 and 60000",
             ));
         }
+        if cluster.max_drain_secs > 86_400 {
+            return Err(ConfigError::invalid(
+                "cluster.max_drain_secs",
+                "must be at most 86400 (a day)",
+            ));
+        }
         if cluster.heartbeat_ttl_ms < cluster.heartbeat_ms * 3 || cluster.heartbeat_ttl_ms > 600_000
         {
             return Err(ConfigError::invalid(
@@ -1130,6 +1139,7 @@ mod tests {
                 ("REGION", "", "cluster.region"),
                 ("HEARTBEAT_MS", "10", "cluster.heartbeat_ms"),
                 ("HEARTBEAT_TTL_MS", "3000", "cluster.heartbeat_ttl_ms"),
+                ("MAX_DRAIN_SECS", "86401", "cluster.max_drain_secs"),
             ] {
                 let name = format!("SIGHTLINE__CLUSTER__{key}");
                 jail.set_env(&name, value);

@@ -27,6 +27,7 @@ fn environment(nats: &NatsServer, id: &str, region: &str) -> Vec<(&'static str, 
         ),
         ("cluster.heartbeat_ms", json!(200)),
         ("cluster.heartbeat_ttl_ms", json!(5000)),
+        ("cluster.max_drain_secs", json!(60)),
     ]
 }
 
@@ -529,5 +530,75 @@ async fn people_join_a_room_already_up_while_nats_is_away() -> Result<()> {
     let refused = next_of(&mut socket, "error").await?;
     assert_eq!(refused["code"], "unavailable", "{refused}");
     nats.start_again().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_draining_node_keeps_its_rooms_until_they_end_and_takes_no_new_one() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let mut first = node(&nats, "eu-1", "eu").await?;
+    let mut second = first
+        .spawn_beside(&environment(&nats, "eu-2", "eu"))
+        .await?;
+    let meeting = interview(&first).await?;
+    let room = sightline_signaling::RoomId(meeting.id.clone());
+    let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
+    let (mut candidate, _) = join(&second, &meeting.id, &meeting.candidate).await?;
+    next_of(&mut interviewer, "participant_joined").await?;
+    let host = host_of(&nats, &[&first, &second], &meeting.id).await?;
+    let (draining, other) = if host == 0 {
+        (&mut first, &mut second)
+    } else {
+        (&mut second, &mut first)
+    };
+
+    // The host is asked to stop: it says it is not ready, and keeps serving its room.
+    draining.ask_to_stop();
+    let mut ready = StatusCode::OK;
+    for _ in 0..100 {
+        ready = draining.get("/readyz", None).await?.status();
+        if ready == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        ready,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "draining is not ready"
+    );
+    assert_eq!(other.get("/readyz", None).await?.status(), StatusCode::OK);
+    send(
+        &mut candidate,
+        json!({ "type": "chat", "text": "still in the room" }),
+    )
+    .await?;
+    let chat = next_of(&mut interviewer, "chat").await?;
+    assert_eq!(chat["text"], "still in the room");
+    assert!(draining.hub.has_room(&room));
+
+    // A new room is not placed on it, even when its first participant reaches it.
+    let newer = second_interview(&*draining).await?;
+    let (_newcomer, _) = join(&*draining, &newer, &meeting.interviewer).await?;
+    let placed = placement_of(&nats, &newer).await?.context("placed")?;
+    assert_eq!(
+        placed.node.as_str(),
+        format!("eu-{}", 2 - host),
+        "the new room went to the serving node"
+    );
+    assert!(
+        !draining.stopped(Duration::from_millis(500)).await,
+        "it waits for its room"
+    );
+
+    // Its room ends: it stops.
+    for socket in [&mut interviewer, &mut candidate] {
+        send(socket, json!({ "type": "leave" })).await?;
+    }
+    assert!(
+        draining.stopped(Duration::from_secs(30)).await,
+        "stopped once its room ended"
+    );
+    assert!(!draining.hub.has_room(&room));
     Ok(())
 }

@@ -294,6 +294,25 @@ impl TestApp {
         self.stop_server().await;
     }
 
+    /// Asks the server to stop (as SIGTERM does) without waiting; see [`TestApp::stopped`].
+    pub fn ask_to_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Whether the server stopped within `wait`.
+    pub async fn stopped(&mut self, wait: std::time::Duration) -> bool {
+        let Some(task) = self.task.as_mut() else {
+            return true;
+        };
+        if tokio::time::timeout(wait, task).await.is_ok() {
+            self.task = None;
+            return true;
+        }
+        false
+    }
+
     fn into_parts(mut self) -> (TestDb, TempDir) {
         let db = TestDb {
             url: self.db.url.clone(),

@@ -35,10 +35,20 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The server can do its work: the database answers.
+/// The server can do its work: the database answers, and (in a cluster) it is not draining.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    // A draining node serves the rooms it hosts but wants no new traffic.
+    if state
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.state() == sightline_cluster::NodeState::Draining)
+    {
+        return Err(ApiError::Unavailable(
+            "this node is draining: it serves only the rooms it hosts",
+        ));
+    }
     if let Err(err) = state.db.ping().await {
         tracing::warn!(error = %err, "readiness check: database unreachable");
         return Err(ApiError::Unavailable("the database is not reachable"));
