@@ -45,6 +45,14 @@ impl<C> Default for Controllers<C> {
 }
 
 impl<C> Controllers<C> {
+    /// Whether any controller runs.
+    pub fn any_running(&self) -> bool {
+        self.running
+            .lock()
+            .map(|running| running.values().any(|tx| !tx.is_closed()))
+            .unwrap_or(false)
+    }
+
     /// Whether a controller runs for `interview`.
     pub fn is_running(&self, interview: &str) -> bool {
         self.running

@@ -152,6 +152,11 @@ impl HostedRooms {
         }
     }
 
+    /// Whether this node holds no room's placement (all ended and released, or moved).
+    pub fn is_empty(&self) -> bool {
+        self.hosted().is_empty()
+    }
+
     fn hosted(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Hosting>> {
         self.hosted.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -196,26 +196,30 @@ fn recorder(settings: &Settings) -> Recorder {
     Recorder::new(store, settings.data.dir.join("spool"))
 }
 
-/// Waits until `hub` hosts no room, `most` has passed or `force` completes.
-async fn drain(hub: &Hub, most: Duration, force: impl Future<Output = ()>) {
+/// Waits until this node has nothing left to serve (no room up, no placement held, no recording
+/// running or being finished, no proctoring running), `most` has passed or `force` completes.
+async fn drain(state: &AppState, most: Duration, force: impl Future<Output = ()>) {
     let until = tokio::time::Instant::now() + most;
     tokio::pin!(force);
     loop {
-        let rooms = hub.load().rooms;
-        if rooms == 0 {
-            tracing::info!("drained: no rooms left here");
+        let rooms = state.hub.load().rooms;
+        let placements = state.hosted_rooms.as_ref().is_some_and(|h| !h.is_empty());
+        let agents = state.recordings.busy() || state.proctoring.busy();
+        if rooms == 0 && !placements && !agents {
+            tracing::info!("drained: nothing left to serve here");
             return;
         }
         if tokio::time::Instant::now() >= until {
             tracing::warn!(
                 rooms,
-                "stopping with rooms still up: cluster.max_drain_secs passed"
+                agents,
+                "stopping with work left: cluster.max_drain_secs passed"
             );
             return;
         }
         tokio::select! {
             () = &mut force => {
-                tracing::warn!(rooms, "stopping with rooms still up: asked again");
+                tracing::warn!(rooms, agents, "stopping with work left: asked again");
                 return;
             }
             () = tokio::time::sleep(DRAIN_CHECK) => {}
@@ -354,8 +358,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes. In a cluster the node then drains first: it takes no
-    /// new rooms, `/readyz` answers `draining`, and it keeps serving the rooms it hosts until
-    /// they end, `cluster.max_drain_secs` pass or `force` completes (a second SIGTERM).
+    /// new rooms, `/readyz` answers 503, and it keeps serving the rooms it hosts (and finishing
+    /// their recordings) until they end, `cluster.max_drain_secs` pass or `force` completes (a
+    /// second SIGTERM).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -400,7 +405,7 @@ impl Server {
                     tracing::warn!(%err, "the draining heartbeat did not reach NATS");
                 }
                 let most = Duration::from_secs(draining.settings.cluster.max_drain_secs);
-                drain(&draining.hub, most, force).await;
+                drain(&draining, most, force).await;
             }
         };
         let served = serve::serve(

@@ -137,29 +137,34 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// Counts SIGTERMs and Ctrl-Cs: the first stops the server (a node of a cluster drains first),
-/// the second stops it at once.
+/// the second ends the drain.
 fn stop_signals() -> tokio::sync::watch::Receiver<u32> {
+    use tokio::signal::unix::{SignalKind, signal};
     let (count, counted) = tokio::sync::watch::channel(0u32);
+    // Made once, so no signal falls between two waits; one that cannot be listened to is never
+    // heard (rather than heard at once).
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         loop {
-            let terminated = async {
-                match term.as_mut() {
-                    Some(term) => {
-                        term.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                () = terminated => {},
+                () = next_signal(term.as_mut()) => {},
+                () = next_signal(interrupt.as_mut()) => {},
             }
             count.send_modify(|n| *n = n.saturating_add(1));
         }
     });
     counted
+}
+
+/// The next signal on `stream`; never without one.
+async fn next_signal(stream: Option<&mut tokio::signal::unix::Signal>) {
+    match stream {
+        Some(stream) => {
+            stream.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn generate_password() -> anyhow::Result<String> {

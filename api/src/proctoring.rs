@@ -113,6 +113,12 @@ impl Proctoring {
             .map_or("not loaded yet", |d| d.name())
     }
 
+    /// Whether any interview's checks are running (their events are still being closed and
+    /// stored): a stopping server waits for them.
+    pub fn busy(&self) -> bool {
+        self.inner.running.any_running()
+    }
+
     /// Whether interview `id`'s checks are running.
     pub fn is_running(&self, interview: &str) -> bool {
         self.inner.running.is_running(interview)

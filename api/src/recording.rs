@@ -91,6 +91,12 @@ impl Recordings {
         self.inner.phase(recording)
     }
 
+    /// Whether anything is recording, or a recording is being finished: a stopping server
+    /// waits for it.
+    pub fn busy(&self) -> bool {
+        self.inner.running.any_running() || !self.finishing().is_empty()
+    }
+
     /// The recordings this server is finishing (stopped, not yet stored and joined).
     pub fn finishing(&self) -> Vec<String> {
         self.inner

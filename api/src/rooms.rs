@@ -30,6 +30,8 @@ pub enum RoomControl {
     },
     /// Start the proctoring checks.
     StartProctoring,
+    /// Start them only if the room is up (after their settings changed).
+    StartProctoringIfUp,
     /// Stop them; answered `false` if they were not running.
     StopProctoring,
     /// A candidate agreed to the checks.
@@ -61,6 +63,17 @@ pub enum NodeCommand {
     },
 }
 
+impl RoomControl {
+    /// Whether it brings the room's agents up (and may place the room); the others concern
+    /// only a room that is up.
+    fn starts(&self) -> bool {
+        matches!(
+            self,
+            RoomControl::StartRecording { .. } | RoomControl::StartProctoring
+        )
+    }
+}
+
 /// A node's answer to a [`NodeCommand`].
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -84,44 +97,54 @@ fn unreachable_room() -> ApiError {
 }
 
 /// Carries out `control` in `interview`'s room where it runs. A start places the room if it
-/// runs nowhere yet (starting to record an interview nobody entered yet brings its room up).
+/// runs nowhere yet (starting to record an interview nobody entered yet brings its room up);
+/// the other controls go to the room's host if it has one and are carried out here otherwise
+/// (where they find nothing running).
 pub async fn control(
     state: &AppState,
     interview: &str,
     control: RoomControl,
 ) -> Result<bool, ApiError> {
     let room = RoomId(interview.to_owned());
-    let starts = matches!(
-        control,
-        RoomControl::StartRecording { .. } | RoomControl::StartProctoring
-    );
-    // A stop or a consent concerns only a room that is up; none is placed for it.
-    if !starts && !is_up(state, interview).await {
+    let (Some(rooms), Some(cluster)) = (&state.hosted_rooms, &state.cluster) else {
         return apply(state, interview, control);
-    }
-    if let (Some(rooms), Some(cluster)) = (&state.hosted_rooms, &state.cluster) {
-        match rooms.claim(&room).await {
-            Ok(Claim::Here) => {}
-            Ok(Claim::Elsewhere { node }) => {
-                let command = NodeCommand::Control { room, control };
-                return match cluster.command(&node, &command).await {
-                    Ok(Some(CommandAnswer::Done { result })) => Ok(result),
-                    Ok(Some(CommandAnswer::Failed { message })) => Err(ApiError::Internal(message)),
-                    Ok(Some(CommandAnswer::Moved) | None) => Err(unreachable_room()),
-                    Err(err) => {
-                        tracing::warn!(%interview, %node, %err, "sending a room control to its host");
-                        Err(unreachable_room())
-                    }
-                };
+    };
+    // A room that moved between our look and the host's is looked up once more.
+    for _ in 0..2 {
+        let node = if control.starts() {
+            match rooms.claim(&room).await {
+                Ok(Claim::Here) => return apply(state, interview, control),
+                Ok(Claim::Elsewhere { node }) => node,
+                Ok(Claim::Busy) => return Err(unreachable_room()),
+                Err(err) => {
+                    tracing::warn!(%interview, %err, "placing a room for a control");
+                    return Err(unreachable_room());
+                }
             }
-            Ok(Claim::Busy) => return Err(unreachable_room()),
+        } else {
+            if state.hub.has_room(&room) {
+                return apply(state, interview, control);
+            }
+            match host(state, interview).await? {
+                Some(node) if &node != cluster.node() => node,
+                _ => return apply(state, interview, control),
+            }
+        };
+        let command = NodeCommand::Control {
+            room: room.clone(),
+            control: control.clone(),
+        };
+        match cluster.command(&node, &command).await {
+            Ok(Some(CommandAnswer::Done { result })) => return Ok(result),
+            Ok(Some(CommandAnswer::Failed { message })) => return Err(ApiError::Internal(message)),
+            Ok(Some(CommandAnswer::Moved) | None) => {}
             Err(err) => {
-                tracing::warn!(%interview, %err, "placing a room for a control");
+                tracing::warn!(%interview, %node, %err, "sending a room control to its host");
                 return Err(unreachable_room());
             }
         }
     }
-    apply(state, interview, control)
+    Err(unreachable_room())
 }
 
 /// Carries out `control` here, where the room runs.
@@ -137,6 +160,13 @@ fn apply(state: &AppState, interview: &str, control: RoomControl) -> Result<bool
             Ok(true)
         }
         RoomControl::StartProctoring => state.proctoring.start(interview).map(|()| true),
+        RoomControl::StartProctoringIfUp => {
+            if state.hub.has_room(&RoomId(interview.to_owned())) {
+                state.proctoring.start(interview).map(|()| true)
+            } else {
+                Ok(false)
+            }
+        }
         RoomControl::StopProctoring => Ok(state.proctoring.stop(interview)),
         RoomControl::ProctoringConsented { participant } => {
             state.proctoring.consented(interview, &participant);
@@ -182,15 +212,21 @@ pub async fn remove_participant(
     }
 }
 
-/// Whether `interview`'s room is up: here, or (in a cluster) placed on some node.
-pub async fn is_up(state: &AppState, interview: &str) -> bool {
-    let room = RoomId(interview.to_owned());
-    if state.hub.has_room(&room) {
-        return true;
-    }
-    match (&state.cluster, RoomKey::new(interview)) {
-        (Some(cluster), Ok(key)) => matches!(cluster.host(&key).await, Ok(Some(_))),
-        _ => false,
+/// The node `interview`'s room is placed on, if any; an error when NATS cannot say.
+async fn host(
+    state: &AppState,
+    interview: &str,
+) -> Result<Option<sightline_cluster::NodeId>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    let key = RoomKey::new(interview).map_err(|_| ApiError::NotFound)?;
+    match cluster.host(&key).await {
+        Ok(placement) => Ok(placement.map(|p| p.node)),
+        Err(err) => {
+            tracing::warn!(%interview, %err, "finding a room's host");
+            Err(unreachable_room())
+        }
     }
 }
 
@@ -213,8 +249,13 @@ async fn answer(state: &AppState, command: NodeCommand, reply: CommandReply) {
             CommandAnswer::Done { result: true }
         }
         NodeCommand::Control { room, control } => {
+            // A start needs the room here (placing it here if its placement just vanished);
+            // the rest concern only what runs here, if anything.
             let hosted = match &state.hosted_rooms {
-                Some(rooms) => matches!(rooms.claim_as_host(&room).await, Ok(Claim::Here)),
+                Some(rooms) if control.starts() => {
+                    matches!(rooms.claim_as_host(&room).await, Ok(Claim::Here))
+                }
+                Some(_) => true,
                 None => false,
             };
             if hosted {

@@ -101,22 +101,31 @@ impl Database {
         Ok(())
     }
 
-    /// The new database's URL: the admin URL with its name replaced.
+    /// The new database's URL: the admin URL with its name replaced (its query kept).
     fn url(&self) -> Result<String> {
-        let (base, _) = self
-            .admin
+        let (address, query) = match self.admin.split_once('?') {
+            Some((address, query)) => (address, format!("?{query}")),
+            None => (self.admin.as_str(), String::new()),
+        };
+        let (base, _) = address
             .rsplit_once('/')
             .context("a database URL ending in /name")?;
-        Ok(format!("{base}/{}", self.name))
+        Ok(format!("{base}/{}{query}", self.name))
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
+        // The nodes were killed; their connections may linger a moment (no `WITH (FORCE)`,
+        // which needs PostgreSQL 13).
         let _ = self.psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
             self.name
         ));
+        if let Err(err) = self.psql(&format!("DROP DATABASE IF EXISTS {}", self.name)) {
+            eprintln!("the run's database {} was left behind: {err}", self.name);
+        }
     }
 }
 

@@ -519,7 +519,12 @@ impl Cluster {
         region: &Region,
         preferred: Option<&NodeId>,
     ) -> Result<NodeId, ClusterError> {
-        let nodes = self.nodes().await?;
+        let mut nodes = self.nodes().await?;
+        // This node's own word counts first: draining, it takes no room even while its last
+        // heartbeat in NATS still says serving.
+        if self.state() == NodeState::Draining {
+            nodes.retain(|h| &h.node != self.node());
+        }
         let chosen = match preferred {
             Some(preferred) => {
                 placement::choose_preferring(&nodes, region, preferred, random_below)

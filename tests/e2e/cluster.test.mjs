@@ -64,6 +64,8 @@ before(async () => {
           SIGHTLINE__CLUSTER__REGION: 'eu',
           SIGHTLINE__CLUSTER__HEARTBEAT_MS: String(HEARTBEAT_MS),
           SIGHTLINE__CLUSTER__HEARTBEAT_TTL_MS: String(HEARTBEAT_TTL_MS),
+          // The test's end stops the nodes at once rather than waiting for their rooms.
+          SIGHTLINE__CLUSTER__MAX_DRAIN_SECS: '0',
         },
       }),
     );

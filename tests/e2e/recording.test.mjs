@@ -328,16 +328,19 @@ test('an interview is recorded with consent and played back in sync', { timeout:
     return positions;
   }, 60_000);
   const resumeFrom = Math.max(...settled.map((p) => p.session));
-  const positions = await waitFor('a second more of playback', async () => {
+  // A second later every track still plays, in step: on a busy machine one sample can catch an
+  // element a frame or two behind, which the player's drift correction pulls back, so the
+  // condition is waited for (bounded), not sampled once.
+  const positions = await waitFor('a second more of playback, every track in step', async () => {
     const now = await playerPositions(ivy);
-    return now.length === 6 && Math.min(...now.map((p) => p.session)) >= resumeFrom + 1_000 && now;
-  });
-  assert.ok(positions.every((p) => !p.paused), 'all playing');
+    const later = now.length === 6 && Math.min(...now.map((p) => p.session)) >= resumeFrom + 1_000;
+    if (!later) return false;
+    assert.ok(now.every((p) => !p.paused), `all playing: ${JSON.stringify(now)}`);
+    const slow = await dropping();
+    assert.ok(spread(now) <= stepLimit(slow), `in step within ${stepLimit(slow)} ms: ${JSON.stringify(now)}`);
+    return now;
+  }, 15_000);
   const slow = await dropping();
-  assert.ok(
-    spread(positions) <= stepLimit(slow),
-    `in step within ${stepLimit(slow)} ms: ${JSON.stringify(positions)}`,
-  );
   if (slow) t.diagnostic(`the player's browser dropped frames; the tracks were ${Math.round(spread(positions))} ms apart`);
   await waitFor('every camera to decode', async () => {
     const frames = await ivy.evaluate(() =>

@@ -602,3 +602,65 @@ async fn a_draining_node_keeps_its_rooms_until_they_end_and_takes_no_new_one() -
     assert!(!draining.hub.has_room(&room));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_control_asked_of_another_node_while_nats_is_away_is_refused_not_guessed() -> Result<()> {
+    let mut nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let second = first
+        .spawn_beside(&environment(&nats, "eu-2", "eu"))
+        .await?;
+    let meeting = interview(&first).await?;
+    let (_interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
+    let apps = [&first, &second];
+    let host = host_of(&nats, &apps, &meeting.id).await?;
+    let other = apps[1 - host];
+    let recording = format!("/api/interviews/{}/recording", meeting.id);
+    expect_json(
+        apps[host]
+            .post(
+                &format!("{recording}/start"),
+                json!({}),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
+
+    // The other node cannot ask NATS where the room runs: it says so, rather than answering
+    // "not recording" from its own memory.
+    nats.stop().await?;
+    expect_error(
+        other
+            .post(
+                &format!("{recording}/stop"),
+                json!({}),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await?;
+
+    // NATS back: the stop reaches the host (bounded wait for both nodes to reconnect).
+    nats.start_again().await?;
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        status = other
+            .post(
+                &format!("{recording}/stop"),
+                json!({}),
+                Some(&meeting.interviewer),
+            )
+            .await?
+            .status();
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, StatusCode::ACCEPTED, "stopped on the host");
+    Ok(())
+}

@@ -809,20 +809,22 @@ pub async fn join(
     let role = role_of(me)?;
     // An interview set to record automatically starts waiting for everyone's consent as soon as
     // someone is about to enter.
-    // Both run where the room runs (in a cluster, perhaps another node).
+    // Both run where the room runs (in a cluster, perhaps another node); a host that cannot be
+    // reached now gets them from the next join, and the participant gets in meanwhile.
     if let Some(enabled_by) = crate::store::recordings::auto(state.db.pool(), &id).await?
         && !state.recordings.is_running(&id)
     {
         let start = RoomControl::StartRecording {
             started_by: enabled_by,
         };
-        rooms::control(&state, &id, start).await?;
+        started_or_later(rooms::control(&state, &id, start).await, &id)?;
     }
     // So does a proctored interview's checking (each candidate's streams once they agreed).
     if crate::store::proctoring::enabled(state.db.pool(), &id).await?
         && !state.proctoring.is_running(&id)
     {
-        rooms::control(&state, &id, RoomControl::StartProctoring).await?;
+        let started = rooms::control(&state, &id, RoomControl::StartProctoring).await;
+        started_or_later(started, &id)?;
     }
     let (token, claims) = state.tokens.issue_join(
         JoinSubject {
@@ -895,6 +897,19 @@ pub async fn reissue_invite(
         .await;
     state.workspaces.recheck(&id);
     Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// An agent's start for a join: fine when done, and when the room's host cannot be reached
+/// right now (the next join starts it); any other failure fails the join.
+fn started_or_later(started: Result<bool, ApiError>, interview: &str) -> Result<(), ApiError> {
+    match started {
+        Ok(_) => Ok(()),
+        Err(err @ ApiError::Unavailable(_)) => {
+            tracing::warn!(%interview, %err, "an agent of the room did not start; the next join tries again");
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]

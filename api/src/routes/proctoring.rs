@@ -194,14 +194,11 @@ pub async fn set_settings(
     .await?;
     // A running controller read the settings when it started: it is restarted with the new
     // ones (turned off, it stops; the candidates' agreement was forgotten with the setting).
-    let up = rooms::is_up(&state, &id).await;
-    if up {
-        rooms::control(&state, &id, RoomControl::StopProctoring).await?;
-    } else {
-        state.proctoring.stop(&id);
-    }
-    if body.enabled && up {
-        rooms::control(&state, &id, RoomControl::StartProctoring).await?;
+    // Where the room runs: the checks stop, and start again with the new settings if the room
+    // is up.
+    rooms::control(&state, &id, RoomControl::StopProctoring).await?;
+    if body.enabled {
+        rooms::control(&state, &id, RoomControl::StartProctoringIfUp).await?;
     }
     Ok(Json(view(&state, &id).await?))
 }
