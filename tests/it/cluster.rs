@@ -265,6 +265,16 @@ async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() 
     Ok(())
 }
 
+/// Asks `app` to `start` or `stop` recording `meeting` as its interviewer.
+async fn recording_control(
+    app: &TestApp,
+    meeting: &crate::rtc::Interview,
+    action: &str,
+) -> Result<reqwest::Response> {
+    let path = format!("/api/interviews/{}/recording/{action}", meeting.id);
+    app.post(&path, json!({}), Some(&meeting.interviewer)).await
+}
+
 /// A counter or gauge from `/metrics` text.
 fn metric(metrics: &str, name: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {
@@ -398,13 +408,7 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
     // recorder runs on the host (where the media is), and everyone in the room hears of it.
     let recording = format!("/api/interviews/{}/recording", meeting.id);
     expect_json(
-        apps[edge]
-            .post(
-                &format!("{recording}/start"),
-                json!({}),
-                Some(&meeting.interviewer),
-            )
-            .await?,
+        recording_control(apps[edge], &meeting, "start").await?,
         StatusCode::ACCEPTED,
     )
     .await?;
@@ -419,13 +423,7 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
     .await?;
     assert_eq!(status["active"], true, "the host records: {status}");
     expect_json(
-        apps[edge]
-            .post(
-                &format!("{recording}/stop"),
-                json!({}),
-                Some(&meeting.interviewer),
-            )
-            .await?,
+        recording_control(apps[edge], &meeting, "stop").await?,
         StatusCode::ACCEPTED,
     )
     .await?;
@@ -615,15 +613,8 @@ async fn a_control_asked_of_another_node_while_nats_is_away_is_refused_not_guess
     let apps = [&first, &second];
     let host = host_of(&nats, &apps, &meeting.id).await?;
     let other = apps[1 - host];
-    let recording = format!("/api/interviews/{}/recording", meeting.id);
     expect_json(
-        apps[host]
-            .post(
-                &format!("{recording}/start"),
-                json!({}),
-                Some(&meeting.interviewer),
-            )
-            .await?,
+        recording_control(apps[host], &meeting, "start").await?,
         StatusCode::ACCEPTED,
     )
     .await?;
@@ -632,13 +623,7 @@ async fn a_control_asked_of_another_node_while_nats_is_away_is_refused_not_guess
     // "not recording" from its own memory.
     nats.stop().await?;
     expect_error(
-        other
-            .post(
-                &format!("{recording}/stop"),
-                json!({}),
-                Some(&meeting.interviewer),
-            )
-            .await?,
+        recording_control(other, &meeting, "stop").await?,
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
     )
@@ -648,14 +633,7 @@ async fn a_control_asked_of_another_node_while_nats_is_away_is_refused_not_guess
     nats.start_again().await?;
     let mut status = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..100 {
-        status = other
-            .post(
-                &format!("{recording}/stop"),
-                json!({}),
-                Some(&meeting.interviewer),
-            )
-            .await?
-            .status();
+        status = recording_control(other, &meeting, "stop").await?.status();
         if status != StatusCode::SERVICE_UNAVAILABLE {
             break;
         }
