@@ -105,7 +105,7 @@ pub struct RoomGuard {
 }
 
 impl RoomGuard {
-    /// Stops answering, once NATS has dropped the subscription.
+    /// Stops answering, once NATS has dropped the subscription (read it, at least).
     pub async fn close(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -226,6 +226,15 @@ impl Cluster {
             }),
         };
         Ok(cluster)
+    }
+
+    /// Returns once everything this connection sent before is in effect on the server (a
+    /// subscription another node may now rely on): a request the server itself answers, which
+    /// it reads after them. A flush only empties the socket's buffer.
+    pub(crate) async fn barrier(&self, operation: &'static str) -> Result<(), ClusterError> {
+        round_trip(&self.inner.client)
+            .await
+            .map_err(|err| ClusterError::nats(operation, err))
     }
 
     /// The NATS connection, for the relay.
@@ -570,18 +579,15 @@ impl Cluster {
                     },
                     _ = &mut stopped => {
                         let _ = requests.unsubscribe().await;
-                        let _ = client.flush().await;
+                        // Returns once the server has read the unsubscription.
+                        let _ = round_trip(&client).await;
                         return;
                     }
                 }
             }
         });
-        // The subscription must reach the server before anyone may rely on it.
-        self.inner
-            .client
-            .flush()
-            .await
-            .map_err(|err| ClusterError::nats("subscribing to a room", err))?;
+        // The subscription must be in effect on the server before anyone may rely on it.
+        self.barrier("subscribing to a room").await?;
         Ok(RoomGuard {
             stop: Some(stop),
             task,
@@ -596,11 +602,7 @@ impl Cluster {
             .subscribe(command_subject(self.node()))
             .await
             .map_err(|err| ClusterError::nats("listening for commands", err))?;
-        self.inner
-            .client
-            .flush()
-            .await
-            .map_err(|err| ClusterError::nats("listening for commands", err))?;
+        self.barrier("listening for commands").await?;
         Ok(NodeCommands {
             subscription,
             client: self.inner.client.clone(),
@@ -699,6 +701,15 @@ async fn bucket(
     js.get_key_value(name)
         .await
         .map_err(|err| ClusterError::nats("opening a bucket", err))
+}
+
+/// A request the server answers itself (JetStream's account information, whatever it says):
+/// when it returns, the server has read everything this connection sent before it.
+async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::RequestError> {
+    client
+        .request("$JS.API.INFO", Bytes::new())
+        .await
+        .map(|_| ())
 }
 
 /// An entry that holds a value (not a deletion marker).

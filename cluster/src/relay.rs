@@ -278,10 +278,7 @@ impl Cluster {
             .subscribe(dial_subject(self.node()))
             .await
             .map_err(|err| ClusterError::nats("listening for dials", err))?;
-        self.client()
-            .flush()
-            .await
-            .map_err(|err| ClusterError::nats("listening for dials", err))?;
+        self.barrier("listening for dials").await?;
         Ok(Dials {
             subscription,
             cluster: self.clone(),

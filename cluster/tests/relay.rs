@@ -158,7 +158,12 @@ async fn raw_host(nats: &NatsServer, name: &str) -> (async_nats::Client, async_n
         .subscribe(format!("sightline.node.{name}.dial"))
         .await
         .expect("subscribes");
-    client.flush().await.expect("flushes");
+    // A request the server answers, read after the subscription: it is in effect when this
+    // returns (a flush only empties the socket's buffer).
+    client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .expect("a round trip");
     (client, dials)
 }
 
