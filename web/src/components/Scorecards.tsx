@@ -65,7 +65,11 @@ function ScorecardForm({ interviewId, mine, onSubmitted }: {
   useEffect(() => {
     Promise.all([
       api<Template[]>('GET', '/api/scorecard-templates'),
-      api<Notes>('GET', `/api/interviews/${encodeURIComponent(interviewId)}/notes`).catch(() => null),
+      // A card may start from the author's private notes; a read that fails once (a moment of
+      // network trouble, a token being refreshed) is tried again before the offer is dropped.
+      readMyNotes(interviewId)
+        .catch(() => new Promise<void>((done) => setTimeout(done, 1_000)).then(() => readMyNotes(interviewId)))
+        .catch(() => null),
     ]).then(([all, myNotes]) => {
       setTemplates(all);
       setNotes(myNotes?.body ?? '');
@@ -173,6 +177,11 @@ function ScorecardForm({ interviewId, mine, onSubmitted }: {
       </button>
     </form>
   );
+}
+
+/** The signed-in author's private notes of an interview. */
+function readMyNotes(interviewId: string): Promise<Notes> {
+  return api<Notes>('GET', `/api/interviews/${encodeURIComponent(interviewId)}/notes`);
 }
 
 export function Scorecards({ interviewId }: { interviewId: string }) {
