@@ -227,21 +227,7 @@ pub async fn enter(
     room: &RoomId,
     join: Join,
 ) -> Result<sightline_signaling::Session, Refused> {
-    let claims = verify(state, room, &join.token).await?;
-    if let Some(rooms) = &state.hosted_rooms {
-        match rooms.claim(room).await {
-            Ok(Claim::Here) => {}
-            Ok(Claim::Elsewhere { node }) => {
-                return crate::relay::connect(state, &node, room, join).await;
-            }
-            Ok(Claim::Busy) => return Err(moving()),
-            Err(err) => {
-                tracing::warn!(%room, %err, "placing a room");
-                return Err(Refused::unavailable());
-            }
-        }
-    }
-    admit_here(state, room, claims, join).await
+    enter_as(state, room, join, false).await
 }
 
 /// Lets a join relayed by another node into the room here, which must be hosted here.
@@ -250,14 +236,34 @@ pub async fn enter_here(
     room: &RoomId,
     join: Join,
 ) -> Result<sightline_signaling::Session, Refused> {
+    enter_as(state, room, join, true).await
+}
+
+/// [`enter`] by the node the client reached (`as_host` false), or [`enter_here`] by the host a
+/// join was relayed to, which never relays it further.
+async fn enter_as(
+    state: &AppState,
+    room: &RoomId,
+    join: Join,
+    as_host: bool,
+) -> Result<sightline_signaling::Session, Refused> {
     let claims = verify(state, room, &join.token).await?;
     if let Some(rooms) = &state.hosted_rooms {
-        match rooms.claim_as_host(room).await {
+        let claimed = if as_host {
+            rooms.claim_as_host(room).await
+        } else {
+            rooms.claim(room).await
+        };
+        match claimed {
             Ok(Claim::Here) => {}
-            // It moved between the edge's look and ours: the client asks again.
+            Ok(Claim::Elsewhere { node }) if !as_host => {
+                return crate::relay::connect(state, &node, room, join).await;
+            }
+            // Being moved; or, for a relayed join, moved between the edge's look and ours: the
+            // client asks again.
             Ok(Claim::Elsewhere { .. } | Claim::Busy) => return Err(moving()),
             Err(err) => {
-                tracing::warn!(%room, %err, "checking a relayed room's placement");
+                tracing::warn!(%room, %err, as_host, "placing or checking a room");
                 return Err(Refused::unavailable());
             }
         }

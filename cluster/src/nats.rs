@@ -228,13 +228,25 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Returns once everything this connection sent before is in effect on the server (a
-    /// subscription another node may now rely on): a request the server itself answers, which
-    /// it reads after them. A flush only empties the socket's buffer.
-    pub(crate) async fn barrier(&self, operation: &'static str) -> Result<(), ClusterError> {
+    /// Subscribes to `subject` and returns once the subscription is in effect on the server,
+    /// so another node may rely on it.
+    pub(crate) async fn subscribe_in_effect(
+        &self,
+        subject: String,
+        operation: &'static str,
+    ) -> Result<async_nats::Subscriber, ClusterError> {
+        let subscription = self
+            .inner
+            .client
+            .subscribe(subject)
+            .await
+            .map_err(|err| ClusterError::nats(operation, err))?;
+        // A request the server answers itself, read after the subscription (a flush only
+        // empties the socket's buffer).
         round_trip(&self.inner.client)
             .await
-            .map_err(|err| ClusterError::nats(operation, err))
+            .map_err(|err| ClusterError::nats(operation, err))?;
+        Ok(subscription)
     }
 
     /// The NATS connection, for the relay.
@@ -557,12 +569,10 @@ impl Cluster {
 
     /// Starts answering for `room`, which this node hosts.
     pub async fn guard(&self, room: &RoomKey) -> Result<RoomGuard, ClusterError> {
+        // In effect on the server before anyone may rely on it.
         let mut requests = self
-            .inner
-            .client
-            .subscribe(room_subject(room))
-            .await
-            .map_err(|err| ClusterError::nats("subscribing to a room", err))?;
+            .subscribe_in_effect(room_subject(room), "subscribing to a room")
+            .await?;
         let client = self.inner.client.clone();
         let node = Bytes::from(self.node().to_string());
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -586,8 +596,6 @@ impl Cluster {
                 }
             }
         });
-        // The subscription must be in effect on the server before anyone may rely on it.
-        self.barrier("subscribing to a room").await?;
         Ok(RoomGuard {
             stop: Some(stop),
             task,
@@ -597,12 +605,8 @@ impl Cluster {
     /// Starts taking the commands other nodes send this one.
     pub async fn commands<C>(&self) -> Result<NodeCommands<C>, ClusterError> {
         let subscription = self
-            .inner
-            .client
-            .subscribe(command_subject(self.node()))
-            .await
-            .map_err(|err| ClusterError::nats("listening for commands", err))?;
-        self.barrier("listening for commands").await?;
+            .subscribe_in_effect(command_subject(self.node()), "listening for commands")
+            .await?;
         Ok(NodeCommands {
             subscription,
             client: self.inner.client.clone(),

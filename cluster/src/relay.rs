@@ -274,11 +274,8 @@ impl Cluster {
     /// Starts taking dials to this node.
     pub async fn listen<Req>(&self) -> Result<Dials<Req>, ClusterError> {
         let subscription = self
-            .client()
-            .subscribe(dial_subject(self.node()))
-            .await
-            .map_err(|err| ClusterError::nats("listening for dials", err))?;
-        self.barrier("listening for dials").await?;
+            .subscribe_in_effect(dial_subject(self.node()), "listening for dials")
+            .await?;
         Ok(Dials {
             subscription,
             cluster: self.clone(),

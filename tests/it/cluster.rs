@@ -210,8 +210,21 @@ async fn host_of(nats: &NatsServer, apps: &[&TestApp], room: &str) -> Result<usi
     Ok(index)
 }
 
-#[tokio::test]
-async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() -> Result<()> {
+/// Two nodes on one database, and an interview whose interviewer entered through eu-1 and
+/// candidate through eu-2, so that one of them is relayed to the other's node.
+struct TwoNodesOneRoom {
+    nats: NatsServer,
+    first: TestApp,
+    second: TestApp,
+    meeting: crate::rtc::Interview,
+    room: sightline_signaling::RoomId,
+    interviewer: Socket,
+    candidate: Socket,
+    /// The index (0: eu-1, 1: eu-2) of the node hosting the room.
+    host: usize,
+}
+
+async fn two_nodes_one_room() -> Result<TwoNodesOneRoom> {
     let nats = NatsServer::start().await?;
     let first = node(&nats, "eu-1", "eu").await?;
     let second = first
@@ -219,15 +232,38 @@ async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() 
         .await?;
     let meeting = interview(&first).await?;
     let room = sightline_signaling::RoomId(meeting.id.clone());
+    let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
+    let (candidate, _) = join(&second, &meeting.id, &meeting.candidate).await?;
+    next_of(&mut interviewer, "participant_joined").await?;
+    let host = host_of(&nats, &[&first, &second], &meeting.id).await?;
+    Ok(TwoNodesOneRoom {
+        nats,
+        first,
+        second,
+        meeting,
+        room,
+        interviewer,
+        candidate,
+        host,
+    })
+}
 
+#[tokio::test]
+async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() -> Result<()> {
     // The interviewer enters through eu-1, the candidate through eu-2: the room is placed on
     // one of them, by load, and runs there only; whoever entered through the other one is
     // relayed to it, and they meet.
-    let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
-    let (mut candidate, _) = join(&second, &meeting.id, &meeting.candidate).await?;
-    next_of(&mut interviewer, "participant_joined").await?;
+    let TwoNodesOneRoom {
+        nats,
+        first,
+        second,
+        meeting,
+        room,
+        mut interviewer,
+        mut candidate,
+        host,
+    } = two_nodes_one_room().await?;
     let apps = [&first, &second];
-    let host = host_of(&nats, &apps, &meeting.id).await?;
     let other = 1 - host;
     assert!(apps[host].hub.has_room(&room));
     assert!(!apps[other].hub.has_room(&room), "one host only");
@@ -533,17 +569,16 @@ async fn people_join_a_room_already_up_while_nats_is_away() -> Result<()> {
 
 #[tokio::test]
 async fn a_draining_node_keeps_its_rooms_until_they_end_and_takes_no_new_one() -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let mut first = node(&nats, "eu-1", "eu").await?;
-    let mut second = first
-        .spawn_beside(&environment(&nats, "eu-2", "eu"))
-        .await?;
-    let meeting = interview(&first).await?;
-    let room = sightline_signaling::RoomId(meeting.id.clone());
-    let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
-    let (mut candidate, _) = join(&second, &meeting.id, &meeting.candidate).await?;
-    next_of(&mut interviewer, "participant_joined").await?;
-    let host = host_of(&nats, &[&first, &second], &meeting.id).await?;
+    let TwoNodesOneRoom {
+        nats,
+        mut first,
+        mut second,
+        meeting,
+        room,
+        mut interviewer,
+        mut candidate,
+        host,
+    } = two_nodes_one_room().await?;
     let (draining, other) = if host == 0 {
         (&mut first, &mut second)
     } else {
