@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sightline_cluster::{
-    Cluster, ClusterConfig, ClusterError, Dials, Load, NodeCommands, NodeId, Placement, Region,
-    RoomGuard, RoomKey,
+    Cluster, ClusterConfig, ClusterError, Dials, Load, NatsAuth, NatsTls, NodeCommands, NodeId,
+    Placement, Region, RoomGuard, RoomKey,
 };
 use sightline_config::Settings;
 use sightline_signaling::{Hub, RoomId};
@@ -53,8 +53,26 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
     } else {
         config.advertise_url.clone()
     };
+    let nats_auth = match (&config.nats_password, &config.nats_token) {
+        (Some(password), _) => NatsAuth::UserPassword {
+            user: config.nats_user.clone(),
+            password: password.clone(),
+        },
+        (None, Some(token)) => NatsAuth::Token(token.clone()),
+        (None, None) => NatsAuth::None,
+    };
+    let nats_tls = NatsTls {
+        required: config.nats_require_tls,
+        ca_file: config.nats_ca_file.clone(),
+        client_cert: config
+            .nats_cert_file
+            .clone()
+            .zip(config.nats_key_file.clone()),
+    };
     let cluster = Cluster::join(ClusterConfig {
         nats_url: config.nats_url.clone(),
+        nats_auth,
+        nats_tls,
         node,
         region,
         advertise_url,

@@ -6,6 +6,7 @@
 //! - [`placement`]: the decisions, without I/O: which node takes a new room (power of two
 //!   choices among the serving nodes of its region), and when a placed room may move (only when
 //!   its host's heartbeat has expired *and* nobody answers on the room's subject).
+//! - [`NatsAuth`], [`NatsTls`]: how a node logs in to NATS and protects the connection.
 //! - [`Cluster`]: the NATS shell: joining, the heartbeat task, placing, guarding and releasing
 //!   rooms, and the counters `/metrics` shows.
 //! - [`relay`]: sessions between two nodes over NATS subjects ([`Cluster::dial`],
@@ -14,12 +15,14 @@
 //!
 //! Without a `[cluster]` section none of this runs: the embedded default is one node.
 
+mod access;
 mod error;
 mod nats;
 pub mod node;
 pub mod placement;
 pub mod relay;
 
+pub use access::{NatsAuth, NatsTls};
 pub use error::ClusterError;
 pub use nats::{Cluster, ClusterConfig, ClusterStats, CommandReply, NodeCommands, RoomGuard};
 pub use node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};

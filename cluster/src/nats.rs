@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
 use crate::ClusterError;
+use crate::access::{self, NatsAuth, NatsTls};
 use crate::node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
 use crate::placement::{self, Placement, Verdict};
 
@@ -29,8 +30,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How this node joins (`[cluster]` in the configuration).
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    /// The NATS server (`nats://host:4222`).
+    /// The NATS server (`nats://host:4222` or `tls://host:4222`).
     pub nats_url: String,
+    /// This node's credentials on it.
+    pub nats_auth: NatsAuth,
+    /// TLS towards it.
+    pub nats_tls: NatsTls,
     /// This node.
     pub node: NodeId,
     /// Its region.
@@ -189,7 +194,12 @@ impl Cluster {
     async fn connect(config: ClusterConfig, node: bool) -> Result<Self, ClusterError> {
         let connected_at = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
         let reconnected = Arc::clone(&connected_at);
-        let client = async_nats::ConnectOptions::new()
+        let options = access::apply(
+            async_nats::ConnectOptions::new(),
+            &config.nats_auth,
+            &config.nats_tls,
+        );
+        let client = options
             .name(format!("sightline {}", config.node))
             .event_callback(move |event| {
                 if matches!(event, async_nats::Event::Connected) {

@@ -1,11 +1,15 @@
 //! The cluster against a real NATS server (Debian's `nats-server` 2.9, JetStream on), one
-//! private server per test on a free port.
+//! private server per test on a free port (some with a password, some with TLS and client
+//! certificates from a throwaway CA).
 
 use std::net::TcpListener;
 use std::time::Duration;
 
-use sightline_cluster::{Cluster, ClusterConfig, Load, NodeId, NodeState, Region, RoomKey};
-use sightline_testkit::NatsServer;
+use secrecy::SecretString;
+use sightline_cluster::{
+    Cluster, ClusterConfig, Load, NatsAuth, NatsTls, NodeId, NodeState, Region, RoomKey,
+};
+use sightline_testkit::{NatsSecurity, NatsServer, NatsTlsFiles, TestPki};
 
 /// Heartbeats every 200 ms, dead after two seconds (ten missed beats, for a busy machine): the
 /// tests wait for expiry in seconds.
@@ -38,6 +42,8 @@ impl Nats {
 fn config(url: &str, name: &str, region: &str) -> ClusterConfig {
     ClusterConfig {
         nats_url: url.to_owned(),
+        nats_auth: Default::default(),
+        nats_tls: Default::default(),
         node: NodeId::new(name).expect("node id"),
         region: Region::new(region).expect("region"),
         advertise_url: format!("http://{name}.invalid"),
@@ -315,4 +321,127 @@ async fn nodes_carry_on_through_a_nats_restart_and_rooms_stay_placed() {
         "a's heartbeats go on after the restart"
     );
     assert_eq!(b.place(&key, &region("eu")).await.expect("kept"), held);
+}
+
+/// Joins `url` as `name` with the given credentials and TLS settings.
+async fn join_with(
+    url: &str,
+    name: &str,
+    auth: NatsAuth,
+    tls: NatsTls,
+) -> Result<Cluster, sightline_cluster::ClusterError> {
+    Cluster::join(ClusterConfig {
+        nats_auth: auth,
+        nats_tls: tls,
+        ..config(url, name, "eu")
+    })
+    .await
+}
+
+fn password(user: &str, password: &str) -> NatsAuth {
+    NatsAuth::UserPassword {
+        user: user.to_owned(),
+        password: SecretString::from(password.to_owned()),
+    }
+}
+
+/// The refusal a node gets from a NATS server that does not let it in.
+fn refusal(joined: Result<Cluster, sightline_cluster::ClusterError>) -> String {
+    match joined {
+        Err(sightline_cluster::ClusterError::Connect { message, .. }) => message,
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a node without the right credentials joined"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_that_wants_a_password_takes_only_nodes_that_give_it() {
+    let nats = NatsServer::start_with(&NatsSecurity {
+        user: Some(("sightline".to_owned(), "correct horse".to_owned())),
+        tls: None,
+    })
+    .await
+    .expect("a private nats-server with a password");
+    let url = nats.url();
+    let a = join_with(
+        &url,
+        "a",
+        password("sightline", "correct horse"),
+        NatsTls::default(),
+    )
+    .await
+    .expect("the right password joins");
+    let b = join_with(
+        &url,
+        "b",
+        password("sightline", "correct horse"),
+        NatsTls::default(),
+    )
+    .await
+    .expect("the right password joins");
+    wait_for_nodes(&b, &["a", "b"]).await;
+    let placed = a.place(&room("r"), &region("eu")).await.expect("placed");
+    assert_eq!(b.host(&room("r")).await.expect("read"), Some(placed));
+
+    let wrong = refusal(
+        join_with(
+            &url,
+            "c",
+            password("sightline", "wrong"),
+            NatsTls::default(),
+        )
+        .await,
+    );
+    assert!(wrong.contains("authorization"), "{wrong}");
+    let none = refusal(join_with(&url, "d", NatsAuth::None, NatsTls::default()).await);
+    assert!(none.contains("authorization"), "{none}");
+    assert_eq!(node_names(&a).await, ["a", "b"], "nobody else got in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_client_certificates_only_a_node_with_one_from_the_ca_joins() {
+    let pki = TestPki::new().expect("a test CA");
+    let (cert, key) = pki.server();
+    let nats = NatsServer::start_with(&NatsSecurity {
+        user: None,
+        tls: Some(NatsTlsFiles {
+            cert,
+            key,
+            ca: pki.ca(),
+        }),
+    })
+    .await
+    .expect("a private nats-server with TLS");
+    let with_certificate = NatsTls {
+        required: false,
+        ca_file: Some(pki.ca()),
+        client_cert: Some(pki.client()),
+    };
+    // The server asks for TLS, so a nats:// URL gets it too.
+    let a = join_with(&nats.url(), "a", NatsAuth::None, with_certificate.clone())
+        .await
+        .expect("a node with a client certificate joins");
+    let tls_url = nats.url().replace("nats://", "tls://");
+    let b = join_with(&tls_url, "b", NatsAuth::None, with_certificate)
+        .await
+        .expect("and through a tls:// URL");
+    wait_for_nodes(&a, &["a", "b"]).await;
+    let placed = b.place(&room("r"), &region("eu")).await.expect("placed");
+    assert_eq!(a.host(&room("r")).await.expect("read"), Some(placed));
+
+    let no_certificate = NatsTls {
+        required: true,
+        ca_file: Some(pki.ca()),
+        client_cert: None,
+    };
+    refusal(join_with(&tls_url, "c", NatsAuth::None, no_certificate).await);
+    // Without the CA the node cannot trust the server's certificate (the system's roots do not
+    // hold the test CA), and says so rather than connecting in the clear.
+    let unknown_server = NatsTls {
+        required: true,
+        ca_file: None,
+        client_cert: Some(pki.client()),
+    };
+    refusal(join_with(&tls_url, "d", NatsAuth::None, unknown_server).await);
+    assert_eq!(node_names(&a).await, ["a", "b"], "nobody else got in");
 }

@@ -18,6 +18,8 @@ const TTL: Duration = Duration::from_secs(2);
 fn config(url: &str, name: &str) -> ClusterConfig {
     ClusterConfig {
         nats_url: url.to_owned(),
+        nats_auth: Default::default(),
+        nats_tls: Default::default(),
         node: NodeId::new(name).expect("node id"),
         region: Region::new("eu").expect("region"),
         advertise_url: format!("http://{name}.invalid"),

@@ -141,8 +141,29 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
-    /// The NATS server (`nats://host:4222`); empty: no cluster.
+    /// The NATS server (`nats://host:4222`, `tls://host:4222`); empty: no cluster.
     pub nats_url: String,
+    /// User name on the NATS server (with `nats_password`); empty: none.
+    #[serde(default)]
+    pub nats_user: String,
+    /// Password of `nats_user` (set it through the environment).
+    #[serde(default)]
+    pub nats_password: Option<SecretString>,
+    /// Token the NATS server's `authorization { token }` expects, instead of a user.
+    #[serde(default)]
+    pub nats_token: Option<SecretString>,
+    /// Use TLS towards NATS even with a `nats://` URL.
+    #[serde(default)]
+    pub nats_require_tls: bool,
+    /// PEM file of the CA that signed the NATS server's certificate; unset: the system's roots.
+    #[serde(default)]
+    pub nats_ca_file: Option<PathBuf>,
+    /// PEM certificate this node presents to a NATS server that verifies clients.
+    #[serde(default)]
+    pub nats_cert_file: Option<PathBuf>,
+    /// PEM private key of `nats_cert_file`.
+    #[serde(default)]
+    pub nats_key_file: Option<PathBuf>,
     /// This node's name (1 to 64 letters, digits, `-`, `_`); empty: the machine's host name.
     pub node_id: String,
     /// Where this node is; a room this node cannot take goes to another node of its region.
@@ -680,6 +701,85 @@ impl Settings {
         }
     }
 
+    /// Credentials and TLS files for NATS: one way to log in, complete pairs, files that exist.
+    fn validate_nats_access(cluster: &ClusterSettings) -> Result<(), ConfigError> {
+        // async-nats never sends credentials written into the URL: refuse them rather than
+        // connect anonymously with the password sitting in the configuration.
+        let authority = cluster
+            .nats_url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+        if authority.contains('@') {
+            return Err(ConfigError::invalid(
+                "cluster.nats_url",
+                "must not carry credentials: set cluster.nats_user and SIGHTLINE__CLUSTER__NATS_PASSWORD (or SIGHTLINE__CLUSTER__NATS_TOKEN)",
+            ));
+        }
+        let password = cluster.nats_password.is_some();
+        if cluster.nats_user.is_empty() && password {
+            return Err(ConfigError::invalid(
+                "cluster.nats_user",
+                "is required with cluster.nats_password",
+            ));
+        }
+        if !cluster.nats_user.is_empty() && !password {
+            return Err(ConfigError::invalid(
+                "cluster.nats_password",
+                "is required with cluster.nats_user (SIGHTLINE__CLUSTER__NATS_PASSWORD)",
+            ));
+        }
+        if password && cluster.nats_token.is_some() {
+            return Err(ConfigError::invalid(
+                "cluster.nats_token",
+                "cannot be used together with cluster.nats_user and cluster.nats_password",
+            ));
+        }
+        if cluster
+            .nats_token
+            .as_ref()
+            .is_some_and(|token| token.expose_secret().is_empty())
+            || cluster
+                .nats_password
+                .as_ref()
+                .is_some_and(|password| password.expose_secret().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "cluster.nats_password",
+                "a NATS password or token must not be empty",
+            ));
+        }
+        match (&cluster.nats_cert_file, &cluster.nats_key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "cluster.nats_key_file",
+                    "is required with cluster.nats_cert_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "cluster.nats_cert_file",
+                    "is required with cluster.nats_key_file",
+                ));
+            }
+            _ => {}
+        }
+        for (key, file) in [
+            ("cluster.nats_ca_file", &cluster.nats_ca_file),
+            ("cluster.nats_cert_file", &cluster.nats_cert_file),
+            ("cluster.nats_key_file", &cluster.nats_key_file),
+        ] {
+            if let Some(file) = file
+                && !file.is_file()
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{} is not a readable file", file.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let cluster = &self.cluster;
         if !cluster.enabled() {
@@ -691,6 +791,7 @@ impl Settings {
                 "must start with nats:// or tls://",
             ));
         }
+        Self::validate_nats_access(cluster)?;
         let named = "1 to 64 letters, digits, '-' or '_'";
         if !cluster.node_id.is_empty() && !is_cluster_name(&cluster.node_id) {
             return Err(ConfigError::invalid(
@@ -1156,6 +1257,100 @@ mod tests {
             }
             Ok(())
         });
+    }
+
+    /// Loads with a cluster configured and the `[cluster]` settings `extra` (env names after
+    /// `SIGHTLINE__CLUSTER__`), files created in the jail first.
+    fn cluster_with(extra: &[(&str, &str)], files: &[&str]) -> Result<Settings, ConfigError> {
+        let mut loaded = None;
+        Jail::expect_with(|jail| {
+            for file in files {
+                jail.create_file(file, "PEM")?;
+            }
+            jail.set_env("SIGHTLINE__CLUSTER__NATS_URL", "tls://127.0.0.1:4222");
+            for (key, value) in extra {
+                jail.set_env(format!("SIGHTLINE__CLUSTER__{key}"), value);
+            }
+            loaded = Some(load_in(jail, None));
+            Ok(())
+        });
+        loaded.expect("the jail ran")
+    }
+
+    #[test]
+    fn nats_credentials_and_tls_files_come_whole_and_never_in_the_url() {
+        let settings = cluster_with(
+            &[("NATS_USER", "sightline"), ("NATS_PASSWORD", "hunter22")],
+            &[],
+        )
+        .expect("a user and its password");
+        assert_eq!(
+            settings
+                .cluster
+                .nats_password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned()),
+            Some("hunter22".to_owned())
+        );
+        assert!(
+            !format!("{settings:?}").contains("hunter22"),
+            "the password stays out of logs"
+        );
+        cluster_with(
+            &[
+                ("NATS_CA_FILE", "ca.pem"),
+                ("NATS_CERT_FILE", "node.pem"),
+                ("NATS_KEY_FILE", "node-key.pem"),
+                ("NATS_TOKEN", "a-token"),
+            ],
+            &["ca.pem", "node.pem", "node-key.pem"],
+        )
+        .expect("a token and TLS files that exist");
+
+        for (extra, files, bad) in [
+            (
+                vec![("NATS_URL", "nats://sightline:hunter22@127.0.0.1:4222")],
+                vec![],
+                "cluster.nats_url",
+            ),
+            (
+                vec![("NATS_USER", "sightline")],
+                vec![],
+                "cluster.nats_password",
+            ),
+            (
+                vec![("NATS_PASSWORD", "hunter22")],
+                vec![],
+                "cluster.nats_user",
+            ),
+            (
+                vec![
+                    ("NATS_USER", "sightline"),
+                    ("NATS_PASSWORD", "hunter22"),
+                    ("NATS_TOKEN", "a-token"),
+                ],
+                vec![],
+                "cluster.nats_token",
+            ),
+            (
+                vec![("NATS_CERT_FILE", "node.pem")],
+                vec!["node.pem"],
+                "cluster.nats_key_file",
+            ),
+            (
+                vec![("NATS_KEY_FILE", "node-key.pem")],
+                vec!["node-key.pem"],
+                "cluster.nats_cert_file",
+            ),
+            (
+                vec![("NATS_CA_FILE", "missing.pem")],
+                vec![],
+                "cluster.nats_ca_file",
+            ),
+        ] {
+            let err = cluster_with(&extra, &files).expect_err("refused");
+            assert_eq!(err.key(), bad, "{extra:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! ([`EncodedMedia`]: Opus voice and VP8 video in three simulcast sizes, encoded once per
 //! process by GStreamer's `opusenc` and `vp8enc`), and [`discover`], what a recorded file holds, and
 //! [`scene_media`], camera pictures with and without faces for the proctoring tests, and
-//! [`NatsServer`], a private NATS for the cluster tests.
+//! [`NatsServer`], a private NATS for the cluster tests (optionally with a password and TLS
+//! from a throwaway CA, [`TestPki`]).
 //!
 //! Not used by the server. Every wait here is bounded by the caller.
 
@@ -11,14 +12,16 @@ mod inspect;
 mod media;
 mod nats;
 mod peer;
+mod pki;
 mod publish;
 mod scenes;
 mod vp8;
 
 pub use inspect::{Discovered, discover};
 pub use media::{AUDIO_PACKET_MS, EncodedMedia, Layer, TONE_DBOV, VIDEO_FPS, Vp8Frame, media};
-pub use nats::NatsServer;
+pub use nats::{NatsSecurity, NatsServer, NatsTlsFiles};
 pub use peer::{UdpPeer, candidate_addr, tcp_candidate_addr, tcp_candidates_only};
+pub use pki::TestPki;
 pub use publish::MediaPublisher;
 pub use scenes::{SCENE_SIZE, Scene, photo_crop, photo_path, scene_frame, scene_media};
 pub use vp8::vp8_descriptor;

@@ -1,26 +1,59 @@
 //! A private NATS server (Debian's `nats-server`, JetStream on) for one test, on a free
-//! loopback port, its storage in a temporary directory, killed when dropped.
+//! loopback port, its storage in a temporary directory, killed when dropped. It may require a
+//! user and password, and TLS with client certificates ([`NatsSecurity`]).
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::{Child, Command};
 
-/// A running `nats-server -js`.
+/// A running `nats-server` with JetStream.
 pub struct NatsServer {
     port: u16,
     process: Child,
     dir: tempfile::TempDir,
 }
 
+/// What a [`NatsServer`] asks of its clients.
+#[derive(Debug, Clone, Default)]
+pub struct NatsSecurity {
+    /// `authorization { user, password }`.
+    pub user: Option<(String, String)>,
+    /// TLS with this server certificate and key, and clients' certificates verified against
+    /// this CA (`verify: true`).
+    pub tls: Option<NatsTlsFiles>,
+}
+
+/// The PEM files of a TLS-speaking [`NatsServer`].
+#[derive(Debug, Clone)]
+pub struct NatsTlsFiles {
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The CA clients' certificates must chain to.
+    pub ca: PathBuf,
+}
+
 impl NatsServer {
-    /// Starts one and waits (bounded) until it accepts connections.
+    /// Starts one that asks nothing of its clients and waits (bounded) until it accepts
+    /// connections.
     pub async fn start() -> Result<Self> {
+        Self::start_with(&NatsSecurity::default()).await
+    }
+
+    /// Starts one with a password and/or TLS required.
+    pub async fn start_with(security: &NatsSecurity) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = tempfile::tempdir()?;
-        let process = spawn(port, &dir)?;
+        std::fs::write(
+            dir.path().join("nats.conf"),
+            configuration(port, dir.path(), security),
+        )?;
+        let process = spawn(&dir)?;
         let server = Self { port, process, dir };
         server.wait_until_listening().await?;
         Ok(server)
@@ -45,7 +78,7 @@ impl NatsServer {
 
     /// Starts it again after [`NatsServer::stop`], on the same port and storage.
     pub async fn start_again(&mut self) -> Result<()> {
-        self.process = spawn(self.port, &self.dir)?;
+        self.process = spawn(&self.dir)?;
         self.wait_until_listening().await
     }
 
@@ -66,10 +99,48 @@ impl NatsServer {
     }
 }
 
-fn spawn(port: u16, dir: &tempfile::TempDir) -> Result<Child> {
+/// The server's configuration file: a quoted string per path, so no path is read as syntax.
+fn configuration(port: u16, dir: &Path, security: &NatsSecurity) -> String {
+    let mut conf = format!(
+        "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {} }}\n",
+        quoted(&dir.display().to_string())
+    );
+    if let Some((user, password)) = &security.user {
+        conf.push_str(&format!(
+            "authorization {{ user: {}, password: {} }}\n",
+            quoted(user),
+            quoted(password)
+        ));
+    }
+    if let Some(tls) = &security.tls {
+        conf.push_str(&format!(
+            "tls {{ cert_file: {}, key_file: {}, ca_file: {}, verify: true }}\n",
+            quoted(&tls.cert.display().to_string()),
+            quoted(&tls.key.display().to_string()),
+            quoted(&tls.ca.display().to_string())
+        ));
+    }
+    conf
+}
+
+/// `text` as a double-quoted string of NATS's configuration format, `\` and `"` escaped.
+fn quoted(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+fn spawn(dir: &tempfile::TempDir) -> Result<Child> {
     Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nats.conf"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sightline_api::AccountRole;
 use sightline_cluster::{Cluster, ClusterConfig, NodeId, Placement, Region, RoomKey};
-use sightline_testkit::NatsServer;
+use sightline_testkit::{NatsSecurity, NatsServer, NatsTlsFiles, TestPki};
 
 use crate::helpers::{Backend, TestApp, expect_error, expect_json};
 use crate::rtc::{
@@ -68,6 +68,61 @@ async fn until(app: &TestApp, token: &str, check: impl Fn(&Value) -> bool) -> Re
         "the node list never got there: {}",
         nodes(app, token).await?
     )
+}
+
+#[tokio::test]
+async fn nodes_log_in_to_a_nats_that_wants_a_password_and_their_certificates() -> Result<()> {
+    let pki = TestPki::new()?;
+    let (cert, key) = pki.server();
+    let nats = NatsServer::start_with(&NatsSecurity {
+        user: Some(("sightline".to_owned(), "a long nats password".to_owned())),
+        tls: Some(NatsTlsFiles {
+            cert,
+            key,
+            ca: pki.ca(),
+        }),
+    })
+    .await?;
+    let (client_cert, client_key) = pki.client();
+    let secured = |id: &str, password: &str| {
+        let mut settings = environment(&nats, id, "eu");
+        settings.extend([
+            ("cluster.nats_user", json!("sightline")),
+            ("cluster.nats_password", json!(password)),
+            ("cluster.nats_ca_file", json!(pki.ca())),
+            ("cluster.nats_cert_file", json!(client_cert)),
+            ("cluster.nats_key_file", json!(client_key)),
+        ]);
+        settings
+    };
+    let first = TestApp::spawn_with_environment(
+        Backend::Sqlite,
+        &[],
+        &secured("eu-1", "a long nats password"),
+    )
+    .await?;
+    let _second = first
+        .spawn_beside(&secured("eu-2", "a long nats password"))
+        .await?;
+    let admin = first
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    until(&first, &admin.access, |view| ids(view) == ["eu-1", "eu-2"]).await?;
+
+    let refused = first
+        .spawn_beside(&secured("eu-3", "not the password"))
+        .await
+        .err()
+        .context("a node with the wrong password started")?;
+    assert!(
+        format!("{refused:#}").contains("authorization"),
+        "the error says why: {refused:#}"
+    );
+    assert!(
+        !format!("{refused:#}").contains("not the password"),
+        "and does not repeat the password: {refused:#}"
+    );
+    Ok(())
 }
 
 #[tokio::test]
@@ -160,6 +215,8 @@ async fn a_server_alone_says_so_and_one_that_cannot_reach_nats_does_not_start() 
 async fn observer(nats: &NatsServer) -> Result<Cluster> {
     Ok(Cluster::observe(ClusterConfig {
         nats_url: nats.url(),
+        nats_auth: Default::default(),
+        nats_tls: Default::default(),
         node: NodeId::new("test-observer")?,
         region: Region::new("nowhere")?,
         advertise_url: String::new(),
