@@ -375,6 +375,7 @@ impl Server {
             self.state.proctoring.clone(),
             self.state.settings.proctoring.retention_days,
         ));
+        let spent_tokens = tokio::spawn(rtc::sweep_spent_tokens(self.state.db.pool().clone()));
         // The metrics listener is small and trusted: plain axum, stopped with the main one.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics_listener.map(|listener| {
@@ -431,6 +432,7 @@ impl Server {
         }
         retention.abort();
         proctoring_retention.abort();
+        spent_tokens.abort();
         served?;
         self.state.db.close().await;
         Ok(())

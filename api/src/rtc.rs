@@ -5,14 +5,13 @@
 //! messages: client frames are size-limited, rate-limited and parsed into the typed protocol; the
 //! room's messages are serialised back. The first frame must be `join` and must come quickly.
 //!
-//! A join token opens one connection: [`Admissions`] remembers the ids of tokens used until they
-//! expire, and throttles joins per identity and per room, since every join rebuilds peer
-//! connections on the room's shared media thread. A token issued before the participant's
-//! session ended (their invite was reissued) is refused.
+//! A join token opens one connection: the room's host records its id in the database
+//! (`spent_join_tokens`) before admitting it, so the rule holds across restarts and on whichever
+//! node hosts the room. [`Admissions`] throttles joins per identity and per room, since every
+//! join rebuilds peer connections on the room's shared media thread. A token issued before the
+//! participant's session ended (their invite was reissued) is refused.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Router;
@@ -29,7 +28,7 @@ use crate::auth::tokens::JoinClaims;
 use crate::cluster::Claim;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::interviews;
+use crate::store::{interviews, join_tokens};
 use crate::turn;
 
 /// Time a new connection has to send its `join`.
@@ -50,14 +49,13 @@ const IDENTITY_JOIN_PERIOD: Duration = Duration::from_secs(2);
 /// Joins one room takes: a burst, then one every `ROOM_JOIN_PERIOD`.
 const ROOM_JOIN_BURST: u32 = 40;
 const ROOM_JOIN_PERIOD: Duration = Duration::from_millis(250);
-/// Used token ids remembered before expired ones are swept.
+/// Rate keys remembered before idle ones are swept.
 const SWEEP_ABOVE: usize = 4096;
+/// Time between sweeps of expired spent-token ids.
+const SPENT_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// Which join tokens were used, and how fast identities and rooms are joining.
+/// How fast identities and rooms are joining on this server.
 pub struct Admissions {
-    /// Used token ids and their expiry (unix seconds); a used token never opens a second
-    /// connection, and after its expiry it opens none anyway.
-    used: Mutex<HashMap<String, i64>>,
     per_identity: DefaultKeyedRateLimiter<String>,
     per_room: DefaultKeyedRateLimiter<String>,
 }
@@ -69,6 +67,8 @@ pub enum Refusal {
     Used,
     /// Too many joins by this identity or into this room.
     TooFast,
+    /// The database could not say whether the token was used.
+    Unavailable,
 }
 
 impl Default for Admissions {
@@ -79,7 +79,6 @@ impl Default for Admissions {
                 .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
         };
         Admissions {
-            used: Mutex::new(HashMap::new()),
             per_identity: RateLimiter::keyed(quota(IDENTITY_JOIN_BURST, IDENTITY_JOIN_PERIOD)),
             per_room: RateLimiter::keyed(quota(ROOM_JOIN_BURST, ROOM_JOIN_PERIOD)),
         }
@@ -87,8 +86,8 @@ impl Default for Admissions {
 }
 
 impl Admissions {
-    /// Lets a verified token in once, within the join rates; `now` in unix seconds.
-    pub fn admit(&self, claims: &JoinClaims, now: i64) -> Result<(), Refusal> {
+    /// Lets a verified token in once (spending it in `pool`), within the join rates.
+    pub async fn admit(&self, pool: &sqlx::AnyPool, claims: &JoinClaims) -> Result<(), Refusal> {
         let room = claims.room.0.clone();
         if self
             .per_identity
@@ -98,19 +97,29 @@ impl Admissions {
         {
             return Err(Refusal::TooFast);
         }
-        let mut used = self
-            .used
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if used.len() > SWEEP_ABOVE {
-            used.retain(|_, expires| *expires >= now);
+        if self.per_identity.len() > SWEEP_ABOVE || self.per_room.len() > SWEEP_ABOVE {
             self.per_identity.retain_recent();
             self.per_room.retain_recent();
         }
-        if used.insert(claims.jti.clone(), claims.exp).is_some() {
-            return Err(Refusal::Used);
+        match join_tokens::spend(pool, &claims.jti, claims.exp).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Refusal::Used),
+            Err(err) => {
+                tracing::warn!(%err, "could not record a spent join token");
+                Err(Refusal::Unavailable)
+            }
         }
-        Ok(())
+    }
+}
+
+/// Forgets expired spent-token ids once an hour, for as long as the server runs.
+pub async fn sweep_spent_tokens(pool: sqlx::AnyPool) {
+    let mut tick = tokio::time::interval(SPENT_SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(err) = join_tokens::forget_expired(&pool, crate::store::now()).await {
+            tracing::warn!(%err, "could not forget expired join tokens");
+        }
     }
 }
 
@@ -312,7 +321,7 @@ async fn admit_here(
     claims: JoinClaims,
     join: Join,
 ) -> Result<sightline_signaling::Session, Refused> {
-    match state.admissions.admit(&claims, crate::store::now()) {
+    match state.admissions.admit(state.db.pool(), &claims).await {
         Ok(()) => {}
         Err(Refusal::Used) => {
             return Err(Refused::new(
@@ -324,6 +333,12 @@ async fn admit_here(
             return Err(Refused::new(
                 "rate_limited",
                 "joining too often; wait a moment",
+            ));
+        }
+        Err(Refusal::Unavailable) => {
+            return Err(Refused::new(
+                "unavailable",
+                "the server cannot admit anyone right now; try again shortly",
             ));
         }
     }

@@ -28,6 +28,7 @@ on_both_backends!(
     a_reissued_invite_ends_the_old_guest_everywhere,
     a_removal_sticks_until_an_interviewer_readmits,
     a_join_token_opens_one_connection,
+    a_join_token_spent_on_one_server_is_refused_by_another_on_its_database,
 );
 
 /// A server whose per-client limit lets one test make many calls (the limits have tests of
@@ -564,6 +565,43 @@ async fn a_join_token_opens_one_connection(backend: Backend) -> Result<()> {
         "{codes:?}"
     );
     assert!(codes.iter().any(|c| c == "token_used"), "{codes:?}");
+    Ok(())
+}
+
+/// The one-use rule lives in the database, not in one server's memory: a server restarted, or
+/// another node a room moved to, refuses a token that opened a connection before.
+async fn a_join_token_spent_on_one_server_is_refused_by_another_on_its_database(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let room = interview(&app).await?;
+    let token = join_token(&app, &room.id, &room.interviewer).await?;
+    let mut first = connect(&app, &room.id).await?;
+    send(
+        &mut first,
+        json!({ "type": "join", "version": 1, "token": token }),
+    )
+    .await?;
+    next_of(&mut first, "joined").await?;
+
+    let other = app.spawn_beside(&[]).await?;
+    let mut again = connect(&other, &room.id).await?;
+    send(
+        &mut again,
+        json!({ "type": "join", "version": 1, "token": token }),
+    )
+    .await?;
+    assert_eq!(next_of(&mut again, "error").await?["code"], "token_used");
+
+    // A fresh token for the same person is let in there.
+    let fresh = join_token(&app, &room.id, &room.interviewer).await?;
+    let mut second = connect(&other, &room.id).await?;
+    send(
+        &mut second,
+        json!({ "type": "join", "version": 1, "token": fresh }),
+    )
+    .await?;
+    next_of(&mut second, "joined").await?;
     Ok(())
 }
 

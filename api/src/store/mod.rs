@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod interviews;
 pub mod invites;
+pub mod join_tokens;
 pub mod phone_pairings;
 pub mod proctoring;
 pub mod questions;
