@@ -39,6 +39,10 @@ pub enum RoomControl {
         /// Their participant id.
         participant: String,
     },
+    /// Whether the room is being recorded (a read: the recorder's state lives on the host).
+    RecordingActive,
+    /// Whether the proctoring checks run (a read, as above).
+    ProctoringRunning,
 }
 
 /// What one node asks another.
@@ -172,6 +176,8 @@ fn apply(state: &AppState, interview: &str, control: RoomControl) -> Result<bool
             state.proctoring.consented(interview, &participant);
             Ok(true)
         }
+        RoomControl::RecordingActive => Ok(state.recordings.is_running(interview)),
+        RoomControl::ProctoringRunning => Ok(state.proctoring.is_running(interview)),
     }
 }
 

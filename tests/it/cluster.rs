@@ -515,11 +515,37 @@ async fn people_entering_through_different_nodes_meet_and_exchange_media_and_res
     )
     .await?;
     assert_eq!(status["active"], true, "the host records: {status}");
+    // Every node answers the status from the host, not from its own memory.
+    for app in &apps {
+        let status = expect_json(
+            app.get(&recording, Some(&meeting.interviewer)).await?,
+            StatusCode::OK,
+        )
+        .await?;
+        assert_eq!(status["active"], true, "every node says so: {status}");
+    }
     expect_json(
         recording_control(apps[edge], &meeting, "stop").await?,
         StatusCode::ACCEPTED,
     )
     .await?;
+    // The host's controller ends its recording a moment after the stop (bounded wait).
+    let mut active = Value::Null;
+    for _ in 0..100 {
+        let status = expect_json(
+            apps[edge]
+                .get(&recording, Some(&meeting.interviewer))
+                .await?,
+            StatusCode::OK,
+        )
+        .await?;
+        active = status["active"].clone();
+        if active == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(active, false, "stopped, as every node says");
     // Never two hosts (a recorder in a copy of the room would make one).
     for (i, app) in apps.iter().enumerate() {
         assert_eq!(app.hub.has_room(&room), i == host, "eu-{} hosts?", i + 1);

@@ -136,7 +136,7 @@ async fn view(state: &AppState, id: &str) -> Result<ProctoringView, ApiError> {
     Ok(ProctoringView {
         enabled: settings.is_some(),
         require_screen_share: settings.is_some_and(|s| s.require_screen_share),
-        running: state.proctoring.is_running(id),
+        running: rooms::control(state, id, RoomControl::ProctoringRunning).await?,
         detector: state.proctoring.detector().to_owned(),
         summary: summary(&events),
         events,

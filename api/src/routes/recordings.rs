@@ -327,7 +327,7 @@ pub async fn settings(
     interviews::access(&state, &principal, &id).await?;
     Ok(Json(RecordingSettings {
         auto: recordings::auto(state.db.pool(), &id).await?.is_some(),
-        active: state.recordings.is_running(&id),
+        active: rooms::control(&state, &id, RoomControl::RecordingActive).await?,
     }))
 }
 
@@ -357,7 +357,7 @@ pub async fn set_settings(
     .await?;
     Ok(Json(RecordingSettings {
         auto: body.auto,
-        active: state.recordings.is_running(&id),
+        active: rooms::control(&state, &id, RoomControl::RecordingActive).await?,
     }))
 }
 
