@@ -264,6 +264,7 @@ impl Server {
             hub.clone(),
             db.clone(),
             settings.recording.retention_days,
+            membership.as_ref().map(|m| m.cluster.node().to_string()),
         );
         let proctoring = Proctoring::new(
             hub.clone(),

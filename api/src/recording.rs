@@ -45,6 +45,8 @@ struct Inner {
     db: Db,
     /// Told to participants when they are asked to consent.
     retention_days: u32,
+    /// This server's cluster node, written on the recordings it makes (`None` alone).
+    node: Option<String>,
     /// Running controllers by interview id.
     running: Controllers<Control>,
     /// What this server is doing with each recording it has not finished, by recording id.
@@ -68,13 +70,20 @@ enum Control {
 impl Recordings {
     /// Controllers over `recorder`, for rooms in `hub`, with rows in `db`; recordings are kept
     /// `retention_days`.
-    pub fn new(recorder: Recorder, hub: Hub, db: Db, retention_days: u32) -> Recordings {
+    pub fn new(
+        recorder: Recorder,
+        hub: Hub,
+        db: Db,
+        retention_days: u32,
+        node: Option<String>,
+    ) -> Recordings {
         Recordings {
             inner: Arc::new(Inner {
                 recorder,
                 hub,
                 db,
                 retention_days,
+                node,
                 running: Controllers::default(),
                 phases: Mutex::new(HashMap::new()),
             }),
@@ -238,6 +247,45 @@ impl Recordings {
             tracing::info!(recording = %row.id, "recording deleted after its retention period");
         }
         Ok(expired.len())
+    }
+}
+
+/// In a cluster, a room that has just come up on this node may have been recorded by a node
+/// that died (its heartbeat has expired, which is when a room may move). The recording goes on
+/// here, as a new recording from now under the same starter; everyone's consent is stored
+/// already. The dead node's recording keeps its row until that node starts again and finishes
+/// it from its spool. A node that is alive finishes its own (the room ended there), so nothing
+/// is carried over from it.
+pub async fn carry_over(
+    recordings: Recordings,
+    cluster: sightline_cluster::Cluster,
+    interview: String,
+) {
+    let Some(node) = &recordings.inner.node else {
+        return;
+    };
+    let pool = recordings.inner.db.pool();
+    let found = match recordings::recording_elsewhere(pool, &interview, node).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(%interview, %err, "looking for a recording to carry over");
+            return;
+        }
+    };
+    let Some((started_by, recorded_on)) = found else {
+        return;
+    };
+    match cluster.nodes().await {
+        Ok(nodes) if nodes.iter().any(|beat| beat.node.as_str() == recorded_on) => return,
+        Ok(_) => {}
+        Err(err) => {
+            tracing::warn!(%interview, %err, "cannot tell whether a recording's node is alive");
+            return;
+        }
+    }
+    tracing::info!(%interview, dead = %recorded_on, "the recording goes on here after its node died");
+    if let Err(err) = recordings.start(&interview, &started_by) {
+        tracing::warn!(%interview, %err, "could not carry a recording over");
     }
 }
 
@@ -458,7 +506,14 @@ impl Controller {
 
     async fn begin(&mut self) -> Result<(), ApiError> {
         let id = new_id();
-        recordings::insert(self.inner.db.pool(), &id, &self.interview, &self.started_by).await?;
+        recordings::insert(
+            self.inner.db.pool(),
+            &id,
+            &self.interview,
+            &self.started_by,
+            self.inner.node.as_deref(),
+        )
+        .await?;
         match self.inner.recorder.start(&id, &self.interview) {
             Ok(recording) => {
                 for participant in self.room_state.participants.values() {

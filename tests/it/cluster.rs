@@ -760,3 +760,107 @@ async fn a_control_asked_of_another_node_while_nats_is_away_is_refused_not_guess
     assert_eq!(status, StatusCode::ACCEPTED, "stopped on the host");
     Ok(())
 }
+
+/// Puts an unfinished recording of `interview` made on `recorded_on` into the database, as a
+/// node that died while recording would have left it.
+async fn unfinished_recording(
+    app: &TestApp,
+    id: &str,
+    interview: &str,
+    recorded_on: &str,
+) -> Result<()> {
+    let mut db = app.db().await?;
+    sqlx::query(
+        "INSERT INTO recordings (id, interview_id, status, started_by, started_at, node) \
+         VALUES ($1, $2, 'recording', 'user:the-starter', $3, $4)",
+    )
+    .bind(id)
+    .bind(interview)
+    .bind(jiff::Timestamp::now().as_second() - 60)
+    .bind(recorded_on)
+    .execute(&mut db)
+    .await?;
+    Ok(())
+}
+
+async fn recording_active(app: &TestApp, interview: &str, token: &str) -> Result<bool> {
+    let status = expect_json(
+        app.get(
+            &format!("/api/interviews/{interview}/recording"),
+            Some(token),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    Ok(status["active"] == true)
+}
+
+#[tokio::test]
+async fn a_recording_whose_node_died_goes_on_where_its_room_comes_up_again() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let second = first
+        .spawn_beside(&environment(&nats, "eu-2", "eu"))
+        .await?;
+    let meeting = interview(&first).await?;
+    let other = second_interview(&first).await?;
+    // eu-9 recorded the first interview and died (it has no heartbeat); eu-2, alive, recorded
+    // the other one: that room ended there and eu-2 finishes its recording itself.
+    unfinished_recording(&first, "lost-with-eu-9", &meeting.id, "eu-9").await?;
+    unfinished_recording(&first, "eu-2-finishes-it", &other, "eu-2").await?;
+    for interview in [&meeting.id, &other] {
+        let consent = first
+            .post(
+                &format!("/api/interviews/{interview}/recording/consent"),
+                json!({}),
+                Some(&meeting.interviewer),
+            )
+            .await?;
+        assert_eq!(consent.status(), StatusCode::NO_CONTENT);
+    }
+
+    // The rooms come up again (on whichever node placement picks).
+    let (_ivy, _) = join(&second, &meeting.id, &meeting.interviewer).await?;
+    let (_ivy_elsewhere, _) = join(&first, &other, &meeting.interviewer).await?;
+    let mut carried = false;
+    for _ in 0..100 {
+        if recording_active(&first, &meeting.id, &meeting.interviewer).await? {
+            carried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(carried, "the dead node's recording did not go on");
+    let host = host_of(&nats, &[&first, &second], &meeting.id).await?;
+    let mut db = first.db().await?;
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for _ in 0..100 {
+        rows = sqlx::query_as(
+            "SELECT started_by, status, node FROM recordings \
+             WHERE interview_id = $1 AND id <> 'lost-with-eu-9'",
+        )
+        .bind(&meeting.id)
+        .fetch_all(&mut db)
+        .await?;
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rows,
+        [(
+            "user:the-starter".to_owned(),
+            "recording".to_owned(),
+            format!("eu-{}", host + 1)
+        )],
+        "a new recording on the room's new host, under the same starter"
+    );
+    // Nothing was carried over from the live node.
+    assert!(
+        !recording_active(&first, &other, &meeting.interviewer).await?,
+        "a live node's recording was taken over"
+    );
+    Ok(())
+}

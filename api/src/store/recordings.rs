@@ -29,24 +29,44 @@ pub struct RecordingRow {
     pub failure: Option<String>,
 }
 
-/// A recording that starts now.
+/// A recording that starts now, on cluster node `node` (`None` alone).
 pub async fn insert(
     pool: &AnyPool,
     id: &str,
     interview_id: &str,
     started_by: &str,
+    node: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO recordings (id, interview_id, status, started_by, started_at) \
-         VALUES ($1, $2, 'recording', $3, $4)",
+        "INSERT INTO recordings (id, interview_id, status, started_by, started_at, node) \
+         VALUES ($1, $2, 'recording', $3, $4, $5)",
     )
     .bind(id)
     .bind(interview_id)
     .bind(started_by)
     .bind(now())
+    .bind(node)
     .execute(pool)
     .await
     .map(|_| ())
+}
+
+/// An unfinished recording of `interview_id` made on a cluster node other than `node`: who
+/// started it and on which node, the newest first.
+pub async fn recording_elsewhere(
+    pool: &AnyPool,
+    interview_id: &str,
+    node: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT started_by, node FROM recordings \
+         WHERE interview_id = $1 AND status = 'recording' AND node IS NOT NULL AND node <> $2 \
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(interview_id)
+    .bind(node)
+    .fetch_optional(pool)
+    .await
 }
 
 /// A recording that ended: `complete`, or `interrupted` by a crash.
