@@ -441,6 +441,44 @@ impl Cluster {
             .transpose()
     }
 
+    /// Every placed room and its host, sorted by room (for operators: which rooms each node
+    /// holds). Read like [`Cluster::nodes`]: keys from the stream's subjects, then each entry;
+    /// a room released meanwhile is left out.
+    pub async fn placements(&self) -> Result<Vec<(RoomKey, Placement)>, ClusterError> {
+        let prefix = format!("$KV.{ROOMS_BUCKET}.");
+        let mut subjects = self
+            .inner
+            .rooms
+            .stream
+            .info_with_subjects(format!("{prefix}>"))
+            .await
+            .map_err(|err| ClusterError::nats("listing placements", err))?;
+        let mut keys = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) =
+                subject.map_err(|err| ClusterError::nats("listing placements", err))?;
+            if let Some(key) = subject
+                .strip_prefix(&prefix)
+                .and_then(|key| RoomKey::new(key).ok())
+            {
+                keys.push(key);
+            }
+        }
+        let mut placements = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.host(&key).await {
+                Ok(Some(placement)) => placements.push((key, placement)),
+                Ok(None) => {}
+                Err(err @ ClusterError::Corrupt { .. }) => {
+                    tracing::warn!(room = %key, %err, "skipping a placement this version cannot read");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        placements.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(placements)
+    }
+
     /// Where `room` lives: its current host while that host lives (or while anything answers
     /// for the room), otherwise a serving node of `region` chosen now (the power of two
     /// choices) and written atomically. Every node asking at once gets the same answer.

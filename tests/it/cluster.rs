@@ -325,6 +325,29 @@ async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() 
     assert!(apps[host].hub.has_room(&room));
     assert!(!apps[other].hub.has_room(&room), "one host only");
     let placed = placement_of(&nats, &meeting.id).await?.context("placed")?;
+    // Admins see the room under its node, from any node.
+    let admin = first
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    let placed_on = |view: &Value, node: usize| -> Vec<String> {
+        view["nodes"][node]["placed_rooms"]
+            .as_array()
+            .map(|rooms| {
+                rooms
+                    .iter()
+                    .filter_map(|r| r["interview_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let view = nodes(apps[other], &admin.access).await?;
+    assert_eq!(placed_on(&view, host), [meeting.id.as_str()], "{view}");
+    assert!(placed_on(&view, other).is_empty(), "{view}");
+    assert_eq!(
+        view["nodes"][host]["placed_rooms"][0]["title"], "Backend engineer, systems round",
+        "{view}"
+    );
+    assert_eq!(view["orphaned_rooms"], json!([]));
 
     // The placement moves to the other node behind the host's back (as after a partition): the
     // host ends its room, and both sockets, the direct and the relayed one, close as after a
@@ -355,6 +378,8 @@ async fn a_room_runs_on_the_node_it_is_placed_on_and_ends_there_when_it_moves() 
         .await?
         .expect("still placed");
     assert_eq!(now.node.as_str(), format!("eu-{}", other + 1));
+    let view = nodes(apps[host], &admin.access).await?;
+    assert_eq!(placed_on(&view, other), [meeting.id.as_str()], "{view}");
     Ok(())
 }
 

@@ -5,6 +5,7 @@ import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { signOut } from './api';
 import { SessionProvider, isStaff, useSession } from './session';
 import { AdminUsers } from './pages/AdminUsers';
+import { AdminNodes } from './pages/AdminNodes';
 import { ScorecardTemplates } from './pages/ScorecardTemplates';
 import { QuestionBank } from './pages/QuestionBank';
 import { Dashboard } from './pages/Dashboard';
@@ -37,6 +38,7 @@ function Header() {
         {isStaff(me) && <a href="/questions">Questions</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/users">Users</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/scorecards">Scorecards</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/nodes">Nodes</a>}
       </nav>
       <div class="who">
         {me ? (
@@ -91,6 +93,7 @@ export function App() {
             <Route path="/recordings/:id" component={Player} />
             <Route path="/admin/users" component={AdminUsers} />
             <Route path="/admin/scorecards" component={ScorecardTemplates} />
+            <Route path="/admin/nodes" component={AdminNodes} />
             <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>

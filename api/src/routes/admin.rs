@@ -13,6 +13,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
+use crate::store::interviews;
 use crate::store::users::{self, AccountRole, UserRow};
 
 const LIST_LIMIT: i64 = 1000;
@@ -140,6 +141,20 @@ pub struct ClusterView {
     pub this_node: Option<String>,
     /// Every node with a live heartbeat, by id.
     pub nodes: Vec<NodeView>,
+    /// Rooms placed on a node whose heartbeat has expired: they move to a live node when
+    /// someone next enters.
+    pub orphaned_rooms: Vec<PlacedRoomView>,
+}
+
+/// A room placed on a node.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlacedRoomView {
+    /// The interview (the room is named after it).
+    pub interview_id: String,
+    /// Its title; `None` if the interview is gone.
+    pub title: Option<String>,
+    /// The node its placement names.
+    pub node: String,
 }
 
 /// One node, from its last heartbeat.
@@ -161,9 +176,11 @@ pub struct NodeView {
     pub advertise_url: String,
     /// RFC 3339, UTC: when its process started.
     pub started_at: String,
+    /// The rooms placed on it, by interview id.
+    pub placed_rooms: Vec<PlacedRoomView>,
 }
 
-/// The cluster's nodes, each from its last heartbeat.
+/// The cluster's nodes, each from its last heartbeat, with the rooms placed on each.
 #[utoipa::path(get, path = "/api/admin/nodes", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ClusterView), (status = 403, body = ErrorBody),
         (status = 503, description = "The cluster's NATS server cannot be reached", body = ErrorBody)))]
@@ -177,15 +194,33 @@ pub async fn nodes(
             clustered: false,
             this_node: None,
             nodes: Vec::new(),
+            orphaned_rooms: Vec::new(),
         }));
     };
-    let heartbeats = cluster.nodes().await.map_err(|err| {
-        tracing::warn!(%err, "listing the cluster's nodes");
+    let unreachable = |err: sightline_cluster::ClusterError| {
+        tracing::warn!(%err, "listing the cluster's nodes and rooms");
         ApiError::Unavailable("the cluster's NATS server cannot be reached")
-    })?;
-    let nodes = heartbeats
+    };
+    let heartbeats = cluster.nodes().await.map_err(unreachable)?;
+    let mut placed: Vec<PlacedRoomView> = Vec::new();
+    for (room, placement) in cluster.placements().await.map_err(unreachable)? {
+        let title = interviews::by_id(state.db.pool(), room.as_str())
+            .await?
+            .map(|interview| interview.title);
+        placed.push(PlacedRoomView {
+            interview_id: room.to_string(),
+            title,
+            node: placement.node.to_string(),
+        });
+    }
+    let nodes: Vec<NodeView> = heartbeats
         .into_iter()
         .map(|h| NodeView {
+            placed_rooms: placed
+                .iter()
+                .filter(|room| room.node == h.node.as_str())
+                .cloned()
+                .collect(),
             node: h.node.to_string(),
             region: h.region.to_string(),
             state: match h.state {
@@ -202,9 +237,14 @@ pub async fn nodes(
                 .unwrap_or_default(),
         })
         .collect();
+    let orphaned_rooms = placed
+        .into_iter()
+        .filter(|room| !nodes.iter().any(|n| n.node == room.node))
+        .collect();
     Ok(Json(ClusterView {
         clustered: true,
         this_node: Some(cluster.node().to_string()),
         nodes,
+        orphaned_rooms,
     }))
 }
