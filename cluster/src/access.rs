@@ -46,9 +46,12 @@ impl NatsTls {
     }
 }
 
-/// `options` with the credentials and TLS settings applied.
+/// `options` with the credentials and TLS settings applied for the server at `url`. A `tls://`
+/// URL requires TLS on every connection, reconnections to other servers of a NATS cluster
+/// included (which the server may announce as `nats://`).
 pub(crate) fn apply(
     mut options: async_nats::ConnectOptions,
+    url: &str,
     auth: &NatsAuth,
     tls: &NatsTls,
 ) -> async_nats::ConnectOptions {
@@ -59,7 +62,7 @@ pub(crate) fn apply(
         }
         NatsAuth::Token(token) => options.token(token.expose_secret().to_owned()),
     };
-    if tls.wanted() {
+    if tls.wanted() || url.starts_with("tls://") {
         options = options.require_tls(true);
     }
     if let Some(ca) = &tls.ca_file {

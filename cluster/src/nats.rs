@@ -196,6 +196,7 @@ impl Cluster {
         let reconnected = Arc::clone(&connected_at);
         let options = access::apply(
             async_nats::ConnectOptions::new(),
+            &config.nats_url,
             &config.nats_auth,
             &config.nats_tls,
         );

@@ -350,7 +350,7 @@ fn refusal(joined: Result<Cluster, sightline_cluster::ClusterError>) -> String {
     match joined {
         Err(sightline_cluster::ClusterError::Connect { message, .. }) => message,
         Err(other) => panic!("refused for another reason: {other}"),
-        Ok(_) => panic!("a node without the right credentials joined"),
+        Ok(_) => panic!("a node joined where it should have been turned away"),
     }
 }
 
@@ -444,4 +444,27 @@ async fn over_tls_with_client_certificates_only_a_node_with_one_from_the_ca_join
     };
     refusal(join_with(&tls_url, "d", NatsAuth::None, unknown_server).await);
     assert_eq!(node_names(&a).await, ["a", "b"], "nobody else got in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_asks_for_tls_never_falls_back_to_a_plain_connection() {
+    let nats = Nats::start().await;
+    let plain = nats.0.url();
+    refusal(
+        join_with(
+            &plain.replace("nats://", "tls://"),
+            "a",
+            NatsAuth::None,
+            NatsTls::default(),
+        )
+        .await,
+    );
+    let required = NatsTls {
+        required: true,
+        ..NatsTls::default()
+    };
+    refusal(join_with(&plain, "b", NatsAuth::None, required).await);
+    join_with(&plain, "c", NatsAuth::None, NatsTls::default())
+        .await
+        .expect("a node that does not ask for TLS joins a plain server");
 }

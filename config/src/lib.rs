@@ -705,11 +705,15 @@ impl Settings {
     fn validate_nats_access(cluster: &ClusterSettings) -> Result<(), ConfigError> {
         // async-nats never sends credentials written into the URL: refuse them rather than
         // connect anonymously with the password sitting in the configuration.
-        let authority = cluster
-            .nats_url
-            .split_once("://")
-            .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
-        if authority.contains('@') {
+        let with_credentials = cluster.nats_url.split(',').any(|server| {
+            server
+                .split_once("://")
+                .map_or(server, |(_, rest)| rest)
+                .split('/')
+                .next()
+                .is_some_and(|authority| authority.contains('@'))
+        });
+        if with_credentials {
             return Err(ConfigError::invalid(
                 "cluster.nats_url",
                 "must not carry credentials: set cluster.nats_user and SIGHTLINE__CLUSTER__NATS_PASSWORD (or SIGHTLINE__CLUSTER__NATS_TOKEN)",
@@ -1310,6 +1314,14 @@ mod tests {
         for (extra, files, bad) in [
             (
                 vec![("NATS_URL", "nats://sightline:hunter22@127.0.0.1:4222")],
+                vec![],
+                "cluster.nats_url",
+            ),
+            (
+                vec![(
+                    "NATS_URL",
+                    "nats://127.0.0.1:4222,nats://sightline:hunter22@127.0.0.2:4222",
+                )],
                 vec![],
                 "cluster.nats_url",
             ),

@@ -17,10 +17,14 @@ pub async fn spend(pool: &AnyPool, jti: &str, expires_at: i64) -> Result<bool, s
     Ok(done.rows_affected() == 1)
 }
 
-/// Forgets tokens that expired before `now`: they are refused as expired anyway.
+/// How long after its expiry a spent token is still remembered: longer than any clock
+/// leeway a token check allows, and than the clock skew between nodes.
+const KEEP_AFTER_EXPIRY_SECS: i64 = 300;
+
+/// Forgets tokens that expired well before `now`: they are refused as expired anyway.
 pub async fn forget_expired(pool: &AnyPool, now: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("DELETE FROM spent_join_tokens WHERE expires_at < $1")
-        .bind(now)
+        .bind(now - KEEP_AFTER_EXPIRY_SECS)
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
