@@ -13,6 +13,7 @@ use sightline_cluster::{
 };
 use sightline_config::Settings;
 use sightline_signaling::{Hub, RoomId};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -29,6 +30,9 @@ pub struct Membership {
     pub dials: Dials<crate::relay::RelayedJoin>,
     /// What other nodes ask of rooms hosted here.
     pub commands: NodeCommands<crate::rooms::NodeCommand>,
+    /// Each room as it comes to be hosted here (placed here for the first time, or again after
+    /// it was lost), for whoever takes it first.
+    pub newly_hosted: Option<mpsc::UnboundedReceiver<RoomId>>,
 }
 
 /// Joins the cluster `settings` name and starts the heartbeats, or `None` when this server is
@@ -98,7 +102,7 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
             peer_connections: u32::try_from(hosted.peer_connections).unwrap_or(u32::MAX),
         }
     });
-    let rooms = HostedRooms::new(
+    let (rooms, newly_hosted) = HostedRooms::new(
         cluster.clone(),
         hub.clone(),
         Duration::from_millis(config.heartbeat_ms),
@@ -109,6 +113,7 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
         heartbeats,
         dials,
         commands,
+        newly_hosted: Some(newly_hosted),
     }))
 }
 
@@ -157,17 +162,26 @@ pub struct HostedRooms {
     hub: Hub,
     check_every: Duration,
     hosted: Arc<Mutex<HashMap<RoomId, Hosting>>>,
+    newly_hosted: mpsc::UnboundedSender<RoomId>,
 }
 
 impl HostedRooms {
-    /// Rooms of `hub`, placed through `cluster`, checked every `check_every`.
-    pub fn new(cluster: Cluster, hub: Hub, check_every: Duration) -> Self {
-        Self {
+    /// Rooms of `hub`, placed through `cluster`, checked every `check_every`; and each room as
+    /// it comes to be hosted here.
+    pub fn new(
+        cluster: Cluster,
+        hub: Hub,
+        check_every: Duration,
+    ) -> (Self, mpsc::UnboundedReceiver<RoomId>) {
+        let (newly_hosted, hosted_rx) = mpsc::unbounded_channel();
+        let rooms = Self {
             cluster,
             hub,
             check_every,
             hosted: Arc::new(Mutex::new(HashMap::new())),
-        }
+            newly_hosted,
+        };
+        (rooms, hosted_rx)
     }
 
     /// Whether this node holds no room's placement (all ended and released, or moved).
@@ -255,6 +269,8 @@ impl HostedRooms {
             match self.cluster.guard(&key).await {
                 Ok(guard) => {
                     tokio::spawn(self.clone().watch(room.clone(), key, placement, guard));
+                    // Nobody listening (a test's node, a stopping server) loses nothing.
+                    let _ = self.newly_hosted.send(room.clone());
                 }
                 Err(err) => {
                     self.hosted().remove(room);

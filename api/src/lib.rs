@@ -258,7 +258,7 @@ impl Server {
             settings.auth.join_token_ttl_secs,
         );
         let hub = start_media(&settings.rtc)?;
-        let membership = cluster::join(&settings, &hub).await?;
+        let mut membership = cluster::join(&settings, &hub).await?;
         let recordings = Recordings::new(
             recorder(&settings),
             hub.clone(),
@@ -266,6 +266,10 @@ impl Server {
             settings.recording.retention_days,
             membership.as_ref().map(|m| m.cluster.node().to_string()),
         );
+        // Ends with the hosted rooms (when the server is dropped).
+        if let Some(newly_hosted) = membership.as_mut().and_then(|m| m.newly_hosted.take()) {
+            tokio::spawn(recording::carry_over(recordings.clone(), newly_hosted));
+        }
         let proctoring = Proctoring::new(
             hub.clone(),
             db.clone(),

@@ -250,42 +250,40 @@ impl Recordings {
     }
 }
 
-/// In a cluster, a room that has just come up on this node may have been recorded by a node
-/// that died (its heartbeat has expired, which is when a room may move). The recording goes on
-/// here, as a new recording from now under the same starter; everyone's consent is stored
-/// already. The dead node's recording keeps its row until that node starts again and finishes
-/// it from its spool. A node that is alive finishes its own (the room ended there), so nothing
-/// is carried over from it.
-pub async fn carry_over(
-    recordings: Recordings,
-    cluster: sightline_cluster::Cluster,
-    interview: String,
-) {
-    let Some(node) = &recordings.inner.node else {
+/// In a cluster, goes on recording each room newly hosted here (`hosted`, in order) whose
+/// interview's newest recording lost its room on another node (that node died, or lost the room
+/// and ended its copy): a new recording from now, under the same starter, with the consents
+/// already stored. A recording stopped on purpose (a stop, the room emptied) is not carried
+/// over, and each is carried over once, by whichever node marks it first.
+pub async fn carry_over(recordings: Recordings, mut hosted: mpsc::UnboundedReceiver<RoomId>) {
+    let Some(node) = recordings.inner.node.clone() else {
         return;
     };
-    let pool = recordings.inner.db.pool();
-    let found = match recordings::recording_elsewhere(pool, &interview, node).await {
-        Ok(found) => found,
-        Err(err) => {
-            tracing::warn!(%interview, %err, "looking for a recording to carry over");
-            return;
+    let pool = recordings.inner.db.pool().clone();
+    while let Some(room) = hosted.recv().await {
+        let interview = room.0;
+        let found = match recordings::to_carry_over(&pool, &interview, &node).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(%interview, %err, "looking for a recording to carry over");
+                continue;
+            }
+        };
+        let Some((lost, started_by)) = found else {
+            continue;
+        };
+        match recordings::carry_over(&pool, &lost, &node).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(err) => {
+                tracing::warn!(%interview, %err, "marking a recording carried over");
+                continue;
+            }
         }
-    };
-    let Some((started_by, recorded_on)) = found else {
-        return;
-    };
-    match cluster.nodes().await {
-        Ok(nodes) if nodes.iter().any(|beat| beat.node.as_str() == recorded_on) => return,
-        Ok(_) => {}
-        Err(err) => {
-            tracing::warn!(%interview, %err, "cannot tell whether a recording's node is alive");
-            return;
+        tracing::info!(%interview, recording = %lost, "the recording goes on here after its room moved");
+        if let Err(err) = recordings.start(&interview, &started_by) {
+            tracing::warn!(%interview, %err, "could not carry a recording over");
         }
-    }
-    tracing::info!(%interview, dead = %recorded_on, "the recording goes on here after its node died");
-    if let Err(err) = recordings.start(&interview, &started_by) {
-        tracing::warn!(%interview, %err, "could not carry a recording over");
     }
 }
 
@@ -342,13 +340,19 @@ impl Controller {
         let mut from_room = session.from_room;
         // Someone was here; when nobody is any more, there is nothing left to record.
         let mut attended = false;
+        // The room ended under the recorder (this node died for the others, lost the room, or
+        // is stopping): the room's next host goes on recording. Any other end is on purpose.
+        let mut room_taken = false;
         let idle = tokio::time::sleep(EMPTY_ROOM_WAIT);
         tokio::pin!(idle);
         loop {
             tokio::select! {
                 message = from_room.recv() => match message {
                     Some(message) => self.room_message(message),
-                    None => break,
+                    None => {
+                        room_taken = true;
+                        break;
+                    }
                 },
                 control = control.recv() => match control {
                     Some(Control::Consented(participant)) => {
@@ -386,6 +390,9 @@ impl Controller {
             let db = self.inner.db.clone();
             let id = recording.id().to_owned();
             self.inner.set_phase(&id, Some(Phase::Finishing));
+            if !room_taken && let Err(err) = recordings::mark_stopped(db.pool(), &id).await {
+                tracing::warn!(recording = %id, %err, "a stopped recording was not marked stopped");
+            }
             let stopped = recording.stop().await;
             match stopped {
                 Ok(manifest) => {

@@ -76,6 +76,15 @@ impl RoomControl {
             RoomControl::StartRecording { .. } | RoomControl::StartProctoring
         )
     }
+
+    /// Whether it only asks; a read whose host is gone is answered `false` (nothing runs on a
+    /// dead node) rather than refused.
+    fn reads(&self) -> bool {
+        matches!(
+            self,
+            RoomControl::RecordingActive | RoomControl::ProctoringRunning
+        )
+    }
 }
 
 /// A node's answer to a [`NodeCommand`].
@@ -141,6 +150,7 @@ pub async fn control(
         match cluster.command(&node, &command).await {
             Ok(Some(CommandAnswer::Done { result })) => return Ok(result),
             Ok(Some(CommandAnswer::Failed { message })) => return Err(ApiError::Internal(message)),
+            Ok(None) if control.reads() => return Ok(false),
             Ok(Some(CommandAnswer::Moved) | None) => {}
             Err(err) => {
                 tracing::warn!(%interview, %node, %err, "sending a room control to its host");

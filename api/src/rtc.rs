@@ -264,18 +264,7 @@ async fn enter_as(
             rooms.claim(room).await
         };
         match claimed {
-            Ok(Claim::Here) => {
-                // A room coming up here may be one whose recording node died with it.
-                if !state.hub.has_room(room)
-                    && let Some(cluster) = &state.cluster
-                {
-                    tokio::spawn(crate::recording::carry_over(
-                        state.recordings.clone(),
-                        cluster.clone(),
-                        room.0.clone(),
-                    ));
-                }
-            }
+            Ok(Claim::Here) => {}
             Ok(Claim::Elsewhere { node }) if !as_host => {
                 return crate::relay::connect(state, &node, room, join).await;
             }

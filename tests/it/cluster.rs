@@ -191,7 +191,7 @@ async fn a_server_alone_says_so_and_one_that_cannot_reach_nats_does_not_start() 
     let view = nodes(&app, &admin.access).await?;
     assert_eq!(
         view,
-        json!({ "clustered": false, "this_node": null, "nodes": [] })
+        json!({ "clustered": false, "this_node": null, "nodes": [], "orphaned_rooms": [] })
     );
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -786,23 +786,27 @@ async fn a_control_asked_of_another_node_while_nats_is_away_is_refused_not_guess
     Ok(())
 }
 
-/// Puts an unfinished recording of `interview` made on `recorded_on` into the database, as a
-/// node that died while recording would have left it.
-async fn unfinished_recording(
+/// Puts a recording of `interview` made on node `recorded_on` into the database, as that node
+/// would have left it: still recording when it died or lost the room, or `stopped` on purpose
+/// before it could finish.
+async fn recording_row(
     app: &TestApp,
     id: &str,
     interview: &str,
     recorded_on: &str,
+    stopped: bool,
 ) -> Result<()> {
     let mut db = app.db().await?;
+    let now = jiff::Timestamp::now().as_second();
     sqlx::query(
-        "INSERT INTO recordings (id, interview_id, status, started_by, started_at, node) \
-         VALUES ($1, $2, 'recording', 'user:the-starter', $3, $4)",
+        "INSERT INTO recordings (id, interview_id, status, started_by, started_at, node, \
+         stopped_at) VALUES ($1, $2, 'recording', 'user:the-starter', $3, $4, $5)",
     )
     .bind(id)
     .bind(interview)
-    .bind(jiff::Timestamp::now().as_second() - 60)
+    .bind(now - 60)
     .bind(recorded_on)
+    .bind(stopped.then_some(now - 5))
     .execute(&mut db)
     .await?;
     Ok(())
@@ -821,21 +825,49 @@ async fn recording_active(app: &TestApp, interview: &str, token: &str) -> Result
     Ok(status["active"] == true)
 }
 
+/// The recordings of `interview` other than `except`: (started_by, node, stopped).
+async fn other_recordings(
+    app: &TestApp,
+    interview: &str,
+    except: &str,
+) -> Result<Vec<(String, Option<String>, bool)>> {
+    let mut db = app.db().await?;
+    let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT started_by, node, stopped_at FROM recordings \
+         WHERE interview_id = $1 AND id <> $2",
+    )
+    .bind(interview)
+    .bind(except)
+    .fetch_all(&mut db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(by, node, stopped)| (by, node, stopped.is_some()))
+        .collect())
+}
+
+async fn carried_to(app: &TestApp, recording: &str) -> Result<Option<String>> {
+    let mut db = app.db().await?;
+    let (carried,): (Option<String>,) =
+        sqlx::query_as("SELECT carried_to FROM recordings WHERE id = $1")
+            .bind(recording)
+            .fetch_one(&mut db)
+            .await?;
+    Ok(carried)
+}
+
 #[tokio::test]
-async fn a_recording_whose_node_died_goes_on_where_its_room_comes_up_again() -> Result<()> {
+async fn a_recording_that_lost_its_room_goes_on_where_the_room_comes_up_again() -> Result<()> {
     let nats = NatsServer::start().await?;
-    let first = node(&nats, "eu-1", "eu").await?;
-    let second = first
-        .spawn_beside(&environment(&nats, "eu-2", "eu"))
-        .await?;
-    let meeting = interview(&first).await?;
-    let other = second_interview(&first).await?;
-    // eu-9 recorded the first interview and died (it has no heartbeat); eu-2, alive, recorded
-    // the other one: that room ended there and eu-2 finishes its recording itself.
-    unfinished_recording(&first, "lost-with-eu-9", &meeting.id, "eu-9").await?;
-    unfinished_recording(&first, "eu-2-finishes-it", &other, "eu-2").await?;
+    let app = node(&nats, "eu-1", "eu").await?;
+    let meeting = interview(&app).await?;
+    let other = second_interview(&app).await?;
+    // eu-9 was recording `meeting` when it died (or lost the room); it had stopped recording
+    // `other` on purpose (someone pressed stop) and died before finishing it.
+    recording_row(&app, "lost-with-eu-9", &meeting.id, "eu-9", false).await?;
+    recording_row(&app, "stopped-on-eu-9", &other, "eu-9", true).await?;
     for interview in [&meeting.id, &other] {
-        let consent = first
+        let consent = app
             .post(
                 &format!("/api/interviews/{interview}/recording/consent"),
                 json!({}),
@@ -845,29 +877,25 @@ async fn a_recording_whose_node_died_goes_on_where_its_room_comes_up_again() -> 
         assert_eq!(consent.status(), StatusCode::NO_CONTENT);
     }
 
-    // The rooms come up again (on whichever node placement picks).
-    let (_ivy, _) = join(&second, &meeting.id, &meeting.interviewer).await?;
-    let (_ivy_elsewhere, _) = join(&first, &other, &meeting.interviewer).await?;
+    // Both rooms come up on eu-1, `other` first (rooms newly hosted are looked at in order).
+    let (_in_other, _) = join(&app, &other, &meeting.interviewer).await?;
+    let (_in_meeting, _) = join(&app, &meeting.id, &meeting.interviewer).await?;
     let mut carried = false;
     for _ in 0..100 {
-        if recording_active(&first, &meeting.id, &meeting.interviewer).await? {
+        if recording_active(&app, &meeting.id, &meeting.interviewer).await? {
             carried = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(carried, "the dead node's recording did not go on");
-    let host = host_of(&nats, &[&first, &second], &meeting.id).await?;
-    let mut db = first.db().await?;
-    let mut rows: Vec<(String, String, String)> = Vec::new();
+    assert!(carried, "the recording that lost its room did not go on");
+    assert_eq!(
+        carried_to(&app, "lost-with-eu-9").await?.as_deref(),
+        Some("eu-1")
+    );
+    let mut rows = Vec::new();
     for _ in 0..100 {
-        rows = sqlx::query_as(
-            "SELECT started_by, status, node FROM recordings \
-             WHERE interview_id = $1 AND id <> 'lost-with-eu-9'",
-        )
-        .bind(&meeting.id)
-        .fetch_all(&mut db)
-        .await?;
+        rows = other_recordings(&app, &meeting.id, "lost-with-eu-9").await?;
         if !rows.is_empty() {
             break;
         }
@@ -877,15 +905,66 @@ async fn a_recording_whose_node_died_goes_on_where_its_room_comes_up_again() -> 
         rows,
         [(
             "user:the-starter".to_owned(),
-            "recording".to_owned(),
-            format!("eu-{}", host + 1)
+            Some("eu-1".to_owned()),
+            false
         )],
         "a new recording on the room's new host, under the same starter"
     );
-    // Nothing was carried over from the live node.
-    assert!(
-        !recording_active(&first, &other, &meeting.interviewer).await?,
-        "a live node's recording was taken over"
-    );
+    // The stopped one was looked at first and left alone.
+    assert!(!recording_active(&app, &other, &meeting.interviewer).await?);
+    assert_eq!(carried_to(&app, "stopped-on-eu-9").await?, None);
+
+    // A stop marks the new recording stopped on purpose, so it is never carried over itself.
+    expect_json(
+        recording_control(&app, &meeting, "stop").await?,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
+    for _ in 0..100 {
+        rows = other_recordings(&app, &meeting.id, "lost-with-eu-9").await?;
+        if rows.iter().all(|(_, _, stopped)| *stopped) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rows.iter().all(|(_, _, stopped)| *stopped), "{rows:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_room_placed_on_a_dead_node_reads_as_not_recording_not_as_an_error() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let app = node(&nats, "eu-1", "eu").await?;
+    let meeting = interview(&app).await?;
+    let (_ivy, _) = join(&app, &meeting.id, &meeting.interviewer).await?;
+    let placed = placement_of(&nats, &meeting.id).await?.context("placed")?;
+    // The placement names a node that never beat (as one whose host died and nobody rejoined).
+    observer(&nats)
+        .await?
+        .reassign(&RoomKey::new(&meeting.id)?, &placed, &NodeId::new("eu-9")?)
+        .await?;
+    let mut ended = false;
+    for _ in 0..100 {
+        if !app
+            .hub
+            .has_room(&sightline_signaling::RoomId(meeting.id.clone()))
+        {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ended, "eu-1 kept a room placed elsewhere");
+    assert!(!recording_active(&app, &meeting.id, &meeting.interviewer).await?);
+    let proctoring = expect_json(
+        app.get(
+            &format!("/api/interviews/{}/proctoring", meeting.id),
+            Some(&meeting.interviewer),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(proctoring["running"], false);
     Ok(())
 }

@@ -136,7 +136,10 @@ async fn view(state: &AppState, id: &str) -> Result<ProctoringView, ApiError> {
     Ok(ProctoringView {
         enabled: settings.is_some(),
         require_screen_share: settings.is_some_and(|s| s.require_screen_share),
-        running: rooms::control(state, id, RoomControl::ProctoringRunning).await?,
+        // The events matter more than this flag: while NATS cannot say, this node's memory.
+        running: rooms::control(state, id, RoomControl::ProctoringRunning)
+            .await
+            .unwrap_or_else(|_| state.proctoring.is_running(id)),
         detector: state.proctoring.detector().to_owned(),
         summary: summary(&events),
         events,

@@ -357,7 +357,10 @@ pub async fn set_settings(
     .await?;
     Ok(Json(RecordingSettings {
         auto: body.auto,
-        active: rooms::control(&state, &id, RoomControl::RecordingActive).await?,
+        // The setting is saved: while NATS cannot say, this node's memory.
+        active: rooms::control(&state, &id, RoomControl::RecordingActive)
+            .await
+            .unwrap_or_else(|_| state.recordings.is_running(&id)),
     }))
 }
 

@@ -51,22 +51,73 @@ pub async fn insert(
     .map(|_| ())
 }
 
-/// An unfinished recording of `interview_id` made on a cluster node other than `node`: who
-/// started it and on which node, the newest first.
-pub async fn recording_elsewhere(
+/// How long after a recording ended under its room the interview's recording is still
+/// carried over when the room comes up again.
+const CARRY_OVER_WITHIN_SECS: i64 = 3600;
+
+#[derive(Debug, FromRow)]
+struct CarryRow {
+    id: String,
+    started_by: String,
+    node: Option<String>,
+    stopped_at: Option<i64>,
+    carried_to: Option<String>,
+    status: String,
+    ended_at: Option<i64>,
+}
+
+/// The interview's newest recording, when it lost its room on another cluster node than
+/// `node` and nobody has gone on recording yet: made on another node, not stopped on purpose,
+/// not carried over. Its id and who started it.
+pub async fn to_carry_over(
     pool: &AnyPool,
     interview_id: &str,
     node: &str,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT started_by, node FROM recordings \
-         WHERE interview_id = $1 AND status = 'recording' AND node IS NOT NULL AND node <> $2 \
-         ORDER BY started_at DESC LIMIT 1",
+    let newest: Option<CarryRow> = sqlx::query_as(
+        "SELECT id, started_by, node, stopped_at, carried_to, status, ended_at FROM recordings \
+         WHERE interview_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
     )
     .bind(interview_id)
-    .bind(node)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(newest.and_then(|row| {
+        // One that ended under its room long ago belongs to another sitting.
+        let recent = row.status == "recording"
+            || row
+                .ended_at
+                .is_some_and(|ended| ended >= now() - CARRY_OVER_WITHIN_SECS);
+        let lost = row.node.is_some_and(|made_on| made_on != node)
+            && row.stopped_at.is_none()
+            && row.carried_to.is_none()
+            && row.status != "failed"
+            && recent;
+        lost.then_some((row.id, row.started_by))
+    }))
+}
+
+/// Marks `id` carried over to `node`; `false` if another node did first.
+pub async fn carry_over(pool: &AnyPool, id: &str, node: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET carried_to = $2 \
+         WHERE id = $1 AND carried_to IS NULL AND stopped_at IS NULL",
+    )
+    .bind(id)
+    .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Notes that its server stopped `id` on purpose, before finishing it: it is not to be carried
+/// over to another node.
+pub async fn mark_stopped(pool: &AnyPool, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE recordings SET stopped_at = $2 WHERE id = $1 AND stopped_at IS NULL")
+        .bind(id)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|_| ())
 }
 
 /// A recording that ended: `complete`, or `interrupted` by a crash.
