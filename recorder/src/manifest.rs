@@ -6,7 +6,8 @@
 //! Inside a take, time is the sender's media clock (RTP timestamps), which is what the file's
 //! timestamps follow; `anchors` pair media time with session time every few seconds, so a
 //! player can correct the drift between a sender's clock and ours over a long recording, and
-//! `gaps` say when the sender sent nothing (a stall, a network drop).
+//! `gaps` say when the sender sent nothing (a stall, a network drop). `interruptions` say when
+//! nothing was recorded at all: the server recording it stopped and another one resumed it.
 //!
 //! Plain data and arithmetic with time as an argument; nothing here does I/O.
 
@@ -155,6 +156,11 @@ pub struct Manifest {
     pub tracks: Vec<TrackEntry>,
     /// Joins, leaves and chat.
     pub events: Vec<TimelineEvent>,
+    /// When nothing was recorded because the server recording it stopped (it died, or lost
+    /// the room) and another went on with it: from the end of what the first one stored to
+    /// the moment the next one resumed.
+    #[serde(default)]
+    pub interruptions: Vec<Gap>,
 }
 
 impl Manifest {
@@ -170,6 +176,7 @@ impl Manifest {
             participants: Vec::new(),
             tracks: Vec::new(),
             events: Vec::new(),
+            interruptions: Vec::new(),
         }
     }
 

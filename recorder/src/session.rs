@@ -21,7 +21,7 @@ use crate::error::RecorderError;
 use crate::finalize::remux;
 use crate::health::{Outage, StoreHealth, Watched};
 use crate::manifest::{
-    Manifest, MediaKind, ParticipantEntry, RecordingStatus, Segment, TakeClock, TimelineEvent,
+    Gap, Manifest, MediaKind, ParticipantEntry, RecordingStatus, Segment, TakeClock, TimelineEvent,
     TrackEntry,
 };
 use crate::store::ObjectStore;
@@ -122,17 +122,85 @@ impl Recorder {
     /// Starts recording `recording` of interview `interview` now. Must run in a tokio runtime.
     pub fn start(&self, recording: &str, interview: &str) -> Result<Recording, RecorderError> {
         valid_id(recording)?;
-        let dir = self.inner.spool.join(recording);
+        let manifest = Manifest::new(recording, interview, unix_ms());
+        self.run(manifest, Instant::now(), String::new())
+    }
+
+    /// Goes on with recording `recording` of `interview`, which another server was making when
+    /// it stopped (it died, or lost the room): what that server stored (the manifest in the
+    /// store, and the segments the store holds even where that manifest lags) is kept, its
+    /// takes end where their stored media ends, the time since is an interruption, and this
+    /// server records on from now on the same session clock. Its takes get names of their own
+    /// (`r{n}-{id}`): track ids here may repeat the other server's. The whole recording is
+    /// finished here, the other server's segments included. `None` when the store holds no
+    /// unfinished manifest of it (not this server's store, or it was finished): record anew.
+    pub async fn resume(
+        &self,
+        recording: &str,
+        interview: &str,
+    ) -> Result<Option<Recording>, RecorderError> {
+        valid_id(recording)?;
+        let store = &self.inner.store;
+        let Some(bytes) = store.get(&Manifest::key(recording)).await? else {
+            return Ok(None);
+        };
+        let mut manifest: Manifest = serde_json::from_slice(&bytes)?;
+        if manifest.status != RecordingStatus::Recording || manifest.interview != interview {
+            return Ok(None);
+        }
+        let stored: std::collections::HashSet<String> = store
+            .list(&format!("recordings/{recording}/"))
+            .await?
+            .into_iter()
+            .collect();
+        for track in &mut manifest.tracks {
+            for segment in &mut track.segments {
+                segment.stored |= stored.contains(&segment.key);
+            }
+        }
+        end_open_takes(&mut manifest);
+        let resumed_ms = unix_ms().saturating_sub(manifest.started_at_ms);
+        let recorded_until = manifest
+            .tracks
+            .iter()
+            .filter_map(|t| t.end_ms)
+            .chain(manifest.interruptions.iter().map(|g| g.end_ms))
+            .max()
+            .unwrap_or(0)
+            .min(resumed_ms);
+        manifest.interruptions.push(Gap {
+            start_ms: recorded_until,
+            end_ms: resumed_ms,
+        });
+        tracing::info!(%recording, from_ms = recorded_until, to_ms = resumed_ms, "resuming a recording another server left");
+        let started = Instant::now()
+            .checked_sub(Duration::from_millis(resumed_ms))
+            .unwrap_or_else(Instant::now);
+        let prefix = format!("r{}-", manifest.interruptions.len());
+        self.run(manifest, started, prefix).map(Some)
+    }
+
+    /// Forgets what this server spooled of a recording another server took over (it resumed
+    /// it and finishes it): nothing here is stored or joined.
+    pub fn discard(&self, dir: &Path) -> Result<(), RecorderError> {
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+
+    /// Runs `manifest`'s recording from here on: session time 0 is `started`, new takes are
+    /// named `{take_prefix}{id}`.
+    fn run(
+        &self,
+        manifest: Manifest,
+        started: Instant,
+        take_prefix: String,
+    ) -> Result<Recording, RecorderError> {
+        let dir = self.inner.spool.join(&manifest.recording);
         std::fs::create_dir_all(&dir)?;
-        let started_at_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let manifest = Manifest::new(recording, interview, started_at_ms);
         save_local(&dir, &manifest)?;
+        let recording = manifest.recording.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let started = Instant::now();
         let state = State {
             manifest,
             dir,
@@ -143,10 +211,12 @@ impl Recorder {
             stop: stop_rx,
             tx: tx.clone(),
             uploads: Uploads::default(),
+            take_prefix,
+            abandoning: false,
         };
         let task = tokio::spawn(state.run(rx));
         Ok(Recording {
-            id: recording.to_owned(),
+            id: recording,
             started,
             tx,
             stop: stop_tx,
@@ -203,20 +273,34 @@ impl Recorder {
                     }
                 }
             }
-            // Segments that never made it to the store are gone with the spool.
-            track.segments.retain(|s| s.stored);
-            if track.end_ms.is_none() {
-                // What the kept segments hold, from where the take started.
-                let media_end = track.segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
-                track.end_ms = Some(track.start_ms + media_end);
-            }
         }
+        end_open_takes(&mut manifest);
         if manifest.duration_ms.is_none() {
             manifest.duration_ms = manifest.tracks.iter().filter_map(|t| t.end_ms).max();
         }
         finalize(store.as_ref(), &mut manifest, dir).await?;
         Ok(manifest)
     }
+}
+
+/// Keeps only stored segments (the others are gone with a dead server's spool) and ends every
+/// take still open where its kept media ends.
+fn end_open_takes(manifest: &mut Manifest) {
+    for track in &mut manifest.tracks {
+        track.segments.retain(|s| s.stored);
+        if track.end_ms.is_none() {
+            // What the kept segments hold, from where the take started.
+            let media_end = track.segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
+            track.end_ms = Some(track.start_ms + media_end);
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A recording in progress.
@@ -270,9 +354,23 @@ impl Recording {
     /// Stops every take, waits until every segment is stored (retrying while the store is
     /// unreachable), joins each take into one file and completes the manifest.
     pub async fn stop(self) -> Result<Manifest, RecorderError> {
+        self.end(true).await
+    }
+
+    /// Stops every take and stores what was written, but finishes nothing: another server
+    /// took the recording over ([`Recorder::resume`]) and finishes it. The spool goes.
+    pub async fn abandon(self) -> Result<Manifest, RecorderError> {
+        self.end(false).await
+    }
+
+    async fn end(self, finish: bool) -> Result<Manifest, RecorderError> {
         let (reply, done) = oneshot::channel();
         let _ = self.stop.send(true);
-        let _ = self.tx.send(Message::Stop(reply, self.session_ms()));
+        let _ = self.tx.send(Message::Stop {
+            reply,
+            at_ms: self.session_ms(),
+            finish,
+        });
         let _ = done.await;
         self.task
             .await
@@ -457,7 +555,12 @@ enum Message {
         take: String,
         last_ms: Option<u64>,
     },
-    Stop(oneshot::Sender<()>, u64),
+    Stop {
+        reply: oneshot::Sender<()>,
+        at_ms: u64,
+        /// Join and complete it (or leave that to the server that took it over).
+        finish: bool,
+    },
 }
 
 /// What a take's task needs.
@@ -564,6 +667,11 @@ struct State {
     stop: watch::Receiver<bool>,
     tx: mpsc::UnboundedSender<Message>,
     uploads: Uploads,
+    /// Put before every new take's id (a resumed recording's takes must not reuse the names
+    /// of the server that began it).
+    take_prefix: String,
+    /// Stopped for another server to finish: nothing more is uploaded.
+    abandoning: bool,
 }
 
 impl State {
@@ -571,7 +679,7 @@ impl State {
         mut self,
         mut rx: mpsc::UnboundedReceiver<Message>,
     ) -> Result<Manifest, RecorderError> {
-        let mut stopping: Option<(oneshot::Sender<()>, u64)> = None;
+        let mut stopping: Option<(oneshot::Sender<()>, bool)> = None;
         while let Some(message) = rx.recv().await {
             let mut spool_copy_done = None;
             match message {
@@ -611,9 +719,20 @@ impl State {
                         track.end_ms = last_ms.or(Some(track.start_ms));
                     }
                 }
-                Message::Stop(reply, at_ms) => {
-                    self.manifest.duration_ms = Some(at_ms);
-                    stopping = Some((reply, at_ms));
+                Message::Stop {
+                    reply,
+                    at_ms,
+                    finish,
+                } => {
+                    if finish {
+                        self.manifest.duration_ms = Some(at_ms);
+                    } else {
+                        // Nothing more goes to the store: its manifest is the taker's now
+                        // (an upload under way ends before this returns).
+                        self.abandoning = true;
+                        self.uploads.queue.clear();
+                    }
+                    stopping = Some((reply, finish));
                 }
             }
             match save_local(&self.dir, &self.manifest) {
@@ -632,14 +751,25 @@ impl State {
                 break;
             }
         }
-        finalize(self.store.as_ref(), &mut self.manifest, &self.dir).await?;
+        let finish = stopping.as_ref().is_none_or(|(_, finish)| *finish);
+        if finish {
+            finalize(self.store.as_ref(), &mut self.manifest, &self.dir).await?;
+        } else {
+            // The store's manifest is the taker's now; what this server uploaded last is
+            // stored, under keys the taker's manifest does not name (removed with the
+            // recording).
+            tokio::fs::remove_dir_all(&self.dir).await?;
+        }
         if let Some((reply, _)) = stopping {
             let _ = reply.send(());
         }
         Ok(self.manifest)
     }
 
-    fn add_take(&mut self, info: TakeInfo, spawn: Box<dyn FnOnce(TakeContext) + Send>) {
+    fn add_take(&mut self, mut info: TakeInfo, spawn: Box<dyn FnOnce(TakeContext) + Send>) {
+        if !self.take_prefix.is_empty() {
+            info.id = format!("{}{}", self.take_prefix, info.id);
+        }
         if self.manifest.tracks.iter().any(|t| t.id == info.id) {
             return;
         }
@@ -694,6 +824,10 @@ impl State {
 
     /// Starts the next upload if none is running; its completion comes back as `Stored`.
     fn next_upload(&mut self) {
+        if self.abandoning {
+            self.uploads.queue.clear();
+            return;
+        }
         if self.uploads.busy {
             return;
         }

@@ -225,3 +225,110 @@ fn a_recording_cut_short_by_a_crash_is_finished_as_interrupted() {
     );
     assert!(!spool.join("r2").exists());
 }
+
+/// Server A records and dies; server B, on the same store with a spool of its own, goes on with
+/// the same recording: A's stored takes are kept and joined by B, the time between is an
+/// interruption, B's takes (whose track ids repeat A's) get names of their own, and A's spool,
+/// found when A starts again, is discarded rather than finished over B's.
+#[test]
+fn a_recording_resumed_by_another_server_keeps_both_parts_and_marks_the_interruption() {
+    let dir = tempfile::tempdir().expect("dir");
+    let objects = dir.path().join("objects");
+    let spool_a = dir.path().join("spool-a");
+    let spool_b = dir.path().join("spool-b");
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&objects));
+            let recorder = Recorder::with_segment(store, &spool_a, Duration::from_secs(1));
+            let recording = recorder.start("r3", "i1").expect("started");
+            let (tx, camera) = source();
+            recording.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+            let start = Instant::now();
+            for packet in video(start, 4) {
+                let due = packet.arrival;
+                tokio::time::sleep_until(due.into()).await;
+                tx.send(packet).expect("sent");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            std::mem::forget(tx);
+            std::mem::forget(recording);
+        });
+        runtime.shutdown_background();
+    }
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let manifest = runtime.block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&objects));
+        let b = Recorder::with_segment(Arc::clone(&store), &spool_b, Duration::from_secs(1));
+        assert!(
+            b.resume("r3", "another-interview")
+                .await
+                .expect("read")
+                .is_none(),
+            "only the recording's own interview resumes it"
+        );
+        assert!(b.resume("r9", "i1").await.expect("read").is_none());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let recording = b.resume("r3", "i1").await.expect("read").expect("resumed");
+        let resumed_at = recording.session_ms();
+        let (tx, camera) = source();
+        recording.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+        for packet in video(Instant::now(), 3) {
+            tx.send(packet).expect("sent");
+        }
+        drop(tx);
+        let manifest = recording.stop().await.expect("stopped");
+
+        // A starts again and finds its spool: B finishes the recording, so A discards it.
+        let a = Recorder::new(Arc::clone(&store), &spool_a);
+        for dir in a.unfinished() {
+            a.discard(&dir).expect("discarded");
+        }
+        assert!(a.unfinished().is_empty());
+        (manifest, resumed_at)
+    });
+    let (manifest, resumed_at) = manifest;
+    assert_eq!(manifest.status, RecordingStatus::Complete);
+    let ids: Vec<&str> = manifest.tracks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["t1", "r1-t1"], "both servers' takes, named apart");
+    let [interruption] = manifest.interruptions.as_slice() else {
+        panic!("one interruption: {:?}", manifest.interruptions);
+    };
+    let first = &manifest.tracks[0];
+    let second = &manifest.tracks[1];
+    assert_eq!(interruption.start_ms, first.end_ms.expect("ended"));
+    assert!(interruption.start_ms >= 2_000, "{interruption:?}");
+    assert!(
+        interruption.end_ms.abs_diff(resumed_at) < 50,
+        "{interruption:?} vs {resumed_at}"
+    );
+    assert!(
+        second.start_ms >= interruption.end_ms,
+        "the second part starts after the interruption: {} < {}",
+        second.start_ms,
+        interruption.end_ms
+    );
+    // A's part holds what its stored segments held; B's the three seconds it was sent.
+    let kept = (first.end_ms.expect("ended") - first.start_ms) as f64 / 1000.0;
+    for (track, expected) in [(first, kept), (second, 3.0)] {
+        let file = objects.join(track.file.as_deref().expect("joined"));
+        let found = discover(&file).expect("inspected");
+        assert!(found.seekable, "{}", found.report);
+        let duration = found.duration.as_secs_f64();
+        assert!(
+            (duration - expected).abs() < 0.5,
+            "{}: {duration} s, expected {expected} s",
+            track.id
+        );
+    }
+    let stored: Manifest = serde_json::from_slice(
+        &std::fs::read(objects.join(Manifest::key("r3"))).expect("stored manifest"),
+    )
+    .expect("parses");
+    assert_eq!(stored, manifest, "the store holds B's final manifest");
+}
