@@ -166,6 +166,20 @@ impl Recordings {
             .iter()
             .filter_map(|dir| dir.file_name()?.to_str().map(str::to_owned))
             .collect();
+        // A recording another node took over while this one was down is finished there.
+        let mut kept = Vec::new();
+        let mut ids_kept = Vec::new();
+        for (id, dir) in ids.into_iter().zip(dirs) {
+            if self.inner.may_finish(&id).await {
+                kept.push(dir);
+                ids_kept.push(id);
+            } else if let Err(err) = self.inner.recorder.discard(&dir) {
+                tracing::warn!(recording = %id, %err, "the spool of a recording taken over was not removed");
+            } else {
+                tracing::info!(recording = %id, "a recording another node took over was left to it");
+            }
+        }
+        let (ids, dirs) = (ids_kept, kept);
         for id in &ids {
             self.inner.set_phase(id, Some(Phase::Finishing));
         }
@@ -200,6 +214,23 @@ impl Recordings {
 }
 
 impl Inner {
+    /// Whether this server finishes recording `id` it stopped: alone, always; in a cluster,
+    /// unless the room's new host took the recording over (it finishes it then). While the
+    /// database cannot say, this server finishes it (a recording finished twice is better
+    /// than one finished by nobody).
+    async fn may_finish(&self, id: &str) -> bool {
+        let Some(node) = &self.node else {
+            return true;
+        };
+        match recordings::claim_finish(self.db.pool(), id, node).await {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!(recording = %id, %err, "cannot tell whether another node took a recording over");
+                true
+            }
+        }
+    }
+
     fn phase(&self, recording: &str) -> Option<Phase> {
         self.phases.lock().ok()?.get(recording).copied()
     }
@@ -252,9 +283,10 @@ impl Recordings {
 
 /// In a cluster, goes on recording each room newly hosted here (`hosted`, in order) whose
 /// interview's newest recording lost its room on another node (that node died, or lost the room
-/// and ended its copy): a new recording from now, under the same starter, with the consents
-/// already stored. A recording stopped on purpose (a stop, the room emptied) is not carried
-/// over, and each is carried over once, by whichever node marks it first.
+/// and ended its copy), under the same starter, with the consents already stored: the same
+/// recording where the store is shared and that node has not begun finishing it (an
+/// interruption marks the time nothing was recorded), otherwise a new one. A recording stopped
+/// on purpose (a stop, the room emptied) is not carried over.
 pub async fn carry_over(recordings: Recordings, mut hosted: mpsc::UnboundedReceiver<RoomId>) {
     let Some(node) = recordings.inner.node.clone() else {
         return;
@@ -269,19 +301,12 @@ pub async fn carry_over(recordings: Recordings, mut hosted: mpsc::UnboundedRecei
                 continue;
             }
         };
-        let Some((lost, started_by)) = found else {
+        let Some(lost) = found else {
             continue;
         };
-        match recordings::carry_over(&pool, &lost, &node).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(err) => {
-                tracing::warn!(%interview, %err, "marking a recording carried over");
-                continue;
-            }
-        }
-        tracing::info!(%interview, recording = %lost, "the recording goes on here after its room moved");
-        if let Err(err) = recordings.start(&interview, &started_by) {
+        tracing::info!(%interview, recording = %lost.id, from = %lost.node, "the recording goes on here after its room moved");
+        // The controller takes the recording itself over where it can (see `take_over`).
+        if let Err(err) = recordings.start(&interview, &lost.started_by) {
             tracing::warn!(%interview, %err, "could not carry a recording over");
         }
     }
@@ -393,6 +418,15 @@ impl Controller {
             if !room_taken && let Err(err) = recordings::mark_stopped(db.pool(), &id).await {
                 tracing::warn!(recording = %id, %err, "a stopped recording was not marked stopped");
             }
+            if !self.inner.may_finish(&id).await {
+                // The room's new host took the recording over and finishes it.
+                if let Err(err) = recording.abandon().await {
+                    tracing::warn!(recording = %id, %err, "a recording taken over was not left cleanly");
+                }
+                tracing::info!(recording = %id, "recording left to the node that took it over");
+                self.inner.set_phase(&id, None);
+                return;
+            }
             let stopped = recording.stop().await;
             match stopped {
                 Ok(manifest) => {
@@ -418,6 +452,64 @@ impl Controller {
             }
             // Only now: until the row says where it stands, this server still has it.
             self.inner.set_phase(&id, None);
+        }
+    }
+
+    /// In a cluster: goes on with the interview's recording that lost its room on another node,
+    /// when this node's store holds it (a shared store) and that node has not begun finishing
+    /// it; `true` when it records again here. Otherwise it stays that node's, marked carried
+    /// over, and this node begins a new recording.
+    async fn take_over(&mut self) -> bool {
+        let Some(node) = self.inner.node.clone() else {
+            return false;
+        };
+        let pool = self.inner.db.pool();
+        let lost = match recordings::to_carry_over(pool, &self.interview, &node).await {
+            Ok(Some(lost)) => lost,
+            Ok(None) => return false,
+            Err(err) => {
+                tracing::warn!(interview = %self.interview, %err, "looking for a recording to take over");
+                return false;
+            }
+        };
+        let resumable = self
+            .inner
+            .recorder
+            .resumable(&lost.id, &self.interview)
+            .await;
+        let taken = resumable
+            && recordings::take_over(pool, &lost, &node)
+                .await
+                .inspect_err(
+                    |err| tracing::warn!(recording = %lost.id, %err, "taking a recording over"),
+                )
+                .unwrap_or(false);
+        if !taken {
+            if let Err(err) = recordings::carry_over(pool, &lost.id, &node).await {
+                tracing::warn!(recording = %lost.id, %err, "marking a recording carried over");
+            }
+            return false;
+        }
+        match self.inner.recorder.resume(&lost.id, &self.interview).await {
+            Ok(Some(recording)) => {
+                for participant in self.room_state.participants.values() {
+                    recording.note_participant(entry(participant));
+                }
+                tracing::info!(interview = %self.interview, recording = %lost.id, from = %lost.node, "recording taken over");
+                self.inner.set_phase(&lost.id, Some(Phase::Recording));
+                self.recording = Some(recording);
+                true
+            }
+            // Its manifest was readable a moment ago: a store failure. The recording goes back
+            // to the node that lost the room (it finishes what is stored when it starts again)
+            // and a new one goes on here.
+            Ok(None) | Err(_) => {
+                tracing::error!(recording = %lost.id, "a recording taken over could not be resumed; recording anew");
+                if let Err(err) = recordings::give_back(pool, &lost, &node).await {
+                    tracing::warn!(recording = %lost.id, %err, "a recording taken over was not handed back");
+                }
+                false
+            }
         }
     }
 
@@ -512,6 +604,9 @@ impl Controller {
     }
 
     async fn begin(&mut self) -> Result<(), ApiError> {
+        if self.take_over().await {
+            return Ok(());
+        }
         let id = new_id();
         recordings::insert(
             self.inner.db.pool(),

@@ -180,6 +180,24 @@ impl Recorder {
         self.run(manifest, started, prefix).map(Some)
     }
 
+    /// Whether the store holds `recording` of `interview` unfinished, so that
+    /// [`Recorder::resume`] would go on with it. `false` too when the store cannot say.
+    pub async fn resumable(&self, recording: &str, interview: &str) -> bool {
+        if valid_id(recording).is_err() {
+            return false;
+        }
+        match self.inner.store.get(&Manifest::key(recording)).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<Manifest>(&bytes).is_ok_and(|manifest| {
+                manifest.status == RecordingStatus::Recording && manifest.interview == interview
+            }),
+            Ok(None) => false,
+            Err(err) => {
+                tracing::warn!(%recording, %err, "cannot read a manifest to resume");
+                false
+            }
+        }
+    }
+
     /// Forgets what this server spooled of a recording another server took over (it resumed
     /// it and finishes it): nothing here is stored or joined.
     pub fn discard(&self, dir: &Path) -> Result<(), RecorderError> {

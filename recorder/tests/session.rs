@@ -332,3 +332,60 @@ fn a_recording_resumed_by_another_server_keeps_both_parts_and_marks_the_interrup
     .expect("parses");
     assert_eq!(stored, manifest, "the store holds B's final manifest");
 }
+
+/// Server A is still recording when B takes the recording over (A lost the room but lives): A
+/// abandons it, storing and finishing nothing more, and B's finish is the recording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_recording_was_taken_over_leaves_it_to_the_taker() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path().join("objects")));
+    let a = Recorder::with_segment(
+        Arc::clone(&store),
+        dir.path().join("spool-a"),
+        Duration::from_secs(1),
+    );
+    let on_a = a.start("r4", "i1").expect("started");
+    let (a_tx, camera) = source();
+    on_a.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+    let start = Instant::now();
+    for packet in video(start, 3) {
+        let due = packet.arrival;
+        tokio::time::sleep_until(due.into()).await;
+        a_tx.send(packet).expect("sent");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let b = Recorder::with_segment(
+        Arc::clone(&store),
+        dir.path().join("spool-b"),
+        Duration::from_secs(1),
+    );
+    let on_b = b.resume("r4", "i1").await.expect("read").expect("resumed");
+    drop(a_tx);
+    on_a.abandon().await.expect("left");
+    assert!(!dir.path().join("spool-a/r4").exists(), "A's spool is gone");
+
+    let (b_tx, camera) = source();
+    on_b.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+    for packet in video(Instant::now(), 2) {
+        b_tx.send(packet).expect("sent");
+    }
+    drop(b_tx);
+    let manifest = on_b.stop().await.expect("stopped");
+    assert_eq!(manifest.status, RecordingStatus::Complete);
+    let ids: Vec<&str> = manifest.tracks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["t1", "r1-t1"]);
+    assert!(
+        manifest.tracks.iter().all(|t| t.file.is_some()),
+        "both joined"
+    );
+    let stored: Manifest = serde_json::from_slice(
+        &store
+            .get(&Manifest::key("r4"))
+            .await
+            .expect("get")
+            .expect("stored"),
+    )
+    .expect("parses");
+    assert_eq!(stored, manifest, "A wrote nothing over B's manifest");
+}

@@ -968,3 +968,155 @@ async fn a_room_placed_on_a_dead_node_reads_as_not_recording_not_as_an_error() -
     assert_eq!(proctoring["running"], false);
     Ok(())
 }
+
+/// A media tap stand-in for a recorder the test drives itself.
+struct Frames(tokio::sync::mpsc::UnboundedReceiver<sightline_sfu::TapPacket>);
+
+impl sightline_recorder::PacketSource for Frames {
+    async fn recv(&mut self) -> Option<sightline_sfu::TapPacket> {
+        self.0.recv().await
+    }
+
+    fn request_keyframe(&self) {}
+}
+
+/// Records three seconds of camera video as `recording` of `interview` into the object store
+/// at `store_dir`, as a node does, then dies: its runtime stops mid-recording, leaving stored
+/// segments and a manifest that still says it records (its spool is lost with it).
+fn record_then_die(store_dir: std::path::PathBuf, recording: &str, interview: &str) -> Result<()> {
+    use sightline_recorder::{LocalStore, ObjectStore, Recorder, TakeInfo};
+    use sightline_sfu::{Codec, TapPacket, TrackId};
+    use std::sync::Arc;
+    let (recording, interview) = (recording.to_owned(), interview.to_owned());
+    std::thread::spawn(move || -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let spool = tempfile::tempdir()?;
+        runtime.block_on(async {
+            let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
+            let recorder = Recorder::with_segment(store, spool.path(), Duration::from_secs(1));
+            let started = recorder.start(&recording, &interview)?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            started.add_take(
+                TakeInfo {
+                    id: "t1".into(),
+                    participant: "ivy".into(),
+                    source: "camera".into(),
+                    codec: Codec::Vp8,
+                },
+                Frames(rx),
+            );
+            let frames = &sightline_testkit::media()?.video[1];
+            let start = std::time::Instant::now();
+            for n in 0..90u64 {
+                let frame = &frames[n as usize % frames.len()];
+                let mut payload = vec![0x10];
+                payload.extend_from_slice(&frame.data);
+                let arrival = start + Duration::from_micros(n * 33_333);
+                tokio::time::sleep_until(arrival.into()).await;
+                tx.send(TapPacket {
+                    track: TrackId(1),
+                    codec: Codec::Vp8,
+                    seq: n,
+                    rtp_time: n * 3000,
+                    marker: true,
+                    keyframe: frame.keyframe,
+                    payload: Arc::from(payload),
+                    arrival,
+                    sender_time: None,
+                })?;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            std::mem::forget(tx);
+            std::mem::forget(started);
+            Ok::<(), anyhow::Error>(())
+        })?;
+        runtime.shutdown_background();
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the dying recorder panicked"))?
+}
+
+#[tokio::test]
+async fn the_room_s_new_host_takes_the_recording_itself_over_and_marks_the_interruption()
+-> Result<()> {
+    let nats = NatsServer::start().await?;
+    let app = node(&nats, "eu-1", "eu").await?;
+    let meeting = interview(&app).await?;
+    // eu-9 recorded into the store eu-1 reads too (a shared store) and died.
+    let store_dir = app.settings.data.dir.join("recordings");
+    record_then_die(store_dir.clone(), "taken-from-eu-9", &meeting.id)?;
+    recording_row(&app, "taken-from-eu-9", &meeting.id, "eu-9", false).await?;
+    let consent = app
+        .post(
+            &format!("/api/interviews/{}/recording/consent", meeting.id),
+            json!({}),
+            Some(&meeting.interviewer),
+        )
+        .await?;
+    assert_eq!(consent.status(), StatusCode::NO_CONTENT);
+
+    let (_ivy, _) = join(&app, &meeting.id, &meeting.interviewer).await?;
+    let mut node_now = None;
+    for _ in 0..100 {
+        let mut db = app.db().await?;
+        let (node,): (Option<String>,) =
+            sqlx::query_as("SELECT node FROM recordings WHERE id = 'taken-from-eu-9'")
+                .fetch_one(&mut db)
+                .await?;
+        node_now = node;
+        if node_now.as_deref() == Some("eu-1")
+            && recording_active(&app, &meeting.id, &meeting.interviewer).await?
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        node_now.as_deref(),
+        Some("eu-1"),
+        "the new host took it over"
+    );
+    assert!(recording_active(&app, &meeting.id, &meeting.interviewer).await?);
+    assert!(
+        other_recordings(&app, &meeting.id, "taken-from-eu-9")
+            .await?
+            .is_empty(),
+        "no second recording"
+    );
+
+    // Stopped here, the whole recording is finished here, eu-9's part included.
+    expect_json(
+        recording_control(&app, &meeting, "stop").await?,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
+    let mut status = String::new();
+    for _ in 0..200 {
+        let mut db = app.db().await?;
+        (status,) = sqlx::query_as("SELECT status FROM recordings WHERE id = 'taken-from-eu-9'")
+            .fetch_one(&mut db)
+            .await?;
+        if status != "recording" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "complete");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(
+        store_dir.join("recordings/taken-from-eu-9/manifest.json"),
+    )?)?;
+    let interruptions = manifest["interruptions"]
+        .as_array()
+        .context("interruptions")?;
+    assert_eq!(interruptions.len(), 1, "{manifest}");
+    let first = &manifest["tracks"][0];
+    assert_eq!(first["id"], "t1");
+    assert_eq!(interruptions[0]["start_ms"], first["end_ms"], "{manifest}");
+    let file = first["file"].as_str().context("eu-9's take joined")?;
+    assert!(store_dir.join(file).is_file());
+    Ok(())
+}

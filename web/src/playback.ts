@@ -51,6 +51,8 @@ export interface Manifest {
   participants: ManifestParticipant[];
   tracks: Take[];
   events: TimelineEvent[];
+  /** When nothing was recorded: the server recording it stopped and another one went on. */
+  interruptions?: Gap[];
 }
 
 /** How far a media element may stray from where the clock says before it is put back. */

@@ -66,14 +66,25 @@ struct CarryRow {
     ended_at: Option<i64>,
 }
 
+/// A recording another node lost its room with: which, who started it, and on which node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    /// Recording id.
+    pub id: String,
+    /// Who started it.
+    pub started_by: String,
+    /// The node that was responsible for it.
+    pub node: String,
+}
+
 /// The interview's newest recording, when it lost its room on another cluster node than
-/// `node` and nobody has gone on recording yet: made on another node, not stopped on purpose,
-/// not carried over. Its id and who started it.
+/// `node` and nobody has gone on recording yet: another node's, not stopped on purpose, not
+/// carried over.
 pub async fn to_carry_over(
     pool: &AnyPool,
     interview_id: &str,
     node: &str,
-) -> Result<Option<(String, String)>, sqlx::Error> {
+) -> Result<Option<Lost>, sqlx::Error> {
     let newest: Option<CarryRow> = sqlx::query_as(
         "SELECT id, started_by, node, stopped_at, carried_to, status, ended_at FROM recordings \
          WHERE interview_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1",
@@ -87,13 +98,61 @@ pub async fn to_carry_over(
             || row
                 .ended_at
                 .is_some_and(|ended| ended >= now() - CARRY_OVER_WITHIN_SECS);
-        let lost = row.node.is_some_and(|made_on| made_on != node)
-            && row.stopped_at.is_none()
+        let made_on = row.node.filter(|made_on| made_on != node)?;
+        let lost = row.stopped_at.is_none()
             && row.carried_to.is_none()
             && row.status != "failed"
             && recent;
-        lost.then_some((row.id, row.started_by))
+        lost.then_some(Lost {
+            id: row.id,
+            started_by: row.started_by,
+            node: made_on,
+        })
     }))
+}
+
+/// Makes `node` responsible for recording `lost`, which the node that lost its room has not
+/// begun finishing; `false` if that node began finishing it, it was stopped, or another node
+/// took it first.
+pub async fn take_over(pool: &AnyPool, lost: &Lost, node: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET node = $3 \
+         WHERE id = $1 AND node = $2 AND finisher IS NULL AND stopped_at IS NULL \
+         AND carried_to IS NULL AND status = 'recording'",
+    )
+    .bind(&lost.id)
+    .bind(&lost.node)
+    .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Hands `lost` back to the node that lost its room after `node` took it over but could not go
+/// on with it: that node finishes what is stored when it starts again.
+pub async fn give_back(pool: &AnyPool, lost: &Lost, node: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE recordings SET node = $2 WHERE id = $1 AND node = $3 AND finisher IS NULL")
+        .bind(&lost.id)
+        .bind(&lost.node)
+        .bind(node)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Lets `node`, which stopped recording `id`, finish it; `false` when another node took it over
+/// meanwhile (and finishes it). Repeatable by the same node (a restart mid-finish); a row made
+/// before nodes were written down is this node's.
+pub async fn claim_finish(pool: &AnyPool, id: &str, node: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET finisher = $2 \
+         WHERE id = $1 AND (node = $2 OR node IS NULL) AND (finisher IS NULL OR finisher = $2)",
+    )
+    .bind(id)
+    .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Marks `id` carried over to `node`; `false` if another node did first.

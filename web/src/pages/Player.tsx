@@ -15,6 +15,7 @@ import { ErrorAlert, Loading, PageTitle, Unavailable, isUnavailable } from '../c
 import { type ProctoringView, kindLabel } from '../proctoring';
 import {
   CATCH_UP_LIMIT_MS,
+  type Gap,
   type Manifest,
   SYNC_TOLERANCE_MS,
   type Take,
@@ -237,6 +238,7 @@ function PlayerContent({ id }: { id: string }) {
           The server stopped during this recording; it holds everything saved until then.
         </p>
       )}
+      <InterruptionNotices interruptions={manifest.interruptions ?? []} />
       <div class="grid">
         {videos.map((take) => (
           <figure class="tile" key={take.id}>
@@ -282,6 +284,11 @@ function PlayerContent({ id }: { id: string }) {
           <div class="timeline-row" key={person.identity}>
             <span class="timeline-name">{nameOf(person.identity)}</span>
             <div class="timeline-track">
+              {(manifest.interruptions ?? []).map((g) => (
+                <div key={`interruption-${g.start_ms}`} class="timeline-interruption"
+                  title={`Not recorded ${clock(g.start_ms)}–${clock(g.end_ms)} (the recording server stopped)`}
+                  style={{ left: percent(g.start_ms), width: percent(g.end_ms - g.start_ms) }} />
+              ))}
               {manifest.tracks
                 .filter((t) => t.participant === person.identity)
                 .map((t) => (
@@ -358,5 +365,19 @@ export function Player() {
     <RequireSession>
       <PlayerContent id={params.id} />
     </RequireSession>
+  );
+}
+
+/** What was not recorded because the server recording the interview stopped and another went on. */
+export function InterruptionNotices({ interruptions }: { interruptions: Gap[] }) {
+  return (
+    <>
+      {interruptions.map((g) => (
+        <p class="notice" role="status" key={`interruption-${g.start_ms}`}>
+          Nothing was recorded from {clock(g.start_ms)} to {clock(g.end_ms)}: the server recording this interview
+          stopped, and another one went on with it.
+        </p>
+      ))}
+    </>
   );
 }
