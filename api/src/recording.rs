@@ -129,6 +129,21 @@ impl Recordings {
     /// Starts recording interview `interview` on behalf of user `started_by` (nothing happens if
     /// it already is being recorded).
     pub fn start(&self, interview: &str, started_by: &str) -> Result<(), ApiError> {
+        self.spawn_controller(interview, started_by, false)
+    }
+
+    /// Goes on recording `interview`, whose recording lost its room on another node (see
+    /// [`carry_over`]).
+    fn carry(&self, interview: &str, started_by: &str) -> Result<(), ApiError> {
+        self.spawn_controller(interview, started_by, true)
+    }
+
+    fn spawn_controller(
+        &self,
+        interview: &str,
+        started_by: &str,
+        carrying: bool,
+    ) -> Result<(), ApiError> {
         let Some(rx) = self.inner.running.claim(interview)? else {
             return Ok(());
         };
@@ -141,6 +156,7 @@ impl Recordings {
             consented: HashSet::new(),
             recording: None,
             taken: HashSet::new(),
+            carrying,
         };
         tokio::spawn(controller.run(rx));
         Ok(())
@@ -170,7 +186,7 @@ impl Recordings {
         let mut kept = Vec::new();
         let mut ids_kept = Vec::new();
         for (id, dir) in ids.into_iter().zip(dirs) {
-            if self.inner.may_finish(&id).await {
+            if self.inner.may_recover(&id).await {
                 kept.push(dir);
                 ids_kept.push(id);
             } else if let Err(err) = self.inner.recorder.discard(&dir) {
@@ -213,22 +229,44 @@ impl Recordings {
     }
 }
 
+/// `ask`'s answer, asked again with backoff (up to a minute apart) until the database gives one.
+async fn answered<F, Fut>(id: &str, ask: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, sqlx::Error>>,
+{
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match ask().await {
+            Ok(answer) => return answer,
+            Err(err) => {
+                tracing::warn!(recording = %id, %err, retry_in = ?wait, "cannot tell whether another node took a recording over");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
+            }
+        }
+    }
+}
+
 impl Inner {
     /// Whether this server finishes recording `id` it stopped: alone, always; in a cluster,
-    /// unless the room's new host took the recording over (it finishes it then). While the
-    /// database cannot say, this server finishes it (a recording finished twice is better
-    /// than one finished by nobody).
+    /// unless the room's new host took the recording over (it finishes it then). Asked until
+    /// the database answers: two nodes finishing one recording would delete each other's
+    /// segments, and meanwhile the spool keeps everything.
     async fn may_finish(&self, id: &str) -> bool {
         let Some(node) = &self.node else {
             return true;
         };
-        match recordings::claim_finish(self.db.pool(), id, node).await {
-            Ok(claimed) => claimed,
-            Err(err) => {
-                tracing::warn!(recording = %id, %err, "cannot tell whether another node took a recording over");
-                true
-            }
-        }
+        answered(id, || recordings::claim_finish(self.db.pool(), id, node)).await
+    }
+
+    /// Whether this node, starting again, finishes recording `id` found in its spool (nobody
+    /// took it over).
+    async fn may_recover(&self, id: &str) -> bool {
+        let Some(node) = &self.node else {
+            return true;
+        };
+        answered(id, || recordings::claim_recovery(self.db.pool(), id, node)).await
     }
 
     fn phase(&self, recording: &str) -> Option<Phase> {
@@ -306,7 +344,7 @@ pub async fn carry_over(recordings: Recordings, mut hosted: mpsc::UnboundedRecei
         };
         tracing::info!(%interview, recording = %lost.id, from = %lost.node, "the recording goes on here after its room moved");
         // The controller takes the recording itself over where it can (see `take_over`).
-        if let Err(err) = recordings.start(&interview, &lost.started_by) {
+        if let Err(err) = recordings.carry(&interview, &lost.started_by) {
             tracing::warn!(%interview, %err, "could not carry a recording over");
         }
     }
@@ -335,6 +373,16 @@ fn status_name(status: RecordingStatus) -> &'static str {
     }
 }
 
+/// What a controller beginning to record does about a recording that lost its room.
+enum TakeOver {
+    /// It went on with that recording.
+    Resumed,
+    /// It begins a new recording.
+    Begin,
+    /// It was started only to carry one over, which needs no carrying any more.
+    GiveUp,
+}
+
 /// One interview's recording controller.
 struct Controller {
     inner: Arc<Inner>,
@@ -348,6 +396,8 @@ struct Controller {
     recording: Option<Recording>,
     /// Tracks handed to the recorder.
     taken: HashSet<String>,
+    /// Started only to go on with a recording that lost its room.
+    carrying: bool,
 }
 
 impl Controller {
@@ -415,7 +465,10 @@ impl Controller {
             let db = self.inner.db.clone();
             let id = recording.id().to_owned();
             self.inner.set_phase(&id, Some(Phase::Finishing));
-            if !room_taken && let Err(err) = recordings::mark_stopped(db.pool(), &id).await {
+            if !room_taken
+                && let Err(err) =
+                    recordings::mark_stopped(db.pool(), &id, self.inner.node.as_deref()).await
+            {
                 tracing::warn!(recording = %id, %err, "a stopped recording was not marked stopped");
             }
             if !self.inner.may_finish(&id).await {
@@ -457,38 +510,32 @@ impl Controller {
 
     /// In a cluster: goes on with the interview's recording that lost its room on another node,
     /// when this node's store holds it (a shared store) and that node has not begun finishing
-    /// it; `true` when it records again here. Otherwise it stays that node's, marked carried
-    /// over, and this node begins a new recording.
-    async fn take_over(&mut self) -> bool {
+    /// it. Otherwise it stays that node's, marked carried over, and this node begins a new
+    /// recording; but a controller started only to carry it over gives up when it turns out to
+    /// have been stopped, or carried over by another node, meanwhile.
+    async fn take_over(&mut self) -> Result<TakeOver, ApiError> {
         let Some(node) = self.inner.node.clone() else {
-            return false;
+            return Ok(TakeOver::Begin);
         };
         let pool = self.inner.db.pool();
-        let lost = match recordings::to_carry_over(pool, &self.interview, &node).await {
-            Ok(Some(lost)) => lost,
-            Ok(None) => return false,
-            Err(err) => {
-                tracing::warn!(interview = %self.interview, %err, "looking for a recording to take over");
-                return false;
-            }
+        let lost = match recordings::to_carry_over(pool, &self.interview, &node).await? {
+            Some(lost) => lost,
+            None if self.carrying => return Ok(TakeOver::GiveUp),
+            None => return Ok(TakeOver::Begin),
         };
         let resumable = self
             .inner
             .recorder
             .resumable(&lost.id, &self.interview)
             .await;
-        let taken = resumable
-            && recordings::take_over(pool, &lost, &node)
-                .await
-                .inspect_err(
-                    |err| tracing::warn!(recording = %lost.id, %err, "taking a recording over"),
-                )
-                .unwrap_or(false);
+        let taken = resumable && recordings::take_over(pool, &lost, &node).await?;
         if !taken {
-            if let Err(err) = recordings::carry_over(pool, &lost.id, &node).await {
-                tracing::warn!(recording = %lost.id, %err, "marking a recording carried over");
-            }
-            return false;
+            let marked = recordings::carry_over(pool, &lost.id, &node).await?;
+            return Ok(if marked || !self.carrying {
+                TakeOver::Begin
+            } else {
+                TakeOver::GiveUp
+            });
         }
         match self.inner.recorder.resume(&lost.id, &self.interview).await {
             Ok(Some(recording)) => {
@@ -498,7 +545,7 @@ impl Controller {
                 tracing::info!(interview = %self.interview, recording = %lost.id, from = %lost.node, "recording taken over");
                 self.inner.set_phase(&lost.id, Some(Phase::Recording));
                 self.recording = Some(recording);
-                true
+                Ok(TakeOver::Resumed)
             }
             // Its manifest was readable a moment ago: a store failure. The recording goes back
             // to the node that lost the room (it finishes what is stored when it starts again)
@@ -508,7 +555,7 @@ impl Controller {
                 if let Err(err) = recordings::give_back(pool, &lost, &node).await {
                     tracing::warn!(recording = %lost.id, %err, "a recording taken over was not handed back");
                 }
-                false
+                Ok(TakeOver::Begin)
             }
         }
     }
@@ -604,8 +651,16 @@ impl Controller {
     }
 
     async fn begin(&mut self) -> Result<(), ApiError> {
-        if self.take_over().await {
-            return Ok(());
+        match self.take_over().await? {
+            TakeOver::Resumed => return Ok(()),
+            TakeOver::GiveUp => {
+                return Err(ApiError::Conflict {
+                    code: "not_carried_over",
+                    message: "the recording to carry over was stopped or carried over elsewhere"
+                        .into(),
+                });
+            }
+            TakeOver::Begin => {}
         }
         let id = new_id();
         recordings::insert(

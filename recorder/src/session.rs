@@ -159,19 +159,28 @@ impl Recorder {
             }
         }
         end_open_takes(&mut manifest);
-        let resumed_ms = unix_ms().saturating_sub(manifest.started_at_ms);
         let recorded_until = manifest
             .tracks
             .iter()
             .filter_map(|t| t.end_ms)
             .chain(manifest.interruptions.iter().map(|g| g.end_ms))
             .max()
-            .unwrap_or(0)
-            .min(resumed_ms);
+            .unwrap_or(0);
+        // The session clock goes on from the other server's start by this server's wall clock;
+        // a clock behind the other's never makes the parts overlap.
+        let resumed_ms = unix_ms()
+            .saturating_sub(manifest.started_at_ms)
+            .max(recorded_until);
         manifest.interruptions.push(Gap {
             start_ms: recorded_until,
             end_ms: resumed_ms,
         });
+        // The store's manifest is this server's from now on, interruption included.
+        if let Ok(bytes) = serde_json::to_vec_pretty(&manifest)
+            && let Err(err) = store.put_bytes(&Manifest::key(recording), bytes).await
+        {
+            tracing::warn!(%recording, %err, "the resumed manifest is stored with the next segment");
+        }
         tracing::info!(%recording, from_ms = recorded_until, to_ms = resumed_ms, "resuming a recording another server left");
         let started = Instant::now()
             .checked_sub(Duration::from_millis(resumed_ms))
@@ -231,6 +240,7 @@ impl Recorder {
             uploads: Uploads::default(),
             take_prefix,
             abandoning: false,
+            abandoned: Arc::default(),
         };
         let task = tokio::spawn(state.run(rx));
         Ok(Recording {
@@ -302,15 +312,20 @@ impl Recorder {
 }
 
 /// Keeps only stored segments (the others are gone with a dead server's spool) and ends every
-/// take still open where its kept media ends.
+/// take still open, or missing segments, where its kept media ends.
 fn end_open_takes(manifest: &mut Manifest) {
     for track in &mut manifest.tracks {
+        let all_stored = track.segments.iter().all(|s| s.stored);
         track.segments.retain(|s| s.stored);
-        if track.end_ms.is_none() {
-            // What the kept segments hold, from where the take started.
-            let media_end = track.segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
-            track.end_ms = Some(track.start_ms + media_end);
-        }
+        // What the kept segments hold, from where the take started: where an open take ends,
+        // and where one that ended but lost segments now ends.
+        let media_end = track.segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
+        let kept_end = track.start_ms + media_end;
+        track.end_ms = match track.end_ms {
+            Some(end) if all_stored => Some(end),
+            Some(end) => Some(end.min(kept_end)),
+            None => Some(kept_end),
+        };
     }
 }
 
@@ -690,6 +705,8 @@ struct State {
     take_prefix: String,
     /// Stopped for another server to finish: nothing more is uploaded.
     abandoning: bool,
+    /// The same, for uploads already under way: they store no manifest any more.
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl State {
@@ -745,9 +762,12 @@ impl State {
                     if finish {
                         self.manifest.duration_ms = Some(at_ms);
                     } else {
-                        // Nothing more goes to the store: its manifest is the taker's now
-                        // (an upload under way ends before this returns).
+                        // Nothing more goes to the store: its manifest is the taker's now. An
+                        // upload under way may still store its segment (under a key the
+                        // taker's manifest does not name), never the manifest.
                         self.abandoning = true;
+                        self.abandoned
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
                         self.uploads.queue.clear();
                     }
                     stopping = Some((reply, finish));
@@ -764,7 +784,8 @@ impl State {
                 }
                 Err(err) => tracing::warn!(%err, "manifest not saved locally"),
             }
-            let drained = self.running == 0 && !self.uploads.busy && self.uploads.queue.is_empty();
+            let uploaded = self.abandoning || (!self.uploads.busy && self.uploads.queue.is_empty());
+            let drained = self.running == 0 && uploaded;
             if stopping.is_some() && drained {
                 break;
             }
@@ -856,10 +877,14 @@ impl State {
         let store = Arc::clone(&self.store);
         let tx = self.tx.clone();
         let manifest = self.manifest.clone();
+        let abandoned = Arc::clone(&self.abandoned);
         tokio::spawn(async move {
             upload_until_stored(store.as_ref(), &key, &path).await;
-            // The store's copy of the manifest follows, so a reader sees the new segment.
-            put_manifest_until_stored(store.as_ref(), &manifest).await;
+            // The store's copy of the manifest follows, so a reader sees the new segment;
+            // unless another server took the recording over meanwhile.
+            if !abandoned.load(std::sync::atomic::Ordering::SeqCst) {
+                put_manifest_until_stored(store.as_ref(), &manifest).await;
+            }
             let _ = tx.send(Message::Stored { take, index, path });
         });
     }

@@ -759,13 +759,16 @@ impl RoomActor {
                 self.apply(effects).await;
             }
             RoomInput::End => {
+                // Every session (people and agents) sees the room end before anyone is seen
+                // leaving: an agent must not take an ended room for an emptied one (the recorder
+                // stops on purpose when a room empties, but goes on elsewhere when it ends).
+                // Their sockets close with the room's outboxes.
+                self.connections.clear();
                 let everyone: Vec<String> = self.room.identities().map(str::to_owned).collect();
                 for identity in everyone {
                     let effects = self.room.leave(&identity, LeaveReason::Left);
                     self.apply(effects).await;
                 }
-                // Their sockets close with the room's outboxes.
-                self.connections.clear();
             }
             RoomInput::Tap {
                 track,

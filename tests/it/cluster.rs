@@ -1120,3 +1120,102 @@ async fn the_room_s_new_host_takes_the_recording_itself_over_and_marks_the_inter
     assert!(store_dir.join(file).is_file());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_recording_whose_live_host_lost_the_room_goes_on_at_the_new_host() -> Result<()> {
+    let TwoNodesOneRoom {
+        nats,
+        first,
+        second,
+        meeting,
+        room,
+        mut interviewer,
+        mut candidate,
+        host,
+    } = two_nodes_one_room().await?;
+    let apps = [&first, &second];
+    let other = 1 - host;
+    expect_json(
+        recording_control(apps[host], &meeting, "start").await?,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
+    let consent = apps[host]
+        .post(
+            &format!("/api/interviews/{}/recording/consent", meeting.id),
+            json!({}),
+            Some(&meeting.candidate),
+        )
+        .await?;
+    assert_eq!(consent.status(), StatusCode::NO_CONTENT);
+    let mut on = false;
+    for _ in 0..50 {
+        let notice = next_of(&mut interviewer, "recording").await?;
+        if notice["recording"]["state"] == "on" {
+            on = true;
+            break;
+        }
+    }
+    assert!(on, "the recording began");
+    let mut db = first.db().await?;
+    let (recording, started_by): (String, String) =
+        sqlx::query_as("SELECT id, started_by FROM recordings WHERE interview_id = $1")
+            .bind(&meeting.id)
+            .fetch_one(&mut db)
+            .await?;
+
+    // The room is placed on the other node behind the host's back (a partition): the host,
+    // alive, ends its room, and its recorder takes that for the room ending, not emptying.
+    let placed = placement_of(&nats, &meeting.id).await?.context("placed")?;
+    let new_host = format!("eu-{}", other + 1);
+    observer(&nats)
+        .await?
+        .reassign(
+            &RoomKey::new(&meeting.id)?,
+            &placed,
+            &NodeId::new(&new_host)?,
+        )
+        .await?;
+    until_closed_without_removal(&mut interviewer).await?;
+    until_closed_without_removal(&mut candidate).await?;
+    let (_back, _) = join(apps[other], &meeting.id, &meeting.interviewer).await?;
+    assert!(apps[other].hub.has_room(&room));
+
+    // The stores are the nodes' own, so the new host goes on in a new recording; the old one
+    // was not stopped on purpose, and is finished by its node.
+    let mut carried = None;
+    for _ in 0..150 {
+        carried = carried_to(apps[host], &recording).await?;
+        if carried.is_some()
+            && recording_active(apps[other], &meeting.id, &meeting.interviewer).await?
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        carried,
+        Some(new_host.clone()),
+        "carried over to the new host"
+    );
+    assert!(recording_active(apps[other], &meeting.id, &meeting.interviewer).await?);
+    let (stopped, status): (Option<i64>, String) = {
+        let mut status = (None, String::new());
+        for _ in 0..150 {
+            status = sqlx::query_as("SELECT stopped_at, status FROM recordings WHERE id = $1")
+                .bind(&recording)
+                .fetch_one(&mut db)
+                .await?;
+            if status.1 != "recording" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        status
+    };
+    assert_eq!(stopped, None, "the room ended under it: not a stop");
+    assert_eq!(status, "complete", "finished by the node that made it");
+    let rows = other_recordings(apps[host], &meeting.id, &recording).await?;
+    assert_eq!(rows, [(started_by, Some(new_host), false)]);
+    Ok(())
+}

@@ -116,7 +116,7 @@ pub async fn to_carry_over(
 /// took it first.
 pub async fn take_over(pool: &AnyPool, lost: &Lost, node: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE recordings SET node = $3 \
+        "UPDATE recordings SET node = $3, taken_from = $2 \
          WHERE id = $1 AND node = $2 AND finisher IS NULL AND stopped_at IS NULL \
          AND carried_to IS NULL AND status = 'recording'",
     )
@@ -131,13 +131,16 @@ pub async fn take_over(pool: &AnyPool, lost: &Lost, node: &str) -> Result<bool, 
 /// Hands `lost` back to the node that lost its room after `node` took it over but could not go
 /// on with it: that node finishes what is stored when it starts again.
 pub async fn give_back(pool: &AnyPool, lost: &Lost, node: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE recordings SET node = $2 WHERE id = $1 AND node = $3 AND finisher IS NULL")
-        .bind(&lost.id)
-        .bind(&lost.node)
-        .bind(node)
-        .execute(pool)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "UPDATE recordings SET node = $2, taken_from = NULL \
+         WHERE id = $1 AND node = $3 AND finisher IS NULL",
+    )
+    .bind(&lost.id)
+    .bind(&lost.node)
+    .bind(node)
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
 /// Lets `node`, which stopped recording `id`, finish it; `false` when another node took it over
@@ -147,6 +150,21 @@ pub async fn claim_finish(pool: &AnyPool, id: &str, node: &str) -> Result<bool, 
     let done = sqlx::query(
         "UPDATE recordings SET finisher = $2 \
          WHERE id = $1 AND (node = $2 OR node IS NULL) AND (finisher IS NULL OR finisher = $2)",
+    )
+    .bind(id)
+    .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Lets `node`, starting again, finish recording `id` it finds in its spool; `false` when
+/// another node took it over (and finishes it). A node whose id changed (a new host name)
+/// still finishes what nobody took over.
+pub async fn claim_recovery(pool: &AnyPool, id: &str, node: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET node = $2, finisher = $2 \
+         WHERE id = $1 AND (node = $2 OR node IS NULL OR taken_from IS NULL)",
     )
     .bind(id)
     .bind(node)
@@ -168,15 +186,20 @@ pub async fn carry_over(pool: &AnyPool, id: &str, node: &str) -> Result<bool, sq
     Ok(done.rows_affected() == 1)
 }
 
-/// Notes that its server stopped `id` on purpose, before finishing it: it is not to be carried
-/// over to another node.
-pub async fn mark_stopped(pool: &AnyPool, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE recordings SET stopped_at = $2 WHERE id = $1 AND stopped_at IS NULL")
-        .bind(id)
-        .bind(now())
-        .execute(pool)
-        .await
-        .map(|_| ())
+/// Notes that its server (`node`, `None` alone) stopped `id` on purpose, before finishing it:
+/// it is not to be carried over to another node. Nothing changes once another node took it
+/// over.
+pub async fn mark_stopped(pool: &AnyPool, id: &str, node: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE recordings SET stopped_at = $2 \
+         WHERE id = $1 AND stopped_at IS NULL AND (node = $3 OR node IS NULL)",
+    )
+    .bind(id)
+    .bind(now())
+    .bind(node)
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
 /// A recording that ended: `complete`, or `interrupted` by a crash.
