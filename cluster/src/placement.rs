@@ -52,8 +52,8 @@ pub fn choose<'a>(
 }
 
 /// Like [`choose`], but `preferred` takes the room whenever it is one of the nodes [`choose`]
-/// would draw from (serving, and of the region unless none of the region serves): the node a
-/// room's first participant reached, while signaling is not relayed between nodes.
+/// would draw from (serving, and of the region unless none of the region serves): a host
+/// placing a room again for itself (a relayed join or a command found the placement gone).
 pub fn choose_preferring<'a>(
     nodes: &'a [Heartbeat],
     region: &Region,

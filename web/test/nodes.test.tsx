@@ -34,7 +34,7 @@ describe('NodesView', () => {
       orphaned_rooms: [{ interview_id: 'i-2', title: null, node: 'eu-9' }],
     });
     const rows = [...root.querySelectorAll('tbody tr')];
-    expect(rows.map((r) => r.querySelector('th')?.textContent)).toEqual(['eu-1', 'eu-2']);
+    expect(rows.map((r) => r.querySelector('th')?.textContent)).toEqual(['eu-1 (this node)', 'eu-2']);
     const link = rows[0].querySelector('a');
     expect(link?.textContent).toBe('Backend pairing');
     expect(link?.getAttribute('href')).toBe('/interviews/i-1');
@@ -44,6 +44,7 @@ describe('NodesView', () => {
     // A room whose node is gone is listed apart, by id when its interview has no title.
     expect(root.querySelector('h2')?.textContent).toBe('Rooms whose node is gone');
     expect([...root.querySelectorAll('ul a')].map((a) => a.textContent)).toContain('i-2');
+    expect(root.textContent).toContain('i-2 (on eu-9)');
   });
 
   it('says so when the server runs alone', () => {

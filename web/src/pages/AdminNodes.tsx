@@ -35,7 +35,7 @@ export interface ClusterView {
 /** How often the view reads the nodes again while it is open. */
 const REFRESH_MS = 10_000;
 
-function RoomList({ rooms, empty }: { rooms: PlacedRoomView[]; empty: string }) {
+function RoomList({ rooms, empty, showNode = false }: { rooms: PlacedRoomView[]; empty: string; showNode?: boolean }) {
   if (rooms.length === 0) {
     return <span class="muted">{empty}</span>;
   }
@@ -44,6 +44,7 @@ function RoomList({ rooms, empty }: { rooms: PlacedRoomView[]; empty: string }) 
       {rooms.map((room) => (
         <li key={room.interview_id}>
           <a href={`/interviews/${encodeURIComponent(room.interview_id)}`}>{room.title ?? room.interview_id}</a>
+          {showNode && <span class="muted"> (on {room.node})</span>}
         </li>
       ))}
     </ul>
@@ -71,9 +72,17 @@ export function NodesView({ view }: { view: ClusterView }) {
           </tr>
         </thead>
         <tbody>
+          {view.nodes.length === 0 && (
+            <tr>
+              <td colSpan={6}>No node has a live heartbeat.</td>
+            </tr>
+          )}
           {view.nodes.map((node) => (
             <tr key={node.node}>
-              <th scope="row">{node.node}</th>
+              <th scope="row">
+                {node.node}
+                {node.node === view.this_node && <span class="muted"> (this node)</span>}
+              </th>
               <td>{node.region}</td>
               <td>{node.state === 'serving' ? 'Serving' : 'Draining (takes no new rooms)'}</td>
               <td>{Math.round(node.cpu * 100)}%</td>
@@ -88,8 +97,8 @@ export function NodesView({ view }: { view: ClusterView }) {
       {view.orphaned_rooms.length > 0 && (
         <>
           <h2>Rooms whose node is gone</h2>
-          <p class="muted">They move to a live node when someone next enters.</p>
-          <RoomList rooms={view.orphaned_rooms} empty="" />
+          <p class="muted">They move to a live node when someone next enters. Their last node is named after each.</p>
+          <RoomList rooms={view.orphaned_rooms} empty="" showNode />
         </>
       )}
     </>
@@ -98,6 +107,7 @@ export function NodesView({ view }: { view: ClusterView }) {
 
 function Nodes() {
   const [view, setView] = useState<ClusterView | null>(null);
+  const [readAt, setReadAt] = useState<Date | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     let live = true;
@@ -106,6 +116,7 @@ function Nodes() {
         (next) => {
           if (live) {
             setView(next);
+            setReadAt(new Date());
             setError(null);
           }
         },
@@ -125,6 +136,7 @@ function Nodes() {
     <section class="card">
       <PageTitle>Nodes</PageTitle>
       <ErrorAlert error={error} />
+      {view && error !== null && readAt && <p class="muted">Showing the nodes as of {readAt.toLocaleTimeString()}.</p>}
       {!view && !error && <Loading what="nodes" />}
       {view && <NodesView view={view} />}
     </section>
@@ -140,7 +152,7 @@ export function AdminNodes() {
       ) : (
         <section class="card narrow">
           <PageTitle>Nodes</PageTitle>
-          <p role="alert">Only admins can see the servers.</p>
+          <p>Only admins can see the servers.</p>
         </section>
       )}
     </RequireSession>
