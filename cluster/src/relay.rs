@@ -31,6 +31,8 @@ use crate::node::NodeId;
 const LINK_QUEUE: usize = 256;
 /// How long a dial waits for the host's answer.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How far apart two nodes' clocks may be before a dial that is not late looks late.
+const CLOCK_SKEW: Duration = Duration::from_secs(2);
 
 /// One frame on a relay subject.
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +56,10 @@ enum Body<T> {
 struct DialEnvelope<R> {
     session: String,
     request: R,
+    /// Unix milliseconds after which the dialling node has given up waiting for the answer
+    /// (absent from nodes of earlier versions).
+    #[serde(default)]
+    deadline_ms: Option<u64>,
 }
 
 /// Why a link ended.
@@ -248,11 +254,20 @@ pub struct Dials<Req> {
 
 impl<Req: DeserializeOwned> Dials<Req> {
     /// The next dial; `None` when the subscription ended. A dial this version cannot read is
-    /// skipped (its caller times out).
+    /// skipped (its caller times out), and so is one that arrives after its caller gave up.
     pub async fn next(&mut self) -> Option<Dial<Req>> {
         loop {
             let message = self.subscription.next().await?;
             match serde_json::from_slice::<DialEnvelope<Req>>(&message.payload) {
+                // The dialling node gave up on it (it waited in a queue here): accepting it
+                // would admit someone into a session nobody holds.
+                Ok(envelope)
+                    if envelope.deadline_ms.is_some_and(|deadline| {
+                        unix_ms() > deadline.saturating_add(CLOCK_SKEW.as_millis() as u64)
+                    }) =>
+                {
+                    tracing::info!(subject = %message.subject, "a dial that came too late was dropped");
+                }
                 // A dial nobody waits for the answer of would open a session into nowhere.
                 Ok(envelope) if valid_session(&envelope.session) && message.reply.is_some() => {
                     return Some(Dial {
@@ -300,6 +315,7 @@ impl Cluster {
         let payload = encode(&DialEnvelope {
             session: session.clone(),
             request,
+            deadline_ms: Some(unix_ms().saturating_add(DIAL_TIMEOUT.as_millis() as u64)),
         })?;
         // Subscribed before the dial, so the host's first frame finds us listening.
         let inbound = self
@@ -472,6 +488,12 @@ fn session_id() -> Result<String, ClusterError> {
 }
 
 /// Whether a session id from a dial is one we would draw (it becomes part of a subject).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 fn valid_session(session: &str) -> bool {
     session.len() == 32 && session.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -282,3 +282,48 @@ async fn an_edge_that_gives_up_on_an_accepted_dial_tells_the_host_at_once() {
         "told, not left to fall silent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_that_reaches_its_host_after_the_caller_gave_up_is_dropped() {
+    let nats = NatsServer::start().await.expect("a private nats-server");
+    let host = node(&nats, "host").await;
+    let mut dials = host.listen::<String>().await.expect("listens");
+    let edge = node(&nats, "edge").await;
+
+    // A dial whose caller stopped waiting a minute ago (it sat in a queue somewhere).
+    let raw = async_nats::connect(nats.url()).await.expect("connects");
+    let stale = json!({
+        "session": "0123456789abcdef0123456789abcdef",
+        "request": "stale",
+        "deadline_ms": 1_000_u64,
+    });
+    let late = raw.request(
+        "sightline.node.host.dial",
+        serde_json::to_vec(&stale).expect("json").into(),
+    );
+    let late = tokio::time::timeout(Duration::from_millis(500), late);
+    // Then a fresh one: it is the first the host is offered.
+    let host_id = node_id("host");
+    let fresh = edge.dial::<_, String>(&host_id, "fresh".to_owned());
+    let (late, offered, dialed) = tokio::join!(
+        late,
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let dial = tokio::time::timeout(Duration::from_secs(5), dials.next())
+                .await
+                .expect("a dial in time")
+                .expect("the subscription lives");
+            let request = dial.request.clone();
+            let _link: Link<String, String> =
+                dial.accept(&"welcome".to_owned()).await.expect("accepts");
+            request
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            fresh.await.expect("dials")
+        }
+    );
+    assert_eq!(offered, "fresh", "the late dial was dropped, not offered");
+    assert_eq!(dialed.answer, "welcome");
+    assert!(!matches!(late, Ok(Ok(_))), "nobody answered the late dial");
+}
