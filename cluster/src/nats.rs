@@ -379,24 +379,11 @@ impl Cluster {
         Ok(())
     }
 
-    /// Every node whose heartbeat has not expired, sorted by id. The keys come from the
-    /// bucket's stream info (one request, no consumer): a consumer listing keys can wait forever
-    /// for a heartbeat that a newer one replaced while it was being delivered.
+    /// Every node whose heartbeat has not expired, sorted by id (keys listed by [`keys_of`]).
     pub async fn nodes(&self) -> Result<Vec<Heartbeat>, ClusterError> {
-        let prefix = format!("$KV.{NODES_BUCKET}.");
-        let mut subjects = self
-            .inner
-            .nodes
-            .stream
-            .info_with_subjects(format!("{prefix}>"))
-            .await
-            .map_err(|err| ClusterError::nats("listing nodes", err))?;
+        let keys = keys_of(&self.inner.nodes, NODES_BUCKET, "listing nodes").await?;
         let mut nodes = Vec::new();
-        while let Some(subject) = subjects.next().await {
-            let (subject, _) = subject.map_err(|err| ClusterError::nats("listing nodes", err))?;
-            let Some(key) = subject.strip_prefix(&prefix) else {
-                continue;
-            };
+        for key in keys.iter().map(String::as_str) {
             // A node may expire between the listing and the read; one whose heartbeat this
             // version cannot read (a newer node, mid-upgrade) is left out, not everyone.
             match self.heartbeat(key).await {
@@ -446,25 +433,11 @@ impl Cluster {
     /// holds). Read like [`Cluster::nodes`]: keys from the stream's subjects, then each entry;
     /// a room released meanwhile is left out.
     pub async fn placements(&self) -> Result<Vec<(RoomKey, Placement)>, ClusterError> {
-        let prefix = format!("$KV.{ROOMS_BUCKET}.");
-        let mut subjects = self
-            .inner
-            .rooms
-            .stream
-            .info_with_subjects(format!("{prefix}>"))
-            .await
-            .map_err(|err| ClusterError::nats("listing placements", err))?;
-        let mut keys = Vec::new();
-        while let Some(subject) = subjects.next().await {
-            let (subject, _) =
-                subject.map_err(|err| ClusterError::nats("listing placements", err))?;
-            if let Some(key) = subject
-                .strip_prefix(&prefix)
-                .and_then(|key| RoomKey::new(key).ok())
-            {
-                keys.push(key);
-            }
-        }
+        let keys: Vec<RoomKey> = keys_of(&self.inner.rooms, ROOMS_BUCKET, "listing placements")
+            .await?
+            .iter()
+            .filter_map(|key| RoomKey::new(key).ok())
+            .collect();
         let mut placements = Vec::with_capacity(keys.len());
         for key in keys {
             match self.host(&key).await {
@@ -766,6 +739,30 @@ async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::Reque
 }
 
 /// An entry that holds a value (not a deletion marker).
+/// The keys `store` (bucket `bucket`) has held, from its stream's subjects: one request, no
+/// consumer (a consumer listing keys can wait forever for an entry a newer one replaced while it
+/// was being delivered). Deleted keys may be among them; reading them answers `None`.
+async fn keys_of(
+    store: &kv::Store,
+    bucket: &str,
+    operation: &'static str,
+) -> Result<Vec<String>, ClusterError> {
+    let prefix = format!("$KV.{bucket}.");
+    let mut subjects = store
+        .stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|err| ClusterError::nats(operation, err))?;
+    let mut keys = Vec::new();
+    while let Some(subject) = subjects.next().await {
+        let (subject, _) = subject.map_err(|err| ClusterError::nats(operation, err))?;
+        if let Some(key) = subject.strip_prefix(&prefix) {
+            keys.push(key.to_owned());
+        }
+    }
+    Ok(keys)
+}
+
 fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
     entry.filter(|e| e.operation == kv::Operation::Put)
 }

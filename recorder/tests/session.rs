@@ -81,6 +81,39 @@ fn take(id: &str, participant: &str, source: &str, codec: Codec) -> TakeInfo {
     }
 }
 
+/// A server that records `seconds` of camera video (take `t1` of interview `i1`) as `recording`
+/// into the store at `objects`, spooling in `spool`, and then dies: its runtime stops
+/// mid-recording, leaving the stored segments and the spool as a crash would.
+fn record_then_crash(
+    objects: &std::path::Path,
+    spool: &std::path::Path,
+    recording: &str,
+    seconds: u64,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(objects));
+        let recorder = Recorder::with_segment(store, spool, Duration::from_secs(1));
+        let started = recorder.start(recording, "i1").expect("started");
+        let (tx, camera) = source();
+        started.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+        // Real-time pacing, so segments close (and upload) while the recording runs.
+        for packet in video(Instant::now(), seconds) {
+            let due = packet.arrival;
+            tokio::time::sleep_until(due.into()).await;
+            tx.send(packet).expect("sent");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::mem::forget(tx);
+        std::mem::forget(started);
+    });
+    runtime.shutdown_background();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn takes_line_up_on_the_session_clock_and_end_as_one_file_each() {
     let dir = tempfile::tempdir().expect("dir");
@@ -154,31 +187,7 @@ fn a_recording_cut_short_by_a_crash_is_finished_as_interrupted() {
     let objects = dir.path().join("objects");
     let spool = dir.path().join("spool");
     // The first "server": records for a while, then its runtime dies mid-recording.
-    {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&objects));
-            let recorder = Recorder::with_segment(store, &spool, Duration::from_secs(1));
-            let recording = recorder.start("r2", "i1").expect("started");
-            let (tx, camera) = source();
-            recording.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
-            let start = Instant::now();
-            // Real-time pacing, so segments close (and upload) while the recording runs.
-            for packet in video(start, 5) {
-                let due = packet.arrival;
-                tokio::time::sleep_until(due.into()).await;
-                tx.send(packet).expect("sent");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            std::mem::forget(tx);
-            std::mem::forget(recording);
-        });
-        runtime.shutdown_background();
-    }
+    record_then_crash(&objects, &spool, "r2", 5);
     let local: Manifest = serde_json::from_slice(
         &std::fs::read(spool.join("r2/manifest.json")).expect("a local manifest survived"),
     )
@@ -236,30 +245,7 @@ fn a_recording_resumed_by_another_server_keeps_both_parts_and_marks_the_interrup
     let objects = dir.path().join("objects");
     let spool_a = dir.path().join("spool-a");
     let spool_b = dir.path().join("spool-b");
-    {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&objects));
-            let recorder = Recorder::with_segment(store, &spool_a, Duration::from_secs(1));
-            let recording = recorder.start("r3", "i1").expect("started");
-            let (tx, camera) = source();
-            recording.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
-            let start = Instant::now();
-            for packet in video(start, 4) {
-                let due = packet.arrival;
-                tokio::time::sleep_until(due.into()).await;
-                tx.send(packet).expect("sent");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            std::mem::forget(tx);
-            std::mem::forget(recording);
-        });
-        runtime.shutdown_background();
-    }
+    record_then_crash(&objects, &spool_a, "r3", 4);
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let manifest = runtime.block_on(async {
