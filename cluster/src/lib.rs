@@ -9,6 +9,8 @@
 //! - [`NatsAuth`], [`NatsTls`]: how a node logs in to NATS and protects the connection.
 //! - [`Cluster`]: the NATS shell: joining, the heartbeat task, placing, guarding and releasing
 //!   rooms, and the counters `/metrics` shows.
+//! - [`JobQueue`]: work for `sightline worker` processes, a JetStream work queue: a job goes
+//!   to one worker, and to another when its worker stops renewing it.
 //! - [`relay`]: sessions between two nodes over NATS subjects ([`Cluster::dial`],
 //!   [`Cluster::listen`]), numbered and kept alive, so a client's connection held by one node
 //!   reaches the room its host runs.
@@ -17,6 +19,7 @@
 
 mod access;
 mod error;
+mod jobs;
 mod nats;
 pub mod node;
 pub mod placement;
@@ -24,6 +27,7 @@ pub mod relay;
 
 pub use access::{NatsAuth, NatsTls};
 pub use error::ClusterError;
+pub use jobs::{JobQueue, JobTaker, Lease, Posted, RecordingJob};
 pub use nats::{Cluster, ClusterConfig, ClusterStats, CommandReply, NodeCommands, RoomGuard};
 pub use node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
 pub use placement::Placement;
