@@ -134,6 +134,54 @@ pub struct Settings {
     pub turn: TurnSettings,
     /// Several servers as one, coordinated through NATS.
     pub cluster: ClusterSettings,
+    /// Recording in `sightline worker` processes instead of in the nodes.
+    pub workers: WorkersSettings,
+}
+
+/// Where a cluster's recordings are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingWorkers {
+    /// Each node records the rooms it hosts (the default, and the only choice alone).
+    InProcess,
+    /// Nodes post recording jobs that `sightline worker` processes take.
+    Remote,
+}
+
+/// `[workers]`: recording in separate `sightline worker` processes, which take jobs from the
+/// cluster's work queue and receive the room's media from its node over QUIC with mutual TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSettings {
+    /// `in_process` or `remote` (needs `[cluster]`, and a store nodes and workers share).
+    pub recording: RecordingWorkers,
+    /// Where a node's link listens for workers (UDP).
+    pub link_listen: SocketAddr,
+    /// The address workers dial; unset: `link_listen`, which must then name one address.
+    #[serde(default)]
+    pub link_advertise: Option<SocketAddr>,
+    /// The name a node's link certificate carries, which workers check.
+    pub link_name: String,
+    /// PEM file of the CA that signs nodes' and workers' link certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This process's link certificate (PEM): a node's for `link_name`, a worker's as client.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Seconds a job stays a silent worker's before another worker gets it.
+    pub ack_wait_secs: u64,
+    /// Jobs one worker runs at once.
+    pub max_jobs: usize,
+}
+
+impl WorkersSettings {
+    /// Whether this node hands its recordings to workers.
+    pub fn remote(&self) -> bool {
+        self.recording == RecordingWorkers::Remote
+    }
 }
 
 /// `[cluster]`: this server as one node of several, coordinated through NATS JetStream. Off
@@ -702,6 +750,61 @@ impl Settings {
     }
 
     /// Credentials and TLS files for NATS: one way to log in, complete pairs, files that exist.
+    fn validate_workers(&self) -> Result<(), ConfigError> {
+        let workers = &self.workers;
+        if !(2..=600).contains(&workers.ack_wait_secs) {
+            return Err(ConfigError::invalid(
+                "workers.ack_wait_secs",
+                "must be between 2 and 600 seconds",
+            ));
+        }
+        if !(1..=256).contains(&workers.max_jobs) {
+            return Err(ConfigError::invalid(
+                "workers.max_jobs",
+                "must be between 1 and 256",
+            ));
+        }
+        if !workers.remote() {
+            return Ok(());
+        }
+        if !self.cluster.enabled() {
+            return Err(ConfigError::invalid(
+                "workers.recording",
+                "`remote` needs a cluster: set cluster.nats_url",
+            ));
+        }
+        for (key, file) in [
+            ("workers.ca_file", &workers.ca_file),
+            ("workers.cert_file", &workers.cert_file),
+            ("workers.key_file", &workers.key_file),
+        ] {
+            if file.is_none() {
+                return Err(ConfigError::invalid(
+                    key,
+                    "is needed with workers.recording = \"remote\": the link uses mutual TLS",
+                ));
+            }
+        }
+        // Unset, workers dial the address the link is bound to (its port once bound).
+        let unusable = match workers.link_advertise {
+            Some(advertised) => advertised.ip().is_unspecified() || advertised.port() == 0,
+            None => workers.link_listen.ip().is_unspecified(),
+        };
+        if unusable {
+            return Err(ConfigError::invalid(
+                "workers.link_advertise",
+                "must name the address and port workers dial (link_listen does not)",
+            ));
+        }
+        if workers.link_name.is_empty() {
+            return Err(ConfigError::invalid(
+                "workers.link_name",
+                "must name the host in the node's link certificate",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_nats_access(cluster: &ClusterSettings) -> Result<(), ConfigError> {
         // async-nats never sends credentials written into the URL: refuse them rather than
         // connect anonymously with the password sitting in the configuration.
@@ -899,6 +1002,7 @@ impl Settings {
         }
         self.validate_turn()?;
         self.validate_cluster()?;
+        self.validate_workers()?;
         if let Some(token) = &self.metrics.token
             && token.expose_secret().len() < 16
         {
