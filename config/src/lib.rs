@@ -1367,6 +1367,45 @@ mod tests {
         });
     }
 
+    #[test]
+    fn remote_recording_needs_a_cluster_and_the_link_s_certificates() {
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail, None).expect("defaults");
+            assert!(!settings.workers.remote(), "recorded in process by default");
+
+            jail.set_env("SIGHTLINE__WORKERS__RECORDING", "remote");
+            let err = load_in(jail, None).expect_err("remote without a cluster");
+            assert_eq!(err.key(), "workers.recording");
+
+            jail.set_env("SIGHTLINE__CLUSTER__NATS_URL", "nats://127.0.0.1:4222");
+            let err = load_in(jail, None).expect_err("remote without certificates");
+            assert_eq!(err.key(), "workers.ca_file");
+            jail.set_env("SIGHTLINE__WORKERS__CA_FILE", "/etc/ca.pem");
+            jail.set_env("SIGHTLINE__WORKERS__CERT_FILE", "/etc/node.pem");
+            let err = load_in(jail, None).expect_err("remote without a key");
+            assert_eq!(err.key(), "workers.key_file");
+            jail.set_env("SIGHTLINE__WORKERS__KEY_FILE", "/etc/node-key.pem");
+            let settings = load_in(jail, None).expect("valid");
+            assert!(settings.workers.remote());
+
+            // Workers must be told an address they can dial.
+            jail.set_env("SIGHTLINE__WORKERS__LINK_LISTEN", "0.0.0.0:7882");
+            let err = load_in(jail, None).expect_err("an unspecified address");
+            assert_eq!(err.key(), "workers.link_advertise");
+            jail.set_env("SIGHTLINE__WORKERS__LINK_ADVERTISE", "10.0.0.5:7882");
+            load_in(jail, None).expect("advertised");
+
+            for (key, value) in [("ACK_WAIT_SECS", "1"), ("MAX_JOBS", "0")] {
+                let name = format!("SIGHTLINE__WORKERS__{key}");
+                jail.set_env(&name, value);
+                let err = load_in(jail, None).expect_err(value);
+                assert_eq!(err.key(), format!("workers.{}", key.to_lowercase()));
+                jail.set_env(&name, "8");
+            }
+            Ok(())
+        });
+    }
+
     /// Loads with a cluster configured and the `[cluster]` settings `extra` (env names after
     /// `SIGHTLINE__CLUSTER__`), files created in the jail first.
     fn cluster_with(extra: &[(&str, &str)], files: &[&str]) -> Result<Settings, ConfigError> {
