@@ -296,7 +296,8 @@ impl Recorder {
                 if !segment.stored {
                     let local = segment_path(dir, &track.id, segment, &track.codec);
                     if local.exists() {
-                        upload_until_stored(store.as_ref(), &segment.key, &local).await;
+                        upload_until_stored(store.as_ref(), &segment.key, &local, &NEVER_ABANDONED)
+                            .await;
                         segment.stored = true;
                     }
                 }
@@ -459,13 +460,26 @@ fn save_local(dir: &Path, manifest: &Manifest) -> Result<(), RecorderError> {
     Ok(())
 }
 
+/// For uploads no other server can take away (recovery, finishing).
+static NEVER_ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Retries until the store has the file: the store coming back is only a matter of time, and
-/// the segment must not be lost meanwhile.
-async fn upload_until_stored(store: &dyn ObjectStore, key: &str, path: &Path) {
+/// the segment must not be lost meanwhile. Unless the recording was `abandoned` (another
+/// server took it over): its spool is gone, and nothing names this segment any more.
+async fn upload_until_stored(
+    store: &dyn ObjectStore,
+    key: &str,
+    path: &Path,
+    abandoned: &std::sync::atomic::AtomicBool,
+) {
     let mut wait = RETRY_FIRST;
     loop {
         match store.put_file(key, path).await {
             Ok(()) => return,
+            Err(err) if abandoned.load(std::sync::atomic::Ordering::SeqCst) => {
+                tracing::debug!(%key, %err, "an abandoned recording's last upload is given up");
+                return;
+            }
             Err(err) => {
                 tracing::warn!(%key, %err, retry_in = ?wait, "upload failed; the segment waits on disk");
                 tokio::time::sleep(wait).await;
@@ -544,7 +558,7 @@ async fn finalize(
             continue;
         }
         let key = Manifest::file_key(&manifest.recording, &track.id, container.extension);
-        upload_until_stored(store, &key, &out).await;
+        upload_until_stored(store, &key, &out, &NEVER_ABANDONED).await;
         manifest.tracks[index].file = Some(key);
         save_local(dir, manifest)?;
         put_manifest_until_stored(store, manifest).await;
@@ -879,7 +893,7 @@ impl State {
         let manifest = self.manifest.clone();
         let abandoned = Arc::clone(&self.abandoned);
         tokio::spawn(async move {
-            upload_until_stored(store.as_ref(), &key, &path).await;
+            upload_until_stored(store.as_ref(), &key, &path, &abandoned).await;
             // The store's copy of the manifest follows, so a reader sees the new segment;
             // unless another server took the recording over meanwhile.
             if !abandoned.load(std::sync::atomic::Ordering::SeqCst) {
