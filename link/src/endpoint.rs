@@ -37,6 +37,8 @@ const MAX_TAKES: u32 = 256;
 /// Closing codes: the link's work is done; the node did not expect this connection.
 const DONE: u32 = 0;
 const REFUSED: u32 = 1;
+/// The job has workers waiting already: try again later.
+const BUSY: u32 = 2;
 
 /// The secret a worker presents for one job: 256 random bits, URL-safe base64.
 #[derive(Clone, PartialEq, Eq)]
@@ -158,6 +160,21 @@ impl<Out, In> Control<Out, In> {
             },
         }
     }
+
+    /// The same stream with other message types (after the handshake). The framed reader is
+    /// kept whole: it may already hold the next frames.
+    fn retype<Out2, In2>(self) -> Control<Out2, In2> {
+        Control {
+            sender: ControlSender {
+                frames: self.sender.frames,
+                kind: PhantomData,
+            },
+            receiver: ControlReceiver {
+                frames: self.receiver.frames,
+                kind: PhantomData,
+            },
+        }
+    }
 }
 
 /// Connections waiting for their job, by the SHA-256 of its token.
@@ -166,7 +183,7 @@ type Waiting = Arc<Mutex<HashMap<[u8; 32], mpsc::Sender<Accepted>>>>;
 /// A worker's connection that presented an expected token, before it is typed.
 struct Accepted {
     connection: Connection,
-    control: (SendStream, RecvStream),
+    control: Control<Welcome, Hello>,
 }
 
 /// A node's end: a QUIC endpoint workers connect to.
@@ -241,9 +258,8 @@ impl<Out, In> Expected<Out, In> {
     /// The next worker connection that presented this job's token.
     pub async fn next(&mut self) -> Option<HostLink<Out, In>> {
         let accepted = self.links.recv().await?;
-        let (send, recv) = accepted.control;
         Some(HostLink {
-            control: Control::new(send, recv),
+            control: accepted.control.retype(),
             takes: TakeOpener {
                 connection: accepted.connection,
             },
@@ -309,17 +325,18 @@ async fn handshake(
         connection.close(VarInt::from_u32(REFUSED), b"no such job");
         return Err(LinkError::protocol("a token no job expects"));
     };
+    // Room for it is taken before it is welcomed: a worker told welcome is one its job gets.
+    let Ok(place) = job.try_reserve() else {
+        connection.close(VarInt::from_u32(BUSY), b"the job has workers waiting");
+        return Err(LinkError::protocol("a job with connections waiting"));
+    };
     let age = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
     control.sender.send(&Welcome { epoch_age_us: age }).await?;
-    let Control { sender, receiver } = control;
     let accepted = Accepted {
         connection: connection.clone(),
-        control: (sender.frames.into_inner(), receiver.frames.into_inner()),
+        control,
     };
-    if job.try_send(accepted).is_err() {
-        connection.close(VarInt::from_u32(REFUSED), b"the job is busy");
-        return Err(LinkError::protocol("a job with connections waiting"));
-    }
+    place.send(accepted);
     Ok(())
 }
 
@@ -448,11 +465,20 @@ impl Dialer {
             let welcome = match control.receiver.recv().await {
                 Ok(Some(welcome)) => welcome,
                 Ok(None) | Err(_) => {
-                    let reason = connection
-                        .close_reason()
-                        .map(|reason| reason.to_string())
-                        .unwrap_or_else(|| "closed before it answered".to_owned());
-                    return Err(LinkError::Connection(format!("the node refused: {reason}")));
+                    return Err(match connection.close_reason() {
+                        Some(quinn::ConnectionError::ApplicationClosed(close))
+                            if close.error_code == VarInt::from_u32(REFUSED) =>
+                        {
+                            LinkError::Refused(String::from_utf8_lossy(&close.reason).into_owned())
+                        }
+                        Some(quinn::ConnectionError::ApplicationClosed(close))
+                            if close.error_code == VarInt::from_u32(BUSY) =>
+                        {
+                            LinkError::Busy
+                        }
+                        Some(reason) => LinkError::connection(reason),
+                        None => LinkError::Connection("closed before it answered".to_owned()),
+                    });
                 }
             };
             Ok((connection, control, welcome))
@@ -465,9 +491,8 @@ impl Dialer {
         let age = Duration::from_micros(welcome.epoch_age_us);
         let now = Instant::now();
         let epoch = Epoch(now.checked_sub(age).unwrap_or(now));
-        let Control { sender, receiver } = control;
         Ok(WorkerLink {
-            control: Control::new(sender.frames.into_inner(), receiver.frames.into_inner()),
+            control: control.retype(),
             takes: TakeAcceptor {
                 connection,
                 epoch,
@@ -494,15 +519,13 @@ pub struct TakeAcceptor {
 }
 
 impl TakeAcceptor {
-    /// The next take, with its header; `None` once the connection is gone.
+    /// The next take, with its header; `None` once the connection is gone; an error for one
+    /// take's stream that is not one (the connection goes on). Not cancel-safe: a stream
+    /// accepted when the future is dropped is lost, so call it from a task of its own.
     pub async fn accept(&self) -> Result<Option<(TakeHeader, TakeReceiver)>, LinkError> {
-        let (send, recv) = match self.connection.accept_bi().await {
-            Ok(streams) => streams,
-            Err(
-                quinn::ConnectionError::ApplicationClosed(_)
-                | quinn::ConnectionError::LocallyClosed,
-            ) => return Ok(None),
-            Err(err) => return Err(LinkError::connection(err)),
+        // Any error of the connection itself means it is gone; the caller goes on without it.
+        let Ok((send, recv)) = self.connection.accept_bi().await else {
+            return Ok(None);
         };
         let mut frames = FramedRead::new(recv, codec(MAX_PACKET_FRAME));
         let header: TakeHeader = match frames.next().await {

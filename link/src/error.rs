@@ -16,7 +16,14 @@ pub enum LinkError {
     /// The UDP socket could not be bound, or the endpoint set up.
     #[error("QUIC endpoint: {0}")]
     Endpoint(String),
-    /// The other end could not be reached, refused us, or went away.
+    /// The node does not run the job this token is for (any more): another try will not do
+    /// better.
+    #[error("the node refused the job: {0}")]
+    Refused(String),
+    /// The node runs the job but has workers of it waiting already: try again later.
+    #[error("the job's node has workers waiting for it")]
+    Busy,
+    /// The other end could not be reached, or went away.
     #[error("link: {0}")]
     Connection(String),
     /// The other end sent something that is not the protocol.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use sightline_link::{Dialer, HostLink, JobToken, LinkTls, Listener, TakeHeader, WorkerLink};
+use sightline_link::{
+    Dialer, HostLink, JobToken, LinkError, LinkTls, Listener, TakeHeader, WorkerLink,
+};
 use sightline_sfu::{Codec, TapPacket, TrackId};
 use sightline_testkit::TestPki;
 
@@ -34,7 +36,9 @@ fn packet(n: u64, start: Instant) -> TapPacket {
         keyframe: n == 0,
         payload: Arc::from(vec![n as u8; 100 + n as usize]),
         arrival: start + Duration::from_millis(n * 10),
-        sender_time: n.is_multiple_of(2).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(n)),
+        sender_time: n
+            .is_multiple_of(2)
+            .then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(n)),
     }
 }
 
@@ -126,10 +130,14 @@ async fn only_the_job_s_token_with_the_ca_s_certificate_gets_through() -> Result
     let (token, mut expected) = listener.expect::<u32, u32>()?;
     let dialer = Dialer::new(&worker_tls(&pki)?)?;
 
-    // A token nobody expects.
+    // A token nobody expects: refused, and the worker is told it is (not a network error).
     let forged = JobToken::generate()?;
     let refused = dialer.dial::<u32, u32>(addr, "localhost", &forged).await;
-    assert!(refused.is_err(), "a token no job expects was let in");
+    assert!(
+        matches!(refused, Err(LinkError::Refused(_))),
+        "a token no job expects: {:?}",
+        refused.err()
+    );
 
     // The right token from a worker whose certificate another CA signed.
     let stranger = TestPki::new()?;
@@ -165,6 +173,55 @@ async fn only_the_job_s_token_with_the_ca_s_certificate_gets_through() -> Result
     // Once the job is no longer expected, its token opens nothing.
     drop(expected);
     let late = dialer.dial::<u32, u32>(addr, "localhost", &token).await;
-    assert!(late.is_err(), "a withdrawn job's token was let in");
+    assert!(
+        matches!(late, Err(LinkError::Refused(_))),
+        "a withdrawn job's token: {:?}",
+        late.err()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_takes_two_waiting_workers_and_refuses_a_third_before_welcoming_it() -> Result<()> {
+    let pki = TestPki::new()?;
+    let listener = listener(&pki)?;
+    let addr = listener.local_addr()?;
+    let (token, mut expected) = listener.expect::<u32, u32>()?;
+    let dialer = Dialer::new(&worker_tls(&pki)?)?;
+    // Nobody takes the connections off the job yet: two wait, the third is refused, and a
+    // worker that was welcomed always reaches the job.
+    let first = dialer.dial::<u32, u32>(addr, "localhost", &token).await?;
+    let second = dialer.dial::<u32, u32>(addr, "localhost", &token).await?;
+    let third = dialer.dial::<u32, u32>(addr, "localhost", &token).await;
+    assert!(
+        matches!(third, Err(LinkError::Busy)),
+        "a third waiting worker: {:?}",
+        third.err()
+    );
+    for (n, mut worker) in [first, second].into_iter().enumerate() {
+        let mut node = tokio::time::timeout(Duration::from_secs(5), expected.next())
+            .await?
+            .context("a welcomed worker's connection")?;
+        worker.control.sender.send(&(n as u32)).await?;
+        assert_eq!(node.control.receiver.recv().await?, Some(n as u32));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_learns_its_node_is_gone() -> Result<()> {
+    let pki = TestPki::new()?;
+    let listener = listener(&pki)?;
+    let addr = listener.local_addr()?;
+    let (token, mut expected) = listener.expect::<u32, u32>()?;
+    let dialer = Dialer::new(&worker_tls(&pki)?)?;
+    let worker = dialer.dial::<u32, u32>(addr, "localhost", &token).await?;
+    let node = expected.next().await.context("the connection")?;
+    // The node closes (its recording ended): the worker's accept says so, as does closed().
+    node.takes.close();
+    let accepted = tokio::time::timeout(Duration::from_secs(10), worker.takes.accept()).await??;
+    assert!(accepted.is_none(), "a take on a closed link");
+    let why = tokio::time::timeout(Duration::from_secs(10), worker.takes.closed()).await?;
+    assert!(why.contains("closed"), "{why}");
     Ok(())
 }
