@@ -192,6 +192,14 @@ impl Lease {
             .map_err(|err| ClusterError::nats("reporting a job's progress", err))
     }
 
+    /// Gives the job back, to be handed out again after `delay` (to this or another worker).
+    pub async fn retry_later(self, delay: Duration) -> Result<(), ClusterError> {
+        self.message
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|err| ClusterError::nats("giving a job back", err))
+    }
+
     /// The job is done: off the queue, for good.
     pub async fn done(self) -> Result<(), ClusterError> {
         self.message
