@@ -35,14 +35,10 @@ pub struct Membership {
     pub newly_hosted: Option<mpsc::UnboundedReceiver<RoomId>>,
 }
 
-/// Joins the cluster `settings` name and starts the heartbeats, or `None` when this server is
-/// alone. A cluster that cannot be joined stops the start: a node that believes it is alone
-/// while the others place rooms would host rooms nobody knows about.
-pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, ApiError> {
+/// How this process (a node, or a worker with its own `node_id`) reaches the cluster
+/// `settings` name.
+pub(crate) fn config(settings: &Settings) -> Result<ClusterConfig, ApiError> {
     let config = &settings.cluster;
-    if !config.enabled() {
-        return Ok(None);
-    }
     let node = if config.node_id.is_empty() {
         host_name()
     } else {
@@ -73,7 +69,7 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
             .clone()
             .zip(config.nats_key_file.clone()),
     };
-    let cluster = Cluster::join(ClusterConfig {
+    Ok(ClusterConfig {
         nats_url: config.nats_url.clone(),
         nats_auth,
         nats_tls,
@@ -84,8 +80,19 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
         heartbeat_ttl: Duration::from_millis(config.heartbeat_ttl_ms),
         started_at_ms: jiff::Timestamp::now().as_millisecond(),
     })
-    .await
-    .map_err(|err| ApiError::Internal(err.to_string()))?;
+}
+
+/// Joins the cluster `settings` name and starts the heartbeats, or `None` when this server is
+/// alone. A cluster that cannot be joined stops the start: a node that believes it is alone
+/// while the others place rooms would host rooms nobody knows about.
+pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, ApiError> {
+    let config = &settings.cluster;
+    if !config.enabled() {
+        return Ok(None);
+    }
+    let cluster = Cluster::join(self::config(settings)?)
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
     tracing::info!(node = %cluster.node(), region = %cluster.region(), "joined the cluster");
     // Other nodes relay joins and send commands here once a room is placed here, which may be
     // as soon as the first heartbeat is out: listen at once.

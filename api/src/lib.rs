@@ -34,6 +34,7 @@ mod store;
 pub mod telemetry;
 mod turn;
 mod web;
+pub mod worker;
 mod workspace;
 
 use std::future::Future;
@@ -166,7 +167,49 @@ fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError
 
 /// The recorder over the configured store, spooling under `data.dir`.
 fn recorder(settings: &Settings) -> Recorder {
-    let store: Arc<dyn ObjectStore> = match settings.recording.storage {
+    Recorder::new(recorder_store(settings), settings.data.dir.join("spool"))
+}
+
+/// The link workers record through, and the queue their jobs go to
+/// (`workers.recording = "remote"`).
+async fn recording_link(
+    settings: &Settings,
+    cluster: &sightline_cluster::Cluster,
+) -> Result<recording::remote::RemoteSetup, ApiError> {
+    let workers = &settings.workers;
+    let (Some(ca), Some(cert), Some(key)) =
+        (&workers.ca_file, &workers.cert_file, &workers.key_file)
+    else {
+        return Err(ApiError::Internal(
+            "workers.recording = \"remote\" needs workers.ca_file, cert_file and key_file".into(),
+        ));
+    };
+    let failed =
+        |err: sightline_link::LinkError| ApiError::Internal(format!("recording link: {err}"));
+    let tls = sightline_link::LinkTls::load(ca, cert, key).map_err(failed)?;
+    let listener = sightline_link::Listener::bind(workers.link_listen, &tls).map_err(failed)?;
+    let link_addr = match workers.link_advertise {
+        Some(advertised) => advertised,
+        None => listener.local_addr().map_err(failed)?,
+    };
+    let queue = cluster
+        .jobs()
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    tracing::info!(listen = ?listener.local_addr().ok(), advertised = %link_addr, "recordings are made by workers");
+    Ok(recording::remote::RemoteSetup {
+        listener,
+        queue,
+        node: cluster.node().clone(),
+        link_addr,
+        link_name: workers.link_name.clone(),
+        ack_wait: Duration::from_secs(workers.ack_wait_secs),
+    })
+}
+
+/// The object store recordings go to, as `[recording]` configures it.
+pub(crate) fn recorder_store(settings: &Settings) -> Arc<dyn ObjectStore> {
+    match settings.recording.storage {
         StorageKind::Local => Arc::new(LocalStore::new(settings.data.dir.join("recordings"))),
         StorageKind::S3 => {
             let s3 = &settings.recording.s3;
@@ -192,8 +235,7 @@ fn recorder(settings: &Settings) -> Recorder {
             });
             Arc::new(store)
         }
-    };
-    Recorder::new(store, settings.data.dir.join("spool"))
+    }
 }
 
 /// Waits until this node has nothing left to serve (no room up, no placement held, no recording
@@ -259,12 +301,19 @@ impl Server {
         );
         let hub = start_media(&settings.rtc)?;
         let mut membership = cluster::join(&settings, &hub).await?;
+        let remote = match &membership {
+            Some(membership) if settings.workers.remote() => Some(Arc::new(
+                recording_link(&settings, &membership.cluster).await?,
+            )),
+            _ => None,
+        };
         let recordings = Recordings::new(
             recorder(&settings),
             hub.clone(),
             db.clone(),
             settings.recording.retention_days,
             membership.as_ref().map(|m| m.cluster.node().to_string()),
+            remote,
         );
         // Ends with the hosted rooms (when the server is dropped).
         if let Some(newly_hosted) = membership.as_mut().and_then(|m| m.newly_hosted.take()) {

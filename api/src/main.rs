@@ -26,6 +26,10 @@ struct Args {
 enum Command {
     /// Runs the server until SIGTERM or Ctrl-C.
     Serve,
+    /// Records rooms cluster nodes host (their `workers.recording = "remote"`), taking jobs
+    /// from the cluster's work queue, until SIGTERM or Ctrl-C (a second one stops it with its
+    /// jobs unfinished, for other workers to resume).
+    Worker,
     /// Applies database migrations and exits.
     Migrate,
     /// Manages accounts.
@@ -66,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref()).context("loading settings")?;
     match args.command {
         Command::Serve => serve(settings).await,
+        Command::Worker => worker(settings).await,
         Command::Migrate => {
             cli::migrate(&settings).await?;
             println!("migrations applied");
@@ -133,6 +138,24 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     server.run_until(shutdown, force).await?;
     tracing::info!("sightline stopped");
+    Ok(())
+}
+
+async fn worker(settings: Settings) -> anyhow::Result<()> {
+    telemetry::init(&settings.log);
+    let signals = stop_signals();
+    let mut first = signals.clone();
+    let mut second = signals;
+    let stop = async move {
+        let _ = first.wait_for(|n| *n >= 1).await;
+    };
+    let force = async move {
+        let _ = second.wait_for(|n| *n >= 2).await;
+    };
+    sightline_api::worker::run(settings, stop, force)
+        .await
+        .context("running the worker")?;
+    tracing::info!("worker stopped");
     Ok(())
 }
 

@@ -15,11 +15,13 @@
 //! finished (segments joined) in the background and its row completed. An interview set to
 //! record automatically gets its controller when someone takes a join token for its room.
 
+pub(crate) mod remote;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sightline_recorder::{ParticipantEntry, Recorder, Recording, RecordingStatus, TakeInfo};
-use sightline_sfu::Quality;
+use sightline_sfu::{Quality, TapReceiver};
 use sightline_signaling::protocol::{ParticipantInfo, ServerMessage, TrackInfo};
 use sightline_signaling::{Hub, RecordingNotice, RecordingState, RoomId};
 use tokio::sync::mpsc;
@@ -27,6 +29,7 @@ use tokio::sync::mpsc;
 use crate::agent::{self, Change, Controllers, RoomMirror};
 use crate::error::ApiError;
 use crate::store::{Db, new_id, recordings};
+use remote::{RemoteRecording, RemoteSetup};
 
 /// Packets a recorded track may queue before the tap drops (about two seconds of video).
 const TAP_CAPACITY: usize = 1024;
@@ -51,6 +54,8 @@ struct Inner {
     running: Controllers<Control>,
     /// What this server is doing with each recording it has not finished, by recording id.
     phases: Mutex<HashMap<String, Phase>>,
+    /// Set when recordings are made by workers (`workers.recording = "remote"`).
+    remote: Option<Arc<RemoteSetup>>,
 }
 
 /// Where an unfinished recording stands on this server.
@@ -65,6 +70,9 @@ pub enum Phase {
 enum Control {
     Consented(String),
     Stop,
+    /// The recording a worker made is no longer this controller's (another node or worker
+    /// has it): a new one begins.
+    RecordingLost(String),
 }
 
 impl Recordings {
@@ -76,6 +84,7 @@ impl Recordings {
         db: Db,
         retention_days: u32,
         node: Option<String>,
+        remote: Option<Arc<RemoteSetup>>,
     ) -> Recordings {
         Recordings {
             inner: Arc::new(Inner {
@@ -86,6 +95,7 @@ impl Recordings {
                 node,
                 running: Controllers::default(),
                 phases: Mutex::new(HashMap::new()),
+                remote,
             }),
         }
     }
@@ -230,7 +240,7 @@ impl Recordings {
 }
 
 /// `ask`'s answer, asked again with backoff (up to a minute apart) until the database gives one.
-async fn answered<F, Fut>(id: &str, ask: F) -> bool
+pub(crate) async fn answered<F, Fut>(id: &str, ask: F) -> bool
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<bool, sqlx::Error>>,
@@ -365,7 +375,7 @@ pub async fn retention(recordings: Recordings, days: u32) {
     }
 }
 
-fn status_name(status: RecordingStatus) -> &'static str {
+pub(crate) fn status_name(status: RecordingStatus) -> &'static str {
     match status {
         RecordingStatus::Recording => "recording",
         RecordingStatus::Complete => "complete",
@@ -393,7 +403,7 @@ struct Controller {
     room_state: RoomMirror,
     /// Participant ids that agreed.
     consented: HashSet<String>,
-    recording: Option<Recording>,
+    recording: Option<Sink>,
     /// Tracks handed to the recorder.
     taken: HashSet<String>,
     /// Started only to go on with a recording that lost its room.
@@ -433,6 +443,14 @@ impl Controller {
                     Some(Control::Consented(participant)) => {
                         self.consented.insert(participant);
                     }
+                    Some(Control::RecordingLost(id)) => {
+                        if self.recording.as_ref().is_some_and(|r| r.id() == id) {
+                            tracing::warn!(interview = %self.interview, recording = %id, "the recording is another's now; a new one begins");
+                            self.inner.set_phase(&id, None);
+                            self.recording = None;
+                            self.taken.clear();
+                        }
+                    }
                     Some(Control::Stop) | None => break,
                 },
                 // Started for a room nobody entered (an automatic recording whose participant
@@ -471,6 +489,16 @@ impl Controller {
             {
                 tracing::warn!(recording = %id, %err, "a stopped recording was not marked stopped");
             }
+            let recording = match recording {
+                Sink::Here(recording) => recording,
+                // Its worker decides who finishes it, as this node would, and writes the row.
+                Sink::Worker(remote) => {
+                    let outcome = remote.stop().await;
+                    tracing::info!(recording = %id, ?outcome, "the worker's recording ended");
+                    self.inner.set_phase(&id, None);
+                    return;
+                }
+            };
             if !self.inner.may_finish(&id).await {
                 // The room's new host took the recording over and finishes it.
                 if let Err(err) = recording.abandon().await {
@@ -537,6 +565,13 @@ impl Controller {
                 TakeOver::GiveUp
             });
         }
+        if self.inner.remote.is_some() {
+            // A worker resumes it from the store.
+            let recording = self.remote(&lost.id).await?;
+            tracing::info!(interview = %self.interview, recording = %lost.id, from = %lost.node, "recording taken over, for a worker to resume");
+            self.recording = Some(recording);
+            return Ok(TakeOver::Resumed);
+        }
         match self.inner.recorder.resume(&lost.id, &self.interview).await {
             Ok(Some(recording)) => {
                 for participant in self.room_state.participants.values() {
@@ -544,7 +579,7 @@ impl Controller {
                 }
                 tracing::info!(interview = %self.interview, recording = %lost.id, from = %lost.node, "recording taken over");
                 self.inner.set_phase(&lost.id, Some(Phase::Recording));
-                self.recording = Some(recording);
+                self.recording = Some(Sink::Here(recording));
                 Ok(TakeOver::Resumed)
             }
             // Its manifest was readable a moment ago: a store failure. The recording goes back
@@ -671,6 +706,20 @@ impl Controller {
             self.inner.node.as_deref(),
         )
         .await?;
+        if self.inner.remote.is_some() {
+            return match self.remote(&id).await {
+                Ok(recording) => {
+                    tracing::info!(interview = %self.interview, recording = %id, "recording started, for a worker to make");
+                    self.recording = Some(recording);
+                    Ok(())
+                }
+                Err(err) => {
+                    let reason = format!("The recording job could not be queued: {err}");
+                    let _ = recordings::fail(self.inner.db.pool(), &id, &reason).await;
+                    Err(err)
+                }
+            };
+        }
         match self.inner.recorder.start(&id, &self.interview) {
             Ok(recording) => {
                 for participant in self.room_state.participants.values() {
@@ -678,7 +727,7 @@ impl Controller {
                 }
                 tracing::info!(interview = %self.interview, recording = %id, "recording started");
                 self.inner.set_phase(&id, Some(Phase::Recording));
-                self.recording = Some(recording);
+                self.recording = Some(Sink::Here(recording));
                 Ok(())
             }
             Err(err) => {
@@ -686,6 +735,27 @@ impl Controller {
                 Err(ApiError::Internal(format!("recorder did not start: {err}")))
             }
         }
+    }
+
+    /// Recording `id` made by a worker: its job posted, the room's participants noted.
+    async fn remote(&self, id: &str) -> Result<Sink, ApiError> {
+        let Some(setup) = &self.inner.remote else {
+            return Err(ApiError::Internal("no recording workers".into()));
+        };
+        let inner = Arc::clone(&self.inner);
+        let (interview, lost_id) = (self.interview.clone(), id.to_owned());
+        let lost = Box::new(move || {
+            inner
+                .running
+                .send(&interview, Control::RecordingLost(lost_id));
+        });
+        let recording =
+            RemoteRecording::start(setup, self.inner.db.clone(), id, &self.interview, lost).await?;
+        for participant in self.room_state.participants.values() {
+            recording.note_participant(entry(participant));
+        }
+        self.inner.set_phase(id, Some(Phase::Recording));
+        Ok(Sink::Worker(recording))
     }
 
     async fn take(&mut self, track: TrackInfo) {
@@ -715,6 +785,42 @@ impl Controller {
                 self.taken.insert(track.id);
             }
             Err(err) => tracing::debug!(track = %track.id, %err, "track not tapped"),
+        }
+    }
+}
+
+/// Where a controller's recording is made: in this process, or by a worker.
+enum Sink {
+    Here(Recording),
+    Worker(RemoteRecording),
+}
+
+impl Sink {
+    fn id(&self) -> &str {
+        match self {
+            Sink::Here(recording) => recording.id(),
+            Sink::Worker(recording) => recording.id(),
+        }
+    }
+
+    fn note_participant(&self, entry: ParticipantEntry) {
+        match self {
+            Sink::Here(recording) => recording.note_participant(entry),
+            Sink::Worker(recording) => recording.note_participant(entry),
+        }
+    }
+
+    fn note_event(&self, kind: &str, participant: &str, text: Option<String>) {
+        match self {
+            Sink::Here(recording) => recording.note_event(kind, participant, text),
+            Sink::Worker(recording) => recording.note_event(kind, participant, text),
+        }
+    }
+
+    fn add_take(&self, info: TakeInfo, tap: TapReceiver) {
+        match self {
+            Sink::Here(recording) => recording.add_take(info, tap),
+            Sink::Worker(recording) => recording.add_take(info, tap),
         }
     }
 }

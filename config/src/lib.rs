@@ -749,7 +749,6 @@ impl Settings {
         }
     }
 
-    /// Credentials and TLS files for NATS: one way to log in, complete pairs, files that exist.
     fn validate_workers(&self) -> Result<(), ConfigError> {
         let workers = &self.workers;
         if !(2..=600).contains(&workers.ack_wait_secs) {
@@ -805,6 +804,7 @@ impl Settings {
         Ok(())
     }
 
+    /// Credentials and TLS files for NATS: one way to log in, complete pairs, files that exist.
     fn validate_nats_access(cluster: &ClusterSettings) -> Result<(), ConfigError> {
         // async-nats never sends credentials written into the URL: refuse them rather than
         // connect anonymously with the password sitting in the configuration.

@@ -16,7 +16,7 @@ use crate::rtc::{
     Member, Socket, connect, interview, join, join_token, next_of, packets_from, run_until, send,
 };
 
-fn environment(nats: &NatsServer, id: &str, region: &str) -> Vec<(&'static str, Value)> {
+pub(crate) fn environment(nats: &NatsServer, id: &str, region: &str) -> Vec<(&'static str, Value)> {
     vec![
         ("cluster.nats_url", json!(nats.url())),
         ("cluster.node_id", json!(id)),
@@ -212,7 +212,7 @@ async fn a_server_alone_says_so_and_one_that_cannot_reach_nats_does_not_start() 
 }
 
 /// A client of the test's own that reads and moves placements without being a node.
-async fn observer(nats: &NatsServer) -> Result<Cluster> {
+pub(crate) async fn observer(nats: &NatsServer) -> Result<Cluster> {
     Ok(Cluster::observe(ClusterConfig {
         nats_url: nats.url(),
         nats_auth: Default::default(),

@@ -20,4 +20,5 @@ mod recovery;
 mod rtc;
 mod scorecards;
 mod turn;
+mod workers;
 mod workspace;

@@ -29,14 +29,14 @@ const LATE: Duration = Duration::from_secs(4);
 /// How long the candidate's media is recorded.
 const RECORDED: Duration = Duration::from_secs(8);
 
-struct Publisher {
+pub(crate) struct Publisher {
     socket: Socket,
     media: MediaPublisher,
     events: Vec<str0m::Event>,
 }
 
 impl Publisher {
-    async fn start(mut socket: Socket) -> Result<Publisher> {
+    pub(crate) async fn start(mut socket: Socket) -> Result<Publisher> {
         let (mut media, offer) = MediaPublisher::new(false).await?;
         send(
             &mut socket,
@@ -54,7 +54,7 @@ impl Publisher {
         })
     }
 
-    async fn step(&mut self) -> Result<()> {
+    pub(crate) async fn step(&mut self) -> Result<()> {
         if UdpPeer::connected(&self.events) {
             self.media.send_due(media()?, Instant::now())?;
         }

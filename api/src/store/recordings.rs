@@ -116,7 +116,7 @@ pub async fn to_carry_over(
 /// took it first.
 pub async fn take_over(pool: &AnyPool, lost: &Lost, node: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE recordings SET node = $3, taken_from = $2 \
+        "UPDATE recordings SET node = $3, taken_from = $2, worker = NULL \
          WHERE id = $1 AND node = $2 AND finisher IS NULL AND stopped_at IS NULL \
          AND carried_to IS NULL AND status = 'recording'",
     )
@@ -168,6 +168,93 @@ pub async fn claim_recovery(pool: &AnyPool, id: &str, node: &str) -> Result<bool
     )
     .bind(id)
     .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Who has a recording, for a node whose worker went: its status, node and finisher.
+#[derive(Debug, Clone, FromRow)]
+pub struct Holder {
+    /// `recording`, `complete`, `interrupted` or `failed`.
+    pub status: String,
+    /// The node responsible for it.
+    pub node: Option<String>,
+    /// Whoever is finishing it.
+    pub finisher: Option<String>,
+}
+
+/// Who has recording `id` (`None`: no such recording).
+pub async fn holder(pool: &AnyPool, id: &str) -> Result<Option<Holder>, sqlx::Error> {
+    sqlx::query_as("SELECT status, node, finisher FROM recordings WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Lets worker `worker` record `id` for node `node`: the node still has it and nobody began
+/// finishing it (a job handed to this worker after its first worker died moves it here).
+/// `false`: the job is stale.
+pub async fn claim_job(
+    pool: &AnyPool,
+    id: &str,
+    node: &str,
+    worker: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET worker = $3 \
+         WHERE id = $1 AND node = $2 AND status = 'recording' AND finisher IS NULL",
+    )
+    .bind(id)
+    .bind(node)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Lets worker `worker`, which recorded `id`, finish it; `false` when another worker went on
+/// with it or a node took it over (and finishes it). Repeatable by the same worker.
+pub async fn claim_worker_finish(
+    pool: &AnyPool,
+    id: &str,
+    worker: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET finisher = $2 \
+         WHERE id = $1 AND worker = $2 AND status = 'recording' \
+         AND (finisher IS NULL OR finisher = $2)",
+    )
+    .bind(id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Fails recording `id`, which no worker claimed, with `reason`; `false` if a worker did.
+pub async fn fail_unclaimed(pool: &AnyPool, id: &str, reason: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
+         WHERE id = $3 AND worker IS NULL AND status = 'recording'",
+    )
+    .bind(now())
+    .bind(reason)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Fails recording `id`, which nobody is finishing, with `reason`; `false` if someone is.
+pub async fn fail_unfinished(pool: &AnyPool, id: &str, reason: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
+         WHERE id = $3 AND finisher IS NULL AND status = 'recording'",
+    )
+    .bind(now())
+    .bind(reason)
+    .bind(id)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
