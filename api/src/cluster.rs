@@ -53,13 +53,18 @@ pub(crate) fn config(settings: &Settings) -> Result<ClusterConfig, ApiError> {
     } else {
         config.advertise_url.clone()
     };
-    let nats_auth = match (&config.nats_password, &config.nats_token) {
-        (Some(password), _) => NatsAuth::UserPassword {
+    let nats_auth = match (
+        &config.nats_password,
+        &config.nats_token,
+        &config.nats_nkey_seed,
+    ) {
+        (Some(password), _, _) => NatsAuth::UserPassword {
             user: config.nats_user.clone(),
             password: password.clone(),
         },
-        (None, Some(token)) => NatsAuth::Token(token.clone()),
-        (None, None) => NatsAuth::None,
+        (None, Some(token), _) => NatsAuth::Token(token.clone()),
+        (None, None, Some(seed)) => NatsAuth::NKey(seed.clone()),
+        (None, None, None) => NatsAuth::None,
     };
     let nats_tls = NatsTls {
         required: config.nats_require_tls,

@@ -1,5 +1,5 @@
-//! How a node proves itself to NATS and protects the connection: a user and password or a
-//! token, and TLS with the operator's CA and, for servers that verify clients, this node's
+//! How a node proves itself to NATS and protects the connection: a user and password, a
+//! token or an NKey, and TLS with the operator's CA and, for servers that verify clients, this node's
 //! certificate. A cluster's NATS carries joins, room commands and placements, so anything that
 //! can publish there can act for a node: production clusters should use both.
 //!
@@ -25,6 +25,9 @@ pub enum NatsAuth {
     },
     /// The server's `authorization { token }`.
     Token(SecretString),
+    /// An NKey user of the server's `authorization { users = [{ nkey: U… }] }`: the seed
+    /// (`SU…`) signs the server's challenge and never leaves the node.
+    NKey(SecretString),
 }
 
 /// TLS towards the NATS server.
@@ -61,6 +64,7 @@ pub(crate) fn apply(
             options.user_and_password(user.clone(), password.expose_secret().to_owned())
         }
         NatsAuth::Token(token) => options.token(token.expose_secret().to_owned()),
+        NatsAuth::NKey(seed) => options.nkey(seed.expose_secret().to_owned()),
     };
     if tls.wanted() || url.starts_with("tls://") {
         options = options.require_tls(true);

@@ -358,6 +358,7 @@ fn refusal(joined: Result<Cluster, sightline_cluster::ClusterError>) -> String {
 async fn a_nats_server_that_wants_a_password_takes_only_nodes_that_give_it() {
     let nats = NatsServer::start_with(&NatsSecurity {
         user: Some(("sightline".to_owned(), "correct horse".to_owned())),
+        nkey: None,
         tls: None,
     })
     .await
@@ -404,6 +405,7 @@ async fn over_tls_with_client_certificates_only_a_node_with_one_from_the_ca_join
     let (cert, key) = pki.server();
     let nats = NatsServer::start_with(&NatsSecurity {
         user: None,
+        nkey: None,
         tls: Some(NatsTlsFiles {
             cert,
             key,
@@ -467,4 +469,28 @@ async fn a_node_that_asks_for_tls_never_falls_back_to_a_plain_connection() {
     join_with(&plain, "c", NatsAuth::None, NatsTls::default())
         .await
         .expect("a node that does not ask for TLS joins a plain server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_with_an_nkey_user_takes_only_the_node_with_its_seed() {
+    let user = nkeys::KeyPair::new_user();
+    let nats = NatsServer::start_with(&NatsSecurity {
+        user: None,
+        nkey: Some(user.public_key()),
+        tls: None,
+    })
+    .await
+    .expect("a private nats-server with an NKey user");
+    let url = nats.url();
+    let seed =
+        |pair: &nkeys::KeyPair| NatsAuth::NKey(SecretString::from(pair.seed().expect("a seed")));
+    let a = join_with(&url, "a", seed(&user), NatsTls::default())
+        .await
+        .expect("the user's seed joins");
+    let stranger = nkeys::KeyPair::new_user();
+    let wrong = refusal(join_with(&url, "b", seed(&stranger), NatsTls::default()).await);
+    assert!(wrong.contains("authorization"), "{wrong}");
+    let none = refusal(join_with(&url, "c", NatsAuth::None, NatsTls::default()).await);
+    assert!(none.contains("authorization"), "{none}");
+    assert_eq!(node_names(&a).await, ["a"], "nobody else got in");
 }

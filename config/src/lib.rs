@@ -200,6 +200,9 @@ pub struct ClusterSettings {
     /// Token the NATS server's `authorization { token }` expects, instead of a user.
     #[serde(default)]
     pub nats_token: Option<SecretString>,
+    /// Seed (`SU…`) of the NKey user the NATS server lists, instead of a user or a token.
+    #[serde(default)]
+    pub nats_nkey_seed: Option<SecretString>,
     /// Use TLS towards NATS even with a `nats://` URL.
     #[serde(default)]
     pub nats_require_tls: bool,
@@ -841,6 +844,21 @@ impl Settings {
                 "cannot be used together with cluster.nats_user and cluster.nats_password",
             ));
         }
+        if let Some(seed) = &cluster.nats_nkey_seed {
+            if password || cluster.nats_token.is_some() {
+                return Err(ConfigError::invalid(
+                    "cluster.nats_nkey_seed",
+                    "cannot be used together with a NATS password or token",
+                ));
+            }
+            // A user seed: `S`, `U`, then base32; the NATS client checks the rest.
+            if !seed.expose_secret().starts_with("SU") {
+                return Err(ConfigError::invalid(
+                    "cluster.nats_nkey_seed",
+                    "must be an NKey user seed (it starts with SU)",
+                ));
+            }
+        }
         if cluster
             .nats_token
             .as_ref()
@@ -1453,6 +1471,12 @@ mod tests {
             &["ca.pem", "node.pem", "node-key.pem"],
         )
         .expect("a token and TLS files that exist");
+        let seed = "SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTC4";
+        let settings = cluster_with(&[("NATS_NKEY_SEED", seed)], &[]).expect("an NKey seed");
+        assert!(
+            !format!("{settings:?}").contains(seed),
+            "the seed stays out of logs"
+        );
 
         for (extra, files, bad) in [
             (
@@ -1486,6 +1510,19 @@ mod tests {
                 ],
                 vec![],
                 "cluster.nats_token",
+            ),
+            (
+                vec![(
+                    "NATS_NKEY_SEED",
+                    "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4",
+                )],
+                vec![],
+                "cluster.nats_nkey_seed",
+            ),
+            (
+                vec![("NATS_TOKEN", "a-token"), ("NATS_NKEY_SEED", "SUAIBDPB")],
+                vec![],
+                "cluster.nats_nkey_seed",
             ),
             (
                 vec![("NATS_CERT_FILE", "node.pem")],

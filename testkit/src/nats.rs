@@ -22,6 +22,8 @@ pub struct NatsServer {
 pub struct NatsSecurity {
     /// `authorization { user, password }`.
     pub user: Option<(String, String)>,
+    /// `authorization { users = [{ nkey }] }`: the public key (`U…`) of the one NKey user.
+    pub nkey: Option<String>,
     /// TLS with this server certificate and key, and clients' certificates verified against
     /// this CA (`verify: true`).
     pub tls: Option<NatsTlsFiles>,
@@ -110,6 +112,12 @@ fn configuration(port: u16, dir: &Path, security: &NatsSecurity) -> String {
             "authorization {{ user: {}, password: {} }}\n",
             quoted(user),
             quoted(password)
+        ));
+    }
+    if let Some(nkey) = &security.nkey {
+        conf.push_str(&format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}\n",
+            quoted(nkey)
         ));
     }
     if let Some(tls) = &security.tls {

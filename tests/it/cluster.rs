@@ -76,6 +76,7 @@ async fn nodes_log_in_to_a_nats_that_wants_a_password_and_their_certificates() -
     let (cert, key) = pki.server();
     let nats = NatsServer::start_with(&NatsSecurity {
         user: Some(("sightline".to_owned(), "a long nats password".to_owned())),
+        nkey: None,
         tls: Some(NatsTlsFiles {
             cert,
             key,
@@ -121,6 +122,44 @@ async fn nodes_log_in_to_a_nats_that_wants_a_password_and_their_certificates() -
     assert!(
         !format!("{refused:#}").contains("not the password"),
         "and does not repeat the password: {refused:#}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_logs_in_to_nats_as_an_nkey_user_with_its_seed() -> Result<()> {
+    let user = nkeys::KeyPair::new_user();
+    let nats = NatsServer::start_with(&NatsSecurity {
+        user: None,
+        nkey: Some(user.public_key()),
+        tls: None,
+    })
+    .await?;
+    let with_seed = |id: &str, seed: String| {
+        let mut settings = environment(&nats, id, "eu");
+        settings.push(("cluster.nats_nkey_seed", json!(seed)));
+        settings
+    };
+    let first =
+        TestApp::spawn_with_environment(Backend::Sqlite, &[], &with_seed("eu-1", user.seed()?))
+            .await?;
+    let admin = first
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    until(&first, &admin.access, |view| ids(view) == ["eu-1"]).await?;
+    let stranger = nkeys::KeyPair::new_user().seed()?;
+    let refused = first
+        .spawn_beside(&with_seed("eu-2", stranger.clone()))
+        .await
+        .err()
+        .context("a node with another user's seed started")?;
+    assert!(
+        format!("{refused:#}").contains("authorization"),
+        "the error says why: {refused:#}"
+    );
+    assert!(
+        !format!("{refused:#}").contains(&stranger),
+        "and does not repeat the seed: {refused:#}"
     );
     Ok(())
 }
