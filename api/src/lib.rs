@@ -204,6 +204,7 @@ async fn recording_link(
         link_addr,
         link_name: workers.link_name.clone(),
         ack_wait: Duration::from_secs(workers.ack_wait_secs),
+        stats: Arc::default(),
     })
 }
 

@@ -27,6 +27,7 @@ use sightline_cluster::Cluster;
 use sightline_sfu::{LATENCY_BOUNDS_US, WorkerStats};
 use sightline_signaling::Hub;
 
+use crate::recording::remote::LinkStats;
 use crate::serve::ConnectionStats;
 use crate::state::AppState;
 
@@ -81,7 +82,12 @@ impl Metrics {
     /// A fresh registry with Sightline's HTTP instruments, the listener's connection counters,
     /// the counters of the media workers, what the hub hosts and, in a cluster, this node's
     /// heartbeats and placements.
-    pub fn new(hub: &Hub, cluster: Option<Cluster>, connections: Arc<ConnectionStats>) -> Metrics {
+    pub fn new(
+        hub: &Hub,
+        cluster: Option<Cluster>,
+        connections: Arc<ConnectionStats>,
+        workers: Option<Arc<LinkStats>>,
+    ) -> Metrics {
         let mut registry = Registry::with_prefix("sightline");
         registry.register_collector(Box::new(SfuCollector {
             workers: hub.worker_stats(),
@@ -89,6 +95,7 @@ impl Metrics {
         registry.register_collector(Box::new(NodeCollector {
             hub: hub.clone(),
             cluster,
+            workers,
         }));
         registry.register_collector(Box::new(ConnectionCollector { connections }));
         let requests = Family::<RequestLabels, Counter>::default();
@@ -196,6 +203,8 @@ impl Collector for ConnectionCollector {
 struct NodeCollector {
     hub: Hub,
     cluster: Option<Cluster>,
+    /// Recordings made by workers, when they are.
+    workers: Option<Arc<LinkStats>>,
 }
 
 impl std::fmt::Debug for NodeCollector {
@@ -218,11 +227,42 @@ impl Collector for NodeCollector {
             let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
+        let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        if let Some(workers) = &self.workers {
+            let connected = ConstGauge::new(
+                i64::try_from(read(&workers.workers_connected)).unwrap_or(i64::MAX),
+            );
+            connected.encode(encoder.encode_descriptor(
+                "recording_workers_connected",
+                "Recording workers feeding from this node now",
+                None,
+                connected.metric_type(),
+            )?)?;
+            encode_counters(
+                &mut encoder,
+                &[
+                    (
+                        "recording_jobs_posted",
+                        "Recording jobs this node posted for workers",
+                        read(&workers.jobs_posted),
+                    ),
+                    (
+                        "recording_workers_lost",
+                        "Worker connections that went before their recording ended",
+                        read(&workers.workers_lost),
+                    ),
+                    (
+                        "recording_without_worker",
+                        "Recordings that failed because no worker took them or came back",
+                        read(&workers.without_worker),
+                    ),
+                ],
+            )?;
+        }
         let Some(cluster) = &self.cluster else {
             return Ok(());
         };
         let stats = cluster.stats();
-        let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         let open = ConstGauge::new(i64::try_from(read(&stats.relays_open)).unwrap_or(i64::MAX));
         open.encode(encoder.encode_descriptor(
             "cluster_relayed_sessions",

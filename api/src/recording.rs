@@ -100,6 +100,14 @@ impl Recordings {
         }
     }
 
+    /// The counters of recordings made by workers, when they are.
+    pub fn link_stats(&self) -> Option<Arc<remote::LinkStats>> {
+        self.inner
+            .remote
+            .as_ref()
+            .map(|setup| Arc::clone(&setup.stats))
+    }
+
     /// The recorder (and its store).
     pub fn recorder(&self) -> &Recorder {
         &self.inner.recorder

@@ -97,7 +97,7 @@ impl AppState {
                 db,
                 tokens,
                 settings,
-                metrics: Metrics::new(&hub, cluster.clone(), connections),
+                metrics: Metrics::new(&hub, cluster.clone(), connections, recordings.link_stats()),
                 account_limiter,
                 hub,
                 cluster,

@@ -433,7 +433,7 @@ async fn recording_control(
 }
 
 /// A counter or gauge from `/metrics` text.
-fn metric(metrics: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(metrics: &str, name: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {
         line.strip_prefix(name)?
             .strip_prefix(' ')?

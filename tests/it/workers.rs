@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sightline_config::Settings;
 use sightline_testkit::{NatsServer, TestPki};
 
-use crate::cluster::{environment, observer};
+use crate::cluster::{environment, metric, observer};
 use crate::helpers::{Backend, TestApp, expect_json};
 use crate::recording::Publisher;
 use crate::rtc::{interview, join};
@@ -213,6 +213,16 @@ async fn a_dead_worker_s_recording_is_resumed_by_another_worker_with_the_gap_mar
         Some(id.as_str()),
         "the same recording went on, no new one"
     );
+    // Operators see it: one job, one worker lost, one feeding now.
+    let metrics = app.metrics().await?;
+    for (name, value) in [
+        ("sightline_recording_jobs_posted_total", 1.0),
+        ("sightline_recording_workers_lost_total", 1.0),
+        ("sightline_recording_workers_connected", 1.0),
+        ("sightline_recording_without_worker_total", 0.0),
+    ] {
+        assert_eq!(metric(&metrics, name), Some(value), "{name}: {metrics}");
+    }
 
     // Stopped on the node, finished by w-b: one recording, both workers' parts, one gap.
     let stopped = app
@@ -349,6 +359,12 @@ async fn a_recording_no_worker_took_fails_with_the_reason_when_stopped() -> Resu
     assert!(
         failure.is_some_and(|f| f.contains("No recording worker")),
         "the reason is said"
+    );
+    let metrics = app.metrics().await?;
+    assert_eq!(
+        metric(&metrics, "sightline_recording_without_worker_total"),
+        Some(1.0),
+        "{metrics}"
     );
 
     // The job was withdrawn: the queue hands nothing out.

@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,21 @@ pub struct RemoteSetup {
     pub link_name: String,
     /// How long a silent worker keeps its job (`workers.ack_wait_secs`).
     pub ack_wait: Duration,
+    /// What `/metrics` shows of it.
+    pub stats: Arc<LinkStats>,
+}
+
+/// Counters of a node's recordings made by workers, read at each scrape.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Recording jobs posted.
+    pub jobs_posted: AtomicU64,
+    /// Workers feeding from this node now.
+    pub workers_connected: AtomicU64,
+    /// Worker connections that went before their recording ended.
+    pub workers_lost: AtomicU64,
+    /// Recordings that failed because no worker took them, or none came back.
+    pub without_worker: AtomicU64,
 }
 
 /// How a recording handed to workers ended for this node.
@@ -154,6 +170,7 @@ impl RemoteRecording {
             tracing::error!(recording = %id, %err, "the recording job could not be queued");
             ApiError::Unavailable("the recording job could not be queued")
         })?;
+        setup.stats.jobs_posted.fetch_add(1, Ordering::Relaxed);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (outcome_tx, outcome) = oneshot::channel();
         let task = LinkTask {
@@ -337,6 +354,10 @@ impl LinkTask {
                       what was stored is kept.";
         match recordings::fail_unfinished(self.db.pool(), &self.id, reason).await {
             Ok(true) => {
+                self.setup
+                    .stats
+                    .without_worker
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(recording = %self.id, "no worker finished the stopped recording");
                 Some(Outcome::Failed)
             }
@@ -362,6 +383,8 @@ impl LinkTask {
     /// Feeds one worker until the recording ends or the worker goes.
     async fn serve(&mut self, link: HostLink<ToWorker, ToNode>) -> Served {
         self.connected = true;
+        let stats = Arc::clone(&self.setup.stats);
+        stats.workers_connected.fetch_add(1, Ordering::Relaxed);
         let HostLink { mut control, takes } = link;
         tracing::info!(recording = %self.id, "a worker records");
         let mut catch_up = vec![ToWorker::Participants {
@@ -446,12 +469,16 @@ impl LinkTask {
                 }
             }
         };
+        stats.workers_connected.fetch_sub(1, Ordering::Relaxed);
         match served {
             Served::Done(_) => {
                 stop.cancel();
                 takes.close();
             }
-            Served::Gone => detach.cancel(),
+            Served::Gone => {
+                stats.workers_lost.fetch_add(1, Ordering::Relaxed);
+                detach.cancel();
+            }
         }
         while let Some(returned) = forwarders.join_next().await {
             if let Ok(Some(take)) = returned {
@@ -468,6 +495,10 @@ impl LinkTask {
         let reason = "No recording worker took this recording before it was stopped.";
         match recordings::fail_unclaimed(self.db.pool(), &self.id, reason).await {
             Ok(true) => {
+                self.setup
+                    .stats
+                    .without_worker
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(recording = %self.id, "no worker took the recording");
                 Some(Outcome::Failed)
             }
