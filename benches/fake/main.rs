@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use sightline_benches::post;
-use sightline_testkit::{MediaPublisher, UdpPeer, media};
+use sightline_signaling::TrackSource;
+use sightline_signaling::protocol::ServerMessage;
+use sightline_testkit::{MediaPublisher, RtcClient, UdpPeer, media};
 use str0m::change::SdpAnswer;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Joins a room and publishes real media.
 #[derive(Debug, Parser)]
@@ -68,22 +68,15 @@ async fn main() -> Result<()> {
     let room = grant["room"].as_str().context("a room")?;
     let token = grant["token"].as_str().context("a join token")?;
     let ws_base = base.replacen("http", "ws", 1);
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/rtc/{room}")).await?;
-    ws.send(Message::Text(
-        json!({ "type": "join", "version": 1, "token": token })
-            .to_string()
-            .into(),
-    ))
-    .await?;
-
+    let mut ws = RtcClient::join(&format!("{ws_base}/rtc/{room}"), token).await?;
     let (mut publisher, offer) = MediaPublisher::new(true).await?;
-    ws.send(Message::Text(
-        json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
-            { "mid": publisher.audio.to_string(), "source": "microphone" },
-            { "mid": publisher.video.to_string(), "source": "camera" } ] })
-        .to_string()
-        .into(),
-    ))
+    ws.publish(
+        offer.to_sdp_string(),
+        &[
+            (publisher.audio.to_string(), TrackSource::Microphone),
+            (publisher.video.to_string(), TrackSource::Camera),
+        ],
+    )
     .await?;
 
     let until = Instant::now() + Duration::from_secs(args.seconds);
@@ -92,18 +85,15 @@ async fn main() -> Result<()> {
     while Instant::now() < until {
         // Only what is already there: a zero timeout would wait for tokio's next timer tick
         // (about a millisecond) whenever nothing is.
-        while let Some(Some(frame)) = ws.next().now_or_never() {
-            let Message::Text(text) = frame? else {
-                continue;
-            };
-            let message: Value = serde_json::from_str(&text)?;
-            match message["type"].as_str() {
-                Some("publish_answer") => {
-                    let sdp = message["sdp"].as_str().context("an answer")?;
-                    publisher.accept_answer(SdpAnswer::from_sdp_string(sdp)?)?;
+        while let Some(message) = ws.try_recv()? {
+            match message {
+                ServerMessage::PublishAnswer { sdp } => {
+                    publisher.accept_answer(SdpAnswer::from_sdp_string(&sdp)?)?;
                 }
-                Some("error") => bail!("the server refused: {message}"),
-                Some("removed") => bail!("removed from the room: {message}"),
+                ServerMessage::Error { code, message, .. } => {
+                    bail!("the server refused ({code}): {message}")
+                }
+                ServerMessage::Removed { reason } => bail!("removed from the room: {reason:?}"),
                 _ => {}
             }
         }
@@ -118,7 +108,6 @@ async fn main() -> Result<()> {
         }
         events.clear();
     }
-    ws.send(Message::Text(json!({ "type": "leave" }).to_string().into()))
-        .await?;
+    ws.leave().await?;
     Ok(())
 }

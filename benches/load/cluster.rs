@@ -14,10 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use sightline_benches::post;
-use tokio_tungstenite::tungstenite::Message;
+use sightline_signaling::protocol::{ClientMessage, ServerMessage};
+use sightline_testkit::RtcClient;
 
 use crate::{METRICS_TOKEN, PASSWORD, Server, percentile, start_server};
 
@@ -25,9 +25,6 @@ use crate::{METRICS_TOKEN, PASSWORD, Server, percentile, start_server};
 const PINGS: u64 = 20;
 /// How long one answer may take before the run fails.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A private `nats-server -js`, stopped on drop.
 struct Nats {
@@ -157,30 +154,6 @@ async fn relays_dialed(client: &reqwest::Client, node: &Server) -> Result<f64> {
         .unwrap_or(0.0))
 }
 
-/// The next message of type `kind`, skipping others; bounded.
-async fn next_of(socket: &mut Socket, kind: &str) -> Result<Value> {
-    let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .with_context(|| format!("no {kind} in time"))?;
-        match frame {
-            Some(Ok(Message::Text(text))) => {
-                let value: Value = serde_json::from_str(&text)?;
-                if value["type"] == kind {
-                    return Ok(value);
-                }
-                if value["type"] == "error" {
-                    bail!("waiting for {kind}: {value}");
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(err)) => return Err(err.into()),
-            None => bail!("closed while waiting for {kind}"),
-        }
-    }
-}
-
 /// Joins `interview` through `node` with a fresh join token of `access`, measured.
 async fn join(
     client: &reqwest::Client,
@@ -188,7 +161,7 @@ async fn join(
     interview: &str,
     access: &str,
     first: bool,
-) -> Result<(Socket, Joined)> {
+) -> Result<(RtcClient, Joined)> {
     let token = post(
         client,
         format!("{}/api/interviews/{interview}/join", node.base),
@@ -202,18 +175,23 @@ async fn join(
     let before = relays_dialed(client, node).await?;
     let url = format!("{}/rtc/{interview}", node.base.replacen("http", "ws", 1));
     let started = Instant::now();
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await?;
-    let join = json!({ "type": "join", "version": 1, "token": token });
-    socket.send(Message::Text(join.to_string().into())).await?;
-    next_of(&mut socket, "joined").await?;
+    let mut socket = RtcClient::join(&url, &token).await?;
+    socket
+        .until(ANSWER_TIMEOUT, |m| {
+            matches!(m, ServerMessage::Joined { .. }).then_some(())
+        })
+        .await?;
     let join_us = micros(started.elapsed());
     let relayed = relays_dialed(client, node).await? > before;
     let mut pings_us = Vec::new();
     for nonce in 0..PINGS {
-        let ping = json!({ "type": "ping", "nonce": nonce });
         let sent = Instant::now();
-        socket.send(Message::Text(ping.to_string().into())).await?;
-        next_of(&mut socket, "pong").await?;
+        socket.send(&ClientMessage::Ping { nonce }).await?;
+        socket
+            .until(ANSWER_TIMEOUT, |m| {
+                matches!(m, ServerMessage::Pong { nonce: n } if *n == nonce).then_some(())
+            })
+            .await?;
         pings_us.push(micros(sent.elapsed()));
     }
     Ok((
@@ -324,10 +302,8 @@ pub async fn run(bin: &PathBuf, nodes: usize, interviews: usize, postgres: &str)
             percentile(&pings, 0.99),
         );
     }
-    for mut socket in sockets {
-        let _ = socket
-            .send(Message::Text(json!({ "type": "leave" }).to_string().into()))
-            .await;
+    for socket in sockets {
+        let _ = socket.leave().await;
     }
     drop(servers);
     drop(database);

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sightline_benches::{post, put};
 
@@ -29,14 +28,15 @@ mod cluster;
 mod flood;
 mod janus;
 mod netns;
+use sightline_signaling::TrackSource;
+use sightline_signaling::protocol::{ClientMessage, ServerMessage};
 use sightline_testkit::{
-    AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, Scene, UdpPeer, VIDEO_FPS, media, scene_media,
-    tcp_candidate_addr, tcp_candidates_only, vp8_descriptor,
+    AUDIO_PACKET_MS, EncodedMedia, MediaPublisher, RtcClient, Scene, UdpPeer, VIDEO_FPS, media,
+    scene_media, tcp_candidate_addr, tcp_candidates_only, vp8_descriptor,
 };
 use str0m::Event;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::Mid;
-use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "load-test-password-1234";
 /// The token the started server's `/metrics` asks for.
@@ -357,33 +357,22 @@ async fn sightline_participant(
     frames: Arc<FrameIndex>,
     schedule: Schedule,
 ) -> Result<Tally> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await?;
-    ws.send(Message::Text(
-        json!({ "type": "join", "version": 1, "token": token })
-            .to_string()
-            .into(),
-    ))
-    .await?;
+    let mut ws = RtcClient::join(&ws_url, &token).await?;
     let (mut client, offer) = MediaClient::new(SIGHTLINE_CLIENTS, frames, schedule).await?;
-    ws.send(Message::Text(
-        json!({ "type": "publish_offer", "sdp": offer.to_sdp_string(), "tracks": [
-            { "mid": client.publisher.video.to_string(), "source": "camera" },
-            { "mid": client.publisher.audio.to_string(), "source": "microphone" } ] })
-        .to_string()
-        .into(),
-    ))
+    ws.publish(
+        offer.to_sdp_string(),
+        &[
+            (client.publisher.video.to_string(), TrackSource::Camera),
+            (client.publisher.audio.to_string(), TrackSource::Microphone),
+        ],
+    )
     .await?;
     while Instant::now() < schedule.until {
         // Only what is already there: a zero timeout would wait for tokio's next timer tick
         // (about a millisecond) whenever nothing is, and delay every packet behind it.
-        while let Some(Some(frame)) = ws.next().now_or_never() {
-            let Message::Text(text) = frame? else {
-                continue;
-            };
-            let message: Value = serde_json::from_str(&text)?;
-            match message["type"].as_str() {
-                Some("publish_answer") => {
-                    let mut sdp = message["sdp"].as_str().unwrap_or("").to_owned();
+        while let Some(message) = ws.try_recv()? {
+            match message {
+                ServerMessage::PublishAnswer { mut sdp } => {
                     if schedule.tcp {
                         if !client.publisher.peer.on_tcp() {
                             client
@@ -398,8 +387,7 @@ async fn sightline_participant(
                         .publisher
                         .accept_answer(SdpAnswer::from_sdp_string(&sdp)?)?;
                 }
-                Some("subscriber_offer") => {
-                    let mut sdp = message["sdp"].as_str().unwrap_or("").to_owned();
+                ServerMessage::SubscriberOffer { mut sdp } => {
                     if schedule.tcp {
                         if !client.subscriber.on_tcp() {
                             client.subscriber.use_tcp(tcp_candidate_addr(&sdp)?).await?;
@@ -408,21 +396,21 @@ async fn sightline_participant(
                     }
                     let offer = SdpOffer::from_sdp_string(&sdp)?;
                     let answer = client.subscriber.rtc.sdp_api().accept_offer(offer)?;
-                    ws.send(Message::Text(
-                        json!({ "type": "subscriber_answer", "sdp": answer.to_sdp_string() })
-                            .to_string()
-                            .into(),
-                    ))
+                    ws.send(&ClientMessage::SubscriberAnswer {
+                        sdp: answer.to_sdp_string(),
+                    })
                     .await?;
                 }
-                Some("error") => bail!("server error: {message}"),
+                ServerMessage::Error { code, message, .. } => {
+                    bail!("server error {code}: {message}")
+                }
                 _ => {}
             }
         }
         client.step()?;
         client.wait().await;
     }
-    let _ = ws.close(None).await;
+    let _ = ws.leave().await;
     Ok(client.tally)
 }
 

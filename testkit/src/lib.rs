@@ -4,7 +4,7 @@
 //! process by GStreamer's `opusenc` and `vp8enc`), and [`discover`], what a recorded file holds, and
 //! [`scene_media`], camera pictures with and without faces for the proctoring tests, and
 //! [`NatsServer`], a private NATS for the cluster tests (optionally with a password and TLS
-//! from a throwaway CA, [`TestPki`]).
+//! from a throwaway CA, [`TestPki`]), and [`RtcClient`], a typed client of the `/rtc` socket.
 //!
 //! Not used by the server. Every wait here is bounded by the caller.
 
@@ -14,6 +14,7 @@ mod nats;
 mod peer;
 mod pki;
 mod publish;
+mod rtc_client;
 mod scenes;
 mod vp8;
 
@@ -23,5 +24,6 @@ pub use nats::{NatsSecurity, NatsServer, NatsTlsFiles};
 pub use peer::{UdpPeer, candidate_addr, tcp_candidate_addr, tcp_candidates_only};
 pub use pki::TestPki;
 pub use publish::MediaPublisher;
+pub use rtc_client::RtcClient;
 pub use scenes::{SCENE_SIZE, Scene, photo_crop, photo_path, scene_frame, scene_media};
 pub use vp8::vp8_descriptor;
