@@ -155,13 +155,30 @@ test('three participants see and hear each other through the SFU', { timeout: 30
     `Obi's signaling connection drops (publisher offers sent ${ofType(obiSent, 'publish_offer').length}, ` +
       `answered ${ofType(obiReceived, 'publish_answer').length})`,
   );
-  // Both watch from before the drop: a quick resume may end the reconnecting state soon.
-  const reconnectingSeen = Promise.all([
-    obi.getByRole('status').filter({ hasText: 'Reconnecting' }).waitFor({ timeout: 15_000 }),
-    ivy.locator('figure', { hasText: 'Obi Interviewer' }).getByText('reconnecting').waitFor({ timeout: 15_000 }),
-  ]);
+  // Both pages note, from before the drop, every moment their DOM shows the reconnecting
+  // state: a quick resume can end it between two of Playwright's polls, never between two DOM
+  // mutations.
+  await obi.evaluate(() => {
+    const shown = () =>
+      [...document.querySelectorAll('[role="status"]')].some((el) => el.textContent.includes('Reconnecting'));
+    window.__e2eObiReconnecting = shown();
+    new MutationObserver(() => {
+      if (shown()) window.__e2eObiReconnecting = true;
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  await ivy.evaluate(() => {
+    const shown = () =>
+      [...document.querySelectorAll('figure')].some(
+        (figure) => figure.textContent.includes('Obi Interviewer') && figure.textContent.includes('reconnecting'),
+      );
+    window.__e2eObiShownReconnecting = shown();
+    new MutationObserver(() => {
+      if (shown()) window.__e2eObiShownReconnecting = true;
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
   await obiSockets[0].close({ code: 4000, reason: 'network drop' });
-  await reconnectingSeen;
+  await obi.waitForFunction(() => window.__e2eObiReconnecting === true, null, { timeout: 15_000 });
+  await ivy.waitForFunction(() => window.__e2eObiShownReconnecting === true, null, { timeout: 15_000 });
   await obi.getByRole('status').filter({ hasText: 'Reconnecting' }).waitFor({ state: 'detached', timeout: 30_000 });
   await ivy.locator('figure', { hasText: 'Obi Interviewer' }).getByText('reconnecting').waitFor({ state: 'detached', timeout: 15_000 });
   assert.equal(obiSockets.length, 2, 'one new signaling connection, a resume');
