@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
+use crate::store::recordings::UnlessWorker;
 use crate::store::{Db, recordings};
 
 /// How often the row is read while no worker is connected.
@@ -352,21 +353,8 @@ impl LinkTask {
         }
         let reason = "Its recording worker was lost and no other worker finished it; \
                       what was stored is kept.";
-        match recordings::fail_unfinished(self.db.pool(), &self.id, reason).await {
-            Ok(true) => {
-                self.setup
-                    .stats
-                    .without_worker
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(recording = %self.id, "no worker finished the stopped recording");
-                Some(Outcome::Failed)
-            }
-            Ok(false) => None,
-            Err(err) => {
-                tracing::warn!(recording = %self.id, %err, "cannot fail an unfinished recording");
-                None
-            }
-        }
+        self.fail_without_worker(reason, UnlessWorker::Finishing)
+            .await
     }
 
     fn note(&mut self, entry: ParticipantEntry) {
@@ -493,18 +481,24 @@ impl LinkTask {
     async fn stop_unclaimed(&mut self) -> Option<Outcome> {
         self.withdraw().await;
         let reason = "No recording worker took this recording before it was stopped.";
-        match recordings::fail_unclaimed(self.db.pool(), &self.id, reason).await {
+        self.fail_without_worker(reason, UnlessWorker::Claimed)
+            .await
+    }
+
+    /// Fails the recording for want of a worker with `reason`, unless `unless` holds.
+    async fn fail_without_worker(&self, reason: &str, unless: UnlessWorker) -> Option<Outcome> {
+        match recordings::fail_without_worker(self.db.pool(), &self.id, reason, unless).await {
             Ok(true) => {
                 self.setup
                     .stats
                     .without_worker
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(recording = %self.id, "no worker took the recording");
+                tracing::error!(recording = %self.id, ?unless, "the recording failed for want of a worker");
                 Some(Outcome::Failed)
             }
             Ok(false) => None,
             Err(err) => {
-                tracing::warn!(recording = %self.id, %err, "cannot tell whether a worker took the recording");
+                tracing::warn!(recording = %self.id, %err, "cannot tell whether a worker has the recording");
                 None
             }
         }

@@ -232,31 +232,39 @@ pub async fn claim_worker_finish(
     Ok(done.rows_affected() == 1)
 }
 
-/// Fails recording `id`, which no worker claimed, with `reason`; `false` if a worker did.
-pub async fn fail_unclaimed(pool: &AnyPool, id: &str, reason: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
-         WHERE id = $3 AND worker IS NULL AND status = 'recording'",
-    )
-    .bind(now())
-    .bind(reason)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// What keeps [`fail_without_worker`] from failing a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlessWorker {
+    /// A worker claimed it.
+    Claimed,
+    /// Someone is finishing it.
+    Finishing,
 }
 
-/// Fails recording `id`, which nobody is finishing, with `reason`; `false` if someone is.
-pub async fn fail_unfinished(pool: &AnyPool, id: &str, reason: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
-         WHERE id = $3 AND finisher IS NULL AND status = 'recording'",
-    )
-    .bind(now())
-    .bind(reason)
-    .bind(id)
-    .execute(pool)
-    .await?;
+/// Fails recording `id`, which no worker made or finished, with `reason`; `false` if `unless`
+/// holds (or it ended meanwhile).
+pub async fn fail_without_worker(
+    pool: &AnyPool,
+    id: &str,
+    reason: &str,
+    unless: UnlessWorker,
+) -> Result<bool, sqlx::Error> {
+    let sql = match unless {
+        UnlessWorker::Claimed => {
+            "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
+             WHERE id = $3 AND worker IS NULL AND status = 'recording'"
+        }
+        UnlessWorker::Finishing => {
+            "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
+             WHERE id = $3 AND finisher IS NULL AND status = 'recording'"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(now())
+        .bind(reason)
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
