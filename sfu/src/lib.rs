@@ -57,5 +57,5 @@ pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
 pub use speech::SpeechDetector;
 pub use stats::{LATENCY_BOUNDS_US, LatencyHistogram, LatencySnapshot, WorkerStats};
 pub use str0m::media::MediaKind;
-pub use tap::{SenderClock, TapPacket, TapPoll, TapReceiver};
+pub use tap::{SenderClock, TapPacket, TapPoll, TapReceiver, TapRelay};
 pub use worker::{EVENT_QUEUE, TcpConfig, WorkerConfig, WorkerEvent, WorkerHandle};

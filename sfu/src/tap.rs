@@ -154,6 +154,63 @@ impl TapReceiver {
     }
 }
 
+impl TapReceiver {
+    /// A tap fed from outside the engine (packets that came over a link from the node that
+    /// tapped them), for consumers written against taps: up to `capacity` packets wait.
+    pub fn relayed(codec: Codec, capacity: usize) -> (TapRelay, TapReceiver) {
+        let (sender, packets) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let keyframe_wanted = Arc::new(AtomicBool::new(false));
+        let relay = TapRelay {
+            sender,
+            dropped: Arc::clone(&dropped),
+            keyframe_wanted: Arc::clone(&keyframe_wanted),
+        };
+        let receiver = TapReceiver {
+            packets,
+            dropped,
+            keyframe_wanted,
+            codec,
+        };
+        (relay, receiver)
+    }
+}
+
+/// The feeding end of a relayed tap ([`TapReceiver::relayed`]): it never waits, as the
+/// engine's end does not. Dropping it ends the tap.
+#[derive(Debug)]
+pub struct TapRelay {
+    sender: mpsc::Sender<TapPacket>,
+    dropped: Arc<AtomicU64>,
+    keyframe_wanted: Arc<AtomicBool>,
+}
+
+impl TapRelay {
+    /// Hands the consumer a packet; one it has no room for is dropped and counted. False
+    /// once the consumer is gone.
+    pub fn offer(&self, packet: TapPacket) -> bool {
+        match self.sender.try_send(packet) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Whether the consumer asked for a keyframe since the last call.
+    pub fn take_keyframe_request(&self) -> bool {
+        self.keyframe_wanted.load(Ordering::Relaxed)
+            && self.keyframe_wanted.swap(false, Ordering::Relaxed)
+    }
+
+    /// Resolves once the consumer dropped its receiver.
+    pub async fn consumer_gone(&self) {
+        self.sender.closed().await;
+    }
+}
+
 /// The engine's end of a tap.
 #[derive(Debug)]
 pub(crate) struct Tap {
@@ -232,6 +289,40 @@ impl Tap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn packet(seq: u64) -> TapPacket {
+        TapPacket {
+            track: TrackId(1),
+            codec: Codec::Vp8,
+            seq,
+            rtp_time: seq * 3000,
+            marker: true,
+            keyframe: seq == 0,
+            payload: Arc::from(vec![1u8, 2, 3]),
+            arrival: Instant::now(),
+            sender_time: None,
+        }
+    }
+
+    #[test]
+    fn a_relayed_tap_drops_what_its_consumer_has_no_room_for_and_carries_keyframe_requests() {
+        let (relay, mut tap) = TapReceiver::relayed(Codec::Vp8, 2);
+        assert!(relay.offer(packet(0)));
+        assert!(relay.offer(packet(1)));
+        assert!(relay.offer(packet(2)), "full: dropped, not refused");
+        assert_eq!(tap.dropped(), 1);
+        assert_eq!(tap.try_recv().map(|p| p.seq), Some(0));
+        assert!(!relay.take_keyframe_request());
+        tap.request_keyframe();
+        assert!(relay.take_keyframe_request());
+        assert!(!relay.take_keyframe_request(), "asked once, answered once");
+        assert_eq!(tap.try_recv().map(|p| p.seq), Some(1));
+        drop(relay);
+        assert!(matches!(tap.poll(), TapPoll::Ended));
+        let (relay, tap) = TapReceiver::relayed(Codec::Vp8, 2);
+        drop(tap);
+        assert!(!relay.offer(packet(0)), "the consumer is gone");
+    }
 
     #[test]
     fn sender_time_follows_the_report_both_ways_and_across_a_wrap() {
