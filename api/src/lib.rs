@@ -17,6 +17,7 @@ mod client_addr;
 mod cluster;
 mod error;
 mod extract;
+mod handoff;
 mod metrics;
 mod openapi;
 mod pairing;
@@ -170,44 +171,6 @@ fn recorder(settings: &Settings) -> Recorder {
     Recorder::new(recorder_store(settings), settings.data.dir.join("spool"))
 }
 
-/// The link workers record through, and the queue their jobs go to
-/// (`workers.recording = "remote"`).
-async fn recording_link(
-    settings: &Settings,
-    cluster: &sightline_cluster::Cluster,
-) -> Result<recording::remote::RemoteSetup, ApiError> {
-    let workers = &settings.workers;
-    let (Some(ca), Some(cert), Some(key)) =
-        (&workers.ca_file, &workers.cert_file, &workers.key_file)
-    else {
-        return Err(ApiError::Internal(
-            "workers.recording = \"remote\" needs workers.ca_file, cert_file and key_file".into(),
-        ));
-    };
-    let failed =
-        |err: sightline_link::LinkError| ApiError::Internal(format!("recording link: {err}"));
-    let tls = sightline_link::LinkTls::load(ca, cert, key).map_err(failed)?;
-    let listener = sightline_link::Listener::bind(workers.link_listen, &tls).map_err(failed)?;
-    let link_addr = match workers.link_advertise {
-        Some(advertised) => advertised,
-        None => listener.local_addr().map_err(failed)?,
-    };
-    let queue = cluster
-        .jobs()
-        .await
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
-    tracing::info!(listen = ?listener.local_addr().ok(), advertised = %link_addr, "recordings are made by workers");
-    Ok(recording::remote::RemoteSetup {
-        listener,
-        queue,
-        node: cluster.node().clone(),
-        link_addr,
-        link_name: workers.link_name.clone(),
-        ack_wait: Duration::from_secs(workers.ack_wait_secs),
-        stats: Arc::default(),
-    })
-}
-
 /// The object store recordings go to, as `[recording]` configures it.
 pub(crate) fn recorder_store(settings: &Settings) -> Arc<dyn ObjectStore> {
     match settings.recording.storage {
@@ -302,12 +265,13 @@ impl Server {
         );
         let hub = start_media(&settings.rtc)?;
         let mut membership = cluster::join(&settings, &hub).await?;
-        let remote = match &membership {
-            Some(membership) if settings.workers.remote() => Some(Arc::new(
-                recording_link(&settings, &membership.cluster).await?,
+        let handoff = match &membership {
+            Some(membership) if settings.workers.any_remote() => Some(Arc::new(
+                handoff::setup(&settings, &membership.cluster).await?,
             )),
             _ => None,
         };
+        let remote = handoff.clone().filter(|_| settings.workers.remote());
         let recordings = Recordings::new(
             recorder(&settings),
             hub.clone(),
@@ -324,10 +288,8 @@ impl Server {
             hub.clone(),
             db.clone(),
             Arc::clone(recordings.recorder().store()),
-            settings.proctoring.models_dir.clone(),
-            settings.proctoring.detector_threads,
-            settings.proctoring.checks.clone(),
-            settings.proctoring.retention_days,
+            &settings.proctoring,
+            handoff.filter(|_| settings.workers.proctoring_remote()),
         );
         proctoring.close_left_open().await;
         let workspaces =

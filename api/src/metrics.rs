@@ -27,7 +27,7 @@ use sightline_cluster::Cluster;
 use sightline_sfu::{LATENCY_BOUNDS_US, WorkerStats};
 use sightline_signaling::Hub;
 
-use crate::recording::remote::LinkStats;
+use crate::handoff::LinkStats;
 use crate::serve::ConnectionStats;
 use crate::state::AppState;
 
@@ -203,7 +203,7 @@ impl Collector for ConnectionCollector {
 struct NodeCollector {
     hub: Hub,
     cluster: Option<Cluster>,
-    /// Recordings made by workers, when they are.
+    /// Work handed to workers (recordings, proctoring), when it is.
     workers: Option<Arc<LinkStats>>,
 }
 
@@ -256,8 +256,27 @@ impl Collector for NodeCollector {
                         "Recordings that failed because no worker took them or came back",
                         read(&workers.without_worker),
                     ),
+                    (
+                        "proctoring_jobs_posted",
+                        "Proctoring jobs this node posted for workers",
+                        read(&workers.proctoring_jobs_posted),
+                    ),
+                    (
+                        "proctoring_workers_lost",
+                        "Proctoring workers' connections that went before their checks ended",
+                        read(&workers.proctoring_workers_lost),
+                    ),
                 ],
             )?;
+            let checking = ConstGauge::new(
+                i64::try_from(read(&workers.proctoring_workers_connected)).unwrap_or(i64::MAX),
+            );
+            checking.encode(encoder.encode_descriptor(
+                "proctoring_workers_connected",
+                "Proctoring workers checking cameras from this node now",
+                None,
+                checking.metric_type(),
+            )?)?;
         }
         let Some(cluster) = &self.cluster else {
             return Ok(());

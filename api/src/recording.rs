@@ -28,8 +28,9 @@ use tokio::sync::mpsc;
 
 use crate::agent::{self, Change, Controllers, RoomMirror};
 use crate::error::ApiError;
+use crate::handoff::RemoteSetup;
 use crate::store::{Db, new_id, recordings};
-use remote::{RemoteRecording, RemoteSetup};
+use remote::RemoteRecording;
 
 /// Packets a recorded track may queue before the tap drops (about two seconds of video).
 const TAP_CAPACITY: usize = 1024;
@@ -101,7 +102,7 @@ impl Recordings {
     }
 
     /// The counters of recordings made by workers, when they are.
-    pub fn link_stats(&self) -> Option<Arc<remote::LinkStats>> {
+    pub fn link_stats(&self) -> Option<Arc<crate::handoff::LinkStats>> {
         self.inner
             .remote
             .as_ref()

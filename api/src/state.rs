@@ -97,7 +97,12 @@ impl AppState {
                 db,
                 tokens,
                 settings,
-                metrics: Metrics::new(&hub, cluster.clone(), connections, recordings.link_stats()),
+                metrics: Metrics::new(
+                    &hub,
+                    cluster.clone(),
+                    connections,
+                    recordings.link_stats().or_else(|| proctoring.link_stats()),
+                ),
                 account_limiter,
                 hub,
                 cluster,

@@ -27,7 +27,7 @@ pub mod relay;
 
 pub use access::{NatsAuth, NatsTls};
 pub use error::ClusterError;
-pub use jobs::{JobQueue, JobTaker, Lease, Posted, RecordingJob};
+pub use jobs::{Job, JobQueue, JobTaker, Lease, Posted, ProctoringJob, RecordingJob};
 pub use nats::{Cluster, ClusterConfig, ClusterStats, CommandReply, NodeCommands, RoomGuard};
 pub use node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
 pub use placement::Placement;

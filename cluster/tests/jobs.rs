@@ -1,11 +1,11 @@
 //! The job queue against a real NATS server (Debian's `nats-server` 2.9), one private server
 //! per test: a job goes to one worker; a worker that stops renewing it loses it to another,
 //! which sees it was handed out before; a job given back comes back; a completed job is gone;
-//! a withdrawn one reaches nobody.
+//! a withdrawn one reaches nobody; recording and proctoring jobs go to their own workers.
 
 use std::time::Duration;
 
-use sightline_cluster::{Cluster, ClusterConfig, NodeId, RecordingJob, Region};
+use sightline_cluster::{Cluster, ClusterConfig, NodeId, ProctoringJob, RecordingJob, Region};
 use sightline_testkit::NatsServer;
 
 fn config(url: &str, name: &str) -> ClusterConfig {
@@ -48,7 +48,7 @@ async fn a_job_its_worker_stops_renewing_goes_to_another_worker() {
         .jobs()
         .await
         .expect("queue")
-        .worker(ack_wait)
+        .worker::<RecordingJob>(ack_wait)
         .await
         .expect("worker");
     let second = Cluster::observe(config(&nats.url(), "w-b"))
@@ -58,7 +58,7 @@ async fn a_job_its_worker_stops_renewing_goes_to_another_worker() {
         .jobs()
         .await
         .expect("queue")
-        .worker(ack_wait)
+        .worker::<RecordingJob>(ack_wait)
         .await
         .expect("worker");
 
@@ -117,7 +117,7 @@ async fn a_withdrawn_job_reaches_no_worker_and_others_still_do() {
         .jobs()
         .await
         .expect("queue")
-        .worker(Duration::from_secs(30))
+        .worker::<RecordingJob>(Duration::from_secs(30))
         .await
         .expect("worker");
     let lease = worker
@@ -142,4 +142,63 @@ async fn a_withdrawn_job_reaches_no_worker_and_others_still_do() {
     lease.done().await.expect("done");
     let none = worker.next(Duration::from_secs(2)).await.expect("takes");
     assert!(none.is_none(), "the withdrawn job was handed out: {none:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_job_goes_to_the_workers_of_its_kind_and_no_log_shows_its_token() {
+    let nats = NatsServer::start().await.expect("nats");
+    let node = Cluster::join(config(&nats.url(), "eu-1"))
+        .await
+        .expect("joins");
+    let queue = node.jobs().await.expect("queue");
+    let proctoring = ProctoringJob {
+        interview: "i-proctored".to_owned(),
+        node: NodeId::new("eu-1").expect("node id"),
+        link_addr: "127.0.0.1:7000".parse().expect("address"),
+        link_name: "localhost".to_owned(),
+        token: "proctoring-secret".to_owned(),
+    };
+    queue.post(&proctoring).await.expect("posted");
+    queue.post(&job("r-1")).await.expect("posted");
+
+    let worker = Cluster::observe(config(&nats.url(), "w-a"))
+        .await
+        .expect("observes");
+    let jobs = worker.jobs().await.expect("queue");
+    let recordings = jobs
+        .worker::<RecordingJob>(Duration::from_secs(30))
+        .await
+        .expect("worker");
+    let proctored = jobs
+        .worker::<ProctoringJob>(Duration::from_secs(30))
+        .await
+        .expect("worker");
+    let lease = recordings
+        .next(Duration::from_secs(5))
+        .await
+        .expect("takes")
+        .expect("the recording job");
+    assert_eq!(lease.job.recording, "r-1");
+    lease.done().await.expect("done");
+    let none = recordings
+        .next(Duration::from_secs(2))
+        .await
+        .expect("takes");
+    assert!(
+        none.is_none(),
+        "a proctoring job reached a recording worker: {none:?}"
+    );
+    let lease = proctored
+        .next(Duration::from_secs(5))
+        .await
+        .expect("takes")
+        .expect("the proctoring job");
+    assert_eq!(lease.job, proctoring);
+    let logged = format!("{lease:?} {:?} {:?}", lease.job, job("r-2"));
+    assert!(logged.contains("i-proctored"), "{logged}");
+    assert!(
+        !logged.contains("secret"),
+        "a job's token in its Debug form: {logged}"
+    );
+    lease.done().await.expect("done");
 }

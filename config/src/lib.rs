@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// The defaults every other layer overrides.
@@ -138,13 +138,13 @@ pub struct Settings {
     pub workers: WorkersSettings,
 }
 
-/// Where a cluster's recordings are made.
+/// Where a cluster's recordings, or its proctoring checks, are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RecordingWorkers {
-    /// Each node records the rooms it hosts (the default, and the only choice alone).
+pub enum WorkPlacement {
+    /// Each node does it for the rooms it hosts (the default, and the only choice alone).
     InProcess,
-    /// Nodes post recording jobs that `sightline worker` processes take.
+    /// Nodes post jobs that `sightline worker` processes take.
     Remote,
 }
 
@@ -154,7 +154,10 @@ pub enum RecordingWorkers {
 #[serde(deny_unknown_fields)]
 pub struct WorkersSettings {
     /// `in_process` or `remote` (needs `[cluster]`, and a store nodes and workers share).
-    pub recording: RecordingWorkers,
+    pub recording: WorkPlacement,
+    /// `in_process` or `remote`: where proctored cameras are decoded and checked (a node keeps
+    /// the events either way).
+    pub proctoring: WorkPlacement,
     /// Where a node's link listens for workers (UDP).
     pub link_listen: SocketAddr,
     /// The address workers dial; unset: `link_listen`, which must then name one address.
@@ -180,7 +183,17 @@ pub struct WorkersSettings {
 impl WorkersSettings {
     /// Whether this node hands its recordings to workers.
     pub fn remote(&self) -> bool {
-        self.recording == RecordingWorkers::Remote
+        self.recording == WorkPlacement::Remote
+    }
+
+    /// Whether this node hands its proctoring checks to workers.
+    pub fn proctoring_remote(&self) -> bool {
+        self.proctoring == WorkPlacement::Remote
+    }
+
+    /// Whether this node hands anything to workers (it then runs the link).
+    pub fn any_remote(&self) -> bool {
+        self.remote() || self.proctoring_remote()
     }
 }
 
@@ -301,7 +314,7 @@ pub struct ProctoringSettings {
 }
 
 /// `[proctoring.checks]`: seconds a condition must last before its event opens.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckTimes {
     /// Calibration of the face checks.
@@ -766,12 +779,17 @@ impl Settings {
                 "must be between 1 and 256",
             ));
         }
-        if !workers.remote() {
+        if !workers.any_remote() {
             return Ok(());
         }
+        let (mode, mode_key) = if workers.remote() {
+            ("workers.recording = \"remote\"", "workers.recording")
+        } else {
+            ("workers.proctoring = \"remote\"", "workers.proctoring")
+        };
         if !self.cluster.enabled() {
             return Err(ConfigError::invalid(
-                "workers.recording",
+                mode_key,
                 "`remote` needs a cluster: set cluster.nats_url",
             ));
         }
@@ -783,7 +801,7 @@ impl Settings {
             if file.is_none() {
                 return Err(ConfigError::invalid(
                     key,
-                    "is needed with workers.recording = \"remote\": the link uses mutual TLS",
+                    format!("is needed with {mode}: the link uses mutual TLS"),
                 ));
             }
         }
@@ -1412,6 +1430,16 @@ mod tests {
             assert_eq!(err.key(), "workers.link_advertise");
             jail.set_env("SIGHTLINE__WORKERS__LINK_ADVERTISE", "10.0.0.5:7882");
             load_in(jail, None).expect("advertised");
+
+            // Proctoring through workers needs the same.
+            jail.set_env("SIGHTLINE__WORKERS__RECORDING", "in_process");
+            jail.set_env("SIGHTLINE__WORKERS__PROCTORING", "remote");
+            let settings = load_in(jail, None).expect("proctoring remote");
+            assert!(settings.workers.proctoring_remote() && !settings.workers.remote());
+            jail.set_env("SIGHTLINE__CLUSTER__NATS_URL", "");
+            let err = load_in(jail, None).expect_err("proctoring remote without a cluster");
+            assert_eq!(err.key(), "workers.proctoring");
+            jail.set_env("SIGHTLINE__CLUSTER__NATS_URL", "nats://127.0.0.1:4222");
 
             for (key, value) in [("ACK_WAIT_SECS", "1"), ("MAX_JOBS", "0")] {
                 let name = format!("SIGHTLINE__WORKERS__{key}");

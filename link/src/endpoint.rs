@@ -28,8 +28,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEPALIVE: Duration = Duration::from_secs(1);
 /// A connection must present its token this soon.
 const HELLO_WITHIN: Duration = Duration::from_secs(5);
-/// Largest control frame (a room's participants, a chat line).
-const MAX_CONTROL_FRAME: usize = 64 * 1024;
+/// Largest control frame (a room's participants, a chat line, a proctoring snapshot).
+const MAX_CONTROL_FRAME: usize = 256 * 1024;
 /// Largest packet frame (an RTP payload is at most a datagram).
 const MAX_PACKET_FRAME: usize = 16 * 1024;
 /// Takes one connection may carry at once (an interview has at most a few dozen tracks).

@@ -18,7 +18,7 @@ use crate::helpers::{Backend, TestApp, expect_error, expect_json, text};
 use crate::rtc::{Socket, drain, guest_sessions, join, next_of, send};
 
 /// A candidate publishing a camera whose picture the test chooses.
-struct Camera {
+pub(crate) struct Camera {
     socket: Socket,
     media: MediaPublisher,
     events: Vec<str0m::Event>,
@@ -31,7 +31,7 @@ struct Camera {
 }
 
 impl Camera {
-    async fn start(socket: Socket, scene: Scene) -> Result<Camera> {
+    pub(crate) async fn start(socket: Socket, scene: Scene) -> Result<Camera> {
         Camera::publish(socket, scene, "camera").await
     }
 
@@ -73,7 +73,7 @@ impl Camera {
         })
     }
 
-    fn show(&mut self, scene: Scene) -> Result<()> {
+    pub(crate) fn show(&mut self, scene: Scene) -> Result<()> {
         self.scene = scene_media(scene)?;
         self.media.force_keyframe();
         Ok(())
@@ -99,7 +99,7 @@ impl Camera {
     }
 
     /// Sends its media for `how_long`, collecting what `watcher` is told meanwhile.
-    async fn run_for(
+    pub(crate) async fn run_for(
         &mut self,
         how_long: Duration,
         watcher: &mut Socket,
@@ -115,7 +115,7 @@ impl Camera {
 
     /// Sends until what the watcher saw satisfies `done`, for at most `max` (on a busy machine
     /// decoding and detection fall behind; the checks' own durations are what is tested).
-    async fn run_until(
+    pub(crate) async fn run_until(
         &mut self,
         max: Duration,
         watcher: &mut Socket,
@@ -132,16 +132,16 @@ impl Camera {
 }
 
 /// An interview with one candidate (Casey, a guest) scheduled by an interviewer (Ivy).
-struct OneCandidate {
-    ivy: String,
-    interview: String,
-    cas: String,
+pub(crate) struct OneCandidate {
+    pub(crate) ivy: String,
+    pub(crate) interview: String,
+    pub(crate) cas: String,
     /// `/api/interviews/{id}/proctoring`.
-    base: String,
+    pub(crate) base: String,
 }
 
 impl OneCandidate {
-    async fn schedule(app: &TestApp, title: &str) -> Result<OneCandidate> {
+    pub(crate) async fn schedule(app: &TestApp, title: &str) -> Result<OneCandidate> {
         OneCandidate::schedule_with(app, title, &[]).await
     }
 
@@ -177,7 +177,7 @@ impl OneCandidate {
     }
 
     /// Ivy sets proctoring to `settings`; returns the view.
-    async fn set(&self, app: &TestApp, settings: Value) -> Result<Value> {
+    pub(crate) async fn set(&self, app: &TestApp, settings: Value) -> Result<Value> {
         expect_json(
             app.put(&self.base, settings, Some(&self.ivy)).await?,
             StatusCode::OK,
@@ -202,7 +202,7 @@ impl OneCandidate {
     }
 
     /// Casey agrees to proctoring.
-    async fn agree(&self, app: &TestApp) -> Result<()> {
+    pub(crate) async fn agree(&self, app: &TestApp) -> Result<()> {
         let agreed = app
             .post(
                 &format!("{}/consent", self.base),
@@ -220,7 +220,7 @@ impl OneCandidate {
 }
 
 /// Adds the proctoring events waiting on `watcher` to `seen`.
-async fn collect(watcher: &mut Socket, seen: &mut Vec<Value>) -> Result<()> {
+pub(crate) async fn collect(watcher: &mut Socket, seen: &mut Vec<Value>) -> Result<()> {
     seen.extend(
         drain(watcher)
             .await?
@@ -231,7 +231,7 @@ async fn collect(watcher: &mut Socket, seen: &mut Vec<Value>) -> Result<()> {
 }
 
 /// The stored event of `kind` in a proctoring view.
-fn stored<'a>(view: &'a Value, kind: &str) -> Result<&'a Value> {
+pub(crate) fn stored<'a>(view: &'a Value, kind: &str) -> Result<&'a Value> {
     view["events"]
         .as_array()
         .and_then(|events| events.iter().find(|e| e["kind"] == kind))
@@ -240,9 +240,9 @@ fn stored<'a>(view: &'a Value, kind: &str) -> Result<&'a Value> {
 
 /// The live events `seen` of `kind`: whether one opened and whether one closed.
 /// The most a scene change may take to show in the events on a busy machine.
-const SLOW: Duration = Duration::from_secs(40);
+pub(crate) const SLOW: Duration = Duration::from_secs(40);
 
-fn live(seen: &[Value], kind: &str) -> (bool, bool) {
+pub(crate) fn live(seen: &[Value], kind: &str) -> (bool, bool) {
     let of_kind: Vec<&Value> = seen.iter().filter(|m| m["event"]["kind"] == kind).collect();
     (
         of_kind.iter().any(|m| m["event"]["ended_at_ms"].is_null()),

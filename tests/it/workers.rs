@@ -2,7 +2,8 @@
 //! private NATS server's work queue, a worker takes it, connects to the node's link over QUIC
 //! with certificates from a throwaway CA and records the real media a participant publishes;
 //! a worker that dies mid-take loses the job to another worker, which resumes the same
-//! recording with the gap marked. Workers run in their own runtimes here, so one can die as a
+//! recording with the gap marked. Proctoring checks run in a worker the same way, and a lost
+//! worker is stated and replaced. Workers run in their own runtimes here, so one can die as a
 //! process does: nothing it held is closed, acknowledged or finished.
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sightline_cluster::RecordingJob;
 use sightline_config::Settings;
 use sightline_testkit::{NatsServer, TestPki};
 
@@ -291,7 +293,7 @@ async fn a_dead_worker_s_recording_is_resumed_by_another_worker_with_the_gap_mar
         .await?
         .jobs()
         .await?
-        .worker(Duration::from_secs(30))
+        .worker::<RecordingJob>(Duration::from_secs(30))
         .await?
         .next(Duration::from_secs(2))
         .await?;
@@ -370,7 +372,7 @@ async fn a_recording_no_worker_took_fails_with_the_reason_when_stopped() -> Resu
     // The job was withdrawn: the queue hands nothing out.
     let queue = observer(&nats).await?.jobs().await?;
     let left = queue
-        .worker(Duration::from_secs(30))
+        .worker::<RecordingJob>(Duration::from_secs(30))
         .await?
         .next(Duration::from_secs(2))
         .await?;
@@ -416,7 +418,7 @@ async fn send_video(link: &sightline_link::HostLink<Value, Value>) -> Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_node_goes_finishes_the_recording_unless_another_node_took_it_over()
 -> Result<()> {
-    use sightline_cluster::{NodeId, RecordingJob};
+    use sightline_cluster::NodeId;
     use sightline_link::{LinkTls, Listener};
     let nats = NatsServer::start().await?;
     let pki = TestPki::new()?;
@@ -519,5 +521,168 @@ async fn a_worker_whose_node_goes_finishes_the_recording_unless_another_node_too
             assert!(manifest["tracks"][0]["file"].is_string(), "{manifest}");
         }
     }
+    Ok(())
+}
+
+/// A node whose proctoring checks run in workers (it records in process), with short check
+/// times so the test sees its events in seconds.
+async fn node_with_proctoring_workers(nats: &NatsServer, pki: &TestPki) -> Result<TestApp> {
+    let (cert, key) = pki.server();
+    let mut env = environment(nats, "eu-1", "eu");
+    env.extend([
+        ("workers.proctoring", json!("remote")),
+        ("workers.link_listen", json!("127.0.0.1:0")),
+        ("workers.link_name", json!("localhost")),
+        ("workers.ca_file", json!(pki.ca())),
+        ("workers.cert_file", json!(cert)),
+        ("workers.key_file", json!(key)),
+        ("workers.ack_wait_secs", json!(2)),
+    ]);
+    let overrides = [
+        ("proctoring.checks.calibration_secs", json!(4)),
+        ("proctoring.checks.multiple_faces_secs", json!(2)),
+    ];
+    TestApp::spawn_with_environment(Backend::Sqlite, &overrides, &env).await
+}
+
+/// The `checks_unavailable` statements `seen`, by the reason stored with each.
+async fn statements(app: &TestApp, base: &str, token: &str) -> Result<Vec<String>> {
+    let view = expect_json(app.get(base, Some(token)).await?, StatusCode::OK).await?;
+    let events = view["events"].as_array().context("events")?;
+    Ok(events
+        .iter()
+        .filter(|e| e["kind"] == "checks_unavailable")
+        .filter_map(|e| {
+            let thresholds: Value = serde_json::from_str(e["thresholds"].as_str()?).ok()?;
+            Some(thresholds["reason"].as_str()?.to_owned())
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_checks_a_proctored_camera_and_a_lost_worker_is_stated_then_replaced() -> Result<()>
+{
+    use crate::proctoring::{Camera, OneCandidate, SLOW, collect, live, stored};
+    use sightline_testkit::Scene;
+
+    let nats = NatsServer::start().await?;
+    let pki = TestPki::new()?;
+    let app = node_with_proctoring_workers(&nats, &pki).await?;
+    let one = OneCandidate::schedule(&app, "Proctored by workers").await?;
+    one.set(&app, json!({ "enabled": true })).await?;
+    one.agree(&app).await?;
+    let (mut ivy, _) = join(&app, &one.interview, &one.ivy).await?;
+    let (cas_socket, _) = join(&app, &one.interview, &one.cas).await?;
+    let mut camera = Camera::start(cas_socket, Scene::TwoFaces).await?;
+    let mut seen = Vec::new();
+
+    // No worker yet: the node checks nothing itself, and says so once the job's ack wait has
+    // passed with nobody checking. A neutral statement, not a flag.
+    camera
+        .run_until(SLOW, &mut ivy, &mut seen, |seen| {
+            live(seen, "checks_unavailable").1
+        })
+        .await?;
+    assert!(
+        !live(&seen, "multiple_faces").0,
+        "checked by nobody: {seen:?}"
+    );
+    assert_eq!(
+        statements(&app, &one.base, &one.ivy).await?,
+        ["no proctoring worker took the checks"]
+    );
+
+    // w-a takes the job: two people on the camera open multiple_faces, with a snapshot the
+    // node stored, found by the worker's detector.
+    let first = Worker::start(worker_settings(&app, &pki, "w-a"))?;
+    camera
+        .run_until(SLOW, &mut ivy, &mut seen, |seen| {
+            live(seen, "multiple_faces").0
+        })
+        .await?;
+    let view = expect_json(app.get(&one.base, Some(&one.ivy)).await?, StatusCode::OK).await?;
+    let two = stored(&view, "multiple_faces")?;
+    assert!(
+        two["detector"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("blazeface")),
+        "{two}"
+    );
+    assert!(
+        view["detector"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("blazeface")),
+        "{view}"
+    );
+    let event = two["id"].as_str().context("the event's id")?;
+    let snapshot = app
+        .get(&format!("{}/{event}/snapshots/0", one.base), Some(&one.ivy))
+        .await?;
+    assert_eq!(snapshot.status(), StatusCode::OK);
+    assert_eq!(&snapshot.bytes().await?[..2], &[0xFF, 0xD8]);
+
+    // w-a dies: what it had open ends, and that the checks stopped is stated.
+    first.kill();
+    camera
+        .run_until(SLOW, &mut ivy, &mut seen, |seen| {
+            live(seen, "multiple_faces").1
+        })
+        .await?;
+    collect(&mut ivy, &mut seen).await?;
+    assert_eq!(
+        statements(&app, &one.base, &one.ivy).await?,
+        [
+            "no proctoring worker took the checks",
+            "the proctoring worker was lost"
+        ]
+    );
+
+    // w-b gets the job once w-a's ack wait passed and checks the camera again.
+    let _second = Worker::start(worker_settings(&app, &pki, "w-b"))?;
+    let opened = |seen: &[Value]| {
+        seen.iter()
+            .filter(|m| {
+                m["event"]["kind"] == "multiple_faces" && m["event"]["ended_at_ms"].is_null()
+            })
+            .count()
+    };
+    camera
+        .run_until(SLOW, &mut ivy, &mut seen, |seen| opened(seen) >= 2)
+        .await?;
+    assert_eq!(opened(&seen), 2, "{seen:?}");
+    let metrics = app.metrics().await?;
+    for (name, value) in [
+        ("sightline_proctoring_jobs_posted_total", 1.0),
+        ("sightline_proctoring_workers_lost_total", 1.0),
+        ("sightline_proctoring_workers_connected", 1.0),
+    ] {
+        assert_eq!(metric(&metrics, name), Some(value), "{name}: {metrics}");
+    }
+
+    // Turned off: the checks stop, what was open is closed, and the job leaves the queue.
+    one.set(&app, json!({ "enabled": false })).await?;
+    let deadline = Instant::now() + SLOW;
+    loop {
+        camera
+            .run_for(Duration::from_millis(250), &mut ivy, &mut seen)
+            .await?;
+        let view = expect_json(app.get(&one.base, Some(&one.ivy)).await?, StatusCode::OK).await?;
+        let events = view["events"].as_array().context("events")?;
+        if view["running"] == false && events.iter().all(|e| !e["ended_at_ms"].is_null()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the checks never stopped: {view}");
+        }
+    }
+    let left = observer(&nats)
+        .await?
+        .jobs()
+        .await?
+        .worker::<sightline_cluster::ProctoringJob>(Duration::from_secs(30))
+        .await?
+        .next(Duration::from_secs(2))
+        .await?;
+    assert!(left.is_none(), "the job is still queued: {left:?}");
     Ok(())
 }

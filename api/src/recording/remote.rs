@@ -15,14 +15,13 @@
 //! is no longer this controller's, which then begins a new one.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sightline_cluster::{JobQueue, NodeId, Posted, RecordingJob};
-use sightline_link::{Expected, HostLink, Listener, TakeHeader, TakeOpener};
+use sightline_cluster::{Posted, RecordingJob};
+use sightline_link::{Expected, HostLink};
 use sightline_recorder::{ParticipantEntry, TakeInfo};
 use sightline_sfu::TapReceiver;
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
+use crate::handoff::{RemoteSetup, forward};
 use crate::store::recordings::UnlessWorker;
 use crate::store::{Db, recordings};
 
@@ -80,37 +80,6 @@ pub(crate) enum ToNode {
     Failed,
     /// Another node or worker has the recording now; this worker left it.
     Abandoned,
-}
-
-/// What a node needs to record through workers.
-pub struct RemoteSetup {
-    /// The link workers connect to.
-    pub listener: Listener,
-    /// Where recording jobs go.
-    pub queue: JobQueue,
-    /// This node.
-    pub node: NodeId,
-    /// The link's address as workers dial it.
-    pub link_addr: SocketAddr,
-    /// The name in this node's link certificate.
-    pub link_name: String,
-    /// How long a silent worker keeps its job (`workers.ack_wait_secs`).
-    pub ack_wait: Duration,
-    /// What `/metrics` shows of it.
-    pub stats: Arc<LinkStats>,
-}
-
-/// Counters of a node's recordings made by workers, read at each scrape.
-#[derive(Debug, Default)]
-pub struct LinkStats {
-    /// Recording jobs posted.
-    pub jobs_posted: AtomicU64,
-    /// Workers feeding from this node now.
-    pub workers_connected: AtomicU64,
-    /// Worker connections that went before their recording ended.
-    pub workers_lost: AtomicU64,
-    /// Recordings that failed because no worker took them, or none came back.
-    pub without_worker: AtomicU64,
 }
 
 /// How a recording handed to workers ended for this node.
@@ -535,62 +504,6 @@ impl LinkTask {
     async fn withdraw(&self) {
         if let Err(err) = self.setup.queue.withdraw(self.posted).await {
             tracing::warn!(recording = %self.id, %err, "a recording job was not withdrawn");
-        }
-    }
-}
-
-/// Sends one tap's packets on its own stream until the track ends (`None`), the recording
-/// stops (`None`: the tap goes), or the stream or link fails or `detach` says the worker is gone
-/// (the tap comes back for the next worker).
-async fn forward(
-    takes: TakeOpener,
-    info: TakeInfo,
-    mut tap: TapReceiver,
-    stop: CancellationToken,
-    detach: CancellationToken,
-) -> Option<(TakeInfo, TapReceiver)> {
-    let header = TakeHeader {
-        id: info.id.clone(),
-        participant: info.participant.clone(),
-        source: info.source.clone(),
-        codec: info.codec,
-    };
-    let opened = tokio::select! {
-        opened = takes.open(&header) => opened,
-        () = stop.cancelled() => return None,
-        () = detach.cancelled() => return Some((info, tap)),
-    };
-    let Ok(mut stream) = opened else {
-        return Some((info, tap));
-    };
-    // A new file starts at a keyframe.
-    tap.request_keyframe();
-    let mut asking = true;
-    loop {
-        tokio::select! {
-            packet = tap.recv() => match packet {
-                Some(packet) => {
-                    if stream.send(&packet).await.is_err() {
-                        return Some((info, tap));
-                    }
-                }
-                None => {
-                    stream.finish().await;
-                    return None;
-                }
-            },
-            wanted = stream.keyframe_wanted(), if asking => {
-                if wanted {
-                    tap.request_keyframe();
-                } else {
-                    asking = false;
-                }
-            }
-            () = stop.cancelled() => {
-                stream.finish().await;
-                return None;
-            }
-            () = detach.cancelled() => return Some((info, tap)),
         }
     }
 }

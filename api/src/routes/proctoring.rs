@@ -140,7 +140,7 @@ async fn view(state: &AppState, id: &str) -> Result<ProctoringView, ApiError> {
         running: rooms::control(state, id, RoomControl::ProctoringRunning)
             .await
             .unwrap_or_else(|_| state.proctoring.is_running(id)),
-        detector: state.proctoring.detector().to_owned(),
+        detector: state.proctoring.detector(),
         summary: summary(&events),
         events,
     })

@@ -12,13 +12,18 @@
 //!
 //! It starts when someone is about to enter a proctored interview's room, and stops when the
 //! last person leaves or proctoring is turned off. Events of a track that ends are closed then.
+//!
+//! With `workers.proctoring = "remote"` the decoding and the detectors run in a `sightline
+//! worker` ([`remote`]); the controller, its events and snapshots stay here.
+
+pub(crate) mod remote;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sightline_config::CheckTimes;
+use sightline_config::{CheckTimes, ProctoringSettings};
 use sightline_proctor::debounce::Edge;
 use sightline_proctor::{Check, Detectors, Finding, Source, Watch, WatchConfig};
 use sightline_recorder::ObjectStore;
@@ -31,7 +36,9 @@ use tokio::sync::{OnceCell, mpsc};
 
 use crate::agent::{self, Change, Controllers, RoomMirror};
 use crate::error::ApiError;
+use crate::handoff::{LinkStats, RemoteSetup};
 use crate::store::{Db, new_id, proctoring as events};
+use remote::{RemoteChecks, RemoteWatch, Report};
 
 /// Packets a watched track may queue before the tap drops (about two seconds of video).
 const TAP_CAPACITY: usize = 1024;
@@ -60,6 +67,10 @@ struct Inner {
     times: CheckTimes,
     retention_days: u32,
     running: Controllers<Control>,
+    /// Set when workers run the checks (`workers.proctoring = "remote"`).
+    remote: Option<Arc<RemoteSetup>>,
+    /// The detector the last worker reported, when workers run the checks.
+    worker_detector: std::sync::Mutex<Option<String>>,
 }
 
 enum Control {
@@ -74,29 +85,38 @@ pub fn snapshot_key(interview: &str, event: &str, n: u32) -> String {
 
 impl Proctoring {
     /// Controllers for rooms in `hub`, with events in `db` and snapshots in `store`, checking
-    /// faces with the models in `models_dir` (at most `detector_slots` detections at once).
+    /// as `settings` say: here, with the models in `settings.models_dir`, or, with `remote`,
+    /// in the workers that take its jobs.
     pub fn new(
         hub: Hub,
         db: Db,
         store: Arc<dyn ObjectStore>,
-        models_dir: PathBuf,
-        detector_slots: usize,
-        times: CheckTimes,
-        retention_days: u32,
+        settings: &ProctoringSettings,
+        remote: Option<Arc<RemoteSetup>>,
     ) -> Proctoring {
         Proctoring {
             inner: Arc::new(Inner {
                 hub,
                 db,
                 store,
-                models_dir,
-                detector_slots,
+                models_dir: settings.models_dir.clone(),
+                detector_slots: settings.detector_threads,
                 detectors: OnceCell::new(),
-                times,
-                retention_days,
+                times: settings.checks.clone(),
+                retention_days: settings.retention_days,
                 running: Controllers::default(),
+                remote,
+                worker_detector: std::sync::Mutex::new(None),
             }),
         }
+    }
+
+    /// The counters of checks made by workers, when they are.
+    pub fn link_stats(&self) -> Option<Arc<LinkStats>> {
+        self.inner
+            .remote
+            .as_ref()
+            .map(|setup| Arc::clone(&setup.stats))
     }
 
     /// The object store snapshots are in.
@@ -105,12 +125,22 @@ impl Proctoring {
     }
 
     /// The face detector's name: `none` when its model could not be loaded, `not loaded yet`
-    /// before the first proctored interview.
-    pub fn detector(&self) -> &str {
+    /// before the first proctored interview; with workers, the one the last worker reported.
+    pub fn detector(&self) -> String {
+        if self.inner.remote.is_some() {
+            let reported = self
+                .inner
+                .worker_detector
+                .lock()
+                .ok()
+                .and_then(|d| d.clone());
+            return reported.unwrap_or_else(|| "on workers, none reported yet".to_owned());
+        }
         self.inner
             .detectors
             .get()
             .map_or("not loaded yet", |d| d.name())
+            .to_owned()
     }
 
     /// Whether any interview's checks are running (their events are still being closed and
@@ -143,6 +173,8 @@ impl Proctoring {
             shared: HashSet::new(),
             open: HashMap::new(),
             detectors: Detectors::default(),
+            detector: String::new(),
+            checks: Checks::Here,
             hinted: HashMap::new(),
             found_tx,
         };
@@ -208,19 +240,24 @@ impl Proctoring {
 impl Inner {
     /// The checks' configuration for `source`: the defaults with this server's timings.
     fn config(&self, source: Source) -> WatchConfig {
-        let mut config = WatchConfig::for_source(source);
-        let secs = Duration::from_secs;
-        let times = &self.times;
-        config.camera.calibration = secs(times.calibration_secs);
-        config.camera.face_absent_for.0 = secs(times.face_absent_secs);
-        config.camera.multiple_faces_for.0 = secs(times.multiple_faces_secs);
-        config.camera.dark_for.0 = secs(times.camera_dark_secs);
-        config.camera.frozen_for.0 = secs(times.camera_frozen_secs);
-        config.side.dark_for.0 = secs(times.camera_dark_secs);
-        config.side.frozen_for.0 = secs(times.camera_frozen_secs);
-        config.side.changed_for.0 = secs(times.side_view_changed_secs);
-        config
+        watch_config(&self.times, source)
     }
+}
+
+/// The checks' configuration for `source`: the defaults with `times` (a worker gets them from
+/// the node whose room it checks).
+pub(crate) fn watch_config(times: &CheckTimes, source: Source) -> WatchConfig {
+    let mut config = WatchConfig::for_source(source);
+    let secs = Duration::from_secs;
+    config.camera.calibration = secs(times.calibration_secs);
+    config.camera.face_absent_for.0 = secs(times.face_absent_secs);
+    config.camera.multiple_faces_for.0 = secs(times.multiple_faces_secs);
+    config.camera.dark_for.0 = secs(times.camera_dark_secs);
+    config.camera.frozen_for.0 = secs(times.camera_frozen_secs);
+    config.side.dark_for.0 = secs(times.camera_dark_secs);
+    config.side.frozen_for.0 = secs(times.camera_frozen_secs);
+    config.side.changed_for.0 = secs(times.side_view_changed_secs);
+    config
 }
 
 /// Deletes proctoring events past their retention period, at start-up and then hourly; `days`
@@ -246,9 +283,35 @@ fn unix_ms(at: SystemTime) -> i64 {
 
 /// A watched track.
 struct Watched {
-    watch: Watch,
+    watch: Running,
     participant: String,
     source: Source,
+}
+
+/// Where a watched track is checked.
+enum Running {
+    Here(Watch),
+    Worker(RemoteWatch),
+}
+
+impl Running {
+    /// Why its checks ended while the track is still here (its decoder failed), once they did.
+    fn ended(&self) -> Option<String> {
+        match self {
+            Running::Here(watch) => watch.ended().then(|| "the decoder stopped".to_owned()),
+            Running::Worker(watch) => watch.ended().map(str::to_owned),
+        }
+    }
+}
+
+/// Where this controller's checks run.
+enum Checks {
+    /// In this process.
+    Here,
+    /// In the workers that take its job.
+    Worker(RemoteChecks),
+    /// Nowhere: workers should, but the job could not be posted (why).
+    Unavailable(&'static str),
 }
 
 /// An event that has not closed yet.
@@ -333,29 +396,47 @@ struct Controller {
     hinted: HashMap<String, std::time::Instant>,
     /// The face detectors (none loaded: the face checks never see an answer).
     detectors: Detectors,
+    /// The face detector's name, as stored with events.
+    detector: String,
+    /// Where the checks run.
+    checks: Checks,
     /// Where watches report, tagged with their track.
-    found_tx: mpsc::UnboundedSender<(String, Finding)>,
+    found_tx: mpsc::UnboundedSender<Report>,
 }
 
 impl Controller {
     async fn run(
         mut self,
         mut control: mpsc::UnboundedReceiver<Control>,
-        mut found: mpsc::UnboundedReceiver<(String, Finding)>,
+        mut found: mpsc::UnboundedReceiver<Report>,
     ) {
-        let inner = Arc::clone(&self.inner);
-        let detectors = self
-            .inner
-            .detectors
-            .get_or_init(|| async move {
-                let (dir, slots) = (inner.models_dir.clone(), inner.detector_slots);
-                tokio::task::spawn_blocking(move || Detectors::load(&dir, slots))
+        if let Some(setup) = self.inner.remote.clone() {
+            // The worker names its detector when it begins.
+            self.detector = "worker".to_owned();
+            let times = self.inner.times.clone();
+            self.checks =
+                match RemoteChecks::start(&setup, &self.interview, times, self.found_tx.clone())
                     .await
-                    .unwrap_or_default()
-            })
-            .await
-            .clone();
-        self.detectors = detectors;
+                {
+                    Ok(checks) => Checks::Worker(checks),
+                    Err(_) => Checks::Unavailable("the proctoring job could not be queued"),
+                };
+        } else {
+            let inner = Arc::clone(&self.inner);
+            let detectors = self
+                .inner
+                .detectors
+                .get_or_init(|| async move {
+                    let (dir, slots) = (inner.models_dir.clone(), inner.detector_slots);
+                    tokio::task::spawn_blocking(move || Detectors::load(&dir, slots))
+                        .await
+                        .unwrap_or_default()
+                })
+                .await
+                .clone();
+            self.detector = detectors.name().to_owned();
+            self.detectors = detectors;
+        }
         let pool = self.inner.db.pool();
         let consented = events::consented(pool, &self.interview).await;
         self.consented = consented.unwrap_or_default().into_iter().collect();
@@ -368,11 +449,14 @@ impl Controller {
             Ok(session) => session,
             Err(err) => {
                 tracing::warn!(interview = %self.interview, %err, "proctor could not join the room");
+                if let Checks::Worker(checks) = std::mem::replace(&mut self.checks, Checks::Here) {
+                    checks.stop().await;
+                }
                 self.forget();
                 return;
             }
         };
-        tracing::info!(interview = %self.interview, detector = self.detectors.name(), "proctoring started");
+        tracing::info!(interview = %self.interview, detector = %self.detector, "proctoring started");
         let mut from_room = session.from_room;
         let mut attended = false;
         let idle = tokio::time::sleep(EMPTY_ROOM_WAIT);
@@ -389,8 +473,8 @@ impl Controller {
                     }
                     Some(Control::Stop) | None => break,
                 },
-                Some((track, finding)) = found.recv() => {
-                    self.finding(&track, finding).await;
+                Some(report) = found.recv() => {
+                    self.report(report).await;
                     continue;
                 }
                 () = &mut idle, if !attended => break,
@@ -408,11 +492,15 @@ impl Controller {
         let _ = session
             .to_room
             .send(sightline_signaling::protocol::ClientMessage::Leave {});
+        // A worker says what it found before it stops.
+        if let Checks::Worker(checks) = std::mem::replace(&mut self.checks, Checks::Here) {
+            checks.stop().await;
+        }
         // Dropping a watch stops its threads (within about half a second) without waiting here.
         self.watches.clear();
         // What the watches reported before they stopped.
-        while let Ok((track, finding)) = found.try_recv() {
-            self.finding(&track, finding).await;
+        while let Ok(report) = found.try_recv() {
+            self.report(report).await;
         }
         // Only this controller's own events: a newer controller of the same interview (turned
         // off and on again) keeps its own.
@@ -601,16 +689,16 @@ impl Controller {
         );
         // A watch whose track is still here but whose threads ended has failed (its decoder):
         // say so once, and do not try again.
-        let failed: Vec<String> = self
+        let failed: Vec<(String, String)> = self
             .watches
             .iter()
-            .filter(|(id, w)| w.watch.ended() && self.mirror.tracks.contains_key(*id))
-            .map(|(id, _)| id.clone())
+            .filter(|(id, _)| self.mirror.tracks.contains_key(*id))
+            .filter_map(|(id, w)| w.watch.ended().map(|why| (id.clone(), why)))
             .collect();
-        for track in failed {
+        for (track, why) in failed {
             if let Some(track) = self.mirror.tracks.get(&track).cloned() {
                 self.track_ended(&track.id).await;
-                self.unwatchable_track(&track, "the decoder stopped").await;
+                self.unwatchable_track(&track, &why).await;
             }
         }
         let due: Vec<TrackInfo> = self
@@ -659,6 +747,10 @@ impl Controller {
         } else {
             Source::Camera
         };
+        if let Checks::Unavailable(why) = self.checks {
+            self.unwatchable_track(&track, why).await;
+            return;
+        }
         // The middle simulcast layer: plenty for a face, a fraction of the top layer's cost.
         let tap = match self
             .inner
@@ -674,6 +766,34 @@ impl Controller {
                 return;
             }
         };
+        let owner = self.mirror.owner(&track.participant).to_owned();
+        let running = match &self.checks {
+            Checks::Worker(checks) => Running::Worker(checks.watch(&track.id, &owner, source, tap)),
+            Checks::Here | Checks::Unavailable(_) => {
+                match self.watch_here(&track, tap, source).await {
+                    Some(watch) => Running::Here(watch),
+                    None => return,
+                }
+            }
+        };
+        tracing::info!(track = %track.id, participant = %owner, ?source, "watching");
+        self.watches.insert(
+            track.id,
+            Watched {
+                watch: running,
+                participant: owner,
+                source,
+            },
+        );
+    }
+
+    /// Starts checking `track` in this process; `None` when it cannot be (said once).
+    async fn watch_here(
+        &mut self,
+        track: &TrackInfo,
+        tap: sightline_sfu::TapReceiver,
+        source: Source,
+    ) -> Option<Watch> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let watch = match sightline_proctor::watch(
             tap,
@@ -686,30 +806,81 @@ impl Controller {
             Err(err) => {
                 tracing::warn!(track = %track.id, %err, "track not watched");
                 // e.g. an H.264 camera: only VP8 is decoded for checks.
-                self.unwatchable_track(&track, "its video cannot be decoded for checks")
+                self.unwatchable_track(track, "its video cannot be decoded for checks")
                     .await;
-                return;
+                return None;
             }
         };
         let forward = self.found_tx.clone();
         let track_id = track.id.clone();
         tokio::spawn(async move {
             while let Some(finding) = rx.recv().await {
-                if forward.send((track_id.clone(), finding)).is_err() {
+                if forward
+                    .send(Report::Found(track_id.clone(), finding))
+                    .is_err()
+                {
                     break;
                 }
             }
         });
-        let owner = self.mirror.owner(&track.participant).to_owned();
-        tracing::info!(track = %track.id, participant = %owner, ?source, "watching");
-        self.watches.insert(
-            track.id,
-            Watched {
-                watch,
-                participant: owner,
-                source,
-            },
-        );
+        Some(watch)
+    }
+
+    /// What the checks reported, wherever they run.
+    async fn report(&mut self, report: Report) {
+        match report {
+            Report::Found(track, finding) => self.finding(&track, finding).await,
+            Report::Detector(name) => {
+                if let Ok(mut reported) = self.inner.worker_detector.lock() {
+                    *reported = Some(name.clone());
+                }
+                self.detector = name;
+            }
+            Report::Interrupted { track, reason } => self.interrupted(&track, reason).await,
+        }
+    }
+
+    /// A watched track's checks stopped for now (their worker was lost, or none came): what
+    /// was open on it ends now, and a neutral statement says why. The watch stays: the next
+    /// worker checks the track again.
+    async fn interrupted(&mut self, track: &str, reason: &str) {
+        let Some((participant, source)) = self
+            .watches
+            .get(track)
+            .map(|w| (w.participant.clone(), w.source))
+        else {
+            return;
+        };
+        let now = SystemTime::now();
+        let open: Vec<Check> = self
+            .open
+            .keys()
+            .filter(|(t, _)| t == track)
+            .map(|(_, check)| *check)
+            .collect();
+        for check in open {
+            let closed = Finding {
+                check,
+                edge: Edge::Closed { at: Duration::ZERO },
+                at: now,
+                snapshot: None,
+                peak: None,
+            };
+            self.finding(track, closed).await;
+        }
+        let mark = Mark {
+            check: Check::ChecksUnavailable,
+            participant,
+            track: track.to_owned(),
+            source: remote::source_name(source),
+            at_ms: unix_ms(now),
+            snapshot: None,
+            thresholds: serde_json::json!({ "reason": reason }).to_string(),
+            detector: "worker".into(),
+            instant: true,
+        };
+        tracing::warn!(interview = %self.interview, %track, %reason, "proctoring checks interrupted");
+        self.open_event(mark).await;
     }
 
     async fn finding(&mut self, track: &str, finding: Finding) {
@@ -727,14 +898,11 @@ impl Controller {
                     check: finding.check,
                     participant,
                     track: track.to_owned(),
-                    source: match source {
-                        Source::Camera => "camera",
-                        Source::Phone => "phone",
-                    },
+                    source: remote::source_name(source),
                     at_ms: at,
                     snapshot: finding.snapshot,
                     thresholds: thresholds(finding.check, source, &self.inner.config(source)),
-                    detector: detector_of(finding.check, &self.detectors).to_owned(),
+                    detector: detector_of(finding.check, &self.detector).to_owned(),
                     // `checks_unavailable` is a statement, not a span: it ends as it begins.
                     instant: finding.check == Check::ChecksUnavailable,
                 };
@@ -866,13 +1034,14 @@ impl Controller {
     }
 }
 
-/// The detector behind a check, as stored with its events.
-fn detector_of(check: Check, detectors: &Detectors) -> &str {
+/// The detector behind a check, as stored with its events (`face_detector`: the face
+/// detector's name).
+fn detector_of(check: Check, face_detector: &str) -> &str {
     match check {
         Check::FaceAbsent
         | Check::MultipleFaces
         | Check::SideViewPerson
-        | Check::ChecksUnavailable => detectors.name(),
+        | Check::ChecksUnavailable => face_detector,
         Check::CameraDark | Check::CameraFrozen | Check::SideViewChanged => "luma-1",
         Check::FeedLost => "frames-1",
         Check::ScreenShareStopped => "signaling-1",
