@@ -50,7 +50,7 @@ use axum::middleware::from_fn_with_state;
 use secrecy::ExposeSecret;
 use sightline_config::{Settings, StorageKind};
 use sightline_recorder::{LocalStore, ObjectStore, Recorder, S3Config, S3Store};
-use sightline_sfu::{TcpConfig, WorkerConfig, WorkerHandle};
+use sightline_sfu::{TcpConfig, TrackSpace, WorkerConfig, WorkerHandle};
 use sightline_signaling::Hub;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -145,6 +145,11 @@ pub async fn open_database(settings: &Settings) -> Result<Db, ApiError> {
 /// Starts the SFU workers (one UDP socket each) and the signaling hub over them.
 fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError> {
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(sightline_sfu::EVENT_QUEUE);
+    // Drawn at each start: this run's track ids are its own, across nodes and restarts.
+    let mut drawn = [0u8; 4];
+    getrandom::fill(&mut drawn)
+        .map_err(|e| ApiError::Internal(format!("drawing the track space: {e}")))?;
+    let process = u32::from_le_bytes(drawn) | 0x0080_0000;
     let mut workers = Vec::new();
     for index in 0..settings.worker_count() {
         let config = WorkerConfig {
@@ -156,6 +161,7 @@ fn start_media(settings: &sightline_config::RtcSettings) -> Result<Hub, ApiError
             public_ips: settings.public_ips.clone(),
             bandwidth_estimation: settings.bandwidth_estimation,
             stopped_line_limit: settings.max_stopped_m_lines,
+            track_space: TrackSpace::of(process, u8::try_from(index).unwrap_or(u8::MAX)),
         };
         // The thread runs until the hub, and with it every handle, is dropped.
         let (worker, _thread) = WorkerHandle::spawn(index, config, events_tx.clone())

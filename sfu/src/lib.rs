@@ -51,7 +51,7 @@ pub use allocation::{Allocation, Want, allocate};
 pub use codec::Codec;
 pub use downtrack::{Decision, DownTrack, DropReason, Incoming, Rewritten, SourceId};
 pub use engine::{CloseReason, DEFAULT_STOPPED_LINE_LIMIT, Engine, Event, Output, Role, SfuError};
-pub use ids::{PeerId, TrackId};
+pub use ids::{PeerId, TrackId, TrackSpace};
 pub use keyframe::KeyframeThrottle;
 pub use layer::{BitrateMeter, Layer, LayerSelector, Quality};
 pub use speech::SpeechDetector;

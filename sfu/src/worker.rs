@@ -22,7 +22,7 @@ use str0m::net::{Protocol, Transmit};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, Event, Output, SfuError};
-use crate::ids::{PeerId, TrackId};
+use crate::ids::{PeerId, TrackId, TrackSpace};
 use crate::layer::Quality;
 use crate::socket::{MediaSocket, RecvBuffers, gso_runs, sort_by_path};
 use crate::stats::WorkerStats;
@@ -55,6 +55,8 @@ pub struct WorkerConfig {
     pub stopped_line_limit: usize,
     /// ICE over TCP, when on.
     pub tcp: Option<TcpConfig>,
+    /// Where its tracks are numbered (see [`TrackSpace`]).
+    pub track_space: TrackSpace,
 }
 
 /// An event from a worker, tagged with the worker it came from.
@@ -453,6 +455,7 @@ async fn run(
     let mut engine = Engine::new(local, &config.public_ips, Instant::now());
     engine.set_bandwidth_estimation(config.bandwidth_estimation);
     engine.set_stopped_line_limit(config.stopped_line_limit);
+    engine.set_track_space(config.track_space);
     let (mut tcp, listener, mut tcp_inputs) = match (sockets.tcp, &config.tcp) {
         (Some(listener), Some(tcp_config)) => {
             match TcpMedia::new(listener, tcp_config.max_connections) {

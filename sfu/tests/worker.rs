@@ -260,6 +260,8 @@ async fn media_flows_through_a_worker_over_real_udp() {
         bandwidth_estimation: false,
         stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
         tcp: None,
+        // A node's third worker: its tracks are numbered in a space of their own.
+        track_space: sightline_sfu::TrackSpace::of(0x00AB_CDEF, 2),
     })
     .await;
 }
@@ -276,6 +278,7 @@ async fn media_is_repaired_through_a_worker_on_lossy_links() {
         bandwidth_estimation: false,
         stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
         tcp: None,
+        track_space: Default::default(),
     };
     let run = exchange(config, Some([(10, 10), (0, 30)])).await;
     let (publisher, subscriber) = (&run.publisher, &run.subscriber);
@@ -342,6 +345,7 @@ async fn media_flows_through_a_worker_bound_to_every_address() {
         bandwidth_estimation: false,
         stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
         tcp: None,
+        track_space: Default::default(),
     })
     .await;
 }
@@ -359,6 +363,7 @@ async fn media_flows_through_a_worker_over_ice_tcp() {
             bind: "127.0.0.1:0".parse().expect("address"),
             max_connections: 8,
         }),
+        track_space: Default::default(),
     })
     .await;
 }
@@ -376,6 +381,7 @@ fn tcp_worker(max_connections: usize) -> (WorkerHandle, mpsc::Receiver<WorkerEve
                 bind: "127.0.0.1:0".parse().expect("address"),
                 max_connections,
             }),
+            track_space: Default::default(),
         },
         events_tx,
     )
@@ -587,6 +593,7 @@ async fn exchange(config: WorkerConfig, loss: Option<[(u64, u64); 2]>) -> Run {
     // Room for one event: signaling slower than the worker. Every event must still arrive (the
     // track, the offer), in order, for media to flow.
     let (events_tx, mut events) = mpsc::channel::<WorkerEvent>(1);
+    let space = config.track_space;
     let (worker, thread) = WorkerHandle::spawn(0, config, events_tx).expect("worker");
     let tcp = worker.tcp_addr();
     assert!(tcp.is_none() || loss.is_none(), "loss is for UDP links");
@@ -633,6 +640,7 @@ async fn exchange(config: WorkerConfig, loss: Option<[(u64, u64); 2]>) -> Run {
         while let Ok(WorkerEvent { event, .. }) = events.try_recv() {
             match event {
                 Event::TrackPublished { track, .. } => {
+                    assert_eq!(track.space(), space, "numbered in the worker's space");
                     worker
                         .subscribe(PeerId(2), track, Quality::High)
                         .await

@@ -25,7 +25,7 @@ pub(crate) struct Camera {
     connected: bool,
     scene: &'static EncodedMedia,
     /// The candidate's camera track, once published.
-    track: Option<String>,
+    pub(crate) track: Option<String>,
     /// Every signaling message the candidate received.
     received: Vec<Value>,
 }
@@ -79,7 +79,7 @@ impl Camera {
         Ok(())
     }
 
-    async fn step(&mut self) -> Result<()> {
+    pub(crate) async fn step(&mut self) -> Result<()> {
         self.connected |= UdpPeer::connected(&self.events);
         for event in self.events.drain(..) {
             // Keyframe requests are answered, as a browser would.

@@ -824,3 +824,35 @@ async fn a_subscriber_past_its_stopped_line_limit_is_renewed_with_every_track(
     );
     Ok(())
 }
+
+/// The camera track a candidate publishes on `app`, as the room names it.
+async fn first_camera_track(app: &TestApp) -> Result<String> {
+    use crate::proctoring::Camera;
+    let meeting = interview(app).await?;
+    let (socket, _) = join(app, &meeting.id, &meeting.candidate).await?;
+    let mut camera = Camera::start(socket, sightline_testkit::Scene::OneFace).await?;
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        camera.step().await?;
+        if let Some(track) = camera.track.clone() {
+            return Ok(track);
+        }
+    }
+    anyhow::bail!("the camera was never published")
+}
+
+/// Track ids are numbered in a space each server draws when it starts: the first track of two
+/// servers (two nodes, or one node before and after a restart) never has the same id, so a
+/// room that moves, or a server that restarts, never gives a new track the id a recording or
+/// a proctoring event of the same interview already names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_never_name_their_first_track_alike() -> Result<()> {
+    let (a, b) = (
+        TestApp::spawn(Backend::Sqlite).await?,
+        TestApp::spawn(Backend::Sqlite).await?,
+    );
+    let (first, second) = (first_camera_track(&a).await?, first_camera_track(&b).await?);
+    assert!(first.starts_with('t') && second.starts_with('t'), "{first} {second}");
+    assert_ne!(first, second);
+    Ok(())
+}

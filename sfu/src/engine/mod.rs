@@ -73,7 +73,7 @@ use str0m::ice::StunMessage;
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput};
 
-use crate::ids::{PeerId, TrackId};
+use crate::ids::{PeerId, TrackId, TrackSpace};
 
 pub use error::SfuError;
 pub use event::{CloseReason, Event, Output};
@@ -117,7 +117,9 @@ pub struct Engine {
     by_addr: HashMap<(Protocol, SocketAddr), PeerId>,
     by_ufrag: HashMap<String, PeerId>,
     tracks: HashMap<TrackId, Published>,
-    next_track: u64,
+    /// Where this engine numbers its tracks, and the next number.
+    track_space: TrackSpace,
+    next_track: u32,
     outputs: VecDeque<Output>,
     dirty: VecDeque<PeerId>,
     /// Each peer's next str0m timeout, earliest first. An entry counts while it matches its
@@ -157,6 +159,7 @@ impl Engine {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             tracks: HashMap::new(),
+            track_space: TrackSpace::default(),
             next_track: 1,
             outputs: VecDeque::new(),
             dirty: VecDeque::new(),
@@ -194,6 +197,12 @@ impl Engine {
                 Err(err) => tracing::warn!(%addr, %err, "no TCP candidate for this address"),
             }
         }
+    }
+
+    /// Numbers the tracks published from now on in `space` (the default space is 0, for an
+    /// engine alone).
+    pub fn set_track_space(&mut self, space: TrackSpace) {
+        self.track_space = space;
     }
 
     /// Whether subscriber connections created from now on estimate their bandwidth (TWCC) and

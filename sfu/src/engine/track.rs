@@ -284,8 +284,9 @@ impl Engine {
         if peer.role != Role::Publisher || peer.published.contains_key(&mid) {
             return;
         }
-        let track = TrackId(self.next_track);
-        self.next_track += 1;
+        let track = TrackId::new(self.track_space, self.next_track);
+        // Four billion tracks into one worker's life, numbering starts again.
+        self.next_track = self.next_track.checked_add(1).unwrap_or(1);
         peer.published.insert(mid, track);
         self.tracks.insert(
             track,
