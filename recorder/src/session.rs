@@ -139,33 +139,13 @@ impl Recorder {
         recording: &str,
         interview: &str,
     ) -> Result<Option<Recording>, RecorderError> {
-        valid_id(recording)?;
-        let store = &self.inner.store;
-        let Some(bytes) = store.get(&Manifest::key(recording)).await? else {
+        let Some(mut manifest) = self.stored_manifest(recording).await? else {
             return Ok(None);
         };
-        let mut manifest: Manifest = serde_json::from_slice(&bytes)?;
         if manifest.status != RecordingStatus::Recording || manifest.interview != interview {
             return Ok(None);
         }
-        let stored: std::collections::HashSet<String> = store
-            .list(&format!("recordings/{recording}/"))
-            .await?
-            .into_iter()
-            .collect();
-        for track in &mut manifest.tracks {
-            for segment in &mut track.segments {
-                segment.stored |= stored.contains(&segment.key);
-            }
-        }
-        end_open_takes(&mut manifest);
-        let recorded_until = manifest
-            .tracks
-            .iter()
-            .filter_map(|t| t.end_ms)
-            .chain(manifest.interruptions.iter().map(|g| g.end_ms))
-            .max()
-            .unwrap_or(0);
+        let recorded_until = self.keep_stored(&mut manifest).await?;
         // The session clock goes on from the other server's start by this server's wall clock;
         // a clock behind the other's never makes the parts overlap.
         let resumed_ms = unix_ms()
@@ -176,6 +156,7 @@ impl Recorder {
             end_ms: resumed_ms,
         });
         // The store's manifest is this server's from now on, interruption included.
+        let store = &self.inner.store;
         if let Ok(bytes) = serde_json::to_vec_pretty(&manifest)
             && let Err(err) = store.put_bytes(&Manifest::key(recording), bytes).await
         {
@@ -187,6 +168,67 @@ impl Recorder {
             .unwrap_or_else(Instant::now);
         let prefix = format!("r{}-", manifest.interruptions.len());
         self.run(manifest, started, prefix).map(Some)
+    }
+
+    /// Finishes recording `recording` of `interview`, which was stopped and which the server
+    /// finishing it left unfinished (it died): what the store holds is joined and the manifest
+    /// completed, with no interruption added (nothing was to be recorded after the stop). A
+    /// manifest already finished is returned as it is. `None` when the store holds none.
+    pub async fn finish_stored(
+        &self,
+        recording: &str,
+        interview: &str,
+    ) -> Result<Option<Manifest>, RecorderError> {
+        let Some(mut manifest) = self.stored_manifest(recording).await? else {
+            return Ok(None);
+        };
+        if manifest.interview != interview {
+            return Ok(None);
+        }
+        if manifest.status != RecordingStatus::Recording {
+            return Ok(Some(manifest));
+        }
+        let recorded_until = self.keep_stored(&mut manifest).await?;
+        tracing::info!(%recording, until_ms = recorded_until, "finishing what a server that died while finishing had stored");
+        let started = Instant::now()
+            .checked_sub(Duration::from_millis(recorded_until))
+            .unwrap_or_else(Instant::now);
+        let prefix = format!("f{}-", manifest.interruptions.len());
+        self.run(manifest, started, prefix)?.stop().await.map(Some)
+    }
+
+    /// The manifest of `recording` in the store, if any.
+    async fn stored_manifest(&self, recording: &str) -> Result<Option<Manifest>, RecorderError> {
+        valid_id(recording)?;
+        let Some(bytes) = self.inner.store.get(&Manifest::key(recording)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(&bytes)?))
+    }
+
+    /// Keeps what the store holds of `manifest` (its segments the store has, even where the
+    /// manifest lags), ends its open takes there, and says until when media was stored.
+    async fn keep_stored(&self, manifest: &mut Manifest) -> Result<u64, RecorderError> {
+        let stored: std::collections::HashSet<String> = self
+            .inner
+            .store
+            .list(&format!("recordings/{}/", manifest.recording))
+            .await?
+            .into_iter()
+            .collect();
+        for track in &mut manifest.tracks {
+            for segment in &mut track.segments {
+                segment.stored |= stored.contains(&segment.key);
+            }
+        }
+        end_open_takes(manifest);
+        Ok(manifest
+            .tracks
+            .iter()
+            .filter_map(|t| t.end_ms)
+            .chain(manifest.interruptions.iter().map(|g| g.end_ms))
+            .max()
+            .unwrap_or(0))
     }
 
     /// Whether the store holds `recording` of `interview` unfinished, so that

@@ -852,7 +852,10 @@ async fn two_servers_never_name_their_first_track_alike() -> Result<()> {
         TestApp::spawn(Backend::Sqlite).await?,
     );
     let (first, second) = (first_camera_track(&a).await?, first_camera_track(&b).await?);
-    assert!(first.starts_with('t') && second.starts_with('t'), "{first} {second}");
+    assert!(
+        first.starts_with('t') && second.starts_with('t'),
+        "{first} {second}"
+    );
     assert_ne!(first, second);
     Ok(())
 }

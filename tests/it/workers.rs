@@ -301,6 +301,92 @@ async fn a_dead_worker_s_recording_is_resumed_by_another_worker_with_the_gap_mar
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_whose_worker_died_while_finishing_it_is_finished_by_the_next_worker()
+-> Result<()> {
+    let nats = NatsServer::start().await?;
+    let pki = TestPki::new()?;
+    let app = node_with_workers(&nats, &pki).await?;
+    let first = Worker::start(worker_settings(&app, &pki, "w-a"))?;
+    let meeting = interview(&app).await?;
+    let (socket, _) = join(&app, &meeting.id, &meeting.interviewer).await?;
+    let started = app
+        .post(
+            &format!("/api/interviews/{}/recording/start", meeting.id),
+            json!({}),
+            Some(&meeting.interviewer),
+        )
+        .await?;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let mut publisher = Publisher::start(socket).await?;
+    let mut id = String::new();
+    publish_until(
+        &mut publisher,
+        Duration::from_secs(60),
+        "w-a stored media",
+        async || {
+            let Some(found) = newest_recording(&app, &meeting.id).await? else {
+                return Ok(false);
+            };
+            id = found;
+            let (_, worker, _) = row(&app, &id).await?;
+            Ok(worker.as_deref() == Some("w-a")
+                && stored_manifest(&app, &id).is_some_and(|m| has_stored_take(&m, "t")))
+        },
+    )
+    .await?;
+
+    // w-a dies just after it began finishing: the row names it as the finisher, and nothing
+    // else will finish it (the node leaves a recording someone finishes alone).
+    first.kill();
+    sqlx::query("UPDATE recordings SET finisher = 'w-a' WHERE id = $1")
+        .bind(&id)
+        .execute(&mut app.db().await?)
+        .await?;
+    let stopped = app
+        .post(
+            &format!("/api/interviews/{}/recording/stop", meeting.id),
+            json!({}),
+            Some(&meeting.interviewer),
+        )
+        .await?;
+    assert_eq!(stopped.status(), StatusCode::ACCEPTED);
+
+    // w-b is handed the job once w-a's ack wait passed and finishes what the store holds.
+    let _second = Worker::start(worker_settings(&app, &pki, "w-b"))?;
+    publish_until(
+        &mut publisher,
+        Duration::from_secs(90),
+        "the recording completed",
+        async || Ok(row(&app, &id).await?.0 != "recording"),
+    )
+    .await?;
+    let (status, worker, failure) = row(&app, &id).await?;
+    assert_eq!((status.as_str(), failure), ("complete", None));
+    assert_eq!(worker.as_deref(), Some("w-b"));
+    let manifest = stored_manifest(&app, &id).context("the finished manifest")?;
+    assert_eq!(manifest["status"], "complete", "{manifest}");
+    // Stopped before w-b came: nothing more to record, so no interruption is added.
+    assert_eq!(manifest["interruptions"], json!([]), "{manifest}");
+    let tracks = manifest["tracks"].as_array().context("tracks")?;
+    assert!(!tracks.is_empty(), "{manifest}");
+    for track in tracks {
+        let file = track["file"]
+            .as_str()
+            .context("every take of w-a joined into a file")?;
+        assert!(
+            app.settings
+                .data
+                .dir
+                .join("recordings")
+                .join(file)
+                .is_file(),
+            "{file}"
+        );
+    }
+    Ok(())
+}
+
 async fn recording_active(app: &TestApp, interview: &str, token: &str) -> Result<bool> {
     let view = expect_json(
         app.get(

@@ -232,6 +232,29 @@ pub async fn claim_worker_finish(
     Ok(done.rows_affected() == 1)
 }
 
+/// Lets worker `worker`, to which the queue handed recording `id`'s job again after the
+/// worker that began finishing it stopped renewing the job (it died), finish it instead: only
+/// while that worker is the one the row names as both maker and finisher, and `node` still has
+/// the recording. `false`: someone else has it.
+pub async fn claim_dead_worker_finish(
+    pool: &AnyPool,
+    id: &str,
+    node: &str,
+    worker: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET worker = $3, finisher = $3 \
+         WHERE id = $1 AND node = $2 AND status = 'recording' \
+         AND worker IS NOT NULL AND finisher = worker AND worker <> $3",
+    )
+    .bind(id)
+    .bind(node)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// What keeps [`fail_without_worker`] from failing a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnlessWorker {

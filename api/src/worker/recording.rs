@@ -59,6 +59,23 @@ pub(super) async fn run_job(
         &context.id,
     )
     .await?;
+    // Handed out again, the job's recording may be one its last worker began finishing when it
+    // died (it stopped renewing the job): this worker finishes what is stored.
+    if !claimed
+        && lease.delivered() > 1
+        && recordings::claim_dead_worker_finish(
+            context.db.pool(),
+            &job.recording,
+            job.node.as_str(),
+            &context.id,
+        )
+        .await?
+    {
+        let outcome = finish_stored(context, &lease, &job.recording, &job.interview).await;
+        let _ = control.sender.send(&outcome).await;
+        takes.close();
+        return lease.done().await.map_err(|e| internal(&e));
+    }
     if !claimed {
         tracing::info!(recording = %job.recording, "a job whose recording is no longer its node's is dropped");
         takes.close();
@@ -218,6 +235,49 @@ async fn finish(
             }
             ToNode::Failed
         }
+    }
+}
+
+/// Finishes recording `id`, which a worker that died had begun finishing, from what the store
+/// holds, and completes its row, reporting progress meanwhile.
+async fn finish_stored(
+    context: &Context,
+    lease: &Lease<RecordingJob>,
+    id: &str,
+    interview: &str,
+) -> ToNode {
+    tracing::warn!(recording = %id, "the recording's last worker died while finishing it; finishing it here");
+    let pool = context.db.pool();
+    let mut progress = tokio::time::interval(context.progress_every);
+    let finishing = context.recorder.finish_stored(id, interview);
+    tokio::pin!(finishing);
+    let finished = loop {
+        tokio::select! {
+            finished = &mut finishing => break finished,
+            _ = progress.tick() => { let _ = lease.progress().await; }
+        }
+    };
+    let failed = |why: String| async move {
+        tracing::error!(recording = %id, %why, "a recording left unfinished by a dead worker could not be finished");
+        let reason =
+            format!("Its worker died while finishing it, and it could not be finished: {why}");
+        if let Err(err) = recordings::fail(pool, id, &reason).await {
+            tracing::error!(%err, "failed recording's row not updated");
+        }
+        ToNode::Failed
+    };
+    match finished {
+        Ok(Some(manifest)) => {
+            let status = crate::recording::status_name(manifest.status);
+            let duration = manifest.duration_ms.map(|d| d as i64);
+            if let Err(err) = recordings::finish(pool, id, status, duration).await {
+                tracing::error!(recording = %id, %err, "recording row not completed");
+            }
+            tracing::info!(recording = %id, "recording finished for a worker that died");
+            ToNode::Finished
+        }
+        Ok(None) => failed("the store holds nothing of it".to_owned()).await,
+        Err(err) => failed(err.to_string()).await,
     }
 }
 
