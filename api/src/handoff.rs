@@ -20,7 +20,7 @@ use crate::error::ApiError;
 pub struct RemoteSetup {
     /// The link workers connect to.
     pub listener: Listener,
-    /// Where recording jobs go.
+    /// Where jobs go.
     pub queue: JobQueue,
     /// This node.
     pub node: NodeId,

@@ -4,7 +4,7 @@
 //! [`ProctoringJob`]; each kind has its subject, and workers share one durable pull consumer
 //! per kind, so each job goes to one worker at a time. A worker holds a job as a
 //! [`Lease`]: it says it is still at work ([`Lease::progress`]) more often than the consumer's
-//! ack wait, and acknowledges the job when its recording is finished ([`Lease::done`]), which
+//! ack wait, and acknowledges the job when its work is done ([`Lease::done`]), which
 //! removes it from the queue. A worker that dies stops saying so, and JetStream hands the job
 //! to another worker once the ack wait has passed ([`Lease::delivered`] counts the hand-outs).
 //! A job nobody took can be withdrawn ([`JobQueue::withdraw`]).

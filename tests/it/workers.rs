@@ -197,7 +197,7 @@ async fn a_dead_worker_s_recording_is_resumed_by_another_worker_with_the_gap_mar
     // w-a dies mid-take. Once its job's ack wait passed, w-b gets the job, connects to the
     // node and resumes the same recording; it stores media of its own.
     first.kill();
-    let _second = Worker::start(worker_settings(&app, &pki, "w-b"))?;
+    let second = Worker::start(worker_settings(&app, &pki, "w-b"))?;
     publish_until(
         &mut publisher,
         Duration::from_secs(90),
@@ -284,18 +284,20 @@ async fn a_dead_worker_s_recording_is_resumed_by_another_worker_with_the_gap_mar
         .context("w-a's takes end")?;
     assert_eq!(interruptions[0]["start_ms"].as_u64(), Some(first_part_end));
 
-    // The job is complete: the queue hands nothing out.
+    // The job is complete: the queue hands nothing out (with w-b gone too, a job left there
+    // would come to this pull within its ack wait).
     assert!(
         !recording_active(&app, &meeting.id, &meeting.interviewer).await?,
         "the node no longer records"
     );
+    second.kill();
     let left = observer(&nats)
         .await?
         .jobs()
         .await?
         .worker::<RecordingJob>(Duration::from_secs(30))
         .await?
-        .next(Duration::from_secs(2))
+        .next(Duration::from_secs(5))
         .await?;
     assert!(left.is_none(), "the job is still queued: {left:?}");
     Ok(())
@@ -707,14 +709,21 @@ async fn a_worker_checks_a_proctored_camera_and_a_lost_worker_is_stated_then_rep
     assert_eq!(snapshot.status(), StatusCode::OK);
     assert_eq!(&snapshot.bytes().await?[..2], &[0xFF, 0xD8]);
 
-    // w-a dies: what it had open ends, and that the checks stopped is stated.
+    // w-a dies: what it had open ends, and that the checks stopped is stated (shown live once
+    // stored).
     first.kill();
+    let statements_seen = |seen: &[Value]| {
+        seen.iter()
+            .filter(|m| m["event"]["kind"] == "checks_unavailable")
+            .count()
+    };
     camera
         .run_until(SLOW, &mut ivy, &mut seen, |seen| {
-            live(seen, "multiple_faces").1
+            live(seen, "multiple_faces").1 && statements_seen(seen) >= 2
         })
         .await?;
     collect(&mut ivy, &mut seen).await?;
+    assert!(live(&seen, "multiple_faces").1, "{seen:?}");
     assert_eq!(
         statements(&app, &one.base, &one.ivy).await?,
         [
@@ -724,7 +733,7 @@ async fn a_worker_checks_a_proctored_camera_and_a_lost_worker_is_stated_then_rep
     );
 
     // w-b gets the job once w-a's ack wait passed and checks the camera again.
-    let _second = Worker::start(worker_settings(&app, &pki, "w-b"))?;
+    let second = Worker::start(worker_settings(&app, &pki, "w-b"))?;
     let opened = |seen: &[Value]| {
         seen.iter()
             .filter(|m| {
@@ -761,13 +770,15 @@ async fn a_worker_checks_a_proctored_camera_and_a_lost_worker_is_stated_then_rep
             bail!("the checks never stopped: {view}");
         }
     }
+    // With w-b gone too, a job left on the queue would come to this pull within its ack wait.
+    second.kill();
     let left = observer(&nats)
         .await?
         .jobs()
         .await?
         .worker::<sightline_cluster::ProctoringJob>(Duration::from_secs(30))
         .await?
-        .next(Duration::from_secs(2))
+        .next(Duration::from_secs(5))
         .await?;
     assert!(left.is_none(), "the job is still queued: {left:?}");
     Ok(())

@@ -310,8 +310,6 @@ enum Checks {
     Here,
     /// In the workers that take its job.
     Worker(RemoteChecks),
-    /// Nowhere: workers should, but the job could not be posted (why).
-    Unavailable(&'static str),
 }
 
 /// An event that has not closed yet.
@@ -414,13 +412,12 @@ impl Controller {
             // The worker names its detector when it begins.
             self.detector = "worker".to_owned();
             let times = self.inner.times.clone();
-            self.checks =
-                match RemoteChecks::start(&setup, &self.interview, times, self.found_tx.clone())
-                    .await
-                {
-                    Ok(checks) => Checks::Worker(checks),
-                    Err(_) => Checks::Unavailable("the proctoring job could not be queued"),
-                };
+            self.checks = Checks::Worker(RemoteChecks::start(
+                &setup,
+                &self.interview,
+                times,
+                self.found_tx.clone(),
+            ));
         } else {
             let inner = Arc::clone(&self.inner);
             let detectors = self
@@ -747,10 +744,6 @@ impl Controller {
         } else {
             Source::Camera
         };
-        if let Checks::Unavailable(why) = self.checks {
-            self.unwatchable_track(&track, why).await;
-            return;
-        }
         // The middle simulcast layer: plenty for a face, a fraction of the top layer's cost.
         let tap = match self
             .inner
@@ -769,12 +762,10 @@ impl Controller {
         let owner = self.mirror.owner(&track.participant).to_owned();
         let running = match &self.checks {
             Checks::Worker(checks) => Running::Worker(checks.watch(&track.id, &owner, source, tap)),
-            Checks::Here | Checks::Unavailable(_) => {
-                match self.watch_here(&track, tap, source).await {
-                    Some(watch) => Running::Here(watch),
-                    None => return,
-                }
-            }
+            Checks::Here => match self.watch_here(&track, tap, source).await {
+                Some(watch) => Running::Here(watch),
+                None => return,
+            },
         };
         tracing::info!(track = %track.id, participant = %owner, ?source, "watching");
         self.watches.insert(

@@ -32,11 +32,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
 use crate::handoff::{RemoteSetup, forward};
 
 /// How long a stopping node waits for its worker to say everything it found.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
+/// How long a job the queue refused waits before it is posted again.
+const POST_RETRY: Duration = Duration::from_secs(5);
 /// How often the task looks for cameras nobody has checked for too long (no worker came).
 const WAITING_CHECK: Duration = Duration::from_secs(1);
 
@@ -190,46 +191,29 @@ impl Drop for RemoteWatch {
 }
 
 impl RemoteChecks {
-    /// Posts the job of checking `interview`'s cameras and starts feeding whichever worker
-    /// takes it; what it finds goes to `reports`.
-    pub(crate) async fn start(
+    /// Starts checking `interview`'s cameras through workers: a task posts the job (again
+    /// while the queue cannot take it) and feeds whichever worker takes it; what it finds goes
+    /// to `reports`.
+    pub(crate) fn start(
         setup: &Arc<RemoteSetup>,
         interview: &str,
         times: CheckTimes,
         reports: mpsc::UnboundedSender<Report>,
-    ) -> Result<RemoteChecks, ApiError> {
-        let (token, expected) = setup
-            .listener
-            .expect::<ToChecker, FromChecker>()
-            .map_err(|err| ApiError::Internal(err.to_string()))?;
-        let job = ProctoringJob {
-            interview: interview.to_owned(),
-            node: setup.node.clone(),
-            link_addr: setup.link_addr,
-            link_name: setup.link_name.clone(),
-            token: token.expose().to_owned(),
-        };
-        let posted = setup.queue.post(&job).await.map_err(|err| {
-            tracing::error!(%interview, %err, "the proctoring job could not be queued");
-            ApiError::Unavailable("the proctoring job could not be queued")
-        })?;
-        setup
-            .stats
-            .proctoring_jobs_posted
-            .fetch_add(1, Ordering::Relaxed);
+    ) -> RemoteChecks {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let task = ChecksTask {
             interview: interview.to_owned(),
             setup: Arc::clone(setup),
-            posted,
-            expected,
+            job: None,
+            next_post: tokio::time::Instant::now(),
+            waiting_since: tokio::time::Instant::now(),
             commands: commands_rx,
             reports,
             times,
             watches: HashMap::new(),
         };
         tokio::spawn(task.run());
-        Ok(RemoteChecks { commands })
+        RemoteChecks { commands }
     }
 
     /// Has `track` (of `participant`, seen as `source`) checked from its tap.
@@ -289,11 +273,18 @@ enum Served {
     Closed,
 }
 
+/// A posted job, and the connections that present its token.
+type PostedJob = (Posted, Expected<ToChecker, FromChecker>);
+
 struct ChecksTask {
     interview: String,
     setup: Arc<RemoteSetup>,
-    posted: Posted,
-    expected: Expected<ToChecker, FromChecker>,
+    /// The job workers take; `None` while it could not be posted.
+    job: Option<PostedJob>,
+    /// When posting is tried again, while it fails.
+    next_post: tokio::time::Instant,
+    /// Since when no worker has been connected (the job posted, or its last worker gone).
+    waiting_since: tokio::time::Instant,
     commands: mpsc::UnboundedReceiver<Command>,
     reports: mpsc::UnboundedSender<Report>,
     times: CheckTimes,
@@ -305,8 +296,11 @@ impl ChecksTask {
         let done = 'checks: loop {
             let mut waiting = tokio::time::interval(WAITING_CHECK);
             let link = loop {
+                if self.job.is_none() && tokio::time::Instant::now() >= self.next_post {
+                    self.post().await;
+                }
                 tokio::select! {
-                    link = self.expected.next() => match link {
+                    link = next_link(&mut self.job) => match link {
                         Some(link) => break link,
                         None => break 'checks None,
                     },
@@ -320,22 +314,76 @@ impl ChecksTask {
                         Some(Command::Stop(done)) => break 'checks Some(done),
                         None => break 'checks None,
                     },
-                    _ = waiting.tick() => self.state_unchecked(),
+                    _ = waiting.tick() => {
+                        self.state_unchecked();
+                        self.repost_if_forgotten().await;
+                    }
                 }
             };
             match self.serve(link).await {
                 Served::Stopped(done) => break Some(done),
                 Served::Closed => break None,
                 Served::Gone => {
+                    self.waiting_since = tokio::time::Instant::now();
                     tracing::warn!(interview = %self.interview, "the proctoring worker is gone; waiting for the job's next worker");
                 }
             }
         };
-        if let Err(err) = self.setup.queue.withdraw(self.posted).await {
-            tracing::warn!(interview = %self.interview, %err, "a proctoring job was not withdrawn");
-        }
+        self.withdraw().await;
         if let Some(done) = done {
             let _ = done.send(());
+        }
+    }
+
+    /// Posts the job with a fresh token; on failure it stays unposted (and is tried again).
+    async fn post(&mut self) {
+        let (token, expected) = match self.setup.listener.expect::<ToChecker, FromChecker>() {
+            Ok(expected) => expected,
+            Err(err) => {
+                tracing::warn!(interview = %self.interview, %err, "no link token for the proctoring job");
+                return;
+            }
+        };
+        let job = ProctoringJob {
+            interview: self.interview.clone(),
+            node: self.setup.node.clone(),
+            link_addr: self.setup.link_addr,
+            link_name: self.setup.link_name.clone(),
+            token: token.expose().to_owned(),
+        };
+        match self.setup.queue.post(&job).await {
+            Ok(posted) => {
+                self.setup
+                    .stats
+                    .proctoring_jobs_posted
+                    .fetch_add(1, Ordering::Relaxed);
+                self.job = Some((posted, expected));
+                self.waiting_since = tokio::time::Instant::now();
+            }
+            Err(err) => {
+                self.next_post = tokio::time::Instant::now() + POST_RETRY;
+                tracing::warn!(interview = %self.interview, %err, "the proctoring job could not be queued; trying again");
+            }
+        }
+    }
+
+    /// A job no worker has connected for in three ack waits and half a minute was dropped by
+    /// the workers (its node looked unreachable too often) or lost: it is withdrawn and posted
+    /// anew, with a new token.
+    async fn repost_if_forgotten(&mut self) {
+        let forgotten = self.setup.ack_wait * 3 + Duration::from_secs(30);
+        if self.job.is_some() && self.waiting_since.elapsed() >= forgotten {
+            tracing::warn!(interview = %self.interview, "no worker came for the proctoring job; posting it again");
+            self.withdraw().await;
+            self.job = None;
+        }
+    }
+
+    async fn withdraw(&self) {
+        if let Some((posted, _)) = &self.job
+            && let Err(err) = self.setup.queue.withdraw(*posted).await
+        {
+            tracing::warn!(interview = %self.interview, %err, "a proctoring job was not withdrawn");
         }
     }
 
@@ -387,7 +435,9 @@ impl ChecksTask {
         let detach = CancellationToken::new();
         let mut forwarders: JoinSet<Option<(TakeInfo, TapReceiver)>> = JoinSet::new();
         let feed = |track: &str, watched: &mut Watched, forwarders: &mut JoinSet<_>| {
-            if let Some(tap) = watched.tap.take() {
+            if let Some(mut tap) = watched.tap.take() {
+                // What waited in a parked tap is from the past: the worker starts from now.
+                while tap.try_recv().is_some() {}
                 forwarders.spawn(forward(
                     takes.clone(),
                     take_info(track, watched, &tap),
@@ -406,6 +456,8 @@ impl ChecksTask {
         // A failed send shows as the link's end below.
         let _ = control.sender.send(&begin).await;
         let mut stopping: Option<oneshot::Sender<()>> = None;
+        // Whether this worker said it checks (one that went before never checked anything).
+        let mut checking = false;
         let deadline = tokio::time::sleep(STOP_WITHIN);
         tokio::pin!(deadline);
         let served = loop {
@@ -433,8 +485,13 @@ impl ChecksTask {
                     }
                 },
                 said = control.receiver.recv() => match said {
+                    // Stopped without being asked: as good as gone.
+                    Ok(Some(FromChecker::Stopped)) if stopping.is_none() => break Served::Gone,
                     Ok(Some(FromChecker::Stopped)) => break Served::Closed,
-                    Ok(Some(message)) => self.heard(message),
+                    Ok(Some(message)) => {
+                        checking |= matches!(message, FromChecker::Checking { .. });
+                        self.heard(message);
+                    }
                     Ok(None) | Err(_) => break Served::Gone,
                 },
                 why = takes.closed() => {
@@ -479,7 +536,7 @@ impl ChecksTask {
                 watched.tap = Some(tap);
             }
         }
-        if matches!(served, Served::Gone) {
+        if matches!(served, Served::Gone) && checking {
             stats
                 .proctoring_workers_lost
                 .fetch_add(1, Ordering::Relaxed);
@@ -487,11 +544,13 @@ impl ChecksTask {
             let now = tokio::time::Instant::now();
             for (track, watched) in &mut self.watches {
                 watched.unchecked_since = now;
-                watched.stated = true;
-                let _ = self.reports.send(Report::Interrupted {
-                    track: track.clone(),
-                    reason: "the proctoring worker was lost",
-                });
+                if !watched.stated {
+                    watched.stated = true;
+                    let _ = self.reports.send(Report::Interrupted {
+                        track: track.clone(),
+                        reason: "the proctoring worker was lost",
+                    });
+                }
             }
         }
         served
@@ -527,6 +586,15 @@ impl ChecksTask {
             }
             FromChecker::Stopped => {}
         }
+    }
+}
+
+/// The next worker connection for `job`; never, while it is not posted. `None`: the listener
+/// is gone.
+async fn next_link(job: &mut Option<PostedJob>) -> Option<HostLink<ToChecker, FromChecker>> {
+    match job {
+        Some((_, expected)) => expected.next().await,
+        None => std::future::pending().await,
     }
 }
 

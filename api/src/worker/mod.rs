@@ -125,11 +125,21 @@ pub async fn run(
                 &recordings,
                 &slots,
                 &stopping,
-                |context, lease| { recording::run_job(context, lease) }
+                |context, lease, _| {
+                    // A recording runs to its end: it stops when its room stops it.
+                    recording::run_job(context, lease)
+                }
             ),
-            take_jobs(&context, &proctored, &slots, &stopping, |context, lease| {
-                proctoring::run_job(context, lease)
-            }),
+            take_jobs(
+                &context,
+                &proctored,
+                &slots,
+                &stopping,
+                |context, lease, stopping| {
+                    // Checks hand over at once: they last as long as the interview.
+                    proctoring::run_job(context, lease, stopping)
+                }
+            ),
         )
     };
     let signals = async {
@@ -155,7 +165,7 @@ async fn take_jobs<J, F, Fut>(
     run_job: F,
 ) where
     J: Job,
-    F: Fn(Arc<Context>, Lease<J>) -> Fut,
+    F: Fn(Arc<Context>, Lease<J>, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
 {
     let mut jobs = tokio::task::JoinSet::new();
@@ -173,10 +183,11 @@ async fn take_jobs<J, F, Fut>(
         };
         match lease {
             Ok(Some(lease)) => {
-                let running = run_job(Arc::clone(context), lease);
+                let job = format!("{:?}", lease.job);
+                let running = run_job(Arc::clone(context), lease, stopping.clone());
                 jobs.spawn(async move {
                     if let Err(err) = running.await {
-                        tracing::warn!(kind = J::SUBJECT, %err, "a job ended in error");
+                        tracing::warn!(%job, %err, "a job ended in error");
                     }
                     drop(slot);
                 });
@@ -279,9 +290,17 @@ where
     };
     match tokio::time::timeout(FED_WITHIN, fed).await {
         Ok(Ok(Some(first))) => Ok(Some((WorkerLink { control, takes }, first, lease))),
-        _ => {
-            tracing::info!(%about, "the node did not feed this worker; the job goes back to the queue");
+        fed => {
             takes.close();
+            if let Ok(Err(err)) = &fed
+                && lease.delivered() >= GIVE_UP_AFTER
+            {
+                // It cannot read what its node says (another version?): others may.
+                tracing::error!(%about, %err, "this worker cannot read its node; the job is given up");
+                lease.done().await.map_err(|e| internal(&e))?;
+                return Ok(None);
+            }
+            tracing::info!(%about, "the node did not feed this worker; the job goes back to the queue");
             lease
                 .retry_later(RETRY_DELAY)
                 .await

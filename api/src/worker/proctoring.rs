@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sightline_cluster::{Lease, ProctoringJob};
@@ -19,6 +20,7 @@ use sightline_proctor::{Detectors, Finding, Watch, WatchConfig};
 use sightline_sfu::{TapReceiver, TapRelay};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::{Context, NodeAddress, RETRY_DELAY, connect};
 use crate::error::ApiError;
@@ -35,8 +37,11 @@ const LAST_FINDINGS_WITHIN: Duration = Duration::from_secs(2);
 /// A camera being checked here.
 struct Checked {
     watch: Watch,
-    /// Carries the take's packets into the watch's tap; finished when the take ends.
+    /// Carries the take's packets into the watch's tap; finished when the take ends or the
+    /// watch goes.
     pump: JoinHandle<()>,
+    /// Whether the take ended (the node stopped sending it), rather than the watch.
+    take_ended: Arc<AtomicBool>,
 }
 
 /// How the session with the node ended.
@@ -45,15 +50,31 @@ enum Ended {
     Stopped,
     /// The node went (it died, or the network between).
     NodeGone,
+    /// This worker is stopping: the job goes to another worker now.
+    Leaving,
 }
 
 pub(super) async fn run_job(
     context: Arc<Context>,
     lease: Lease<ProctoringJob>,
+    stopping: CancellationToken,
 ) -> Result<(), ApiError> {
     let context = &*context;
     let job = lease.job.clone();
     let internal = |err: &dyn std::fmt::Display| ApiError::Internal(err.to_string());
+    // The models load before the node is dialed (the first job waits for them), the job
+    // renewed meanwhile.
+    let detectors = {
+        let mut progress = tokio::time::interval(context.progress_every);
+        let loading = context.detectors();
+        tokio::pin!(loading);
+        loop {
+            tokio::select! {
+                detectors = &mut loading => break detectors,
+                _ = progress.tick() => { let _ = lease.progress().await; }
+            }
+        }
+    };
     let node = NodeAddress {
         addr: job.link_addr,
         name: &job.link_name,
@@ -75,7 +96,6 @@ pub(super) async fn run_job(
             return lease.done().await.map_err(|e| internal(&e));
         }
     };
-    let detectors = context.detectors().await;
     tracing::info!(interview = %job.interview, node = %job.node, detector = detectors.name(), delivered = lease.delivered(), "checking a proctored room for a node");
     let checking = FromChecker::Checking {
         detector: detectors.name().to_owned(),
@@ -109,6 +129,7 @@ pub(super) async fn run_job(
                 // A failed send shows as the link's end.
                 let _ = control.sender.send(&found).await;
             }
+            () = stopping.cancelled() => break Ended::Leaving,
             message = control.receiver.recv() => match message {
                 Ok(Some(ToChecker::Stop)) => break Ended::Stopped,
                 Ok(Some(ToChecker::Begin { .. })) => {}
@@ -129,8 +150,8 @@ pub(super) async fn run_job(
                     .collect();
                 for take in finished {
                     let Some(gone) = checked.remove(&take) else { continue };
-                    if !gone.pump.is_finished() {
-                        gone.pump.abort();
+                    gone.pump.abort();
+                    if !gone.take_ended.load(Ordering::Relaxed) {
                         let reason = "the decoder stopped".to_owned();
                         let _ = control.sender.send(&FromChecker::Unwatchable { take, reason }).await;
                     }
@@ -170,6 +191,15 @@ pub(super) async fn run_job(
                 .await
                 .map_err(|e| internal(&e))
         }
+        Ended::Leaving => {
+            // The checks go on at once with another worker, not after the ack wait.
+            tracing::info!(interview = %job.interview, "worker stopping: the proctoring job goes to another worker");
+            takes.close();
+            lease
+                .retry_later(Duration::ZERO)
+                .await
+                .map_err(|e| internal(&e))
+        }
     }
 }
 
@@ -190,7 +220,8 @@ fn check(
             tracing::debug!(%err, "a take cannot be watched");
             "its video cannot be decoded for checks".to_owned()
         })?;
-    let pump = tokio::spawn(pump(receiver, relay));
+    let take_ended = Arc::new(AtomicBool::new(false));
+    let pump = tokio::spawn(pump(receiver, relay, Arc::clone(&take_ended)));
     let forward = found.clone();
     let take = header.id.clone();
     tokio::spawn(async move {
@@ -200,12 +231,16 @@ fn check(
             }
         }
     });
-    Ok(Checked { watch, pump })
+    Ok(Checked {
+        watch,
+        pump,
+        take_ended,
+    })
 }
 
 /// Carries a take's packets into a watch's tap, and the watch's keyframe requests back,
-/// until the take ends or the watch goes.
-async fn pump(mut receiver: TakeReceiver, relay: TapRelay) {
+/// until the take ends (said in `take_ended`) or the watch goes.
+async fn pump(mut receiver: TakeReceiver, relay: TapRelay, take_ended: Arc<AtomicBool>) {
     loop {
         if relay.take_keyframe_request() {
             receiver.request_keyframe();
@@ -217,7 +252,10 @@ async fn pump(mut receiver: TakeReceiver, relay: TapRelay) {
                         return;
                     }
                 }
-                None => return,
+                None => {
+                    take_ended.store(true, Ordering::Relaxed);
+                    return;
+                }
             },
             () = relay.consumer_gone() => return,
         }
