@@ -72,6 +72,9 @@ pub enum ApiError {
     /// A refresh token that is unknown, expired or revoked.
     #[error("the session has expired; sign in again")]
     InvalidRefreshToken,
+    /// A password reset link that is unknown, used or expired.
+    #[error("this password reset link is not valid, was used, or has expired; ask for a new one")]
+    InvalidResetLink,
     /// Authenticated, but this action is not allowed for this principal.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -145,6 +148,7 @@ impl ApiError {
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
+            ApiError::InvalidResetLink => (StatusCode::BAD_REQUEST, "invalid_reset_link"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invite(InviteProblem::Unknown) => (StatusCode::NOT_FOUND, "invite_not_found"),

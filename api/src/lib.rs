@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 mod client_addr;
 mod cluster;
+mod email;
 mod error;
 mod extract;
 mod handoff;
@@ -298,6 +299,8 @@ impl Server {
             handoff.filter(|_| settings.workers.proctoring_remote()),
         );
         proctoring.close_left_open().await;
+        let mailer = email::Mailer::new(&settings.email, db.clone())?;
+        tokio::spawn(mailer.clone().run());
         let workspaces =
             workspace::Workspaces::new(db.clone(), sightline_collab::Limits::default());
         let runs = runs::Runs::new(&settings.execution);
@@ -335,6 +338,7 @@ impl Server {
                 proctoring,
                 workspaces,
                 runs,
+                mailer: mailer.clone(),
             },
             connections.clone(),
         );
@@ -398,7 +402,7 @@ impl Server {
             self.state.proctoring.clone(),
             self.state.settings.proctoring.retention_days,
         ));
-        let spent_tokens = tokio::spawn(rtc::sweep_spent_tokens(self.state.db.pool().clone()));
+        let spent_tokens = tokio::spawn(rtc::sweep_expired_tokens(self.state.db.pool().clone()));
         // The metrics listener is small and trusted: plain axum, stopped with the main one.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics_listener.map(|listener| {

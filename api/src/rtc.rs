@@ -112,13 +112,18 @@ impl Admissions {
     }
 }
 
-/// Forgets expired spent-token ids once an hour, for as long as the server runs.
-pub async fn sweep_spent_tokens(pool: sqlx::AnyPool) {
+/// Forgets expired spent-token ids, and password reset links a day after they expired, once an
+/// hour, for as long as the server runs.
+pub async fn sweep_expired_tokens(pool: sqlx::AnyPool) {
     let mut tick = tokio::time::interval(SPENT_SWEEP_EVERY);
     loop {
         tick.tick().await;
-        if let Err(err) = join_tokens::forget_expired(&pool, crate::store::now()).await {
+        let now = crate::store::now();
+        if let Err(err) = join_tokens::forget_expired(&pool, now).await {
             tracing::warn!(%err, "could not forget expired join tokens");
+        }
+        if let Err(err) = crate::store::password_resets::expire(&pool, now - 86_400).await {
+            tracing::warn!(%err, "could not forget expired password reset links");
         }
     }
 }

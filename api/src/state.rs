@@ -10,6 +10,7 @@ use sightline_signaling::Hub;
 use crate::auth::TokenKeys;
 use crate::auth::rate_limit::AccountLimiter;
 use crate::cluster::HostedRooms;
+use crate::email::Mailer;
 use crate::metrics::Metrics;
 use crate::proctoring::Proctoring;
 use crate::recording::Recordings;
@@ -53,6 +54,8 @@ pub struct StateInner {
     pub workspaces: Workspaces,
     /// The code runner.
     pub runs: Runs,
+    /// The outbox and its sender.
+    pub mailer: Mailer,
 }
 
 /// The long-lived services [`AppState`] bundles.
@@ -71,6 +74,8 @@ pub struct Services {
     pub workspaces: Workspaces,
     /// The code runner.
     pub runs: Runs,
+    /// The outbox and its sender.
+    pub mailer: Mailer,
 }
 
 impl AppState {
@@ -90,6 +95,7 @@ impl AppState {
             proctoring,
             workspaces,
             runs,
+            mailer,
         } = services;
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
         AppState {
@@ -112,6 +118,7 @@ impl AppState {
                 proctoring,
                 workspaces,
                 runs,
+                mailer,
             }),
         }
     }

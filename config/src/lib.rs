@@ -136,6 +136,36 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     /// Recording in `sightline worker` processes instead of in the nodes.
     pub workers: WorkersSettings,
+    /// Sending email (password resets), off until an SMTP server is named.
+    pub email: EmailSettings,
+}
+
+/// `[email]`: messages go out through an SMTP server, from a persisted outbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// `smtps://user:pass@host:465`, `smtp://user:pass@host:587?tls=required`, or
+    /// `smtp://host:port` (unencrypted: a local relay only). Unset: no email is sent (set it
+    /// through the environment: it may hold a password).
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender, e.g. `Sightline <interviews@example.com>`.
+    pub from: String,
+    /// Attempts at one message before it is marked failed (retried with backoff meanwhile).
+    pub max_attempts: u32,
+    /// Seconds before a failed message is tried again the first time (doubling after).
+    pub retry_secs: u32,
+    /// Minutes a password reset link stays valid.
+    pub reset_link_minutes: u32,
+}
+
+impl EmailSettings {
+    /// Whether email is sent at all.
+    pub fn enabled(&self) -> bool {
+        self.smtp_url
+            .as_ref()
+            .is_some_and(|url| !url.expose_secret().is_empty())
+    }
 }
 
 /// Where a cluster's recordings, or its proctoring checks, are made.
@@ -765,6 +795,58 @@ impl Settings {
         }
     }
 
+    fn validate_email(&self) -> Result<(), ConfigError> {
+        let email = &self.email;
+        if !(1..=50).contains(&email.max_attempts) {
+            return Err(ConfigError::invalid(
+                "email.max_attempts",
+                "must be between 1 and 50",
+            ));
+        }
+        if !(1..=3600).contains(&email.retry_secs) {
+            return Err(ConfigError::invalid(
+                "email.retry_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if !(5..=1440).contains(&email.reset_link_minutes) {
+            return Err(ConfigError::invalid(
+                "email.reset_link_minutes",
+                "must be between 5 and 1440",
+            ));
+        }
+        if !email.enabled() {
+            return Ok(());
+        }
+        // Never echo the URL: it may carry a password.
+        let scheme = email
+            .smtp_url
+            .as_ref()
+            .map(|url| {
+                url.expose_secret()
+                    .split("://")
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        if scheme != "smtp" && scheme != "smtps" {
+            return Err(ConfigError::invalid(
+                "email.smtp_url",
+                "must start with smtps:// or smtp://",
+            ));
+        }
+        let from = email.from.trim();
+        let plausible = from.contains('@') && !from.contains(['\r', '\n']);
+        if !plausible {
+            return Err(ConfigError::invalid(
+                "email.from",
+                "must be an address, e.g. `Sightline <interviews@example.com>`",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_workers(&self) -> Result<(), ConfigError> {
         let workers = &self.workers;
         if !(2..=600).contains(&workers.ack_wait_secs) {
@@ -1039,6 +1121,7 @@ impl Settings {
         self.validate_turn()?;
         self.validate_cluster()?;
         self.validate_workers()?;
+        self.validate_email()?;
         if let Some(token) = &self.metrics.token
             && token.expose_secret().len() < 16
         {
@@ -1399,6 +1482,42 @@ mod tests {
                 };
                 jail.set_env(&name, good);
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn email_is_off_by_default_and_a_bad_server_url_is_refused_without_echoing_it() {
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail, None).expect("defaults");
+            assert!(!settings.email.enabled(), "no email by default");
+            jail.set_env(
+                "SIGHTLINE__EMAIL__SMTP_URL",
+                "imap://user:hunter2@mail.example.com",
+            );
+            let err = load_in(jail, None).expect_err("not SMTP");
+            assert_eq!(err.key(), "email.smtp_url");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            jail.set_env(
+                "SIGHTLINE__EMAIL__SMTP_URL",
+                "smtps://user:hunter2@mail.example.com",
+            );
+            jail.set_env("SIGHTLINE__EMAIL__FROM", "nobody");
+            let err = load_in(jail, None).expect_err("not an address");
+            assert_eq!(err.key(), "email.from");
+            jail.set_env(
+                "SIGHTLINE__EMAIL__FROM",
+                "Sightline <interviews@example.com>",
+            );
+            let settings = load_in(jail, None).expect("valid");
+            assert!(settings.email.enabled());
+            assert!(
+                !format!("{settings:?}").contains("hunter2"),
+                "no secret in Debug"
+            );
+            jail.set_env("SIGHTLINE__EMAIL__MAX_ATTEMPTS", "0");
+            let err = load_in(jail, None).expect_err("no attempt");
+            assert_eq!(err.key(), "email.max_attempts");
             Ok(())
         });
     }

@@ -16,6 +16,7 @@ mod pki;
 mod publish;
 mod rtc_client;
 mod scenes;
+mod smtp;
 mod vp8;
 
 pub use inspect::{Discovered, discover};
@@ -26,4 +27,5 @@ pub use pki::TestPki;
 pub use publish::MediaPublisher;
 pub use rtc_client::RtcClient;
 pub use scenes::{SCENE_SIZE, Scene, photo_crop, photo_path, scene_frame, scene_media};
+pub use smtp::SmtpSink;
 pub use vp8::vp8_descriptor;

@@ -1,5 +1,5 @@
-//! `/api/admin/*`: account roles, the audit log and the cluster's nodes. Every change here is
-//! audited.
+//! `/api/admin/*`: account roles, the audit log, the email outbox and the cluster's nodes.
+//! Every change here is audited.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, patch};
@@ -14,6 +14,7 @@ use crate::extract::ApiJson;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::interviews;
+use crate::store::outbox::{self, OutboxEntry};
 use crate::store::users::{self, AccountRole, UserRow};
 
 const LIST_LIMIT: i64 = 1000;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/users", get(list_users))
         .route("/api/admin/users/{id}", patch(set_role))
         .route("/api/admin/audit", get(audit_log))
+        .route("/api/admin/outbox", get(outbox_view))
         .route("/api/admin/nodes", get(nodes))
 }
 
@@ -130,6 +132,37 @@ pub async fn audit_log(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     admin.require_admin()?;
     Ok(Json(audit::recent(state.db.pool(), LIST_LIMIT).await?))
+}
+
+/// The email outbox as admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxView {
+    /// Whether this server sends email (`[email] smtp_url`).
+    pub enabled: bool,
+    /// Messages neither sent nor given up yet.
+    pub waiting: i64,
+    /// Messages given up after their last attempt.
+    pub failed: i64,
+    /// The newest messages, unsent ones first (never their content).
+    pub messages: Vec<OutboxEntry>,
+}
+
+/// The email outbox: what waits, what failed and why.
+#[utoipa::path(get, path = "/api/admin/outbox", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = OutboxView), (status = 403, body = ErrorBody)))]
+pub async fn outbox_view(
+    State(state): State<AppState>,
+    admin: AuthUser,
+) -> Result<Json<OutboxView>, ApiError> {
+    admin.require_admin()?;
+    let pool = state.db.pool();
+    let (waiting, failed) = outbox::counts(pool).await?;
+    Ok(Json(OutboxView {
+        enabled: state.mailer.enabled(),
+        waiting,
+        failed,
+        messages: outbox::recent(pool, LIST_LIMIT).await?,
+    }))
 }
 
 /// The servers of a cluster, as `GET /api/admin/nodes` lists them.

@@ -1,4 +1,5 @@
-//! `/api/auth/*`: registration, sign-in, refresh-token rotation and sign-out.
+//! `/api/auth/*`: registration, sign-in, refresh-token rotation, sign-out, and a forgotten
+//! password reset by an emailed link.
 //!
 //! The refresh token travels in an `HttpOnly; Secure; SameSite=Strict` cookie scoped to
 //! `/api/auth`, out of reach of any script in the page. A client that is not a browser and wants
@@ -24,7 +25,7 @@ use crate::extract::{ApiJson, not_blank};
 use crate::routes::me::{MeView, me_view};
 use crate::state::AppState;
 use crate::store::refresh_tokens::{self, Rotation, SessionSubject};
-use crate::store::{self, interviews, users};
+use crate::store::{self, audit, interviews, password_resets, users};
 
 /// Name of the refresh cookie.
 pub const REFRESH_COOKIE: &str = "sightline_refresh";
@@ -35,6 +36,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let limited = Router::new()
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))
+        .route("/api/auth/password/forgot", post(forgot_password))
+        .route("/api/auth/password/reset", post(reset_password))
         .layer(per_ip_layer(&state.settings));
     Router::new()
         .merge(limited)
@@ -77,6 +80,30 @@ pub struct LoginRequest {
     #[serde(default)]
     #[garde(skip)]
     pub refresh_token_in_body: bool,
+}
+
+/// Body of `POST /api/auth/password/forgot`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    /// The account's email address.
+    #[schema(format = Email, max_length = 254)]
+    #[garde(email, length(max = 254))]
+    pub email: String,
+}
+
+/// Body of `POST /api/auth/password/reset`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The token from the emailed link.
+    #[schema(min_length = 43, max_length = 43)]
+    #[garde(length(chars, min = 43, max = 43))]
+    pub token: String,
+    /// The new password, at least 10 characters.
+    #[schema(min_length = 10, max_length = 256)]
+    #[garde(length(chars, min = 10, max = 256))]
+    pub password: String,
 }
 
 /// Body of refresh and logout: the token, unless the cookie carries it.
@@ -393,4 +420,118 @@ pub async fn logout(
     }
     let jar = jar.add(removal_cookie(&state));
     Ok((jar, StatusCode::NO_CONTENT).into_response())
+}
+
+/// Reset links one account may be sent per hour (more requests are answered the same way and
+/// send nothing).
+const RESETS_PER_HOUR: i64 = 5;
+
+/// Emails a link that sets a new password, if the address has an account.
+#[utoipa::path(post, path = "/api/auth/password/forgot", tag = "auth",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "A link was sent if the address has an account", body = Accepted),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+        (status = 503, description = "This server sends no email", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ForgotPasswordRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    if !state.mailer.enabled() {
+        return Err(ApiError::Unavailable(
+            "this server sends no email: ask an administrator to reset your password",
+        ));
+    }
+    let email = normalize_email(&body.email);
+    let accepted = Accepted {
+        message: "If an account has this address, a link to choose a new password is on its way."
+            .to_owned(),
+    };
+    let Some(user) = users::by_email(state.db.pool(), &email).await? else {
+        tracing::info!("password reset asked for an address without an account");
+        return Ok((StatusCode::ACCEPTED, Json(accepted)));
+    };
+    let pool = state.db.pool();
+    let hour_ago = store::now() - 3600;
+    if password_resets::issued_since(pool, &user.id, hour_ago).await? >= RESETS_PER_HOUR {
+        tracing::warn!(user = %user.id, "password reset links asked for too often; none sent");
+        return Ok((StatusCode::ACCEPTED, Json(accepted)));
+    }
+    let minutes = state.settings.email.reset_link_minutes;
+    let token = opaque::generate()?;
+    let link = format!(
+        "{}/reset-password#{token}",
+        state
+            .settings
+            .public
+            .base_url
+            .as_str()
+            .trim_end_matches('/')
+    );
+    let content = crate::email::password_reset(&user.display_name, &link, minutes);
+    let expires_at = store::now() + i64::from(minutes) * 60;
+    // The link and its message are stored together: neither exists without the other.
+    let mut tx = pool.begin().await?;
+    password_resets::insert(&mut *tx, &opaque::hash(&token), &user.id, expires_at).await?;
+    state
+        .mailer
+        .queue(&mut *tx, "password_reset", &user.email, &content)
+        .await?;
+    tx.commit().await?;
+    state.mailer.wake();
+    tracing::info!(user = %user.id, "password reset link queued");
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Sets a new password with an emailed link's token; every session of the account ends.
+#[utoipa::path(post, path = "/api/auth/password/reset", tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "The password is set; sign in with it"),
+        (status = 400, description = "The link is unknown, used or expired", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    if !opaque::is_well_formed(&body.token) {
+        return Err(ApiError::InvalidResetLink);
+    }
+    let hash = password::hash(body.password).await?;
+    let mut tx = state.db.pool().begin().await?;
+    let Some(user_id) = password_resets::spend(&mut tx, &opaque::hash(&body.token)).await? else {
+        return Err(ApiError::InvalidResetLink);
+    };
+    let at = store::now();
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(&hash)
+        .bind(at)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
+    // Every session ends: whoever knew the old password is signed out.
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(at)
+    .bind(&user_id)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        &user_id,
+        "user.password_reset",
+        &user_id,
+        serde_json::json!({ "by": "emailed link" }),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user = %user_id, "password reset");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod interviews;
 pub mod invites;
 pub mod join_tokens;
+pub mod outbox;
+pub mod password_resets;
 pub mod phone_pairings;
 pub mod proctoring;
 pub mod questions;

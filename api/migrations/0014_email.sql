@@ -1,0 +1,32 @@
+-- Email goes out from this outbox: a message is stored in the same moment as what caused it,
+-- then sent by the server's sender task, which claims due rows one by one (a claim lapses, so a
+-- server that dies mid-send leaves the row to be tried again), retries a failing SMTP server
+-- with backoff, and marks a message failed after its last attempt, for admins to see.
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    -- `password_reset`, ...: what the message is, for admins (never its content).
+    kind TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    -- The whole message as sent (RFC 5322, with its Message-ID).
+    message TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    claimed_until BIGINT,
+    sent_at BIGINT,
+    failed_at BIGINT,
+    last_error TEXT
+);
+CREATE INDEX outbox_due ON outbox (sent_at, failed_at, next_attempt_at);
+
+-- Password reset links: only the SHA-256 of each token is kept; a token is spent once, within
+-- its validity, and spending it spends the user's other links too.
+CREATE TABLE password_resets (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX password_resets_user ON password_resets (user_id);

@@ -1,0 +1,84 @@
+//! The `password_resets` table: single-use links that set a new password.
+
+use sqlx::AnyPool;
+
+use super::now;
+
+/// Stores the hash of a new link for `user_id`, valid until `expires_at`.
+pub async fn insert<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    token_hash: &str,
+    user_id: &str,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now())
+    .bind(expires_at)
+    .execute(executor)
+    .await
+    .map(|_| ())
+}
+
+/// Spends the link `token_hash` in `tx` and every other link of its user: the user it resets,
+/// or `None` when it is unknown, spent or expired.
+pub async fn spend(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token_hash: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let at = now();
+    let user: Option<(String,)> = sqlx::query_as(
+        "SELECT user_id FROM password_resets \
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((user,)) = user else {
+        return Ok(None);
+    };
+    // Conditional: of two uses at once only one spends it.
+    let done = sqlx::query(
+        "UPDATE password_resets SET used_at = $1 \
+         WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(at)
+    .bind(token_hash)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+        .bind(at)
+        .bind(&user)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Some(user))
+}
+
+/// Links issued for `user_id` since `since` (a per-account rate).
+pub async fn issued_since(pool: &AnyPool, user_id: &str, since: i64) -> Result<i64, sqlx::Error> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM password_resets WHERE user_id = $1 AND created_at >= $2",
+    )
+    .bind(user_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok(count)
+}
+
+/// Forgets links that expired before `before`.
+pub async fn expire(pool: &AnyPool, before: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM password_resets WHERE expires_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+}
