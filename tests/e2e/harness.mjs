@@ -9,7 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { connect as connectTcp, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -233,6 +233,40 @@ export async function startServer({ dataDir: reuse, env: extraEnv = {}, port: gi
         await exited;
       }
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A private SMTP server (Debian's aiosmtpd) on a free port, writing what it receives into a
+ * Maildir; returns { url, messages(), stop() } (`messages()`: every message so far, whole).
+ */
+export async function startSmtpSink() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sightline-e2e-smtp-'));
+  const maildir = join(dir, 'mail');
+  const child = spawn(
+    '/usr/bin/python3',
+    ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`, '-c', 'aiosmtpd.handlers.Mailbox', maildir],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise((r) => child.once('exit', r));
+  await waitFor(`aiosmtpd on port ${port}`, () => canConnect(port), 15_000, 100);
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    messages() {
+      const folder = join(maildir, 'new');
+      if (!existsSync(folder)) return [];
+      return readdirSync(folder)
+        .sort()
+        .map((name) => readFileSync(join(folder, name), 'utf8'));
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

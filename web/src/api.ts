@@ -149,6 +149,17 @@ export async function register(email: string, password: string, displayName: str
   await api('POST', '/api/auth/register', { email, password, display_name: displayName });
 }
 
+/** Asks for an emailed link that sets a new password (the answer never says whether the address has an account). */
+export async function forgotPassword(email: string): Promise<string> {
+  const answer = await api<{ message: string }>('POST', '/api/auth/password/forgot', { email });
+  return answer.message;
+}
+
+/** Sets a new password with the token of an emailed link. */
+export async function resetPassword(token: string, password: string): Promise<void> {
+  await api('POST', '/api/auth/password/reset', { token, password });
+}
+
 export async function signOut(): Promise<void> {
   try {
     await api('POST', '/api/auth/logout', {});

@@ -15,7 +15,10 @@ import { NewInterview } from './pages/NewInterview';
 import { NotFound } from './pages/NotFound';
 import { Pair } from './pages/Pair';
 import { Player } from './pages/Player';
+import { AdminOutbox } from './pages/AdminOutbox';
+import { ForgotPassword } from './pages/ForgotPassword';
 import { Register } from './pages/Register';
+import { ResetPassword } from './pages/ResetPassword';
 import { Room } from './pages/Room';
 import { SignIn } from './pages/SignIn';
 
@@ -39,6 +42,7 @@ function Header() {
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/users">Users</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/scorecards">Scorecards</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/nodes">Nodes</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/outbox">Email</a>}
       </nav>
       <div class="who">
         {me ? (
@@ -84,6 +88,8 @@ export function App() {
             <Route path="/" component={Dashboard} />
             <Route path="/signin" component={SignIn} />
             <Route path="/register" component={Register} />
+            <Route path="/forgot-password" component={ForgotPassword} />
+            <Route path="/reset-password" component={ResetPassword} />
             <Route path="/interviews/new" component={NewInterview} />
             <Route path="/interviews/:id" component={InterviewPage} />
             <Route path="/interviews/:id/room" component={Room} />
@@ -94,6 +100,7 @@ export function App() {
             <Route path="/admin/users" component={AdminUsers} />
             <Route path="/admin/scorecards" component={ScorecardTemplates} />
             <Route path="/admin/nodes" component={AdminNodes} />
+            <Route path="/admin/outbox" component={AdminOutbox} />
             <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>

@@ -17,6 +17,7 @@ export function SignIn() {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const registered = query.registered === '1';
+  const reset = query.reset === '1';
 
   const submit = async (event: Event) => {
     event.preventDefault();
@@ -41,6 +42,11 @@ export function SignIn() {
           Your account is ready. Sign in with the email and password you chose.
         </p>
       )}
+      {reset && (
+        <p class="notice" role="status">
+          Your new password is set, and every other session is signed out. Sign in with it.
+        </p>
+      )}
       <form onSubmit={submit} noValidate>
         <Field id="email" label="Email" type="email" autoComplete="username" required value={email}
           onInput={setEmail} error={fieldError('email')} />
@@ -51,6 +57,9 @@ export function SignIn() {
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
+      <p>
+        <a href="/forgot-password">Forgot your password?</a>
+      </p>
       <p>
         New here? <a href="/register">Create an account</a>
       </p>
