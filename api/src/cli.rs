@@ -65,6 +65,54 @@ pub async fn create_user(
     Ok(user.id)
 }
 
+/// Sets a new password for the account with `email` (for someone who forgot theirs on a server
+/// that sends no email): every session of the account ends. Returns the user id.
+pub async fn set_password(
+    settings: &Settings,
+    email: &str,
+    password: String,
+) -> Result<String, ApiError> {
+    if password.chars().count() < 10 {
+        return Err(ApiError::field(
+            "password",
+            "must be at least 10 characters",
+        ));
+    }
+    let email = email.trim().to_lowercase();
+    let db = crate::open_database(settings).await?;
+    let Some(user) = users::by_email(db.pool(), &email).await? else {
+        db.close().await;
+        return Err(ApiError::NotFound);
+    };
+    let hash = password::hash(password).await?;
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(&hash)
+        .bind(store::now())
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
+    users::end_sessions(&mut *tx, &user.id).await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(store::now())
+    .bind(&user.id)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::CLI_ACTOR,
+        "user.password_set",
+        &user.id,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    db.close().await;
+    Ok(user.id)
+}
+
 /// Whether any admin account exists yet.
 pub async fn has_admin(settings: &Settings) -> Result<bool, ApiError> {
     let db = crate::open_database(settings).await?;

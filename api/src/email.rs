@@ -1,12 +1,15 @@
 //! Email: messages are written to the outbox (`store/outbox.rs`) in the same moment as what
 //! caused them, and a sender task delivers them through the configured SMTP server (`lettre`).
 //!
-//! The sender claims due messages one by one (a claim lapses after [`CLAIM_SECS`], so a server
-//! that dies mid-send leaves the message to the next try), hands each to the SMTP server as it
-//! was stored (its `Message-ID` fixed, so a message retried after an answer that was lost can be
-//! recognised as the same), and marks it sent, or retries it with backoff (`email.retry_secs`,
-//! doubling, at most an hour apart) until `email.max_attempts`, when it is marked failed for
-//! admins to see. A restart loses nothing: what was not marked sent is sent again.
+//! The sender claims one due message at a time (a claim lapses after [`CLAIM_SECS`], longer than
+//! a delivery may take, so a server that dies mid-send leaves the message to the next try),
+//! hands it to the SMTP server as it was stored (its `Message-ID` fixed, so a message retried
+//! after an answer that was lost can be recognised as the same), and marks it sent, or retries it
+//! with backoff (`email.retry_secs`, doubling, at most an hour apart) until `email.max_attempts`,
+//! when it is marked failed for admins to see. Only the claim's holder marks it. A message that
+//! expires unsent (a reset link past its validity) is not sent. Once sent, failed or expired, a
+//! message's content is emptied (a reset link in it does not stay in the database), and the row
+//! goes after [`KEEP_SECS`]. A restart loses nothing: what was not marked sent is sent again.
 //!
 //! With no SMTP server configured (the embedded default) nothing is queued: callers ask
 //! [`Mailer::enabled`] and show links to copy instead.
@@ -25,12 +28,14 @@ use crate::store::{Db, new_id, outbox};
 
 /// How long a claim on a message lasts (longer than one delivery may take).
 const CLAIM_SECS: i64 = 120;
-/// How long one delivery may take.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one delivery may take, connection and answer included.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the outbox is looked at when nothing wakes the sender.
 const POLL: Duration = Duration::from_secs(5);
-/// Messages claimed at once.
-const BATCH: i64 = 10;
+/// How often expired messages are marked and old rows forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// How long a sent or failed message's row stays for admins.
+const KEEP_SECS: i64 = 30 * 86_400;
 /// The longest wait between two attempts at one message.
 const MAX_BACKOFF_SECS: i64 = 3600;
 
@@ -73,7 +78,7 @@ impl Mailer {
                             "email.smtp_url is not an SMTP URL lettre can use".to_owned(),
                         )
                     })?
-                    .timeout(Some(SEND_TIMEOUT))
+                    .timeout(Some(SEND_TIMEOUT / 2))
                     .build(),
             ),
             _ => None,
@@ -99,13 +104,15 @@ impl Mailer {
     }
 
     /// Writes a `kind` message with `content` to `to` into the outbox through `executor` (the
-    /// caller's transaction, when it has one); [`Mailer::wake`] once that is committed.
+    /// caller's transaction, when it has one), not to be sent after `expires_at` (Unix
+    /// seconds), if given; [`Mailer::wake`] once that is committed.
     pub async fn queue<'c>(
         &self,
         executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
         kind: &str,
         to: &str,
         content: &Content,
+        expires_at: Option<i64>,
     ) -> Result<(), ApiError> {
         let recipient: Address = to
             .parse()
@@ -132,6 +139,7 @@ impl Mailer {
                 recipient: to,
                 subject: &content.subject,
                 message: &formatted,
+                expires_at,
             },
         )
         .await?;
@@ -143,27 +151,35 @@ impl Mailer {
         self.inner.wake.notify_one();
     }
 
-    /// Sends what the outbox holds, for as long as the server runs (nothing, with email off).
-    pub async fn run(self) {
+    /// Sends what the outbox holds until `stop` (nothing, with email off); a delivery under way
+    /// when it stops is finished first.
+    pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
         let Some(transport) = self.inner.transport.clone() else {
             return;
         };
-        loop {
-            let due = match outbox::claim_due(self.inner.db.pool(), BATCH, CLAIM_SECS).await {
-                Ok(due) => due,
+        let pool = self.inner.db.pool();
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        while !stop.is_cancelled() {
+            let next = match outbox::claim_next(pool, CLAIM_SECS).await {
+                Ok(next) => next,
                 Err(err) => {
                     tracing::warn!(%err, "the outbox cannot be read; trying again");
-                    Vec::new()
+                    None
                 }
             };
-            let busy = due.len() as i64 == BATCH;
-            for message in due {
-                self.deliver(&transport, message).await;
-            }
-            if !busy {
-                tokio::select! {
-                    () = self.inner.wake.notified() => {}
-                    () = tokio::time::sleep(POLL) => {}
+            match next {
+                Some(message) => self.deliver(&transport, message).await,
+                None => {
+                    tokio::select! {
+                        () = self.inner.wake.notified() => {}
+                        () = tokio::time::sleep(POLL) => {}
+                        _ = sweep.tick() => {
+                            if let Err(err) = outbox::sweep(pool, KEEP_SECS).await {
+                                tracing::warn!(%err, "the outbox was not swept");
+                            }
+                        }
+                        () = stop.cancelled() => {}
+                    }
                 }
             }
         }
@@ -176,11 +192,17 @@ impl Mailer {
                 let envelope =
                     lettre::address::Envelope::new(Some(self.inner.from.email.clone()), vec![to]);
                 match envelope {
-                    Ok(envelope) => transport
-                        .send_raw(&envelope, message.message.as_bytes())
-                        .await
-                        .map(|_| ())
-                        .map_err(|err| describe(&err)),
+                    // lettre's own timeout covers connecting only: this one, a server that
+                    // accepts and then says nothing.
+                    Ok(envelope) => match tokio::time::timeout(
+                        SEND_TIMEOUT,
+                        transport.send_raw(&envelope, message.message.as_bytes()),
+                    )
+                    .await
+                    {
+                        Ok(sent) => sent.map(|_| ()).map_err(|err| describe(&err)),
+                        Err(_) => Err("no answer in time".to_owned()),
+                    },
                     Err(err) => Err(format!("no envelope: {err}")),
                 }
             }
@@ -189,7 +211,7 @@ impl Mailer {
         let marked = match sent {
             Ok(()) => {
                 tracing::info!(message = %message.id, "email sent");
-                outbox::sent(pool, &message.id).await
+                outbox::sent(pool, &message).await
             }
             Err(error) => {
                 let attempts = message.attempts + 1;
@@ -203,7 +225,7 @@ impl Mailer {
                         tracing::error!(message = %message.id, attempts, %error, "email not sent; given up")
                     }
                 }
-                outbox::attempt_failed(pool, &message.id, &error, retry_at).await
+                outbox::attempt_failed(pool, &message, &error, retry_at).await
             }
         };
         if let Err(err) = marked {
@@ -253,9 +275,21 @@ pub fn html_escape(text: &str) -> String {
     out
 }
 
+/// A name people typed, fit for a message's text: control characters (line breaks that could
+/// make up paragraphs of their own) become spaces, and it is cut at 100 characters.
+fn plain_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(100)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 /// The password reset message for `name`, with `link`, valid `minutes`.
 pub fn password_reset(name: &str, link: &str, minutes: u32) -> Content {
     let subject = "Reset your Sightline password".to_owned();
+    let name = plain_name(name);
     let text = format!(
         "Hello {name},\n\n\
          Someone asked to reset the password of your Sightline account. To choose a new one, \
@@ -263,7 +297,7 @@ pub fn password_reset(name: &str, link: &str, minutes: u32) -> Content {
          The link works once. Setting a new password signs you out everywhere.\n\n\
          If you did not ask, ignore this message: your password stays as it is.\n"
     );
-    let (name, link) = (html_escape(name), html_escape(link));
+    let (name, link) = (html_escape(&name), html_escape(link));
     let html = format!(
         "<!doctype html><html><body><p>Hello {name},</p>\
          <p>Someone asked to reset the password of your Sightline account. To choose a new one, \
@@ -301,5 +335,15 @@ mod tests {
         assert!(content.html.contains("&lt;b&gt;Eve&lt;/b&gt;"));
         assert!(!content.html.contains("<b>Eve"));
         assert!(content.text.contains("30 minutes"));
+        let forged = password_reset(
+            "Eve\n\nYour account is locked: call us",
+            "https://x.test/r",
+            30,
+        );
+        assert!(
+            forged.text.starts_with("Hello Eve  Your account is locked"),
+            "{}",
+            forged.text
+        );
     }
 }

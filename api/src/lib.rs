@@ -300,7 +300,6 @@ impl Server {
         );
         proctoring.close_left_open().await;
         let mailer = email::Mailer::new(&settings.email, db.clone())?;
-        tokio::spawn(mailer.clone().run());
         let workspaces =
             workspace::Workspaces::new(db.clone(), sightline_collab::Limits::default());
         let runs = runs::Runs::new(&settings.execution);
@@ -403,6 +402,8 @@ impl Server {
             self.state.settings.proctoring.retention_days,
         ));
         let spent_tokens = tokio::spawn(rtc::sweep_expired_tokens(self.state.db.pool().clone()));
+        let mail_stop = tokio_util::sync::CancellationToken::new();
+        let sending = tokio::spawn(self.state.mailer.clone().run(mail_stop.clone()));
         // The metrics listener is small and trusted: plain axum, stopped with the main one.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics_listener.map(|listener| {
@@ -460,6 +461,9 @@ impl Server {
         retention.abort();
         proctoring_retention.abort();
         spent_tokens.abort();
+        // A delivery under way finishes (bounded by its timeout), then the sender stops.
+        mail_stop.cancel();
+        let _ = sending.await;
         served?;
         self.state.db.close().await;
         Ok(())

@@ -62,6 +62,19 @@ enum UserCommand {
         #[arg(long)]
         if_no_admin: bool,
     },
+    /// Sets a new password for an account (every session of it ends), for someone who forgot
+    /// theirs when this server sends no email.
+    SetPassword {
+        /// Email address of the account.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long, conflicts_with = "password_file")]
+        password_stdin: bool,
+        /// Generate a password and write it to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -114,6 +127,31 @@ async fn main() -> anyhow::Result<()> {
             }
             let id = created?;
             println!("created {role} {email} ({id})");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::SetPassword {
+                    email,
+                    password_stdin,
+                    password_file,
+                },
+        } => {
+            let password = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                generate_password()?
+            };
+            let id = cli::set_password(&settings, &email, password.clone()).await?;
+            if !password_stdin {
+                match &password_file {
+                    Some(path) => write_private(path, &password)?,
+                    None => println!("password: {password}"),
+                }
+            }
+            println!("set a new password for {email} ({id}); its sessions ended");
             Ok(())
         }
     }

@@ -78,6 +78,7 @@ use crate::routes;
         routes::admin::set_role,
         routes::admin::audit_log,
         routes::admin::outbox_view,
+        routes::admin::set_active,
         routes::admin::nodes,
         routes::ops::healthz,
         routes::ops::readyz,

@@ -18,6 +18,7 @@ fn access_tokens(c: &mut Criterion) {
     let principal = Principal::User {
         id: uuid::Uuid::now_v7().to_string(),
         role: AccountRole::Interviewer,
+        epoch: 0,
     };
     let now = jiff::Timestamp::now().as_second();
     let token = keys.issue_access(&principal, now).expect("signs");

@@ -815,27 +815,6 @@ impl Settings {
                 "must be between 5 and 1440",
             ));
         }
-        if !email.enabled() {
-            return Ok(());
-        }
-        // Never echo the URL: it may carry a password.
-        let scheme = email
-            .smtp_url
-            .as_ref()
-            .map(|url| {
-                url.expose_secret()
-                    .split("://")
-                    .next()
-                    .unwrap_or("")
-                    .to_owned()
-            })
-            .unwrap_or_default();
-        if scheme != "smtp" && scheme != "smtps" {
-            return Err(ConfigError::invalid(
-                "email.smtp_url",
-                "must start with smtps:// or smtp://",
-            ));
-        }
         let from = email.from.trim();
         let plausible = from.contains('@') && !from.contains(['\r', '\n']);
         if !plausible {
@@ -844,7 +823,50 @@ impl Settings {
                 "must be an address, e.g. `Sightline <interviews@example.com>`",
             ));
         }
-        Ok(())
+        let Some(raw) = email.smtp_url.as_ref().filter(|_| email.enabled()) else {
+            return Ok(());
+        };
+        // Never echo the URL: it may carry a password.
+        let Ok(url) = Url::parse(raw.expose_secret()) else {
+            return Err(ConfigError::invalid(
+                "email.smtp_url",
+                "is not a URL (smtps://user:pass@host:465 or smtp://user:pass@host:587?tls=required)",
+            ));
+        };
+        match url.scheme() {
+            "smtps" => Ok(()),
+            "smtp" => {
+                let tls_required = url
+                    .query_pairs()
+                    .any(|(key, value)| key == "tls" && value == "required");
+                let on_this_machine = match url.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    // smtp: is no special scheme: its host is opaque text, an address too.
+                    Some(url::Host::Domain(name)) => {
+                        name == "localhost"
+                            || name
+                                .trim_start_matches('[')
+                                .trim_end_matches(']')
+                                .parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback())
+                    }
+                    None => false,
+                };
+                if tls_required || on_this_machine {
+                    Ok(())
+                } else {
+                    Err(ConfigError::invalid(
+                        "email.smtp_url",
+                        "must use TLS to a server on another machine: smtps://, or smtp://…?tls=required (STARTTLS)",
+                    ))
+                }
+            }
+            _ => Err(ConfigError::invalid(
+                "email.smtp_url",
+                "must start with smtps:// or smtp://",
+            )),
+        }
     }
 
     fn validate_workers(&self) -> Result<(), ConfigError> {
@@ -1498,6 +1520,21 @@ mod tests {
             let err = load_in(jail, None).expect_err("not SMTP");
             assert_eq!(err.key(), "email.smtp_url");
             assert!(!err.to_string().contains("hunter2"), "{err}");
+            // Credentials in the clear to another machine are refused; STARTTLS required is not.
+            jail.set_env(
+                "SIGHTLINE__EMAIL__SMTP_URL",
+                "smtp://user:hunter2@mail.example.com:587",
+            );
+            let err = load_in(jail, None).expect_err("no TLS");
+            assert_eq!(err.key(), "email.smtp_url");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            jail.set_env(
+                "SIGHTLINE__EMAIL__SMTP_URL",
+                "smtp://user:hunter2@mail.example.com:587?tls=required",
+            );
+            load_in(jail, None).expect("STARTTLS");
+            jail.set_env("SIGHTLINE__EMAIL__SMTP_URL", "smtp://127.0.0.1:25");
+            load_in(jail, None).expect("a relay on this machine");
             jail.set_env(
                 "SIGHTLINE__EMAIL__SMTP_URL",
                 "smtps://user:hunter2@mail.example.com",

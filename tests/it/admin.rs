@@ -1,4 +1,4 @@
-//! Role management by admins, and the audit log.
+//! Role management and deactivation by admins, and the audit log.
 
 use anyhow::Result;
 use reqwest::{Method, StatusCode};
@@ -8,7 +8,10 @@ use sightline_api::AccountRole;
 use crate::helpers::{Backend, TestApp, expect_error, expect_json, session_from, text};
 use crate::on_both_backends;
 
-on_both_backends!(admins_grant_roles_and_it_is_audited);
+on_both_backends!(
+    admins_grant_roles_and_it_is_audited,
+    a_deactivated_account_is_signed_out_at_once_and_cannot_sign_in
+);
 
 async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
     let app = TestApp::spawn(backend).await?;
@@ -143,5 +146,147 @@ async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
             .any(|e| e["action"] == "user.created" && e["actor"] == "cli"),
         "bootstrap through the command line is audited"
     );
+    Ok(())
+}
+
+async fn a_deactivated_account_is_signed_out_at_once_and_cannot_sign_in(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let admin = app
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let ivy_id = text(&ivy.me["id"])?;
+    let admin_id = text(&admin.me["id"])?;
+    let active = |id: &str| format!("/api/admin/users/{id}/active");
+
+    // Only admins, and not on themselves.
+    expect_error(
+        app.put(
+            &active(&admin_id),
+            json!({ "active": false }),
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+    expect_error(
+        app.put(
+            &active(&admin_id),
+            json!({ "active": false }),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::CONFLICT,
+        "cannot_deactivate_self",
+    )
+    .await?;
+    expect_error(
+        app.put(
+            &active("no-such-user"),
+            json!({ "active": false }),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await?;
+
+    // Ivy is signed in; deactivated, her access token stops working at once (not when it
+    // expires), her session cannot be refreshed, and her password no longer signs her in.
+    expect_json(app.get("/api/me", Some(&ivy.access)).await?, StatusCode::OK).await?;
+    let view = expect_json(
+        app.put(
+            &active(&ivy_id),
+            json!({ "active": false }),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(view["active"], false, "{view}");
+    expect_error(
+        app.get("/api/me", Some(&ivy.access)).await?,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await?;
+    expect_error(
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": ivy.refresh }),
+            None,
+        )
+        .await?,
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+    )
+    .await?;
+    let refused = app
+        .post(
+            "/api/auth/login",
+            json!({ "email": "ivy@example.com", "password": crate::helpers::PASSWORD }),
+            None,
+        )
+        .await?;
+    let body = expect_error(refused, StatusCode::FORBIDDEN, "forbidden").await?;
+    assert!(body.to_string().contains("deactivated"), "{body}");
+    // A wrong password says nothing about the account.
+    expect_error(
+        app.post(
+            "/api/auth/login",
+            json!({ "email": "ivy@example.com", "password": "not her password" }),
+            None,
+        )
+        .await?,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await?;
+    let users = expect_json(
+        app.get("/api/admin/users", Some(&admin.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let listed = users
+        .as_array()
+        .and_then(|users| users.iter().find(|u| u["id"] == ivy_id.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(listed["active"], false, "{users}");
+
+    // Reactivated, she signs in again; both changes are audited.
+    let view = expect_json(
+        app.put(
+            &active(&ivy_id),
+            json!({ "active": true }),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(view["active"], true);
+    app.login("ivy@example.com").await?;
+    let audit = expect_json(
+        app.get("/api/admin/audit", Some(&admin.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    for action in ["user.deactivated", "user.reactivated"] {
+        assert!(
+            audit.as_array().is_some_and(|entries| entries
+                .iter()
+                .any(|e| e["action"] == action && e["target"] == ivy_id.as_str())),
+            "{action}: {audit}"
+        );
+    }
     Ok(())
 }

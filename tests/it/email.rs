@@ -155,6 +155,13 @@ async fn a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end
         "invalid_refresh_token",
     )
     .await?;
+    // Its access token too, at once rather than when it expires.
+    expect_error(
+        app.get("/api/me", Some(&before.access)).await?,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await?;
 
     // The link works once; a made-up one never.
     for token in [token.clone(), "A".repeat(43)] {
@@ -174,7 +181,14 @@ async fn a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end
     // A link past its validity is refused.
     forgot(&app, "rae@example.com").await?;
     let delivered = sink.wait_for(2, Duration::from_secs(30)).await?;
-    let late = reset_token(&delivered[1])?;
+    // The new message is the one whose link is not the one just used.
+    let late = delivered
+        .iter()
+        .map(|message| reset_token(message))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .find(|other| *other != token)
+        .context("a second link")?;
     sqlx::query("UPDATE password_resets SET expires_at = 0 WHERE used_at IS NULL")
         .execute(&mut app.db().await?)
         .await?;
@@ -219,12 +233,25 @@ async fn a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end
             .is_some_and(|entries| entries.iter().any(|e| e["action"] == "user.password_reset")),
         "{audit}"
     );
+    let rae = app
+        .post(
+            "/api/auth/login",
+            json!({ "email": "rae@example.com", "password": NEW_PASSWORD }),
+            None,
+        )
+        .await?;
+    let rae = crate::helpers::session_from(rae).await?;
     expect_error(
-        app.get("/api/admin/outbox", Some(&before.access)).await?,
+        app.get("/api/admin/outbox", Some(&rae.access)).await?,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
     .await?;
+    // Sent, a message's content (the link) is no longer in the database.
+    let kept: Vec<(String,)> = sqlx::query_as("SELECT message FROM outbox")
+        .fetch_all(&mut app.db().await?)
+        .await?;
+    assert!(kept.iter().all(|(message,)| message.is_empty()), "{kept:?}");
     Ok(())
 }
 
@@ -280,6 +307,33 @@ async fn a_failing_smtp_server_is_retried_across_a_restart_and_the_message_arriv
     assert!(message["sent_at"].is_i64(), "{sent}");
     assert!(message["attempts"].as_i64().unwrap_or(0) >= 2, "{sent}");
     assert!(message["last_error"].is_null(), "{sent}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_a_forgotten_password_when_no_email_is_sent() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    app.register("rae@example.com").await?;
+    let before = app.login("rae@example.com").await?;
+    sightline_api::cli::set_password(&app.settings, "Rae@example.com", NEW_PASSWORD.to_owned())
+        .await?;
+    assert_eq!(
+        login_status(&app, "rae@example.com", NEW_PASSWORD).await?,
+        StatusCode::OK
+    );
+    expect_error(
+        app.get("/api/me", Some(&before.access)).await?,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await?;
+    let unknown = sightline_api::cli::set_password(
+        &app.settings,
+        "nobody@example.com",
+        NEW_PASSWORD.to_owned(),
+    )
+    .await;
+    assert!(unknown.is_err(), "no such account");
     Ok(())
 }
 

@@ -39,19 +39,27 @@ pub async fn from_token(state: &AppState, token: &str) -> Result<Principal, ApiE
     current(state, principal).await
 }
 
-/// Refuses a guest whose session ended (their invite was reissued) while their token lives.
+/// Refuses a token whose session ended while it lives: a guest's whose invite was reissued; an
+/// account's that was deactivated, or whose sessions a password reset ended.
 pub(crate) async fn current(state: &AppState, principal: Principal) -> Result<Principal, ApiError> {
-    if let Principal::Guest {
-        participant_id,
-        epoch,
-        ..
-    } = &principal
-    {
-        let stored = interviews::participant(state.db.pool(), participant_id)
-            .await?
-            .map(|p| p.session_epoch);
-        if stored != Some(*epoch) {
-            return Err(ApiError::Unauthenticated);
+    match &principal {
+        Principal::Guest {
+            participant_id,
+            epoch,
+            ..
+        } => {
+            let stored = interviews::participant(state.db.pool(), participant_id)
+                .await?
+                .map(|p| p.session_epoch);
+            if stored != Some(*epoch) {
+                return Err(ApiError::Unauthenticated);
+            }
+        }
+        Principal::User { id, epoch, .. } => {
+            match users::session_state(state.db.pool(), id).await? {
+                Some((None, stored)) if stored == *epoch => {}
+                _ => return Err(ApiError::Unauthenticated),
+            }
         }
     }
     Ok(principal)

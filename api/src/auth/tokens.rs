@@ -45,6 +45,9 @@ pub enum Principal {
         /// Platform role when the token was issued. Informational only: every decision reads
         /// the stored role (`AuthUser`, `interviews::access`), so a demotion takes effect at once.
         role: AccountRole,
+        /// The account's session generation when the token was issued; a password reset or a
+        /// deactivation raises it and so ends this session.
+        epoch: i64,
     },
     /// A candidate who came in through an invite link, confined to one interview.
     Guest {
@@ -74,6 +77,8 @@ impl Principal {
 enum AccessKind {
     User {
         role: AccountRole,
+        #[serde(default)]
+        epoch: i64,
     },
     Guest {
         interview: String,
@@ -190,7 +195,13 @@ impl TokenKeys {
     /// Signs an access token for `principal`, valid from `now` (unix seconds).
     pub fn issue_access(&self, principal: &Principal, now: i64) -> Result<String, ApiError> {
         let (sub, kind) = match principal {
-            Principal::User { id, role } => (id.clone(), AccessKind::User { role: *role }),
+            Principal::User { id, role, epoch } => (
+                id.clone(),
+                AccessKind::User {
+                    role: *role,
+                    epoch: *epoch,
+                },
+            ),
             Principal::Guest {
                 participant_id,
                 interview_id,
@@ -223,9 +234,10 @@ impl TokenKeys {
         .map_err(|_| ApiError::Unauthenticated)?;
         let claims = data.claims;
         Ok(match claims.kind {
-            AccessKind::User { role } => Principal::User {
+            AccessKind::User { role, epoch } => Principal::User {
                 id: claims.sub,
                 role,
+                epoch,
             },
             AccessKind::Guest { interview, epoch } => Principal::Guest {
                 participant_id: claims.sub,
@@ -312,6 +324,7 @@ mod tests {
         Principal::User {
             id: "u1".into(),
             role: AccountRole::Interviewer,
+            epoch: 3,
         }
     }
 

@@ -2,7 +2,7 @@
 //! Every change here is audited.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, put};
 use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/admin/users", get(list_users))
         .route("/api/admin/users/{id}", patch(set_role))
+        .route("/api/admin/users/{id}/active", put(set_active))
         .route("/api/admin/audit", get(audit_log))
         .route("/api/admin/outbox", get(outbox_view))
         .route("/api/admin/nodes", get(nodes))
@@ -42,6 +43,8 @@ pub struct UserView {
     pub role: AccountRole,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// Whether the account may sign in (an admin can deactivate it).
+    pub active: bool,
 }
 
 impl TryFrom<UserRow> for UserView {
@@ -53,6 +56,7 @@ impl TryFrom<UserRow> for UserView {
             created_at: jiff::Timestamp::from_second(row.created_at)
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
+            active: row.deactivated_at.is_none(),
             id: row.id,
             email: row.email,
             display_name: row.display_name,
@@ -117,6 +121,65 @@ pub async fn set_role(
     )
     .await?;
     tracing::info!(role = %body.role, "role changed");
+    let after = users::by_id(state.db.pool(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(after.try_into()?))
+}
+
+/// Body of `PUT /api/admin/users/{id}/active`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetActiveRequest {
+    /// `false` deactivates the account: it cannot sign in, and every session of it ends at
+    /// once; `true` lets it sign in again.
+    #[garde(skip)]
+    pub active: bool,
+}
+
+/// Deactivates an account (every session ends at once) or reactivates it.
+#[utoipa::path(put, path = "/api/admin/users/{id}/active", tag = "admin",
+    security(("bearer" = [])), request_body = SetActiveRequest,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %id))]
+pub async fn set_active(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetActiveRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    admin.require_admin()?;
+    if id == admin.id && !body.active {
+        return Err(ApiError::Conflict {
+            code: "cannot_deactivate_self",
+            message: "admins cannot deactivate their own account (another admin can)".into(),
+        });
+    }
+    let at = crate::store::now();
+    let mut tx = state.db.pool().begin().await?;
+    if !users::set_active(&mut *tx, &id, body.active, at).await? {
+        return Err(ApiError::NotFound);
+    }
+    if !body.active {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let action = if body.active {
+        "user.reactivated"
+    } else {
+        "user.deactivated"
+    };
+    audit::record(&mut *tx, &admin.id, action, &id, serde_json::json!({})).await?;
+    tx.commit().await?;
+    tracing::info!(active = body.active, "account activation changed");
     let after = users::by_id(state.db.pool(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -97,8 +97,8 @@ pub struct ForgotPasswordRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     /// The token from the emailed link.
-    #[schema(min_length = 43, max_length = 43)]
-    #[garde(length(chars, min = 43, max = 43))]
+    #[schema(max_length = 128)]
+    #[garde(length(chars, max = 128))]
     pub token: String,
     /// The new password, at least 10 characters.
     #[schema(min_length = 10, max_length = 256)]
@@ -305,9 +305,16 @@ pub async fn login(
     }
     limiter.succeeded(&email);
     let user = user.ok_or(ApiError::InvalidCredentials)?;
+    // Said only to whoever knows the password.
+    if user.deactivated_at.is_some() {
+        return Err(ApiError::Forbidden(
+            "this account is deactivated; ask an administrator",
+        ));
+    }
     let principal = Principal::User {
         id: user.id.clone(),
         role: user.role()?,
+        epoch: user.session_epoch,
     };
     let expires_at =
         store::now().saturating_add_unsigned(state.settings.auth.refresh_token_ttl_secs);
@@ -380,11 +387,13 @@ async fn principal_of(state: &AppState, subject: SessionSubject) -> Result<Princ
         SessionSubject::User(id) => {
             let user = users::by_id(state.db.pool(), &id)
                 .await?
+                .filter(|user| user.deactivated_at.is_none())
                 .ok_or(ApiError::InvalidRefreshToken)?;
             // The role is read afresh: role changes take effect at the next refresh.
             Principal::User {
                 id: user.id.clone(),
                 role: user.role()?,
+                epoch: user.session_epoch,
             }
         }
         SessionSubject::Guest(participant_id) => {
@@ -446,20 +455,36 @@ pub async fn forgot_password(
         ));
     }
     let email = normalize_email(&body.email);
-    let accepted = Accepted {
-        message: "If an account has this address, a link to choose a new password is on its way."
-            .to_owned(),
-    };
-    let Some(user) = users::by_email(state.db.pool(), &email).await? else {
-        tracing::info!("password reset asked for an address without an account");
-        return Ok((StatusCode::ACCEPTED, Json(accepted)));
-    };
+    // Answered at once, the same way and in the same time whether or not the address has an
+    // account: the lookup and the queueing happen after the answer.
+    let queueing = state.clone();
+    tokio::spawn(async move {
+        if let Err(err) = queue_reset_link(&queueing, &email).await {
+            tracing::error!(%err, "a password reset link was not queued");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message:
+                "If an account has this address, a link to choose a new password is on its way."
+                    .to_owned(),
+        }),
+    ))
+}
+
+/// Queues a reset link for the account with `email`, if there is one (not deactivated) and it
+/// was not sent too many links this hour.
+async fn queue_reset_link(state: &AppState, email: &str) -> Result<(), ApiError> {
     let pool = state.db.pool();
-    let hour_ago = store::now() - 3600;
-    if password_resets::issued_since(pool, &user.id, hour_ago).await? >= RESETS_PER_HOUR {
-        tracing::warn!(user = %user.id, "password reset links asked for too often; none sent");
-        return Ok((StatusCode::ACCEPTED, Json(accepted)));
-    }
+    // A deactivated account is treated as one that does not exist.
+    let user = users::by_email(pool, email)
+        .await?
+        .filter(|user| user.deactivated_at.is_none());
+    let Some(user) = user else {
+        tracing::info!("password reset asked for an address without an account");
+        return Ok(());
+    };
     let minutes = state.settings.email.reset_link_minutes;
     let token = opaque::generate()?;
     let link = format!(
@@ -473,17 +498,29 @@ pub async fn forgot_password(
     );
     let content = crate::email::password_reset(&user.display_name, &link, minutes);
     let expires_at = store::now() + i64::from(minutes) * 60;
-    // The link and its message are stored together: neither exists without the other.
+    // The link and its message are stored together: neither exists without the other. The
+    // hourly count is taken in the same transaction.
     let mut tx = pool.begin().await?;
+    let hour_ago = store::now() - 3600;
+    if password_resets::issued_since(&mut *tx, &user.id, hour_ago).await? >= RESETS_PER_HOUR {
+        tracing::warn!(user = %user.id, "password reset links asked for too often; none sent");
+        return Ok(());
+    }
     password_resets::insert(&mut *tx, &opaque::hash(&token), &user.id, expires_at).await?;
     state
         .mailer
-        .queue(&mut *tx, "password_reset", &user.email, &content)
+        .queue(
+            &mut *tx,
+            "password_reset",
+            &user.email,
+            &content,
+            Some(expires_at),
+        )
         .await?;
     tx.commit().await?;
     state.mailer.wake();
     tracing::info!(user = %user.id, "password reset link queued");
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    Ok(())
 }
 
 /// Sets a new password with an emailed link's token; every session of the account ends.
@@ -515,7 +552,8 @@ pub async fn reset_password(
         .bind(&user_id)
         .execute(&mut *tx)
         .await?;
-    // Every session ends: whoever knew the old password is signed out.
+    // Every session ends: whoever knew the old password is signed out, access tokens too.
+    users::end_sessions(&mut *tx, &user_id).await?;
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
     )

@@ -143,6 +143,7 @@ pub async fn patch_me(
     let principal = Principal::User {
         id: user.id,
         role: user.role,
+        epoch: row.session_epoch,
     };
     Ok(Json(me_view(&state, &principal).await?))
 }

@@ -1,10 +1,10 @@
-//! The `outbox` table: email waiting to be sent, being retried, sent or failed.
+//! The `outbox` table: email waiting to be sent, being retried, sent, failed or expired.
 
 use serde::Serialize;
 use sqlx::{AnyPool, FromRow};
 use utoipa::ToSchema;
 
-use super::now;
+use super::{new_id, now};
 
 /// A message to store.
 pub struct NewMessage<'a> {
@@ -18,6 +18,8 @@ pub struct NewMessage<'a> {
     pub subject: &'a str,
     /// The whole message as it is sent.
     pub message: &'a str,
+    /// Not sent at all after this (Unix seconds): what it says no longer holds.
+    pub expires_at: Option<i64>,
 }
 
 /// Stores `message`, due now.
@@ -27,15 +29,15 @@ pub async fn insert<'c>(
 ) -> Result<(), sqlx::Error> {
     let at = now();
     sqlx::query(
-        "INSERT INTO outbox (id, kind, recipient, subject, message, created_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO outbox (id, kind, recipient, subject, message, expires_at, created_at, \
+         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
     )
     .bind(message.id)
     .bind(message.kind)
     .bind(message.recipient)
     .bind(message.subject)
     .bind(message.message)
-    .bind(at)
+    .bind(message.expires_at)
     .bind(at)
     .execute(executor)
     .await
@@ -53,82 +55,121 @@ pub struct Due {
     pub message: String,
     /// Attempts before this one.
     pub attempts: i64,
+    /// The claim: only its holder marks the attempt.
+    pub claim: String,
 }
 
-/// Claims up to `limit` messages due now for `lease_secs` (a claim that lapses is someone's
-/// who died mid-send: the message is tried again).
-pub async fn claim_due(
-    pool: &AnyPool,
-    limit: i64,
-    lease_secs: i64,
-) -> Result<Vec<Due>, sqlx::Error> {
+/// The condition a row must meet to be claimed at `$1` (now), as a literal so queries stay
+/// static strings.
+macro_rules! claimable {
+    () => {
+        "sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
+         AND (claimed_until IS NULL OR claimed_until < $1) \
+         AND (expires_at IS NULL OR expires_at > $1)"
+    };
+}
+
+/// Claims the next message due now for `lease_secs` (a claim that lapses was someone's who
+/// died mid-send: the message is tried again); `None` when nothing is due.
+pub async fn claim_next(pool: &AnyPool, lease_secs: i64) -> Result<Option<Due>, sqlx::Error> {
     let at = now();
-    let candidates: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL \
-         AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1) \
-         ORDER BY next_attempt_at, id LIMIT $2",
-    )
+    let candidates: Vec<(String,)> = sqlx::query_as(concat!(
+        "SELECT id FROM outbox WHERE ",
+        claimable!(),
+        " ORDER BY next_attempt_at, id LIMIT 5"
+    ))
     .bind(at)
-    .bind(limit)
     .fetch_all(pool)
     .await?;
-    let mut claimed = Vec::new();
     for (id,) in candidates {
-        // Conditional: of two senders (two nodes) only one claims a row.
-        let done = sqlx::query(
-            "UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND sent_at IS NULL \
-             AND failed_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3)",
-        )
-        .bind(at + lease_secs)
-        .bind(&id)
+        let claim = new_id();
+        // Conditional: of two senders (two nodes) only one claims a row, and only while it is
+        // still due.
+        let done = sqlx::query(concat!(
+            "UPDATE outbox SET claimed_until = $2, claim = $3 WHERE id = $4 AND ",
+            claimable!()
+        ))
         .bind(at)
+        .bind(at + lease_secs)
+        .bind(&claim)
+        .bind(&id)
         .execute(pool)
         .await?;
-        if done.rows_affected() == 1
-            && let Some(due) =
-                sqlx::query_as("SELECT id, recipient, message, attempts FROM outbox WHERE id = $1")
-                    .bind(&id)
-                    .fetch_optional(pool)
-                    .await?
-        {
-            claimed.push(due);
+        if done.rows_affected() == 1 {
+            return sqlx::query_as(
+                "SELECT id, recipient, message, attempts, claim FROM outbox \
+                 WHERE id = $1 AND claim = $2",
+            )
+            .bind(&id)
+            .bind(&claim)
+            .fetch_optional(pool)
+            .await;
         }
     }
-    Ok(claimed)
+    Ok(None)
 }
 
-/// The SMTP server took message `id`.
-pub async fn sent(pool: &AnyPool, id: &str) -> Result<(), sqlx::Error> {
+/// The SMTP server took message `due`: marked sent, its content emptied.
+pub async fn sent(pool: &AnyPool, due: &Due) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, claimed_until = NULL, \
-         last_error = NULL WHERE id = $2",
+         claim = NULL, last_error = NULL, message = '' WHERE id = $2 AND claim = $3",
     )
     .bind(now())
-    .bind(id)
+    .bind(&due.id)
+    .bind(&due.claim)
     .execute(pool)
     .await
     .map(|_| ())
 }
 
-/// Sending `id` failed with `error`: tried again at `retry_at`, or, with `None`, given up.
+/// Sending `due` failed with `error`: tried again at `retry_at`, or, with `None`, given up (its
+/// content emptied).
 pub async fn attempt_failed(
     pool: &AnyPool,
-    id: &str,
+    due: &Due,
     error: &str,
     retry_at: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     let at = now();
     sqlx::query(
-        "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, last_error = $1, \
-         next_attempt_at = $2, failed_at = $3 WHERE id = $4",
+        "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, claim = NULL, \
+         last_error = $1, next_attempt_at = $2, failed_at = $3, \
+         message = CASE WHEN $3 IS NULL THEN message ELSE '' END \
+         WHERE id = $4 AND claim = $5",
     )
     .bind(error)
     .bind(retry_at.unwrap_or(at))
     .bind(retry_at.is_none().then_some(at))
-    .bind(id)
+    .bind(&due.id)
+    .bind(&due.claim)
     .execute(pool)
     .await
     .map(|_| ())
+}
+
+/// Marks messages that expired unsent as failed (their content emptied), and forgets messages
+/// sent or failed more than `keep_secs` ago. Returns how many rows went.
+pub async fn sweep(pool: &AnyPool, keep_secs: i64) -> Result<u64, sqlx::Error> {
+    let at = now();
+    sqlx::query(
+        "UPDATE outbox SET failed_at = $1, message = '', claimed_until = NULL, claim = NULL, \
+         last_error = 'expired before it could be sent' \
+         WHERE sent_at IS NULL AND failed_at IS NULL AND expires_at IS NOT NULL \
+         AND expires_at <= $1",
+    )
+    .bind(at)
+    .execute(pool)
+    .await?;
+    let cutoff = at - keep_secs;
+    sqlx::query(
+        "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < $1) \
+         OR (failed_at IS NOT NULL AND failed_at < $1)",
+    )
+    .bind(cutoff)
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected())
 }
 
 /// A message as admins see it (never its body).
@@ -150,7 +191,7 @@ pub struct OutboxEntry {
     pub next_attempt_at: i64,
     /// When the SMTP server took it.
     pub sent_at: Option<i64>,
-    /// When it was given up.
+    /// When it was given up (after its last attempt, or expired unsent).
     pub failed_at: Option<i64>,
     /// The last attempt's error.
     pub last_error: Option<String>,

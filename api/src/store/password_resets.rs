@@ -25,24 +25,13 @@ pub async fn insert<'c>(
 }
 
 /// Spends the link `token_hash` in `tx` and every other link of its user: the user it resets,
-/// or `None` when it is unknown, spent or expired.
+/// or `None` when it is unknown, spent or expired. The conditional write comes first, so of two
+/// uses at once only one spends it, and the other waits for it rather than failing.
 pub async fn spend(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     token_hash: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     let at = now();
-    let user: Option<(String,)> = sqlx::query_as(
-        "SELECT user_id FROM password_resets \
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
-    )
-    .bind(token_hash)
-    .bind(at)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((user,)) = user else {
-        return Ok(None);
-    };
-    // Conditional: of two uses at once only one spends it.
     let done = sqlx::query(
         "UPDATE password_resets SET used_at = $1 \
          WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
@@ -54,6 +43,11 @@ pub async fn spend(
     if done.rows_affected() != 1 {
         return Ok(None);
     }
+    let (user,): (String,) =
+        sqlx::query_as("SELECT user_id FROM password_resets WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_one(&mut **tx)
+            .await?;
     sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
         .bind(at)
         .bind(&user)
@@ -63,13 +57,17 @@ pub async fn spend(
 }
 
 /// Links issued for `user_id` since `since` (a per-account rate).
-pub async fn issued_since(pool: &AnyPool, user_id: &str, since: i64) -> Result<i64, sqlx::Error> {
+pub async fn issued_since<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+    since: i64,
+) -> Result<i64, sqlx::Error> {
     let (count,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM password_resets WHERE user_id = $1 AND created_at >= $2",
     )
     .bind(user_id)
     .bind(since)
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await?;
     Ok(count)
 }

@@ -75,6 +75,10 @@ pub struct UserRow {
     pub role: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// When an admin deactivated the account (it cannot sign in), if they did.
+    pub deactivated_at: Option<i64>,
+    /// The session generation its access tokens must carry.
+    pub session_epoch: i64,
 }
 
 impl UserRow {
@@ -89,7 +93,7 @@ impl UserRow {
 /// The columns of [`UserRow`], as a literal so queries stay static strings.
 macro_rules! user_columns {
     () => {
-        "id, email, display_name, password_hash, role, created_at"
+        "id, email, display_name, password_hash, role, created_at, deactivated_at, session_epoch"
     };
 }
 
@@ -122,6 +126,8 @@ pub async fn insert(
         password_hash: password_hash.to_owned(),
         role: role.as_str().to_owned(),
         created_at: at,
+        deactivated_at: None,
+        session_epoch: 0,
     })
 }
 
@@ -191,6 +197,48 @@ pub async fn set_role(pool: &AnyPool, id: &str, role: AccountRole) -> Result<boo
         .bind(id)
         .execute(pool)
         .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether `id`'s sessions still count: `None` for no such account; else when it was
+/// deactivated (if it was) and the session generation its access tokens must carry.
+pub async fn session_state(
+    pool: &AnyPool,
+    id: &str,
+) -> Result<Option<(Option<i64>, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT deactivated_at, session_epoch FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Ends every session of `id` at once: access tokens issued until now are refused.
+pub async fn end_sessions<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1")
+        .bind(id)
+        .execute(executor)
+        .await
+        .map(|_| ())
+}
+
+/// Deactivates `id` at `at` (ending its sessions) or, with `active`, lets it sign in again;
+/// false if there is no such user.
+pub async fn set_active<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+    active: bool,
+    at: i64,
+) -> Result<bool, sqlx::Error> {
+    let sql = if active {
+        "UPDATE users SET deactivated_at = NULL, updated_at = $1 WHERE id = $2"
+    } else {
+        "UPDATE users SET deactivated_at = $1, session_epoch = session_epoch + 1, \
+         updated_at = $1 WHERE id = $2"
+    };
+    let done = sqlx::query(sql).bind(at).bind(id).execute(executor).await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -10,6 +10,8 @@ interface UserView {
   display_name: string;
   role: AccountRole;
   created_at: string;
+  /** False once an admin deactivated the account. */
+  active: boolean;
 }
 
 const ROLES: AccountRole[] = ['candidate', 'interviewer', 'reviewer', 'admin'];
@@ -28,6 +30,22 @@ function UsersTable() {
       const updated = await api<UserView>('PATCH', `/api/admin/users/${encodeURIComponent(user.id)}`, { role });
       setUsers((current) => current?.map((u) => (u.id === updated.id ? updated : u)) ?? null);
       setStatus(`${updated.display_name} is now ${updated.role}.`);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const setActive = async (user: UserView, active: boolean) => {
+    setError(null);
+    try {
+      const updated = await api<UserView>('PUT', `/api/admin/users/${encodeURIComponent(user.id)}/active`, {
+        active,
+      });
+      setUsers((current) => current?.map((u) => (u.id === updated.id ? updated : u)) ?? null);
+      setStatus(
+        updated.active
+          ? `${updated.display_name} can sign in again.`
+          : `${updated.display_name} is deactivated and signed out everywhere.`,
+      );
     } catch (err) {
       setError(err);
     }
@@ -52,6 +70,7 @@ function UsersTable() {
               <th scope="col">Name</th>
               <th scope="col">Email</th>
               <th scope="col">Role</th>
+              <th scope="col">Account</th>
             </tr>
           </thead>
           <tbody>
@@ -71,6 +90,14 @@ function UsersTable() {
                       </option>
                     ))}
                   </select>
+                </td>
+                <td>
+                  <span>{user.active ? 'Active' : 'Deactivated'}</span>{' '}
+                  {me?.id !== user.id && (
+                    <button type="button" class="link" onClick={() => setActive(user, !user.active)}>
+                      {user.active ? `Deactivate ${user.display_name}` : `Reactivate ${user.display_name}`}
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}

@@ -26,11 +26,11 @@ export function ForgotPassword() {
   return (
     <section class="card narrow">
       <PageTitle>Forgot your password?</PageTitle>
-      {sent ? (
-        <p class="notice" role="status">
-          {sent} Check your inbox; the link works once and for a limited time.
-        </p>
-      ) : (
+      {/* Always in the page, so screen readers announce what appears in it. */}
+      <p class={sent ? 'notice' : undefined} role="status">
+        {sent && `${sent} Check your inbox; the link works once and for a limited time.`}
+      </p>
+      {!sent && (
         <form onSubmit={submit} noValidate>
           <p>Enter the email address of your account and we send you a link to choose a new password.</p>
           <Field id="email" label="Email" type="email" autoComplete="username" required value={email}

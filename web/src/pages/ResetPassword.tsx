@@ -11,7 +11,13 @@ export function tokenFromHash(hash: string): string {
 /** Sets a new password with the token of an emailed link. */
 export function ResetPassword() {
   const { route } = useLocation();
-  const [token] = useState(() => tokenFromHash(typeof window === 'undefined' ? '' : window.location.hash));
+  const [token] = useState(() => {
+    if (typeof window === 'undefined') return '';
+    const found = tokenFromHash(window.location.hash);
+    // Out of the address bar and the history once read.
+    if (found) window.history.replaceState(null, '', window.location.pathname);
+    return found;
+  });
   const [password, setPassword] = useState('');
   const [repeated, setRepeated] = useState('');
   const [error, setError] = useState<unknown>(null);
@@ -63,8 +69,8 @@ export function ResetPassword() {
         </button>
       </form>
       <p>
-        Setting it signs you out everywhere. <a href="/forgot-password">Ask for a new link</a> if this one
-        expired.
+        Setting it signs you out on every device. <a href="/forgot-password">Ask for a new link</a> if this
+        one expired.
       </p>
     </section>
   );
