@@ -353,8 +353,8 @@ async fn with_no_smtp_server_the_app_says_it_sends_no_email() -> Result<()> {
             None,
         )
         .await?,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        StatusCode::CONFLICT,
+        "email_not_configured",
     )
     .await?;
     let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox")

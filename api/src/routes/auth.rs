@@ -442,7 +442,7 @@ const RESETS_PER_HOUR: i64 = 5;
         (status = 202, description = "A link was sent if the address has an account", body = Accepted),
         (status = 422, description = "Invalid fields", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody),
-        (status = 503, description = "This server sends no email", body = ErrorBody),
+        (status = 409, description = "This server sends no email (`email_not_configured`)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn forgot_password(
@@ -450,9 +450,11 @@ pub async fn forgot_password(
     ApiJson(body): ApiJson<ForgotPasswordRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     if !state.mailer.enabled() {
-        return Err(ApiError::Unavailable(
-            "this server sends no email: ask an administrator to reset your password",
-        ));
+        return Err(ApiError::Conflict {
+            code: "email_not_configured",
+            message: "this server sends no email: ask an administrator to set a new password"
+                .to_owned(),
+        });
     }
     let email = normalize_email(&body.email);
     // Answered at once, the same way and in the same time whether or not the address has an
