@@ -86,20 +86,7 @@ pub async fn set_password(
     };
     let hash = password::hash(password).await?;
     let mut tx = db.pool().begin().await?;
-    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-        .bind(&hash)
-        .bind(store::now())
-        .bind(&user.id)
-        .execute(&mut *tx)
-        .await?;
-    users::end_sessions(&mut *tx, &user.id).await?;
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(store::now())
-    .bind(&user.id)
-    .execute(&mut *tx)
-    .await?;
+    users::replace_password(&mut tx, &user.id, &hash).await?;
     audit::record(
         &mut *tx,
         audit::CLI_ACTOR,

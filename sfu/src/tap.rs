@@ -211,15 +211,13 @@ impl TapRelay {
     }
 }
 
-/// The engine's end of a tap.
+/// The engine's end of a tap: a [`TapRelay`] the engine feeds from the track's [`DownTrack`].
 #[derive(Debug)]
 pub(crate) struct Tap {
     pub(crate) down: DownTrack,
     /// The best quality the consumer wants; it gets the best live layer within it.
     pub(crate) quality: Quality,
-    sender: mpsc::Sender<TapPacket>,
-    dropped: Arc<AtomicU64>,
-    keyframe_wanted: Arc<AtomicBool>,
+    feed: TapRelay,
 }
 
 /// What offering a packet to a tap came to.
@@ -239,50 +237,35 @@ impl Tap {
         codec: Codec,
         capacity: usize,
     ) -> (Tap, TapReceiver) {
-        let (sender, packets) = mpsc::channel(capacity.max(1));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let keyframe_wanted = Arc::new(AtomicBool::new(false));
-        let tap = Tap {
-            down,
-            quality,
-            sender,
-            dropped: Arc::clone(&dropped),
-            keyframe_wanted: Arc::clone(&keyframe_wanted),
-        };
-        let receiver = TapReceiver {
-            packets,
-            dropped,
-            keyframe_wanted,
-            codec,
-        };
-        (tap, receiver)
+        let (feed, receiver) = TapReceiver::relayed(codec, capacity);
+        (
+            Tap {
+                down,
+                quality,
+                feed,
+            },
+            receiver,
+        )
     }
 
     /// Whether the consumer asked for a keyframe since the last call. Called per packet: a
     /// plain load answers the usual "no" without a read-modify-write.
     pub(crate) fn take_keyframe_request(&self) -> bool {
-        self.keyframe_wanted.load(Ordering::Relaxed)
-            && self.keyframe_wanted.swap(false, Ordering::Relaxed)
+        self.feed.take_keyframe_request()
     }
 
     /// Whether the consumer dropped its receiver.
     pub(crate) fn is_detached(&self) -> bool {
-        self.sender.is_closed()
+        self.feed.sender.is_closed()
     }
 
-    /// Hands a packet the tap's [`DownTrack`] decided to forward to the consumer, never waiting.
+    /// Hands a packet the tap's [`DownTrack`] decided to forward to the consumer, never waiting
+    /// (a packet is made only while someone takes it).
     pub(crate) fn offer(&self, make: impl FnOnce() -> TapPacket) -> Offered {
-        if self.is_detached() {
+        if self.is_detached() || !self.feed.offer(make()) {
             return Offered::Gone;
         }
-        match self.sender.try_send(make()) {
-            Ok(()) => Offered::Kept,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                Offered::Kept
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
-        }
+        Offered::Kept
     }
 }
 

@@ -583,7 +583,11 @@ impl Controller {
         if self.watches.remove(track).is_none() {
             return;
         }
-        let now = SystemTime::now();
+        self.close_open_on(track, SystemTime::now()).await;
+    }
+
+    /// Ends, at `now`, every event still open on `track`.
+    async fn close_open_on(&mut self, track: &str, now: SystemTime) {
         let open: Vec<Check> = self
             .open
             .keys()
@@ -591,17 +595,14 @@ impl Controller {
             .map(|(_, check)| *check)
             .collect();
         for check in open {
-            self.finding(
-                track,
-                Finding {
-                    check,
-                    edge: Edge::Closed { at: Duration::ZERO },
-                    at: now,
-                    snapshot: None,
-                    peak: None,
-                },
-            )
-            .await;
+            let closed = Finding {
+                check,
+                edge: Edge::Closed { at: Duration::ZERO },
+                at: now,
+                snapshot: None,
+                peak: None,
+            };
+            self.finding(track, closed).await;
         }
     }
 
@@ -843,22 +844,7 @@ impl Controller {
             return;
         };
         let now = SystemTime::now();
-        let open: Vec<Check> = self
-            .open
-            .keys()
-            .filter(|(t, _)| t == track)
-            .map(|(_, check)| *check)
-            .collect();
-        for check in open {
-            let closed = Finding {
-                check,
-                edge: Edge::Closed { at: Duration::ZERO },
-                at: now,
-                snapshot: None,
-                peak: None,
-            };
-            self.finding(track, closed).await;
-        }
+        self.close_open_on(track, now).await;
         let mark = Mark {
             check: Check::ChecksUnavailable,
             participant,

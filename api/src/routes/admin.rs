@@ -164,13 +164,7 @@ pub async fn set_active(
         return Err(ApiError::NotFound);
     }
     if !body.active {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+        crate::store::refresh_tokens::revoke_all_for_user(&mut *tx, &id).await?;
     }
     let action = if body.active {
         "user.reactivated"

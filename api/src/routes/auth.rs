@@ -547,22 +547,8 @@ pub async fn reset_password(
     let Some(user_id) = password_resets::spend(&mut tx, &opaque::hash(&body.token)).await? else {
         return Err(ApiError::InvalidResetLink);
     };
-    let at = store::now();
-    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-        .bind(&hash)
-        .bind(at)
-        .bind(&user_id)
-        .execute(&mut *tx)
-        .await?;
     // Every session ends: whoever knew the old password is signed out, access tokens too.
-    users::end_sessions(&mut *tx, &user_id).await?;
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(at)
-    .bind(&user_id)
-    .execute(&mut *tx)
-    .await?;
+    users::replace_password(&mut tx, &user_id, &hash).await?;
     audit::record(
         &mut *tx,
         &user_id,

@@ -231,13 +231,16 @@ pub async fn set_guest_expiry_for_interview(
 }
 
 /// Revokes every session of a user (after a password change).
-pub async fn revoke_all_for_user(pool: &AnyPool, user_id: &str) -> Result<(), sqlx::Error> {
+pub async fn revoke_all_for_user<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
     )
     .bind(now())
     .bind(user_id)
-    .execute(pool)
+    .execute(executor)
     .await
     .map(|_| ())
 }

@@ -179,12 +179,16 @@ pub async fn set_display_name(pool: &AnyPool, id: &str, name: &str) -> Result<()
 }
 
 /// Replaces the password hash.
-pub async fn set_password_hash(pool: &AnyPool, id: &str, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
         .bind(hash)
         .bind(now())
         .bind(id)
-        .execute(pool)
+        .execute(executor)
         .await
         .map(|_| ())
 }
@@ -222,6 +226,18 @@ pub async fn end_sessions<'c>(
         .execute(executor)
         .await
         .map(|_| ())
+}
+
+/// Sets `id`'s password to `hash` and ends every session of the account at once (its refresh
+/// tokens revoked, its session generation raised), in `tx`.
+pub async fn replace_password(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
+    set_password_hash(&mut **tx, id, hash).await?;
+    end_sessions(&mut **tx, id).await?;
+    super::refresh_tokens::revoke_all_for_user(&mut **tx, id).await
 }
 
 /// Deactivates `id` at `at` (ending its sessions) or, with `active`, lets it sign in again;

@@ -219,11 +219,7 @@ async fn finish(
     };
     match stopped {
         Ok(manifest) => {
-            let status = crate::recording::status_name(manifest.status);
-            let duration = manifest.duration_ms.map(|d| d as i64);
-            if let Err(err) = recordings::finish(pool, id, status, duration).await {
-                tracing::error!(recording = %id, %err, "recording row not completed");
-            }
+            complete_row(context, id, &manifest).await;
             tracing::info!(recording = %id, "recording finished");
             ToNode::Finished
         }
@@ -268,16 +264,21 @@ async fn finish_stored(
     };
     match finished {
         Ok(Some(manifest)) => {
-            let status = crate::recording::status_name(manifest.status);
-            let duration = manifest.duration_ms.map(|d| d as i64);
-            if let Err(err) = recordings::finish(pool, id, status, duration).await {
-                tracing::error!(recording = %id, %err, "recording row not completed");
-            }
+            complete_row(context, id, &manifest).await;
             tracing::info!(recording = %id, "recording finished for a worker that died");
             ToNode::Finished
         }
         Ok(None) => failed("the store holds nothing of it".to_owned()).await,
         Err(err) => failed(err.to_string()).await,
+    }
+}
+
+/// Writes how recording `id` ended, as its finished `manifest` says, into its row.
+async fn complete_row(context: &Context, id: &str, manifest: &sightline_recorder::Manifest) {
+    let status = crate::recording::status_name(manifest.status);
+    let duration = manifest.duration_ms.map(|d| d as i64);
+    if let Err(err) = recordings::finish(context.db.pool(), id, status, duration).await {
+        tracing::error!(recording = %id, %err, "recording row not completed");
     }
 }
 
