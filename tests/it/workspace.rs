@@ -24,6 +24,7 @@ crate::on_both_backends!(
     who_sees_edits_and_runs_the_code,
     open_sockets_lose_access_when_it_changes,
     someone_removed_from_the_room_loses_its_code_until_let_back_in,
+    a_deactivated_account_leaves_its_rooms_and_editors_at_once,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -314,6 +315,76 @@ async fn someone_removed_from_the_room_loses_its_code_until_let_back_in(
     }
     let back = back.context("the readmitted candidate's editor")?;
     assert_eq!(back.welcome["can_edit"], true);
+    Ok(())
+}
+
+async fn a_deactivated_account_leaves_its_rooms_and_editors_at_once(
+    backend: Backend,
+) -> Result<()> {
+    let app = TestApp::spawn(backend).await?;
+    let admin = app
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    let People {
+        interview:
+            Interview {
+                id,
+                interviewer,
+                candidate,
+            },
+        ..
+    } = people(&app).await?;
+    let me = expect_json(
+        app.get("/api/me", Some(&interviewer)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let ivy_user = text(&me["id"])?;
+    let (mut ivy_room, joined) = crate::rtc::join(&app, &id, &interviewer).await?;
+    let ivy_identity = text(&joined["you"]["identity"])?;
+    let (mut cas_room, _) = crate::rtc::join(&app, &id, &candidate).await?;
+    let mut ivy = Editor::open(&app, &id, &interviewer).await?;
+    let mut cas = Editor::open(&app, &id, &candidate).await?;
+
+    expect_json(
+        app.put(
+            &format!("/api/admin/users/{ivy_user}/active"),
+            json!({ "active": false }),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    // Her room connection is ended with the reason and the others see her go...
+    let removed = crate::rtc::next_of(&mut ivy_room, "removed").await?;
+    assert_eq!(removed["reason"], "session_ended", "{removed}");
+    let left = crate::rtc::next_of(&mut cas_room, "participant_left").await?;
+    assert_eq!(left["participant"], ivy_identity.as_str(), "{left}");
+    // ...her editor is closed at once (the admin's change asks it; the periodic check would
+    // take up to 10 s, and the wait allows 20)...
+    ivy.notice("the deactivated interviewer's editor closing", |n| {
+        n["error"]["code"] == "access_changed"
+    })
+    .await?;
+    // ...and she can neither come back to the room nor open the code again.
+    expect_error(
+        app.post(
+            &format!("/api/interviews/{id}/join"),
+            json!({}),
+            Some(&interviewer),
+        )
+        .await?,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await?;
+    let refused = first_answer(&app, &id, &interviewer).await?;
+    assert_eq!(refused["error"]["code"], "unauthenticated", "{refused}");
+    // The candidate's editor carries on: what she types reaches a new reader.
+    cas.insert(0, "still here").await?;
+    let mut reader = Editor::open(&app, &id, &candidate).await?;
+    reader.wait_for_code("still here").await?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@ use axum::routing::{get, patch, put};
 use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
+use sightline_signaling::RoomId;
+use sightline_signaling::protocol::LeaveReason;
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
@@ -13,9 +15,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::interviews;
 use crate::store::outbox::{self, OutboxEntry};
 use crate::store::users::{self, AccountRole, UserRow};
+use crate::store::{interviews, phone_pairings};
 
 const LIST_LIMIT: i64 = 1000;
 
@@ -163,9 +165,16 @@ pub async fn set_active(
     if !users::set_active(&mut *tx, &id, body.active, at).await? {
         return Err(ApiError::NotFound);
     }
-    if !body.active {
+    let participations = if body.active {
+        Vec::new()
+    } else {
         crate::store::refresh_tokens::revoke_all_for_user(&mut *tx, &id).await?;
-    }
+        let rows = interviews::participants_of_user(&mut *tx, &id).await?;
+        for row in &rows {
+            phone_pairings::revoke_for_participant(&mut *tx, &row.id).await?;
+        }
+        rows
+    };
     let action = if body.active {
         "user.reactivated"
     } else {
@@ -174,6 +183,22 @@ pub async fn set_active(
     audit::record(&mut *tx, &admin.id, action, &id, serde_json::json!({})).await?;
     tx.commit().await?;
     tracing::info!(active = body.active, "account activation changed");
+    // Whatever they have open ends now too, not when it next asks for something: their place in
+    // any room (and their paired phone's), and their editors, which check access again.
+    for row in participations {
+        let room = RoomId(row.interview_id.clone());
+        state
+            .remove_participant(&room, &row.id, LeaveReason::SessionEnded)
+            .await;
+        state
+            .remove_participant(
+                &room,
+                &crate::pairing::phone_identity(&row.id),
+                LeaveReason::SessionEnded,
+            )
+            .await;
+        state.workspaces.recheck(&row.interview_id);
+    }
     let after = users::by_id(state.db.pool(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -195,6 +195,21 @@ pub async fn participant(pool: &AnyPool, id: &str) -> Result<Option<ParticipantR
     .await
 }
 
+/// Every participant row linked to a user's account, whatever the interview's state.
+pub async fn participants_of_user<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+) -> Result<Vec<ParticipantRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        participant_columns!(),
+        " FROM interview_participants WHERE user_id = $1 ORDER BY id"
+    ))
+    .bind(user_id)
+    .fetch_all(executor)
+    .await
+}
+
 /// The interviews a user takes part in, with their participant row, soonest first.
 pub async fn for_user(
     pool: &AnyPool,
