@@ -36,6 +36,7 @@ mod store;
 pub mod telemetry;
 mod turn;
 mod web;
+mod webhooks;
 pub mod worker;
 mod workspace;
 
@@ -300,6 +301,7 @@ impl Server {
         );
         proctoring.close_left_open().await;
         let mailer = email::Mailer::new(&settings.email, db.clone())?;
+        let webhooks = webhooks::Webhooks::new(&settings.webhooks, db.clone(), secret.clone())?;
         let workspaces =
             workspace::Workspaces::new(db.clone(), sightline_collab::Limits::default());
         let runs = runs::Runs::new(&settings.execution);
@@ -338,6 +340,7 @@ impl Server {
                 workspaces,
                 runs,
                 mailer: mailer.clone(),
+                webhooks,
             },
             connections.clone(),
         );
@@ -404,6 +407,11 @@ impl Server {
         let spent_tokens = tokio::spawn(rtc::sweep_expired_tokens(self.state.db.pool().clone()));
         let mail_stop = tokio_util::sync::CancellationToken::new();
         let sending = tokio::spawn(self.state.mailer.clone().run(mail_stop.clone()));
+        let delivering = tokio::spawn(self.state.webhooks.clone().run(mail_stop.clone()));
+        let watching = tokio::spawn(webhooks::watch_rooms(
+            self.state.hub.clone(),
+            self.state.webhooks.clone(),
+        ));
         // The metrics listener is small and trusted: plain axum, stopped with the main one.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = self.metrics_listener.map(|listener| {
@@ -461,9 +469,11 @@ impl Server {
         retention.abort();
         proctoring_retention.abort();
         spent_tokens.abort();
-        // A delivery under way finishes (bounded by its timeout), then the sender stops.
+        // Deliveries under way finish (bounded by their timeouts), then the senders stop.
+        watching.abort();
         mail_stop.cancel();
         let _ = sending.await;
+        let _ = delivering.await;
         served?;
         self.state.db.close().await;
         Ok(())

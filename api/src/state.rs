@@ -18,6 +18,7 @@ use crate::rtc::Admissions;
 use crate::runs::Runs;
 use crate::serve::ConnectionStats;
 use crate::store::Db;
+use crate::webhooks::Webhooks;
 use crate::workspace::Workspaces;
 
 /// Shared application state; cheap to clone.
@@ -56,6 +57,8 @@ pub struct StateInner {
     pub runs: Runs,
     /// The outbox and its sender.
     pub mailer: Mailer,
+    /// The webhook deliveries and their sender.
+    pub webhooks: Webhooks,
 }
 
 /// The long-lived services [`AppState`] bundles.
@@ -76,6 +79,8 @@ pub struct Services {
     pub runs: Runs,
     /// The outbox and its sender.
     pub mailer: Mailer,
+    /// The webhook deliveries and their sender.
+    pub webhooks: Webhooks,
 }
 
 impl AppState {
@@ -96,6 +101,7 @@ impl AppState {
             workspaces,
             runs,
             mailer,
+            webhooks,
         } = services;
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
         AppState {
@@ -119,6 +125,7 @@ impl AppState {
                 workspaces,
                 runs,
                 mailer,
+                webhooks,
             }),
         }
     }

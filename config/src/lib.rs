@@ -138,6 +138,25 @@ pub struct Settings {
     pub workers: WorkersSettings,
     /// Sending email (password resets), off until an SMTP server is named.
     pub email: EmailSettings,
+    /// Delivering events to the HTTP endpoints admins register.
+    pub webhooks: WebhooksSettings,
+}
+
+/// `[webhooks]`: how events reach the endpoints admins register (signed POSTs from a persisted
+/// outbox, retried with backoff).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSettings {
+    /// Attempts at one delivery before it is marked failed.
+    pub max_attempts: u32,
+    /// Seconds before a failed delivery is tried again the first time (doubling after, at most
+    /// an hour apart).
+    pub retry_secs: u32,
+    /// Seconds an endpoint has to answer one delivery.
+    pub timeout_secs: u32,
+    /// Whether endpoints may be plain `http://` on another machine (events carry names and
+    /// email addresses; without TLS anyone on the way reads them). Loopback is always allowed.
+    pub allow_http: bool,
 }
 
 /// `[email]`: messages go out through an SMTP server, from a persisted outbox.
@@ -869,6 +888,29 @@ impl Settings {
         }
     }
 
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let hooks = &self.webhooks;
+        if !(1..=50).contains(&hooks.max_attempts) {
+            return Err(ConfigError::invalid(
+                "webhooks.max_attempts",
+                "must be between 1 and 50",
+            ));
+        }
+        if !(1..=3600).contains(&hooks.retry_secs) {
+            return Err(ConfigError::invalid(
+                "webhooks.retry_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if !(1..=60).contains(&hooks.timeout_secs) {
+            return Err(ConfigError::invalid(
+                "webhooks.timeout_secs",
+                "must be between 1 and 60",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_workers(&self) -> Result<(), ConfigError> {
         let workers = &self.workers;
         if !(2..=600).contains(&workers.ack_wait_secs) {
@@ -1144,6 +1186,7 @@ impl Settings {
         self.validate_cluster()?;
         self.validate_workers()?;
         self.validate_email()?;
+        self.validate_webhooks()?;
         if let Some(token) = &self.metrics.token
             && token.expose_secret().len() < 16
         {
@@ -1555,6 +1598,26 @@ mod tests {
             jail.set_env("SIGHTLINE__EMAIL__MAX_ATTEMPTS", "0");
             let err = load_in(jail, None).expect_err("no attempt");
             assert_eq!(err.key(), "email.max_attempts");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn webhook_retries_and_timeouts_are_bounded() {
+        Jail::expect_with(|jail| {
+            let settings = load_in(jail, None).expect("defaults");
+            assert!(
+                !settings.webhooks.allow_http,
+                "TLS to other machines by default"
+            );
+            assert_eq!(settings.webhooks.max_attempts, 12);
+            jail.set_env("SIGHTLINE__WEBHOOKS__TIMEOUT_SECS", "0");
+            let err = load_in(jail, None).expect_err("no time to answer");
+            assert_eq!(err.key(), "webhooks.timeout_secs");
+            jail.set_env("SIGHTLINE__WEBHOOKS__TIMEOUT_SECS", "5");
+            jail.set_env("SIGHTLINE__WEBHOOKS__MAX_ATTEMPTS", "51");
+            let err = load_in(jail, None).expect_err("too many attempts");
+            assert_eq!(err.key(), "webhooks.max_attempts");
             Ok(())
         });
     }

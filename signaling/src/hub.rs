@@ -15,7 +15,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sightline_sfu::sdp;
@@ -30,7 +30,7 @@ use crate::protocol::{
     ClientMessage, LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice,
     RequestedQuality, ServerMessage,
 };
-use crate::room::{Effect, Member, Room, RoomError};
+use crate::room::{Effect, Member, PresenceChange, Room, RoomError};
 
 /// Messages one room task may hold before senders are told it is busy.
 const ROOM_QUEUE: usize = 1024;
@@ -239,6 +239,19 @@ struct HubInner {
     /// Where each peer connection's media events go: its room's control queue.
     peers: Mutex<HashMap<PeerId, mpsc::UnboundedSender<RoomInput>>>,
     next_id: AtomicU64,
+    /// Where arrivals and departures go, once someone watches ([`Hub::watch_presence`]).
+    presence: OnceLock<mpsc::Sender<RoomActivity>>,
+    /// Arrivals and departures the watcher had no room for.
+    presence_dropped: AtomicU64,
+}
+
+/// A visible participant came into room `room` or left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomActivity {
+    /// The room.
+    pub room: RoomId,
+    /// What happened.
+    pub change: PresenceChange,
 }
 
 /// What [`Hub::load`] counts.
@@ -275,10 +288,25 @@ impl Hub {
                 barred: Mutex::new(HashMap::new()),
                 peers: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
+                presence: OnceLock::new(),
+                presence_dropped: AtomicU64::new(0),
             }),
         };
         tokio::spawn(route_events(Arc::downgrade(&hub.inner), events));
         hub
+    }
+
+    /// Arrivals and departures in every room of this server, through a queue of `capacity`
+    /// (what finds it full is dropped and counted: rooms never wait for a watcher). One watcher:
+    /// `None` when there is one already.
+    pub fn watch_presence(&self, capacity: usize) -> Option<mpsc::Receiver<RoomActivity>> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.inner.presence.set(tx).ok().map(|()| rx)
+    }
+
+    /// Arrivals and departures dropped because the watcher's queue was full.
+    pub fn presence_dropped(&self) -> u64 {
+        self.inner.presence_dropped.load(Ordering::Relaxed)
     }
 
     fn next_id(&self) -> u64 {
@@ -1155,6 +1183,21 @@ impl RoomActor {
         self.apply(effects).await;
     }
 
+    fn report(&self, change: PresenceChange) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        if let Some(watcher) = hub.presence.get() {
+            let activity = RoomActivity {
+                room: self.room.id().clone(),
+                change,
+            };
+            if watcher.try_send(activity).is_err() {
+                hub.presence_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     async fn apply(&mut self, effects: Vec<Effect>) {
         let mut effects = effects.into_iter().peekable();
         while let Some(effect) = effects.next() {
@@ -1232,6 +1275,7 @@ impl RoomActor {
                     self.connections.remove(&participant);
                     self.drop_peers(&participant).await;
                 }
+                Effect::Presence(change) => self.report(change),
             }
         }
     }

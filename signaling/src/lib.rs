@@ -19,8 +19,8 @@ pub mod protocol;
 mod room;
 
 pub use grants::{CodeGrants, Grants, InterviewRole, ParseRoleError, RoomId, TrackSource};
-pub use hub::{ConnectError, Hub, HubLoad, Session, SessionSender, TapError};
+pub use hub::{ConnectError, Hub, HubLoad, RoomActivity, Session, SessionSender, TapError};
 pub use protocol::{
     LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice, RecordingState,
 };
-pub use room::{Effect, Member, RESUME_WINDOW, Room, RoomError};
+pub use room::{Effect, Member, PresenceChange, RESUME_WINDOW, Room, RoomError};

@@ -73,6 +73,23 @@ pub enum Effect {
         /// Identity.
         participant: String,
     },
+    /// For whoever watches rooms from outside (webhooks): someone visible came in or left. A
+    /// connection resumed or taken over by a second tab is neither.
+    Presence(PresenceChange),
+}
+
+/// A visible participant's arrival or departure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceChange {
+    /// They joined.
+    Joined(ParticipantInfo),
+    /// They left, for `reason`.
+    Left {
+        /// Identity.
+        participant: String,
+        /// Why.
+        reason: LeaveReason,
+    },
 }
 
 /// A request the room refuses; nothing changed.
@@ -357,6 +374,9 @@ impl Room {
                 },
             };
             self.broadcast(&mut effects, Some(&identity), &message, true);
+            if let (false, Some(p)) = (rejoining, self.participants.get(&identity)) {
+                effects.push(Effect::Presence(PresenceChange::Joined(p.info())));
+            }
         }
         self.subscriptions_for(&identity, &mut effects);
         Ok(effects)
@@ -500,6 +520,10 @@ impl Room {
                 reason,
             };
             self.broadcast(&mut effects, None, &message, true);
+            effects.push(Effect::Presence(PresenceChange::Left {
+                participant: identity.to_owned(),
+                reason,
+            }));
         }
         effects.push(Effect::Disconnect {
             participant: identity.to_owned(),
@@ -1059,6 +1083,53 @@ mod tests {
         assert_eq!(
             room.join(member("x", InterviewRole::Candidate), 2, "t".into()),
             Err(RoomError::UnsupportedVersion(2))
+        );
+    }
+
+    #[test]
+    fn arrivals_and_departures_are_reported_once_for_visible_participants() {
+        let presence = |effects: &[Effect]| -> Vec<PresenceChange> {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Presence(change) => Some(change.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut room = Room::new(RoomId("r1".into()));
+        let first = room
+            .join(member("ivy", InterviewRole::Interviewer), 1, "a".into())
+            .expect("joins");
+        assert!(
+            matches!(&presence(&first)[..], [PresenceChange::Joined(p)] if p.identity == "ivy"),
+            "{first:?}"
+        );
+        // A second tab taking over, and a dropped connection resumed, are no arrivals.
+        let again = room
+            .join(member("ivy", InterviewRole::Interviewer), 1, "b".into())
+            .expect("joins");
+        assert!(presence(&again).is_empty(), "{again:?}");
+        let now = Instant::now();
+        assert!(presence(&room.disconnected("ivy", now)).is_empty());
+        let resumed = room.resume("ivy", "b", "c".into(), now).expect("resumes");
+        assert!(presence(&resumed).is_empty(), "{resumed:?}");
+        // Hidden agents and reviewers are never reported.
+        let hidden = room
+            .join(member("rev", InterviewRole::Reviewer), 1, "d".into())
+            .expect("joins");
+        assert!(presence(&hidden).is_empty());
+        assert!(presence(&room.leave("rev", LeaveReason::Left)).is_empty());
+        assert_eq!(
+            presence(&room.leave("ivy", LeaveReason::TimedOut)),
+            vec![PresenceChange::Left {
+                participant: "ivy".into(),
+                reason: LeaveReason::TimedOut
+            }]
+        );
+        assert!(
+            presence(&room.leave("ivy", LeaveReason::Left)).is_empty(),
+            "once"
         );
     }
 

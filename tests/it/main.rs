@@ -21,5 +21,6 @@ mod recovery;
 mod rtc;
 mod scorecards;
 mod turn;
+mod webhooks;
 mod workers;
 mod workspace;

@@ -18,6 +18,7 @@ use crate::helpers::{
 };
 use crate::on_both_backends;
 use crate::rtc::{Socket, drain, guest_sessions, interview, join, next_of, send};
+use crate::webhooks::{Answer, Receiver, register};
 
 on_both_backends!(
     recordings_past_their_retention_are_deleted,
@@ -90,6 +91,19 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
     let admin = app
         .user_with_role("ada@example.com", AccountRole::Admin)
         .await?;
+    // Another system follows recordings through a webhook.
+    let hook = Receiver::start(Answer::FailFirst(0)).await?;
+    let (_, hook_secret) = register(
+        &app,
+        &admin.access,
+        &hook.url,
+        &[
+            "recording.started",
+            "recording.finished",
+            "recording.failed",
+        ],
+    )
+    .await?;
     let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
     let created = app
         .schedule(
@@ -193,6 +207,20 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
         recording["duration_ms"].as_i64().unwrap_or(0) >= 7_000,
         "{recording}"
     );
+    // The webhook heard it begin and end, once each, signed.
+    for (event, status) in [
+        ("recording.started", "recording"),
+        ("recording.finished", "complete"),
+    ] {
+        let told = hook.delivered(event, |r| r.event == event).await?;
+        assert!(told.signed_with(&hook_secret));
+        let data = &told.json()?["data"];
+        assert_eq!(data["recording_id"], id.as_str(), "{data}");
+        assert_eq!(data["interview_id"], interview.as_str(), "{data}");
+        assert_eq!(data["status"], status, "{data}");
+    }
+    let events: Vec<String> = hook.received().into_iter().map(|r| r.event).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
 
     // Candidates and reviewers not assigned see nothing; the assigned reviewer does.
     for stranger in [&cas.access, &outsider.access] {

@@ -933,6 +933,20 @@ impl Controller {
             return None;
         }
         tracing::info!(interview = %self.interview, kind = mark.check.kind(), track = %mark.track, "proctoring event");
+        // A statement that the checks could not run is no observation about the candidate.
+        if mark.check.severity() != "info" {
+            let flag = crate::webhooks::FlagData {
+                interview_id: self.interview.clone(),
+                event_id: id.clone(),
+                kind: mark.check.kind().to_owned(),
+                participant: mark.participant.clone(),
+            };
+            crate::webhooks::record_now(
+                &self.inner.db,
+                &crate::webhooks::Event::ProctoringFlagRaised(flag),
+            )
+            .await;
+        }
         self.hint(&mark.participant, mark.check);
         self.inner.hub.proctoring_event(
             &self.room,

@@ -2,7 +2,7 @@
 //! Every change here is audited.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, patch, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,9 @@ use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::outbox::{self, OutboxEntry};
 use crate::store::users::{self, AccountRole, UserRow};
+use crate::store::webhooks::{self, DeliveryEntry, EndpointRow};
 use crate::store::{interviews, phone_pairings};
+use crate::webhooks::{EVENTS, check_url};
 
 const LIST_LIMIT: i64 = 1000;
 
@@ -29,6 +31,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/users/{id}/active", put(set_active))
         .route("/api/admin/audit", get(audit_log))
         .route("/api/admin/outbox", get(outbox_view))
+        .route(
+            "/api/admin/webhooks",
+            get(list_webhooks).post(create_webhook),
+        )
+        .route("/api/admin/webhooks/{id}", delete(delete_webhook))
+        .route(
+            "/api/admin/webhooks/{id}/rotate-secret",
+            post(rotate_webhook_secret),
+        )
         .route("/api/admin/nodes", get(nodes))
 }
 
@@ -244,6 +255,214 @@ pub async fn outbox_view(
         waiting,
         failed,
         messages: outbox::recent(pool, LIST_LIMIT).await?,
+    }))
+}
+
+/// Endpoints a server may have at most.
+const MAX_WEBHOOK_ENDPOINTS: usize = 50;
+
+/// A webhook endpoint as admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// Its id.
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The events it receives.
+    pub events: Vec<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+impl From<EndpointRow> for WebhookView {
+    fn from(row: EndpointRow) -> WebhookView {
+        WebhookView {
+            events: row.events.split(' ').map(str::to_owned).collect(),
+            created_at: jiff::Timestamp::from_second(row.created_at)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            id: row.id,
+            url: row.url,
+        }
+    }
+}
+
+/// A new endpoint, or one whose secret was rotated, with its signing secret (shown here, where
+/// the admin copies it to the receiver).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    /// The endpoint.
+    pub endpoint: WebhookView,
+    /// The key of `Sightline-Signature`'s HMAC-SHA256 (`whsec_…`).
+    pub secret: String,
+}
+
+/// The endpoints, what waits, what failed and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhooksView {
+    /// Every event an endpoint can ask for.
+    pub events: Vec<String>,
+    /// The registered endpoints.
+    pub endpoints: Vec<WebhookView>,
+    /// Deliveries neither made nor given up yet.
+    pub waiting: i64,
+    /// Deliveries given up after their last attempt.
+    pub failed: i64,
+    /// The newest deliveries, undelivered ones first (never their body).
+    pub deliveries: Vec<DeliveryEntry>,
+}
+
+/// Body of `POST /api/admin/webhooks`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookRequest {
+    /// `https://…` (plain `http://` only on this machine, unless `webhooks.allow_http`).
+    #[garde(length(min = 1, max = 2000))]
+    pub url: String,
+    /// The events it wants (see `GET /api/admin/webhooks` for the names).
+    #[garde(length(min = 1, max = 20), inner(length(min = 1, max = 64)))]
+    pub events: Vec<String>,
+}
+
+/// The webhook endpoints and their deliveries.
+#[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = WebhooksView), (status = 403, body = ErrorBody)))]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    admin: AuthUser,
+) -> Result<Json<WebhooksView>, ApiError> {
+    admin.require_admin()?;
+    let pool = state.db.pool();
+    let (waiting, failed) = webhooks::counts(pool).await?;
+    Ok(Json(WebhooksView {
+        events: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+        endpoints: webhooks::endpoints(pool)
+            .await?
+            .into_iter()
+            .map(WebhookView::from)
+            .collect(),
+        waiting,
+        failed,
+        deliveries: webhooks::recent(pool, LIST_LIMIT).await?,
+    }))
+}
+
+/// Registers an endpoint; its signing secret is in the answer.
+#[utoipa::path(post, path = "/api/admin/webhooks", tag = "admin", security(("bearer" = [])),
+    request_body = CreateWebhookRequest,
+    responses((status = 201, body = WebhookWithSecret), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    ApiJson(body): ApiJson<CreateWebhookRequest>,
+) -> Result<(axum::http::StatusCode, Json<WebhookWithSecret>), ApiError> {
+    admin.require_admin()?;
+    let url = check_url(&body.url, state.webhooks.allow_http())?;
+    let mut events: Vec<&str> = Vec::new();
+    for event in &body.events {
+        let known = EVENTS
+            .iter()
+            .find(|e| **e == event.as_str())
+            .ok_or_else(|| ApiError::field("events", format!("no event is called {event:?}")))?;
+        if !events.contains(known) {
+            events.push(known);
+        }
+    }
+    let pool = state.db.pool();
+    if webhooks::endpoints(pool).await?.len() >= MAX_WEBHOOK_ENDPOINTS {
+        return Err(ApiError::Conflict {
+            code: "too_many_webhooks",
+            message: format!("a server takes at most {MAX_WEBHOOK_ENDPOINTS} webhook endpoints"),
+        });
+    }
+    let row = EndpointRow {
+        id: crate::store::new_id(),
+        url: url.to_string(),
+        events: events.join(" "),
+        secret_generation: 0,
+        created_by: admin.id.clone(),
+        created_at: crate::store::now(),
+    };
+    let mut tx = pool.begin().await?;
+    webhooks::insert_endpoint(&mut *tx, &row).await?;
+    audit::record(
+        &mut *tx,
+        &admin.id,
+        "webhook.created",
+        &row.id,
+        serde_json::json!({ "url": row.url, "events": events }),
+    )
+    .await?;
+    tx.commit().await?;
+    let secret = state.webhooks.secret(&row.id, row.secret_generation);
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(WebhookWithSecret {
+            endpoint: row.into(),
+            secret,
+        }),
+    ))
+}
+
+/// Removes an endpoint and whatever still waits for it.
+#[utoipa::path(delete, path = "/api/admin/webhooks/{id}", tag = "admin",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Endpoint id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    admin.require_admin()?;
+    let mut tx = state.db.pool().begin().await?;
+    if !webhooks::delete_endpoint(&mut *tx, &id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(
+        &mut *tx,
+        &admin.id,
+        "webhook.deleted",
+        &id,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Gives an endpoint a new signing secret (the old one stops at once), in the answer.
+#[utoipa::path(post, path = "/api/admin/webhooks/{id}/rotate-secret", tag = "admin",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Endpoint id")),
+    responses((status = 200, body = WebhookWithSecret), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookWithSecret>, ApiError> {
+    admin.require_admin()?;
+    let pool = state.db.pool();
+    let mut tx = pool.begin().await?;
+    if !webhooks::rotate_secret(&mut *tx, &id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(
+        &mut *tx,
+        &admin.id,
+        "webhook.secret_rotated",
+        &id,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    let row = webhooks::endpoint(pool, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let secret = state.webhooks.secret(&row.id, row.secret_generation);
+    Ok(Json(WebhookWithSecret {
+        endpoint: row.into(),
+        secret,
     }))
 }
 

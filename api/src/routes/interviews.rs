@@ -30,6 +30,7 @@ use crate::store::users::AccountRole;
 use crate::store::{
     self, audit, interviews, invites, phone_pairings, questions, refresh_tokens, users,
 };
+use crate::webhooks::{self, Event, InterviewData};
 
 /// Most participants one interview may have.
 const MAX_PARTICIPANTS: usize = 50;
@@ -598,7 +599,13 @@ pub async fn create(
         links.push(issue_invite(&state, &mut tx, row, interview.ends_at()).await?);
     }
     questions::attach_all(&mut tx, &interview.id, &question_ids).await?;
+    webhooks::record(
+        &mut tx,
+        &Event::InterviewScheduled(InterviewData::from_row(&interview)),
+    )
+    .await?;
     tx.commit().await?;
+    state.webhooks.wake();
     if user.role == AccountRole::Admin {
         audit::record(
             state.db.pool(),
@@ -722,6 +729,10 @@ pub async fn update(
         row.ends_at().saturating_add(JOIN_GRACE_SECS),
     )
     .await?;
+    state
+        .webhooks
+        .emit(&Event::InterviewUpdated(InterviewData::from_row(row)))
+        .await;
     if access.is_admin && access.me.is_none() {
         audit::record(
             state.db.pool(),
@@ -775,6 +786,12 @@ pub async fn cancel(
         .await?;
     }
     let access = self::access(&state, &principal, &id).await?;
+    state
+        .webhooks
+        .emit(&Event::InterviewCancelled(InterviewData::from_row(
+            &access.interview,
+        )))
+        .await;
     Ok(Json(view(&state, &access).await?))
 }
 

@@ -26,6 +26,7 @@ use crate::routes::stored_json::{parse, to_json};
 use crate::state::AppState;
 use crate::store::scorecards::{self as store, NoteRow, ScorecardRow, TemplateRow};
 use crate::store::{audit, new_id, now};
+use crate::webhooks::{Event, ScorecardData};
 
 /// The notes and scorecard routes.
 pub fn router() -> Router<AppState> {
@@ -601,6 +602,15 @@ pub async fn submit(
         updated_at: at,
     };
     store::submit(state.db.pool(), &row).await?;
+    state
+        .webhooks
+        .emit(&Event::ScorecardSubmitted(ScorecardData {
+            interview_id: row.interview_id.clone(),
+            scorecard_id: row.id.clone(),
+            author_id: principal.actor(),
+            recommendation: row.recommendation.clone(),
+        }))
+        .await;
     audit::record(
         state.db.pool(),
         &principal.actor(),

@@ -17,6 +17,7 @@ pub mod recordings;
 pub mod refresh_tokens;
 pub mod scorecards;
 pub mod users;
+pub mod webhooks;
 pub mod workspace;
 
 use std::time::Duration;

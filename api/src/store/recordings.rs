@@ -29,7 +29,8 @@ pub struct RecordingRow {
     pub failure: Option<String>,
 }
 
-/// A recording that starts now, on cluster node `node` (`None` alone).
+/// A recording that starts now, on cluster node `node` (`None` alone); webhooks are told in
+/// the same transaction.
 pub async fn insert(
     pool: &AnyPool,
     id: &str,
@@ -37,6 +38,7 @@ pub async fn insert(
     started_by: &str,
     node: Option<&str>,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO recordings (id, interview_id, status, started_by, started_at, node) \
          VALUES ($1, $2, 'recording', $3, $4, $5)",
@@ -46,9 +48,39 @@ pub async fn insert(
     .bind(started_by)
     .bind(now())
     .bind(node)
-    .execute(pool)
-    .await
-    .map(|_| ())
+    .execute(&mut *tx)
+    .await?;
+    tell_webhooks(&mut tx, id).await?;
+    tx.commit().await
+}
+
+/// Writes the webhook event for recording `id`'s status now (started, finished or failed), in
+/// the caller's transaction, after its change: every path that moves a recording (a node, a
+/// worker, recovery after a crash) tells webhooks once, and only if the change commits.
+async fn tell_webhooks(tx: &mut sqlx::AnyConnection, id: &str) -> Result<(), sqlx::Error> {
+    use crate::webhooks::{Event, RecordingData};
+    let Some(row) = sqlx::query_as::<_, (String, String, Option<String>)>(
+        "SELECT interview_id, status, failure FROM recordings WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(());
+    };
+    let (interview_id, status, failure) = row;
+    let data = RecordingData {
+        interview_id,
+        recording_id: id.to_owned(),
+        status: status.clone(),
+        reason: failure,
+    };
+    let event = match status.as_str() {
+        "recording" => Event::RecordingStarted(data),
+        "failed" => Event::RecordingFailed(data),
+        _ => Event::RecordingFinished(data),
+    };
+    crate::webhooks::record(tx, &event).await.map(|_| ())
 }
 
 /// How long after a recording ended under its room the interview's recording is still
@@ -282,13 +314,19 @@ pub async fn fail_without_worker(
              WHERE id = $3 AND finisher IS NULL AND status = 'recording'"
         }
     };
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(sql)
         .bind(now())
         .bind(reason)
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    let failed = done.rows_affected() == 1;
+    if failed {
+        tell_webhooks(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(failed)
 }
 
 /// Marks `id` carried over to `node`; `false` if another node did first.
@@ -320,34 +358,69 @@ pub async fn mark_stopped(pool: &AnyPool, id: &str, node: Option<&str>) -> Resul
     .map(|_| ())
 }
 
-/// A recording that ended: `complete`, or `interrupted` by a crash.
+/// A recording that ended: `complete`, or `interrupted` by a crash. Webhooks hear of it when
+/// it was still recording.
 pub async fn finish(
     pool: &AnyPool,
     id: &str,
     status: &str,
     duration_ms: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3 WHERE id = $4")
+    // The change from `recording` first (a conditional write: on SQLite a read first would have
+    // to upgrade its lock), the one webhooks are told of; an ended recording is only corrected.
+    let mut tx = pool.begin().await?;
+    let first = sqlx::query(
+        "UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3 \
+         WHERE id = $4 AND status = 'recording'",
+    )
+    .bind(status)
+    .bind(now())
+    .bind(duration_ms)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if first.rows_affected() == 1 {
+        tell_webhooks(&mut tx, id).await?;
+    } else {
+        sqlx::query(
+            "UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3 WHERE id = $4",
+        )
         .bind(status)
         .bind(now())
         .bind(duration_ms)
         .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
 }
 
-/// A recording the server could not finish, with the reason people are shown.
+/// A recording the server could not finish, with the reason people are shown. Webhooks hear of
+/// it when it was still recording.
 pub async fn fail(pool: &AnyPool, id: &str, reason: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 WHERE id = $3",
+    let mut tx = pool.begin().await?;
+    let first = sqlx::query(
+        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
+         WHERE id = $3 AND status = 'recording'",
     )
     .bind(now())
     .bind(reason)
     .bind(id)
-    .execute(pool)
-    .await
-    .map(|_| ())
+    .execute(&mut *tx)
+    .await?;
+    if first.rows_affected() == 1 {
+        tell_webhooks(&mut tx, id).await?;
+    } else {
+        sqlx::query(
+            "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 WHERE id = $3",
+        )
+        .bind(now())
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
 }
 
 /// Recordings in one status (`recording`: not finished yet), newest first, at most `limit`.
