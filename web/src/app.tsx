@@ -16,6 +16,7 @@ import { NotFound } from './pages/NotFound';
 import { Pair } from './pages/Pair';
 import { Player } from './pages/Player';
 import { AdminOutbox } from './pages/AdminOutbox';
+import { AdminWebhooks } from './pages/AdminWebhooks';
 import { ForgotPassword } from './pages/ForgotPassword';
 import { Register } from './pages/Register';
 import { ResetPassword } from './pages/ResetPassword';
@@ -43,6 +44,7 @@ function Header() {
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/scorecards">Scorecards</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/nodes">Nodes</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/outbox">Email</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/webhooks">Webhooks</a>}
       </nav>
       <div class="who">
         {me ? (
@@ -101,6 +103,7 @@ export function App() {
             <Route path="/admin/scorecards" component={ScorecardTemplates} />
             <Route path="/admin/nodes" component={AdminNodes} />
             <Route path="/admin/outbox" component={AdminOutbox} />
+            <Route path="/admin/webhooks" component={AdminWebhooks} />
             <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>
