@@ -8,7 +8,11 @@ CREATE TABLE webhook_endpoints (
     events TEXT NOT NULL,
     secret_generation BIGINT NOT NULL DEFAULT 0,
     created_by TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    -- One delivery at a time per endpoint, whichever server sends it: a sender holds the
+    -- endpoint's claim while its request is under way (a claim lapses, like a delivery's).
+    claimed_until BIGINT,
+    claim TEXT
 );
 
 -- One event for one endpoint, written in the same moment as what caused it (a transaction's

@@ -16,7 +16,8 @@
 //! endpoint's id and its secret generation (raised by a rotation), so a copy of the database
 //! signs nothing, and every node of a cluster signs alike.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use sightline_signaling::protocol::LeaveReason;
 use sightline_signaling::{Hub, InterviewRole, PresenceChange, RoomActivity};
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use url::Url;
 
 use crate::error::ApiError;
@@ -244,15 +245,17 @@ pub async fn record(conn: &mut AnyConnection, event: &Event) -> Result<usize, sq
 }
 
 /// Like [`record`] for something that was not a transaction: a failure is logged, never the
-/// caller's (an event that cannot be written does not undo what happened).
-pub async fn record_now(db: &Db, event: &Event) {
+/// caller's (an event that cannot be written does not undo what happened). Returns how many
+/// deliveries were written.
+pub async fn record_now(db: &Db, event: &Event) -> usize {
     let written = match db.pool().acquire().await {
         Ok(mut conn) => record(&mut conn, event).await,
         Err(err) => Err(err),
     };
-    if let Err(err) = written {
+    written.unwrap_or_else(|err| {
         tracing::warn!(event = event.name(), %err, "a webhook event was not written");
-    }
+        0
+    })
 }
 
 /// The signing secret of endpoint `endpoint` at `generation`, derived from `master`.
@@ -290,9 +293,11 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!("t={timestamp},v1={hex}")
 }
 
-/// Checks an endpoint URL an admin gave: http(s) with a host, https unless the host is this
-/// machine or `allow_http` is set, no credentials in it.
-pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, ApiError> {
+/// Checks an endpoint URL an admin gave: http(s) with a host, no credentials in it, an address
+/// literal (or `localhost`) only if it is public or `allow_private` (names are checked each time
+/// they are resolved, see [`PublicOnly`]), and https unless `allow_http` or the host is this
+/// machine.
+pub fn check_url(raw: &str, allow_http: bool, allow_private: bool) -> Result<Url, ApiError> {
     let invalid = |message: &str| ApiError::field("url", message);
     if raw.len() > 2000 {
         return Err(invalid("at most 2000 characters"));
@@ -303,19 +308,81 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<Url, ApiError> {
             "must not carry credentials (endpoints verify the signature instead)",
         ));
     }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost",
+    let (private, loopback) = match url.host() {
+        Some(url::Host::Ipv4(ip)) => (!is_public(IpAddr::V4(ip)), ip.is_loopback()),
+        Some(url::Host::Ipv6(ip)) => (!is_public(IpAddr::V6(ip)), ip.is_loopback()),
+        Some(url::Host::Domain(name)) => {
+            let local = name.eq_ignore_ascii_case("localhost");
+            (local, local)
+        }
         None => return Err(invalid("has no host")),
     };
+    if private && !allow_private {
+        return Err(invalid(
+            "must be a public address; webhooks.allow_private_targets permits this machine and private networks",
+        ));
+    }
     match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback || allow_http => Ok(url),
-        "http" => Err(invalid(
-            "must be https:// (events carry names and addresses); plain http:// only on this machine unless webhooks.allow_http",
-        )),
-        _ => Err(invalid("must be https:// or http://")),
+        "https" => {}
+        // Plain HTTP on this machine crosses no network.
+        "http" if allow_http || loopback => {}
+        "http" => {
+            return Err(invalid(
+                "must be https:// (events carry names and addresses); webhooks.allow_http permits http://",
+            ));
+        }
+        _ => return Err(invalid("must be https:// or http://")),
+    }
+    Ok(url)
+}
+
+/// Whether `ip` is an address on the public internet (not this machine, a private or
+/// link-local network, a shared or documentation range, or multicast).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// The webhook client's resolver: the system's, keeping only public addresses (a name that
+/// resolves to none fails the request), so a name cannot be pointed at the server's own network
+/// after it was registered.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
     }
 }
 
@@ -340,10 +407,15 @@ impl Webhooks {
         db: Db,
         master: SecretString,
     ) -> Result<Webhooks, ApiError> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(u64::from(settings.timeout_secs)))
-            .user_agent("Sightline-Webhooks/1")
+            .user_agent("Sightline-Webhooks/1");
+        if !settings.allow_private_targets {
+            client = client.dns_resolver(PublicOnly);
+        }
+        let client = client
             .build()
             .map_err(|err| ApiError::Internal(format!("the webhook client: {err}")))?;
         Ok(Webhooks {
@@ -362,9 +434,10 @@ impl Webhooks {
         endpoint_secret(&self.inner.master, endpoint, generation)
     }
 
-    /// Whether plain http:// endpoints on other machines are allowed.
-    pub fn allow_http(&self) -> bool {
-        self.inner.settings.allow_http
+    /// Checks an endpoint URL against this server's rules (see [`check_url`]).
+    pub fn check_url(&self, raw: &str) -> Result<Url, ApiError> {
+        let settings = &self.inner.settings;
+        check_url(raw, settings.allow_http, settings.allow_private_targets)
     }
 
     /// Tells the sender something was written.
@@ -372,10 +445,11 @@ impl Webhooks {
         self.inner.wake.notify_one();
     }
 
-    /// Writes `event` (not part of a transaction) and wakes the sender.
+    /// Writes `event` (not part of a transaction) and wakes the sender if an endpoint wants it.
     pub async fn emit(&self, event: &Event) {
-        record_now(&self.inner.db, event).await;
-        self.wake();
+        if record_now(&self.inner.db, event).await > 0 {
+            self.wake();
+        }
     }
 
     /// Delivers until `stop`; deliveries under way then are finished first (each bounded by
@@ -383,13 +457,13 @@ impl Webhooks {
     pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
         let pool = self.inner.db.pool().clone();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
-        let mut tasks: JoinSet<String> = JoinSet::new();
-        let mut busy: HashSet<String> = HashSet::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        // Each delivery under way, by task, with its endpoint: a task that panicked frees its
+        // endpoint too (its claims lapse in the database).
+        let mut busy: HashMap<task::Id, String> = HashMap::new();
         while !stop.is_cancelled() {
-            while let Some(done) = tasks.try_join_next() {
-                if let Ok(endpoint) = done {
-                    busy.remove(&endpoint);
-                }
+            while let Some(done) = tasks.try_join_next_with_id() {
+                busy.remove(&finished(done));
             }
             let started = self.start_due(&pool, &mut tasks, &mut busy).await;
             if started > 0 {
@@ -398,10 +472,8 @@ impl Webhooks {
             tokio::select! {
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(endpoint) = done {
-                        busy.remove(&endpoint);
-                    }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    busy.remove(&finished(done));
                 }
                 _ = sweep.tick() => {
                     if let Err(err) = webhooks::sweep(&pool, KEEP_SECS).await {
@@ -419,8 +491,8 @@ impl Webhooks {
     async fn start_due(
         &self,
         pool: &sqlx::AnyPool,
-        tasks: &mut JoinSet<String>,
-        busy: &mut HashSet<String>,
+        tasks: &mut JoinSet<()>,
+        busy: &mut HashMap<task::Id, String>,
     ) -> usize {
         if tasks.len() >= MAX_IN_FLIGHT {
             return 0;
@@ -437,14 +509,14 @@ impl Webhooks {
             if tasks.len() >= MAX_IN_FLIGHT {
                 break;
             }
-            if busy.contains(&endpoint) {
+            if busy.values().any(|e| *e == endpoint) {
                 continue;
             }
             match webhooks::claim_next(pool, &endpoint, CLAIM_SECS).await {
                 Ok(Some(due)) => {
-                    busy.insert(endpoint);
                     let sender = self.clone();
-                    tasks.spawn(async move { sender.deliver(due).await });
+                    let running = tasks.spawn(async move { sender.deliver(due).await });
+                    busy.insert(running.id(), endpoint);
                     started += 1;
                 }
                 Ok(None) => {}
@@ -454,8 +526,8 @@ impl Webhooks {
         started
     }
 
-    /// One attempt at `due`; returns its endpoint.
-    async fn deliver(&self, due: webhooks::Due) -> String {
+    /// One attempt at `due`.
+    async fn deliver(&self, due: webhooks::Due) {
         let secret = self.secret(&due.endpoint_id, due.secret_generation);
         let sent = self
             .inner
@@ -504,7 +576,17 @@ impl Webhooks {
             // The claim lapses and the delivery is tried again.
             tracing::error!(delivery = %due.id, %err, "a webhook delivery was not updated");
         }
-        due.endpoint_id
+    }
+}
+
+/// The task a finished delivery ran in, whether it returned or panicked.
+fn finished(done: Result<(task::Id, ()), task::JoinError>) -> task::Id {
+    match done {
+        Ok((id, ())) => id,
+        Err(err) => {
+            tracing::error!(%err, "a webhook delivery task failed");
+            err.id()
+        }
     }
 }
 
@@ -579,15 +661,55 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_urls_need_tls_off_this_machine_and_no_credentials() {
-        assert!(check_url("https://hooks.example.com/x", false).is_ok());
-        assert!(check_url("http://127.0.0.1:9/x", false).is_ok());
-        assert!(check_url("http://localhost:9/x", false).is_ok());
-        assert!(check_url("http://hooks.example.com/x", false).is_err());
-        assert!(check_url("http://hooks.example.com/x", true).is_ok());
-        assert!(check_url("https://user:pw@hooks.example.com/x", false).is_err());
-        assert!(check_url("ftp://hooks.example.com/x", false).is_err());
-        assert!(check_url("not a url", false).is_err());
+    fn endpoint_urls_need_tls_a_public_address_and_no_credentials() {
+        assert!(check_url("https://hooks.example.com/x", false, false).is_ok());
+        assert!(check_url("http://hooks.example.com/x", false, false).is_err());
+        assert!(check_url("http://hooks.example.com/x", true, false).is_ok());
+        assert!(check_url("https://user:pw@hooks.example.com/x", false, false).is_err());
+        assert!(check_url("ftp://hooks.example.com/x", false, false).is_err());
+        assert!(check_url("not a url", false, false).is_err());
+        for private in [
+            "https://127.0.0.1/x",
+            "https://localhost/x",
+            "https://10.1.2.3/x",
+            "https://192.168.0.9/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/x",
+            "https://0.0.0.0/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[fe80::1]/x",
+            "https://[::ffff:10.0.0.1]/x",
+        ] {
+            assert!(check_url(private, false, false).is_err(), "{private}");
+            assert!(check_url(private, false, true).is_ok(), "{private}");
+        }
+        assert!(
+            check_url("http://127.0.0.1:9/x", false, true).is_ok(),
+            "this machine"
+        );
+        assert!(
+            check_url("http://10.0.0.1/x", false, true).is_err(),
+            "a network"
+        );
+        assert!(check_url("http://10.0.0.1/x", true, true).is_ok());
+        assert!(check_url("https://93.184.215.14/x", false, false).is_ok());
+        assert!(
+            check_url(
+                "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/x",
+                false,
+                false
+            )
+            .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn names_are_resolved_to_public_addresses_only() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().expect("a name");
+        let refused = PublicOnly.resolve(name).await;
+        assert!(refused.is_err(), "localhost resolves to loopback only");
     }
 
     #[test]

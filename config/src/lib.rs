@@ -155,8 +155,13 @@ pub struct WebhooksSettings {
     /// Seconds an endpoint has to answer one delivery.
     pub timeout_secs: u32,
     /// Whether endpoints may be plain `http://` on another machine (events carry names and
-    /// email addresses; without TLS anyone on the way reads them). Loopback is always allowed.
+    /// email addresses; without TLS anyone on the way reads them).
     pub allow_http: bool,
+    /// Whether endpoints may be on this machine or a private network (loopback, RFC 1918,
+    /// link-local, unique-local addresses). Off, the server only ever connects to public
+    /// addresses, checked when a name is resolved for each request, so an admin's endpoint
+    /// cannot reach services behind the server.
+    pub allow_private_targets: bool,
 }
 
 /// `[email]`: messages go out through an SMTP server, from a persisted outbox.

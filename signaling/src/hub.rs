@@ -794,7 +794,10 @@ impl RoomActor {
                 self.connections.clear();
                 let everyone: Vec<String> = self.room.identities().map(str::to_owned).collect();
                 for identity in everyone {
-                    let effects = self.room.leave(&identity, LeaveReason::Left);
+                    let mut effects = self.room.leave(&identity, LeaveReason::Left);
+                    // Nobody left the interview: its room goes on on another node, where
+                    // they arrive.
+                    effects.retain(|e| !matches!(e, Effect::Presence(_)));
                     self.apply(effects).await;
                 }
             }
@@ -1284,6 +1287,85 @@ impl RoomActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::PROTOCOL_VERSION;
+
+    /// A hub over one real media worker on loopback.
+    fn hub_with_one_worker() -> Hub {
+        let (events_tx, events_rx) = mpsc::channel(sightline_sfu::EVENT_QUEUE);
+        let config = sightline_sfu::WorkerConfig {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            public_ips: Vec::new(),
+            bandwidth_estimation: false,
+            stopped_line_limit: sightline_sfu::DEFAULT_STOPPED_LINE_LIMIT,
+            tcp: None,
+            track_space: sightline_sfu::TrackSpace::of(1, 0),
+        };
+        let (worker, _thread) = WorkerHandle::spawn(0, config, events_tx).expect("a worker");
+        Hub::new(vec![worker], events_rx)
+    }
+
+    fn person(identity: &str) -> Member {
+        Member {
+            identity: identity.to_owned(),
+            name: identity.to_owned(),
+            role: crate::InterviewRole::Interviewer,
+            grants: crate::Grants::for_role(crate::InterviewRole::Interviewer),
+            phone_of: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn presence_is_reported_for_people_leaving_but_not_for_a_room_ended_here() {
+        let hub = hub_with_one_worker();
+        let mut presence = hub.watch_presence(16).expect("the first watcher");
+        assert!(hub.watch_presence(16).is_none(), "one watcher");
+        let next = async |presence: &mut mpsc::Receiver<RoomActivity>| {
+            tokio::time::timeout(Duration::from_secs(10), presence.recv())
+                .await
+                .expect("in time")
+                .expect("open")
+        };
+
+        // Someone who leaves is reported.
+        let room = RoomId("r-left".into());
+        let ivy = hub
+            .connect(&room, person("ivy"), PROTOCOL_VERSION, None, "a".into())
+            .await
+            .expect("joins");
+        let joined = next(&mut presence).await;
+        assert_eq!(joined.room, room);
+        assert!(matches!(joined.change, PresenceChange::Joined(ref p) if p.identity == "ivy"));
+        assert!(ivy.to_room.send(ClientMessage::Leave {}));
+        let left = next(&mut presence).await;
+        assert_eq!(
+            left.change,
+            PresenceChange::Left {
+                participant: "ivy".into(),
+                reason: LeaveReason::Left
+            }
+        );
+
+        // A room ended here (it moved to another node) says nothing of its people.
+        let moved = RoomId("r-moved".into());
+        let mut cas = hub
+            .connect(&moved, person("cas"), PROTOCOL_VERSION, None, "b".into())
+            .await
+            .expect("joins");
+        assert!(matches!(
+            next(&mut presence).await.change,
+            PresenceChange::Joined(_)
+        ));
+        hub.end_room(&moved);
+        // The session ends with the room...
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while cas.from_room.recv().await.is_some() {}
+        })
+        .await;
+        assert!(drained.is_ok(), "the session ended");
+        // ...and nobody was reported leaving.
+        assert!(presence.try_recv().is_err(), "no departure reported");
+        assert_eq!(hub.presence_dropped(), 0);
+    }
 
     #[tokio::test]
     async fn a_relayed_session_carries_messages_and_closes_after_them() {

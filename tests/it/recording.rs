@@ -78,7 +78,11 @@ async fn wait_for_status(socket: &mut Socket, state: &str) -> Result<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -> Result<()> {
-    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("webhooks.allow_private_targets", json!(true))],
+    )
+    .await?;
     let ivy = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
@@ -219,6 +223,8 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
         assert_eq!(data["interview_id"], interview.as_str(), "{data}");
         assert_eq!(data["status"], status, "{data}");
     }
+    // Past the sender's poll, nothing more came.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let events: Vec<String> = hook.received().into_iter().map(|r| r.event).collect();
     assert_eq!(events.len(), 2, "{events:?}");
 

@@ -345,6 +345,8 @@ async fn a_deactivated_account_leaves_its_rooms_and_editors_at_once(
     let (mut cas_room, _) = crate::rtc::join(&app, &id, &candidate).await?;
     let mut ivy = Editor::open(&app, &id, &interviewer).await?;
     let mut cas = Editor::open(&app, &id, &candidate).await?;
+    // A join token fetched before the deactivation, not used yet.
+    let unused_join_token = crate::rtc::join_token(&app, &id, &interviewer).await?;
 
     expect_json(
         app.put(
@@ -381,6 +383,14 @@ async fn a_deactivated_account_leaves_its_rooms_and_editors_at_once(
     .await?;
     let refused = first_answer(&app, &id, &interviewer).await?;
     assert_eq!(refused["error"]["code"], "unauthenticated", "{refused}");
+    let mut replay = crate::rtc::connect(&app, &id).await?;
+    crate::rtc::send(
+        &mut replay,
+        json!({ "type": "join", "version": 1, "token": unused_join_token }),
+    )
+    .await?;
+    let answer = crate::rtc::next_of(&mut replay, "error").await?;
+    assert_eq!(answer["code"], "session_ended", "{answer}");
     // The candidate's editor carries on: what she types reaches a new reader.
     cas.insert(0, "still here").await?;
     let mut reader = Editor::open(&app, &id, &candidate).await?;

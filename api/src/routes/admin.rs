@@ -19,7 +19,7 @@ use crate::store::outbox::{self, OutboxEntry};
 use crate::store::users::{self, AccountRole, UserRow};
 use crate::store::webhooks::{self, DeliveryEntry, EndpointRow};
 use crate::store::{interviews, phone_pairings};
-use crate::webhooks::{EVENTS, check_url};
+use crate::webhooks::EVENTS;
 
 const LIST_LIMIT: i64 = 1000;
 
@@ -180,11 +180,17 @@ pub async fn set_active(
         Vec::new()
     } else {
         crate::store::refresh_tokens::revoke_all_for_user(&mut *tx, &id).await?;
-        let rows = interviews::participants_of_user(&mut *tx, &id).await?;
-        for row in &rows {
-            phone_pairings::revoke_for_participant(&mut *tx, &row.id).await?;
-        }
-        rows
+        // Join tokens already issued carry the participant rows' session generation, and the
+        // paired phones have sessions of their own: both end here.
+        interviews::raise_session_epochs_of_user(&mut *tx, &id).await?;
+        phone_pairings::revoke_for_user(&mut *tx, &id).await?;
+        interviews::open_participations_of_user(
+            &mut *tx,
+            &id,
+            at,
+            crate::routes::interviews::JOIN_GRACE_SECS,
+        )
+        .await?
     };
     let action = if body.active {
         "user.reactivated"
@@ -201,13 +207,15 @@ pub async fn set_active(
         state
             .remove_participant(&room, &row.id, LeaveReason::SessionEnded)
             .await;
-        state
-            .remove_participant(
-                &room,
-                &crate::pairing::phone_identity(&row.id),
-                LeaveReason::SessionEnded,
-            )
-            .await;
+        if row.role == sightline_signaling::InterviewRole::Candidate.as_str() {
+            state
+                .remove_participant(
+                    &room,
+                    &crate::pairing::phone_identity(&row.id),
+                    LeaveReason::SessionEnded,
+                )
+                .await;
+        }
         state.workspaces.recheck(&row.interview_id);
     }
     let after = users::by_id(state.db.pool(), &id)
@@ -358,7 +366,7 @@ pub async fn create_webhook(
     ApiJson(body): ApiJson<CreateWebhookRequest>,
 ) -> Result<(axum::http::StatusCode, Json<WebhookWithSecret>), ApiError> {
     admin.require_admin()?;
-    let url = check_url(&body.url, state.webhooks.allow_http())?;
+    let url = state.webhooks.check_url(&body.url)?;
     let mut events: Vec<&str> = Vec::new();
     for event in &body.events {
         let known = EVENTS
@@ -391,7 +399,8 @@ pub async fn create_webhook(
         &admin.id,
         "webhook.created",
         &row.id,
-        serde_json::json!({ "url": row.url, "events": events }),
+        // A receiver's URL may carry its own secret in the query: the log keeps the rest.
+        serde_json::json!({ "url": without_query(&url), "events": events }),
     )
     .await?;
     tx.commit().await?;
@@ -403,6 +412,14 @@ pub async fn create_webhook(
             secret,
         }),
     ))
+}
+
+/// `url` without its query and fragment.
+fn without_query(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 /// Removes an endpoint and whatever still waits for it.

@@ -195,19 +195,42 @@ pub async fn participant(pool: &AnyPool, id: &str) -> Result<Option<ParticipantR
     .await
 }
 
-/// Every participant row linked to a user's account, whatever the interview's state.
-pub async fn participants_of_user<'c>(
+/// The participant rows linked to a user's account in interviews that may still have a room
+/// (not cancelled, not ended more than `grace_secs` before `now`).
+pub async fn open_participations_of_user<'c>(
     executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     user_id: &str,
+    now: i64,
+    grace_secs: i64,
 ) -> Result<Vec<ParticipantRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        participant_columns!(),
-        " FROM interview_participants WHERE user_id = $1 ORDER BY id"
-    ))
+    sqlx::query_as(
+        "SELECT p.id, p.interview_id, p.email, p.display_name, p.role, p.user_id, \
+         p.session_epoch FROM interview_participants p \
+         JOIN interviews i ON i.id = p.interview_id \
+         WHERE p.user_id = $1 AND i.status = 'scheduled' \
+         AND i.scheduled_start + i.duration_minutes * 60 + $2 > $3 ORDER BY p.id",
+    )
     .bind(user_id)
+    .bind(grace_secs)
+    .bind(now)
     .fetch_all(executor)
     .await
+}
+
+/// Ends the room and phone sessions of every participant row linked to a user's account (their
+/// join tokens carry the row's session generation, which this raises), keeping the link, so a
+/// reactivated account gets its interviews back. Runs in the caller's transaction.
+pub async fn raise_session_epochs_of_user<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE interview_participants SET session_epoch = session_epoch + 1 WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .execute(executor)
+    .await
+    .map(|_| ())
 }
 
 /// The interviews a user takes part in, with their participant row, soonest first.

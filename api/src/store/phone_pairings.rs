@@ -144,6 +144,22 @@ pub async fn redeem(
     Ok(true)
 }
 
+/// Unpairs the phones of every participant row linked to a user's account.
+pub async fn revoke_for_user<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE phone_pairings SET revoked_at = $1 WHERE revoked_at IS NULL \
+         AND participant_id IN (SELECT id FROM interview_participants WHERE user_id = $2)",
+    )
+    .bind(now())
+    .bind(user_id)
+    .execute(executor)
+    .await
+    .map(|_| ())
+}
+
 /// Unpairs a candidate's phone: every pairing and phone session of theirs stops working.
 pub async fn revoke_for_participant<'c>(
     executor: impl sqlx::Executor<'c, Database = sqlx::Any>,

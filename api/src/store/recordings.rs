@@ -358,20 +358,20 @@ pub async fn mark_stopped(pool: &AnyPool, id: &str, node: Option<&str>) -> Resul
     .map(|_| ())
 }
 
-/// A recording that ended: `complete`, or `interrupted` by a crash. Webhooks hear of it when
-/// it was still recording.
+/// A recording that ended: `complete`, or `interrupted` by a crash. Webhooks hear of every
+/// change of status.
 pub async fn finish(
     pool: &AnyPool,
     id: &str,
     status: &str,
     duration_ms: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    // The change from `recording` first (a conditional write: on SQLite a read first would have
-    // to upgrade its lock), the one webhooks are told of; an ended recording is only corrected.
+    // A change of status first (a conditional write: on SQLite a read first would have to
+    // upgrade its lock), which webhooks are told of; otherwise only the end is corrected.
     let mut tx = pool.begin().await?;
     let first = sqlx::query(
         "UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3 \
-         WHERE id = $4 AND status = 'recording'",
+         WHERE id = $4 AND status <> $1",
     )
     .bind(status)
     .bind(now())
@@ -396,12 +396,12 @@ pub async fn finish(
 }
 
 /// A recording the server could not finish, with the reason people are shown. Webhooks hear of
-/// it when it was still recording.
+/// every change of status.
 pub async fn fail(pool: &AnyPool, id: &str, reason: &str) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let first = sqlx::query(
         "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
-         WHERE id = $3 AND status = 'recording'",
+         WHERE id = $3 AND status <> 'failed'",
     )
     .bind(now())
     .bind(reason)

@@ -185,14 +185,31 @@ pub async fn due_endpoints(pool: &AnyPool, limit: i64) -> Result<Vec<String>, sq
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Claims `endpoint`'s oldest delivery due now for `lease_secs` (of two senders, only one
-/// claims it; a claim that lapses was a sender's that died mid-send); `None` when none is due.
+/// Claims `endpoint` and its oldest delivery due now for `lease_secs`; `None` when another
+/// sender holds the endpoint (one request in flight per endpoint, across servers) or nothing is
+/// due. The endpoint's claim is taken first, by a conditional write (on SQLite a read first
+/// would have to upgrade its lock; on PostgreSQL two senders could both read it free), and
+/// released with the attempt's outcome, or here when nothing was due.
 pub async fn claim_next(
     pool: &AnyPool,
     endpoint: &str,
     lease_secs: i64,
 ) -> Result<Option<Due>, sqlx::Error> {
     let at = now();
+    let claim = new_id();
+    let held = sqlx::query(
+        "UPDATE webhook_endpoints SET claimed_until = $2, claim = $3 \
+         WHERE id = $4 AND (claimed_until IS NULL OR claimed_until < $1)",
+    )
+    .bind(at)
+    .bind(at + lease_secs)
+    .bind(&claim)
+    .bind(endpoint)
+    .execute(pool)
+    .await?;
+    if held.rows_affected() != 1 {
+        return Ok(None);
+    }
     let candidates: Vec<(String,)> = sqlx::query_as(concat!(
         "SELECT id FROM webhook_deliveries WHERE endpoint_id = $2 AND ",
         claimable!(),
@@ -203,7 +220,6 @@ pub async fn claim_next(
     .fetch_all(pool)
     .await?;
     for (id,) in candidates {
-        let claim = new_id();
         let done = sqlx::query(concat!(
             "UPDATE webhook_deliveries SET claimed_until = $2, claim = $3 WHERE id = $4 AND ",
             claimable!()
@@ -227,7 +243,21 @@ pub async fn claim_next(
             .await;
         }
     }
+    release_endpoint(pool, endpoint, &claim).await?;
     Ok(None)
+}
+
+/// Lets go of `endpoint`'s claim, if it is still `claim`.
+async fn release_endpoint(pool: &AnyPool, endpoint: &str, claim: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET claimed_until = NULL, claim = NULL \
+         WHERE id = $1 AND claim = $2",
+    )
+    .bind(endpoint)
+    .bind(claim)
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
 /// The endpoint took `due` (answered 2xx with `status`).
@@ -242,8 +272,8 @@ pub async fn delivered(pool: &AnyPool, due: &Due, status: u16) -> Result<(), sql
     .bind(&due.id)
     .bind(&due.claim)
     .execute(pool)
-    .await
-    .map(|_| ())
+    .await?;
+    release_endpoint(pool, &due.endpoint_id, &due.claim).await
 }
 
 /// Delivering `due` failed (`status` if the endpoint answered): tried again at `retry_at`, or,
@@ -268,8 +298,8 @@ pub async fn attempt_failed(
     .bind(&due.id)
     .bind(&due.claim)
     .execute(pool)
-    .await
-    .map(|_| ())
+    .await?;
+    release_endpoint(pool, &due.endpoint_id, &due.claim).await
 }
 
 /// Forgets deliveries delivered or failed more than `keep_secs` ago; returns how many went.
