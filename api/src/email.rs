@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use sightline_config::EmailSettings;
@@ -39,7 +40,8 @@ const KEEP_SECS: i64 = 30 * 86_400;
 /// The longest wait between two attempts at one message.
 const MAX_BACKOFF_SECS: i64 = 3600;
 
-/// A message's content: a subject, a plain-text body and the same as HTML.
+/// A message's content: a subject, a plain-text body and the same as HTML, and a calendar
+/// invitation for some.
 #[derive(Debug, Clone)]
 pub struct Content {
     /// The subject line.
@@ -48,6 +50,9 @@ pub struct Content {
     pub text: String,
     /// The HTML body.
     pub html: String,
+    /// An iCalendar (`crate::calendar::ics`) and its method: sent as a third alternative
+    /// (`text/calendar; method=…`, what calendar-aware clients act on) and as `invite.ics`.
+    pub calendar: Option<(crate::calendar::Method, String)>,
 }
 
 /// Queues email and sends it; cheap to clone.
@@ -103,6 +108,11 @@ impl Mailer {
         self.inner.transport.is_some()
     }
 
+    /// The address messages come from (a calendar event's organizer).
+    pub fn sender_address(&self) -> String {
+        self.inner.from.email.to_string()
+    }
+
     /// Writes a `kind` message with `content` to `to` into the outbox through `executor` (the
     /// caller's transaction, when it has one), not to be sent after `expires_at` (Unix
     /// seconds), if given; [`Mailer::wake`] once that is committed.
@@ -119,15 +129,39 @@ impl Mailer {
             .map_err(|_| ApiError::Internal("an email recipient is not an address".into()))?;
         let id = new_id();
         let host = self.inner.from.email.domain().to_owned();
+        let body = match &content.calendar {
+            None => MultiPart::alternative_plain_html(content.text.clone(), content.html.clone()),
+            Some((method, ics)) => {
+                let calendar_type = |base: &str| {
+                    ContentType::parse(&format!(
+                        "{base}; charset=utf-8; method={}",
+                        method.as_str()
+                    ))
+                    .map_err(|err| ApiError::Internal(format!("a calendar type: {err}")))
+                };
+                MultiPart::mixed()
+                    .multipart(
+                        MultiPart::alternative()
+                            .singlepart(SinglePart::plain(content.text.clone()))
+                            .singlepart(SinglePart::html(content.html.clone()))
+                            .singlepart(
+                                SinglePart::builder()
+                                    .header(calendar_type("text/calendar")?)
+                                    .body(ics.clone()),
+                            ),
+                    )
+                    .singlepart(
+                        Attachment::new("invite.ics".to_owned())
+                            .body(ics.clone(), calendar_type("application/ics")?),
+                    )
+            }
+        };
         let message = Message::builder()
             .message_id(Some(format!("<{id}@{host}>")))
             .from(self.inner.from.clone())
             .to(Mailbox::new(None, recipient))
             .subject(content.subject.clone())
-            .multipart(MultiPart::alternative_plain_html(
-                content.text.clone(),
-                content.html.clone(),
-            ))
+            .multipart(body)
             .map_err(|err| ApiError::Internal(format!("building an email: {err}")))?;
         let formatted = String::from_utf8(message.formatted())
             .map_err(|_| ApiError::Internal("an email that is not text".into()))?;
@@ -277,7 +311,7 @@ pub fn html_escape(text: &str) -> String {
 
 /// A name people typed, fit for a message's text: control characters (line breaks that could
 /// make up paragraphs of their own) become spaces, and it is cut at 100 characters.
-fn plain_name(name: &str) -> String {
+pub(crate) fn plain_name(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(100)
@@ -311,6 +345,7 @@ pub fn password_reset(name: &str, link: &str, minutes: u32) -> Content {
         subject,
         text,
         html,
+        calendar: None,
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod agent;
 pub mod auth;
+mod calendar;
 pub mod cli;
 mod client_addr;
 mod cluster;
@@ -19,6 +20,7 @@ mod email;
 mod error;
 mod extract;
 mod handoff;
+mod invitations;
 mod metrics;
 mod openapi;
 mod pairing;
@@ -408,6 +410,7 @@ impl Server {
         let mail_stop = tokio_util::sync::CancellationToken::new();
         let sending = tokio::spawn(self.state.mailer.clone().run(mail_stop.clone()));
         let delivering = tokio::spawn(self.state.webhooks.clone().run(mail_stop.clone()));
+        let reminding = tokio::spawn(invitations::send_reminders(self.state.clone()));
         let watching = tokio::spawn(webhooks::watch_rooms(
             self.state.hub.clone(),
             self.state.webhooks.clone(),
@@ -471,6 +474,7 @@ impl Server {
         spent_tokens.abort();
         // Deliveries under way finish (bounded by their timeouts), then the senders stop.
         watching.abort();
+        reminding.abort();
         mail_stop.cancel();
         let _ = sending.await;
         let _ = delivering.await;

@@ -3,6 +3,7 @@
 //! of the account ends; a failing SMTP server is retried from the outbox, across a restart,
 //! and the message arrives once; with no SMTP server the app says it sends no email.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -14,7 +15,10 @@ use sightline_testkit::SmtpSink;
 use crate::helpers::{Backend, PASSWORD, TestApp, expect_error, expect_json};
 use crate::on_both_backends;
 
-on_both_backends!(a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end);
+on_both_backends!(
+    a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end,
+    an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellation_by_calendar,
+);
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -361,5 +365,263 @@ async fn with_no_smtp_server_the_app_says_it_sends_no_email() -> Result<()> {
         .fetch_one(&mut app.db().await?)
         .await?;
     assert_eq!(count.0, 0, "nothing queued");
+    Ok(())
+}
+
+/// The delivered messages to `to` (by their `To:` header), in the order they came.
+fn to<'a>(messages: &'a [String], to: &str) -> Vec<&'a String> {
+    messages
+        .iter()
+        .filter(|m| m.lines().any(|l| l.starts_with("To:") && l.contains(to)))
+        .collect()
+}
+
+/// `text` with quoted-printable escapes (`=3D`) decoded (soft line breaks undone first).
+fn quoted_printable(text: &str) -> String {
+    let text = unfolded(text);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = bytes
+            .get(at + 1..at + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[at], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                at += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The logical lines of the calendar in a delivered message (its first copy, the
+/// `text/calendar` alternative), whatever line ends the mailbox stored.
+fn calendar(message: &str) -> Result<Vec<String>> {
+    let message = quoted_printable(message).replace("\r\n", "\n");
+    let from = message
+        .find("BEGIN:VCALENDAR")
+        .context("a calendar in the message")?;
+    let to = message[from..]
+        .find("END:VCALENDAR")
+        .context("the calendar's end")?;
+    Ok(message[from..from + to]
+        .replace("\n ", "")
+        .split('\n')
+        .map(str::to_owned)
+        .collect())
+}
+
+fn has(lines: &[String], line: &str) -> bool {
+    lines.iter().any(|l| l == line)
+}
+
+async fn an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellation_by_calendar(
+    backend: Backend,
+) -> Result<()> {
+    let sink = SmtpSink::start().await?;
+    let app = app_with_email(backend, &sink).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    app.user_with_role("olly@example.com", AccountRole::Interviewer)
+        .await?;
+    let mut body = crate::helpers::interview_body("cas@example.com");
+    body["title"] = json!("Systems round");
+    body["participants"] = json!([
+        { "email": "cas@example.com", "display_name": "Casey Candidate", "role": "candidate" },
+        { "email": "olly@example.com", "role": "observer" },
+    ]);
+    let created = app.schedule(&ivy.access, body).await?;
+    let id = crate::helpers::text(&created["interview"]["id"])?;
+    let uid = format!("UID:{id}@example.com");
+
+    // Scheduled: the candidate's invitation with her own link, the others' assignments, each
+    // with the interview as a calendar request.
+    let delivered = sink.wait_for(3, Duration::from_secs(60)).await?;
+    let invitation = unfolded(to(&delivered, "cas@example.com").first().context("hers")?);
+    assert!(
+        invitation.contains("Subject: Interview invitation: Systems round"),
+        "{invitation}"
+    );
+    assert!(
+        invitation.contains("(Europe/Paris), 60 minutes"),
+        "{invitation}"
+    );
+    assert!(invitation.contains("Content-Type: text/calendar; charset=utf-8; method=REQUEST"));
+    assert!(
+        invitation.contains("filename=\"invite.ics\""),
+        "{invitation}"
+    );
+    let lines = calendar(&invitation)?;
+    for line in [
+        "METHOD:REQUEST",
+        uid.as_str(),
+        "SEQUENCE:0",
+        "STATUS:CONFIRMED",
+    ] {
+        assert!(has(&lines, line), "{line} in {lines:?}");
+    }
+    assert!(has(&lines, "SUMMARY:Systems round"), "{lines:?}");
+    let start = jiff::Timestamp::from_str(&crate::helpers::text(
+        &created["interview"]["scheduled_start"],
+    )?)?;
+    let dtstart = format!(
+        "DTSTART:{}",
+        start
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y%m%dT%H%M%SZ")
+    );
+    assert!(has(&lines, &dtstart), "{dtstart} in {lines:?}");
+    // Her link is the one the scheduler was shown, and it lets her in.
+    let link = crate::helpers::text(&created["invites"][0]["url"])?;
+    assert!(invitation.contains(&link), "her link in {invitation}");
+    let redeemed = app
+        .post(
+            "/api/invites/redeem",
+            json!({ "token": crate::helpers::invite_token(&link)? }),
+            None,
+        )
+        .await?;
+    assert_eq!(redeemed.status(), StatusCode::OK);
+    for staff in ["ivy@example.com", "olly@example.com"] {
+        let assignment = unfolded(to(&delivered, staff).first().context("theirs")?);
+        assert!(
+            assignment.contains(&format!("/interviews/{id}")),
+            "{assignment}"
+        );
+        assert!(
+            !assignment.contains("/join/"),
+            "no candidate link for staff"
+        );
+        assert!(has(&calendar(&assignment)?, &uid));
+    }
+    assert!(
+        to(&delivered, "olly@example.com")[0]
+            .contains("Subject: You are an observer of Systems round")
+    );
+
+    // Moved a day later: everyone's calendar entry is updated in place (same UID, next
+    // sequence, the new time); the candidate's message does not repeat her link.
+    let later = start.checked_add(jiff::SignedDuration::from_hours(24))?;
+    expect_json(
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/api/interviews/{id}"),
+            Some(json!({ "scheduled_start": later.to_string() })),
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let delivered = sink.wait_for(6, Duration::from_secs(60)).await?;
+    let moved = unfolded(
+        to(&delivered, "cas@example.com")
+            .get(1)
+            .context("the change")?,
+    );
+    assert!(
+        moved.contains("Subject: Interview changed: Systems round"),
+        "{moved}"
+    );
+    assert!(!moved.contains("/join/"), "{moved}");
+    let lines = calendar(&moved)?;
+    assert!(has(&lines, &uid) && has(&lines, "SEQUENCE:1") && has(&lines, "METHOD:REQUEST"));
+    let new_start = format!(
+        "DTSTART:{}",
+        later
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y%m%dT%H%M%SZ")
+    );
+    assert!(has(&lines, &new_start), "{lines:?}");
+
+    // Cancelled: everyone's entry is removed.
+    expect_json(
+        app.post(
+            &format!("/api/interviews/{id}/cancel"),
+            json!({}),
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let delivered = sink.wait_for(9, Duration::from_secs(60)).await?;
+    for person in ["cas@example.com", "ivy@example.com", "olly@example.com"] {
+        let mine = to(&delivered, person);
+        assert_eq!(mine.len(), 3, "{person}: invitation, change, cancellation");
+        let cancelled = unfolded(mine[2]);
+        assert!(cancelled.contains("Subject: Interview cancelled: Systems round"));
+        let lines = calendar(&cancelled)?;
+        for line in [
+            "METHOD:CANCEL",
+            uid.as_str(),
+            "SEQUENCE:2",
+            "STATUS:CANCELLED",
+        ] {
+            assert!(has(&lines, line), "{person}: {line} in {lines:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_come_an_hour_before_to_those_who_attend_once() -> Result<()> {
+    let sink = SmtpSink::start().await?;
+    let app = app_with_email(Backend::Sqlite, &sink).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    app.user_with_role("rex@example.com", AccountRole::Reviewer)
+        .await?;
+    let mut body = crate::helpers::interview_body("cas@example.com");
+    let soon = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(50))?;
+    body["scheduled_start"] = json!(soon.to_string());
+    body["participants"] = json!([
+        { "email": "cas@example.com", "display_name": "Casey Candidate", "role": "candidate" },
+        { "email": "rex@example.com", "role": "reviewer" },
+    ]);
+    let created = app.schedule(&ivy.access, body).await?;
+    let id = crate::helpers::text(&created["interview"]["id"])?;
+    sink.wait_for(3, Duration::from_secs(60)).await?;
+    // Scheduled within the hour, it gets no reminder: its invitation just went. As if it had
+    // been scheduled yesterday:
+    let mut db = app.db().await?;
+    sqlx::query(
+        "UPDATE interviews SET created_at = created_at - 86400, reminded_hour_at = NULL, \
+         reminded_day_at = NULL WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&mut db)
+    .await?;
+    let delivered = sink.wait_for(5, Duration::from_secs(60)).await?;
+    let reminders: Vec<&String> = delivered
+        .iter()
+        .filter(|m| m.contains("Subject: In an hour: "))
+        .collect();
+    assert_eq!(
+        reminders.len(),
+        2,
+        "candidate and interviewer, not the reviewer"
+    );
+    assert!(
+        to(&delivered, "rex@example.com").len() == 1,
+        "only the assignment"
+    );
+    let cas = unfolded(to(&delivered, "cas@example.com")[1]);
+    assert!(
+        cas.contains("Join with the link in your invitation message"),
+        "{cas}"
+    );
+    // Once: the next rounds of the reminder task send nothing more.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(sink.messages()?.len(), 5);
     Ok(())
 }

@@ -599,6 +599,11 @@ pub async fn create(
         links.push(issue_invite(&state, &mut tx, row, interview.ends_at()).await?);
     }
     questions::attach_all(&mut tx, &interview.id, &question_ids).await?;
+    let sent_links: Vec<(String, String)> = links
+        .iter()
+        .map(|l| (l.participant_id.clone(), l.url.clone()))
+        .collect();
+    crate::invitations::scheduled(&state, &mut tx, &interview, &rows, &sent_links).await?;
     webhooks::record(
         &mut tx,
         &Event::InterviewScheduled(InterviewData::from_row(&interview)),
@@ -606,6 +611,7 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     state.webhooks.wake();
+    state.mailer.wake();
     if user.role == AccountRole::Admin {
         audit::record(
             state.db.pool(),
@@ -733,6 +739,13 @@ pub async fn update(
         .webhooks
         .emit(&Event::InterviewUpdated(InterviewData::from_row(row)))
         .await;
+    // Everyone's calendar moves with it. The change is made: a message that cannot be queued is
+    // logged, not the caller's error.
+    if let Err(err) =
+        crate::invitations::changed(&state, &access.interview, &access.participants, false).await
+    {
+        tracing::warn!(%err, "the change was not emailed");
+    }
     if access.is_admin && access.me.is_none() {
         audit::record(
             state.db.pool(),
@@ -792,6 +805,11 @@ pub async fn cancel(
             &access.interview,
         )))
         .await;
+    if let Err(err) =
+        crate::invitations::changed(&state, &access.interview, &access.participants, true).await
+    {
+        tracing::warn!(%err, "the cancellation was not emailed");
+    }
     Ok(Json(view(&state, &access).await?))
 }
 

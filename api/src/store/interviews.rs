@@ -233,6 +233,109 @@ pub async fn raise_session_epochs_of_user<'c>(
     .map(|_| ())
 }
 
+/// Raises an interview's calendar sequence (it changed: calendars must update their entry) and
+/// clears its reminders (they are due again for its new time); returns the new sequence. Runs
+/// in the caller's transaction, the write first.
+pub async fn next_calendar_sequence(
+    tx: &mut AnyConnection,
+    interview_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE interviews SET calendar_sequence = calendar_sequence + 1, \
+         reminded_day_at = NULL, reminded_hour_at = NULL WHERE id = $1",
+    )
+    .bind(interview_id)
+    .execute(&mut *tx)
+    .await?;
+    let (sequence,): (i64,) =
+        sqlx::query_as("SELECT calendar_sequence FROM interviews WHERE id = $1")
+            .bind(interview_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok(sequence)
+}
+
+/// Which reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reminder {
+    /// A day before.
+    Day,
+    /// An hour before.
+    Hour,
+}
+
+impl Reminder {
+    /// How long before the start it is due.
+    pub fn before_secs(self) -> i64 {
+        match self {
+            Reminder::Day => 86_400,
+            Reminder::Hour => 3_600,
+        }
+    }
+}
+
+/// Scheduled interviews whose `reminder` is due at `now` and not taken care of yet: (id, when
+/// it was created, its start).
+pub async fn reminders_due(
+    pool: &AnyPool,
+    reminder: Reminder,
+    now: i64,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let sql = match reminder {
+        Reminder::Day => {
+            "SELECT id, created_at, scheduled_start FROM interviews WHERE status = 'scheduled' \
+             AND reminded_day_at IS NULL AND scheduled_start > $1 + 3600 \
+             AND scheduled_start <= $1 + 86400 ORDER BY scheduled_start LIMIT 100"
+        }
+        Reminder::Hour => {
+            "SELECT id, created_at, scheduled_start FROM interviews WHERE status = 'scheduled' \
+             AND reminded_hour_at IS NULL AND scheduled_start > $1 \
+             AND scheduled_start <= $1 + 3600 ORDER BY scheduled_start LIMIT 100"
+        }
+    };
+    sqlx::query_as(sql).bind(now).fetch_all(pool).await
+}
+
+/// Takes care of `interview`'s `reminder` (the hour's covers the day's too); false if someone
+/// (another server) did first. Runs in the caller's transaction, a conditional write.
+pub async fn claim_reminder(
+    tx: &mut AnyConnection,
+    interview_id: &str,
+    reminder: Reminder,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let sql = match reminder {
+        Reminder::Day => {
+            "UPDATE interviews SET reminded_day_at = $1 \
+             WHERE id = $2 AND reminded_day_at IS NULL AND status = 'scheduled'"
+        }
+        Reminder::Hour => {
+            "UPDATE interviews SET reminded_hour_at = $1, \
+             reminded_day_at = COALESCE(reminded_day_at, $1) \
+             WHERE id = $2 AND reminded_hour_at IS NULL AND status = 'scheduled'"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(now)
+        .bind(interview_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// An interview's calendar sequence.
+pub async fn calendar_sequence(
+    tx: &mut AnyConnection,
+    interview_id: &str,
+) -> Result<i64, sqlx::Error> {
+    let (sequence,): (i64,) =
+        sqlx::query_as("SELECT calendar_sequence FROM interviews WHERE id = $1")
+            .bind(interview_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok(sequence)
+}
+
 /// The interviews a user takes part in, with their participant row, soonest first.
 pub async fn for_user(
     pool: &AnyPool,

@@ -1,0 +1,316 @@
+//! Email about interviews, with the interview as a calendar event (`calendar.rs`): the
+//! candidate's invitation with their own link and everyone else's assignment when it is
+//! scheduled, everyone told when it moves or is cancelled (the same `UID`, a higher
+//! `SEQUENCE`), and reminders a day and an hour before. Each message is queued in the transaction
+//! of what caused it; with email off (the embedded default) nothing is, and the app keeps showing
+//! links to copy.
+//!
+//! Times are written in the interview's own time zone (the one it was planned in) with the zone
+//! named; the calendar event is in UTC, which every calendar shows in its owner's zone.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use sqlx::AnyConnection;
+
+use crate::calendar::{self, Invitation, Method};
+use crate::email::{Content, html_escape, plain_name};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::interviews::{self, InterviewRow, ParticipantRow, Reminder};
+use crate::store::now;
+
+/// How often due reminders are looked for.
+const REMINDERS_EVERY: Duration = Duration::from_secs(10);
+
+/// What a message about an interview says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Occasion<'a> {
+    /// Scheduled: the candidate's invitation, with their link.
+    Invited { link: &'a str },
+    /// Scheduled: an interviewer's, observer's or reviewer's assignment.
+    Assigned,
+    /// Its time, length or title changed.
+    Moved,
+    /// Cancelled.
+    Cancelled,
+    /// A reminder.
+    Reminder(Reminder),
+}
+
+/// When `interview` takes place, for people: "Tuesday 08 December 2026, 14:00 (Europe/Berlin),
+/// 60 minutes".
+fn when(interview: &InterviewRow) -> String {
+    let zone = TimeZone::get(&interview.time_zone).unwrap_or(TimeZone::UTC);
+    let start = Timestamp::from_second(interview.scheduled_start)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned(zone);
+    format!(
+        "{} ({}), {} minutes",
+        start.strftime("%A %d %B %Y, %H:%M"),
+        interview.time_zone,
+        interview.duration_minutes
+    )
+}
+
+fn role_words(role: &str) -> &'static str {
+    match role {
+        "interviewer" => "an interviewer",
+        "observer" => "an observer",
+        "reviewer" => "a reviewer",
+        _ => "a participant",
+    }
+}
+
+/// The message for `person` about `interview` on `occasion`, its calendar at `sequence`.
+fn message(
+    state: &AppState,
+    interview: &InterviewRow,
+    person: &ParticipantRow,
+    occasion: Occasion<'_>,
+    sequence: i64,
+) -> Content {
+    let base = state
+        .settings
+        .public
+        .base_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let page = format!("{base}/interviews/{}", interview.id);
+    let name = plain_name(&person.display_name);
+    let title = plain_name(&interview.title);
+    let when = when(interview);
+    let candidate = person.role == "candidate";
+    // Where to go: the candidate's own link in their invitation; otherwise the interview's page
+    // (a candidate finds their link in that first message).
+    let (link, link_words) = match occasion {
+        Occasion::Invited { link } => (Some(link.to_owned()), "Join the interview"),
+        _ if candidate => (None, ""),
+        Occasion::Cancelled => (None, ""),
+        _ => (Some(page.clone()), "Open the interview"),
+    };
+    let (subject, lead) = match occasion {
+        Occasion::Invited { .. } => (
+            format!("Interview invitation: {title}"),
+            format!("You are invited to the interview \"{title}\", {when}."),
+        ),
+        Occasion::Assigned => (
+            format!("You are {} of {title}", role_words(&person.role)),
+            format!(
+                "You take part in the interview \"{title}\" as {}, {when}.",
+                role_words(&person.role)
+            ),
+        ),
+        Occasion::Moved => (
+            format!("Interview changed: {title}"),
+            format!("The interview \"{title}\" is now {when}."),
+        ),
+        Occasion::Cancelled => (
+            format!("Interview cancelled: {title}"),
+            format!("The interview \"{title}\", {when}, was cancelled."),
+        ),
+        Occasion::Reminder(Reminder::Day) => (
+            format!("Tomorrow: {title}"),
+            format!("A reminder: the interview \"{title}\" is {when}."),
+        ),
+        Occasion::Reminder(Reminder::Hour) => (
+            format!("In an hour: {title}"),
+            format!("A reminder: the interview \"{title}\" starts in an hour, {when}."),
+        ),
+    };
+    let advice = match occasion {
+        Occasion::Invited { .. } => {
+            "The link is yours alone: please do not share it. It opens a page where you check \
+             your camera and microphone before you go in. Use a recent Chrome, Edge or Firefox."
+        }
+        Occasion::Cancelled => "",
+        _ if candidate => "Join with the link in your invitation message.",
+        _ => "",
+    };
+    let mut text = format!("Hello {name},\n\n{lead}\n");
+    let mut html = format!(
+        "<!doctype html><html><body><p>Hello {},</p><p>{}</p>",
+        html_escape(&name),
+        html_escape(&lead)
+    );
+    if let Some(link) = &link {
+        text.push_str(&format!("\n{link_words}: {link}\n"));
+        html.push_str(&format!(
+            "<p><a href=\"{}\">{link_words}</a></p>",
+            html_escape(link)
+        ));
+    }
+    if !advice.is_empty() {
+        text.push_str(&format!("\n{advice}\n"));
+        html.push_str(&format!("<p>{}</p>", html_escape(advice)));
+    }
+    html.push_str("</body></html>");
+    let calendar = match occasion {
+        // A reminder adds nothing a calendar does not have.
+        Occasion::Reminder(_) => None,
+        Occasion::Cancelled => Some(Method::Cancel),
+        _ => Some(Method::Request),
+    };
+    let organizer = state.mailer.sender_address();
+    let host = organizer
+        .rsplit_once('@')
+        .map_or("sightline", |(_, host)| host)
+        .to_owned();
+    let calendar = calendar.map(|method| {
+        let description = match &link {
+            Some(link) => format!("{lead}\n\n{link_words}: {link}"),
+            None => lead.clone(),
+        };
+        let ics = calendar::ics(
+            method,
+            &Invitation {
+                uid: &format!("{}@{host}", interview.id),
+                sequence,
+                start: interview.scheduled_start,
+                end: interview.ends_at(),
+                summary: &title,
+                description: &description,
+                url: link.as_deref(),
+                organizer: &organizer,
+                attendee: &person.email,
+                stamp: now(),
+            },
+        );
+        (method, ics)
+    });
+    Content {
+        subject,
+        text,
+        html,
+        calendar,
+    }
+}
+
+/// Queues `occasion`'s message for each of `people` through `tx`; nothing with email off.
+async fn queue_all(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    interview: &InterviewRow,
+    people: &[(&ParticipantRow, Occasion<'_>)],
+    sequence: i64,
+    expires_at: i64,
+) -> Result<(), ApiError> {
+    for (person, occasion) in people {
+        let content = message(state, interview, person, *occasion, sequence);
+        let kind = match occasion {
+            Occasion::Invited { .. } => "interview_invitation",
+            Occasion::Assigned => "interview_assignment",
+            Occasion::Moved => "interview_changed",
+            Occasion::Cancelled => "interview_cancelled",
+            Occasion::Reminder(_) => "interview_reminder",
+        };
+        state
+            .mailer
+            .queue(&mut *tx, kind, &person.email, &content, Some(expires_at))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A newly scheduled interview: each candidate's invitation with their link (`links`: their
+/// participant id and URL), everyone else's assignment.
+pub async fn scheduled(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    interview: &InterviewRow,
+    participants: &[ParticipantRow],
+    links: &[(String, String)],
+) -> Result<(), ApiError> {
+    if !state.mailer.enabled() {
+        return Ok(());
+    }
+    let people: Vec<(&ParticipantRow, Occasion<'_>)> = participants
+        .iter()
+        .filter_map(|p| {
+            if p.role == "candidate" {
+                let link = links.iter().find(|(id, _)| *id == p.id)?;
+                Some((p, Occasion::Invited { link: &link.1 }))
+            } else {
+                Some((p, Occasion::Assigned))
+            }
+        })
+        .collect();
+    let sequence = interviews::calendar_sequence(tx, &interview.id).await?;
+    queue_all(state, tx, interview, &people, sequence, interview.ends_at()).await
+}
+
+/// An interview that moved (`cancelled` false) or was cancelled: everyone is told, with the
+/// calendar event updated or removed.
+pub async fn changed(
+    state: &AppState,
+    interview: &InterviewRow,
+    participants: &[ParticipantRow],
+    cancelled: bool,
+) -> Result<(), ApiError> {
+    let mut tx = state.db.pool().begin().await?;
+    let sequence = interviews::next_calendar_sequence(&mut tx, &interview.id).await?;
+    if state.mailer.enabled() {
+        let occasion = if cancelled {
+            Occasion::Cancelled
+        } else {
+            Occasion::Moved
+        };
+        let people: Vec<(&ParticipantRow, Occasion<'_>)> =
+            participants.iter().map(|p| (p, occasion)).collect();
+        // A cancellation is still worth reading after the interview's time would have passed.
+        let expires = interview.ends_at().max(now() + 86_400);
+        queue_all(state, &mut tx, interview, &people, sequence, expires).await?;
+    }
+    tx.commit().await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+/// Sends the reminders that come due, every [`REMINDERS_EVERY`], for as long as the server runs
+/// (nothing with email off). Each is claimed by a conditional write in the transaction that
+/// queues its messages, so of several servers one sends it; an interview scheduled later than a
+/// reminder's time gets none (its invitation was just sent).
+pub async fn send_reminders(state: AppState) {
+    if !state.mailer.enabled() {
+        return;
+    }
+    let mut tick = tokio::time::interval(REMINDERS_EVERY);
+    loop {
+        tick.tick().await;
+        for reminder in [Reminder::Hour, Reminder::Day] {
+            if let Err(err) = remind(&state, reminder).await {
+                tracing::warn!(%err, "reminders not sent this time");
+            }
+        }
+    }
+}
+
+async fn remind(state: &AppState, reminder: Reminder) -> Result<(), ApiError> {
+    let pool = state.db.pool();
+    let at = now();
+    for (id, created_at, start) in interviews::reminders_due(pool, reminder, at).await? {
+        let Some(interview) = interviews::by_id(pool, &id).await? else {
+            continue;
+        };
+        let participants = interviews::participants(pool, &id).await?;
+        let mut tx = pool.begin().await?;
+        if !interviews::claim_reminder(&mut tx, &id, reminder, at).await? {
+            continue;
+        }
+        if created_at < start - reminder.before_secs() {
+            // Reviewers watch the recording later: the live interview is not theirs to attend.
+            let people: Vec<(&ParticipantRow, Occasion<'_>)> = participants
+                .iter()
+                .filter(|p| p.role != "reviewer")
+                .map(|p| (p, Occasion::Reminder(reminder)))
+                .collect();
+            let sequence = interviews::calendar_sequence(&mut tx, &id).await?;
+            queue_all(state, &mut tx, &interview, &people, sequence, start).await?;
+        }
+        tx.commit().await?;
+        state.mailer.wake();
+    }
+    Ok(())
+}
