@@ -1,7 +1,8 @@
 //! Email about interviews, with the interview as a calendar event (`calendar.rs`): the
 //! candidate's invitation with their own link and everyone else's assignment when it is
 //! scheduled, everyone told when it moves or is cancelled (the same `UID`, a higher
-//! `SEQUENCE`), and reminders a day and an hour before. Each message is queued in the transaction
+//! `SEQUENCE`), reminders a day and an hour before, and a "recording ready" message to its
+//! reviewers when a recording of it is finished. Each message is queued in the transaction
 //! of what caused it; with email off (the embedded default) nothing is, and the app keeps showing
 //! links to copy.
 //!
@@ -268,10 +269,11 @@ pub async fn changed(
     Ok(())
 }
 
-/// Sends the reminders that come due, every [`REMINDERS_EVERY`], for as long as the server runs
-/// (nothing with email off). Each is claimed by a conditional write in the transaction that
-/// queues its messages, so of several servers one sends it; an interview scheduled later than a
-/// reminder's time gets none (its invitation was just sent).
+/// Sends the reminders that come due and tells reviewers of finished recordings, every
+/// [`REMINDERS_EVERY`], for as long as the server runs (nothing with email off). Each is claimed
+/// by a conditional write in the transaction that queues its messages, so of several servers one
+/// sends it; an interview scheduled later than a reminder's time gets none (its invitation was
+/// just sent).
 pub async fn send_reminders(state: AppState) {
     if !state.mailer.enabled() {
         return;
@@ -284,6 +286,82 @@ pub async fn send_reminders(state: AppState) {
                 tracing::warn!(%err, "reminders not sent this time");
             }
         }
+        if let Err(err) = announce_recordings(&state).await {
+            tracing::warn!(%err, "finished recordings not announced this time");
+        }
+    }
+}
+
+/// Recordings that ended longer ago than this are marked told without a message (email was
+/// off when they ended: a pile of old news helps nobody).
+const ANNOUNCE_WITHIN_SECS: i64 = 86_400;
+
+/// Tells each finished recording's reviewers it is ready to watch, once.
+async fn announce_recordings(state: &AppState) -> Result<(), ApiError> {
+    let pool = state.db.pool();
+    let at = now();
+    for (id, interview_id, ended_at) in crate::store::recordings::unannounced(pool, 50).await? {
+        let Some(interview) = interviews::by_id(pool, &interview_id).await? else {
+            continue;
+        };
+        let participants = interviews::participants(pool, &interview_id).await?;
+        let mut tx = pool.begin().await?;
+        if !crate::store::recordings::claim_announcement(&mut tx, &id, at).await? {
+            continue;
+        }
+        if ended_at.unwrap_or(at) > at - ANNOUNCE_WITHIN_SECS {
+            for reviewer in participants.iter().filter(|p| p.role == "reviewer") {
+                let content = recording_ready(state, &interview, reviewer, &id);
+                state
+                    .mailer
+                    .queue(
+                        &mut *tx,
+                        "recording_ready",
+                        &reviewer.email,
+                        &content,
+                        Some(at + 30 * 86_400),
+                    )
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        state.mailer.wake();
+    }
+    Ok(())
+}
+
+/// "The recording of … is ready", with the player's link, for `reviewer`.
+fn recording_ready(
+    state: &AppState,
+    interview: &InterviewRow,
+    reviewer: &ParticipantRow,
+    recording: &str,
+) -> Content {
+    let base = state
+        .settings
+        .public
+        .base_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let link = format!("{base}/recordings/{recording}");
+    let name = plain_name(&reviewer.display_name);
+    let title = plain_name(&interview.title);
+    let lead = format!(
+        "The recording of the interview \"{title}\", {}, is ready for your review.",
+        when(interview)
+    );
+    Content {
+        subject: format!("Recording ready: {title}"),
+        text: format!("Hello {name},\n\n{lead}\n\nWatch it: {link}\n"),
+        html: format!(
+            "<!doctype html><html><body><p>Hello {},</p><p>{}</p>\
+             <p><a href=\"{}\">Watch the recording</a></p></body></html>",
+            html_escape(&name),
+            html_escape(&lead),
+            html_escape(&link)
+        ),
+        calendar: None,
     }
 }
 

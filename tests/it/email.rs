@@ -625,3 +625,58 @@ async fn reminders_come_an_hour_before_to_those_who_attend_once() -> Result<()> 
     assert_eq!(sink.messages()?.len(), 5);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_recording_is_announced_to_the_interview_s_reviewers_once() -> Result<()> {
+    let sink = SmtpSink::start().await?;
+    let app = app_with_email(Backend::Sqlite, &sink).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    app.user_with_role("rex@example.com", AccountRole::Reviewer)
+        .await?;
+    let mut body = crate::helpers::interview_body("cas@example.com");
+    body["title"] = json!("Recorded round");
+    body["participants"] = json!([
+        { "email": "cas@example.com", "display_name": "Casey Candidate", "role": "candidate" },
+        { "email": "rex@example.com", "role": "reviewer" },
+    ]);
+    let created = app.schedule(&ivy.access, body).await?;
+    let id = crate::helpers::text(&created["interview"]["id"])?;
+    sink.wait_for(3, Duration::from_secs(60)).await?;
+    // A recording of it ends, as the recorder writes it (wherever it was made), and one still
+    // under way.
+    let now = jiff::Timestamp::now().as_second();
+    let mut db = app.db().await?;
+    for (recording, status, ended) in [
+        ("rec-done", "complete", Some(now)),
+        ("rec-live", "recording", None),
+    ] {
+        sqlx::query(
+            "INSERT INTO recordings (id, interview_id, status, started_by, started_at, ended_at, \
+             duration_ms) VALUES ($1, $2, $3, 'x', $4, $5, 60000)",
+        )
+        .bind(recording)
+        .bind(&id)
+        .bind(status)
+        .bind(now - 60)
+        .bind(ended)
+        .execute(&mut db)
+        .await?;
+    }
+    let delivered = sink.wait_for(4, Duration::from_secs(60)).await?;
+    let told = to(&delivered, "rex@example.com");
+    assert_eq!(told.len(), 2, "the assignment, then the recording");
+    let ready = unfolded(told[1]);
+    assert!(
+        ready.contains("Subject: Recording ready: Recorded round"),
+        "{ready}"
+    );
+    assert!(ready.contains("/recordings/rec-done"), "{ready}");
+    // Once, to reviewers only, and nothing for the recording still under way.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let all = sink.messages()?;
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(all.iter().all(|m| !m.contains("rec-live")));
+    Ok(())
+}

@@ -324,11 +324,13 @@ pub struct WebhooksView {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
-    /// `https://…` (plain `http://` only on this machine, unless `webhooks.allow_http`).
+    /// `https://…` on a public address (see `[webhooks]` for what else a server allows).
     #[garde(length(min = 1, max = 2000))]
+    #[schema(min_length = 1, max_length = 2000)]
     pub url: String,
     /// The events it wants (see `GET /api/admin/webhooks` for the names).
     #[garde(length(min = 1, max = 20), inner(length(min = 1, max = 64)))]
+    #[schema(min_items = 1, max_items = 20)]
     pub events: Vec<String>,
 }
 

@@ -543,3 +543,36 @@ pub async fn auto(pool: &AnyPool, interview_id: &str) -> Result<Option<String>, 
         .fetch_optional(pool)
         .await
 }
+
+/// Recordings that ended with their files (`complete`, `interrupted`) and whose reviewers were
+/// not told yet: (recording, interview, when it ended), at most `limit`.
+pub async fn unannounced(
+    pool: &AnyPool,
+    limit: i64,
+) -> Result<Vec<(String, String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, interview_id, ended_at FROM recordings \
+         WHERE status IN ('complete', 'interrupted') AND announced_at IS NULL \
+         ORDER BY ended_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Takes care of telling recording `id`'s reviewers; false if someone (another server) did.
+/// Runs in the caller's transaction, a conditional write.
+pub async fn claim_announcement(
+    tx: &mut sqlx::AnyConnection,
+    id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE recordings SET announced_at = $1 WHERE id = $2 AND announced_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
