@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::auth::router(&state))
         .merge(routes::me::router())
         .merge(routes::interviews::router())
+        .merge(routes::live::router())
         .merge(routes::invites::router(&state))
         .merge(routes::phone::router(&state))
         .merge(routes::recordings::router())

@@ -84,6 +84,8 @@ use crate::routes;
         routes::admin::rotate_webhook_secret,
         routes::admin::set_active,
         routes::admin::nodes,
+        routes::live::list,
+        routes::live::close,
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::metrics,

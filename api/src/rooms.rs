@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use sightline_cluster::{CommandReply, NodeCommands, RoomKey};
+use sightline_signaling::protocol::ParticipantInfo;
 use sightline_signaling::{LeaveReason, RoomId};
 
 use crate::cluster::Claim;
@@ -56,6 +57,13 @@ pub enum NodeCommand {
         /// What to do.
         control: RoomControl,
     },
+    /// The rooms the receiver hosts and who is in them.
+    Overview,
+    /// Close `room` for everyone in it (see [`sightline_signaling::Hub::close_room`]).
+    Close {
+        /// The room.
+        room: RoomId,
+    },
     /// Take a participant out of `room` (see [`sightline_signaling::Hub::remove_participant`]).
     Remove {
         /// The room.
@@ -98,6 +106,11 @@ pub enum CommandAnswer {
     },
     /// The room does not run on the receiver (it moved meanwhile): ask again.
     Moved,
+    /// The rooms it hosts, for [`NodeCommand::Overview`].
+    Rooms {
+        /// Each with who is in it.
+        rooms: Vec<HostedRoom>,
+    },
     /// It could not be done, with the reason.
     Failed {
         /// For people and logs.
@@ -151,7 +164,7 @@ pub async fn control(
             Ok(Some(CommandAnswer::Done { result })) => return Ok(result),
             Ok(Some(CommandAnswer::Failed { message })) => return Err(ApiError::Internal(message)),
             Ok(None) if control.reads() => return Ok(false),
-            Ok(Some(CommandAnswer::Moved) | None) => {}
+            Ok(Some(CommandAnswer::Moved | CommandAnswer::Rooms { .. }) | None) => {}
             Err(err) => {
                 tracing::warn!(%interview, %node, %err, "sending a room control to its host");
                 return Err(unreachable_room());
@@ -246,6 +259,96 @@ async fn host(
     }
 }
 
+/// A room up on a node and who is in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostedRoom {
+    /// The room (the interview's id).
+    pub room: RoomId,
+    /// The node it runs on; `None` alone.
+    pub node: Option<String>,
+    /// Its visible participants as the others see them (connection state included).
+    pub participants: Vec<ParticipantInfo>,
+    /// Members nobody sees: reviewers watching, the server's agents.
+    pub hidden: usize,
+    /// Published tracks.
+    pub tracks: usize,
+}
+
+/// The rooms up here.
+async fn hosted_here(state: &AppState) -> Vec<HostedRoom> {
+    let node = state.cluster.as_ref().map(|c| c.node().to_string());
+    state
+        .hub
+        .overview()
+        .await
+        .into_iter()
+        .map(|(room, overview)| HostedRoom {
+            room,
+            node: node.clone(),
+            participants: overview.participants,
+            hidden: overview.hidden,
+            tracks: overview.tracks,
+        })
+        .collect()
+}
+
+/// Every room that is up, wherever it runs, and who is in it; with the nodes that did not
+/// answer (their rooms are missing from the list).
+pub async fn live(state: &AppState) -> (Vec<HostedRoom>, Vec<String>) {
+    let mut rooms = hosted_here(state).await;
+    let mut silent = Vec::new();
+    if let Some(cluster) = &state.cluster {
+        let nodes = match cluster.nodes().await {
+            Ok(nodes) => nodes,
+            Err(err) => {
+                tracing::warn!(%err, "listing the cluster's nodes for their rooms");
+                Vec::new()
+            }
+        };
+        for heartbeat in nodes.iter().filter(|h| &h.node != cluster.node()) {
+            match cluster
+                .command::<_, CommandAnswer>(&heartbeat.node, &NodeCommand::Overview)
+                .await
+            {
+                Ok(Some(CommandAnswer::Rooms { rooms: theirs })) => rooms.extend(theirs),
+                other => {
+                    tracing::warn!(node = %heartbeat.node, answer = ?other.map(|_| ()), "a node did not list its rooms");
+                    silent.push(heartbeat.node.to_string());
+                }
+            }
+        }
+    }
+    rooms.sort_by(|a, b| a.room.0.cmp(&b.room.0));
+    (rooms, silent)
+}
+
+/// Closes `room` for everyone in it, wherever it runs; false if it is up nowhere.
+pub async fn close(state: &AppState, room: &RoomId) -> Result<bool, ApiError> {
+    if state.hub.close_room(room) {
+        return Ok(true);
+    }
+    let Some(host) = host(state, &room.0).await? else {
+        return Ok(false);
+    };
+    let Some(cluster) = &state.cluster else {
+        return Ok(false);
+    };
+    if &host == cluster.node() {
+        return Ok(false);
+    }
+    match cluster
+        .command::<_, CommandAnswer>(&host, &NodeCommand::Close { room: room.clone() })
+        .await
+    {
+        Ok(Some(CommandAnswer::Done { result })) => Ok(result),
+        Ok(_) => Ok(false),
+        Err(err) => {
+            tracing::warn!(%room, %host, %err, "a room's close did not reach its host");
+            Err(unreachable_room())
+        }
+    }
+}
+
 /// Takes the commands other nodes send this one, until the subscription ends.
 pub async fn serve(state: AppState, mut commands: NodeCommands<NodeCommand>) {
     while let Some((command, reply)) = commands.next().await {
@@ -256,6 +359,12 @@ pub async fn serve(state: AppState, mut commands: NodeCommands<NodeCommand>) {
 
 async fn answer(state: &AppState, command: NodeCommand, reply: CommandReply) {
     let answer = match command {
+        NodeCommand::Overview => CommandAnswer::Rooms {
+            rooms: hosted_here(state).await,
+        },
+        NodeCommand::Close { room } => CommandAnswer::Done {
+            result: state.hub.close_room(&room),
+        },
         NodeCommand::Remove {
             room,
             identity,

@@ -30,7 +30,7 @@ use crate::protocol::{
     ClientMessage, LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice,
     RequestedQuality, ServerMessage,
 };
-use crate::room::{Effect, Member, PresenceChange, Room, RoomError};
+use crate::room::{Effect, Member, PresenceChange, Room, RoomError, RoomOverview};
 
 /// Messages one room task may hold before senders are told it is busy.
 const ROOM_QUEUE: usize = 1024;
@@ -216,6 +216,12 @@ enum RoomInput {
     },
     /// The room must stop on this server (it is hosted elsewhere now).
     End,
+    /// An administrator closes the room (see [`Room::close`]).
+    Close,
+    /// Who is in the room now.
+    Overview {
+        reply: oneshot::Sender<RoomOverview>,
+    },
     Recording(RecordingNotice),
     Proctoring(ProctoringNotice),
     ProctoringEvent(ProctoringEvent),
@@ -477,6 +483,43 @@ impl Hub {
                 hint,
             },
         );
+    }
+
+    /// Closes room `id` for everyone in it (each is told and leaves; the server's agents follow
+    /// the room emptying); false if it is not up here.
+    pub fn close_room(&self, id: &RoomId) -> bool {
+        let up = self.has_room(id);
+        self.send_control(id, RoomInput::Close);
+        up
+    }
+
+    /// Every room up here and who is in it, each as its task answers within two seconds (a room
+    /// that does not is left out).
+    pub async fn overview(&self) -> Vec<(RoomId, RoomOverview)> {
+        let rooms: Vec<(RoomId, RoomHandle)> = self
+            .inner
+            .rooms
+            .lock()
+            .map(|rooms| {
+                rooms
+                    .iter()
+                    .filter(|(_, r)| !r.inbox.is_closed())
+                    .map(|(id, r)| (id.clone(), r.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(rooms.len());
+        for (id, room) in rooms {
+            let (reply, answer) = oneshot::channel();
+            if room.control.send(RoomInput::Overview { reply }).is_err() {
+                continue;
+            }
+            if let Ok(Ok(overview)) = tokio::time::timeout(Duration::from_secs(2), answer).await {
+                out.push((id, overview));
+            }
+        }
+        out.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+        out
     }
 
     fn send_control(&self, id: &RoomId, input: RoomInput) {
@@ -800,6 +843,13 @@ impl RoomActor {
                     effects.retain(|e| !matches!(e, Effect::Presence(_)));
                     self.apply(effects).await;
                 }
+            }
+            RoomInput::Close => {
+                let effects = self.room.close();
+                self.apply(effects).await;
+            }
+            RoomInput::Overview { reply } => {
+                let _ = reply.send(self.room.overview());
             }
             RoomInput::Tap {
                 track,

@@ -23,4 +23,4 @@ pub use hub::{ConnectError, Hub, HubLoad, RoomActivity, Session, SessionSender, 
 pub use protocol::{
     LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice, RecordingState,
 };
-pub use room::{Effect, Member, PresenceChange, RESUME_WINDOW, Room, RoomError};
+pub use room::{Effect, Member, PresenceChange, RESUME_WINDOW, Room, RoomError, RoomOverview};

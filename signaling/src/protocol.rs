@@ -339,6 +339,8 @@ pub enum LeaveReason {
     Replaced,
     /// Their session ended on the server (their invite link was reissued to someone else).
     SessionEnded,
+    /// An administrator closed the room (everyone left it at once).
+    RoomClosed,
 }
 
 /// Messages to a client.

@@ -78,6 +78,17 @@ pub enum Effect {
     Presence(PresenceChange),
 }
 
+/// Who is in a room now, for an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomOverview {
+    /// The visible participants, as the others see them (reconnecting ones included).
+    pub participants: Vec<ParticipantInfo>,
+    /// Members nobody sees: reviewers watching, the server's agents.
+    pub hidden: usize,
+    /// Published tracks.
+    pub tracks: usize,
+}
+
 /// A visible participant's arrival or departure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceChange {
@@ -784,6 +795,37 @@ impl Room {
         effects
     }
 
+    /// Who is here now.
+    pub fn overview(&self) -> RoomOverview {
+        RoomOverview {
+            participants: self
+                .participants
+                .values()
+                .filter(|p| !p.hidden())
+                .map(Participant::info)
+                .collect(),
+            hidden: self.participants.values().filter(|p| p.hidden()).count(),
+            tracks: self.tracks.len(),
+        }
+    }
+
+    /// An administrator closes the room: every person in it (not the server's agents, which
+    /// follow the room emptying) is told (`room_closed`) and leaves. Nobody is barred: an
+    /// interview still open can be joined again.
+    pub fn close(&mut self) -> Vec<Effect> {
+        let people: Vec<String> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| !p.member.grants.agent)
+            .map(|(identity, _)| identity.clone())
+            .collect();
+        let mut effects = Vec::new();
+        for identity in people {
+            effects.extend(self.remove(&identity, LeaveReason::RoomClosed));
+        }
+        effects
+    }
+
     /// A publisher muted or unmuted one of its own tracks.
     pub fn mute(
         &mut self,
@@ -1131,6 +1173,53 @@ mod tests {
             presence(&room.leave("ivy", LeaveReason::Left)).is_empty(),
             "once"
         );
+    }
+
+    #[test]
+    fn an_overview_lists_the_visible_and_closing_removes_every_person_but_no_agent() {
+        let mut room = room_with(&[
+            ("ivy", InterviewRole::Interviewer),
+            ("cas", InterviewRole::Candidate),
+            ("rev", InterviewRole::Reviewer),
+        ]);
+        let agent = Member {
+            identity: "recorder-1".into(),
+            name: "Recorder".into(),
+            role: InterviewRole::Reviewer,
+            grants: Grants::agent(),
+            phone_of: None,
+        };
+        room.join(agent, 1, "a".into()).expect("the agent joins");
+        let overview = room.overview();
+        let mut visible: Vec<&str> = overview
+            .participants
+            .iter()
+            .map(|p| p.identity.as_str())
+            .collect();
+        visible.sort_unstable();
+        assert_eq!(visible, ["cas", "ivy"]);
+        assert_eq!(overview.hidden, 2, "the reviewer and the agent");
+        let effects = room.close();
+        for person in ["ivy", "cas", "rev"] {
+            assert!(
+                sent_to(&effects, person).contains(&&ServerMessage::Removed {
+                    reason: LeaveReason::RoomClosed
+                }),
+                "{person} told"
+            );
+        }
+        assert!(
+            sent_to(&effects, "recorder-1")
+                .iter()
+                .all(|m| !matches!(m, ServerMessage::Removed { .. }))
+        );
+        let after = room.overview();
+        assert!(after.participants.is_empty());
+        assert_eq!(
+            after.hidden, 1,
+            "the agent stays until it sees the room empty"
+        );
+        assert!(!room.barred().contains("cas"), "nobody is barred");
     }
 
     #[test]

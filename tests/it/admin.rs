@@ -1,6 +1,6 @@
-//! Role management and deactivation by admins, and the audit log.
+//! Role management and deactivation by admins, the audit log, and the rooms that are up now.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sightline_api::AccountRole;
@@ -288,5 +288,113 @@ async fn a_deactivated_account_is_signed_out_at_once_and_cannot_sign_in(
             "{action}: {audit}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_who_is_in_each_room_now_and_close_one() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let admin = app
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    let room = crate::rtc::interview(&app).await?;
+    let (mut ivy, ivy_joined) = crate::rtc::join(&app, &room.id, &room.interviewer).await?;
+    let (mut cas, cas_joined) = crate::rtc::join(&app, &room.id, &room.candidate).await?;
+    let ivy_id = text(&ivy_joined["you"]["identity"])?;
+    let cas_id = text(&cas_joined["you"]["identity"])?;
+
+    // Only admins look.
+    expect_error(
+        app.get("/api/admin/rooms", Some(&room.interviewer)).await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
+    let live = expect_json(
+        app.get("/api/admin/rooms", Some(&admin.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let rooms = live["rooms"].as_array().context("rooms")?;
+    assert_eq!(rooms.len(), 1, "{live}");
+    let listed = &rooms[0];
+    assert_eq!(listed["interview_id"], room.id.as_str());
+    assert!(listed["title"].is_string(), "{listed}");
+    assert!(listed["node"].is_null(), "alone");
+    let mut people: Vec<(String, String, bool)> = listed["participants"]
+        .as_array()
+        .context("participants")?
+        .iter()
+        .map(|p| {
+            (
+                p["identity"].as_str().unwrap_or_default().to_owned(),
+                p["role"].as_str().unwrap_or_default().to_owned(),
+                p["reconnecting"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    people.sort();
+    let mut expected = vec![
+        (ivy_id.clone(), "interviewer".to_owned(), false),
+        (cas_id.clone(), "candidate".to_owned(), false),
+    ];
+    expected.sort();
+    assert_eq!(people, expected, "{listed}");
+
+    // Closed: everyone is told why and goes; nobody is barred.
+    expect_error(
+        app.post(
+            "/api/admin/rooms/no-such-room/close",
+            json!({}),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await?;
+    let closed = app
+        .post(
+            &format!("/api/admin/rooms/{}/close", room.id),
+            json!({}),
+            Some(&admin.access),
+        )
+        .await?;
+    assert_eq!(closed.status(), StatusCode::NO_CONTENT);
+    for socket in [&mut ivy, &mut cas] {
+        let removed = crate::rtc::next_of(socket, "removed").await?;
+        assert_eq!(removed["reason"], "room_closed", "{removed}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let live = expect_json(
+            app.get("/api/admin/rooms", Some(&admin.access)).await?,
+            StatusCode::OK,
+        )
+        .await?;
+        let empty = live["rooms"].as_array().is_some_and(|rooms| {
+            rooms
+                .iter()
+                .all(|r| r["participants"].as_array().is_none_or(Vec::is_empty))
+        });
+        if empty {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "still listed: {live}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_back, rejoined) = crate::rtc::join(&app, &room.id, &room.candidate).await?;
+    assert_eq!(rejoined["you"]["identity"], cas_id.as_str());
+    let audit = expect_json(
+        app.get("/api/admin/audit", Some(&admin.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert!(
+        audit.as_array().is_some_and(|a| a
+            .iter()
+            .any(|e| e["action"] == "room.closed" && e["target"] == room.id.as_str())),
+        "audited"
+    );
     Ok(())
 }

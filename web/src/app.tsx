@@ -17,6 +17,7 @@ import { Pair } from './pages/Pair';
 import { Player } from './pages/Player';
 import { AdminOutbox } from './pages/AdminOutbox';
 import { AdminWebhooks } from './pages/AdminWebhooks';
+import { AdminRooms } from './pages/AdminRooms';
 import { ForgotPassword } from './pages/ForgotPassword';
 import { Register } from './pages/Register';
 import { ResetPassword } from './pages/ResetPassword';
@@ -40,6 +41,7 @@ function Header() {
         {me && <a href="/">Interviews</a>}
         {isStaff(me) && <a href="/interviews/new">Schedule</a>}
         {isStaff(me) && <a href="/questions">Questions</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/rooms">Live rooms</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/users">Users</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/scorecards">Scorecards</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/nodes">Nodes</a>}
@@ -104,6 +106,7 @@ export function App() {
             <Route path="/admin/nodes" component={AdminNodes} />
             <Route path="/admin/outbox" component={AdminOutbox} />
             <Route path="/admin/webhooks" component={AdminWebhooks} />
+            <Route path="/admin/rooms" component={AdminRooms} />
             <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>

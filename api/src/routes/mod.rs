@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod interviews;
 pub mod invites;
+pub mod live;
 pub mod me;
 pub mod ops;
 pub mod phone;

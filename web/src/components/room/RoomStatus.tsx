@@ -15,6 +15,7 @@ const CLOSED_TEXT: Record<string, string> = {
   removed: 'An interviewer removed you from this room. They can let you back in; then join again.',
   session_ended: 'This session has ended because your invite link was sent again. Open the newest link.',
   replaced: 'You joined this room from another tab or device.',
+  room_closed: 'An administrator closed this room. You can join again while the interview is open.',
   page_hidden: 'You left the room when you went to another page. Reload this page to join again.',
 };
 
