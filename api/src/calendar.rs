@@ -49,6 +49,9 @@ pub struct Invitation<'a> {
     pub organizer: &'a str,
     /// The recipient's address.
     pub attendee: &'a str,
+    /// Whether the recipient attends (a reviewer watches the recording later: the event is
+    /// theirs to know of, not to block their time).
+    pub attends: bool,
     /// When this message was made (unix seconds).
     pub stamp: i64,
 }
@@ -75,15 +78,20 @@ pub fn ics(method: Method, invitation: &Invitation<'_>) -> String {
         format!("DESCRIPTION:{}", text(invitation.description)),
     ];
     if let Some(url) = invitation.url {
-        lines.push(format!("URL:{}", text(url)));
+        lines.push(format!("URL:{}", uri(url)));
     }
-    lines.push(format!("ORGANIZER:mailto:{}", text(invitation.organizer)));
+    lines.push(format!("ORGANIZER:mailto:{}", uri(invitation.organizer)));
+    let (role, transparency) = if invitation.attends {
+        ("REQ-PARTICIPANT", "OPAQUE")
+    } else {
+        ("NON-PARTICIPANT", "TRANSPARENT")
+    };
     lines.push(format!(
-        "ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;RSVP=FALSE:mailto:{}",
-        text(invitation.attendee)
+        "ATTENDEE;ROLE={role};PARTSTAT=ACCEPTED;RSVP=FALSE:mailto:{}",
+        uri(invitation.attendee)
     ));
     lines.push(format!("STATUS:{status}"));
-    lines.push("TRANSP:OPAQUE".to_owned());
+    lines.push(format!("TRANSP:{transparency}"));
     lines.push("END:VEVENT".to_owned());
     lines.push("END:VCALENDAR".to_owned());
     let mut out = String::new();
@@ -103,7 +111,7 @@ fn utc(secs: i64) -> String {
 }
 
 /// A TEXT value (RFC 5545 3.3.11): backslashes, semicolons, commas and line breaks escaped,
-/// other control characters dropped.
+/// other control characters but tab dropped.
 fn text(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
@@ -112,11 +120,17 @@ fn text(value: &str) -> String {
             ';' => out.push_str("\\;"),
             ',' => out.push_str("\\,"),
             '\n' => out.push_str("\\n"),
+            '\t' => out.push('\t'),
             c if c.is_control() => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// A URI or CAL-ADDRESS value: taken as it is (no TEXT escaping), control characters dropped.
+fn uri(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// Appends `line` folded at 75 octets (RFC 5545 3.1: CRLF and a space, never inside a
@@ -150,6 +164,7 @@ mod tests {
             url: Some("https://sightline.example/interviews/0193-abc"),
             organizer: "no-reply@sightline.example",
             attendee: "cas@example.com",
+            attends: true,
             stamp: 1_796_000_000,
         }
     }
@@ -184,6 +199,16 @@ mod tests {
                 "{expected} in {lines:?}"
             );
         }
+        let watcher = super::ics(
+            Method::Request,
+            &Invitation {
+                attends: false,
+                ..invitation("Coding round", "x")
+            },
+        );
+        assert!(
+            watcher.contains("ROLE=NON-PARTICIPANT") && watcher.contains("TRANSP:TRANSPARENT\r\n")
+        );
         let cancel = super::ics(Method::Cancel, &invitation("Coding round", "x"));
         assert!(cancel.contains("METHOD:CANCEL\r\n") && cancel.contains("STATUS:CANCELLED\r\n"));
     }

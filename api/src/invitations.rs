@@ -55,6 +55,28 @@ fn when(interview: &InterviewRow) -> String {
     )
 }
 
+/// A title people typed, fit for a subject and a calendar: control characters become spaces
+/// (titles are at most 200 characters already).
+fn plain_title(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The host of the server's public address, for calendar UIDs (stable whatever the sender).
+fn uid_host(state: &AppState) -> String {
+    state
+        .settings
+        .public
+        .base_url
+        .host_str()
+        .unwrap_or("sightline")
+        .to_owned()
+}
+
 fn role_words(role: &str) -> &'static str {
     match role {
         "interviewer" => "an interviewer",
@@ -81,7 +103,7 @@ fn message(
         .to_owned();
     let page = format!("{base}/interviews/{}", interview.id);
     let name = plain_name(&person.display_name);
-    let title = plain_name(&interview.title);
+    let title = plain_title(&interview.title);
     let when = when(interview);
     let candidate = person.role == "candidate";
     // Where to go: the candidate's own link in their invitation; otherwise the interview's page
@@ -155,10 +177,7 @@ fn message(
         _ => Some(Method::Request),
     };
     let organizer = state.mailer.sender_address();
-    let host = organizer
-        .rsplit_once('@')
-        .map_or("sightline", |(_, host)| host)
-        .to_owned();
+    let host = uid_host(state);
     let calendar = calendar.map(|method| {
         let description = match &link {
             Some(link) => format!("{lead}\n\n{link_words}: {link}"),
@@ -176,6 +195,7 @@ fn message(
                 url: link.as_deref(),
                 organizer: &organizer,
                 attendee: &person.email,
+                attends: person.role != "reviewer",
                 stamp: now(),
             },
         );
@@ -199,6 +219,12 @@ async fn queue_all(
     expires_at: i64,
 ) -> Result<(), ApiError> {
     for (person, occasion) in people {
+        // An address the API took but SMTP cannot (`a..b@x`) costs its owner the message, not
+        // everyone theirs, nor the change.
+        if person.email.parse::<lettre::Address>().is_err() {
+            tracing::warn!(participant = %person.id, "no email for an address SMTP cannot take");
+            continue;
+        }
         let content = message(state, interview, person, *occasion, sequence);
         let kind = match occasion {
             Occasion::Invited { .. } => "interview_invitation",
@@ -242,31 +268,61 @@ pub async fn scheduled(
     queue_all(state, tx, interview, &people, sequence, interview.ends_at()).await
 }
 
-/// An interview that moved (`cancelled` false) or was cancelled: everyone is told, with the
-/// calendar event updated or removed.
+/// What changed about an interview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Its time, length or title.
+    Moved {
+        /// Whether its start changed (its reminders are then due again).
+        start_moved: bool,
+    },
+    /// It was cancelled.
+    Cancelled,
+}
+
+/// Tells everyone of `change` to `interview` (as it now is), in the transaction of the change:
+/// the calendar event updated (a raised sequence) or removed. The sequence is raised with email
+/// off too, so a server that turns email on later starts above what calendars may hold.
 pub async fn changed(
     state: &AppState,
+    tx: &mut AnyConnection,
     interview: &InterviewRow,
     participants: &[ParticipantRow],
-    cancelled: bool,
+    change: Change,
 ) -> Result<(), ApiError> {
-    let mut tx = state.db.pool().begin().await?;
-    let sequence = interviews::next_calendar_sequence(&mut tx, &interview.id).await?;
-    if state.mailer.enabled() {
-        let occasion = if cancelled {
-            Occasion::Cancelled
-        } else {
-            Occasion::Moved
-        };
-        let people: Vec<(&ParticipantRow, Occasion<'_>)> =
-            participants.iter().map(|p| (p, occasion)).collect();
-        // A cancellation is still worth reading after the interview's time would have passed.
-        let expires = interview.ends_at().max(now() + 86_400);
-        queue_all(state, &mut tx, interview, &people, sequence, expires).await?;
+    let at = now();
+    let moved_to =
+        matches!(change, Change::Moved { start_moved: true }).then_some(interview.scheduled_start);
+    let sequence = interviews::next_calendar_sequence(tx, &interview.id, moved_to, at).await?;
+    if !state.mailer.enabled() {
+        return Ok(());
     }
-    tx.commit().await?;
-    state.mailer.wake();
-    Ok(())
+    let occasion = match change {
+        Change::Moved { .. } => Occasion::Moved,
+        Change::Cancelled => Occasion::Cancelled,
+    };
+    let people: Vec<(&ParticipantRow, Occasion<'_>)> =
+        participants.iter().map(|p| (p, occasion)).collect();
+    // A cancellation is still worth reading after the interview's time would have passed.
+    let expires = interview.ends_at().max(at + 86_400);
+    queue_all(state, tx, interview, &people, sequence, expires).await
+}
+
+/// A candidate's invite was issued again (`link`): her invitation is sent anew with it, the
+/// calendar entry updated to carry it.
+pub async fn reissued(
+    state: &AppState,
+    tx: &mut AnyConnection,
+    interview: &InterviewRow,
+    candidate: &ParticipantRow,
+    link: &str,
+) -> Result<(), ApiError> {
+    let sequence = interviews::next_calendar_sequence(tx, &interview.id, None, now()).await?;
+    if !state.mailer.enabled() {
+        return Ok(());
+    }
+    let people = [(candidate, Occasion::Invited { link })];
+    queue_all(state, tx, interview, &people, sequence, interview.ends_at()).await
 }
 
 /// Sends the reminders that come due and tells reviewers of finished recordings, every
@@ -310,7 +366,10 @@ async fn announce_recordings(state: &AppState) -> Result<(), ApiError> {
             continue;
         }
         if ended_at.unwrap_or(at) > at - ANNOUNCE_WITHIN_SECS {
-            for reviewer in participants.iter().filter(|p| p.role == "reviewer") {
+            for reviewer in participants
+                .iter()
+                .filter(|p| p.role == "reviewer" && p.email.parse::<lettre::Address>().is_ok())
+            {
                 let content = recording_ready(state, &interview, reviewer, &id);
                 state
                     .mailer
@@ -366,29 +425,48 @@ fn recording_ready(
 }
 
 async fn remind(state: &AppState, reminder: Reminder) -> Result<(), ApiError> {
-    let pool = state.db.pool();
     let at = now();
-    for (id, created_at, start) in interviews::reminders_due(pool, reminder, at).await? {
-        let Some(interview) = interviews::by_id(pool, &id).await? else {
-            continue;
-        };
-        let participants = interviews::participants(pool, &id).await?;
-        let mut tx = pool.begin().await?;
-        if !interviews::claim_reminder(&mut tx, &id, reminder, at).await? {
-            continue;
+    for (id, created_at, start) in interviews::reminders_due(state.db.pool(), reminder, at).await? {
+        // One interview's trouble does not hold up the others' reminders.
+        if let Err(err) = remind_one(state, reminder, &id, created_at, start, at).await {
+            tracing::warn!(interview = %id, %err, "a reminder was not sent");
         }
-        if created_at < start - reminder.before_secs() {
-            // Reviewers watch the recording later: the live interview is not theirs to attend.
-            let people: Vec<(&ParticipantRow, Occasion<'_>)> = participants
-                .iter()
-                .filter(|p| p.role != "reviewer")
-                .map(|p| (p, Occasion::Reminder(reminder)))
-                .collect();
-            let sequence = interviews::calendar_sequence(&mut tx, &id).await?;
-            queue_all(state, &mut tx, &interview, &people, sequence, start).await?;
-        }
-        tx.commit().await?;
-        state.mailer.wake();
     }
+    Ok(())
+}
+
+async fn remind_one(
+    state: &AppState,
+    reminder: Reminder,
+    id: &str,
+    created_at: i64,
+    start: i64,
+    at: i64,
+) -> Result<(), ApiError> {
+    let mut tx = state.db.pool().begin().await?;
+    if !interviews::claim_reminder(&mut tx, id, reminder, start, at).await? {
+        return Ok(());
+    }
+    if created_at < start - reminder.before_secs() {
+        let Some(interview) = interviews::by_id(&mut *tx, id).await? else {
+            return Ok(());
+        };
+        let participants = interviews::participants(&mut *tx, id).await?;
+        // Reviewers watch the recording later: the live interview is not theirs to attend.
+        let people: Vec<(&ParticipantRow, Occasion<'_>)> = participants
+            .iter()
+            .filter(|p| p.role != "reviewer")
+            .map(|p| (p, Occasion::Reminder(reminder)))
+            .collect();
+        let sequence = interviews::calendar_sequence(&mut tx, id).await?;
+        // The day's reminder is no use once the hour's is due.
+        let expires = match reminder {
+            Reminder::Day => start - Reminder::Hour.before_secs(),
+            Reminder::Hour => start,
+        };
+        queue_all(state, &mut tx, &interview, &people, sequence, expires).await?;
+    }
+    tx.commit().await?;
+    state.mailer.wake();
     Ok(())
 }

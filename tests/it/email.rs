@@ -18,6 +18,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end,
     an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellation_by_calendar,
+    reminders_come_an_hour_before_to_those_who_attend_once,
 );
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -440,7 +441,8 @@ async fn an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellati
     ]);
     let created = app.schedule(&ivy.access, body).await?;
     let id = crate::helpers::text(&created["interview"]["id"])?;
-    let uid = format!("UID:{id}@example.com");
+    // The server's public host names the event, whoever sends the mail.
+    let uid = format!("UID:{id}@sightline.test");
 
     // Scheduled: the candidate's invitation with her own link, the others' assignments, each
     // with the interview as a calendar request.
@@ -507,6 +509,19 @@ async fn an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellati
             .contains("Subject: You are an observer of Systems round")
     );
 
+    // A change of time zone alone changes nothing anyone sees: nobody is written to (the
+    // counts below are exact).
+    expect_json(
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/api/interviews/{id}"),
+            Some(json!({ "time_zone": "Europe/Berlin" })),
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
     // Moved a day later: everyone's calendar entry is updated in place (same UID, next
     // sequence, the new time); the candidate's message does not repeat her link.
     let later = start.checked_add(jiff::SignedDuration::from_hours(24))?;
@@ -542,6 +557,30 @@ async fn an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellati
     );
     assert!(has(&lines, &new_start), "{lines:?}");
 
+    // Her invite issued again: her new link reaches her, her calendar entry carries it.
+    let candidate_id = crate::helpers::text(&created["invites"][0]["participant_id"])?;
+    let reissued = expect_json(
+        app.post(
+            &format!("/api/interviews/{id}/participants/{candidate_id}/invite"),
+            json!({}),
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let new_link = crate::helpers::text(&reissued["url"])?;
+    assert_ne!(new_link, link);
+    let delivered = sink.wait_for(7, Duration::from_secs(60)).await?;
+    let again = unfolded(
+        to(&delivered, "cas@example.com")
+            .get(2)
+            .context("the new link")?,
+    );
+    assert!(again.contains(&new_link), "{again}");
+    let lines = calendar(&again)?;
+    assert!(has(&lines, &uid) && has(&lines, "SEQUENCE:2") && has(&lines, &new_start));
+
     // Cancelled: everyone's entry is removed.
     expect_json(
         app.post(
@@ -553,17 +592,25 @@ async fn an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellati
         StatusCode::OK,
     )
     .await?;
-    let delivered = sink.wait_for(9, Duration::from_secs(60)).await?;
-    for person in ["cas@example.com", "ivy@example.com", "olly@example.com"] {
+    let delivered = sink.wait_for(10, Duration::from_secs(60)).await?;
+    for (person, count) in [
+        ("cas@example.com", 4),
+        ("ivy@example.com", 3),
+        ("olly@example.com", 3),
+    ] {
         let mine = to(&delivered, person);
-        assert_eq!(mine.len(), 3, "{person}: invitation, change, cancellation");
-        let cancelled = unfolded(mine[2]);
+        assert_eq!(
+            mine.len(),
+            count,
+            "{person}: invitation, (new link,) change, cancellation"
+        );
+        let cancelled = unfolded(mine[count - 1]);
         assert!(cancelled.contains("Subject: Interview cancelled: Systems round"));
         let lines = calendar(&cancelled)?;
         for line in [
             "METHOD:CANCEL",
             uid.as_str(),
-            "SEQUENCE:2",
+            "SEQUENCE:3",
             "STATUS:CANCELLED",
         ] {
             assert!(has(&lines, line), "{person}: {line} in {lines:?}");
@@ -572,10 +619,9 @@ async fn an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellati
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reminders_come_an_hour_before_to_those_who_attend_once() -> Result<()> {
+async fn reminders_come_an_hour_before_to_those_who_attend_once(backend: Backend) -> Result<()> {
     let sink = SmtpSink::start().await?;
-    let app = app_with_email(Backend::Sqlite, &sink).await?;
+    let app = app_with_email(backend, &sink).await?;
     let ivy = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
@@ -591,8 +637,11 @@ async fn reminders_come_an_hour_before_to_those_who_attend_once() -> Result<()> 
     let created = app.schedule(&ivy.access, body).await?;
     let id = crate::helpers::text(&created["interview"]["id"])?;
     sink.wait_for(3, Duration::from_secs(60)).await?;
-    // Scheduled within the hour, it gets no reminder: its invitation just went. As if it had
-    // been scheduled yesterday:
+    // Scheduled within the hour, it gets no reminder: its invitation just went (the reminder
+    // task looks every 10 s).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(sink.messages()?.len(), 3, "no reminder for a late one");
+    // As if it had been scheduled yesterday:
     let mut db = app.db().await?;
     sqlx::query(
         "UPDATE interviews SET created_at = created_at - 86400, reminded_hour_at = NULL, \

@@ -280,6 +280,7 @@ pub async fn register(
     responses(
         (status = 200, description = "Signed in", body = SessionResponse),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 403, description = "The account is deactivated (said only after the right password)", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]

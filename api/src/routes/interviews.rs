@@ -708,6 +708,7 @@ pub async fn update(
             message: "a cancelled interview cannot be changed".into(),
         });
     }
+    let before = access.interview.clone();
     let row = &mut access.interview;
     if let Some(title) = body.title {
         row.title = title.trim().to_owned();
@@ -727,25 +728,40 @@ pub async fn update(
             "the interview would already be over",
         ));
     }
-    interviews::update(state.db.pool(), row).await?;
-    invites::set_expiry_for_interview(state.db.pool(), &row.id, row.ends_at()).await?;
+    // The change, the expiry of its links and sessions, and its messages in one transaction:
+    // a change is never saved without them, nor told without being saved.
+    let change = crate::invitations::Change::Moved {
+        start_moved: row.scheduled_start != before.scheduled_start,
+    };
+    let told = row.scheduled_start != before.scheduled_start
+        || row.duration_minutes != before.duration_minutes
+        || row.title != before.title;
+    let mut tx = state.db.pool().begin().await?;
+    if !interviews::update(&mut *tx, row).await? {
+        return Err(ApiError::Conflict {
+            code: "interview_cancelled",
+            message: "a cancelled interview cannot be changed".into(),
+        });
+    }
+    invites::set_expiry_for_interview(&mut *tx, &row.id, row.ends_at()).await?;
     refresh_tokens::set_guest_expiry_for_interview(
-        state.db.pool(),
+        &mut *tx,
         &row.id,
         row.ends_at().saturating_add(JOIN_GRACE_SECS),
     )
     .await?;
+    // Everyone's calendar moves with it (a time zone alone changes nothing people see).
+    if told {
+        crate::invitations::changed(&state, &mut tx, row, &access.participants, change).await?;
+    }
+    tx.commit().await?;
+    state.mailer.wake();
     state
         .webhooks
-        .emit(&Event::InterviewUpdated(InterviewData::from_row(row)))
+        .emit(&Event::InterviewUpdated(InterviewData::from_row(
+            &access.interview,
+        )))
         .await;
-    // Everyone's calendar moves with it. The change is made: a message that cannot be queued is
-    // logged, not the caller's error.
-    if let Err(err) =
-        crate::invitations::changed(&state, &access.interview, &access.participants, false).await
-    {
-        tracing::warn!(%err, "the change was not emailed");
-    }
     if access.is_admin && access.me.is_none() {
         audit::record(
             state.db.pool(),
@@ -779,13 +795,27 @@ pub async fn cancel(
 ) -> Result<Json<InterviewView>, ApiError> {
     let access = access(&state, &principal, &id).await?;
     access.require_manage()?;
-    if !interviews::cancel(state.db.pool(), &id).await? {
+    // The cancellation, its links' end and its messages in one transaction.
+    let mut tx = state.db.pool().begin().await?;
+    if !interviews::cancel(&mut *tx, &id).await? {
         return Err(ApiError::Conflict {
             code: "interview_cancelled",
             message: "the interview is already cancelled".into(),
         });
     }
-    invites::revoke_for_interview(state.db.pool(), &id).await?;
+    invites::revoke_for_interview(&mut *tx, &id).await?;
+    let mut cancelled = access.interview.clone();
+    cancelled.status = "cancelled".to_owned();
+    crate::invitations::changed(
+        &state,
+        &mut tx,
+        &cancelled,
+        &access.participants,
+        crate::invitations::Change::Cancelled,
+    )
+    .await?;
+    tx.commit().await?;
+    state.mailer.wake();
     // The shared code turns read-only for everyone at once.
     state.workspaces.recheck(&id);
     if access.is_admin {
@@ -805,11 +835,6 @@ pub async fn cancel(
             &access.interview,
         )))
         .await;
-    if let Err(err) =
-        crate::invitations::changed(&state, &access.interview, &access.participants, true).await
-    {
-        tracing::warn!(%err, "the cancellation was not emailed");
-    }
     Ok(Json(view(&state, &access).await?))
 }
 
@@ -909,6 +934,8 @@ pub async fn reissue_invite(
     refresh_tokens::revoke_all_for_participant(&mut tx, &participant.id).await?;
     interviews::end_sessions(&mut tx, &participant.id).await?;
     phone_pairings::revoke_for_participant(&mut *tx, &participant.id).await?;
+    crate::invitations::reissued(&state, &mut tx, &access.interview, participant, &link.url)
+        .await?;
     audit::record(
         &mut *tx,
         principal_id(&principal),
@@ -918,6 +945,7 @@ pub async fn reissue_invite(
     )
     .await?;
     tx.commit().await?;
+    state.mailer.wake();
     // And they leave the room now, not when their socket next asks for something.
     let room = RoomId(id.clone());
     state

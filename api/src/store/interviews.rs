@@ -156,20 +156,23 @@ pub async fn insert(
 }
 
 /// Looks an interview up by id.
-pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<InterviewRow>, sqlx::Error> {
+pub async fn by_id<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+) -> Result<Option<InterviewRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         interview_columns!(),
         " FROM interviews WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await
 }
 
 /// The participants of an interview, in the order they were added.
-pub async fn participants(
-    pool: &AnyPool,
+pub async fn participants<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     interview_id: &str,
 ) -> Result<Vec<ParticipantRow>, sqlx::Error> {
     sqlx::query_as(concat!(
@@ -179,7 +182,7 @@ pub async fn participants(
          WHERE interview_id = $1 ORDER BY id"
     ))
     .bind(interview_id)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 
@@ -233,26 +236,41 @@ pub async fn raise_session_epochs_of_user<'c>(
     .map(|_| ())
 }
 
-/// Raises an interview's calendar sequence (it changed: calendars must update their entry) and
-/// clears its reminders (they are due again for its new time); returns the new sequence. Runs
-/// in the caller's transaction, the write first.
+/// Raises an interview's calendar sequence (it changed: calendars must update their entry);
+/// when its start moved to `start`, its reminders are due again, except those whose time has
+/// passed at `now` (an interview moved to within the hour gets no hour's reminder: the change's
+/// message says when it is). Returns the new sequence. Runs in the caller's transaction, the
+/// write first.
 pub async fn next_calendar_sequence(
     tx: &mut AnyConnection,
     interview_id: &str,
+    moved_to: Option<i64>,
+    now: i64,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "UPDATE interviews SET calendar_sequence = calendar_sequence + 1, \
-         reminded_day_at = NULL, reminded_hour_at = NULL WHERE id = $1",
-    )
-    .bind(interview_id)
-    .execute(&mut *tx)
-    .await?;
-    let (sequence,): (i64,) =
-        sqlx::query_as("SELECT calendar_sequence FROM interviews WHERE id = $1")
+    match moved_to {
+        Some(start) => {
+            sqlx::query(
+                "UPDATE interviews SET calendar_sequence = calendar_sequence + 1, \
+                 reminded_day_at = CASE WHEN $2 - 86400 <= $3 THEN $3 ELSE NULL END, \
+                 reminded_hour_at = CASE WHEN $2 - 3600 <= $3 THEN $3 ELSE NULL END \
+                 WHERE id = $1",
+            )
             .bind(interview_id)
-            .fetch_one(&mut *tx)
+            .bind(start)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
-    Ok(sequence)
+        }
+        None => {
+            sqlx::query(
+                "UPDATE interviews SET calendar_sequence = calendar_sequence + 1 WHERE id = $1",
+            )
+            .bind(interview_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    calendar_sequence(tx, interview_id).await
 }
 
 /// Which reminder.
@@ -296,28 +314,33 @@ pub async fn reminders_due(
     sqlx::query_as(sql).bind(now).fetch_all(pool).await
 }
 
-/// Takes care of `interview`'s `reminder` (the hour's covers the day's too); false if someone
-/// (another server) did first. Runs in the caller's transaction, a conditional write.
+/// Takes care of `interview`'s `reminder` for its start at `start` (the hour's covers the
+/// day's too); false if someone (another server) did first, or it moved. Runs in the caller's transaction, a conditional write.
 pub async fn claim_reminder(
     tx: &mut AnyConnection,
     interview_id: &str,
     reminder: Reminder,
+    start: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    // Only for the start it was found due for: one moved meanwhile is looked at again.
     let sql = match reminder {
         Reminder::Day => {
             "UPDATE interviews SET reminded_day_at = $1 \
-             WHERE id = $2 AND reminded_day_at IS NULL AND status = 'scheduled'"
+             WHERE id = $2 AND reminded_day_at IS NULL AND status = 'scheduled' \
+             AND scheduled_start = $3"
         }
         Reminder::Hour => {
             "UPDATE interviews SET reminded_hour_at = $1, \
              reminded_day_at = COALESCE(reminded_day_at, $1) \
-             WHERE id = $2 AND reminded_hour_at IS NULL AND status = 'scheduled'"
+             WHERE id = $2 AND reminded_hour_at IS NULL AND status = 'scheduled' \
+             AND scheduled_start = $3"
         }
     };
     let done = sqlx::query(sql)
         .bind(now)
         .bind(interview_id)
+        .bind(start)
         .execute(&mut *tx)
         .await?;
     Ok(done.rows_affected() == 1)
@@ -354,11 +377,14 @@ pub async fn for_user(
     .await
 }
 
-/// Replaces the schedule fields.
-pub async fn update(pool: &AnyPool, row: &InterviewRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Replaces the schedule fields of a scheduled interview; false if it is cancelled (or gone).
+pub async fn update<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    row: &InterviewRow,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE interviews SET title = $1, scheduled_start = $2, duration_minutes = $3, \
-         time_zone = $4, updated_at = $5 WHERE id = $6",
+         time_zone = $4, updated_at = $5 WHERE id = $6 AND status = 'scheduled'",
     )
     .bind(&row.title)
     .bind(row.scheduled_start)
@@ -366,20 +392,23 @@ pub async fn update(pool: &AnyPool, row: &InterviewRow) -> Result<(), sqlx::Erro
     .bind(&row.time_zone)
     .bind(now())
     .bind(&row.id)
-    .execute(pool)
-    .await
-    .map(|_| ())
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Cancels a scheduled interview; false if it was already cancelled.
-pub async fn cancel(pool: &AnyPool, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn cancel<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE interviews SET status = 'cancelled', updated_at = $1 \
          WHERE id = $2 AND status = 'scheduled'",
     )
     .bind(now())
     .bind(id)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
 }

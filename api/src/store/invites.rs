@@ -82,21 +82,24 @@ where
 }
 
 /// Revokes every open invite of an interview (on cancellation).
-pub async fn revoke_for_interview(pool: &AnyPool, interview_id: &str) -> Result<(), sqlx::Error> {
+pub async fn revoke_for_interview<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    interview_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE invites SET revoked_at = $1 WHERE revoked_at IS NULL AND participant_id IN \
          (SELECT id FROM interview_participants WHERE interview_id = $2)",
     )
     .bind(now())
     .bind(interview_id)
-    .execute(pool)
+    .execute(executor)
     .await
     .map(|_| ())
 }
 
 /// Moves the expiry of an interview's open invites (on reschedule).
-pub async fn set_expiry_for_interview(
-    pool: &AnyPool,
+pub async fn set_expiry_for_interview<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     interview_id: &str,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
@@ -107,7 +110,7 @@ pub async fn set_expiry_for_interview(
     )
     .bind(expires_at)
     .bind(interview_id)
-    .execute(pool)
+    .execute(executor)
     .await
     .map(|_| ())
 }

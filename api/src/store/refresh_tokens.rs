@@ -214,8 +214,8 @@ pub async fn revoke_all_for_participant(
 }
 
 /// Moves the end of every live guest session of an interview (it was rescheduled).
-pub async fn set_guest_expiry_for_interview(
-    pool: &AnyPool,
+pub async fn set_guest_expiry_for_interview<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     interview_id: &str,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
@@ -225,7 +225,7 @@ pub async fn set_guest_expiry_for_interview(
     )
     .bind(expires_at)
     .bind(interview_id)
-    .execute(pool)
+    .execute(executor)
     .await
     .map(|_| ())
 }
