@@ -16,6 +16,7 @@ mod calendar;
 pub mod cli;
 mod client_addr;
 mod cluster;
+mod data_rights;
 mod email;
 mod error;
 mod extract;
@@ -85,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::me::router())
         .merge(routes::interviews::router())
         .merge(routes::live::router())
+        .merge(routes::candidates::router())
         .merge(routes::invites::router(&state))
         .merge(routes::phone::router(&state))
         .merge(routes::recordings::router())

@@ -86,6 +86,8 @@ use crate::routes;
         routes::admin::nodes,
         routes::live::list,
         routes::live::close,
+        routes::candidates::export,
+        routes::candidates::erase,
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::metrics,

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod cluster;
+mod data_rights;
 mod email;
 mod hardening;
 mod http;

@@ -217,23 +217,33 @@ impl Proctoring {
             if self.is_running(&interview) {
                 continue;
             }
-            let prefix = format!("proctoring/{interview}/");
-            let store = &self.inner.store;
-            let keys = store
-                .list(&prefix)
-                .await
-                .map_err(|e| ApiError::Internal(format!("listing {prefix}: {e}")))?;
-            for key in keys {
-                store
-                    .delete(&key)
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("deleting {key}: {e}")))?;
-            }
-            events::delete_for(self.inner.db.pool(), &interview).await?;
+            self.erase(&interview).await?;
             tracing::info!(%interview, "proctoring events deleted after their retention period");
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// Deletes an interview's proctoring evidence: its snapshots in the store, then its events.
+    /// Returns how many events went.
+    pub async fn erase(&self, interview: &str) -> Result<usize, ApiError> {
+        let prefix = format!("proctoring/{interview}/");
+        let store = &self.inner.store;
+        let keys = store
+            .list(&prefix)
+            .await
+            .map_err(|e| ApiError::Internal(format!("listing {prefix}: {e}")))?;
+        for key in keys {
+            store
+                .delete(&key)
+                .await
+                .map_err(|e| ApiError::Internal(format!("deleting {key}: {e}")))?;
+        }
+        let events = events::for_interview(self.inner.db.pool(), interview)
+            .await?
+            .len();
+        events::delete_for(self.inner.db.pool(), interview).await?;
+        Ok(events)
     }
 }
 

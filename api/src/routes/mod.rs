@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod candidates;
 pub mod interviews;
 pub mod invites;
 pub mod live;

@@ -5,6 +5,7 @@
 //! returns plain rows; deciding who may see or change them is the routes' job, not this module's.
 
 pub mod audit;
+pub mod data_rights;
 pub mod interviews;
 pub mod invites;
 pub mod join_tokens;
