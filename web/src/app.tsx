@@ -18,6 +18,7 @@ import { Player } from './pages/Player';
 import { AdminOutbox } from './pages/AdminOutbox';
 import { AdminWebhooks } from './pages/AdminWebhooks';
 import { AdminRooms } from './pages/AdminRooms';
+import { AdminCandidates } from './pages/AdminCandidates';
 import { ForgotPassword } from './pages/ForgotPassword';
 import { Register } from './pages/Register';
 import { ResetPassword } from './pages/ResetPassword';
@@ -47,6 +48,7 @@ function Header() {
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/nodes">Nodes</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/outbox">Email</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/webhooks">Webhooks</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/candidates">Candidate data</a>}
       </nav>
       <div class="who">
         {me ? (
@@ -107,6 +109,7 @@ export function App() {
             <Route path="/admin/outbox" component={AdminOutbox} />
             <Route path="/admin/webhooks" component={AdminWebhooks} />
             <Route path="/admin/rooms" component={AdminRooms} />
+            <Route path="/admin/candidates" component={AdminCandidates} />
             <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>

@@ -53,3 +53,14 @@ describe('the live rooms', () => {
     expect(closed).toEqual(['i-1']);
   });
 });
+
+describe('a candidate erasure', async () => {
+  const { erasedText } = await import('../src/pages/AdminCandidates');
+  it('says what went, in words', () => {
+    expect(
+      erasedText({ interviews: 1, recordings: 2, proctoring_events: 1, scorecards_emptied: 0, account_deleted: true }),
+    ).toBe(
+      'Erased: 1 interview cleared, 2 recordings deleted, 1 proctoring event deleted, 0 scorecards kept with ratings only, the candidate account deleted.',
+    );
+  });
+});
