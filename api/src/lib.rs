@@ -409,6 +409,10 @@ impl Server {
             self.state.proctoring.clone(),
             self.state.settings.proctoring.retention_days,
         ));
+        let code_retention = tokio::spawn(workspace::retention(
+            self.state.db.clone(),
+            self.state.settings.execution.code_retention_days,
+        ));
         let spent_tokens = tokio::spawn(rtc::sweep_expired_tokens(self.state.db.pool().clone()));
         let mail_stop = tokio_util::sync::CancellationToken::new();
         let sending = tokio::spawn(self.state.mailer.clone().run(mail_stop.clone()));
@@ -474,6 +478,7 @@ impl Server {
         }
         retention.abort();
         proctoring_retention.abort();
+        code_retention.abort();
         spent_tokens.abort();
         // Deliveries under way finish (bounded by their timeouts), then the senders stop.
         watching.abort();

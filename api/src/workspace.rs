@@ -531,3 +531,21 @@ fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(AssertUnwindSafe(f))
         .map_err(|_| "the document panicked on a message".to_owned())
 }
+
+/// Deletes the code and runs of interviews that ended more than `days` days ago, at start-up
+/// and then hourly, for as long as the server runs; `days` 0 keeps them.
+pub async fn retention(db: crate::store::Db, days: u32) {
+    if days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::store::now().saturating_sub(i64::from(days) * 86_400);
+        match crate::store::workspace::expire(db.pool(), before).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "code and runs deleted after their retention period"),
+            Err(err) => tracing::warn!(%err, "code retention run failed"),
+        }
+    }
+}

@@ -402,6 +402,9 @@ pub struct ExecutionSettings {
     /// First of the user ids runs are given when the server runs as root (one per concurrent
     /// run, so their process limits are separate).
     pub sandbox_uid: u32,
+    /// Days after an interview ends that its code (the editor's history) and its runs are
+    /// deleted; 0 keeps them.
+    pub code_retention_days: u32,
     /// Host paths the sandbox sees, read-only (those that do not exist are skipped).
     pub read_only_paths: Vec<PathBuf>,
     /// What one run may use.

@@ -838,3 +838,66 @@ async fn a_burst_queues_then_is_refused_and_each_interview_has_a_rate() -> Resul
     expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await?;
     Ok(())
 }
+
+/// Code and runs of an interview that ended longer ago than `execution.code_retention_days`
+/// are deleted (at start-up, then hourly); a recent interview's stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_and_runs_go_after_their_retention_period() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let mut ids = Vec::new();
+    for candidate in ["old@example.com", "new@example.com"] {
+        let created = app.schedule(&ivy.access, interview_body(candidate)).await?;
+        ids.push(text(&created["interview"]["id"])?);
+    }
+    let mut db = app.db().await?;
+    for id in &ids {
+        sqlx::query(
+            "INSERT INTO workspace_updates (interview_id, seq, at_ms, update_b64) \
+             VALUES ($1, 1, 1, 'AA==')",
+        )
+        .bind(id)
+        .execute(&mut db)
+        .await?;
+        sqlx::query(
+            "INSERT INTO code_runs (id, interview_id, requested_by, language, source, stdin, \
+             status, created_at_ms) VALUES ($1, $2, 'Ivy', 'python', 'print(1)', '', \
+             'finished', 1)",
+        )
+        .bind(format!("run-{id}"))
+        .bind(id)
+        .execute(&mut db)
+        .await?;
+    }
+    // The first ended 200 days ago (the default keeps code 180 days).
+    sqlx::query("UPDATE interviews SET scheduled_start = $1 WHERE id = $2")
+        .bind(jiff::Timestamp::now().as_second() - 200 * 86_400)
+        .bind(&ids[0])
+        .execute(&mut db)
+        .await?;
+    drop(db);
+    let app = app.restart().await?;
+    let count = async |table: &'static str, id: &str| -> Result<i64> {
+        let mut db = app.db().await?;
+        let sql = match table {
+            "runs" => "SELECT COUNT(*) FROM code_runs WHERE interview_id = $1",
+            _ => "SELECT COUNT(*) FROM workspace_updates WHERE interview_id = $1",
+        };
+        let (n,): (i64,) = sqlx::query_as(sql).bind(id).fetch_one(&mut db).await?;
+        Ok(n)
+    };
+    let deadline = Instant::now() + WAIT;
+    while count("runs", &ids[0]).await? + count("code", &ids[0]).await? > 0 {
+        anyhow::ensure!(Instant::now() < deadline, "the old code was kept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count("runs", &ids[1]).await?,
+        1,
+        "a recent interview's run stays"
+    );
+    assert_eq!(count("code", &ids[1]).await?, 1, "and its code");
+    Ok(())
+}

@@ -179,3 +179,25 @@ pub async fn fail_unfinished(pool: &AnyPool, now_ms: i64) -> Result<u64, sqlx::E
     .await
     .map(|done| done.rows_affected())
 }
+
+/// Deletes the code (its history) and the runs of interviews that ended before `before`
+/// (Unix seconds); returns how many interviews had any.
+pub async fn expire(pool: &AnyPool, before: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let runs = sqlx::query(
+        "DELETE FROM code_runs WHERE interview_id IN (SELECT id FROM interviews \
+         WHERE scheduled_start + duration_minutes * 60 < $1)",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    let code = sqlx::query(
+        "DELETE FROM workspace_updates WHERE interview_id IN (SELECT id FROM interviews \
+         WHERE scheduled_start + duration_minutes * 60 < $1)",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(runs.rows_affected() + code.rows_affected())
+}
