@@ -6,11 +6,15 @@
 //! (`store/data_rights.rs`); scorecards keep only their ratings and recommendations. The audit
 //! log keeps that it happened, with counts, never the address.
 //!
-//! An interview whose room is up or whose recording runs is not erased (409): what is being
-//! made now would come back after the erasure.
+//! Their access ends first (invites, sessions, phone pairings, consents; they are taken out of
+//! any room). An interview whose room is up anywhere, whose recording runs or is still being
+//! stored, or whose code is open, is not erased (409): what is being made now would come back
+//! after the erasure. Nor is an interview that had other candidates (its recording, code and
+//! notes are theirs too).
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use sightline_signaling::protocol::LeaveReason;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -28,29 +32,54 @@ pub struct Erased {
     pub proctoring_events: usize,
     /// Scorecards that kept only their ratings and recommendation.
     pub scorecards_emptied: usize,
-    /// Whether a candidate account with the address was deleted.
+    /// Whether a candidate account (with the address, or that redeemed one of their invites)
+    /// was deleted.
     pub account_deleted: bool,
 }
 
-/// The candidate's participant rows and account, by address; 404 when there is neither.
+/// The candidate's participant rows and accounts, by address: candidate rows with the address,
+/// the candidate account with it, the candidate accounts that redeemed those rows' invites, and
+/// the rows those accounts redeemed under other addresses. 404 when there is nothing.
 async fn subject(
     state: &AppState,
     email: &str,
-) -> Result<(Vec<interviews::ParticipantRow>, Option<users::UserRow>), ApiError> {
+) -> Result<(Vec<interviews::ParticipantRow>, Vec<users::UserRow>), ApiError> {
     let pool = state.db.pool();
-    let rows = data_rights::candidate_rows(pool, email).await?;
-    let account = users::by_email(pool, email)
+    let mut rows = data_rights::candidate_rows(pool, email).await?;
+    let mut accounts: Vec<users::UserRow> = users::by_email(pool, email)
         .await?
-        .filter(|user| user.role == "candidate");
-    if rows.is_empty() && account.is_none() {
+        .filter(|user| user.role == "candidate")
+        .into_iter()
+        .collect();
+    for linked in rows
+        .iter()
+        .filter_map(|r| r.user_id.clone())
+        .collect::<Vec<_>>()
+    {
+        if accounts.iter().all(|a| a.id != linked)
+            && let Some(user) = users::by_id(pool, &linked)
+                .await?
+                .filter(|user| user.role == "candidate")
+        {
+            accounts.push(user);
+        }
+    }
+    for account in &accounts {
+        for row in data_rights::candidate_rows_of_user(pool, &account.id).await? {
+            if rows.iter().all(|r| r.id != row.id) {
+                rows.push(row);
+            }
+        }
+    }
+    if rows.is_empty() && accounts.is_empty() {
         return Err(ApiError::NotFound);
     }
-    Ok((rows, account))
+    Ok((rows, accounts))
 }
 
 /// Everything held about the candidate with `email`.
 pub async fn export(state: &AppState, email: &str) -> Result<Value, ApiError> {
-    let (rows, account) = subject(state, email).await?;
+    let (rows, accounts) = subject(state, email).await?;
     let pool = state.db.pool();
     let mut interviews_out = Vec::new();
     for row in &rows {
@@ -101,6 +130,7 @@ pub async fn export(state: &AppState, email: &str) -> Result<Value, ApiError> {
         let events: Vec<Value> = store::proctoring::for_interview(pool, &row.interview_id)
             .await?
             .into_iter()
+            .filter(|e| e.participant_id == row.id)
             .map(|e| {
                 json!({
                     "id": e.id,
@@ -115,7 +145,11 @@ pub async fn export(state: &AppState, email: &str) -> Result<Value, ApiError> {
                 })
             })
             .collect();
-        let runs = workspace::runs(pool, &row.interview_id).await?;
+        let runs: Vec<workspace::RunRow> = workspace::runs(pool, &row.interview_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.participant_id.as_deref() == Some(row.id.as_str()))
+            .collect();
         let mut changes = Vec::new();
         for update in workspace::updates(pool, &row.interview_id, None).await? {
             changes.push(update.bytes()?);
@@ -175,33 +209,73 @@ pub async fn export(state: &AppState, email: &str) -> Result<Value, ApiError> {
     Ok(json!({
         "email": email,
         "exported_at": jiff::Timestamp::now().to_string(),
-        "account": account.map(|a| json!({
+        "accounts": accounts.iter().map(|a| json!({
             "id": a.id,
             "email": a.email,
             "display_name": a.display_name,
             "created_at": a.created_at,
-        })),
+        })).collect::<Vec<_>>(),
         "interviews": interviews_out,
     }))
 }
 
 /// Erases the candidate with `email`, on behalf of admin `actor`.
 pub async fn erase(state: &AppState, actor: &str, email: &str) -> Result<Erased, ApiError> {
-    let (rows, account) = subject(state, email).await?;
+    let (rows, accounts) = subject(state, email).await?;
     let pool = state.db.pool();
-    // Nothing that is being made now.
+    // An interview with another candidate shares its recording, code and notes with them.
+    for row in &rows {
+        if data_rights::other_candidates(pool, &row.interview_id, &row.id).await? > 0 {
+            return Err(ApiError::Conflict {
+                code: "shared_interview",
+                message: "an interview of this candidate had other candidates too: its \
+                          recording, code and notes are theirs as well, and are not erased here"
+                    .to_owned(),
+            });
+        }
+    }
+    // Their access ends first (the address stays until the end, so asking again finds them):
+    // nothing new about them can begin while the rest goes.
+    let mut tx = pool.begin().await?;
+    for row in &rows {
+        data_rights::revoke_access(&mut tx, &row.id).await?;
+    }
+    tx.commit().await?;
     for row in &rows {
         let room = sightline_signaling::RoomId(row.interview_id.clone());
-        let live = state.hub.has_room(&room)
-            || recordings::for_interview(pool, &row.interview_id)
-                .await?
-                .iter()
-                .any(|r| r.status == "recording");
-        if live {
+        state
+            .remove_participant(&room, &row.id, LeaveReason::SessionEnded)
+            .await;
+        state
+            .remove_participant(
+                &room,
+                &crate::pairing::phone_identity(&row.id),
+                LeaveReason::SessionEnded,
+            )
+            .await;
+        state.workspaces.recheck(&row.interview_id);
+    }
+    // Nothing that is being made now: what is made would come back after the erasure.
+    for row in &rows {
+        let room = sightline_signaling::RoomId(row.interview_id.clone());
+        let hosted_elsewhere = match &state.cluster {
+            Some(_) => crate::rooms::hosted_anywhere(state, &row.interview_id).await?,
+            None => false,
+        };
+        let recording = recordings::for_interview(pool, &row.interview_id)
+            .await?
+            .iter()
+            .any(|r| r.status == "recording" || state.recordings.recorder().has_spool(&r.id));
+        if state.hub.has_room(&room)
+            || hosted_elsewhere
+            || recording
+            || state.workspaces.is_open(&row.interview_id)
+        {
             return Err(ApiError::Conflict {
                 code: "interview_in_progress",
-                message: "an interview of this candidate is going on or being recorded; erase \
-                          once it is over (Admin → Live rooms can close its room)"
+                message: "an interview of this candidate is going on, being recorded or its code \
+                          is open; erase once it is over (Admin → Live rooms can close its room; \
+                          the code closes a minute after its last editor)"
                     .to_owned(),
             });
         }
@@ -219,13 +293,21 @@ pub async fn erase(state: &AppState, actor: &str, email: &str) -> Result<Erased,
         }
         erased.proctoring_events += state.proctoring.erase(&row.interview_id).await?;
     }
+    let mut addresses: Vec<String> = vec![email.to_owned()];
+    addresses.extend(rows.iter().map(|r| r.email.clone()));
+    addresses.extend(accounts.iter().map(|a| a.email.clone()));
+    addresses.sort();
+    addresses.dedup();
     let mut tx = pool.begin().await?;
     for row in &rows {
         erased.scorecards_emptied +=
-            data_rights::erase_participation(&mut tx, &row.interview_id, &row.id, email).await?;
+            data_rights::erase_participation(&mut tx, &row.interview_id, &row.id).await?;
     }
-    if let Some(account) = &account {
-        erased.account_deleted =
+    for address in &addresses {
+        data_rights::forget_mail(&mut tx, address).await?;
+    }
+    for account in &accounts {
+        erased.account_deleted |=
             data_rights::delete_candidate_account(&mut tx, &account.id).await?;
     }
     audit::record(

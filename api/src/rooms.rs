@@ -266,34 +266,45 @@ pub struct HostedRoom {
     pub room: RoomId,
     /// The node it runs on; `None` alone.
     pub node: Option<String>,
-    /// Its visible participants as the others see them (connection state included).
-    pub participants: Vec<ParticipantInfo>,
+    /// Its visible participants as the others see them (connection state included); `None`
+    /// when its task did not answer in time.
+    pub participants: Option<Vec<ParticipantInfo>>,
     /// Members nobody sees: reviewers watching, the server's agents.
     pub hidden: usize,
     /// Published tracks.
     pub tracks: usize,
 }
 
+/// How long rooms have to say who is in them: under a command's timeout, so one slow room
+/// does not make its node look silent.
+const OVERVIEW_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// The rooms up here.
 async fn hosted_here(state: &AppState) -> Vec<HostedRoom> {
     let node = state.cluster.as_ref().map(|c| c.node().to_string());
-    state
-        .hub
-        .overview()
-        .await
+    let (answered, silent) = state.hub.overview(OVERVIEW_WAIT).await;
+    let mut rooms: Vec<HostedRoom> = answered
         .into_iter()
         .map(|(room, overview)| HostedRoom {
             room,
             node: node.clone(),
-            participants: overview.participants,
+            participants: Some(overview.participants),
             hidden: overview.hidden,
             tracks: overview.tracks,
         })
-        .collect()
+        .collect();
+    rooms.extend(silent.into_iter().map(|room| HostedRoom {
+        room,
+        node: node.clone(),
+        participants: None,
+        hidden: 0,
+        tracks: 0,
+    }));
+    rooms
 }
 
-/// Every room that is up, wherever it runs, and who is in it; with the nodes that did not
-/// answer (their rooms are missing from the list).
+/// Every room that is up, wherever it runs, and who is in it (the nodes asked at once); with
+/// the nodes that did not answer (their rooms are missing from the list).
 pub async fn live(state: &AppState) -> (Vec<HostedRoom>, Vec<String>) {
     let mut rooms = hosted_here(state).await;
     let mut silent = Vec::new();
@@ -305,21 +316,42 @@ pub async fn live(state: &AppState) -> (Vec<HostedRoom>, Vec<String>) {
                 Vec::new()
             }
         };
-        for heartbeat in nodes.iter().filter(|h| &h.node != cluster.node()) {
-            match cluster
-                .command::<_, CommandAnswer>(&heartbeat.node, &NodeCommand::Overview)
-                .await
-            {
-                Ok(Some(CommandAnswer::Rooms { rooms: theirs })) => rooms.extend(theirs),
+        let others: Vec<_> = nodes
+            .into_iter()
+            .filter(|h| &h.node != cluster.node())
+            .map(|h| h.node)
+            .collect();
+        let answers = futures_util::future::join_all(
+            others
+                .iter()
+                .map(|node| cluster.command::<_, CommandAnswer>(node, &NodeCommand::Overview)),
+        )
+        .await;
+        for (node, answer) in others.iter().zip(answers) {
+            match answer {
+                Ok(Some(CommandAnswer::Rooms { rooms: theirs })) => {
+                    for room in theirs {
+                        // A room moving between nodes may be listed by both for a moment.
+                        if rooms.iter().all(|r| r.room != room.room) {
+                            rooms.push(room);
+                        }
+                    }
+                }
                 other => {
-                    tracing::warn!(node = %heartbeat.node, answer = ?other.map(|_| ()), "a node did not list its rooms");
-                    silent.push(heartbeat.node.to_string());
+                    tracing::warn!(%node, answer = ?other.map(|_| ()), "a node did not list its rooms");
+                    silent.push(node.to_string());
                 }
             }
         }
     }
     rooms.sort_by(|a, b| a.room.0.cmp(&b.room.0));
     (rooms, silent)
+}
+
+/// Whether `interview`'s room is placed on a node of the cluster (up there, or not yet known to
+/// have ended); an error when NATS cannot say.
+pub async fn hosted_anywhere(state: &AppState, interview: &str) -> Result<bool, ApiError> {
+    Ok(host(state, interview).await?.is_some())
 }
 
 /// Closes `room` for everyone in it, wherever it runs; false if it is up nowhere.

@@ -239,6 +239,16 @@ impl Workspaces {
         self.to_everyone(interview, Outbound::Recheck);
     }
 
+    /// Whether the interview's document is open (members in it, or it has not idled out yet).
+    pub fn is_open(&self, interview: &str) -> bool {
+        self.inner
+            .docs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(interview)
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
     /// Hands `message` to every member of the interview's document, if it is open.
     fn to_everyone(&self, interview: &str, message: Outbound) {
         let docs = self

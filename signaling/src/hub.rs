@@ -493,9 +493,9 @@ impl Hub {
         up
     }
 
-    /// Every room up here and who is in it, each as its task answers within two seconds (a room
-    /// that does not is left out).
-    pub async fn overview(&self) -> Vec<(RoomId, RoomOverview)> {
+    /// Every room up here and who is in it, as their tasks answer within `wait` (all asked at
+    /// once); the rooms that did not answer in time are listed apart.
+    pub async fn overview(&self, wait: Duration) -> (Vec<(RoomId, RoomOverview)>, Vec<RoomId>) {
         let rooms: Vec<(RoomId, RoomHandle)> = self
             .inner
             .rooms
@@ -508,18 +508,24 @@ impl Hub {
                     .collect()
             })
             .unwrap_or_default();
-        let mut out = Vec::with_capacity(rooms.len());
+        let mut asked = Vec::with_capacity(rooms.len());
         for (id, room) in rooms {
             let (reply, answer) = oneshot::channel();
-            if room.control.send(RoomInput::Overview { reply }).is_err() {
-                continue;
-            }
-            if let Ok(Ok(overview)) = tokio::time::timeout(Duration::from_secs(2), answer).await {
-                out.push((id, overview));
+            if room.control.send(RoomInput::Overview { reply }).is_ok() {
+                asked.push((id, answer));
             }
         }
-        out.sort_by(|a, b| a.0.0.cmp(&b.0.0));
-        out
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut answered = Vec::with_capacity(asked.len());
+        let mut silent = Vec::new();
+        for (id, answer) in asked {
+            match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(overview)) => answered.push((id, overview)),
+                _ => silent.push(id),
+            }
+        }
+        answered.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+        (answered, silent)
     }
 
     fn send_control(&self, id: &RoomId, input: RoomInput) {

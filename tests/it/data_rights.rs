@@ -152,6 +152,8 @@ async fn exported_and_erased(app: &TestApp, root: &Path) -> Result<()> {
         .next()
         .context("her session")?;
     let candidate = text(&created["invites"][0]["participant_id"])?;
+    // She also has an account under the same address.
+    app.register("cas@example.com").await?;
     // She pairs her phone and takes part: a recording of her (with its objects), a proctoring
     // observation with its snapshot, consents, her code and a run, the interviewer's notes and
     // scorecard about her, an email to her and a webhook delivery naming her.
@@ -201,6 +203,13 @@ async fn exported_and_erased(app: &TestApp, root: &Path) -> Result<()> {
     ] {
         exec(app, sql, &[&interview, &candidate]).await?;
     }
+    exec(
+        app,
+        "INSERT INTO workspace_updates (interview_id, seq, at_ms, participant_id, update_b64) \
+         VALUES ($1, 1, 1, $2, 'AA==')",
+        &[&interview, &candidate],
+    )
+    .await?;
     exec(
         app,
         "INSERT INTO code_runs (id, interview_id, participant_id, requested_by, language, source, \
@@ -316,6 +325,25 @@ async fn exported_and_erased(app: &TestApp, root: &Path) -> Result<()> {
         "her redeemed invite: {mine}"
     );
 
+    // An interview with two candidates is theirs together: not erased for one.
+    let mut shared = interview_body("pat@example.com");
+    shared["participants"] = json!([
+        { "email": "pat@example.com", "display_name": "Pat", "role": "candidate" },
+        { "email": "sam@example.com", "display_name": "Sam", "role": "candidate" },
+    ]);
+    app.schedule(&ivy.access, shared).await?;
+    expect_error(
+        app.post(
+            "/api/admin/candidates/erase",
+            json!({ "email": "pat@example.com" }),
+            Some(&admin.access),
+        )
+        .await?,
+        StatusCode::CONFLICT,
+        "shared_interview",
+    )
+    .await?;
+
     // Not while her interview is going on.
     let (mut room, _) = join(app, &interview, &ivy.access).await?;
     expect_error(
@@ -352,6 +380,17 @@ async fn exported_and_erased(app: &TestApp, root: &Path) -> Result<()> {
     assert_eq!(erased["recordings"], 1, "{erased}");
     assert_eq!(erased["proctoring_events"], 1, "{erased}");
     assert_eq!(erased["scorecards_emptied"], 1, "{erased}");
+    assert_eq!(erased["account_deleted"], true, "{erased}");
+    assert_eq!(
+        count(
+            app,
+            "SELECT COUNT(*) FROM users WHERE email = $1",
+            "cas@example.com"
+        )
+        .await?,
+        0,
+        "her account"
+    );
 
     // Every object and every row about her is gone.
     assert!(

@@ -65,8 +65,8 @@ pub struct LiveRoom {
     pub title: Option<String>,
     /// The node it runs on; `None` alone.
     pub node: Option<String>,
-    /// Who is in it and can be seen.
-    pub participants: Vec<LiveParticipant>,
+    /// Who is in it and can be seen; `None` when its room did not answer in time.
+    pub participants: Option<Vec<LiveParticipant>>,
     /// Members nobody sees: reviewers watching, the server's recorder and proctor.
     pub hidden: usize,
     /// Published tracks.
@@ -100,7 +100,9 @@ pub async fn list(
             interview_id: room.room.0,
             title,
             node: room.node,
-            participants: room.participants.into_iter().map(Into::into).collect(),
+            participants: room
+                .participants
+                .map(|people| people.into_iter().map(Into::into).collect()),
             hidden: room.hidden,
             tracks: room.tracks,
         });

@@ -21,28 +21,79 @@ pub async fn candidate_rows(
     .await
 }
 
-/// Deletes what concerns candidate `participant` of `interview`: their invites, sessions,
-/// phone pairings and consents; the interview's code (its history and its runs: the candidate
-/// wrote it), the interviewers' private notes about them; empties what scorecards say in words
-/// (the ratings and recommendations stay, with nothing personal); unlinks and renames the
-/// participant row so nothing names them; drops email sent to them and webhook deliveries that
-/// name them. Returns how many scorecards were emptied.
-pub async fn erase_participation(
-    tx: &mut AnyConnection,
+/// Every candidate participant row linked to account `user_id`.
+pub async fn candidate_rows_of_user(
+    pool: &sqlx::AnyPool,
+    user_id: &str,
+) -> Result<Vec<ParticipantRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, interview_id, email, display_name, role, user_id, session_epoch \
+         FROM interview_participants WHERE user_id = $1 AND role = 'candidate' ORDER BY id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// How many candidates of `interview` other than `participant` there are.
+pub async fn other_candidates(
+    pool: &sqlx::AnyPool,
     interview: &str,
     participant: &str,
-    email: &str,
-) -> Result<usize, sqlx::Error> {
+) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM interview_participants \
+         WHERE interview_id = $1 AND role = 'candidate' AND id <> $2",
+    )
+    .bind(interview)
+    .bind(participant)
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}
+
+/// Ends everything candidate `participant` could still do: their invites, sessions (refresh
+/// tokens, and access and join tokens through the session generation), phone pairings and
+/// consents go. Runs in the caller's transaction, writes only.
+pub async fn revoke_access(tx: &mut AnyConnection, participant: &str) -> Result<(), sqlx::Error> {
     for sql in [
         "DELETE FROM invites WHERE participant_id = $1",
         "DELETE FROM refresh_tokens WHERE participant_id = $1",
         "DELETE FROM phone_pairings WHERE participant_id = $1",
         "DELETE FROM recording_consents WHERE participant_id = $1",
         "DELETE FROM proctoring_consents WHERE participant_id = $1",
-        "DELETE FROM webhook_deliveries WHERE body LIKE '%' || $1 || '%'",
+        "UPDATE interview_participants SET session_epoch = session_epoch + 1 WHERE id = $1",
     ] {
         sqlx::query(sql).bind(participant).execute(&mut *tx).await?;
     }
+    Ok(())
+}
+
+/// Deletes the email queued or kept for `address`.
+pub async fn forget_mail(tx: &mut AnyConnection, address: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM outbox WHERE recipient = $1")
+        .bind(address)
+        .execute(&mut *tx)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes what concerns candidate `participant` of `interview`: their invites, sessions,
+/// phone pairings and consents; the interview's code (its history and its runs: the candidate
+/// wrote it), the interviewers' private notes about them; empties what scorecards say in words
+/// (the ratings and recommendations stay, with nothing personal); unlinks and renames the
+/// participant row so nothing names them; drops webhook deliveries that name them. Returns how
+/// many scorecards were emptied.
+pub async fn erase_participation(
+    tx: &mut AnyConnection,
+    interview: &str,
+    participant: &str,
+) -> Result<usize, sqlx::Error> {
+    revoke_access(tx, participant).await?;
+    sqlx::query("DELETE FROM webhook_deliveries WHERE body LIKE '%' || $1 || '%'")
+        .bind(participant)
+        .execute(&mut *tx)
+        .await?;
     for sql in [
         "DELETE FROM workspace_updates WHERE interview_id = $1",
         "DELETE FROM code_runs WHERE interview_id = $1",
@@ -50,13 +101,9 @@ pub async fn erase_participation(
     ] {
         sqlx::query(sql).bind(interview).execute(&mut *tx).await?;
     }
-    sqlx::query("DELETE FROM outbox WHERE recipient = $1")
-        .bind(email)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
         "UPDATE interview_participants SET email = $1, display_name = 'Erased candidate', \
-         user_id = NULL, session_epoch = session_epoch + 1 WHERE id = $2",
+         user_id = NULL WHERE id = $2",
     )
     .bind(format!("erased-{participant}@invalid"))
     .bind(participant)

@@ -19,7 +19,8 @@ export interface LiveRoom {
   interview_id: string;
   title: string | null;
   node: string | null;
-  participants: LiveParticipant[];
+  /** `null` when the room did not answer in time. */
+  participants: LiveParticipant[] | null;
   hidden: number;
   tracks: number;
 }
@@ -77,7 +78,9 @@ export function RoomsTable({ live, onClose }: { live: LiveRooms; onClose: (room:
                 {room.node !== null && <span class="muted"> on {room.node}</span>}
               </th>
               <td>
-                {room.participants.length === 0 ? (
+                {room.participants === null ? (
+                  <span class="muted">The room did not answer in time</span>
+                ) : room.participants.length === 0 ? (
                   <span class="muted">Nobody</span>
                 ) : (
                   <ul class="plain">
@@ -123,10 +126,29 @@ function Rooms() {
     );
   }, []);
   useEffect(() => {
-    load();
-    const timer = window.setInterval(load, REFRESH_MS);
-    return () => window.clearInterval(timer);
-  }, [load]);
+    // The next read is asked for once the last one answered: slow answers never pile up.
+    let timer = 0;
+    let active = true;
+    const next = () => {
+      api<LiveRooms>('GET', '/api/admin/rooms')
+        .then(
+          (rooms) => {
+            if (!active) return;
+            setLive(rooms);
+            setError(null);
+          },
+          (err) => active && setError(err),
+        )
+        .finally(() => {
+          if (active) timer = window.setTimeout(next, REFRESH_MS);
+        });
+    };
+    next();
+    return () => {
+      active = false;
+      window.clearTimeout(timer);
+    };
+  }, []);
   const close = async (room: LiveRoom) => {
     const name = room.title ?? room.interview_id;
     if (!window.confirm(`Close the room of "${name}"? Everyone in it leaves now; they can join again.`)) return;
