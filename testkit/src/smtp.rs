@@ -83,8 +83,9 @@ impl SmtpSink {
             return Ok(Vec::new());
         };
         let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        // Maildir names start with the delivery time.
-        files.sort();
+        // Maildir names start with the delivery time, `{seconds}.M{microseconds}P…`; the
+        // microseconds are not zero-padded, so the names are compared as numbers.
+        files.sort_by_key(|file| delivery_time(file));
         files
             .iter()
             .map(|file| std::fs::read_to_string(file).context("reading a delivered message"))
@@ -107,5 +108,50 @@ impl SmtpSink {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// The delivery time a Maildir file name starts with (`{seconds}.M{microseconds}P…`), as
+/// (seconds, microseconds); names of another form sort first, by name.
+fn delivery_time(file: &std::path::Path) -> (u64, u64, String) {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut parts = name.splitn(2, '.');
+    let seconds = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let micros = parts
+        .next()
+        .and_then(|rest| rest.strip_prefix('M'))
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0);
+    (seconds, micros, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maildir_names_sort_by_their_delivery_time() {
+        let mut names = vec![
+            "1796000001.M5P10Q1.host",
+            "1796000000.M999P10Q2.host",
+            "1796000000.M1000P10Q3.host",
+        ];
+        names.sort_by_key(|n| delivery_time(std::path::Path::new(n)));
+        assert_eq!(
+            names,
+            [
+                "1796000000.M999P10Q2.host",
+                "1796000000.M1000P10Q3.host",
+                "1796000001.M5P10Q1.host"
+            ]
+        );
     }
 }
