@@ -349,6 +349,31 @@ pub fn password_reset(name: &str, link: &str, minutes: u32) -> Content {
     }
 }
 
+/// The message that confirms `name`'s address with `link`, valid `hours`.
+pub fn email_verification(name: &str, link: &str, hours: i64) -> Content {
+    let subject = "Confirm your email address for Sightline".to_owned();
+    let name = plain_name(name);
+    let text = format!(
+        "Hello {name},\n\n\
+         Please confirm that this is your address by opening this link within {hours} hours:\n\n\
+         {link}\n\n\
+         If you did not create a Sightline account, ignore this message.\n"
+    );
+    let (name, link) = (html_escape(&name), html_escape(link));
+    let html = format!(
+        "<!doctype html><html><body><p>Hello {name},</p>\
+         <p>Please confirm that this is your address by opening this link within {hours} \
+         hours:</p><p><a href=\"{link}\">Confirm my address</a></p>\
+         <p>If you did not create a Sightline account, ignore this message.</p></body></html>"
+    );
+    Content {
+        subject,
+        text,
+        html,
+        calendar: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,9 @@ pub enum ApiError {
     /// A password reset link that is unknown, used or expired.
     #[error("this password reset link is not valid, was used, or has expired; ask for a new one")]
     InvalidResetLink,
+    /// An email verification link that is unknown, used or expired.
+    #[error("this confirmation link is not valid, was used, or has expired; ask for a new one")]
+    InvalidVerificationLink,
     /// Authenticated, but this action is not allowed for this principal.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -149,6 +152,9 @@ impl ApiError {
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
             ApiError::InvalidResetLink => (StatusCode::BAD_REQUEST, "invalid_reset_link"),
+            ApiError::InvalidVerificationLink => {
+                (StatusCode::BAD_REQUEST, "invalid_verification_link")
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invite(InviteProblem::Unknown) => (StatusCode::NOT_FOUND, "invite_not_found"),

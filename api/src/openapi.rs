@@ -23,6 +23,8 @@ use crate::routes;
         routes::auth::logout,
         routes::auth::forgot_password,
         routes::auth::reset_password,
+        routes::auth::verify_email,
+        routes::auth::resend_verification,
         routes::me::get_me,
         routes::me::patch_me,
         routes::interviews::create,

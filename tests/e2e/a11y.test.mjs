@@ -51,6 +51,7 @@ test('pages anyone can open have no serious accessibility violation', { timeout:
   await check(page, '/register', { role: 'button', name: 'Create account' });
   await check(page, '/forgot-password', { role: 'heading', name: 'Forgot your password?' });
   await check(page, '/reset-password#not-a-real-token', { role: 'heading', name: 'Choose a new password' });
+  await check(page, '/verify-email', { role: 'heading', name: 'Confirm your email address' });
   await check(page, '/pair', { role: 'heading', name: /phone/i });
   await check(page, '/no-such-page', { role: 'heading', name: /not found/i });
   const invite = new URL(created.invites[0].url).pathname;
@@ -84,6 +85,7 @@ test('an interviewer\'s and an admin\'s pages have no serious accessibility viol
     ['/admin/webhooks', 'Webhooks'],
     ['/admin/outbox', 'Email outbox'],
     ['/admin/candidates', 'Candidate data'],
+    ['/admin/audit', 'Audit log'],
     ['/admin/nodes', 'Nodes'],
     ['/admin/scorecards', 'Scorecard templates'],
   ]) {

@@ -146,6 +146,38 @@ async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
             .any(|e| e["action"] == "user.created" && e["actor"] == "cli"),
         "bootstrap through the command line is audited"
     );
+
+    // Narrowed: by action and target, by actor, by time; a bad moment is a clear error.
+    let find = async |query: &str| -> Result<Vec<serde_json::Value>> {
+        let found = expect_json(
+            app.get(&format!("/api/admin/audit?{query}"), Some(&admin.access))
+                .await?,
+            StatusCode::OK,
+        )
+        .await?;
+        Ok(found.as_array().cloned().unwrap_or_default())
+    };
+    let changed = find(&format!("action=user.role_changed&target={newbie_id}")).await?;
+    assert!(!changed.is_empty());
+    assert!(
+        changed
+            .iter()
+            .all(|e| e["action"] == "user.role_changed" && e["target"] == newbie_id.as_str()),
+        "{changed:?}"
+    );
+    let by_cli = find("actor=cli").await?;
+    assert!(!by_cli.is_empty() && by_cli.iter().all(|e| e["actor"] == "cli"));
+    assert!(find("action=no.such.action").await?.is_empty());
+    let later = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(1))?;
+    assert!(find(&format!("since={later}")).await?.is_empty());
+    assert_eq!(find(&format!("until={later}")).await?.len(), entries.len());
+    expect_error(
+        app.get("/api/admin/audit?since=yesterday", Some(&admin.access))
+            .await?,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ on_both_backends!(
     a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end,
     an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellation_by_calendar,
     reminders_come_an_hour_before_to_those_who_attend_once,
+    a_registered_account_confirms_its_address_by_the_emailed_link_once,
 );
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -84,8 +85,10 @@ async fn a_forgotten_password_is_reset_by_the_emailed_link_once_and_sessions_end
     let admin = app
         .user_with_role("ada@example.com", AccountRole::Admin)
         .await?;
-    app.register("rae@example.com").await?;
-    let before = app.login("rae@example.com").await?;
+    // Made by an operator: her address is vouched for, no confirmation message.
+    let before = app
+        .user_with_role("rae@example.com", AccountRole::Candidate)
+        .await?;
 
     // An address without an account gets the same answer and no message.
     let unknown = forgot(&app, "nobody@example.com").await?;
@@ -273,7 +276,8 @@ async fn a_failing_smtp_server_is_retried_across_a_restart_and_the_message_arriv
     let admin = app
         .user_with_role("ada@example.com", AccountRole::Admin)
         .await?;
-    app.register("rae@example.com").await?;
+    app.user_with_role("rae@example.com", AccountRole::Candidate)
+        .await?;
     sink.stop().await?;
     forgot(&app, "rae@example.com").await?;
 
@@ -366,6 +370,17 @@ async fn with_no_smtp_server_the_app_says_it_sends_no_email() -> Result<()> {
         .fetch_one(&mut app.db().await?)
         .await?;
     assert_eq!(count.0, 0, "nothing queued");
+    // Nothing to confirm an address with: the account says nothing about it.
+    let rae = app.login("rae@example.com").await?;
+    let me = expect_json(app.get("/api/me", Some(&rae.access)).await?, StatusCode::OK).await?;
+    assert!(me.get("email_verified").is_none(), "{me}");
+    expect_error(
+        app.post("/api/auth/email/resend", json!({}), Some(&rae.access))
+            .await?,
+        StatusCode::CONFLICT,
+        "email_not_configured",
+    )
+    .await?;
     Ok(())
 }
 
@@ -727,5 +742,104 @@ async fn a_finished_recording_is_announced_to_the_interview_s_reviewers_once() -
     let all = sink.messages()?;
     assert_eq!(all.len(), 4, "{all:?}");
     assert!(all.iter().all(|m| !m.contains("rec-live")));
+    Ok(())
+}
+
+/// The token of the confirmation link in a delivered message.
+fn verification_token(message: &str) -> Result<String> {
+    let message = unfolded(message);
+    let at = message
+        .find("/verify-email#")
+        .context("a confirmation link in the message")?;
+    let token: String = message[at + "/verify-email#".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    anyhow::ensure!(token.len() == 43, "a whole token: {token}");
+    Ok(token)
+}
+
+async fn a_registered_account_confirms_its_address_by_the_emailed_link_once(
+    backend: Backend,
+) -> Result<()> {
+    let sink = SmtpSink::start().await?;
+    let app = app_with_email(backend, &sink).await?;
+    // An operator's account is confirmed from the start.
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let me = expect_json(app.get("/api/me", Some(&ivy.access)).await?, StatusCode::OK).await?;
+    assert_eq!(me["email_verified"], true, "{me}");
+
+    // A self-registered one gets a link, and is unconfirmed until it is followed.
+    app.register("nina@example.com").await?;
+    let delivered = sink.wait_for(1, Duration::from_secs(30)).await?;
+    let message = unfolded(&delivered[0]);
+    assert!(message.contains("To: nina@example.com"), "{message}");
+    assert!(
+        message.contains("Subject: Confirm your email address for Sightline"),
+        "{message}"
+    );
+    let token = verification_token(&message)?;
+    let nina = app.login("nina@example.com").await?;
+    let me = expect_json(
+        app.get("/api/me", Some(&nina.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(me["email_verified"], false, "{me}");
+    // A made-up link is refused and confirms nothing.
+    expect_error(
+        app.post(
+            "/api/auth/email/verify",
+            json!({ "token": "A".repeat(43) }),
+            None,
+        )
+        .await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_verification_link",
+    )
+    .await?;
+    // She asks for another link; the first still works, once.
+    let again = expect_json(
+        app.post("/api/auth/email/resend", json!({}), Some(&nina.access))
+            .await?,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
+    assert!(
+        again["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nina@example.com"))
+    );
+    sink.wait_for(2, Duration::from_secs(30)).await?;
+    let confirmed = app
+        .post("/api/auth/email/verify", json!({ "token": token }), None)
+        .await?;
+    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    let me = expect_json(
+        app.get("/api/me", Some(&nina.access)).await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(me["email_verified"], true, "{me}");
+    expect_error(
+        app.post("/api/auth/email/verify", json!({ "token": token }), None)
+            .await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_verification_link",
+    )
+    .await?;
+    expect_error(
+        app.post("/api/auth/email/resend", json!({}), Some(&nina.access))
+            .await?,
+        StatusCode::CONFLICT,
+        "already_verified",
+    )
+    .await?;
+    // Registering an address that has an account sends nothing (and says nothing).
+    app.register("nina@example.com").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.messages()?.len(), 2);
     Ok(())
 }

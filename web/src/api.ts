@@ -6,7 +6,7 @@ export type AccountRole = 'candidate' | 'interviewer' | 'reviewer' | 'admin';
 export type InterviewRole = 'candidate' | 'interviewer' | 'observer' | 'reviewer';
 
 export type Me =
-  | { kind: 'user'; id: string; email: string; display_name: string; role: AccountRole }
+  | { kind: 'user'; id: string; email: string; display_name: string; role: AccountRole; email_verified?: boolean }
   | { kind: 'guest'; id: string; display_name: string; interview_id: string };
 
 export interface FieldError {

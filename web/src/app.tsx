@@ -19,6 +19,8 @@ import { AdminOutbox } from './pages/AdminOutbox';
 import { AdminWebhooks } from './pages/AdminWebhooks';
 import { AdminRooms } from './pages/AdminRooms';
 import { AdminCandidates } from './pages/AdminCandidates';
+import { VerifyEmail } from './pages/VerifyEmail';
+import { AdminAudit } from './pages/AdminAudit';
 import { ForgotPassword } from './pages/ForgotPassword';
 import { Register } from './pages/Register';
 import { ResetPassword } from './pages/ResetPassword';
@@ -49,6 +51,7 @@ function Header() {
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/outbox">Email</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/webhooks">Webhooks</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/candidates">Candidate data</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/audit">Audit</a>}
       </nav>
       <div class="who">
         {me ? (
@@ -96,6 +99,7 @@ export function App() {
             <Route path="/register" component={Register} />
             <Route path="/forgot-password" component={ForgotPassword} />
             <Route path="/reset-password" component={ResetPassword} />
+            <Route path="/verify-email" component={VerifyEmail} />
             <Route path="/interviews/new" component={NewInterview} />
             <Route path="/interviews/:id" component={InterviewPage} />
             <Route path="/interviews/:id/room" component={Room} />
@@ -110,6 +114,7 @@ export function App() {
             <Route path="/admin/webhooks" component={AdminWebhooks} />
             <Route path="/admin/rooms" component={AdminRooms} />
             <Route path="/admin/candidates" component={AdminCandidates} />
+            <Route path="/admin/audit" component={AdminAudit} />
             <Route path="/questions" component={QuestionBank} />
             <Route default component={NotFound} />
           </Router>

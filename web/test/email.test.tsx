@@ -57,3 +57,14 @@ describe('the reset link', () => {
     expect(tokenFromHash('')).toBe('');
   });
 });
+
+describe('the address confirmation', async () => {
+  const { ConfirmAddress } = await import('../src/pages/Dashboard');
+  it('names the address the link went to and offers another', () => {
+    const root = document.createElement('div');
+    document.body.appendChild(root);
+    render(<ConfirmAddress email="nina@example.com" />, root);
+    expect(root.textContent).toContain('we sent a link to nina@example.com');
+    expect(root.querySelector('button')?.textContent).toBe('Send the link again');
+  });
+});

@@ -64,3 +64,13 @@ describe('a candidate erasure', async () => {
     );
   });
 });
+
+describe('the audit log filter', async () => {
+  const { auditQuery } = await import('../src/pages/AdminAudit');
+  it('asks only for what was filled in', () => {
+    expect(auditQuery({ action: '', actor: '', target: '' })).toBe('');
+    expect(auditQuery({ action: ' user.deactivated ', actor: '', target: 'u 1' })).toBe(
+      '?action=user.deactivated&target=u+1',
+    );
+  });
+});

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::outbox::{self, OutboxEntry};
@@ -58,6 +58,8 @@ pub struct UserView {
     pub created_at: String,
     /// Whether the account may sign in (an admin can deactivate it).
     pub active: bool,
+    /// Whether its address was confirmed.
+    pub email_verified: bool,
 }
 
 impl TryFrom<UserRow> for UserView {
@@ -70,6 +72,7 @@ impl TryFrom<UserRow> for UserView {
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             active: row.deactivated_at.is_none(),
+            email_verified: row.email_verified_at.is_some(),
             id: row.id,
             email: row.email,
             display_name: row.display_name,
@@ -224,15 +227,51 @@ pub async fn set_active(
     Ok(Json(after.try_into()?))
 }
 
-/// The newest audit entries.
+/// `?action=&actor=&target=&since=&until=` of `GET /api/admin/audit`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Exactly this action, e.g. `user.deactivated`.
+    pub action: Option<String>,
+    /// Done by this actor (a user id, `cli`).
+    pub actor: Option<String>,
+    /// Done to this target (a user, interview or recording id).
+    pub target: Option<String>,
+    /// At or after this moment (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<jiff::Timestamp>,
+    /// Before this moment (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<jiff::Timestamp>,
+}
+
+/// The newest audit entries (at most 1000), narrowed by what the query names.
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ErrorBody)))]
+    params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 pub async fn audit_log(
     State(state): State<AppState>,
     admin: AuthUser,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     admin.require_admin()?;
-    Ok(Json(audit::recent(state.db.pool(), LIST_LIMIT).await?))
+    let word = |value: Option<String>, name: &str| -> Result<Option<String>, ApiError> {
+        match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            Some(v) if v.len() > 200 => Err(ApiError::field(name, "at most 200 characters")),
+            other => Ok(other),
+        }
+    };
+    let filter = audit::Filter {
+        action: word(query.action, "action")?,
+        actor: word(query.actor, "actor")?,
+        target: word(query.target, "target")?,
+        since: query.since.map(|t| t.as_second()),
+        until: query.until.map(|t| t.as_second()),
+    };
+    Ok(Json(
+        audit::find(state.db.pool(), &filter, LIST_LIMIT).await?,
+    ))
 }
 
 /// The email outbox as admins see it.

@@ -18,14 +18,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::rate_limit::per_ip_layer;
-use crate::auth::{Principal, opaque, password};
+use crate::auth::{AuthUser, Principal, opaque, password};
 use crate::client_addr::ClientIp;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, not_blank};
 use crate::routes::me::{MeView, me_view};
 use crate::state::AppState;
 use crate::store::refresh_tokens::{self, Rotation, SessionSubject};
-use crate::store::{self, audit, interviews, password_resets, users};
+use crate::store::{self, audit, email_verifications, interviews, password_resets, users};
 
 /// Name of the refresh cookie.
 pub const REFRESH_COOKIE: &str = "sightline_refresh";
@@ -38,11 +38,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/auth/login", post(login))
         .route("/api/auth/password/forgot", post(forgot_password))
         .route("/api/auth/password/reset", post(reset_password))
+        .route("/api/auth/email/verify", post(verify_email))
         .layer(per_ip_layer(&state.settings));
     Router::new()
         .merge(limited)
         .route("/api/auth/refresh", post(refresh))
         .route("/api/auth/logout", post(logout))
+        .route("/api/auth/email/resend", post(resend_verification))
 }
 
 /// Body of `POST /api/auth/register`.
@@ -260,7 +262,16 @@ pub async fn register(
     )
     .await
     {
-        Ok(_) => tracing::info!("account registered"),
+        Ok(user) => {
+            tracing::info!("account registered");
+            // Its address is confirmed by a link sent to it (with email on). The account is
+            // made either way: a message that cannot be queued now can be asked for again.
+            if state.mailer.enabled()
+                && let Err(err) = queue_verification_link(&state, &user).await
+            {
+                tracing::error!(%err, "a verification link was not queued");
+            }
+        }
         Err(err) if store::is_unique_violation(&err) => {
             tracing::info!("registration for an existing email ignored");
         }
@@ -561,4 +572,135 @@ pub async fn reset_password(
     tx.commit().await?;
     tracing::info!(user = %user_id, "password reset");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How long an address confirmation link works.
+const VERIFICATION_HOURS: i64 = 48;
+/// Confirmation links one account may be sent per hour.
+const VERIFICATIONS_PER_HOUR: i64 = 5;
+
+/// Queues a link that confirms `user`'s address, within the hourly rate; false past it.
+async fn queue_verification_link(
+    state: &AppState,
+    user: &users::UserRow,
+) -> Result<bool, ApiError> {
+    let token = opaque::generate()?;
+    let link = format!(
+        "{}/verify-email#{token}",
+        state
+            .settings
+            .public
+            .base_url
+            .as_str()
+            .trim_end_matches('/')
+    );
+    let expires_at = store::now() + VERIFICATION_HOURS * 3600;
+    let content = crate::email::email_verification(&user.display_name, &link, VERIFICATION_HOURS);
+    let mut tx = state.db.pool().begin().await?;
+    email_verifications::insert(&mut *tx, &opaque::hash(&token), &user.id, expires_at).await?;
+    // Counted after the insert, in its transaction: the write comes first.
+    let sent = email_verifications::issued_since(&mut *tx, &user.id, store::now() - 3600).await?;
+    if sent > VERIFICATIONS_PER_HOUR {
+        return Ok(false);
+    }
+    state
+        .mailer
+        .queue(
+            &mut *tx,
+            "email_verification",
+            &user.email,
+            &content,
+            Some(expires_at),
+        )
+        .await?;
+    tx.commit().await?;
+    state.mailer.wake();
+    Ok(true)
+}
+
+/// Body of `POST /api/auth/email/verify`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The token from the emailed link.
+    #[schema(min_length = 1, max_length = 128)]
+    #[garde(length(min = 1, max = 128))]
+    pub token: String,
+}
+
+/// Confirms an account's address with an emailed link's token.
+#[utoipa::path(post, path = "/api/auth/email/verify", tag = "auth",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 204, description = "The address is confirmed"),
+        (status = 400, description = "The link is unknown, used or expired", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VerifyEmailRequest>,
+) -> Result<StatusCode, ApiError> {
+    if !opaque::is_well_formed(&body.token) {
+        return Err(ApiError::InvalidVerificationLink);
+    }
+    let mut tx = state.db.pool().begin().await?;
+    let Some(user_id) = email_verifications::spend(&mut tx, &opaque::hash(&body.token)).await?
+    else {
+        return Err(ApiError::InvalidVerificationLink);
+    };
+    audit::record(
+        &mut *tx,
+        &user_id,
+        "user.email_verified",
+        &user_id,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user = %user_id, "email address confirmed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends the signed-in account a new link that confirms its address.
+#[utoipa::path(post, path = "/api/auth/email/resend", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A new link is on its way", body = Accepted),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "Already confirmed (`already_verified`), this server sends no email (`email_not_configured`), or too many links this hour (`too_many_links`)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    if !state.mailer.enabled() {
+        return Err(ApiError::Conflict {
+            code: "email_not_configured",
+            message: "this server sends no email".to_owned(),
+        });
+    }
+    let account = users::by_id(state.db.pool(), &user.id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    if account.email_verified_at.is_some() {
+        return Err(ApiError::Conflict {
+            code: "already_verified",
+            message: "this address is confirmed already".to_owned(),
+        });
+    }
+    if !queue_verification_link(&state, &account).await? {
+        return Err(ApiError::Conflict {
+            code: "too_many_links",
+            message: "several links were sent this hour: use the newest, or try again later"
+                .to_owned(),
+        });
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: format!("A new link is on its way to {}.", account.email),
+        }),
+    ))
 }

@@ -34,6 +34,11 @@ pub enum MeView {
         display_name: String,
         /// Platform role.
         role: AccountRole,
+        /// Whether the address was confirmed (a self-registered account follows the link sent
+        /// to it; accounts an operator creates are confirmed); absent when this server sends no
+        /// email (there is nothing to confirm with).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        email_verified: Option<bool>,
     },
     /// A candidate who came in through an invite link.
     Guest {
@@ -54,6 +59,10 @@ pub(crate) async fn me_view(state: &AppState, principal: &Principal) -> Result<M
                 .ok_or(ApiError::Unauthenticated)?;
             Ok(MeView::User {
                 role: user.role()?,
+                email_verified: state
+                    .mailer
+                    .enabled()
+                    .then_some(user.email_verified_at.is_some()),
                 id: user.id,
                 email: user.email,
                 display_name: user.display_name,

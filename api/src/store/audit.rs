@@ -49,12 +49,40 @@ pub async fn record<'c>(
     .map(|_| ())
 }
 
-/// The newest entries first, at most `limit`.
-pub async fn recent(pool: &AnyPool, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+/// What to look for in the audit log; every part optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Exactly this action (`user.deactivated`).
+    pub action: Option<String>,
+    /// Done by this actor (a user id, `cli`, `guest:…`).
+    pub actor: Option<String>,
+    /// Done to this target (a user, interview, recording … id).
+    pub target: Option<String>,
+    /// At or after (Unix seconds).
+    pub since: Option<i64>,
+    /// Before (Unix seconds).
+    pub until: Option<i64>,
+}
+
+/// The newest entries matching `filter`, at most `limit`.
+pub async fn find(
+    pool: &AnyPool,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    // An absent part compares a column with itself: static SQL both databases type alike.
     sqlx::query_as(
         "SELECT id, actor, action, target, details, created_at FROM audit_log \
-         ORDER BY created_at DESC, id DESC LIMIT $1",
+         WHERE action = COALESCE($1, action) AND actor = COALESCE($2, actor) \
+         AND target = COALESCE($3, target) AND created_at >= COALESCE($4, created_at) \
+         AND created_at < COALESCE($5, created_at + 1) \
+         ORDER BY created_at DESC, id DESC LIMIT $6",
     )
+    .bind(filter.action.as_deref())
+    .bind(filter.actor.as_deref())
+    .bind(filter.target.as_deref())
+    .bind(filter.since)
+    .bind(filter.until)
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod data_rights;
+pub mod email_verifications;
 pub mod interviews;
 pub mod invites;
 pub mod join_tokens;

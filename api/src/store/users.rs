@@ -79,6 +79,9 @@ pub struct UserRow {
     pub deactivated_at: Option<i64>,
     /// The session generation its access tokens must carry.
     pub session_epoch: i64,
+    /// When its owner confirmed the address (followed the link sent at registration); accounts
+    /// an operator creates are confirmed at creation.
+    pub email_verified_at: Option<i64>,
 }
 
 impl UserRow {
@@ -93,7 +96,8 @@ impl UserRow {
 /// The columns of [`UserRow`], as a literal so queries stay static strings.
 macro_rules! user_columns {
     () => {
-        "id, email, display_name, password_hash, role, created_at, deactivated_at, session_epoch"
+        "id, email, display_name, password_hash, role, created_at, deactivated_at, session_epoch, \
+         email_verified_at"
     };
 }
 
@@ -128,6 +132,7 @@ pub async fn insert(
         created_at: at,
         deactivated_at: None,
         session_epoch: 0,
+        email_verified_at: None,
     })
 }
 
@@ -265,4 +270,20 @@ pub async fn any_admin(pool: &AnyPool) -> Result<bool, sqlx::Error> {
         .fetch_optional(pool)
         .await?;
     Ok(row.is_some())
+}
+
+/// Marks the account's address confirmed at `at` (once).
+pub async fn mark_verified<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(executor)
+    .await
+    .map(|_| ())
 }

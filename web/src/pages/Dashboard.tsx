@@ -74,6 +74,35 @@ function StorageAlert() {
   );
 }
 
+/** Asks a self-registered account to confirm its address, with a way to get a new link. */
+export function ConfirmAddress({ email }: { email: string }) {
+  const [said, setSaid] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const resend = async () => {
+    setError(null);
+    try {
+      const answer = await api<{ message: string }>('POST', '/api/auth/email/resend');
+      setSaid(answer.message);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <div class="notice">
+      <p>
+        Please confirm your address: we sent a link to <strong>{email}</strong>.{' '}
+        <button type="button" onClick={() => void resend()}>
+          Send the link again
+        </button>
+      </p>
+      <p role="status" aria-live="polite">
+        {said}
+      </p>
+      <ErrorAlert error={error} />
+    </div>
+  );
+}
+
 function DashboardContent() {
   const { me } = useSession();
   const [data, setData] = useState<MyInterviews | null>(null);
@@ -92,6 +121,7 @@ function DashboardContent() {
         )}
       </div>
       {me?.kind === 'user' && me.role === 'admin' && <StorageAlert />}
+      {me?.kind === 'user' && me.email_verified === false && <ConfirmAddress email={me.email} />}
       <ErrorAlert error={error} />
       {!data && !error && <Loading what="interviews" />}
       {data && (
