@@ -229,6 +229,7 @@ pub async fn set_active(
 
 /// `?action=&actor=&target=&since=&until=` of `GET /api/admin/audit`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Exactly this action, e.g. `user.deactivated`.
@@ -237,19 +238,33 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     /// Done to this target (a user, interview or recording id).
     pub target: Option<String>,
-    /// At or after this moment (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub since: Option<jiff::Timestamp>,
-    /// Before this moment (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub until: Option<jiff::Timestamp>,
+    /// At or after this moment (Unix seconds).
+    #[param(minimum = 0, maximum = 253_402_300_799_i64)]
+    pub since: Option<i64>,
+    /// Before this moment (Unix seconds).
+    #[param(minimum = 0, maximum = 253_402_300_799_i64)]
+    pub until: Option<i64>,
+}
+
+/// The latest moment a query may name (the end of year 9999).
+const LAST_MOMENT: i64 = 253_402_300_799;
+
+/// A query's moment, if given, within what a timestamp can say.
+fn moment(value: Option<i64>, name: &str) -> Result<Option<i64>, ApiError> {
+    match value {
+        Some(secs) if !(0..=LAST_MOMENT).contains(&secs) => Err(ApiError::field(
+            name,
+            "Unix seconds between 0 and the end of year 9999",
+        )),
+        other => Ok(other),
+    }
 }
 
 /// The newest audit entries (at most 1000), narrowed by what the query names.
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("bearer" = [])),
     params(AuditQuery),
     responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn audit_log(
     State(state): State<AppState>,
     admin: AuthUser,
@@ -266,8 +281,8 @@ pub async fn audit_log(
         action: word(query.action, "action")?,
         actor: word(query.actor, "actor")?,
         target: word(query.target, "target")?,
-        since: query.since.map(|t| t.as_second()),
-        until: query.until.map(|t| t.as_second()),
+        since: moment(query.since, "since")?,
+        until: moment(query.until, "until")?,
     };
     Ok(Json(
         audit::find(state.db.pool(), &filter, LIST_LIMIT).await?,

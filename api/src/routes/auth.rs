@@ -668,6 +668,7 @@ pub async fn verify_email(
     responses(
         (status = 202, description = "A new link is on its way", body = Accepted),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "Not an account (a guest session)", body = ErrorBody),
         (status = 409, description = "Already confirmed (`already_verified`), this server sends no email (`email_not_configured`), or too many links this hour (`too_many_links`)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
