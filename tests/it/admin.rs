@@ -171,6 +171,7 @@ async fn admins_grant_roles_and_it_is_audited(backend: Backend) -> Result<()> {
     let later = jiff::Timestamp::now().as_second() + 3600;
     assert!(find(&format!("since={later}")).await?.is_empty());
     assert_eq!(find(&format!("until={later}")).await?.len(), entries.len());
+    assert!(find("until=1").await?.is_empty(), "nothing before 1970");
     expect_error(
         app.get("/api/admin/audit?since=yesterday", Some(&admin.access))
             .await?,

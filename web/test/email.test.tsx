@@ -64,7 +64,7 @@ describe('the address confirmation', async () => {
     const root = document.createElement('div');
     document.body.appendChild(root);
     render(<ConfirmAddress email="nina@example.com" />, root);
-    expect(root.textContent).toContain('we sent a link to nina@example.com');
-    expect(root.querySelector('button')?.textContent).toBe('Send the link again');
+    expect(root.textContent).toContain('Please confirm your address, nina@example.com');
+    expect(root.querySelector('button')?.textContent).toBe('Send me a link');
   });
 });

@@ -264,12 +264,16 @@ pub async fn register(
     {
         Ok(user) => {
             tracing::info!("account registered");
-            // Its address is confirmed by a link sent to it (with email on). The account is
-            // made either way: a message that cannot be queued now can be asked for again.
-            if state.mailer.enabled()
-                && let Err(err) = queue_verification_link(&state, &user).await
-            {
-                tracing::error!(%err, "a verification link was not queued");
+            // Its address is confirmed by a link sent to it (with email on), queued after the
+            // answer so a new address and a taken one are answered alike. The account is made
+            // either way: a message that cannot be queued can be asked for again.
+            if state.mailer.enabled() {
+                let queueing = state.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = queue_verification_link(&queueing, &user).await {
+                        tracing::error!(%err, "a verification link was not queued");
+                    }
+                });
             }
         }
         Err(err) if store::is_unique_violation(&err) => {
@@ -515,6 +519,9 @@ async fn queue_reset_link(state: &AppState, email: &str) -> Result<(), ApiError>
     // The link and its message are stored together: neither exists without the other. The
     // hourly count is taken in the same transaction.
     let mut tx = pool.begin().await?;
+    // The account's row first: of two requests at once, the second waits for the first and
+    // counts its link (on PostgreSQL a count alone sees only what was committed).
+    users::hold(&mut *tx, &user.id).await?;
     let hour_ago = store::now() - 3600;
     if password_resets::issued_since(&mut *tx, &user.id, hour_ago).await? >= RESETS_PER_HOUR {
         tracing::warn!(user = %user.id, "password reset links asked for too often; none sent");
@@ -597,12 +604,14 @@ async fn queue_verification_link(
     let expires_at = store::now() + VERIFICATION_HOURS * 3600;
     let content = crate::email::email_verification(&user.display_name, &link, VERIFICATION_HOURS);
     let mut tx = state.db.pool().begin().await?;
-    email_verifications::insert(&mut *tx, &opaque::hash(&token), &user.id, expires_at).await?;
-    // Counted after the insert, in its transaction: the write comes first.
+    // The account's row first: of two requests at once, the second waits for the first and
+    // counts its link (on PostgreSQL a count alone sees only what was committed).
+    users::hold(&mut *tx, &user.id).await?;
     let sent = email_verifications::issued_since(&mut *tx, &user.id, store::now() - 3600).await?;
-    if sent > VERIFICATIONS_PER_HOUR {
+    if sent >= VERIFICATIONS_PER_HOUR {
         return Ok(false);
     }
+    email_verifications::insert(&mut *tx, &opaque::hash(&token), &user.id, expires_at).await?;
     state
         .mailer
         .queue(

@@ -45,6 +45,14 @@ pub async fn spend(
             .bind(token_hash)
             .fetch_one(&mut **tx)
             .await?;
+    // The account's other links are spent with it.
+    sqlx::query(
+        "UPDATE email_verifications SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+    )
+    .bind(at)
+    .bind(&user)
+    .execute(&mut **tx)
+    .await?;
     super::users::mark_verified(&mut **tx, &user, at).await?;
     Ok(Some(user))
 }

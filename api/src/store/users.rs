@@ -287,3 +287,16 @@ pub async fn mark_verified<'c>(
     .await
     .map(|_| ())
 }
+
+/// Takes the account's row for the caller's transaction (a write that changes nothing), so
+/// transactions about one account run one after the other.
+pub async fn hold<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(executor)
+        .await
+        .map(|_| ())
+}

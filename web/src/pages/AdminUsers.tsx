@@ -12,6 +12,8 @@ interface UserView {
   created_at: string;
   /** False once an admin deactivated the account. */
   active: boolean;
+  /** Whether its owner confirmed the address. */
+  email_verified: boolean;
 }
 
 const ROLES: AccountRole[] = ['candidate', 'interviewer', 'reviewer', 'admin'];
@@ -77,7 +79,10 @@ function UsersTable() {
             {users.map((user) => (
               <tr key={user.id}>
                 <td>{user.display_name}</td>
-                <td>{user.email}</td>
+                <td>
+                  {user.email}
+                  {!user.email_verified && <span class="muted"> (not confirmed)</span>}
+                </td>
                 <td>
                   <label class="visually-hidden" for={`role-${user.id}`}>
                     Role of {user.display_name}

@@ -90,9 +90,9 @@ export function ConfirmAddress({ email }: { email: string }) {
   return (
     <div class="notice">
       <p>
-        Please confirm your address: we sent a link to <strong>{email}</strong>.{' '}
+        Please confirm your address, <strong>{email}</strong>, with the link we email to it.{' '}
         <button type="button" onClick={() => void resend()}>
-          Send the link again
+          Send me a link
         </button>
       </p>
       <p role="status" aria-live="polite">

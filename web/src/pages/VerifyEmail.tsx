@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api';
+import { api, type Me } from '../api';
 import { ErrorAlert, PageTitle } from '../components/ui';
 import { useSession } from '../session';
 import { tokenFromHash } from './ResetPassword';
@@ -21,7 +21,8 @@ export function VerifyEmail() {
     api<void>('POST', '/api/auth/email/verify', { token }).then(
       () => {
         setState('done');
-        if (me?.kind === 'user') setMe({ ...me, email_verified: true });
+        // Whoever is signed in here is asked again (the link may have been another account's).
+        if (me) api<Me>('GET', '/api/me').then(setMe, () => undefined);
       },
       (err) => {
         setError(err);
