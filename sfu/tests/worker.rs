@@ -570,11 +570,26 @@ async fn media_flows_through(config: WorkerConfig) {
         .position(|p| *p == received[0].1)
         .expect("received what was sent");
     assert_eq!(sent[first][4], 0, "starts at a keyframe");
-    for ((_, got), want) in received.iter().zip(&sent[first..]) {
-        assert_eq!(got, want, "byte for byte");
-    }
-    for pair in received.windows(2) {
-        assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
+    // Every packet is one that was sent, byte for byte and in order. A busy machine may drop
+    // some on the way out, as a full socket does (an ICE-TCP connection's queue is bounded on
+    // purpose): then the sequence numbers skip exactly the packets that went missing.
+    let mut previous: Option<(u64, usize)> = None;
+    let mut next = first;
+    for (seq, got) in &received {
+        let at = sent[next..]
+            .iter()
+            .position(|want| want == got)
+            .map(|offset| next + offset)
+            .expect("byte for byte, in the order sent");
+        if let Some((previous_seq, previous_at)) = previous {
+            assert_eq!(
+                seq - previous_seq,
+                (at - previous_at) as u64,
+                "a gap in the numbers is exactly the packets dropped whole"
+            );
+        }
+        previous = Some((*seq, at));
+        next = at + 1;
     }
     let stats = run.worker.stats();
     assert!(stats.datagrams_in.load(Ordering::Relaxed) > 0);
