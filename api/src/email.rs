@@ -269,8 +269,9 @@ impl Mailer {
     }
 }
 
-/// Seconds before attempt `attempts + 1`: `base`, doubling, at most an hour.
-fn backoff(base: i64, attempts: i64) -> i64 {
+/// Seconds before attempt `attempts + 1`: `base`, doubling, at most an hour (email and
+/// webhook deliveries alike).
+pub(crate) fn backoff(base: i64, attempts: i64) -> i64 {
     let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
     base.max(1)
         .saturating_mul(1_i64 << doublings)

@@ -48,8 +48,6 @@ const POLL: Duration = Duration::from_secs(2);
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How long a delivered or failed delivery stays for admins.
 const KEEP_SECS: i64 = 30 * 86_400;
-/// The longest wait between two attempts at one delivery.
-const MAX_BACKOFF_SECS: i64 = 3600;
 /// Room arrivals and departures waiting to be written before more are dropped (and counted).
 const PRESENCE_QUEUE: usize = 1024;
 
@@ -562,8 +560,14 @@ impl Webhooks {
             Err((status, error)) => {
                 let error = error.trim().to_owned();
                 let attempts = due.attempts + 1;
-                let retry_at = (attempts < i64::from(self.inner.settings.max_attempts))
-                    .then(|| now() + backoff(i64::from(self.inner.settings.retry_secs), attempts));
+                let retry_at =
+                    (attempts < i64::from(self.inner.settings.max_attempts)).then(|| {
+                        now()
+                            + crate::email::backoff(
+                                i64::from(self.inner.settings.retry_secs),
+                                attempts,
+                            )
+                    });
                 if retry_at.is_some() {
                     tracing::warn!(delivery = %due.id, attempts, %error, "webhook not delivered; trying again later");
                 } else {
@@ -588,14 +592,6 @@ fn finished(done: Result<(task::Id, ()), task::JoinError>) -> task::Id {
             err.id()
         }
     }
-}
-
-/// Seconds before attempt `attempts + 1`: `base`, doubling, at most an hour.
-fn backoff(base: i64, attempts: i64) -> i64 {
-    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-    base.max(1)
-        .saturating_mul(1_i64 << doublings)
-        .min(MAX_BACKOFF_SECS)
 }
 
 /// A failed request in words for admins (never the URL's query: reqwest's error names the URL,
