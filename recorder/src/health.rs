@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::error::RecorderError;
-use crate::store::{ObjectStore, StoreFuture};
+use crate::store::{ObjectStore, StoreFuture, Usage};
 
 /// The longest error text kept: enough to say what went wrong, never a whole response body.
 const MAX_ERROR_CHARS: usize = 300;
@@ -118,6 +118,10 @@ impl ObjectStore for Watched {
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
         self.watch(self.inner.list(prefix))
+    }
+
+    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage> {
+        self.watch(self.inner.usage(prefix))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {

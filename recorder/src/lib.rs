@@ -26,4 +26,4 @@ pub use error::RecorderError;
 pub use health::Outage;
 pub use manifest::{Manifest, MediaKind, ParticipantEntry, RecordingStatus};
 pub use session::{PacketSource, Recorder, Recording, TakeInfo};
-pub use store::{LocalStore, ObjectStore, S3Config, S3Store};
+pub use store::{LocalStore, ObjectStore, S3Config, S3Store, Usage};

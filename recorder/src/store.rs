@@ -36,6 +36,8 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     fn download<'a>(&'a self, key: &'a str, to: &'a Path) -> StoreFuture<'a, bool>;
     /// Keys under a prefix.
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>>;
+    /// How many objects and bytes are stored under a prefix.
+    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage>;
     /// Deletes an object (no error if it is already gone).
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
     /// Where a client may read an object directly for `valid` (S3: a presigned URL); `None`
@@ -47,6 +49,26 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, Option<String>>;
     /// The local file behind a key, for stores that have one (the server streams it with ranges).
     fn local_path(&self, key: &str) -> Option<PathBuf>;
+}
+
+/// What a store holds under a prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Objects.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl Usage {
+    fn of(sizes: impl IntoIterator<Item = u64>) -> Usage {
+        sizes
+            .into_iter()
+            .fold(Usage::default(), |usage, size| Usage {
+                objects: usage.objects + 1,
+                bytes: usage.bytes.saturating_add(size),
+            })
+    }
 }
 
 /// Rejects keys that could leave the store's root.
@@ -78,6 +100,44 @@ impl LocalStore {
     fn path(&self, key: &str) -> Result<PathBuf, RecorderError> {
         check_key(key)?;
         Ok(self.root.join(key))
+    }
+
+    /// Every object under `prefix` with its size (files being written are not objects yet).
+    async fn objects(&self, prefix: &str) -> Result<Vec<(String, u64)>, RecorderError> {
+        let mut objects = Vec::new();
+        let mut pending = vec![self.root.clone()];
+        while let Some(dir) = pending.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            };
+            while let Some(entry) = entries.next_entry().await? {
+                let path = entry.path();
+                let metadata = match entry.metadata().await {
+                    Ok(metadata) => metadata,
+                    // Deleted while listed.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err.into()),
+                };
+                if metadata.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let Ok(relative) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                let key = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if key.starts_with(prefix) && !key.ends_with(".partial") {
+                    objects.push((key, metadata.len()));
+                }
+            }
+        }
+        Ok(objects)
     }
 
     /// Writes through a temporary file and a rename, so a reader never sees half an object.
@@ -133,35 +193,21 @@ impl ObjectStore for LocalStore {
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let mut keys = Vec::new();
-            let mut pending = vec![self.root.clone()];
-            while let Some(dir) = pending.pop() {
-                let mut entries = match tokio::fs::read_dir(&dir).await {
-                    Ok(entries) => entries,
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(err.into()),
-                };
-                while let Some(entry) = entries.next_entry().await? {
-                    let path = entry.path();
-                    if entry.file_type().await?.is_dir() {
-                        pending.push(path);
-                        continue;
-                    }
-                    let Ok(relative) = path.strip_prefix(&self.root) else {
-                        continue;
-                    };
-                    let key = relative
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    if key.starts_with(prefix) && !key.ends_with(".partial") {
-                        keys.push(key);
-                    }
-                }
-            }
+            let mut keys: Vec<String> = self
+                .objects(prefix)
+                .await?
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
             keys.sort();
             Ok(keys)
+        })
+    }
+
+    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage> {
+        Box::pin(async move {
+            let objects = self.objects(prefix).await?;
+            Ok(Usage::of(objects.into_iter().map(|(_, size)| size)))
         })
     }
 
@@ -243,6 +289,26 @@ impl S3Store {
             client: aws_sdk_s3::Client::from_conf(sdk),
             bucket: config.bucket.clone(),
         }
+    }
+
+    /// Every object under `prefix` with its size, through as many list pages as it takes.
+    async fn objects(&self, prefix: &str) -> Result<Vec<(String, u64)>, RecorderError> {
+        let mut objects = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| RecorderError::Store(s3_error(&e)))?;
+            objects.extend(page.contents().iter().filter_map(|object| {
+                let size = object.size().and_then(|size| u64::try_from(size).ok());
+                object.key().map(|key| (key.to_owned(), size.unwrap_or(0)))
+            }));
+        }
+        Ok(objects)
     }
 
     /// Creates the bucket if it does not exist yet (for the embedded test servers).
@@ -426,24 +492,21 @@ impl ObjectStore for S3Store {
 
     fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let mut keys = Vec::new();
-            let mut pages = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| RecorderError::Store(s3_error(&e)))?;
-                keys.extend(
-                    page.contents()
-                        .iter()
-                        .filter_map(|o| o.key().map(str::to_owned)),
-                );
-            }
+            let mut keys: Vec<String> = self
+                .objects(prefix)
+                .await?
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
             keys.sort();
             Ok(keys)
+        })
+    }
+
+    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage> {
+        Box::pin(async move {
+            let objects = self.objects(prefix).await?;
+            Ok(Usage::of(objects.into_iter().map(|(_, size)| size)))
         })
     }
 
@@ -526,6 +589,23 @@ mod tests {
             store.list("recordings/r1/").await.expect("list"),
             vec!["recordings/r1/a.json", "recordings/r1/t/seg-00000.webm"]
         );
+        // Replaced bytes are counted once; another recording's objects not at all.
+        store
+            .put_bytes("recordings/r2/b.json", b"elsewhere".to_vec())
+            .await
+            .expect("put");
+        assert_eq!(
+            store.usage("recordings/r1/").await.expect("usage"),
+            Usage {
+                objects: 2,
+                bytes: 8
+            }
+        );
+        assert_eq!(
+            store.usage("recordings/none/").await.expect("usage"),
+            Usage::default()
+        );
+        store.delete("recordings/r2/b.json").await.expect("delete");
         store.delete("recordings/r1/a.json").await.expect("delete");
         store.delete("recordings/r1/a.json").await.expect("again");
         assert_eq!(store.list("recordings/").await.expect("list").len(), 1);
