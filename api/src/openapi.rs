@@ -51,6 +51,7 @@ use crate::routes;
         routes::recordings::media,
         routes::recordings::remove,
         routes::recordings::storage,
+        routes::recordings::admin_list,
         routes::proctoring::read,
         routes::proctoring::set_settings,
         routes::proctoring::consent,

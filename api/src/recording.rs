@@ -303,6 +303,17 @@ impl Inner {
 }
 
 impl Recordings {
+    /// What a recording's objects (`recordings/{id}/`) take in the store now.
+    pub async fn measure(&self, id: &str) -> Result<sightline_recorder::Usage, ApiError> {
+        let prefix = format!("recordings/{id}/");
+        self.inner
+            .recorder
+            .store()
+            .usage(&prefix)
+            .await
+            .map_err(|e| ApiError::Internal(format!("measuring {prefix}: {e}")))
+    }
+
     /// Deletes a recording: every object under `recordings/{id}/`, then its row.
     pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
         let store = self.inner.recorder.store();

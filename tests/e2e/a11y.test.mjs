@@ -81,6 +81,7 @@ test('an interviewer\'s and an admin\'s pages have no serious accessibility viol
   await server.signIn(ada, 'ada@example.com');
   for (const [path, name] of [
     ['/admin/users', 'Users'],
+    ['/admin/recordings', 'Recordings'],
     ['/admin/rooms', 'Live rooms'],
     ['/admin/webhooks', 'Webhooks'],
     ['/admin/outbox', 'Email outbox'],

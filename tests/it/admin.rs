@@ -5,7 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sightline_api::AccountRole;
 
-use crate::helpers::{Backend, TestApp, expect_error, expect_json, session_from, text};
+use crate::helpers::{
+    Backend, S3Fs, TestApp, expect_error, expect_json, interview_body, session_from, text,
+};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -436,5 +438,157 @@ async fn admins_see_who_is_in_each_room_now_and_close_one() -> Result<()> {
             .any(|e| e["action"] == "room.closed" && e["target"] == room.id.as_str())),
         "audited"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_recordings_sizes_on_sqlite_with_the_local_store() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let root = app.settings.data.dir.join("recordings");
+    recordings_with_their_sizes(&app, &root).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_recordings_sizes_on_postgres_with_s3() -> Result<()> {
+    let s3 = S3Fs::start()?;
+    let app = TestApp::spawn_with(Backend::Postgres, &s3.settings()).await?;
+    recordings_with_their_sizes(&app, &s3.bucket()).await
+}
+
+/// Admin → Recordings: every recording with its interview, status and size measured in the
+/// real store (kept once measured), one still recording with what it uploaded so far, the
+/// storage all of them take; filtered by status; bad queries are clear errors; admins only.
+async fn recordings_with_their_sizes(app: &TestApp, root: &std::path::Path) -> Result<()> {
+    let admin = app
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    let scheduled = app
+        .schedule(&admin.access, interview_body("cand@example.com"))
+        .await?;
+    let interview = text(&scheduled["interview"]["id"])?;
+    let title = text(&scheduled["interview"]["title"])?;
+    let mut db = app.db().await?;
+    for (id, status, started_at) in [
+        ("rec-complete", "complete", 1_000_i64),
+        ("rec-live", "recording", 3_000),
+        ("rec-failed", "failed", 2_000),
+    ] {
+        sqlx::query(
+            "INSERT INTO recordings (id, interview_id, status, started_by, started_at, ended_at, \
+             duration_ms, failure) VALUES ($1, $2, $3, 'someone', $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(&interview)
+        .bind(status)
+        .bind(started_at)
+        .bind((status != "recording").then_some(started_at + 60))
+        .bind((status != "recording").then_some(60_000_i64))
+        .bind((status == "failed").then_some("the store refused the upload"))
+        .execute(&mut db)
+        .await?;
+    }
+    drop(db);
+    let put = |key: &str, bytes: usize| -> Result<()> {
+        let path = root.join(key);
+        std::fs::create_dir_all(path.parent().context("a parent")?)?;
+        std::fs::write(path, vec![7_u8; bytes])?;
+        Ok(())
+    };
+    put("recordings/rec-complete/manifest.json", 300)?;
+    put("recordings/rec-complete/t1/take.webm", 5_000)?;
+    put("recordings/rec-live/t1/seg-00000.webm", 4_000)?;
+    // Another recording's objects and proctoring snapshots are not this recording's.
+    put("recordings/rec-complete-other/x.webm", 9_999)?;
+    put("proctoring/snapshot.jpg", 1_234)?;
+
+    let list = async |query: &str| -> Result<serde_json::Value> {
+        expect_json(
+            app.get(
+                &format!("/api/admin/recordings{query}"),
+                Some(&admin.access),
+            )
+            .await?,
+            StatusCode::OK,
+        )
+        .await
+    };
+    let view = list("").await?;
+    let ids: Vec<&str> = view["recordings"]
+        .as_array()
+        .context("recordings")?
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["rec-live", "rec-failed", "rec-complete"],
+        "newest first"
+    );
+    let row = |id: &str| -> Result<serde_json::Value> {
+        view["recordings"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["id"] == id))
+            .cloned()
+            .with_context(|| format!("{id} listed"))
+    };
+    let complete = row("rec-complete")?;
+    assert_eq!(complete["size_bytes"], 5_300, "{complete}");
+    assert_eq!(complete["interview_title"], title.as_str());
+    assert_eq!(complete["stored_so_far"], serde_json::Value::Null);
+    let live = row("rec-live")?;
+    assert_eq!(live["size_bytes"], serde_json::Value::Null, "{live}");
+    assert_eq!(live["stored_so_far"], 4_000);
+    let failed = row("rec-failed")?;
+    assert_eq!(failed["size_bytes"], 0, "{failed}");
+    assert_eq!(failed["failure"], "the store refused the upload");
+    assert_eq!(view["total"], 3);
+    assert_eq!(view["stored_bytes"], 5_300);
+    assert_eq!(view["unmeasured"], 1, "the one recording");
+
+    // The measured size is kept: the store is not asked again for an ended recording.
+    let mut db = app.db().await?;
+    let (kept,): (Option<i64>,) =
+        sqlx::query_as("SELECT size_bytes FROM recordings WHERE id = 'rec-complete'")
+            .fetch_one(&mut db)
+            .await?;
+    assert_eq!(kept, Some(5_300));
+    drop(db);
+    put("recordings/rec-live/t1/seg-00001.webm", 1_000)?;
+    let again = list("?status=recording").await?;
+    assert_eq!(again["recordings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        again["recordings"][0]["stored_so_far"], 5_000,
+        "measured live"
+    );
+    assert_eq!(again["stored_bytes"], 5_300, "totals are of all recordings");
+    let page = list("?limit=1&offset=1").await?;
+    assert_eq!(page["recordings"][0]["id"], "rec-failed");
+
+    for (query, field) in [
+        ("?status=lost", "status"),
+        ("?limit=0", "limit"),
+        ("?limit=201", "limit"),
+        ("?offset=-1", "offset"),
+    ] {
+        let error = expect_error(
+            app.get(
+                &format!("/api/admin/recordings{query}"),
+                Some(&admin.access),
+            )
+            .await?,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await?;
+        assert!(error.to_string().contains(field), "{query}: {error}");
+    }
+    app.register("nosy@example.com").await?;
+    let nosy = app.login("nosy@example.com").await?;
+    expect_error(
+        app.get("/api/admin/recordings", Some(&nosy.access)).await?,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await?;
     Ok(())
 }

@@ -5,7 +5,6 @@
 //! on is not erased.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,59 +12,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sightline_api::AccountRole;
 
-use crate::helpers::{Backend, TestApp, expect_error, expect_json, interview_body, text};
+use crate::helpers::{Backend, S3Fs, TestApp, expect_error, expect_json, interview_body, text};
 use crate::rtc::{guest_sessions, join, send};
-
-const BUCKET: &str = "sightline-recordings";
-const ACCESS_KEY: &str = "sightline-test";
-const SECRET_KEY: &str = "sightline-test-secret-key";
-
-/// An `s3s-fs` server on a free loopback port (objects are files under `dir/bucket/`).
-struct S3Fs {
-    child: Child,
-    endpoint: String,
-    dir: tempfile::TempDir,
-}
-
-impl S3Fs {
-    fn start() -> Result<S3Fs> {
-        let dir = tempfile::tempdir()?;
-        std::fs::create_dir_all(dir.path().join(BUCKET))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let binary = std::env::var("SIGHTLINE_S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
-        let child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {binary} (scripts/test installs it)"))?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(S3Fs {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dir,
-        })
-    }
-
-    fn bucket(&self) -> PathBuf {
-        self.dir.path().join(BUCKET)
-    }
-}
-
-impl Drop for S3Fs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_is_exported_and_erased_on_sqlite_with_the_local_store() -> Result<()> {
@@ -77,17 +25,7 @@ async fn a_candidate_is_exported_and_erased_on_sqlite_with_the_local_store() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_is_exported_and_erased_on_postgres_with_s3() -> Result<()> {
     let s3 = S3Fs::start()?;
-    let app = TestApp::spawn_with(
-        Backend::Postgres,
-        &[
-            ("recording.storage", json!("s3")),
-            ("recording.s3.endpoint", json!(s3.endpoint)),
-            ("recording.s3.bucket", json!(BUCKET)),
-            ("recording.s3.access_key", json!(ACCESS_KEY)),
-            ("recording.s3.secret_key", json!(SECRET_KEY)),
-        ],
-    )
-    .await?;
+    let app = TestApp::spawn_with(Backend::Postgres, &s3.settings()).await?;
     exported_and_erased(&app, &s3.bucket()).await
 }
 

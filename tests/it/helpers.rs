@@ -5,6 +5,9 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) and dropped when the test ends, pass or fail.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use figment::Figment;
@@ -566,4 +569,67 @@ pub fn invite_token(url: &str) -> Result<String> {
     url.rsplit_once("/join/")
         .map(|(_, t)| t.to_owned())
         .with_context(|| format!("not an invite URL: {url}"))
+}
+
+const BUCKET: &str = "sightline-recordings";
+const ACCESS_KEY: &str = "sightline-test";
+const SECRET_KEY: &str = "sightline-test-secret-key";
+
+/// An `s3s-fs` server on a free loopback port (objects are files under `dir/bucket/`).
+pub struct S3Fs {
+    child: Child,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl S3Fs {
+    pub fn start() -> Result<S3Fs> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join(BUCKET))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let binary = std::env::var("SIGHTLINE_S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
+        let child = Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {binary} (scripts/test installs it)"))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(S3Fs {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+        })
+    }
+
+    /// The settings that point a test server's recordings at this server.
+    pub fn settings(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("recording.storage", json!("s3")),
+            ("recording.s3.endpoint", json!(self.endpoint)),
+            ("recording.s3.bucket", json!(BUCKET)),
+            ("recording.s3.access_key", json!(ACCESS_KEY)),
+            ("recording.s3.secret_key", json!(SECRET_KEY)),
+        ]
+    }
+
+    /// The directory the bucket's objects are files in.
+    pub fn bucket(&self) -> PathBuf {
+        self.dir.path().join(BUCKET)
+    }
+}
+
+impl Drop for S3Fs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

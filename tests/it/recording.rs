@@ -331,6 +331,40 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
     )
     .await?;
 
+    // Admin → Recordings: the real recording, complete, with what its files take in the store.
+    let stored = {
+        let mut bytes = 0_u64;
+        let mut dirs = vec![
+            app.settings
+                .data
+                .dir
+                .join("recordings/recordings")
+                .join(&id),
+        ];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    dirs.push(entry.path());
+                } else {
+                    bytes += entry.metadata()?.len();
+                }
+            }
+        }
+        bytes
+    };
+    assert!(stored > 10_000, "media was stored: {stored} bytes");
+    let listed = expect_json(
+        app.get("/api/admin/recordings", Some(&admin.access))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(listed["recordings"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed["recordings"][0]["status"], "complete", "{listed}");
+    assert_eq!(listed["recordings"][0]["size_bytes"], stored, "{listed}");
+    assert_eq!(listed["stored_bytes"], stored, "{listed}");
+
     // Views are audited; an admin deletes it all.
     let audit = expect_json(
         app.get("/api/admin/audit", Some(&admin.access)).await?,

@@ -18,6 +18,7 @@ import { Player } from './pages/Player';
 import { AdminOutbox } from './pages/AdminOutbox';
 import { AdminWebhooks } from './pages/AdminWebhooks';
 import { AdminRooms } from './pages/AdminRooms';
+import { AdminRecordings } from './pages/AdminRecordings';
 import { AdminCandidates } from './pages/AdminCandidates';
 import { VerifyEmail } from './pages/VerifyEmail';
 import { AdminAudit } from './pages/AdminAudit';
@@ -45,6 +46,7 @@ function Header() {
         {isStaff(me) && <a href="/interviews/new">Schedule</a>}
         {isStaff(me) && <a href="/questions">Questions</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/rooms">Live rooms</a>}
+        {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/recordings">Recordings</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/users">Users</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/scorecards">Scorecards</a>}
         {me?.kind === 'user' && me.role === 'admin' && <a href="/admin/nodes">Nodes</a>}
@@ -107,6 +109,7 @@ export function App() {
             <Route path="/pair" component={Pair} />
             <Route path="/pair/:token" component={Pair} />
             <Route path="/recordings/:id" component={Player} />
+            <Route path="/admin/recordings" component={AdminRecordings} />
             <Route path="/admin/users" component={AdminUsers} />
             <Route path="/admin/scorecards" component={ScorecardTemplates} />
             <Route path="/admin/nodes" component={AdminNodes} />

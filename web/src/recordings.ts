@@ -23,6 +23,8 @@ export interface RecordingRow {
   duration_ms: number | null;
   /** Why it failed, for `failed`. */
   failure: string | null;
+  /** Bytes in the object store, measured once it ended. */
+  size_bytes?: number | null;
   progress: RecordingProgress | null;
 }
 
@@ -72,4 +74,17 @@ export function describeRecording(row: RecordingRow): { label: string; detail: s
 /** Whether a recording can be watched: it was finished, completely or up to an interruption. */
 export function watchable(row: RecordingRow): boolean {
   return row.status === 'complete' || row.status === 'interrupted';
+}
+
+/** A size in bytes for people: "950 B", "1.5 MB", "2.30 GB" (decimal units, as storage bills). */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let value = Math.max(0, bytes);
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  if (unit === 0) return `${value} B`;
+  return `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
 }

@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/recordings/{recording}", get(read).delete(remove))
         .route("/api/recordings/{recording}/media/{take}", get(media))
         .route("/api/admin/storage", get(storage))
+        .route("/api/admin/recordings", get(admin_list))
 }
 
 /// Rows listed on the admin storage page, at most, per kind.
@@ -179,6 +180,145 @@ pub async fn storage(
         failed: failed
             .into_iter()
             .map(|row| item(&state, row, true))
+            .collect(),
+    }))
+}
+
+/// `?status=&offset=&limit=` of `GET /api/admin/recordings`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRecordingsQuery {
+    /// Only recordings in this status: `recording`, `complete`, `interrupted` or `failed`.
+    pub status: Option<String>,
+    /// How many of the newest to skip.
+    #[param(minimum = 0, maximum = 1_000_000)]
+    pub offset: Option<i64>,
+    /// How many to list (50 unless given).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+/// A recording in the admin console.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminRecording {
+    /// The row (its `size_bytes` measured in the store once it ended).
+    #[serde(flatten)]
+    pub recording: RecordingItem,
+    /// Its interview's title.
+    pub interview_title: String,
+    /// Bytes stored so far, for one still recording on any node (its segments are uploaded as
+    /// they close); `null` otherwise, or when the store did not answer.
+    pub stored_so_far: Option<i64>,
+}
+
+/// Recordings with their sizes, and what all of them take.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminRecordings {
+    /// Recordings kept.
+    pub total: i64,
+    /// Bytes the measured ones take in the object store.
+    pub stored_bytes: i64,
+    /// Recordings not counted in `stored_bytes`: still recording, or ended but not measured
+    /// yet (each listing measures those it shows).
+    pub unmeasured: i64,
+    /// The page asked for, newest first.
+    pub recordings: Vec<AdminRecording>,
+}
+
+/// How many recordings one listing measures in the store at once.
+const MEASURED_AT_ONCE: usize = 4;
+
+/// Every recording with its status and size, and the storage recordings use (admins only).
+/// An ended recording not measured yet is measured in the object store as it is listed, and its
+/// size kept.
+#[utoipa::path(get, path = "/api/admin/recordings", tag = "admin", security(("bearer" = [])),
+    params(AdminRecordingsQuery),
+    responses((status = 200, body = AdminRecordings), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn admin_list(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    ApiQuery(query): ApiQuery<AdminRecordingsQuery>,
+) -> Result<Json<AdminRecordings>, ApiError> {
+    use futures_util::StreamExt as _;
+
+    admin.require_admin()?;
+    let status = match query.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s @ ("recording" | "complete" | "interrupted" | "failed")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "one of recording, complete, interrupted, failed",
+            ));
+        }
+    };
+    let offset = query.offset.unwrap_or(0);
+    if !(0..=1_000_000).contains(&offset) {
+        return Err(ApiError::field("offset", "between 0 and 1000000"));
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::field("limit", "between 1 and 200"));
+    }
+    let pool = state.db.pool();
+    let listed = recordings::page(pool, status, limit, offset).await?;
+    // Measure what has no size yet: ended ones once (kept), ones recording every time.
+    let unmeasured: Vec<(usize, String, String)> = listed
+        .iter()
+        .enumerate()
+        .filter(|(_, listed)| listed.row.size_bytes.is_none())
+        .map(|(index, listed)| (index, listed.row.id.clone(), listed.row.status.clone()))
+        .collect();
+    let measured: Vec<(usize, Option<i64>)> = futures_util::stream::iter(unmeasured)
+        .map(|(index, id, status)| {
+            let state = state.clone();
+            async move {
+                let bytes = match state.recordings.measure(&id).await {
+                    Ok(usage) => i64::try_from(usage.bytes).ok(),
+                    Err(err) => {
+                        tracing::warn!(recording = %id, error = %err, "measuring a recording");
+                        None
+                    }
+                };
+                if let Some(bytes) = bytes
+                    && status != "recording"
+                    && let Err(err) =
+                        recordings::set_size(state.db.pool(), &id, &status, bytes).await
+                {
+                    tracing::warn!(recording = %id, error = %err, "keeping a size");
+                }
+                (index, bytes)
+            }
+        })
+        .buffer_unordered(MEASURED_AT_ONCE)
+        .collect()
+        .await;
+    let mut listed: Vec<(recordings::Listed, Option<i64>)> =
+        listed.into_iter().map(|l| (l, None)).collect();
+    for (index, bytes) in measured {
+        if let Some((entry, so_far)) = listed.get_mut(index) {
+            if entry.row.status == "recording" {
+                *so_far = bytes;
+            } else {
+                entry.row.size_bytes = bytes;
+            }
+        }
+    }
+    // Totals after measuring, so what this page measured counts.
+    let totals = recordings::totals(pool).await?;
+    Ok(Json(AdminRecordings {
+        total: totals.recordings,
+        stored_bytes: totals.bytes,
+        unmeasured: totals.unmeasured,
+        recordings: listed
+            .into_iter()
+            .map(|(listed, stored_so_far)| AdminRecording {
+                recording: item(&state, listed.row, true),
+                interview_title: listed.interview_title,
+                stored_so_far,
+            })
             .collect(),
     }))
 }

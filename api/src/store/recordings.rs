@@ -27,6 +27,8 @@ pub struct RecordingRow {
     pub duration_ms: Option<i64>,
     /// Why it failed, for `failed`.
     pub failure: Option<String>,
+    /// Bytes it takes in the object store, measured once it ended (`null` before).
+    pub size_bytes: Option<i64>,
 }
 
 /// A recording that starts now, on cluster node `node` (`None` alone); webhooks are told in
@@ -370,7 +372,7 @@ pub async fn finish(
     // upgrade its lock), which webhooks are told of; otherwise only the end is corrected.
     let mut tx = pool.begin().await?;
     let first = sqlx::query(
-        "UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3 \
+        "UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3, size_bytes = NULL \
          WHERE id = $4 AND status <> $1",
     )
     .bind(status)
@@ -383,7 +385,8 @@ pub async fn finish(
         tell_webhooks(&mut tx, id).await?;
     } else {
         sqlx::query(
-            "UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3 WHERE id = $4",
+            "UPDATE recordings SET status = $1, ended_at = $2, duration_ms = $3, \
+             size_bytes = NULL WHERE id = $4",
         )
         .bind(status)
         .bind(now())
@@ -400,8 +403,8 @@ pub async fn finish(
 pub async fn fail(pool: &AnyPool, id: &str, reason: &str) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let first = sqlx::query(
-        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 \
-         WHERE id = $3 AND status <> 'failed'",
+        "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2, \
+         size_bytes = NULL WHERE id = $3 AND status <> 'failed'",
     )
     .bind(now())
     .bind(reason)
@@ -412,7 +415,8 @@ pub async fn fail(pool: &AnyPool, id: &str, reason: &str) -> Result<(), sqlx::Er
         tell_webhooks(&mut tx, id).await?;
     } else {
         sqlx::query(
-            "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2 WHERE id = $3",
+            "UPDATE recordings SET status = 'failed', ended_at = $1, failure = $2, \
+             size_bytes = NULL WHERE id = $3",
         )
         .bind(now())
         .bind(reason)
@@ -430,8 +434,8 @@ pub async fn with_status(
     limit: i64,
 ) -> Result<Vec<RecordingRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
-         FROM recordings WHERE status = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure, \
+         size_bytes FROM recordings WHERE status = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
     )
     .bind(status)
     .bind(limit)
@@ -439,11 +443,86 @@ pub async fn with_status(
     .await
 }
 
+/// A recording as the admin console lists it: its row and its interview's title.
+#[derive(Debug, Clone, FromRow)]
+pub struct Listed {
+    /// The row.
+    #[sqlx(flatten)]
+    pub row: RecordingRow,
+    /// Its interview's title.
+    pub interview_title: String,
+}
+
+/// Every recording, or those in one `status`, newest first: `limit` from `offset`.
+pub async fn page(
+    pool: &AnyPool,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Listed>, sqlx::Error> {
+    // Static SQL: an absent status compares the column with itself.
+    sqlx::query_as(
+        "SELECT r.id, r.interview_id, r.status, r.started_by, r.started_at, r.ended_at, \
+         r.duration_ms, r.failure, r.size_bytes, i.title AS interview_title \
+         FROM recordings r JOIN interviews i ON i.id = r.interview_id \
+         WHERE r.status = COALESCE($1, r.status) \
+         ORDER BY r.started_at DESC, r.id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+}
+
+/// What all recordings take in the store, as far as measured.
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct Totals {
+    /// Recordings.
+    pub recordings: i64,
+    /// Bytes of those measured.
+    pub bytes: i64,
+    /// Recordings not measured: still recording, or not listed since they ended.
+    pub unmeasured: i64,
+}
+
+/// See [`Totals`].
+pub async fn totals(pool: &AnyPool) -> Result<Totals, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS recordings, \
+         CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS bytes, \
+         CAST(COALESCE(SUM(CASE WHEN size_bytes IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         AS unmeasured FROM recordings",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Keeps what an ended recording measured in the store; nothing if it is recording again or its
+/// status changed since `status` (then it is measured anew).
+pub async fn set_size(
+    pool: &AnyPool,
+    id: &str,
+    status: &str,
+    bytes: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE recordings SET size_bytes = $1 \
+         WHERE id = $2 AND status = $3 AND status <> 'recording'",
+    )
+    .bind(bytes)
+    .bind(id)
+    .bind(status)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
 /// One recording.
 pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<RecordingRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
-         FROM recordings WHERE id = $1",
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure, \
+         size_bytes FROM recordings WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -456,8 +535,8 @@ pub async fn for_interview(
     interview_id: &str,
 ) -> Result<Vec<RecordingRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
-         FROM recordings WHERE interview_id = $1 ORDER BY started_at DESC, id DESC",
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure, \
+         size_bytes FROM recordings WHERE interview_id = $1 ORDER BY started_at DESC, id DESC",
     )
     .bind(interview_id)
     .fetch_all(pool)
@@ -467,8 +546,8 @@ pub async fn for_interview(
 /// Recordings that ended before `before` (unix seconds), for the retention job.
 pub async fn ended_before(pool: &AnyPool, before: i64) -> Result<Vec<RecordingRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure \
-         FROM recordings WHERE ended_at IS NOT NULL AND ended_at < $1",
+        "SELECT id, interview_id, status, started_by, started_at, ended_at, duration_ms, failure, \
+         size_bytes FROM recordings WHERE ended_at IS NOT NULL AND ended_at < $1",
     )
     .bind(before)
     .fetch_all(pool)
