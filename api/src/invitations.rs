@@ -6,8 +6,10 @@
 //! of what caused it; with email off (the embedded default) nothing is, and the app keeps showing
 //! links to copy.
 //!
-//! Times are written in the interview's own time zone (the one it was planned in) with the zone
-//! named; the calendar event is in UTC, which every calendar shows in its owner's zone.
+//! Times are written in each recipient's time zone with the zone named: the one the scheduler
+//! gave them, else their account's (set from their browser), else the interview's own (the one
+//! it was planned in). The calendar event is in UTC, which every calendar shows in its owner's
+//! zone.
 
 use std::time::Duration;
 
@@ -40,19 +42,32 @@ enum Occasion<'a> {
     Reminder(Reminder),
 }
 
-/// When `interview` takes place, for people: "Tuesday 08 December 2026, 14:00 (Europe/Berlin),
-/// 60 minutes".
-fn when(interview: &InterviewRow) -> String {
-    let zone = TimeZone::get(&interview.time_zone).unwrap_or(TimeZone::UTC);
+/// When `interview` takes place, for someone in `zone` (`None`, or a zone this build does not
+/// know: the interview's own): "Tuesday 08 December 2026, 14:00 (Europe/Berlin), 60 minutes".
+fn when(interview: &InterviewRow, zone: Option<&str>) -> String {
+    let (name, tz) = match zone.and_then(|name| Some((name, TimeZone::get(name).ok()?))) {
+        Some(found) => found,
+        None => (
+            interview.time_zone.as_str(),
+            TimeZone::get(&interview.time_zone).unwrap_or(TimeZone::UTC),
+        ),
+    };
     let start = Timestamp::from_second(interview.scheduled_start)
         .unwrap_or(Timestamp::UNIX_EPOCH)
-        .to_zoned(zone);
+        .to_zoned(tz);
     format!(
-        "{} ({}), {} minutes",
+        "{} ({name}), {} minutes",
         start.strftime("%A %d %B %Y, %H:%M"),
-        interview.time_zone,
         interview.duration_minutes
     )
+}
+
+/// The zone of `person` among `zones` ([`interviews::recipient_zones`]).
+fn zone_of<'a>(zones: &'a [(String, Option<String>)], person: &ParticipantRow) -> Option<&'a str> {
+    zones
+        .iter()
+        .find(|(id, _)| *id == person.id)
+        .and_then(|(_, zone)| zone.as_deref())
 }
 
 /// A title people typed, fit for a subject and a calendar: control characters become spaces
@@ -86,11 +101,13 @@ fn role_words(role: &str) -> &'static str {
     }
 }
 
-/// The message for `person` about `interview` on `occasion`, its calendar at `sequence`.
+/// The message for `person` (whose times are in `zone`) about `interview` on `occasion`, its
+/// calendar at `sequence`.
 fn message(
     state: &AppState,
     interview: &InterviewRow,
     person: &ParticipantRow,
+    zone: Option<&str>,
     occasion: Occasion<'_>,
     sequence: i64,
 ) -> Content {
@@ -104,7 +121,7 @@ fn message(
     let page = format!("{base}/interviews/{}", interview.id);
     let name = plain_name(&person.display_name);
     let title = plain_title(&interview.title);
-    let when = when(interview);
+    let when = when(interview, zone);
     let candidate = person.role == "candidate";
     // Where to go: the candidate's own link in their invitation; otherwise the interview's page
     // (a candidate finds their link in that first message).
@@ -218,6 +235,7 @@ async fn queue_all(
     sequence: i64,
     expires_at: i64,
 ) -> Result<(), ApiError> {
+    let zones = interviews::recipient_zones(&mut *tx, &interview.id).await?;
     for (person, occasion) in people {
         // An address the API took but SMTP cannot (`a..b@x`) costs its owner the message, not
         // everyone theirs, nor the change.
@@ -225,7 +243,14 @@ async fn queue_all(
             tracing::warn!(participant = %person.id, "no email for an address SMTP cannot take");
             continue;
         }
-        let content = message(state, interview, person, *occasion, sequence);
+        let content = message(
+            state,
+            interview,
+            person,
+            zone_of(&zones, person),
+            *occasion,
+            sequence,
+        );
         let kind = match occasion {
             Occasion::Invited { .. } => "interview_invitation",
             Occasion::Assigned => "interview_assignment",
@@ -366,11 +391,13 @@ async fn announce_recordings(state: &AppState) -> Result<(), ApiError> {
             continue;
         }
         if ended_at.unwrap_or(at) > at - ANNOUNCE_WITHIN_SECS {
+            let zones = interviews::recipient_zones(&mut tx, &interview_id).await?;
             for reviewer in participants
                 .iter()
                 .filter(|p| p.role == "reviewer" && p.email.parse::<lettre::Address>().is_ok())
             {
-                let content = recording_ready(state, &interview, reviewer, &id);
+                let content =
+                    recording_ready(state, &interview, reviewer, zone_of(&zones, reviewer), &id);
                 state
                     .mailer
                     .queue(
@@ -389,11 +416,12 @@ async fn announce_recordings(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// "The recording of … is ready", with the player's link, for `reviewer`.
+/// "The recording of … is ready", with the player's link, for `reviewer` (in `zone`).
 fn recording_ready(
     state: &AppState,
     interview: &InterviewRow,
     reviewer: &ParticipantRow,
+    zone: Option<&str>,
     recording: &str,
 ) -> Content {
     let base = state
@@ -408,7 +436,7 @@ fn recording_ready(
     let title = plain_name(&interview.title);
     let lead = format!(
         "The recording of the interview \"{title}\", {}, is ready for your review.",
-        when(interview)
+        when(interview, zone)
     );
     Content {
         subject: format!("Recording ready: {title}"),
@@ -469,4 +497,58 @@ async fn remind_one(
     tx.commit().await?;
     state.mailer.wake();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interview() -> InterviewRow {
+        InterviewRow {
+            id: "i".into(),
+            title: "Pairing".into(),
+            // 2026-12-08 13:00 UTC.
+            scheduled_start: 1_796_734_800,
+            duration_minutes: 45,
+            time_zone: "Europe/Berlin".into(),
+            status: "scheduled".into(),
+        }
+    }
+
+    #[test]
+    fn times_are_written_in_the_recipients_zone_and_named() {
+        let interview = interview();
+        assert_eq!(
+            when(&interview, Some("America/New_York")),
+            "Tuesday 08 December 2026, 08:00 (America/New_York), 45 minutes"
+        );
+        assert_eq!(
+            when(&interview, Some("Asia/Kolkata")),
+            "Tuesday 08 December 2026, 18:30 (Asia/Kolkata), 45 minutes"
+        );
+        // No zone of their own, or one unknown here: the interview's.
+        let own = "Tuesday 08 December 2026, 14:00 (Europe/Berlin), 45 minutes";
+        assert_eq!(when(&interview, None), own);
+        assert_eq!(when(&interview, Some("Mars/Olympus_Mons")), own);
+    }
+
+    #[test]
+    fn a_recipients_zone_is_found_by_participant() {
+        let person = |id: &str| ParticipantRow {
+            id: id.into(),
+            interview_id: "i".into(),
+            email: format!("{id}@example.com"),
+            display_name: id.into(),
+            role: "candidate".into(),
+            user_id: None,
+            session_epoch: 0,
+        };
+        let zones = vec![
+            ("a".to_owned(), Some("Asia/Tokyo".to_owned())),
+            ("b".to_owned(), None),
+        ];
+        assert_eq!(zone_of(&zones, &person("a")), Some("Asia/Tokyo"));
+        assert_eq!(zone_of(&zones, &person("b")), None);
+        assert_eq!(zone_of(&zones, &person("c")), None);
+    }
 }

@@ -20,6 +20,7 @@ on_both_backends!(
     an_interview_s_people_are_invited_told_of_changes_and_of_the_cancellation_by_calendar,
     reminders_come_an_hour_before_to_those_who_attend_once,
     a_registered_account_confirms_its_address_by_the_emailed_link_once,
+    each_person_reads_the_interview_s_time_in_their_own_zone,
 );
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -886,5 +887,87 @@ async fn confirmation_links_are_sent_at_most_five_an_hour() -> Result<()> {
         "too_many_links",
     )
     .await?;
+    Ok(())
+}
+
+/// Each message tells the time in its recipient's zone, named: the one the scheduler gave the
+/// candidate, the interviewer's account's own (set through `/api/me`), else the interview's.
+async fn each_person_reads_the_interview_s_time_in_their_own_zone(backend: Backend) -> Result<()> {
+    let sink = SmtpSink::start().await?;
+    let app = app_with_email(backend, &sink).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    app.user_with_role("olly@example.com", AccountRole::Interviewer)
+        .await?;
+    assert_eq!(ivy.me["time_zone"], Value::Null, "none until set");
+    expect_error(
+        app.request(
+            reqwest::Method::PATCH,
+            "/api/me",
+            Some(json!({ "time_zone": "Mars/Olympus_Mons" })),
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await?;
+    let me = expect_json(
+        app.request(
+            reqwest::Method::PATCH,
+            "/api/me",
+            Some(json!({ "time_zone": "Asia/Tokyo" })),
+            Some(&ivy.access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(me["time_zone"], "Asia/Tokyo");
+
+    let mut body = crate::helpers::interview_body("cas@example.com");
+    body["participants"] = json!([
+        { "email": "cas@example.com", "role": "candidate", "time_zone": "Atlantis/Capital" },
+    ]);
+    let refused = expect_error(
+        app.post("/api/interviews", body.clone(), Some(&ivy.access))
+            .await?,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await?;
+    assert!(
+        refused.to_string().contains("participants[0].time_zone"),
+        "{refused}"
+    );
+    body["participants"] = json!([
+        { "email": "cas@example.com", "role": "candidate", "time_zone": "America/New_York" },
+        { "email": "olly@example.com", "role": "observer" },
+    ]);
+    let created = app.schedule(&ivy.access, body).await?;
+    let start = jiff::Timestamp::from_str(&crate::helpers::text(
+        &created["interview"]["scheduled_start"],
+    )?)?;
+    let delivered = sink.wait_for(3, Duration::from_secs(60)).await?;
+    for (person, zone) in [
+        ("cas@example.com", "America/New_York"),
+        ("ivy@example.com", "Asia/Tokyo"),
+        ("olly@example.com", "Europe/Paris"),
+    ] {
+        let message = quoted_printable(to(&delivered, person).first().context("theirs")?);
+        let local = start
+            .to_zoned(jiff::tz::TimeZone::get(zone)?)
+            .strftime("%A %d %B %Y, %H:%M");
+        let expected = format!("{local} ({zone}), 60 minutes");
+        assert!(
+            message.contains(&expected),
+            "{expected} for {person} in {message}"
+        );
+        let others = ["America/New_York", "Asia/Tokyo", "Europe/Paris"];
+        for other in others.iter().filter(|other| **other != zone) {
+            assert!(!message.contains(other), "{other} in {person}'s {message}");
+        }
+    }
     Ok(())
 }

@@ -6,7 +6,16 @@ export type AccountRole = 'candidate' | 'interviewer' | 'reviewer' | 'admin';
 export type InterviewRole = 'candidate' | 'interviewer' | 'observer' | 'reviewer';
 
 export type Me =
-  | { kind: 'user'; id: string; email: string; display_name: string; role: AccountRole; email_verified?: boolean }
+  | {
+      kind: 'user';
+      id: string;
+      email: string;
+      display_name: string;
+      role: AccountRole;
+      email_verified?: boolean;
+      /** The zone email to them is written in; null until set. */
+      time_zone?: string | null;
+    }
   | { kind: 'guest'; id: string; display_name: string; interview_id: string };
 
 export interface FieldError {

@@ -2,8 +2,9 @@
 
 import { createContext } from 'preact';
 import type { ComponentChildren } from 'preact';
-import { useContext, useEffect, useState } from 'preact/hooks';
-import { refreshSession, type Me } from './api';
+import { useContext, useEffect, useRef, useState } from 'preact/hooks';
+import { api, refreshSession, type Me } from './api';
+import { localZone } from './time';
 
 interface SessionState {
   me: Me | null;
@@ -21,6 +22,14 @@ export function SessionProvider({ children }: { children: ComponentChildren }) {
       .then(setMe)
       .finally(() => setReady(true));
   }, []);
+  // An account without a time zone takes its browser's, once, so email about interviews tells
+  // times the way its owner reads them (a zone the server does not know is left unset).
+  const zoneAsked = useRef<string | null>(null);
+  useEffect(() => {
+    if (me?.kind !== 'user' || me.time_zone || zoneAsked.current === me.id) return;
+    zoneAsked.current = me.id;
+    api<Me>('PATCH', '/api/me', { time_zone: localZone() }).then(setMe, () => undefined);
+  }, [me]);
   return <SessionContext.Provider value={{ me, ready, setMe }}>{children}</SessionContext.Provider>;
 }
 

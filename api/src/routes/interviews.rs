@@ -70,6 +70,12 @@ pub struct ParticipantInput {
     #[garde(skip)]
     #[schema(value_type = String, example = "candidate")]
     pub role: InterviewRole,
+    /// The IANA zone email to this person is written in (e.g. a candidate's own); without it,
+    /// their account's zone, or else the interview's.
+    #[garde(inner(length(max = 64), custom(known_time_zone)))]
+    #[schema(value_type = Option<crate::extract::TimeZoneName>)]
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Body of `POST /api/interviews`.
@@ -522,6 +528,7 @@ pub async fn create(
         display_name: creator.display_name.clone(),
         role: InterviewRole::Interviewer.as_str(),
         user_id: Some(creator.id.clone()),
+        time_zone: None,
     }];
     let mut has_candidate = false;
     for (i, input) in body.participants.iter().enumerate() {
@@ -543,6 +550,7 @@ pub async fn create(
                 email,
                 role: input.role.as_str(),
                 user_id: None,
+                time_zone: input.time_zone.clone(),
             }
         } else {
             let account = users::by_email(state.db.pool(), &email).await?;
@@ -559,6 +567,7 @@ pub async fn create(
                 email,
                 role: input.role.as_str(),
                 user_id: Some(account.id),
+                time_zone: input.time_zone.clone(),
             }
         };
         participants.push(participant);

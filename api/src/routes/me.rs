@@ -1,4 +1,4 @@
-//! `/api/me`: who the caller is, and changing one's own name or password.
+//! `/api/me`: who the caller is, and changing one's own name, password or time zone.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::auth::{AuthUser, Principal, password};
 use crate::client_addr::ClientIp;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, not_blank};
+use crate::extract::{ApiJson, known_time_zone, not_blank};
 use crate::state::AppState;
 use crate::store::users::AccountRole;
 use crate::store::{interviews, refresh_tokens, users};
@@ -39,6 +39,10 @@ pub enum MeView {
         /// email (there is nothing to confirm with).
         #[serde(skip_serializing_if = "Option::is_none")]
         email_verified: Option<bool>,
+        /// The IANA zone email to them is written in; `null` until set (the web app sets its
+        /// browser's the first time it finds none).
+        #[schema(value_type = Option<crate::extract::TimeZoneName>)]
+        time_zone: Option<String>,
     },
     /// A candidate who came in through an invite link.
     Guest {
@@ -66,6 +70,7 @@ pub(crate) async fn me_view(state: &AppState, principal: &Principal) -> Result<M
                 id: user.id,
                 email: user.email,
                 display_name: user.display_name,
+                time_zone: user.time_zone,
             })
         }
         Principal::Guest {
@@ -101,6 +106,10 @@ pub struct UpdateMeRequest {
     #[schema(min_length = 10, max_length = 256)]
     #[garde(inner(length(chars, min = 10, max = 256)))]
     pub new_password: Option<String>,
+    /// The IANA zone email to the caller is written in.
+    #[garde(inner(length(max = 64), custom(known_time_zone)))]
+    #[schema(value_type = Option<crate::extract::TimeZoneName>)]
+    pub time_zone: Option<String>,
 }
 
 /// Who is calling.
@@ -113,7 +122,7 @@ pub async fn get_me(
     Ok(Json(me_view(&state, &principal).await?))
 }
 
-/// Changes the caller's name and/or password.
+/// Changes the caller's name, password and/or time zone.
 #[utoipa::path(patch, path = "/api/me", tag = "me", security(("bearer" = [])),
     request_body = UpdateMeRequest,
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody),
@@ -148,6 +157,9 @@ pub async fn patch_me(
     }
     if let Some(name) = body.display_name {
         users::set_display_name(state.db.pool(), &user.id, name.trim()).await?;
+    }
+    if let Some(zone) = body.time_zone {
+        users::set_time_zone(state.db.pool(), &user.id, &zone).await?;
     }
     let principal = Principal::User {
         id: user.id,

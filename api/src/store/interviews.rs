@@ -79,6 +79,9 @@ pub struct NewParticipant {
     pub role: &'static str,
     /// The account, if already known.
     pub user_id: Option<String>,
+    /// The zone email to them is written in, when the scheduler gave one (IANA name); otherwise
+    /// their account's, or the interview's.
+    pub time_zone: Option<String>,
 }
 
 /// The columns of [`InterviewRow`], as a literal so queries stay static strings.
@@ -122,8 +125,8 @@ pub async fn insert(
         let participant_id = new_id();
         sqlx::query(
             "INSERT INTO interview_participants \
-             (id, interview_id, email, display_name, role, user_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (id, interview_id, email, display_name, role, user_id, created_at, time_zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&participant_id)
         .bind(&id)
@@ -132,6 +135,7 @@ pub async fn insert(
         .bind(participant.role)
         .bind(participant.user_id.as_deref())
         .bind(at)
+        .bind(participant.time_zone.as_deref())
         .execute(&mut *tx)
         .await?;
         rows.push(ParticipantRow {
@@ -357,6 +361,21 @@ pub async fn calendar_sequence(
             .fetch_one(&mut *tx)
             .await?;
     Ok(sequence)
+}
+
+/// The zone each participant's email is written in, where one is known: the one the scheduler
+/// gave, or else their account's (`None`: the interview's own).
+pub async fn recipient_zones(
+    tx: &mut AnyConnection,
+    interview_id: &str,
+) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.id, COALESCE(p.time_zone, u.time_zone) FROM interview_participants p \
+         LEFT JOIN users u ON u.id = p.user_id WHERE p.interview_id = $1",
+    )
+    .bind(interview_id)
+    .fetch_all(&mut *tx)
+    .await
 }
 
 /// The interviews a user takes part in, with their participant row, soonest first.

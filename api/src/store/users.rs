@@ -82,6 +82,8 @@ pub struct UserRow {
     /// When its owner confirmed the address (followed the link sent at registration); accounts
     /// an operator creates are confirmed at creation.
     pub email_verified_at: Option<i64>,
+    /// The IANA zone email to them is written in; `None` until their browser or they set one.
+    pub time_zone: Option<String>,
 }
 
 impl UserRow {
@@ -97,7 +99,7 @@ impl UserRow {
 macro_rules! user_columns {
     () => {
         "id, email, display_name, password_hash, role, created_at, deactivated_at, session_epoch, \
-         email_verified_at"
+         email_verified_at, time_zone"
     };
 }
 
@@ -133,6 +135,7 @@ pub async fn insert(
         deactivated_at: None,
         session_epoch: 0,
         email_verified_at: None,
+        time_zone: None,
     })
 }
 
@@ -176,6 +179,17 @@ pub async fn list(pool: &AnyPool, limit: i64) -> Result<Vec<UserRow>, sqlx::Erro
 pub async fn set_display_name(pool: &AnyPool, id: &str, name: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3")
         .bind(name)
+        .bind(now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Sets the zone email to the account is written in (an IANA name checked by the caller).
+pub async fn set_time_zone(pool: &AnyPool, id: &str, zone: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET time_zone = $1, updated_at = $2 WHERE id = $3")
+        .bind(zone)
         .bind(now())
         .bind(id)
         .execute(pool)

@@ -1,9 +1,9 @@
-import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { type Me, api } from '../api';
 import { RequireSession } from '../app';
 import { ErrorAlert, Loading, PageTitle } from '../components/ui';
 import { isStaff, useSession } from '../session';
-import { formatWhen } from '../time';
+import { allZones, formatWhen } from '../time';
 import type { StorageStatus } from '../recordings';
 import type { InterviewSummary } from '../types';
 import { progressText } from '../scorecards';
@@ -103,6 +103,39 @@ export function ConfirmAddress({ email }: { email: string }) {
   );
 }
 
+/** The zone email about interviews is written in, and a way to change it. */
+export function EmailZone({ zone }: { zone: string }) {
+  const { setMe } = useSession();
+  const zones = useMemo(allZones, []);
+  const [said, setSaid] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const change = async (next: string) => {
+    setError(null);
+    try {
+      setMe(await api<Me>('PATCH', '/api/me', { time_zone: next }));
+      setSaid(`Times in email are now written for ${next}.`);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <div class="field">
+      <label for="email-zone">Times in email about interviews</label>
+      <select id="email-zone" value={zone} onChange={(e) => void change((e.currentTarget as HTMLSelectElement).value)}>
+        {(zones.includes(zone) ? zones : [zone, ...zones]).map((z) => (
+          <option key={z} value={z}>
+            {z}
+          </option>
+        ))}
+      </select>
+      <p role="status" aria-live="polite" class="muted">
+        {said}
+      </p>
+      <ErrorAlert error={error} />
+    </div>
+  );
+}
+
 function DashboardContent() {
   const { me } = useSession();
   const [data, setData] = useState<MyInterviews | null>(null);
@@ -130,6 +163,7 @@ function DashboardContent() {
           <InterviewList label="Past" items={data.past} empty="No past interviews yet." />
         </>
       )}
+      {me?.kind === 'user' && me.email_verified !== undefined && me.time_zone && <EmailZone zone={me.time_zone} />}
     </section>
   );
 }

@@ -12,6 +12,8 @@ interface Row {
   email: string;
   name: string;
   role: InterviewRole;
+  /** A candidate's own zone for the email they get; '' for the interview's. */
+  zone: string;
 }
 
 const ROLES: { value: InterviewRole; label: string }[] = [
@@ -35,7 +37,7 @@ function NewInterviewForm() {
   const [when, setWhen] = useState('');
   const [duration, setDuration] = useState('60');
   const [zone, setZone] = useState(localZone());
-  const [rows, setRows] = useState<Row[]>([{ key: nextKey++, email: '', name: '', role: 'candidate' }]);
+  const [rows, setRows] = useState<Row[]>([{ key: nextKey++, email: '', name: '', role: 'candidate', zone: '' }]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [created, setCreated] = useState<{ interview: Interview; invites: InviteLink[] } | null>(null);
@@ -70,6 +72,7 @@ function NewInterviewForm() {
           email: row.email,
           role: row.role,
           ...(row.name.trim() ? { display_name: row.name } : {}),
+          ...(row.role === 'candidate' && row.zone ? { time_zone: row.zone } : {}),
         })),
         question_ids: picked,
       });
@@ -137,6 +140,26 @@ function NewInterviewForm() {
                   ))}
                 </select>
               </div>
+              {row.role === 'candidate' && (
+                <div class="field">
+                  <label for={`participant-${i}-zone`}>{`Participant ${i + 1} time zone`}</label>
+                  <select id={`participant-${i}-zone`} value={row.zone} aria-describedby={`participant-${i}-zone-hint`}
+                    onChange={(e) => update(row.key, { zone: (e.currentTarget as HTMLSelectElement).value })}>
+                    <option value="">Same as the interview</option>
+                    {zones.map((z) => (
+                      <option key={z} value={z}>
+                        {z}
+                      </option>
+                    ))}
+                  </select>
+                  <p class="hint" id={`participant-${i}-zone-hint`}>
+                    For the times in the email they get
+                  </p>
+                  {fieldError(`participants[${i}].time_zone`) && (
+                    <p class="field-error">{fieldError(`participants[${i}].time_zone`)}</p>
+                  )}
+                </div>
+              )}
               {rows.length > 1 && (
                 <button type="button" class="secondary" aria-label={`Remove participant ${i + 1}`}
                   onClick={() => setRows((current) => current.filter((r) => r.key !== row.key))}>
@@ -146,7 +169,7 @@ function NewInterviewForm() {
             </div>
           ))}
           <button type="button" class="secondary"
-            onClick={() => setRows((current) => [...current, { key: nextKey++, email: '', name: '', role: 'candidate' }])}>
+            onClick={() => setRows((current) => [...current, { key: nextKey++, email: '', name: '', role: 'candidate', zone: '' }])}>
             Add participant
           </button>
           {fieldError('participants') && <p class="field-error">{fieldError('participants')}</p>}
