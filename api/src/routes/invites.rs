@@ -22,7 +22,7 @@ use crate::state::AppState;
 use crate::store::interviews::{InterviewRow, ParticipantRow};
 use crate::store::invites::InviteRow;
 use crate::store::refresh_tokens::SessionSubject;
-use crate::store::{self, interviews, invites, refresh_tokens};
+use crate::store::{self, interviews, invites, proctoring, recordings, refresh_tokens};
 
 /// The invite routes, behind the per-IP limit (they take secrets from the client).
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -64,6 +64,25 @@ pub struct InvitePreview {
     pub candidate_name: String,
     /// Names of the interviewers.
     pub interviewers: Vec<String>,
+    /// What is kept of the interview and for how long, for the candidate to read first.
+    pub kept: KeptData,
+}
+
+/// What an interview keeps about its candidate, and for how long (days after the interview;
+/// 0: until an administrator deletes it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeptData {
+    /// The interview is set to be recorded as soon as everyone present agrees (interviewers may
+    /// also start a recording in the room; either way the candidate is asked first).
+    pub recorded_automatically: bool,
+    /// The interview is proctored (the candidate is asked first).
+    pub proctored: bool,
+    /// Days recordings (with the chat) are kept.
+    pub recording_days: u32,
+    /// Days proctoring evidence is kept.
+    pub proctoring_days: u32,
+    /// Days the shared editor's code and its runs are kept.
+    pub code_days: u32,
 }
 
 /// Result of redeeming with an account.
@@ -128,7 +147,16 @@ pub async fn inspect(
         .filter(|p| p.role == "interviewer")
         .map(|p| p.display_name)
         .collect();
+    let pool = state.db.pool();
+    let kept = KeptData {
+        recorded_automatically: recordings::auto(pool, &found.interview.id).await?.is_some(),
+        proctored: proctoring::enabled(pool, &found.interview.id).await?,
+        recording_days: state.settings.recording.retention_days,
+        proctoring_days: state.settings.proctoring.retention_days,
+        code_days: state.settings.execution.code_retention_days,
+    };
     Ok(Json(InvitePreview {
+        kept,
         interview_id: found.interview.id,
         title: found.interview.title,
         scheduled_start: jiff::Timestamp::from_second(found.interview.scheduled_start)

@@ -1,6 +1,6 @@
-// The page a candidate's invite link opens. Shows what the interview is before the link is used
-// up; continuing redeems it once and opens the interview (as a guest, or on the signed-in
-// account).
+// The page a candidate's invite link opens. Shows what the interview is, and what of it is kept
+// and for how long, before the link is used up; continuing redeems it once and opens the
+// interview (as a guest, or on the signed-in account).
 
 import { useEffect, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso';
@@ -17,6 +17,40 @@ interface InvitePreview {
   time_zone: string;
   candidate_name: string;
   interviewers: string[];
+  kept: KeptData;
+}
+
+/** What the interview keeps about its candidate, in days after it (0: until deleted by an admin). */
+export interface KeptData {
+  recorded_automatically: boolean;
+  proctored: boolean;
+  recording_days: number;
+  proctoring_days: number;
+  code_days: number;
+}
+
+function forDays(days: number): string {
+  return days > 0 ? `for ${days} days after the interview, then deleted` : 'until an administrator deletes it';
+}
+
+/** What is kept about the candidate and for how long, in sentences, before they go in. */
+export function keptStatements(kept: KeptData): string[] {
+  const recorded = kept.recorded_automatically
+    ? 'This interview is set to be recorded'
+    : 'The interviewers may record this interview';
+  return [
+    `The code written in the shared editor, with its history and the programs run, is kept ${forDays(kept.code_days)}.`,
+    `${recorded}: you will be asked first, and nothing of yours is recorded unless you agree. A recording, with the ` +
+      `chat, is kept ${forDays(kept.recording_days)}.`,
+    ...(kept.proctored
+      ? [
+          'This interview is proctored: you will be asked first. Moments marked for a person to look at are kept ' +
+            `with a still picture ${forDays(kept.proctoring_days)}.`,
+        ]
+      : []),
+    'Only this interview\'s interviewers, its reviewers and administrators see these. You may ask for a copy of what is ' +
+      'kept about you, or for its deletion.',
+  ];
 }
 
 const PROBLEM: Record<string, string> = {
@@ -86,6 +120,12 @@ export function JoinInvite() {
               </>
             )}
           </dl>
+          <h2>What is kept</h2>
+          <ul class="kept">
+            {keptStatements(preview.kept).map((line) => (
+              <li key={line}>{line}</li>
+            ))}
+          </ul>
           <p class="hint">
             {ready && me?.kind === 'user'
               ? `Continuing adds this interview to your account (${me.email}).`
