@@ -132,6 +132,7 @@ pub struct DocumentView {
 
 /// `?at_ms=`: a moment.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AtQuery {
     /// Unix milliseconds; the document as it was then (now, without it).
