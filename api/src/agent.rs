@@ -127,8 +127,8 @@ pub struct RoomMirror {
 pub enum Change {
     /// The first snapshot.
     Snapshot,
-    /// Someone joined.
-    Joined(ParticipantInfo),
+    /// Someone joined (now in `participants`).
+    Joined,
     /// Someone left (as they were), with the tracks they still had (gone with them).
     Left(ParticipantInfo, Vec<TrackInfo>),
     /// A track was published.
@@ -160,7 +160,7 @@ impl RoomMirror {
             ServerMessage::ParticipantJoined { participant } => {
                 self.participants
                     .insert(participant.identity.clone(), participant.clone());
-                Change::Joined(participant.clone())
+                Change::Joined
             }
             ServerMessage::ParticipantLeft { participant, .. } => {
                 let Some(info) = self.participants.remove(participant) else {

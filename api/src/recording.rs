@@ -175,6 +175,7 @@ impl Recordings {
             consented: HashSet::new(),
             recording: None,
             taken: HashSet::new(),
+            noted: HashSet::new(),
             carrying,
         };
         tokio::spawn(controller.run(rx));
@@ -426,6 +427,9 @@ struct Controller {
     recording: Option<Sink>,
     /// Tracks handed to the recorder.
     taken: HashSet<String>,
+    /// Who the current recording names (its participant list, joins, leaves and chat): only
+    /// those who agreed, from when they agreed.
+    noted: HashSet<String>,
     /// Started only to go on with a recording that lost its room.
     carrying: bool,
 }
@@ -589,17 +593,14 @@ impl Controller {
             // A worker resumes it from the store.
             let recording = self.remote(&lost.id).await?;
             tracing::info!(interview = %self.interview, recording = %lost.id, from = %lost.node, "recording taken over, for a worker to resume");
-            self.recording = Some(recording);
+            self.recording_began(recording);
             return Ok(TakeOver::Resumed);
         }
         match self.inner.recorder.resume(&lost.id, &self.interview).await {
             Ok(Some(recording)) => {
-                for participant in self.room_state.participants.values() {
-                    recording.note_participant(entry(participant));
-                }
                 tracing::info!(interview = %self.interview, recording = %lost.id, from = %lost.node, "recording taken over");
                 self.inner.set_phase(&lost.id, Some(Phase::Recording));
-                self.recording = Some(Sink::Here(recording));
+                self.recording_began(Sink::Here(recording));
                 Ok(TakeOver::Resumed)
             }
             // Its manifest was readable a moment ago: a store failure. The recording goes back
@@ -637,22 +638,53 @@ impl Controller {
             }
             _ => {}
         }
-        let Some(recording) = &self.recording else {
+        if self.recording.is_none() {
             return;
-        };
+        }
+        // Nothing of someone who has not agreed is recorded: not their name, their coming and
+        // going, nor what they write in the chat (they are noted once they agree).
         match change {
-            Change::Joined(participant) => {
-                recording.note_event("joined", &participant.identity, None);
-                recording.note_participant(entry(&participant));
-            }
+            Change::Joined => self.note_agreed(true),
             Change::Left(participant, _) => {
-                recording.note_event("left", &participant.identity, None);
+                if self.noted.remove(&participant.identity)
+                    && let Some(recording) = &self.recording
+                {
+                    recording.note_event("left", &participant.identity, None);
+                }
             }
             Change::Unpublished(_) | Change::Snapshot | Change::Published(_) | Change::None => {}
         }
-        if let ServerMessage::Chat { from, text, .. } = message {
+        if let ServerMessage::Chat { from, text, .. } = message
+            && self.noted.contains(&from)
+            && let Some(recording) = &self.recording
+        {
             recording.note_event("chat", &from, Some(text));
         }
+    }
+
+    /// Notes in the current recording everyone present who agreed and is not noted yet, with a
+    /// join event when they come (or agree) after it began.
+    fn note_agreed(&mut self, with_join: bool) {
+        let Some(recording) = &self.recording else {
+            return;
+        };
+        for participant in self.room_state.participants.values() {
+            let agreed = self.agreed(&participant.identity);
+            if !agreed || !self.noted.insert(participant.identity.clone()) {
+                continue;
+            }
+            if with_join {
+                recording.note_event("joined", &participant.identity, None);
+            }
+            recording.note_participant(entry(participant));
+        }
+    }
+
+    /// A recording begins or is taken over: it names those present who agreed.
+    fn recording_began(&mut self, recording: Sink) {
+        self.recording = Some(recording);
+        self.noted.clear();
+        self.note_agreed(false);
     }
 
     /// Whether a participant's media may be recorded: they agreed, or (a phone) its candidate.
@@ -692,6 +724,7 @@ impl Controller {
         if self.recording.is_none() {
             return Ok(());
         }
+        self.note_agreed(true);
         let due: Vec<TrackInfo> = self
             .room_state
             .tracks
@@ -730,7 +763,7 @@ impl Controller {
             return match self.remote(&id).await {
                 Ok(recording) => {
                     tracing::info!(interview = %self.interview, recording = %id, "recording started, for a worker to make");
-                    self.recording = Some(recording);
+                    self.recording_began(recording);
                     Ok(())
                 }
                 Err(err) => {
@@ -742,12 +775,9 @@ impl Controller {
         }
         match self.inner.recorder.start(&id, &self.interview) {
             Ok(recording) => {
-                for participant in self.room_state.participants.values() {
-                    recording.note_participant(entry(participant));
-                }
                 tracing::info!(interview = %self.interview, recording = %id, "recording started");
                 self.inner.set_phase(&id, Some(Phase::Recording));
-                self.recording = Some(Sink::Here(recording));
+                self.recording_began(Sink::Here(recording));
                 Ok(())
             }
             Err(err) => {
@@ -771,9 +801,6 @@ impl Controller {
         });
         let recording =
             RemoteRecording::start(setup, self.inner.db.clone(), id, &self.interview, lost).await?;
-        for participant in self.room_state.participants.values() {
-            recording.note_participant(entry(participant));
-        }
         self.inner.set_phase(id, Some(Phase::Recording));
         Ok(Sink::Worker(recording))
     }

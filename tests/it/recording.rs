@@ -744,3 +744,139 @@ async fn a_recording_waiting_for_storage_says_so_and_completes_when_storage_is_b
     assert_eq!(admin_view["waiting"], json!([]), "{admin_view}");
     Ok(())
 }
+
+/// Nothing of someone who has not agreed is in the recording: an observer who comes while it
+/// runs is not named in it, nor is what they write before they acknowledge; from their
+/// acknowledgement on they are (with a join at that moment) and so is their chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_has_not_agreed_is_not_in_the_recording() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let ivy = app
+        .user_with_role("ivy@example.com", AccountRole::Interviewer)
+        .await?;
+    let olly = app
+        .user_with_role("olly@example.com", AccountRole::Interviewer)
+        .await?;
+    let start = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(5))?;
+    let created = app
+        .schedule(
+            &ivy.access,
+            json!({ "title": "Observed round", "scheduled_start": start.to_string(),
+                "duration_minutes": 60, "time_zone": "UTC", "participants": [
+                    { "email": "cas@example.com", "display_name": "Casey Candidate", "role": "candidate" },
+                    { "email": "olly@example.com", "role": "observer" } ] }),
+        )
+        .await?;
+    let interview = text(&created["interview"]["id"])?;
+    let cas = guest_sessions(&app, &created)
+        .await?
+        .into_iter()
+        .next()
+        .context("her session")?;
+    let (mut ivy_socket, _) = join(&app, &interview, &ivy.access).await?;
+    let (cas_socket, _) = join(&app, &interview, &cas).await?;
+    let mut candidate = Publisher::start(cas_socket).await?;
+    let started = app
+        .post(
+            &format!("/api/interviews/{interview}/recording/start"),
+            json!({}),
+            Some(&ivy.access),
+        )
+        .await?;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let consented = app
+        .post(
+            &format!("/api/interviews/{interview}/recording/consent"),
+            json!({}),
+            Some(&cas),
+        )
+        .await?;
+    assert_eq!(consented.status(), StatusCode::NO_CONTENT);
+    wait_for_status(&mut ivy_socket, "on").await?;
+
+    // The observer comes in while it records and writes before acknowledging.
+    let (mut olly_socket, olly_joined) = join(&app, &interview, &olly.access).await?;
+    let olly_id = text(&olly_joined["you"]["identity"])?;
+    for (words, agree_after) in [("before agreeing", true), ("after agreeing", false)] {
+        send(&mut olly_socket, json!({ "type": "chat", "text": words })).await?;
+        // Everyone in the room (the recorder too) has it once the interviewer does.
+        loop {
+            let chat = next_of(&mut ivy_socket, "chat").await?;
+            if chat["text"] == words {
+                break;
+            }
+        }
+        candidate.step().await?;
+        if agree_after {
+            let acknowledged = app
+                .post(
+                    &format!("/api/interviews/{interview}/recording/consent"),
+                    json!({}),
+                    Some(&olly.access),
+                )
+                .await?;
+            assert_eq!(acknowledged.status(), StatusCode::NO_CONTENT);
+            let began = Instant::now();
+            while began.elapsed() < Duration::from_secs(1) {
+                candidate.step().await?;
+            }
+        }
+    }
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(2) {
+        candidate.step().await?;
+    }
+    let stopped = app
+        .post(
+            &format!("/api/interviews/{interview}/recording/stop"),
+            json!({}),
+            Some(&ivy.access),
+        )
+        .await?;
+    assert_eq!(stopped.status(), StatusCode::ACCEPTED);
+    let list_path = format!("/api/interviews/{interview}/recordings");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let list = expect_json(
+            app.get(&list_path, Some(&ivy.access)).await?,
+            StatusCode::OK,
+        )
+        .await?;
+        if list[0]["status"] == "complete" {
+            break text(&list[0]["id"])?;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "not complete: {list}");
+        candidate.step().await?;
+    };
+    let view = expect_json(
+        app.get(&format!("/api/recordings/{id}"), Some(&ivy.access))
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let manifest = &view["manifest"];
+    let chats: Vec<&str> = manifest["events"]
+        .as_array()
+        .context("events")?
+        .iter()
+        .filter(|e| e["kind"] == "chat")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert_eq!(chats, ["after agreeing"], "{manifest}");
+    let olly_events: Vec<&str> = manifest["events"]
+        .as_array()
+        .context("events")?
+        .iter()
+        .filter(|e| e["participant"] == olly_id.as_str())
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(olly_events, ["joined", "chat"], "{manifest}");
+    let named = manifest["participants"]
+        .as_array()
+        .context("participants")?
+        .iter()
+        .filter(|p| p["identity"] == olly_id.as_str())
+        .count();
+    assert_eq!(named, 1, "named once, after agreeing: {manifest}");
+    Ok(())
+}

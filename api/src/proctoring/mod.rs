@@ -582,7 +582,7 @@ impl Controller {
                     .collect();
                 self.shared.extend(sharing);
             }
-            Change::Joined(_) | Change::None => {}
+            Change::Joined | Change::None => {}
         }
     }
 
