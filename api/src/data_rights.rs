@@ -84,6 +84,11 @@ pub async fn export(state: &AppState, email: &str) -> Result<Value, ApiError> {
     let mut interviews_out = Vec::new();
     for row in &rows {
         let interview = interviews::by_id(pool, &row.interview_id).await?;
+        let (zone,): (Option<String>,) =
+            sqlx::query_as("SELECT time_zone FROM interview_participants WHERE id = $1")
+                .bind(&row.id)
+                .fetch_one(pool)
+                .await?;
         let invites: Vec<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT created_at, expires_at, used_at, revoked_at FROM invites \
              WHERE participant_id = $1 ORDER BY created_at",
@@ -190,6 +195,7 @@ pub async fn export(state: &AppState, email: &str) -> Result<Value, ApiError> {
                 "email": row.email,
                 "display_name": row.display_name,
                 "role": row.role,
+                "time_zone": zone,
             },
             "invites": invites.iter().map(|(created, expires, used, revoked)| json!({
                 "created_at": created, "expires_at": expires, "used_at": used, "revoked_at": revoked,
@@ -213,6 +219,7 @@ pub async fn export(state: &AppState, email: &str) -> Result<Value, ApiError> {
             "id": a.id,
             "email": a.email,
             "display_name": a.display_name,
+            "time_zone": a.time_zone,
             "created_at": a.created_at,
         })).collect::<Vec<_>>(),
         "interviews": interviews_out,

@@ -80,9 +80,10 @@ async fn exported_and_erased(app: &TestApp, root: &Path) -> Result<()> {
     let ivy = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
-    let created = app
-        .schedule(&ivy.access, interview_body("cas@example.com"))
-        .await?;
+    let mut body = interview_body("cas@example.com");
+    // Where she lives, as the scheduler gave it for her email.
+    body["participants"][0]["time_zone"] = json!("America/New_York");
+    let created = app.schedule(&ivy.access, body).await?;
     let interview = text(&created["interview"]["id"])?;
     let cas = guest_sessions(app, &created)
         .await?
@@ -249,6 +250,7 @@ async fn exported_and_erased(app: &TestApp, root: &Path) -> Result<()> {
     let mine = &export["interviews"][0];
     assert_eq!(mine["interview"]["id"], interview.as_str(), "{export}");
     assert_eq!(mine["participant"]["display_name"], "Casey Candidate");
+    assert_eq!(mine["participant"]["time_zone"], "America/New_York");
     assert_eq!(
         mine["recordings"][0]["view"],
         format!("/api/recordings/{recording}")
@@ -393,14 +395,15 @@ async fn exported_and_erased(app: &TestApp, root: &Path) -> Result<()> {
         assert_eq!(count(app, sql, key).await?, 0, "{sql}");
     }
     let mut db = app.db().await?;
-    let (name, summary, ratings): (String, String, String) = sqlx::query_as(
-        "SELECT p.display_name, s.summary, s.ratings FROM interview_participants p, scorecards s \
-         WHERE p.id = $1 AND s.id = 'card-1'",
+    let (name, zone, summary, ratings): (String, Option<String>, String, String) = sqlx::query_as(
+        "SELECT p.display_name, p.time_zone, s.summary, s.ratings \
+             FROM interview_participants p, scorecards s WHERE p.id = $1 AND s.id = 'card-1'",
     )
     .bind(&candidate)
     .fetch_one(&mut db)
     .await?;
     assert_eq!(name, "Erased candidate");
+    assert_eq!(zone, None, "where she lives goes too");
     assert_eq!(summary, "");
     assert!(
         ratings.contains("\"score\":3") && !ratings.contains("Casey"),

@@ -103,7 +103,7 @@ pub async fn erase_participation(
     }
     sqlx::query(
         "UPDATE interview_participants SET email = $1, display_name = 'Erased candidate', \
-         user_id = NULL WHERE id = $2",
+         user_id = NULL, time_zone = NULL WHERE id = $2",
     )
     .bind(format!("erased-{participant}@invalid"))
     .bind(participant)
