@@ -27,6 +27,7 @@ use crate::routes;
         routes::auth::resend_verification,
         routes::me::get_me,
         routes::me::patch_me,
+        routes::me::set_time_zone,
         routes::interviews::create,
         routes::interviews::my,
         routes::interviews::read,

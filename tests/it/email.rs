@@ -898,14 +898,16 @@ async fn each_person_reads_the_interview_s_time_in_their_own_zone(backend: Backe
     let ivy = app
         .user_with_role("ivy@example.com", AccountRole::Interviewer)
         .await?;
-    app.user_with_role("olly@example.com", AccountRole::Interviewer)
+    let olly = app
+        .user_with_role("olly@example.com", AccountRole::Interviewer)
+        .await?;
+    app.user_with_role("rex@example.com", AccountRole::Reviewer)
         .await?;
     assert_eq!(ivy.me["time_zone"], Value::Null, "none until set");
     expect_error(
-        app.request(
-            reqwest::Method::PATCH,
-            "/api/me",
-            Some(json!({ "time_zone": "Mars/Olympus_Mons" })),
+        app.put(
+            "/api/me/time-zone",
+            json!({ "time_zone": "Mars/Olympus_Mons" }),
             Some(&ivy.access),
         )
         .await?,
@@ -913,18 +915,19 @@ async fn each_person_reads_the_interview_s_time_in_their_own_zone(backend: Backe
         "validation_failed",
     )
     .await?;
-    let me = expect_json(
-        app.request(
-            reqwest::Method::PATCH,
-            "/api/me",
-            Some(json!({ "time_zone": "Asia/Tokyo" })),
-            Some(&ivy.access),
+    for (who, zone) in [(&ivy, "Asia/Tokyo"), (&olly, "Australia/Sydney")] {
+        let me = expect_json(
+            app.put(
+                "/api/me/time-zone",
+                json!({ "time_zone": zone }),
+                Some(&who.access),
+            )
+            .await?,
+            StatusCode::OK,
         )
-        .await?,
-        StatusCode::OK,
-    )
-    .await?;
-    assert_eq!(me["time_zone"], "Asia/Tokyo");
+        .await?;
+        assert_eq!(me["time_zone"], zone);
+    }
 
     let mut body = crate::helpers::interview_body("cas@example.com");
     body["participants"] = json!([
@@ -941,20 +944,24 @@ async fn each_person_reads_the_interview_s_time_in_their_own_zone(backend: Backe
         refused.to_string().contains("participants[0].time_zone"),
         "{refused}"
     );
+    // The scheduler's zone for a participant wins over their account's.
     body["participants"] = json!([
         { "email": "cas@example.com", "role": "candidate", "time_zone": "America/New_York" },
-        { "email": "olly@example.com", "role": "observer" },
+        { "email": "olly@example.com", "role": "observer", "time_zone": "America/Sao_Paulo" },
+        { "email": "rex@example.com", "role": "reviewer" },
     ]);
     let created = app.schedule(&ivy.access, body).await?;
     let start = jiff::Timestamp::from_str(&crate::helpers::text(
         &created["interview"]["scheduled_start"],
     )?)?;
-    let delivered = sink.wait_for(3, Duration::from_secs(60)).await?;
-    for (person, zone) in [
+    let delivered = sink.wait_for(4, Duration::from_secs(60)).await?;
+    let zones = [
         ("cas@example.com", "America/New_York"),
         ("ivy@example.com", "Asia/Tokyo"),
-        ("olly@example.com", "Europe/Paris"),
-    ] {
+        ("olly@example.com", "America/Sao_Paulo"),
+        ("rex@example.com", "Europe/Paris"),
+    ];
+    for (person, zone) in zones {
         let message = quoted_printable(to(&delivered, person).first().context("theirs")?);
         let local = start
             .to_zoned(jiff::tz::TimeZone::get(zone)?)
@@ -964,8 +971,8 @@ async fn each_person_reads_the_interview_s_time_in_their_own_zone(backend: Backe
             message.contains(&expected),
             "{expected} for {person} in {message}"
         );
-        let others = ["America/New_York", "Asia/Tokyo", "Europe/Paris"];
-        for other in others.iter().filter(|other| **other != zone) {
+        let others = zones.iter().map(|(_, z)| *z).chain(["Australia/Sydney"]);
+        for other in others.filter(|other| *other != zone) {
             assert!(!message.contains(other), "{other} in {person}'s {message}");
         }
     }

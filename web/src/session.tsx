@@ -27,8 +27,13 @@ export function SessionProvider({ children }: { children: ComponentChildren }) {
   const zoneAsked = useRef<string | null>(null);
   useEffect(() => {
     if (me?.kind !== 'user' || me.time_zone || zoneAsked.current === me.id) return;
-    zoneAsked.current = me.id;
-    api<Me>('PATCH', '/api/me', { time_zone: localZone() }).then(setMe, () => undefined);
+    const id = me.id;
+    zoneAsked.current = id;
+    api<Me>('PUT', '/api/me/time-zone', { time_zone: localZone() }).then(
+      // Only onto the same session: not after a sign-out or onto another account.
+      (next) => setMe((current) => (current?.kind === 'user' && current.id === id ? next : current)),
+      () => undefined,
+    );
   }, [me]);
   return <SessionContext.Provider value={{ me, ready, setMe }}>{children}</SessionContext.Provider>;
 }

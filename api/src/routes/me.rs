@@ -1,7 +1,7 @@
 //! `/api/me`: who the caller is, and changing one's own name, password or time zone.
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,9 @@ use crate::store::{interviews, refresh_tokens, users};
 
 /// The `/api/me` routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/me", get(get_me).patch(patch_me))
+    Router::new()
+        .route("/api/me", get(get_me).patch(patch_me))
+        .route("/api/me/time-zone", put(set_time_zone))
 }
 
 /// The caller.
@@ -106,10 +108,16 @@ pub struct UpdateMeRequest {
     #[schema(min_length = 10, max_length = 256)]
     #[garde(inner(length(chars, min = 10, max = 256)))]
     pub new_password: Option<String>,
+}
+
+/// Body of `PUT /api/me/time-zone`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeZoneRequest {
     /// The IANA zone email to the caller is written in.
-    #[garde(inner(length(max = 64), custom(known_time_zone)))]
-    #[schema(value_type = Option<crate::extract::TimeZoneName>)]
-    pub time_zone: Option<String>,
+    #[garde(length(max = 64), custom(known_time_zone))]
+    #[schema(value_type = crate::extract::TimeZoneName)]
+    pub time_zone: String,
 }
 
 /// Who is calling.
@@ -122,7 +130,7 @@ pub async fn get_me(
     Ok(Json(me_view(&state, &principal).await?))
 }
 
-/// Changes the caller's name, password and/or time zone.
+/// Changes the caller's name and/or password.
 #[utoipa::path(patch, path = "/api/me", tag = "me", security(("bearer" = [])),
     request_body = UpdateMeRequest,
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody),
@@ -158,9 +166,31 @@ pub async fn patch_me(
     if let Some(name) = body.display_name {
         users::set_display_name(state.db.pool(), &user.id, name.trim()).await?;
     }
-    if let Some(zone) = body.time_zone {
-        users::set_time_zone(state.db.pool(), &user.id, &zone).await?;
-    }
+    let principal = Principal::User {
+        id: user.id,
+        role: user.role,
+        epoch: row.session_epoch,
+    };
+    Ok(Json(me_view(&state, &principal).await?))
+}
+
+/// Sets the zone the caller's email about interviews is written in (the web app sets its
+/// browser's the first time it finds none).
+#[utoipa::path(put, path = "/api/me/time-zone", tag = "me", security(("bearer" = [])),
+    request_body = TimeZoneRequest,
+    responses((status = 200, body = MeView), (status = 401, body = ErrorBody),
+        (status = 403, description = "Invite guests have no account to change", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(user = %user.id))]
+pub async fn set_time_zone(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<TimeZoneRequest>,
+) -> Result<Json<MeView>, ApiError> {
+    let row = users::by_id(state.db.pool(), &user.id)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    users::set_time_zone(state.db.pool(), &user.id, &body.time_zone).await?;
     let principal = Principal::User {
         id: user.id,
         role: user.role,

@@ -3,7 +3,7 @@ import { type Me, api } from '../api';
 import { RequireSession } from '../app';
 import { ErrorAlert, Loading, PageTitle } from '../components/ui';
 import { isStaff, useSession } from '../session';
-import { allZones, formatWhen } from '../time';
+import { allZones, formatWhen, localZone } from '../time';
 import type { StorageStatus } from '../recordings';
 import type { InterviewSummary } from '../types';
 import { progressText } from '../scorecards';
@@ -112,7 +112,7 @@ export function EmailZone({ zone }: { zone: string }) {
   const change = async (next: string) => {
     setError(null);
     try {
-      setMe(await api<Me>('PATCH', '/api/me', { time_zone: next }));
+      setMe(await api<Me>('PUT', '/api/me/time-zone', { time_zone: next }));
       setSaid(`Times in email are now written for ${next}.`);
     } catch (err) {
       setError(err);
@@ -163,7 +163,7 @@ function DashboardContent() {
           <InterviewList label="Past" items={data.past} empty="No past interviews yet." />
         </>
       )}
-      {me?.kind === 'user' && me.email_verified !== undefined && me.time_zone && <EmailZone zone={me.time_zone} />}
+      {me?.kind === 'user' && me.email_verified !== undefined && <EmailZone zone={me.time_zone ?? localZone()} />}
     </section>
   );
 }
