@@ -102,10 +102,15 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
-    /// Every object under `prefix` with its size (files being written are not objects yet).
+    /// Every object under `prefix` with its size (files being written are not objects yet). The
+    /// walk starts at the prefix's directory, not at the root.
     async fn objects(&self, prefix: &str) -> Result<Vec<(String, u64)>, RecorderError> {
+        let start = match prefix.rsplit_once('/') {
+            Some((dir, _)) if !dir.is_empty() => self.path(dir)?,
+            _ => self.root.clone(),
+        };
         let mut objects = Vec::new();
-        let mut pending = vec![self.root.clone()];
+        let mut pending = vec![start];
         while let Some(dir) = pending.pop() {
             let mut entries = match tokio::fs::read_dir(&dir).await {
                 Ok(entries) => entries,
@@ -114,13 +119,7 @@ impl LocalStore {
             };
             while let Some(entry) = entries.next_entry().await? {
                 let path = entry.path();
-                let metadata = match entry.metadata().await {
-                    Ok(metadata) => metadata,
-                    // Deleted while listed.
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(err.into()),
-                };
-                if metadata.is_dir() {
+                if entry.file_type().await?.is_dir() {
                     pending.push(path);
                     continue;
                 }
@@ -132,8 +131,14 @@ impl LocalStore {
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                if key.starts_with(prefix) && !key.ends_with(".partial") {
-                    objects.push((key, metadata.len()));
+                if !key.starts_with(prefix) || key.ends_with(".partial") {
+                    continue;
+                }
+                match entry.metadata().await {
+                    Ok(metadata) => objects.push((key, metadata.len())),
+                    // Deleted while listed.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err.into()),
                 }
             }
         }

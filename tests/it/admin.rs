@@ -554,6 +554,17 @@ async fn recordings_with_their_sizes(app: &TestApp, root: &std::path::Path) -> R
     assert_eq!(kept, Some(5_300));
     drop(db);
     put("recordings/rec-live/t1/seg-00001.webm", 1_000)?;
+    // Bytes the store gains under an ended recording are not seen: its size was kept.
+    put("recordings/rec-complete/t1/stray.webm", 777)?;
+    let all = list("").await?;
+    let complete = all["recordings"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == "rec-complete"))
+        .context("listed")?;
+    assert_eq!(
+        complete["size_bytes"], 5_300,
+        "not measured again: {complete}"
+    );
     let again = list("?status=recording").await?;
     assert_eq!(again["recordings"].as_array().map(Vec::len), Some(1));
     assert_eq!(

@@ -39,8 +39,8 @@ describe('admin recordings', () => {
 
   it('sum up the storage, naming what is not counted', () => {
     const view = { total: 3, stored_bytes: 2_500_000_000, unmeasured: 1, recordings: [] };
-    expect(storageSummary(view)).toBe('3 recordings take 2.50 GB of storage (1 still recording or not measured yet, not counted).');
-    expect(storageSummary({ ...view, total: 1, unmeasured: 0 })).toBe('1 recording takes 2.50 GB of storage.');
+    expect(storageSummary(view)).toBe('All 3 recordings kept take 2.50 GB of storage (1 still recording or not measured yet, not counted).');
+    expect(storageSummary({ ...view, total: 1, unmeasured: 0 })).toBe('The 1 recording kept takes 2.50 GB of storage.');
   });
 
   it('list each with its interview, status in words and size; no delete while recording', () => {

@@ -220,7 +220,8 @@ pub struct AdminRecordings {
     /// Bytes the measured ones take in the object store.
     pub stored_bytes: i64,
     /// Recordings not counted in `stored_bytes`: still recording, or ended but not measured
-    /// yet (each listing measures those it shows).
+    /// yet (each listing measures up to 20 of those it shows, none while the store does not
+    /// answer).
     pub unmeasured: i64,
     /// The page asked for, newest first.
     pub recordings: Vec<AdminRecording>,
@@ -228,6 +229,10 @@ pub struct AdminRecordings {
 
 /// How many recordings one listing measures in the store at once.
 const MEASURED_AT_ONCE: usize = 4;
+/// How many recordings one listing measures at most (the next listing measures more).
+const MEASURED_PER_LISTING: usize = 20;
+/// How long measuring one recording may take.
+const MEASURE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Every recording with its status and size, and the storage recordings use (admins only).
 /// An ended recording not measured yet is measured in the object store as it is listed, and its
@@ -264,28 +269,44 @@ pub async fn admin_list(
     }
     let pool = state.db.pool();
     let listed = recordings::page(pool, status, limit, offset).await?;
-    // Measure what has no size yet: ended ones once (kept), ones recording every time.
-    let unmeasured: Vec<(usize, String, String)> = listed
-        .iter()
-        .enumerate()
-        .filter(|(_, listed)| listed.row.size_bytes.is_none())
-        .map(|(index, listed)| (index, listed.row.id.clone(), listed.row.status.clone()))
-        .collect();
+    // Measure what has no size yet: ended ones once (kept), ones recording every time; none
+    // while the store does not answer, and a bounded number per listing.
+    let unmeasured: Vec<(usize, String, String, Option<i64>)> =
+        if state.recordings.recorder().store_outage().is_some() {
+            Vec::new()
+        } else {
+            listed
+                .iter()
+                .enumerate()
+                .filter(|(_, listed)| listed.row.size_bytes.is_none())
+                .take(MEASURED_PER_LISTING)
+                .map(|(index, listed)| {
+                    let row = &listed.row;
+                    (index, row.id.clone(), row.status.clone(), row.ended_at)
+                })
+                .collect()
+        };
     let measured: Vec<(usize, Option<i64>)> = futures_util::stream::iter(unmeasured)
-        .map(|(index, id, status)| {
+        .map(|(index, id, status, ended_at)| {
             let state = state.clone();
             async move {
-                let bytes = match state.recordings.measure(&id).await {
-                    Ok(usage) => i64::try_from(usage.bytes).ok(),
-                    Err(err) => {
-                        tracing::warn!(recording = %id, error = %err, "measuring a recording");
-                        None
-                    }
-                };
-                if let Some(bytes) = bytes
+                let bytes =
+                    match tokio::time::timeout(MEASURE_WITHIN, state.recordings.measure(&id)).await
+                    {
+                        Ok(Ok(usage)) => i64::try_from(usage.bytes).ok(),
+                        Ok(Err(err)) => {
+                            tracing::warn!(recording = %id, error = %err, "measuring a recording");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::warn!(recording = %id, "measuring a recording took too long");
+                            None
+                        }
+                    };
+                if let (Some(bytes), Some(ended_at)) = (bytes, ended_at)
                     && status != "recording"
                     && let Err(err) =
-                        recordings::set_size(state.db.pool(), &id, &status, bytes).await
+                        recordings::set_size(state.db.pool(), &id, &status, ended_at, bytes).await
                 {
                     tracing::warn!(recording = %id, error = %err, "keeping a size");
                 }

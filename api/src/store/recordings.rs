@@ -498,21 +498,23 @@ pub async fn totals(pool: &AnyPool) -> Result<Totals, sqlx::Error> {
     .await
 }
 
-/// Keeps what an ended recording measured in the store; nothing if it is recording again or its
-/// status changed since `status` (then it is measured anew).
+/// Keeps what an ended recording measured in the store; nothing if it was finished or failed
+/// again since it was read as `status` ending at `ended_at` (then it is measured anew).
 pub async fn set_size(
     pool: &AnyPool,
     id: &str,
     status: &str,
+    ended_at: i64,
     bytes: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE recordings SET size_bytes = $1 \
-         WHERE id = $2 AND status = $3 AND status <> 'recording'",
+         WHERE id = $2 AND status = $3 AND ended_at = $4 AND status <> 'recording'",
     )
     .bind(bytes)
     .bind(id)
     .bind(status)
+    .bind(ended_at)
     .execute(pool)
     .await
     .map(|_| ())

@@ -43,10 +43,10 @@ export function sizeOf(recording: AdminRecording): string {
 
 /** What all recordings take, in one sentence. */
 export function storageSummary(view: AdminRecordingsView): string {
-  const count = `${view.total} recording${view.total === 1 ? '' : 's'}`;
+  const count = view.total === 1 ? 'The 1 recording kept takes' : `All ${view.total} recordings kept take`;
   const pending =
     view.unmeasured > 0 ? ` (${view.unmeasured} still recording or not measured yet, not counted)` : '';
-  return `${count} ${view.total === 1 ? 'takes' : 'take'} ${formatBytes(view.stored_bytes)} of storage${pending}.`;
+  return `${count} ${formatBytes(view.stored_bytes)} of storage${pending}.`;
 }
 
 /** The recordings' table: each with its interview, status in words, length and size. */
