@@ -19,7 +19,7 @@ describe('the invite page', () => {
     expect(lines.at(-1)).toContain('deletion');
   });
 
-  it('names what is kept without a limit and leaves out proctoring that is off', () => {
+  it('names what is kept without a limit, and proctoring that may be turned on', () => {
     const lines = keptStatements({
       recorded_automatically: false,
       proctored: false,
@@ -29,7 +29,8 @@ describe('the invite page', () => {
     });
     expect(lines[0]).toContain('until an administrator deletes it');
     expect(lines[1]).toMatch(/^The interviewers may record this interview/);
-    expect(lines.join(' ')).not.toContain('proctored');
-    expect(lines).toHaveLength(3);
+    expect(lines[2]).toMatch(/^If the interviewers turn on proctoring, you will be asked first/);
+    expect(lines[2]).toContain('for 30 days');
+    expect(lines).toHaveLength(4);
   });
 });

@@ -40,16 +40,14 @@ export function keptStatements(kept: KeptData): string[] {
     : 'The interviewers may record this interview';
   return [
     `The code written in the shared editor, with its history and the programs run, is kept ${forDays(kept.code_days)}.`,
-    `${recorded}: you will be asked first, and nothing of yours is recorded unless you agree. A recording, with the ` +
-      `chat, is kept ${forDays(kept.recording_days)}.`,
-    ...(kept.proctored
-      ? [
-          'This interview is proctored: you will be asked first. Moments marked for a person to look at are kept ' +
-            `with a still picture ${forDays(kept.proctoring_days)}.`,
-        ]
-      : []),
-    'Only this interview\'s interviewers, its reviewers and administrators see these. You may ask for a copy of what is ' +
-      'kept about you, or for its deletion.',
+    `${recorded}: you will be asked first, and nothing of yours (your camera, microphone, screen, name or chat) is ` +
+      `recorded unless you agree. A recording, with its chat, is kept ${forDays(kept.recording_days)}.`,
+    kept.proctored
+      ? 'This interview is proctored: you will be asked first. Moments marked for a person to look at are kept with ' +
+        `a still picture ${forDays(kept.proctoring_days)}.`
+      : `If the interviewers turn on proctoring, you will be asked first; what it marks is kept ${forDays(kept.proctoring_days)}.`,
+    "These are seen only by the people of this interview (its interviewers, observers and reviewers) and by " +
+      'administrators. You may ask for a copy of what is kept about you, or for its deletion.',
   ];
 }
 
