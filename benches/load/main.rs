@@ -802,6 +802,8 @@ struct Row {
     tally: Tally,
     cpu: f64,
     memory: Memory,
+    /// Its memory before the clients connected (rooms created, nobody in them).
+    idle: Memory,
     /// The server's own account of the time it held a forwarded datagram (p50, p99), where it
     /// keeps one.
     held: Option<(String, String)>,
@@ -845,6 +847,11 @@ impl Row {
             "server RSS: {} KiB total, {} KiB per participant",
             self.memory.rss_kb,
             per(self.memory.rss_kb)
+        );
+        println!(
+            "server RSS growth from idle ({} KiB before the clients came): {} KiB per participant",
+            self.idle.rss_kb,
+            per(self.memory.rss_kb.saturating_sub(self.idle.rss_kb))
         );
         println!(
             "server anonymous RSS (heap and stacks, no code pages): {} KiB total, {} KiB per participant",
@@ -972,6 +979,7 @@ async fn run_sightline(
             token,
         })
         .collect();
+    let (_, idle) = process_usage(pid)?;
     let clients = spawn_clients(participants, args.client_threads, frames, schedule);
     if args.record {
         // Halfway through the warm-up everyone publishes: start recording, everyone agrees.
@@ -1013,6 +1021,7 @@ async fn run_sightline(
         tally,
         cpu: (cpu_after - cpu_before).max(0.01),
         memory,
+        idle,
         held: Some((held(0.50), held(0.99))),
     })
 }
@@ -1047,6 +1056,7 @@ async fn run_janus(
         }
     }
     let schedule = schedule(args, media);
+    let (_, idle) = process_usage(janus.pid())?;
     let clients = spawn_clients(participants, args.client_threads, frames, schedule);
     tokio::time::sleep_until(schedule.measure_from.into()).await;
     let (cpu_before, _) = process_usage(janus.pid())?;
@@ -1059,6 +1069,7 @@ async fn run_janus(
         tally,
         cpu: (cpu_after - cpu_before).max(0.01),
         memory,
+        idle,
         held: None,
     })
 }
