@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, Principal};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, not_blank};
+use crate::extract::{ApiJson, ApiQuery, not_blank};
 use crate::routes::interviews::{self, Access};
 use crate::routes::stored_json::{parse, to_json};
 use crate::runs::TestResult;
@@ -225,6 +225,7 @@ fn row_from(
 
 /// `?q=&tag=`: a search of the bank.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Words that must appear in the title or prompt (any case).
@@ -236,11 +237,12 @@ pub struct SearchQuery {
 /// The question bank, newest first, filtered by text and tag (interviewers and admins).
 #[utoipa::path(get, path = "/api/questions", tag = "questions", security(("bearer" = [])),
     params(SearchQuery),
-    responses((status = 200, body = [QuestionView]), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = [QuestionView]), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
-    Query(search): Query<SearchQuery>,
+    ApiQuery(search): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<QuestionView>>, ApiError> {
     require_staff(&user)?;
     let words: Vec<String> = search

@@ -189,14 +189,40 @@ pub async fn storage(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdminRecordingsQuery {
-    /// Only recordings in this status: `recording`, `complete`, `interrupted` or `failed`.
-    pub status: Option<String>,
+    /// Only recordings in this status.
+    #[param(inline)]
+    pub status: Option<StatusFilter>,
     /// How many of the newest to skip.
     #[param(minimum = 0, maximum = 1_000_000)]
     pub offset: Option<i64>,
     /// How many to list (50 unless given).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+/// A recording's status, to list only those in it.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusFilter {
+    /// Taking media.
+    Recording,
+    /// Finished.
+    Complete,
+    /// Finished up to a crash.
+    Interrupted,
+    /// Could not be finished.
+    Failed,
+}
+
+impl StatusFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Recording => "recording",
+            StatusFilter::Complete => "complete",
+            StatusFilter::Interrupted => "interrupted",
+            StatusFilter::Failed => "failed",
+        }
+    }
 }
 
 /// A recording in the admin console.
@@ -249,16 +275,7 @@ pub async fn admin_list(
     use futures_util::StreamExt as _;
 
     admin.require_admin()?;
-    let status = match query.status.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(s @ ("recording" | "complete" | "interrupted" | "failed")) => Some(s),
-        Some(_) => {
-            return Err(ApiError::field(
-                "status",
-                "one of recording, complete, interrupted, failed",
-            ));
-        }
-    };
+    let status = query.status.map(StatusFilter::as_str);
     let offset = query.offset.unwrap_or(0);
     if !(0..=1_000_000).contains(&offset) {
         return Err(ApiError::field("offset", "between 0 and 1000000"));

@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Principal, principal};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::interviews::{self, Access};
 use crate::runs::{LanguageInfo, Requester};
 use crate::state::AppState;
@@ -143,13 +143,14 @@ pub struct AtQuery {
 #[utoipa::path(get, path = "/api/interviews/{id}/workspace", tag = "workspace",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Interview id"), AtQuery),
-    responses((status = 200, body = DocumentView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DocumentView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all, fields(interview = %id))]
 pub async fn read(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(query): Query<AtQuery>,
+    ApiQuery(query): ApiQuery<AtQuery>,
 ) -> Result<Json<DocumentView>, ApiError> {
     code_access(&state, &principal, &id).await?;
     let rows = store::updates(state.db.pool(), &id, query.at_ms).await?;
