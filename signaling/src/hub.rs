@@ -30,7 +30,7 @@ use crate::protocol::{
     ClientMessage, LeaveReason, ProctoringEvent, ProctoringHint, ProctoringNotice, RecordingNotice,
     RequestedQuality, ServerMessage,
 };
-use crate::room::{Effect, Member, PresenceChange, Room, RoomError, RoomOverview};
+use crate::room::{Effect, Member, PresenceChange, RESUME_WINDOW, Room, RoomError, RoomOverview};
 
 /// Messages one room task may hold before senders are told it is busy.
 const ROOM_QUEUE: usize = 1024;
@@ -242,6 +242,10 @@ struct HubInner {
     rooms: Mutex<HashMap<RoomId, RoomHandle>>,
     /// Each room's removed identities, kept here so they outlive the room's task.
     barred: Mutex<HashMap<RoomId, BTreeSet<String>>>,
+    /// Sessions whose connection was down when an administrator closed their room: (room,
+    /// identity) → (resume token, when), so their resume is told `room_closed` within the resume
+    /// window instead of being refused (and the page joining afresh).
+    closed_out: Mutex<HashMap<(RoomId, String), (String, Instant)>>,
     /// Where each peer connection's media events go: its room's control queue.
     peers: Mutex<HashMap<PeerId, mpsc::UnboundedSender<RoomInput>>>,
     next_id: AtomicU64,
@@ -292,6 +296,7 @@ impl Hub {
                 workers,
                 rooms: Mutex::new(HashMap::new()),
                 barred: Mutex::new(HashMap::new()),
+                closed_out: Mutex::new(HashMap::new()),
                 peers: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 presence: OnceLock::new(),
@@ -540,6 +545,23 @@ impl Hub {
         }
     }
 
+    /// Whether `identity`'s session in room `id`, resuming with `token`, was away when an
+    /// administrator closed the room, within the resume window (told once).
+    fn closed_while_away(&self, id: &RoomId, identity: &str, token: &str) -> bool {
+        let Ok(mut closed) = self.inner.closed_out.lock() else {
+            return false;
+        };
+        let key = (id.clone(), identity.to_owned());
+        let told = closed.get(&key).is_some_and(|(kept, at)| {
+            Instant::now().saturating_duration_since(*at) <= RESUME_WINDOW
+                && crate::room::constant_time_eq(kept, token)
+        });
+        if told {
+            closed.remove(&key);
+        }
+        told
+    }
+
     /// Admits a verified member into room `id` (a fresh join, or a resume when `resume_token` is
     /// given). `new_resume_token` must be fresh randomness from the caller.
     pub async fn connect(
@@ -550,6 +572,11 @@ impl Hub {
         resume_token: Option<String>,
         new_resume_token: String,
     ) -> Result<Session, ConnectError> {
+        if let Some(token) = &resume_token
+            && self.closed_while_away(id, &member.identity, token)
+        {
+            return Err(ConnectError::Room(RoomError::Closed));
+        }
         // A room whose last participant just left may end while our join waits in its queue;
         // the join then goes to the room's next task instead.
         for _ in 0..JOIN_ATTEMPTS {
@@ -851,6 +878,15 @@ impl RoomActor {
                 }
             }
             RoomInput::Close => {
+                if let Some(hub) = self.hub.upgrade()
+                    && let Ok(mut closed) = hub.closed_out.lock()
+                {
+                    let now = Instant::now();
+                    closed.retain(|_, (_, at)| now.saturating_duration_since(*at) <= RESUME_WINDOW);
+                    for (identity, token) in self.room.unreachable() {
+                        closed.insert((self.room.id().clone(), identity), (token, now));
+                    }
+                }
                 let effects = self.room.close();
                 self.apply(effects).await;
             }

@@ -137,6 +137,9 @@ pub enum RoomError {
     /// The resume token is wrong or the window has passed.
     #[error("cannot resume this session")]
     ResumeRefused,
+    /// An administrator closed the room while this session's connection was down.
+    #[error("an administrator closed this room; you can join it again")]
+    Closed,
 }
 
 impl RoomError {
@@ -153,6 +156,7 @@ impl RoomError {
             RoomError::BadDeclaration => "bad_declaration",
             RoomError::ResumeRefused => "resume_refused",
             RoomError::Barred => "removed",
+            RoomError::Closed => "room_closed",
         }
     }
 }
@@ -809,6 +813,17 @@ impl Room {
         }
     }
 
+    /// The people (not agents) whose connection is down now, with their resume tokens: a close
+    /// cannot tell them, their resume must.
+    pub fn unreachable(&self) -> Vec<(String, String)> {
+        self.participants
+            .iter()
+            .filter(|(_, p)| !p.member.grants.agent)
+            .filter(|(_, p)| matches!(p.presence, Presence::Reconnecting { .. }))
+            .map(|(identity, p)| (identity.clone(), p.resume_token.clone()))
+            .collect()
+    }
+
     /// An administrator closes the room: every person in it (not the server's agents, which
     /// follow the room emptying) is told (`room_closed`) and leaves. Nobody is barred: an
     /// interview still open can be joined again.
@@ -958,7 +973,7 @@ impl Room {
 }
 
 /// Compares secrets without stopping at the first difference.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

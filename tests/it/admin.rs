@@ -441,6 +441,54 @@ async fn admins_see_who_is_in_each_room_now_and_close_one() -> Result<()> {
     Ok(())
 }
 
+/// Someone whose connection was down when an admin closed the room is told `room_closed` when
+/// they come back within the resume window (before, the resume was refused and the page joined
+/// afresh, as if nothing had happened); they may still join anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_away_when_its_room_is_closed_is_told_when_it_comes_back() -> Result<()> {
+    let app = TestApp::spawn(Backend::Sqlite).await?;
+    let admin = app
+        .user_with_role("root@example.com", AccountRole::Admin)
+        .await?;
+    let room = crate::rtc::interview(&app).await?;
+    let (mut ivy, _) = crate::rtc::join(&app, &room.id, &room.interviewer).await?;
+    let (cas, cas_joined) = crate::rtc::join(&app, &room.id, &room.candidate).await?;
+    let resume_token = text(&cas_joined["resume_token"])?;
+    // Her network drops: the room keeps her place for the resume window.
+    drop(cas);
+    let away = crate::rtc::next_of(&mut ivy, "participant_reconnecting").await?;
+    assert_eq!(away["participant"], cas_joined["you"]["identity"], "{away}");
+    let closed = app
+        .post(
+            &format!("/api/admin/rooms/{}/close", room.id),
+            json!({}),
+            Some(&admin.access),
+        )
+        .await?;
+    assert_eq!(closed.status(), StatusCode::NO_CONTENT);
+    let removed = crate::rtc::next_of(&mut ivy, "removed").await?;
+    assert_eq!(removed["reason"], "room_closed");
+
+    let resume = async |resume_token: &str| -> Result<serde_json::Value> {
+        let token = crate::rtc::join_token(&app, &room.id, &room.candidate).await?;
+        let mut socket = crate::rtc::connect(&app, &room.id).await?;
+        crate::rtc::send(
+            &mut socket,
+            json!({ "type": "join", "version": 1, "token": token, "resume_token": resume_token }),
+        )
+        .await?;
+        crate::rtc::next_of(&mut socket, "error").await
+    };
+    let told = resume(&resume_token).await?;
+    assert_eq!(told["code"], "room_closed", "{told}");
+    // Told once; after that her resume is refused like any stale one.
+    let again = resume(&resume_token).await?;
+    assert_eq!(again["code"], "resume_refused", "{again}");
+    let (_back, rejoined) = crate::rtc::join(&app, &room.id, &room.candidate).await?;
+    assert_eq!(rejoined["you"]["identity"], cas_joined["you"]["identity"]);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_see_recordings_sizes_on_sqlite_with_the_local_store() -> Result<()> {
     let app = TestApp::spawn(Backend::Sqlite).await?;

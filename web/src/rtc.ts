@@ -608,7 +608,8 @@ export class RoomConnection {
           break;
         }
         // Refusals of the join itself: trying again would be refused the same way.
-        if (message.code === 'removed' || message.code === 'session_ended') {
+        // `room_closed`: an administrator closed the room while this connection was down.
+        if (message.code === 'removed' || message.code === 'session_ended' || message.code === 'room_closed') {
           this.finish(message.code);
           this.socket.close();
           break;

@@ -279,6 +279,21 @@ describe('RoomConnection negotiation', () => {
     room.leave();
   });
 
+  it('ends the session, without joining afresh, when its room was closed while it was away', async () => {
+    const { socket, closings } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    socket.drop();
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(2));
+    const told = FakeSocket.all[1];
+    told.open();
+    expect(told.sent[0]).toMatchObject({ type: 'join', resume_token: 'resume' });
+    told.receive({ type: 'error', code: 'room_closed', message: 'an administrator closed this room' });
+    await vi.waitFor(() => expect(closings).toEqual(['room_closed']));
+    // No third socket: the page does not join again on its own.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(FakeSocket.all).toHaveLength(2);
+  });
+
   it('gathers with the TURN servers of the latest joined or ice_servers on both connections', async () => {
     const { room, publisher, socket } = joinedRoom();
     const subscriber = FakePeerConnection.all[1];
