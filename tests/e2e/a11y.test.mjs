@@ -1,11 +1,11 @@
 // Accessibility on every page: axe-core (the engine, run in the page, no network) checks each page
 // as the people who use it see it, and the test fails on any serious or critical violation of
-// WCAG 2.1 A and AA. Pages are checked once they have shown what they load.
+// WCAG 2.1 A and AA. Pages are checked once they have shown what they load. The recording player
+// and the paired phone's page are checked where their tests open them (recording, phone).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { AxeBuilder } from '@axe-core/playwright';
-import { launchBrowser, startServer } from './harness.mjs';
+import { axeViolations as violations, launchBrowser, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -25,16 +25,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 }, { timeout: 60_000 });
-
-/** Serious or critical WCAG 2.1 A/AA violations on `page`, described for the failure message. */
-async function violations(page) {
-  const results = await new AxeBuilder({ page })
-    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
-    .analyze();
-  return results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
 
 /** Opens `path` and waits for `ready` (a role and name) before checking it. */
 async function check(page, path, ready) {

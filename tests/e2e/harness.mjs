@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsQR from 'jsqr';
+import { AxeBuilder } from '@axe-core/playwright';
 import { chromium } from 'playwright-core';
 import { PNG } from 'pngjs';
 
@@ -475,6 +476,19 @@ export async function launchBrowser({ fakeVideo, executablePath = '/usr/bin/chro
     return context;
   };
   return browser;
+}
+
+/**
+ * Serious or critical WCAG 2.1 A/AA violations axe-core (run inside the page, no network) finds on
+ * `page`, described for a failure message.
+ */
+export async function axeViolations(page) {
+  const results = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
+    .analyze();
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
 /** Every visible form control has an accessible name (a label or aria-label). */

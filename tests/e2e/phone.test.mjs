@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   artifacts,
+  axeViolations,
   launchBrowser,
   startServer,
   limitedSeconds,
@@ -100,6 +101,9 @@ test('a phone pairs by QR code and streams to the interviewers as the candidate\
   const phone1 = await phoneOne.newPage();
   await sharePhone(phone1, first.url);
   await phone1.screenshot({ path: join(artifacts, 'phone-sharing.png') });
+  // The phone's page, sharing, has no serious accessibility violation (axe).
+  const onPhone = await axeViolations(phone1);
+  assert.deepEqual(onPhone, [], `the phone's page:\n${onPhone.join('\n')}`);
   await cas.getByRole('button', { name: 'Close' }).click();
 
   // Interviewers see "<candidate> — phone" decoding, and both sides say it is connected.

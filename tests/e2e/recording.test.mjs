@@ -19,7 +19,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { artifacts, launchBrowser, limitedSeconds, startServer, steps, waitFor, waitForFullLayer } from './harness.mjs';
+import {
+  artifacts,
+  axeViolations,
+  launchBrowser,
+  limitedSeconds,
+  startServer,
+  steps,
+  waitFor,
+  waitForFullLayer,
+} from './harness.mjs';
 
 /** The recorder's segment length (`SEGMENT` in recorder/src/writer.rs). */
 const SEGMENT_MS = 10_000;
@@ -293,6 +302,9 @@ test('an interview is recorded with consent and played back in sync', { timeout:
     null,
     { timeout: 30_000 },
   );
+  // The player has no serious accessibility violation (axe, as on every other page).
+  const inPlayer = await axeViolations(ivy);
+  assert.deepEqual(inPlayer, [], `the player:\n${inPlayer.join('\n')}`);
   // Seek and play; a busy machine may not have every element playing in step before the
   // recording's end, so the seek is made again (from a paused player) while it has not.
   let seeked = 0;
