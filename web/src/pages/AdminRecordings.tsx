@@ -171,7 +171,7 @@ function Recordings() {
             <button
               type="button"
               class="secondary"
-              disabled={view.recordings.length < PAGE}
+              disabled={view.recordings.length < PAGE || (!status && offset + PAGE >= view.total)}
               onClick={() => setOffset(offset + PAGE)}
             >
               Older
