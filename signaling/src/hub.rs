@@ -242,9 +242,9 @@ struct HubInner {
     rooms: Mutex<HashMap<RoomId, RoomHandle>>,
     /// Each room's removed identities, kept here so they outlive the room's task.
     barred: Mutex<HashMap<RoomId, BTreeSet<String>>>,
-    /// Sessions whose connection was down when an administrator closed their room: (room,
-    /// identity) → (resume token, when), so their resume is told `room_closed` within the resume
-    /// window instead of being refused (and the page joining afresh).
+    /// The sessions of a room an administrator closed: (room, identity) → (resume token, when),
+    /// so a resume within the resume window (a connection that was down at the close) is told
+    /// `room_closed` instead of being refused (and the page joining afresh).
     closed_out: Mutex<HashMap<(RoomId, String), (String, Instant)>>,
     /// Where each peer connection's media events go: its room's control queue.
     peers: Mutex<HashMap<PeerId, mpsc::UnboundedSender<RoomInput>>>,
@@ -545,21 +545,18 @@ impl Hub {
         }
     }
 
-    /// Whether `identity`'s session in room `id`, resuming with `token`, was away when an
-    /// administrator closed the room, within the resume window (told once).
+    /// Whether `identity`'s session in room `id`, resuming with `token`, was in the room when an
+    /// administrator closed it, within the resume window (kept until then: the token is that
+    /// session's alone, and a retry whose first answer was lost is told again).
     fn closed_while_away(&self, id: &RoomId, identity: &str, token: &str) -> bool {
         let Ok(mut closed) = self.inner.closed_out.lock() else {
             return false;
         };
-        let key = (id.clone(), identity.to_owned());
-        let told = closed.get(&key).is_some_and(|(kept, at)| {
-            Instant::now().saturating_duration_since(*at) <= RESUME_WINDOW
-                && crate::room::constant_time_eq(kept, token)
-        });
-        if told {
-            closed.remove(&key);
-        }
-        told
+        let now = Instant::now();
+        closed.retain(|_, (_, at)| now.saturating_duration_since(*at) <= RESUME_WINDOW);
+        closed
+            .get(&(id.clone(), identity.to_owned()))
+            .is_some_and(|(kept, _)| crate::room::constant_time_eq(kept, token))
     }
 
     /// Admits a verified member into room `id` (a fresh join, or a resume when `resume_token` is
@@ -599,6 +596,12 @@ impl Hub {
             let Ok(admitted) = answer.await else {
                 continue;
             };
+            if let (Err(RoomError::ResumeRefused), Some(token)) = (&admitted, &resume_token)
+                && self.closed_while_away(id, &member.identity, token)
+            {
+                // The close was queued ahead of this resume.
+                return Err(ConnectError::Room(RoomError::Closed));
+            }
             admitted?;
             return Ok(Session {
                 identity: identity.clone(),
@@ -883,7 +886,7 @@ impl RoomActor {
                 {
                     let now = Instant::now();
                     closed.retain(|_, (_, at)| now.saturating_duration_since(*at) <= RESUME_WINDOW);
-                    for (identity, token) in self.room.unreachable() {
+                    for (identity, token) in self.room.resumable() {
                         closed.insert((self.room.id().clone(), identity), (token, now));
                     }
                 }

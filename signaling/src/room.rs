@@ -813,13 +813,13 @@ impl Room {
         }
     }
 
-    /// The people (not agents) whose connection is down now, with their resume tokens: a close
-    /// cannot tell them, their resume must.
-    pub fn unreachable(&self) -> Vec<(String, String)> {
+    /// The people (not agents) with their resume tokens, for a close to be told on a resume too:
+    /// a connection may be down without the room knowing yet (a drop still queued, a network
+    /// that went silent), and whoever did get `room_closed` does not resume.
+    pub fn resumable(&self) -> Vec<(String, String)> {
         self.participants
             .iter()
             .filter(|(_, p)| !p.member.grants.agent)
-            .filter(|(_, p)| matches!(p.presence, Presence::Reconnecting { .. }))
             .map(|(identity, p)| (identity.clone(), p.resume_token.clone()))
             .collect()
     }

@@ -481,9 +481,12 @@ async fn a_session_away_when_its_room_is_closed_is_told_when_it_comes_back() -> 
     };
     let told = resume(&resume_token).await?;
     assert_eq!(told["code"], "room_closed", "{told}");
-    // Told once; after that her resume is refused like any stale one.
+    // Told again if she tries again (her first answer may have been lost); a token that is
+    // not hers is refused as any stale one.
     let again = resume(&resume_token).await?;
-    assert_eq!(again["code"], "resume_refused", "{again}");
+    assert_eq!(again["code"], "room_closed", "{again}");
+    let forged = resume("not-her-resume-token").await?;
+    assert_eq!(forged["code"], "resume_refused", "{forged}");
     let (_back, rejoined) = crate::rtc::join(&app, &room.id, &room.candidate).await?;
     assert_eq!(rejoined["you"]["identity"], cas_joined["you"]["identity"]);
     Ok(())

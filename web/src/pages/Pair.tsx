@@ -36,6 +36,7 @@ const ENDED: Record<string, string> = {
   left: 'You stopped sharing. Nothing is shared any more.',
   timed_out: 'The connection was lost for too long. Scan a new code to pair again.',
   disconnected: 'The connection to the interview ended.',
+  room_closed: 'An administrator closed the interview room. Nothing is shared any more; scan a new code to pair again.',
 };
 
 type Stage =
