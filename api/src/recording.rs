@@ -455,14 +455,10 @@ impl Controller {
         let idle = tokio::time::sleep(EMPTY_ROOM_WAIT);
         tokio::pin!(idle);
         loop {
+            // Control first: a consent queued beside that person's first chat line is taken
+            // before it, so the line is recorded.
             tokio::select! {
-                message = from_room.recv() => match message {
-                    Some(message) => self.room_message(message),
-                    None => {
-                        room_taken = true;
-                        break;
-                    }
-                },
+                biased;
                 control = control.recv() => match control {
                     Some(Control::Consented(participant)) => {
                         self.consented.insert(participant);
@@ -476,6 +472,13 @@ impl Controller {
                         }
                     }
                     Some(Control::Stop) | None => break,
+                },
+                message = from_room.recv() => match message {
+                    Some(message) => self.room_message(message),
+                    None => {
+                        room_taken = true;
+                        break;
+                    }
                 },
                 // Started for a room nobody entered (an automatic recording whose participant
                 // never connected): give up.
