@@ -18,6 +18,8 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(20);
+/// How long the worker waits for an ICE-TCP connection's first frame (`sfu/src/tcp.rs`).
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 const FRAMES: u32 = 60;
 
 /// How a test client reaches the worker.
@@ -467,6 +469,8 @@ async fn garbage_on_the_ice_tcp_port_is_closed_at_once() {
 async fn ice_tcp_connections_are_bounded_and_silent_ones_closed() {
     let (worker, _events) = tcp_worker(4);
     let server = worker.tcp_addr().expect("listens on TCP");
+    // Each held connection's silence is timed from its acceptance, after this.
+    let connecting = Instant::now();
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(TcpStream::connect(server).await.expect("connects"));
@@ -486,14 +490,23 @@ async fn ice_tcp_connections_are_bounded_and_silent_ones_closed() {
             "past the maximum, closed"
         );
     }
-    assert_eq!(stats.tcp_refused.load(Ordering::Relaxed), 2);
-    // The four were left open when the two were refused; silent, they are closed in turn.
-    for stream in &mut held {
-        let mut probe = [0u8; 1];
-        assert!(
-            matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-            "a held connection stays open while the extra ones are refused"
-        );
+    let refused = stats.tcp_refused.load(Ordering::Relaxed);
+    if connecting.elapsed() < FIRST_FRAME_TIMEOUT {
+        // No held connection can have been closed for its silence yet: both extra ones were
+        // refused, and the four are open.
+        assert_eq!(refused, 2);
+        for stream in &mut held {
+            let mut probe = [0u8; 1];
+            assert!(
+                matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                "a held connection stays open while the extra ones are refused"
+            );
+        }
+    } else {
+        // A machine too busy to finish this in the silence timeout: a held connection may have
+        // been closed first, and an extra one taken in its place (then closed for its own
+        // silence). At most the two were refused.
+        assert!(refused <= 2, "{refused} refused");
     }
     for stream in &mut held {
         assert!(
