@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::error::RecorderError;
-use crate::store::{ObjectStore, StoreFuture, Usage};
+use crate::store::{ObjectStore, StoreFuture};
 
 /// The longest error text kept: enough to say what went wrong, never a whole response body.
 const MAX_ERROR_CHARS: usize = 300;
@@ -116,12 +116,8 @@ impl ObjectStore for Watched {
         self.watch(self.inner.download(key, to))
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        self.watch(self.inner.list(prefix))
-    }
-
-    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage> {
-        self.watch(self.inner.usage(prefix))
+    fn objects<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, u64)>> {
+        self.watch(self.inner.objects(prefix))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {

@@ -34,10 +34,28 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
     /// Copies an object into a local file; false if there is none.
     fn download<'a>(&'a self, key: &'a str, to: &'a Path) -> StoreFuture<'a, bool>;
-    /// Keys under a prefix.
-    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>>;
+    /// Every object under a prefix with its size in bytes, in no particular order.
+    fn objects<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, u64)>>;
+    /// Keys under a prefix, sorted.
+    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut keys: Vec<String> = self
+                .objects(prefix)
+                .await?
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
+            keys.sort();
+            Ok(keys)
+        })
+    }
     /// How many objects and bytes are stored under a prefix.
-    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage>;
+    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage> {
+        Box::pin(async move {
+            let objects = self.objects(prefix).await?;
+            Ok(Usage::of(objects.into_iter().map(|(_, size)| size)))
+        })
+    }
     /// Deletes an object (no error if it is already gone).
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
     /// Where a client may read an object directly for `valid` (S3: a presigned URL); `None`
@@ -104,7 +122,7 @@ impl LocalStore {
 
     /// Every object under `prefix` with its size (files being written are not objects yet). The
     /// walk starts at the prefix's directory, not at the root.
-    async fn objects(&self, prefix: &str) -> Result<Vec<(String, u64)>, RecorderError> {
+    async fn walk(&self, prefix: &str) -> Result<Vec<(String, u64)>, RecorderError> {
         let start = match prefix.rsplit_once('/') {
             Some((dir, _)) if !dir.is_empty() => self.path(dir)?,
             _ => self.root.clone(),
@@ -196,24 +214,8 @@ impl ObjectStore for LocalStore {
         })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            let mut keys: Vec<String> = self
-                .objects(prefix)
-                .await?
-                .into_iter()
-                .map(|(key, _)| key)
-                .collect();
-            keys.sort();
-            Ok(keys)
-        })
-    }
-
-    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage> {
-        Box::pin(async move {
-            let objects = self.objects(prefix).await?;
-            Ok(Usage::of(objects.into_iter().map(|(_, size)| size)))
-        })
+    fn objects<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, u64)>> {
+        Box::pin(self.walk(prefix))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
@@ -297,7 +299,7 @@ impl S3Store {
     }
 
     /// Every object under `prefix` with its size, through as many list pages as it takes.
-    async fn objects(&self, prefix: &str) -> Result<Vec<(String, u64)>, RecorderError> {
+    async fn walk(&self, prefix: &str) -> Result<Vec<(String, u64)>, RecorderError> {
         let mut objects = Vec::new();
         let mut pages = self
             .client
@@ -495,24 +497,8 @@ impl ObjectStore for S3Store {
         })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            let mut keys: Vec<String> = self
-                .objects(prefix)
-                .await?
-                .into_iter()
-                .map(|(key, _)| key)
-                .collect();
-            keys.sort();
-            Ok(keys)
-        })
-    }
-
-    fn usage<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Usage> {
-        Box::pin(async move {
-            let objects = self.objects(prefix).await?;
-            Ok(Usage::of(objects.into_iter().map(|(_, size)| size)))
-        })
+    fn objects<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<(String, u64)>> {
+        Box::pin(self.walk(prefix))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {

@@ -834,20 +834,16 @@ async fn someone_who_has_not_agreed_is_not_in_the_recording() -> Result<()> {
         )
         .await?;
     assert_eq!(stopped.status(), StatusCode::ACCEPTED);
-    let list_path = format!("/api/interviews/{interview}/recordings");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let id = loop {
-        let list = expect_json(
-            app.get(&list_path, Some(&ivy.access)).await?,
-            StatusCode::OK,
-        )
-        .await?;
-        if list[0]["status"] == "complete" {
-            break text(&list[0]["id"])?;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "not complete: {list}");
-        candidate.step().await?;
-    };
+    let finished = newest_recording_until(
+        &app,
+        &interview,
+        &ivy.access,
+        &mut candidate,
+        "complete",
+        |r| r["status"] == "complete",
+    )
+    .await?;
+    let id = text(&finished["id"])?;
     let view = expect_json(
         app.get(&format!("/api/recordings/{id}"), Some(&ivy.access))
             .await?,
