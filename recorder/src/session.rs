@@ -338,9 +338,13 @@ impl Recorder {
                 if !segment.stored {
                     let local = segment_path(dir, &track.id, segment, &track.codec);
                     if local.exists() {
-                        upload_until_stored(store.as_ref(), &segment.key, &local, &NEVER_ABANDONED)
-                            .await;
-                        segment.stored = true;
+                        segment.stored = upload_until_stored(
+                            store.as_ref(),
+                            &segment.key,
+                            &local,
+                            &NEVER_ABANDONED,
+                        )
+                        .await;
                     }
                 }
             }
@@ -508,19 +512,24 @@ static NEVER_ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// Retries until the store has the file: the store coming back is only a matter of time, and
 /// the segment must not be lost meanwhile. Unless the recording was `abandoned` (another
 /// server took it over): its spool is gone, and nothing names this segment any more.
+/// `false` only when the file to upload is gone: retrying cannot bring it back.
 async fn upload_until_stored(
     store: &dyn ObjectStore,
     key: &str,
     path: &Path,
     abandoned: &std::sync::atomic::AtomicBool,
-) {
+) -> bool {
     let mut wait = RETRY_FIRST;
     loop {
         match store.put_file(key, path).await {
-            Ok(()) => return,
+            Ok(()) => return true,
+            Err(err) if matches!(tokio::fs::try_exists(path).await, Ok(false)) => {
+                tracing::error!(%key, %err, "the file to upload is gone; not uploaded");
+                return false;
+            }
             Err(err) if abandoned.load(std::sync::atomic::Ordering::SeqCst) => {
                 tracing::debug!(%key, %err, "an abandoned recording's last upload is given up");
-                return;
+                return true;
             }
             Err(err) => {
                 tracing::warn!(%key, %err, retry_in = ?wait, "upload failed; the segment waits on disk");
@@ -600,7 +609,9 @@ async fn finalize(
             continue;
         }
         let key = Manifest::file_key(&manifest.recording, &track.id, container.extension);
-        upload_until_stored(store, &key, &out, &NEVER_ABANDONED).await;
+        if !upload_until_stored(store, &key, &out, &NEVER_ABANDONED).await {
+            continue;
+        }
         manifest.tracks[index].file = Some(key);
         save_local(dir, manifest)?;
         put_manifest_until_stored(store, manifest).await;
@@ -637,6 +648,8 @@ enum Message {
     Stored {
         take: String,
         index: u32,
+        /// `false`: its spool copy was gone, so it is not in the store (nor in the recording).
+        stored: bool,
         /// The spool copy, deleted once the spool manifest says the segment is stored.
         path: PathBuf,
     },
@@ -794,13 +807,24 @@ impl State {
                     }
                 }
                 Message::Closed { take, segment } => self.segment_closed(&take, segment),
-                Message::Stored { take, index, path } => {
+                Message::Stored {
+                    take,
+                    index,
+                    stored,
+                    path,
+                } => {
                     spool_copy_done = Some(path);
                     self.uploads.busy = false;
-                    if let Some(track) = self.manifest.track_mut(&take)
-                        && let Some(segment) = track.segments.iter_mut().find(|s| s.index == index)
-                    {
-                        segment.stored = true;
+                    if let Some(track) = self.manifest.track_mut(&take) {
+                        if stored {
+                            if let Some(segment) =
+                                track.segments.iter_mut().find(|s| s.index == index)
+                            {
+                                segment.stored = true;
+                            }
+                        } else {
+                            track.segments.retain(|s| s.index != index);
+                        }
                     }
                     self.next_upload();
                 }
@@ -902,6 +926,15 @@ impl State {
         let Some(track) = self.manifest.track_mut(take) else {
             return;
         };
+        // A segment is uploaded and joined once: its spool copy goes once it is stored.
+        if track.segments.iter().any(|s| s.index == closed.index) {
+            tracing::warn!(
+                take,
+                index = closed.index,
+                "segment closed twice; kept once"
+            );
+            return;
+        }
         let extension = Container::for_codec(codec_from_name(&track.codec)).extension;
         let key = Manifest::segment_key(&recording, take, closed.index, extension);
         track.segments.push(Segment {
@@ -935,13 +968,42 @@ impl State {
         let manifest = self.manifest.clone();
         let abandoned = Arc::clone(&self.abandoned);
         tokio::spawn(async move {
-            upload_until_stored(store.as_ref(), &key, &path, &abandoned).await;
+            let stored = upload_until_stored(store.as_ref(), &key, &path, &abandoned).await;
             // The store's copy of the manifest follows, so a reader sees the new segment;
             // unless another server took the recording over meanwhile.
-            if !abandoned.load(std::sync::atomic::Ordering::SeqCst) {
+            if stored && !abandoned.load(std::sync::atomic::Ordering::SeqCst) {
                 put_manifest_until_stored(store.as_ref(), &manifest).await;
             }
-            let _ = tx.send(Message::Stored { take, index, path });
+            let _ = tx.send(Message::Stored {
+                take,
+                index,
+                stored,
+                path,
+            });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::store::LocalStore;
+
+    #[tokio::test]
+    async fn an_upload_whose_file_is_gone_gives_up_at_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = LocalStore::new(dir.path().join("store"));
+        let spool = dir.path().join("seg-00000.webm");
+        let kept = AtomicBool::new(false);
+        // Retried, this would wait forever and hold up every upload queued behind it.
+        assert!(!upload_until_stored(&store, "r/t/seg-00000.webm", &spool, &kept).await);
+        std::fs::write(&spool, b"media").expect("spool file");
+        assert!(upload_until_stored(&store, "r/t/seg-00000.webm", &spool, &kept).await);
+        assert_eq!(
+            store.get("r/t/seg-00000.webm").await.expect("read"),
+            Some(b"media".to_vec())
+        );
     }
 }

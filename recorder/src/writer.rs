@@ -13,6 +13,7 @@
 //! A `TrackWriter` is fed from one thread (a tap's blocking receiver); the recording session
 //! learns about closed segments through [`TrackWriter::closed_segments`].
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -189,6 +190,8 @@ pub struct TrackWriter {
     segment: Duration,
     /// Segments open (being written), by index, with the media time they start at.
     opened: Vec<(u32, Duration)>,
+    /// Segments reported closed, by index.
+    closed: BTreeSet<u32>,
 }
 
 impl std::fmt::Debug for TrackWriter {
@@ -274,6 +277,7 @@ impl TrackWriter {
             keyframe_asked_at: None,
             segment,
             opened: Vec::new(),
+            closed: BTreeSet::new(),
         })
     }
 
@@ -349,7 +353,17 @@ impl TrackWriter {
                         self.opened.retain(|(open, _)| *open != index);
                         self.opened.push((index, running));
                     }
+                    // splitmuxsink (GStreamer before 1.27) may report a file closed twice: a
+                    // state change that was waiting for the file's sink posts its end of stream
+                    // again (seen for the first segment under load). The file was complete at
+                    // the first report; a second one would upload and join it twice.
+                    ("splitmuxsink-fragment-closed", Some(_), Some(index))
+                        if self.closed.contains(&index) =>
+                    {
+                        tracing::debug!(index, "segment reported closed again; ignored");
+                    }
                     ("splitmuxsink-fragment-closed", Some(location), Some(index)) => {
+                        self.closed.insert(index);
                         let start = self
                             .opened
                             .iter()
@@ -431,5 +445,47 @@ mod tests {
         assert_eq!(segment_index("seg-00000.mkv"), Some(0));
         assert_eq!(segment_index("/spool/r1/t2/take.webm"), None);
         assert_eq!(segment_index("/spool/r1/t2/seg-x.webm"), None);
+    }
+
+    fn fragment(name: &str, dir: &Path, index: u32, running: Duration) -> gst::Message {
+        let location = dir.join(format!("seg-{index:05}.webm"));
+        gst::message::Element::new(
+            gst::Structure::builder(name)
+                .field("location", location.to_string_lossy().as_ref())
+                .field("running-time", running.as_nanos() as u64)
+                .build(),
+        )
+    }
+
+    #[test]
+    fn a_segment_reported_closed_twice_is_closed_once() {
+        init().expect("gstreamer");
+        let dir = tempfile::tempdir().expect("dir");
+        let mut writer =
+            TrackWriter::start(dir.path(), Codec::Vp8, Duration::from_secs(2)).expect("pipeline");
+        let second = Duration::from_secs(1);
+        let mut closed = Vec::new();
+        // What GStreamer 1.22 posts when a state change re-sends the first file's end of stream
+        // while the streaming thread waits to open the next one.
+        for message in [
+            fragment(
+                "splitmuxsink-fragment-opened",
+                dir.path(),
+                0,
+                Duration::ZERO,
+            ),
+            fragment("splitmuxsink-fragment-closed", dir.path(), 0, second),
+            fragment("splitmuxsink-fragment-closed", dir.path(), 0, second),
+            fragment("splitmuxsink-fragment-opened", dir.path(), 1, second),
+            fragment("splitmuxsink-fragment-closed", dir.path(), 1, second * 2),
+        ] {
+            writer.handle(&message, &mut closed).expect("handled");
+        }
+        let seen: Vec<(u32, Duration, Duration)> =
+            closed.iter().map(|c| (c.index, c.start, c.end)).collect();
+        assert_eq!(
+            seen,
+            vec![(0, Duration::ZERO, second), (1, second, second * 2)]
+        );
     }
 }

@@ -450,6 +450,10 @@ async fn concurrent_edits_converge_and_survive_a_restart(backend: Backend) -> Re
 
     cand.insert(0, "def f():\n    return 1\n").await?;
     ivy.wait_for_code("def f():\n    return 1\n").await?;
+    let first_change = first_change_at(&app, &id, &interviewer).await?;
+    // Changes are timed to the millisecond: the next ones land in a later one, however fast
+    // this machine answers, so the text at the first change's time is that change alone.
+    tokio::time::sleep(Duration::from_millis(2)).await;
     // Both type into the same line before seeing each other.
     cand.insert(19, "0").await?;
     ivy.insert(19, " + 2").await?;
@@ -485,17 +489,6 @@ async fn concurrent_edits_converge_and_survive_a_restart(backend: Backend) -> Re
     )
     .await?;
     assert_eq!(now["text"], converged.as_str());
-    let first_change = expect_json(
-        app.get(
-            &format!("/api/interviews/{id}/workspace/history"),
-            Some(&interviewer),
-        )
-        .await?,
-        StatusCode::OK,
-    )
-    .await?["changes"][0]["at_ms"]
-        .as_i64()
-        .context("a change time")?;
     let then = expect_json(
         app.get(
             &format!("/api/interviews/{id}/workspace?at_ms={first_change}"),
@@ -506,12 +499,32 @@ async fn concurrent_edits_converge_and_survive_a_restart(backend: Backend) -> Re
     )
     .await?;
     assert_eq!(then["text"], "def f():\n    return 1\n");
+    assert_eq!(
+        first_change_at(&app, &id, &interviewer).await?,
+        first_change,
+        "later changes leave the first one's time as it was"
+    );
 
     drop((cand, ivy, late));
     let app = app.restart().await?;
     let back = Editor::open(&app, &id, &candidate).await?;
     assert_eq!(back.code(), converged, "the same text after a restart");
     Ok(())
+}
+
+/// When the interview's first stored change reached the server (Unix milliseconds).
+async fn first_change_at(app: &TestApp, id: &str, access: &str) -> Result<i64> {
+    expect_json(
+        app.get(
+            &format!("/api/interviews/{id}/workspace/history"),
+            Some(access),
+        )
+        .await?,
+        StatusCode::OK,
+    )
+    .await?["changes"][0]["at_ms"]
+        .as_i64()
+        .context("a change time")
 }
 
 async fn who_sees_edits_and_runs_the_code(backend: Backend) -> Result<()> {
