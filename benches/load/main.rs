@@ -689,6 +689,24 @@ async fn forwarding_histogram(client: &reqwest::Client, base: &str) -> Result<Ve
     Ok(buckets)
 }
 
+/// The datagrams the server's media workers dropped because a socket or an ICE-TCP connection's
+/// queue was full, since it started (`/metrics`).
+async fn send_drops(client: &reqwest::Client, base: &str) -> Result<u64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("sightline_sfu_send_drops_total "))
+        .context("the server's /metrics has no send drops")?
+        .trim()
+        .parse()
+        .context("send drops")
+}
+
 /// The upper bound (in µs) of the bucket holding quantile `q` of what was recorded between two
 /// readings of the same cumulative histogram.
 fn bucket_quantile_us(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> Option<f64> {
@@ -807,6 +825,8 @@ struct Row {
     /// The server's own account of the time it held a forwarded datagram (p50, p99), where it
     /// keeps one.
     held: Option<(String, String)>,
+    /// Datagrams it dropped on a full socket or ICE-TCP queue over the whole run, where it says.
+    dropped: Option<u64>,
 }
 
 impl Row {
@@ -842,6 +862,10 @@ impl Row {
             );
         }
         println!("loss: {:.2}%", self.loss_percent());
+        println!("packets lost: {}", t.lost);
+        if let Some(dropped) = self.dropped {
+            println!("datagrams the server dropped (a full socket or ICE-TCP queue): {dropped}");
+        }
         let per = |kb: u64| kb / participants as u64;
         println!(
             "server RSS: {} KiB total, {} KiB per participant",
@@ -1012,6 +1036,7 @@ async fn run_sightline(
     let (cpu_after, memory) = process_usage(pid)?;
     let held_after = forwarding_histogram(&client, &server.base).await?;
     let tally = join_clients(clients)?;
+    let dropped = send_drops(&client, &server.base).await?;
     let held = |q| {
         bucket_quantile_us(&held_before, &held_after, q)
             .map_or_else(|| "n/a".to_owned(), |us| format!("<= {us:.0} us"))
@@ -1023,6 +1048,7 @@ async fn run_sightline(
         memory,
         idle,
         held: Some((held(0.50), held(0.99))),
+        dropped: Some(dropped),
     })
 }
 
@@ -1071,6 +1097,7 @@ async fn run_janus(
         memory,
         idle,
         held: None,
+        dropped: None,
     })
 }
 

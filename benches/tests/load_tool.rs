@@ -72,13 +72,24 @@ fn the_janus_comparison_forwards_media_through_both_servers() {
     );
 }
 
-/// `--tcp`: every client reaches the SFU over ICE-TCP alone, and media is forwarded without loss
-/// (TCP does not lose; a client on UDP would fail here, since it is given no UDP candidate).
+/// `--tcp`: every client reaches the SFU over ICE-TCP alone, and media is forwarded losing only
+/// what the server dropped itself (TCP does not lose, but a connection's bounded queue drops
+/// whole packets when its client reads too slowly, as a full UDP socket would; a client on UDP
+/// would fail here, since it is given no UDP candidate).
 #[test]
 fn clients_on_ice_tcp_alone_get_their_media() {
     let stdout = run_load(&["--tcp"]);
     assert!(stdout.contains("over ICE-TCP"), "not over TCP:\n{stdout}");
     let received = figure(&stdout, "sightline", "packets forwarded (received):");
     assert!(received > 0.0, "nothing forwarded over ICE-TCP:\n{stdout}");
-    assert_eq!(figure(&stdout, "sightline", "loss:"), 0.0, "{stdout}");
+    let lost = figure(&stdout, "sightline", "packets lost:");
+    let dropped = figure(
+        &stdout,
+        "sightline",
+        "datagrams the server dropped (a full socket or ICE-TCP queue):",
+    );
+    assert!(
+        lost <= dropped,
+        "lost more than the server dropped:\n{stdout}"
+    );
 }

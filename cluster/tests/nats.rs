@@ -239,12 +239,15 @@ async fn a_room_moves_off_a_dead_host_only_once_nobody_answers_for_it() {
     // a's room task ends (the process died). A node that has just connected does not move
     // it yet (after an outage the host may not be back yet); b, connected for long, does.
     guard.close().await;
+    let joining = std::time::Instant::now();
     let newcomer = nats.node("c", "eu").await;
-    assert_eq!(
-        newcomer.place(&key, &region("eu")).await.expect("held"),
-        held,
-        "moved by a node fresh from connecting"
-    );
+    let _c_beats = newcomer.spawn_heartbeats(Load::default);
+    let kept = newcomer.place(&key, &region("eu")).await.expect("held");
+    // Only while it is fresh: a machine slow enough to take a heartbeat's lifetime over joining
+    // and asking has a settled node here, which may move the room.
+    if joining.elapsed() < TTL {
+        assert_eq!(kept, held, "moved by a node fresh from connecting");
+    }
     let moved = b.place(&key, &region("eu")).await.expect("moved");
     // To the less loaded of the live nodes: c (b reports itself busy).
     assert_eq!(moved.node.as_str(), "c");

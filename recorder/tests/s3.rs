@@ -135,9 +135,11 @@ async fn the_s3_store_keeps_lists_deletes_and_shares_for_a_while() {
         vec!["recordings/r1/manifest.json", "recordings/r1/t1.webm"]
     );
 
-    // A presigned URL works without credentials, then expires.
-    let url = store
-        .presigned_get("recordings/r1/manifest.json", Duration::from_secs(2))
+    // A presigned URL works without credentials, and one past its lifetime does not. (Two URLs:
+    // a signature's time is counted in whole seconds, so a short-lived one may have less than a
+    // second left by the time a busy machine asks with it.)
+    let presign = |lifetime| store.presigned_get("recordings/r1/manifest.json", lifetime);
+    let url = presign(Duration::from_secs(600))
         .await
         .expect("presign")
         .expect("S3 presigns");
@@ -145,6 +147,10 @@ async fn the_s3_store_keeps_lists_deletes_and_shares_for_a_while() {
     let fresh = client.get(&url).send().await.expect("request");
     assert_eq!(fresh.status(), reqwest::StatusCode::OK);
     assert_eq!(fresh.bytes().await.expect("body").as_ref(), b"two");
+    let url = presign(Duration::from_secs(1))
+        .await
+        .expect("presign")
+        .expect("S3 presigns");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stale = client.get(&url).send().await.expect("request");
     assert_eq!(stale.status(), reqwest::StatusCode::FORBIDDEN, "expired");

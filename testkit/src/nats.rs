@@ -85,7 +85,8 @@ impl NatsServer {
     }
 
     async fn wait_until_listening(&self) -> Result<()> {
-        for _ in 0..100 {
+        // A busy machine starts processes slowly: up to 30 s.
+        for _ in 0..600 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
                 .is_ok()
@@ -95,7 +96,7 @@ impl NatsServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!(
-            "nats-server did not listen on port {} within 5 s",
+            "nats-server did not listen on port {} within 30 s",
             self.port
         )
     }

@@ -60,7 +60,8 @@ impl SmtpSink {
             .spawn()
             .context("starting aiosmtpd (Debian package python3-aiosmtpd)")?;
         self.process = Some(process);
-        for _ in 0..100 {
+        // A busy machine starts processes slowly: up to 30 s.
+        for _ in 0..600 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
                 .is_ok()
@@ -69,7 +70,7 @@ impl SmtpSink {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!("aiosmtpd did not listen on port {} within 5 s", self.port)
+        bail!("aiosmtpd did not listen on port {} within 30 s", self.port)
     }
 
     fn maildir(&self) -> PathBuf {

@@ -241,6 +241,8 @@ pub(crate) fn stored<'a>(view: &'a Value, kind: &str) -> Result<&'a Value> {
 /// The live events `seen` of `kind`: whether one opened and whether one closed.
 /// The most a scene change may take to show in the events on a busy machine.
 pub(crate) const SLOW: Duration = Duration::from_secs(40);
+/// How often the server prompts a candidate at most (`api/src/proctoring`).
+const HINT_SPACING: Duration = Duration::from_secs(60);
 
 pub(crate) fn live(seen: &[Value], kind: &str) -> (bool, bool) {
     let of_kind: Vec<&Value> = seen.iter().filter(|m| m["event"]["kind"] == kind).collect();
@@ -341,6 +343,7 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
         json!({ "type": "mute", "track": track, "muted": true }),
     )
     .await?;
+    let prompted_from = Instant::now();
     camera.show(Scene::NoFace)?;
     camera
         .run_until(SLOW, &mut ivy_socket, &mut seen, |seen| {
@@ -383,7 +386,11 @@ async fn what_the_candidates_camera_shows_opens_and_closes_events_for_interviewe
         .iter()
         .filter(|m| m["type"] == "proctoring_hint")
         .collect();
-    assert_eq!(hints.len(), 1, "{hints:?}");
+    // A machine slow enough to spend a minute on the last three steps prompts again.
+    if prompted_from.elapsed() < HINT_SPACING {
+        assert_eq!(hints.len(), 1, "{hints:?}");
+    }
+    assert!(!hints.is_empty(), "prompted once");
     assert_eq!(hints[0]["hint"], "face_not_visible");
 
     // Stored, for the interviewer and the assigned reviewer; everyone else gets 404.
@@ -559,7 +566,9 @@ async fn a_phone_turned_to_another_view_with_people_in_it_is_marked() -> Result<
     // Turned towards two people.
     phone.show(Scene::TwoFaces)?;
     phone
-        .run_for(Duration::from_secs(10), &mut ivy_socket, &mut seen)
+        .run_until(SLOW, &mut ivy_socket, &mut seen, |seen| {
+            live(seen, "side_view_changed").0 && live(seen, "side_view_person").0
+        })
         .await?;
     assert!(live(&seen, "side_view_changed").0, "{seen:?}");
     assert!(live(&seen, "side_view_person").0, "{seen:?}");
@@ -632,7 +641,9 @@ async fn a_screen_share_that_stops_is_marked_when_the_interview_requires_one() -
         .media
         .accept_answer(SdpAnswer::from_sdp_string(&text(&answer["sdp"])?)?)?;
     screen
-        .run_for(Duration::from_secs(3), &mut ivy_socket, &mut seen)
+        .run_until(SLOW, &mut ivy_socket, &mut seen, |seen| {
+            live(seen, "screen_share_stopped").0
+        })
         .await?;
     assert_eq!(
         live(&seen, "screen_share_stopped"),
