@@ -479,6 +479,26 @@ export async function launchBrowser({ fakeVideo, executablePath = '/usr/bin/chro
 }
 
 /**
+ * Has `page` note from now on whether a status (`role="status"`) saying `text` is ever shown: it
+ * may come and go between two of Playwright's polls. `statusWasShown` waits for the note.
+ */
+export async function watchStatus(page, text) {
+  await page.evaluate((text) => {
+    const shown = () => [...document.querySelectorAll('[role="status"]')].some((el) => el.textContent.includes(text));
+    window.__e2eStatusesSeen ??= {};
+    window.__e2eStatusesSeen[text] ||= shown();
+    new MutationObserver(() => {
+      if (shown()) window.__e2eStatusesSeen[text] = true;
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  }, text);
+}
+
+/** Waits until `page` has shown the status `watchStatus` watches for. */
+export async function statusWasShown(page, text, timeout = 15_000) {
+  await page.waitForFunction((text) => window.__e2eStatusesSeen?.[text] === true, text, { timeout });
+}
+
+/**
  * Serious or critical WCAG 2.1 A/AA violations axe-core (run inside the page, no network) finds on
  * `page`, described for a failure message.
  */
