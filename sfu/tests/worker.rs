@@ -606,9 +606,13 @@ async fn media_flows_through(config: WorkerConfig) {
     }
     let stats = run.worker.stats();
     assert!(stats.datagrams_in.load(Ordering::Relaxed) > 0);
+    // Held times are recorded once per batch that sent something: a datagram per batch on an
+    // idle machine, several when they pile up in the socket on a busy one.
+    let recorded = stats.forwarding.snapshot().count();
+    let sent_out = stats.datagrams_out.load(Ordering::Relaxed);
     assert!(
-        stats.forwarding.snapshot().count() >= received.len() as u64,
-        "every forwarded packet's time in the worker is recorded"
+        recorded > 0 && recorded <= sent_out,
+        "each batch that sent something recorded its time once: {recorded} for {sent_out} sent"
     );
     run.end();
 }
