@@ -371,7 +371,7 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
     for pair in received.windows(2) {
         assert_eq!(pair[1].0, pair[0].0 + 1, "contiguous sequence numbers");
     }
-    // What the workers counted is on /metrics: the garbage, and the time each forwarded packet
+    // What the workers counted is on /metrics: the garbage, and the time forwarded packets
     // spent in the worker.
     let metrics = app.metrics().await?;
     let value = |name: &str| -> Option<f64> {
@@ -383,8 +383,10 @@ async fn media_flows_through_the_server(backend: Backend) -> Result<()> {
         value("sightline_sfu_garbage_datagrams_total").unwrap_or(0.0) >= 2.0,
         "{metrics}"
     );
+    // Once per batch that sent something: several datagrams share a batch on a busy machine.
     let held = value("sightline_sfu_forwarding_seconds_count").unwrap_or(0.0);
-    assert!(held >= received.len() as f64, "{metrics}");
+    let sent = value("sightline_sfu_datagrams_sent_total").unwrap_or(0.0);
+    assert!(held >= 1.0 && held <= sent, "{metrics}");
     assert_eq!(
         value("sightline_sfu_forwarding_seconds_bucket{le=\"+Inf\"}"),
         Some(held),
