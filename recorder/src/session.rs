@@ -519,15 +519,21 @@ async fn upload_until_stored(
     path: &Path,
     abandoned: &std::sync::atomic::AtomicBool,
 ) -> bool {
+    let given_up = || abandoned.load(std::sync::atomic::Ordering::SeqCst);
     let mut wait = RETRY_FIRST;
     loop {
+        // Asked before the store, whose health a missing local file says nothing about.
+        if matches!(tokio::fs::try_exists(path).await, Ok(false)) {
+            if given_up() {
+                tracing::debug!(%key, "an abandoned recording's spool is gone; upload given up");
+                return true;
+            }
+            tracing::error!(%key, "the file to upload is gone; not uploaded");
+            return false;
+        }
         match store.put_file(key, path).await {
             Ok(()) => return true,
-            Err(err) if matches!(tokio::fs::try_exists(path).await, Ok(false)) => {
-                tracing::error!(%key, %err, "the file to upload is gone; not uploaded");
-                return false;
-            }
-            Err(err) if abandoned.load(std::sync::atomic::Ordering::SeqCst) => {
+            Err(err) if given_up() => {
                 tracing::debug!(%key, %err, "an abandoned recording's last upload is given up");
                 return true;
             }
