@@ -660,16 +660,21 @@ async fn start_server(
     bail!("the server did not become ready");
 }
 
-/// The server's own histogram of how long its media workers held each forwarded datagram:
-/// cumulative counts by upper bound in seconds, from `/metrics`.
-async fn forwarding_histogram(client: &reqwest::Client, base: &str) -> Result<Vec<(f64, u64)>> {
-    let text = client
+/// The server's `/metrics` page.
+async fn metrics(client: &reqwest::Client, base: &str) -> Result<String> {
+    Ok(client
         .get(format!("{base}/metrics"))
         .bearer_auth(METRICS_TOKEN)
         .send()
         .await?
         .text()
-        .await?;
+        .await?)
+}
+
+/// The server's own histogram of how long its media workers held each forwarded datagram:
+/// cumulative counts by upper bound in seconds, from `/metrics`.
+async fn forwarding_histogram(client: &reqwest::Client, base: &str) -> Result<Vec<(f64, u64)>> {
+    let text = metrics(client, base).await?;
     let mut buckets = Vec::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("sightline_sfu_forwarding_seconds_bucket{le=\"") else {
@@ -692,14 +697,9 @@ async fn forwarding_histogram(client: &reqwest::Client, base: &str) -> Result<Ve
 /// The datagrams the server's media workers dropped because a socket or an ICE-TCP connection's
 /// queue was full, since it started (`/metrics`).
 async fn send_drops(client: &reqwest::Client, base: &str) -> Result<u64> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
+    metrics(client, base)
         .await?
-        .text()
-        .await?;
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix("sightline_sfu_send_drops_total "))
         .context("the server's /metrics has no send drops")?
         .trim()
