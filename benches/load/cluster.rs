@@ -9,7 +9,7 @@
 //! Everything listens on 127.0.0.1; the run is bounded by the number of interviews.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -210,7 +210,7 @@ fn micros(elapsed: Duration) -> u64 {
 }
 
 /// Runs the measurement and prints its table.
-pub async fn run(bin: &PathBuf, nodes: usize, interviews: usize, postgres: &str) -> Result<()> {
+pub async fn run(bin: &Path, nodes: usize, interviews: usize, postgres: &str) -> Result<()> {
     let nats = start_nats().await?;
     let database = Database::create(postgres)?;
     let mut servers = Vec::new();
@@ -225,7 +225,7 @@ pub async fn run(bin: &PathBuf, nodes: usize, interviews: usize, postgres: &str)
             ("SIGHTLINE__CLUSTER__NODE_ID", format!("load-{}", i + 1)),
             ("SIGHTLINE__CLUSTER__REGION", "load".to_owned()),
         ];
-        servers.push(start_server(bin, &extra, i == 0).await?);
+        servers.push(start_server(bin, &extra, i == 0, None).await?);
     }
     let client = reqwest::Client::new();
     let session = post(

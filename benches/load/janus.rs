@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,7 @@ fn only(dir: &Path, kind: &str, file: &str) -> Result<PathBuf> {
 }
 
 /// Starts `bin` serving the VideoRoom plugin over HTTP on `ip`, with media on `ip` only.
-pub async fn start(bin: &Path, ip: IpAddr) -> Result<Janus> {
+pub async fn start(bin: &Path, ip: IpAddr, cpus: Option<&str>) -> Result<Janus> {
     let dir = tempfile::tempdir()?;
     let plugins = only(dir.path(), "plugins", "libjanus_videoroom.so")?;
     let transports = only(dir.path(), "transports", "libjanus_http.so")?;
@@ -120,7 +120,7 @@ pub async fn start(bin: &Path, ip: IpAddr) -> Result<Janus> {
         "general: { }\n",
     )?;
     let log = std::fs::File::create(dir.path().join("janus.log"))?;
-    let child = Command::new(bin)
+    let child = crate::command_on(bin, cpus)
         .arg("--configs-folder")
         .arg(dir.path())
         .arg("--config")

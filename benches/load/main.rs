@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +107,12 @@ struct Args {
     /// The Janus binary (Debian's `janus` package).
     #[arg(long, default_value = "janus")]
     janus_bin: PathBuf,
+    /// The CPUs the measured server may run on, as a `taskset` list (`1`, `2-3`, `0,2`); by
+    /// default the ones the tool itself runs on. With the tool under `taskset -c <others>`, the
+    /// server has cores of its own, as an SFU in a deployment does, instead of sharing its caches
+    /// with the load clients.
+    #[arg(long, value_parser = cpu_list)]
+    server_cpus: Option<String>,
     /// Instead of media: hold this many connections that send half a request (a slow-client
     /// flood) and measure `/healthz` from a well-behaved client meanwhile.
     #[arg(long)]
@@ -583,7 +589,7 @@ impl Drop for Server {
 }
 
 /// Makes the load account with `bin user create` under the settings `env`.
-fn create_load_account(bin: &PathBuf, env: &HashMap<&'static str, String>) -> Result<()> {
+fn create_load_account(bin: &Path, env: &HashMap<&'static str, String>) -> Result<()> {
     let mut create = Command::new(bin)
         .args([
             "user",
@@ -609,12 +615,55 @@ fn create_load_account(bin: &PathBuf, env: &HashMap<&'static str, String>) -> Re
     Ok(())
 }
 
+/// A `taskset` CPU list: CPU numbers and ranges separated by commas.
+fn cpu_list(list: &str) -> Result<String, String> {
+    let well_formed = !list.is_empty()
+        && list.len() <= 64
+        && list.split(',').all(|part| {
+            let mut ends = part.splitn(2, '-');
+            ends.all(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if well_formed {
+        Ok(list.to_owned())
+    } else {
+        Err(format!("not a CPU list such as 1 or 2-3 or 0,2: {list:?}"))
+    }
+}
+
+/// A command that runs `program`, on the CPUs `cpus` only when given (through `taskset`, which
+/// execs the program in its own process: the child's pid is the program's).
+pub(crate) fn command_on(program: &Path, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The CPUs a process may run on (`Cpus_allowed_list` in /proc).
+fn allowed_cpus(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| {
+                l.strip_prefix("Cpus_allowed_list:")
+                    .map(|v| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// Starts `bin serve` on a free port with a data directory of its own and settings `extra` on
-/// top of the tool's; `create_user` first makes the load account (once per database).
+/// top of the tool's, on the CPUs `cpus` when given; `create_user` first makes the load account
+/// (once per database).
 async fn start_server(
-    bin: &PathBuf,
+    bin: &Path,
     extra: &[(&'static str, String)],
     create_user: bool,
+    cpus: Option<&str>,
 ) -> Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -637,11 +686,12 @@ async fn start_server(
     if create_user {
         create_load_account(bin, &env)?;
     }
-    let child = Command::new(bin)
+    let child = command_on(bin, cpus)
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
-        .spawn()?;
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
     let server = Server {
         child,
         base,
@@ -905,7 +955,11 @@ async fn run_sightline(
     media: &'static EncodedMedia,
     frames: &Arc<FrameIndex>,
 ) -> Result<Row> {
-    let server = start_server(&args.bin, &[], true).await?;
+    let server = start_server(&args.bin, &[], true, args.server_cpus.as_deref()).await?;
+    println!(
+        "sightline runs on CPUs {}",
+        allowed_cpus(&server.child.id().to_string())
+    );
     let client = reqwest::Client::new();
     let session = post(
         &client,
@@ -1059,7 +1113,11 @@ async fn run_janus(
     media: &'static EncodedMedia,
     frames: &Arc<FrameIndex>,
 ) -> Result<Row> {
-    let janus = janus::start(&args.janus_bin, JANUS_SERVER).await?;
+    let janus = janus::start(&args.janus_bin, JANUS_SERVER, args.server_cpus.as_deref()).await?;
+    println!(
+        "janus runs on CPUs {}",
+        allowed_cpus(&janus.pid().to_string())
+    );
     let admin = janus::Session::create(reqwest::Client::new(), &janus.base).await?;
     let handle = admin.attach().await?;
     let mut participants = Vec::new();
@@ -1108,7 +1166,7 @@ async fn main() -> Result<()> {
         if connections == 0 || connections > 50_000 || args.seconds == 0 || args.seconds > 600 {
             bail!("need 1..=50000 slow clients and 1..=600 seconds");
         }
-        let server = start_server(&args.bin, &[], true).await?;
+        let server = start_server(&args.bin, &[], true, None).await?;
         let pid = server.child.id();
         return flood::run(&server.base, pid, connections, args.seconds).await;
     }
@@ -1151,8 +1209,9 @@ async fn main() -> Result<()> {
         args.rooms, args.participants, args.seconds
     );
     println!(
-        "clients: {} thread(s), subscribers in {} mode, over {}",
+        "clients: {} thread(s) on CPUs {}, subscribers in {} mode, over {}",
         args.client_threads,
+        allowed_cpus("self"),
         if args.rtp_clients {
             "RTP (packets counted one by one)"
         } else {
@@ -1211,5 +1270,15 @@ mod tests {
         let arrival = (10 + 2) * period + 1_000;
         assert_eq!(lateness_us(arrival, 2, 10, period), Some(1_000));
         assert_eq!(lateness_us(1_000, 2, 10, period), None);
+    }
+
+    #[test]
+    fn cpu_lists_are_what_taskset_takes_and_nothing_else() {
+        for good in ["1", "2-3", "0,2-3", "12"] {
+            assert_eq!(cpu_list(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "-1", "1-", "1,", "a", "1;true", "1 2", "1-2-3", "99999"] {
+            assert!(cpu_list(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

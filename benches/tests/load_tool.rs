@@ -2,8 +2,8 @@
 //! against the debug `sightline` binary (built next to this test's binaries; `scripts/test`
 //! builds it) and the Debian `janus` package, in the network namespace the tool makes for
 //! itself (so the test runs as root, as `scripts/test` does). It checks that both servers
-//! forwarded media and that the ratio line is printed, not how fast either was. A second run
-//! puts every client on ICE-TCP alone (`--tcp`).
+//! forwarded media, on the CPU `--server-cpus` gave them, and that the ratio line is printed,
+//! not how fast either was. A second run puts every client on ICE-TCP alone (`--tcp`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -59,12 +59,32 @@ fn run_load(extra: &[&str]) -> String {
     stdout
 }
 
+/// The first CPU this test may run on (from its `Cpus_allowed_list`, such as `0-1`).
+fn first_allowed_cpu() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list");
+    list.trim()
+        .split([',', '-'])
+        .next()
+        .expect("a CPU")
+        .to_owned()
+}
+
+/// Both servers run where `--server-cpus` puts them, and forward.
 #[test]
 fn the_janus_comparison_forwards_media_through_both_servers() {
-    let stdout = run_load(&["--compare", "janus"]);
+    let cpu = first_allowed_cpu();
+    let stdout = run_load(&["--compare", "janus", "--server-cpus", &cpu]);
     for server in ["sightline", "janus"] {
         let received = figure(&stdout, server, "packets forwarded (received):");
         assert!(received > 0.0, "{server} forwarded nothing:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("{server} runs on CPUs {cpu}\n")),
+            "{server} not on CPU {cpu}:\n{stdout}"
+        );
     }
     assert!(
         stdout.contains("sightline / janus forwarded packets per server CPU-second:"),
