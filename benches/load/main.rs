@@ -1166,13 +1166,16 @@ async fn main() -> Result<()> {
         if connections == 0 || connections > 50_000 || args.seconds == 0 || args.seconds > 600 {
             bail!("need 1..=50000 slow clients and 1..=600 seconds");
         }
-        let server = start_server(&args.bin, &[], true, None).await?;
+        let server = start_server(&args.bin, &[], true, args.server_cpus.as_deref()).await?;
         let pid = server.child.id();
         return flood::run(&server.base, pid, connections, args.seconds).await;
     }
     if let Some(nodes) = args.nodes {
         if !(2..=8).contains(&nodes) || !(1..=1000).contains(&args.interviews) {
             bail!("need 2..=8 nodes and 1..=1000 interviews");
+        }
+        if args.server_cpus.is_some() {
+            bail!("--server-cpus places one measured server; --nodes starts several");
         }
         return cluster::run(&args.bin, nodes, args.interviews, &args.postgres).await;
     }
