@@ -1085,12 +1085,18 @@ async fn run_sightline(
     }
     tokio::time::sleep_until(schedule.measure_from.into()).await;
     let (cpu_before, _) = process_usage(pid)?;
-    let held_before = forwarding_histogram(&client, &server.base).await?;
+    // `/metrics` is read on a new connection each time: the server closes a connection left idle
+    // for its header-read timeout (10 s), and the two scrapes are `--seconds` apart (10 by
+    // default), so a kept-alive one could be closed just as the second scrape is sent on it.
+    let scraper = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let held_before = forwarding_histogram(&scraper, &server.base).await?;
     tokio::time::sleep_until(schedule.until.into()).await;
     let (cpu_after, memory) = process_usage(pid)?;
-    let held_after = forwarding_histogram(&client, &server.base).await?;
+    let held_after = forwarding_histogram(&scraper, &server.base).await?;
     let tally = join_clients(clients)?;
-    let dropped = send_drops(&client, &server.base).await?;
+    let dropped = send_drops(&scraper, &server.base).await?;
     let held = |q| {
         bucket_quantile_us(&held_before, &held_after, q)
             .map_or_else(|| "n/a".to_owned(), |us| format!("<= {us:.0} us"))

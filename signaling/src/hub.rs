@@ -582,17 +582,22 @@ impl Hub {
             let (reply, answer) = oneshot::channel();
             let connection = self.next_id();
             let identity = member.identity.clone();
-            room.inbox
-                .try_send(RoomInput::Join {
-                    member: member.clone(),
-                    version,
-                    resume_token: resume_token.clone(),
-                    new_resume_token: new_resume_token.clone(),
-                    connection,
-                    outbox,
-                    reply,
-                })
-                .map_err(|_| ConnectError::Unavailable)?;
+            let join = RoomInput::Join {
+                member: member.clone(),
+                version,
+                resume_token: resume_token.clone(),
+                new_resume_token: new_resume_token.clone(),
+                connection,
+                outbox,
+                reply,
+            };
+            match room.inbox.try_send(join) {
+                Ok(()) => {}
+                // The room's task ended between finding it and this send: its next task takes
+                // the join.
+                Err(mpsc::error::TrySendError::Closed(_)) => continue,
+                Err(mpsc::error::TrySendError::Full(_)) => return Err(ConnectError::Unavailable),
+            }
             let Ok(admitted) = answer.await else {
                 continue;
             };
@@ -720,7 +725,9 @@ impl RoomActor {
         mut inbox: mpsc::Receiver<RoomInput>,
         mut control: mpsc::UnboundedReceiver<RoomInput>,
     ) {
-        let mut tick = tokio::time::interval(TICK);
+        // The first tick a period from now, not at once: a new room's task would otherwise find
+        // itself empty and end before the join that started it arrives.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
         loop {
             tokio::select! {
                 // Media events first: they describe what already happened.
@@ -1460,6 +1467,25 @@ mod tests {
         // ...and nobody was reported leaving.
         assert!(presence.try_recv().is_err(), "no departure reported");
         assert_eq!(hub.presence_dropped(), 0);
+    }
+
+    /// A room's task is started by the first join and that join is sent to it right after:
+    /// the task must still be there when it arrives, however soon the task first runs.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_room_waits_for_the_join_that_started_it() {
+        let hub = hub_with_one_worker();
+        let id = RoomId("r-new".into());
+        let room = hub.room(&id).expect("a room");
+        // The room's task runs, and time passes, but less than a tick.
+        tokio::time::sleep(TICK / 2).await;
+        assert!(
+            !room.inbox.is_closed(),
+            "the new room's task ended before any join"
+        );
+        assert!(hub.has_room(&id));
+        hub.connect(&id, person("ada"), PROTOCOL_VERSION, None, "a".into())
+            .await
+            .expect("joins the room it started");
     }
 
     #[tokio::test]
