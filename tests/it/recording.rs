@@ -34,6 +34,8 @@ pub(crate) struct Publisher {
     socket: Socket,
     media: MediaPublisher,
     events: Vec<str0m::Event>,
+    /// When its connection was first seen up: none of its media left before.
+    connected_at: Option<Instant>,
 }
 
 impl Publisher {
@@ -52,14 +54,21 @@ impl Publisher {
             socket,
             media,
             events: Vec::new(),
+            connected_at: None,
         })
     }
 
     pub(crate) async fn step(&mut self) -> Result<()> {
         if UdpPeer::connected(&self.events) {
+            self.connected_at.get_or_insert_with(Instant::now);
             self.media.send_due(media()?, Instant::now())?;
         }
+        let seen = self.events.len();
         self.media.peer.step(&mut self.events).await?;
+        // Keyframe requests are answered at once, as a browser's encoder does.
+        for event in &self.events[seen..] {
+            self.media.handle_event(event);
+        }
         drain(&mut self.socket).await?;
         Ok(())
     }
@@ -135,6 +144,8 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
     let mut candidate = Publisher::start(cas_socket).await?;
 
     // Starting waits for the candidate's consent; the starter has acknowledged by starting.
+    // The recording's clock starts after this.
+    let requested = Instant::now();
     let started = app
         .post(
             &format!("/api/interviews/{interview}/recording/start"),
@@ -170,16 +181,11 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
     let began = Instant::now();
     let mut interviewer: Option<Publisher> = None;
     let mut ivy_socket = Some(ivy_socket);
-    // When the interviewer began to publish, and when that was done: a busy machine takes a
-    // while over both, and their take starts between the two.
-    let mut ivy_publishing = (Duration::ZERO, Duration::ZERO);
     while began.elapsed() < RECORDED {
         candidate.step().await?;
         if began.elapsed() >= LATE && interviewer.is_none() {
             let socket = ivy_socket.take().context("the interviewer's socket")?;
-            let from = began.elapsed();
             interviewer = Some(Publisher::start(socket).await?);
-            ivy_publishing = (from, began.elapsed());
         }
         if let Some(interviewer) = interviewer.as_mut() {
             interviewer.step().await?;
@@ -197,14 +203,15 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
     // It finishes in the background.
     let list_path = format!("/api/interviews/{interview}/recordings");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let recording = loop {
+    let (recording, complete_at) = loop {
         let list = expect_json(
             app.get(&list_path, Some(&ivy.access)).await?,
             StatusCode::OK,
         )
         .await?;
         if list[0]["status"] == "complete" {
-            break list[0].clone();
+            // Nothing was recorded after this.
+            break (list[0].clone(), Instant::now());
         }
         if Instant::now() > deadline {
             bail!("the recording did not complete: {list}");
@@ -263,22 +270,29 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
         4,
         "two people, camera and microphone each: {manifest}"
     );
-    let cas_camera = tracks
-        .iter()
-        .find(|t| t["participant"] == cas_id.as_str() && t["source"] == "camera")
-        .and_then(|t| t["start_ms"].as_i64())
-        .context("the candidate's camera")?;
-    let ivy_camera = tracks
-        .iter()
-        .find(|t| t["participant"] != cas_id.as_str() && t["source"] == "camera")
-        .and_then(|t| t["start_ms"].as_i64())
-        .context("the interviewer's camera")?;
-    let late = (ivy_camera - cas_camera) as f64 / 1000.0;
-    let (from, done) = ivy_publishing;
-    assert!(
-        late > from.as_secs_f64() - 1.0 && late < done.as_secs_f64() + 1.0,
-        "the late publisher's take starts when they published ({from:?} to {done:?}): {late} s"
-    );
+    // Each camera's take starts when its media reached the recording, on the recording's clock:
+    // not before its connection was up (the clock started before `began`; a millisecond for
+    // rounding), not after the recording was complete (the clock started after `requested`).
+    // So the late publisher's starts about LATE in, not at the start.
+    let interviewer = interviewer.context("the interviewer published")?;
+    for (who, publisher) in [("candidate", &candidate), ("interviewer", &interviewer)] {
+        let start_ms = tracks
+            .iter()
+            .find(|t| {
+                (t["participant"] == cas_id.as_str()) == (who == "candidate")
+                    && t["source"] == "camera"
+            })
+            .and_then(|t| t["start_ms"].as_i64())
+            .with_context(|| format!("the {who}'s camera: {manifest}"))?;
+        let connected = publisher.connected_at.context("connected")?;
+        let least = connected.saturating_duration_since(began).as_millis() as i64 - 1;
+        let most = complete_at.duration_since(requested).as_millis() as i64;
+        assert!(
+            least <= start_ms && start_ms <= most,
+            "the {who}'s take starts on the recording's clock between {least} ms (their \
+             connection up) and {most} ms (the recording complete): {start_ms} ms"
+        );
+    }
 
     // Each take is a seekable file with its codec and length, behind a short-lived URL that
     // serves ranges.
