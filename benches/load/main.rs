@@ -558,17 +558,15 @@ fn process_usage(pid: u32) -> Result<(f64, Memory)> {
     let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
         + fields.get(12).context("stime")?.parse::<u64>()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
+    let kb = |name: &str| {
+        status_field(&status, name)
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
     let memory = Memory {
-        rss_kb: field("VmRSS:"),
-        anon_kb: field("RssAnon:"),
+        rss_kb: kb("VmRSS"),
+        anon_kb: kb("RssAnon"),
     };
     // Linux reports CPU time in clock ticks of 1/100 s (CLK_TCK).
     Ok((ticks as f64 / 100.0, memory))
@@ -643,16 +641,19 @@ pub(crate) fn command_on(program: &Path, cpus: Option<&str>) -> Command {
     }
 }
 
-/// The CPUs a process may run on (`Cpus_allowed_list` in /proc).
-fn allowed_cpus(pid: &str) -> String {
+/// The value of field `name` in a `/proc/<pid>/status` text.
+fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key == name).then(|| value.trim())
+    })
+}
+
+/// The CPUs process `pid` (or `self`) may run on, from /proc.
+fn allowed_cpus(pid: impl std::fmt::Display) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|status| {
-            status.lines().find_map(|l| {
-                l.strip_prefix("Cpus_allowed_list:")
-                    .map(|v| v.trim().to_owned())
-            })
-        })
+        .and_then(|status| status_field(&status, "Cpus_allowed_list").map(str::to_owned))
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
@@ -956,10 +957,7 @@ async fn run_sightline(
     frames: &Arc<FrameIndex>,
 ) -> Result<Row> {
     let server = start_server(&args.bin, &[], true, args.server_cpus.as_deref()).await?;
-    println!(
-        "sightline runs on CPUs {}",
-        allowed_cpus(&server.child.id().to_string())
-    );
+    println!("sightline runs on CPUs {}", allowed_cpus(server.child.id()));
     let client = reqwest::Client::new();
     let session = post(
         &client,
@@ -1120,10 +1118,7 @@ async fn run_janus(
     frames: &Arc<FrameIndex>,
 ) -> Result<Row> {
     let janus = janus::start(&args.janus_bin, JANUS_SERVER, args.server_cpus.as_deref()).await?;
-    println!(
-        "janus runs on CPUs {}",
-        allowed_cpus(&janus.pid().to_string())
-    );
+    println!("janus runs on CPUs {}", allowed_cpus(janus.pid()));
     let admin = janus::Session::create(reqwest::Client::new(), &janus.base).await?;
     let handle = admin.attach().await?;
     let mut participants = Vec::new();

@@ -59,15 +59,16 @@ impl Publisher {
     }
 
     pub(crate) async fn step(&mut self) -> Result<()> {
-        if UdpPeer::connected(&self.events) {
-            self.connected_at.get_or_insert_with(Instant::now);
+        if self.connected_at.is_some() {
             self.media.send_due(media()?, Instant::now())?;
         }
-        let seen = self.events.len();
         self.media.peer.step(&mut self.events).await?;
+        if UdpPeer::connected(&self.events) {
+            self.connected_at.get_or_insert_with(Instant::now);
+        }
         // Keyframe requests are answered at once, as a browser's encoder does.
-        for event in &self.events[seen..] {
-            self.media.handle_event(event);
+        for event in self.events.drain(..) {
+            self.media.handle_event(&event);
         }
         drain(&mut self.socket).await?;
         Ok(())
@@ -275,13 +276,13 @@ async fn an_interview_is_recorded_after_consent_and_watched_by_its_reviewers() -
     // rounding), not after the recording was complete (the clock started after `requested`).
     // So the late publisher's starts about LATE in, not at the start.
     let interviewer = interviewer.context("the interviewer published")?;
-    for (who, publisher) in [("candidate", &candidate), ("interviewer", &interviewer)] {
+    for (who, is_cas, publisher) in [
+        ("candidate", true, &candidate),
+        ("interviewer", false, &interviewer),
+    ] {
         let start_ms = tracks
             .iter()
-            .find(|t| {
-                (t["participant"] == cas_id.as_str()) == (who == "candidate")
-                    && t["source"] == "camera"
-            })
+            .find(|t| (t["participant"] == cas_id.as_str()) == is_cas && t["source"] == "camera")
             .and_then(|t| t["start_ms"].as_i64())
             .with_context(|| format!("the {who}'s camera: {manifest}"))?;
         let connected = publisher.connected_at.context("connected")?;
