@@ -34,13 +34,17 @@ export function Media({ track, kind, label, shown }: MediaProps) {
     const report = () => {
       if (visible !== null) connection.tileShown(trackId, visible, width * window.devicePixelRatio);
     };
-    const shown = new IntersectionObserver(([entry]) => {
+    // A batch can hold several entries for the tile, oldest first (the layout changed more than
+    // once before the callback ran): the last one is how it is now.
+    const shown = new IntersectionObserver((entries) => {
+      const entry = entries.at(-1);
       if (!entry) return;
       visible = entry.isIntersecting;
       width = entry.boundingClientRect.width;
       report();
     });
-    const resized = new ResizeObserver(([entry]) => {
+    const resized = new ResizeObserver((entries) => {
+      const entry = entries.at(-1);
       if (!entry) return;
       width = entry.contentRect.width;
       report();

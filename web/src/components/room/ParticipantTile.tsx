@@ -57,6 +57,11 @@ export function ParticipantTile({ person: p, camera: video, microphone: audio, c
               {p.connection} connection
             </span>
           )}
+          {video?.info?.stalled && !video.info.muted && (
+            <span class="badge" title="Their video stopped reaching the server: the picture is frozen for everyone">
+              video paused
+            </span>
+          )}
           {speaking && <span class="badge">speaking</span>}
           {audio?.info?.muted && <span class="badge">muted</span>}
         </figcaption>
