@@ -506,6 +506,13 @@ export class RoomConnection {
           this.listener.reconnecting(false);
           // Whatever dropped the socket may have moved us to another network: find a new path.
           this.restartIce(true);
+          // A tile that was shown, hidden or resized while the socket was down could not say so:
+          // say every tile's quality again, for the tracks the room still has.
+          const live = new Set((message.tracks as TrackInfo[]).map((t) => t.id));
+          for (const [track, quality] of this.qualities) {
+            if (live.has(track)) this.send({ type: 'set_quality', track, quality });
+            else this.qualities.delete(track);
+          }
         }
         if (!this.published) {
           this.published = true;
@@ -544,6 +551,8 @@ export class RoomConnection {
         this.listener.trackPublished(message.track);
         break;
       case 'track_unpublished':
+        // A renewed subscriber connection must not ask for a track that is gone.
+        this.qualities.delete(message.track);
         this.listener.trackUnpublished(message.track);
         break;
       case 'track_muted': {
@@ -701,7 +710,10 @@ export class RoomConnection {
     this.listener.connectionQuality(worseOf(local, this.serverQuality));
   }
 
-  /** Tells the server how a remote video tile is shown; only changes are sent. */
+  /**
+   * Tells the server how a remote video tile is shown; only changes are sent. What each tile
+   * wants is kept, so a change made while the socket is down goes out with the resume.
+   */
   tileShown(trackId: string, visible: boolean, width: number) {
     const quality = qualityFor(visible, width);
     if (this.qualities.get(trackId) === quality) return;

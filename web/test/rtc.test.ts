@@ -354,6 +354,46 @@ describe('RoomConnection negotiation', () => {
     room.leave();
   });
 
+  it('says, after a resume, the qualities its tiles chose while the socket was down', async () => {
+    const { room, socket } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    socket.receive({ type: 'publish_answer', sdp: 'answer' });
+    room.tileShown('t7', true, 160);
+    room.tileShown('t8', true, 160);
+    room.tileShown('t9', true, 160);
+    socket.drop();
+    await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(2));
+    // While the socket is down, one tile comes into full view and another is hidden.
+    room.tileShown('t7', true, 1280);
+    room.tileShown('t8', false, 160);
+    const resumed = FakeSocket.all[1];
+    resumed.open();
+    // t9 was unpublished meanwhile: the snapshot no longer has it.
+    resumed.receive({
+      ...joined,
+      tracks: ['t7', 't8'].map((id) => ({ id, participant: 'p2', source: 'camera', muted: false })),
+    });
+    await vi.waitFor(() => expect(resumed.types()).toContain('set_quality'));
+    expect(resumed.sent.filter((m) => m.type === 'set_quality')).toEqual([
+      { type: 'set_quality', track: 't7', quality: 'high' },
+      { type: 'set_quality', track: 't8', quality: 'off' },
+    ]);
+    room.leave();
+  });
+
+  it('does not ask a renewed subscriber connection for a track that was unpublished', async () => {
+    const { room, socket } = joinedRoom();
+    await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
+    socket.receive({ type: 'publish_answer', sdp: 'answer' });
+    room.tileShown('t7', true, 160);
+    room.tileShown('t8', true, 160);
+    socket.receive({ type: 'track_unpublished', track: 't8' });
+    socket.receive({ type: 'subscriber_reset' });
+    await vi.waitFor(() => expect(FakePeerConnection.all).toHaveLength(3));
+    expect(socket.sent.filter((m) => m.type === 'set_quality').map((m) => m.track)).toEqual(['t7', 't8', 't7']);
+    room.leave();
+  });
+
   it('goes on negotiating after the server refuses an offer', async () => {
     const { room, publisher, socket, errors } = joinedRoom();
     await vi.waitFor(() => expect(socket.types()).toEqual(['join', 'publish_offer']));
