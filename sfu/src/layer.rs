@@ -98,8 +98,10 @@ impl Default for LayerSelector {
 impl LayerSelector {
     /// The best layer that is being published (`bitrates[i]` is `Some` for live layers), is no
     /// better than `quality`, and fits `budget_bps` (unlimited when the estimate is not known yet).
-    /// If none fits, the lowest live layer, so video degrades rather than disappears. `None` when
-    /// the tile is off or nothing is live.
+    /// If none fits, the lowest live layer within `quality`; if none within it is live, the lowest
+    /// live layer above it (a publisher may stop its lower layers, or not have started them yet):
+    /// video degrades, or costs more than asked, rather than freezing. `None` when the tile is off
+    /// or nothing is live.
     pub fn select(
         &self,
         quality: Quality,
@@ -107,17 +109,20 @@ impl LayerSelector {
         bitrates: &[Option<u64>; Layer::COUNT],
     ) -> Option<Layer> {
         let max = quality.max_layer()?;
-        let live = || {
-            Layer::ALL
-                .into_iter()
-                .filter(move |layer| *layer <= max)
-                .filter(|layer| bitrates[layer.index()].is_some())
-        };
+        let live = Layer::ALL
+            .into_iter()
+            .filter(|layer| bitrates[layer.index()].is_some());
+        let within = live.clone().filter(|layer| *layer <= max);
         let fits = |layer: &Layer| match (budget_bps, bitrates[layer.index()]) {
             (Some(budget), Some(rate)) => (rate as f64) <= (budget as f64) * self.headroom,
             _ => true,
         };
-        live().filter(fits).max().or_else(|| live().min())
+        within
+            .clone()
+            .filter(fits)
+            .max()
+            .or_else(|| within.min())
+            .or_else(|| live.min())
     }
 }
 
@@ -248,9 +253,25 @@ mod tests {
             selector.select(Quality::High, None, &no_high),
             Some(Layer::Medium)
         );
-        let only_high = [None, None, Some(1_500_000)];
-        assert_eq!(selector.select(Quality::Low, None, &only_high), None);
         assert_eq!(selector.select(Quality::Off, None, &ALL_LIVE), None);
+        assert_eq!(selector.select(Quality::High, None, &[None; 3]), None);
+    }
+
+    #[test]
+    fn a_small_tile_gets_a_higher_layer_when_only_that_one_arrives() {
+        let selector = LayerSelector::default();
+        let only_high = [None, None, Some(1_500_000)];
+        assert_eq!(
+            selector.select(Quality::Low, None, &only_high),
+            Some(Layer::High)
+        );
+        let no_low = [None, Some(500_000), Some(1_500_000)];
+        assert_eq!(
+            selector.select(Quality::Low, Some(10_000), &no_low),
+            Some(Layer::Medium),
+            "the lowest of those above, whatever the budget"
+        );
+        assert_eq!(selector.select(Quality::Off, None, &only_high), None);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct MediaPublisher {
     keyframe_wanted: [bool; 3],
     /// The video m-line was stopped ([`MediaPublisher::stop_video`]): no more frames.
     video_stopped: bool,
+    /// Per layer: not sent ([`MediaPublisher::pause_layer`]).
+    paused: [bool; 3],
 }
 
 impl MediaPublisher {
@@ -77,6 +79,7 @@ impl MediaPublisher {
                 skipped: [0; 3],
                 keyframe_wanted: [false; 3],
                 video_stopped: false,
+                paused: [false; 3],
             },
             offer,
         ))
@@ -113,6 +116,14 @@ impl MediaPublisher {
         self.pending = Some(pending);
         self.video_stopped = true;
         Ok(offer)
+    }
+
+    /// Stops or resumes sending one simulcast layer (an index into [`Layer::ALL`]), as a browser
+    /// does when an encoding is set inactive or it sheds a layer; the others go on.
+    pub fn pause_layer(&mut self, index: usize, paused: bool) {
+        if let Some(slot) = self.paused.get_mut(index) {
+            *slot = paused;
+        }
     }
 
     /// The server's answer to the offer.
@@ -197,7 +208,7 @@ impl MediaPublisher {
             let wallclock = started + Duration::from_micros(n * 1_000_000 / fps);
             let time = MediaTime::new(n * 90_000 / fps, Frequency::NINETY_KHZ);
             for (index, layer) in Layer::ALL.iter().enumerate() {
-                if !self.simulcast && index + 1 < Layer::ALL.len() {
+                if (!self.simulcast && index + 1 < Layer::ALL.len()) || self.paused[index] {
                     continue;
                 }
                 let frames = &media.video[index];

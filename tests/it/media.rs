@@ -1,8 +1,10 @@
 //! Real media through the real server: a publisher sends Opus and three-layer simulcast VP8
 //! (encoded by GStreamer, packetized by str0m as a browser's stack would), and a subscriber in
-//! frame mode (reassembling frames as a browser does) asks for lower, then higher quality. It
-//! must get exactly the frames that were sent, starting at a keyframe, switching layers only at
-//! keyframes, with contiguous sequence numbers throughout. Every wait is bounded.
+//! frame mode (reassembling frames as a browser does) asks for lower, then higher quality; while
+//! it watches the lowest layer, the publisher stops sending that one. It must get exactly the
+//! frames that were sent, starting at a keyframe, switching layers only at keyframes (to the
+//! next layer up when its own stops), with contiguous sequence numbers throughout. Every wait is
+//! bounded.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use str0m::format::Codec;
 use str0m::media::MediaData;
 
 use crate::helpers::{Backend, TestApp, interview_body, text};
-use crate::rtc::{drain, interview, join, next_of, send};
+use crate::rtc::{Socket, drain, interview, join, next_of, send};
 
 /// How long each quality is held once video flows.
 const PHASE: Duration = Duration::from_millis(2500);
@@ -44,10 +46,11 @@ async fn real_media_switches_layers_only_at_keyframes() -> Result<()> {
     let mut subscriber = UdpPeer::frames().await?;
     let (mut pub_events, mut sub_events) = (Vec::new(), Vec::new());
     let mut camera = None;
-    // Where in the received video each quality request was made.
-    let mut requests: Vec<(usize, &str)> = Vec::new();
-    let mut video_since: Option<Instant> = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // How many video frames had been received when each phase began: high, low, low with the
+    // publisher's lowest layer stopped, high again.
+    let mut phases: Vec<usize> = Vec::new();
+    let mut phase_began: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(40);
     while Instant::now() < deadline {
         for message in drain(&mut ivy).await? {
             match message["type"].as_str() {
@@ -72,33 +75,49 @@ async fn real_media_switches_layers_only_at_keyframes() -> Result<()> {
         publisher.peer.step(&mut pub_events).await?;
         subscriber.pump(&mut sub_events)?;
 
-        let received = frames(&sub_events, Codec::Vp8).len();
-        let since = match video_since {
-            Some(since) => since,
-            None if received > 0 => *video_since.insert(Instant::now()),
+        let video = frames(&sub_events, Codec::Vp8);
+        let began = match phase_began {
+            Some(began) => began,
+            None if !video.is_empty() => {
+                phases.push(video.len());
+                *phase_began.insert(Instant::now())
+            }
             None => continue,
         };
-        let phase = since.elapsed().as_millis() / PHASE.as_millis();
-        let track = camera.clone().context("the camera track was announced")?;
-        let wanted = match phase {
-            0 => "high",
-            1 => "low",
-            2 => "high",
-            _ => break,
-        };
-        if requests.last().map(|(_, q)| *q) != Some(wanted) {
-            requests.push((received, wanted));
-            if requests.len() > 1 {
-                send(
-                    &mut ivy,
-                    json!({ "type": "set_quality", "track": track, "quality": wanted }),
-                )
-                .await?;
+        if began.elapsed() < PHASE {
+            continue;
+        }
+        // With its lowest layer stopped, the phase lasts until the subscriber gets the next
+        // layer up: however long the machine takes, the test waits for it, not for a time.
+        if phases.len() == 3 {
+            let since_stop = video.get(phases[2]..).unwrap_or_default();
+            if !since_stop.iter().any(|f| {
+                media
+                    .find_frame(&f.data)
+                    .is_some_and(|(layer, _)| layer == 1)
+            }) {
+                continue;
             }
         }
+        let track = camera.clone().context("the camera track was announced")?;
+        match phases.len() {
+            1 => send_quality(&mut ivy, &track, "low").await?,
+            // A browser may stop a layer (an encoding set inactive): a subscriber on it must
+            // not be left on a layer that no longer arrives.
+            2 => publisher.pause_layer(0, true),
+            3 => send_quality(&mut ivy, &track, "high").await?,
+            _ => break,
+        }
+        phases.push(video.len());
+        phase_began = Some(Instant::now());
     }
-    if requests.len() < 3 {
-        bail!("video never flowed long enough: requests {requests:?}");
+    if phases.len() < 4 {
+        // The third phase ends only once the subscriber gets the next layer up.
+        bail!(
+            "video never flowed through every phase: phases began at frames {phases:?}, {} \
+             frames received in all",
+            frames(&sub_events, Codec::Vp8).len()
+        );
     }
 
     // Every video frame is one that was sent, byte for byte; which layer it came from says
@@ -131,24 +150,24 @@ async fn real_media_switches_layers_only_at_keyframes() -> Result<()> {
             "sequence numbers continue across frames and layer switches"
         );
     }
-    // Full quality first, then the lowest layer after asking for low, then full again.
-    let layer_after = |request: usize| layers.get(request..).unwrap_or_default();
-    assert!(layers[..requests[1].0].iter().all(|l| l.0 == 2));
+    // Full quality first, then the lowest layer after asking for low, then the next layer up
+    // once the lowest stopped, then full again.
+    let layer_after = |phase: usize| layers.get(phases[phase]..).unwrap_or_default();
+    assert!(layers[..phases[1]].iter().all(|l| l.0 == 2));
+    assert!(layer_after(1).iter().any(|l| l.0 == 0), "switched down");
     assert!(
-        layer_after(requests[1].0).iter().any(|l| l.0 == 0),
-        "switched down"
-    );
-    assert!(
-        layer_after(requests[1].0)
+        layer_after(1)
             .iter()
             .take_while(|l| l.0 != 0)
             .all(|l| l.0 == 2),
         "the old layer flows until the new one's keyframe"
     );
+    let stopped = &layers[phases[2]..phases[3]];
     assert!(
-        layer_after(requests[2].0).iter().any(|l| l.0 == 2),
-        "switched back up"
+        stopped.iter().skip_while(|l| l.0 == 0).all(|l| l.0 == 1),
+        "after the lowest layer stopped, the next layer up and nothing else: {stopped:?}"
     );
+    assert!(layer_after(3).iter().any(|l| l.0 == 2), "switched back up");
 
     // Audio: the Opus packets that were sent, in order, none missing.
     let audio = frames(&sub_events, Codec::Opus);
@@ -166,6 +185,15 @@ async fn real_media_switches_layers_only_at_keyframes() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Asks, as a subscriber's tile would, for `quality` of `track`.
+async fn send_quality(socket: &mut Socket, track: &str, quality: &str) -> Result<()> {
+    send(
+        socket,
+        json!({ "type": "set_quality", "track": track, "quality": quality }),
+    )
+    .await
 }
 
 fn frames(events: &[RtcEvent], codec: Codec) -> Vec<&MediaData> {
