@@ -8,7 +8,10 @@
 //! not made to wait), though never sooner than [`MIN_SPACING`] after the last one, so a client
 //! flipping its tile size cannot make a publisher send keyframes back to back; a request that went
 //! unanswered for an interval (lost, or ignored) is sent again. A subscriber's own requests
-//! (PLIs after loss) are passed on at most once per interval, answered or not.
+//! (PLIs after loss) are passed on at most once per interval, answered or not; one that comes
+//! too soon is not dropped but deferred (as mediasoup's key frame request delay does): it goes
+//! out when the interval is over, unless a keyframe of that layer arrived meanwhile. A browser
+//! whose picture froze asks once and then waits, so dropping its request could leave it frozen.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,8 @@ pub struct KeyframeThrottle {
     sent: [Option<Instant>; Layer::COUNT],
     /// Whether that request is still waiting for its keyframe.
     outstanding: [bool; Layer::COUNT],
+    /// A subscriber's request that came too soon and waits for the interval to end.
+    deferred: [bool; Layer::COUNT],
 }
 
 impl Default for KeyframeThrottle {
@@ -42,6 +47,7 @@ impl KeyframeThrottle {
             interval,
             sent: [None; Layer::COUNT],
             outstanding: [false; Layer::COUNT],
+            deferred: [false; Layer::COUNT],
         }
     }
 
@@ -69,7 +75,8 @@ impl KeyframeThrottle {
 
     /// Whether a subscriber's own keyframe request (a PLI after loss) for `layer` may be passed
     /// on at `now`: at most one per interval, answered or not, so one lossy or hostile
-    /// subscriber cannot make the publisher send keyframe after keyframe.
+    /// subscriber cannot make the publisher send keyframe after keyframe. One that may not is
+    /// deferred: [`KeyframeThrottle::deferred_due`] says when it may go.
     pub fn try_relay(&mut self, layer: Layer, now: Instant) -> bool {
         let index = layer.index();
         let allowed = self.sent[index]
@@ -78,12 +85,20 @@ impl KeyframeThrottle {
             self.sent[index] = Some(now);
             self.outstanding[index] = true;
         }
+        self.deferred[index] = !allowed;
         allowed
     }
 
-    /// A keyframe of `layer` arrived: its request, if any, is answered.
+    /// Whether a deferred request for `layer` may go out at `now` (then it is sent and no longer
+    /// deferred). Cheap enough to ask on every packet of the layer.
+    pub fn deferred_due(&mut self, layer: Layer, now: Instant) -> bool {
+        self.deferred[layer.index()] && self.try_relay(layer, now)
+    }
+
+    /// A keyframe of `layer` arrived: its request, if any, is answered, and a deferred one too.
     pub fn keyframe_arrived(&mut self, layer: Layer) {
         self.outstanding[layer.index()] = false;
+        self.deferred[layer.index()] = false;
     }
 }
 
@@ -145,5 +160,33 @@ mod tests {
             "answered, but a PLI flood stays throttled"
         );
         assert!(throttle.try_relay(Layer::Medium, at(500)));
+    }
+
+    #[test]
+    fn a_request_that_came_too_soon_goes_when_the_interval_is_over() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut throttle = KeyframeThrottle::default();
+        // The SFU asked for a keyframe for a layer switch, and it came.
+        assert!(throttle.try_request(Layer::High, at(0)));
+        throttle.keyframe_arrived(Layer::High);
+        // A viewer lost it and asks: too soon, so it waits.
+        assert!(!throttle.try_relay(Layer::High, at(200)));
+        assert!(!throttle.deferred_due(Layer::Low, at(600)), "per layer");
+        assert!(!throttle.deferred_due(Layer::High, at(499)));
+        assert!(throttle.deferred_due(Layer::High, at(500)));
+        assert!(!throttle.deferred_due(Layer::High, at(1200)), "sent once");
+    }
+
+    #[test]
+    fn a_keyframe_answers_a_deferred_request() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut throttle = KeyframeThrottle::default();
+        assert!(throttle.try_relay(Layer::Low, at(0)));
+        assert!(!throttle.try_relay(Layer::Low, at(100)));
+        throttle.keyframe_arrived(Layer::Low);
+        assert!(!throttle.deferred_due(Layer::Low, at(600)));
+        assert!(!throttle.deferred_due(Layer::Low, at(1200)));
     }
 }

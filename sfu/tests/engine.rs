@@ -539,19 +539,8 @@ fn on_a_lossy_reordering_path_nack_and_rtx_repair_the_video_and_keyframe_request
         !received_payloads(&net.clients[1]).is_empty(),
         "the first keyframe arrived on the clean path"
     );
-    let subscriber_mid = net.clients[1]
-        .events
-        .iter()
-        .find_map(|e| match e {
-            RtcEvent::MediaAdded(added) => Some(added.mid),
-            _ => None,
-        })
-        .expect("the subscriber's m-line");
-    let requests_before = net.clients[0]
-        .events
-        .iter()
-        .filter(|e| matches!(e, RtcEvent::KeyframeRequest(_)))
-        .count();
+    let subscriber_mid = subscriber_mid(&net);
+    let requests_before = keyframe_requests(&net);
 
     // 5% loss and 5% reordering on every path, both ways: the publisher's leg and the
     // subscriber's, media and RTCP alike. Four seconds of video, a keyframe every two; the
@@ -561,10 +550,7 @@ fn on_a_lossy_reordering_path_nack_and_rtx_repair_the_video_and_keyframe_request
     for frame in 1..120u32 {
         sent.extend(send_frame(&mut net, mid, pt, frame, frame % 60 == 0));
         if frame % 30 == 15 {
-            let mut api = net.clients[1].rtc.direct_api();
-            if let Some(rx) = api.stream_rx_by_mid(subscriber_mid, None) {
-                rx.request_keyframe(KeyframeRequestKind::Pli);
-            }
+            subscriber_asks_for_a_keyframe(&mut net, subscriber_mid);
         }
     }
     // Then a clean path, long enough for the last retransmissions and reports. A receiver
@@ -597,17 +583,83 @@ fn on_a_lossy_reordering_path_nack_and_rtx_repair_the_video_and_keyframe_request
         plis > 0,
         "the subscriber's keyframe requests reached the publisher"
     );
-    let requests_after = net.clients[0]
-        .events
-        .iter()
-        .filter(|e| matches!(e, RtcEvent::KeyframeRequest(_)))
-        .count();
-    assert!(requests_after > requests_before);
+    assert!(keyframe_requests(&net) > requests_before);
     let resent_by_sfu = net.clients[1]
         .events
         .iter()
         .any(|e| matches!(e, RtcEvent::MediaIngressStats(stats) if stats.nacks > 0));
     assert!(resent_by_sfu, "the subscriber asked the SFU to resend");
+}
+
+/// The m-line the subscriber (client 1) receives the track on.
+fn subscriber_mid(net: &Net) -> Mid {
+    net.clients[1]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            RtcEvent::MediaAdded(added) => Some(added.mid),
+            _ => None,
+        })
+        .expect("the subscriber's m-line")
+}
+
+/// The subscriber (client 1) sends a PLI, as a browser's decoder does after damage.
+fn subscriber_asks_for_a_keyframe(net: &mut Net, mid: Mid) {
+    let mut api = net.clients[1].rtc.direct_api();
+    if let Some(rx) = api.stream_rx_by_mid(mid, None) {
+        rx.request_keyframe(KeyframeRequestKind::Pli);
+    }
+}
+
+/// How many keyframe requests the publisher (client 0) has received.
+fn keyframe_requests(net: &Net) -> usize {
+    net.clients[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, RtcEvent::KeyframeRequest(_)))
+        .count()
+}
+
+#[test]
+fn a_viewers_keyframe_request_that_comes_too_soon_is_passed_on_later_not_dropped() {
+    let mut net = Net::new();
+    let (mid, _track) = publish_and_subscribe(&mut net);
+    let pt = vp8_pt(&net, mid);
+    // A second of video: whatever the SFU asked for the new subscriber is long past.
+    for frame in 0..30u32 {
+        send_frame(&mut net, mid, pt, frame, frame == 0);
+    }
+    let subscriber = subscriber_mid(&net);
+    let before = keyframe_requests(&net);
+    subscriber_asks_for_a_keyframe(&mut net, subscriber);
+    send_frame(&mut net, mid, pt, 30, false);
+    assert_eq!(keyframe_requests(&net), before + 1, "passed on at once");
+    // No keyframe comes; the viewer asks again 100 ms later, within the interval.
+    for frame in 31..34u32 {
+        send_frame(&mut net, mid, pt, frame, false);
+    }
+    subscriber_asks_for_a_keyframe(&mut net, subscriber);
+    send_frame(&mut net, mid, pt, 34, false);
+    assert_eq!(
+        keyframe_requests(&net),
+        before + 1,
+        "not sooner than the interval"
+    );
+    // Half a second after the first, the second goes.
+    for frame in 35..50u32 {
+        send_frame(&mut net, mid, pt, frame, false);
+    }
+    assert_eq!(
+        keyframe_requests(&net),
+        before + 2,
+        "passed on when the interval was over"
+    );
+    // A keyframe answers; nothing more is asked for.
+    send_frame(&mut net, mid, pt, 50, true);
+    for frame in 51..80u32 {
+        send_frame(&mut net, mid, pt, frame, false);
+    }
+    assert_eq!(keyframe_requests(&net), before + 2, "nothing more");
 }
 
 #[test]

@@ -140,6 +140,14 @@ impl Engine {
         if wants.plain && track.keyframes.try_request(Layer::Low, now) {
             request_keyframe(&mut peer.rtc, track.mid, None);
         }
+        // A viewer's request that came too soon goes once its interval is over; this layer's
+        // own packets are the clock.
+        if track
+            .keyframes
+            .deferred_due(layer.unwrap_or(Layer::Low), now)
+        {
+            request_keyframe(&mut peer.rtc, track.mid, layer.map(|l| l.rid().into()));
+        }
         if !peer.queued {
             peer.queued = true;
             dirty.push_back(publisher);
