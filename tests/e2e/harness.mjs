@@ -86,9 +86,11 @@ export function steps(t) {
 /**
  * Waits until `count` videos match `selector` and each has decoded more frames than when this
  * wait first saw it decoding: media keeps arriving. An element replaced meanwhile (its track
- * changed) is counted afresh.
+ * changed) is counted afresh. A failure says what each tile looks like on the page (whether it
+ * is in view, how wide: what the page asks the server for), what the page's connections
+ * received, and what `context()` (if given) adds, such as what the publishers send.
  */
-export async function waitForFramesIncreasing(page, selector, count, timeoutMs = 30_000) {
+export async function waitForFramesIncreasing(page, selector, count, timeoutMs = 30_000, context = null) {
   await page.evaluate(() => {
     window.__e2eFramesSeen = new WeakMap();
   });
@@ -101,7 +103,15 @@ export async function waitForFramesIncreasing(page, selector, count, timeoutMs =
         return [...document.querySelectorAll(s)].map((video) => {
           const now = video.getVideoPlaybackQuality().totalVideoFrames;
           if (now > 0 && !seen.has(video)) seen.set(video, now);
-          return { first: seen.get(video) ?? 0, now };
+          const box = video.getBoundingClientRect();
+          const inView = box.bottom > 0 && box.right > 0 && box.top < innerHeight && box.left < innerWidth;
+          // The caption carries the tile's badges (a camera the server stopped receiving says so).
+          const caption = video.closest('figure')?.querySelector('figcaption')?.textContent ?? '';
+          return {
+            first: seen.get(video) ?? 0,
+            now,
+            view: `${inView ? 'in view' : 'out of view'} ${Math.round(box.width)} px, "${caption}"`,
+          };
         });
       }, selector);
       const increasing = frames.length === count && frames.every((f) => f.first > 0 && f.now > f.first);
@@ -109,9 +119,10 @@ export async function waitForFramesIncreasing(page, selector, count, timeoutMs =
         // What the connections received says whether the server stopped sending or the
         // browser stopped decoding.
         const received = await inboundVideo(page);
+        const more = context ? `; ${await context().catch((err) => `(context failed: ${err})`)}` : '';
         assert.fail(
-          `frames (first seen -> now): ${frames.map((f) => `${f.first} -> ${f.now}`).join(', ')}; ` +
-            `received: ${received}`,
+          `frames (first seen -> now): ${frames.map((f) => `${f.first} -> ${f.now} (${f.view})`).join(', ')}; ` +
+            `received: ${received}${more}`,
         );
       }
       return true;

@@ -13,6 +13,7 @@ import {
   PASSWORD,
   artifacts,
   launchBrowser,
+  outboundLayers,
   startServer,
   statusWasShown,
   steps,
@@ -61,9 +62,16 @@ async function checkPreJoin(page, interviewId) {
   );
 }
 
-/** `count` remote cameras on a page keep decoding: each shows more frames than when first seen. */
-function assertFramesIncrease(page, count) {
-  return waitForFramesIncreasing(page, `video[aria-label$="'s camera"]`, count);
+/**
+ * `count` remote cameras on a page keep decoding: each shows more frames than when first seen.
+ * If not, the failure says what `publishers` send (their simulcast layers).
+ */
+function assertFramesIncrease(page, count, publishers = []) {
+  const sending = async () => {
+    const layers = await Promise.all(publishers.map(({ name, page: p }) => outboundLayers(p).then((l) => `${name} sends ${JSON.stringify(l)}`)));
+    return layers.join('; ');
+  };
+  return waitForFramesIncreasing(page, `video[aria-label$="'s camera"]`, count, 30_000, sending);
 }
 
 /** The ICE username fragment of an SDP: new credentials mean a new one. */
@@ -114,8 +122,14 @@ test('three participants see and hear each other through the SFU', { timeout: 30
   await server.enterRoom(cas, interviewId);
 
   step('everyone sees the two others');
+  const everyone = [
+    { name: 'Ivy', page: ivy },
+    { name: 'Obi', page: obi },
+    { name: 'Casey', page: cas },
+  ];
+  const others = (page) => everyone.filter((p) => p.page !== page);
   for (const page of [ivy, obi, cas]) {
-    await assertFramesIncrease(page, 2);
+    await assertFramesIncrease(page, 2, others(page));
   }
   // The fake microphones beep: the server hears speech and the grid highlights a speaker.
   await ivy.locator('figure.tile.speaking').first().waitFor({ timeout: 15_000 });
@@ -144,7 +158,7 @@ test('three participants see and hear each other through the SFU', { timeout: 30
   await ivy.screenshot({ path: join(artifacts, 'room-screen-share.png'), fullPage: true });
   await cas.getByRole('button', { name: 'Stop sharing' }).click();
   await casScreen.waitFor({ state: 'detached', timeout: 15_000 });
-  await assertFramesIncrease(ivy, 2);
+  await assertFramesIncrease(ivy, 2, others(ivy));
 
   // Obi's signaling connection drops: Obi sees the reconnecting banner, the others see Obi
   // reconnecting, and the session resumes on its own with media flowing throughout.
@@ -197,8 +211,8 @@ test('three participants see and hear each other through the SFU', { timeout: 30
   });
   assert.ok(obiSent.some((m) => m.type === 'ice_candidate'), 'candidates trickle to the server');
   // Media keeps flowing both ways over the restarted connections.
-  await assertFramesIncrease(obi, 2);
-  await assertFramesIncrease(ivy, 2);
+  await assertFramesIncrease(obi, 2, others(obi));
+  await assertFramesIncrease(ivy, 2, others(ivy));
   // The resumed session still signals: chat from Obi reaches Ivy.
   step('Obi chats after the resume');
   await obi.getByLabel('Message').fill('Back again');
@@ -214,7 +228,7 @@ test('three participants see and hear each other through the SFU', { timeout: 30
   await rejoin.click();
   await cas.getByRole('button', { name: 'Leave', exact: true }).waitFor();
   for (const page of [ivy, cas]) {
-    await assertFramesIncrease(page, 2);
+    await assertFramesIncrease(page, 2, others(page));
   }
 
   await cas.getByLabel('Message').fill('Hello, can you hear me?');
