@@ -4,7 +4,9 @@
 //! they come; every visible simulcast track first gets its lowest live layer (video degrades
 //! before it disappears), then tracks are raised one layer at a time, round robin in the order
 //! given, while the budget allows. The result caps each subscription's quality; the per-packet
-//! layer choice ([`crate::LayerSelector`]) stays within the cap. It also says what to ask str0m's
+//! layer choice ([`crate::LayerSelector`]) stays within the cap, except that a track with no
+//! live layer within its quality gets the lowest live one above (counted here as its only
+//! layer, so its cost is in the budget). It also says what to ask str0m's
 //! estimator for: enough to start the next layer, and the rate every track's preferred layer
 //! would need, so the estimate probes up to what the subscriber wants.
 //!
@@ -49,10 +51,21 @@ pub fn allocate(budget_bps: u64, wants: &[Want]) -> Allocation {
                 let Some(max) = quality.max_layer() else {
                     return Vec::new();
                 };
-                Layer::ALL
+                let live = |layer: Layer| bitrates[layer.index()].map(|rate| (layer, rate));
+                let within: Vec<(Layer, u64)> = Layer::ALL
                     .into_iter()
                     .filter(|layer| *layer <= max)
-                    .filter_map(|layer| bitrates[layer.index()].map(|rate| (layer, rate)))
+                    .filter_map(live)
+                    .collect();
+                if !within.is_empty() {
+                    return within;
+                }
+                // What the per-packet choice falls back to: the lowest live layer above.
+                Layer::ALL
+                    .into_iter()
+                    .filter(|layer| *layer > max)
+                    .find_map(live)
+                    .into_iter()
                     .collect()
             }
         })
@@ -201,5 +214,17 @@ mod tests {
             vec![Quality::Off, Quality::Low, Quality::High, Quality::Medium]
         );
         assert_eq!(allocation.desired_bps, 150_000 + 1_500_000);
+    }
+
+    #[test]
+    fn a_track_whose_layers_within_its_quality_stopped_is_charged_the_one_it_gets() {
+        let only_high = Want::Layered {
+            quality: Quality::Low,
+            bitrates: [None, None, Some(1_500_000)],
+        };
+        let allocation = allocate(2_000_000, &[only_high, layered(Quality::High)]);
+        // 1,500k for the first leaves room for the second's lowest layer and one step, not two.
+        assert_eq!(allocation.caps, vec![Quality::High, Quality::Medium]);
+        assert_eq!(allocation.desired_bps, 1_500_000 + 1_500_000);
     }
 }

@@ -98,10 +98,9 @@ impl Default for LayerSelector {
 impl LayerSelector {
     /// The best layer that is being published (`bitrates[i]` is `Some` for live layers), is no
     /// better than `quality`, and fits `budget_bps` (unlimited when the estimate is not known yet).
-    /// If none fits, the lowest live layer within `quality`; if none within it is live, the lowest
-    /// live layer above it (a publisher may stop its lower layers, or not have started them yet):
-    /// video degrades, or costs more than asked, rather than freezing. `None` when the tile is off
-    /// or nothing is live.
+    /// If none fits, the lowest live layer within `quality`, so video degrades rather than
+    /// disappears. `None` when the tile is off or no layer within it is live (see
+    /// [`LayerSelector::above`]).
     pub fn select(
         &self,
         quality: Quality,
@@ -109,20 +108,26 @@ impl LayerSelector {
         bitrates: &[Option<u64>; Layer::COUNT],
     ) -> Option<Layer> {
         let max = quality.max_layer()?;
-        let live = Layer::ALL
+        let within = Layer::ALL
             .into_iter()
+            .filter(move |layer| *layer <= max)
             .filter(|layer| bitrates[layer.index()].is_some());
-        let within = live.clone().filter(|layer| *layer <= max);
         let fits = |layer: &Layer| match (budget_bps, bitrates[layer.index()]) {
             (Some(budget), Some(rate)) => (rate as f64) <= (budget as f64) * self.headroom,
             _ => true,
         };
-        within
-            .clone()
-            .filter(fits)
-            .max()
-            .or_else(|| within.min())
-            .or_else(|| live.min())
+        within.clone().filter(fits).max().or_else(|| within.min())
+    }
+
+    /// The lowest live layer better than `quality`: what a subscriber gets when no layer within
+    /// its quality arrives (a publisher may stop its lower layers), since a picture that costs
+    /// more than asked beats a frozen one. `None` when the tile is off or nothing above is live.
+    pub fn above(&self, quality: Quality, bitrates: &[Option<u64>; Layer::COUNT]) -> Option<Layer> {
+        let max = quality.max_layer()?;
+        Layer::ALL
+            .into_iter()
+            .filter(|layer| *layer > max)
+            .find(|layer| bitrates[layer.index()].is_some())
     }
 }
 
@@ -144,6 +149,8 @@ impl Default for BitrateMeter {
 impl BitrateMeter {
     const BUCKETS: usize = 10;
     const BUCKET: Duration = Duration::from_millis(100);
+    /// How far back a meter looks: a stream silent for this long reads as absent.
+    pub const WINDOW: Duration = Duration::from_secs(1);
 
     /// An empty meter.
     pub fn new() -> BitrateMeter {
@@ -253,25 +260,21 @@ mod tests {
             selector.select(Quality::High, None, &no_high),
             Some(Layer::Medium)
         );
+        let only_high = [None, None, Some(1_500_000)];
+        assert_eq!(selector.select(Quality::Low, None, &only_high), None);
         assert_eq!(selector.select(Quality::Off, None, &ALL_LIVE), None);
-        assert_eq!(selector.select(Quality::High, None, &[None; 3]), None);
     }
 
     #[test]
-    fn a_small_tile_gets_a_higher_layer_when_only_that_one_arrives() {
+    fn above_a_quality_is_the_lowest_live_layer_better_than_it() {
         let selector = LayerSelector::default();
         let only_high = [None, None, Some(1_500_000)];
-        assert_eq!(
-            selector.select(Quality::Low, None, &only_high),
-            Some(Layer::High)
-        );
+        assert_eq!(selector.above(Quality::Low, &only_high), Some(Layer::High));
         let no_low = [None, Some(500_000), Some(1_500_000)];
-        assert_eq!(
-            selector.select(Quality::Low, Some(10_000), &no_low),
-            Some(Layer::Medium),
-            "the lowest of those above, whatever the budget"
-        );
-        assert_eq!(selector.select(Quality::Off, None, &only_high), None);
+        assert_eq!(selector.above(Quality::Low, &no_low), Some(Layer::Medium));
+        assert_eq!(selector.above(Quality::High, &ALL_LIVE), None);
+        assert_eq!(selector.above(Quality::Off, &only_high), None);
+        assert_eq!(selector.above(Quality::Low, &[None; 3]), None);
     }
 
     #[test]

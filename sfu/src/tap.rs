@@ -215,7 +215,8 @@ impl TapRelay {
 #[derive(Debug)]
 pub(crate) struct Tap {
     pub(crate) down: DownTrack,
-    /// The best quality the consumer wants; it gets the best live layer within it.
+    /// The best quality the consumer wants; it gets the best live layer within it, or the
+    /// lowest above when none within it arrives.
     pub(crate) quality: Quality,
     feed: TapRelay,
 }

@@ -118,11 +118,15 @@ impl MediaPublisher {
         Ok(offer)
     }
 
-    /// Stops or resumes sending one simulcast layer (an index into [`Layer::ALL`]), as a browser
-    /// does when an encoding is set inactive or it sheds a layer; the others go on.
-    pub fn pause_layer(&mut self, index: usize, paused: bool) {
-        if let Some(slot) = self.paused.get_mut(index) {
-            *slot = paused;
+    /// Stops or resumes sending one simulcast layer, as a browser does when an encoding is set
+    /// inactive or it sheds a layer; the others go on. A resumed layer starts at a keyframe.
+    pub fn pause_layer(&mut self, layer: Layer, paused: bool) {
+        let Some(index) = Layer::ALL.iter().position(|l| *l == layer) else {
+            return;
+        };
+        self.paused[index] = paused;
+        if !paused {
+            self.keyframe_wanted[index] = true;
         }
     }
 

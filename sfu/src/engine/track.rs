@@ -23,7 +23,8 @@ use super::{Engine, Event, Output, STALL_AFTER, STALL_SWEEP, SfuError};
 #[derive(Debug)]
 pub(super) struct Subscription {
     pub(super) peer: PeerId,
-    /// What the subscriber asked for; the layer sent is the best live one within it.
+    /// What the subscriber asked for; the layer sent is the best live one within it (or, when
+    /// none within it arrives, the lowest live one above: see `Published::arrived`).
     pub(super) quality: Quality,
     /// What the subscriber's bandwidth estimate allows this track (see `allocation`).
     pub(super) cap: Quality,
@@ -70,6 +71,9 @@ pub(super) struct Published {
     pub(super) held: bool,
     /// When its last packet arrived.
     pub(super) last_packet: Instant,
+    /// When it began to flow: its publishing, or its first packet after a meter's window of
+    /// silence.
+    pub(super) flowing_since: Instant,
     /// Whether it was reported stalled.
     pub(super) stalled: bool,
 }
@@ -91,9 +95,16 @@ impl Published {
     /// Meters a packet of `bytes` that arrived at `now` on `layer`, and lets each subscriber and
     /// tap follow the best layer that is actually arriving within what it asked for (a browser
     /// sends fewer layers for small or slow cameras, or drops the top one when its CPU is
-    /// busy). Returns whether the track had been reported stalled and flows again.
+    /// busy). When none within it arrives, it gets the lowest live layer above rather than a
+    /// frozen picture, even past its bandwidth or loss cap; only once the track has flowed for a
+    /// meter's window, so the layers a publisher starts together are all seen before a
+    /// subscriber is sent a bigger one than it asked for. Returns whether the track had been
+    /// reported stalled and flows again.
     pub(super) fn arrived(&mut self, bytes: usize, layer: Option<Layer>, now: Instant) -> bool {
         self.total.record(bytes, now);
+        if now.saturating_duration_since(self.last_packet) >= BitrateMeter::WINDOW {
+            self.flowing_since = now;
+        }
         self.last_packet = now;
         let resumed = std::mem::replace(&mut self.stalled, false);
         let Some(layer) = layer else {
@@ -101,6 +112,7 @@ impl Published {
         };
         self.meters[layer.index()].record(bytes, now);
         let live = self.meters.each_ref().map(|m| m.peek_bps(now));
+        let settled = now.saturating_duration_since(self.flowing_since) >= BitrateMeter::WINDOW;
         let selector = LayerSelector::default();
         let wanted = self
             .subscribers
@@ -108,7 +120,9 @@ impl Published {
             .map(|sub| (sub.allowed(), &mut sub.down))
             .chain(self.taps.iter_mut().map(|tap| (tap.quality, &mut tap.down)));
         for (quality, down) in wanted {
-            let best = selector.select(quality, None, &live);
+            let best = selector
+                .select(quality, None, &live)
+                .or_else(|| settled.then(|| selector.above(quality, &live)).flatten());
             if best.is_some() && best != down.target() {
                 down.set_target(best);
             }
@@ -254,7 +268,7 @@ impl Engine {
     }
 
     /// Attaches a consumer outside WebRTC to `track`: it receives the best live simulcast layer
-    /// within `quality`, starting at a keyframe, through a queue of `capacity` packets (see the
+    /// within `quality` (the lowest above when none within arrives), starting at a keyframe, through a queue of `capacity` packets (see the
     /// `tap` module). Dropping the receiver detaches it; the track ending closes it.
     pub fn add_tap(
         &mut self,
@@ -303,6 +317,7 @@ impl Engine {
                 taps: Vec::new(),
                 held: false,
                 last_packet: self.now,
+                flowing_since: self.now,
                 stalled: false,
             },
         );
