@@ -171,6 +171,12 @@ impl DownTrack {
         self.epoch.and_then(|e| e.layer)
     }
 
+    /// Whether a stream is being forwarded (its layer, if simulcast, is [`DownTrack::current`]);
+    /// not while paused or waiting for the first keyframe.
+    pub fn forwarding(&self) -> bool {
+        self.epoch.is_some()
+    }
+
     /// Stops or resumes forwarding. Resuming waits for a keyframe; numbering stays continuous.
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;

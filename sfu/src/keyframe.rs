@@ -11,7 +11,8 @@
 //! (PLIs after loss) are passed on at most once per interval, answered or not; one that comes
 //! too soon is not dropped but deferred (as mediasoup's key frame request delay does): it goes
 //! out when the interval is over, unless a keyframe of that layer arrived meanwhile. A browser
-//! whose picture froze asks once and then waits, so dropping its request could leave it frozen.
+//! may not ask again soon (it asks when it notices damage), so a dropped request can leave its
+//! picture broken until the publisher's next periodic keyframe.
 
 use std::time::{Duration, Instant};
 
@@ -89,10 +90,21 @@ impl KeyframeThrottle {
         allowed
     }
 
-    /// Whether a deferred request for `layer` may go out at `now` (then it is sent and no longer
-    /// deferred). Cheap enough to ask on every packet of the layer.
-    pub fn deferred_due(&mut self, layer: Layer, now: Instant) -> bool {
+    /// Whether a subscriber's request for `layer` waits for its interval to end. Cheap enough to
+    /// ask on every packet of the layer.
+    pub fn deferred(&self, layer: Layer) -> bool {
+        self.deferred[layer.index()]
+    }
+
+    /// Takes the deferred request for `layer` if it may go out at `now`: then it counts as sent
+    /// and is no longer deferred.
+    pub fn take_deferred(&mut self, layer: Layer, now: Instant) -> bool {
         self.deferred[layer.index()] && self.try_relay(layer, now)
+    }
+
+    /// Forgets the deferred request for `layer` (nobody who asked still gets that layer).
+    pub fn cancel_deferred(&mut self, layer: Layer) {
+        self.deferred[layer.index()] = false;
     }
 
     /// A keyframe of `layer` arrived: its request, if any, is answered, and a deferred one too.
@@ -172,10 +184,16 @@ mod tests {
         throttle.keyframe_arrived(Layer::High);
         // A viewer lost it and asks: too soon, so it waits.
         assert!(!throttle.try_relay(Layer::High, at(200)));
-        assert!(!throttle.deferred_due(Layer::Low, at(600)), "per layer");
-        assert!(!throttle.deferred_due(Layer::High, at(499)));
-        assert!(throttle.deferred_due(Layer::High, at(500)));
-        assert!(!throttle.deferred_due(Layer::High, at(1200)), "sent once");
+        assert!(throttle.deferred(Layer::High));
+        assert!(!throttle.take_deferred(Layer::Low, at(600)), "per layer");
+        assert!(!throttle.take_deferred(Layer::High, at(499)));
+        assert!(throttle.take_deferred(Layer::High, at(500)));
+        assert!(!throttle.deferred(Layer::High));
+        assert!(!throttle.take_deferred(Layer::High, at(600)), "sent once");
+        // One nobody needs any more is forgotten.
+        assert!(!throttle.try_relay(Layer::High, at(700)));
+        throttle.cancel_deferred(Layer::High);
+        assert!(!throttle.take_deferred(Layer::High, at(1500)));
     }
 
     #[test]
@@ -186,7 +204,7 @@ mod tests {
         assert!(throttle.try_relay(Layer::Low, at(0)));
         assert!(!throttle.try_relay(Layer::Low, at(100)));
         throttle.keyframe_arrived(Layer::Low);
-        assert!(!throttle.deferred_due(Layer::Low, at(600)));
-        assert!(!throttle.deferred_due(Layer::Low, at(1200)));
+        assert!(!throttle.take_deferred(Layer::Low, at(600)));
+        assert!(!throttle.take_deferred(Layer::Low, at(1200)));
     }
 }

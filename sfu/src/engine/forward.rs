@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use str0m::Rtc;
 use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequestKind, Mid, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 
 use crate::codec::Codec;
@@ -140,13 +140,20 @@ impl Engine {
         if wants.plain && track.keyframes.try_request(Layer::Low, now) {
             request_keyframe(&mut peer.rtc, track.mid, None);
         }
-        // A viewer's request that came too soon goes once its interval is over; this layer's
-        // own packets are the clock.
-        if track
-            .keyframes
-            .deferred_due(layer.unwrap_or(Layer::Low), now)
-        {
-            request_keyframe(&mut peer.rtc, track.mid, layer.map(|l| l.rid().into()));
+        // A viewer's request that came too soon goes once its interval is over (this layer's own
+        // packets are the clock), if someone still gets this layer: a viewer that moved to
+        // another, paused or left needs no keyframe of it.
+        let slot = layer.unwrap_or(Layer::Low);
+        if track.keyframes.deferred(slot) {
+            let watched = track
+                .subscribers
+                .iter()
+                .any(|sub| sub.down.forwarding() && sub.down.current() == layer);
+            if !watched {
+                track.keyframes.cancel_deferred(slot);
+            } else if track.keyframes.take_deferred(slot, now) {
+                request_keyframe(&mut peer.rtc, track.mid, layer.map(|l| l.rid().into()));
+            }
         }
         if !peer.queued {
             peer.queued = true;
@@ -166,9 +173,16 @@ impl Engine {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
+        if track.kind != MediaKind::Video {
+            return;
+        }
         let Some(sub) = track.subscribers.iter().find(|s| s.peer == subscriber) else {
             return;
         };
+        // Paused, or waiting for its first keyframe: the engine asks for that one itself.
+        if !sub.down.forwarding() {
+            return;
+        }
         let current = sub.down.current();
         if !track
             .keyframes
