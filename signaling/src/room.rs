@@ -950,7 +950,9 @@ impl Room {
         Ok(effects)
     }
 
-    /// The quality a subscriber wants of a remote track.
+    /// The quality a subscriber wants of a remote track. A tile's quality is a hint that can
+    /// cross the track's unpublishing (a resize, a resume saying every tile's quality again):
+    /// for a track the room no longer has, there is nothing to do and nothing to tell.
     pub fn set_quality(
         &mut self,
         identity: &str,
@@ -960,10 +962,12 @@ impl Room {
         if !self.connected(identity)?.member.grants.can_subscribe {
             return Err(RoomError::NotAllowed("subscribing"));
         }
-        self.tracks
-            .get(track_id)
-            .filter(|t| t.owner != identity)
-            .ok_or(RoomError::UnknownTrack)?;
+        let Some(track) = self.tracks.get(track_id) else {
+            return Ok(Vec::new());
+        };
+        if track.owner == identity {
+            return Err(RoomError::UnknownTrack);
+        }
         Ok(vec![Effect::SetQuality {
             subscriber: identity.to_owned(),
             track: track_id.to_owned(),
@@ -1752,7 +1756,7 @@ mod tests {
     }
 
     #[test]
-    fn quality_requests_are_for_remote_tracks_only() {
+    fn quality_requests_are_for_remote_tracks_and_ignored_for_gone_ones() {
         let mut room = room_with(&[
             ("ivy", InterviewRole::Interviewer),
             ("cas", InterviewRole::Candidate),
@@ -1761,6 +1765,11 @@ mod tests {
         assert_eq!(
             room.set_quality("cas", "t1", RequestedQuality::Low),
             Err(RoomError::UnknownTrack)
+        );
+        assert_eq!(
+            room.set_quality("ivy", "gone", RequestedQuality::Low),
+            Ok(Vec::new()),
+            "a track that went meanwhile: nothing to do, no error"
         );
         assert_eq!(
             room.set_quality("ivy", "t1", RequestedQuality::Off),
