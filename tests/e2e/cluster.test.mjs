@@ -170,7 +170,7 @@ test('people entering through different nodes meet, and a dead relay or host cos
   alive = alive.filter((i) => i !== host);
   assert.equal(alive.length, 1);
   for (const { page } of pages) {
-    await waitForFramesIncreasing(page, remoteCamera, 1, 60_000);
+    await waitForFramesIncreasing(page, remoteCamera, 1, { timeoutMs: 60_000 });
     // Still in the room: nobody had to press anything.
     await page.getByRole('button', { name: 'Leave', exact: true }).waitFor({ timeout: 1_000 });
   }

@@ -87,48 +87,51 @@ export function steps(t) {
  * Waits until `count` videos match `selector` and each has decoded more frames than when this
  * wait first saw it decoding: media keeps arriving. An element replaced meanwhile (its track
  * changed) is counted afresh. A failure says what each tile looks like on the page (whether it
- * is in view, how wide: what the page asks the server for), what the page's connections
- * received, and what `context()` (if given) adds, such as what the publishers send.
+ * is in view, its width in CSS pixels, its badges), what the page's connections received, and
+ * what `context()` (if given) adds, such as what the publishers send; those are gathered once,
+ * at the deadline, not on every poll.
  */
-export async function waitForFramesIncreasing(page, selector, count, timeoutMs = 30_000, context = null) {
+export async function waitForFramesIncreasing(page, selector, count, { timeoutMs = 30_000, context = null } = {}) {
   await page.evaluate(() => {
     window.__e2eFramesSeen = new WeakMap();
   });
-  await waitFor(
-    `${count} × ${selector} decoding more and more frames`,
-    async () => {
-      const frames = await page.evaluate((s) => {
-        // A reloaded page counts afresh.
-        const seen = (window.__e2eFramesSeen ??= new WeakMap());
-        return [...document.querySelectorAll(s)].map((video) => {
-          const now = video.getVideoPlaybackQuality().totalVideoFrames;
-          if (now > 0 && !seen.has(video)) seen.set(video, now);
+  try {
+    await waitFor(
+      `${count} × ${selector} decoding more and more frames`,
+      async () => {
+        const frames = await page.evaluate((s) => {
+          // A reloaded page counts afresh.
+          const seen = (window.__e2eFramesSeen ??= new WeakMap());
+          return [...document.querySelectorAll(s)].map((video) => {
+            const now = video.getVideoPlaybackQuality().totalVideoFrames;
+            if (now > 0 && !seen.has(video)) seen.set(video, now);
+            return { first: seen.get(video) ?? 0, now };
+          });
+        }, selector);
+        const increasing = frames.length === count && frames.every((f) => f.first > 0 && f.now > f.first);
+        assert.ok(increasing, `frames (first seen -> now): ${frames.map((f) => `${f.first} -> ${f.now}`).join(', ')}`);
+        return true;
+      },
+      timeoutMs,
+    );
+  } catch (err) {
+    // What the tiles show and what the connections received say whether the page asked for no
+    // video, the server stopped sending, or the browser stopped decoding.
+    const tiles = await page
+      .evaluate((s) =>
+        [...document.querySelectorAll(s)].map((video) => {
           const box = video.getBoundingClientRect();
           const inView = box.bottom > 0 && box.right > 0 && box.top < innerHeight && box.left < innerWidth;
-          // The caption carries the tile's badges (a camera the server stopped receiving says so).
-          const caption = video.closest('figure')?.querySelector('figcaption')?.textContent ?? '';
-          return {
-            first: seen.get(video) ?? 0,
-            now,
-            view: `${inView ? 'in view' : 'out of view'} ${Math.round(box.width)} px, "${caption}"`,
-          };
-        });
-      }, selector);
-      const increasing = frames.length === count && frames.every((f) => f.first > 0 && f.now > f.first);
-      if (!increasing) {
-        // What the connections received says whether the server stopped sending or the
-        // browser stopped decoding.
-        const received = await inboundVideo(page);
-        const more = context ? `; ${await context().catch((err) => `(context failed: ${err})`)}` : '';
-        assert.fail(
-          `frames (first seen -> now): ${frames.map((f) => `${f.first} -> ${f.now} (${f.view})`).join(', ')}; ` +
-            `received: ${received}${more}`,
-        );
-      }
-      return true;
-    },
-    timeoutMs,
-  );
+          // The tile's badges: a camera the server stopped receiving says so.
+          const badges = [...(video.closest('figure')?.querySelectorAll('.badge') ?? [])].map((b) => b.textContent);
+          return `${video.getAttribute('aria-label')}: ${inView ? 'in view' : 'out of view'}, ${Math.round(box.width)} CSS px, badges [${badges.join(', ')}]`;
+        }),
+      selector)
+      .catch((e) => [`(no tiles: ${e})`]);
+    const received = await inboundVideo(page);
+    const more = context ? `; ${await context().catch((e) => `(context failed: ${e})`)}` : '';
+    throw new Error(`${err.message}; tiles: ${tiles.join('; ')}; received: ${received}${more}`, { cause: err });
+  }
 }
 
 /**

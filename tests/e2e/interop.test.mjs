@@ -80,7 +80,7 @@ async function decodesAiortcCamera(page, aiortc) {
     aiortc.report();
     return (await page.locator(camera).count()) === 1;
   }, 60_000);
-  await waitForFramesIncreasing(page, camera, 1, 60_000);
+  await waitForFramesIncreasing(page, camera, 1, { timeoutMs: 60_000 });
 }
 
 test('aiortc and Chromium decode each other through the SFU', { timeout: 240_000 }, async (t) => {

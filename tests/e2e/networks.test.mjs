@@ -233,7 +233,7 @@ for (const relay of RELAYS) {
       await server.enterRoom(cas, created.interview.id);
 
       step('each sees the other decoding');
-      for (const p of [ivy, cas]) await waitForFramesIncreasing(p, `video[aria-label$="'s camera"]`, 1, 60_000);
+      for (const p of [ivy, cas]) await waitForFramesIncreasing(p, `video[aria-label$="'s camera"]`, 1, { timeoutMs: 60_000 });
 
       step(`every connection's selected path is a relay over ${transport}`);
       for (const p of [ivy, cas]) {
@@ -265,7 +265,7 @@ for (const relay of RELAYS) {
         contexts.push(phoneContextRelayed);
         const phone = await phoneContextRelayed.newPage();
         await sharePhone(phone, url);
-        await waitForFramesIncreasing(ivy, 'video[aria-label="Casey Candidate — phone"]', 1, 60_000);
+        await waitForFramesIncreasing(ivy, 'video[aria-label="Casey Candidate — phone"]', 1, { timeoutMs: 60_000 });
         const selected = await waitFor('the phone connected', async () => {
           const found = await selectedLocalCandidates(phone);
           return found.length > 0 && found.every(Boolean) && found;
@@ -446,7 +446,7 @@ test('a browser whose network drops UDP joins over ICE-TCP straight to the SFU',
     const { ivy, cas } = await meetAcross(direct, blocked, net, port, created);
 
     step('each sees the other decoding');
-    for (const p of [ivy, cas]) await waitForFramesIncreasing(p, `video[aria-label$="'s camera"]`, 1, 60_000);
+    for (const p of [ivy, cas]) await waitForFramesIncreasing(p, `video[aria-label$="'s camera"]`, 1, { timeoutMs: 60_000 });
 
     step("Casey's connections run over TCP to the SFU's own candidate, without a relay");
     const paths = await waitFor("Casey's two connections connected", async () => {
@@ -631,7 +631,7 @@ test('video keeps playing on a lossy, slow link and steps down a layer at 20% lo
 
     step('Ivy joins on this host, Casey behind the relay');
     const { ivy, cas } = await meetAcross(lossy, inside, net, http, created);
-    await waitForFramesIncreasing(cas, `video[aria-label$="'s camera"]`, 1, 60_000);
+    await waitForFramesIncreasing(cas, `video[aria-label$="'s camera"]`, 1, { timeoutMs: 60_000 });
     const fec = await cas.evaluate(() =>
       (window.__e2ePeerConnections ?? []).some((pc) => /a=fmtp:\d+ .*useinbandfec=1/.test(pc.remoteDescription?.sdp ?? '')),
     );

@@ -71,7 +71,7 @@ function assertFramesIncrease(page, count, publishers = []) {
     const layers = await Promise.all(publishers.map(({ name, page: p }) => outboundLayers(p).then((l) => `${name} sends ${JSON.stringify(l)}`)));
     return layers.join('; ');
   };
-  return waitForFramesIncreasing(page, `video[aria-label$="'s camera"]`, count, 30_000, sending);
+  return waitForFramesIncreasing(page, `video[aria-label$="'s camera"]`, count, { context: sending });
 }
 
 /** The ICE username fragment of an SDP: new credentials mean a new one. */

@@ -53,13 +53,13 @@ describe('a remote video tile', () => {
     expect(reports.at(-1)).toEqual(['t1', true, 320 * window.devicePixelRatio]);
   });
 
-  it('takes the last of several entries in one batch: the layout as it is now', () => {
+  it('takes the last of several visibility entries in one batch: the tile as it is now', () => {
     const { reports, intersection, resize } = tile();
     intersection.deliver([seen(true, 640)]);
     // The layout changed twice before the callback ran: hidden, then shown again.
     intersection.deliver([seen(false, 640), seen(true, 320)]);
     expect(reports.at(-1)).toEqual(['t1', true, 320 * window.devicePixelRatio]);
-    resize.deliver([{ contentRect: { width: 100 } }, { contentRect: { width: 1280 } }]);
+    resize.deliver([{ contentRect: { width: 1280 } }]);
     expect(reports.at(-1)).toEqual(['t1', true, 1280 * window.devicePixelRatio]);
   });
 });
@@ -69,12 +69,11 @@ describe("a participant's tile", () => {
     vi.stubGlobal('IntersectionObserver', FakeObserver);
     vi.stubGlobal('ResizeObserver', FakeObserver);
     const connection = { tileShown() {} } as unknown as RoomConnection;
-    const person = { identity: 'p2', name: 'Casey', role: 'candidate', reconnecting: false };
-    const show = (stalled: boolean) =>
+    const show = (stalled: boolean, reconnecting = false) =>
       act(() => {
         render(
           <ParticipantTile
-            person={person}
+            person={{ identity: 'p2', name: 'Casey', role: 'candidate', reconnecting }}
             camera={{ info: { id: 't1', participant: 'p2', source: 'camera', muted: false, stalled }, track: {} as MediaStreamTrack }}
             connection={connection}
             speaking={false}
@@ -87,6 +86,10 @@ describe("a participant's tile", () => {
     expect(document.querySelector('figcaption')?.textContent).toContain('video paused');
     expect(document.querySelector(`video[aria-label="Casey's camera"]`)).not.toBeNull();
     show(false);
+    expect(document.querySelector('figcaption')?.textContent).not.toContain('video paused');
+    // Reconnecting says it all: their video stops because they are away.
+    show(true, true);
+    expect(document.querySelector('figcaption')?.textContent).toContain('reconnecting');
     expect(document.querySelector('figcaption')?.textContent).not.toContain('video paused');
   });
 });

@@ -34,8 +34,8 @@ export function Media({ track, kind, label, shown }: MediaProps) {
     const report = () => {
       if (visible !== null) connection.tileShown(trackId, visible, width * window.devicePixelRatio);
     };
-    // A batch can hold several entries for the tile, oldest first (the layout changed more than
-    // once before the callback ran): the last one is how it is now.
+    // A batch can hold several entries for the tile, oldest first (it crossed into and out of
+    // view before the callback ran): the last one is how it is now.
     const shown = new IntersectionObserver((entries) => {
       const entry = entries.at(-1);
       if (!entry) return;
@@ -43,8 +43,7 @@ export function Media({ track, kind, label, shown }: MediaProps) {
       width = entry.boundingClientRect.width;
       report();
     });
-    const resized = new ResizeObserver((entries) => {
-      const entry = entries.at(-1);
+    const resized = new ResizeObserver(([entry]) => {
       if (!entry) return;
       width = entry.contentRect.width;
       report();

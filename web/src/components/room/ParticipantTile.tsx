@@ -57,7 +57,7 @@ export function ParticipantTile({ person: p, camera: video, microphone: audio, c
               {p.connection} connection
             </span>
           )}
-          {video?.info?.stalled && !video.info.muted && (
+          {video?.info?.stalled && !video.info.muted && !p.reconnecting && (
             <span class="badge" title="Their video stopped reaching the server: the picture is frozen for everyone">
               video paused
             </span>
