@@ -462,7 +462,15 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
     net.engine
         .set_quality(PeerId(2), track, Quality::High)
         .expect("resumed");
-    for frame in 120..160u32 {
+    // The resumed tile waits for a keyframe, and the publisher is asked for one at once.
+    let requests = keyframe_requests(&net);
+    send_frame(&mut net, mid, pt, 120, false);
+    assert_eq!(count(&net), before_pause, "nothing before the keyframe");
+    assert!(
+        keyframe_requests(&net) > requests,
+        "the resumed tile's keyframe is asked for"
+    );
+    for frame in 121..160u32 {
         send_frame(&mut net, mid, pt, frame, frame % 30 == 5);
     }
     assert!(count(&net) > before_pause, "video resumes");
