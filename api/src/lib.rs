@@ -421,6 +421,7 @@ impl Server {
         let watching = tokio::spawn(webhooks::watch_rooms(
             self.state.hub.clone(),
             self.state.webhooks.clone(),
+            self.state.workspaces.clone(),
         ));
         // The metrics listener is small and trusted: plain axum, stopped with the main one.
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -232,9 +232,9 @@ impl Workspaces {
         self.to_everyone(interview, Outbound::Notice(Arc::new(notice)));
     }
 
-    /// Asks every socket on the interview's document to check its member's access again (an
-    /// invite reissued, the interview cancelled); other changes wait for the sockets' own
-    /// periodic check.
+    /// Asks every socket on the interview's document to check its member's access again (a
+    /// removal from the room, an invite reissued, the interview cancelled); other changes wait
+    /// for the sockets' own periodic check.
     pub fn recheck(&self, interview: &str) {
         self.to_everyone(interview, Outbound::Recheck);
     }

@@ -405,6 +405,10 @@ pub struct ExecutionSettings {
     /// Days after an interview ends that its code (the editor's history) and its runs are
     /// deleted; 0 keeps them.
     pub code_retention_days: u32,
+    /// Seconds between an open editor's checks of its member's access. Changes the server makes
+    /// itself (a removal from the room, a cancelled interview, a reissued invite) are checked at
+    /// once; this catches the rest (the room closing at its time, a missed notice).
+    pub editor_recheck_secs: u64,
     /// Host paths the sandbox sees, read-only (those that do not exist are skipped).
     pub read_only_paths: Vec<PathBuf>,
     /// What one run may use.
@@ -734,6 +738,11 @@ impl Settings {
                 "execution.runs_per_minute",
                 u64::from(exec.runs_per_minute),
                 1..=600,
+            ),
+            (
+                "execution.editor_recheck_secs",
+                exec.editor_recheck_secs,
+                1..=3600,
             ),
             ("execution.limits.wall_secs", limits.wall_secs, 1..=600),
             ("execution.limits.cpu_secs", limits.cpu_secs, 1..=600),

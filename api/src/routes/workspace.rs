@@ -47,10 +47,6 @@ const MAX_FRAME_BYTES: usize = (1 << 20) + 4096;
 /// presence is well under this; past it reading slows down).
 const FRAMES_PER_SECOND: u32 = 60;
 const FRAME_BURST: u32 = 240;
-/// How often an open socket checks its member's access again, besides when told to (an
-/// invite reissued, the interview cancelled): a removed participant or a closed room loses
-/// the editor within this time.
-const RECHECK_EVERY: Duration = Duration::from_secs(10);
 /// Refusals after which a socket is closed.
 const MAX_STRIKES: u32 = 50;
 /// Cursor colours, by the participant's place in the interview.
@@ -445,7 +441,11 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
         .allow_burst(NonZeroU32::new(FRAME_BURST).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(quota);
     let mut strikes = 0u32;
-    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    // Besides when told to (a removal from the room, an invite reissued, the interview
+    // cancelled), an open socket checks its member's access this often: a room that closes at
+    // its time loses the editor within it.
+    let every = Duration::from_secs(state.settings.execution.editor_recheck_secs.max(1));
+    let mut recheck = tokio::time::interval(every);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.reset();
     loop {
