@@ -421,6 +421,9 @@ impl Server {
         let watching = tokio::spawn(webhooks::watch_rooms(
             self.state.hub.clone(),
             self.state.webhooks.clone(),
+        ));
+        let watching_removals = tokio::spawn(workspace::watch_removals(
+            self.state.hub.clone(),
             self.state.workspaces.clone(),
         ));
         // The metrics listener is small and trusted: plain axum, stopped with the main one.
@@ -483,6 +486,7 @@ impl Server {
         spent_tokens.abort();
         // Deliveries under way finish (bounded by their timeouts), then the senders stop.
         watching.abort();
+        watching_removals.abort();
         reminding.abort();
         mail_stop.cancel();
         let _ = sending.await;

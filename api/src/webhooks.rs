@@ -37,7 +37,6 @@ use url::Url;
 
 use crate::error::ApiError;
 use crate::store::{Db, new_id, now, webhooks};
-use crate::workspace::Workspaces;
 
 /// How long a claim on a delivery lasts (longer than one delivery may take).
 const CLAIM_SECS: i64 = 120;
@@ -608,22 +607,13 @@ fn describe(err: &reqwest::Error) -> String {
 }
 
 /// Writes an event for each visible arrival and departure in this server's rooms, for as long
-/// as the hub runs, and has the editors of a room someone was removed from check their access
-/// at once (the removed lose the code with the room, not at their socket's next check). Rooms
-/// never wait for this: what finds the queue full is dropped (counted by the hub); an editor
-/// then finds out at its next periodic check.
-pub async fn watch_rooms(hub: Hub, webhooks: Webhooks, workspaces: Workspaces) {
+/// as the hub runs. Rooms never wait for this: what finds the queue full is dropped (counted by
+/// the hub).
+pub async fn watch_rooms(hub: Hub, webhooks: Webhooks) {
     let Some(mut activity) = hub.watch_presence(PRESENCE_QUEUE) else {
         return;
     };
     while let Some(RoomActivity { room, change }) = activity.recv().await {
-        if let PresenceChange::Left {
-            reason: LeaveReason::Removed,
-            ..
-        } = &change
-        {
-            workspaces.recheck(&room.0);
-        }
         let event = match change {
             PresenceChange::Joined(p) => Event::ParticipantJoined(ParticipantData {
                 interview_id: room.0,

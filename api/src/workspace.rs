@@ -18,12 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sightline_collab::{CollabError, Document, Limits, Member, Output, PeerId};
+use sightline_signaling::Hub;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Db, workspace as store};
 
 /// How long a document stays in memory after its last member left.
 const IDLE: Duration = Duration::from_secs(60);
+/// Rooms whose removals changed, queued for [`watch_removals`].
+const REMOVALS_QUEUE: usize = 256;
 /// Frames and notices queued for one member before they count as too slow and are dropped.
 const MEMBER_QUEUE: usize = 512;
 /// Commands queued for one document.
@@ -233,8 +236,9 @@ impl Workspaces {
     }
 
     /// Asks every socket on the interview's document to check its member's access again (a
-    /// removal from the room, an invite reissued, the interview cancelled); other changes wait
-    /// for the sockets' own periodic check.
+    /// removal from the room or a readmission, an invite reissued, the interview cancelled, an
+    /// account deactivated, a candidate's data erased); other changes wait for the sockets' own
+    /// periodic check.
     pub fn recheck(&self, interview: &str) {
         self.to_everyone(interview, Outbound::Recheck);
     }
@@ -557,5 +561,18 @@ pub async fn retention(db: crate::store::Db, days: u32) {
             Ok(rows) => tracing::info!(rows, "code and runs deleted after their retention period"),
             Err(err) => tracing::warn!(%err, "code retention run failed"),
         }
+    }
+}
+
+/// Has the editors of a room whose removals changed check their access at once, for as long as
+/// the hub runs: someone a moderator removed loses the interview's code with the room, not at
+/// their socket's next periodic check. The hub never waits for this; a change that found the
+/// queue full is caught by that periodic check.
+pub async fn watch_removals(hub: Hub, workspaces: Workspaces) {
+    let Some(mut changes) = hub.watch_barred(REMOVALS_QUEUE) else {
+        return;
+    };
+    while let Some(room) = changes.recv().await {
+        workspaces.recheck(&room.0);
     }
 }

@@ -406,8 +406,9 @@ pub struct ExecutionSettings {
     /// deleted; 0 keeps them.
     pub code_retention_days: u32,
     /// Seconds between an open editor's checks of its member's access. Changes the server makes
-    /// itself (a removal from the room, a cancelled interview, a reissued invite) are checked at
-    /// once; this catches the rest (the room closing at its time, a missed notice).
+    /// itself (a removal from the room, a cancelled interview, a reissued invite, a deactivated
+    /// account, erased data) are checked at once; this catches the rest (the room closing at its
+    /// time, a missed notice).
     pub editor_recheck_secs: u64,
     /// Host paths the sandbox sees, read-only (those that do not exist are skipped).
     pub read_only_paths: Vec<PathBuf>,

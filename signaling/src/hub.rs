@@ -253,6 +253,8 @@ struct HubInner {
     presence: OnceLock<mpsc::Sender<RoomActivity>>,
     /// Arrivals and departures the watcher had no room for.
     presence_dropped: AtomicU64,
+    /// Where rooms whose removals changed go, once someone watches ([`Hub::watch_barred`]).
+    barred_changes: OnceLock<mpsc::Sender<RoomId>>,
 }
 
 /// A visible participant came into room `room` or left it.
@@ -301,6 +303,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 presence: OnceLock::new(),
                 presence_dropped: AtomicU64::new(0),
+                barred_changes: OnceLock::new(),
             }),
         };
         tokio::spawn(route_events(Arc::downgrade(&hub.inner), events));
@@ -313,6 +316,16 @@ impl Hub {
     pub fn watch_presence(&self, capacity: usize) -> Option<mpsc::Receiver<RoomActivity>> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         self.inner.presence.set(tx).ok().map(|()| rx)
+    }
+
+    /// Each room whose set of removed identities changed (a moderator removed or readmitted
+    /// someone, hidden members such as reviewers included), once the set [`Hub::is_barred`]
+    /// reads has changed, through a queue of `capacity` (what finds it full is dropped: the
+    /// watcher then finds out by asking `is_barred` on its own). One watcher: `None` when there
+    /// is one already.
+    pub fn watch_barred(&self, capacity: usize) -> Option<mpsc::Receiver<RoomId>> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.inner.barred_changes.set(tx).ok().map(|()| rx)
     }
 
     /// Arrivals and departures dropped because the watcher's queue was full.
@@ -706,17 +719,26 @@ struct RoomActor {
 }
 
 impl RoomActor {
-    /// Copies the room's removals to the hub, where the room's next task finds them.
+    /// Copies the room's removals to the hub, where the room's next task finds them, and tells
+    /// the watcher of removals (if any) that they changed.
     fn keep_barred(&self) {
         let Some(hub) = self.hub.upgrade() else {
             return;
         };
-        if let Ok(mut barred) = hub.barred.lock() {
+        {
+            // A poisoned lock still holds the set: update it, as `is_barred` reads it.
+            let mut barred = hub
+                .barred
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if self.room.barred().is_empty() {
                 barred.remove(self.room.id());
             } else {
                 barred.insert(self.room.id().clone(), self.room.barred().clone());
             }
+        }
+        if let Some(watcher) = hub.barred_changes.get() {
+            let _ = watcher.try_send(self.room.id().clone());
         }
     }
 
@@ -1064,13 +1086,18 @@ impl RoomActor {
             ClientMessage::Chat { text } => self.room.chat(identity, &text, now_ms()),
             ClientMessage::ModerateMute { track } => self.room.moderate_mute(identity, &track),
             ClientMessage::ModerateRemove { participant } => {
+                // A refused request changed nothing: nothing to copy or tell.
                 let removed = self.room.moderate_remove(identity, &participant);
-                self.keep_barred();
+                if removed.is_ok() {
+                    self.keep_barred();
+                }
                 removed
             }
             ClientMessage::Readmit { participant } => {
                 let readmitted = self.room.readmit(identity, &participant);
-                self.keep_barred();
+                if readmitted.is_ok() {
+                    self.keep_barred();
+                }
                 readmitted
             }
             ClientMessage::Leave {} => Ok(self.room.leave(identity, LeaveReason::Left)),
@@ -1471,6 +1498,57 @@ mod tests {
 
     /// A room's task is started by the first join and that join is sent to it right after:
     /// the task must still be there when it arrives, however soon the task first runs.
+    #[tokio::test]
+    async fn a_removal_is_told_to_the_removals_watcher_hidden_members_too() {
+        let hub = hub_with_one_worker();
+        let mut changes = hub.watch_barred(16).expect("the first watcher");
+        assert!(hub.watch_barred(16).is_none(), "one watcher");
+        let room = RoomId("r-barred".into());
+        let ivy = hub
+            .connect(&room, person("ivy"), PROTOCOL_VERSION, None, "a".into())
+            .await
+            .expect("joins");
+        // A reviewer watches hidden: no presence is reported for them, yet their removal counts.
+        let reviewer = Member {
+            role: crate::InterviewRole::Reviewer,
+            grants: crate::Grants::for_role(crate::InterviewRole::Reviewer),
+            ..person("rev")
+        };
+        let mut rev = hub
+            .connect(&room, reviewer, PROTOCOL_VERSION, None, "b".into())
+            .await
+            .expect("joins");
+
+        // A refused removal (a reviewer may not moderate) changes nothing and tells nothing.
+        assert!(rev.to_room.send(ClientMessage::ModerateRemove {
+            participant: "ivy".into()
+        }));
+        let refused = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match rev.from_room.recv().await {
+                    Some(ServerMessage::Error { code, .. }) => break Some(code),
+                    Some(_) => {}
+                    None => break None,
+                }
+            }
+        })
+        .await
+        .expect("in time");
+        assert_eq!(refused.as_deref(), Some("not_allowed"));
+        assert!(changes.try_recv().is_err(), "a refusal tells nothing");
+
+        assert!(ivy.to_room.send(ClientMessage::ModerateRemove {
+            participant: "rev".into()
+        }));
+        let changed = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .expect("in time");
+        assert_eq!(changed, Some(room.clone()));
+        // Told once the hub's set says so.
+        assert!(hub.is_barred(&room, "rev"));
+        assert!(!hub.is_barred(&room, "ivy"));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_new_room_waits_for_the_join_that_started_it() {
         let hub = hub_with_one_worker();

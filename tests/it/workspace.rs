@@ -197,8 +197,14 @@ async fn first_answer(app: &TestApp, interview: &str, access: &str) -> Result<Va
     next_text(&mut socket).await
 }
 
+/// A server whose editors check their access on their own only once an hour: what ends an
+/// editor's access in a test must be the change itself.
+async fn spawn_without_periodic_checks(backend: Backend) -> Result<TestApp> {
+    TestApp::spawn_with(backend, &[("execution.editor_recheck_secs", json!(3600))]).await
+}
+
 async fn open_sockets_lose_access_when_it_changes(backend: Backend) -> Result<()> {
-    let app = TestApp::spawn(backend).await?;
+    let app = spawn_without_periodic_checks(backend).await?;
     let People {
         interview:
             Interview {
@@ -263,9 +269,7 @@ async fn open_sockets_lose_access_when_it_changes(backend: Backend) -> Result<()
 async fn someone_removed_from_the_room_loses_its_code_until_let_back_in(
     backend: Backend,
 ) -> Result<()> {
-    // The editor's periodic check is an hour away: only the removal itself can end its access.
-    let app =
-        TestApp::spawn_with(backend, &[("execution.editor_recheck_secs", json!(3600))]).await?;
+    let app = spawn_without_periodic_checks(backend).await?;
     let People {
         interview:
             Interview {
@@ -322,7 +326,7 @@ async fn someone_removed_from_the_room_loses_its_code_until_let_back_in(
 async fn a_deactivated_account_leaves_its_rooms_and_editors_at_once(
     backend: Backend,
 ) -> Result<()> {
-    let app = TestApp::spawn(backend).await?;
+    let app = spawn_without_periodic_checks(backend).await?;
     let admin = app
         .user_with_role("root@example.com", AccountRole::Admin)
         .await?;
@@ -364,8 +368,7 @@ async fn a_deactivated_account_leaves_its_rooms_and_editors_at_once(
     assert_eq!(removed["reason"], "session_ended", "{removed}");
     let left = crate::rtc::next_of(&mut cas_room, "participant_left").await?;
     assert_eq!(left["participant"], ivy_identity.as_str(), "{left}");
-    // ...her editor is closed at once (the admin's change asks it; the periodic check would
-    // take up to 10 s, and the wait allows 20)...
+    // ...her editor is closed at once (the admin's change asks it)...
     ivy.notice("the deactivated interviewer's editor closing", |n| {
         n["error"]["code"] == "access_changed"
     })

@@ -374,12 +374,21 @@ async fn authenticate(
 
 /// Why a member's access is no longer what their socket was opened with, if it is not. A
 /// database that does not answer is not a revocation: the socket carries on and asks again.
+/// A removal from the room is known without the database, so it is asked first.
 async fn access_changed(
     state: &AppState,
     principal: &Principal,
+    participant: Option<&str>,
     id: &str,
     was: (CodeGrants, bool),
 ) -> Option<&'static str> {
+    if participant.is_some_and(|me| {
+        state
+            .hub
+            .is_barred(&sightline_signaling::RoomId(id.to_owned()), me)
+    }) {
+        return Some("you no longer have access to this interview");
+    }
     let principal = match principal::current(state, principal.clone()).await {
         Ok(principal) => principal,
         Err(ApiError::Unauthenticated) => return Some("your session in this interview ended"),
@@ -412,6 +421,7 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
         },
     };
     let opened_with = (code.grants, code.room_open);
+    let participant = code.participant.clone();
     let member = Member {
         name: code.name,
         color: code.color.to_owned(),
@@ -444,6 +454,7 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
     // Besides when told to (a removal from the room, an invite reissued, the interview
     // cancelled), an open socket checks its member's access this often: a room that closes at
     // its time loses the editor within it.
+    // Validated at start; `interval` panics on zero.
     let every = Duration::from_secs(state.settings.execution.editor_recheck_secs.max(1));
     let mut recheck = tokio::time::interval(every);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -487,7 +498,8 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
             _ = recheck.tick() => check_now = true,
         }
         if check_now
-            && let Some(reason) = access_changed(&state, &principal, &id, opened_with).await
+            && let Some(reason) =
+                access_changed(&state, &principal, participant.as_deref(), &id, opened_with).await
         {
             refuse(&mut socket, "access_changed", reason).await;
             break;
