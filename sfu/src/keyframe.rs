@@ -77,7 +77,7 @@ impl KeyframeThrottle {
     /// Whether a subscriber's own keyframe request (a PLI after loss) for `layer` may be passed
     /// on at `now`: at most one per interval, answered or not, so one lossy or hostile
     /// subscriber cannot make the publisher send keyframe after keyframe. One that may not is
-    /// deferred: [`KeyframeThrottle::deferred_due`] says when it may go.
+    /// deferred: [`KeyframeThrottle::take_deferred`] sends it when it may go.
     pub fn try_relay(&mut self, layer: Layer, now: Instant) -> bool {
         let index = layer.index();
         let allowed = self.sent[index]

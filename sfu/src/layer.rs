@@ -149,7 +149,8 @@ impl Default for BitrateMeter {
 impl BitrateMeter {
     const BUCKETS: usize = 10;
     const BUCKET: Duration = Duration::from_millis(100);
-    /// How far back a meter looks: a stream silent for this long reads as absent.
+    /// How far back a meter looks (its buckets together): a stream silent for this long reads
+    /// as absent.
     pub const WINDOW: Duration = Duration::from_secs(1);
 
     /// An empty meter.

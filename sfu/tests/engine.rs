@@ -504,10 +504,7 @@ fn a_subscriber_receives_the_publishers_packets_unchanged() {
         .expect("and the engine takes the answer");
     // The subscriber joined between keyframes; the engine asked the publisher for one.
     assert!(
-        net.clients[0]
-            .events
-            .iter()
-            .any(|e| matches!(e, RtcEvent::KeyframeRequest(_))),
+        keyframe_requests(&net) > 0,
         "the publisher was asked for a keyframe"
     );
 }
@@ -969,19 +966,16 @@ fn taps_get_the_track_from_a_keyframe_with_sender_times_and_never_stall() {
     assert_eq!(slow.dropped() + 1, got.len() as u64);
 
     // A tap can ask the publisher for a keyframe (a recorder cutting a new file).
-    let requests = |net: &Net| {
-        net.clients[0]
-            .events
-            .iter()
-            .filter(|e| matches!(e, RtcEvent::KeyframeRequest(_)))
-            .count()
-    };
-    let before = requests(&net);
+    let before = keyframe_requests(&net);
     tap.request_keyframe();
     for frame in 119..130 {
         send_frame(&mut net, mid, pt, frame, false);
     }
-    assert_eq!(requests(&net), before + 1, "the publisher was asked, once");
+    assert_eq!(
+        keyframe_requests(&net),
+        before + 1,
+        "the publisher was asked, once"
+    );
 
     // A consumer that goes away is detached; a track that ends closes its taps.
     drop(slow);

@@ -1496,8 +1496,6 @@ mod tests {
         assert_eq!(hub.presence_dropped(), 0);
     }
 
-    /// A room's task is started by the first join and that join is sent to it right after:
-    /// the task must still be there when it arrives, however soon the task first runs.
     #[tokio::test]
     async fn a_removal_is_told_to_the_removals_watcher_hidden_members_too() {
         let hub = hub_with_one_worker();
@@ -1549,6 +1547,8 @@ mod tests {
         assert!(!hub.is_barred(&room, "ivy"));
     }
 
+    /// A room's task is started by the first join and that join is sent to it right after:
+    /// the task must still be there when it arrives, however soon the task first runs.
     #[tokio::test(start_paused = true)]
     async fn a_new_room_waits_for_the_join_that_started_it() {
         let hub = hub_with_one_worker();

@@ -451,10 +451,9 @@ async fn session(mut socket: WebSocket, state: AppState, id: String) {
         .allow_burst(NonZeroU32::new(FRAME_BURST).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(quota);
     let mut strikes = 0u32;
-    // Besides when told to (a removal from the room, an invite reissued, the interview
-    // cancelled), an open socket checks its member's access this often: a room that closes at
-    // its time loses the editor within it.
-    // Validated at start; `interval` panics on zero.
+    // Besides when told to (`Workspaces::recheck`), an open socket checks its member's access
+    // this often: a room that closes at its time loses the editor within it. The setting is
+    // validated at start; `interval` would panic on zero.
     let every = Duration::from_secs(state.settings.execution.editor_recheck_secs.max(1));
     let mut recheck = tokio::time::interval(every);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -268,8 +268,9 @@ impl Engine {
     }
 
     /// Attaches a consumer outside WebRTC to `track`: it receives the best live simulcast layer
-    /// within `quality` (the lowest above when none within arrives), starting at a keyframe, through a queue of `capacity` packets (see the
-    /// `tap` module). Dropping the receiver detaches it; the track ending closes it.
+    /// within `quality` (the lowest above when none within arrives), starting at a keyframe,
+    /// through a queue of `capacity` packets (see the `tap` module). Dropping the receiver
+    /// detaches it; the track ending closes it.
     pub fn add_tap(
         &mut self,
         track_id: TrackId,
