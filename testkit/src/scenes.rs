@@ -183,22 +183,25 @@ fn paste(frame: &mut [u8], part: &Part, sway: isize) {
     }
 }
 
-/// `scene` encoded as the test publisher sends it, on first use.
+/// `scene` encoded as the test publisher sends it, on first use (seconds of work: a publisher
+/// that will switch scenes should fetch them all before its media flows). One slot per scene,
+/// so a scene being encoded never holds up a lookup of another.
 pub fn scene_media(scene: Scene) -> Result<&'static EncodedMedia> {
-    static MEDIA: OnceLock<Mutex<HashMap<Scene, &'static EncodedMedia>>> = OnceLock::new();
-    let cache = MEDIA.get_or_init(Default::default);
-    let mut cache = cache
-        .lock()
-        .map_err(|_| anyhow!("scene media cache poisoned"))?;
-    if let Some(found) = cache.get(&scene) {
-        return Ok(found);
-    }
-    let dir = tempfile_dir("scene")?;
-    let result = encode_scene(scene, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    let media: &'static EncodedMedia = Box::leak(Box::new(result?));
-    cache.insert(scene, media);
-    Ok(media)
+    static MEDIA: [OnceLock<Result<EncodedMedia, String>>; Scene::ALL.len()] =
+        [const { OnceLock::new() }; Scene::ALL.len()];
+    let index = Scene::ALL
+        .iter()
+        .position(|known| *known == scene)
+        .context("a scene of Scene::ALL")?;
+    MEDIA[index]
+        .get_or_init(|| {
+            let dir = tempfile_dir("scene").map_err(|err| format!("{err:#}"))?;
+            let result = encode_scene(scene, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            result.map_err(|err| format!("{err:#}"))
+        })
+        .as_ref()
+        .map_err(|err| anyhow!("encoding {scene:?}: {err}"))
 }
 
 fn encode_scene(scene: Scene, dir: &Path) -> Result<EncodedMedia> {

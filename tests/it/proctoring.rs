@@ -47,6 +47,12 @@ impl Camera {
     }
 
     async fn publish(mut socket: Socket, scene: Scene, video: &str) -> Result<Camera> {
+        // Every scene is encoded now, before media flows: encoding one on its first `show`
+        // takes seconds, in which a busy machine would send no frames (the proctor rightly
+        // saw a lost feed once).
+        for scene in Scene::ALL {
+            scene_media(scene)?;
+        }
         let (mut media, offer) = MediaPublisher::new(true).await?;
         let tracks = if video == "secondary_camera" {
             json!([{ "mid": media.video.to_string(), "source": video }])
