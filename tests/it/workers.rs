@@ -583,7 +583,16 @@ async fn a_worker_whose_node_goes_finishes_the_recording_unless_another_node_too
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(gone, "w-a let go of {id}");
-        let (status, worker, _) = row(&app, id).await?;
+        // A finishing worker lets go of its spool, then stores the row: wait for it.
+        let mut found = row(&app, id).await?;
+        for _ in 0..100 {
+            if taken_over || found.0 != "recording" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            found = row(&app, id).await?;
+        }
+        let (status, worker, _) = found;
         let mut db = app.db().await?;
         let (finisher,): (Option<String>,) =
             sqlx::query_as("SELECT finisher FROM recordings WHERE id = $1")
