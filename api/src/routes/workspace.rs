@@ -93,13 +93,7 @@ async fn code_access(
             COLORS.len() - 1,
         ),
     };
-    // Removed from the room by a moderator: out of its code too, until let back in.
-    let barred = participant.as_ref().is_some_and(|me| {
-        state
-            .hub
-            .is_barred(&sightline_signaling::RoomId(id.to_owned()), me)
-    });
-    if !grants.view || barred {
+    if !grants.view || removed_from_room(state, id, participant.as_deref()) {
         return Err(ApiError::NotFound);
     }
     let code = CodeAccess {
@@ -372,6 +366,16 @@ async fn authenticate(
     }
 }
 
+/// Whether a moderator removed `participant` from interview `id`'s room and nobody let them
+/// back in: then they are out of its code too.
+fn removed_from_room(state: &AppState, id: &str, participant: Option<&str>) -> bool {
+    participant.is_some_and(|me| {
+        state
+            .hub
+            .is_barred(&sightline_signaling::RoomId(id.to_owned()), me)
+    })
+}
+
 /// Why a member's access is no longer what their socket was opened with, if it is not. A
 /// database that does not answer is not a revocation: the socket carries on and asks again.
 /// A removal from the room is known without the database, so it is asked first.
@@ -382,11 +386,7 @@ async fn access_changed(
     id: &str,
     was: (CodeGrants, bool),
 ) -> Option<&'static str> {
-    if participant.is_some_and(|me| {
-        state
-            .hub
-            .is_barred(&sightline_signaling::RoomId(id.to_owned()), me)
-    }) {
+    if removed_from_room(state, id, participant) {
         return Some("you no longer have access to this interview");
     }
     let principal = match principal::current(state, principal.clone()).await {
