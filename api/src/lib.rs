@@ -17,6 +17,7 @@ pub mod cli;
 mod client_addr;
 mod cluster;
 mod data_rights;
+mod editor;
 mod email;
 mod error;
 mod extract;
