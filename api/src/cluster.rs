@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sightline_cluster::{
     Cluster, ClusterConfig, ClusterError, Dials, Load, NatsAuth, NatsTls, NodeCommands, NodeId,
-    Placement, Region, RoomGuard, RoomKey,
+    Placement, Region, RoomGuard, RoomKey, Service,
 };
 use sightline_config::Settings;
 use sightline_signaling::{Hub, RoomId};
@@ -102,7 +102,7 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
     // Other nodes relay joins and send commands here once a room is placed here, which may be
     // as soon as the first heartbeat is out: listen at once.
     let internal = |err: ClusterError| ApiError::Internal(err.to_string());
-    let dials = cluster.listen().await.map_err(internal)?;
+    let dials = cluster.listen(Service::Rtc).await.map_err(internal)?;
     let commands = cluster.commands().await.map_err(internal)?;
     let mut cpu = CpuMeter::new();
     let counted = hub.clone();

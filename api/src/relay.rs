@@ -11,7 +11,7 @@
 //! one: both are a [`Session`].
 
 use serde::{Deserialize, Serialize};
-use sightline_cluster::{Dials, Link, NodeId};
+use sightline_cluster::{Dials, Link, NodeId, Service};
 use sightline_signaling::protocol::{self, ClientMessage, ServerMessage};
 use sightline_signaling::{RoomId, Session};
 
@@ -59,7 +59,7 @@ pub async fn connect(
         room: room.clone(),
         join,
     };
-    match cluster.dial::<_, JoinAnswer>(node, request).await {
+    match cluster.dial::<_, JoinAnswer>(node, Service::Rtc, request).await {
         Ok(dialed) => match &dialed.answer {
             JoinAnswer::Admitted { identity } => {
                 let identity = identity.clone();

@@ -31,4 +31,4 @@ pub use jobs::{Job, JobQueue, JobTaker, Lease, Posted, ProctoringJob, RecordingJ
 pub use nats::{Cluster, ClusterConfig, ClusterStats, CommandReply, NodeCommands, RoomGuard};
 pub use node::{Heartbeat, Load, NodeId, NodeState, Region, RoomKey};
 pub use placement::Placement;
-pub use relay::{Dial, Dialed, Dials, Link, LinkEnd};
+pub use relay::{Dial, Dialed, Dials, Link, LinkEnd, Service};

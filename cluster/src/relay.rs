@@ -1,8 +1,9 @@
 //! Sessions between two nodes: a node that holds a client's connection (the edge) carries it to
 //! the node that hosts the client's room, over plain NATS subjects.
 //!
-//! The edge *dials* the host: a request on the host's subject `sightline.node.{node}.dial`
-//! names a fresh session id and carries the caller's request; the host answers it and, when it
+//! The edge *dials* the host: a request on the host's subject for the [`Service`] it wants
+//! (`sightline.node.{node}.dial` for signaling, `….dial.editor` for the shared editor) names a
+//! fresh session id and carries the caller's request; the host answers it and, when it
 //! accepts, the two exchange frames on `sightline.relay.{session}.up` (edge to host) and
 //! `.down` (host to edge). Each direction numbers its frames and sends a keepalive while it
 //! has nothing else to say. A missing number (NATS dropped a frame for a slow subscriber, or
@@ -33,6 +34,16 @@ const LINK_QUEUE: usize = 256;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How far apart two nodes' clocks may be before a dial that is not late looks late.
 const CLOCK_SKEW: Duration = Duration::from_secs(2);
+
+/// What a dial asks a node for. Each service has a dial subject of its own, so each is taken
+/// by its own code, with its own request type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// A participant's signaling session (`/rtc`) in a room the node hosts.
+    Rtc,
+    /// A member's shared-editor socket on the document of a room the node hosts.
+    Editor,
+}
 
 /// One frame on a relay subject.
 #[derive(Debug, Serialize, Deserialize)]
@@ -286,10 +297,10 @@ impl<Req: DeserializeOwned> Dials<Req> {
 }
 
 impl Cluster {
-    /// Starts taking dials to this node.
-    pub async fn listen<Req>(&self) -> Result<Dials<Req>, ClusterError> {
+    /// Starts taking dials to this node for `service`.
+    pub async fn listen<Req>(&self, service: Service) -> Result<Dials<Req>, ClusterError> {
         let subscription = self
-            .subscribe_in_effect(dial_subject(self.node()), "listening for dials")
+            .subscribe_in_effect(dial_subject(self.node(), service), "listening for dials")
             .await?;
         Ok(Dials {
             subscription,
@@ -298,13 +309,14 @@ impl Cluster {
         })
     }
 
-    /// Dials `node` with `request` and gives the node's answer; [`Dialed::open`] then opens
+    /// Dials `node`'s `service` with `request` and gives the node's answer; [`Dialed::open`] then opens
     /// this end of the session when the answer says the node accepted. A dial given up after
     /// the request went out (no answer in time, an unreadable answer, or a [`Dialed`] dropped
     /// unopened) tells the node to end its end, in case it accepted.
     pub async fn dial<Req, Rep>(
         &self,
         node: &NodeId,
+        service: Service,
         request: Req,
     ) -> Result<Dialed<Rep>, ClusterError>
     where
@@ -330,7 +342,7 @@ impl Cluster {
         };
         let answer = tokio::time::timeout(
             DIAL_TIMEOUT,
-            self.client().request(dial_subject(node), payload),
+            self.client().request(dial_subject(node, service), payload),
         )
         .await;
         let answer = match answer {
@@ -468,8 +480,12 @@ enum Direction {
     Down,
 }
 
-fn dial_subject(node: &NodeId) -> String {
-    format!("sightline.node.{node}.dial")
+fn dial_subject(node: &NodeId, service: Service) -> String {
+    match service {
+        // The subject nodes of earlier versions listen on.
+        Service::Rtc => format!("sightline.node.{node}.dial"),
+        Service::Editor => format!("sightline.node.{node}.dial.editor"),
+    }
 }
 
 fn relay_subject(session: &str, direction: Direction) -> String {

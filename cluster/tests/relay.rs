@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use sightline_cluster::{Cluster, ClusterConfig, Link, NodeId, Region};
+use sightline_cluster::{Cluster, ClusterConfig, Link, NodeId, Region, Service};
 use sightline_testkit::NatsServer;
 
 /// Keepalives every 200 ms; two seconds of silence end a session.
@@ -62,7 +62,7 @@ async fn a_dial_opens_a_session_that_carries_messages_both_ways_in_order() {
     let nats = NatsServer::start().await.expect("a private nats-server");
     let edge = node(&nats, "edge").await;
     let host = node(&nats, "host").await;
-    let mut dials = host.listen::<String>().await.expect("listens");
+    let mut dials = host.listen::<String>(Service::Rtc).await.expect("listens");
     let echo = tokio::spawn(async move {
         let dial = dials.next().await.expect("a dial");
         assert_eq!(dial.request, "hello");
@@ -78,7 +78,7 @@ async fn a_dial_opens_a_session_that_carries_messages_both_ways_in_order() {
         echoed
     });
     let dialed = edge
-        .dial::<_, String>(&node_id("host"), "hello".to_owned())
+        .dial::<_, String>(&node_id("host"), Service::Rtc, "hello".to_owned())
         .await
         .expect("dials");
     assert_eq!(dialed.answer, "welcome");
@@ -122,14 +122,14 @@ async fn a_refused_dial_opens_nothing_and_a_node_nobody_listens_for_fails_the_di
     let nats = NatsServer::start().await.expect("a private nats-server");
     let edge = node(&nats, "edge").await;
     let host = node(&nats, "host").await;
-    let mut dials = host.listen::<String>().await.expect("listens");
+    let mut dials = host.listen::<String>(Service::Rtc).await.expect("listens");
     tokio::spawn(async move {
         while let Some(dial) = dials.next().await {
             dial.refuse(&"no").await;
         }
     });
     let dialed = edge
-        .dial::<_, String>(&node_id("host"), "hello".to_owned())
+        .dial::<_, String>(&node_id("host"), Service::Rtc, "hello".to_owned())
         .await
         .expect("dials");
     assert_eq!(dialed.answer, "no");
@@ -141,7 +141,7 @@ async fn a_refused_dial_opens_nothing_and_a_node_nobody_listens_for_fails_the_di
 
     let started = std::time::Instant::now();
     let ghost = edge
-        .dial::<_, String>(&node_id("ghost"), "hello".to_owned())
+        .dial::<_, String>(&node_id("ghost"), Service::Rtc, "hello".to_owned())
         .await;
     assert!(ghost.is_err(), "nobody listens for ghost");
     // NATS says at once that nobody listens; the dial's own timeout is five seconds.
@@ -150,6 +150,37 @@ async fn a_refused_dial_opens_nothing_and_a_node_nobody_listens_for_fails_the_di
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_takes_only_its_own_dials() {
+    let nats = NatsServer::start().await.expect("a private nats-server");
+    let edge = node(&nats, "edge").await;
+    let host = node(&nats, "host").await;
+    for (service, name) in [(Service::Rtc, "rtc"), (Service::Editor, "editor")] {
+        let mut dials = host.listen::<String>(service).await.expect("listens");
+        tokio::spawn(async move {
+            while let Some(dial) = dials.next().await {
+                let answer = format!("{name} took {}", dial.request);
+                dial.refuse(&answer).await;
+            }
+        });
+    }
+    for (service, name) in [(Service::Editor, "editor"), (Service::Rtc, "rtc")] {
+        let dialed = edge
+            .dial::<_, String>(&node_id("host"), service, "a dial".to_owned())
+            .await
+            .expect("dials");
+        assert_eq!(dialed.answer, format!("{name} took a dial"));
+    }
+    // A node that takes no editor dials (an earlier version) fails such a dial at once.
+    let other = node(&nats, "other").await;
+    let mut dials = other.listen::<String>(Service::Rtc).await.expect("listens");
+    tokio::spawn(async move { while dials.next().await.is_some() {} });
+    let refused = edge
+        .dial::<_, String>(&node_id("other"), Service::Editor, "a dial".to_owned())
+        .await;
+    assert!(refused.is_err(), "nobody takes editor dials on other");
 }
 
 /// A host written by hand on a plain NATS connection, to misbehave: it accepts `edge`'s next
@@ -188,7 +219,7 @@ async fn a_lost_frame_or_a_silent_other_end_ends_the_session() {
 
     // Frame 1 never comes: the edge takes frame 0 and ends at frame 2.
     let host = node_id("host");
-    let dialing = edge.dial::<_, String>(&host, "hello".to_owned());
+    let dialing = edge.dial::<_, String>(&host, Service::Rtc, "hello".to_owned());
     let (answered, dialed) = tokio::join!(answer_next(&raw, &mut dials), async {
         dialing.await.expect("dials")
     });
@@ -214,7 +245,7 @@ async fn a_lost_frame_or_a_silent_other_end_ends_the_session() {
     // A host that answers and then says nothing: the edge keeps itself alive on `up` (numbered
     // keepalives), gives up after the allowed silence and says so.
     let host = node_id("host");
-    let dialing = edge.dial::<_, String>(&host, "hello".to_owned());
+    let dialing = edge.dial::<_, String>(&host, Service::Rtc, "hello".to_owned());
     let (session, dialed) = tokio::join!(answer_next(&raw, &mut dials), async {
         dialing.await.expect("dials")
     });
@@ -255,7 +286,7 @@ async fn an_edge_that_gives_up_on_an_accepted_dial_tells_the_host_at_once() {
     let nats = NatsServer::start().await.expect("a private nats-server");
     let edge = node(&nats, "edge").await;
     let host = node(&nats, "host").await;
-    let mut dials = host.listen::<String>().await.expect("listens");
+    let mut dials = host.listen::<String>(Service::Rtc).await.expect("listens");
     let accepted = tokio::spawn(async move {
         let dial = dials.next().await.expect("a dial");
         let mut link: Link<String, String> = dial.accept(&"welcome").await.expect("accepts");
@@ -264,7 +295,7 @@ async fn an_edge_that_gives_up_on_an_accepted_dial_tells_the_host_at_once() {
         (ended, started.elapsed())
     });
     let dialed = edge
-        .dial::<_, String>(&node_id("host"), "hello".to_owned())
+        .dial::<_, String>(&node_id("host"), Service::Rtc, "hello".to_owned())
         .await
         .expect("dials");
     assert_eq!(dialed.answer, "welcome");
@@ -287,7 +318,7 @@ async fn an_edge_that_gives_up_on_an_accepted_dial_tells_the_host_at_once() {
 async fn a_dial_that_reaches_its_host_after_the_caller_gave_up_is_dropped() {
     let nats = NatsServer::start().await.expect("a private nats-server");
     let host = node(&nats, "host").await;
-    let mut dials = host.listen::<String>().await.expect("listens");
+    let mut dials = host.listen::<String>(Service::Rtc).await.expect("listens");
     let edge = node(&nats, "edge").await;
 
     // A dial whose caller stopped waiting a minute ago (it sat in a queue somewhere).
@@ -304,7 +335,7 @@ async fn a_dial_that_reaches_its_host_after_the_caller_gave_up_is_dropped() {
     let late = tokio::time::timeout(Duration::from_millis(500), late);
     // Then a fresh one: it is the first the host is offered.
     let host_id = node_id("host");
-    let fresh = edge.dial::<_, String>(&host_id, "fresh".to_owned());
+    let fresh = edge.dial::<_, String>(&host_id, Service::Rtc, "fresh".to_owned());
     let (late, offered, dialed) = tokio::join!(
         late,
         async {
