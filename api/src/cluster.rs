@@ -4,16 +4,17 @@
 //! here runs.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sightline_cluster::{
     Cluster, ClusterConfig, ClusterError, Dials, Load, NatsAuth, NatsTls, NodeCommands, NodeId,
-    Placement, Region, RoomGuard, RoomKey, Service,
+    NodeState, Placement, Region, RoomGuard, RoomKey, Service,
 };
 use sightline_config::Settings;
 use sightline_signaling::{Hub, RoomId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -28,6 +29,8 @@ pub struct Membership {
     pub heartbeats: JoinHandle<()>,
     /// Joins other nodes relay to rooms hosted here.
     pub dials: Dials<crate::relay::RelayedJoin>,
+    /// Editor sockets other nodes relay to documents held here.
+    pub editor_dials: Dials<crate::editor::EditorDial>,
     /// What other nodes ask of rooms hosted here.
     pub commands: NodeCommands<crate::rooms::NodeCommand>,
     /// Each room as it comes to be hosted here (placed here for the first time, or again after
@@ -103,6 +106,7 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
     // as soon as the first heartbeat is out: listen at once.
     let internal = |err: ClusterError| ApiError::Internal(err.to_string());
     let dials = cluster.listen(Service::Rtc).await.map_err(internal)?;
+    let editor_dials = cluster.listen(Service::Editor).await.map_err(internal)?;
     let commands = cluster.commands().await.map_err(internal)?;
     let mut cpu = CpuMeter::new();
     let counted = hub.clone();
@@ -124,6 +128,7 @@ pub async fn join(settings: &Settings, hub: &Hub) -> Result<Option<Membership>, 
         rooms,
         heartbeats,
         dials,
+        editor_dials,
         commands,
         newly_hosted: Some(newly_hosted),
     }))
@@ -159,10 +164,31 @@ enum Phase {
     Lost,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Hosting {
     claimed_at: Instant,
     phase: Phase,
+    /// Which time the room came to be hosted here: a [`PlacementHold`] counts for the time it
+    /// was taken in only.
+    generation: u64,
+    /// Open [`PlacementHold`]s: the room stays placed here while any is, even with nobody in
+    /// its call (its shared document is open here).
+    holds: usize,
+    /// Set when the room is lost to another node; dropped with the entry (which also tells the
+    /// holds).
+    lost: watch::Sender<bool>,
+}
+
+impl Hosting {
+    fn new(claimed_at: Instant, generation: u64) -> Self {
+        Self {
+            claimed_at,
+            phase: Phase::Up,
+            generation,
+            holds: 0,
+            lost: watch::channel(false).0,
+        }
+    }
 }
 
 /// The rooms this node hosts in a cluster: each placed in the rooms bucket before its first
@@ -174,6 +200,8 @@ pub struct HostedRooms {
     hub: Hub,
     check_every: Duration,
     hosted: Arc<Mutex<HashMap<RoomId, Hosting>>>,
+    /// Numbers each time a room comes to be hosted here.
+    generations: Arc<AtomicU64>,
     newly_hosted: mpsc::UnboundedSender<RoomId>,
 }
 
@@ -191,6 +219,7 @@ impl HostedRooms {
             hub,
             check_every,
             hosted: Arc::new(Mutex::new(HashMap::new())),
+            generations: Arc::new(AtomicU64::new(0)),
             newly_hosted,
         };
         (rooms, hosted_rx)
@@ -261,18 +290,14 @@ impl HostedRooms {
                     hosting.claimed_at = now;
                     false
                 }
-                // New here, or placed here again after it was lost: a watcher of its own.
+                // New here, or placed here again after it was lost: a watcher of its own, and
+                // holds of its own (those taken before the loss no longer count).
                 Some(Hosting {
                     phase: Phase::Lost, ..
                 })
                 | None => {
-                    hosted.insert(
-                        room.clone(),
-                        Hosting {
-                            claimed_at: now,
-                            phase: Phase::Up,
-                        },
-                    );
+                    let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                    hosted.insert(room.clone(), Hosting::new(now, generation));
                     true
                 }
             }
@@ -293,6 +318,29 @@ impl HostedRooms {
         Ok(Claim::Here)
     }
 
+    /// Keeps `room`, which a claim just found here, placed here while the hold lives, whether
+    /// or not anyone is in its call; `None` if it is not hosted here (any more).
+    pub fn hold(&self, room: &RoomId) -> Option<PlacementHold> {
+        let mut hosted = self.hosted();
+        let hosting = hosted
+            .get_mut(room)
+            .filter(|h| matches!(h.phase, Phase::Up))?;
+        hosting.holds += 1;
+        Some(PlacementHold {
+            rooms: self.clone(),
+            room: room.clone(),
+            generation: hosting.generation,
+            lost: hosting.lost.subscribe(),
+        })
+    }
+
+    /// Whether `room` is hosted here: placed here and not being released or ended.
+    pub fn hosts(&self, room: &RoomId) -> bool {
+        self.hosted()
+            .get(room)
+            .is_some_and(|h| matches!(h.phase, Phase::Up))
+    }
+
     /// Watches a hosted room until it ends here: released when it is over, ended when its
     /// placement names another node, placed again if its placement vanished. A NATS outage
     /// ends nothing: the room goes on. The first check is at once, so a claim that raced with
@@ -305,7 +353,9 @@ impl HostedRooms {
             let over = {
                 let mut hosted = self.hosted();
                 let over = hosted.get(&room).is_none_or(|h| {
-                    !self.hub.has_room(&room) && h.claimed_at.elapsed() > CLAIM_GRACE
+                    !self.hub.has_room(&room)
+                        && h.holds == 0
+                        && h.claimed_at.elapsed() > CLAIM_GRACE
                 });
                 if over && let Some(hosting) = hosted.get_mut(&room) {
                     hosting.phase = Phase::Releasing;
@@ -347,6 +397,7 @@ impl HostedRooms {
     async fn end_lost(&self, room: &RoomId) {
         if let Some(hosting) = self.hosted().get_mut(room) {
             hosting.phase = Phase::Lost;
+            hosting.lost.send_replace(true);
         }
         let until = Instant::now() + CLAIM_GRACE;
         while Instant::now() < until {
@@ -367,6 +418,51 @@ impl HostedRooms {
             .is_some_and(|h| matches!(h.phase, Phase::Lost))
         {
             hosted.remove(room);
+        }
+    }
+}
+
+/// Keeps a room placed on this node (see [`HostedRooms::hold`]); dropped, the room is released
+/// as usual once nobody is in it, a claim's grace after the hold ended.
+pub struct PlacementHold {
+    rooms: HostedRooms,
+    room: RoomId,
+    generation: u64,
+    lost: watch::Receiver<bool>,
+}
+
+impl PlacementHold {
+    /// Whether what is held here should stay here: the room is still hosted here, by the same
+    /// placement as when the hold was taken, and this node is not draining with nobody in the
+    /// room's call (a draining node lets what only holds the placement go elsewhere).
+    pub fn here(&self) -> bool {
+        let hosted = self.rooms.hosted();
+        let same = hosted
+            .get(&self.room)
+            .is_some_and(|h| matches!(h.phase, Phase::Up) && h.generation == self.generation);
+        drop(hosted);
+        let leaving = self.rooms.cluster.state() == NodeState::Draining
+            && !self.rooms.hub.has_room(&self.room);
+        same && !leaving
+    }
+
+    /// Completes when the room is lost to another node, or stops being hosted here.
+    pub async fn lost(&mut self) {
+        // An error: the room's entry went, which ends the hold's time here as well.
+        let _ = self.lost.wait_for(|lost| *lost).await;
+    }
+}
+
+impl Drop for PlacementHold {
+    fn drop(&mut self) {
+        if let Some(hosting) = self
+            .rooms
+            .hosted()
+            .get_mut(&self.room)
+            .filter(|h| h.generation == self.generation)
+        {
+            hosting.holds = hosting.holds.saturating_sub(1);
+            hosting.claimed_at = Instant::now();
         }
     }
 }

@@ -260,7 +260,7 @@ pub async fn erase(state: &AppState, actor: &str, email: &str) -> Result<Erased,
                 LeaveReason::SessionEnded,
             )
             .await;
-        state.workspaces.recheck(&row.interview_id);
+        state.documents.recheck(&row.interview_id).await;
     }
     // Nothing that is being made now: what is made would come back after the erasure.
     for row in &rows {
@@ -276,7 +276,11 @@ pub async fn erase(state: &AppState, actor: &str, email: &str) -> Result<Erased,
         if state.hub.has_room(&room)
             || hosted_elsewhere
             || recording
-            || state.workspaces.is_open(&row.interview_id)
+            || state
+                .documents
+                .is_open(&row.interview_id)
+                .await
+                .map_err(|_| ApiError::Unavailable("the shared document is not available"))?
         {
             return Err(ApiError::Conflict {
                 code: "interview_in_progress",

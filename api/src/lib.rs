@@ -17,6 +17,7 @@ pub mod cli;
 mod client_addr;
 mod cluster;
 mod data_rights;
+mod documents;
 mod editor;
 mod email;
 mod error;
@@ -262,6 +263,8 @@ pub struct Server {
     heartbeats: Option<tokio::task::JoinHandle<()>>,
     /// Joins other nodes relay to rooms hosted here, in a cluster.
     dials: Option<sightline_cluster::Dials<relay::RelayedJoin>>,
+    /// Editor sockets other nodes relay to documents held here, in a cluster.
+    editor_dials: Option<sightline_cluster::Dials<editor::EditorDial>>,
     /// What other nodes ask of rooms hosted here, in a cluster.
     commands: Option<sightline_cluster::NodeCommands<rooms::NodeCommand>>,
 }
@@ -350,9 +353,14 @@ impl Server {
             },
             connections.clone(),
         );
-        let (heartbeats, dials, commands) = match membership {
-            Some(m) => (Some(m.heartbeats), Some(m.dials), Some(m.commands)),
-            None => (None, None, None),
+        let (heartbeats, dials, editor_dials, commands) = match membership {
+            Some(m) => (
+                Some(m.heartbeats),
+                Some(m.dials),
+                Some(m.editor_dials),
+                Some(m.commands),
+            ),
+            None => (None, None, None, None),
         };
         Ok(Server {
             listener,
@@ -362,6 +370,7 @@ impl Server {
             state,
             heartbeats,
             dials,
+            editor_dials,
             commands,
         })
     }
@@ -443,6 +452,9 @@ impl Server {
         let relaying = self
             .dials
             .map(|dials| tokio::spawn(relay::host(self.state.clone(), dials)));
+        let relaying_editors = self
+            .editor_dials
+            .map(|dials| tokio::spawn(editor::host(self.state.clone(), dials)));
         let commanded = self
             .commands
             .map(|commands| tokio::spawn(rooms::serve(self.state.clone(), commands)));
@@ -472,6 +484,9 @@ impl Server {
             heartbeats.abort();
         }
         if let Some(relaying) = relaying {
+            relaying.abort();
+        }
+        if let Some(relaying) = relaying_editors {
             relaying.abort();
         }
         if let Some(commanded) = commanded {

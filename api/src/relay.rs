@@ -59,7 +59,10 @@ pub async fn connect(
         room: room.clone(),
         join,
     };
-    match cluster.dial::<_, JoinAnswer>(node, Service::Rtc, request).await {
+    match cluster
+        .dial::<_, JoinAnswer>(node, Service::Rtc, request)
+        .await
+    {
         Ok(dialed) => match &dialed.answer {
             JoinAnswer::Admitted { identity } => {
                 let identity = identity.clone();

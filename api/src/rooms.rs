@@ -10,6 +10,7 @@ use sightline_signaling::protocol::ParticipantInfo;
 use sightline_signaling::{LeaveReason, RoomId};
 
 use crate::cluster::Claim;
+use crate::documents::{DocumentAnswer, DocumentOp};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -44,6 +45,13 @@ pub enum RoomControl {
     RecordingActive,
     /// Whether the proctoring checks run (a read, as above).
     ProctoringRunning,
+    /// Whether a moderator removed `participant` from the room and nobody let them back in (a
+    /// read: the room's removals live on its host, and go with it: a host that is gone answers
+    /// no, as the room's next host would).
+    IsBarred {
+        /// Their participant id.
+        participant: String,
+    },
 }
 
 /// What one node asks another.
@@ -63,6 +71,14 @@ pub enum NodeCommand {
     Close {
         /// The room.
         room: RoomId,
+    },
+    /// Do `op` to interview `room`'s shared document, which the receiver holds as the room's
+    /// host (see [`crate::documents`]).
+    Document {
+        /// The room (the interview's id).
+        room: RoomId,
+        /// What to do.
+        op: DocumentOp,
     },
     /// Take a participant out of `room` (see [`sightline_signaling::Hub::remove_participant`]).
     Remove {
@@ -90,7 +106,9 @@ impl RoomControl {
     fn reads(&self) -> bool {
         matches!(
             self,
-            RoomControl::RecordingActive | RoomControl::ProctoringRunning
+            RoomControl::RecordingActive
+                | RoomControl::ProctoringRunning
+                | RoomControl::IsBarred { .. }
         )
     }
 }
@@ -110,6 +128,11 @@ pub enum CommandAnswer {
     Rooms {
         /// Each with who is in it.
         rooms: Vec<HostedRoom>,
+    },
+    /// What the document answered, for [`NodeCommand::Document`].
+    Document {
+        /// Its answer.
+        answer: DocumentAnswer,
     },
     /// It could not be done, with the reason.
     Failed {
@@ -164,7 +187,14 @@ pub async fn control(
             Ok(Some(CommandAnswer::Done { result })) => return Ok(result),
             Ok(Some(CommandAnswer::Failed { message })) => return Err(ApiError::Internal(message)),
             Ok(None) if control.reads() => return Ok(false),
-            Ok(Some(CommandAnswer::Moved | CommandAnswer::Rooms { .. }) | None) => {}
+            Ok(
+                Some(
+                    CommandAnswer::Moved
+                    | CommandAnswer::Rooms { .. }
+                    | CommandAnswer::Document { .. },
+                )
+                | None,
+            ) => {}
             Err(err) => {
                 tracing::warn!(%interview, %node, %err, "sending a room control to its host");
                 return Err(unreachable_room());
@@ -201,6 +231,9 @@ fn apply(state: &AppState, interview: &str, control: RoomControl) -> Result<bool
         }
         RoomControl::RecordingActive => Ok(state.recordings.is_running(interview)),
         RoomControl::ProctoringRunning => Ok(state.proctoring.is_running(interview)),
+        RoomControl::IsBarred { participant } => Ok(state
+            .hub
+            .is_barred(&RoomId(interview.to_owned()), &participant)),
     }
 }
 
@@ -397,6 +430,15 @@ async fn answer(state: &AppState, command: NodeCommand, reply: CommandReply) {
         NodeCommand::Close { room } => CommandAnswer::Done {
             result: state.hub.close_room(&room),
         },
+        NodeCommand::Document { room, op } => {
+            if state.documents.held_here(&room, &op).await {
+                CommandAnswer::Document {
+                    answer: state.documents.apply_here(&room.0, op).await,
+                }
+            } else {
+                CommandAnswer::Moved
+            }
+        }
         NodeCommand::Remove {
             room,
             identity,

@@ -19,10 +19,10 @@ use sightline_runner::{
 };
 use utoipa::ToSchema;
 
+use crate::documents::Documents;
 use crate::error::ApiError;
 use crate::store::workspace::{self as store, RunRow};
 use crate::store::{Db, new_id};
-use crate::workspace::Workspaces;
 
 /// The language a document without a chosen one runs as.
 pub const DEFAULT_LANGUAGE: &str = "python";
@@ -166,11 +166,11 @@ impl Runs {
     /// The job for the interview's current code (in the editor's language) and that language.
     async fn current_job(
         &self,
-        workspaces: &Workspaces,
+        documents: &Documents,
         interview: &str,
         stdin: String,
     ) -> Result<(String, Job), ApiError> {
-        let (source, language) = workspaces
+        let (source, language) = documents
             .read(interview)
             .await
             .map_err(|_| ApiError::Unavailable("the shared document is not available"))?;
@@ -197,13 +197,13 @@ impl Runs {
     /// compares what it printed. Each case counts as a run against the interview's rate.
     pub async fn test(
         &self,
-        workspaces: &Workspaces,
+        documents: &Documents,
         interview: &str,
         cases: Vec<(String, String)>,
     ) -> Result<(String, Vec<TestResult>), ApiError> {
         let runner = self.runner()?.clone();
         let (language, job) = self
-            .current_job(workspaces, interview, String::new())
+            .current_job(documents, interview, String::new())
             .await?;
         // A question's tests count as that many runs, up to a minute's allowance (more tests
         // than that still run, one after another).
@@ -255,7 +255,7 @@ impl Runs {
     pub async fn start(
         &self,
         db: &Db,
-        workspaces: &Workspaces,
+        documents: &Documents,
         interview: &str,
         requester: Requester,
         stdin: String,
@@ -269,7 +269,7 @@ impl Runs {
         }
         self.check_rate(interview, 1)?;
         let (language_id, job) = self
-            .current_job(workspaces, interview, stdin.clone())
+            .current_job(documents, interview, stdin.clone())
             .await?;
         let source = job.source.clone();
         let ticket = runner.admit(job).map_err(busy)?;
@@ -297,9 +297,9 @@ impl Runs {
             finished_at_ms: None,
         };
         store::insert_run(db.pool(), &run).await?;
-        announce(workspaces, &run);
+        announce(documents, &run).await;
 
-        let (db, workspaces, admitted) = (db.clone(), workspaces.clone(), run.clone());
+        let (db, documents, admitted) = (db.clone(), documents.clone(), run.clone());
         tokio::spawn(async move {
             let result = match ticket.start().await {
                 Ok(started) => {
@@ -311,7 +311,7 @@ impl Runs {
                             ..admitted.clone()
                         };
                         if store::update_run(db.pool(), &running).await.is_ok() {
-                            announce(&workspaces, &running);
+                            announce(&documents, &running).await;
                         }
                     }
                     started.run().await
@@ -322,7 +322,7 @@ impl Runs {
             if let Err(err) = store::update_run(db.pool(), &finished).await {
                 tracing::error!(%err, run = %finished.id, "storing a run's result");
             }
-            announce(&workspaces, &finished);
+            announce(&documents, &finished).await;
         });
         Ok(run)
     }
@@ -403,9 +403,6 @@ fn finish(run: RunRow, result: Result<Outcome, RunnerError>) -> RunRow {
 }
 
 /// Tells everyone in the interview's editor about a run.
-fn announce(workspaces: &Workspaces, run: &RunRow) {
-    workspaces.notify(
-        &run.interview_id,
-        serde_json::json!({ "type": "run", "run": run }),
-    );
+async fn announce(documents: &Documents, run: &RunRow) {
+    documents.run_changed(run).await;
 }

@@ -10,6 +10,7 @@ use sightline_signaling::Hub;
 use crate::auth::TokenKeys;
 use crate::auth::rate_limit::AccountLimiter;
 use crate::cluster::HostedRooms;
+use crate::documents::Documents;
 use crate::email::Mailer;
 use crate::metrics::Metrics;
 use crate::proctoring::Proctoring;
@@ -51,8 +52,10 @@ pub struct StateInner {
     pub recordings: Recordings,
     /// Proctoring controllers and the face detectors.
     pub proctoring: Proctoring,
-    /// The interviews' shared code documents.
+    /// The interviews' shared code documents held here.
     pub workspaces: Workspaces,
+    /// Each interview's document wherever it is held (here, or on its room's host).
+    pub documents: Documents,
     /// The code runner.
     pub runs: Runs,
     /// The outbox and its sender.
@@ -104,6 +107,10 @@ impl AppState {
             webhooks,
         } = services;
         let account_limiter = AccountLimiter::new(&settings.auth.rate_limit);
+        let documents = Documents::new(
+            workspaces.clone(),
+            cluster.clone().zip(hosted_rooms.clone()),
+        );
         AppState {
             inner: Arc::new(StateInner {
                 db,
@@ -123,6 +130,7 @@ impl AppState {
                 recordings,
                 proctoring,
                 workspaces,
+                documents,
                 runs,
                 mailer,
                 webhooks,

@@ -212,6 +212,32 @@ impl Workspaces {
         answer.await.map_err(|_| Unavailable)
     }
 
+    /// The text and language as stored (the document rebuilt from every stored change), for a
+    /// document held on another node.
+    pub async fn read_stored(
+        &self,
+        interview: &str,
+    ) -> Result<(String, Option<String>), Unavailable> {
+        let rows = store::updates(self.inner.db.pool(), interview, None)
+            .await
+            .map_err(|_| Unavailable)?;
+        let updates = rows
+            .iter()
+            .map(store::UpdateRow::bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Unavailable)?;
+        let snapshot = tokio::task::spawn_blocking(move || sightline_collab::replay(&updates))
+            .await
+            .map_err(|_| Unavailable)?
+            .map_err(|_| Unavailable)?;
+        Ok((snapshot.text, snapshot.language))
+    }
+
+    /// A run as stored.
+    pub async fn stored_run(&self, id: &str) -> Option<store::RunRow> {
+        store::run(self.inner.db.pool(), id).await.ok().flatten()
+    }
+
     /// Replaces the text (and language) as the server, for everyone.
     pub async fn replace(
         &self,

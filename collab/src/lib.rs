@@ -30,8 +30,10 @@ pub const META: &str = "meta";
 /// The key of the language in [`META`].
 pub const LANGUAGE: &str = "language";
 
-/// Why a message was refused; the document did not change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a message was refused; the document did not change. Serializable: a refusal on the node
+/// that holds the document reaches the node whose request it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "refused", content = "detail", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CollabError {
     /// Not a y-protocols message we understand.

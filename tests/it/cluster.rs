@@ -15,6 +15,7 @@ use crate::helpers::{Backend, TestApp, expect_error, expect_json};
 use crate::rtc::{
     Member, Socket, connect, interview, join, join_token, next_of, packets_from, run_until, send,
 };
+use crate::workspace::Editor;
 
 pub(crate) fn environment(nats: &NatsServer, id: &str, region: &str) -> Vec<(&'static str, Value)> {
     vec![
@@ -304,6 +305,141 @@ async fn host_of(nats: &NatsServer, apps: &[&TestApp], room: &str) -> Result<usi
         .filter(|i| *i < apps.len())
         .with_context(|| format!("placed on {}", placed.node))?;
     Ok(index)
+}
+
+#[tokio::test]
+async fn the_shared_editor_is_one_document_on_the_rooms_host_wherever_its_members_connect()
+-> Result<()> {
+    let nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let second = first
+        .spawn_beside(&environment(&nats, "eu-2", "eu"))
+        .await?;
+    let apps = [&first, &second];
+    let meeting = interview(&first).await?;
+    let id = meeting.id.clone();
+
+    // Before anyone is in the call, the candidate opens the editor through eu-2 and the
+    // interviewer through eu-1: the first editor places the room, the other is carried to its
+    // node, and both edit one document.
+    let mut cas = Editor::open(&second, &id, &meeting.candidate).await?;
+    let mut ivy = Editor::open(&first, &id, &meeting.interviewer).await?;
+    let host = host_of(&nats, &apps, &id).await?;
+    let other = 1 - host;
+    cas.insert(0, "print(1)\n").await?;
+    ivy.wait_for_code("print(1)\n").await?;
+    ivy.insert(0, "# ivy\n").await?;
+    cas.wait_for_code("# ivy\nprint(1)\n").await?;
+
+    // With nobody in the call, the open editors keep the room placed past a claim's grace,
+    // and it stays one document.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let placed = placement_of(&nats, &id).await?.context("still placed")?;
+    assert_eq!(placed.node.as_str(), ["eu-1", "eu-2"][host]);
+    cas.insert(0, "# cas\n").await?;
+    ivy.wait_for_code("# cas\n# ivy\nprint(1)\n").await?;
+
+    // The call comes to the same node; the candidate also opens a second editor through the
+    // node that does not host the room, so that one is surely carried.
+    let (mut ivy_room, _) = join(apps[host], &id, &meeting.interviewer).await?;
+    let (mut cas_room, joined) = join(apps[other], &id, &meeting.candidate).await?;
+    let cas_id = joined["you"]["identity"]
+        .as_str()
+        .context("identity")?
+        .to_owned();
+    next_of(&mut ivy_room, "participant_joined").await?;
+    let mut carried = Editor::open(apps[other], &id, &meeting.candidate).await?;
+    carried.wait_for_code("# cas\n# ivy\nprint(1)\n").await?;
+
+    // A question revealed through the node that does not host the room: its starter code
+    // replaces the document where it is held, and the notice reaches every editor.
+    let question = expect_json(
+        apps[other]
+            .post(
+                "/api/questions",
+                crate::questions::question(),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    let qid = question["id"].as_str().context("question id")?.to_owned();
+    expect_json(
+        apps[other]
+            .post(
+                &format!("/api/interviews/{id}/questions"),
+                json!({ "question_id": qid }),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::CREATED,
+    )
+    .await?;
+    expect_json(
+        apps[other]
+            .post(
+                &format!("/api/interviews/{id}/questions/{qid}/reveal"),
+                json!({ "load_starter_code": true, "language": "python" }),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let starter = "line = input()\nprint(line[::-1])\n";
+    for editor in [&mut cas, &mut ivy, &mut carried] {
+        editor.wait_for_code(starter).await?;
+        editor
+            .notice("the reveal", |n| n["type"] == "question_revealed")
+            .await?;
+    }
+    // Every change stored once, in order: both nodes read the same document back.
+    for app in apps {
+        let read = expect_json(
+            app.get(
+                &format!("/api/interviews/{id}/workspace"),
+                Some(&meeting.interviewer),
+            )
+            .await?,
+            StatusCode::OK,
+        )
+        .await?;
+        assert_eq!(read["text"], starter, "{read}");
+    }
+
+    // Removed from the room on its host: out of the code through either node, at once.
+    send(
+        &mut ivy_room,
+        json!({ "type": "moderate_remove", "participant": cas_id }),
+    )
+    .await?;
+    next_of(&mut cas_room, "removed").await?;
+    for editor in [&mut carried, &mut cas] {
+        editor
+            .notice("the removed candidate's access ending", |n| {
+                n["error"]["code"] == "access_changed"
+            })
+            .await?;
+    }
+    for app in apps {
+        let refused = Editor::open(app, &id, &meeting.candidate).await;
+        let refused = refused
+            .err()
+            .context("a removed candidate's editor opened")?;
+        assert!(refused.to_string().contains("not_found"), "{refused:#}");
+        expect_error(
+            app.get(
+                &format!("/api/interviews/{id}/workspace"),
+                Some(&meeting.candidate),
+            )
+            .await?,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Two nodes on one database, and an interview whose interviewer entered through eu-1 and

@@ -19,7 +19,7 @@ crate::on_both_backends!(
     questions_are_attached_when_scheduling
 );
 
-fn question() -> Value {
+pub(crate) fn question() -> Value {
     json!({
         "title": "Reverse a line",
         "prompt": "Read one line and print it **reversed**.",

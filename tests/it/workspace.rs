@@ -87,7 +87,7 @@ impl Editor {
         self.send_frame(wire::encode(&Frame::Update(update))).await
     }
 
-    async fn insert(&mut self, at: u32, s: &str) -> Result<()> {
+    pub(crate) async fn insert(&mut self, at: u32, s: &str) -> Result<()> {
         self.edit(|txn, text, _| text.insert(txn, at, s)).await
     }
 

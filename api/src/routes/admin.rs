@@ -219,7 +219,7 @@ pub async fn set_active(
                 )
                 .await;
         }
-        state.workspaces.recheck(&row.interview_id);
+        state.documents.recheck(&row.interview_id).await;
     }
     let after = users::by_id(state.db.pool(), &id)
         .await?

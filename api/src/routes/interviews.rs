@@ -826,7 +826,7 @@ pub async fn cancel(
     tx.commit().await?;
     state.mailer.wake();
     // The shared code turns read-only for everyone at once.
-    state.workspaces.recheck(&id);
+    state.documents.recheck(&id).await;
     if access.is_admin {
         audit::record(
             state.db.pool(),
@@ -967,7 +967,7 @@ pub async fn reissue_invite(
             LeaveReason::SessionEnded,
         )
         .await;
-    state.workspaces.recheck(&id);
+    state.documents.recheck(&id).await;
     Ok((StatusCode::CREATED, Json(link)))
 }
 

@@ -468,7 +468,7 @@ pub async fn reveal(
     let shown = view(&row.question, true, row.revealed_at_ms)?;
     if body.load_starter_code {
         let (_, current) = state
-            .workspaces
+            .documents
             .read(&id)
             .await
             .map_err(|_| ApiError::Unavailable("the shared document is not available"))?;
@@ -485,7 +485,7 @@ pub async fn reveal(
                 .cloned()
                 .unwrap_or_default();
             state
-                .workspaces
+                .documents
                 .replace(&id, code, Some(language))
                 .await
                 .map_err(|_| ApiError::Unavailable("the shared document is not available"))?
@@ -495,10 +495,13 @@ pub async fn reveal(
                 })?;
         }
     }
-    state.workspaces.notify(
-        &id,
-        serde_json::json!({ "type": "question_revealed", "question_id": question }),
-    );
+    state
+        .documents
+        .notify(
+            &id,
+            serde_json::json!({ "type": "question_revealed", "question_id": question }),
+        )
+        .await;
     audit::record(
         state.db.pool(),
         &principal.actor(),
@@ -543,7 +546,7 @@ pub async fn run_tests(
         .into_iter()
         .map(|t| (t.stdin, t.expected_stdout))
         .collect();
-    let (language, results) = state.runs.test(&state.workspaces, &id, cases).await?;
+    let (language, results) = state.runs.test(&state.documents, &id, cases).await?;
     let passed = results.iter().filter(|r| r.passed).count();
     Ok(Json(TestReport {
         language,

@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/interviews/{id}/workspace", get(read))
         .route("/api/interviews/{id}/workspace/history", get(history))
-        .route("/api/interviews/{id}/workspace/socket", get(crate::editor::upgrade))
+        .route(
+            "/api/interviews/{id}/workspace/socket",
+            get(crate::editor::upgrade),
+        )
         .route("/api/interviews/{id}/runs", post(run).get(runs))
 }
 
@@ -74,7 +77,7 @@ pub(crate) async fn code_access(
             COLORS.len() - 1,
         ),
     };
-    if !grants.view || removed_from_room(state, id, participant.as_deref()) {
+    if !grants.view || removed_from_room(state, id, participant.as_deref()).await? {
         return Err(ApiError::NotFound);
     }
     let code = CodeAccess {
@@ -229,7 +232,7 @@ pub async fn run(
     };
     let run = state
         .runs
-        .start(&state.db, &state.workspaces, &id, requester, body.stdin)
+        .start(&state.db, &state.documents, &id, requester, body.stdin)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
@@ -249,11 +252,31 @@ pub async fn runs(
 }
 
 /// Whether a moderator removed `participant` from interview `id`'s room and nobody let them
-/// back in: then they are out of its code too.
-pub(crate) fn removed_from_room(state: &AppState, id: &str, participant: Option<&str>) -> bool {
-    participant.is_some_and(|me| {
-        state
-            .hub
-            .is_barred(&sightline_signaling::RoomId(id.to_owned()), me)
-    })
+/// back in: then they are out of its code too. The room's host knows: this node, or in a
+/// cluster the node the room is placed on, asked (an error when it cannot be).
+pub(crate) async fn removed_from_room(
+    state: &AppState,
+    id: &str,
+    participant: Option<&str>,
+) -> Result<bool, ApiError> {
+    let Some(me) = participant else {
+        return Ok(false);
+    };
+    if state
+        .hub
+        .is_barred(&sightline_signaling::RoomId(id.to_owned()), me)
+    {
+        return Ok(true);
+    }
+    if state.cluster.is_none() {
+        return Ok(false);
+    }
+    crate::rooms::control(
+        state,
+        id,
+        crate::rooms::RoomControl::IsBarred {
+            participant: me.to_owned(),
+        },
+    )
+    .await
 }

@@ -158,6 +158,14 @@ pub async fn update_run(pool: &AnyPool, run: &RunRow) -> Result<(), sqlx::Error>
     .map(|_| ())
 }
 
+/// One run.
+pub async fn run(pool: &AnyPool, id: &str) -> Result<Option<RunRow>, sqlx::Error> {
+    sqlx::query_as(select_runs!("WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// An interview's runs, oldest first.
 pub async fn runs(pool: &AnyPool, interview_id: &str) -> Result<Vec<RunRow>, sqlx::Error> {
     sqlx::query_as(select_runs!(
