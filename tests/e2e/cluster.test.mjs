@@ -3,7 +3,9 @@
 // participants entering through different nodes meet and see each other (one of them relayed to
 // the room's host); the node that only relays is killed (SIGKILL) and its participant resumes
 // through another without new media connections; then the room's host is killed and both are
-// back in the room with video on the last node, without anyone touching the page.
+// back in the room with video on the last node, without anyone touching the page. Through all of
+// it the two edit one shared document (its room's host holds it; the editor of whoever reached
+// another node is carried there), and the code outlives the host.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -137,6 +139,21 @@ test('people entering through different nodes meet, and a dead relay or host cos
   });
   t.diagnostic(`the room runs on node ${host + 1}`);
 
+  step('they write in the shared editor through different nodes, and see each other\'s lines');
+  const editorOf = (page) => page.getByRole('textbox', { name: 'Shared code editor' });
+  const code = (page, text) => page.locator('.cm-content', { hasText: text });
+  await editorOf(cas).click();
+  await cas.keyboard.type('print("typed through node 2")');
+  await code(ivy, 'print("typed through node 2")').waitFor();
+  await editorOf(ivy).click();
+  await ivy.keyboard.press('ControlOrMeta+End');
+  await ivy.keyboard.press('Enter');
+  await ivy.keyboard.type('# typed through node 1');
+  await code(cas, '# typed through node 1').waitFor();
+  // The editor sits below the video: bring the pictures back into view (a hidden tile is not
+  // sent).
+  for (const { page } of pages) await page.locator(remoteCamera).scrollIntoViewIfNeeded();
+
   step('the node that only relays someone is killed: they resume through another node');
   // Someone whose first-choice node is not the host is relayed by it.
   const relayed = pages.find((p) => p.order[0] !== host);
@@ -177,4 +194,11 @@ test('people entering through different nodes meet, and a dead relay or host cos
   t.diagnostic(`video back on both pages ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the host was killed`);
   const [newHost] = await hosts(alive);
   assert.equal(newHost, alive[0], 'the last node hosts the room');
+
+  step('the code outlived the host: both editors show it and still meet on the last node');
+  for (const { page } of pages) await code(page, '# typed through node 1').waitFor({ timeout: 60_000 });
+  await editorOf(cas).click();
+  await cas.keyboard.press('ControlOrMeta+End');
+  await cas.keyboard.type('  # after the host died');
+  await code(ivy, '# after the host died').waitFor({ timeout: 60_000 });
 });
