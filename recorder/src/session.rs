@@ -31,6 +31,8 @@ use crate::writer::{ClosedSegment, Container, SEGMENT, TrackWriter};
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 /// Longest wait between upload attempts.
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often a take looks for segments its pipeline closed while no packet came.
+const CLOSED_LOOK: Duration = Duration::from_millis(250);
 
 /// Where a take's packets come from: a media tap, or anything that behaves like one.
 pub trait PacketSource: Send + 'static {
@@ -706,12 +708,27 @@ async fn run_take(mut ctx: TakeContext, mut source: impl PacketSource) {
             });
         }
     };
+    // Segments the pipeline closes are read after each packet, and on this tick too: a
+    // publisher that stops sending (a still screen, a stall), or a pipeline running behind the
+    // last packet, still gets what it closed into the manifest and uploaded.
+    let mut look = tokio::time::interval(CLOSED_LOOK);
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let packet = tokio::select! {
             // What arrived before the stop is still recorded.
             biased;
             packet = source.recv() => packet,
             _ = ctx.stop.changed() => None,
+            _ = look.tick() => {
+                match writer.closed_segments() {
+                    Ok(closed) => send_closed(closed),
+                    Err(err) => {
+                        tracing::warn!(%take, %err, "take stopped early");
+                        break;
+                    }
+                }
+                continue;
+            }
         };
         let Some(packet) = packet else {
             break;

@@ -118,7 +118,10 @@ fn record_then_crash(
         let started = recorder.start(recording, "i1").expect("started");
         let (tx, camera) = source();
         started.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
-        // Real-time pacing, so segments close (and upload) while the recording runs.
+        // Real-time pacing, so segments close (and upload) while the recording runs; from
+        // after the media is encoded (on first use, which takes seconds on a busy machine), or
+        // every packet would be due at once.
+        media().expect("media");
         for packet in video(Instant::now(), seconds) {
             let due = packet.arrival;
             tokio::time::sleep_until(due.into()).await;
@@ -203,6 +206,36 @@ async fn takes_line_up_on_the_session_clock_and_end_as_one_file_each() {
     .expect("parses");
     assert_eq!(stored, manifest);
     assert!(!dir.path().join("spool/r1").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_the_pipeline_closes_after_the_last_packet_are_stored() {
+    // A publisher that stops sending (a still screen, a stall) while the recording goes on:
+    // four seconds of video arrive at once, then nothing. The pipeline closes its segments
+    // after the take has handed it the last packet; they are stored all the same, before any
+    // stop (or a crash would lose them).
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path().join("objects")));
+    let spool = dir.path().join("spool");
+    let recorder = Recorder::with_segment(store, &spool, Duration::from_secs(1));
+    let recording = recorder.start("r5", "i1").expect("started");
+    let (tx, camera) = source();
+    recording.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+    for packet in video(Instant::now(), 4) {
+        tx.send(packet).expect("sent");
+    }
+    let local = spool.join("r5").join("manifest.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && stored_segments(&local) < 2 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        stored_segments(&local) >= 2,
+        "segments stored while nothing arrives: {}",
+        stored_segments(&local)
+    );
+    drop(tx);
+    recording.stop().await.expect("stopped");
 }
 
 #[test]
@@ -360,6 +393,8 @@ async fn a_server_whose_recording_was_taken_over_leaves_it_to_the_taker() {
     let on_a = a.start("r4", "i1").expect("started");
     let (a_tx, camera) = source();
     on_a.add_take(take("t1", "cas", "camera", Codec::Vp8), camera);
+    // Paced from after the media is encoded (see `record_then_crash`).
+    media().expect("media");
     let start = Instant::now();
     for packet in video(start, 3) {
         let due = packet.arrival;
