@@ -4,8 +4,15 @@
 //! Every frame of the tapped layer is decoded (VP8 frames depend on the ones before); a probe
 //! after the decoder only drops, down to the sampling rate the checks need, and the sink keeps
 //! just the newest frame, so a slow consumer loses samples rather than building a queue.
+//!
+//! A packet lost on the way (dropped by a full tap, by the leaky source, or never arrived)
+//! leaves the depayloader waiting for a keyframe; it (and the decoder) then ask upstream for
+//! one, and
+//! [`DecoderInput::wants_keyframe`] says so to whoever reads the tap, which asks the publisher
+//! (a publisher's natural keyframes can be many seconds apart).
 
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
@@ -49,12 +56,29 @@ fn sample_at_most(pad: &gst::Pad, interval: Duration) {
     });
 }
 
+/// Notes on `wanted` every keyframe request (GStreamer's upstream force-key-unit event) that
+/// leaves through `pad`, going upstream.
+fn note_keyframe_requests(pad: &gst::Pad, wanted: Arc<AtomicBool>) {
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let asks = info
+            .event()
+            .and_then(|event| event.structure())
+            .is_some_and(|s| s.name() == "GstForceKeyUnit");
+        if asks {
+            wanted.store(true, Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// A running decoder for one tapped VP8 track.
 pub struct Decoder {
     pipeline: gst::Pipeline,
     source: gst_app::AppSrc,
     sink: gst_app::AppSink,
     started: Instant,
+    /// The depayloader lost packets and waits for a keyframe.
+    keyframe_wanted: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -98,8 +122,14 @@ impl Decoder {
         jitter.set_property("latency", JITTER_LATENCY_MS);
         jitter.set_property_from_str("mode", "none");
         let depay = make("rtpvp8depay")?;
-        // Wait for a keyframe after loss instead of decoding garbage.
+        // Wait for a keyframe after loss instead of decoding garbage, and ask for one.
         depay.set_property("wait-for-keyframe", true);
+        depay.set_property("request-keyframe", true);
+        let keyframe_wanted = Arc::new(AtomicBool::new(false));
+        let depay_sink = depay
+            .static_pad("sink")
+            .ok_or_else(|| ProctorError::Pipeline("rtpvp8depay has no sink pad".into()))?;
+        note_keyframe_requests(&depay_sink, Arc::clone(&keyframe_wanted));
         let decoder = make("vp8dec")?;
         let scale = make("videoscale")?;
         let convert = make("videoconvert")?;
@@ -136,6 +166,7 @@ impl Decoder {
             source,
             sink,
             started: Instant::now(),
+            keyframe_wanted,
         })
     }
 
@@ -144,6 +175,7 @@ impl Decoder {
         DecoderInput {
             source: self.source.clone(),
             started: self.started,
+            keyframe_wanted: Arc::clone(&self.keyframe_wanted),
         }
     }
 
@@ -216,9 +248,16 @@ impl Decoder {
 pub struct DecoderInput {
     source: gst_app::AppSrc,
     started: Instant,
+    keyframe_wanted: Arc<AtomicBool>,
 }
 
 impl DecoderInput {
+    /// Whether the decoder lost packets and waits for a keyframe since this was last asked
+    /// (asking clears it).
+    pub fn wants_keyframe(&self) -> bool {
+        self.keyframe_wanted.swap(false, Ordering::Relaxed)
+    }
+
     /// Hands one tapped packet to the decoder.
     pub fn push(&self, packet: &TapPacket) -> Result<(), ProctorError> {
         let mut buffer = gst::Buffer::from_mut_slice(packet.to_rtp(PAYLOAD_TYPE, SSRC));

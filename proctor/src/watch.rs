@@ -253,6 +253,12 @@ pub fn watch(
                         tracing::debug!(%err, "proctoring decoder refused a packet");
                         break;
                     }
+                    // Packets were lost: the publisher is asked for a keyframe (the SFU
+                    // spaces such requests out), or the checks would see nothing until its next
+                    // natural one.
+                    if input.wants_keyframe() {
+                        tap.request_keyframe();
+                    }
                 }
                 ended.store(true, Ordering::Relaxed);
             })
