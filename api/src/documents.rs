@@ -159,7 +159,12 @@ impl Documents {
     /// Does `here` if the document is held here (or nowhere), else asks its host for `there`,
     /// the same thing said in fewer bytes. A notice or a re-check that cannot reach the host is
     /// done here all the same (members here, if any, still get it), and logged.
-    async fn apply_as(&self, interview: &str, here: DocumentOp, op: DocumentOp) -> DocumentAnswer {
+    async fn apply_as(
+        &self,
+        interview: &str,
+        here: DocumentOp,
+        there: DocumentOp,
+    ) -> DocumentAnswer {
         let Some((cluster, _)) = &self.cluster else {
             return self.apply_here(interview, here).await;
         };
@@ -175,13 +180,13 @@ impl Documents {
             };
             let command = NodeCommand::Document {
                 room: RoomId(interview.to_owned()),
-                op: op.clone(),
+                op: there.clone(),
             };
             match cluster.command::<_, CommandAnswer>(&node, &command).await {
                 Ok(Some(CommandAnswer::Document { answer })) => return answer,
                 Ok(Some(CommandAnswer::Moved)) => {}
                 // The host is gone: nothing is open there any more.
-                Ok(None) if matches!(op, DocumentOp::IsOpen) => {
+                Ok(None) if matches!(there, DocumentOp::IsOpen) => {
                     return DocumentAnswer::Open { open: false };
                 }
                 other => {
