@@ -21,6 +21,7 @@ use sightline_collab::{CollabError, Document, Limits, Member, Output, PeerId};
 use sightline_signaling::Hub;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::error::ApiError;
 use crate::store::{Db, workspace as store};
 
 /// How long a document stays in memory after its last member left.
@@ -218,17 +219,8 @@ impl Workspaces {
         &self,
         interview: &str,
     ) -> Result<(String, Option<String>), Unavailable> {
-        let rows = store::updates(self.inner.db.pool(), interview, None)
+        let (snapshot, _) = stored_document(&self.inner.db, interview, None)
             .await
-            .map_err(|_| Unavailable)?;
-        let updates = rows
-            .iter()
-            .map(store::UpdateRow::bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Unavailable)?;
-        let snapshot = tokio::task::spawn_blocking(move || sightline_collab::replay(&updates))
-            .await
-            .map_err(|_| Unavailable)?
             .map_err(|_| Unavailable)?;
         Ok((snapshot.text, snapshot.language))
     }
@@ -570,6 +562,25 @@ impl DocTask {
 fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(AssertUnwindSafe(f))
         .map_err(|_| "the document panicked on a message".to_owned())
+}
+
+/// The document as it was at `at_ms` (as it is, without), rebuilt off the async threads from
+/// the stored changes, with those changes.
+pub async fn stored_document(
+    db: &Db,
+    interview: &str,
+    at_ms: Option<i64>,
+) -> Result<(sightline_collab::Snapshot, Vec<store::UpdateRow>), ApiError> {
+    let rows = store::updates(db.pool(), interview, at_ms).await?;
+    let mut updates = Vec::with_capacity(rows.len());
+    for row in &rows {
+        updates.push(row.bytes()?);
+    }
+    let snapshot = tokio::task::spawn_blocking(move || sightline_collab::replay(&updates))
+        .await
+        .map_err(|err| ApiError::Internal(format!("replaying the document: {err}")))?
+        .map_err(|err| ApiError::Internal(format!("replaying the document: {err}")))?;
+    Ok((snapshot, rows))
 }
 
 /// Deletes the code and runs of interviews that ended more than `days` days ago, at start-up

@@ -310,11 +310,7 @@ async fn host_of(nats: &NatsServer, apps: &[&TestApp], room: &str) -> Result<usi
 #[tokio::test]
 async fn the_shared_editor_is_one_document_on_the_rooms_host_wherever_its_members_connect()
 -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let first = node(&nats, "eu-1", "eu").await?;
-    let second = first
-        .spawn_beside(&environment(&nats, "eu-2", "eu"))
-        .await?;
+    let (nats, first, second) = two_nodes().await?;
     let apps = [&first, &second];
     let meeting = interview(&first).await?;
     let id = meeting.id.clone();
@@ -442,6 +438,16 @@ async fn the_shared_editor_is_one_document_on_the_rooms_host_wherever_its_member
     Ok(())
 }
 
+/// A private NATS server and two nodes of region `eu` on one database (eu-1 and eu-2).
+async fn two_nodes() -> Result<(NatsServer, TestApp, TestApp)> {
+    let nats = NatsServer::start().await?;
+    let first = node(&nats, "eu-1", "eu").await?;
+    let second = first
+        .spawn_beside(&environment(&nats, "eu-2", "eu"))
+        .await?;
+    Ok((nats, first, second))
+}
+
 /// Two nodes on one database, and an interview whose interviewer entered through eu-1 and
 /// candidate through eu-2, so that one of them is relayed to the other's node.
 struct TwoNodesOneRoom {
@@ -457,11 +463,7 @@ struct TwoNodesOneRoom {
 }
 
 async fn two_nodes_one_room() -> Result<TwoNodesOneRoom> {
-    let nats = NatsServer::start().await?;
-    let first = node(&nats, "eu-1", "eu").await?;
-    let second = first
-        .spawn_beside(&environment(&nats, "eu-2", "eu"))
-        .await?;
+    let (nats, first, second) = two_nodes().await?;
     let meeting = interview(&first).await?;
     let room = sightline_signaling::RoomId(meeting.id.clone());
     let (mut interviewer, _) = join(&first, &meeting.id, &meeting.interviewer).await?;
@@ -582,11 +584,7 @@ pub(crate) fn metric(metrics: &str, name: &str) -> Option<f64> {
 #[tokio::test]
 async fn people_entering_through_different_nodes_meet_and_exchange_media_and_resume_anywhere()
 -> Result<()> {
-    let nats = NatsServer::start().await?;
-    let first = node(&nats, "eu-1", "eu").await?;
-    let second = first
-        .spawn_beside(&environment(&nats, "eu-2", "eu"))
-        .await?;
+    let (nats, first, second) = two_nodes().await?;
     let third = first
         .spawn_beside(&environment(&nats, "eu-3", "eu"))
         .await?;

@@ -127,15 +127,7 @@ pub async fn read(
     ApiQuery(query): ApiQuery<AtQuery>,
 ) -> Result<Json<DocumentView>, ApiError> {
     code_access(&state, &principal, &id).await?;
-    let rows = store::updates(state.db.pool(), &id, query.at_ms).await?;
-    let mut updates = Vec::with_capacity(rows.len());
-    for row in &rows {
-        updates.push(row.bytes()?);
-    }
-    let snapshot = tokio::task::spawn_blocking(move || sightline_collab::replay(&updates))
-        .await
-        .map_err(|err| ApiError::Internal(format!("replaying the document: {err}")))?
-        .map_err(|err| ApiError::Internal(format!("replaying the document: {err}")))?;
+    let (snapshot, rows) = crate::workspace::stored_document(&state.db, &id, query.at_ms).await?;
     Ok(Json(DocumentView {
         text: snapshot.text,
         language: snapshot.language,
