@@ -83,6 +83,21 @@ export function mergeRun(runs: RunView[], run: RunView): RunView[] {
   return [run, ...runs.filter((r) => r.id !== run.id)].sort((a, b) => b.created_at_ms - a.created_at_ms);
 }
 
+/** What the editor told the person, by the server's error code. */
+export interface EditorNotice {
+  code: string;
+  message: string;
+}
+
+/** Codes that say the editor is reconnecting (the document is being moved to its room's node, a
+ * token is being renewed): a welcome on the new connection answers them. */
+const CURED_BY_RECONNECTING = new Set(['unavailable', 'unauthenticated']);
+
+/** The notice to keep showing once the editor has (re)connected. */
+export function noticeAfterWelcome(notice: EditorNotice | null): EditorNotice | null {
+  return notice && CURED_BY_RECONNECTING.has(notice.code) ? null : notice;
+}
+
 export interface WorkspaceEvents {
   welcome(welcome: Welcome): void;
   run(run: RunView): void;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type RunView, mergeRun, runSummary, workspaceUrl } from '../src/workspace';
+import { type RunView, mergeRun, noticeAfterWelcome, runSummary, workspaceUrl } from '../src/workspace';
 
 function run(id: string, created: number, change: Partial<RunView> = {}): RunView {
   return {
@@ -46,5 +46,16 @@ describe('the workspace socket address', () => {
     const at = (href: string) => new URL(href) as unknown as Location;
     expect(workspaceUrl('i d', at('https://sightline.example/x'))).toBe('wss://sightline.example/api/interviews/i%20d/workspace/socket');
     expect(workspaceUrl('i', at('http://127.0.0.1:8080/'))).toBe('ws://127.0.0.1:8080/api/interviews/i/workspace/socket');
+  });
+});
+
+describe("the editor's notices", () => {
+  it('drop what reconnecting answered once the editor is welcomed again, and keep the rest', () => {
+    const moving = { code: 'unavailable', message: "the interview's room is being moved; the editor reconnects in a moment" };
+    expect(noticeAfterWelcome(moving)).toBeNull();
+    expect(noticeAfterWelcome({ code: 'unauthenticated', message: 'sign in again' })).toBeNull();
+    const tooLarge = { code: 'document_too_large', message: 'the document is too large' };
+    expect(noticeAfterWelcome(tooLarge)).toBe(tooLarge);
+    expect(noticeAfterWelcome(null)).toBeNull();
   });
 });

@@ -13,7 +13,15 @@ import { api } from '../../api';
 import { ErrorAlert } from '../ui';
 import { Questions } from './Questions';
 import { cspNonce, highlighting, readOnly } from '../../editor';
-import { type RunView, type Welcome, WorkspaceConnection, mergeRun, runSummary } from '../../workspace';
+import {
+  type EditorNotice,
+  type RunView,
+  type Welcome,
+  WorkspaceConnection,
+  mergeRun,
+  noticeAfterWelcome,
+  runSummary,
+} from '../../workspace';
 
 /**
  * y-codemirror.next colours other people's cursors and selections with inline `style`
@@ -63,7 +71,7 @@ function WorkspaceEditor({ interviewId, manage, onReset }: { interviewId: string
   const [stdin, setStdin] = useState('');
   const [showInput, setShowInput] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const [notice, setNotice] = useState<EditorNotice | null>(null);
   const [starting, setStarting] = useState(false);
   const [revealedTick, setRevealedTick] = useState(0);
   const connection = useRef<WorkspaceConnection | null>(null);
@@ -75,6 +83,7 @@ function WorkspaceEditor({ interviewId, manage, onReset }: { interviewId: string
     const conn = new WorkspaceConnection(interviewId, {
       welcome: (w) => {
         setWelcome(w);
+        setNotice(noticeAfterWelcome);
         // A (re)connection may have missed a notice: the questions are fetched again.
         setRevealedTick((n) => n + 1);
         view.current?.dispatch({ effects: compartments.current.readOnly.reconfigure(readOnly(!w.can_edit)) });
@@ -82,7 +91,7 @@ function WorkspaceEditor({ interviewId, manage, onReset }: { interviewId: string
       run: (run) => setRuns((current) => mergeRun(current, run)),
       error: (code, message) => {
         if (code === 'read_only') return;
-        setNotice(message);
+        setNotice({ code, message });
       },
       status: setConnected,
       reset: onReset,
@@ -189,7 +198,7 @@ function WorkspaceEditor({ interviewId, manage, onReset }: { interviewId: string
       <div class="editor" ref={host} data-testid="editor" />
       {notice && (
         <p class="notice" role="status">
-          {notice}{' '}
+          {notice.message}{' '}
           <button type="button" class="secondary small" onClick={() => setNotice(null)}>
             OK
           </button>
