@@ -333,6 +333,7 @@ fn to_subscribers(
         let mut api = out.rtc.direct_api();
         if let Some(stream) = api.stream_tx_by_mid(sub_mid, None) {
             stream.write_rtp(write);
+            out.written = true;
             if !out.queued {
                 out.queued = true;
                 dirty.push_back(sub.peer);

@@ -497,6 +497,16 @@ impl Engine {
     /// is already due: that timeout is served here, at the latest time the engine knows, so a
     /// forwarded packet leaves in the same pass as the one that brought it.
     fn drain_peer(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id)
+            && std::mem::take(&mut peer.written)
+        {
+            // What a first poll would say: time must advance for the written media to leave.
+            let now = self.now;
+            if let Err(fault) = guarded(peer, |rtc| rtc.handle_input(Input::Timeout(now))) {
+                self.close(id, fault.into_reason());
+                return;
+            }
+        }
         // A timer that keeps asking for the present gets a few turns, not an endless loop.
         let mut turns = 4;
         loop {

@@ -111,7 +111,12 @@ pub(super) struct Peer {
     pub(super) renewal_asked: bool,
     /// Subscriber: the mids of its last offer, which its answer must name.
     pub(super) offered_mids: Vec<String>,
+    /// In the engine's queue of peers to drain.
     pub(super) queued: bool,
+    /// Media was written to it (`write_rtp`) since it was last drained. str0m sends written
+    /// media only once time advances, and asks for that with a timeout already due: the drain
+    /// serves that timeout first instead of polling to be told.
+    pub(super) written: bool,
     /// Makes the next step on this peer panic, to test isolation.
     #[cfg(test)]
     pub(super) inject_panic: bool,
@@ -188,6 +193,7 @@ impl Engine {
             renewal_asked: false,
             offered_mids: Vec::new(),
             queued: false,
+            written: false,
             #[cfg(test)]
             inject_panic: false,
             #[cfg(test)]
