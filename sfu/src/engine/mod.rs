@@ -1034,6 +1034,32 @@ mod tests {
     }
 
     #[test]
+    fn transport_wide_feedback_is_asked_of_subscribers_only_when_it_drives_an_estimate() {
+        let now = Instant::now();
+        for estimation in [false, true] {
+            let (mut engine, track) = engine_with_published_video(now, estimation);
+            engine.add_subscriber(PeerId(2), now).expect("subscriber");
+            engine
+                .subscribe(PeerId(2), track, Quality::High)
+                .expect("subscribed");
+            let offer = drain(&mut engine)
+                .into_iter()
+                .find_map(|e| match e {
+                    Event::Offer { offer, .. } => Some(offer),
+                    _ => None,
+                })
+                .expect("an offer");
+            let sdp = offer.to_sdp_string();
+            assert_eq!(
+                sdp.contains("transport-wide-cc-extensions"),
+                estimation,
+                "estimation {estimation}: {sdp}"
+            );
+            assert!(sdp.contains("urn:ietf:params:rtp-hdrext:sdes:mid"), "{sdp}");
+        }
+    }
+
+    #[test]
     fn the_bandwidth_estimate_caps_each_video_subscription() {
         let now = Instant::now();
         let (mut engine, track) = engine_with_published_video(now, true);

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{MediaKind, Mid};
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Rtc};
 
 use crate::ids::{PeerId, TrackId};
@@ -152,6 +153,17 @@ impl Peer {
     }
 }
 
+/// str0m's standard extension mappings (Chrome's ids) without transport-wide sequence numbers.
+fn without_transport_cc() -> ExtensionMap {
+    let mut map = ExtensionMap::empty();
+    for (id, ext) in ExtensionMap::standard().iter() {
+        if *ext != Extension::TransportSequenceNumber {
+            map.set(id, ext.clone());
+        }
+    }
+    map
+}
+
 impl Engine {
     fn new_peer(&mut self, id: PeerId, role: Role, now: Instant) -> Result<&mut Peer, SfuError> {
         if self.peers.contains_key(&id) {
@@ -163,9 +175,15 @@ impl Engine {
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .set_stats_interval(Some(STATS_INTERVAL));
-        if role == Role::Subscriber && self.bandwidth_estimation {
-            // The estimate of what the server can send this client drives its layer choice.
-            builder = builder.enable_bwe(Some(INITIAL_ESTIMATE));
+        if role == Role::Subscriber {
+            if self.bandwidth_estimation {
+                // The estimate of what the server can send this client drives its layer choice.
+                builder = builder.enable_bwe(Some(INITIAL_ESTIMATE));
+            } else {
+                // Nothing would read the client's transport-wide feedback: not offering the
+                // extension spares numbering every packet sent and parsing the feedback.
+                builder = builder.set_extension_map(without_transport_cc());
+            }
         }
         let mut rtc = builder.build(now);
         for candidate in &self.candidates {
