@@ -142,6 +142,8 @@ struct Tally {
     /// Packets missing between the frames received (sequence gaps), while measuring.
     lost: u64,
     latencies_us: Vec<u64>,
+    /// Why participants stopped before the run's end. The others go on, and the row says so.
+    failures: Vec<String>,
 }
 
 /// Which encoded frame a payload is, by content: (video layer or `None` for audio, index).
@@ -234,6 +236,14 @@ struct Schedule {
 }
 
 impl Tally {
+    /// A participant that stopped early, for `why`; what it saw until then is not counted.
+    fn failed(why: String) -> Tally {
+        Tally {
+            failures: vec![why],
+            ..Tally::default()
+        }
+    }
+
     /// Counts a frame (or, for an RTP-mode client, a packet) that arrived at `arrival`.
     fn arrived(&mut self, schedule: &Schedule, frame: (Option<usize>, usize), arrival: Instant) {
         let (layer, index) = frame;
@@ -817,6 +827,7 @@ fn join_clients(threads: Vec<std::thread::JoinHandle<Result<Vec<Tally>>>>) -> Re
             totals.received += tally.received;
             totals.lost += tally.lost;
             totals.latencies_us.extend(tally.latencies_us);
+            totals.failures.extend(tally.failures);
         }
     }
     totals.latencies_us.sort_unstable();
@@ -851,7 +862,11 @@ fn run_clients(
             .collect();
         let mut tallies = Vec::new();
         for task in tasks {
-            tallies.push(task.await??);
+            tallies.push(match task.await {
+                Ok(Ok(tally)) => tally,
+                Ok(Err(err)) => Tally::failed(format!("{err:#}")),
+                Err(err) => Tally::failed(format!("the participant's task ended: {err}")),
+            });
         }
         Ok(tallies)
     })
@@ -914,6 +929,12 @@ impl Row {
         }
         println!("loss: {:.2}%", self.loss_percent());
         println!("packets lost: {}", t.lost);
+        if let Some(first) = t.failures.first() {
+            println!(
+                "INCOMPLETE: {} of {participants} participants stopped before the end (what they saw is not counted); the first: {first}",
+                t.failures.len()
+            );
+        }
         if let Some(dropped) = self.dropped {
             println!("datagrams the server dropped (a full socket or ICE-TCP queue): {dropped}");
         }
@@ -1259,6 +1280,10 @@ async fn main() -> Result<()> {
             second.server,
             first.packets_per_cpu_second() / second.packets_per_cpu_second()
         );
+    }
+    let failed: usize = rows.iter().map(|row| row.tally.failures.len()).sum();
+    if failed > 0 {
+        bail!("{failed} participants stopped before the end of the run (see the rows above)");
     }
     Ok(())
 }
