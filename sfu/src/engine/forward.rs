@@ -1,7 +1,7 @@
 //! Forwarding: each packet a publisher sends, fanned out to its track's subscribers and taps;
 //! keyframe requests back to the publisher.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use str0m::Rtc;
 use str0m::format::PayloadParams;
@@ -17,7 +17,7 @@ use crate::tap::{Offered, SenderClock, TapPacket};
 use super::negotiate::negotiated_pt;
 use super::peer::Peer;
 use super::track::{Published, learn_codec};
-use super::{Engine, Event, Output};
+use super::{Engine, Event, FastMap, Output};
 
 /// What one published packet is, worked out once before it fans out.
 struct Arrival<'a> {
@@ -263,7 +263,7 @@ fn to_taps(track: &mut Published, arrival: &Arrival<'_>, wants: &mut KeyframeWan
 /// the codec accepted), rewritten into its continuous stream; marks them for draining.
 fn to_subscribers(
     track: &mut Published,
-    peers: &mut HashMap<PeerId, Peer>,
+    peers: &mut FastMap<PeerId, Peer>,
     outputs: &mut VecDeque<Output>,
     dirty: &mut VecDeque<PeerId>,
     arrival: &Arrival<'_>,

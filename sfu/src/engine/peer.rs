@@ -12,7 +12,7 @@ use str0m::{Candidate, Rtc};
 use crate::ids::{PeerId, TrackId};
 
 use super::guard::{Fault, guarded};
-use super::{Engine, INITIAL_ESTIMATE, STATS_INTERVAL, SfuError};
+use super::{Engine, FastMap, INITIAL_ESTIMATE, STATS_INTERVAL, SfuError};
 
 /// What a peer connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +93,9 @@ pub(super) struct Peer {
     /// DTLS completed once; only then does silence mean the client is gone.
     pub(super) connected: bool,
     /// Publisher: the track each m-line carries.
-    pub(super) published: HashMap<Mid, TrackId>,
+    pub(super) published: FastMap<Mid, TrackId>,
     /// Subscriber: the track each m-line carries.
-    pub(super) subscribed: HashMap<Mid, TrackId>,
+    pub(super) subscribed: FastMap<Mid, TrackId>,
     pub(super) pending_offer: Option<SdpPendingOffer>,
     /// Subscriber: tracks waiting for an m-line in the next offer.
     pub(super) to_add: Vec<TrackId>,
@@ -201,8 +201,8 @@ impl Engine {
             link: LinkReport::default(),
             answers: Answers::default(),
             connected: false,
-            published: HashMap::new(),
-            subscribed: HashMap::new(),
+            published: FastMap::default(),
+            subscribed: FastMap::default(),
             pending_offer: None,
             to_add: Vec::new(),
             to_stop: Vec::new(),
