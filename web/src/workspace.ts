@@ -90,8 +90,9 @@ export interface EditorNotice {
 }
 
 /** Codes that say the editor is reconnecting (the document is being moved to its room's node, a
- * token is being renewed): a welcome on the new connection answers them. */
-const CURED_BY_RECONNECTING = new Set(['unavailable', 'unauthenticated']);
+ * token is being renewed, what the person may do changed): a welcome on the new connection
+ * answers them, and says what they may do now. */
+const CURED_BY_RECONNECTING = new Set(['unavailable', 'unauthenticated', 'access_changed']);
 
 /** The notice to keep showing once the editor has (re)connected. */
 export function noticeAfterWelcome(notice: EditorNotice | null): EditorNotice | null {

@@ -54,6 +54,8 @@ describe("the editor's notices", () => {
     const moving = { code: 'unavailable', message: "the interview's room is being moved; the editor reconnects in a moment" };
     expect(noticeAfterWelcome(moving)).toBeNull();
     expect(noticeAfterWelcome({ code: 'unauthenticated', message: 'sign in again' })).toBeNull();
+    expect(noticeAfterWelcome({ code: 'access_changed', message: 'what you may do with the code changed; reconnecting' }))
+      .toBeNull();
     const tooLarge = { code: 'document_too_large', message: 'the document is too large' };
     expect(noticeAfterWelcome(tooLarge)).toBe(tooLarge);
     expect(noticeAfterWelcome(null)).toBeNull();
