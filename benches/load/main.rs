@@ -1168,8 +1168,12 @@ async fn run_janus(
     let (cpu_before, _) = process_usage(janus.pid())?;
     tokio::time::sleep_until(schedule.until.into()).await;
     let (cpu_after, memory) = process_usage(janus.pid())?;
-    let tally = join_clients(clients)
+    let mut tally = join_clients(clients)
         .map_err(|err| anyhow::anyhow!("{err:#}\nJanus's log ends:\n{}", janus.log_tail()))?;
+    // What Janus logged explains a participant it failed.
+    if let Some(first) = tally.failures.first_mut() {
+        *first = format!("{first}\nJanus's log ends:\n{}", janus.log_tail());
+    }
     Ok(Row {
         server: "janus",
         tally,
