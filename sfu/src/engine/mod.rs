@@ -803,11 +803,14 @@ mod tests {
         (engine, track)
     }
 
-    /// An engine with a video publisher (peer 1) whose track is published, and subscriber
-    /// connections 2 and 3 subscribed to it, each with its offer out; returns the track and the
-    /// offers.
-    fn engine_with_subscribers(now: Instant) -> (Engine, TrackId, Vec<(PeerId, SdpOffer)>) {
-        let (mut engine, track) = engine_with_published_video(now, false);
+    /// An engine (bandwidth `estimation` on or off) with a video publisher (peer 1) whose track
+    /// is published, and subscriber connections 2 and 3 subscribed to it, each with its offer
+    /// out; returns the track and the offers.
+    fn engine_with_subscribers(
+        now: Instant,
+        estimation: bool,
+    ) -> (Engine, TrackId, Vec<(PeerId, SdpOffer)>) {
+        let (mut engine, track) = engine_with_published_video(now, estimation);
         for id in [PeerId(2), PeerId(3)] {
             engine.add_subscriber(id, now).expect("subscriber");
             engine
@@ -906,7 +909,7 @@ mod tests {
     #[test]
     fn a_panic_while_taking_a_publishers_offer_closes_only_that_publisher() {
         let now = Instant::now();
-        let (mut engine, _track, _offers) = engine_with_subscribers(now);
+        let (mut engine, _track, _offers) = engine_with_subscribers(now, false);
         engine
             .publisher_offer(PeerId(4), client_offer(now), now)
             .expect("another publisher");
@@ -941,7 +944,7 @@ mod tests {
     #[test]
     fn a_panic_while_taking_a_subscribers_answer_closes_only_that_subscriber() {
         let now = Instant::now();
-        let (mut engine, _track, offers) = engine_with_subscribers(now);
+        let (mut engine, _track, offers) = engine_with_subscribers(now, false);
         let (peer, offer) = offers.into_iter().next().expect("an offer");
         let mut client = Rtc::builder().set_rtp_mode(true).build(now);
         let answer = client.sdp_api().accept_offer(offer).expect("an answer");
@@ -964,7 +967,7 @@ mod tests {
     #[test]
     fn a_panic_while_adding_a_trickled_candidate_closes_only_that_peer() {
         let now = Instant::now();
-        let (mut engine, _track, _offers) = engine_with_subscribers(now);
+        let (mut engine, _track, _offers) = engine_with_subscribers(now, false);
         if let Some(subscriber) = engine.peers.get_mut(&PeerId(2)) {
             subscriber.inject_panic = true;
         }
@@ -994,7 +997,7 @@ mod tests {
     #[test]
     fn a_panic_while_building_a_subscribers_offer_closes_only_that_subscriber() {
         let now = Instant::now();
-        let (mut engine, track, _offers) = engine_with_subscribers(now);
+        let (mut engine, track, _offers) = engine_with_subscribers(now, false);
         engine.add_subscriber(PeerId(5), now).expect("subscriber");
         if let Some(subscriber) = engine.peers.get_mut(&PeerId(5)) {
             subscriber.inject_panic = true;
@@ -1023,7 +1026,7 @@ mod tests {
     #[test]
     fn a_panic_while_handling_a_publishers_event_closes_only_that_publisher() {
         let now = Instant::now();
-        let (mut engine, track, _offers) = engine_with_subscribers(now);
+        let (mut engine, track, _offers) = engine_with_subscribers(now, false);
         if let Some(peer) = engine.peers.get_mut(&PeerId(1)) {
             peer.inject_event_panic = true;
         }
@@ -1042,18 +1045,8 @@ mod tests {
     fn transport_wide_feedback_is_asked_of_subscribers_only_when_it_drives_an_estimate() {
         let now = Instant::now();
         for estimation in [false, true] {
-            let (mut engine, track) = engine_with_published_video(now, estimation);
-            engine.add_subscriber(PeerId(2), now).expect("subscriber");
-            engine
-                .subscribe(PeerId(2), track, Quality::High)
-                .expect("subscribed");
-            let offer = drain(&mut engine)
-                .into_iter()
-                .find_map(|e| match e {
-                    Event::Offer { offer, .. } => Some(offer),
-                    _ => None,
-                })
-                .expect("an offer");
+            let (_engine, _track, offers) = engine_with_subscribers(now, estimation);
+            let (_peer, offer) = offers.first().expect("an offer");
             let sdp = offer.to_sdp_string();
             assert_eq!(
                 sdp.contains("transport-wide-cc-extensions"),
